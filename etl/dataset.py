@@ -1,0 +1,286 @@
+"""A dataset ready to load: validated rows for every kind of fact, plus what was rejected or skipped.
+
+:func:`build_from_mapping` reads the files a mapping names and runs the transforms; the synthetic
+generator builds the same :class:`Dataset` directly. Loading (``etl.load``) only ever sees a Dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from etl.extract import RawRecord, ReadStats, Reject, read_records
+from etl.mapping import LookupSpec, Mapping, TagsSpec
+from etl.transform import (
+    RowError,
+    to_follows,
+    to_genres,
+    to_interaction,
+    to_item,
+    to_people,
+    to_tags,
+    to_user,
+)
+from schema.model import Label
+from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Dataset:
+    """Validated rows of one load, de-duplicated, with the bookkeeping of everything left out.
+
+    Attributes:
+        name: Dataset name (used for the reject file).
+        item_labels: Domain labels given to every item, e.g. [Label.MOVIE].
+        users/items/...: One row per graph fact; repeated facts already merged, tag weights summed.
+        rejects: Rows that could not become facts, each with file, line and reason.
+        skipped: Valid knowledge rows about items outside the catalogue, counted per section.
+        merged: Repeated facts merged into one, counted per section.
+        read: Data records read, per section.
+    """
+
+    name: str
+    item_labels: list[Label] = field(default_factory=list)
+    users: list[UserRow] = field(default_factory=list)
+    items: list[ItemRow] = field(default_factory=list)
+    interactions: list[InteractionRow] = field(default_factory=list)
+    genres: list[ItemGenreRow] = field(default_factory=list)
+    people: list[ItemPersonRow] = field(default_factory=list)
+    tags: list[ItemTagRow] = field(default_factory=list)
+    follows: list[FollowRow] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    merged: Counter[str] = field(default_factory=Counter)
+    read: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def fact_count(self) -> int:
+        return sum(
+            len(rows)
+            for rows in (self.users, self.items, self.interactions, self.genres, self.people, self.tags, self.follows)
+        )
+
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+def no_progress(_name: str, _total: int) -> Callable[[int], None]:
+    return lambda _n: None
+
+
+class _Builder:
+    """Accumulates one Dataset while sections are read (keeps the first line of every key)."""
+
+    def __init__(self, mapping: Mapping, paths: dict[str, Path | None], known_items: set[str], progress: ProgressFactory):
+        self.mapping = mapping
+        self.paths = paths
+        self.progress = progress
+        self.ds = Dataset(name=mapping.name, item_labels=list(mapping.item_labels))
+        self.catalogue: set[str] = set(known_items)
+        self.users: dict[str, UserRow] = {}
+
+    def records(self, section: str, file_name: str) -> Iterable[RawRecord] | None:
+        path = self.paths.get(file_name)
+        if path is None:
+            log.info("%s: skipped, file %r not given", section, file_name)
+            return None
+        spec = self.mapping.files[file_name]
+        stats = ReadStats()
+        tick = self.progress(f"read {section}", _count_lines(path))
+        return self._iterate(section, path, spec.file_format(), stats, tick)
+
+    def _iterate(self, section, path, fmt, stats, tick):  # noqa: ANN001, ANN202 - internal generator
+        pending = 0
+        for item in read_records(path, fmt, section, stats):
+            pending += 1
+            if pending == 2048:
+                tick(pending)
+                pending = 0
+            if isinstance(item, Reject):
+                self.ds.rejects.append(item)
+                continue
+            self.ds.read[section] += 1
+            yield item
+        tick(pending)
+
+    def reject(self, section: str, record: RawRecord, reason: str) -> None:
+        path = self.paths.get(section.split(":", 1)[1]) if ":" in section else None
+        raw = "|".join(record.fields.values())[:300]
+        self.ds.rejects.append(Reject(section, str(path or ""), record.line, reason, raw))
+
+    def add_user(self, user_id: str) -> None:
+        if user_id not in self.users:
+            self.users[user_id] = UserRow(user_id=user_id)
+
+
+def build_from_mapping(
+    mapping: Mapping,
+    paths: dict[str, Path | None],
+    known_items: Iterable[str] = (),
+    progress: ProgressFactory = no_progress,
+) -> Dataset:
+    """Read and transform every section of ``mapping``.
+
+    Args:
+        mapping: A validated mapping.
+        paths: Resolved path per file name (``None`` = optional file not given: its sections are skipped).
+        known_items: Item ids already in the graph; they may be referenced like catalogue items.
+        progress: Factory of progress callbacks ``(name, total) -> tick(n)``.
+
+    Returns:
+        The dataset, with rejects (bad rows, unknown items in interactions, duplicates) and skipped
+        counts (knowledge about items outside the catalogue).
+    """
+    b = _Builder(mapping, paths, set(known_items), progress)
+    ds = b.ds
+
+    for spec in mapping.users:
+        section = f"users:{spec.file}"
+        for record in b.records(section, spec.file) or ():
+            try:
+                b.add_user(to_user(record, spec).user_id)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+
+    first_item_line: dict[str, tuple[str, int]] = {}
+    for spec in mapping.items:
+        section = f"items:{spec.file}"
+        imdb = _read_lookup(b, spec.imdb_id) if isinstance(spec.imdb_id, LookupSpec) else None
+        for record in b.records(section, spec.file) or ():
+            try:
+                row = to_item(record, spec, imdb)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            if row.item_id in first_item_line:
+                where = first_item_line[row.item_id]
+                b.reject(section, record, f"duplicate item id {row.item_id!r} (first at {where[0]} line {where[1]})")
+                continue
+            first_item_line[row.item_id] = (spec.file, record.line)
+            ds.items.append(row)
+            b.catalogue.add(row.item_id)
+
+    first_pair: dict[tuple[str, str], int] = {}
+    for spec in mapping.interactions:
+        section = f"interactions:{spec.file}"
+        for record in b.records(section, spec.file) or ():
+            try:
+                row = to_interaction(record, spec)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            if row.item_id not in b.catalogue:
+                b.reject(section, record, f"unknown item {row.item_id!r} (not in the item catalogue)")
+                continue
+            key = (row.user_id, row.item_id)
+            if key in first_pair:
+                b.reject(section, record, f"duplicate interaction of user {key[0]!r} with item {key[1]!r} (first at line {first_pair[key]})")
+                continue
+            first_pair[key] = record.line
+            b.add_user(row.user_id)
+            ds.interactions.append(row)
+
+    ds.genres = _knowledge(b, "genres", mapping.genres, lambda r, s: to_genres(r, s), lambda row: (row.item_id, row.genre))
+    ds.people = _knowledge(
+        b, "people", mapping.people, lambda r, s: to_people(r, s), lambda row: (row.item_id, row.person_id, row.role)
+    )
+    ds.tags = _tags(b, mapping.tags)
+
+    seen_follows: set[tuple[str, str]] = set()
+    for spec in mapping.follows:
+        section = f"follows:{spec.file}"
+        for record in b.records(section, spec.file) or ():
+            try:
+                rows = to_follows(record, spec)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            for row in rows:
+                key = (row.follower_id, row.followee_id)
+                if key in seen_follows:
+                    ds.merged[section] += 1
+                    continue
+                seen_follows.add(key)
+                b.add_user(row.follower_id)
+                b.add_user(row.followee_id)
+                ds.follows.append(row)
+
+    ds.users = list(b.users.values())
+    return ds
+
+
+def _knowledge(b: _Builder, kind: str, specs: list, convert: Callable, key: Callable) -> list:  # type: ignore[type-arg]
+    out: list = []  # type: ignore[type-arg]
+    seen: set = set()  # type: ignore[type-arg]
+    for spec in specs:
+        section = f"{kind}:{spec.file}"
+        for record in b.records(section, spec.file) or ():
+            try:
+                rows = convert(record, spec)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            for row in rows:
+                if row.item_id not in b.catalogue:
+                    b.ds.skipped[section] += 1
+                    continue
+                k = key(row)
+                if k in seen:
+                    b.ds.merged[section] += 1
+                    continue
+                seen.add(k)
+                out.append(row)
+    return out
+
+
+def _tags(b: _Builder, specs: list[TagsSpec]) -> list[ItemTagRow]:
+    weights: dict[tuple[str, str], float] = {}
+    for spec in specs:
+        section = f"tags:{spec.file}"
+        lookup = _read_lookup(b, spec.lookup) if spec.lookup is not None else None
+        if spec.lookup is not None and lookup is None:
+            continue
+        for record in b.records(section, spec.file) or ():
+            try:
+                rows = to_tags(record, spec, lookup)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            for row in rows:
+                if row.item_id not in b.catalogue:
+                    b.ds.skipped[section] += 1
+                    continue
+                key = (row.item_id, row.tag)
+                if key in weights:
+                    b.ds.merged[section] += 1
+                weights[key] = weights.get(key, 0.0) + row.weight
+    return [ItemTagRow(item_id=item, tag=tag, weight=w) for (item, tag), w in weights.items()]
+
+
+def _read_lookup(b: _Builder, lookup: LookupSpec) -> dict[str, str] | None:
+    section = f"lookup:{lookup.file}"
+    records = b.records(section, lookup.file)
+    if records is None:
+        return None
+    table: dict[str, str] = {}
+    for record in records:
+        key = record.fields.get(lookup.key, "").strip()
+        value = record.fields.get(lookup.value, "").strip()
+        if not key or not value:
+            b.reject(section, record, f"lookup row without {lookup.key!r} or {lookup.value!r}")
+            continue
+        table.setdefault(key, value)
+    return table
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))

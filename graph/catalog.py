@@ -1,0 +1,35 @@
+"""The query catalogue: every Cypher statement of the project, one ``queries/<name>.cypher`` file each.
+
+A constant's name is its file name in upper case (``UPSERT_USERS`` ↔ ``upsert_users.cypher``). The
+files are package data, read once when this module is imported; no query text lives in Python.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def _load(name: str) -> str:
+    text = resources.files("graph.queries").joinpath(f"{name}.cypher").read_text(encoding="utf-8")
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+    return body.strip()
+
+
+def all_queries() -> dict[str, str]:
+    """Return every catalogued query by constant name (used by the EXPLAIN test)."""
+    names = sorted(p.name[: -len(".cypher")] for p in resources.files("graph.queries").iterdir() if p.name.endswith(".cypher"))
+    return {name.upper(): _load(name) for name in names}
+
+
+UPSERT_USERS = _load("upsert_users")
+UPSERT_ITEMS = _load("upsert_items")
+UPSERT_INTERACTIONS = _load("upsert_interactions")
+UPSERT_ITEM_GENRES = _load("upsert_item_genres")
+UPSERT_ACTED_IN = _load("upsert_acted_in")
+UPSERT_DIRECTED = _load("upsert_directed")
+UPSERT_ITEM_TAGS = _load("upsert_item_tags")
+UPSERT_FOLLOWS = _load("upsert_follows")
+GRAPH_COUNTS = _load("graph_counts")
+ITEM_IDS = _load("item_ids")
+WIPE_GRAPH = _load("wipe_graph")
+SERVER_INFO = _load("server_info")

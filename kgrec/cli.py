@@ -1,0 +1,321 @@
+"""The ``kgrec`` command: local Neo4j, schema, loading, and the demo.
+
+Each command builds its settings, opens what it needs, calls library code and prints a summary.
+Errors that kgrec raises on purpose (:class:`schema.errors.KgrecError`) are printed as one line
+with exit code 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from etl.dataset import Dataset
+from etl.load import LoadReport, load_dataset
+from etl.settings import get_etl_settings
+from graph.driver import create_driver
+from graph.settings import get_neo4j_settings
+from graph.writers import read_graph_counts, read_item_ids
+from kgrec.progress import ProgressBars
+from schema.ddl import apply_schema, describe_model
+from schema.errors import KgrecError
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="kgrec",
+    help="kgrec: a knowledge-graph recommender backed by Neo4j.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+schema_app = typer.Typer(help="The graph contract: constraints, indexes and the model.", no_args_is_help=True)
+load_app = typer.Typer(
+    help="Load data into Neo4j (validated, batched, idempotent; rejects go to a file with reasons).",
+    no_args_is_help=True,
+)
+app.add_typer(schema_app, name="schema")
+app.add_typer(load_app, name="load")
+
+try:  # the local-server commands live in their own module
+    from kgrec.cli_neo4j import neo4j_app
+
+    app.add_typer(neo4j_app, name="neo4j", help="Run the local Neo4j 5.26 server (no Docker needed).")
+except ImportError:  # pragma: no cover - only while the module is being written
+    pass
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens (INFO level).")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("neo4j").setLevel(logging.WARNING)
+
+
+def _fail(exc: KgrecError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+
+@schema_app.command("apply")
+def schema_apply() -> None:
+    """Create every constraint and index that is missing (safe to repeat)."""
+    settings = get_neo4j_settings()
+    try:
+        driver = create_driver(settings)
+        with driver:
+            created = apply_schema(driver, settings.database)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    console.print(f"created: {', '.join(created)}" if created else "schema already complete: nothing to do")
+
+
+@schema_app.command("show")
+def schema_show() -> None:
+    """Print the canonical graph model with its constraints and indexes."""
+    console.print(describe_model(), highlight=False)
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Delete the whole graph before loading.")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Rows per write transaction [default: 10000].")]
+RejectsOpt = Annotated[
+    Optional[Path], typer.Option("--rejects-dir", help="Folder for the reject file [default: .kgrec/rejects].")
+]
+ProgressOpt = Annotated[
+    Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars [default: on in a terminal].")
+]
+
+
+def _run_load(
+    read: callable,  # type: ignore[valid-type]
+    *,
+    replace: bool,
+    batch_size: int | None,
+    rejects_dir: Path | None,
+    progress: bool | None,
+) -> LoadReport:
+    settings = get_neo4j_settings()
+    etl_settings = get_etl_settings()
+    bars = ProgressBars(progress)
+    try:
+        driver = create_driver(settings)
+        with driver:
+            known = set() if replace else read_item_ids(driver, settings.database)
+            started = time.perf_counter()
+            dataset: Dataset = read(known, bars)
+            read_seconds = time.perf_counter() - started
+            report = load_dataset(
+                driver,
+                dataset,
+                database=settings.database,
+                replace=replace,
+                batch_size=batch_size or etl_settings.batch_size,
+                reject_dir=rejects_dir or etl_settings.reject_dir,
+                progress=bars,
+                read_seconds=read_seconds,
+            )
+    except KgrecError as exc:
+        bars.close()
+        raise _fail(exc) from exc
+    bars.close()
+    print_report(report)
+    return report
+
+
+def print_report(report: LoadReport) -> None:
+    """Print a load's closing summary: graph counts, phases with rows/s, rejects and skips."""
+    graph = Table(title=f"graph after loading {report.name}", show_edge=False)
+    graph.add_column("nodes", style="cyan")
+    graph.add_column("count", justify="right")
+    graph.add_column("relationships", style="magenta")
+    graph.add_column("count", justify="right")
+    nodes = sorted(report.nodes.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+    rels = sorted(report.relationships.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+    for k in range(max(len(nodes), len(rels))):
+        n = nodes[k] if k < len(nodes) else ("", None)
+        r = rels[k] if k < len(rels) else ("", None)
+        graph.add_row(
+            "all" if n[0] == "*" else n[0], "" if n[1] is None else f"{n[1]:,}",
+            "all" if r[0] == "*" else r[0], "" if r[1] is None else f"{r[1]:,}",
+        )
+    console.print(graph)
+
+    phases = Table(title="write phases", show_edge=False)
+    for col in ("phase", "rows", "seconds", "rows/s"):
+        phases.add_column(col, justify="left" if col == "phase" else "right")
+    for p in report.phases:
+        phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
+    console.print(phases)
+    console.print(
+        f"read+validate {report.rows_read:,} source rows in {report.read_seconds:.2f}s, "
+        f"wrote {report.rows_written:,} rows in {report.write_seconds:.2f}s, "
+        f"total {report.seconds:.2f}s "
+        f"({report.rows_read / report.seconds if report.seconds else 0:,.0f} source rows/s)"
+    )
+    if report.skipped:
+        console.print(
+            "skipped (knowledge about items outside the catalogue): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(report.skipped.items()))
+        )
+    if report.merged:
+        console.print("repeated facts merged: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.merged.items())))
+    if report.rejects:
+        console.print(f"[yellow]rejected {report.rejects:,} rows[/] → {report.reject_file}")
+        for reason, count in report.rejects_by_reason.most_common(10):
+            console.print(f"  {count:>7,}  {reason}", highlight=False)
+    else:
+        console.print("[green]no rejected rows[/]")
+
+
+@load_app.command("movielens")
+def load_movielens(
+    directory: Annotated[Path, typer.Argument(help="Folder with movies.csv, ratings.csv and tags.csv (ml-latest-small).")],
+    actors: Annotated[
+        Optional[Path], typer.Option(help="ml-small-actors-tomasonjo movies.csv: actors and directors by movieId.")
+    ] = None,
+    hetrec: Annotated[
+        Optional[Path], typer.Option(help="hetrec2011-movielens-2k folder: directors, genres, weighted tags.")
+    ] = None,
+    replace: ReplaceOpt = False,
+    batch_size: BatchOpt = None,
+    rejects_dir: RejectsOpt = None,
+    progress: ProgressOpt = None,
+) -> None:
+    """Load MovieLens ratings, movies, genres and tags, with actors/directors when given."""
+    from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
+
+    def read(known: set[str], bars: ProgressBars) -> Dataset:
+        variables = movielens_variables(directory, actors, hetrec)
+        return read_mapping_dataset(shipped_mapping_path("movielens"), variables, known_items=known, progress=bars)[0]
+
+    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+
+
+@load_app.command("lastfm")
+def load_lastfm(
+    directory: Annotated[Path, typer.Argument(help="hetrec2011-lastfm-2k folder (artists, plays, friends).")],
+    replace: ReplaceOpt = False,
+    batch_size: BatchOpt = None,
+    rejects_dir: RejectsOpt = None,
+    progress: ProgressOpt = None,
+) -> None:
+    """Load Last.fm users, artists (items), play counts (weights) and friendships (FOLLOWS)."""
+    from etl.sources import lastfm_variables, read_mapping_dataset, shipped_mapping_path
+
+    def read(known: set[str], bars: ProgressBars) -> Dataset:
+        return read_mapping_dataset(
+            shipped_mapping_path("lastfm"), lastfm_variables(directory), known_items=known, progress=bars
+        )[0]
+
+    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+
+
+@load_app.command("mapping")
+def load_mapping_file(
+    mapping_file: Annotated[Path, typer.Argument(help="YAML mapping of CSV/TSV files onto the graph (docs/mapping.md).")],
+    var: Annotated[
+        Optional[list[str]], typer.Option("--var", help="Path variable NAME=VALUE for {NAME} in the mapping (repeatable).")
+    ] = None,
+    base_dir: Annotated[
+        Optional[Path], typer.Option(help="Resolve relative paths here [default: the YAML's folder].")
+    ] = None,
+    replace: ReplaceOpt = False,
+    batch_size: BatchOpt = None,
+    rejects_dir: RejectsOpt = None,
+    progress: ProgressOpt = None,
+) -> None:
+    """Load any delimited files described by a YAML mapping."""
+    from etl.sources import read_mapping_dataset
+
+    variables: dict[str, str] = {}
+    for item in var or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise _fail(KgrecError(f"--var expects NAME=VALUE, got {item!r}"))
+        variables[name] = value
+
+    def read(known: set[str], bars: ProgressBars) -> Dataset:
+        return read_mapping_dataset(mapping_file, variables, base_dir=base_dir, known_items=known, progress=bars)[0]
+
+    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+
+
+@load_app.command("synthetic")
+def load_synthetic(
+    users: Annotated[int, typer.Option(min=4, help="Number of users.")] = 300,
+    items: Annotated[int, typer.Option(min=12, help="Number of items.")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same world).")] = 42,
+    replace: ReplaceOpt = False,
+    batch_size: BatchOpt = None,
+    rejects_dir: RejectsOpt = None,
+    progress: ProgressOpt = None,
+) -> None:
+    """Load a deterministic synthetic world with taste communities and friends who influence each other."""
+    from etl.synthetic import generate_world
+
+    def read(_known: set[str], _bars: ProgressBars) -> Dataset:
+        return generate_world(users=users, items=items, seed=seed).dataset
+
+    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+
+
+# --- inspection and demo ------------------------------------------------------------------------
+
+
+@app.command("stats")
+def stats() -> None:
+    """Print node counts per label and relationship counts per type."""
+    settings = get_neo4j_settings()
+    try:
+        with create_driver(settings) as driver:
+            nodes, rels = read_graph_counts(driver, settings.database)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    print_report(LoadReport(name="(current graph)", nodes=nodes, relationships=rels))
+
+
+@app.command("demo")
+def demo(
+    users: Annotated[int, typer.Option(min=4, help="Users in the synthetic world.")] = 300,
+    items: Annotated[int, typer.Option(min=12, help="Items in the synthetic world.")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Start the local Neo4j, load the synthetic world (replacing the graph) and say where to look."""
+    from graph.neo4j_local import launcher
+
+    settings = get_neo4j_settings()
+    try:
+        status = launcher.start(settings)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Neo4j {status.version or ''} is running: {status.bolt_uri}")
+    load_synthetic(users=users, items=items, seed=seed, replace=True, batch_size=None, rejects_dir=None, progress=None)
+    console.print()
+    console.print(f"[bold]Neo4j Browser:[/] {status.browser_url}  (user {settings.user}, password from NEO4J_PASSWORD)")
+    console.print("Try:  MATCH p=(u:User {userId: 'u1'})-[:INTERACTED]->(:Item)<-[:ACTED_IN]-(:Person) RETURN p LIMIT 25")
+    console.print("Stop the server with `kgrec neo4j stop`.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

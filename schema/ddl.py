@@ -1,0 +1,131 @@
+"""Constraints and indexes of the canonical model, applied idempotently.
+
+Every statement uses ``IF NOT EXISTS`` so that :func:`apply_schema` can run before every load.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from schema.errors import DatabaseUnavailableError
+from schema.model import NODE_KEYS, NODE_PROPERTIES, RELATIONSHIPS, Label
+
+if TYPE_CHECKING:
+    from neo4j import Driver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchemaStatement:
+    """One named DDL statement."""
+
+    name: str
+    kind: str  # "constraint" | "index"
+    cypher: str
+
+
+#: Uniqueness constraints on every node key (each also backs a range index for lookups).
+CONSTRAINTS: tuple[SchemaStatement, ...] = (
+    SchemaStatement(
+        "user_user_id", "constraint",
+        "CREATE CONSTRAINT user_user_id IF NOT EXISTS FOR (n:User) REQUIRE n.userId IS UNIQUE",
+    ),
+    SchemaStatement(
+        "item_item_id", "constraint",
+        "CREATE CONSTRAINT item_item_id IF NOT EXISTS FOR (n:Item) REQUIRE n.itemId IS UNIQUE",
+    ),
+    SchemaStatement(
+        "genre_name", "constraint",
+        "CREATE CONSTRAINT genre_name IF NOT EXISTS FOR (n:Genre) REQUIRE n.name IS UNIQUE",
+    ),
+    SchemaStatement(
+        "tag_name", "constraint",
+        "CREATE CONSTRAINT tag_name IF NOT EXISTS FOR (n:Tag) REQUIRE n.name IS UNIQUE",
+    ),
+    SchemaStatement(
+        "person_person_id", "constraint",
+        "CREATE CONSTRAINT person_person_id IF NOT EXISTS FOR (n:Person) REQUIRE n.personId IS UNIQUE",
+    ),
+)
+
+#: Secondary indexes used by lookups: titles and names (exact and full-text), years, interaction time.
+INDEXES: tuple[SchemaStatement, ...] = (
+    SchemaStatement("item_title", "index", "CREATE INDEX item_title IF NOT EXISTS FOR (n:Item) ON (n.title)"),
+    SchemaStatement("item_year", "index", "CREATE INDEX item_year IF NOT EXISTS FOR (n:Item) ON (n.year)"),
+    SchemaStatement("person_name", "index", "CREATE INDEX person_name IF NOT EXISTS FOR (n:Person) ON (n.name)"),
+    SchemaStatement(
+        "interacted_timestamp", "index",
+        "CREATE INDEX interacted_timestamp IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.timestamp)",
+    ),
+    SchemaStatement(
+        "search_names", "index",
+        "CREATE FULLTEXT INDEX search_names IF NOT EXISTS FOR (n:Item|Person|Genre|Tag) ON EACH [n.title, n.name]",
+    ),
+)
+
+ALL_STATEMENTS: tuple[SchemaStatement, ...] = CONSTRAINTS + INDEXES
+
+
+def apply_schema(driver: Driver, database: str = "neo4j", *, wait_seconds: int = 300) -> list[str]:
+    """Create every constraint and index that does not exist yet, then wait until they are online.
+
+    Args:
+        driver: An open Neo4j driver.
+        database: Target database name.
+        wait_seconds: How long to wait for new indexes to come online.
+
+    Returns:
+        Names of the statements that created something (empty when the schema was already complete).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j could not be reached.
+    """
+    from neo4j.exceptions import ServiceUnavailable
+
+    try:
+        existing = _existing_names(driver, database)
+        created: list[str] = []
+        for statement in ALL_STATEMENTS:
+            if statement.name in existing:
+                continue
+            driver.execute_query(statement.cypher, database_=database)
+            created.append(statement.name)
+        if created:
+            driver.execute_query("CALL db.awaitIndexes($seconds)", {"seconds": int(wait_seconds)}, database_=database)
+            log.info("schema: created %s", ", ".join(created))
+        else:
+            log.info("schema: already complete (%d constraints, %d indexes)", len(CONSTRAINTS), len(INDEXES))
+        return created
+    except ServiceUnavailable as exc:
+        raise DatabaseUnavailableError(f"cannot apply the schema, Neo4j is unreachable: {exc}") from exc
+
+
+def _existing_names(driver: Driver, database: str) -> set[str]:
+    constraints, _, _ = driver.execute_query("SHOW CONSTRAINTS YIELD name", database_=database)
+    indexes, _, _ = driver.execute_query("SHOW INDEXES YIELD name", database_=database)
+    return {r["name"] for r in constraints} | {r["name"] for r in indexes}
+
+
+def describe_model() -> str:
+    """Return the canonical model as readable text (for ``kgrec schema show``)."""
+    lines = ["Nodes"]
+    for label, props in NODE_PROPERTIES.items():
+        key = NODE_KEYS.get(label)
+        shown = ", ".join(f"{p} (unique key)" if p == key else p for p in props)
+        lines.append(f"  (:{label} {{{shown}}})")
+    lines.append("  :Item may also carry a domain label: :Movie, :Artist; :Person carries :Actor and/or :Director")
+    lines.append("Relationships")
+    for start, rel, end, props in RELATIONSHIPS:
+        suffix = f" {{{', '.join(props)}}}" if props else ""
+        lines.append(f"  (:{start})-[:{rel}{suffix}]->(:{end})")
+    lines.append("Constraints")
+    lines.extend(f"  {s.name}: {s.cypher}" for s in CONSTRAINTS)
+    lines.append("Indexes")
+    lines.extend(f"  {s.name}: {s.cypher}" for s in INDEXES)
+    return "\n".join(lines)
+
+
+__all__ = ["ALL_STATEMENTS", "CONSTRAINTS", "INDEXES", "Label", "SchemaStatement", "apply_schema", "describe_model"]

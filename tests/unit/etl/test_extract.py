@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from etl.extract import FileFormat, RawRecord, ReadStats, Reject, read_records
+from schema.errors import DataError
+
+
+def _read(path: Path, fmt: FileFormat) -> tuple[list[RawRecord], list[Reject], ReadStats]:
+    stats = ReadStats()
+    out = list(read_records(path, fmt, "test", stats))
+    return [r for r in out if isinstance(r, RawRecord)], [r for r in out if isinstance(r, Reject)], stats
+
+
+def test_read_records_handles_crlf_and_bom(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"\xef\xbb\xbfid,name\r\n1,Ann\r\n\r\n2,Bob\r\n")
+    records, rejects, stats = _read(path, FileFormat())
+    assert [r.fields for r in records] == [{"id": "1", "name": "Ann"}, {"id": "2", "name": "Bob"}]
+    assert [r.line for r in records] == [2, 4]
+    assert rejects == []
+    assert stats.blank == 1
+
+
+def test_read_records_keeps_quoted_delimiters(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('movieId,title\n2,"American President, The (1995)"\n', encoding="utf-8")
+    records, _, _ = _read(path, FileFormat())
+    assert records[0].fields["title"] == "American President, The (1995)"
+
+
+def test_read_records_rejects_undecodable_line_only(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"a,b\n1,x\n2,\xff\n3,z\n")
+    records, rejects, _ = _read(path, FileFormat())
+    assert [r.fields["a"] for r in records] == ["1", "3"]
+    assert len(rejects) == 1
+    assert rejects[0].line == 3
+    assert "undecodable bytes for encoding utf-8" in rejects[0].reason
+
+
+def test_read_records_latin1(tmp_path: Path) -> None:
+    path = tmp_path / "t.dat"
+    path.write_bytes("id\tvalue\r\n13\tcafé\r\n".encode("latin-1"))
+    records, rejects, _ = _read(path, FileFormat(delimiter="\t", encoding="latin-1", quoting=False))
+    assert records[0].fields == {"id": "13", "value": "café"}
+    assert rejects == []
+
+
+def test_read_records_rejects_wrong_column_count(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("a,b,c\n1,2,3\n1,2\n1,2,3,4\n", encoding="utf-8")
+    records, rejects, _ = _read(path, FileFormat())
+    assert len(records) == 1
+    assert [(r.line, r.reason) for r in rejects] == [
+        (3, "expected 3 columns, found 2"),
+        (4, "expected 3 columns, found 4"),
+    ]
+
+
+def test_read_records_repairs_header_with_space_for_tab(tmp_path: Path) -> None:
+    path = tmp_path / "movie_directors.dat"
+    path.write_bytes(b"movieID directorID\tdirectorName\r\n1\tjohn_lasseter\tJohn Lasseter\r\n")
+    records, rejects, _ = _read(path, FileFormat(delimiter="\t", quoting=False))
+    assert rejects == []
+    assert records[0].fields == {"movieID": "1", "directorID": "john_lasseter", "directorName": "John Lasseter"}
+
+
+def test_read_records_explicit_columns_without_header(tmp_path: Path) -> None:
+    path = tmp_path / "x.tsv"
+    path.write_text("1\t2\n", encoding="utf-8")
+    records, _, _ = _read(path, FileFormat(delimiter="\t", header=False, columns=("u", "i")))
+    assert records[0].fields == {"u": "1", "i": "2"}
+
+
+def test_read_records_missing_file_is_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found"):
+        list(read_records(tmp_path / "nope.csv", FileFormat(), "test"))
