@@ -71,6 +71,13 @@ class Dataset:
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
+#: Receives validated rows while a dataset is still being read: ``sink(kind, rows)`` where kind is a
+#: Dataset list attribute ("items", "interactions", ...). Lets writing overlap reading.
+RowSink = Callable[[str, list], None]  # type: ignore[type-arg]
+
+#: Rows handed to a sink at a time.
+SINK_CHUNK = 10_000
+
 
 def no_progress(_name: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
@@ -79,13 +86,36 @@ def no_progress(_name: str, _total: int) -> Callable[[int], None]:
 class _Builder:
     """Accumulates one Dataset while sections are read (keeps the first line of every key)."""
 
-    def __init__(self, mapping: Mapping, paths: dict[str, Path | None], known_items: set[str], progress: ProgressFactory):
+    def __init__(
+        self,
+        mapping: Mapping,
+        paths: dict[str, Path | None],
+        known_items: set[str],
+        progress: ProgressFactory,
+        sink: RowSink | None,
+    ):
         self.mapping = mapping
         self.paths = paths
         self.progress = progress
+        self.sink = sink
         self.ds = Dataset(name=mapping.name, item_labels=list(mapping.item_labels))
         self.catalogue: set[str] = set(known_items)
         self.users: dict[str, UserRow] = {}
+        self._buffers: dict[str, list] = {}  # type: ignore[type-arg]
+
+    def emit(self, kind: str, row: object) -> None:
+        """Keep a validated row in the dataset and pass it on to the sink in chunks."""
+        getattr(self.ds, kind).append(row)
+        if self.sink is not None:
+            buffer = self._buffers.setdefault(kind, [])
+            buffer.append(row)
+            if len(buffer) >= SINK_CHUNK:
+                self.flush(kind)
+
+    def flush(self, kind: str) -> None:
+        buffer = self._buffers.pop(kind, None)
+        if buffer and self.sink is not None:
+            self.sink(kind, buffer)
 
     def records(self, section: str, file_name: str) -> Iterable[RawRecord] | None:
         path = self.paths.get(file_name)
@@ -126,6 +156,7 @@ def build_from_mapping(
     paths: dict[str, Path | None],
     known_items: Iterable[str] = (),
     progress: ProgressFactory = no_progress,
+    sink: RowSink | None = None,
 ) -> Dataset:
     """Read and transform every section of ``mapping``.
 
@@ -134,12 +165,14 @@ def build_from_mapping(
         paths: Resolved path per file name (``None`` = optional file not given: its sections are skipped).
         known_items: Item ids already in the graph; they may be referenced like catalogue items.
         progress: Factory of progress callbacks ``(name, total) -> tick(n)``.
+        sink: Optional receiver of row chunks while reading goes on (items, interactions, genres,
+            people, follows as they come; tags once summed; users last).
 
     Returns:
         The dataset, with rejects (bad rows, unknown items in interactions, duplicates) and skipped
         counts (knowledge about items outside the catalogue).
     """
-    b = _Builder(mapping, paths, set(known_items), progress)
+    b = _Builder(mapping, paths, set(known_items), progress, sink)
     ds = b.ds
 
     for spec in mapping.users:
@@ -165,8 +198,9 @@ def build_from_mapping(
                 b.reject(section, record, f"duplicate item id {row.item_id!r} (first at {where[0]} line {where[1]})")
                 continue
             first_item_line[row.item_id] = (spec.file, record.line)
-            ds.items.append(row)
+            b.emit("items", row)
             b.catalogue.add(row.item_id)
+    b.flush("items")
 
     first_pair: dict[tuple[str, str], int] = {}
     for spec in mapping.interactions:
@@ -186,13 +220,14 @@ def build_from_mapping(
                 continue
             first_pair[key] = record.line
             b.add_user(row.user_id)
-            ds.interactions.append(row)
+            b.emit("interactions", row)
+    b.flush("interactions")
 
-    ds.genres = _knowledge(b, "genres", mapping.genres, lambda r, s: to_genres(r, s), lambda row: (row.item_id, row.genre))
-    ds.people = _knowledge(
-        b, "people", mapping.people, lambda r, s: to_people(r, s), lambda row: (row.item_id, row.person_id, row.role)
-    )
-    ds.tags = _tags(b, mapping.tags)
+    _knowledge(b, "genres", mapping.genres, to_genres, lambda row: (row.item_id, row.genre))
+    _knowledge(b, "people", mapping.people, to_people, lambda row: (row.item_id, row.person_id, row.role))
+    for row in _tags(b, mapping.tags):
+        b.emit("tags", row)
+    b.flush("tags")
 
     seen_follows: set[tuple[str, str]] = set()
     for spec in mapping.follows:
@@ -211,14 +246,16 @@ def build_from_mapping(
                 seen_follows.add(key)
                 b.add_user(row.follower_id)
                 b.add_user(row.followee_id)
-                ds.follows.append(row)
+                b.emit("follows", row)
+    b.flush("follows")
 
-    ds.users = list(b.users.values())
+    for user in b.users.values():
+        b.emit("users", user)
+    b.flush("users")
     return ds
 
 
-def _knowledge(b: _Builder, kind: str, specs: list, convert: Callable, key: Callable) -> list:  # type: ignore[type-arg]
-    out: list = []  # type: ignore[type-arg]
+def _knowledge(b: _Builder, kind: str, specs: list, convert: Callable, key: Callable) -> None:  # type: ignore[type-arg]
     seen: set = set()  # type: ignore[type-arg]
     for spec in specs:
         section = f"{kind}:{spec.file}"
@@ -237,8 +274,8 @@ def _knowledge(b: _Builder, kind: str, specs: list, convert: Callable, key: Call
                     b.ds.merged[section] += 1
                     continue
                 seen.add(k)
-                out.append(row)
-    return out
+                b.emit(kind, row)
+    b.flush(kind)
 
 
 def _tags(b: _Builder, specs: list[TagsSpec]) -> list[ItemTagRow]:

@@ -1,36 +1,42 @@
-"""Writing a :class:`Dataset` into Neo4j and reporting what happened.
+"""Writing validated rows into Neo4j while they are still being read, and reporting what happened.
 
-Order matters: nodes first (users, items), then relationships that MATCH them. The schema is
-applied before anything is written, so every MERGE hits a uniqueness constraint's index.
+Reading and validating is Python work; writing is Neo4j work. A background writer thread takes
+row chunks in the order the reader produces them (items before the interactions that reference
+them), so on two cores both run at once. The schema is applied before anything is written, so
+every MERGE hits a uniqueness constraint's index.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import queue
 import re
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neo4j import Driver
 
-from etl.dataset import Dataset, no_progress
+from etl.dataset import Dataset, ProgressFactory, RowSink, no_progress
 from etl.extract import Reject
 from graph import writers
 from graph.writers import BatchWriter
 from schema.ddl import apply_schema
+from schema.model import Label
 
 log = logging.getLogger(__name__)
 
-from etl.dataset import ProgressFactory  # noqa: E402
+#: The order in which a whole Dataset is written: nodes first, then what references them.
+WRITE_ORDER = ("users", "items", "interactions", "genres", "people", "tags", "follows")
 
 
 @dataclass
 class PhaseStats:
-    """One write phase: rows written and seconds taken."""
+    """One kind of row: rows written and seconds spent writing them."""
 
     name: str
     rows: int
@@ -43,7 +49,10 @@ class PhaseStats:
 
 @dataclass
 class LoadReport:
-    """What a load did: phases, resulting graph counts, rejects and skipped rows."""
+    """What a load did: phases, resulting graph counts, rejects and skipped rows.
+
+    ``read_seconds`` and ``write_seconds`` overlap; ``seconds`` is the wall time of the whole load.
+    """
 
     name: str
     phases: list[PhaseStats] = field(default_factory=list)
@@ -56,80 +65,166 @@ class LoadReport:
     merged: Counter[str] = field(default_factory=Counter)
     read_seconds: float = 0.0
     write_seconds: float = 0.0
+    seconds: float = 0.0
     rows_read: int = 0
     rows_written: int = 0
 
-    @property
-    def seconds(self) -> float:
-        return self.read_seconds + self.write_seconds
+
+class _BackgroundWriter:
+    """Writes submitted chunks in a thread of its own, in submission order."""
+
+    def __init__(
+        self, writer: BatchWriter, item_labels: Sequence[Label], progress: ProgressFactory
+    ) -> None:
+        self._writer = writer
+        self._labels = list(item_labels)
+        self._progress = progress
+        self._queue: queue.Queue[tuple[str, list] | None] = queue.Queue(maxsize=4)  # type: ignore[type-arg]
+        self._error: BaseException | None = None
+        self._ticks: dict[str, Callable[[int], None]] = {}
+        self.phases: dict[str, PhaseStats] = {}
+        self._thread = threading.Thread(target=self._run, name="kgrec-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, rows: list) -> None:  # type: ignore[type-arg]
+        """Queue rows for writing; raises the writer's error if it has failed."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put((kind, rows), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait for every queued chunk to be written; re-raise a write error."""
+        if self._thread.is_alive():
+            while self._error is None:
+                try:
+                    self._queue.put(None, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while (job := self._queue.get()) is not None:
+                kind, rows = job
+                tick = self._ticks.get(kind) or self._ticks.setdefault(kind, self._progress(f"write {kind}", 0))
+                stats = self._write(kind, rows, tick)
+                phase = self.phases.setdefault(kind, PhaseStats(kind, 0, 0.0))
+                phase.rows += stats.rows
+                phase.seconds += stats.seconds
+        except BaseException as exc:  # handed to the reading thread, which re-raises it
+            self._error = exc
+
+    def _write(self, kind: str, rows: list, tick: Callable[[int], None]) -> writers.WriteStats:  # type: ignore[type-arg]
+        w = self._writer
+        if kind == "users":
+            return writers.write_users(w, rows, tick)
+        if kind == "items":
+            return writers.write_items(w, rows, self._labels, tick)
+        if kind == "interactions":
+            return writers.write_interactions(w, rows, tick)
+        if kind == "genres":
+            return writers.write_item_genres(w, rows, tick)
+        if kind == "people":
+            return writers.write_item_people(w, rows, tick)
+        if kind == "tags":
+            return writers.write_item_tags(w, rows, tick)
+        if kind == "follows":
+            return writers.write_follows(w, rows, tick)
+        raise ValueError(f"unknown row kind {kind!r}")
 
 
-def load_dataset(
+def load_stream(
     driver: Driver,
-    dataset: Dataset,
+    produce: Callable[[RowSink], Dataset],
     *,
+    item_labels: Sequence[Label] = (),
     database: str = "neo4j",
     replace: bool = False,
     batch_size: int = 10_000,
     reject_dir: Path = Path(".kgrec/rejects"),
     progress: ProgressFactory = no_progress,
-    read_seconds: float = 0.0,
 ) -> LoadReport:
-    """Apply the schema, optionally wipe the graph, write every row of ``dataset`` and report.
+    """Apply the schema, optionally wipe, then write rows while ``produce`` reads them.
 
     Args:
         driver: An open driver.
-        dataset: Validated rows.
+        produce: Reads the source, passing row chunks to the sink it is given, and returns the
+            complete Dataset (for rejects and counts) when done.
+        item_labels: Domain labels for items (e.g. [Label.MOVIE]).
         database: Target database.
         replace: Delete every node and relationship first.
         batch_size: Rows per write transaction.
-        reject_dir: Folder of the reject file ``<dataset name>.rejects.csv`` (written only when there are rejects).
-        progress: Factory of progress callbacks ``(phase, total) -> tick(n)``.
-        read_seconds: Time already spent reading and transforming (for the report).
+        reject_dir: Folder of ``<dataset name>.rejects.csv`` (written only when there are rejects).
+        progress: Factory of progress callbacks ``(phase, total) -> tick(n)``; total 0 = unknown.
 
     Returns:
-        The report, including graph counts read back from Neo4j after the load.
+        The report, with graph counts read back from Neo4j after the load.
 
     Raises:
         DatabaseUnavailableError: Neo4j is not reachable.
-        KgrecError: Neo4j refused a write.
+        KgrecError: Neo4j refused a write, or the source could not be read.
     """
-    report = LoadReport(name=dataset.name, read_seconds=read_seconds)
+    started = time.perf_counter()
     apply_schema(driver, database)
+    phases: list[PhaseStats] = []
     if replace:
         log.info("replace: wiping the graph")
-        started = time.perf_counter()
+        t = time.perf_counter()
         writers.wipe_graph(driver, database)
-        report.phases.append(PhaseStats("wipe", 0, time.perf_counter() - started))
+        phases.append(PhaseStats("wipe", 0, time.perf_counter() - t))
 
-    writer = BatchWriter(driver, database, batch_size)
-    phases = [
-        ("users", dataset.users, lambda rows, tick: writers.write_users(writer, rows, tick)),
-        ("items", dataset.items, lambda rows, tick: writers.write_items(writer, rows, dataset.item_labels, tick)),
-        ("interactions", dataset.interactions, lambda rows, tick: writers.write_interactions(writer, rows, tick)),
-        ("genres", dataset.genres, lambda rows, tick: writers.write_item_genres(writer, rows, tick)),
-        ("people", dataset.people, lambda rows, tick: writers.write_item_people(writer, rows, tick)),
-        ("tags", dataset.tags, lambda rows, tick: writers.write_item_tags(writer, rows, tick)),
-        ("follows", dataset.follows, lambda rows, tick: writers.write_follows(writer, rows, tick)),
-    ]
-    for name, rows, write in phases:
-        if not rows:
-            continue
-        tick = progress(f"write {name}", len(rows))
-        stats = write(rows, tick)
-        report.phases.append(PhaseStats(name, stats.rows, stats.seconds))
-        log.info("wrote %d %s rows in %.2fs", stats.rows, name, stats.seconds)
+    background = _BackgroundWriter(BatchWriter(driver, database, batch_size), item_labels, progress)
+    read_started = time.perf_counter()
+    try:
+        dataset = produce(background.submit)
+    except BaseException:
+        try:
+            background.close()
+        except Exception:  # the reading error is the one to report
+            log.exception("writer failed too")
+        raise
+    read_seconds = time.perf_counter() - read_started
+    background.close()
+    phases.extend(background.phases[k] for k in WRITE_ORDER if k in background.phases)
 
-    report.write_seconds = sum(p.seconds for p in report.phases)
-    report.rows_written = sum(p.rows for p in report.phases)
-    report.rows_read = sum(dataset.read.values())
+    report = LoadReport(name=dataset.name, phases=phases, read_seconds=read_seconds)
+    report.write_seconds = sum(p.seconds for p in phases)
+    report.rows_written = sum(p.rows for p in phases)
+    report.rows_read = sum(dataset.read.values()) or dataset.fact_count
     report.nodes, report.relationships = writers.read_graph_counts(driver, database)
     report.rejects = len(dataset.rejects)
     report.rejects_by_reason = summarize_rejects(dataset.rejects)
     report.skipped = Counter(dataset.skipped)
     report.merged = Counter(dataset.merged)
     report.reject_file = write_reject_file(dataset.rejects, reject_dir / f"{dataset.name}.rejects.csv")
+    report.seconds = time.perf_counter() - started
+    for phase in phases:
+        log.info("wrote %d %s rows in %.2fs", phase.rows, phase.name, phase.seconds)
     return report
+
+
+def emit_dataset(dataset: Dataset, sink: RowSink, chunk: int = 10_000) -> Dataset:
+    """Hand a complete Dataset to a sink in write order and chunks; returns the dataset."""
+    for kind in WRITE_ORDER:
+        rows = getattr(dataset, kind)
+        for offset in range(0, len(rows), chunk):
+            sink(kind, rows[offset : offset + chunk])
+    return dataset
+
+
+def load_dataset(driver: Driver, dataset: Dataset, **options: object) -> LoadReport:
+    """Write an already complete Dataset (e.g. the synthetic world); options as for :func:`load_stream`."""
+    return load_stream(
+        driver, lambda sink: emit_dataset(dataset, sink), item_labels=dataset.item_labels, **options  # type: ignore[arg-type]
+    )
 
 
 _VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?")

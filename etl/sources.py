@@ -9,7 +9,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from etl.dataset import Dataset, ProgressFactory, no_progress, build_from_mapping
+from etl.dataset import Dataset, ProgressFactory, RowSink, build_from_mapping, no_progress
 from etl.mapping import load_mapping, resolve_paths
 from schema.errors import DataError
 
@@ -26,6 +26,7 @@ def read_mapping_dataset(
     base_dir: Path | None = None,
     known_items: set[str] | frozenset[str] = frozenset(),
     progress: ProgressFactory = no_progress,
+    sink: RowSink | None = None,
 ) -> tuple[Dataset, float]:
     """Read every file a mapping names and transform it.
 
@@ -35,6 +36,7 @@ def read_mapping_dataset(
         base_dir: Folder that relative paths are resolved against (default: the YAML's folder).
         known_items: Item ids already in the graph (valid references besides the catalogue).
         progress: Progress callback factory.
+        sink: Receives row chunks while reading goes on (see :func:`etl.dataset.build_from_mapping`).
 
     Returns:
         The dataset and the seconds spent reading and transforming.
@@ -42,7 +44,7 @@ def read_mapping_dataset(
     started = time.perf_counter()
     mapping = load_mapping(mapping_file)
     paths = resolve_paths(mapping, base_dir or mapping_file.parent, dict(variables or {}))
-    dataset = build_from_mapping(mapping, paths, known_items, progress)
+    dataset = build_from_mapping(mapping, paths, known_items, progress, sink)
     return dataset, time.perf_counter() - started
 
 

@@ -48,6 +48,7 @@ def create_driver(settings: Neo4jSettings, *, verify: bool = True) -> Driver:
 def verify_driver(driver: Driver, settings: Neo4jSettings) -> None:
     """Raise :class:`DatabaseUnavailableError` with a helpful message unless Neo4j answers a query."""
     try:
+        driver.verify_connectivity()  # fails fast; a query would be retried for max_transaction_retry_time
         driver.execute_query("RETURN 1", database_=settings.database)
     except AuthError as exc:
         raise DatabaseUnavailableError(
@@ -55,8 +56,9 @@ def verify_driver(driver: Driver, settings: Neo4jSettings) -> None:
             "check NEO4J_USER / NEO4J_PASSWORD"
         ) from exc
     except (ServiceUnavailable, OSError) as exc:
+        reason = " ".join(str(exc).split())
         raise DatabaseUnavailableError(
-            f"Neo4j is not reachable at {settings.uri} ({exc.__class__.__name__}: {exc}). "
+            f"Neo4j is not reachable at {settings.uri} ({exc.__class__.__name__}: {reason}). "
             "Start the local server with `kgrec neo4j start`, or set NEO4J_URI to a running server."
         ) from exc
 

@@ -8,7 +8,7 @@ with exit code 1; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from etl.dataset import Dataset
-from etl.load import LoadReport, load_dataset
+from etl.dataset import RowSink
+from etl.load import LoadReport, emit_dataset, load_stream
 from etl.settings import get_etl_settings
 from graph.driver import create_driver
 from graph.settings import get_neo4j_settings
@@ -25,6 +26,7 @@ from graph.writers import read_graph_counts, read_item_ids
 from kgrec.progress import ProgressBars
 from schema.ddl import apply_schema, describe_model
 from schema.errors import KgrecError
+from schema.model import Label
 
 console = Console()
 err = Console(stderr=True)
@@ -102,9 +104,13 @@ ProgressOpt = Annotated[
 ]
 
 
+Produce = Callable[[set[str], ProgressBars, RowSink], Dataset]
+
+
 def _run_load(
-    read: callable,  # type: ignore[valid-type]
+    produce: Produce,
     *,
+    item_labels: Sequence[Label],
     replace: bool,
     batch_size: int | None,
     rejects_dir: Path | None,
@@ -117,18 +123,15 @@ def _run_load(
         driver = create_driver(settings)
         with driver:
             known = set() if replace else read_item_ids(driver, settings.database)
-            started = time.perf_counter()
-            dataset: Dataset = read(known, bars)
-            read_seconds = time.perf_counter() - started
-            report = load_dataset(
+            report = load_stream(
                 driver,
-                dataset,
+                lambda sink: produce(known, bars, sink),
+                item_labels=item_labels,
                 database=settings.database,
                 replace=replace,
                 batch_size=batch_size or etl_settings.batch_size,
                 reject_dir=rejects_dir or etl_settings.reject_dir,
                 progress=bars,
-                read_seconds=read_seconds,
             )
     except KgrecError as exc:
         bars.close()
@@ -162,12 +165,12 @@ def print_report(report: LoadReport) -> None:
     for p in report.phases:
         phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
     console.print(phases)
-    console.print(
-        f"read+validate {report.rows_read:,} source rows in {report.read_seconds:.2f}s, "
-        f"wrote {report.rows_written:,} rows in {report.write_seconds:.2f}s, "
-        f"total {report.seconds:.2f}s "
-        f"({report.rows_read / report.seconds if report.seconds else 0:,.0f} source rows/s)"
-    )
+    if report.seconds:
+        console.print(
+            f"read+validate {report.rows_read:,} source rows in {report.read_seconds:.2f}s while writing "
+            f"{report.rows_written:,} rows in {report.write_seconds:.2f}s: total {report.seconds:.2f}s wall "
+            f"({report.rows_read / report.seconds:,.0f} source rows/s)"
+        )
     if report.skipped:
         console.print(
             "skipped (knowledge about items outside the catalogue): "
@@ -200,11 +203,15 @@ def load_movielens(
     """Load MovieLens ratings, movies, genres and tags, with actors/directors when given."""
     from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 
-    def read(known: set[str], bars: ProgressBars) -> Dataset:
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
         variables = movielens_variables(directory, actors, hetrec)
-        return read_mapping_dataset(shipped_mapping_path("movielens"), variables, known_items=known, progress=bars)[0]
+        path = shipped_mapping_path("movielens")
+        return read_mapping_dataset(path, variables, known_items=known, progress=bars, sink=sink)[0]
 
-    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+    _run_load(
+        produce, item_labels=[Label.MOVIE], replace=replace, batch_size=batch_size, rejects_dir=rejects_dir,
+        progress=progress,
+    )
 
 
 @load_app.command("lastfm")
@@ -218,12 +225,14 @@ def load_lastfm(
     """Load Last.fm users, artists (items), play counts (weights) and friendships (FOLLOWS)."""
     from etl.sources import lastfm_variables, read_mapping_dataset, shipped_mapping_path
 
-    def read(known: set[str], bars: ProgressBars) -> Dataset:
-        return read_mapping_dataset(
-            shipped_mapping_path("lastfm"), lastfm_variables(directory), known_items=known, progress=bars
-        )[0]
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
+        path = shipped_mapping_path("lastfm")
+        return read_mapping_dataset(path, lastfm_variables(directory), known_items=known, progress=bars, sink=sink)[0]
 
-    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+    _run_load(
+        produce, item_labels=[Label.ARTIST], replace=replace, batch_size=batch_size, rejects_dir=rejects_dir,
+        progress=progress,
+    )
 
 
 @load_app.command("mapping")
@@ -241,6 +250,7 @@ def load_mapping_file(
     progress: ProgressOpt = None,
 ) -> None:
     """Load any delimited files described by a YAML mapping."""
+    from etl.mapping import load_mapping
     from etl.sources import read_mapping_dataset
 
     variables: dict[str, str] = {}
@@ -250,10 +260,20 @@ def load_mapping_file(
             raise _fail(KgrecError(f"--var expects NAME=VALUE, got {item!r}"))
         variables[name] = value
 
-    def read(known: set[str], bars: ProgressBars) -> Dataset:
-        return read_mapping_dataset(mapping_file, variables, base_dir=base_dir, known_items=known, progress=bars)[0]
+    try:
+        labels = load_mapping(mapping_file).item_labels
+    except KgrecError as exc:
+        raise _fail(exc) from exc
 
-    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
+        return read_mapping_dataset(
+            mapping_file, variables, base_dir=base_dir, known_items=known, progress=bars, sink=sink
+        )[0]
+
+    _run_load(
+        produce, item_labels=labels, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir,
+        progress=progress,
+    )
 
 
 @load_app.command("synthetic")
@@ -269,10 +289,13 @@ def load_synthetic(
     """Load a deterministic synthetic world with taste communities and friends who influence each other."""
     from etl.synthetic import generate_world
 
-    def read(_known: set[str], _bars: ProgressBars) -> Dataset:
-        return generate_world(users=users, items=items, seed=seed).dataset
+    def produce(_known: set[str], _bars: ProgressBars, sink: RowSink) -> Dataset:
+        return emit_dataset(generate_world(users=users, items=items, seed=seed).dataset, sink)
 
-    _run_load(read, replace=replace, batch_size=batch_size, rejects_dir=rejects_dir, progress=progress)
+    _run_load(
+        produce, item_labels=[Label.MOVIE], replace=replace, batch_size=batch_size, rejects_dir=rejects_dir,
+        progress=progress,
+    )
 
 
 # --- inspection and demo ------------------------------------------------------------------------

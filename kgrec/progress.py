@@ -9,7 +9,10 @@ from tqdm import tqdm
 
 
 class ProgressBars:
-    """A progress-callback factory: ``bars(name, total)`` returns ``tick(n)``; ``close()`` ends them."""
+    """A progress-callback factory: ``bars(name, total)`` returns ``tick(n)``; ``close()`` ends them.
+
+    A total of 0 means "unknown": the bar counts without a percentage.
+    """
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -18,12 +21,14 @@ class ProgressBars:
     def __call__(self, name: str, total: int) -> Callable[[int], None]:
         if not self.enabled:
             return lambda _n: None
-        bar = tqdm(total=total, desc=f"{name:<28}", unit="row", unit_scale=True, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=total or None, desc=f"{name:<28}", unit="row", unit_scale=True, leave=False, dynamic_ncols=True
+        )
         self._bars.append(bar)
 
         def tick(n: int) -> None:
             bar.update(n)
-            if bar.n >= total:
+            if total and bar.n >= total:
                 bar.close()
 
         return tick

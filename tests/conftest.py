@@ -1,0 +1,107 @@
+"""Shared fixtures: one real Neo4j for the whole test session.
+
+By default the session starts the project's own local Neo4j (``graph.neo4j_local``) in
+``.kgrec/neo4j-test`` on ports 17687/17474, so a developer's server on 7687 and its data are never
+touched, and stops it at the end. Set ``KGREC_TEST_NEO4J_URI`` (plus ``NEO4J_PASSWORD``) to run the
+suite against a server of your own instead — it will be wiped.
+
+Without Java or Maven the integration tests skip with the reason on a laptop; when ``CI`` is set
+they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from neo4j import Driver
+
+from graph.driver import create_driver
+from graph.settings import Neo4jSettings, get_neo4j_settings
+from graph.writers import wipe_graph
+from schema.ddl import apply_schema
+from schema.errors import KgrecError
+
+ROOT = Path(__file__).parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+TEST_PASSWORD = "kgrec-test-password"
+
+
+def _test_settings() -> Neo4jSettings:
+    external = os.environ.get("KGREC_TEST_NEO4J_URI")
+    if external:
+        return Neo4jSettings(uri=external, password=os.environ.get("NEO4J_PASSWORD", TEST_PASSWORD))
+    return Neo4jSettings(
+        uri="bolt://127.0.0.1:17687",
+        password=TEST_PASSWORD,
+        home=ROOT / ".kgrec" / "neo4j-test",
+        bolt_port=17687,
+        http_port=17474,
+        heap="1g",
+        pagecache="256m",
+    )
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Iterator[Neo4jSettings]:
+    """Settings of the test server, started for the session unless KGREC_TEST_NEO4J_URI is set."""
+    settings = _test_settings()
+    if os.environ.get("KGREC_TEST_NEO4J_URI"):
+        yield settings
+        return
+    from graph.neo4j_local import launcher
+
+    was_running = launcher.status(settings).running
+    try:
+        launcher.start(settings)
+    except KgrecError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"could not start the test Neo4j: {exc}", pytrace=False)
+        pytest.skip(f"no local Neo4j for integration tests: {exc}")
+    yield settings
+    if not was_running:
+        launcher.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def driver(neo4j_settings: Neo4jSettings) -> Iterator[Driver]:
+    """A driver to the test database, for the whole session."""
+    drv = create_driver(neo4j_settings)
+    yield drv
+    drv.close()
+
+
+@pytest.fixture
+def clean_db(driver: Driver, neo4j_settings: Neo4jSettings) -> Driver:
+    """The test database, emptied, with the schema applied."""
+    wipe_graph(driver, neo4j_settings.database)
+    apply_schema(driver, neo4j_settings.database)
+    return driver
+
+
+@pytest.fixture
+def cli_env(neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Neo4jSettings:
+    """Environment for running `kgrec` commands against the test server (settings caches cleared)."""
+    from etl.settings import get_etl_settings
+
+    monkeypatch.setenv("NEO4J_URI", neo4j_settings.uri)
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_settings.password.get_secret_value())
+    monkeypatch.setenv("NEO4J_HOME", str(neo4j_settings.home))
+    monkeypatch.setenv("NEO4J_BOLT_PORT", str(neo4j_settings.bolt_port))
+    monkeypatch.setenv("NEO4J_HTTP_PORT", str(neo4j_settings.http_port))
+    monkeypatch.setenv("KGREC_REJECT_DIR", str(tmp_path / "rejects"))
+    get_neo4j_settings.cache_clear()
+    get_etl_settings.cache_clear()
+    yield neo4j_settings
+    get_neo4j_settings.cache_clear()
+    get_etl_settings.cache_clear()
+
+
+def dataset_dir(name: str) -> Path:
+    """A folder of ../shared/datasets; fails (never skips) when it is missing."""
+    path = DATASETS / name
+    if not path.is_dir():
+        pytest.fail(f"dataset folder missing: {path} (the suite reads the real datasets from ../shared/datasets)")
+    return path
