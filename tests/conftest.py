@@ -1,8 +1,9 @@
 """Shared fixtures: one real Neo4j for the whole test session.
 
 By default the session starts the project's own local Neo4j (``graph.neo4j_local``) in
-``.kgrec/neo4j-test`` on ports 17687/17474, so a developer's server on 7687 and its data are never
-touched, and stops it at the end. Set ``KGREC_TEST_NEO4J_URI`` (plus ``NEO4J_PASSWORD``) to run the
+``.kgrec/neo4j-test`` on ports 17687/17474 (override with KGREC_TEST_HOME, KGREC_TEST_BOLT_PORT,
+KGREC_TEST_HTTP_PORT to run two suites side by side), so a developer's server on 7687 and its data
+are never touched, and stops it at the end. Set ``KGREC_TEST_NEO4J_URI`` (plus ``NEO4J_PASSWORD``) to run the
 suite against a server of your own instead — it will be wiped.
 
 Without Java or Maven the integration tests skip with the reason on a laptop; when ``CI`` is set
@@ -33,12 +34,13 @@ def _test_settings() -> Neo4jSettings:
     external = os.environ.get("KGREC_TEST_NEO4J_URI")
     if external:
         return Neo4jSettings(uri=external, password=os.environ.get("NEO4J_PASSWORD", TEST_PASSWORD))
+    bolt = int(os.environ.get("KGREC_TEST_BOLT_PORT", "17687"))
     return Neo4jSettings(
-        uri="bolt://127.0.0.1:17687",
+        uri=f"bolt://127.0.0.1:{bolt}",
         password=TEST_PASSWORD,
-        home=ROOT / ".kgrec" / "neo4j-test",
-        bolt_port=17687,
-        http_port=17474,
+        home=Path(os.environ.get("KGREC_TEST_HOME", ROOT / ".kgrec" / "neo4j-test")),
+        bolt_port=bolt,
+        http_port=int(os.environ.get("KGREC_TEST_HTTP_PORT", "17474")),
         heap="1g",
         pagecache="256m",
     )
