@@ -66,7 +66,7 @@ def _main(
 
 
 def _fail(exc: KgrecError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
     return typer.Exit(code=1)
 
 

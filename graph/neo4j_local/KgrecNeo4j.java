@@ -84,6 +84,8 @@ public final class KgrecNeo4j {
         config.put(GraphDatabaseSettings.procedure_unrestricted, List.of("apoc.*"));
         config.put(GraphDatabaseSettings.udc_enabled, false);
         config.put(GraphDatabaseSettings.logs_directory, home.resolve("logs"));
+        // LOAD CSV reads file:/// URLs from <home>/import, like /import in the Docker image.
+        config.put(GraphDatabaseSettings.load_csv_file_url_root, home.resolve("import"));
         // Bolt's Netty waits a 2 s quiet period on shutdown by default; not needed for a dev server.
         config.put(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 0);
         builder.setConfig(config);
