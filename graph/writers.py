@@ -174,3 +174,37 @@ def read_item_ids(driver: Driver, database: str = "neo4j") -> set[str]:
     """Return the ids of every item in the graph."""
     records, _, _ = driver.execute_query(catalog.ITEM_IDS, database_=database, routing_="r")
     return {record["item_id"] for record in records}
+
+
+def create_user(driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j") -> tuple[bool, list[str]]:
+    """Create a user with their preferred genres (onboarding).
+
+    Returns:
+        (whether the user was new, the genre names that exist and were linked).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is not reachable.
+    """
+    try:
+        records, _, _ = driver.execute_query(
+            catalog.CREATE_USER, {"userId": user_id, "genres": list(genres)}, database_=database
+        )
+    except ServiceUnavailable as exc:
+        raise DatabaseUnavailableError(f"Neo4j is unreachable: {exc}") from exc
+    return bool(records[0]["created"]), list(records[0]["genres"])
+
+
+def read_user_preferred_genres(driver: Driver, user_id: str, database: str = "neo4j") -> list[str]:
+    """Genres the user chose at onboarding."""
+    records, _, _ = driver.execute_query(
+        catalog.USER_PREFERRED_GENRES, {"userId": user_id}, database_=database, routing_="r"
+    )
+    return [r["genre"] for r in records]
+
+
+def read_item_titles(driver: Driver, item_ids: Sequence[str], database: str = "neo4j") -> dict[str, str | None]:
+    """Titles of the items that exist among ``item_ids``."""
+    records, _, _ = driver.execute_query(
+        catalog.ITEM_TITLES, {"itemIds": list(item_ids)}, database_=database, routing_="r"
+    )
+    return {r["item_id"]: r["title"] for r in records}

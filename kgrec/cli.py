@@ -159,12 +159,13 @@ def print_report(report: LoadReport) -> None:
         )
     console.print(graph)
 
-    phases = Table(title="write phases", show_edge=False)
-    for col in ("phase", "rows", "seconds", "rows/s"):
-        phases.add_column(col, justify="left" if col == "phase" else "right")
-    for p in report.phases:
-        phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
-    console.print(phases)
+    if report.phases:
+        phases = Table(title="write phases", show_edge=False)
+        for col in ("phase", "rows", "seconds", "rows/s"):
+            phases.add_column(col, justify="left" if col == "phase" else "right")
+        for p in report.phases:
+            phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
+        console.print(phases)
     if report.seconds:
         console.print(
             f"read+validate {report.rows_read:,} source rows in {report.read_seconds:.2f}s while writing "
@@ -318,8 +319,9 @@ def demo(
     users: Annotated[int, typer.Option(min=4, help="Users in the synthetic world.")] = 300,
     items: Annotated[int, typer.Option(min=12, help="Items in the synthetic world.")] = 600,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops it).")] = True,
 ) -> None:
-    """Start the local Neo4j, load the synthetic world (replacing the graph) and say where to look."""
+    """Start the local Neo4j, load the synthetic world, show a user's explained recommendations, serve the API."""
     from graph.neo4j_local import launcher
 
     settings = get_neo4j_settings()
@@ -330,9 +332,103 @@ def demo(
     console.print(f"Neo4j {status.version or ''} is running: {status.bolt_uri}")
     load_synthetic(users=users, items=items, seed=seed, replace=True, batch_size=None, rejects_dir=None, progress=None)
     console.print()
+    recommend("u1", k=5, sources=None, explain=True)
+    console.print()
     console.print(f"[bold]Neo4j Browser:[/] {status.browser_url}  (user {settings.user}, password from NEO4J_PASSWORD)")
-    console.print("Try:  MATCH p=(u:User {userId: 'u1'})-[:INTERACTED]->(:Item)<-[:ACTED_IN]-(:Person) RETURN p LIMIT 25")
-    console.print("Stop the server with `kgrec neo4j stop`.")
+    console.print("  try: MATCH p=(u:User {userId: 'u1'})-[:INTERACTED]->(:Item)<-[:ACTED_IN]-(:Person) RETURN p LIMIT 25")
+    console.print("  saved recall queries to paste: docs/browser_queries.cypher")
+    if not serve_api:
+        console.print("Stop Neo4j with `kgrec neo4j stop`.")
+        return
+    from api.settings import get_api_settings
+
+    api = get_api_settings()
+    base = f"http://{api.host}:{api.port}"
+    console.print()
+    console.print(f"[bold]API[/] on {base} (docs: {base}/docs). Try, in another terminal:")
+    console.print(f"  curl '{base}/users/u1/recommendations?k=5'", highlight=False, soft_wrap=True)
+    console.print(f"  curl '{base}/items/i1/similar?k=5'", highlight=False, soft_wrap=True)
+    console.print(
+        f"  curl -X POST {base}/interactions -H \"X-API-Key: $KGREC_API_KEY\" -H 'Content-Type: application/json' "
+        """-d '{"user_id": "u1", "item_id": "i2", "rating": 5}'""",
+        highlight=False, soft_wrap=True,
+    )
+    console.print("Ctrl-C stops the API; `kgrec neo4j stop` stops Neo4j.")
+    serve(host=None, port=None, workers=1)
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address [default: KGREC_HOST or 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default: KGREC_PORT or 8000].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.settings import get_api_settings
+
+    try:
+        settings = get_api_settings()
+    except Exception as exc:  # pydantic's ValidationError: a bad KGREC_* value
+        raise _fail(KgrecError(f"invalid API settings: {exc}")) from exc
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=bind_host, port=bind_port, workers=workers,
+        log_level="info", access_log=False,
+    )
+
+
+@app.command("recommend")
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="The user's id (userId in the graph).")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of items.")] = 10,
+    sources: Annotated[
+        Optional[str], typer.Option(help="Comma-separated recall sources (default: all).")
+    ] = None,
+    explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Show explanation paths.")] = True,
+) -> None:
+    """Print a user's recommendations with their explanations, straight from Neo4j."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.metrics import Metrics
+    from api.service import Recommender
+    from api.settings import ApiSettings
+
+    settings = get_neo4j_settings()
+    try:
+        with create_driver(settings) as driver, ThreadPoolExecutor(4) as pool:
+            service = Recommender(driver, ApiSettings(api_key=None), pool, Metrics(), settings.database)
+            names = [s.strip() for s in sources.split(",")] if sources else None
+            response = service.recommend(user_id, k, explain=explain, sources=names)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    print_recommendations(response)
+
+
+def print_recommendations(response) -> None:  # noqa: ANN001 - api.schemas.RecommendationsResponse
+    """Print a recommendation list as a table with one explanation line per path."""
+    table = Table(title=f"recommendations for user {response.user_id} ({response.model_version})", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("score", justify="right")
+    table.add_column("sources")
+    table.add_column("because (first of the explanation paths)")
+    for rank, item in enumerate(response.items, start=1):
+        table.add_row(
+            str(rank),
+            f"{item.title or ''} [dim]({item.item_id})[/]",
+            f"{item.score:.3f}",
+            ", ".join(f"{name} {value:.2f}" for name, value in item.sources.items()),
+            item.explanations[0].text if item.explanations else "[dim]-[/]",
+        )
+    console.print(table)
+    if response.degraded:
+        console.print("[yellow]degraded: some recall sources failed; this is a partial list[/]")
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ class RelType(StrEnum):
     DIRECTED = "DIRECTED"
     HAS_TAG = "HAS_TAG"
     FOLLOWS = "FOLLOWS"
+    PREFERS = "PREFERS"
 
 
 class Role(StrEnum):
@@ -78,4 +79,5 @@ RELATIONSHIPS: tuple[tuple[Label, RelType, Label, tuple[str, ...]], ...] = (
     (Label.PERSON, RelType.DIRECTED, Label.ITEM, ()),
     (Label.ITEM, RelType.HAS_TAG, Label.TAG, ("weight",)),
     (Label.USER, RelType.FOLLOWS, Label.USER, ()),
+    (Label.USER, RelType.PREFERS, Label.GENRE, ()),
 )

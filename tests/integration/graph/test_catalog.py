@@ -3,7 +3,20 @@
 import pytest
 from neo4j import Driver
 
-from graph import catalog
+from graph import catalog, recall
+
+#: Parameters of the recall queries, with the types the application sends (caps at their defaults).
+RECALL_PARAMS = {
+    "userId": "42",
+    "itemId": "1",
+    "k": 20,
+    **recall.RecallFilters().to_params(),
+    **recall.CollaborativeCaps().to_params(),
+    **recall.KnowledgeCaps().to_params(),
+    **recall.SocialCaps().to_params(),
+    **recall.PopularityCaps().to_params(),
+    **recall.SimilarCaps().to_params(),
+}
 
 
 @pytest.mark.parametrize("name", sorted(catalog.all_queries()))
@@ -13,7 +26,7 @@ def test_catalogued_query_explains(clean_db: Driver, name: str) -> None:
         with clean_db.session() as session:
             session.run("EXPLAIN " + query).consume()
         return
-    params = {"rows": [], "labels": ["Movie"]}
+    params = {"rows": [], "labels": ["Movie"], **RECALL_PARAMS}
     clean_db.execute_query("EXPLAIN " + query, params)
 
 

@@ -1,0 +1,110 @@
+"""The FastAPI application factory.
+
+The lifespan opens the Neo4j driver (without requiring Neo4j to be up: the service starts, answers
+/health, and says 503 on /ready until Neo4j is reachable) and a thread pool for parallel recall.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from neo4j import GraphDatabase
+from neo4j.exceptions import DriverError, Neo4jError
+
+from api.metrics import Metrics
+from api.routes import router
+from api.service import Recommender, UnknownEntityError, UnknownSourceError
+from api.settings import ApiSettings, get_api_settings
+from graph.settings import Neo4jSettings, get_neo4j_settings
+from schema.errors import DatabaseUnavailableError, KgrecError
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Recommendations from a knowledge graph in Neo4j, each with the paths that explain it.
+
+* **Reads** (`GET`) are open unless `KGREC_READ_REQUIRES_KEY` is set.
+* **Writes** (`POST`) need the key from `KGREC_API_KEY` in the `X-API-Key` header.
+* Unknown users or items answer **404**, invalid parameters **422**, and an unreachable Neo4j **503**.
+"""
+
+
+def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
+    """Build the app; settings default to the environment's."""
+    api_settings = api_settings or get_api_settings()
+    neo4j_settings = neo4j_settings or get_neo4j_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        driver = GraphDatabase.driver(
+            neo4j_settings.uri,
+            auth=(neo4j_settings.user, neo4j_settings.password.get_secret_value()),
+            connection_timeout=3.0,
+            connection_acquisition_timeout=5.0,
+            max_transaction_retry_time=2.0,
+            max_connection_pool_size=64,
+            notifications_min_severity="OFF",
+        )
+        executor = ThreadPoolExecutor(max_workers=api_settings.recall_workers, thread_name_prefix="kgrec-recall")
+        metrics = Metrics()
+        app.state.driver = driver
+        app.state.metrics = metrics
+        app.state.api_settings = api_settings
+        app.state.recommender = Recommender(driver, api_settings, executor, metrics, neo4j_settings.database)
+        log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
+        try:
+            yield
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            driver.close()
+
+    app = FastAPI(title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def record_metrics(request: Request, call_next):  # noqa: ANN001, ANN202
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+            metrics.latency.labels(path, request.method).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(UnknownEntityError)
+    async def not_found(_request: Request, exc: UnknownEntityError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(UnknownSourceError)
+    async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(DatabaseUnavailableError)
+    async def unavailable(_request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.exception_handler(DriverError)
+    async def driver_error(_request: Request, exc: DriverError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"Neo4j is unreachable: {' '.join(str(exc).split())}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @app.exception_handler(Neo4jError)
+    async def neo4j_error(_request: Request, exc: Neo4jError) -> JSONResponse:
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.is_retryable() else status.HTTP_500_INTERNAL_SERVER_ERROR
+        return JSONResponse({"detail": f"Neo4j error: {exc.code}"}, status_code=code)
+
+    @app.exception_handler(KgrecError)
+    async def kgrec_error(_request: Request, exc: KgrecError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    return app

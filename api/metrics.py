@@ -1,0 +1,29 @@
+"""Prometheus metrics of one app instance (own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """Requests and latency per route; Neo4j query time per recall strategy."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "kgrec_http_requests", "HTTP requests by route, method and status.", ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "kgrec_http_request_seconds", "HTTP request latency by route.", ["route", "method"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.recall_seconds = Histogram(
+            "kgrec_recall_query_seconds", "Neo4j time of each recall strategy call.", ["strategy"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.recall_errors = Counter(
+            "kgrec_recall_errors", "Recall strategy calls that failed.", ["strategy"], registry=self.registry
+        )

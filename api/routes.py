@@ -1,0 +1,167 @@
+"""HTTP routes."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import DriverDep, RecommenderDep, SettingsDep, require_read_key, require_write_key
+from api.schemas import (
+    Health,
+    InteractionIn,
+    InteractionOut,
+    NewUserIn,
+    NewUserOut,
+    Ready,
+    RecommendationsResponse,
+    SimilarItemsResponse,
+)
+from api.service import MAX_ID_LENGTH, UnknownEntityError
+from graph import recall
+from graph.recall import RecallFilters
+from graph.writers import BatchWriter, create_user, read_item_titles, write_interactions
+from schema.rows import InteractionRow
+
+router = APIRouter()
+reads = APIRouter(dependencies=[Depends(require_read_key)])
+writes = APIRouter(dependencies=[Depends(require_write_key)])
+
+_NOT_FOUND = {404: {"description": "Unknown user or item"}, 503: {"description": "Neo4j unreachable"}}
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@reads.get(
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationsResponse,
+    responses=_NOT_FOUND,
+    summary="Ranked, explained recommendations for a user",
+)
+def get_recommendations(
+    user_id: str,
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    k: Annotated[int | None, Query(ge=1, le=1000, description="Number of items (default 10, max KGREC_MAX_K).")] = None,
+    explain: Annotated[bool, Query(description="Include explanation paths.")] = True,
+    sources: Annotated[
+        str | None, Query(description="Comma-separated recall sources (default all).", examples=["collaborative,knowledge"])
+    ] = None,
+    exclude_items: Annotated[str | None, Query(description="Comma-separated item ids to leave out.")] = None,
+    include_genres: Annotated[str | None, Query(description="Only items in one of these genres.")] = None,
+    exclude_genres: Annotated[str | None, Query(description="No items in these genres.")] = None,
+    year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
+) -> RecommendationsResponse:
+    size = k or settings.default_k
+    if size > settings.max_k:
+        raise HTTPException(422, f"k must be at most {settings.max_k}")
+    filters = RecallFilters(
+        exclude_items=_csv(exclude_items),
+        include_genres=_csv(include_genres),
+        exclude_genres=_csv(exclude_genres),
+        year_min=year_min,
+        year_max=year_max,
+    )
+    return recommender.recommend(user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters)
+
+
+@reads.get(
+    "/items/{item_id}/similar",
+    response_model=SimilarItemsResponse,
+    responses=_NOT_FOUND,
+    summary="Items similar to an item (shared users and traits)",
+)
+def get_similar(
+    item_id: str,
+    recommender: RecommenderDep,
+    settings: SettingsDep,
+    k: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    explain: bool = True,
+) -> SimilarItemsResponse:
+    size = k or settings.default_k
+    if size > settings.max_k:
+        raise HTTPException(422, f"k must be at most {settings.max_k}")
+    return recommender.similar(item_id, size, explain=explain)
+
+
+@writes.post(
+    "/interactions",
+    response_model=InteractionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={401: {"description": "No API key"}, 403: {"description": "Wrong API key"}, **_NOT_FOUND},
+    summary="Record an interaction (reflected in the next recommendations at once)",
+)
+def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
+    db = recommender.database
+    if not recommender.guard("item_exists", lambda: recall.item_exists(driver, body.item_id, database=db)):
+        raise UnknownEntityError(f"unknown item {body.item_id!r}")
+    existed = recommender.guard("user_exists", lambda: recall.user_exists(driver, body.user_id, database=db))
+    row = InteractionRow(
+        user_id=body.user_id,
+        item_id=body.item_id,
+        rating=body.rating,
+        weight=body.weight if body.weight is not None else 1.0,
+        timestamp=body.timestamp if body.timestamp is not None else int(time.time()),
+    )
+    recommender.guard("write", lambda: write_interactions(BatchWriter(driver, db), [row]))
+    return InteractionOut(user_id=body.user_id, item_id=body.item_id, created_user=not existed)
+
+
+@writes.post(
+    "/users",
+    response_model=NewUserOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "User exists"}, 401: {"description": "No API key"}, 403: {"description": "Wrong API key"}},
+    summary="Onboard a new user with liked genres and items (cold start)",
+)
+def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -> NewUserOut:
+    db = recommender.database
+    if recommender.guard("user_exists", lambda: recall.user_exists(driver, body.user_id, database=db)):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"user {body.user_id!r} exists already")
+    titles = recommender.guard("items", lambda: read_item_titles(driver, body.liked_items, db))
+    created, genres = recommender.guard("create", lambda: create_user(driver, body.user_id, body.liked_genres, db))
+    known_items = [i for i in dict.fromkeys(body.liked_items) if i in titles]
+    now = int(time.time())
+    rows = [InteractionRow(user_id=body.user_id, item_id=i, weight=1.0, timestamp=now) for i in known_items]
+    if rows:
+        recommender.guard("write", lambda: write_interactions(BatchWriter(driver, db), rows))
+    return NewUserOut(
+        user_id=body.user_id,
+        liked_genres=genres,
+        liked_items=known_items,
+        unknown_genres=[g for g in body.liked_genres if g not in genres],
+        unknown_items=[i for i in body.liked_items if i not in titles],
+    )
+
+
+@router.get("/health", response_model=Health, summary="The process is up (does not touch Neo4j)")
+def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}}, summary="Neo4j is reachable")
+def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
+    try:
+        driver.verify_connectivity()
+        driver.execute_query("RETURN 1", database_=recommender.database)
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
+        body = Ready(status="unavailable", neo4j="unreachable", detail=" ".join(str(exc).split())[:500])
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(Ready(status="ready", neo4j="ok").model_dump())
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+router.include_router(reads)
+router.include_router(writes)
+
+__all__ = ["MAX_ID_LENGTH", "router"]

@@ -1,0 +1,117 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graph.paths import Explanation
+
+_ID = Field(min_length=1, max_length=256)
+
+
+class RecommendedItem(BaseModel):
+    """One recommended item with its blended score, per-source scores and explanation paths."""
+
+    item_id: str
+    title: str | None = None
+    score: float = Field(description="Blended score (higher is better).")
+    sources: dict[str, float] = Field(description="Normalised score from each recall source that found the item.")
+    explanations: list[Explanation] = Field(default_factory=list)
+
+
+class RecommendationsResponse(BaseModel):
+    user_id: str
+    model_version: str
+    degraded: bool = Field(False, description="True when some sources failed and the list is a fallback.")
+    items: list[RecommendedItem]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "user_id": "42",
+                "model_version": "graph-recall-v1",
+                "degraded": False,
+                "items": [
+                    {
+                        "item_id": "3114",
+                        "title": "Toy Story 2 (1999)",
+                        "score": 1.32,
+                        "sources": {"collaborative": 1.0, "knowledge": 0.53},
+                        "explanations": [
+                            {
+                                "text": "Because you liked Toy Story (1995), which also stars Tom Hanks",
+                                "nodes": [
+                                    {"label": "User", "id": "42", "name": None},
+                                    {"label": "Item", "id": "1", "name": "Toy Story (1995)"},
+                                    {"label": "Person", "id": "tom_hanks", "name": "Tom Hanks"},
+                                    {"label": "Item", "id": "3114", "name": "Toy Story 2 (1999)"},
+                                ],
+                                "relationships": [
+                                    {"type": "INTERACTED", "start": 0, "end": 1},
+                                    {"type": "ACTED_IN", "start": 2, "end": 1},
+                                    {"type": "ACTED_IN", "start": 2, "end": 3},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        }
+    )
+
+
+class SimilarItemsResponse(BaseModel):
+    item_id: str
+    items: list[RecommendedItem]
+
+
+class InteractionIn(BaseModel):
+    """A new interaction; written to Neo4j and reflected in the user's next recommendations."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"user_id": "42", "item_id": "1", "rating": 4.5, "timestamp": 1700000000}},
+    )
+
+    user_id: str = _ID
+    item_id: str = _ID
+    rating: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False)
+    weight: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    timestamp: int | None = Field(None, ge=0, description="Unix seconds; default: now.")
+
+
+class InteractionOut(BaseModel):
+    user_id: str
+    item_id: str
+    created_user: bool = False
+
+
+class NewUserIn(BaseModel):
+    """Onboarding: a new user with the genres and items they say they like."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"user_id": "new-user-1", "liked_genres": ["Comedy"], "liked_items": ["1"]}},
+    )
+
+    user_id: str = _ID
+    liked_genres: list[str] = Field(default_factory=list, max_length=50)
+    liked_items: list[str] = Field(default_factory=list, max_length=200)
+
+
+class NewUserOut(BaseModel):
+    user_id: str
+    liked_genres: list[str] = Field(description="Genres that exist and were linked.")
+    liked_items: list[str] = Field(description="Items that exist and were recorded as positives.")
+    unknown_genres: list[str] = Field(default_factory=list)
+    unknown_items: list[str] = Field(default_factory=list)
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    neo4j: str
+    detail: str | None = None

@@ -1,0 +1,46 @@
+"""Settings of the HTTP service (prefix ``KGREC_``), built by :func:`get_api_settings`, never at import."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx"}
+
+
+class ApiSettings(BaseSettings):
+    """How the API serves and protects itself."""
+
+    model_config = SettingsConfigDict(env_prefix="KGREC_", env_file=".env", extra="ignore")
+
+    api_key: SecretStr | None = Field(
+        None, description="Key required in X-API-Key for writes (and reads if read_requires_key). Unset: writes refused."
+    )
+    read_requires_key: bool = Field(False, description="Also require the key for reads.")
+    host: str = Field("127.0.0.1", description="Address `kgrec serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `kgrec serve` listens on.")
+    default_k: int = Field(10, ge=1, le=100, description="Items returned when the request gives no k.")
+    max_k: int = Field(100, ge=1, le=1000, description="Largest k a request may ask for.")
+    source_weights: dict[str, float] = Field(
+        default_factory=lambda: {"collaborative": 1.0, "knowledge": 0.6, "social": 0.5, "popularity": 0.15},
+        description="Blend weight of each recall source (scores are max-normalised per source first).",
+    )
+    recall_workers: int = Field(4, ge=1, le=32, description="Threads that run recall sources in parallel.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in _PLACEHOLDERS or len(secret) < 12:
+            raise ValueError("KGREC_API_KEY must be a real secret of at least 12 characters, not a placeholder")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    """Return the process-wide API settings."""
+    return ApiSettings()

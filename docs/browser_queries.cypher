@@ -1,0 +1,735 @@
+// kgrec — Neo4j Browser guide: see the recall strategies' explanation paths drawn for a user.
+//
+// How to use: open Neo4j Browser (http://127.0.0.1:7474/browser/ for `kgrec neo4j start`), paste the :params block
+// once, then paste one strategy block at a time (each ends with `;`). Change the user or item with the :param line
+// above each block. Every strategy block is the application's own query (graph/queries/<name>.cypher, verbatim
+// inside `CALL () { ... }`), followed by a few lines that turn its returned paths into drawable relationships:
+// each row is a candidate item, its score and the steps (one-relationship paths) of its explanation paths.
+// tests/integration/graph/test_recall.py checks that this file stays in sync with the queries and their caps.
+
+// ---- parameters: caps at the defaults of graph/recall.py (filters empty = no filter)
+:params {
+  userId: '1',
+  itemId: '1',
+  k: 10,
+  excludeItems: [],
+  includeGenres: [],
+  excludeGenres: [],
+  yearMin: null,
+  yearMax: null,
+  minRating: 4.0,
+  maxPaths: 3,
+  maxSeeds: 50,
+  maxCoRatersPerSeed: 50,
+  maxNeighbours: 30,
+  maxItemsPerNeighbour: 30,
+  maxTagsPerSeed: 5,
+  maxTraitDegree: 2000,
+  maxTraits: 60,
+  maxItemsPerTrait: 30,
+  directorWeight: 3.0,
+  actorWeight: 2.0,
+  tagWeight: 1.0,
+  genreWeight: 0.5,
+  hopDecay: 0.5,
+  maxFollowees: 100,
+  maxFolloweesPerFollowee: 20,
+  maxPeople: 50,
+  maxItemsPerPerson: 50,
+  window: 3000,
+  halfLifeDays: 180.0,
+  maxGenres: 3,
+  genreBoost: 1.0,
+  poolSize: 200,
+  maxCoRaters: 50,
+  maxItemsPerUser: 20,
+  maxItemTags: 10,
+  coShrinkage: 3.0,
+  coWeight: 1.0,
+  traitWeight: 1.0
+}
+
+// ---- collaborative: Items liked by the users who share the most positives with $userId: user -> liked item <- neighbour -> candidate.
+:param userId => '1'
+CALL () {
+MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(s)
+  RETURN collect(s) AS seen,
+         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
+                 END) AS positives
+}
+CALL (positives) {
+  UNWIND positives AS p
+  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  LIMIT $maxSeeds
+  RETURN collect(p.item) AS seeds
+}
+CALL (u, seeds) {
+  UNWIND range(0, size(seeds) - 1) AS seedRank
+  WITH seedRank, seeds[seedRank] AS seed
+  WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
+  CALL (u, seed) {
+    MATCH (seed)<-[r:INTERACTED]-(v)
+    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating)
+    RETURN v
+    LIMIT $maxCoRatersPerSeed
+  }
+  WITH v, sum(seedWeight) AS overlap, min(seedRank) AS viaSeed
+  WITH v, viaSeed, overlap / sqrt(COUNT { (v)-[:INTERACTED]->() }) AS sim
+  ORDER BY sim DESC, v.userId ASC
+  LIMIT $maxNeighbours
+  RETURN collect({user: v, sim: sim, viaSeed: viaSeed}) AS neighbours
+}
+WITH u, seeds, neighbours, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (neighbours, excluded) {
+  UNWIND range(0, size(neighbours) - 1) AS rank
+  WITH rank, neighbours[rank] AS nb
+  CALL (nb, excluded) {
+    WITH nb.user AS v
+    MATCH (v)-[r:INTERACTED]->(rec)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    LIMIT $maxItemsPerNeighbour
+  }
+  WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
+  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WITH rec, contributions, raw / log(2.0 + COUNT { (rec)<-[:INTERACTED]-() }) AS score
+  ORDER BY score DESC, rec.itemId ASC
+  LIMIT $k
+  RETURN rec, score, contributions
+}
+WITH u, seeds, rec, score,
+     COLLECT { UNWIND contributions AS c WITH c ORDER BY c.c DESC, c.rank ASC RETURN neighbours[c.rank] } AS ranked
+WITH u, seeds, rec, score,
+     [i IN range(0, size(ranked) - 1)
+      WHERE none(j IN range(0, i - 1) WHERE ranked[j].viaSeed = ranked[i].viaSeed) | ranked[i]][..$maxPaths] AS chosen
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       [nb IN chosen | {
+         reason: 'co_interaction',
+         nodes: [
+           {label: 'User', id: u.userId, name: null},
+           {label: 'Item', id: seeds[nb.viaSeed].itemId, name: seeds[nb.viaSeed].title},
+           {label: 'User', id: nb.user.userId, name: null},
+           {label: 'Item', id: rec.itemId, name: rec.title}],
+         rels: [
+           {type: 'INTERACTED', start: 0, end: 1},
+           {type: 'INTERACTED', start: 2, end: 1},
+           {type: 'INTERACTED', start: 2, end: 3}]
+       }] AS paths
+ORDER BY score DESC, item_id ASC
+}
+MATCH (candidate:Item {itemId: item_id})
+CALL (paths) {
+  UNWIND paths AS path
+  CALL (path) {
+    UNWIND range(0, size(path.nodes) - 1) AS i
+    WITH i, path.nodes[i] AS n
+    CALL (n) {
+      MATCH (x:User {userId: n.id}) WHERE n.label = 'User' RETURN x
+      UNION
+      MATCH (x:Item {itemId: n.id}) WHERE n.label = 'Item' RETURN x
+      UNION
+      MATCH (x:Person {personId: n.id}) WHERE n.label = 'Person' RETURN x
+      UNION
+      MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
+      UNION
+      MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+    }
+    WITH i, x ORDER BY i
+    RETURN collect(x) AS nodes
+  }
+  UNWIND path.rels AS rel
+  WITH nodes[rel.start] AS a, nodes[rel.end] AS b, rel
+  MATCH step = (a)-[r]->(b)
+  WHERE type(r) = rel.type
+  RETURN collect(step) AS drawn
+}
+RETURN candidate, score, drawn
+ORDER BY score DESC, candidate.itemId ASC;
+
+// ---- knowledge: Items sharing directors, actors, tags or genres with what $userId liked: user -> liked item - trait - candidate.
+:param userId => '1'
+CALL () {
+MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(s)
+  RETURN collect(s) AS seen,
+         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
+                 END) AS positives
+}
+CALL (positives) {
+  UNWIND positives AS p
+  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  LIMIT $maxSeeds
+  RETURN collect(p.item) AS seeds
+}
+CALL (seeds) {
+  CALL () { MATCH (i:Item) RETURN count(i) AS itemCount }
+  UNWIND range(0, size(seeds) - 1) AS seedRank
+  WITH itemCount, seedRank, seeds[seedRank] AS seed
+  CALL (seed) {
+    MATCH (seed)<-[:DIRECTED]-(t)
+    RETURN t, 'DIRECTED' AS kind, $directorWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)<-[:ACTED_IN]-(t)
+    RETURN t, 'ACTED_IN' AS kind, $actorWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[:IN_GENRE]->(t)
+    RETURN t, 'IN_GENRE' AS kind, $genreWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[h:HAS_TAG]->(t)
+    WITH t, h ORDER BY h.weight DESC, t.name ASC
+    LIMIT $maxTagsPerSeed
+    RETURN t, 'HAS_TAG' AS kind, $tagWeight AS kindWeight
+  }
+  WITH itemCount, t, kind, kindWeight, count(*) AS affinity, min(seedRank) AS viaSeed
+  WITH itemCount, t, kind, kindWeight, affinity, viaSeed,
+       CASE kind
+         WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
+         WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         ELSE COUNT { (t)-[:ACTED_IN|DIRECTED]->() }
+       END AS degree
+  WHERE kindWeight > 0 AND degree <= $maxTraitDegree
+  WITH t, kind, viaSeed, kindWeight * (1.0 + log(affinity)) * log(1.0 + toFloat(itemCount) / degree) AS traitScore
+  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name) ASC
+  LIMIT $maxTraits
+  RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
+}
+WITH u, seeds, traits, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (traits, excluded) {
+  UNWIND range(0, size(traits) - 1) AS rank
+  WITH rank, traits[rank] AS tr
+  CALL (tr, excluded) {
+    WITH tr.trait AS t, tr.kind AS kind
+    CALL (t, kind, excluded) {
+      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+    }
+    RETURN rec
+  }
+  WITH rec, sum(tr.score) AS score, collect(rank) AS contributions
+  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WITH rec, score, contributions
+  ORDER BY score DESC, rec.itemId ASC
+  LIMIT $k
+  RETURN rec, score, contributions
+}
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       COLLECT {
+         UNWIND contributions AS rank
+         WITH rank ORDER BY rank ASC LIMIT $maxPaths
+         WITH traits[rank] AS tr
+         WITH tr, seeds[tr.viaSeed] AS seed, tr.kind IN ['ACTED_IN', 'DIRECTED'] AS byPerson
+         RETURN {
+           reason: 'shared_trait',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Item', id: seed.itemId, name: seed.title},
+             CASE tr.kind
+               WHEN 'IN_GENRE' THEN {label: 'Genre', id: tr.trait.name, name: tr.trait.name}
+               WHEN 'HAS_TAG' THEN {label: 'Tag', id: tr.trait.name, name: tr.trait.name}
+               ELSE {label: 'Person', id: tr.trait.personId, name: tr.trait.name}
+             END,
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'INTERACTED', start: 0, end: 1},
+             CASE WHEN byPerson THEN {type: tr.kind, start: 2, end: 1} ELSE {type: tr.kind, start: 1, end: 2} END,
+             CASE WHEN byPerson THEN {type: tr.kind, start: 2, end: 3} ELSE {type: tr.kind, start: 3, end: 2} END]
+         }
+       } AS paths
+ORDER BY score DESC, item_id ASC
+}
+MATCH (candidate:Item {itemId: item_id})
+CALL (paths) {
+  UNWIND paths AS path
+  CALL (path) {
+    UNWIND range(0, size(path.nodes) - 1) AS i
+    WITH i, path.nodes[i] AS n
+    CALL (n) {
+      MATCH (x:User {userId: n.id}) WHERE n.label = 'User' RETURN x
+      UNION
+      MATCH (x:Item {itemId: n.id}) WHERE n.label = 'Item' RETURN x
+      UNION
+      MATCH (x:Person {personId: n.id}) WHERE n.label = 'Person' RETURN x
+      UNION
+      MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
+      UNION
+      MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+    }
+    WITH i, x ORDER BY i
+    RETURN collect(x) AS nodes
+  }
+  UNWIND path.rels AS rel
+  WITH nodes[rel.start] AS a, nodes[rel.end] AS b, rel
+  MATCH step = (a)-[r]->(b)
+  WHERE type(r) = rel.type
+  RETURN collect(step) AS drawn
+}
+RETURN candidate, score, drawn
+ORDER BY score DESC, candidate.itemId ASC;
+
+// ---- social: Items liked by people $userId follows (and, damped, by the people they follow). Empty on MovieLens: it has no
+// FOLLOWS; load Last.fm (`kgrec load lastfm ...`) to see it, e.g. with :param userId => '2'.
+:param userId => '1'
+CALL () {
+MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[:FOLLOWS]->(f:User)
+  WITH f ORDER BY f.userId ASC
+  LIMIT $maxFollowees
+  RETURN collect(f) AS followees
+}
+CALL (u, followees) {
+  CALL (u, followees) {
+    UNWIND range(0, size(followees) - 1) AS via
+    RETURN followees[via] AS person, via, 1.0 AS weight, 1 AS hops, 1 AS paths
+    UNION ALL
+    UNWIND range(0, size(followees) - 1) AS via
+    CALL (u, followees, via) {
+      WITH followees[via] AS f
+      MATCH (f)-[:FOLLOWS]->(ff:User)
+      WHERE ff <> u AND NOT ff IN followees
+      WITH ff ORDER BY ff.userId ASC
+      LIMIT $maxFolloweesPerFollowee
+      RETURN ff
+    }
+    WITH ff, min(via) AS via, count(*) AS paths
+    RETURN ff AS person, via, $hopDecay AS weight, 2 AS hops, paths
+  }
+  WITH person, via, weight, hops, paths
+  ORDER BY weight DESC, paths DESC, hops ASC, person.userId ASC
+  LIMIT $maxPeople
+  RETURN collect({user: person, via: via, weight: weight, hops: hops}) AS people
+}
+WITH u, followees, people
+WHERE size(people) > 0
+WITH u, followees, people,
+     COLLECT { MATCH (u)-[:INTERACTED]->(s) RETURN s }
+     + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (people, excluded) {
+  UNWIND range(0, size(people) - 1) AS rank
+  WITH rank, people[rank] AS pe
+  CALL (pe, excluded) {
+    WITH pe.user AS p
+    MATCH (p)-[r:INTERACTED]->(rec)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    LIMIT $maxItemsPerPerson
+  }
+  WITH rec, sum(pe.weight * pref) AS score, collect({c: pe.weight * pref, rank: rank}) AS contributions
+  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WITH rec, score, contributions
+  ORDER BY score DESC, rec.itemId ASC
+  LIMIT $k
+  RETURN rec, score, contributions
+}
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       COLLECT {
+         UNWIND contributions AS c
+         WITH c ORDER BY c.c DESC, c.rank ASC
+         LIMIT $maxPaths
+         WITH people[c.rank] AS pe
+         WITH pe, followees[pe.via] AS f
+         RETURN CASE pe.hops
+           WHEN 1 THEN {
+             reason: 'followee',
+             nodes: [
+               {label: 'User', id: u.userId, name: null},
+               {label: 'User', id: pe.user.userId, name: null},
+               {label: 'Item', id: rec.itemId, name: rec.title}],
+             rels: [
+               {type: 'FOLLOWS', start: 0, end: 1},
+               {type: 'INTERACTED', start: 1, end: 2}]}
+           ELSE {
+             reason: 'followee_of_followee',
+             nodes: [
+               {label: 'User', id: u.userId, name: null},
+               {label: 'User', id: f.userId, name: null},
+               {label: 'User', id: pe.user.userId, name: null},
+               {label: 'Item', id: rec.itemId, name: rec.title}],
+             rels: [
+               {type: 'FOLLOWS', start: 0, end: 1},
+               {type: 'FOLLOWS', start: 1, end: 2},
+               {type: 'INTERACTED', start: 2, end: 3}]}
+         END
+       } AS paths
+ORDER BY score DESC, item_id ASC
+}
+MATCH (candidate:Item {itemId: item_id})
+CALL (paths) {
+  UNWIND paths AS path
+  CALL (path) {
+    UNWIND range(0, size(path.nodes) - 1) AS i
+    WITH i, path.nodes[i] AS n
+    CALL (n) {
+      MATCH (x:User {userId: n.id}) WHERE n.label = 'User' RETURN x
+      UNION
+      MATCH (x:Item {itemId: n.id}) WHERE n.label = 'Item' RETURN x
+      UNION
+      MATCH (x:Person {personId: n.id}) WHERE n.label = 'Person' RETURN x
+      UNION
+      MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
+      UNION
+      MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+    }
+    WITH i, x ORDER BY i
+    RETURN collect(x) AS nodes
+  }
+  UNWIND path.rels AS rel
+  WITH nodes[rel.start] AS a, nodes[rel.end] AS b, rel
+  MATCH step = (a)-[r]->(b)
+  WHERE type(r) = rel.type
+  RETURN collect(step) AS drawn
+}
+RETURN candidate, score, drawn
+ORDER BY score DESC, candidate.itemId ASC;
+
+// ---- popularity: Popular lately, boosted in the genres $userId prefers (works for unknown users too: :param userId => 'nobody').
+// Items that are only globally popular have no path: they show as lone candidate nodes.
+:param userId => '1'
+CALL () {
+OPTIONAL MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(s)
+  RETURN collect(s) AS seen,
+         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
+                 END) AS positives
+}
+CALL (positives) {
+  UNWIND positives AS p
+  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  LIMIT $maxSeeds
+  RETURN collect(p.item) AS seeds
+}
+CALL (u, seeds) {
+  CALL (u, seeds) {
+    MATCH (u)-[:PREFERS]->(g)
+    RETURN g, 1.0 AS share, -1 AS via
+    UNION ALL
+    UNWIND range(0, size(seeds) - 1) AS seedRank
+    WITH seedRank, seeds[seedRank] AS seed
+    MATCH (seed)-[:IN_GENRE]->(g)
+    WITH g, count(*) AS n, min(seedRank) AS via
+    RETURN g, toFloat(n) / size(seeds) AS share, via
+  }
+  WITH g, share, via
+  ORDER BY share DESC, via ASC, g.name ASC
+  WITH g, collect({share: share, via: via})[0] AS best
+  ORDER BY best.share DESC, best.via ASC, g.name ASC
+  LIMIT $maxGenres
+  RETURN collect({genre: g, share: best.share, via: best.via}) AS preferred
+}
+CALL () {
+  MATCH ()-[r:INTERACTED]->()
+  WHERE r.timestamp IS NOT NULL
+  WITH r ORDER BY r.timestamp DESC
+  LIMIT 1
+  RETURN max(r.timestamp) AS now
+}
+WITH u, seeds, preferred, now,
+     seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (now, excluded) {
+  CALL (now) {
+    MATCH ()-[r:INTERACTED]->(i)
+    WHERE r.timestamp IS NOT NULL
+    WITH r, i ORDER BY r.timestamp DESC
+    LIMIT $window
+    WITH r, i
+    WHERE r.rating IS NULL OR r.rating >= $minRating
+    RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
+    UNION ALL
+    UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
+    MATCH (i:Item)
+    RETURN i AS rec, toFloat(COUNT { (i)<-[:INTERACTED]-() }) AS pop
+  }
+  WITH rec, pop
+  WHERE pop > 0 AND NOT rec IN excluded
+    AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  RETURN rec, pop
+  ORDER BY pop DESC, rec.itemId ASC
+  LIMIT $poolSize
+}
+WITH u, seeds, preferred, rec, pop, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, matched, pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share)) AS score
+ORDER BY score DESC, rec.itemId ASC
+LIMIT $k
+WITH u, seeds, rec, score, matched[0] AS why
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       CASE
+         WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
+         WHEN why.via < 0 THEN [{
+           reason: 'popular_in_genre',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Genre', id: why.genre.name, name: why.genre.name},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'PREFERS', start: 0, end: 1},
+             {type: 'IN_GENRE', start: 2, end: 1}]}]
+         ELSE [{
+           reason: 'popular_in_genre',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Item', id: seeds[why.via].itemId, name: seeds[why.via].title},
+             {label: 'Genre', id: why.genre.name, name: why.genre.name},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'INTERACTED', start: 0, end: 1},
+             {type: 'IN_GENRE', start: 1, end: 2},
+             {type: 'IN_GENRE', start: 3, end: 2}]}]
+       END AS paths
+ORDER BY score DESC, item_id ASC
+}
+MATCH (candidate:Item {itemId: item_id})
+CALL (paths) {
+  UNWIND paths AS path
+  CALL (path) {
+    UNWIND range(0, size(path.nodes) - 1) AS i
+    WITH i, path.nodes[i] AS n
+    CALL (n) {
+      MATCH (x:User {userId: n.id}) WHERE n.label = 'User' RETURN x
+      UNION
+      MATCH (x:Item {itemId: n.id}) WHERE n.label = 'Item' RETURN x
+      UNION
+      MATCH (x:Person {personId: n.id}) WHERE n.label = 'Person' RETURN x
+      UNION
+      MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
+      UNION
+      MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+    }
+    WITH i, x ORDER BY i
+    RETURN collect(x) AS nodes
+  }
+  UNWIND path.rels AS rel
+  WITH nodes[rel.start] AS a, nodes[rel.end] AS b, rel
+  MATCH step = (a)-[r]->(b)
+  WHERE type(r) = rel.type
+  RETURN collect(step) AS drawn
+}
+RETURN candidate, score, drawn
+ORDER BY score DESC, candidate.itemId ASC;
+
+// ---- similar items: Items similar to $itemId through shared users and shared traits: item <- user -> candidate, item - trait - candidate.
+:param itemId => '1'
+CALL () {
+MATCH (src:Item {itemId: $itemId})
+CALL (src) {
+  MATCH (src)<-[r:INTERACTED]-(v)
+  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating)
+  WITH v
+  LIMIT $maxCoRaters
+  WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
+  ORDER BY weight DESC, v.userId ASC
+  RETURN collect({user: v, weight: weight}) AS raters
+}
+CALL (src) {
+  WITH src
+  WHERE $traitWeight > 0
+  CALL () { MATCH (i:Item) RETURN count(i) AS itemCount }
+  CALL (src) {
+    MATCH (src)<-[:DIRECTED]-(t)
+    RETURN t, 'DIRECTED' AS kind, $directorWeight AS kindWeight
+    UNION ALL
+    MATCH (src)<-[:ACTED_IN]-(t)
+    RETURN t, 'ACTED_IN' AS kind, $actorWeight AS kindWeight
+    UNION ALL
+    MATCH (src)-[:IN_GENRE]->(t)
+    RETURN t, 'IN_GENRE' AS kind, $genreWeight AS kindWeight
+    UNION ALL
+    MATCH (src)-[h:HAS_TAG]->(t)
+    WITH t, h ORDER BY h.weight DESC, t.name ASC
+    LIMIT $maxItemTags
+    RETURN t, 'HAS_TAG' AS kind, $tagWeight AS kindWeight
+  }
+  WITH itemCount, t, kind, kindWeight,
+       CASE kind
+         WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
+         WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         ELSE COUNT { (t)-[:ACTED_IN|DIRECTED]->() }
+       END AS degree
+  WHERE kindWeight > 0 AND degree <= $maxTraitDegree
+  WITH t, kind, kindWeight * log(1.0 + toFloat(itemCount) / degree) AS traitScore
+  ORDER BY traitScore DESC, kind ASC, coalesce(t.personId, t.name) ASC
+  RETURN collect({trait: t, kind: kind, score: traitScore}) AS traits
+}
+WITH src, raters, traits, [src] + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (raters, excluded) {
+  UNWIND range(0, size(raters) - 1) AS rank
+  WITH rank, raters[rank] AS rater
+  CALL (rater, excluded) {
+    WITH rater.user AS v
+    MATCH (v)-[r:INTERACTED]->(rec)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    RETURN rec
+    LIMIT $maxItemsPerUser
+  }
+  WITH rec, sum(rater.weight) AS raw, count(*) AS support, min(rank) AS best
+  WITH rec, raw, best, raw / sqrt(COUNT { (rec)<-[:INTERACTED]-() }) * support / (support + $coShrinkage) AS score
+  RETURN collect({rec: rec, raw: raw, score: score, best: best}) AS co
+}
+CALL (traits, excluded) {
+  UNWIND range(0, size(traits) - 1) AS rank
+  WITH rank, traits[rank] AS tr
+  CALL (tr, excluded) {
+    WITH tr.trait AS t, tr.kind AS kind
+    CALL (t, kind, excluded) {
+      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+    }
+    RETURN rec
+  }
+  WITH rec, sum(tr.score) AS score, collect(rank) AS ranks
+  RETURN collect({rec: rec, score: score, ranks: ranks}) AS kg
+}
+WITH src, raters, traits, co, kg,
+     reduce(m = 0.0, c IN co | CASE WHEN c.score > m THEN c.score ELSE m END) AS coMax,
+     reduce(m = 0.0, c IN kg | CASE WHEN c.score > m THEN c.score ELSE m END) AS kgMax
+CALL (co, kg, coMax, kgMax) {
+  UNWIND [c IN co WHERE coMax > 0 | {rec: c.rec, s: $coWeight * c.score / coMax, co: c}]
+       + [c IN kg WHERE kgMax > 0 | {rec: c.rec, s: $traitWeight * c.score / kgMax, kg: c}] AS c
+  WITH c.rec AS rec, sum(c.s) AS score, collect(c.co)[0] AS coPart, collect(c.kg)[0] AS kgPart
+  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WITH rec, score, coPart, kgPart
+  ORDER BY score DESC, rec.itemId ASC
+  LIMIT $k
+  RETURN rec, score, coPart, kgPart
+}
+WITH src, raters, traits, rec, score,
+     CASE WHEN coPart IS NULL THEN [] ELSE
+       [{weight: $coWeight * coPart.score * raters[coPart.best].weight / coPart.raw / coMax,
+         part: 0, rank: coPart.best}]
+     END
+     + [rank IN coalesce(kgPart.ranks, []) | {weight: $traitWeight * traits[rank].score / kgMax, part: 1, rank: rank}]
+     AS options
+WITH src, raters, traits, rec, score,
+     COLLECT {
+       UNWIND options AS o
+       WITH o ORDER BY o.weight DESC, o.part ASC, o.rank ASC
+       LIMIT $maxPaths
+       RETURN o
+     } AS chosen
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       [o IN chosen |
+         CASE o.part
+           WHEN 0 THEN {
+             reason: 'similar_co_interaction',
+             nodes: [
+               {label: 'Item', id: src.itemId, name: src.title},
+               {label: 'User', id: raters[o.rank].user.userId, name: null},
+               {label: 'Item', id: rec.itemId, name: rec.title}],
+             rels: [
+               {type: 'INTERACTED', start: 1, end: 0},
+               {type: 'INTERACTED', start: 1, end: 2}]}
+           ELSE {
+             reason: 'similar_trait',
+             nodes: [
+               {label: 'Item', id: src.itemId, name: src.title},
+               CASE traits[o.rank].kind
+                 WHEN 'IN_GENRE' THEN {label: 'Genre', id: traits[o.rank].trait.name, name: traits[o.rank].trait.name}
+                 WHEN 'HAS_TAG' THEN {label: 'Tag', id: traits[o.rank].trait.name, name: traits[o.rank].trait.name}
+                 ELSE {label: 'Person', id: traits[o.rank].trait.personId, name: traits[o.rank].trait.name}
+               END,
+               {label: 'Item', id: rec.itemId, name: rec.title}],
+             rels: CASE WHEN traits[o.rank].kind IN ['ACTED_IN', 'DIRECTED']
+               THEN [{type: traits[o.rank].kind, start: 1, end: 0}, {type: traits[o.rank].kind, start: 1, end: 2}]
+               ELSE [{type: traits[o.rank].kind, start: 0, end: 1}, {type: traits[o.rank].kind, start: 2, end: 1}]
+             END}
+         END] AS paths
+ORDER BY score DESC, item_id ASC
+}
+MATCH (candidate:Item {itemId: item_id})
+CALL (paths) {
+  UNWIND paths AS path
+  CALL (path) {
+    UNWIND range(0, size(path.nodes) - 1) AS i
+    WITH i, path.nodes[i] AS n
+    CALL (n) {
+      MATCH (x:User {userId: n.id}) WHERE n.label = 'User' RETURN x
+      UNION
+      MATCH (x:Item {itemId: n.id}) WHERE n.label = 'Item' RETURN x
+      UNION
+      MATCH (x:Person {personId: n.id}) WHERE n.label = 'Person' RETURN x
+      UNION
+      MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
+      UNION
+      MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+    }
+    WITH i, x ORDER BY i
+    RETURN collect(x) AS nodes
+  }
+  UNWIND path.rels AS rel
+  WITH nodes[rel.start] AS a, nodes[rel.end] AS b, rel
+  MATCH step = (a)-[r]->(b)
+  WHERE type(r) = rel.type
+  RETURN collect(step) AS drawn
+}
+RETURN candidate, score, drawn
+ORDER BY score DESC, candidate.itemId ASC;
+
+// ---- exploration: what $userId liked most, with genres and people (the seeds of the recall queries)
+:param userId => '1'
+MATCH (u:User {userId: $userId})-[r:INTERACTED]->(i:Item)
+WHERE r.rating IS NULL OR r.rating >= 4.0
+WITH u, r, i ORDER BY coalesce(r.rating, r.weight) DESC, coalesce(r.timestamp, 0) DESC, i.itemId ASC LIMIT 15
+OPTIONAL MATCH (i)-[g:IN_GENRE]->(genre:Genre)
+OPTIONAL MATCH (person:Person)-[p:DIRECTED]->(i)
+RETURN u, r, i, collect(g) AS genres, collect(genre) AS genreNodes, collect(p) AS directed, collect(person) AS directors;
+
+// ---- exploration: hub traits — how many items each genre, and the busiest tags and people, link to
+//      (recall skips traits above maxTraitDegree and weighs the rest by ln(1 + items / degree))
+MATCH (g:Genre)
+RETURN 'Genre' AS kind, g.name AS trait, COUNT { (g)<-[:IN_GENRE]-() } AS items
+UNION ALL
+MATCH (t:Tag)
+WITH t, COUNT { (t)<-[:HAS_TAG]-() } AS items ORDER BY items DESC LIMIT 10
+RETURN 'Tag' AS kind, t.name AS trait, items
+UNION ALL
+MATCH (p:Person)
+WITH p, COUNT { (p)-[:ACTED_IN|DIRECTED]->() } AS items ORDER BY items DESC LIMIT 10
+RETURN 'Person' AS kind, p.name AS trait, items;
+
+// ---- exploration: the users closest to $userId by shared positives (the collaborative neighbourhood, uncapped)
+:param userId => '1'
+MATCH (u:User {userId: $userId})-[r1:INTERACTED]->(i:Item)<-[r2:INTERACTED]-(v:User)
+WHERE r1.rating >= 4.0 AND r2.rating >= 4.0
+WITH u, v, count(i) AS shared, collect(i)[..5] AS someShared
+ORDER BY shared DESC, v.userId ASC LIMIT 10
+RETURN u, v, shared, someShared;

@@ -1,0 +1,175 @@
+"""Explanation paths: the pydantic models recall returns, and the sentences that describe them.
+
+Recall queries return each path as a plain map ``{reason, nodes: [{label, id, name}], rels: [{type,
+start, end}]}``; :func:`explanation_from_path` validates it into an :class:`Explanation` and writes its
+text. A node's ``id`` is the key of its label (userId, itemId, personId, or the name of a Genre or Tag);
+a relationship's ``start``/``end`` index into ``nodes`` in the direction the relationship is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schema.errors import KgrecError
+
+NodeLabel = Literal["User", "Item", "Genre", "Tag", "Person"]
+RelationshipType = Literal["INTERACTED", "IN_GENRE", "ACTED_IN", "DIRECTED", "HAS_TAG", "FOLLOWS", "PREFERS"]
+
+
+class Reason(StrEnum):
+    """Why a recall query produced a path; decides the sentence."""
+
+    CO_INTERACTION = "co_interaction"
+    SHARED_TRAIT = "shared_trait"
+    FOLLOWEE = "followee"
+    FOLLOWEE_OF_FOLLOWEE = "followee_of_followee"
+    POPULAR = "popular"
+    POPULAR_IN_GENRE = "popular_in_genre"
+    SIMILAR_CO_INTERACTION = "similar_co_interaction"
+    SIMILAR_TRAIT = "similar_trait"
+
+
+class PathNode(BaseModel):
+    """One node of a path: its label, its key and a display name (title or name; None for users)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: NodeLabel
+    id: str
+    name: str | None = None
+
+
+class PathRel(BaseModel):
+    """One relationship of a path, as indexes into the path's nodes in its stored direction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: RelationshipType
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class Explanation(BaseModel):
+    """A readable reason with the concrete graph path behind it (empty for plain popularity)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    nodes: list[PathNode] = Field(default_factory=list)
+    relationships: list[PathRel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _indexes_point_at_nodes(self) -> Explanation:
+        for rel in self.relationships:
+            if rel.start >= len(self.nodes) or rel.end >= len(self.nodes):
+                where = f"{rel.type} {rel.start}->{rel.end}"
+                raise ValueError(f"relationship {where} points outside the {len(self.nodes)} nodes")
+        return self
+
+
+class PathShapeError(KgrecError):
+    """A recall query returned a path whose shape does not fit its reason (a bug in the query)."""
+
+
+def explanation_from_path(raw: Mapping[str, Any]) -> Explanation:
+    """Validate one path map returned by a recall query and describe it in a sentence.
+
+    Args:
+        raw: ``{reason, nodes: [{label, id, name}], rels: [{type, start, end}]}``.
+
+    Returns:
+        The explanation with its text.
+
+    Raises:
+        PathShapeError: Unknown reason, or nodes/relationships that do not fit it.
+    """
+    try:
+        reason = Reason(raw["reason"])
+        nodes = [PathNode.model_validate(node) for node in raw.get("nodes") or []]
+        rels = [PathRel.model_validate(rel) for rel in raw.get("rels") or []]
+        return Explanation(text=describe_path(reason, nodes, rels), nodes=nodes, relationships=rels)
+    except (KeyError, ValueError, IndexError) as exc:
+        raise PathShapeError(f"malformed explanation path {dict(raw)!r}: {exc}") from exc
+
+
+def display_name(node: PathNode) -> str:
+    """How a node is named in a sentence: its title or name, else ``user 42`` / ``item 7``."""
+    if node.name:
+        return node.name
+    return f"{node.label.lower()} {node.id}" if node.label in ("User", "Item") else node.id
+
+
+def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[PathRel]) -> str:
+    """Write the sentence for a path of the given reason.
+
+    Args:
+        reason: What kind of path it is.
+        nodes: The path's nodes, in path order (shapes are documented in each recall query).
+        rels: The path's relationships; for trait paths the type of the trait relationship matters.
+
+    Returns:
+        A short sentence such as "Because you liked Heat, also directed by Michael Mann".
+
+    Raises:
+        ValueError: The nodes do not fit the reason.
+    """
+    names = [display_name(node) for node in nodes]
+    if reason is Reason.POPULAR:
+        return "Popular lately"
+    if reason is Reason.POPULAR_IN_GENRE:
+        genre = next((node for node in nodes if node.label == "Genre"), None)
+        if genre is None:
+            raise ValueError("a popular_in_genre path needs a Genre node")
+        return f"Popular in {display_name(genre)} lately"
+    if reason is Reason.CO_INTERACTION:
+        _expect(nodes, ("User", "Item", "User", "Item"))
+        return f"Because users who liked {names[1]} also liked {names[3]}"
+    if reason is Reason.SHARED_TRAIT:
+        _expect(nodes, ("User", "Item", None, "Item"), rels, 3)
+        return f"Because you liked {names[1]}, " + _SHARED_TRAIT[_trait_type(rels[1].type)].format(trait=names[2])
+    if reason is Reason.FOLLOWEE:
+        _expect(nodes, ("User", "User", "Item"))
+        return f"Because {names[1]}, whom you follow, liked {names[2]}"
+    if reason is Reason.FOLLOWEE_OF_FOLLOWEE:
+        _expect(nodes, ("User", "User", "User", "Item"))
+        return f"Because {names[2]}, whom {names[1]} follows, liked {names[3]}"
+    if reason is Reason.SIMILAR_CO_INTERACTION:
+        _expect(nodes, ("Item", "User", "Item"))
+        return f"Users who liked {names[0]} also liked {names[2]}"
+    _expect(nodes, ("Item", None, "Item"), rels, 2)
+    return _SIMILAR_TRAIT[_trait_type(rels[0].type)].format(trait=names[1])
+
+
+#: "Because you liked <seed>, ..." for each relationship that links an item to a trait.
+_SHARED_TRAIT = {
+    "ACTED_IN": "which also stars {trait}",
+    "DIRECTED": "also directed by {trait}",
+    "HAS_TAG": 'also tagged "{trait}"',
+    "IN_GENRE": "also in {trait}",
+}
+_SIMILAR_TRAIT = {
+    "ACTED_IN": "Also stars {trait}",
+    "DIRECTED": "Also directed by {trait}",
+    "HAS_TAG": 'Also tagged "{trait}"',
+    "IN_GENRE": "Also in {trait}",
+}
+
+
+def _trait_type(rel_type: str) -> str:
+    if rel_type not in _SHARED_TRAIT:
+        raise ValueError(f"{rel_type} does not link an item to a trait")
+    return rel_type
+
+
+def _expect(
+    nodes: Sequence[PathNode], labels: tuple[str | None, ...], rels: Sequence[PathRel] = (), min_rels: int = 0
+) -> None:
+    actual = tuple(node.label for node in nodes)
+    if len(actual) != len(labels) or any(want is not None and want != got for want, got in zip(labels, actual)):
+        raise ValueError(f"expected nodes {labels}, got {actual}")
+    if len(rels) < min_rels:
+        raise ValueError(f"expected {min_rels} relationships, got {len(rels)}")

@@ -1,0 +1,85 @@
+// Purpose: collaborative recall (User→Item←User→Item): items liked by the users who share the most positives
+//          with the target user, with the concrete paths that produced each candidate.
+//   Seeds: the user's $maxSeeds strongest positives (rating, else weight, desc; most recent first; positive =
+//          rating >= $minRating or no rating). Neighbours: co-raters who liked a seed (at most $maxCoRatersPerSeed
+//          per seed, store order); sim(v) = Σ_shared seeds 1/ln(2 + deg(seed)) / sqrt(deg(v)), so sharing a
+//          blockbuster or being a heavy rater counts less; the $maxNeighbours most similar are kept.
+//          Candidates: up to $maxItemsPerNeighbour positives of each neighbour (store order);
+//          score = Σ_v sim(v) · (1 + rating − $minRating, or 1 without rating) / ln(2 + deg(item)).
+//          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
+// Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxCoRatersPerSeed, $maxNeighbours,
+//             $maxItemsPerNeighbour, $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of strings
+//             (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
+// Returns: item_id, title, score, paths (list of {reason: 'co_interaction', nodes: [{label, id, name}],
+//          rels: [{type, start, end}]}; path = user -INTERACTED-> seed <-INTERACTED- neighbour -INTERACTED-> item;
+//          the strongest neighbours' paths, one per seed), ordered by score desc, item_id asc
+MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(s)
+  RETURN collect(s) AS seen,
+         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
+                 END) AS positives
+}
+CALL (positives) {
+  UNWIND positives AS p
+  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  LIMIT $maxSeeds
+  RETURN collect(p.item) AS seeds
+}
+CALL (u, seeds) {
+  UNWIND range(0, size(seeds) - 1) AS seedRank
+  WITH seedRank, seeds[seedRank] AS seed
+  WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
+  CALL (u, seed) {
+    MATCH (seed)<-[r:INTERACTED]-(v)
+    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating)
+    RETURN v
+    LIMIT $maxCoRatersPerSeed
+  }
+  WITH v, sum(seedWeight) AS overlap, min(seedRank) AS viaSeed
+  WITH v, viaSeed, overlap / sqrt(COUNT { (v)-[:INTERACTED]->() }) AS sim
+  ORDER BY sim DESC, v.userId ASC
+  LIMIT $maxNeighbours
+  RETURN collect({user: v, sim: sim, viaSeed: viaSeed}) AS neighbours
+}
+WITH u, seeds, neighbours, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (neighbours, excluded) {
+  UNWIND range(0, size(neighbours) - 1) AS rank
+  WITH rank, neighbours[rank] AS nb
+  CALL (nb, excluded) {
+    WITH nb.user AS v
+    MATCH (v)-[r:INTERACTED]->(rec)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    LIMIT $maxItemsPerNeighbour
+  }
+  WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
+  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WITH rec, contributions, raw / log(2.0 + COUNT { (rec)<-[:INTERACTED]-() }) AS score
+  ORDER BY score DESC, rec.itemId ASC
+  LIMIT $k
+  RETURN rec, score, contributions
+}
+WITH u, seeds, rec, score,
+     COLLECT { UNWIND contributions AS c WITH c ORDER BY c.c DESC, c.rank ASC RETURN neighbours[c.rank] } AS ranked
+WITH u, seeds, rec, score,
+     [i IN range(0, size(ranked) - 1)
+      WHERE none(j IN range(0, i - 1) WHERE ranked[j].viaSeed = ranked[i].viaSeed) | ranked[i]][..$maxPaths] AS chosen
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       [nb IN chosen | {
+         reason: 'co_interaction',
+         nodes: [
+           {label: 'User', id: u.userId, name: null},
+           {label: 'Item', id: seeds[nb.viaSeed].itemId, name: seeds[nb.viaSeed].title},
+           {label: 'User', id: nb.user.userId, name: null},
+           {label: 'Item', id: rec.itemId, name: rec.title}],
+         rels: [
+           {type: 'INTERACTED', start: 0, end: 1},
+           {type: 'INTERACTED', start: 2, end: 1},
+           {type: 'INTERACTED', start: 2, end: 3}]
+       }] AS paths
+ORDER BY score DESC, item_id ASC

@@ -1,0 +1,118 @@
+// Purpose: knowledge-graph recall (User→Item→trait←Item): items that share directors, actors, tags or genres
+//          with the items the user liked, with the concrete paths that produced each candidate.
+//   Seeds: the user's $maxSeeds strongest positives (as in recall_collaborative). Traits of each seed: its
+//          directors, actors, genres and its $maxTagsPerSeed heaviest tags. A trait shared by `a` seeds scores
+//          kindWeight · (1 + ln a) · ln(1 + itemCount / deg(trait)) (IDF-like: a genre with 4,000 items counts
+//          little), kindWeight = $directorWeight | $actorWeight | $tagWeight | $genreWeight. Traits linked to
+//          more than $maxTraitDegree items or weighted 0 are skipped; only the $maxTraits best traits are
+//          expanded, each to at most $maxItemsPerTrait items (store order).
+//          score(item) = Σ of the scores of its shared traits.
+//          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
+// Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxTagsPerSeed, $maxTraitDegree, $maxTraits,
+//             $maxItemsPerTrait, $maxPaths: int; $directorWeight, $actorWeight, $tagWeight, $genreWeight: float;
+//             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
+//             $yearMin, $yearMax: int or null (null = no bound)
+// Returns: item_id, title, score, paths (list of {reason: 'shared_trait', nodes: [{label, id, name}],
+//          rels: [{type, start, end}]}; path = user -INTERACTED-> seed, seed and item both linked to one
+//          Person (ACTED_IN | DIRECTED), Genre (IN_GENRE) or Tag (HAS_TAG)), ordered by score desc, item_id asc
+MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(s)
+  RETURN collect(s) AS seen,
+         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
+                 END) AS positives
+}
+CALL (positives) {
+  UNWIND positives AS p
+  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  LIMIT $maxSeeds
+  RETURN collect(p.item) AS seeds
+}
+CALL (seeds) {
+  CALL () { MATCH (i:Item) RETURN count(i) AS itemCount }
+  UNWIND range(0, size(seeds) - 1) AS seedRank
+  WITH itemCount, seedRank, seeds[seedRank] AS seed
+  CALL (seed) {
+    MATCH (seed)<-[:DIRECTED]-(t)
+    RETURN t, 'DIRECTED' AS kind, $directorWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)<-[:ACTED_IN]-(t)
+    RETURN t, 'ACTED_IN' AS kind, $actorWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[:IN_GENRE]->(t)
+    RETURN t, 'IN_GENRE' AS kind, $genreWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[h:HAS_TAG]->(t)
+    WITH t, h ORDER BY h.weight DESC, t.name ASC
+    LIMIT $maxTagsPerSeed
+    RETURN t, 'HAS_TAG' AS kind, $tagWeight AS kindWeight
+  }
+  WITH itemCount, t, kind, kindWeight, count(*) AS affinity, min(seedRank) AS viaSeed
+  WITH itemCount, t, kind, kindWeight, affinity, viaSeed,
+       CASE kind
+         WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
+         WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         ELSE COUNT { (t)-[:ACTED_IN|DIRECTED]->() }
+       END AS degree
+  WHERE kindWeight > 0 AND degree <= $maxTraitDegree
+  WITH t, kind, viaSeed, kindWeight * (1.0 + log(affinity)) * log(1.0 + toFloat(itemCount) / degree) AS traitScore
+  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name) ASC
+  LIMIT $maxTraits
+  RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
+}
+WITH u, seeds, traits, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (traits, excluded) {
+  UNWIND range(0, size(traits) - 1) AS rank
+  WITH rank, traits[rank] AS tr
+  CALL (tr, excluded) {
+    WITH tr.trait AS t, tr.kind AS kind
+    CALL (t, kind, excluded) {
+      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+    }
+    RETURN rec
+  }
+  WITH rec, sum(tr.score) AS score, collect(rank) AS contributions
+  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WITH rec, score, contributions
+  ORDER BY score DESC, rec.itemId ASC
+  LIMIT $k
+  RETURN rec, score, contributions
+}
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       COLLECT {
+         UNWIND contributions AS rank
+         WITH rank ORDER BY rank ASC LIMIT $maxPaths
+         WITH traits[rank] AS tr
+         WITH tr, seeds[tr.viaSeed] AS seed, tr.kind IN ['ACTED_IN', 'DIRECTED'] AS byPerson
+         RETURN {
+           reason: 'shared_trait',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Item', id: seed.itemId, name: seed.title},
+             CASE tr.kind
+               WHEN 'IN_GENRE' THEN {label: 'Genre', id: tr.trait.name, name: tr.trait.name}
+               WHEN 'HAS_TAG' THEN {label: 'Tag', id: tr.trait.name, name: tr.trait.name}
+               ELSE {label: 'Person', id: tr.trait.personId, name: tr.trait.name}
+             END,
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'INTERACTED', start: 0, end: 1},
+             CASE WHEN byPerson THEN {type: tr.kind, start: 2, end: 1} ELSE {type: tr.kind, start: 1, end: 2} END,
+             CASE WHEN byPerson THEN {type: tr.kind, start: 2, end: 3} ELSE {type: tr.kind, start: 3, end: 2} END]
+         }
+       } AS paths
+ORDER BY score DESC, item_id ASC

@@ -1,0 +1,111 @@
+// Purpose: popularity recall, the cold-start fallback: what is liked lately, boosted in the user's preferred genres.
+//   Works for a user with no interactions and for a user id that is not in the graph (then: global popularity).
+//   pop(item) = Σ over the $window most recent timestamped positives (index-ordered scan of INTERACTED.timestamp)
+//          of 0.5^((now − timestamp) / $halfLifeDays days), now = the newest timestamp in the graph (deterministic on
+//          historic data); without any timestamp in the graph, pop = interaction count (a scan of all items).
+//   Preferred genres: the genres the user PREFERS (share 1) and those of their $maxSeeds strongest positives
+//          (share = fraction of those seeds in the genre); the $maxGenres largest shares are kept.
+//   The $poolSize most popular unseen items that pass the filters are re-scored
+//          score = pop · (1 + $genreBoost · Σ share of their preferred genres).
+// Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize: int; $minRating, $halfLifeDays,
+//             $genreBoost: float; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
+//             $yearMin, $yearMax: int or null (null = no bound)
+// Returns: item_id, title, score, paths (at most one: {reason: 'popular_in_genre', nodes, rels} with
+//          user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item or user -PREFERS-> genre <-IN_GENRE- item,
+//          or {reason: 'popular', nodes: [], rels: []}), ordered by score desc, item_id asc
+OPTIONAL MATCH (u:User {userId: $userId})
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(s)
+  RETURN collect(s) AS seen,
+         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
+                 END) AS positives
+}
+CALL (positives) {
+  UNWIND positives AS p
+  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  LIMIT $maxSeeds
+  RETURN collect(p.item) AS seeds
+}
+CALL (u, seeds) {
+  CALL (u, seeds) {
+    MATCH (u)-[:PREFERS]->(g)
+    RETURN g, 1.0 AS share, -1 AS via
+    UNION ALL
+    UNWIND range(0, size(seeds) - 1) AS seedRank
+    WITH seedRank, seeds[seedRank] AS seed
+    MATCH (seed)-[:IN_GENRE]->(g)
+    WITH g, count(*) AS n, min(seedRank) AS via
+    RETURN g, toFloat(n) / size(seeds) AS share, via
+  }
+  WITH g, share, via
+  ORDER BY share DESC, via ASC, g.name ASC
+  WITH g, collect({share: share, via: via})[0] AS best
+  ORDER BY best.share DESC, best.via ASC, g.name ASC
+  LIMIT $maxGenres
+  RETURN collect({genre: g, share: best.share, via: best.via}) AS preferred
+}
+CALL () {
+  MATCH ()-[r:INTERACTED]->()
+  WHERE r.timestamp IS NOT NULL
+  WITH r ORDER BY r.timestamp DESC
+  LIMIT 1
+  RETURN max(r.timestamp) AS now
+}
+WITH u, seeds, preferred, now,
+     seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+CALL (now, excluded) {
+  CALL (now) {
+    MATCH ()-[r:INTERACTED]->(i)
+    WHERE r.timestamp IS NOT NULL
+    WITH r, i ORDER BY r.timestamp DESC
+    LIMIT $window
+    WITH r, i
+    WHERE r.rating IS NULL OR r.rating >= $minRating
+    RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
+    UNION ALL
+    UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
+    MATCH (i:Item)
+    RETURN i AS rec, toFloat(COUNT { (i)<-[:INTERACTED]-() }) AS pop
+  }
+  WITH rec, pop
+  WHERE pop > 0 AND NOT rec IN excluded
+    AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin IS NULL OR rec.year >= $yearMin)
+    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  RETURN rec, pop
+  ORDER BY pop DESC, rec.itemId ASC
+  LIMIT $poolSize
+}
+WITH u, seeds, preferred, rec, pop, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, matched, pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share)) AS score
+ORDER BY score DESC, rec.itemId ASC
+LIMIT $k
+WITH u, seeds, rec, score, matched[0] AS why
+RETURN rec.itemId AS item_id, rec.title AS title, score,
+       CASE
+         WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
+         WHEN why.via < 0 THEN [{
+           reason: 'popular_in_genre',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Genre', id: why.genre.name, name: why.genre.name},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'PREFERS', start: 0, end: 1},
+             {type: 'IN_GENRE', start: 2, end: 1}]}]
+         ELSE [{
+           reason: 'popular_in_genre',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Item', id: seeds[why.via].itemId, name: seeds[why.via].title},
+             {label: 'Genre', id: why.genre.name, name: why.genre.name},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'INTERACTED', start: 0, end: 1},
+             {type: 'IN_GENRE', start: 1, end: 2},
+             {type: 'IN_GENRE', start: 3, end: 2}]}]
+       END AS paths
+ORDER BY score DESC, item_id ASC

@@ -1,0 +1,37 @@
+"""An app wired to the real test Neo4j, with the synthetic world loaded once per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from neo4j import Driver
+
+from api.app import create_app
+from api.settings import ApiSettings
+from etl.load import load_dataset
+from etl.synthetic import SyntheticWorld, generate_world
+from graph.settings import Neo4jSettings
+from graph.writers import wipe_graph
+from schema.ddl import apply_schema
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def world(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory) -> SyntheticWorld:
+    """The synthetic world (120 users, 240 items) loaded into the test database."""
+    wipe_graph(driver, neo4j_settings.database)
+    apply_schema(driver, neo4j_settings.database)
+    world = generate_world(users=120, items=240, seed=5)
+    load_dataset(driver, world.dataset, reject_dir=Path(tmp_path_factory.mktemp("rejects")))
+    return world
+
+
+@pytest.fixture
+def client(world: SyntheticWorld, neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
+    app = create_app(ApiSettings(api_key=API_KEY), neo4j_settings)
+    with TestClient(app) as test_client:
+        yield test_client

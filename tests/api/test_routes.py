@@ -1,0 +1,163 @@
+"""The HTTP API against the real Neo4j: success and error cases."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from neo4j import Driver
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.settings import ApiSettings
+from etl.synthetic import SyntheticWorld
+from graph.settings import Neo4jSettings
+from tests.api.conftest import API_KEY
+
+
+def _rated(world: SyntheticWorld, user_id: str) -> set[str]:
+    return {r.item_id for r in world.dataset.interactions if r.user_id == user_id}
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["neo4j"] == "ok"
+
+
+def test_recommendations_for_known_user(client: TestClient, world: SyntheticWorld) -> None:
+    response = client.get("/users/u1/recommendations", params={"k": 10})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user_id"] == "u1" and body["model_version"]
+    items = body["items"]
+    assert len(items) == 10
+    assert not {i["item_id"] for i in items} & _rated(world, "u1")
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    explained = [i for i in items if i["explanations"] and i["explanations"][0]["nodes"]]
+    assert len(explained) >= 8
+    for item in explained:
+        path = item["explanations"][0]
+        assert path["nodes"][0] == {"label": "User", "id": "u1", "name": None} or path["nodes"][0]["id"] == "u1"
+        assert path["nodes"][-1]["id"] == item["item_id"]
+        assert item["sources"]
+
+
+def test_recommendations_respect_sources_and_filters(client: TestClient) -> None:
+    body = client.get("/users/u2/recommendations", params={"k": 5, "sources": "knowledge"}).json()
+    assert all(set(i["sources"]) == {"knowledge"} for i in body["items"])
+    drama = client.get("/users/u2/recommendations", params={"k": 5, "exclude_genres": "Drama"}).json()
+    assert drama["items"]
+    first = body["items"][0]["item_id"]
+    without = client.get("/users/u2/recommendations", params={"k": 5, "sources": "knowledge", "exclude_items": first})
+    assert first not in {i["item_id"] for i in without.json()["items"]}
+
+
+@pytest.mark.parametrize("k", ["-3", "0", "abc", "100000"])
+def test_bad_k_is_422(client: TestClient, k: str) -> None:
+    assert client.get("/users/u1/recommendations", params={"k": k}).status_code == 422
+
+
+def test_unknown_source_is_422(client: TestClient) -> None:
+    response = client.get("/users/u1/recommendations", params={"sources": "astrology"})
+    assert response.status_code == 422 and "astrology" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["no-such-user", "' OR 1=1 //", "x}) DETACH DELETE n //", "u1' }) MATCH (n) DETACH DELETE n //", "9" * 5000],
+)
+def test_unknown_or_hostile_user_is_404(client: TestClient, driver: Driver, user_id: str) -> None:
+    response = client.get(f"/users/{quote(user_id, safe='')}/recommendations")
+    assert response.status_code == 404
+    if "/" not in user_id:  # an encoded slash is decoded before routing: no route matches, still a 404
+        assert "unknown user" in response.json()["detail"]
+    records, _, _ = driver.execute_query("MATCH (u:User) RETURN count(u) AS n")
+    assert records[0]["n"] >= 120  # nothing was deleted
+
+
+def test_similar_items(client: TestClient) -> None:
+    response = client.get("/items/i1/similar", params={"k": 5})
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert 0 < len(items) <= 5 and "i1" not in {i["item_id"] for i in items}
+    assert client.get("/items/nope/similar").status_code == 404
+
+
+def test_writes_need_the_key(client: TestClient) -> None:
+    body = {"user_id": "u1", "item_id": "i2", "rating": 5.0}
+    assert client.post("/interactions", json=body).status_code == 401
+    assert client.post("/interactions", json=body, headers={"X-API-Key": "wrong-key-xxxxxxxx"}).status_code == 403
+
+
+def test_malformed_json_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/interactions", content=b"{not json", headers={"X-API-Key": API_KEY, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    bad_rating = client.post(
+        "/interactions", json={"user_id": "u1", "item_id": "i2", "rating": "high"}, headers={"X-API-Key": API_KEY}
+    )
+    assert bad_rating.status_code == 422
+
+
+def test_new_interaction_is_reflected_at_once(client: TestClient) -> None:
+    before = client.get("/users/u3/recommendations", params={"k": 10}).json()["items"]
+    target = before[0]["item_id"]
+    posted = client.post(
+        "/interactions", json={"user_id": "u3", "item_id": target, "rating": 4.5}, headers={"X-API-Key": API_KEY}
+    )
+    assert posted.status_code == 201, posted.text
+    after = client.get("/users/u3/recommendations", params={"k": 10}).json()["items"]
+    assert target not in {i["item_id"] for i in after}
+
+
+def test_interaction_with_unknown_item_is_404(client: TestClient) -> None:
+    response = client.post(
+        "/interactions", json={"user_id": "u3", "item_id": "no-such-item"}, headers={"X-API-Key": API_KEY}
+    )
+    assert response.status_code == 404
+
+
+def test_onboarding_cold_start(client: TestClient) -> None:
+    body = {"user_id": "newbie", "liked_genres": ["Comedy", "Nonexistent"], "liked_items": ["i5", "zzz"]}
+    created = client.post("/users", json=body, headers={"X-API-Key": API_KEY})
+    assert created.status_code == 201, created.text
+    assert created.json()["unknown_genres"] == ["Nonexistent"] and created.json()["unknown_items"] == ["zzz"]
+    recs = client.get("/users/newbie/recommendations", params={"k": 10})
+    assert recs.status_code == 200
+    items = recs.json()["items"]
+    assert len(items) == 10 and "i5" not in {i["item_id"] for i in items}
+    again = client.post("/users", json=body, headers={"X-API-Key": API_KEY})
+    assert again.status_code == 409
+
+
+def test_metrics_count_requests_and_recall_time(client: TestClient) -> None:
+    client.get("/users/u1/recommendations")
+    text = client.get("/metrics").text
+    assert 'kgrec_http_requests_total{method="GET",route="/users/{user_id}/recommendations",status="200"}' in text
+    assert 'kgrec_recall_query_seconds_count{strategy="collaborative"}' in text
+
+
+def test_openapi_documents_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/users/{user_id}/recommendations", "/items/{item_id}/similar", "/interactions", "/users"} <= spec["paths"].keys()
+    assert client.get("/docs").status_code == 200
+
+
+def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
+    app = create_app(ApiSettings(api_key=API_KEY), settings)
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["neo4j"] == "unreachable"
+        recs = client.get("/users/u1/recommendations")
+        assert recs.status_code == 503 and "unreachable" in recs.json()["detail"]
+        posted = client.post("/interactions", json={"user_id": "u1", "item_id": "i1"}, headers={"X-API-Key": API_KEY})
+        assert posted.status_code == 503
