@@ -1,0 +1,587 @@
+"""Quality benchmark: every model on one snapshot, one split, one table (the protocol of EVALUATION.md).
+
+The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474), exported once
+(``graph.export``), turned into a snapshot and split per user (``gnn.evaluation``); every model — the
+references (most-popular, item-kNN cosine, implicit ALS and BPR, EASE^R, PyG's LightGCN trained as its
+example does) and ours (``gnn``'s LightGCN and inductive GraphSAGE) — sees exactly that data. Hyper-parameters are chosen on the
+validation split by a coordinate search whose grids grow at an edge until the best value is inside,
+then each model is retrained on all of train and measured once on test. Reference models rank the items
+that appear in train; ours ranks every item in the graph.
+
+    .venv/bin/python -m bench.quality [--dataset ml-latest-small|lastfm] [--models ...] [--quick]
+                                      [--with-graphsage] [--skip-load] [--keep-server]
+
+Prints the table, writes bench/out/quality-<dataset>.json and quality-<dataset>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from bench.common import OUT, ROOT, require_dataset
+from gnn.config import TrainConfig
+from gnn.data import GraphSnapshot, build_graph_snapshot
+from gnn.evaluation import Fold, ScoreFn, Split, evaluate, split_interactions
+from gnn.train import fit_graphsage, fit_lightgcn
+from graph.settings import Neo4jSettings
+
+console = Console(width=220)
+
+SEED = 42
+VAL_METRIC = "ndcg@20"
+THREADS = 2  # implicit's and BLAS threads
+TORCH_THREADS = 1  # both LightGCNs: their ops are small, and a second OpenMP thread on a busy 2-core machine
+# waits far more than it helps (measured: 35 ms vs 500+ ms per step under load)
+
+
+def quality_settings() -> Neo4jSettings:
+    """The quality benchmark's own server: .kgrec/neo4j-quality on 26687/26474."""
+    return Neo4jSettings(
+        uri="bolt://127.0.0.1:26687",
+        password="kgrec-quality-password",
+        home=ROOT / ".kgrec" / "neo4j-quality",
+        bolt_port=26687,
+        http_port=26474,
+        heap="2g",
+        pagecache="512m",
+    )
+
+
+# --- models --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fitted:
+    """A fitted model: its score function, wall seconds of fitting, and what the fit learned (epochs)."""
+
+    score_fn: ScoreFn
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+FitFn = Callable[[Fold, dict[str, Any], Fold | None], Fitted]
+
+
+def _matrix(fold: Fold) -> sp.csr_matrix:
+    ones = np.ones(fold.train.size(1), dtype=np.float32)
+    return sp.csr_matrix((ones, (fold.train[0].numpy(), fold.train[1].numpy())), shape=(fold.num_users, fold.num_items))
+
+
+def _dense_rows(matrix: np.ndarray | sp.spmatrix) -> ScoreFn:
+    def score(users: Tensor) -> Tensor:
+        rows = matrix[users.numpy()]
+        rows = rows.toarray() if sp.issparse(rows) else rows
+        return torch.from_numpy(np.asarray(rows, dtype=np.float32))
+
+    return score
+
+
+def _factors(users: np.ndarray, items: np.ndarray) -> ScoreFn:
+    u, v = torch.from_numpy(np.ascontiguousarray(users)), torch.from_numpy(np.ascontiguousarray(items))
+    return lambda batch: u[batch] @ v.T
+
+
+def fit_most_popular(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    started = time.perf_counter()
+    popularity = fold.item_popularity().float()
+    # Ties broken towards the lower item_idx, so the list does not depend on topk's internals.
+    popularity = popularity - torch.arange(fold.num_items, dtype=torch.float32) * 1e-7
+    return Fitted(lambda users: popularity.expand(users.numel(), -1), time.perf_counter() - started)
+
+
+def fit_item_knn(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    from implicit.nearest_neighbours import CosineRecommender
+
+    started = time.perf_counter()
+    matrix = _matrix(fold)
+    model = CosineRecommender(K=int(params["K"]), num_threads=THREADS)
+    model.fit(matrix, show_progress=False)
+    scores = (matrix @ model.similarity).tocsr()
+    return Fitted(_dense_rows(scores), time.perf_counter() - started)
+
+
+def fit_als(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    started = time.perf_counter()
+    model = AlternatingLeastSquares(
+        factors=int(params["factors"]), regularization=float(params["regularization"]), alpha=float(params["alpha"]),
+        iterations=int(params["iterations"]), random_state=SEED, num_threads=THREADS,
+    )
+    model.fit(_matrix(fold), show_progress=False)
+    return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
+
+
+def fit_bpr(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    started = time.perf_counter()
+    model = BayesianPersonalizedRanking(
+        factors=int(params["factors"]), learning_rate=float(params["learning_rate"]),
+        regularization=float(params["regularization"]), iterations=int(params["iterations"]),
+        random_state=SEED, num_threads=THREADS,
+    )
+    model.fit(_matrix(fold), show_progress=False)
+    return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
+
+
+def fit_ease(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    """EASE^R (Steck 2019): B = I − P·diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹, over the items seen in train."""
+    started = time.perf_counter()
+    matrix = _matrix(fold)
+    seen = np.flatnonzero(fold.train_item_mask().numpy())
+    x = matrix[:, seen]
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += float(params["lambda"])
+    p = np.linalg.inv(gram)
+    b = p / (-np.diag(p))
+    b[np.diag_indices_from(b)] = 0.0
+    scores = np.zeros((fold.num_users, fold.num_items), dtype=np.float32)
+    scores[:, seen] = (x @ b).astype(np.float32)
+    return Fitted(_dense_rows(scores), time.perf_counter() - started)
+
+
+def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    """torch_geometric.nn.models.LightGCN as examples/lightgcn.py trains it (homogeneous graph, batches of
+    positive edges, one uniform negative item each, recommendation_loss, Adam), with early stopping on
+    validation NDCG@20 every ``eval_every`` epochs when ``val`` is given, else ``epochs`` epochs."""
+    from torch_geometric.nn.models import LightGCN
+
+    torch.manual_seed(SEED)
+    started = time.perf_counter()
+    num_users, num_items = fold.num_users, fold.num_items
+    users, items = fold.train[0], fold.train[1] + num_users
+    edge_index = torch.cat([torch.stack([users, items]), torch.stack([items, users])], dim=1)
+    edge_label_index = torch.stack([users, items])
+    loader = torch.utils.data.DataLoader(range(edge_label_index.size(1)), shuffle=True,
+                                         batch_size=int(params["batch_size"]))
+    model = LightGCN(num_nodes=num_users + num_items, embedding_dim=int(params["embedding_dim"]),
+                     num_layers=int(params["num_layers"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))
+
+    def score_fn() -> ScoreFn:
+        with torch.no_grad():
+            emb = model.get_embedding(edge_index)
+        u, v = emb[:num_users], emb[num_users:]
+        return lambda batch: u[batch] @ v.T
+
+    max_epochs = int(params["epochs"]) if val is None else int(params["max_epochs"])
+    best, best_epoch, best_state, stale, epoch_seconds = -1.0, 0, None, 0, []
+    for epoch in range(1, max_epochs + 1):
+        t = time.perf_counter()
+        model.train()
+        for index in loader:
+            pos = edge_label_index[:, index]
+            neg = torch.stack([pos[0], torch.randint(num_users, num_users + num_items, (index.numel(),))])
+            label_index = torch.cat([pos, neg], dim=1)
+            optimizer.zero_grad()
+            pos_rank, neg_rank = model(edge_index, label_index).chunk(2)
+            loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique())
+            loss.backward()
+            optimizer.step()
+        epoch_seconds.append(time.perf_counter() - t)
+        if val is not None and epoch % int(params["eval_every"]) == 0:
+            ndcg = evaluate(score_fn(), val, ks=(20,))[VAL_METRIC]
+            if ndcg > best:
+                best, best_epoch, stale = ndcg, epoch, 0
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= int(params["patience"]):
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    info = {"epochs": best_epoch if val is not None else max_epochs, "epochs_run": len(epoch_seconds),
+            "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0}
+    return Fitted(score_fn(), time.perf_counter() - started, info)
+
+
+def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    """gnn's LightGCN (gnn.train.fit_lightgcn): early stopping on validation, or ``epochs`` epochs."""
+    fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
+    config = TrainConfig(**fields, seed=SEED, device="cpu", num_threads=TORCH_THREADS, progress=False)
+    result = fit_lightgcn(fold.train, fold.num_users, fold.num_items, config, val_fold=val,
+                          epochs=None if val is not None else int(params["epochs"]))
+    info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
+            "seconds_per_epoch": float(np.mean([h.seconds for h in result.history]))}
+    return Fitted(result.score_fn(), result.seconds, info)
+
+
+def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
+    """gnn's inductive GraphSAGE over the knowledge graph of ``snapshot`` (gnn.train.fit_graphsage)."""
+
+    def fit(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+        fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
+        config = TrainConfig(**fields, model="graphsage", seed=SEED, device="cpu", num_threads=TORCH_THREADS,
+                             progress=False)
+        result = fit_graphsage(snapshot, fold.train, config, val_fold=val,
+                               epochs=None if val is not None else int(params["epochs"]))
+        info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
+                "seconds_per_epoch": float(np.mean([h.seconds for h in result.history]))}
+        return Fitted(result.score_fn(), result.seconds, info)
+
+    return fit
+
+
+# --- hyper-parameter search ----------------------------------------------------------------------------
+
+
+@dataclass
+class Axis:
+    """One hyper-parameter: its grid, and how to extend it past an edge (``log``/``lin``; None = fixed)."""
+
+    values: list[Any]
+    scale: str | None = "log"
+    integer: bool = False
+    low: float = 0.0
+    high: float = math.inf
+
+    def extend(self, at_high: bool) -> Any | None:
+        ordered = sorted(self.values)
+        if self.scale is None or len(ordered) < 2:
+            return None
+        a, b = (ordered[-2], ordered[-1]) if at_high else (ordered[1], ordered[0])
+        new = b * (b / a) if self.scale == "log" else b + (b - a)
+        new = int(round(new)) if self.integer else float(f"{new:.3g}")
+        if not self.low <= new <= self.high or new in self.values:
+            return None
+        self.values.append(new)
+        return new
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    fit: FitFn
+    axes: dict[str, Axis]
+    start: dict[str, Any]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    reference: bool = True  # ranks only items seen in train
+    early_stopping: bool = False  # the validation fit chooses the epoch count
+
+
+@dataclass
+class Trial:
+    params: dict[str, Any]
+    val: float
+    seconds: float
+    info: dict[str, Any]
+
+
+def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None, max_rounds: int = 4) -> list[Trial]:
+    """Coordinate search on validation NDCG@20; a grid grows past an edge while its best value lies there."""
+    trials: dict[tuple, Trial] = {}
+
+    def run(params: dict[str, Any]) -> Trial:
+        key = tuple(sorted(params.items()))
+        if key not in trials:
+            fitted = spec.fit(val_fold, {**spec.fixed, **params}, val_fold if spec.early_stopping else None)
+            score = evaluate(fitted.score_fn, val_fold, ks=(20,), candidates=candidates)[VAL_METRIC]
+            trials[key] = Trial(dict(params), score, fitted.seconds, fitted.info)
+            console.print(f"  {spec.name} {params} → val {VAL_METRIC} {score:.4f} ({fitted.seconds:.1f}s)",
+                          highlight=False)
+        return trials[key]
+
+    best = run(dict(spec.start))
+    for _ in range(max_rounds):
+        changed = False
+        for name, axis in spec.axes.items():
+            while True:
+                for value in sorted(axis.values):
+                    trial = run({**best.params, name: value})
+                    if trial.val > best.val:
+                        best, changed = trial, True
+                ordered = sorted(axis.values)
+                position = ordered.index(best.params[name])
+                if position not in (0, len(ordered) - 1) or axis.extend(at_high=position > 0) is None:
+                    break
+        if not changed:
+            break
+    return sorted(trials.values(), key=lambda t: -t.val)
+
+
+def at_edge(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
+    """Names of the tuned axes whose chosen value is still the smallest or largest tried."""
+    edges = []
+    for name, axis in spec.axes.items():
+        ordered = sorted(axis.values)
+        if len(ordered) > 1 and params[name] in (ordered[0], ordered[-1]):
+            edges.append(name)
+    return edges
+
+
+def model_specs(quick: bool, snapshot: GraphSnapshot, with_graphsage: bool = False) -> list[ModelSpec]:
+    def grid(full: list[Any], small: list[Any]) -> list[Any]:
+        return list(small if quick else full)
+
+    return [
+        ModelSpec("most-popular", fit_most_popular, {}, {}),
+        ModelSpec("item-kNN (cosine)", fit_item_knn,
+                  {"K": Axis(grid([20, 50, 100, 200, 400], [50, 200, 400]), integer=True, low=1)}, {"K": 100}),
+        ModelSpec("implicit ALS", fit_als, {
+            "factors": Axis(grid([32, 64, 128], [32, 64, 128]), integer=True, low=2, high=512),
+            "regularization": Axis(grid([1.0, 5.0, 10.0, 20.0, 50.0], [1.0, 10.0, 50.0])),
+            "alpha": Axis(grid([0.5, 1.0, 2.0, 5.0], [0.5, 1.0, 2.0])),
+        }, {"factors": 64, "regularization": 10.0, "alpha": 1.0}, fixed={"iterations": 15}),
+        ModelSpec("implicit BPR", fit_bpr, {
+            "factors": Axis(grid([32, 64, 128], [32, 64, 128]), integer=True, low=2, high=2048),
+            "learning_rate": Axis(grid([0.005, 0.01, 0.02, 0.05], [0.005, 0.01, 0.05])),
+            "regularization": Axis(grid([0.001, 0.01, 0.1], [0.001, 0.01, 0.1])),
+            "iterations": Axis(grid([50, 100, 200, 400], [50, 100, 200]), integer=True, low=1, high=3200),
+        }, {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100}),
+        ModelSpec("EASE^R", fit_ease, {"lambda": Axis(grid([50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0],
+                                                             [100.0, 500.0, 2000.0]))}, {"lambda": 500.0}),
+        ModelSpec("PyG LightGCN", fit_pyg_lightgcn, {
+            "num_layers": Axis(grid([1, 2, 3], [1, 2, 3]), scale="lin", integer=True, low=1, high=6),
+        }, {"num_layers": 2}, fixed={"embedding_dim": 64, "lr": 0.001, "batch_size": 8192, "max_epochs": 1500,
+                                     # at lr 0.001 validation NDCG sits on a plateau for ~150 epochs before it
+                                     # climbs: stopping needs 200 epochs without a gain
+                                     "eval_every": 10, "patience": 20}, early_stopping=True),
+        ModelSpec("kgrec LightGCN", fit_ours, {
+            "lr": Axis(grid([0.005, 0.01, 0.02], [0.005, 0.01, 0.02]), high=0.2),
+            "reg": Axis(grid([1e-5, 1e-4, 1e-3], [1e-5, 1e-4, 1e-3]), high=1.0),
+            "num_layers": Axis(grid([2, 3, 4], [2, 3, 4]), scale="lin", integer=True, low=1, high=6),
+        }, {"lr": 0.01, "reg": 1e-4, "num_layers": 3}, fixed={"embedding_dim": 64, "batch_size": 4096,
+                                                              "max_epochs": 300, "patience": 10},
+                  reference=False, early_stopping=True),
+    ] + ([
+        ModelSpec("kgrec GraphSAGE", sage_fitter(snapshot), {
+            "lr": Axis(grid([0.001, 0.002, 0.005], [0.001, 0.002, 0.005]), high=0.05),
+            "id_dropout": Axis(grid([0.0, 0.1, 0.3], [0.0, 0.1, 0.3]), scale=None),
+        }, {"lr": 0.002, "id_dropout": 0.1}, fixed={"embedding_dim": 64, "num_layers": 2, "batch_size": 1024,
+                                                    "reg": 1e-4, "max_epochs": 150, "patience": 15},
+                  reference=False, early_stopping=True),
+    ] if with_graphsage else [])
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelResult:
+    name: str
+    params: dict[str, Any]
+    at_edge: list[str]
+    val: float
+    test: dict[str, Any]
+    train_seconds: float
+    score_seconds: float
+    tuning_seconds: float
+    trials: int
+    info: dict[str, Any]
+    ranks: str
+
+
+def run_model(spec: ModelSpec, split: Split, genres: Tensor) -> ModelResult:
+    val_fold, test_fold = split.validation(), split.testing()
+    val_candidates = val_fold.train_item_mask() if spec.reference else None
+    started = time.perf_counter()
+    trials = coordinate_search(spec, val_fold, val_candidates) if spec.axes else [
+        Trial({}, evaluate(spec.fit(val_fold, spec.fixed, None).score_fn, val_fold, ks=(20,),
+                           candidates=val_candidates)[VAL_METRIC], 0.0, {})
+    ]
+    tuning = time.perf_counter() - started
+    best = trials[0]
+    params = {**spec.fixed, **best.params}
+    if spec.early_stopping:
+        params["epochs"] = max(int(best.info["epochs"]), 1)
+    fitted = spec.fit(test_fold, params, None)
+    started = time.perf_counter()
+    candidates = test_fold.train_item_mask() if spec.reference else None
+    test = evaluate(fitted.score_fn, test_fold, candidates=candidates, item_features=genres, per_user=True)
+    score_seconds = time.perf_counter() - started
+    console.print(f"[bold]{spec.name}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, recall@20 {test['recall@20']:.4f} "
+                  f"(train {fitted.seconds:.1f}s, score {score_seconds:.2f}s, tuning {tuning:.0f}s)", highlight=False)
+    return ModelResult(
+        name=spec.name, params=params, at_edge=at_edge(spec, best.params), val=best.val, test=test,
+        train_seconds=fitted.seconds, score_seconds=score_seconds, tuning_seconds=tuning, trials=len(trials),
+        info={**best.info, **{f"final_{k}": v for k, v in fitted.info.items()}},
+        ranks="items seen in train" if spec.reference else "every item in the graph",
+    )
+
+
+def load_snapshot(dataset: str, skip_load: bool) -> tuple[GraphSnapshot, dict[str, float]]:
+    """Start the private server, load the dataset (unless told not to), export, build the snapshot."""
+    from etl.load import load_dataset
+    from etl.sources import lastfm_variables, movielens_variables, read_mapping_dataset, shipped_mapping_path
+    from graph.driver import create_driver
+    from graph.export import export_graph
+
+    timings: dict[str, float] = {}
+    settings = quality_settings()
+    with create_driver(settings) as driver:
+        if not skip_load:
+            started = time.perf_counter()
+            if dataset == "lastfm":
+                mapping, variables = "lastfm", lastfm_variables(require_dataset("hetrec2011-lastfm-2k"))
+            else:
+                mapping, variables = "movielens", movielens_variables(require_dataset(dataset))
+            data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
+            load_dataset(driver, data, replace=True, reject_dir=OUT / "rejects")
+            timings["load_seconds"] = time.perf_counter() - started
+        export = export_graph(driver, settings.database)
+    timings["export_seconds"] = export.seconds
+    started = time.perf_counter()
+    snapshot = build_graph_snapshot(export)
+    timings["snapshot_seconds"] = time.perf_counter() - started
+    return snapshot, timings
+
+
+def print_table(dataset: str, split: Split, results: list[ModelResult]) -> Table:
+    table = Table(title=f"{dataset} — split {split.method} per user (test 20%, val 10% of train, seed {split.seed}, "
+                        f"positives rating >= {split.min_rating}), snapshot {split.snapshot_id}", show_edge=False)
+    columns = ["model", "NDCG@20", "Recall@20", "NDCG@10", "Recall@10", "Prec@20", "MAP@20", "HR@20",
+               "Cov@20", "Div@20", "Nov@20", "val NDCG@20", "train s", "score s", "chosen (grid edge!)"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("model", "chosen (grid edge!)") else "right")
+    for r in results:
+        t = r.test
+        chosen = ", ".join(f"{k}={v}" for k, v in r.params.items() if k in _tuned_or_epochs(r))
+        if r.at_edge:
+            chosen += f" (edge: {', '.join(r.at_edge)})"
+        table.add_row(r.name, *(f"{t[m]:.4f}" for m in ("ndcg@20", "recall@20", "ndcg@10", "recall@10",
+                                                          "precision@20", "map@20", "hit_rate@20", "coverage@20",
+                                                          "diversity@20")),
+                      f"{t['novelty@20']:.2f}", f"{r.val:.4f}", f"{r.train_seconds:.1f}", f"{r.score_seconds:.2f}",
+                      chosen)
+    console.print(table, soft_wrap=False)
+    return table
+
+
+def _tuned_or_epochs(r: ModelResult) -> set[str]:
+    keys = {"K", "factors", "regularization", "alpha", "learning_rate", "iterations", "lambda", "num_layers", "lr",
+            "reg", "epochs"}
+    return keys & set(r.params)
+
+
+def paired_comparison(results: list[ModelResult], ours: str) -> dict[str, dict[str, float]]:
+    """Per-user paired bootstrap of NDCG@20: ours minus each other model (mean, 95% interval)."""
+    base = next((r for r in results if r.name == ours), None)
+    if base is None:
+        return {}
+    mine = np.array(base.test["per_user"]["ndcg@20"])
+    rng = np.random.default_rng(SEED)
+    draws = rng.integers(0, len(mine), size=(2000, len(mine)))
+    out = {}
+    for r in results:
+        if r.name == ours:
+            continue
+        diff = mine - np.array(r.test["per_user"]["ndcg@20"])
+        boot = diff[draws].mean(axis=1)
+        out[r.name] = {"mean_diff": float(diff.mean()), "low": float(np.quantile(boot, 0.025)),
+                       "high": float(np.quantile(boot, 0.975))}
+    return out
+
+
+def write_chart(path: Path, dataset: str, results: list[ModelResult]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in results]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    for offset, metric in ((-0.2, "ndcg@20"), (0.2, "recall@20")):
+        values = [r.test[metric] for r in results]
+        bars = ax.bar(x + offset, values, width=0.4, label=metric)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylabel("test score")
+    ax.set_title(f"{dataset}: full ranking, per-user temporal split (EVALUATION.md)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-latest-small", choices=["ml-latest-small", "lastfm"])
+    parser.add_argument("--models", nargs="*", help="subset of model names (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller grids")
+    parser.add_argument("--with-graphsage", action="store_true",
+                        help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
+    parser.add_argument("--skip-load", action="store_true", help="use the graph already in the quality server")
+    parser.add_argument("--keep-server", action="store_true", help="leave the quality Neo4j running")
+    args = parser.parse_args()
+
+    from threadpoolctl import threadpool_limits
+
+    from graph.neo4j_local import launcher
+
+    torch.set_num_threads(TORCH_THREADS)
+    settings = quality_settings()
+    console.print(f"starting the quality Neo4j in {settings.home} …")
+    started = time.perf_counter()
+    launcher.start(settings)
+    try:
+        snapshot, timings = load_snapshot(args.dataset, args.skip_load)
+    finally:
+        if not args.keep_server:
+            launcher.stop(settings)
+    timings["server_and_data_seconds"] = time.perf_counter() - started
+    split = split_interactions(snapshot, seed=SEED)
+    console.print(f"snapshot {snapshot.snapshot_id}: {snapshot.counts()} (export {timings['export_seconds']:.2f}s)")
+    console.print(f"split: {split.describe()}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    snapshot.save(OUT / f"snapshot-{args.dataset}")
+
+    genres = snapshot.item_genre_matrix()
+    specs = [s for s in model_specs(args.quick, snapshot, args.with_graphsage) if not args.models or s.name in args.models]
+    results: list[ModelResult] = []
+    for spec in specs:
+        console.print(f"[bold]{spec.name}[/]: tuning on validation …")
+        # implicit's own threads do the work; BLAS threads on top of them only oversubscribe two cores.
+        with threadpool_limits(limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS,
+                               user_api="blas"):
+            results.append(run_model(spec, split, genres))
+
+    print_table(args.dataset, split, results)
+    comparison = paired_comparison(results, "kgrec LightGCN")
+    for name, c in comparison.items():
+        console.print(f"kgrec LightGCN − {name}: NDCG@20 {c['mean_diff']:+.4f} (95% bootstrap "
+                      f"[{c['low']:+.4f}, {c['high']:+.4f}], paired per user)", highlight=False)
+    report = {
+        "dataset": args.dataset,
+        "snapshot_id": snapshot.snapshot_id,
+        "snapshot": snapshot.counts(),
+        "split": split.describe(),
+        "seed": SEED,
+        "protocol": "EVALUATION.md: per-user split, full ranking without the user's train items, K=10/20",
+        "machine": {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS, "implicit_threads": THREADS, "platform": platform.platform(),
+                    "torch": torch.__version__},
+        "timings": timings,
+        "paired_ndcg20_vs_ours": comparison,
+        "models": [
+            {**{k: v for k, v in asdict(r).items() if k != "test"},
+             "test": {k: v for k, v in r.test.items() if k != "per_user"}}
+            for r in results
+        ],
+    }
+    json_path = OUT / f"quality-{args.dataset}.json"
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    png_path = OUT / f"quality-{args.dataset}.png"
+    write_chart(png_path, args.dataset, results)
+    console.print(f"written: {json_path}, {png_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Typed hyper-parameters of training and the settings of the training jobs.
+
+Precedence of :class:`TrainConfig` values: defaults < YAML file < environment (``KGREC_TRAIN_<FIELD>``)
+< explicit overrides (CLI flags), resolved by :func:`load_train_config`. Built on demand, never at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from schema.errors import ConfigError
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class TrainConfig(BaseSettings):
+    """Hyper-parameters of one training run (LightGCN or GraphSAGE, with BPR)."""
+
+    model_config = SettingsConfigDict(env_prefix="KGREC_TRAIN_", extra="forbid", validate_default=True)
+
+    model: Literal["lightgcn", "graphsage"] = Field("lightgcn", description="Which model to train.")
+    embedding_dim: int = Field(64, ge=1, le=4096, description="Size of user and item embeddings.")
+    num_layers: int = Field(3, ge=0, le=10, description="LightGCN propagation steps, or GraphSAGE layers.")
+    init_std: float = Field(0.1, gt=0, description="LightGCN: standard deviation of the initial embeddings.")
+    lr: float = Field(0.01, gt=0, le=1, description="Adam learning rate.")
+    reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's layer-0 embeddings.")
+    batch_size: int = Field(4096, ge=1, description="Positive pairs per optimiser step.")
+    negatives: int = Field(1, ge=1, le=100, description="Negative items sampled per positive pair.")
+    max_epochs: int = Field(300, ge=1, description="Upper bound on epochs when early stopping does not stop.")
+    patience: int = Field(10, ge=1, description="Validation rounds without a better NDCG@20 before stopping.")
+    eval_every: int = Field(1, ge=1, description="Epochs between validation rounds.")
+    supervision_ratio: float = Field(
+        0.3, gt=0, lt=1, description="GraphSAGE: share of train edges that supervise while hidden from message passing."
+    )
+    id_dropout: float = Field(
+        0.1, ge=0, le=1, description="GraphSAGE: chance of dropping a node's id embedding per step (1 = no ids)."
+    )
+    retrain: bool = Field(True, description="Retrain on all of train for the best epoch count after early stopping.")
+    seed: int = Field(42, description="Seed of initialisation, shuffling and negative sampling.")
+    device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
+    num_threads: int = Field(
+        1, ge=1, le=256, description="Torch CPU threads (ops are small: 1 beats 2 on a busy 2-core machine)."
+    )
+    progress: bool = Field(True, description="Show tqdm progress bars.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def load_train_config(file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Resolve the training config: defaults < ``file`` (YAML) < environment < ``overrides``.
+
+    Args:
+        file: Optional YAML mapping of field names to values.
+        overrides: Values given explicitly (e.g. CLI flags); ``None`` values are ignored.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: The file cannot be read, names unknown fields, or a value is invalid.
+    """
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read training config {file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"training config {file} must be a mapping of field: value")
+        values.update(loaded)
+    values.update(EnvSettingsSource(TrainConfig)())
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid training config: {exc}") from exc
+
+
+def resolve_device(device: Device) -> torch.device:
+    """``auto`` → CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: ``cuda`` was asked for but is not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(device)
+
+
+class GnnSettings(BaseSettings):
+    """Where the training jobs keep snapshots and artifacts (prefix ``KGREC_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KGREC_", env_file=".env", extra="ignore")
+
+    artifacts_dir: Path = Field(Path(".kgrec/artifacts"), description="Root of versioned model artifacts.")
+    snapshots_dir: Path = Field(Path(".kgrec/snapshots"), description="Where exported graph snapshots are kept.")
+    train_config: Path | None = Field(None, description="Optional YAML file of training hyper-parameters.")
+
+
+@lru_cache(maxsize=1)
+def get_gnn_settings() -> GnnSettings:
+    """Return the process-wide training-job settings."""
+    return GnnSettings()

@@ -1,0 +1,205 @@
+"""The training jobs behind ``kgrec train``, ``kgrec evaluate`` and ``kgrec retrain``.
+
+Each job receives its settings, opens what it needs and returns a result the CLI prints:
+
+* :func:`export_job` — Neo4j → snapshot directory (``<snapshots_dir>/<snapshot_id>``);
+* :func:`train_job` — export → split → train → evaluate → write a new artifact version;
+* :func:`evaluate_job` — measure an existing artifact on a fresh export's test split;
+* :func:`retrain_job` — train, then promote the new version only if its validation NDCG@20 is not worse
+  than the current model's; keep the last N versions; switch atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gnn.artifacts import Artifact, list_versions, load_artifact
+from gnn.config import GnnSettings, load_train_config
+from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
+from gnn.evaluation import Fold, ScoreFn, evaluate, split_interactions
+from gnn.train import save_artifact, train
+from graph.driver import open_driver
+from graph.export import export_graph
+from graph.settings import Neo4jSettings
+from schema.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CURRENT_FILE = "current.json"
+GATE_METRIC = "ndcg@20"
+
+
+def export_job(neo4j: Neo4jSettings, settings: GnnSettings) -> tuple[GraphSnapshot, Path]:
+    """Export the graph and save the snapshot (reused when the same content was saved before).
+
+    Returns:
+        The snapshot and its directory.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is not reachable.
+    """
+    with open_driver(neo4j) as driver:
+        export = export_graph(driver, neo4j.database)
+    snapshot = build_graph_snapshot(export)
+    directory = settings.snapshots_dir / snapshot.snapshot_id
+    if not (directory / "snapshot.json").is_file():
+        snapshot.save(directory)
+    return snapshot, directory
+
+
+def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None) -> Artifact:
+    """``kgrec train``: export, split (protocol seed 42), train, evaluate, write a new artifact version.
+
+    The new version is not promoted (see :func:`retrain_job`, or :func:`promote`).
+    """
+    snapshot, _ = export_job(neo4j, settings)
+    config = load_train_config(settings.train_config, overrides)
+    artifact = train(snapshot, split_interactions(snapshot), config)
+    save_artifact(artifact, settings.artifacts_dir)
+    return artifact
+
+
+def artifact_score_fn(artifact: Artifact, users: IdMap, items: IdMap) -> ScoreFn:
+    """Scores of an artifact in the index space of another snapshot (ids matched through both maps).
+
+    Users the artifact does not know score 0 everywhere; items it does not know score ``-inf``.
+    """
+    user_rows = torch.from_numpy(IdMap(artifact.user_ids).to_index(users.ids, strict=False))
+    item_rows = torch.from_numpy(IdMap(artifact.item_ids).to_index(items.ids, strict=False))
+    dim = artifact.user_embeddings.size(1)
+    user_emb = torch.cat([artifact.user_embeddings, torch.zeros(1, dim)])[user_rows]  # -1 -> zero row
+    item_emb = torch.cat([artifact.item_embeddings, torch.zeros(1, dim)])[item_rows]
+    unknown_items = item_rows < 0
+
+    def score(batch: torch.Tensor) -> torch.Tensor:
+        out = user_emb[batch] @ item_emb.T
+        out[:, unknown_items] = -torch.inf
+        return out
+
+    return score
+
+
+def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -> dict[str, Any]:
+    """The protocol's figures of ``artifact`` on ``fold`` of ``snapshot``."""
+    return evaluate(artifact_score_fn(artifact, snapshot.users, snapshot.items), fold,
+                    item_features=snapshot.item_genre_matrix())
+
+
+def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Path | None = None,
+                 model: str = "lightgcn") -> dict[str, Any]:
+    """``kgrec evaluate``: the test figures of an artifact (default: the current one) on a fresh export.
+
+    Note that an artifact trained on an older snapshot may have seen some of today's test interactions;
+    the figures are exact for an artifact trained on the same snapshot (its ``snapshot_id`` is reported).
+
+    Raises:
+        DataError: No artifact given and none is current.
+    """
+    path = artifact_path or current_version(settings.artifacts_dir, model)
+    if path is None:
+        raise DataError(f"no {model} artifact to evaluate under {settings.artifacts_dir} (run kgrec train)")
+    artifact = load_artifact(path)
+    snapshot, _ = export_job(neo4j, settings)
+    split = split_interactions(snapshot)
+    started = time.perf_counter()
+    metrics = evaluate_artifact(artifact, snapshot, split.testing())
+    return {
+        "artifact": str(path),
+        "artifact_snapshot_id": artifact.snapshot_id,
+        "snapshot_id": snapshot.snapshot_id,
+        "split": split.describe(),
+        "scoring_seconds": time.perf_counter() - started,
+        "test": metrics,
+    }
+
+
+# --- promotion -------------------------------------------------------------------------------------------
+
+
+def current_version(root: Path, model: str) -> Path | None:
+    """The promoted artifact directory of ``model``, if any."""
+    pointer = root / model / CURRENT_FILE
+    if not pointer.is_file():
+        return None
+    version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+    path = root / model / version
+    return path if path.is_dir() else None
+
+
+def promote(artifact_dir: Path, reason: dict[str, Any] | None = None) -> None:
+    """Make ``artifact_dir`` the current version of its model, atomically (write a temp file, rename)."""
+    parent = artifact_dir.parent
+    record = {"version": artifact_dir.name, "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              **(reason or {})}
+    handle, temp = tempfile.mkstemp(prefix=".current-", dir=parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(record, out, indent=2)
+    os.replace(temp, parent / CURRENT_FILE)
+
+
+def prune_versions(root: Path, model: str, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` versions, never the current one; returns what was deleted."""
+    current = current_version(root, model)
+    versions = list_versions(root, model)
+    doomed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+@dataclass
+class RetrainReport:
+    """What a retrain did: the new version, both validation figures (on the same snapshot or not), whether the
+    new version was promoted, and which old versions were deleted."""
+
+    artifact: Artifact
+    new_val: float
+    current_val: float | None
+    promoted: bool
+    same_data: bool
+    pruned: list[Path]
+    seconds: float
+
+
+def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None,
+                keep: int = 5) -> RetrainReport:
+    """``kgrec retrain``: export → train → evaluate → promote if not worse → keep the last ``keep`` versions.
+
+    The gate compares the validation NDCG@20 recorded in each artifact: each was measured by a model fitted
+    without its validation interactions. Re-scoring the current model on the new validation fold would not
+    be fair — it was retrained on all of its train, validation included. When the snapshot changed, the two
+    figures come from different (each honest) validation data; the report says whether it did.
+    """
+    started = time.perf_counter()
+    snapshot, _ = export_job(neo4j, settings)
+    config = load_train_config(settings.train_config, overrides)
+    split = split_interactions(snapshot)
+    artifact = train(snapshot, split, config)
+    new_val = float(artifact.metrics["validation"][GATE_METRIC])
+    current_path = current_version(settings.artifacts_dir, config.model)
+    current_val = None
+    same_data = False
+    if current_path is not None:
+        current = load_artifact(current_path)
+        current_val = float(current.metrics["validation"][GATE_METRIC])
+        same_data = current.snapshot_id == snapshot.snapshot_id
+    path = save_artifact(artifact, settings.artifacts_dir)
+    promoted = current_val is None or new_val >= current_val
+    if promoted:
+        promote(path, {"metric": GATE_METRIC, "validation": new_val, "previous": current_val,
+                       "previous_version": current_path.name if current_path else None})
+    else:
+        log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
+    pruned = prune_versions(settings.artifacts_dir, config.model, keep)
+    return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started)

@@ -1,0 +1,419 @@
+"""Training LightGCN or GraphSAGE with BPR: early stopping on validation, retraining on all of train, an artifact.
+
+The pipeline reads top to bottom (:func:`train`):
+
+1. fit on the split's *fit* part, measure NDCG@20 on *validation* every ``eval_every`` epochs, stop after
+   ``patience`` rounds without improvement and keep the best epoch;
+2. retrain from scratch on all of *train* for that many epochs (``retrain``), or keep the early-stopped model;
+3. evaluate on *test* with the protocol of ``gnn.evaluation``;
+4. return an :class:`gnn.artifacts.Artifact` (written to disk with its training curves by :func:`main`).
+
+Runs are seeded and deterministic on CPU: initialisation, shuffling and negative sampling draw from
+generators seeded with ``config.seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from gnn.artifacts import Artifact, code_version, write_artifact
+from gnn.config import GnnSettings, TrainConfig, load_train_config, resolve_device
+from gnn.data import INTERACTED, REV_INTERACTED, GraphSnapshot
+from gnn.evaluation import Fold, Split, evaluate, split_interactions
+from gnn.models import KnowledgeSAGE, LightGCN, NormalizedAdjacency, bpr_loss, l2_penalty
+
+log = logging.getLogger(__name__)
+
+VAL_METRIC = "ndcg@20"
+
+
+@dataclass
+class EpochRecord:
+    """One epoch: mean BPR loss, validation NDCG@20 (when measured) and wall seconds of its training steps."""
+
+    epoch: int
+    loss: float
+    val_ndcg: float | None
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """Outcome of one fit: final embeddings (of the best epoch when validating) and the history."""
+
+    user_emb: Tensor
+    item_emb: Tensor
+    best_epoch: int
+    best_val: float | None
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def score_fn(self) -> Callable[[Tensor], Tensor]:
+        users, items = self.user_emb, self.item_emb
+        return lambda u: users[u.to(users.device)] @ items.T
+
+
+class NegativeSampler:
+    """Uniform item_idx negatives that are not a positive of the user (rejection sampling).
+
+    Args:
+        positives: ``[2, n]`` (user_idx, item_idx) pairs to avoid.
+        num_items: Item index space.
+        generator: Seeded CPU generator.
+        max_rounds: Resampling rounds; a negative still colliding after them is kept (dense users only).
+    """
+
+    def __init__(self, positives: Tensor, num_items: int, generator: torch.Generator, max_rounds: int = 10) -> None:
+        self.num_items = num_items
+        self.keys = torch.sort(positives[0] * num_items + positives[1]).values
+        self.generator = generator
+        self.max_rounds = max_rounds
+
+    def _collides(self, users: Tensor, items: Tensor) -> Tensor:
+        flat = users * self.num_items + items
+        if self.keys.numel() == 0:
+            return torch.zeros_like(flat, dtype=torch.bool)
+        pos = torch.searchsorted(self.keys, flat).clamp(max=self.keys.numel() - 1)
+        return self.keys[pos] == flat
+
+    def sample(self, users: Tensor, n: int = 1) -> Tensor:
+        """``[B]`` (n = 1) or ``[B, n]`` negatives for the (CPU) user_idx ``users``."""
+        expanded = users.repeat_interleave(n)
+        items = torch.randint(self.num_items, (expanded.numel(),), generator=self.generator)
+        for _ in range(self.max_rounds):
+            bad = self._collides(expanded, items)
+            if not bad.any():
+                break
+            items[bad] = torch.randint(self.num_items, (int(bad.sum()),), generator=self.generator)
+        return items if n == 1 else items.view(-1, n)
+
+
+class _LightGCNRunner:
+    """LightGCN: every train edge passes messages and supervises; L2 on the batch's layer-0 embeddings."""
+
+    def __init__(self, train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig,
+                 device: torch.device) -> None:
+        self.train_edges = train_edges
+        self.adjacency = NormalizedAdjacency(train_edges, num_users, num_items, device)
+        self.model = LightGCN(num_users, num_items, config.embedding_dim, config.num_layers,
+                              config.init_std).to(device)
+
+    def epoch_parts(self, generator: torch.Generator) -> Iterator[Tensor]:
+        yield self.train_edges
+
+    def embed(self, training: bool) -> tuple[Tensor, Tensor]:
+        return self.model(self.adjacency)
+
+    def penalty(self, users: Tensor, pos: Tensor, neg: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+        ego_u, ego_p = self.model.ego(users, pos)
+        return l2_penalty(ego_u, ego_p, self.model.ego(users, neg.reshape(-1))[1], batch_size=users.numel())
+
+
+class _SAGERunner:
+    """GraphSAGE: an epoch cuts the shuffled train edges into ``1 / supervision_ratio`` parts; each part in turn
+    supervises while only the other parts pass messages, so the model never predicts an edge it can see and
+    every edge supervises once per epoch. Evaluation passes messages on all train edges. Knowledge edges
+    (genres, people, tags, follows, onboarding genres) always pass messages."""
+
+    def __init__(self, snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig,
+                 device: torch.device) -> None:
+        self.train_edges = train_edges
+        self.ratio = config.supervision_ratio
+        self.device = device
+        graph = snapshot.hetero_data(interaction_mask=torch.zeros(snapshot.num_interactions, dtype=torch.bool))
+        self.num_nodes = {t: int(graph[t].num_nodes) for t in graph.node_types}
+        self.knowledge: dict[tuple[str, str, str], Tensor] = {}
+        for edge_type in graph.edge_types:
+            src, rel, dst = edge_type
+            index = graph[edge_type].edge_index
+            if edge_type == INTERACTED or index.numel() == 0:
+                continue
+            if src == dst:  # follows: messages both ways along one relation
+                self.knowledge[edge_type] = torch.cat([index, index.flip(0)], dim=1).to(device)
+            else:
+                self.knowledge[edge_type] = index.to(device)
+                self.knowledge[(dst, f"rev_{rel}", src)] = index.flip(0).to(device)
+        edge_types = [*self.knowledge, INTERACTED, REV_INTERACTED]
+        self.model = KnowledgeSAGE(edge_types, self.num_nodes, config.embedding_dim, config.num_layers,
+                                   config.id_dropout).to(device)
+        self.message_edges = train_edges
+        self.has_id = {
+            "user": torch.bincount(train_edges[0], minlength=self.num_nodes["user"]).to(device) > 0,
+            "item": torch.bincount(train_edges[1], minlength=self.num_nodes["item"]).to(device) > 0,
+        }
+        self.generator = torch.Generator().manual_seed(config.seed + 1)
+
+    def epoch_parts(self, generator: torch.Generator) -> Iterator[Tensor]:
+        n = self.train_edges.size(1)
+        parts = max(1, round(1 / self.ratio))
+        order = torch.randperm(n, generator=generator)
+        for held in order.tensor_split(parts):
+            keep = torch.ones(n, dtype=torch.bool)
+            keep[held] = False
+            self.message_edges = self.train_edges[:, keep]
+            yield self.train_edges[:, held]
+
+    def _edges(self, interactions: Tensor) -> dict[tuple[str, str, str], Tensor]:
+        interactions = interactions.to(self.device)
+        return {**self.knowledge, INTERACTED: interactions, REV_INTERACTED: interactions.flip(0)}
+
+    def embed(self, training: bool) -> tuple[Tensor, Tensor]:
+        edges = self._edges(self.message_edges if training else self.train_edges)
+        out = self.model(edges, self.num_nodes, self.has_id, self.generator if training else None)
+        return out["user"], out["item"]
+
+    def penalty(self, users: Tensor, pos: Tensor, neg: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+        return l2_penalty(user_emb[users], item_emb[pos], item_emb[neg.reshape(-1)], batch_size=users.numel())
+
+
+def fit_lightgcn(
+    train_edges: Tensor,
+    num_users: int,
+    num_items: int,
+    config: TrainConfig,
+    *,
+    val_fold: Fold | None = None,
+    epochs: int | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Fit LightGCN with BPR on ``train_edges``.
+
+    Args:
+        train_edges: ``[2, n]`` (user_idx, item_idx) positives (message passing and supervision).
+        num_users, num_items: Index spaces.
+        config: Hyper-parameters.
+        val_fold: When given, validation NDCG@20 every ``eval_every`` epochs, early stopping, and the
+            returned embeddings are those of the best epoch.
+        epochs: Fixed epoch count (default ``config.max_epochs``).
+        desc: Progress bar label.
+
+    Returns:
+        Final (or best) embeddings on CPU and the per-epoch history.
+    """
+    device = _prepare(config)
+    runner = _LightGCNRunner(train_edges, num_users, num_items, config, device)
+    return _fit(runner, train_edges, num_items, config, device, val_fold=val_fold, epochs=epochs, desc=desc)
+
+
+def fit_graphsage(
+    snapshot: GraphSnapshot,
+    train_edges: Tensor,
+    config: TrainConfig,
+    *,
+    val_fold: Fold | None = None,
+    epochs: int | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Fit the inductive :class:`gnn.models.KnowledgeSAGE` with BPR (arguments as :func:`fit_lightgcn`).
+
+    Args:
+        snapshot: Gives the knowledge graph (its interactions are NOT used: ``train_edges`` are).
+        train_edges: ``[2, n]`` (user_idx, item_idx) positives.
+    """
+    device = _prepare(config)
+    runner = _SAGERunner(snapshot, train_edges, config, device)
+    return _fit(runner, train_edges, snapshot.num_items, config, device, val_fold=val_fold, epochs=epochs,
+                desc=desc)
+
+
+def _prepare(config: TrainConfig) -> torch.device:
+    device = resolve_device(config.device)
+    torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    return device
+
+
+def _fit(
+    runner: _LightGCNRunner | _SAGERunner,
+    train_edges: Tensor,
+    num_items: int,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    val_fold: Fold | None,
+    epochs: int | None,
+    desc: str,
+) -> FitResult:
+    """The BPR loop shared by both models: shuffle, sample negatives, step; validate; stop early."""
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(config.seed)
+    model = runner.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sampler = NegativeSampler(train_edges, num_items, generator)
+    max_epochs = epochs if epochs is not None else config.max_epochs
+
+    history: list[EpochRecord] = []
+    best_val: float | None = None
+    best_epoch = 0
+    best_state: dict[str, Tensor] | None = None
+    rounds_without_gain = 0
+    bar = tqdm(range(1, max_epochs + 1), desc=desc, unit="epoch", disable=not config.progress, leave=False)
+    for epoch in bar:
+        epoch_start = time.perf_counter()
+        model.train()
+        total, seen = 0.0, 0
+        for supervision in runner.epoch_parts(generator):
+            n = supervision.size(1)
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, config.batch_size):
+                index = order[start : start + config.batch_size]
+                users, pos = supervision[0, index], supervision[1, index]
+                neg = sampler.sample(users, config.negatives)
+                users, pos, neg = users.to(device), pos.to(device), neg.to(device)
+                user_emb, item_emb = runner.embed(training=True)
+                loss = bpr_loss(user_emb, item_emb, users, pos, neg)
+                loss = loss + config.reg * runner.penalty(users, pos, neg, user_emb, item_emb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * index.numel()
+                seen += index.numel()
+        record = EpochRecord(epoch, total / max(seen, 1), None, time.perf_counter() - epoch_start)
+        if val_fold is not None and epoch % config.eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                user_emb, item_emb = runner.embed(training=False)
+            fn = FitResult(user_emb, item_emb, epoch, None).score_fn()
+            record.val_ndcg = evaluate(fn, val_fold, ks=(20,))[VAL_METRIC]
+            if best_val is None or record.val_ndcg > best_val:
+                best_val, best_epoch, rounds_without_gain = record.val_ndcg, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                rounds_without_gain += 1
+        history.append(record)
+        bar.set_postfix(loss=f"{record.loss:.4f}", val=f"{best_val or 0:.4f}")
+        if val_fold is not None and rounds_without_gain >= config.patience:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    model.eval()
+    with torch.no_grad():
+        user_emb, item_emb = runner.embed(training=False)
+    return FitResult(user_emb.cpu(), item_emb.cpu(), best_epoch, best_val, history, time.perf_counter() - started)
+
+
+def train(
+    snapshot: GraphSnapshot,
+    split: Split,
+    config: TrainConfig,
+) -> Artifact:
+    """Train on a split and measure on its test part (see the module docstring).
+
+    Args:
+        snapshot: The graph the split was made from (id maps, genres for diversity).
+        split: Positives divided into fit / validation / test.
+        config: Hyper-parameters.
+
+    Returns:
+        The artifact (not written yet): embeddings, id maps, config, seed, snapshot id, code version,
+        validation and test metrics, history, timings.
+
+    Raises:
+        ConfigError: The device is unavailable.
+        DataError: The split belongs to another snapshot.
+    """
+    from schema.errors import DataError
+
+    if split.snapshot_id != snapshot.snapshot_id:
+        raise DataError(f"split of snapshot {split.snapshot_id} used with snapshot {snapshot.snapshot_id}")
+    genres = snapshot.item_genre_matrix()
+    validation = split.validation()
+    early = _fit_model(snapshot, split.fit, config, val_fold=validation, desc="fit+validate")
+    val_metrics = evaluate(early.score_fn(), validation, item_features=genres)
+    timings = {"validation_fit": early.seconds}
+    if config.retrain:
+        final = _fit_model(snapshot, split.train, config, epochs=max(early.best_epoch, 1), desc="retrain")
+        timings["retrain"] = final.seconds
+    else:
+        final = early
+    started = time.perf_counter()
+    test_metrics = evaluate(final.score_fn(), split.testing(), item_features=genres)
+    timings["test_scoring"] = time.perf_counter() - started
+    log.info("%s: best epoch %d, validation %s, test %s", config.model, early.best_epoch, val_metrics[VAL_METRIC],
+             test_metrics[VAL_METRIC])
+    return Artifact(
+        model=config.model,
+        user_ids=snapshot.users.ids,
+        item_ids=snapshot.items.ids,
+        user_embeddings=final.user_emb,
+        item_embeddings=final.item_emb,
+        config=config.model_dump(mode="json"),
+        seed=config.seed,
+        snapshot_id=snapshot.snapshot_id,
+        code_version=code_version(),
+        metrics={"best_epoch": early.best_epoch, "split": split.describe(), "validation": val_metrics,
+                 "test": test_metrics},
+        history=[record.__dict__ for record in early.history],
+        timings=timings,
+    )
+
+
+def _fit_model(snapshot: GraphSnapshot, edges: Tensor, config: TrainConfig, **options: Any) -> FitResult:
+    if config.model == "graphsage":
+        return fit_graphsage(snapshot, edges, config, **options)
+    return fit_lightgcn(edges, snapshot.num_users, snapshot.num_items, config, **options)
+
+
+def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes:
+    """PNG of the loss and validation NDCG@20 per epoch (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax_loss = plt.subplots(figsize=(7, 4), dpi=110)
+    ax_loss.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="BPR loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("train loss", color="tab:blue")
+    ax_val = ax_loss.twinx()
+    measured = [(h["epoch"], h["val_ndcg"]) for h in history if h.get("val_ndcg") is not None]
+    if measured:
+        ax_val.plot(*zip(*measured, strict=True), color="tab:orange", label="validation NDCG@20")
+        best = max(measured, key=lambda p: p[1])
+        ax_val.axvline(best[0], color="tab:gray", linestyle="--", linewidth=0.8)
+    ax_val.set_ylabel("validation NDCG@20", color="tab:orange")
+    ax_loss.set_title(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def save_artifact(artifact: Artifact, root: Path) -> Path:
+    """Write the artifact with its training curves under ``root``."""
+    title = f"{artifact.model} on snapshot {artifact.snapshot_id}"
+    return write_artifact(artifact, root, files={"curves.png": plot_curves(artifact.history, title)})
+
+
+def main(settings: GnnSettings, snapshot: GraphSnapshot, overrides: dict[str, Any] | None = None) -> Artifact:
+    """The ``kgrec train`` job on an exported snapshot: split, train, evaluate, write the artifact.
+
+    Args:
+        settings: Job settings (artifacts root, optional YAML of hyper-parameters).
+        snapshot: The exported graph (see :func:`gnn.jobs.export_snapshot`).
+        overrides: Hyper-parameters given on the command line.
+
+    Returns:
+        The written artifact (``artifact.path`` is its directory).
+    """
+    config = load_train_config(settings.train_config, overrides)
+    split = split_interactions(snapshot)  # the protocol's split (seed 42), whatever the model seed
+    artifact = train(snapshot, split, config)
+    save_artifact(artifact, settings.artifacts_dir)
+    return artifact

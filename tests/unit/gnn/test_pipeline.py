@@ -1,0 +1,130 @@
+"""Config precedence, artifacts round trip, inference, and train() end to end on a small synthetic world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from etl.synthetic import generate_world
+from gnn.artifacts import Artifact, latest_version, list_versions, load_artifact, write_artifact
+from gnn.config import load_train_config, resolve_device
+from gnn.data import build_graph_snapshot
+from gnn.evaluation import split_interactions
+from gnn.inference import EmbeddingScorer
+from gnn.train import save_artifact, train
+from schema.errors import ConfigError, DataError
+from tests.unit.gnn.worlds import export_from_dataset
+
+
+def test_config_precedence_defaults_file_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "train.yaml"
+    file.write_text("lr: 0.01\nnum_layers: 2\nbatch_size: 128\n")
+    monkeypatch.setenv("KGREC_TRAIN_NUM_LAYERS", "4")
+    monkeypatch.setenv("KGREC_TRAIN_EMBEDDING_DIM", "32")
+    config = load_train_config(file, {"embedding_dim": 16, "seed": None})
+    assert config.reg == 1e-4  # default
+    assert config.lr == 0.01 and config.batch_size == 128  # file
+    assert config.num_layers == 4  # env beats file
+    assert config.embedding_dim == 16  # CLI beats env; None = not given
+    assert config.seed == 42
+
+
+def test_config_rejects_unknown_and_invalid(tmp_path: Path) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text("learning_rate: 0.1\n")
+    with pytest.raises(ConfigError):
+        load_train_config(file)
+    with pytest.raises(ConfigError):
+        load_train_config(None, {"lr": -1})
+
+
+def test_every_config_field_is_described() -> None:
+    from gnn.config import TrainConfig
+
+    for name, info in TrainConfig.model_fields.items():
+        assert info.description and "\n" not in info.description, name
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError):
+            resolve_device("cuda")
+
+
+def _artifact() -> Artifact:
+    return Artifact(
+        model="lightgcn",
+        user_ids=["u1", "u2"],
+        item_ids=["a", "b", "c"],
+        user_embeddings=torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        item_embeddings=torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]]),
+        config={"lr": 0.1},
+        seed=7,
+        snapshot_id="abc123",
+        code_version="test",
+        metrics={"test": {"ndcg@20": 0.5}},
+    )
+
+
+def test_artifact_round_trip_and_versions(tmp_path: Path) -> None:
+    first = write_artifact(_artifact(), tmp_path)
+    second = write_artifact(_artifact(), tmp_path, files={"note.txt": b"hi"})
+    assert list_versions(tmp_path, "lightgcn") == [first, second]
+    assert latest_version(tmp_path, "lightgcn") == second
+    assert (second / "note.txt").read_bytes() == b"hi"
+    back = load_artifact(second)
+    assert back.user_ids == ["u1", "u2"] and back.seed == 7 and back.snapshot_id == "abc123"
+    assert torch.equal(back.item_embeddings, _artifact().item_embeddings)
+    assert back.metrics == {"test": {"ndcg@20": 0.5}} and back.version == second.name
+    assert not [p for p in (tmp_path / "lightgcn").iterdir() if p.name.startswith(".tmp")]
+    with pytest.raises(DataError):
+        load_artifact(tmp_path / "nope")
+
+
+def test_inference_scores_and_recommends() -> None:
+    scorer = EmbeddingScorer(_artifact())
+    scores = scorer.score("u1", ["c", "a", "zz"])
+    assert scores[:2].tolist() == [0.0, 2.0] and np.isnan(scores[2])
+    assert np.isnan(scorer.score("nobody", ["a"])).all()
+    assert [i for i, _ in scorer.recommend("u2", k=2)] == ["c", "b"]
+    assert [i for i, _ in scorer.recommend("u2", k=2, exclude=["c"])] == ["b", "a"]
+    assert scorer.recommend("nobody") == []
+    assert scorer.similar_items("a", k=1)[0][0] == "b"
+
+
+def test_inference_imports_no_training_code() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, gnn.inference; bad = [m for m in ('gnn.train', 'gnn.models', 'matplotlib') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[3])
+    assert out.stdout.strip() == "[]"
+
+
+def test_train_end_to_end_on_synthetic_world(tmp_path: Path) -> None:
+    world = generate_world(users=80, items=120, seed=5)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot)
+    config = load_train_config(None, {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 256,
+                                      "max_epochs": 6, "patience": 2, "progress": False, "device": "cpu",
+                                      "num_threads": 1})
+    artifact = train(snapshot, split, config)
+    assert artifact.snapshot_id == snapshot.snapshot_id and artifact.seed == 42
+    assert artifact.user_embeddings.shape == (80, 16) and artifact.item_embeddings.shape == (120, 16)
+    assert 1 <= artifact.metrics["best_epoch"] <= 6
+    assert 0.0 <= artifact.metrics["test"]["ndcg@20"] <= 1.0
+    assert {"loss", "val_ndcg", "epoch", "seconds"} <= set(artifact.history[0])
+    path = save_artifact(artifact, tmp_path)
+    assert (path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    scorer = EmbeddingScorer.load(path)
+    user = snapshot.users.ids[0]
+    assert len(scorer.recommend(user, k=5)) == 5
+    other = split_interactions(snapshot)
+    with pytest.raises(DataError):
+        train(build_graph_snapshot(export_from_dataset(generate_world(users=20, items=30, seed=1).dataset)), other, config)

@@ -1,0 +1,55 @@
+"""Promotion bookkeeping without a database: current pointer, atomic switch, pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from gnn.artifacts import Artifact, list_versions, write_artifact
+from gnn.jobs import artifact_score_fn, current_version, promote, prune_versions
+from gnn.data import IdMap
+
+
+def _write(root: Path, val: float) -> Path:
+    artifact = Artifact(
+        model="lightgcn", user_ids=["u1"], item_ids=["a", "b"], user_embeddings=torch.ones(1, 2),
+        item_embeddings=torch.eye(2), config={}, seed=1, snapshot_id="s1", code_version="t",
+        metrics={"validation": {"ndcg@20": val}},
+    )
+    return write_artifact(artifact, root)
+
+
+def test_promote_switches_current_atomically(tmp_path: Path) -> None:
+    assert current_version(tmp_path, "lightgcn") is None
+    first, second = _write(tmp_path, 0.1), _write(tmp_path, 0.2)
+    promote(first)
+    assert current_version(tmp_path, "lightgcn") == first
+    promote(second, {"validation": 0.2})
+    assert current_version(tmp_path, "lightgcn") == second
+    record = json.loads((tmp_path / "lightgcn" / "current.json").read_text())
+    assert record["version"] == second.name and record["validation"] == 0.2
+    assert not [p for p in (tmp_path / "lightgcn").iterdir() if p.name.startswith(".current-")]
+
+
+def test_prune_keeps_newest_and_current(tmp_path: Path) -> None:
+    versions = [_write(tmp_path, 0.1 * k) for k in range(5)]
+    promote(versions[0])
+    deleted = prune_versions(tmp_path, "lightgcn", keep=2)
+    assert deleted == versions[1:3]
+    assert list_versions(tmp_path, "lightgcn") == [versions[0], *versions[3:]]
+
+
+def test_artifact_scores_map_ids_between_snapshots(tmp_path: Path) -> None:
+    artifact = Artifact(
+        model="lightgcn", user_ids=["u1", "u2"], item_ids=["a", "b"],
+        user_embeddings=torch.tensor([[1.0, 0.0], [0.0, 1.0]]), item_embeddings=torch.tensor([[3.0, 0.0], [0.0, 5.0]]),
+        config={}, seed=1, snapshot_id="s", code_version="t",
+    )
+    # The new snapshot orders things differently and has a new user and a new item.
+    score = artifact_score_fn(artifact, IdMap(["u2", "u3", "u1"]), IdMap(["b", "c", "a"]))
+    out = score(torch.tensor([0, 1, 2]))
+    assert out[0].tolist() == [5.0, float("-inf"), 0.0]
+    assert out[1].tolist() == [0.0, float("-inf"), 0.0]
+    assert out[2].tolist() == [0.0, float("-inf"), 3.0]
