@@ -47,11 +47,15 @@ CALL (row) {
 """
 
 
-def _load(driver, mapping: str, variables: dict[str, str], labels: list[Label], replace: bool = True) -> LoadReport:  # noqa: ANN001
+def _load(driver, mapping: str, variables: dict[str, str], labels: list[Label], empty_first: bool = True) -> LoadReport:  # noqa: ANN001
+    """Load through kgrec's loader; by default into an empty graph (the wipe is not timed)."""
+    if empty_first:
+        wipe_graph(driver)
+
     def produce(sink):  # noqa: ANN001, ANN202
         return read_mapping_dataset(shipped_mapping_path(mapping), variables, sink=sink)[0]
 
-    return load_stream(driver, produce, item_labels=labels, replace=replace, reject_dir=OUT / "rejects")
+    return load_stream(driver, produce, item_labels=labels, reject_dir=OUT / "rejects")
 
 
 def _phase_table(title: str, report: LoadReport) -> Table:
@@ -90,7 +94,7 @@ def main() -> None:
 
             full = _load(driver, "movielens", movielens_variables(ml, actors, hetrec), [Label.MOVIE])
             console.print(_phase_table("ml-latest-small + actors + HetRec, into an empty graph", full))
-            again = _load(driver, "movielens", movielens_variables(ml, actors, hetrec), [Label.MOVIE], replace=False)
+            again = _load(driver, "movielens", movielens_variables(ml, actors, hetrec), [Label.MOVIE], empty_first=False)
             console.print(f"second identical load (everything exists already): {again.seconds:.2f}s wall, "
                           f"counts unchanged: {(again.nodes, again.relationships) == (full.nodes, full.relationships)}")
             fm = _load(driver, "lastfm", lastfm_variables(lastfm), [Label.ARTIST])
