@@ -30,12 +30,13 @@ class TrainConfig(BaseSettings):
     embedding_dim: int = Field(64, ge=1, le=4096, description="Size of user and item embeddings.")
     num_layers: int = Field(3, ge=0, le=10, description="LightGCN propagation steps, or GraphSAGE layers.")
     init_std: float = Field(0.1, gt=0, description="LightGCN: standard deviation of the initial embeddings.")
-    lr: float = Field(0.01, gt=0, le=1, description="Adam learning rate.")
+    lr: float = Field(0.04, gt=0, le=1, description="Adam learning rate (at the first epoch).")
+    lr_decay: float = Field(0.97, gt=0, le=1, description="Learning rate multiplier applied after every epoch.")
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's layer-0 embeddings.")
     batch_size: int = Field(4096, ge=1, description="Positive pairs per optimiser step.")
     negatives: int = Field(1, ge=1, le=100, description="Negative items sampled per positive pair.")
     max_epochs: int = Field(300, ge=1, description="Upper bound on epochs when early stopping does not stop.")
-    patience: int = Field(10, ge=1, description="Validation rounds without a better NDCG@20 before stopping.")
+    patience: int = Field(20, ge=1, description="Validation rounds without a better NDCG@20 before stopping.")
     eval_every: int = Field(1, ge=1, description="Epochs between validation rounds.")
     supervision_ratio: float = Field(
         0.3, gt=0, lt=1, description="GraphSAGE: share of train edges that supervise while hidden from message passing."

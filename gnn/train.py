@@ -250,6 +250,7 @@ def _fit(
     generator = torch.Generator().manual_seed(config.seed)
     model = runner.model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     sampler = NegativeSampler(train_edges, num_items, generator)
     max_epochs = epochs if epochs is not None else config.max_epochs
 
@@ -292,6 +293,7 @@ def _fit(
             else:
                 rounds_without_gain += 1
         history.append(record)
+        schedule.step()
         bar.set_postfix(loss=f"{record.loss:.4f}", val=f"{best_val or 0:.4f}")
         if val_fold is not None and rounds_without_gain >= config.patience:
             break
