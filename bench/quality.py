@@ -3,10 +3,10 @@
 The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474), exported once
 (``graph.export``), turned into a snapshot and split per user (``gnn.evaluation``); every model — the
 references (most-popular, item-kNN cosine, implicit ALS and BPR, EASE^R, PyG's LightGCN trained as its
-example does) and ours (``gnn``'s LightGCN and inductive GraphSAGE) — sees exactly that data. Hyper-parameters are chosen on the
-validation split by a coordinate search whose grids grow at an edge until the best value is inside,
-then each model is retrained on all of train and measured once on test. Reference models rank the items
-that appear in train; ours ranks every item in the graph.
+example does) and ours (``gnn``'s LightGCN and, on request, its inductive GraphSAGE) — sees exactly that
+data. Hyper-parameters are chosen on the validation split by a coordinate search whose grids grow at an
+edge until the best value is inside, then each model is retrained on all of train and measured once on
+test. Reference models rank the items that appear in train; ours ranks every item in the graph.
 
     .venv/bin/python -m bench.quality [--dataset ml-latest-small|lastfm] [--models ...] [--quick]
                                       [--with-graphsage] [--skip-load] [--keep-server]
@@ -17,7 +17,6 @@ Prints the table, writes bench/out/quality-<dataset>.json and quality-<dataset>.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
@@ -259,7 +258,7 @@ class Axis:
             return None
         a, b = (ordered[-2], ordered[-1]) if at_high else (ordered[1], ordered[0])
         new = b * (b / a) if self.scale == "log" else b + (b - a)
-        new = int(round(new)) if self.integer else float(f"{new:.3g}")
+        new = round(new) if self.integer else float(f"{new:.3g}")
         if not self.low <= new <= self.high or new in self.values:
             return None
         self.values.append(new)
@@ -546,7 +545,9 @@ def main() -> None:
     snapshot.save(OUT / f"snapshot-{args.dataset}")
 
     genres = snapshot.item_genre_matrix()
-    specs = [s for s in model_specs(args.quick, snapshot, args.with_graphsage) if not args.models or s.name in args.models]
+    specs = [
+        s for s in model_specs(args.quick, snapshot, args.with_graphsage) if not args.models or s.name in args.models
+    ]
     results: list[ModelResult] = []
     for spec in specs:
         console.print(f"[bold]{spec.name}[/]: tuning on validation …")
@@ -567,8 +568,8 @@ def main() -> None:
         "split": split.describe(),
         "seed": SEED,
         "protocol": "EVALUATION.md: per-user split, full ranking without the user's train items, K=10/20",
-        "machine": {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS, "implicit_threads": THREADS, "platform": platform.platform(),
-                    "torch": torch.__version__},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS, "implicit_threads": THREADS,
+                    "platform": platform.platform(), "torch": torch.__version__},
         "timings": timings,
         "paired_ndcg20_vs_ours": comparison,
         "models": [

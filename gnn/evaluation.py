@@ -272,7 +272,8 @@ def rank_items(
             batch = users[start : start + batch_size]
             scores = score_fn(batch).detach().to("cpu", torch.float32).clone()
             if scores.shape != (batch.numel(), fold.num_items):
-                raise DataError(f"score_fn returned {tuple(scores.shape)}, expected ({batch.numel()}, {fold.num_items})")
+                expected = (batch.numel(), fold.num_items)
+                raise DataError(f"score_fn returned {tuple(scores.shape)}, expected {expected}")
             if candidates is not None:
                 scores[:, ~candidates] = -math.inf
             rows, cols = _rows_of(exclude, batch)

@@ -63,12 +63,12 @@ class NormalizedAdjacency:
 
 class _Propagate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, adjacency: NormalizedAdjacency) -> Tensor:  # noqa: ANN401
+    def forward(ctx: Any, x: Tensor, adjacency: NormalizedAdjacency) -> Tensor:
         ctx.adjacency = adjacency
         return adjacency.matmul(x.contiguous())
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # noqa: ANN401
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         return ctx.adjacency.matmul(grad.contiguous()), None  # A is symmetric: (A x)' = A grad
 
 

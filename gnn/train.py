@@ -6,7 +6,8 @@ The pipeline reads top to bottom (:func:`train`):
    ``patience`` rounds without improvement and keep the best epoch;
 2. retrain from scratch on all of *train* for that many epochs (``retrain``), or keep the early-stopped model;
 3. evaluate on *test* with the protocol of ``gnn.evaluation``;
-4. return an :class:`gnn.artifacts.Artifact` (written to disk with its training curves by :func:`main`).
+4. return an :class:`gnn.artifacts.Artifact`; :func:`save_artifact` writes it with its training curves (the
+   jobs in :mod:`gnn.jobs` do: export → split → train → save).
 
 Runs are seeded and deterministic on CPU: initialisation, shuffling and negative sampling draw from
 generators seeded with ``config.seed``.
@@ -28,10 +29,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from gnn.artifacts import Artifact, code_version, write_artifact
-from gnn.config import GnnSettings, TrainConfig, load_train_config, resolve_device
+from gnn.config import TrainConfig, resolve_device
 from gnn.data import INTERACTED, REV_INTERACTED, GraphSnapshot
-from gnn.evaluation import Fold, Split, evaluate, split_interactions
+from gnn.evaluation import Fold, Split, evaluate
 from gnn.models import KnowledgeSAGE, LightGCN, NormalizedAdjacency, bpr_loss, l2_penalty
+from schema.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -328,8 +330,6 @@ def train(
         ConfigError: The device is unavailable.
         DataError: The split belongs to another snapshot.
     """
-    from schema.errors import DataError
-
     if split.snapshot_id != snapshot.snapshot_id:
         raise DataError(f"split of snapshot {split.snapshot_id} used with snapshot {snapshot.snapshot_id}")
     genres = snapshot.item_genre_matrix()
@@ -371,14 +371,12 @@ def _fit_model(snapshot: GraphSnapshot, edges: Tensor, config: TrainConfig, **op
 
 
 def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes:
-    """PNG of the loss and validation NDCG@20 per epoch (matplotlib, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """PNG of the loss and validation NDCG@20 per epoch (matplotlib's Agg canvas; no pyplot, no global state)."""
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    fig, ax_loss = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = Figure(figsize=(7, 4), dpi=110)
+    ax_loss = fig.subplots()
     ax_loss.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="BPR loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("train loss", color="tab:blue")
@@ -393,7 +391,6 @@ def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -401,21 +398,3 @@ def save_artifact(artifact: Artifact, root: Path) -> Path:
     """Write the artifact with its training curves under ``root``."""
     title = f"{artifact.model} on snapshot {artifact.snapshot_id}"
     return write_artifact(artifact, root, files={"curves.png": plot_curves(artifact.history, title)})
-
-
-def main(settings: GnnSettings, snapshot: GraphSnapshot, overrides: dict[str, Any] | None = None) -> Artifact:
-    """The ``kgrec train`` job on an exported snapshot: split, train, evaluate, write the artifact.
-
-    Args:
-        settings: Job settings (artifacts root, optional YAML of hyper-parameters).
-        snapshot: The exported graph (see :func:`gnn.jobs.export_snapshot`).
-        overrides: Hyper-parameters given on the command line.
-
-    Returns:
-        The written artifact (``artifact.path`` is its directory).
-    """
-    config = load_train_config(settings.train_config, overrides)
-    split = split_interactions(snapshot)  # the protocol's split (seed 42), whatever the model seed
-    artifact = train(snapshot, split, config)
-    save_artifact(artifact, settings.artifacts_dir)
-    return artifact

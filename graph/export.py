@@ -17,7 +17,7 @@ from itertools import repeat
 
 import numpy as np
 import pandas as pd
-from neo4j import Driver, ManagedTransaction
+from neo4j import Driver, ManagedTransaction, Record
 from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
 from graph import catalog
@@ -145,7 +145,7 @@ def _timestamps(stamps: list[int | None]) -> np.ndarray:
     return np.array([NO_TIMESTAMP if s is None else s for s in stamps], dtype=np.int64)
 
 
-def _expand(records: Iterable, names: tuple[str, ...], order: tuple[str, ...]) -> pd.DataFrame:  # type: ignore[type-arg]
+def _expand(records: Iterable[Record], names: tuple[str, ...], order: tuple[str, ...]) -> pd.DataFrame:
     """Turn records ``(scalar, [values], [aligned values]...)`` into one row per list element.
 
     Args:

@@ -8,12 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from gnn.data import ACTED_IN, DIRECTED, FOLLOWS, HAS_TAG, IN_GENRE, INTERACTED, GraphSnapshot, IdMap, build_graph_snapshot
+from gnn.data import (
+    ACTED_IN,
+    DIRECTED,
+    FOLLOWS,
+    HAS_TAG,
+    IN_GENRE,
+    INTERACTED,
+    GraphSnapshot,
+    IdMap,
+    build_graph_snapshot,
+)
+from graph.export import GraphExport
 from schema.errors import DataError
 from tests.unit.gnn.worlds import make_export
 
 
-def _export():
+def _export() -> GraphExport:
     return make_export(
         [("u2", "10", 4.0, 30), ("u1", "9", None, None), ("u1", "10", 2.5, 20), ("u10", "a", 5.0, 10)],
         users=["u3"],

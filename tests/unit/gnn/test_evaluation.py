@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnn.data import build_graph_snapshot
+from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import (
     Fold,
     accuracy_metrics,
@@ -24,7 +24,7 @@ from schema.errors import DataError
 from tests.unit.gnn.worlds import make_export
 
 
-def _split_world():
+def _split_world() -> GraphSnapshot:
     """Users with 5, 6 (tie at the cut), 4 and 11 positives, plus negatives and an unrated positive."""
     rows = [
         # u1: five positives -> ceil(0.2*5) = 1 test (the latest); one negative ignored.
@@ -42,7 +42,7 @@ def _split_world():
     return build_graph_snapshot(make_export(rows))
 
 
-def _pairs(snapshot, edges: torch.Tensor) -> set[tuple[str, str]]:
+def _pairs(snapshot: GraphSnapshot, edges: torch.Tensor) -> set[tuple[str, str]]:
     return set(zip(snapshot.users.to_ids(edges[0]), snapshot.items.to_ids(edges[1]), strict=True))
 
 
@@ -129,7 +129,9 @@ def _naive(topk: list[list[int]], targets: list[set[int]], k: int) -> dict[str, 
     return {f"{name}@{k}": value / len(topk) for name, value in sums.items()}
 
 
-def _random_case(seed: int, users: int = 40, items: int = 60, k: int = 20):
+def _random_case(
+    seed: int, users: int = 40, items: int = 60, k: int = 20
+) -> tuple[list[list[int]], list[set[int]], torch.Tensor]:
     rng = np.random.default_rng(seed)
     topk = [list(rng.choice(items, size=k, replace=False)) for _ in range(users)]
     targets = [set(rng.choice(items, size=int(rng.integers(1, 30)), replace=False).tolist()) for _ in range(users)]
@@ -201,7 +203,7 @@ def test_evaluate_refuses_lists_with_train_items() -> None:
 
 
 def test_evaluate_score_fn_equals_lists() -> None:
-    topk, targets, target = _random_case(3, users=10, items=40, k=20)
+    _, _, target = _random_case(3, users=10, items=40, k=20)
     fold = Fold("test", 10, 40, train=torch.empty(2, 0, dtype=torch.long), target=target)
     scores = torch.rand(10, 40, generator=torch.Generator().manual_seed(0))
     by_fn = evaluate(lambda u: scores[u], fold)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gnn.config import TrainConfig
+from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, rank_items
 from gnn.models import LightGCN, NormalizedAdjacency, bpr_loss, propagate
 from gnn.train import NegativeSampler, fit_lightgcn
@@ -102,7 +103,7 @@ def test_early_stopping_keeps_best_epoch() -> None:
     assert len(result.history) <= 40
 
 
-def _knowledge_world(seed: int = 0):
+def _knowledge_world(seed: int = 0) -> GraphSnapshot:
     """Two communities whose items carry genre A or B, plus two cold items (no interactions), one per genre."""
     from gnn.data import build_graph_snapshot
     from tests.unit.gnn.worlds import make_export

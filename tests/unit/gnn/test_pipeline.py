@@ -101,7 +101,10 @@ def test_inference_imports_no_training_code() -> None:
     import subprocess
     import sys
 
-    code = "import sys, gnn.inference; bad = [m for m in ('gnn.train', 'gnn.models', 'matplotlib') if m in sys.modules]; print(bad)"
+    code = (
+        "import sys, gnn.inference; "
+        "print([m for m in ('gnn.train', 'gnn.models', 'matplotlib') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[3])
     assert out.stdout.strip() == "[]"
@@ -125,6 +128,6 @@ def test_train_end_to_end_on_synthetic_world(tmp_path: Path) -> None:
     scorer = EmbeddingScorer.load(path)
     user = snapshot.users.ids[0]
     assert len(scorer.recommend(user, k=5)) == 5
-    other = split_interactions(snapshot)
+    other = build_graph_snapshot(export_from_dataset(generate_world(users=20, items=30, seed=1).dataset))
     with pytest.raises(DataError):
-        train(build_graph_snapshot(export_from_dataset(generate_world(users=20, items=30, seed=1).dataset)), other, config)
+        train(other, split, config)  # a split of another snapshot

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from gnn.artifacts import Artifact, list_versions, write_artifact
-from gnn.jobs import artifact_score_fn, current_version, promote, prune_versions
 from gnn.data import IdMap
+from gnn.jobs import artifact_score_fn, current_version, promote, prune_versions
 
 
 def _write(root: Path, val: float) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from etl.dataset import Dataset
@@ -73,10 +74,10 @@ def export_from_dataset(dataset: Dataset) -> GraphExport:
     )
 
 
-def two_communities(users_per_side: int = 12, items_per_side: int = 12, per_user: int = 6, seed: int = 0):
+def two_communities(
+    users_per_side: int = 12, items_per_side: int = 12, per_user: int = 6, seed: int = 0
+) -> list[tuple[int, int]]:
     """(user_idx, item_idx) positives of two disjoint communities: users < n like items < m, the others the rest."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     pairs = []
     for side in (0, 1):
