@@ -44,7 +44,12 @@ class TrainConfig(BaseSettings):
     id_dropout: float = Field(
         0.1, ge=0, le=1, description="GraphSAGE: chance of dropping a node's id embedding per step (1 = no ids)."
     )
-    retrain: bool = Field(True, description="Retrain on all of train for the best epoch count after early stopping.")
+    retrain: bool = Field(True, description="Refit from scratch for the best epoch count after early stopping.")
+    final_fit: Literal["train", "all"] = Field(
+        "train",
+        description="What the refit learns from: 'train' (the protocol's train part; test figures are honest) or "
+        "'all' (every positive, each user's latest included; for serving: no test figures).",
+    )
     seed: int = Field(42, description="Seed of initialisation, shuffling and negative sampling.")
     device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
     num_threads: int = Field(

@@ -30,6 +30,7 @@ from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, evaluate, split_interactions
 from gnn.train import save_artifact, train
 from graph.driver import open_driver
+from graph.embeddings import write_embeddings
 from graph.export import export_graph
 from graph.settings import Neo4jSettings
 from schema.errors import DataError
@@ -170,10 +171,20 @@ class RetrainReport:
     same_data: bool
     pruned: list[Path]
     seconds: float
+    embeddings: dict[str, int] | None = None
+
+
+def publish_embeddings(neo4j: Neo4jSettings, artifact: Artifact) -> dict[str, int]:
+    """Write an artifact's embeddings to Neo4j (node properties + the ``item_embedding`` vector index)."""
+    with open_driver(neo4j) as driver:
+        return write_embeddings(
+            driver, artifact.user_ids, artifact.user_embeddings.numpy(), artifact.item_ids,
+            artifact.item_embeddings.numpy(), artifact.version or "unversioned", neo4j.database,
+        )
 
 
 def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None,
-                keep: int = 5) -> RetrainReport:
+                keep: int = 5, publish: bool = True) -> RetrainReport:
     """``kgrec retrain``: export → train → evaluate → promote if not worse → keep the last ``keep`` versions.
 
     The gate compares the validation NDCG@20 recorded in each artifact: each was measured by a model fitted
@@ -183,7 +194,8 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
     """
     started = time.perf_counter()
     snapshot, _ = export_job(neo4j, settings)
-    config = load_train_config(settings.train_config, overrides)
+    # Serving models learn from every positive (each user's latest too); validation still picks the epochs.
+    config = load_train_config(settings.train_config, {"final_fit": "all", **(overrides or {})})
     split = split_interactions(snapshot)
     artifact = train(snapshot, split, config)
     new_val = float(artifact.metrics["validation"][GATE_METRIC])
@@ -202,4 +214,6 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
     else:
         log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
     pruned = prune_versions(settings.artifacts_dir, config.model, keep)
-    return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started)
+    embeddings = publish_embeddings(neo4j, artifact) if promoted and publish else None
+    return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started,
+                         embeddings)

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     POPULAR_IN_GENRE = "popular_in_genre"
     SIMILAR_CO_INTERACTION = "similar_co_interaction"
     SIMILAR_TRAIT = "similar_trait"
+    TASTE_MATCH = "taste_match"
 
 
 class PathNode(BaseModel):
@@ -120,6 +121,8 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
     names = [display_name(node) for node in nodes]
     if reason is Reason.POPULAR:
         return "Popular lately"
+    if reason is Reason.TASTE_MATCH:
+        return "People with tastes like yours liked it"
     if reason is Reason.POPULAR_IN_GENRE:
         genre = next((node for node in nodes if node.label == "Genre"), None)
         if genre is None:

@@ -53,6 +53,10 @@ try:  # the local-server commands live in their own module
 except ImportError:  # pragma: no cover - only while the module is being written
     pass
 
+from kgrec.cli_train import register as _register_learning_commands  # noqa: E402 - after the app exists
+
+_register_learning_commands(app)
+
 
 @app.callback()
 def _main(

@@ -53,3 +53,30 @@ def test_retrain_promotes_only_when_not_worse_and_prunes(world_db: Driver, neo4j
     versions = list_versions(settings.artifacts_dir, "lightgcn")
     assert first.artifact.path not in versions and second.artifact.path in versions and len(versions) == 2
     assert load_artifact(worse.artifact.path).metrics["validation"]["ndcg@20"] == pytest.approx(worse.new_val)
+
+
+def test_retrain_serves_from_every_positive_and_publishes_embeddings(
+    world_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
+    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
+    report = retrain_job(neo4j_settings, settings, FAST, keep=2)
+    artifact = report.artifact
+    assert artifact.config["final_fit"] == "all"
+    assert artifact.metrics["test"] is None  # it learned from the test positives: no test figure is claimed
+    assert report.embeddings is not None and report.embeddings["items"] == len(artifact.item_ids)
+    records, _, _ = world_db.execute_query(
+        "MATCH (i:Item) WHERE i.embedding IS NOT NULL RETURN count(i) AS n, collect(DISTINCT i.embeddingVersion) AS v"
+    )
+    assert records[0]["n"] == len(artifact.item_ids) and records[0]["v"] == [artifact.version]
+    # the vector index answers with the model's best items for a user (dot-product order, own items excluded)
+    from graph.embeddings import recall_embedding
+
+    user = artifact.user_ids[0]
+    found = [c.item_id for c in recall_embedding(world_db, user, k=5)]
+    seen, _, _ = world_db.execute_query(
+        "MATCH (:User {userId: $u})-[:INTERACTED]->(i) RETURN collect(i.itemId) AS items", u=user
+    )
+    scores = artifact.item_embeddings @ artifact.user_embeddings[0]
+    ranked = [artifact.item_ids[int(i)] for i in scores.argsort(descending=True)]
+    expected = [i for i in ranked if i not in set(seen[0]["items"])][:5]
+    assert found == expected

@@ -26,7 +26,7 @@ def test_catalogued_query_explains(clean_db: Driver, name: str) -> None:
         with clean_db.session() as session:
             session.run("EXPLAIN " + query).consume()
         return
-    params = {"rows": [], "labels": ["Movie"], **RECALL_PARAMS}
+    params = {"rows": [], "labels": ["Movie"], "fetch": 80, "version": "v1", **RECALL_PARAMS}
     clean_db.execute_query("EXPLAIN " + query, params)
 
 

@@ -1,0 +1,215 @@
+"""``kgrec train``, ``kgrec evaluate``, ``kgrec retrain`` and ``kgrec models``: the learning jobs from the shell.
+
+Each command resolves the Neo4j and job settings from the environment (``NEO4J_*``, ``KGREC_*``), runs the
+job in :mod:`gnn.jobs` and prints what it did: figures of the evaluation protocol, where the artifact
+went, and whether it was promoted. Meant for people and for cron (exit code 1 on a clear error).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schema.errors import KgrecError
+
+console = Console()
+err = Console(stderr=True)
+
+MODEL_HELP = "lightgcn (collaborative) or graphsage (inductive, uses genres, people, tags and follows)."
+
+
+def _fail(exc: KgrecError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    return typer.Exit(code=1)
+
+
+def _overrides(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _settings(artifacts: Path | None, config: Path | None):  # noqa: ANN202 - (Neo4jSettings, GnnSettings)
+    from gnn.config import GnnSettings
+    from graph.settings import get_neo4j_settings
+
+    base = GnnSettings()
+    updates = _overrides(artifacts_dir=artifacts, train_config=config)
+    return get_neo4j_settings(), base.model_copy(update=updates)
+
+
+def metrics_table(title: str, rows: dict[str, dict[str, Any] | None]) -> Table:
+    """One row per fold (validation, test), the protocol's main figures as columns."""
+    columns = {"ndcg@10": "NDCG@10", "ndcg@20": "NDCG@20", "recall@10": "R@10", "recall@20": "R@20",
+               "map@20": "MAP@20", "hit_rate@20": "HR@20", "coverage@20": "cov@20"}
+    table = Table(title=title)
+    table.add_column("fold")
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    for name, metrics in rows.items():
+        if metrics is None:
+            table.add_row(name, *["[dim]-[/]"] * len(columns))
+            continue
+        table.add_row(name, *[f"{metrics[c]:.4f}" if isinstance(metrics.get(c), float) else "-" for c in columns])
+    return table
+
+
+Model = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
+Device = Annotated[Optional[str], typer.Option(help="auto (CUDA when available), cpu or cuda (default: auto).")]
+Epochs = Annotated[Optional[int], typer.Option(min=1, help="Upper bound on epochs (early stopping decides).")]
+Dim = Annotated[Optional[int], typer.Option(min=1, help="Embedding size (default: 64).")]
+Lr = Annotated[Optional[float], typer.Option(help="Learning rate (default: 0.04).")]
+Seed = Annotated[Optional[int], typer.Option(help="Seed of the run (default: 42).")]
+ConfigFile = Annotated[
+    Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help="YAML of training hyper-parameters.")
+]
+Artifacts = Annotated[Optional[Path], typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+def _check_model(model: str) -> None:
+    if model not in ("lightgcn", "graphsage"):
+        raise typer.BadParameter(f"unknown model {model!r}: use lightgcn or graphsage", param_hint="--model")
+
+
+def train(
+    model: Model = "lightgcn",
+    device: Device = None,
+    max_epochs: Epochs = None,
+    embedding_dim: Dim = None,
+    lr: Lr = None,
+    seed: Seed = None,
+    config: ConfigFile = None,
+    artifacts: Artifacts = None,
+    progress: Progress = True,
+) -> None:
+    """Export the graph, train a model on the protocol's train split, measure it on test, save a new version.
+
+    The version is not promoted (the API keeps serving the current one): see `kgrec retrain`.
+    """
+    from gnn.jobs import train_job
+
+    _check_model(model)
+    neo4j, settings = _settings(artifacts, config)
+    overrides = _overrides(model=model, device=device, max_epochs=max_epochs, embedding_dim=embedding_dim, lr=lr,
+                           seed=seed, progress=progress)
+    try:
+        artifact = train_job(neo4j, settings, overrides)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    metrics = artifact.metrics
+    console.print(metrics_table(
+        f"{artifact.model} {artifact.version}: best epoch {metrics['best_epoch']}, snapshot {artifact.snapshot_id}",
+        {"validation": metrics["validation"], "test": metrics["test"]},
+    ))
+    console.print(f"timings (s): {json.dumps({k: round(v, 1) for k, v in artifact.timings.items()})}")
+    console.print(f"artifact: {artifact.path}  (training curves: {artifact.path / 'curves.png' if artifact.path else '-'})")
+
+
+def evaluate(
+    artifact: Annotated[
+        Optional[Path], typer.Argument(help="Artifact directory (default: the current version of --model).")
+    ] = None,
+    model: Model = "lightgcn",
+    artifacts: Artifacts = None,
+) -> None:
+    """Measure an artifact on the test split of a fresh export (EVALUATION.md protocol)."""
+    from gnn.jobs import evaluate_job
+
+    _check_model(model)
+    neo4j, settings = _settings(artifacts, None)
+    try:
+        report = evaluate_job(neo4j, settings, artifact, model=model)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    console.print(metrics_table(f"{report['artifact']} on snapshot {report['snapshot_id']}", {"test": report["test"]}))
+    if report["artifact_snapshot_id"] != report["snapshot_id"]:
+        console.print(
+            f"[yellow]note:[/] the artifact was trained on snapshot {report['artifact_snapshot_id']}; if the graph "
+            "changed since, it may have seen some of today's test interactions."
+        )
+    console.print(f"scoring all test users took {report['scoring_seconds']:.2f} s")
+
+
+def retrain(
+    model: Model = "lightgcn",
+    keep: Annotated[int, typer.Option(min=1, help="Versions kept per model (the current one is never deleted).")] = 5,
+    publish: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="Write the promoted embeddings to Neo4j (vector index).")
+    ] = True,
+    device: Device = None,
+    max_epochs: Epochs = None,
+    seed: Seed = None,
+    config: ConfigFile = None,
+    artifacts: Artifacts = None,
+    progress: Progress = True,
+) -> None:
+    """Export → train (epochs chosen on validation, final fit on every positive) → promote if not worse.
+
+    Promotion compares validation NDCG@20 with the current version's and switches atomically; the API
+    picks the new version up on `POST /admin/reload`. Run it from cron, e.g. nightly:
+    `0 3 * * * cd /srv/kgrec && .venv/bin/kgrec retrain >> .kgrec/retrain.log 2>&1`
+    """
+    from gnn.jobs import retrain_job
+
+    _check_model(model)
+    neo4j, settings = _settings(artifacts, config)
+    overrides = _overrides(model=model, device=device, max_epochs=max_epochs, seed=seed, progress=progress)
+    try:
+        report = retrain_job(neo4j, settings, overrides, keep=keep, publish=publish)
+    except KgrecError as exc:
+        raise _fail(exc) from exc
+    artifact = report.artifact
+    console.print(metrics_table(f"{artifact.model} {artifact.version}", {"validation": artifact.metrics["validation"]}))
+    previous = "none" if report.current_val is None else f"{report.current_val:.4f}"
+    data = "same data" if report.same_data else "the graph changed since"
+    if report.promoted:
+        console.print(f"[green]promoted[/] {artifact.version}: validation NDCG@20 {report.new_val:.4f} "
+                      f"(current was {previous}, {data})")
+    else:
+        console.print(f"[yellow]not promoted[/]: validation NDCG@20 {report.new_val:.4f} < current {previous} ({data})")
+    if report.embeddings:
+        console.print(f"embeddings in Neo4j: {report.embeddings['users']} users, {report.embeddings['items']} items "
+                      f"(vector index item_embedding; {report.embeddings['cleared']} stale vectors removed)")
+    if report.pruned:
+        console.print(f"removed old versions: {', '.join(p.name for p in report.pruned)}")
+    console.print(f"done in {report.seconds:.1f} s; artifact {artifact.path}")
+
+
+def models(
+    artifacts: Artifacts = None,
+) -> None:
+    """List the saved model versions, their validation figures, and which one is current."""
+    from gnn.artifacts import list_versions
+    from gnn.jobs import current_version
+
+    _, settings = _settings(artifacts, None)
+    root = settings.artifacts_dir
+    table = Table(title=f"models under {root}")
+    for column in ("model", "version", "current", "snapshot", "val NDCG@20", "test NDCG@20", "final fit"):
+        table.add_column(column)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for name in names:
+        current = current_version(root, name)
+        for path in reversed(list_versions(root, name)):
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            metrics = meta.get("metrics", {})
+            val = (metrics.get("validation") or {}).get("ndcg@20")
+            test = (metrics.get("test") or {}).get("ndcg@20")
+            table.add_row(
+                name, path.name, "*" if path == current else "", str(meta.get("snapshot_id", "")),
+                f"{val:.4f}" if val is not None else "-", f"{test:.4f}" if test is not None else "-",
+                str(meta.get("config", {}).get("final_fit", "train")),
+            )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the learning commands to the ``kgrec`` app."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("retrain")(retrain)
+    app.command("models")(models)
