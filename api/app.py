@@ -6,6 +6,7 @@ The lifespan opens the Neo4j driver (without requiring Neo4j to be up: the servi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from neo4j import GraphDatabase
 from neo4j.exceptions import DriverError, Neo4jError
 
 from api.metrics import Metrics
+from api.model import ModelHolder
 from api.routes import router
 from api.service import Recommender, UnknownEntityError, UnknownSourceError
 from api.settings import ApiSettings, get_api_settings
@@ -33,6 +35,16 @@ Recommendations from a knowledge graph in Neo4j, each with the paths that explai
 * **Writes** (`POST`) need the key from `KGREC_API_KEY` in the `X-API-Key` header.
 * Unknown users or items answer **404**, invalid parameters **422**, and an unreachable Neo4j **503**.
 """
+
+
+async def _watch(models: ModelHolder, every: float) -> None:
+    """Pick up a newly promoted model (the promotion pointer changed) without a restart."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(models.reload, False)
+        except Exception:  # noqa: BLE001 - the watcher must survive anything; the holder logs load failures
+            log.exception("model watch failed")
 
 
 def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
@@ -53,14 +65,28 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         )
         executor = ThreadPoolExecutor(max_workers=api_settings.recall_workers, thread_name_prefix="kgrec-recall")
         metrics = Metrics()
+        models = None
+        if api_settings.serve_model != "none":
+            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
+            loaded = await asyncio.to_thread(models.reload)
+            if loaded.version is None:
+                log.info("no promoted model under %s: ranking with graph recall only (run kgrec retrain)",
+                         api_settings.artifacts_dir)
         app.state.driver = driver
         app.state.metrics = metrics
         app.state.api_settings = api_settings
-        app.state.recommender = Recommender(driver, api_settings, executor, metrics, neo4j_settings.database)
+        app.state.recommender = Recommender(
+            driver, api_settings, executor, metrics, neo4j_settings.database, models=models
+        )
+        watcher = None
+        if models is not None and api_settings.model_watch_seconds > 0:
+            watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
         log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
             driver.close()
 

@@ -13,6 +13,7 @@ from api.deps import DriverDep, RecommenderDep, SettingsDep, require_read_key, r
 from api.schemas import (
     Health,
     InteractionIn,
+    ModelInfo,
     InteractionOut,
     NewUserIn,
     NewUserOut,
@@ -140,9 +141,23 @@ def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -
     )
 
 
+@writes.post(
+    "/admin/reload",
+    response_model=ModelInfo,
+    responses={401: {"description": "No API key"}, 403: {"description": "Wrong API key"}},
+    summary="Load the newly promoted model now (requests keep being served during the swap)",
+)
+def reload_model(recommender: RecommenderDep) -> ModelInfo:
+    if recommender.models is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this server runs without a model (KGREC_SERVE_MODEL=none)")
+    result = recommender.models.reload(force=True)
+    return ModelInfo(kind=result.kind, version=result.version, changed=result.changed)
+
+
 @router.get("/health", response_model=Health, summary="The process is up (does not touch Neo4j)")
-def health() -> Health:
-    return Health(status="ok")
+def health(recommender: RecommenderDep) -> Health:
+    model = recommender.model
+    return Health(status="ok", model_version=f"{model.kind}-{model.version}" if model else None)
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}}, summary="Neo4j is reachable")

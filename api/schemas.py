@@ -22,7 +22,11 @@ class RecommendedItem(BaseModel):
 class RecommendationsResponse(BaseModel):
     user_id: str
     model_version: str
-    degraded: bool = Field(False, description="True when some sources failed and the list is a fallback.")
+    degraded: bool = Field(
+        False,
+        description="True when Neo4j (or some recall source) was unreachable and the list is a fallback "
+        "(from the model alone: no paths, no titles).",
+    )
     items: list[RecommendedItem]
 
     model_config = ConfigDict(
@@ -109,6 +113,13 @@ class NewUserOut(BaseModel):
 
 class Health(BaseModel):
     status: str
+    model_version: str | None = Field(None, description="The learned model serving, if any.")
+
+
+class ModelInfo(BaseModel):
+    kind: str | None = Field(description="blend, lightgcn or graphsage; null when no model is promoted.")
+    version: str | None
+    changed: bool = Field(description="Whether this reload swapped the model.")
 
 
 class Ready(BaseModel):

@@ -1,9 +1,18 @@
-"""The blending service: candidates from several recall sources → one ranked, explained list.
+"""The recommendation service: one ranked, explained list per request.
 
-Each source's scores are divided by that source's best score (so sources on different scales
-compare), weighted, and summed per item. An item keeps the explanation paths of every source that
-found it (strongest source first, at most three). If some sources fail, the rest still answer and
-the response says ``degraded``; if all fail, the error propagates (→ 503).
+Two paths, the first when a learned model is loaded (see :mod:`api.model`) and the request names no sources:
+
+* **model path** — one query reads the user's live interactions (:func:`graph.explain.user_context`); the model
+  scores every item from them (a just-posted interaction counts at once); the best unseen items go, in one
+  query, to :func:`graph.explain.explain_items`, which applies the business filters and returns the graph
+  paths from the user to each item; maximal marginal relevance re-ranks for diversity (``mmr_lambda``). If
+  Neo4j is unreachable, the model answers from the interactions it was fitted on, ``degraded: true``, without
+  paths (503 only for users the model does not know).
+* **graph path** — every named recall source (Cypher: collaborative, knowledge, social, popularity, and
+  embedding through the vector index) runs in parallel; each source's scores are divided by that source's
+  best score, weighted and summed per item; an item keeps the paths of every source that found it. If
+  some sources fail the rest answer with ``degraded: true``; if all fail → 503. Users without positives
+  (onboarding) take this path too: popularity in their preferred genres.
 """
 
 from __future__ import annotations
@@ -17,10 +26,15 @@ from dataclasses import dataclass, field
 from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
 
+import numpy as np
+
 from api.metrics import Metrics
+from api.model import ModelHolder, ServingModel
 from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsResponse
 from api.settings import ApiSettings
 from graph import recall
+from graph.embeddings import recall_embedding
+from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, user_context
 from graph.paths import Explanation
 from graph.recall import Candidate, RecallFilters
 from graph.writers import read_user_preferred_genres
@@ -29,6 +43,9 @@ from schema.errors import DatabaseUnavailableError, KgrecError
 log = logging.getLogger(__name__)
 
 MODEL_VERSION = "graph-recall-v1"
+
+#: Every user recall source the graph path can run, by name.
+SOURCES: dict[str, recall.RecallStrategy] = {**recall.STRATEGIES, "embedding": recall_embedding}
 MAX_ID_LENGTH = 1024
 MAX_EXPLANATIONS = 3
 
@@ -91,6 +108,37 @@ def blend(
     ]
 
 
+def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: pick ``k`` positions greedily by ``λ·rel − (1−λ)·max cos(to picked)``.
+
+    Args:
+        relevance: ``[n]`` scores of the pool, best first or not (min-max scaled here).
+        vectors: ``[n, d]`` unit vectors of the pool (None, or ``lam >= 1``: plain relevance order).
+        k: Items to pick.
+        lam: Trade-off in [0, 1]; 1 = relevance only.
+
+    Returns:
+        Positions into the pool, in pick order.
+    """
+    n = len(relevance)
+    order = [int(i) for i in np.argsort(-relevance, kind="stable")]
+    if vectors is None or lam >= 1.0 or n <= 1:
+        return order[:k]
+    span = float(relevance.max() - relevance.min()) or 1.0
+    rel = (relevance - relevance.min()) / span
+    picked = [order[0]]
+    closest = vectors @ vectors[order[0]]
+    available = np.ones(n, dtype=bool)
+    available[order[0]] = False
+    while len(picked) < min(k, n):
+        gain = np.where(available, lam * rel - (1.0 - lam) * closest, -np.inf)
+        best = int(np.argmax(gain))
+        picked.append(best)
+        available[best] = False
+        closest = np.maximum(closest, vectors @ vectors[best])
+    return picked
+
+
 class Recommender:
     """Answers recommendation requests from Neo4j (one instance per app, thread-safe).
 
@@ -103,17 +151,28 @@ class Recommender:
     """
 
     def __init__(
-        self, driver: Driver, settings: ApiSettings, executor: Executor, metrics: Metrics, database: str = "neo4j"
+        self,
+        driver: Driver,
+        settings: ApiSettings,
+        executor: Executor,
+        metrics: Metrics,
+        database: str = "neo4j",
+        models: ModelHolder | None = None,
     ) -> None:
         self.driver = driver
         self.settings = settings
         self.executor = executor
         self.metrics = metrics
         self.database = database
+        self.models = models
 
     @property
     def source_names(self) -> list[str]:
-        return list(recall.STRATEGIES)
+        return list(SOURCES)
+
+    @property
+    def model(self) -> ServingModel | None:
+        return self.models.model if self.models is not None else None
 
     def recommend(
         self,
@@ -132,8 +191,15 @@ class Recommender:
             DatabaseUnavailableError: Neo4j is unreachable (no source could answer).
         """
         names = self._check_sources(sources)
-        self._require_user(user_id)
         filters = filters or RecallFilters()
+        model = self.model
+        if model is not None and not sources:
+            if len(user_id) > MAX_ID_LENGTH:
+                raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
+            answer = self._recommend_with_model(model, user_id, k, explain, filters)
+            if answer is not None:
+                return answer
+        self._require_user(user_id)
         fetch = min(max(3 * k, 30), 300)
         preferred = self.guard("preferences", lambda: read_user_preferred_genres(self.driver, user_id, self.database))
 
@@ -141,7 +207,7 @@ class Recommender:
             source_filters = filters
             if name == "popularity" and preferred and not filters.include_genres:
                 source_filters = filters.model_copy(update={"include_genres": preferred})
-            return lambda: recall.STRATEGIES[name](
+            return lambda: SOURCES[name](
                 self.driver, user_id, k=fetch, filters=source_filters, database=self.database
             )
 
@@ -150,6 +216,102 @@ class Recommender:
             raise DatabaseUnavailableError(f"every recall source failed: {', '.join(sorted(failed))}")
         items = blend(results, self.settings.source_weights, k, explain)
         return RecommendationsResponse(user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items)
+
+    def _recommend_with_model(
+        self, model: ServingModel, user_id: str, k: int, explain: bool, filters: RecallFilters
+    ) -> RecommendationsResponse | None:
+        """The model path (module docstring); None = no positives: let the graph path answer."""
+        started = time.perf_counter()
+        try:
+            context = user_context(self.driver, user_id, self.database)
+        except (DatabaseUnavailableError, DriverError, Neo4jError, OSError) as exc:
+            return self._degraded(model, user_id, k, filters, exc)
+        finally:
+            self.metrics.recall_seconds.labels("user_context").observe(time.perf_counter() - started)
+        if context is None:
+            raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
+        min_rating = self.settings.min_rating
+        positives = [(i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating]
+        if not positives:
+            return None
+        seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
+        started = time.perf_counter()
+        scores = model.scores(user_id, positives)
+        ranked = self._ranked_unseen(model, scores, seen)
+        self.metrics.recall_seconds.labels("model").observe(time.perf_counter() - started)
+
+        # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
+        want = min(max(2 * k, 20), MAX_EXPLAIN_ITEMS)
+        survivors: dict[str, object] = {}
+        start = 0
+        while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
+            batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
+            start += len(batch)
+            began = time.perf_counter()
+            explained = self.guard("explain", lambda batch=batch: explain_items(
+                self.driver, user_id, batch, max_paths=MAX_EXPLANATIONS if explain else 0, filters=filters,
+                database=self.database,
+            ))
+            self.metrics.recall_seconds.labels("explain").observe(time.perf_counter() - began)
+            survivors.update(explained)
+        pool = list(survivors)
+        index = {item_id: n for n, item_id in enumerate(model.item_ids)}
+        rows = np.array([index[i] for i in pool], dtype=np.int64)
+        picks = self._diversify(model, scores, rows, k)
+        top = float(scores[rows[picks[0]]]) if picks else 1.0
+        items = []
+        for p in picks:
+            entry = survivors[pool[p]]
+            score = float(scores[rows[p]])
+            items.append(RecommendedItem(
+                item_id=entry.item_id, title=entry.title, score=round(score, 6),
+                sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
+                explanations=list(entry.explanations) if explain else [],
+            ))
+        return RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+
+    def _ranked_unseen(self, model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600) -> list[int]:
+        index = {item_id: n for n, item_id in enumerate(model.item_ids)}
+        masked = scores.copy()
+        banned = [index[i] for i in seen if i in index]
+        masked[banned] = -np.inf
+        limit = min(limit, len(masked))
+        top = np.argpartition(-masked, limit - 1)[:limit] if limit < len(masked) else np.arange(len(masked))
+        top = top[np.isfinite(masked[top])]
+        return [int(i) for i in top[np.lexsort((top, -masked[top]))]]
+
+    def _diversify(self, model: ServingModel, scores: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
+        if len(rows) == 0:
+            return []
+        vectors = model.item_vectors()
+        return mmr(scores[rows].astype(np.float64), None if vectors is None else vectors[rows], k,
+                   self.settings.mmr_lambda)
+
+    def _degraded(
+        self, model: ServingModel, user_id: str, k: int, filters: RecallFilters, cause: Exception
+    ) -> RecommendationsResponse:
+        """Neo4j is away: rank from the interactions the model was fitted on, without paths or titles."""
+        if not model.knows_user(user_id):
+            raise DatabaseUnavailableError(
+                f"Neo4j is unreachable and the model does not know user {user_id[:100]!r}: {' '.join(str(cause).split())}"
+            )
+        history = model.fitted_history(user_id)
+        scores = model.scores(user_id, history)
+        ranked = self._ranked_unseen(model, scores, {i for i, _ in history} | set(filters.exclude_items))
+        rows = np.array(ranked[: max(3 * k, 30)], dtype=np.int64)
+        picks = self._diversify(model, scores, rows, k)
+        top = float(scores[rows[picks[0]]]) if picks else 1.0
+        items = [
+            RecommendedItem(
+                item_id=model.item_ids[rows[p]], title=None, score=round(float(scores[rows[p]]), 6),
+                sources={model.kind: round(float(scores[rows[p]]) / top, 4) if top > 0 else 0.0}, explanations=[],
+            )
+            for p in picks
+        ]
+        log.warning("degraded answer for user %s: %s", user_id[:100], cause)
+        return RecommendationsResponse(
+            user_id=user_id, model_version=f"{model.kind}-{model.version}", degraded=True, items=items
+        )
 
     def similar(self, item_id: str, k: int, *, explain: bool = True) -> SimilarItemsResponse:
         """Items similar to ``item_id``.
@@ -166,7 +328,7 @@ class Recommender:
 
     def _check_sources(self, sources: Sequence[str] | None) -> list[str]:
         names = list(sources) if sources else self.source_names
-        unknown = [n for n in names if n not in recall.STRATEGIES]
+        unknown = [n for n in names if n not in SOURCES]
         if unknown:
             raise UnknownSourceError(f"unknown source(s) {unknown}; available: {self.source_names}")
         return names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,10 +25,24 @@ class ApiSettings(BaseSettings):
     default_k: int = Field(10, ge=1, le=100, description="Items returned when the request gives no k.")
     max_k: int = Field(100, ge=1, le=1000, description="Largest k a request may ask for.")
     source_weights: dict[str, float] = Field(
-        default_factory=lambda: {"collaborative": 1.0, "knowledge": 0.6, "social": 0.5, "popularity": 0.15},
+        default_factory=lambda: {
+            "collaborative": 1.0, "knowledge": 0.6, "social": 0.5, "popularity": 0.15, "embedding": 0.8,
+        },
         description="Blend weight of each recall source (scores are max-normalised per source first).",
     )
     recall_workers: int = Field(4, ge=1, le=32, description="Threads that run recall sources in parallel.")
+    min_rating: float = Field(4.0, description="Ratings at or above this are positives (unrated interactions always are).")
+    artifacts_dir: Path = Field(Path(".kgrec/artifacts"), description="Where `kgrec retrain` promotes models.")
+    serve_model: str = Field(
+        "auto", pattern="^(auto|none|blend|lightgcn|graphsage)$",
+        description="Model to rank with: auto (blend, else lightgcn, else graphsage), none (graph recall only), or one kind.",
+    )
+    model_watch_seconds: float = Field(
+        30.0, ge=0, description="How often to look for a newly promoted model (0 = only on POST /admin/reload)."
+    )
+    mmr_lambda: float = Field(
+        1.0, ge=0, le=1, description="Maximal marginal relevance trade-off: 1 = relevance only, lower = more diverse.",
+    )
 
     @field_validator("api_key")
     @classmethod

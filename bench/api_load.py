@@ -61,13 +61,36 @@ def ensure_movielens_loaded(settings) -> list[str]:  # noqa: ANN001
     return [r["id"] for r in records]
 
 
-def start_api(settings, workers: int) -> subprocess.Popen[bytes]:  # noqa: ANN001
+ARTIFACTS = OUT / "api_load_artifacts"
+
+
+def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
+    """Make sure a ``model`` version is promoted for the bench graph (``kgrec retrain`` when there is none)."""
+    if model == "none":
+        return None
+    from gnn.config import GnnSettings
+    from gnn.jobs import current_version, retrain_job
+
+    gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "api_load_snapshots")
+    current = current_version(ARTIFACTS, model)
+    if current is None:
+        console.print(f"training the {model} for the API (kgrec retrain --model {model}) …")
+        started = time.perf_counter()
+        report = retrain_job(settings, gnn, {"model": model, "device": "cpu"}, keep=2, publish=True)
+        console.print(f"  retrain took {time.perf_counter() - started:.0f} s")
+        current = report.artifact.path
+    return current.name if current else None
+
+
+def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[bytes]:  # noqa: ANN001
     env = dict(os.environ)
     env.update(
         NEO4J_URI=settings.uri,
         NEO4J_PASSWORD=settings.password.get_secret_value(),
         KGREC_HOST="127.0.0.1",
         KGREC_PORT=str(API_PORT),
+        KGREC_ARTIFACTS_DIR=str(ARTIFACTS),
+        KGREC_SERVE_MODEL=model,
     )
     log = (OUT / "api_load_server.log").open("wb")
     proc = subprocess.Popen(
@@ -173,6 +196,8 @@ def main() -> None:
     parser.add_argument("--saturation-duration", type=float, default=20.0, help="closed-loop duration (s)")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
+    parser.add_argument("--model", default="blend", choices=["blend", "lightgcn", "none"],
+                        help="model the API ranks with (none: graph recall sources only); trained if missing")
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -181,7 +206,8 @@ def main() -> None:
     api = None
     try:
         users = ensure_movielens_loaded(settings)
-        api = start_api(settings, args.api_workers)
+        version = ensure_model(settings, args.model)
+        api = start_api(settings, args.api_workers, args.model)
         console.print("warming up (10 s closed loop) …")
         asyncio.run(closed_loop(users, 8, 10.0, seed=99))
         console.print(f"(a) open loop: {args.rate:.0f} requests/s for {args.duration:.0f} s …")
@@ -207,16 +233,17 @@ def main() -> None:
         f"(b) {saturated['clients']} clients", str(saturated["requests"]), f"{saturated['throughput_rps']:.1f}",
         f"{saturated['p50_ms']:.1f}", "", f"{saturated['p99_ms']:.1f}", str(saturated["errors"]),
     )
-    table.caption = f"API workers: {args.api_workers}; targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s"
+    table.caption = f"model: {args.model} {version or ''}; API workers: {args.api_workers}; targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s"
     console.print(table)
-    strategies = Table(title="mean Neo4j time per recall strategy call (from /metrics, all runs)", show_edge=False)
+    strategies = Table(title="mean time per stage / recall strategy call (from /metrics, all runs)", show_edge=False)
     strategies.add_column("strategy")
     strategies.add_column("ms", justify="right")
     for name, ms in sorted(per_strategy.items(), key=lambda kv: -kv[1]):
         strategies.add_row(name, f"{ms:.2f}")
     console.print(strategies)
     path = OUT / "api_load.json"
-    path.write_text(json.dumps({"open_loop": fixed, "closed_loop": saturated, "recall_ms": per_strategy}, indent=2))
+    path.write_text(json.dumps({"model": args.model, "model_version": version, "open_loop": fixed,
+                                       "closed_loop": saturated, "recall_ms": per_strategy}, indent=2))
     console.print(f"figures written to {path}")
 
 

@@ -3,13 +3,22 @@
 The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474), exported once
 (``graph.export``), turned into a snapshot and split per user (``gnn.evaluation``); every model — the
 references (most-popular, item-kNN cosine, implicit ALS and BPR, EASE^R, PyG's LightGCN trained as its
-example does) and ours (``gnn``'s LightGCN and, on request, its inductive GraphSAGE) — sees exactly that
-data. Hyper-parameters are chosen on the validation split by a coordinate search whose grids grow at an
+example does) and ours (``gnn``'s LightGCN, the blend of :mod:`gnn.ranker` and, on request, the inductive
+GraphSAGE) — sees exactly that data. Hyper-parameters are chosen on the validation split by a coordinate search whose grids grow at an
 edge until the best value is inside, then each model is retrained on all of train and measured once on
-test. Reference models rank the items that appear in train; ours ranks every item in the graph.
+test. Reference models rank the items that appear in train; ours ranks every item in the graph. The blend
+fits its ranker weights on validation itself (components on ``split.fit``, weights on ``split.val``) and is
+refitted on train once; its component hyper-parameters are the defaults of ``RankerConfig``, chosen on
+validation.
+
+Cold-start slices of the test fold, per model: *short-history users* (test users with at most 5, and at most
+10, train positives — users with fewer than 5 positives in all never reach test, so "1–5" starts at 4 in
+practice), and *cold items* (targets restricted to test items without any train positive; users without such
+an item are left out of that slice).
 
     .venv/bin/python -m bench.quality [--dataset ml-latest-small|lastfm] [--models ...] [--quick]
-                                      [--with-graphsage] [--skip-load] [--keep-server]
+                                      [--with-graphsage] [--no-blend] [--skip-load] [--keep-server]
+                                      [--snapshot bench/out/snapshot-ml-latest-small]
 
 Prints the table, writes bench/out/quality-<dataset>.json and quality-<dataset>.png.
 """
@@ -38,6 +47,7 @@ from bench.common import OUT, ROOT, require_dataset
 from gnn.config import TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, evaluate, split_interactions
+from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
 from gnn.train import fit_graphsage, fit_lightgcn
 from graph.settings import Neo4jSettings
 
@@ -387,6 +397,7 @@ class ModelResult:
     trials: int
     info: dict[str, Any]
     ranks: str
+    slices: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def run_model(spec: ModelSpec, split: Split, genres: Tensor) -> ModelResult:
@@ -407,14 +418,84 @@ def run_model(spec: ModelSpec, split: Split, genres: Tensor) -> ModelResult:
     candidates = test_fold.train_item_mask() if spec.reference else None
     test = evaluate(fitted.score_fn, test_fold, candidates=candidates, item_features=genres, per_user=True)
     score_seconds = time.perf_counter() - started
+    slices = cold_start_slices(fitted.score_fn, test_fold, test, candidates)
     console.print(f"[bold]{spec.name}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, recall@20 {test['recall@20']:.4f} "
                   f"(train {fitted.seconds:.1f}s, score {score_seconds:.2f}s, tuning {tuning:.0f}s)", highlight=False)
     return ModelResult(
         name=spec.name, params=params, at_edge=at_edge(spec, best.params), val=best.val, test=test,
         train_seconds=fitted.seconds, score_seconds=score_seconds, tuning_seconds=tuning, trials=len(trials),
         info={**best.info, **{f"final_{k}": v for k, v in fitted.info.items()}},
-        ranks="items seen in train" if spec.reference else "every item in the graph",
+        ranks="items seen in train" if spec.reference else "every item in the graph", slices=slices,
     )
+
+
+BLEND = "kgrec blend"
+
+
+def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_dir: Path) -> ModelResult:
+    """The blend of gnn.ranker: components on fit, ranker weights on validation, refit on train, test once.
+
+    Also measures the per-request latency of :meth:`RankerModel.score` and the size of the saved model.
+    """
+    config = RankerConfig(seed=SEED, device="cpu", num_threads=TORCH_THREADS, progress=False)
+    model = fit_ranker(snapshot, split, config, final="train")
+    timings = model.meta["timings"]
+    test_fold = split.testing()
+    started = time.perf_counter()
+    test = evaluate(model.score_fn(), test_fold, item_features=genres, per_user=True)
+    score_seconds = time.perf_counter() - started
+    slices = cold_start_slices(model.score_fn(), test_fold, test, None)
+    latencies = []
+    for user in test_fold.eval_users[:200].tolist():
+        items, times = model.history(user)
+        t = time.perf_counter()
+        model.score(items, times, user)
+        latencies.append(time.perf_counter() - t)
+    model.save(artifact_dir)
+    reloaded = RankerModel.load(artifact_dir)
+    probe = test_fold.eval_users[:5]
+    if not torch.equal(model.score_fn()(probe), reloaded.score_fn()(probe)):
+        raise RuntimeError("the saved blend does not score like the fitted one")
+    report = model.meta["validation"]
+    info = {
+        "ranker": report["chosen"], "cross_fit_ndcg20": report["cross_fit_ndcg20"], "weights": report["weights"],
+        "lightgcn_epochs": model.meta["lightgcn_epochs"], "timings": timings,
+        "score_ms_median": 1000 * float(np.median(latencies)), "score_ms_p95": 1000 * float(np.quantile(latencies, 0.95)),
+        "artifact_bytes": directory_size(artifact_dir), "config": config.model_dump(mode="json"),
+    }
+    console.print(f"[bold]{BLEND}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, recall@20 {test['recall@20']:.4f} "
+                  f"(fit {timings['total']:.1f}s, score {score_seconds:.2f}s, {info['score_ms_median']:.1f} ms/user, "
+                  f"{info['artifact_bytes'] / 1e6:.1f} MB on disk)", highlight=False)
+    return ModelResult(
+        name=BLEND, params={}, at_edge=[], val=report["val_ndcg20"], test=test, train_seconds=timings["refit"],
+        score_seconds=score_seconds, tuning_seconds=timings["fit_components"] + timings["fit_ranker"], trials=1,
+        info=info, ranks="every item in the graph", slices=slices,
+    )
+
+
+def cold_start_slices(
+    score_fn: ScoreFn, fold: Fold, test: dict[str, Any], candidates: Tensor | None
+) -> dict[str, dict[str, float]]:
+    """NDCG@20 / Recall@20 on the short-history users and on the cold items of the test fold (module docstring)."""
+    users = fold.eval_users
+    train_counts = torch.bincount(fold.train[0], minlength=fold.num_users)[users]
+    per_user = test["per_user"]
+    out: dict[str, dict[str, float]] = {}
+    for limit in (5, 10):
+        rows = torch.nonzero(train_counts <= limit).view(-1).tolist()
+        out[f"users_train<={limit}"] = {
+            "users": len(rows),
+            "ndcg@20": float(np.mean([per_user["ndcg@20"][r] for r in rows])) if rows else math.nan,
+            "recall@20": float(np.mean([per_user["recall@20"][r] for r in rows])) if rows else math.nan,
+        }
+    cold = ~fold.train_item_mask()
+    keep = cold[fold.target[1]]
+    cold_fold = Fold("test-cold-items", fold.num_users, fold.num_items, fold.train, fold.target[:, keep])
+    if cold_fold.target.size(1):
+        sliced = evaluate(score_fn, cold_fold, ks=(20,), candidates=candidates)
+        out["cold_items"] = {"users": sliced["users"], "targets": sliced["targets"], "ndcg@20": sliced["ndcg@20"],
+                             "recall@20": sliced["recall@20"]}
+    return out
 
 
 def load_snapshot(dataset: str, skip_load: bool) -> tuple[GraphSnapshot, dict[str, float]]:
@@ -461,6 +542,23 @@ def print_table(dataset: str, split: Split, results: list[ModelResult]) -> Table
                                                           "diversity@20")),
                       f"{t['novelty@20']:.2f}", f"{r.val:.4f}", f"{r.train_seconds:.1f}", f"{r.score_seconds:.2f}",
                       chosen)
+    console.print(table, soft_wrap=False)
+    return table
+
+
+def print_slices(results: list[ModelResult]) -> Table:
+    table = Table(title="cold-start slices of the test fold (NDCG@20 / Recall@20; users in the slice)",
+                  show_edge=False)
+    names = sorted({name for r in results for name in r.slices})
+    table.add_column("model", justify="left")
+    for name in names:
+        table.add_column(name, justify="right")
+    for r in results:
+        cells = []
+        for name in names:
+            c = r.slices.get(name)
+            cells.append("—" if c is None else f"{c['ndcg@20']:.4f} / {c['recall@20']:.4f} ({c['users']})")
+        table.add_row(r.name, *cells)
     console.print(table, soft_wrap=False)
     return table
 
@@ -519,8 +617,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grids")
     parser.add_argument("--with-graphsage", action="store_true",
                         help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
+    parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.ranker)")
     parser.add_argument("--skip-load", action="store_true", help="use the graph already in the quality server")
     parser.add_argument("--keep-server", action="store_true", help="leave the quality Neo4j running")
+    parser.add_argument("--snapshot", type=Path,
+                        help="use a saved snapshot directory (GraphSnapshot.save) instead of Neo4j")
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits
@@ -528,21 +629,27 @@ def main() -> None:
     from graph.neo4j_local import launcher
 
     torch.set_num_threads(TORCH_THREADS)
-    settings = quality_settings()
-    console.print(f"starting the quality Neo4j in {settings.home} …")
     started = time.perf_counter()
-    launcher.start(settings)
-    try:
-        snapshot, timings = load_snapshot(args.dataset, args.skip_load)
-    finally:
-        if not args.keep_server:
-            launcher.stop(settings)
-    timings["server_and_data_seconds"] = time.perf_counter() - started
+    if args.snapshot is not None:
+        snapshot = GraphSnapshot.load(args.snapshot)
+        timings = {"export_seconds": 0.0, "snapshot_load_seconds": time.perf_counter() - started}
+        console.print(f"snapshot read from {args.snapshot} (no Neo4j)")
+    else:
+        settings = quality_settings()
+        console.print(f"starting the quality Neo4j in {settings.home} …")
+        launcher.start(settings)
+        try:
+            snapshot, timings = load_snapshot(args.dataset, args.skip_load)
+        finally:
+            if not args.keep_server:
+                launcher.stop(settings)
+        timings["server_and_data_seconds"] = time.perf_counter() - started
     split = split_interactions(snapshot, seed=SEED)
     console.print(f"snapshot {snapshot.snapshot_id}: {snapshot.counts()} (export {timings['export_seconds']:.2f}s)")
     console.print(f"split: {split.describe()}")
     OUT.mkdir(parents=True, exist_ok=True)
-    snapshot.save(OUT / f"snapshot-{args.dataset}")
+    if args.snapshot is None:
+        snapshot.save(OUT / f"snapshot-{args.dataset}")
 
     genres = snapshot.item_genre_matrix()
     specs = [
@@ -555,12 +662,18 @@ def main() -> None:
         with threadpool_limits(limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS,
                                user_api="blas"):
             results.append(run_model(spec, split, genres))
+    if not args.no_blend and (not args.models or BLEND in args.models):
+        console.print(f"[bold]{BLEND}[/]: components on fit, ranker on validation, refit on train …")
+        with threadpool_limits(limits=1, user_api="blas"):
+            results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}"))
 
     print_table(args.dataset, split, results)
-    comparison = paired_comparison(results, "kgrec LightGCN")
-    for name, c in comparison.items():
-        console.print(f"kgrec LightGCN − {name}: NDCG@20 {c['mean_diff']:+.4f} (95% bootstrap "
-                      f"[{c['low']:+.4f}, {c['high']:+.4f}], paired per user)", highlight=False)
+    print_slices(results)
+    comparisons = {ours: paired_comparison(results, ours) for ours in (BLEND, "kgrec LightGCN")}
+    for ours, comparison in comparisons.items():
+        for name, c in comparison.items():
+            console.print(f"{ours} − {name}: NDCG@20 {c['mean_diff']:+.4f} (95% bootstrap "
+                          f"[{c['low']:+.4f}, {c['high']:+.4f}], paired per user)", highlight=False)
     report = {
         "dataset": args.dataset,
         "snapshot_id": snapshot.snapshot_id,
@@ -571,7 +684,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS, "implicit_threads": THREADS,
                     "platform": platform.platform(), "torch": torch.__version__},
         "timings": timings,
-        "paired_ndcg20_vs_ours": comparison,
+        "paired_ndcg20_vs_ours": comparisons["kgrec LightGCN"],
+        "paired_ndcg20_vs_blend": comparisons[BLEND],
         "models": [
             {**{k: v for k, v in asdict(r).items() if k != "test"},
              "test": {k: v for k, v in r.test.items() if k != "per_user"}}

@@ -24,7 +24,9 @@ from typing import Any
 
 import torch
 
-from gnn.artifacts import Artifact, list_versions, load_artifact
+import numpy as np
+
+from gnn.artifacts import Artifact, list_versions, load_artifact, write_artifact
 from gnn.config import GnnSettings, load_train_config
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, evaluate, split_interactions
@@ -62,12 +64,74 @@ def export_job(neo4j: Neo4jSettings, settings: GnnSettings) -> tuple[GraphSnapsh
 def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None) -> Artifact:
     """``kgrec train``: export, split (protocol seed 42), train, evaluate, write a new artifact version.
 
-    The new version is not promoted (see :func:`retrain_job`, or :func:`promote`).
+    ``overrides["model"] == "blend"`` trains the two-stage ranker of :mod:`gnn.ranker` instead of one
+    embedding model. The new version is not promoted (see :func:`retrain_job`, or :func:`promote`).
     """
     snapshot, _ = export_job(neo4j, settings)
+    if (overrides or {}).get("model") == "blend":
+        return train_blend(snapshot, split_interactions(snapshot), settings, overrides or {}, final="train")
     config = load_train_config(settings.train_config, overrides)
     artifact = train(snapshot, split_interactions(snapshot), config)
     save_artifact(artifact, settings.artifacts_dir)
+    return artifact
+
+
+def ranker_config(overrides: dict[str, Any]) -> Any:  # noqa: ANN401 - gnn.ranker.RankerConfig (imported lazily)
+    """The blend's config from CLI-style overrides (seed, device, progress, num_threads; max_epochs and the
+    embedding size go to its LightGCN component)."""
+    from gnn.ranker import RankerConfig
+
+    base = RankerConfig()
+    lightgcn = dict(base.lightgcn)
+    for key in ("max_epochs", "embedding_dim", "lr", "patience"):
+        if overrides.get(key) is not None:
+            lightgcn[key] = overrides[key]
+    direct = {k: overrides[k] for k in ("seed", "device", "progress", "num_threads") if overrides.get(k) is not None}
+    return base.model_copy(update={**direct, "lightgcn": lightgcn})
+
+
+def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, overrides: dict[str, Any],  # noqa: ANN401
+                final: str) -> Artifact:
+    """Fit the blend (:func:`gnn.ranker.fit_ranker`) and write it as an artifact of model ``blend``.
+
+    The artifact holds the ranker's files (``ranker.npz``, ``ranker.json``) beside the usual embeddings and
+    id maps (its LightGCN component's embeddings), so that listing, the promotion gate and publishing the
+    embeddings to Neo4j work as for any model. Test figures are measured only when ``final == "train"``.
+    """
+    from gnn.artifacts import code_version
+    from gnn.ranker import fit_ranker
+
+    config = ranker_config(overrides)
+    model = fit_ranker(snapshot, split, config, final=final)  # type: ignore[arg-type]
+    report = model.meta.get("validation", {})
+    metrics: dict[str, Any] = {
+        "validation": {GATE_METRIC: float(report.get("val_ndcg20", 0.0)), **{
+            k: v for k, v in report.items() if isinstance(v, (int, float, str))}},
+        "test": None,
+        "best_epoch": model.meta.get("lightgcn_epochs"),
+        "split": split.describe(),
+    }
+    if final == "train":
+        started = time.perf_counter()
+        metrics["test"] = evaluate(model.score_fn(), split.testing(), item_features=snapshot.item_genre_matrix())
+        model.meta.setdefault("timings", {})["test_scoring"] = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as staging:
+        model.save(Path(staging))
+        files = {p.name: p.read_bytes() for p in Path(staging).iterdir() if p.is_file()}
+    artifact = Artifact(
+        model="blend",
+        user_ids=model.user_ids,
+        item_ids=model.item_ids,
+        user_embeddings=torch.from_numpy(np.ascontiguousarray(model.components.user_emb, dtype=np.float32)),
+        item_embeddings=torch.from_numpy(np.ascontiguousarray(model.components.item_emb, dtype=np.float32)),
+        config={**config.model_dump(mode="json"), "final_fit": final},
+        seed=config.seed,
+        snapshot_id=snapshot.snapshot_id,
+        code_version=code_version(),
+        metrics=metrics,
+        timings={k: float(v) for k, v in model.meta.get("timings", {}).items()},
+    )
+    write_artifact(artifact, settings.artifacts_dir, files=files)
     return artifact
 
 
@@ -92,9 +156,22 @@ def artifact_score_fn(artifact: Artifact, users: IdMap, items: IdMap) -> ScoreFn
 
 
 def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -> dict[str, Any]:
-    """The protocol's figures of ``artifact`` on ``fold`` of ``snapshot``."""
-    return evaluate(artifact_score_fn(artifact, snapshot.users, snapshot.items), fold,
-                    item_features=snapshot.item_genre_matrix())
+    """The protocol's figures of ``artifact`` on ``fold`` of ``snapshot``.
+
+    Raises:
+        DataError: A blend evaluated on another snapshot than its own (its scores use the histories it was
+            fitted on).
+    """
+    if artifact.model == "blend":
+        from gnn.ranker import RankerModel
+
+        if artifact.snapshot_id != snapshot.snapshot_id or artifact.path is None:
+            raise DataError(f"a blend is evaluated on its own snapshot {artifact.snapshot_id}; the graph is now "
+                            f"{snapshot.snapshot_id} (run kgrec train --model blend)")
+        score_fn = RankerModel.load(artifact.path).score_fn()
+    else:
+        score_fn = artifact_score_fn(artifact, snapshot.users, snapshot.items)
+    return evaluate(score_fn, fold, item_features=snapshot.item_genre_matrix())
 
 
 def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Path | None = None,
@@ -194,26 +271,33 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
     """
     started = time.perf_counter()
     snapshot, _ = export_job(neo4j, settings)
-    # Serving models learn from every positive (each user's latest too); validation still picks the epochs.
-    config = load_train_config(settings.train_config, {"final_fit": "all", **(overrides or {})})
     split = split_interactions(snapshot)
-    artifact = train(snapshot, split, config)
+    kind = (overrides or {}).get("model") or "lightgcn"
+    if kind == "blend":
+        artifact = train_blend(snapshot, split, settings, overrides or {}, final="all")
+        path = artifact.path
+    else:
+        # Serving models learn from every positive (each user's latest too); validation still picks the epochs.
+        config = load_train_config(settings.train_config, {"final_fit": "all", **(overrides or {})})
+        artifact = train(snapshot, split, config)
+        path = None
     new_val = float(artifact.metrics["validation"][GATE_METRIC])
-    current_path = current_version(settings.artifacts_dir, config.model)
+    current_path = current_version(settings.artifacts_dir, kind)
     current_val = None
     same_data = False
     if current_path is not None:
         current = load_artifact(current_path)
         current_val = float(current.metrics["validation"][GATE_METRIC])
         same_data = current.snapshot_id == snapshot.snapshot_id
-    path = save_artifact(artifact, settings.artifacts_dir)
+    path = path or save_artifact(artifact, settings.artifacts_dir)
     promoted = current_val is None or new_val >= current_val
     if promoted:
         promote(path, {"metric": GATE_METRIC, "validation": new_val, "previous": current_val,
                        "previous_version": current_path.name if current_path else None})
     else:
         log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
-    pruned = prune_versions(settings.artifacts_dir, config.model, keep)
-    embeddings = publish_embeddings(neo4j, artifact) if promoted and publish else None
+    pruned = prune_versions(settings.artifacts_dir, kind, keep)
+    has_vectors = artifact.item_embeddings.ndim == 2 and artifact.item_embeddings.size(1) > 0
+    embeddings = publish_embeddings(neo4j, artifact) if promoted and publish and has_vectors else None
     return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started,
                          embeddings)

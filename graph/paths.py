@@ -31,6 +31,7 @@ class Reason(StrEnum):
     POPULAR_IN_GENRE = "popular_in_genre"
     SIMILAR_CO_INTERACTION = "similar_co_interaction"
     SIMILAR_TRAIT = "similar_trait"
+    PREFERRED_GENRE = "preferred_genre"
     TASTE_MATCH = "taste_match"
 
 
@@ -140,6 +141,9 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
     if reason is Reason.FOLLOWEE_OF_FOLLOWEE:
         _expect(nodes, ("User", "User", "User", "Item"))
         return f"Because {names[2]}, whom {names[1]} follows, liked {names[3]}"
+    if reason is Reason.PREFERRED_GENRE:
+        _expect(nodes, ("User", "Genre", "Item"))
+        return f"Because you like {names[1]}"
     if reason is Reason.SIMILAR_CO_INTERACTION:
         _expect(nodes, ("Item", "User", "Item"))
         return f"Users who liked {names[0]} also liked {names[2]}"

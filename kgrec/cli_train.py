@@ -20,7 +20,10 @@ from schema.errors import KgrecError
 console = Console()
 err = Console(stderr=True)
 
-MODEL_HELP = "lightgcn (collaborative) or graphsage (inductive, uses genres, people, tags and follows)."
+MODEL_HELP = (
+    "blend (the two-stage ranker the API serves: EASE^R, LightGCN, time-local popularity and knowledge similarity, "
+    "weighted on validation), lightgcn (collaborative) or graphsage (inductive: genres, people, tags, follows)."
+)
 
 
 def _fail(exc: KgrecError) -> typer.Exit:
@@ -71,12 +74,12 @@ Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show p
 
 
 def _check_model(model: str) -> None:
-    if model not in ("lightgcn", "graphsage"):
-        raise typer.BadParameter(f"unknown model {model!r}: use lightgcn or graphsage", param_hint="--model")
+    if model not in ("blend", "lightgcn", "graphsage"):
+        raise typer.BadParameter(f"unknown model {model!r}: use blend, lightgcn or graphsage", param_hint="--model")
 
 
 def train(
-    model: Model = "lightgcn",
+    model: Model = "blend",
     device: Device = None,
     max_epochs: Epochs = None,
     embedding_dim: Dim = None,
@@ -113,7 +116,7 @@ def evaluate(
     artifact: Annotated[
         Optional[Path], typer.Argument(help="Artifact directory (default: the current version of --model).")
     ] = None,
-    model: Model = "lightgcn",
+    model: Model = "blend",
     artifacts: Artifacts = None,
 ) -> None:
     """Measure an artifact on the test split of a fresh export (EVALUATION.md protocol)."""
@@ -135,7 +138,7 @@ def evaluate(
 
 
 def retrain(
-    model: Model = "lightgcn",
+    model: Model = "blend",
     keep: Annotated[int, typer.Option(min=1, help="Versions kept per model (the current one is never deleted).")] = 5,
     publish: Annotated[
         bool, typer.Option("--publish/--no-publish", help="Write the promoted embeddings to Neo4j (vector index).")

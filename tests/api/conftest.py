@@ -30,8 +30,13 @@ def world(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytes
     return world
 
 
+def graph_only_settings(tmp_path: Path) -> ApiSettings:
+    """API settings with an empty artifacts root: no learned model, the graph-recall path answers."""
+    return ApiSettings(api_key=API_KEY, artifacts_dir=tmp_path / "no-artifacts")
+
+
 @pytest.fixture
-def client(world: SyntheticWorld, neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
-    app = create_app(ApiSettings(api_key=API_KEY), neo4j_settings)
+def client(world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(graph_only_settings(tmp_path), neo4j_settings)
     with TestClient(app) as test_client:
         yield test_client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -14,7 +15,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
 from graph.settings import Neo4jSettings
-from tests.api.conftest import API_KEY
+from tests.api.conftest import API_KEY, graph_only_settings
 
 
 def _rated(world: SyntheticWorld, user_id: str) -> set[str]:
@@ -22,7 +23,7 @@ def _rated(world: SyntheticWorld, user_id: str) -> set[str]:
 
 
 def test_health_and_ready(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "model_version": None}
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json()["neo4j"] == "ok"
 
@@ -147,12 +148,12 @@ def test_openapi_documents_routes(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings) -> None:
+def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
-    app = create_app(ApiSettings(api_key=API_KEY), settings)
+    app = create_app(graph_only_settings(tmp_path), settings)
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")

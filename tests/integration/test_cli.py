@@ -77,11 +77,11 @@ def test_cli_train_retrain_models_evaluate(cli_env: Neo4jSettings, tmp_path: Pat
     assert runner.invoke(app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace",
                                "--no-progress"]).exit_code == 0
 
-    trained = runner.invoke(app, ["train", *fast, "--embedding-dim", "8"])
+    trained = runner.invoke(app, ["train", "--model", "lightgcn", *fast, "--embedding-dim", "8"])
     assert trained.exit_code == 0, trained.output
     assert "validation" in trained.output and "test" in trained.output and "curves.png" in trained.output
 
-    retrained = runner.invoke(app, ["retrain", *fast])
+    retrained = runner.invoke(app, ["retrain", "--model", "lightgcn", *fast])
     assert retrained.exit_code == 0, retrained.output
     assert "promoted" in retrained.output and "embeddings in Neo4j" in retrained.output
 
@@ -89,10 +89,28 @@ def test_cli_train_retrain_models_evaluate(cli_env: Neo4jSettings, tmp_path: Pat
     assert listing.exit_code == 0, listing.output
     assert listing.output.count("lightgcn") >= 2 and "*" in listing.output and "all" in listing.output
 
-    evaluated = runner.invoke(app, ["evaluate", "--artifacts", str(artifacts)])
+    evaluated = runner.invoke(app, ["evaluate", "--model", "lightgcn", "--artifacts", str(artifacts)])
     assert evaluated.exit_code == 0, evaluated.output
     assert "NDCG@20" in evaluated.output and "scoring all test users" in evaluated.output
 
     bad = runner.invoke(app, ["train", "--model", "transformer", *fast])
     assert bad.exit_code != 0 and "unknown model" in bad.output
     assert runner.invoke(app, ["train", "--help"]).exit_code == 0
+
+
+def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default model, the blend: train measures test figures, retrain promotes and publishes embeddings."""
+    monkeypatch.setenv("KGREC_SNAPSHOTS_DIR", str(tmp_path / "snapshots"))
+    artifacts = tmp_path / "artifacts"
+    fast = ["--max-epochs", "3", "--device", "cpu", "--no-progress", "--artifacts", str(artifacts)]
+    assert runner.invoke(app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace",
+                               "--no-progress"]).exit_code == 0
+    trained = runner.invoke(app, ["train", *fast])
+    assert trained.exit_code == 0, trained.output
+    assert "blend" in trained.output and "test" in trained.output
+    retrained = runner.invoke(app, ["retrain", *fast])
+    assert retrained.exit_code == 0, retrained.output
+    assert "promoted" in retrained.output and "embeddings in Neo4j" in retrained.output
+    evaluated = runner.invoke(app, ["evaluate", "--artifacts", str(artifacts)])
+    assert evaluated.exit_code == 0, evaluated.output  # the current blend, on its own snapshot
+    assert (artifacts / "blend" / "current.json").is_file()

@@ -59,6 +59,9 @@ def _trait(kind: str, node: dict) -> dict:
         (_path("popular_in_genre", [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
                [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)]),
          "Popular in Comedy lately"),
+        (_path("preferred_genre", [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
+               [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)]),
+         "Because you like Comedy"),
         (_path("similar_co_interaction", [TOY_STORY, {"label": "User", "id": "9"}, CAST_AWAY],
                [("INTERACTED", 1, 0), ("INTERACTED", 1, 2)]),
          "Users who liked Toy Story also liked Cast Away"),
@@ -84,7 +87,7 @@ def test_explanation_text_per_reason(raw: dict, text: str) -> None:
 def test_every_reason_has_a_sentence() -> None:
     assert {r.value for r in Reason} == {
         "co_interaction", "shared_trait", "followee", "followee_of_followee", "popular", "popular_in_genre",
-        "similar_co_interaction", "similar_trait",
+        "similar_co_interaction", "similar_trait", "preferred_genre", "taste_match",
     }
 
 
@@ -113,6 +116,7 @@ def test_relationship_indexes_must_point_at_nodes() -> None:
         _path("shared_trait", [USER, TOY_STORY, {"label": "Genre", "id": "x", "name": "x"}, CAST_AWAY],
               [("INTERACTED", 0, 1), ("FOLLOWS", 1, 2), ("FOLLOWS", 3, 2)]),
         _path("popular_in_genre", [USER, CAST_AWAY], [("INTERACTED", 0, 1)]),
+        _path("preferred_genre", [USER, TOY_STORY, CAST_AWAY], [("INTERACTED", 0, 1), ("INTERACTED", 1, 2)]),
         {"reason": "popular", "nodes": [{"label": "Movie", "id": "1"}], "rels": []},
         {"nodes": [], "rels": []},
     ],

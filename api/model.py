@@ -1,0 +1,212 @@
+"""The learned model the API ranks with: loaded from the promoted artifact, swapped atomically on reload.
+
+A :class:`ServingModel` scores every item for a user from the user's *live* positives (read from Neo4j on
+each request, so a just-posted interaction counts at once) and, when the model knows the user, their
+learned embedding. Two kinds of artifact can serve:
+
+* ``blend`` — the two-stage ranker of :mod:`gnn.ranker` (EASE^R, LightGCN, time-local popularity, knowledge
+  similarity, with weights fitted on validation): the product's default;
+* ``lightgcn`` / ``graphsage`` — one embedding model (dot products; a user the model does not know is folded in
+  as the mean of their positives' item embeddings).
+
+:class:`ModelHolder` keeps the current one: requests take a reference once and use it to the end, a reload
+builds the new model completely before swapping the reference, so no request is dropped or sees half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from gnn.artifacts import load_artifact
+
+log = logging.getLogger(__name__)
+
+#: Artifact kinds the API can serve, in the order ``auto`` tries them.
+SERVABLE = ("blend", "lightgcn", "graphsage")
+
+
+class ServingModel(Protocol):
+    """What the recommender needs from a learned model."""
+
+    kind: str
+    version: str
+    item_ids: list[str]
+
+    def knows_user(self, user_id: str) -> bool: ...
+
+    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time)."""
+        ...
+
+    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
+        """The user's positives as the model saw them when fitted (used while Neo4j is away)."""
+        ...
+
+    def item_vectors(self) -> np.ndarray | None:
+        """``[len(item_ids), d]`` unit vectors for diversity (MMR), or None."""
+        ...
+
+
+class EmbeddingModel:
+    """A LightGCN or GraphSAGE artifact as a :class:`ServingModel`."""
+
+    def __init__(self, path: Path) -> None:
+        artifact = load_artifact(path)
+        self.kind = artifact.model
+        self.version = artifact.version or path.name
+        self.item_ids = list(artifact.item_ids)
+        self._users = artifact.user_embeddings.float().numpy()
+        self._items = artifact.item_embeddings.float().numpy()
+        self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
+        self._item_index = {i: k for k, i in enumerate(self.item_ids)}
+        norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
+        self._unit = (self._items / norms).astype(np.float32)
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self._user_index
+
+    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+        row = self._user_index.get(user_id)
+        if row is not None:
+            vector = self._users[row]
+        else:
+            known = [self._item_index[i] for i, _ in positives if i in self._item_index]
+            if not known:
+                return np.zeros(len(self.item_ids), dtype=np.float32)
+            vector = self._items[known].mean(axis=0)
+        return (self._items @ vector).astype(np.float32)
+
+    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
+        return []  # embedding artifacts keep no interactions: degraded lists cannot exclude seen items
+
+    def item_vectors(self) -> np.ndarray | None:
+        return self._unit
+
+
+class BlendModel:
+    """The two-stage ranker of :mod:`gnn.ranker` as a :class:`ServingModel`."""
+
+    def __init__(self, path: Path) -> None:
+        from gnn.ranker import RankerModel
+
+        self._model = RankerModel.load(path)
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
+        self.kind = "blend"
+        self.version = str(meta.get("version") or path.name)
+        self.item_ids = list(self._model.item_ids)
+        self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
+        self._item_index = {i: k for k, i in enumerate(self.item_ids)}
+        items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
+        self._unit = None
+        if items.ndim == 2 and items.shape[1] > 0:
+            self._unit = items / np.linalg.norm(items, axis=1, keepdims=True).clip(min=1e-12)
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self._user_index
+
+    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+        known = [(self._item_index[i], -1 if t is None else int(t)) for i, t in positives if i in self._item_index]
+        items = np.array([k for k, _ in known], dtype=np.int64)
+        times = np.array([t for _, t in known], dtype=np.int64)
+        out = self._model.score(items, times, self._user_index.get(user_id))
+        return np.asarray(out, dtype=np.float32)
+
+    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
+        row = self._user_index.get(user_id)
+        if row is None:
+            return []
+        items, times = self._model.history(row)
+        return [(self.item_ids[int(i)], None if int(t) < 0 else int(t)) for i, t in zip(items, times, strict=True)]
+
+    def item_vectors(self) -> np.ndarray | None:
+        return self._unit
+
+
+def current_artifact(root: Path, kind: str) -> Path | None:
+    """The promoted version directory of ``kind`` under ``root`` (see :mod:`gnn.jobs`), if any."""
+    pointer = root / kind / "current.json"
+    if not pointer.is_file():
+        return None
+    try:
+        version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+    path = root / kind / version
+    return path if path.is_dir() else None
+
+
+def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
+    """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one)."""
+    for candidate in SERVABLE if kind == "auto" else (kind,):
+        path = current_artifact(root, candidate)
+        if path is None:
+            continue
+        return BlendModel(path) if candidate == "blend" else EmbeddingModel(path)
+    return None
+
+
+@dataclass
+class ReloadResult:
+    changed: bool
+    version: str | None
+    kind: str | None
+
+
+class ModelHolder:
+    """The process's current model; thread-safe, swapped atomically.
+
+    Args:
+        root: Artifacts root (``KGREC_ARTIFACTS_DIR``).
+        kind: ``auto`` or one of :data:`SERVABLE`.
+    """
+
+    def __init__(self, root: Path, kind: str = "auto") -> None:
+        self.root = root
+        self.kind = kind
+        self._model: ServingModel | None = None
+        self._stamp: tuple[float, ...] = ()
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> ServingModel | None:
+        return self._model
+
+    def _pointer_stamp(self) -> tuple[float, ...]:
+        stamps = []
+        for candidate in SERVABLE:
+            pointer = self.root / candidate / "current.json"
+            stamps.append(pointer.stat().st_mtime if pointer.is_file() else 0.0)
+        return tuple(stamps)
+
+    def reload(self, force: bool = True) -> ReloadResult:
+        """Load the current artifact if the promotion pointers changed (or always, with ``force``).
+
+        A model that fails to load is logged and the old one keeps serving.
+        """
+        with self._lock:
+            stamp = self._pointer_stamp()
+            if not force and stamp == self._stamp:
+                model = self._model
+                return ReloadResult(False, model.version if model else None, model.kind if model else None)
+            old = self._model
+            try:
+                torch.set_num_threads(1)
+                new = load_serving_model(self.root, self.kind)
+            except Exception:  # a broken artifact must not take the service down
+                log.exception("could not load a model from %s; keeping %s", self.root, old.version if old else None)
+                return ReloadResult(False, old.version if old else None, old.kind if old else None)
+            self._stamp = stamp
+            self._model = new
+            changed = (old.version if old else None) != (new.version if new else None)
+            if changed:
+                log.info("serving model %s %s", new.kind if new else "none", new.version if new else "")
+            return ReloadResult(changed, new.version if new else None, new.kind if new else None)

@@ -1,0 +1,351 @@
+"""Component scorers of the blend (:mod:`gnn.ranker`): pure functions from timed positives to item scores.
+
+Each component turns what is known of a user — the items of their history, when they were taken, and (for
+a user the model was fitted with) their user_idx — into one score per item_idx:
+
+* **EASE^R** (Steck 2019): a closed-form item-item regression, kept sparse (the ``top_n`` largest weights
+  of each source item's row), applied to the recency-weighted history;
+* **knowledge similarity**: items as IDF-weighted, L2-normalised vectors of their genres, people and tags;
+  a user's profile is the recency-weighted sum of their items' vectors, and an item's score its cosine
+  with the profile — the only component that sees items nobody interacted with;
+* **time-local popularity**: positives of everybody in a window ending at the user's latest interaction
+  (MovieLens users rate what the site shows at the time);
+* **LightGCN** embeddings (:func:`gnn.train.fit_lightgcn`, applied by :mod:`gnn.ranker`).
+
+Everything is in index space (``user_idx``, ``item_idx``) of one :class:`gnn.data.GraphSnapshot`; times
+are epoch seconds, ``-1`` = unknown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from gnn.data import ROLES, GraphSnapshot
+from schema.errors import DataError
+
+UNKNOWN_TIME = -1
+
+
+def pair_times(snapshot: GraphSnapshot, pairs: Tensor) -> np.ndarray:
+    """Timestamps of (user_idx, item_idx) pairs, looked up among the snapshot's interactions.
+
+    Args:
+        snapshot: The graph the pairs come from.
+        pairs: ``[2, n]`` (user_idx, item_idx).
+
+    Returns:
+        ``[n]`` int64 epoch seconds (the latest interaction of the pair), ``-1`` where unknown.
+
+    Raises:
+        DataError: A pair is not an interaction of the snapshot.
+    """
+    num_items = snapshot.num_items
+    keys = (snapshot.edge_index[0] * num_items + snapshot.edge_index[1]).numpy()
+    stamps = snapshot.edge_time.numpy()
+    order = np.lexsort((stamps, keys))
+    keys, stamps = keys[order], stamps[order]
+    query = (pairs[0] * num_items + pairs[1]).numpy()
+    if len(keys) == 0:
+        if len(query):
+            raise DataError("pairs given for a snapshot without interactions")
+        return np.empty(0, dtype=np.int64)
+    pos = np.searchsorted(keys, query, side="right") - 1
+    found = (pos >= 0) & (keys[pos.clip(min=0)] == query)
+    if not found.all():
+        raise DataError(f"{int((~found).sum())} pairs are not interactions of snapshot {snapshot.snapshot_id}")
+    return np.where(stamps[pos] >= 0, stamps[pos], UNKNOWN_TIME).astype(np.int64)
+
+
+def recency_weights(times: np.ndarray, half_life: float) -> np.ndarray:
+    """Weights of history items by recency: the k-th most recent item weighs ``0.5 ** (k / half_life)``.
+
+    Positions, not seconds, so that a user who rated fifty films in one evening and one who rated them over
+    years are treated alike. Unknown times (``-1``) count as the oldest; ties keep the input order (later
+    entries are more recent).
+
+    Args:
+        times: ``[n]`` int64 epoch seconds of the history items.
+        half_life: Positions after which the weight halves; ``inf`` gives uniform weights.
+
+    Returns:
+        ``[n]`` float64 weights in (0, 1], aligned with ``times``.
+    """
+    n = len(times)
+    if n == 0 or not np.isfinite(half_life):
+        return np.ones(n, dtype=np.float64)
+    order = np.lexsort((np.arange(n), times))  # oldest first
+    position = np.empty(n, dtype=np.float64)
+    position[order] = np.arange(n - 1, -1, -1, dtype=np.float64)
+    return np.power(0.5, position / half_life)
+
+
+def interaction_matrix(pairs: Tensor, num_users: int, num_items: int) -> sp.csr_matrix:
+    """``[num_users, num_items]`` binary CSR of (user_idx, item_idx) pairs (duplicates count once)."""
+    ones = np.ones(pairs.size(1), dtype=np.float32)
+    matrix = sp.csr_matrix((ones, (pairs[0].numpy(), pairs[1].numpy())), shape=(num_users, num_items))
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def fit_ease(
+    pairs: Tensor,
+    num_users: int,
+    num_items: int,
+    lam: float,
+    top_n: int | None,
+    device: torch.device | str = "cpu",
+) -> sp.csr_matrix:
+    """EASE^R weights ``B = I − P·diagMat(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, over the items with a positive.
+
+    Args:
+        pairs: ``[2, n]`` (user_idx, item_idx) positives.
+        num_users, num_items: Index spaces.
+        lam: L2 regularisation λ (> 0).
+        top_n: Keep, per source item (row), only the ``top_n`` weights largest in magnitude; ``None`` keeps
+            every weight.
+        device: Where to invert the Gram matrix (float64; CPU is deterministic).
+
+    Returns:
+        ``[num_items, num_items]`` float32 CSR; row ``j`` holds the weights from history item ``j`` to every
+        target item (score = history row vector · B). Items without positives have empty rows and columns.
+
+    Raises:
+        DataError: ``lam`` is not positive.
+    """
+    if lam <= 0:
+        raise DataError(f"EASE needs a positive lambda, got {lam}")
+    matrix = interaction_matrix(pairs, num_users, num_items)
+    seen = np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)
+    if len(seen) == 0:
+        return sp.csr_matrix((num_items, num_items), dtype=np.float32)
+    x = matrix[:, seen]
+    gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64)).to(device)
+    gram.diagonal().add_(lam)
+    p = torch.linalg.inv(gram)
+    b = p / (-p.diagonal()).view(1, -1)
+    b.fill_diagonal_(0.0)
+    n = len(seen)
+    keep = n if top_n is None else min(int(top_n), n)
+    if keep < n:
+        index = b.abs().topk(keep, dim=1).indices
+        values = b.gather(1, index)
+    else:
+        index = torch.arange(n, device=b.device).expand(n, n)
+        values = b
+    rows = np.repeat(seen, keep)
+    cols = seen[index.cpu().numpy().ravel()]
+    data = values.cpu().numpy().ravel().astype(np.float32)
+    out = sp.csr_matrix((data, (rows, cols)), shape=(num_items, num_items))
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def knowledge_matrix(
+    snapshot: GraphSnapshot,
+    *,
+    genre_weight: float = 1.0,
+    person_weight: float = 1.0,
+    tag_weight: float = 1.0,
+) -> sp.csr_matrix:
+    """Items as IDF-weighted, L2-normalised vectors of their genres, people (by role) and tags.
+
+    A feature shared by few items says more than one shared by many: each column is weighted by
+    ``log(num_items / df)``, each block by its weight, and tag columns by the tag's weight on the item.
+
+    Args:
+        snapshot: Gives the item-genre, item-person and item-tag edges.
+        genre_weight, person_weight, tag_weight: Block weights (0 drops a block).
+
+    Returns:
+        ``[num_items, F]`` float32 CSR with unit rows (empty rows for items without any feature).
+    """
+    num_items = snapshot.num_items
+    blocks: list[sp.csr_matrix] = []
+
+    def block(items: np.ndarray, features: np.ndarray, values: np.ndarray, width: int, weight: float) -> None:
+        if weight <= 0 or width == 0 or len(items) == 0:
+            return
+        m = sp.csr_matrix((values.astype(np.float64), (items, features)), shape=(num_items, width))
+        df = np.bincount(features, minlength=width).astype(np.float64)
+        idf = np.log(num_items / np.maximum(df, 1.0))
+        blocks.append((m @ sp.diags(idf * weight)).tocsr())
+
+    genres = snapshot.item_genre_index.numpy()
+    block(genres[0], genres[1], np.ones(genres.shape[1]), len(snapshot.genres), genre_weight)
+    people = snapshot.item_person_index.numpy()
+    role = snapshot.person_role.numpy()
+    # A person's roles are separate features: directing a film and acting in it are different links.
+    block(people[0], people[1] * len(ROLES) + role, np.ones(people.shape[1]), len(snapshot.people) * len(ROLES),
+          person_weight)
+    tags = snapshot.item_tag_index.numpy()
+    tag_values = np.log1p(np.maximum(snapshot.item_tag_weight.numpy().astype(np.float64), 0.0))
+    block(tags[0], tags[1], np.where(tag_values > 0, tag_values, 1.0), len(snapshot.tags), tag_weight)
+    if not blocks:
+        return sp.csr_matrix((num_items, 1), dtype=np.float32)
+    features = sp.hstack(blocks).tocsr()
+    norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())
+    features = (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ features).tocsr()
+    features.eliminate_zeros()
+    return features.astype(np.float32)
+
+
+class TimedEvents:
+    """Everybody's positives as (time, item_idx), sorted by time, for popularity at a moment.
+
+    Args:
+        items: ``[n]`` item_idx of the positives.
+        times: ``[n]`` epoch seconds (``-1`` unknown: such events count for global popularity only).
+        num_items: Item index space.
+    """
+
+    def __init__(self, items: np.ndarray, times: np.ndarray, num_items: int) -> None:
+        items = np.asarray(items, dtype=np.int64)
+        times = np.asarray(times, dtype=np.int64)
+        self.num_items = num_items
+        self.global_counts = np.bincount(items, minlength=num_items).astype(np.float64)
+        timed = times >= 0
+        order = np.lexsort((items[timed], times[timed]))
+        self.times = times[timed][order]
+        self.items = items[timed][order]
+
+    @property
+    def latest(self) -> int:
+        """Time of the latest timed event (``-1`` when none)."""
+        return int(self.times[-1]) if len(self.times) else UNKNOWN_TIME
+
+    def window_counts(self, end: int, window: float) -> np.ndarray:
+        """``[num_items]`` float64: positives with time in ``(end − window, end]``."""
+        hi = int(np.searchsorted(self.times, end, side="right"))
+        lo = int(np.searchsorted(self.times, end - window, side="right"))
+        return np.bincount(self.items[lo:hi], minlength=self.num_items).astype(np.float64)
+
+
+def fit_transitions(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    num_items: int,
+    window: int,
+    top_n: int | None = None,
+) -> sp.csr_matrix:
+    """Item-to-next-items weights from each user's time-ordered positives (a sequential item-kNN).
+
+    Every pair (a, b) where b follows a within ``window`` positions of the same user's history adds
+    ``1 / distance``; the counts are then divided by ``sqrt(pop(a) · pop(b))`` so that popular items do not
+    follow everything. Ties in time keep item order.
+
+    Args:
+        users, items, times: ``[n]`` positives (user_idx, item_idx, epoch seconds; ``-1`` sorts first).
+        num_items: Item index space.
+        window: Positions ahead that count as "next".
+        top_n: Keep the ``top_n`` largest weights per source item (None: all).
+
+    Returns:
+        ``[num_items, num_items]`` float32 CSR, row = earlier item, column = later item.
+    """
+    order = np.lexsort((items, times, users))
+    u, i = users[order], items[order]
+    rows, cols, vals = [], [], []
+    for d in range(1, window + 1):
+        same = u[d:] == u[:-d]
+        rows.append(i[:-d][same])
+        cols.append(i[d:][same])
+        vals.append(np.full(int(same.sum()), 1.0 / d))
+    if not rows or not sum(len(r) for r in rows):
+        return sp.csr_matrix((num_items, num_items), dtype=np.float32)
+    counts = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(num_items, num_items))
+    pop = np.bincount(items, minlength=num_items).astype(np.float64)
+    scale = 1.0 / np.sqrt(np.maximum(pop, 1.0))
+    weights = (sp.diags(scale) @ counts @ sp.diags(scale)).tocsr()
+    if top_n is not None:
+        weights = _top_per_row(weights, top_n)
+    weights.eliminate_zeros()
+    weights.sort_indices()
+    return weights.astype(np.float32)
+
+
+def _top_per_row(matrix: sp.csr_matrix, top_n: int) -> sp.csr_matrix:
+    """Keep the ``top_n`` largest entries of each row of a non-negative CSR matrix."""
+    matrix = matrix.tocsr()
+    data, indices, indptr = [], [], [0]
+    for r in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[r], matrix.indptr[r + 1]
+        values, cols = matrix.data[lo:hi], matrix.indices[lo:hi]
+        if hi - lo > top_n:
+            keep = np.argpartition(-values, top_n)[:top_n]
+            values, cols = values[keep], cols[keep]
+        data.append(values)
+        indices.append(cols)
+        indptr.append(indptr[-1] + len(values))
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=matrix.shape)
+
+
+def fit_als(
+    pairs: Tensor,
+    num_users: int,
+    num_items: int,
+    *,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    iterations: int,
+    seed: int,
+) -> np.ndarray:
+    """Item factors of implicit-feedback ALS (Hu, Koren & Volinsky 2008): confidence ``1 + alpha`` on
+    positives, 1 elsewhere, preference 1 on positives; exact alternating least squares.
+
+    Users are not kept: at serving a user's vector is folded in from their live history
+    (:func:`als_fold_in`), so a just-posted interaction counts at once.
+
+    Args:
+        pairs: ``[2, n]`` (user_idx, item_idx) positives.
+        num_users, num_items: Index spaces.
+        factors, regularization, alpha, iterations: The usual ALS hyper-parameters.
+        seed: Seed of the initial factors.
+
+    Returns:
+        ``[num_items, factors]`` float32; rows of items without positives are zero.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = interaction_matrix(pairs, num_users, num_items)
+    by_item = matrix.T.tocsr()
+    users_f = np.zeros((num_users, factors))
+    items_f = rng.normal(0.0, 0.01, (num_items, factors))
+    items_f[np.diff(by_item.indptr) == 0] = 0.0
+    eye = regularization * np.eye(factors)
+    for _ in range(iterations):
+        for source, target, csr in ((items_f, users_f, matrix), (users_f, items_f, by_item)):
+            gram = source.T @ source + eye
+            for row in range(csr.shape[0]):
+                cols = csr.indices[csr.indptr[row]:csr.indptr[row + 1]]
+                if len(cols) == 0:
+                    target[row] = 0.0
+                    continue
+                y = source[cols]
+                target[row] = np.linalg.solve(gram + alpha * (y.T @ y), (1.0 + alpha) * y.sum(axis=0))
+    return items_f.astype(np.float32)
+
+
+def als_fold_in(
+    item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, weights: np.ndarray, alpha: float
+) -> np.ndarray:
+    """A user's ALS vector from their history (one least-squares solve against fixed item factors).
+
+    Args:
+        item_factors: ``[I, d]`` from :func:`fit_als`.
+        gram: ``[d, d]`` ``item_factorsᵀ item_factors + regularization · I``.
+        items: ``[n]`` history item_idx.
+        weights: ``[n]`` confidence multipliers (recency weights; 1 = plain ALS).
+        alpha: Confidence of a positive.
+
+    Returns:
+        ``[d]`` float64.
+    """
+    y = item_factors[items].astype(np.float64)
+    a = gram + alpha * (y.T * weights) @ y
+    return np.linalg.solve(a, ((1.0 + alpha * weights)[:, None] * y).sum(axis=0))

@@ -1,0 +1,693 @@
+"""The blend: component scorers fitted on timed positives, combined by a ranker fitted on validation.
+
+Two stages (see /work/shared/QUALITY_LEVERS.md):
+
+1. **Components** (:mod:`gnn.components`, plus LightGCN from :func:`gnn.train.fit_lightgcn`) turn a user's
+   history into one score per item: EASE^R on the recency-weighted history, knowledge-graph similarity
+   (genres, people, tags — the only signal for items nobody interacted with), item-to-next-items
+   transitions, LightGCN, implicit ALS folded in from the live history, popularity in a window before the
+   user's latest interaction, global popularity.
+2. **Ranker**: per user, every component's scores are standardised over the items (z-scores), and the
+   ranking score is a weighted sum of these features, the "cold" features included (whether the item has
+   no positives at all, and the knowledge score of such items). The weights are fitted on the validation
+   split — components fitted on ``split.fit``, the weights learnt on ``split.val`` targets with a listwise
+   softmax loss (a learned ranker) and, as the floor it must beat, a coordinate search of linear weights on
+   validation NDCG@20; the better of the two on a two-fold cross-fit over validation users is kept.
+   Then the components are refitted, with the same hyper-parameters, on the final edges: ``split.train``
+   (honest test figures) or every positive of the snapshot (production).
+
+Serving (:class:`RankerModel`) needs no training code: :meth:`RankerModel.score` takes a live history
+(item_idx, epoch seconds) and, for a user the model knows, the user_idx, and returns a score per item.
+Runs are seeded and deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from gnn.components import (
+    UNKNOWN_TIME,
+    TimedEvents,
+    als_fold_in,
+    fit_als,
+    fit_ease,
+    fit_transitions,
+    knowledge_matrix,
+    pair_times,
+    recency_weights,
+)
+from gnn.config import Device, TrainConfig, resolve_device
+from gnn.data import GraphSnapshot
+from gnn.evaluation import Fold, ScoreFn, Split, evaluate, positive_mask
+from schema.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+#: Ranker features, in the order of :attr:`RankerModel.weights`.
+FEATURES: tuple[str, ...] = (
+    "ease",  # EASE^R on the whole history
+    "ease_recent",  # EASE^R on the recency-weighted history
+    "sequence",  # item-to-next-items weights from the recency-weighted history
+    "knowledge",  # cosine of the item's genre/people/tag vector with the user's profile
+    "lightgcn",  # LightGCN dot product (0 for items without positives)
+    "als",  # implicit ALS, the user's vector folded in from the recency-weighted live history
+    "pop_window",  # log1p(positives in the window before the user's latest interaction)
+    "pop_global",  # log1p(positives overall)
+    "cold",  # 1 for items without any positive in the fitted edges
+    "knowledge_cold",  # knowledge score of cold items only (lets them rank by their traits)
+)
+
+DAY = 86_400.0
+VAL_METRIC = "ndcg@20"
+MODEL_FILE = "ranker.npz"
+META_FILE = "ranker.json"
+FORMAT_VERSION = 1
+
+
+class RankerConfig(BaseModel):
+    """Hyper-parameters of the blend: its components and the ranker on top."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ease_lambda: float = Field(200.0, gt=0, description="EASE^R L2 regularisation.")
+    ease_top_n: int | None = Field(512, ge=1, description="EASE^R weights kept per source item (None: all).")
+    ease_half_life: float = Field(
+        5.0, gt=0, description="ease_recent: history positions after which EASE weights halve."
+    )
+    knowledge_half_life: float = Field(
+        10.0, gt=0, description="History positions after which knowledge-profile weights halve."
+    )
+    sequence_window: int = Field(30, ge=1, description="Sequence component: positions ahead that count as next.")
+    sequence_half_life: float = Field(10.0, gt=0, description="Sequence component: history recency half-life.")
+    sequence_top_n: int | None = Field(256, ge=1, description="Sequence weights kept per source item.")
+    genre_weight: float = Field(1.0, ge=0, description="Knowledge similarity: weight of the genre block.")
+    person_weight: float = Field(1.0, ge=0, description="Knowledge similarity: weight of the people block.")
+    tag_weight: float = Field(1.0, ge=0, description="Knowledge similarity: weight of the tag block.")
+    pop_window_days: float = Field(30.0, gt=0, description="Time-local popularity: window before the user's latest.")
+    als_factors: int = Field(64, ge=0, description="ALS component: factors (0 leaves ALS out).")
+    als_regularization: float = Field(30.0, gt=0, description="ALS component: L2 regularisation.")
+    als_alpha: float = Field(3.0, gt=0, description="ALS component: extra confidence of a positive.")
+    als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
+    als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
+    use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
+    lightgcn: dict[str, Any] = Field(
+        default_factory=lambda: {"embedding_dim": 64, "num_layers": 3, "lr": 0.04, "lr_decay": 0.97, "reg": 1e-4,
+                                 "batch_size": 4096, "max_epochs": 300, "patience": 10},
+        description="TrainConfig fields of the LightGCN component (early stopping on validation).",
+    )
+    ranker: Literal["auto", "learned", "linear"] = Field(
+        "auto", description="Weights: listwise-learned, linear coordinate search, or the better on cross-fit."
+    )
+    ranker_l2: float = Field(1e-3, ge=0, description="L2 penalty of the learned ranker's weights.")
+    ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")
+    seed: int = Field(42, description="Seed of LightGCN, negative sampling and the ranker.")
+    device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
+    num_threads: int = Field(1, ge=1, le=256, description="Torch CPU threads.")
+    progress: bool = Field(True, description="Show tqdm progress bars.")
+
+    def train_config(self) -> TrainConfig:
+        """The LightGCN component's training config."""
+        try:
+            return TrainConfig(**{**self.lightgcn, "model": "lightgcn", "seed": self.seed, "device": self.device,
+                                  "num_threads": self.num_threads, "progress": self.progress})
+        except ValueError as exc:
+            raise ConfigError(f"invalid lightgcn settings of the ranker: {exc}") from exc
+
+
+# --- the fitted model ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Components:
+    """Fitted component scorers over one set of positives.
+
+    Attributes:
+        ease: ``[I, I]`` float32 CSR, row = history item, column = target item.
+        transitions: ``[I, I]`` float32 CSR, row = earlier item, column = later item.
+        knowledge: ``[I, F]`` float32 CSR, unit rows.
+        user_emb, item_emb: ``[U, d]``, ``[I, d]`` float32 LightGCN embeddings (``d = 0`` without LightGCN);
+            rows of items without positives are zero.
+        als_items: ``[I, k]`` float32 ALS item factors (``k = 0`` without ALS); als_gram: ``[k, k]`` float64
+            ``als_itemsᵀ als_items + regularization · I`` (for the fold-in).
+        events: Everybody's timed positives.
+        hist_ptr, hist_items, hist_times: Each user's positives (CSR by user_idx, oldest first).
+        lightgcn_epochs: Epochs LightGCN was trained for.
+    """
+
+    ease: sp.csr_matrix
+    transitions: sp.csr_matrix
+    knowledge: sp.csr_matrix
+    user_emb: np.ndarray
+    item_emb: np.ndarray
+    als_items: np.ndarray
+    als_gram: np.ndarray
+    events: TimedEvents
+    hist_ptr: np.ndarray
+    hist_items: np.ndarray
+    hist_times: np.ndarray
+    lightgcn_epochs: int = 0
+
+
+class RankerModel:
+    """A fitted blend, as the API serves it.
+
+    Args:
+        config: Hyper-parameters it was fitted with.
+        user_ids, item_ids: External ids by index.
+        components: Fitted component scorers.
+        weights: ``[len(FEATURES)]`` ranker weights (None: not fitted yet — :meth:`score` raises).
+        meta: Provenance and fit report (snapshot id, mode, validation figures, timings).
+    """
+
+    def __init__(
+        self,
+        config: RankerConfig,
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+        components: Components,
+        weights: np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.user_ids = list(user_ids)
+        self.item_ids = list(item_ids)
+        self.components = components
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+        self.meta = dict(meta or {})
+        c = components
+        self._pop_global = np.log1p(c.events.global_counts).astype(np.float32)
+        self._cold = (c.events.global_counts == 0).astype(np.float32)
+        self._window = config.pop_window_days * DAY
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    def history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's positives as fitted: (item_idx ``[n]`` int64, epoch seconds ``[n]`` int64), oldest first.
+
+        Raises:
+            DataError: ``user_idx`` is out of range.
+        """
+        if not 0 <= user_idx < self.num_users:
+            raise DataError(f"user_idx {user_idx} is outside 0..{self.num_users - 1}")
+        c = self.components
+        lo, hi = c.hist_ptr[user_idx], c.hist_ptr[user_idx + 1]
+        return c.hist_items[lo:hi].copy(), c.hist_times[lo:hi].copy()
+
+    def features(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+    ) -> np.ndarray:
+        """Raw (unstandardised) component scores of every item for one user.
+
+        Args:
+            history_items: ``[n]`` int64 item_idx of the user's positives (duplicates count once).
+            history_times: ``[n]`` int64 epoch seconds, ``-1`` unknown.
+            user_idx: The user's index if the model knows the user (LightGCN uses its embedding); None uses
+                the mean embedding of the history items.
+
+        Returns:
+            ``[len(FEATURES), num_items]`` float32.
+
+        Raises:
+            DataError: Shapes differ, or an item_idx / user_idx is out of range.
+        """
+        items, times = self._check_history(history_items, history_times)
+        c = self.components
+        out = np.zeros((len(FEATURES), self.num_items), dtype=np.float32)
+        if len(items):
+            rows = c.ease[items]
+            out[0] = np.asarray(rows.sum(axis=0)).ravel()
+            out[1] = rows.T @ recency_weights(times, self.config.ease_half_life)
+            out[2] = c.transitions[items].T @ recency_weights(times, self.config.sequence_half_life)
+            w = recency_weights(times, self.config.knowledge_half_life)
+            profile = c.knowledge[items].T @ w
+            norm = float(np.linalg.norm(profile))
+            if norm > 0:
+                out[3] = c.knowledge @ (profile / norm)
+        if c.item_emb.shape[1]:
+            if user_idx is not None:
+                if not 0 <= user_idx < self.num_users:
+                    raise DataError(f"user_idx {user_idx} is outside 0..{self.num_users - 1}")
+                out[4] = c.item_emb @ c.user_emb[user_idx]
+            elif len(items):
+                out[4] = c.item_emb @ c.item_emb[items].mean(axis=0)
+        if c.als_items.shape[1] and len(items):
+            x = als_fold_in(c.als_items, c.als_gram, items, recency_weights(times, self.config.als_half_life),
+                            self.config.als_alpha)
+            out[5] = c.als_items @ x.astype(np.float32)
+        known = times[times >= 0]
+        end = int(known.max()) if len(known) else c.events.latest
+        out[6] = np.log1p(c.events.window_counts(end, self._window))
+        out[7] = self._pop_global
+        out[8] = self._cold
+        out[9] = out[3] * self._cold
+        return out
+
+    def standardized(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+    ) -> np.ndarray:
+        """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0)."""
+        raw = self.features(history_items, history_times, user_idx)
+        mean = raw.mean(axis=1, keepdims=True)
+        std = raw.std(axis=1, keepdims=True)
+        return (raw - mean) / np.where(std > 0, std, 1.0)
+
+    def score(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+    ) -> np.ndarray:
+        """Ranking scores of every item for one user (higher is better).
+
+        Args:
+            history_items: ``[n]`` int64 item_idx of the user's positives, e.g. read live from Neo4j, so a
+                just-posted interaction counts at once.
+            history_times: ``[n]`` int64 epoch seconds, ``-1`` unknown.
+            user_idx: The user's index if the model was fitted with the user; None for a user unknown to it
+                (e.g. just created at onboarding): history-based components only.
+
+        Returns:
+            ``[num_items]`` float32; the history items themselves get ``-inf`` (never recommended again).
+
+        Raises:
+            DataError: The model has no ranker weights, or the inputs are malformed.
+        """
+        if self.weights is None:
+            raise DataError("the ranker has no weights yet (fit it with fit_ranker)")
+        z = self.standardized(history_items, history_times, user_idx)
+        out = self.weights @ z
+        out[np.asarray(history_items, dtype=np.int64)] = -np.inf
+        return out.astype(np.float32, copy=False)
+
+    def score_fn(self, *, standardized_weights: np.ndarray | None = None) -> ScoreFn:
+        """Adapter to :data:`gnn.evaluation.ScoreFn`: each user scored from their fitted history.
+
+        Args:
+            standardized_weights: Weights to use instead of :attr:`weights` (e.g. one component alone).
+        """
+        weights = self.weights if standardized_weights is None else np.asarray(standardized_weights, np.float32)
+        if weights is None:
+            raise DataError("the ranker has no weights yet (fit it with fit_ranker)")
+
+        def score(users: Tensor) -> Tensor:
+            rows = []
+            for u in users.tolist():
+                items, times = self.history(u)
+                rows.append(weights @ self.standardized(items, times, u))
+            return torch.from_numpy(np.stack(rows).astype(np.float32))
+
+        return score
+
+    def _check_history(self, history_items: np.ndarray, history_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        items = np.asarray(history_items, dtype=np.int64).reshape(-1)
+        times = np.asarray(history_times, dtype=np.int64).reshape(-1)
+        if items.shape != times.shape:
+            raise DataError(f"{len(items)} history items but {len(times)} times")
+        if len(items) and (items.min() < 0 or items.max() >= self.num_items):
+            raise DataError(f"history item_idx outside 0..{self.num_items - 1}")
+        if len(items) != len(np.unique(items)):
+            # the latest time of a repeated item
+            order = np.lexsort((times, items))
+            items, times = items[order], times[order]
+            last = np.r_[items[1:] != items[:-1], True]
+            items, times = items[last], times[last]
+        return items, np.where(times >= 0, times, UNKNOWN_TIME)
+
+    # --- persistence -----------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> Path:
+        """Write ``ranker.npz`` (arrays) and ``ranker.json`` (config, id maps, weights, meta) to ``directory``.
+
+        Returns:
+            ``directory``.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        c = self.components
+        arrays = {
+            "ease_data": c.ease.data, "ease_indices": c.ease.indices, "ease_indptr": c.ease.indptr,
+            "seq_data": c.transitions.data, "seq_indices": c.transitions.indices,
+            "seq_indptr": c.transitions.indptr,
+            "kg_data": c.knowledge.data, "kg_indices": c.knowledge.indices, "kg_indptr": c.knowledge.indptr,
+            "kg_shape": np.asarray(c.knowledge.shape, dtype=np.int64),
+            "als_items": c.als_items, "als_gram": c.als_gram,
+            "user_emb": c.user_emb.astype(np.float32), "item_emb": c.item_emb.astype(np.float32),
+            "event_items": c.events.items, "event_times": c.events.times,
+            "global_counts": c.events.global_counts,
+            "hist_ptr": c.hist_ptr, "hist_items": c.hist_items, "hist_times": c.hist_times,
+        }
+        np.savez(directory / MODEL_FILE, **arrays)
+        meta = {
+            "format": FORMAT_VERSION,
+            "features": list(FEATURES),
+            "weights": None if self.weights is None else self.weights.tolist(),
+            "config": self.config.model_dump(mode="json"),
+            "user_ids": self.user_ids,
+            "item_ids": self.item_ids,
+            "lightgcn_epochs": c.lightgcn_epochs,
+            "meta": self.meta,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> RankerModel:
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            DataError: Files are missing, of another format, or inconsistent.
+        """
+        try:
+            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+            arrays = dict(np.load(directory / MODEL_FILE))
+        except FileNotFoundError as exc:
+            raise DataError(f"not a ranker directory: {directory} ({exc.filename} missing)") from exc
+        if meta.get("format") != FORMAT_VERSION or meta.get("features") != list(FEATURES):
+            raise DataError(f"ranker {directory} has format {meta.get('format')} / features {meta.get('features')}")
+        num_items, num_users = len(meta["item_ids"]), len(meta["user_ids"])
+        if len(arrays["hist_ptr"]) != num_users + 1 or arrays["item_emb"].shape[0] not in (0, num_items):
+            raise DataError(f"ranker {directory}: arrays do not match the id maps")
+        events = TimedEvents(np.empty(0, np.int64), np.empty(0, np.int64), num_items)
+        events.items, events.times = arrays["event_items"], arrays["event_times"]
+        events.global_counts = arrays["global_counts"]
+        components = Components(
+            ease=sp.csr_matrix((arrays["ease_data"], arrays["ease_indices"], arrays["ease_indptr"]),
+                               shape=(num_items, num_items)),
+            transitions=sp.csr_matrix((arrays["seq_data"], arrays["seq_indices"], arrays["seq_indptr"]),
+                                      shape=(num_items, num_items)),
+            knowledge=sp.csr_matrix((arrays["kg_data"], arrays["kg_indices"], arrays["kg_indptr"]),
+                                    shape=tuple(arrays["kg_shape"])),
+            user_emb=arrays["user_emb"], item_emb=arrays["item_emb"], als_items=arrays["als_items"],
+            als_gram=arrays["als_gram"], events=events,
+            hist_ptr=arrays["hist_ptr"], hist_items=arrays["hist_items"], hist_times=arrays["hist_times"],
+            lightgcn_epochs=int(meta["lightgcn_epochs"]),
+        )
+        weights = None if meta["weights"] is None else np.asarray(meta["weights"], dtype=np.float32)
+        return cls(RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights,
+                   meta["meta"])
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def directory_size(directory: Path) -> int:
+    """Bytes on disk of the files in ``directory``."""
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+# --- fitting -------------------------------------------------------------------------------------------
+
+
+def fit_components(
+    snapshot: GraphSnapshot,
+    pairs: Tensor,
+    config: RankerConfig,
+    *,
+    val_fold: Fold | None = None,
+    lightgcn_epochs: int | None = None,
+    desc: str = "components",
+) -> Components:
+    """Fit every component on the positives ``pairs`` (their times looked up in the snapshot).
+
+    Args:
+        snapshot: Gives times, knowledge edges and index spaces.
+        pairs: ``[2, n]`` (user_idx, item_idx) positives.
+        config: Hyper-parameters.
+        val_fold: For LightGCN's early stopping (the epoch count is kept in the result).
+        lightgcn_epochs: Fixed LightGCN epoch count (a refit with the count found on validation).
+        desc: Progress label.
+
+    Returns:
+        The fitted components.
+    """
+    num_users, num_items = snapshot.num_users, snapshot.num_items
+    device = resolve_device(config.device)
+    torch.set_num_threads(config.num_threads)
+    times = pair_times(snapshot, pairs)
+    users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
+    steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
+    ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device)
+    steps.update()
+    knowledge = knowledge_matrix(snapshot, genre_weight=config.genre_weight, person_weight=config.person_weight,
+                                 tag_weight=config.tag_weight)
+    steps.update()
+    events = TimedEvents(items, times, num_items)
+    order = np.lexsort((np.arange(len(users)), times, users))
+    hist_ptr = np.zeros(num_users + 1, dtype=np.int64)
+    hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
+    transitions = fit_transitions(users, items, times, num_items, config.sequence_window, config.sequence_top_n)
+    steps.update()
+    als_items = np.zeros((num_items, config.als_factors), dtype=np.float32)
+    if config.als_factors and pairs.size(1):
+        als_items = fit_als(pairs, num_users, num_items, factors=config.als_factors,
+                            regularization=config.als_regularization, alpha=config.als_alpha,
+                            iterations=config.als_iterations, seed=config.seed)
+    als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
+    steps.update()
+    user_emb = np.zeros((num_users, 0), dtype=np.float32)
+    item_emb = np.zeros((num_items, 0), dtype=np.float32)
+    epochs = 0
+    if config.use_lightgcn and pairs.size(1):
+        from gnn.train import fit_lightgcn  # training code only where fitting happens
+
+        train_config = config.train_config()
+        result = fit_lightgcn(pairs, num_users, num_items, train_config, val_fold=val_fold,
+                              epochs=lightgcn_epochs, desc=f"{desc}: lightgcn")
+        epochs = result.best_epoch
+        user_emb = result.user_emb.numpy().astype(np.float32)
+        item_emb = result.item_emb.numpy().astype(np.float32)
+        item_emb[events.global_counts == 0] = 0.0  # untrained rows are initial noise
+    steps.update()
+    steps.close()
+    return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
+                      items[order], times[order], epochs)
+
+
+@dataclass
+class ValidationData:
+    """Standardised features of every validation user over all items, and their targets.
+
+    Attributes:
+        users: ``[U]`` user_idx (the fold's evaluation users).
+        features: ``[U, len(FEATURES), I]`` float32 z-scores.
+        exclude: ``[U, I]`` bool, the user's fit items (never ranked).
+        target: ``[U, I]`` bool, the user's validation items.
+    """
+
+    users: np.ndarray
+    features: np.ndarray
+    exclude: np.ndarray
+    target: np.ndarray
+
+    def ndcg(self, weights: np.ndarray, rows: np.ndarray | None = None, k: int = 20) -> float:
+        """Mean NDCG@k over the users ``rows`` (default all) of the blend ``weights``."""
+        rows = np.arange(len(self.users)) if rows is None else rows
+        scores = np.einsum("f,ufi->ui", weights.astype(np.float32), self.features[rows])
+        scores[self.exclude[rows]] = -np.inf
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
+        hits = np.take_along_axis(self.target[rows], top, axis=1)
+        discount = 1.0 / np.log2(np.arange(2, k + 2))
+        n = np.minimum(self.target[rows].sum(axis=1), k)
+        ideal = np.cumsum(discount)[np.maximum(n, 1) - 1]
+        return float(((hits * discount).sum(axis=1) / ideal).mean())
+
+
+def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> ValidationData:
+    """Features of the fold's evaluation users from a model fitted on the fold's train part."""
+    users = fold.eval_users.numpy()
+    num_items = model.num_items
+    feats = np.zeros((len(users), len(FEATURES), num_items), dtype=np.float32)
+    exclude = np.zeros((len(users), num_items), dtype=bool)
+    target = np.zeros((len(users), num_items), dtype=bool)
+    row_of = {int(u): r for r, u in enumerate(users)}
+    for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
+        items, times = model.history(u)
+        feats[r] = model.standardized(items, times, u)
+        exclude[r, items] = True
+    t_users, t_items = fold.target[0].numpy(), fold.target[1].numpy()
+    rows = np.array([row_of.get(int(u), -1) for u in t_users], dtype=np.int64)
+    target[rows[rows >= 0], t_items[rows >= 0]] = True
+    return ValidationData(users, feats, exclude, target)
+
+
+def search_linear_weights(data: ValidationData, rows: np.ndarray | None = None, rounds: int = 3) -> np.ndarray:
+    """Coordinate search of linear blend weights on validation NDCG@20 (the floor a learned ranker must beat).
+
+    Starts from recency-weighted EASE alone (weight 1); each round tries, per other feature, a grid of weights
+    relative to it.
+    """
+    grid = [-2.0, -1.0, -0.5, -0.25, -0.1, 0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0]
+    weights = np.zeros(len(FEATURES), dtype=np.float32)
+    weights[FEATURES.index("ease_recent")] = 1.0
+    best = data.ndcg(weights, rows)
+    for _ in range(rounds):
+        changed = False
+        for f in range(len(FEATURES)):
+            if FEATURES[f] == "ease_recent":
+                continue
+            for value in sorted({*grid, *(float(weights[f]) * m for m in (0.6, 0.8, 1.25, 1.6))}):
+                trial = weights.copy()
+                trial[f] = value
+                score = data.ndcg(trial, rows)
+                if score > best + 1e-6:
+                    best, weights, changed = score, trial, True
+        if not changed:
+            break
+    return weights
+
+
+def learn_weights(
+    data: ValidationData, config: RankerConfig, rows: np.ndarray | None = None, init: np.ndarray | None = None
+) -> np.ndarray:
+    """Listwise ranker: the weights maximising, per validation user, the softmax likelihood of their
+    validation items among every item they could be shown (ListNet with binary relevance), with an L2
+    penalty (a convex problem); L-BFGS from ``init`` (default: recency-weighted EASE alone).
+
+    Returns:
+        ``[len(FEATURES)]`` float32 weights.
+    """
+    rows = np.arange(len(data.users)) if rows is None else rows
+    rows = rows[data.target[rows].any(axis=1)]
+    if init is None:
+        init = np.eye(len(FEATURES), dtype=np.float32)[FEATURES.index("ease_recent")]
+    x = torch.from_numpy(data.features[rows])  # [U, F, I]
+    mask = torch.from_numpy(data.exclude[rows])
+    y = torch.from_numpy(data.target[rows].astype(np.float32))
+    y = y / y.sum(dim=1, keepdim=True)
+    w = torch.from_numpy(init.astype(np.float32)).clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([w], lr=1.0, max_iter=config.ranker_iterations, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        logits = torch.einsum("f,ufi->ui", w, x).masked_fill(mask, -math.inf)
+        logp = torch.log_softmax(logits, dim=1)
+        loss = -(torch.where(y > 0, logp, torch.zeros_like(logp)) * y).sum(dim=1).mean()
+        loss = loss + config.ranker_l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return w.detach().numpy().astype(np.float32)
+
+
+def fit_weights(data: ValidationData, config: RankerConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Ranker weights on validation: learned (listwise) vs linear search, compared on a two-fold cross-fit
+    over validation users (fit on one half, measure NDCG@20 on the other), then refitted on all users."""
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(data.users))
+    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    cross: dict[str, float] = {}
+    if config.ranker in ("auto", "linear"):
+        cross["linear"] = float(np.mean([
+            data.ndcg(search_linear_weights(data, a), b) for a, b in (halves, halves[::-1])
+        ]))
+    if config.ranker in ("auto", "learned"):
+        scores = []
+        for a, b in (halves, halves[::-1]):
+            scores.append(data.ndcg(learn_weights(data, config, a), b))
+        cross["learned"] = float(np.mean(scores))
+    chosen = max(cross, key=lambda k: cross[k])
+    weights = search_linear_weights(data) if chosen == "linear" else learn_weights(data, config)
+    report = {"cross_fit_ndcg20": cross, "chosen": chosen, "val_ndcg20": data.ndcg(weights),
+              "weights": dict(zip(FEATURES, weights.tolist(), strict=True))}
+    return weights, report
+
+
+def all_positives(snapshot: GraphSnapshot, min_rating: float = 4.0) -> Tensor:
+    """``[2, n]`` every positive (user_idx, item_idx) of the snapshot (the production refit's edges)."""
+    mask = positive_mask(snapshot, min_rating)
+    return snapshot.edge_index[:, mask]
+
+
+def fit_ranker(
+    snapshot: GraphSnapshot,
+    split: Split,
+    config: RankerConfig | None = None,
+    *,
+    final: Literal["train", "all"] = "train",
+) -> RankerModel:
+    """Fit the blend: components on ``split.fit``, ranker weights on ``split.val``, components refitted.
+
+    Args:
+        snapshot: The graph the split was made from.
+        split: Positives divided into fit / validation / test.
+        config: Hyper-parameters (defaults when None).
+        final: Refit the components on ``split.train`` (test figures stay honest) or on every positive of the
+            snapshot (production: each user's most recent interactions count).
+
+    Returns:
+        The fitted model; ``meta`` holds the validation report and timings.
+
+    Raises:
+        DataError: The split belongs to another snapshot.
+    """
+    config = config or RankerConfig()
+    if split.snapshot_id != snapshot.snapshot_id:
+        raise DataError(f"split of snapshot {split.snapshot_id} used with snapshot {snapshot.snapshot_id}")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    validation = split.validation()
+    early = fit_components(snapshot, split.fit, config, val_fold=validation, desc="fit components")
+    timings["fit_components"] = time.perf_counter() - started
+    probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+    t = time.perf_counter()
+    data = validation_data(probe, validation)
+    weights, report = fit_weights(data, config)
+    del data
+    timings["fit_ranker"] = time.perf_counter() - t
+    t = time.perf_counter()
+    edges = split.train if final == "train" else all_positives(snapshot, split.min_rating)
+    epochs = max(early.lightgcn_epochs, 1)
+    components = fit_components(snapshot, edges, config, lightgcn_epochs=epochs, desc=f"refit on {final}")
+    timings["refit"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    meta = {"snapshot_id": snapshot.snapshot_id, "final": final, "split": split.describe(), "validation": report,
+            "lightgcn_epochs": epochs, "timings": timings}
+    log.info("ranker: %s weights %s, validation NDCG@20 %.4f", report["chosen"], report["weights"],
+             report["val_ndcg20"])
+    return RankerModel(config, snapshot.users.ids, snapshot.items.ids, components, weights, meta)
+
+
+def component_score_fn(model: RankerModel, feature: str) -> ScoreFn:
+    """A score function of one feature alone (for tuning and ablations)."""
+    weights = np.zeros(len(FEATURES), dtype=np.float32)
+    weights[FEATURES.index(feature)] = 1.0
+    return model.score_fn(standardized_weights=weights)
+
+
+def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
+    """Validation NDCG@20 of each history-based component alone."""
+    return {name: evaluate(component_score_fn(model, name), fold, ks=(20,))[VAL_METRIC]
+            for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window")}
+
+
+__all__: list[str] = [
+    "FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
+    "component_score_fn", "directory_size", "evaluate_components", "fit_components", "fit_ranker",
+    "fit_weights", "learn_weights", "search_linear_weights", "validation_data",
+]

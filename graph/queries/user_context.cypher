@@ -1,0 +1,13 @@
+// Purpose: everything the API needs about a user before ranking, in one round trip: their interactions and the
+//          genres they prefer (onboarding). No row when the user does not exist.
+// Parameters: $userId: string
+// Returns: interactions (list of [item_id, rating, weight, timestamp], most recent first — without timestamp last —
+//          then by item id; rating, weight and timestamp may be null), preferred_genres (names, sorted)
+MATCH (u:User {userId: $userId})
+RETURN COLLECT {
+         MATCH (u)-[r:INTERACTED]->(i)
+         WITH [i.itemId, r.rating, r.weight, r.timestamp] AS row
+         ORDER BY coalesce(row[3], -9223372036854775808) DESC, row[0] ASC
+         RETURN row
+       } AS interactions,
+       COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres

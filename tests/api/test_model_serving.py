@@ -1,0 +1,177 @@
+"""The API ranking with a promoted model (the model path), against the real Neo4j."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from neo4j import Driver
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.service import mmr
+from api.settings import ApiSettings
+from etl.synthetic import SyntheticWorld
+from gnn.config import GnnSettings
+from gnn.jobs import RetrainReport, retrain_job
+from graph.settings import Neo4jSettings
+from tests.api.conftest import API_KEY
+
+FAST = {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024, "max_epochs": 6, "patience": 3,
+        "progress": False, "device": "cpu"}
+KEYS = {"User": "userId", "Item": "itemId", "Genre": "name", "Tag": "name", "Person": "personId"}
+
+
+@pytest.fixture(scope="module")
+def trained(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[GnnSettings, RetrainReport]:
+    root = tmp_path_factory.mktemp("serving")
+    settings = GnnSettings(artifacts_dir=root / "artifacts", snapshots_dir=root / "snapshots")
+    return settings, retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)
+
+
+@pytest.fixture
+def model_client(trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
+    settings, _ = trained
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0),
+                     neo4j_settings)
+    with TestClient(app) as client:
+        yield client
+
+
+def _rated(world: SyntheticWorld, user_id: str) -> set[str]:
+    return {r.item_id for r in world.dataset.interactions if r.user_id == user_id}
+
+
+def _path_exists(driver: Driver, explanation: dict) -> bool:
+    nodes = explanation["nodes"]
+    for rel in explanation["relationships"]:
+        a, b = nodes[rel["start"]], nodes[rel["end"]]
+        records, _, _ = driver.execute_query(
+            f"MATCH (a:{a['label']} {{{KEYS[a['label']]}: $a}})-[r:{rel['type']}]->(b:{b['label']} "
+            f"{{{KEYS[b['label']]}: $b}}) RETURN count(r) AS n",
+            a=a["id"], b=b["id"],
+        )
+        if records[0]["n"] == 0:
+            return False
+    return True
+
+
+def test_model_ranks_and_graph_explains(model_client: TestClient, trained: tuple[GnnSettings, RetrainReport],
+                                        world: SyntheticWorld, driver: Driver) -> None:
+    _, report = trained
+    assert model_client.get("/health").json()["model_version"] == f"lightgcn-{report.artifact.version}"
+    body = model_client.get("/users/u7/recommendations", params={"k": 10}).json()
+    assert body["model_version"] == f"lightgcn-{report.artifact.version}" and not body["degraded"]
+    items = body["items"]
+    assert len(items) == 10 and not {i["item_id"] for i in items} & _rated(world, "u7")
+    # the order is the model's: scores descend and equal the artifact's dot products
+    artifact = report.artifact
+    user = artifact.user_ids.index("u7")
+    for item in items:
+        expected = float(artifact.item_embeddings[artifact.item_ids.index(item["item_id"])] @ artifact.user_embeddings[user])
+        assert item["score"] == pytest.approx(expected, abs=1e-4)
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    with_paths = [i for i in items if i["explanations"] and i["explanations"][0]["nodes"]]
+    assert len(with_paths) >= 8
+    for item in with_paths:
+        for explanation in item["explanations"]:
+            assert explanation["nodes"][0] == {"label": "User", "id": "u7", "name": None}
+            assert explanation["nodes"][-1]["id"] == item["item_id"]
+            assert _path_exists(driver, explanation)
+
+
+def test_model_path_applies_filters_and_reflects_new_interactions(model_client: TestClient, driver: Driver) -> None:
+    items = model_client.get("/users/u9/recommendations", params={"k": 10}).json()["items"]
+    genre_rows, _, _ = driver.execute_query(
+        "MATCH (i:Item)-[:IN_GENRE]->(g) WHERE i.itemId IN $ids RETURN i.itemId AS item, collect(g.name) AS genres",
+        ids=[i["item_id"] for i in items],
+    )
+    genre = genre_rows[0]["genres"][0]
+    filtered = model_client.get("/users/u9/recommendations", params={"k": 10, "exclude_genres": genre}).json()["items"]
+    assert len(filtered) == 10
+    rows, _, _ = driver.execute_query(
+        "MATCH (i:Item)-[:IN_GENRE]->(g {name: $g}) WHERE i.itemId IN $ids RETURN count(i) AS n",
+        g=genre, ids=[i["item_id"] for i in filtered],
+    )
+    assert rows[0]["n"] == 0
+    target = items[0]["item_id"]
+    posted = model_client.post("/interactions", json={"user_id": "u9", "item_id": target, "rating": 5.0},
+                               headers={"X-API-Key": API_KEY})
+    assert posted.status_code == 201
+    after = model_client.get("/users/u9/recommendations", params={"k": 10}).json()["items"]
+    assert target not in {i["item_id"] for i in after}
+
+
+def test_unknown_user_is_404_on_the_model_path(model_client: TestClient) -> None:
+    assert model_client.get("/users/nobody/recommendations").status_code == 404
+    assert model_client.get("/users/' OR 1=1 RETURN n //x/recommendations").status_code == 404
+
+
+def test_reload_swaps_to_a_newly_promoted_model(trained: tuple[GnnSettings, RetrainReport],
+                                                model_client: TestClient, neo4j_settings: Neo4jSettings) -> None:
+    settings, _ = trained
+    before = model_client.get("/health").json()["model_version"]
+    assert model_client.post("/admin/reload").status_code == 401
+    newer = retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)  # same data: promoted
+    assert newer.promoted
+    reloaded = model_client.post("/admin/reload", headers={"X-API-Key": API_KEY})
+    assert reloaded.status_code == 200 and reloaded.json()["changed"] is True
+    after = model_client.get("/health").json()["model_version"]
+    assert after == f"lightgcn-{newer.artifact.version}" != before
+    assert model_client.get("/users/u7/recommendations").json()["model_version"] == after
+
+
+def test_neo4j_down_answers_from_the_model_flagged_degraded(trained: tuple[GnnSettings, RetrainReport],
+                                                             neo4j_settings: Neo4jSettings) -> None:
+    settings, _ = trained
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0), away)
+    with TestClient(app) as client:
+        assert client.get("/ready").status_code == 503
+        body = client.get("/users/u7/recommendations", params={"k": 5}).json()
+        assert body["degraded"] is True and len(body["items"]) == 5
+        assert all(item["explanations"] == [] for item in body["items"])
+        unknown = client.get("/users/nobody/recommendations")
+        assert unknown.status_code == 503 and "unreachable" in unknown.json()["detail"]
+
+
+def test_mmr_trades_relevance_for_diversity() -> None:
+    relevance = np.array([1.0, 0.99, 0.98, 0.5])
+    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # three copies and one different item
+    assert mmr(relevance, vectors, 2, lam=1.0) == [0, 1]
+    assert mmr(relevance, vectors, 2, lam=0.5) == [0, 3]
+    assert mmr(relevance, None, 3, lam=0.5) == [0, 1, 2]
+
+
+def test_blend_serves_with_live_history(world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver,
+                                        tmp_path: Path) -> None:
+    """The product's default model: the blend ranks from the live history and the graph explains."""
+    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
+    report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",
+                                                    "progress": False}, publish=False)
+    assert report.promoted and report.artifact.model == "blend"
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0),
+                     neo4j_settings)
+    with TestClient(app) as client:
+        body = client.get("/users/u11/recommendations", params={"k": 10}).json()
+        assert body["model_version"] == f"blend-{report.artifact.version}"
+        items = body["items"]
+        assert len(items) == 10 and not {i["item_id"] for i in items} & _rated(world, "u11")
+        assert sum(1 for i in items if i["explanations"] and i["explanations"][0]["nodes"]) >= 8
+        target = items[0]["item_id"]
+        client.post("/interactions", json={"user_id": "u11", "item_id": target, "rating": 5.0},
+                    headers={"X-API-Key": API_KEY})
+        after = client.get("/users/u11/recommendations", params={"k": 10}).json()["items"]
+        assert target not in {i["item_id"] for i in after}
+        # the new positive entered the history the blend scores from: the scores of the other items moved
+        before_scores = {i["item_id"]: i["score"] for i in items}
+        moved = [i for i in after if i["item_id"] in before_scores and i["score"] != before_scores[i["item_id"]]]
+        assert moved

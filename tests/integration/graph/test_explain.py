@@ -1,0 +1,381 @@
+"""explain_items and user_context on small graphs with known answers, on the real Neo4j."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from neo4j import Driver
+
+from etl.dataset import Dataset
+from etl.load import load_dataset
+from graph import catalog
+from graph.explain import (
+    MAX_EXPLAIN_ITEMS,
+    ExplainCaps,
+    ExplainedItem,
+    Interaction,
+    explain_items,
+    strongest_seeds,
+    user_context,
+)
+from graph.recall import RecallFilters
+from graph.writers import create_user, read_graph_counts
+from schema.errors import ConfigError
+from schema.model import Role
+from tests.fixtures import graphs
+from tests.fixtures.graphs import DAY, NOW
+from tests.integration.graph.test_recall import assert_paths_exist, path_of
+
+ALL = ["h", "t", "r", "c", "s", "w", "k", "a", "x", "z"]
+
+
+def explain_world() -> Dataset:
+    """A graph where each path kind has one known answer for user "me".
+
+    me liked Heat (h, 5 stars) and Toy Story (t, 4 stars) — the seeds, in that order — and disliked Airplane! (a);
+    me follows ana and prefers Comedy (added by the fixture). bob liked h, t, Ronin (r) and Se7en (s) (he shares
+    two seeds with me); abe liked h, s and Thief (z); dan liked h and z and rated r 3 stars (not a like); cid liked
+    t and r; ana liked r, Cast Away (w) and z (z without rating or timestamp). Heat and Collateral (c) share
+    Michael Mann; Toy Story and w share Tom Hanks; t and Cars (k) the tag pixar. Genres (items): Crime (h r c s),
+    Thriller (h c s), Animation (t k), Comedy (t a), Action (r), Drama (w), Musical (Xanadu x); z has none.
+    """
+    return graphs.build(
+        "explain_world",
+        [("h", "Heat", 1995), ("t", "Toy Story", 1995), ("r", "Ronin", 1998), ("c", "Collateral", 2004),
+         ("s", "Se7en", 1995), ("w", "Cast Away", 2000), ("k", "Cars", 2006), ("a", "Airplane!", 1980),
+         ("x", "Xanadu", 1980), ("z", "Thief", 1981)],
+        [
+            ("me", "h", 5.0, NOW), ("me", "t", 4.0, NOW - DAY), ("me", "a", 2.0, NOW),
+            ("bob", "h", 5.0, NOW), ("bob", "t", 4.5, NOW), ("bob", "r", 5.0, NOW), ("bob", "s", 4.0, NOW),
+            ("abe", "h", 5.0, NOW), ("abe", "s", 5.0, NOW), ("abe", "z", 4.0, NOW),
+            ("dan", "h", 5.0, NOW), ("dan", "r", 3.0, NOW), ("dan", "z", 5.0, NOW),
+            ("cid", "t", 5.0, NOW), ("cid", "r", 4.0, NOW),
+            ("ana", "r", 5.0, NOW), ("ana", "w", 4.5, NOW), ("ana", "z", None, None),
+        ],
+        genres=[("h", "Crime"), ("h", "Thriller"), ("r", "Crime"), ("r", "Action"), ("c", "Crime"), ("c", "Thriller"),
+                ("s", "Crime"), ("s", "Thriller"), ("t", "Animation"), ("t", "Comedy"), ("k", "Animation"),
+                ("a", "Comedy"), ("w", "Drama"), ("x", "Musical")],
+        people=[("h", "mann", "Michael Mann", Role.DIRECTOR), ("c", "mann", "Michael Mann", Role.DIRECTOR),
+                ("t", "hanks", "Tom Hanks", Role.ACTOR), ("w", "hanks", "Tom Hanks", Role.ACTOR)],
+        tags=[("t", "pixar", 3.0), ("k", "pixar", 1.0)],
+        follows=[("me", "ana")],
+    )
+
+
+@pytest.fixture
+def world(clean_db: Driver, tmp_path: Path) -> Driver:
+    load_dataset(clean_db, explain_world(), reject_dir=tmp_path)
+    create_user(clean_db, "me", ["Comedy"])
+    create_user(clean_db, "newbie", ["Comedy", "Drama"])
+    return clean_db
+
+
+def co(seed: str, via: str, item: str) -> tuple:
+    return (
+        [("User", "me"), ("Item", seed), ("User", via), ("Item", item)],
+        [("INTERACTED", 0, 1), ("INTERACTED", 2, 1), ("INTERACTED", 2, 3)],
+    )
+
+
+def trait(seed: str, label: str, key: str, rel: str, item: str) -> tuple:
+    person = label == "Person"
+    return (
+        [("User", "me"), ("Item", seed), (label, key), ("Item", item)],
+        [("INTERACTED", 0, 1), (rel, 2, 1) if person else (rel, 1, 2), (rel, 2, 3) if person else (rel, 3, 2)],
+    )
+
+
+def followee(who: str, item: str) -> tuple:
+    return ([("User", "me"), ("User", who), ("Item", item)], [("FOLLOWS", 0, 1), ("INTERACTED", 1, 2)])
+
+
+def preferred(genre: str, item: str, user: str = "me") -> tuple:
+    return ([("User", user), ("Genre", genre), ("Item", item)], [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)])
+
+
+#: The known answer for "me" with the default max_paths=2 (round-robin over kinds, best first).
+EXPECTED = {
+    "h": [co("t", "bob", "h")],  # h is a seed: never explained through itself; bob also liked t
+    "t": [co("h", "bob", "t"), preferred("Comedy", "t")],
+    "r": [co("h", "bob", "r"), trait("h", "Genre", "Crime", "IN_GENRE", "r")],  # dan's 3 stars are not a like
+    "c": [trait("h", "Person", "mann", "DIRECTED", "c"), trait("h", "Genre", "Thriller", "IN_GENRE", "c")],
+    "s": [co("h", "bob", "s"), trait("h", "Genre", "Thriller", "IN_GENRE", "s")],  # bob shares 2 seeds, abe 1
+    "w": [trait("t", "Person", "hanks", "ACTED_IN", "w"), followee("ana", "w")],
+    "k": [trait("t", "Tag", "pixar", "HAS_TAG", "k"), trait("t", "Genre", "Animation", "IN_GENRE", "k")],
+    "a": [trait("t", "Genre", "Comedy", "IN_GENRE", "a"), preferred("Comedy", "a")],
+    "x": [],
+    "z": [co("h", "abe", "z"), followee("ana", "z")],  # abe and dan tie (one seed each): by user id
+}
+
+TITLES = {"h": "Heat", "t": "Toy Story", "r": "Ronin", "c": "Collateral", "s": "Se7en", "w": "Cast Away",
+          "k": "Cars", "a": "Airplane!", "x": "Xanadu", "z": "Thief"}
+
+
+def paths(result: dict[str, ExplainedItem]) -> dict[str, list[tuple]]:
+    return {item_id: [path_of(e) for e in item.explanations] for item_id, item in result.items()}
+
+
+def test_explain_items_exact_paths_for_each_kind(world: Driver) -> None:
+    result = explain_items(world, "me", ALL)
+    assert list(result) == ALL
+    assert paths(result) == EXPECTED
+    assert {item_id: item.title for item_id, item in result.items()} == TITLES
+    assert all(item.item_id == item_id for item_id, item in result.items())
+    assert_paths_exist(world, list(result.values()), ("User", "me"))
+
+
+def test_explain_items_sentences(world: Driver) -> None:
+    result = explain_items(world, "me", ["r", "c", "w", "k", "a"])
+    assert [e.text for e in result["r"].explanations] == [
+        "Because users who liked Heat also liked Ronin", "Because you liked Heat, also in Crime"
+    ]
+    assert [e.text for e in result["c"].explanations][0] == "Because you liked Heat, also directed by Michael Mann"
+    assert [e.text for e in result["w"].explanations] == [
+        "Because you liked Toy Story, which also stars Tom Hanks", "Because user ana, whom you follow, liked Cast Away"
+    ]
+    assert result["k"].explanations[0].text == 'Because you liked Toy Story, also tagged "pixar"'
+    assert result["a"].explanations[1].text == "Because you like Comedy"
+    assert result["r"].explanations[0].model_dump(mode="json") == {
+        "text": "Because users who liked Heat also liked Ronin",
+        "nodes": [
+            {"label": "User", "id": "me", "name": None}, {"label": "Item", "id": "h", "name": "Heat"},
+            {"label": "User", "id": "bob", "name": None}, {"label": "Item", "id": "r", "name": "Ronin"},
+        ],
+        "relationships": [
+            {"type": "INTERACTED", "start": 0, "end": 1}, {"type": "INTERACTED", "start": 2, "end": 1},
+            {"type": "INTERACTED", "start": 2, "end": 3},
+        ],
+    }
+
+
+def test_explain_items_max_paths_round_robin(world: Driver) -> None:
+    result = explain_items(world, "me", ["r", "c"], max_paths=4)
+    assert [path_of(e) for e in result["r"].explanations] == [
+        co("h", "bob", "r"), trait("h", "Genre", "Crime", "IN_GENRE", "r"), followee("ana", "r"), co("t", "cid", "r")
+    ]
+    assert [path_of(e) for e in result["c"].explanations] == [
+        trait("h", "Person", "mann", "DIRECTED", "c"), trait("h", "Genre", "Thriller", "IN_GENRE", "c"),
+        trait("h", "Genre", "Crime", "IN_GENRE", "c"),
+    ]
+    assert_paths_exist(world, list(result.values()), ("User", "me"))
+    one = explain_items(world, "me", ALL, max_paths=1)
+    assert paths(one) == {item_id: expected[:1] for item_id, expected in EXPECTED.items()}
+    none = explain_items(world, "me", ALL, max_paths=0)
+    assert list(none) == ALL and all(item.explanations == [] for item in none.values())
+
+
+def test_explain_items_is_deterministic_and_independent_of_the_other_items(world: Driver) -> None:
+    whole = explain_items(world, "me", ALL)
+    assert explain_items(world, "me", list(reversed(ALL))) == {i: whole[i] for i in reversed(ALL)}
+    for item_id in ALL:
+        assert explain_items(world, "me", [item_id]) == {item_id: whole[item_id]}
+
+
+def test_explain_items_caps(world: Driver) -> None:
+    # one seed (Heat): Toy Story's paths are gone, Heat itself has none left
+    result = explain_items(world, "me", ["h", "w", "k", "r"], max_seeds=1)
+    assert paths(result) == {
+        "h": [],
+        "w": [followee("ana", "w")],
+        "k": [],
+        "r": [co("h", "bob", "r"), trait("h", "Genre", "Crime", "IN_GENRE", "r")],
+    }
+    assert paths(explain_items(world, "me", ["k"], max_tags_per_seed=0)) == {
+        "k": [trait("t", "Genre", "Animation", "IN_GENRE", "k")]
+    }
+    assert paths(explain_items(world, "me", ["w"], max_followees=0)) == {"w": [trait("t", "Person", "hanks", "ACTED_IN", "w")]}
+    with pytest.raises(ConfigError, match="max_seeds"):
+        explain_items(world, "me", ["r"], max_seeds=0)
+    with pytest.raises(ConfigError, match="max_paths"):
+        explain_items(world, "me", ["r"], max_paths=11)
+    with pytest.raises(ConfigError, match="no_such_cap"):
+        explain_items(world, "me", ["r"], no_such_cap=1)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (RecallFilters(exclude_items=["r", "c"]), ["h", "t", "s", "w", "k", "a", "x", "z"]),
+        (RecallFilters(include_genres=["Animation"]), ["t", "k"]),
+        (RecallFilters(include_genres=["Animation", "Drama"]), ["t", "w", "k"]),
+        (RecallFilters(exclude_genres=["Crime"]), ["t", "w", "k", "a", "x", "z"]),
+        (RecallFilters(year_min=2000), ["c", "w", "k"]),
+        (RecallFilters(year_max=1981), ["a", "x", "z"]),
+        (RecallFilters(year_min=1990, year_max=1999), ["h", "t", "r", "s"]),
+        (RecallFilters(exclude_genres=["Comedy"], year_max=1990), ["x", "z"]),
+        (RecallFilters(include_genres=["Western"]), []),
+    ],
+)
+def test_explain_items_filters(world: Driver, filters: RecallFilters, expected: list[str]) -> None:
+    result = explain_items(world, "me", ALL, filters=filters)
+    assert list(result) == expected
+    assert paths(result) == {item_id: EXPECTED[item_id] for item_id in expected}
+
+
+def test_explain_items_unknown_items_and_users(world: Driver) -> None:
+    result = explain_items(world, "me", ["nope", "r", "x", "also-missing", "r"])
+    assert list(result) == ["r", "x"]
+    assert explain_items(world, "me", ["nope"]) == {}
+    assert explain_items(world, "me", []) == {}
+    ghost = explain_items(world, "ghost", ALL)
+    assert list(ghost) == ALL
+    assert all(item.explanations == [] and item.title == TITLES[i] for i, item in ghost.items())
+    # a new user with onboarding genres only
+    newbie = explain_items(world, "newbie", ["a", "w", "r"], max_paths=3)
+    assert paths(newbie) == {
+        "a": [preferred("Comedy", "a", "newbie")], "w": [preferred("Drama", "w", "newbie")], "r": []
+    }
+    assert_paths_exist(world, list(newbie.values()), ("User", "newbie"))
+
+
+HOSTILE = [
+    "",
+    " ",
+    "r' OR 1=1 //",
+    '"}) MATCH (n) DETACH DELETE n //',
+    "$itemIds",
+    "\u0000",
+    "r\n",
+    "ř" * 10_000,
+    "` ; DROP DATABASE neo4j",
+    "{itemId: 'r'}",
+]
+
+
+def test_explain_items_hostile_ids(world: Driver) -> None:
+    before = read_graph_counts(world)
+    result = explain_items(world, "me", [*HOSTILE, "r"])
+    assert list(result) == ["r"]
+    assert paths(result) == {"r": EXPECTED["r"]}
+    for user in HOSTILE:
+        assert [e for item in explain_items(world, user, ALL).values() for e in item.explanations] == []
+        assert user_context(world, user) is None
+    assert explain_items(world, "me", ["r"], filters=RecallFilters(exclude_items=HOSTILE, include_genres=HOSTILE)) == {}
+    assert read_graph_counts(world) == before
+    with pytest.raises(ConfigError, match="strings"):
+        explain_items(world, "me", ["r", 7])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="strings"):
+        explain_items(world, "me", ["r"], seed_ids=[None])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=str(MAX_EXPLAIN_ITEMS)):
+        explain_items(world, "me", [str(n) for n in range(MAX_EXPLAIN_ITEMS + 1)])
+    assert list(explain_items(world, "me", ["r"] * (MAX_EXPLAIN_ITEMS + 5))) == ["r"]  # duplicates count once
+
+
+def test_explain_items_with_seeds_from_the_user_context(world: Driver) -> None:
+    context = user_context(world, "me")
+    assert context is not None
+    assert strongest_seeds(context) == ["h", "t"]
+    assert strongest_seeds(context, max_seeds=1) == ["h"]
+    assert explain_items(world, "me", ALL, seed_ids=strongest_seeds(context)) == explain_items(world, "me", ALL)
+    # only positives of the user are kept as seeds, in the caller's order: here Toy Story alone
+    result = explain_items(world, "me", ["r", "k", "h"], seed_ids=["a", "nope", "r", "t", "t"])
+    assert paths(result) == {
+        "r": [co("t", "bob", "r"), followee("ana", "r")],  # bob and cid tie on Toy Story: by user id
+        "k": [trait("t", "Tag", "pixar", "HAS_TAG", "k"), trait("t", "Genre", "Animation", "IN_GENRE", "k")],
+        "h": [co("t", "bob", "h")],
+    }
+    assert_paths_exist(world, list(result.values()), ("User", "me"))
+    assert [e for item in explain_items(world, "me", ALL, seed_ids=[]).values() for e in item.explanations
+            if e.nodes[1].label == "Item"] == []
+    assert explain_items(world, "ghost", ["r"], seed_ids=["h", "t"]) == {"r": ExplainedItem(item_id="r", title="Ronin")}
+
+
+def test_explain_items_timing_callback(world: Driver) -> None:
+    timings: list[tuple[str, float]] = []
+    explain_items(world, "me", ["r"], on_timing=lambda name, seconds: timings.append((name, seconds)))
+    assert [name for name, _ in timings] == ["explain"] and 0 < timings[0][1] < 60
+
+
+# --- bounded for a heavy user ---------------------------------------------------------------------------------
+
+
+def heavy_world() -> Dataset:
+    """hv liked 120 items (p0..p119), each also liked by 30 of 40 other users; "goal" is liked by all 40 of them."""
+    others = [f"o{n:02d}" for n in range(40)]
+    items = [(f"p{n}", f"Item {n}", 2000) for n in range(120)] + [("goal", "Goal", 2000)]
+    ratings = [("hv", f"p{n}", 5.0, NOW - n) for n in range(120)]
+    ratings += [(o, f"p{n}", 5.0, NOW) for n in range(120) for o in others[n % 10 : n % 10 + 30]]
+    ratings += [(o, "goal", 5.0, NOW) for o in others]
+    return graphs.build("heavy_world", items, ratings)
+
+
+def _profile_rows(plan: dict, out: list[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
+    out.append((plan["operatorType"].split("@")[0], plan.get("args", {}).get("Details", ""), plan.get("rows", 0),
+                plan.get("dbHits", 0)))
+    for child in plan.get("children", []):
+        _profile_rows(child, out)
+    return out
+
+
+def test_explain_items_is_bounded_for_a_heavy_user(clean_db: Driver, tmp_path: Path) -> None:
+    load_dataset(clean_db, heavy_world(), reject_dir=tmp_path)
+    caps = {"max_seeds": 5, "max_co_raters_per_seed": 3, "max_raters_per_item": 4}
+    result = explain_items(clean_db, "hv", ["goal", "p0"], **caps)
+    assert list(result) == ["goal", "p0"]
+    assert_paths_exist(clean_db, list(result.values()), ("User", "hv"))
+    assert all(len(item.explanations) <= 2 for item in result.values())
+    # the seeds are hv's strongest, most recent positives: p0..p4
+    assert {e.nodes[1].id for item in result.values() for e in item.explanations} <= {"p0", "p1", "p2", "p3", "p4"}
+
+    params = {
+        "userId": "hv", "itemIds": ["goal", "p0"], "seedIds": None,
+        **ExplainCaps(**caps).to_params(), **RecallFilters().to_params(),
+    }
+    with clean_db.session() as session:
+        plan = session.run("PROFILE " + catalog.EXPLAIN_ITEMS, params).consume().profile
+    expands = [(details, rows) for op, details, rows, _ in _profile_rows(plan, []) if op.startswith("Expand")]
+    seed_side = sum(rows for details, rows in expands if details.startswith("(s)<-[r:INTERACTED]-(v)"))
+    item_side = sum(rows for details, rows in expands if details.startswith("(item)<-[r:INTERACTED]-(v)"))
+    user_side = sum(rows for details, rows in expands if details.startswith("(u)-[r:INTERACTED]->(s)"))
+    assert user_side == 120  # reading the user's own interactions once is the only degree-sized step
+    assert 0 < seed_side <= 5 * (3 + 1)  # at most one extra row per seed: hv, skipped
+    assert 0 < item_side <= 2 * 4
+    total_hits = sum(hits for _, _, _, hits in _profile_rows(plan, []))
+    # expanding hv's neighbourhood (120 items x 30 co-raters, reading each rating) alone would cost > 7,000
+    assert total_hits < 2_500, total_hits
+
+    # seeds picked by the caller from the context it already read: hv's interactions are not scanned again
+    context = user_context(clean_db, "hv")
+    assert context is not None and len(context.interactions) == 120
+    seeds = strongest_seeds(context, max_seeds=5)
+    assert seeds == ["p0", "p1", "p2", "p3", "p4"]
+    assert explain_items(clean_db, "hv", ["goal", "p0"], seed_ids=seeds, **caps) == result
+    with clean_db.session() as session:
+        plan = session.run("PROFILE " + catalog.EXPLAIN_ITEMS, {**params, "seedIds": seeds}).consume().profile
+    rows = _profile_rows(plan, [])
+    scans = [n for op, details, n, _ in rows if op == "Expand(All)" and details.startswith("(u)-[r:INTERACTED]->(s)")]
+    assert scans == [0]  # only an Expand(Into) checks that each given seed is a positive of hv
+    assert sum(hits for _, _, _, hits in rows) < total_hits
+
+
+# --- user context ---------------------------------------------------------------------------------------------
+
+
+def test_user_context_known_users(world: Driver) -> None:
+    me = user_context(world, "me")
+    assert me is not None
+    assert me.user_id == "me"
+    assert me.interactions == (
+        Interaction("a", 2.0, 1.0, NOW), Interaction("h", 5.0, 1.0, NOW), Interaction("t", 4.0, 1.0, NOW - DAY)
+    )
+    assert me.preferred_genres == ("Comedy",)
+    ana = user_context(world, "ana")
+    assert ana is not None
+    assert ana.interactions == (
+        Interaction("r", 5.0, 1.0, NOW), Interaction("w", 4.5, 1.0, NOW), Interaction("z", None, 1.0, None)
+    )
+    assert ana.preferred_genres == ()
+    newbie = user_context(world, "newbie")
+    assert newbie is not None and newbie.interactions == () and newbie.preferred_genres == ("Comedy", "Drama")
+
+
+def test_user_context_unknown_user(world: Driver) -> None:
+    assert user_context(world, "ghost") is None
+    assert user_context(world, "") is None
+
+
+def test_explain_queries_are_catalogued() -> None:
+    for constant in ("EXPLAIN_ITEMS", "USER_CONTEXT"):
+        assert getattr(catalog, constant) == catalog.all_queries()[constant]
+    assert catalog.EXPLAIN_ITEMS.rstrip().splitlines()[-1] == "ORDER BY item_id ASC"

@@ -1,0 +1,225 @@
+"""The blend (gnn.ranker): components, live histories, persistence, and ranker weights on planted worlds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from etl.synthetic import generate_world
+from gnn.components import fit_ease, fit_transitions, knowledge_matrix, pair_times, recency_weights
+from gnn.data import GraphSnapshot, build_graph_snapshot
+from gnn.evaluation import evaluate, split_interactions
+from gnn.ranker import (
+    FEATURES,
+    RankerConfig,
+    RankerModel,
+    ValidationData,
+    all_positives,
+    fit_components,
+    fit_ranker,
+    learn_weights,
+    search_linear_weights,
+)
+from schema.errors import DataError
+from tests.unit.gnn.worlds import export_from_dataset, make_export
+
+FAST = RankerConfig(
+    ease_lambda=1.0, device="cpu", progress=False, sequence_window=3,
+    lightgcn={"embedding_dim": 8, "num_layers": 2, "lr": 0.05, "batch_size": 256, "max_epochs": 4, "patience": 2},
+)
+DAY = 86_400
+
+
+def _weights(**values: float) -> np.ndarray:
+    out = np.zeros(len(FEATURES), dtype=np.float32)
+    for name, value in values.items():
+        out[FEATURES.index(name)] = value
+    return out
+
+
+def _genre_world() -> GraphSnapshot:
+    """Two tastes: users u1..u6 like action films a1..a4, u7..u12 comedies c1..c4; a5 (action) and c5 (comedy)
+    have no interactions at all; b1 (action) and b2 are liked only by u13, on the action side late."""
+    rows: list[tuple[str, str, float | None, int | None]] = []
+    for u in range(1, 13):
+        prefix = "a" if u <= 6 else "c"
+        for k in range(1, 5):
+            rows.append((f"u{u}", f"{prefix}{k}", 5.0, 1000 * u + k))
+    rows += [("u13", "a1", 5.0, 50_000), ("u13", "b1", 5.0, 50_001), ("u13", "b2", 5.0, 50_002)]
+    genres = [(f"a{k}", "Action") for k in range(1, 6)] + [(f"c{k}", "Comedy") for k in range(1, 6)]
+    genres += [("b1", "Action"), ("b2", "Drama")]
+    tags = [("a5", "explosions", 1.0), ("a1", "explosions", 2.0)]
+    return build_graph_snapshot(make_export(rows, item_genres=genres, item_tags=tags))
+
+
+def _model(snapshot: GraphSnapshot, weights: np.ndarray, config: RankerConfig = FAST) -> RankerModel:
+    components = fit_components(snapshot, all_positives(snapshot), config.model_copy(update={"use_lightgcn": False}))
+    return RankerModel(config, snapshot.users.ids, snapshot.items.ids, components, weights)
+
+
+def _rank(scores: np.ndarray, item: int) -> int:
+    return int((scores > scores[item]).sum())
+
+
+def test_cold_item_sharing_traits_outranks_unrelated_cold_item() -> None:
+    snapshot = _genre_world()
+    model = _model(snapshot, _weights(ease_recent=1.0, pop_global=0.2, knowledge_cold=1.0))
+    idx = snapshot.items.index
+    for user in ("u2", "u3"):
+        items, times = model.history(snapshot.users.index(user))
+        scores = model.score(items, times, snapshot.users.index(user))
+        assert scores[idx("a5")] > scores[idx("c5")]
+    items, times = model.history(snapshot.users.index("u8"))
+    scores = model.score(items, times, snapshot.users.index("u8"))
+    assert scores[idx("c5")] > scores[idx("a5")]
+
+
+def test_history_passed_to_score_changes_the_ranking_at_once() -> None:
+    snapshot = _genre_world()
+    model = _model(snapshot, _weights(ease=1.0, ease_recent=1.0, sequence=0.5))
+    idx = snapshot.items.index
+    before = model.score(np.array([idx("c1")]), np.array([100]), None)
+    after = model.score(np.array([idx("c1"), idx("b1")]), np.array([100, 200]), None)
+    # b1 was followed by b2 and co-liked with it; a just-posted b1 must lift b2 at once
+    assert _rank(after, idx("b2")) < _rank(before, idx("b2"))
+    assert after[idx("b1")] == -np.inf and before[idx("b1")] > -np.inf
+    # a known user's live history (one more item than fitted) changes the scores too
+    user = snapshot.users.index("u13")
+    items, times = model.history(user)
+    fitted = model.score(items, times, user)
+    live = model.score(np.r_[items, idx("c1")], np.r_[times, 60_000], user)
+    assert live[idx("c1")] == -np.inf and not np.array_equal(fitted[np.isfinite(live)], live[np.isfinite(live)])
+
+
+def test_unknown_user_and_empty_history_give_finite_scores() -> None:
+    snapshot = _genre_world()
+    model = _model(snapshot, _weights(ease_recent=1.0, pop_global=0.5, knowledge_cold=1.0))
+    empty = model.score(np.empty(0, np.int64), np.empty(0, np.int64), None)
+    assert empty.shape == (snapshot.num_items,) and np.isfinite(empty).all()
+    unknown_times = model.score(np.array([0, 1]), np.array([-1, -1]), None)
+    assert np.isfinite(np.delete(unknown_times, [0, 1])).all()
+    with pytest.raises(DataError):
+        model.score(np.array([snapshot.num_items]), np.array([0]), None)
+    with pytest.raises(DataError):
+        model.score(np.array([0, 1]), np.array([0]), None)
+
+
+def test_save_load_round_trip_gives_identical_scores(tmp_path: Path) -> None:
+    world = generate_world(users=40, items=60, seed=3)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    model = fit_ranker(snapshot, split, FAST, final="train")
+    model.save(tmp_path / "blend")
+    loaded = RankerModel.load(tmp_path / "blend")
+    assert loaded.item_ids == model.item_ids and loaded.user_ids == model.user_ids
+    assert np.array_equal(loaded.weights, model.weights)
+    for user in range(0, snapshot.num_users, 7):
+        items, times = model.history(user)
+        assert np.array_equal(items, loaded.history(user)[0]) and np.array_equal(times, loaded.history(user)[1])
+        assert np.array_equal(model.score(items, times, user), loaded.score(items, times, user))
+        assert np.array_equal(model.score(items, times, None), loaded.score(items, times, None))
+    with pytest.raises(DataError):
+        RankerModel.load(tmp_path / "missing")
+
+
+def test_fit_ranker_is_deterministic_and_refits_on_all_positives() -> None:
+    world = generate_world(users=40, items=60, seed=4)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    a = fit_ranker(snapshot, split, FAST, final="train")
+    b = fit_ranker(snapshot, split, FAST, final="train")
+    assert np.array_equal(a.weights, b.weights)
+    assert np.isfinite(a.weights).all() and a.meta["validation"]["chosen"] in ("learned", "linear")
+    users = split.testing().eval_users[:5]
+    assert torch.equal(a.score_fn()(users), b.score_fn()(users))
+    metrics = evaluate(a.score_fn(), split.testing(), ks=(20,))
+    assert 0.0 <= metrics["ndcg@20"] <= 1.0
+    # train mode never sees a test positive; production mode holds every positive of each user
+    test_user = int(split.test[0, 0])
+    test_item = int(split.test[1, 0])
+    assert test_item not in a.history(test_user)[0]
+    full = fit_ranker(snapshot, split, FAST, final="all")
+    assert test_item in full.history(test_user)[0]
+    assert sum(len(full.history(u)[0]) for u in range(snapshot.num_users)) == all_positives(snapshot).size(1)
+
+
+def _planted_data(informative: str, users: int = 60, items: int = 300, seed: int = 0) -> ValidationData:
+    """Standard-normal features; each user's targets are the top items of ``informative`` plus a little noise."""
+    rng = np.random.default_rng(seed)
+    features = rng.standard_normal((users, len(FEATURES), items)).astype(np.float32)
+    signal = features[:, FEATURES.index(informative)] + 0.3 * rng.standard_normal((users, items))
+    target = np.zeros((users, items), dtype=bool)
+    np.put_along_axis(target, np.argsort(-signal, axis=1)[:, :5], True, axis=1)
+    exclude = np.zeros((users, items), dtype=bool)
+    exclude[:, :3] = True
+    target &= ~exclude
+    return ValidationData(np.arange(users), features, exclude, target)
+
+
+@pytest.mark.parametrize("informative", ["sequence", "pop_window", "knowledge_cold"])
+def test_ranker_weights_favour_the_informative_component(informative: str) -> None:
+    data = _planted_data(informative)
+    config = FAST.model_copy(update={"ranker_l2": 1e-4})
+    learned = learn_weights(data, config)
+    assert int(np.argmax(np.abs(learned))) == FEATURES.index(informative) and learned[FEATURES.index(informative)] > 0
+    linear = search_linear_weights(data)
+    others = np.delete(np.abs(linear), [FEATURES.index(informative), FEATURES.index("ease_recent")])
+    assert linear[FEATURES.index(informative)] > 2 * max(float(others.max()), 0.1)
+    assert data.ndcg(learned) > data.ndcg(_weights(ease_recent=1.0)) + 0.3
+
+
+def test_ease_matches_the_dense_closed_form_and_sparsifies_per_row() -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((30, 12)) < 0.3).astype(np.float64)
+    dense[:, 11] = 0.0  # an item nobody has
+    pairs = torch.from_numpy(np.stack(np.nonzero(dense)).astype(np.int64))
+    full = fit_ease(pairs, 30, 12, lam=5.0, top_n=None).toarray()
+    seen = dense[:, :11]
+    p = np.linalg.inv(seen.T @ seen + 5.0 * np.eye(11))
+    b = p / -np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    assert np.allclose(full[:11, :11], b, atol=1e-5) and not full[11].any() and not full[:, 11].any()
+    top = fit_ease(pairs, 30, 12, lam=5.0, top_n=3)
+    assert np.diff(top.indptr).max() <= 3
+    row = full[0]
+    kept = top.toarray()[0]
+    assert set(np.flatnonzero(kept)) == set(np.argsort(-np.abs(row))[:3])
+    with pytest.raises(DataError):
+        fit_ease(pairs, 30, 12, lam=0.0, top_n=None)
+
+
+def test_transitions_point_forward_in_time_and_recency_weights_halve() -> None:
+    users = np.array([0, 0, 0, 1, 1])
+    items = np.array([2, 0, 1, 0, 1])
+    times = np.array([30, 10, 20, 5, 6])
+    t = fit_transitions(users, items, times, 3, window=1).toarray()
+    assert t[0, 1] > 0 and t[1, 2] > 0 and t[1, 0] == 0 and t[2, 1] == 0
+    w = recency_weights(np.array([30, 10, 20, -1]), half_life=1.0)
+    assert np.allclose(w, [1.0, 0.25, 0.5, 0.125])
+    assert np.array_equal(recency_weights(np.array([3, 1]), math.inf), [1.0, 1.0])
+
+
+def test_knowledge_rows_are_unit_and_idf_weighted() -> None:
+    snapshot = _genre_world()
+    matrix = knowledge_matrix(snapshot)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    sim = (matrix @ matrix.T).toarray()
+    idx = snapshot.items.index
+    # a5 shares Action and the rare tag "explosions" with a1, only Action with a2
+    assert sim[idx("a5"), idx("a1")] > sim[idx("a5"), idx("a2")] > sim[idx("a5"), idx("c1")] == 0
+    assert isinstance(matrix, sp.csr_matrix)
+
+
+def test_pair_times_rejects_unknown_pairs() -> None:
+    snapshot = _genre_world()
+    pairs = all_positives(snapshot)
+    times = pair_times(snapshot, pairs)
+    assert (times > 0).all()
+    with pytest.raises(DataError):
+        pair_times(snapshot, torch.tensor([[0], [snapshot.items.index("c5")]]))
