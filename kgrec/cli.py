@@ -324,8 +324,11 @@ def demo(
     items: Annotated[int, typer.Option(min=12, help="Items in the synthetic world.")] = 600,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops it).")] = True,
+    train_model: Annotated[
+        bool, typer.Option("--train/--no-train", help="Train and promote the blend so that the API ranks with it.")
+    ] = True,
 ) -> None:
-    """Start the local Neo4j, load the synthetic world, show a user's explained recommendations, serve the API."""
+    """Start the local Neo4j, load the synthetic world, train the model, show explained recommendations, serve the API."""
     from graph.neo4j_local import launcher
 
     settings = get_neo4j_settings()
@@ -335,6 +338,13 @@ def demo(
         raise _fail(exc) from exc
     console.print(f"Neo4j {status.version or ''} is running: {status.bolt_uri}")
     load_synthetic(users=users, items=items, seed=seed, replace=True, batch_size=None, rejects_dir=None, progress=None)
+    if train_model:
+        console.print()
+        console.print("[bold]Training the blend[/] (kgrec retrain: export → fit on validation → promote) …")
+        from kgrec.cli_train import retrain
+
+        retrain(model="blend", keep=5, publish=True, device=None, max_epochs=None, seed=None, config=None,
+                artifacts=None, progress=True)
     console.print()
     recommend("u1", k=5, sources=None, explain=True)
     console.print()
@@ -396,17 +406,24 @@ def recommend(
     ] = None,
     explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Show explanation paths.")] = True,
 ) -> None:
-    """Print a user's recommendations with their explanations, straight from Neo4j."""
+    """Print a user's recommendations with their explanations, as the API would answer (same model, same graph)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from api.metrics import Metrics
     from api.service import Recommender
     from api.settings import ApiSettings
 
+    from api.model import ModelHolder
+
     settings = get_neo4j_settings()
+    api_settings = ApiSettings(api_key=None)
+    models = None
+    if api_settings.serve_model != "none":
+        models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
+        models.reload()
     try:
         with create_driver(settings) as driver, ThreadPoolExecutor(4) as pool:
-            service = Recommender(driver, ApiSettings(api_key=None), pool, Metrics(), settings.database)
+            service = Recommender(driver, api_settings, pool, Metrics(), settings.database, models=models)
             names = [s.strip() for s in sources.split(",")] if sources else None
             response = service.recommend(user_id, k, explain=explain, sources=names)
     except KgrecError as exc:
@@ -432,7 +449,7 @@ def print_recommendations(response) -> None:  # noqa: ANN001 - api.schemas.Recom
         )
     console.print(table)
     if response.degraded:
-        console.print("[yellow]degraded: some recall sources failed; this is a partial list[/]")
+        console.print("[yellow]degraded: Neo4j or some recall sources were unreachable; this is a fallback list[/]")
 
 
 def main() -> None:

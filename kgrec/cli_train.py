@@ -168,7 +168,8 @@ def retrain(
     artifact = report.artifact
     console.print(metrics_table(f"{artifact.model} {artifact.version}", {"validation": artifact.metrics["validation"]}))
     previous = "none" if report.current_val is None else f"{report.current_val:.4f}"
-    data = "same data" if report.same_data else "the graph changed since"
+    data = "first version" if report.current_val is None else (
+        "same data" if report.same_data else "the graph changed since")
     if report.promoted:
         console.print(f"[green]promoted[/] {artifact.version}: validation NDCG@20 {report.new_val:.4f} "
                       f"(current was {previous}, {data})")
