@@ -34,7 +34,7 @@ from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsRe
 from api.settings import ApiSettings
 from graph import recall
 from graph.embeddings import recall_embedding
-from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, user_context
+from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, strongest_seeds, user_context
 from graph.paths import Explanation
 from graph.recall import Candidate, RecallFilters
 from graph.writers import read_user_preferred_genres
@@ -235,6 +235,7 @@ class Recommender:
         if not positives:
             return None
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
+        seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         started = time.perf_counter()
         scores = model.scores(user_id, positives)
         ranked = self._ranked_unseen(model, scores, seen)
@@ -250,7 +251,7 @@ class Recommender:
             began = time.perf_counter()
             explained = self.guard("explain", lambda batch=batch: explain_items(
                 self.driver, user_id, batch, max_paths=MAX_EXPLANATIONS if explain else 0, filters=filters,
-                database=self.database,
+                seed_ids=seeds, database=self.database,
             ))
             self.metrics.recall_seconds.labels("explain").observe(time.perf_counter() - began)
             survivors.update(explained)

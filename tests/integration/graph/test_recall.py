@@ -112,7 +112,8 @@ def test_every_recall_query_is_catalogued() -> None:
     files = [p.name for p in resources.files("graph.queries").iterdir() if p.name.endswith(".cypher")]
     recall_files = sorted(f for f in files if f.startswith("recall_"))
     assert recall_files == [
-        "recall_collaborative.cypher", "recall_knowledge.cypher", "recall_popularity.cypher", "recall_social.cypher"
+        "recall_collaborative.cypher", "recall_embedding.cypher", "recall_knowledge.cypher",
+        "recall_popularity.cypher", "recall_social.cypher",
     ]
     for name in [*recall_files, "similar_items.cypher", "user_exists.cypher", "item_exists.cypher"]:
         constant = name[: -len(".cypher")].upper()
