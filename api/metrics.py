@@ -24,6 +24,10 @@ class Metrics:
             "kgrec_recall_query_seconds", "Neo4j time of each recall strategy call.", ["strategy"],
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
+        self.cache = Counter(
+            "kgrec_response_cache", "Model-path answer cache lookups by outcome (hit, miss).", ["outcome"],
+            registry=self.registry,
+        )
         self.recall_errors = Counter(
             "kgrec_recall_errors", "Recall strategy calls that failed.", ["strategy"], registry=self.registry
         )

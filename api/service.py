@@ -18,7 +18,9 @@ Two paths, the first when a learned model is loaded (see :mod:`api.model`) and t
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -108,6 +110,48 @@ def blend(
     ]
 
 
+class ResponseCache:
+    """Model-path answers, keyed by the request *and the user's interactions as just read from Neo4j*.
+
+    A new interaction changes the key, so it is reflected at once; what can age (for at most ``ttl``
+    seconds) is only what other users did since: the explanation paths through them and nothing else.
+    Thread-safe LRU; ``size`` 0 disables it.
+    """
+
+    def __init__(self, size: int, ttl: float, metrics: Metrics | None = None) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.metrics = metrics
+        self._entries: OrderedDict[tuple, tuple[float, RecommendationsResponse]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> RecommendationsResponse | None:
+        if self.size <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and now - entry[0] <= self.ttl:
+                self._entries.move_to_end(key)
+                hit = entry[1]
+            else:
+                hit = None
+                if entry is not None:
+                    del self._entries[key]
+        if self.metrics is not None:
+            self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
+        return hit
+
+    def put(self, key: tuple, value: RecommendationsResponse) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
 def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -> list[int]:
     """Maximal marginal relevance: pick ``k`` positions greedily by ``λ·rel − (1−λ)·max cos(to picked)``.
 
@@ -165,6 +209,7 @@ class Recommender:
         self.metrics = metrics
         self.database = database
         self.models = models
+        self.cache = ResponseCache(settings.response_cache_size, settings.response_cache_seconds, metrics)
 
     @property
     def source_names(self) -> list[str]:
@@ -234,6 +279,10 @@ class Recommender:
         positives = [(i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating]
         if not positives:
             return None
+        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, hash(context.interactions))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         started = time.perf_counter()
@@ -269,7 +318,9 @@ class Recommender:
                 sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
                 explanations=list(entry.explanations) if explain else [],
             ))
-        return RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+        answer = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+        self.cache.put(key, answer)
+        return answer
 
     def _ranked_unseen(self, model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600) -> list[int]:
         index = {item_id: n for n, item_id in enumerate(model.item_ids)}

@@ -40,6 +40,12 @@ class ApiSettings(BaseSettings):
     model_watch_seconds: float = Field(
         30.0, ge=0, description="How often to look for a newly promoted model (0 = only on POST /admin/reload)."
     )
+    response_cache_size: int = Field(
+        20_000, ge=0, description="Model-path answers kept (keyed by request and the user's current interactions; 0 = off).",
+    )
+    response_cache_seconds: float = Field(
+        60.0, ge=0, description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
+    )
     mmr_lambda: float = Field(
         1.0, ge=0, le=1, description="Maximal marginal relevance trade-off: 1 = relevance only, lower = more diverse.",
     )

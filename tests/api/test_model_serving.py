@@ -17,7 +17,7 @@ from api.service import mmr
 from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
-from gnn.jobs import RetrainReport, retrain_job
+from gnn.jobs import RetrainReport, promote, retrain_job
 from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY
 
@@ -107,6 +107,25 @@ def test_model_path_applies_filters_and_reflects_new_interactions(model_client: 
     assert target not in {i["item_id"] for i in after}
 
 
+def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, world: SyntheticWorld) -> None:
+    def hits() -> float:
+        text = model_client.get("/metrics").text
+        line = next((x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="hit"}')), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    first = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    before = hits()
+    again = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    assert again == first and hits() == before + 1
+    other_k = model_client.get("/users/u13/recommendations", params={"k": 5}).json()
+    assert hits() == before + 1 and len(other_k["items"]) == 5  # another request: not the cached answer
+    target = first["items"][0]["item_id"]
+    model_client.post("/interactions", json={"user_id": "u13", "item_id": target, "rating": 5.0},
+                      headers={"X-API-Key": API_KEY})
+    after = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    assert hits() == before + 1 and target not in {i["item_id"] for i in after["items"]}
+
+
 def test_unknown_user_is_404_on_the_model_path(model_client: TestClient) -> None:
     assert model_client.get("/users/nobody/recommendations").status_code == 404
     assert model_client.get("/users/' OR 1=1 RETURN n //x/recommendations").status_code == 404
@@ -117,8 +136,8 @@ def test_reload_swaps_to_a_newly_promoted_model(trained: tuple[GnnSettings, Retr
     settings, _ = trained
     before = model_client.get("/health").json()["model_version"]
     assert model_client.post("/admin/reload").status_code == 401
-    newer = retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)  # same data: promoted
-    assert newer.promoted
+    newer = retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)
+    promote(newer.artifact.path)  # earlier tests posted interactions, so the gate may judge other data: force it
     reloaded = model_client.post("/admin/reload", headers={"X-API-Key": API_KEY})
     assert reloaded.status_code == 200 and reloaded.json()["changed"] is True
     after = model_client.get("/health").json()["model_version"]
