@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,26 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         app.state.recommender = Recommender(
             driver, api_settings, executor, metrics, neo4j_settings.database, models=models
         )
+        recommender = app.state.recommender
+        stop_warming = threading.Event()
+
+        def warm() -> None:
+            try:
+                recommender.warm_cache(api_settings.cache_warm_users, stop_warming)
+            except Exception:  # noqa: BLE001 - warming is an optimisation; never take the service down
+                log.exception("warming the answer cache failed")
+
+        warmers: list[threading.Thread] = []
+
+        def on_reload(changed: bool) -> None:
+            if changed and api_settings.cache_warm_users > 0 and not stop_warming.is_set():
+                thread = threading.Thread(target=warm, name="kgrec-cache-warm", daemon=True)
+                warmers.append(thread)
+                thread.start()
+
+        if models is not None:
+            models.on_change = on_reload
+            on_reload(models.model is not None)
         watcher = None
         if models is not None and api_settings.model_watch_seconds > 0:
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
@@ -85,6 +106,9 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         try:
             yield
         finally:
+            stop_warming.set()
+            for thread in warmers:
+                thread.join(timeout=30)  # the driver closes below: let a warming request finish first
             if watcher is not None:
                 watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)

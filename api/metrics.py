@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
 
@@ -27,6 +27,9 @@ class Metrics:
         self.cache = Counter(
             "kgrec_response_cache", "Model-path answer cache lookups by outcome (hit, miss).", ["outcome"],
             registry=self.registry,
+        )
+        self.cache_entries = Gauge(
+            "kgrec_response_cache_entries", "Answers held by the model-path cache.", registry=self.registry
         )
         self.recall_errors = Counter(
             "kgrec_recall_errors", "Recall strategy calls that failed.", ["strategy"], registry=self.registry

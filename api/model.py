@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +40,11 @@ class ServingModel(Protocol):
     kind: str
     version: str
     item_ids: list[str]
+    item_index: dict[str, int]
+
+    def users_by_activity(self) -> list[str]:
+        """Users the model knows, most positives first (for warming the answer cache)."""
+        ...
 
     def knows_user(self, user_id: str) -> bool: ...
 
@@ -68,6 +73,7 @@ class EmbeddingModel:
         self._items = artifact.item_embeddings.float().numpy()
         self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
+        self.item_index = self._item_index
         norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
         self._unit = (self._items / norms).astype(np.float32)
 
@@ -88,6 +94,9 @@ class EmbeddingModel:
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
         return []  # embedding artifacts keep no interactions: degraded lists cannot exclude seen items
 
+    def users_by_activity(self) -> list[str]:
+        return list(self._user_index)  # no interaction counts in an embedding artifact: id order
+
     def item_vectors(self) -> np.ndarray | None:
         return self._unit
 
@@ -105,6 +114,7 @@ class BlendModel:
         self.item_ids = list(self._model.item_ids)
         self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
+        self.item_index = self._item_index
         items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
         self._unit = None
         if items.ndim == 2 and items.shape[1] > 0:
@@ -129,6 +139,11 @@ class BlendModel:
 
     def item_vectors(self) -> np.ndarray | None:
         return self._unit
+
+    def users_by_activity(self) -> list[str]:
+        counts = np.diff(self._model.components.hist_ptr)
+        order = np.lexsort((np.arange(len(counts)), -counts))
+        return [self._model.user_ids[int(i)] for i in order]
 
 
 def current_artifact(root: Path, kind: str) -> Path | None:
@@ -175,6 +190,8 @@ class ModelHolder:
         self._model: ServingModel | None = None
         self._stamp: tuple[float, ...] = ()
         self._lock = threading.Lock()
+        #: Called with ``changed`` after every reload (the app warms its answer cache on a new model).
+        self.on_change: Callable[[bool], None] | None = None
 
     @property
     def model(self) -> ServingModel | None:
@@ -209,4 +226,6 @@ class ModelHolder:
             changed = (old.version if old else None) != (new.version if new else None)
             if changed:
                 log.info("serving model %s %s", new.kind if new else "none", new.version if new else "")
-            return ReloadResult(changed, new.version if new else None, new.kind if new else None)
+        if changed and self.on_change is not None:
+            self.on_change(True)
+        return ReloadResult(changed, new.version if new else None, new.kind if new else None)

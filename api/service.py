@@ -150,6 +150,9 @@ class ResponseCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+            entries = len(self._entries)
+        if self.metrics is not None:
+            self.metrics.cache_entries.set(entries)
 
 
 def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -> list[int]:
@@ -279,10 +282,13 @@ class Recommender:
         positives = [(i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating]
         if not positives:
             return None
+        # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
+        # k <= pool is a slice of it.
+        wanted, k = k, max(k, self.settings.response_cache_pool)
         key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, hash(context.interactions))
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return cached.model_copy(update={"items": cached.items[:wanted]})
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         started = time.perf_counter()
@@ -305,7 +311,7 @@ class Recommender:
             self.metrics.recall_seconds.labels("explain").observe(time.perf_counter() - began)
             survivors.update(explained)
         pool = list(survivors)
-        index = {item_id: n for n, item_id in enumerate(model.item_ids)}
+        index = model.item_index
         rows = np.array([index[i] for i in pool], dtype=np.int64)
         picks = self._diversify(model, scores, rows, k)
         top = float(scores[rows[picks[0]]]) if picks else 1.0
@@ -320,10 +326,31 @@ class Recommender:
             ))
         answer = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
         self.cache.put(key, answer)
-        return answer
+        return answer.model_copy(update={"items": items[:wanted]})
+
+    def warm_cache(self, limit: int, stop: threading.Event | None = None) -> int:
+        """Precompute the unfiltered answers of the model's most active users (in the background after a load).
+
+        Returns:
+            How many users were answered; stops early when ``stop`` is set, the model changes or Neo4j fails.
+        """
+        model = self.model
+        if model is None or self.cache.size <= 0 or limit <= 0:
+            return 0
+        done = 0
+        for user_id in model.users_by_activity()[:limit]:
+            if (stop is not None and stop.is_set()) or self.model is not model:
+                break
+            try:
+                self._recommend_with_model(model, user_id, self.settings.response_cache_pool, True, RecallFilters())
+            except (DatabaseUnavailableError, UnknownEntityError):
+                break
+            done += 1
+        log.info("answer cache warmed for %d users of %s %s", done, model.kind, model.version)
+        return done
 
     def _ranked_unseen(self, model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600) -> list[int]:
-        index = {item_id: n for n, item_id in enumerate(model.item_ids)}
+        index = model.item_index
         masked = scores.copy()
         banned = [index[i] for i in seen if i in index]
         masked[banned] = -np.inf

@@ -44,7 +44,13 @@ class ApiSettings(BaseSettings):
         20_000, ge=0, description="Model-path answers kept (keyed by request and the user's current interactions; 0 = off).",
     )
     response_cache_seconds: float = Field(
-        60.0, ge=0, description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
+        900.0, ge=0, description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
+    )
+    response_cache_pool: int = Field(
+        50, ge=1, le=100, description="Items computed (and cached) per answer; requests for fewer are slices of it.",
+    )
+    cache_warm_users: int = Field(
+        5000, ge=0, description="After a model loads, precompute the answers of this many most active users (0 = off).",
     )
     mmr_lambda: float = Field(
         1.0, ge=0, le=1, description="Maximal marginal relevance trade-off: 1 = relevance only, lower = more diverse.",

@@ -111,6 +111,20 @@ def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[b
     raise SystemExit("the API did not become ready within 60 s")
 
 
+def wait_for_cache(users: int, timeout: float) -> None:
+    """Wait until the API has precomputed its answers after loading the model (KGREC_CACHE_WARM_USERS)."""
+    started = time.time()
+    entries = 0.0
+    while time.time() - started < timeout:
+        text = httpx.get(f"http://127.0.0.1:{API_PORT}/metrics", timeout=10).text
+        match = re.search(r"^kgrec_response_cache_entries ([0-9.e+]+)$", text, re.M)
+        entries = float(match.group(1)) if match else 0.0
+        if entries >= users:
+            break
+        time.sleep(2)
+    console.print(f"answer cache: {entries:.0f} of {users} users precomputed in {time.time() - started:.0f} s")
+
+
 def _url(user: str) -> str:
     return f"/users/{user}/recommendations?k=20&explain=true"
 
@@ -208,6 +222,8 @@ def main() -> None:
         users = ensure_movielens_loaded(settings)
         version = ensure_model(settings, args.model)
         api = start_api(settings, args.api_workers, args.model)
+        if args.model != "none":
+            wait_for_cache(len(users), timeout=300.0)
         console.print("warming up (10 s closed loop) …")
         asyncio.run(closed_loop(users, 8, 10.0, seed=99))
         console.print(f"(a) open loop: {args.rate:.0f} requests/s for {args.duration:.0f} s …")

@@ -432,12 +432,15 @@ def run_model(spec: ModelSpec, split: Split, genres: Tensor) -> ModelResult:
 BLEND = "kgrec blend"
 
 
-def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_dir: Path) -> ModelResult:
+def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_dir: Path,
+              overrides: dict[str, Any] | None = None, name: str = "") -> ModelResult:
     """The blend of gnn.ranker: components on fit, ranker weights on validation, refit on train, test once.
 
     Also measures the per-request latency of :meth:`RankerModel.score` and the size of the saved model.
+    ``overrides`` (RankerConfig fields) and ``name`` describe a variant (``--blend-variant``).
     """
-    config = RankerConfig(seed=SEED, device="cpu", num_threads=TORCH_THREADS, progress=False)
+    config = RankerConfig(**{**(overrides or {}), "seed": SEED, "device": "cpu", "num_threads": TORCH_THREADS,
+                             "progress": False})
     model = fit_ranker(snapshot, split, config, final="train")
     timings = model.meta["timings"]
     test_fold = split.testing()
@@ -463,11 +466,12 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
         "score_ms_median": 1000 * float(np.median(latencies)), "score_ms_p95": 1000 * float(np.quantile(latencies, 0.95)),
         "artifact_bytes": directory_size(artifact_dir), "config": config.model_dump(mode="json"),
     }
-    console.print(f"[bold]{BLEND}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, recall@20 {test['recall@20']:.4f} "
+    label = f"{BLEND} ({name})" if name else BLEND
+    console.print(f"[bold]{label}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, recall@20 {test['recall@20']:.4f} "
                   f"(fit {timings['total']:.1f}s, score {score_seconds:.2f}s, {info['score_ms_median']:.1f} ms/user, "
                   f"{info['artifact_bytes'] / 1e6:.1f} MB on disk)", highlight=False)
     return ModelResult(
-        name=BLEND, params={}, at_edge=[], val=report["val_ndcg20"], test=test, train_seconds=timings["refit"],
+        name=label, params=dict(overrides or {}), at_edge=[], val=report["val_ndcg20"], test=test, train_seconds=timings["refit"],
         score_seconds=score_seconds, tuning_seconds=timings["fit_components"] + timings["fit_ranker"], trials=1,
         info=info, ranks="every item in the graph", slices=slices,
     )
@@ -513,7 +517,12 @@ def load_snapshot(dataset: str, skip_load: bool) -> tuple[GraphSnapshot, dict[st
             if dataset == "lastfm":
                 mapping, variables = "lastfm", lastfm_variables(require_dataset("hetrec2011-lastfm-2k"))
             else:
-                mapping, variables = "movielens", movielens_variables(require_dataset(dataset))
+                # With its knowledge sources, as the product loads it (bench/api_load.py): actors and
+                # directors, HetRec tags. The split depends on interactions only, so references do not change.
+                mapping, variables = "movielens", movielens_variables(
+                    require_dataset(dataset), require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
+                    require_dataset("hetrec2011-movielens-2k"),
+                )
             data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
             load_dataset(driver, data, replace=True, reject_dir=OUT / "rejects")
             timings["load_seconds"] = time.perf_counter() - started
@@ -622,6 +631,9 @@ def main() -> None:
     parser.add_argument("--keep-server", action="store_true", help="leave the quality Neo4j running")
     parser.add_argument("--snapshot", type=Path,
                         help="use a saved snapshot directory (GraphSnapshot.save) instead of Neo4j")
+    parser.add_argument("--blend-variant", action="append", default=[], metavar="NAME=JSON",
+                        help="also measure a blend variant: RankerConfig overrides as JSON, e.g. "
+                             "'nofresh={\"ranker_features\": [...]}' (repeatable)")
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits
@@ -666,6 +678,11 @@ def main() -> None:
         console.print(f"[bold]{BLEND}[/]: components on fit, ranker on validation, refit on train …")
         with threadpool_limits(limits=1, user_api="blas"):
             results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}"))
+            for variant in args.blend_variant:
+                name, _, overrides = variant.partition("=")
+                console.print(f"[bold]{BLEND} ({name})[/]: {overrides}", markup=True, highlight=False)
+                results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}-{name}",
+                                         json.loads(overrides), name))
 
     print_table(args.dataset, split, results)
     print_slices(results)

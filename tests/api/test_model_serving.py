@@ -37,8 +37,8 @@ def trained(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
 @pytest.fixture
 def model_client(trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
     settings, _ = trained
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0),
-                     neo4j_settings)
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=0), neo4j_settings)
     with TestClient(app) as client:
         yield client
 
@@ -117,13 +117,34 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
     before = hits()
     again = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
     assert again == first and hits() == before + 1
-    other_k = model_client.get("/users/u13/recommendations", params={"k": 5}).json()
-    assert hits() == before + 1 and len(other_k["items"]) == 5  # another request: not the cached answer
+    shorter = model_client.get("/users/u13/recommendations", params={"k": 5}).json()
+    assert hits() == before + 2 and shorter["items"] == first["items"][:5]  # a slice of the cached pool
+    filtered = model_client.get("/users/u13/recommendations", params={"k": 5, "exclude_items": "x"}).json()
+    assert hits() == before + 2 and len(filtered["items"]) == 5  # other filters: computed, not the cached one
     target = first["items"][0]["item_id"]
     model_client.post("/interactions", json={"user_id": "u13", "item_id": target, "rating": 5.0},
                       headers={"X-API-Key": API_KEY})
     after = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
-    assert hits() == before + 1 and target not in {i["item_id"] for i in after["items"]}
+    assert hits() == before + 2 and target not in {i["item_id"] for i in after["items"]}
+
+
+def test_cache_is_warmed_for_active_users_after_a_load(trained: tuple[GnnSettings, RetrainReport],
+                                                        neo4j_settings: Neo4jSettings) -> None:
+    import time
+
+    settings, _ = trained
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=5), neo4j_settings)
+    with TestClient(app) as client:
+        recommender = app.state.recommender
+        deadline = time.time() + 60
+        while len(recommender.cache._entries) < 5 and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(recommender.cache._entries) == 5  # exactly the five most active users, nothing more
+        user = recommender.model.users_by_activity()[0]
+        client.get(f"/users/{user}/recommendations", params={"k": 7})
+        text = client.get("/metrics").text
+        assert 'kgrec_response_cache_total{outcome="hit"} 1.0' in text
 
 
 def test_unknown_user_is_404_on_the_model_path(model_client: TestClient) -> None:
@@ -152,7 +173,8 @@ def test_neo4j_down_answers_from_the_model_flagged_degraded(trained: tuple[GnnSe
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0), away)
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=0), away)
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 503
         body = client.get("/users/u7/recommendations", params={"k": 5}).json()
@@ -177,7 +199,8 @@ def test_blend_serves_with_live_history(world: SyntheticWorld, neo4j_settings: N
     report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",
                                                     "progress": False}, publish=False)
     assert report.promoted and report.artifact.model == "blend"
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0),
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=0),
                      neo4j_settings)
     with TestClient(app) as client:
         body = client.get("/users/u11/recommendations", params={"k": 10}).json()
