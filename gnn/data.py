@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from graph.export import NO_TIMESTAMP, GraphExport
+from graph.export import NO_TIMESTAMP, NO_YEAR, GraphExport
 from schema.errors import DataError
 
 #: Person roles as stored in ``GraphSnapshot.person_role``.
@@ -30,7 +30,8 @@ ROLES: tuple[str, ...] = ("actor", "director")
 SNAPSHOT_FILE = "snapshot.pt"
 MAPS_FILE = "id_maps.json"
 META_FILE = "snapshot.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: item_year (format 1 snapshots still load, every year unknown)
+READABLE_FORMATS = (1, 2)
 
 #: HeteroData edge types of a snapshot (PyG vocabulary: (source node type, relation, destination node type)).
 INTERACTED = ("user", "interacted", "item")
@@ -144,6 +145,7 @@ class GraphSnapshot:
         item_tag_index: ``[2, T]`` (item_idx, tag_idx); ``item_tag_weight`` ``[T]`` float32.
         follow_index: ``[2, F]`` (follower user_idx, followee user_idx).
         user_genre_index: ``[2, Q]`` (user_idx, genre_idx): genres chosen at onboarding.
+        item_year: ``[num_items]`` int64 release year of each item, ``-1`` unknown (None: all unknown).
         snapshot_id: Hash of all of the above (16 hex digits); names the data an artifact was trained on.
     """
 
@@ -163,9 +165,14 @@ class GraphSnapshot:
     item_tag_weight: Tensor
     follow_index: Tensor
     user_genre_index: Tensor
+    item_year: Tensor | None = None
     snapshot_id: str = field(default="")
 
     def __post_init__(self) -> None:
+        if self.item_year is None:
+            self.item_year = torch.full((self.num_items,), NO_YEAR, dtype=torch.long)
+        if self.item_year.shape != (self.num_items,):
+            raise DataError(f"item_year has shape {tuple(self.item_year.shape)}, expected ({self.num_items},)")
         if not self.snapshot_id:
             self.snapshot_id = _content_hash(self)
 
@@ -200,6 +207,7 @@ class GraphSnapshot:
             "item_tags": int(self.item_tag_index.size(1)),
             "follows": int(self.follow_index.size(1)),
             "user_genres": int(self.user_genre_index.size(1)),
+            "item_years": int((self.item_year >= 0).sum()),
         }
 
     def item_genre_matrix(self) -> Tensor:
@@ -264,8 +272,8 @@ class GraphSnapshot:
             tensors = torch.load(directory / SNAPSHOT_FILE, weights_only=True)
         except FileNotFoundError as exc:
             raise DataError(f"not a snapshot directory: {directory} ({exc.filename} missing)") from exc
-        if meta.get("format") != FORMAT_VERSION:
-            raise DataError(f"snapshot {directory} has format {meta.get('format')}, expected {FORMAT_VERSION}")
+        if meta.get("format") not in READABLE_FORMATS:
+            raise DataError(f"snapshot {directory} has format {meta.get('format')}, expected one of {READABLE_FORMATS}")
         snapshot = cls(**{name: IdMap(maps[name]) for name in _MAP_FIELDS}, **tensors)
         if snapshot.snapshot_id != meta["snapshot_id"]:
             raise DataError(f"snapshot {directory}: content does not match its id {meta['snapshot_id']}")
@@ -342,7 +350,20 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
         user_genre_index=_edges(
             users.to_index(export.user_genres["user_id"]), genres.to_index(export.user_genres["genre"])
         )[0],
+        item_year=_item_years(items, export),
     )
+
+
+def _item_years(items: IdMap, export: GraphExport) -> Tensor:
+    """``[num_items]`` int64 release years from the export (``NO_YEAR`` where unknown or implausible)."""
+    years = np.full(len(items), NO_YEAR, dtype=np.int64)
+    frame = export.item_years
+    if len(frame):
+        index = items.to_index(frame["item_id"].astype(str).tolist(), strict=False)
+        values = frame["year"].to_numpy(np.int64)
+        keep = (index >= 0) & (values > 0)
+        years[index[keep]] = values[keep]
+    return torch.from_numpy(years)
 
 
 def _edges(src: np.ndarray, dst: np.ndarray, extra: np.ndarray | None = None) -> tuple[Tensor, np.ndarray]:
@@ -370,6 +391,8 @@ def _content_hash(snapshot: GraphSnapshot) -> str:
         digest.update(b"\x1e")
     for name in _TENSOR_FIELDS:
         tensor = getattr(snapshot, name).contiguous()
+        if name == "item_year" and not bool((tensor >= 0).any()):
+            continue  # no known year: the id of a snapshot from before item_year existed stays the same
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]

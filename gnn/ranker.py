@@ -6,13 +6,15 @@ Two stages (see /work/shared/QUALITY_LEVERS.md):
    history into one score per item: EASE^R on the recency-weighted history, knowledge-graph similarity
    (genres, people, tags — the only signal for items nobody interacted with), item-to-next-items
    transitions, LightGCN, implicit ALS folded in from the live history, popularity in a window before the
-   user's latest interaction, global popularity.
+   user's latest interaction, global popularity, release freshness (item year vs the user's latest
+   interaction; years come from the snapshot and are stored in the model).
 2. **Ranker**: per user, every component's scores are standardised over the items (z-scores), and the
    ranking score is a weighted sum of these features, the "cold" features included (whether the item has
    no positives at all, and the knowledge score of such items). The weights are fitted on the validation
    split — components fitted on ``split.fit``, the weights learnt on ``split.val`` targets with a listwise
-   softmax loss (a learned ranker) and, as the floor it must beat, a coordinate search of linear weights on
-   validation NDCG@20; the better of the two on a two-fold cross-fit over validation users is kept.
+   softmax loss (a learned ranker, its L2 penalty chosen from ``ranker_l2_grid``) and, with ``ranker="auto"``,
+   a coordinate search of linear weights on validation NDCG@20; the candidate best on a ``ranker_folds``-fold
+   cross-fit over validation users is kept. ``ranker_features`` restricts the weighted features.
    Then the components are refitted, with the same hyper-parameters, on the final edges: ``split.train``
    (honest test figures) or every positive of the snapshot (production).
 
@@ -69,13 +71,16 @@ FEATURES: tuple[str, ...] = (
     "pop_global",  # log1p(positives overall)
     "cold",  # 1 for items without any positive in the fitted edges
     "knowledge_cold",  # knowledge score of cold items only (lets them rank by their traits)
+    "fresh",  # release recency: exp(−years between the item's release and the user's latest interaction / τ)
+    "fresh_cold",  # fresh of cold items only (new releases nobody has rated yet)
 )
 
 DAY = 86_400.0
 VAL_METRIC = "ndcg@20"
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: item years and the fresh features (format 1 models load, their weights mapped)
+YEAR = 365.2425 * DAY
 
 
 class RankerConfig(BaseModel):
@@ -98,6 +103,10 @@ class RankerConfig(BaseModel):
     person_weight: float = Field(1.0, ge=0, description="Knowledge similarity: weight of the people block.")
     tag_weight: float = Field(1.0, ge=0, description="Knowledge similarity: weight of the tag block.")
     pop_window_days: float = Field(30.0, gt=0, description="Time-local popularity: window before the user's latest.")
+    fresh_years: float = Field(2.0, gt=0, description="Freshness: years after release at which it falls to 1/e.")
+    ranker_features: list[str] | None = Field(
+        None, description="Features the ranker may weight (None: all of FEATURES; the others get weight 0)."
+    )
     als_factors: int = Field(64, ge=0, description="ALS component: factors (0 leaves ALS out).")
     als_regularization: float = Field(30.0, gt=0, description="ALS component: L2 regularisation.")
     als_alpha: float = Field(3.0, gt=0, description="ALS component: extra confidence of a positive.")
@@ -110,9 +119,14 @@ class RankerConfig(BaseModel):
         description="TrainConfig fields of the LightGCN component (early stopping on validation).",
     )
     ranker: Literal["auto", "learned", "linear"] = Field(
-        "auto", description="Weights: listwise-learned, linear coordinate search, or the better on cross-fit."
+        "learned", description="Weights: listwise-learned, linear coordinate search, or the better on cross-fit."
     )
     ranker_l2: float = Field(1e-3, ge=0, description="L2 penalty of the learned ranker's weights.")
+    ranker_l2_grid: list[float] | None = Field(
+        [0.01, 0.1, 0.3, 1.0], description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
+        "(None: ranker_l2 only).",
+    )
+    ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
     ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")
     seed: int = Field(42, description="Seed of LightGCN, negative sampling and the ranker.")
     device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
@@ -160,6 +174,7 @@ class Components:
     hist_items: np.ndarray
     hist_times: np.ndarray
     lightgcn_epochs: int = 0
+    item_year: np.ndarray | None = None  # [I] int64 release years, -1 unknown (None: all unknown)
 
 
 class RankerModel:
@@ -192,6 +207,11 @@ class RankerModel:
         self._pop_global = np.log1p(c.events.global_counts).astype(np.float32)
         self._cold = (c.events.global_counts == 0).astype(np.float32)
         self._window = config.pop_window_days * DAY
+        if c.item_year is None:
+            c.item_year = np.full(len(self.item_ids), -1, dtype=np.int64)
+        known = c.item_year >= 0
+        # release as a fractional year (mid-year), NaN unknown
+        self._release = np.where(known, c.item_year.astype(np.float64) + 0.5, np.nan)
 
     @property
     def num_users(self) -> int:
@@ -260,7 +280,18 @@ class RankerModel:
         out[7] = self._pop_global
         out[8] = self._cold
         out[9] = out[3] * self._cold
+        out[10] = self._fresh(end)
+        out[11] = out[10] * self._cold
         return out
+
+    def _fresh(self, end: int) -> np.ndarray:
+        """``[I]`` float32 release recency at epoch second ``end``: 1 for items released at or after it, decaying
+        as ``exp(−years / fresh_years)`` for older ones, 0 for unknown years or an unknown moment."""
+        if end < 0 or np.isnan(self._release).all():
+            return np.zeros(self.num_items, dtype=np.float32)
+        age = 1970.0 + end / YEAR - self._release
+        fresh = np.exp(-np.maximum(age, 0.0) / self.config.fresh_years)
+        return np.nan_to_num(fresh, nan=0.0).astype(np.float32)
 
     def standardized(
         self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
@@ -351,6 +382,7 @@ class RankerModel:
             "event_items": c.events.items, "event_times": c.events.times,
             "global_counts": c.events.global_counts,
             "hist_ptr": c.hist_ptr, "hist_items": c.hist_items, "hist_times": c.hist_times,
+            "item_year": c.item_year,
         }
         np.savez(directory / MODEL_FILE, **arrays)
         meta = {
@@ -378,7 +410,8 @@ class RankerModel:
             arrays = dict(np.load(directory / MODEL_FILE))
         except FileNotFoundError as exc:
             raise DataError(f"not a ranker directory: {directory} ({exc.filename} missing)") from exc
-        if meta.get("format") != FORMAT_VERSION or meta.get("features") != list(FEATURES):
+        features = meta.get("features") or []
+        if meta.get("format") not in (1, FORMAT_VERSION) or not set(features) <= set(FEATURES):
             raise DataError(f"ranker {directory} has format {meta.get('format')} / features {meta.get('features')}")
         num_items, num_users = len(meta["item_ids"]), len(meta["user_ids"])
         if len(arrays["hist_ptr"]) != num_users + 1 or arrays["item_emb"].shape[0] not in (0, num_items):
@@ -397,8 +430,12 @@ class RankerModel:
             als_gram=arrays["als_gram"], events=events,
             hist_ptr=arrays["hist_ptr"], hist_items=arrays["hist_items"], hist_times=arrays["hist_times"],
             lightgcn_epochs=int(meta["lightgcn_epochs"]),
+            item_year=arrays.get("item_year", np.full(num_items, -1, dtype=np.int64)),
         )
-        weights = None if meta["weights"] is None else np.asarray(meta["weights"], dtype=np.float32)
+        weights = None
+        if meta["weights"] is not None:  # an older model's features keep their weights, new ones get 0
+            weights = np.zeros(len(FEATURES), dtype=np.float32)
+            weights[[FEATURES.index(f) for f in features]] = np.asarray(meta["weights"], dtype=np.float32)
         return cls(RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights,
                    meta["meta"])
 
@@ -483,7 +520,7 @@ def fit_components(
     steps.update()
     steps.close()
     return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
-                      items[order], times[order], epochs)
+                      items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64))
 
 
 @dataclass
@@ -535,20 +572,37 @@ def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> V
     return ValidationData(users, feats, exclude, target)
 
 
-def search_linear_weights(data: ValidationData, rows: np.ndarray | None = None, rounds: int = 3) -> np.ndarray:
+def feature_mask(config: RankerConfig) -> np.ndarray:
+    """``[len(FEATURES)]`` bool: the features the ranker may weight (``config.ranker_features``).
+
+    Raises:
+        ConfigError: An unknown feature name.
+    """
+    if config.ranker_features is None:
+        return np.ones(len(FEATURES), dtype=bool)
+    unknown = sorted(set(config.ranker_features) - set(FEATURES))
+    if unknown:
+        raise ConfigError(f"unknown ranker features {unknown}; known: {list(FEATURES)}")
+    return np.isin(np.asarray(FEATURES), config.ranker_features)
+
+
+def search_linear_weights(
+    data: ValidationData, rows: np.ndarray | None = None, rounds: int = 3, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Coordinate search of linear blend weights on validation NDCG@20 (the floor a learned ranker must beat).
 
-    Starts from recency-weighted EASE alone (weight 1); each round tries, per other feature, a grid of weights
-    relative to it.
+    Starts from recency-weighted EASE alone (weight 1); each round tries, per other allowed feature (``mask``,
+    default all), a grid of weights relative to it.
     """
     grid = [-2.0, -1.0, -0.5, -0.25, -0.1, 0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0]
+    mask = np.ones(len(FEATURES), dtype=bool) if mask is None else mask
     weights = np.zeros(len(FEATURES), dtype=np.float32)
     weights[FEATURES.index("ease_recent")] = 1.0
     best = data.ndcg(weights, rows)
     for _ in range(rounds):
         changed = False
         for f in range(len(FEATURES)):
-            if FEATURES[f] == "ease_recent":
+            if FEATURES[f] == "ease_recent" or not mask[f]:
                 continue
             for value in sorted({*grid, *(float(weights[f]) * m for m in (0.6, 0.8, 1.25, 1.6))}):
                 trial = weights.copy()
@@ -562,57 +616,75 @@ def search_linear_weights(data: ValidationData, rows: np.ndarray | None = None, 
 
 
 def learn_weights(
-    data: ValidationData, config: RankerConfig, rows: np.ndarray | None = None, init: np.ndarray | None = None
+    data: ValidationData,
+    config: RankerConfig,
+    rows: np.ndarray | None = None,
+    init: np.ndarray | None = None,
+    *,
+    l2: float | None = None,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Listwise ranker: the weights maximising, per validation user, the softmax likelihood of their
     validation items among every item they could be shown (ListNet with binary relevance), with an L2
     penalty (a convex problem); L-BFGS from ``init`` (default: recency-weighted EASE alone).
+
+    Args:
+        l2: L2 penalty (default ``config.ranker_l2``).
+        mask: Features allowed a non-zero weight (default all).
 
     Returns:
         ``[len(FEATURES)]`` float32 weights.
     """
     rows = np.arange(len(data.users)) if rows is None else rows
     rows = rows[data.target[rows].any(axis=1)]
+    l2 = config.ranker_l2 if l2 is None else l2
+    allowed = torch.from_numpy(np.ones(len(FEATURES), dtype=bool) if mask is None else mask)
     if init is None:
         init = np.eye(len(FEATURES), dtype=np.float32)[FEATURES.index("ease_recent")]
-    x = torch.from_numpy(data.features[rows])  # [U, F, I]
-    mask = torch.from_numpy(data.exclude[rows])
+    x = torch.from_numpy(data.features[rows][:, allowed.numpy()])  # [U, F', I]
+    mask_items = torch.from_numpy(data.exclude[rows])
     y = torch.from_numpy(data.target[rows].astype(np.float32))
     y = y / y.sum(dim=1, keepdim=True)
-    w = torch.from_numpy(init.astype(np.float32)).clone().requires_grad_(True)
+    w = torch.from_numpy(init[allowed.numpy()].astype(np.float32)).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([w], lr=1.0, max_iter=config.ranker_iterations, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        logits = torch.einsum("f,ufi->ui", w, x).masked_fill(mask, -math.inf)
+        logits = torch.einsum("f,ufi->ui", w, x).masked_fill(mask_items, -math.inf)
         logp = torch.log_softmax(logits, dim=1)
         loss = -(torch.where(y > 0, logp, torch.zeros_like(logp)) * y).sum(dim=1).mean()
-        loss = loss + config.ranker_l2 * (w * w).sum()
+        loss = loss + l2 * (w * w).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return w.detach().numpy().astype(np.float32)
+    out = np.zeros(len(FEATURES), dtype=np.float32)
+    out[allowed.numpy()] = w.detach().numpy()
+    return out
 
 
 def fit_weights(data: ValidationData, config: RankerConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """Ranker weights on validation: learned (listwise) vs linear search, compared on a two-fold cross-fit
-    over validation users (fit on one half, measure NDCG@20 on the other), then refitted on all users."""
+    """Ranker weights on validation: learned (listwise, per L2 penalty of ``ranker_l2_grid``) vs linear
+    search, compared on a ``ranker_folds``-fold cross-fit over validation users (fit on the other folds,
+    measure NDCG@20 on the held-out one), then the winner refitted on all validation users."""
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(data.users))
-    halves = (order[: len(order) // 2], order[len(order) // 2 :])
-    cross: dict[str, float] = {}
+    parts = np.array_split(order, config.ranker_folds)
+    splits = [(np.concatenate([p for j, p in enumerate(parts) if j != k]), parts[k]) for k in range(len(parts))]
+    mask = feature_mask(config)
+    candidates: dict[str, Any] = {}
     if config.ranker in ("auto", "linear"):
-        cross["linear"] = float(np.mean([
-            data.ndcg(search_linear_weights(data, a), b) for a, b in (halves, halves[::-1])
-        ]))
+        candidates["linear"] = lambda rows: search_linear_weights(data, rows, mask=mask)
     if config.ranker in ("auto", "learned"):
-        scores = []
-        for a, b in (halves, halves[::-1]):
-            scores.append(data.ndcg(learn_weights(data, config, a), b))
-        cross["learned"] = float(np.mean(scores))
+        for l2 in config.ranker_l2_grid or [config.ranker_l2]:
+            name = "learned" if not config.ranker_l2_grid else f"learned l2={l2:g}"
+            candidates[name] = lambda rows, l2=l2: learn_weights(data, config, rows, l2=l2, mask=mask)
+    cross: dict[str, float] = {}
+    for name, fit in candidates.items():
+        # held-out NDCG weighted by the held-out users, so unequal folds count alike per user
+        cross[name] = float(sum(data.ndcg(fit(a), b) * len(b) for a, b in splits) / len(order))
     chosen = max(cross, key=lambda k: cross[k])
-    weights = search_linear_weights(data) if chosen == "linear" else learn_weights(data, config)
+    weights = candidates[chosen](None)
     report = {"cross_fit_ndcg20": cross, "chosen": chosen, "val_ndcg20": data.ndcg(weights),
               "weights": dict(zip(FEATURES, weights.tolist(), strict=True))}
     return weights, report
@@ -683,11 +755,11 @@ def component_score_fn(model: RankerModel, feature: str) -> ScoreFn:
 def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
     """Validation NDCG@20 of each history-based component alone."""
     return {name: evaluate(component_score_fn(model, name), fold, ks=(20,))[VAL_METRIC]
-            for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window")}
+            for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window", "fresh")}
 
 
 __all__: list[str] = [
     "FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
-    "component_score_fn", "directory_size", "evaluate_components", "fit_components", "fit_ranker",
+    "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
     "fit_weights", "learn_weights", "search_linear_weights", "validation_data",
 ]

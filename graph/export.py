@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Timestamp value of an interaction without one (timestamps are epoch seconds >= 0).
 NO_TIMESTAMP = -1
+#: Year value of an item without a known release year.
+NO_YEAR = -1
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class GraphExport:
         item_tags: Columns ``item_id, tag, weight`` (float64).
         follows: Columns ``follower_id, followee_id``.
         user_genres: Columns ``user_id, genre`` (genres chosen at onboarding).
+        item_years: Columns ``item_id`` (str), ``year`` (int64 release year, ``NO_YEAR`` = unknown); items
+            without a row have no known year.
         seconds: Wall time of the export.
     """
 
@@ -54,6 +58,8 @@ class GraphExport:
     item_tags: pd.DataFrame
     follows: pd.DataFrame
     user_genres: pd.DataFrame
+    item_years: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"item_id": [], "year": []}).astype(
+        {"item_id": object, "year": "int64"}))
     seconds: float = field(default=0.0, compare=False)
 
     def counts(self) -> dict[str, int]:
@@ -99,9 +105,12 @@ def export_graph(driver: Driver, database: str = "neo4j") -> GraphExport:
 
 def _read_all(tx: ManagedTransaction) -> GraphExport:
     users, interactions = _interactions(tx)
+    items = tx.run(catalog.EXPORT_ITEMS).single(strict=True)
     return GraphExport(
         users=users,
-        items=list(tx.run(catalog.EXPORT_ITEMS).single(strict=True)["item_ids"]),
+        items=list(items["item_ids"]),
+        item_years=pd.DataFrame({"item_id": list(items["item_ids"]),
+                                 "year": np.array(items["years"], dtype=np.int64).reshape(-1)}),
         interactions=interactions,
         item_genres=_expand(tx.run(catalog.EXPORT_ITEM_GENRES), ("genre", "item_id"), ("item_id", "genre")),
         item_people=_expand(

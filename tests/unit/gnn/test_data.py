@@ -110,3 +110,31 @@ def test_hetero_data_types_and_interaction_mask() -> None:
     assert data[IN_GENRE].edge_index.size(1) == 3 and data[HAS_TAG].edge_weight.tolist() == [2.0]
     assert data[FOLLOWS].edge_index.size(1) == 3
     data.validate()
+
+
+def test_item_years_from_export_round_trip_and_old_snapshots_still_load(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    from dataclasses import replace
+
+    plain = build_graph_snapshot(_export())
+    assert (plain.item_year == -1).all() and plain.item_year.shape == (plain.num_items,)
+    years = pd.DataFrame({"item_id": ["9", "10", "b", "nope"], "year": [1995, -1, 2018, 2000]})
+    snap = build_graph_snapshot(replace(_export(), item_years=years))
+    by_id = dict(zip(snap.items.ids, snap.item_year.tolist(), strict=True))
+    assert by_id == {"9": 1995, "10": -1, "a": -1, "b": 2018}
+    assert snap.counts()["item_years"] == 2 and snap.snapshot_id != plain.snapshot_id
+    back = GraphSnapshot.load(snap.save(tmp_path / "new"))
+    assert torch.equal(back.item_year, snap.item_year) and back.snapshot_id == snap.snapshot_id
+
+    # A format-1 snapshot (written before item_year existed) loads with unknown years and keeps its id.
+    plain.save(tmp_path / "old")
+    tensors = torch.load(tmp_path / "old" / "snapshot.pt", weights_only=True)
+    del tensors["item_year"]
+    torch.save(tensors, tmp_path / "old" / "snapshot.pt")
+    meta = json.loads((tmp_path / "old" / "snapshot.json").read_text())
+    (tmp_path / "old" / "snapshot.json").write_text(json.dumps({**meta, "format": 1}))
+    old = GraphSnapshot.load(tmp_path / "old")
+    assert old.snapshot_id == plain.snapshot_id and (old.item_year == -1).all()
