@@ -36,7 +36,7 @@ from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsRe
 from api.settings import ApiSettings
 from graph import recall
 from graph.embeddings import recall_embedding
-from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, strongest_seeds, user_context
+from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, strongest_seeds, user_context, user_fingerprint
 from graph.paths import Explanation
 from graph.recall import Candidate, RecallFilters
 from graph.writers import read_user_preferred_genres
@@ -271,9 +271,27 @@ class Recommender:
         """The model path (module docstring); None = no positives: let the graph path answer."""
         started = time.perf_counter()
         try:
-            context = user_context(self.driver, user_id, self.database)
+            fingerprint = user_fingerprint(self.driver, user_id, self.database)
         except (DatabaseUnavailableError, DriverError, Neo4jError, OSError) as exc:
             return self._degraded(model, user_id, k, filters, exc)
+        finally:
+            self.metrics.recall_seconds.labels("user_fingerprint").observe(time.perf_counter() - started)
+        if fingerprint is None:
+            raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
+        if fingerprint[0] == 0:
+            return None  # no interactions yet (onboarding): the graph path answers
+        # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
+        # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
+        wanted, k = k, max(k, self.settings.response_cache_pool)
+        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, fingerprint)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached.model_copy(update={"items": cached.items[:wanted]})
+        started = time.perf_counter()
+        try:
+            context = user_context(self.driver, user_id, self.database)
+        except (DatabaseUnavailableError, DriverError, Neo4jError, OSError) as exc:
+            return self._degraded(model, user_id, wanted, filters, exc)
         finally:
             self.metrics.recall_seconds.labels("user_context").observe(time.perf_counter() - started)
         if context is None:
@@ -282,13 +300,6 @@ class Recommender:
         positives = [(i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating]
         if not positives:
             return None
-        # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
-        # k <= pool is a slice of it.
-        wanted, k = k, max(k, self.settings.response_cache_pool)
-        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, hash(context.interactions))
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached.model_copy(update={"items": cached.items[:wanted]})
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         started = time.perf_counter()
@@ -297,7 +308,7 @@ class Recommender:
         self.metrics.recall_seconds.labels("model").observe(time.perf_counter() - started)
 
         # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
-        want = min(max(2 * k, 20), MAX_EXPLAIN_ITEMS)
+        want = min(max(k + k // 2, 20), MAX_EXPLAIN_ITEMS)
         survivors: dict[str, object] = {}
         start = 0
         while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:

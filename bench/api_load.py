@@ -114,13 +114,15 @@ def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[b
 def wait_for_cache(users: int, timeout: float) -> None:
     """Wait until the API has precomputed its answers after loading the model (KGREC_CACHE_WARM_USERS)."""
     started = time.time()
-    entries = 0.0
+    entries, last_growth, previous = 0.0, time.time(), -1.0
     while time.time() - started < timeout:
         text = httpx.get(f"http://127.0.0.1:{API_PORT}/metrics", timeout=10).text
         match = re.search(r"^kgrec_response_cache_entries ([0-9.e+]+)$", text, re.M)
         entries = float(match.group(1)) if match else 0.0
-        if entries >= users:
-            break
+        if entries > previous:
+            previous, last_growth = entries, time.time()
+        if entries >= users or (entries > 0 and time.time() - last_growth > 15):
+            break  # all users, or warming finished (users without positives are answered by graph recall)
         time.sleep(2)
     console.print(f"answer cache: {entries:.0f} of {users} users precomputed in {time.time() - started:.0f} s")
 

@@ -205,6 +205,25 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
     )
 
 
+def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple | None:
+    """A cheap fingerprint of the user's interactions (count, sums of ratings, weights and timestamps, latest).
+
+    Any interaction added, changed or removed changes it, without reading the history into Python; the API
+    keys its answer cache on it.
+
+    Returns:
+        The fingerprint, or None when no user has this id.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    records, _ = _read("user_fingerprint", catalog.USER_FINGERPRINT, {"userId": user_id}, driver, database)
+    if not records:
+        return None
+    r = records[0]
+    return (int(r["n"]), float(r["ratings"]), float(r["weights"]), r["latest"], int(r["stamps"]))
+
+
 __all__ = [
     "MAX_EXPLAIN_ITEMS",
     "ExplainCaps",
@@ -214,4 +233,5 @@ __all__ = [
     "explain_items",
     "strongest_seeds",
     "user_context",
+    "user_fingerprint",
 ]

@@ -126,6 +126,12 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
                       headers={"X-API-Key": API_KEY})
     after = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
     assert hits() == before + 2 and target not in {i["item_id"] for i in after["items"]}
+    assert model_client.get("/users/u13/recommendations", params={"k": 10}).json() == after and hits() == before + 3
+    # changing an existing interaction (a new rating for the same item) changes the fingerprint too
+    model_client.post("/interactions", json={"user_id": "u13", "item_id": target, "rating": 1.0},
+                      headers={"X-API-Key": API_KEY})
+    model_client.get("/users/u13/recommendations", params={"k": 10})
+    assert hits() == before + 3
 
 
 def test_cache_is_warmed_for_active_users_after_a_load(trained: tuple[GnnSettings, RetrainReport],
