@@ -94,6 +94,8 @@ def cli_env(neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("NEO4J_BOLT_PORT", str(neo4j_settings.bolt_port))
     monkeypatch.setenv("NEO4J_HTTP_PORT", str(neo4j_settings.http_port))
     monkeypatch.setenv("KGREC_REJECT_DIR", str(tmp_path / "rejects"))
+    monkeypatch.setenv("KGREC_ARTIFACTS_DIR", str(tmp_path / "artifacts"))  # never the developer's models
+    monkeypatch.setenv("KGREC_SNAPSHOTS_DIR", str(tmp_path / "snapshots"))
     get_neo4j_settings.cache_clear()
     get_etl_settings.cache_clear()
     yield neo4j_settings

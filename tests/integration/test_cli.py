@@ -114,3 +114,6 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     evaluated = runner.invoke(app, ["evaluate", "--artifacts", str(artifacts)])
     assert evaluated.exit_code == 0, evaluated.output  # the current blend, on its own snapshot
     assert (artifacts / "blend" / "current.json").is_file()
+    shown = runner.invoke(app, ["recommend", "u1", "-k", "5"])  # KGREC_ARTIFACTS_DIR is this artifacts root
+    assert shown.exit_code == 0, shown.output
+    assert "blend-" in shown.output and "Because" in shown.output
