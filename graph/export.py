@@ -129,13 +129,14 @@ def _interactions(tx: ManagedTransaction) -> tuple[list[str], pd.DataFrame]:
     ratings: list[float | None] = []
     weights: list[float] = []
     stamps: list[int | None] = []
-    for user_id, item_ids, user_ratings, user_weights, user_stamps in tx.run(catalog.EXPORT_INTERACTIONS):
+    for user_id, rows in tx.run(catalog.EXPORT_INTERACTIONS):
         users.append(user_id)
-        user_col.extend(repeat(user_id, len(item_ids)))
-        item_col.extend(item_ids)
-        ratings.extend(user_ratings)
-        weights.extend(user_weights)
-        stamps.extend(user_stamps)
+        user_col.extend(repeat(user_id, len(rows)))
+        for item_id, rating, weight, stamp in rows:
+            item_col.append(item_id)
+            ratings.append(rating)
+            weights.append(weight)
+            stamps.append(stamp)
     frame = pd.DataFrame(
         {
             "user_id": user_col,

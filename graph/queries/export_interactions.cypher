@@ -2,12 +2,11 @@
 //          interactions) with that user's interactions as parallel lists, so the client decodes a few hundred
 //          records of lists instead of one record per edge and the server never holds more than one user's lists.
 // Parameters: none
-// Returns: user_id, item_ids (list of strings), ratings (list of float or null), weights (list of float),
-//          timestamps (list of int or null); the four lists are aligned
+// Returns: user_id, rows (list of [item_id, rating or null, weight or null, timestamp or null]); collect() drops
+//          nulls, so the values travel as rows (a list that holds a null is kept) rather than parallel lists
 MATCH (u:User)
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(i:Item)
-  RETURN collect(i.itemId) AS item_ids, collect(r.rating) AS ratings, collect(r.weight) AS weights,
-         collect(r.timestamp) AS timestamps
+  RETURN collect([i.itemId, r.rating, r.weight, r.timestamp]) AS rows
 }
-RETURN u.userId AS user_id, item_ids, ratings, weights, timestamps
+RETURN u.userId AS user_id, rows

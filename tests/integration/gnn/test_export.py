@@ -78,3 +78,24 @@ def test_export_of_empty_graph(clean_db: Driver, neo4j_settings: Neo4jSettings) 
     assert set(export.counts().values()) == {0}
     snapshot = build_graph_snapshot(export)
     assert snapshot.num_interactions == 0 and snapshot.edge_index.shape == (2, 0)
+
+
+def test_export_keeps_values_aligned_when_some_are_missing(clean_db: Driver, neo4j_settings: Neo4jSettings,
+                                                            tmp_path: Path) -> None:
+    """Play counts without ratings or times (Last.fm) next to rated, timed ones: every value stays on its edge."""
+    from tests.fixtures.graphs import build
+
+    ds = build(
+        "mixed",
+        [("a", "A", None), ("b", "B", None), ("c", "C", None)],
+        [("u1", "a", None, None), ("u1", "b", 4.5, 100), ("u1", "c", None, 200), ("u2", "c", 2.0, None)],
+    )
+    load_dataset(clean_db, ds, reject_dir=tmp_path)
+    export = export_graph(clean_db, neo4j_settings.database)
+    rows = {
+        (r.user_id, r.item_id): (None if r.rating != r.rating else r.rating, int(r.timestamp))
+        for r in export.interactions.itertuples(index=False)
+    }
+    from graph.export import NO_TIMESTAMP as none
+    assert rows == {("u1", "a"): (None, none), ("u1", "b"): (4.5, 100), ("u1", "c"): (None, 200),
+                    ("u2", "c"): (2.0, none)}
