@@ -86,7 +86,7 @@ def test_mini_movielens_loads_good_rows_and_writes_rejects(clean_db: Driver, tmp
         "MATCH (u:User {userId: '1'})-[r:INTERACTED]->(i:Item {itemId: '3'}) "
         "RETURN r.rating AS rating, r.timestamp AS ts, r.weight AS w, i.imdbId AS imdb, i.year AS year"
     )
-    assert dict(records[0]) == {"rating": 5.0, "ts": 964981247, "w": 1.0, "imdb": "0162222", "year": 2000}
+    assert dict(records[0]) == {"rating": 5.0, "ts": 1000000200, "w": 1.0, "imdb": "0162222", "year": 2000}
     records, _, _ = clean_db.execute_query(
         "MATCH (:Item {itemId: '1'})-[r:HAS_TAG]->(t:Tag {name: 'pixar'}) RETURN r.weight AS w"
     )
