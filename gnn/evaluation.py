@@ -1,4 +1,4 @@
-"""The evaluation protocol of /work/shared/EVALUATION.md: positives, the per-user split, full-ranking metrics.
+"""The evaluation protocol of ../shared/EVALUATION.md (beside the project): positives, the per-user split, full-ranking metrics.
 
 Every model — ours or a reference — is measured by the same two functions: :func:`rank_items` turns a
 score function into top-k lists over *all* items (the user's own train items removed), and

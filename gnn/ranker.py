@@ -1,6 +1,6 @@
 """The blend: component scorers fitted on timed positives, combined by a ranker fitted on validation.
 
-Two stages (see /work/shared/QUALITY_LEVERS.md):
+Two stages (see ../shared/QUALITY_LEVERS.md):
 
 1. **Components** (:mod:`gnn.components`, plus LightGCN from :func:`gnn.train.fit_lightgcn`) turn a user's
    history into one score per item: EASE^R on the recency-weighted history, knowledge-graph similarity
