@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from neo4j import Driver
 from neo4j.exceptions import DriverError, Neo4jError
@@ -49,6 +50,9 @@ MODEL_VERSION = "graph-recall-v1"
 #: Every user recall source the graph path can run, by name.
 SOURCES: dict[str, recall.RecallStrategy] = {**recall.STRATEGIES, "embedding": recall_embedding}
 MAX_ID_LENGTH = 1024
+T = TypeVar("T")
+#: What an unreachable Neo4j raises (through kgrec's own wrappers or straight from the driver).
+_UNREACHABLE = (DatabaseUnavailableError, DriverError, Neo4jError, OSError)
 MAX_EXPLANATIONS = 3
 
 
@@ -269,13 +273,10 @@ class Recommender:
         self, model: ServingModel, user_id: str, k: int, explain: bool, filters: RecallFilters
     ) -> RecommendationsResponse | None:
         """The model path (module docstring); None = no positives: let the graph path answer."""
-        started = time.perf_counter()
         try:
-            fingerprint = user_fingerprint(self.driver, user_id, self.database)
-        except (DatabaseUnavailableError, DriverError, Neo4jError, OSError) as exc:
+            fingerprint = self._stage("user_fingerprint", lambda: user_fingerprint(self.driver, user_id, self.database))
+        except _UNREACHABLE as exc:
             return self._degraded(model, user_id, k, filters, exc)
-        finally:
-            self.metrics.recall_seconds.labels("user_fingerprint").observe(time.perf_counter() - started)
         if fingerprint is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         if fingerprint[0] == 0:
@@ -287,13 +288,10 @@ class Recommender:
         cached = self.cache.get(key)
         if cached is not None:
             return cached.model_copy(update={"items": cached.items[:wanted]})
-        started = time.perf_counter()
         try:
-            context = user_context(self.driver, user_id, self.database)
-        except (DatabaseUnavailableError, DriverError, Neo4jError, OSError) as exc:
+            context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+        except _UNREACHABLE as exc:
             return self._degraded(model, user_id, wanted, filters, exc)
-        finally:
-            self.metrics.recall_seconds.labels("user_context").observe(time.perf_counter() - started)
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
@@ -302,10 +300,8 @@ class Recommender:
             return None
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
-        started = time.perf_counter()
-        scores = model.scores(user_id, positives)
+        scores = self._stage("model", lambda: model.scores(user_id, positives))
         ranked = self._ranked_unseen(model, scores, seen)
-        self.metrics.recall_seconds.labels("model").observe(time.perf_counter() - started)
 
         # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
         want = min(max(k + k // 2, 20), MAX_EXPLAIN_ITEMS)
@@ -314,12 +310,10 @@ class Recommender:
         while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
-            began = time.perf_counter()
-            explained = self.guard("explain", lambda batch=batch: explain_items(
+            explained = self._stage("explain", lambda batch=batch: self.guard("explain", lambda: explain_items(
                 self.driver, user_id, batch, max_paths=MAX_EXPLANATIONS if explain else 0, filters=filters,
                 seed_ids=seeds, database=self.database,
-            ))
-            self.metrics.recall_seconds.labels("explain").observe(time.perf_counter() - began)
+            )))
             survivors.update(explained)
         pool = list(survivors)
         index = model.item_index
@@ -411,9 +405,7 @@ class Recommender:
         """
         if len(item_id) > MAX_ID_LENGTH or not self.guard("item_exists", lambda: recall.item_exists(self.driver, item_id, database=self.database)):
             raise UnknownEntityError(f"unknown item {item_id[:100]!r}")
-        started = time.perf_counter()
-        candidates = recall.similar_items(self.driver, item_id, k=k, database=self.database)
-        self.metrics.recall_seconds.labels("similar").observe(time.perf_counter() - started)
+        candidates = self._stage("similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database))
         return SimilarItemsResponse(item_id=item_id, items=blend({"similar": candidates}, {}, k, explain))
 
     def _check_sources(self, sources: Sequence[str] | None) -> list[str]:
@@ -430,6 +422,14 @@ class Recommender:
         if not exists:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
 
+    def _stage(self, name: str, fn: Callable[[], T]) -> T:
+        """Run one stage of a request and record its time (``kgrec_recall_query_seconds{strategy=name}``)."""
+        started = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.metrics.recall_seconds.labels(name).observe(time.perf_counter() - started)
+
     def guard(self, what: str, fn: Callable[[], object]):  # noqa: ANN202 - returns fn's result
         try:
             return fn()
@@ -437,14 +437,7 @@ class Recommender:
             raise DatabaseUnavailableError(f"Neo4j is unreachable ({what}): {' '.join(str(exc).split())}") from exc
 
     def _run(self, calls: dict[str, Callable[[], list[Candidate]]]) -> tuple[dict[str, list[Candidate]], set[str]]:
-        def timed(name: str, fn: Callable[[], list[Candidate]]) -> list[Candidate]:
-            started = time.perf_counter()
-            try:
-                return fn()
-            finally:
-                self.metrics.recall_seconds.labels(name).observe(time.perf_counter() - started)
-
-        futures = {name: self.executor.submit(timed, name, fn) for name, fn in calls.items()}
+        futures = {name: self.executor.submit(self._stage, name, fn) for name, fn in calls.items()}
         results: dict[str, list[Candidate]] = {}
         failed: set[str] = set()
         for name, future in futures.items():

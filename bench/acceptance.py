@@ -19,17 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 from rich.console import Console
 
-from bench.common import OUT, ROOT, bench_settings, require_dataset
+from bench.common import OUT, bench_settings, require_dataset, serve_api
 from etl.load import load_dataset
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 from gnn.config import GnnSettings
@@ -102,21 +98,9 @@ def main() -> None:
             promote(report.artifact.path)  # an older version from another graph must not serve this check
         console.print(f"retrain: {report.artifact.model} {report.artifact.version} in {timings['retrain']:.0f} s")
 
-        env = dict(os.environ, NEO4J_URI=settings.uri, NEO4J_PASSWORD=settings.password.get_secret_value(),
-                   KGREC_ARTIFACTS_DIR=str(ARTIFACTS), KGREC_SERVE_MODEL=args.model, KGREC_CACHE_WARM_USERS="0")
-        log = (OUT / "acceptance_server.log").open("wb")
-        api = subprocess.Popen(
-            [str(Path(sys.executable).parent / "kgrec"), "serve", "--port", str(PORT)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        api = serve_api(settings, PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": args.model,
+                                         "KGREC_CACHE_WARM_USERS": "0"}, "acceptance_server.log")
         base = f"http://127.0.0.1:{PORT}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
         version = httpx.get(f"{base}/health", timeout=5).json().get("model_version")
         ndcgs, recalls, explained, total = [], [], 0, 0
         started = time.perf_counter()

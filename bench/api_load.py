@@ -17,20 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, ROOT, bench_settings, require_dataset
+from bench.common import OUT, bench_settings, require_dataset, serve_api
 from etl.load import load_stream
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 from graph.driver import create_driver
@@ -83,32 +80,8 @@ def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
 
 
 def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[bytes]:  # noqa: ANN001
-    env = dict(os.environ)
-    env.update(
-        NEO4J_URI=settings.uri,
-        NEO4J_PASSWORD=settings.password.get_secret_value(),
-        KGREC_HOST="127.0.0.1",
-        KGREC_PORT=str(API_PORT),
-        KGREC_ARTIFACTS_DIR=str(ARTIFACTS),
-        KGREC_SERVE_MODEL=model,
-    )
-    log = (OUT / "api_load_server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "kgrec"), "serve", "--workers", str(workers)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{API_PORT}/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"the API exited; see {OUT / 'api_load_server.log'}")
-        time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("the API did not become ready within 60 s")
+    return serve_api(settings, API_PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model},
+                     "api_load_server.log", workers=workers, timeout=60.0)
 
 
 def wait_for_cache(users: int, timeout: float) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import httpx
 
 from graph.settings import Neo4jSettings
 
@@ -28,3 +33,39 @@ def require_dataset(name: str) -> Path:
     if not path.is_dir():
         raise SystemExit(f"dataset folder missing: {path} (set KGREC_DATASETS)")
     return path
+
+
+def serve_api(settings: Neo4jSettings, port: int, env: dict[str, str], log_name: str, workers: int = 1,
+              timeout: float = 120.0) -> subprocess.Popen[bytes]:
+    """Start ``kgrec serve`` on ``port`` against ``settings``' server and wait until /ready answers 200.
+
+    Args:
+        settings: The benchmark's Neo4j.
+        port: API port.
+        env: Extra environment (KGREC_* settings of the API).
+        log_name: File under bench/out that receives the server's output.
+        workers: Uvicorn worker processes.
+        timeout: Seconds to wait for readiness.
+
+    Raises:
+        SystemExit: The API exited or did not become ready in time (see the log).
+    """
+    full_env = dict(os.environ, NEO4J_URI=settings.uri, NEO4J_PASSWORD=settings.password.get_secret_value(),
+                    KGREC_HOST="127.0.0.1", KGREC_PORT=str(port), **env)
+    log = (OUT / log_name).open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "kgrec"), "serve", "--workers", str(workers)],
+        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"the API exited; see {OUT / log_name}")
+        time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit(f"the API did not become ready within {timeout:.0f} s; see {OUT / log_name}")
