@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,7 @@ class RetrainReport:
     pruned: list[Path]
     seconds: float
     embeddings: dict[str, int] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (export, split, fit, …)
 
 
 def publish_embeddings(neo4j: Neo4jSettings, artifact: Artifact) -> dict[str, int]:
@@ -270,8 +271,19 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
     figures come from different (each honest) validation data; the report says whether it did.
     """
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+    mark = started
+
+    def lap(phase: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[phase] = now - mark
+        mark = now
+
     snapshot, _ = export_job(neo4j, settings)
+    lap("export")
     split = split_interactions(snapshot)
+    lap("split")
     kind = (overrides or {}).get("model") or "lightgcn"
     if kind == "blend":
         artifact = train_blend(snapshot, split, settings, overrides or {}, final="all")
@@ -281,6 +293,7 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
         config = load_train_config(settings.train_config, {"final_fit": "all", **(overrides or {})})
         artifact = train(snapshot, split, config)
         path = None
+    lap("fit")
     new_val = float(artifact.metrics["validation"][GATE_METRIC])
     current_path = current_version(settings.artifacts_dir, kind)
     current_val = None
@@ -297,7 +310,9 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
     else:
         log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
     pruned = prune_versions(settings.artifacts_dir, kind, keep)
+    lap("promote")
     has_vectors = artifact.item_embeddings.ndim == 2 and artifact.item_embeddings.size(1) > 0
     embeddings = publish_embeddings(neo4j, artifact) if promoted and publish and has_vectors else None
+    lap("publish")
     return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started,
-                         embeddings)
+                         embeddings, timings)

@@ -64,6 +64,10 @@ def test_retrain_serves_from_every_positive_and_publishes_embeddings(
     assert artifact.config["final_fit"] == "all"
     assert artifact.metrics["test"] is None  # it learned from the test positives: no test figure is claimed
     assert report.embeddings is not None and report.embeddings["items"] == len(artifact.item_ids)
+    # every phase is timed, in order, and the phases account for the job's wall time
+    assert list(report.timings) == ["export", "split", "fit", "promote", "publish"]
+    assert all(t >= 0 for t in report.timings.values())
+    assert sum(report.timings.values()) == pytest.approx(report.seconds, abs=0.05)
     records, _, _ = world_db.execute_query(
         "MATCH (i:Item) WHERE i.embedding IS NOT NULL RETURN count(i) AS n, collect(DISTINCT i.embeddingVersion) AS v"
     )
