@@ -44,11 +44,13 @@ from rich.table import Table
 from torch import Tensor
 
 from bench.common import OUT, ROOT, require_dataset
+from bench.quality_recall import recall_rankings, restore_pending, without_test_interactions
 from gnn.config import TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, evaluate, split_interactions
 from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
 from gnn.train import fit_graphsage, fit_lightgcn
+from graph.recall import STRATEGIES
 from graph.settings import Neo4jSettings
 
 console = Console(width=220)
@@ -477,10 +479,61 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     )
 
 
+RECALL_PREFIX = "recall: "
+
+
+def run_recall_rows(driver: Any, database: str, snapshot: GraphSnapshot, split: Split, genres: Tensor,
+                    ledger: Path, k: int = 20) -> tuple[list[ModelResult], dict[str, float]]:
+    """Each Cypher recall strategy alone (graph.recall.STRATEGIES), k items per test user, on the graph without
+    the test fold (removed for the duration, then restored: bench.quality_recall), scored like every model.
+
+    After the restore the graph is exported again and must give the same snapshot id, else this raises.
+    """
+    from graph.export import export_graph
+
+    test_fold = split.testing()
+    users = test_fold.eval_users
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with without_test_interactions(driver, database, snapshot, split, ledger) as removed:
+        timings["recall_remove_test_seconds"] = time.perf_counter() - started
+        console.print(f"recall rows: {removed:,} test interactions removed from the graph; "
+                      f"{len(STRATEGIES)} strategies × {users.numel()} test users, k={k} …")
+        rankings = recall_rankings(driver, database, snapshot, users, k=k)
+        restore_started = time.perf_counter()
+    timings["recall_restore_seconds"] = time.perf_counter() - restore_started
+    check = build_graph_snapshot(export_graph(driver, database))
+    if check.snapshot_id != snapshot.snapshot_id:
+        raise RuntimeError(f"after restoring the test interactions the graph exports as {check.snapshot_id}, "
+                           f"not {snapshot.snapshot_id}: the quality server's graph is not the one measured")
+    timings["recall_rows_seconds"] = time.perf_counter() - started
+    results = []
+    for ranking in rankings:
+        t = time.perf_counter()
+        test = evaluate(ranking.topk, test_fold, item_features=genres, per_user=True)
+        score_seconds = ranking.seconds + time.perf_counter() - t
+        slices = cold_start_slices(ranking.topk, test_fold, test, None)
+        info = {**ranking.info, "query_seconds": ranking.query_seconds, "k": k}
+        note = "" if info["users_with_candidates"] else " — NO candidates for any test user"
+        console.print(f"[bold]{RECALL_PREFIX}{ranking.name}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, "
+                      f"recall@20 {test['recall@20']:.4f} (score {score_seconds:.1f}s, {info['ms_per_user']:.0f} ms/user, "
+                      f"{info['users_with_candidates']}/{users.numel()} users with candidates, "
+                      f"{info['users_with_k']} with {k}){note}", highlight=False)
+        results.append(ModelResult(
+            name=RECALL_PREFIX + ranking.name, params={}, at_edge=[], val=math.nan, test=test, train_seconds=0.0,
+            score_seconds=score_seconds, tuning_seconds=0.0, trials=0, info=info,
+            ranks=f"what the Cypher query returns (top {k}), on the graph without the test fold", slices=slices,
+        ))
+    return results, timings
+
+
 def cold_start_slices(
-    score_fn: ScoreFn, fold: Fold, test: dict[str, Any], candidates: Tensor | None
+    ranking: ScoreFn | Tensor, fold: Fold, test: dict[str, Any], candidates: Tensor | None
 ) -> dict[str, dict[str, float]]:
-    """NDCG@20 / Recall@20 on the short-history users and on the cold items of the test fold (module docstring)."""
+    """NDCG@20 / Recall@20 on the short-history users and on the cold items of the test fold (module docstring).
+
+    ``ranking`` is a score function or, as for :func:`evaluate`, top-k lists aligned with ``fold.eval_users``.
+    """
     users = fold.eval_users
     train_counts = torch.bincount(fold.train[0], minlength=fold.num_users)[users]
     per_user = test["per_user"]
@@ -496,37 +549,48 @@ def cold_start_slices(
     keep = cold[fold.target[1]]
     cold_fold = Fold("test-cold-items", fold.num_users, fold.num_items, fold.train, fold.target[:, keep])
     if cold_fold.target.size(1):
-        sliced = evaluate(score_fn, cold_fold, ks=(20,), candidates=candidates)
+        if isinstance(ranking, Tensor):  # the rows of the users left in the slice
+            ranking = ranking[torch.searchsorted(users, cold_fold.eval_users)]
+        sliced = evaluate(ranking, cold_fold, ks=(20,), candidates=candidates)
         out["cold_items"] = {"users": sliced["users"], "targets": sliced["targets"], "ndcg@20": sliced["ndcg@20"],
                              "recall@20": sliced["recall@20"]}
     return out
 
 
-def load_snapshot(dataset: str, skip_load: bool) -> tuple[GraphSnapshot, dict[str, float]]:
-    """Start the private server, load the dataset (unless told not to), export, build the snapshot."""
+def removal_ledger(settings: Neo4jSettings) -> Path:
+    """Where the recall rows park the test interactions they removed from ``settings``' graph."""
+    return OUT / f"removed-interactions-{settings.home.name if settings.home else 'server'}.json"
+
+
+def load_snapshot(driver: Any, settings: Neo4jSettings, dataset: str, skip_load: bool
+                  ) -> tuple[GraphSnapshot, dict[str, float]]:
+    """Load the dataset into the running private server (unless told not to), export, build the snapshot.
+
+    First puts back any test interactions an interrupted earlier run removed (bench.quality_recall).
+    """
     from etl.load import load_dataset
     from etl.sources import lastfm_variables, movielens_variables, read_mapping_dataset, shipped_mapping_path
-    from graph.driver import create_driver
     from graph.export import export_graph
 
     timings: dict[str, float] = {}
-    settings = quality_settings()
-    with create_driver(settings) as driver:
-        if not skip_load:
-            started = time.perf_counter()
-            if dataset == "lastfm":
-                mapping, variables = "lastfm", lastfm_variables(require_dataset("hetrec2011-lastfm-2k"))
-            else:
-                # With its knowledge sources, as the product loads it (bench/api_load.py): actors and
-                # directors, HetRec tags. The split depends on interactions only, so references do not change.
-                mapping, variables = "movielens", movielens_variables(
-                    require_dataset(dataset), require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
-                    require_dataset("hetrec2011-movielens-2k"),
-                )
-            data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
-            load_dataset(driver, data, replace=True, reject_dir=OUT / "rejects")
-            timings["load_seconds"] = time.perf_counter() - started
-        export = export_graph(driver, settings.database)
+    restored = restore_pending(driver, settings.database, removal_ledger(settings))
+    if restored:
+        console.print(f"[yellow]restored {restored:,} interactions an interrupted run had removed[/]")
+    if not skip_load:
+        started = time.perf_counter()
+        if dataset == "lastfm":
+            mapping, variables = "lastfm", lastfm_variables(require_dataset("hetrec2011-lastfm-2k"))
+        else:
+            # With its knowledge sources, as the product loads it (bench/api_load.py): actors and
+            # directors, HetRec tags. The split depends on interactions only, so references do not change.
+            mapping, variables = "movielens", movielens_variables(
+                require_dataset(dataset), require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
+                require_dataset("hetrec2011-movielens-2k"),
+            )
+        data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
+        load_dataset(driver, data, replace=True, reject_dir=OUT / "rejects")
+        timings["load_seconds"] = time.perf_counter() - started
+    export = export_graph(driver, settings.database)
     timings["export_seconds"] = export.seconds
     started = time.perf_counter()
     snapshot = build_graph_snapshot(export)
@@ -627,6 +691,8 @@ def main() -> None:
     parser.add_argument("--with-graphsage", action="store_true",
                         help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
     parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.ranker)")
+    parser.add_argument("--no-recall", action="store_true",
+                        help="leave out the rows of the Cypher recall strategies (graph.recall.STRATEGIES)")
     parser.add_argument("--skip-load", action="store_true", help="use the graph already in the quality server")
     parser.add_argument("--keep-server", action="store_true", help="leave the quality Neo4j running")
     parser.add_argument("--snapshot", type=Path,
@@ -642,33 +708,51 @@ def main() -> None:
 
     torch.set_num_threads(TORCH_THREADS)
     started = time.perf_counter()
+    recall_results: list[ModelResult] = []
     if args.snapshot is not None:
         snapshot = GraphSnapshot.load(args.snapshot)
         timings = {"export_seconds": 0.0, "snapshot_load_seconds": time.perf_counter() - started}
         console.print(f"snapshot read from {args.snapshot} (no Neo4j)")
     else:
+        from graph.driver import create_driver
+
         settings = quality_settings()
         console.print(f"starting the quality Neo4j in {settings.home} …")
         launcher.start(settings)
         try:
-            snapshot, timings = load_snapshot(args.dataset, args.skip_load)
+            with create_driver(settings) as driver:
+                snapshot, timings = load_snapshot(driver, settings, args.dataset, args.skip_load)
+                timings["server_and_data_seconds"] = time.perf_counter() - started
+                split = split_interactions(snapshot, seed=SEED)
+                genres = snapshot.item_genre_matrix()
+                if not args.no_recall and (not args.models or any(m.startswith(RECALL_PREFIX) for m in args.models)):
+                    recall_results, recall_timings = run_recall_rows(
+                        driver, settings.database, snapshot, split, genres, removal_ledger(settings))
+                    timings.update(recall_timings)
         finally:
             if not args.keep_server:
                 launcher.stop(settings)
-        timings["server_and_data_seconds"] = time.perf_counter() - started
-    split = split_interactions(snapshot, seed=SEED)
+    if args.snapshot is not None:
+        split = split_interactions(snapshot, seed=SEED)
+        genres = snapshot.item_genre_matrix()
+        console.print("[yellow]no Neo4j (--snapshot): the Cypher recall rows are left out[/]")
     console.print(f"snapshot {snapshot.snapshot_id}: {snapshot.counts()} (export {timings['export_seconds']:.2f}s)")
     console.print(f"split: {split.describe()}")
     OUT.mkdir(parents=True, exist_ok=True)
     if args.snapshot is None:
         snapshot.save(OUT / f"snapshot-{args.dataset}")
 
-    genres = snapshot.item_genre_matrix()
     specs = [
         s for s in model_specs(args.quick, snapshot, args.with_graphsage) if not args.models or s.name in args.models
     ]
     results: list[ModelResult] = []
     for spec in specs:
+        if spec.name == "most-popular" and recall_results:  # the table: most-popular, then the recall rows
+            with threadpool_limits(limits=THREADS, user_api="blas"):
+                results.append(run_model(spec, split, genres))
+            results.extend(recall_results)
+            recall_results = []
+            continue
         console.print(f"[bold]{spec.name}[/]: tuning on validation …")
         # implicit's own threads do the work; BLAS threads on top of them only oversubscribe two cores.
         with threadpool_limits(limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS,
@@ -684,6 +768,7 @@ def main() -> None:
                 results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}-{name}",
                                          json.loads(overrides), name))
 
+    results.extend(recall_results)  # when most-popular was not asked for
     print_table(args.dataset, split, results)
     print_slices(results)
     comparisons = {ours: paired_comparison(results, ours) for ours in (BLEND, "kgrec LightGCN")}
