@@ -1,0 +1,482 @@
+"""How ``kgrec retrain`` (the default model, the blend) scales with edges, on synthetic worlds of growing size.
+
+For every size (a multiple of ml-latest-small's 100,836 interactions) a synthetic world (``etl.synthetic``,
+what ``kgrec load synthetic --users --items --seed`` loads) is generated and loaded into a private Neo4j
+(.kgrec/neo4j-scaling, ports 25687/25474; ``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
+``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
+developer's). Phases timed: generate, load, export, split, fit (with the blend's own sub-phases: components
+fitted on the fit edges, ranker weights on validation, components refitted on every positive, and each
+component — EASE^R, knowledge, sequence, ALS, LightGCN — timed by wrapping the functions the ranker calls),
+promote (gate, save, prune) and publish (embeddings to Neo4j). Each size runs in its own process, so its peak
+RSS (``resource.getrusage``) is its own; the process gets an address-space limit (``--memory-limit-gb``) so a
+size that does not fit fails with MemoryError in the phase that explodes instead of waking the OOM killer on a
+shared machine, and a wall-time limit (``--timeout``).
+
+Sizes: ``users = scale · 100,836 / 23.8`` (a synthetic user has 23.8 interactions on average) and
+``items = 9,742 · scale^item_exponent`` (ml-latest-small's catalogue at 1×; catalogues grow slower than
+interactions — MovieLens from ml-latest-small to ml-latest: 330× the ratings, 9× the movies, exponent ≈ 0.38;
+the default 0.5 is on the generous side). Before fitting, the two dense structures of the blend are sized from
+the split: EASE^R's ``items × items`` float64 Gram/inverse and the ranker's ``validation users × features ×
+items`` float32 feature cube.
+
+    nice -n 5 .venv/bin/python -m bench.scaling [--sizes 0.1,0.3,1,3,10] [--item-exponent 0.5]
+                                                [--memory-limit-gb 12] [--timeout 1500] [--keep-going]
+
+Prints one column per size, the power-law exponent b of every phase (time ∝ interactions^b, least squares in
+log-log over the sizes that finished), and writes bench/out/scaling.json and bench/out/scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import OUT, ROOT
+from graph.settings import Neo4jSettings
+
+ML_SMALL_INTERACTIONS = 100_836
+ML_SMALL_ITEMS = 9_742
+SYNTHETIC_PER_USER = 23.8  # mean interactions of a synthetic user (8 + Geometric(1/14) + 1–3 from followees)
+SEED = 42
+KNOWLEDGE = ("IN_GENRE", "ACTED_IN", "DIRECTED", "HAS_TAG")
+SCALING = OUT / "scaling"
+#: Phases of one size, in order (top level; ``fit`` is split further below).
+PHASES = ("generate", "load", "export", "split", "fit", "promote", "publish")
+FIT_PHASES = ("fit_components", "fit_ranker", "refit")
+#: Functions of ``gnn.ranker`` (and the LightGCN trainer it imports at call time) timed per call.
+COMPONENTS = {"ease": "fit_ease", "knowledge": "knowledge_matrix", "sequence": "fit_transitions", "als": "fit_als",
+              "val_features": "validation_data", "ranker_weights": "fit_weights"}
+
+
+def scaling_settings() -> Neo4jSettings:
+    """The scaling benchmark's own server: .kgrec/neo4j-scaling on 25687/25474 (heap 2g, page cache 1g)."""
+    return Neo4jSettings(
+        uri="bolt://127.0.0.1:25687",
+        password="kgrec-scaling-password",
+        home=ROOT / ".kgrec" / "neo4j-scaling",
+        bolt_port=25687,
+        http_port=25474,
+        heap="2g",
+        pagecache="1g",
+    )
+
+
+def world_size(scale: float, item_exponent: float = 0.5) -> tuple[int, int]:
+    """``(users, items)`` of the synthetic world ``scale`` times ml-latest-small's interaction count."""
+    users = max(4, round(scale * ML_SMALL_INTERACTIONS / SYNTHETIC_PER_USER))
+    items = max(12, round(ML_SMALL_ITEMS * scale**item_exponent))
+    return users, items
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float]) -> dict[str, float] | None:
+    """Least-squares fit of ``y = a · x^b`` in log-log space over the points where both are positive and finite.
+
+    Returns:
+        ``{"b", "a", "r2", "points"}``, or None with fewer than two usable points or a single distinct x.
+    """
+    pairs = [(math.log(float(u)), math.log(float(v))) for u, v in zip(x, y, strict=True)
+             if u is not None and v is not None and u > 0 and v > 0 and math.isfinite(u) and math.isfinite(v)]
+    if len(pairs) < 2:
+        return None
+    n = len(pairs)
+    mx = sum(p[0] for p in pairs) / n
+    my = sum(p[1] for p in pairs) / n
+    sxx = sum((p[0] - mx) ** 2 for p in pairs)
+    if sxx == 0:
+        return None
+    b = sum((p[0] - mx) * (p[1] - my) for p in pairs) / sxx
+    intercept = my - b * mx
+    ss_res = sum((p[1] - intercept - b * p[0]) ** 2 for p in pairs)
+    ss_tot = sum((p[1] - my) ** 2 for p in pairs)
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    return {"b": b, "a": math.exp(intercept), "r2": r2, "points": n}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- one size, in its own process ----------------------------------------------------------------------
+
+
+class Recorder:
+    """Phase timings and peak RSS of one size, rewritten to ``path`` after every phase (a killed run keeps them)."""
+
+    def __init__(self, path: Path, record: dict[str, Any]) -> None:
+        self.path = path
+        self.record = record
+        record.setdefault("phases", {})
+        record.setdefault("rss_after_mb", {})
+        record.setdefault("calls", [])
+        self.flush()
+
+    def flush(self) -> None:
+        self.path.write_text(json.dumps(self.record, indent=2))
+
+    def phase(self, name: str, seconds: float) -> None:
+        self.record["phases"][name] = seconds
+        self.record["rss_after_mb"][name] = peak_rss_mb()
+        self.flush()
+
+    def running(self, name: str) -> None:
+        self.record["running"] = name
+        self.flush()
+
+    def wrap(self, module: Any, attribute: str, label: str) -> None:  # noqa: ANN401
+        """Replace ``module.attribute`` by the same function that also records its wall time and peak RSS."""
+        original: Callable[..., Any] = getattr(module, attribute)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+            self.running(label)
+            started = time.perf_counter()
+            result = original(*args, **kwargs)
+            self.record["calls"].append({"component": label, "seconds": time.perf_counter() - started,
+                                         "peak_rss_mb": peak_rss_mb()})
+            self.flush()
+            return result
+
+        setattr(module, attribute, timed)
+
+
+def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
+    """Sizes of the blend's two dense structures for this split (its first, fit-edges pass)."""
+    import numpy as np
+
+    from gnn.ranker import FEATURES
+
+    seen = int(np.unique(split.fit[1].numpy()).size)
+    val_users = int(split.validation().eval_users.numel())
+    return {
+        "ease_items": seen,
+        "ease_matrix_gb": seen * seen * 8 / 1e9,  # one float64 items×items (Gram, inverse, B and |B| coexist)
+        "val_users": val_users,
+        "val_features_gb": val_users * len(FEATURES) * snapshot.num_items * 4 / 1e9,  # float32 [U, F, I]
+        "features": len(FEATURES),
+    }
+
+
+def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: float) -> int:
+    """Generate, load and retrain one world; write its record to ``out``. Returns the exit code."""
+    if memory_limit_gb > 0:
+        limit = int(memory_limit_gb * 1024**3)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    rec = Recorder(out, {"users_requested": users, "items_requested": items, "seed": seed,
+                         "memory_limit_gb": memory_limit_gb})
+    try:
+        import gnn.jobs as jobs
+        import gnn.ranker as ranker
+        import gnn.train as gnn_train
+        from etl.load import emit_dataset, load_stream
+        from etl.settings import get_etl_settings
+        from etl.synthetic import generate_world
+        from gnn.config import GnnSettings
+        from graph.driver import create_driver
+        from schema.model import Label
+
+        settings = scaling_settings()
+        rec.running("generate")
+        t = time.perf_counter()
+        world = generate_world(users=users, items=items, seed=seed)
+        rec.phase("generate", time.perf_counter() - t)
+
+        rec.running("load")
+        t = time.perf_counter()
+        with create_driver(settings) as driver:
+            report = load_stream(
+                driver, lambda sink: emit_dataset(world.dataset, sink), item_labels=[Label.MOVIE],
+                database=settings.database, replace=True, batch_size=get_etl_settings().batch_size,
+                reject_dir=SCALING / "rejects",
+            )
+        rec.phase("load", time.perf_counter() - t)
+        del world
+        rels, nodes = report.relationships, report.nodes
+        rec.record["counts"] = {
+            "users": nodes.get("User", 0), "items": nodes.get("Item", 0),
+            "interactions": rels.get("INTERACTED", 0), "knowledge_edges": sum(rels.get(k, 0) for k in KNOWLEDGE),
+            "follows": rels.get("FOLLOWS", 0), "relationships": rels.get("*", sum(rels.values())),
+            "nodes": nodes.get("*", sum(nodes.values())),
+        }
+        rec.record["relationships"] = rels
+
+        # The blend's sub-phases: wrap what gnn.ranker calls (names it imported, so patch them there).
+        for label, attribute in COMPONENTS.items():
+            rec.wrap(ranker, attribute, label)
+        rec.wrap(gnn_train, "fit_lightgcn", "lightgcn")  # imported inside fit_components at call time
+        original_split = jobs.split_interactions
+
+        def split_and_size(snapshot: Any) -> Any:  # noqa: ANN401
+            split = original_split(snapshot)
+            rec.record["dense"] = dense_sizes(snapshot, split)
+            rec.record["snapshot"] = {"users": snapshot.num_users, "items": snapshot.num_items,
+                                      "interactions": snapshot.num_interactions}
+            rec.flush()
+            return split
+
+        jobs.split_interactions = split_and_size
+        artifacts = SCALING / f"artifacts-{users}x{items}"
+        shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
+        gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
+        overrides = {"model": "blend", "device": "cpu", "progress": False}  # as `kgrec retrain` (bars off)
+        rec.running("retrain")
+        retrain = jobs.retrain_job(settings, gnn_settings, overrides, keep=2, publish=True)
+        for name, seconds in retrain.timings.items():
+            rec.record["phases"][name] = seconds
+        rec.record["rss_after_mb"]["retrain"] = peak_rss_mb()
+        rec.record["fit_phases"] = {k: retrain.artifact.timings.get(k) for k in FIT_PHASES}
+        rec.record["retrain_seconds"] = retrain.seconds
+        rec.record["validation_ndcg20"] = retrain.new_val
+        rec.record["promoted"] = retrain.promoted
+        rec.record["lightgcn_epochs"] = retrain.artifact.metrics.get("best_epoch")
+        rec.record["artifact"] = str(retrain.artifact.path)
+        rec.record["ok"] = True
+        rec.record.pop("running", None)
+        rec.flush()
+        shutil.rmtree(artifacts, ignore_errors=True)
+        return 0
+    except BaseException as exc:  # MemoryError, torch's allocator RuntimeError, a Neo4j error: record and exit
+        rec.record["ok"] = False
+        rec.record["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+        rec.record["traceback"] = traceback.format_exc()[-3000:]
+        rec.record["peak_rss_mb"] = peak_rss_mb()
+        rec.flush()
+        return 3
+
+
+# --- the driver: every size, the table, the fit, the figure -------------------------------------------
+
+
+def component_totals(record: dict[str, Any]) -> dict[str, float]:
+    """Seconds per blend component, summed over its calls (fit pass + refit pass)."""
+    totals: dict[str, float] = {}
+    for call in record.get("calls", []):
+        totals[call["component"]] = totals.get(call["component"], 0.0) + call["seconds"]
+    return totals
+
+
+def series(record: dict[str, Any]) -> dict[str, float | None]:
+    """Every timed quantity of one size by name (None when that phase did not finish)."""
+    phases = record.get("phases", {})
+    out: dict[str, float | None] = {k: phases.get(k) for k in PHASES}
+    out.update({k: (record.get("fit_phases") or {}).get(k) for k in FIT_PHASES})
+    totals = component_totals(record)
+    out.update({f"  {k}": totals.get(k) for k in (*COMPONENTS, "lightgcn")})
+    out["retrain (export→publish)"] = record.get("retrain_seconds")
+    out["total (generate→publish)"] = (sum(phases[k] for k in PHASES) if all(k in phases for k in PHASES)
+                                       else None)
+    return out
+
+
+def pauses_overlap(start: float, end: float) -> list[str]:
+    """Lines of the lead's pause log that fall inside [start, end] (epoch seconds), if any."""
+    log = Path("/tmp/kgrec-team/pauses.log")
+    if not log.is_file():
+        return []
+    from datetime import datetime
+
+    hits = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        for token in line.replace(",", " ").split():
+            try:
+                moment = datetime.fromisoformat(token.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+            if start <= moment <= end:
+                hits.append(line.strip())
+                break
+    return hits
+
+
+def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> None:
+    """Log-log PNG of seconds per phase against interactions (matplotlib's Agg canvas, no pyplot)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 5.5), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    names = [*PHASES[1:], *FIT_PHASES, "  ease", "  val_features", "  lightgcn", "retrain (export→publish)"]
+    for name in names:
+        points = [(r["counts"]["interactions"], series(r)[name]) for r in results
+                  if r.get("counts") and series(r).get(name)]
+        if len(points) < 1:
+            continue
+        xs, ys = zip(*points, strict=True)
+        fit = fits.get(name)
+        label = name.strip() + (f" (b={fit['b']:.2f})" if fit else "")
+        style = "-" if name in PHASES or name.startswith("retrain") else "--"
+        ax.plot(xs, ys, style, marker="o", label=label, linewidth=2.2 if name.startswith("retrain") else 1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("interactions (INTERACTED edges)")
+    ax.set_ylabel("seconds")
+    ax.set_title("kgrec retrain (blend) on synthetic worlds")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def fmt(value: Any, digits: int = 1) -> str:  # noqa: ANN401
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="kgrec retrain (blend) per synthetic world size — seconds, unless stated", show_edge=False)
+    table.add_column("")
+    for r in results:
+        table.add_column(f"{r['scale']:g}×", justify="right")
+    table.add_column("b (t ∝ E^b)", justify="right")
+
+    def row(name: str, values: list[Any], fit: Any = None, digits: int = 1) -> None:  # noqa: ANN401
+        table.add_row(name, *(fmt(v, digits) for v in values), f"{fit['b']:.2f}" if fit else "")
+
+    for key in ("users", "items", "interactions", "knowledge_edges", "follows", "relationships"):
+        row(key, [r.get("counts", {}).get(key) for r in results])
+    row("EASE items (fit pass)", [r.get("dense", {}).get("ease_items") for r in results])
+    row("EASE one items² f64, GB", [r.get("dense", {}).get("ease_matrix_gb") for r in results], digits=2)
+    row("validation users", [r.get("dense", {}).get("val_users") for r in results])
+    row("val features U·F·I f32, GB", [r.get("dense", {}).get("val_features_gb") for r in results], digits=2)
+    per = [series(r) for r in results]
+    for name in per[0]:
+        row(name, [p[name] for p in per], fits.get(name))
+    row("peak RSS, MiB", [r.get("peak_rss_mb") for r in results], fits.get("peak_rss_mb"), digits=0)
+    row("validation NDCG@20", [r.get("validation_ndcg20") for r in results], digits=4)
+    row("LightGCN epochs", [r.get("lightgcn_epochs") for r in results])
+    row("load average (1 min) at start", [r.get("loadavg_start") for r in results], digits=2)
+    row("outcome", [("ok" if r.get("ok") else f"FAILED in {r.get('running', '?')}") for r in results])
+    Console(width=200).print(table)
+    for r in results:
+        if not r.get("ok"):
+            Console(width=200).print(f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}: "
+                                     f"{r.get('error', '(killed)')}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="0.1,0.3,1,3,10",
+                        help="comma-separated multiples of ml-latest-small's 100,836 interactions (default %(default)s)")
+    parser.add_argument("--item-exponent", type=float, default=0.5,
+                        help="items = 9,742 · scale^exponent (default %(default)s; 1 grows items like interactions)")
+    parser.add_argument("--seed", type=int, default=SEED, help="synthetic world seed (default %(default)s)")
+    parser.add_argument("--memory-limit-gb", type=float, default=12.0,
+                        help="address-space limit of each size's process, GB (0: none; default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=1500.0,
+                        help="wall seconds allowed per size before it is stopped (default %(default)s)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a size fails, still try the larger ones (default: stop there)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the untimed 0.01× world run first (it warms Neo4j's JVM and caches)")
+    parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
+    parser.add_argument("--worker", nargs=3, type=int, metavar=("USERS", "ITEMS", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    SCALING.mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        users, items, seed = args.worker
+        raise SystemExit(run_size(users, items, seed, args.worker_out, args.memory_limit_gb))
+
+    from graph.neo4j_local import launcher
+
+    scales = [float(s) for s in args.sizes.split(",") if s.strip()]
+    settings = scaling_settings()
+    launcher.start(settings)
+    results: list[dict[str, Any]] = []
+    try:
+        if not args.no_warmup:
+            users, items = world_size(0.01, args.item_exponent)
+            print(f"warm-up (not reported): {users} users, {items} items …", flush=True)
+            subprocess.run([sys.executable, "-m", "bench.scaling", "--worker", str(users), str(items), str(args.seed),
+                            "--worker-out", str(SCALING / "warmup.json"), "--memory-limit-gb", "0"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        for scale in scales:
+            users, items = world_size(scale, args.item_exponent)
+            out = SCALING / f"size-{scale:g}.json"
+            out.unlink(missing_ok=True)
+            load_start = os.getloadavg()[0]
+            print(f"[{time.strftime('%H:%M:%S')}] {scale:g}×: {users:,} users, {items:,} items "
+                  f"(load average {load_start:.2f}) …", flush=True)
+            started = time.time()
+            log = (SCALING / f"size-{scale:g}.log").open("wb")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.scaling", "--worker", str(users), str(items), str(args.seed),
+                 "--worker-out", str(out), "--memory-limit-gb", str(args.memory_limit_gb)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
+            try:
+                code = proc.wait(timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                code = None
+            log.close()
+            record = json.loads(out.read_text()) if out.is_file() else {}
+            record.update(scale=scale, exit_code=code, wall_seconds=time.time() - started,
+                          loadavg_start=load_start, loadavg_end=os.getloadavg()[0],
+                          pauses=pauses_overlap(started, time.time()))
+            if code is None:
+                record["ok"] = False
+                record["error"] = f"stopped after the {args.timeout:.0f} s timeout"
+            record.setdefault("peak_rss_mb", max([c["peak_rss_mb"] for c in record.get("calls", [])]
+                                                 + list(record.get("rss_after_mb", {}).values()) or [0.0]))
+            results.append(record)
+            verdict = "ok" if record.get("ok") else f"FAILED in {record.get('running', '?')}: {record.get('error')}"
+            print(f"    {verdict}; {record['wall_seconds']:.0f} s wall, peak RSS {record['peak_rss_mb']:.0f} MiB, "
+                  f"load average {record['loadavg_end']:.2f}", flush=True)
+            if not record.get("ok") and not args.keep_going:
+                break
+    finally:
+        if not args.keep_server:
+            launcher.stop(settings)
+
+    done = [r for r in results if r.get("ok")]
+    fits: dict[str, Any] = {}
+    if done:
+        xs = [r["counts"]["interactions"] for r in done]
+        for name in series(done[0]):
+            fit = fit_power_law(xs, [series(r)[name] for r in done])
+            if fit:
+                fits[name] = fit
+        rss = fit_power_law(xs, [r["peak_rss_mb"] for r in done])
+        if rss:
+            fits["peak_rss_mb"] = rss
+    print_table(results, fits)
+    payload = {
+        "command": " ".join(["python -m bench.scaling", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "neo4j": {"heap": settings.heap, "pagecache": settings.pagecache, "bolt_port": settings.bolt_port},
+        "item_exponent": args.item_exponent, "memory_limit_gb": args.memory_limit_gb, "timeout": args.timeout,
+        "fits": fits, "sizes": results,
+    }
+    (OUT / "scaling.json").write_text(json.dumps(payload, indent=2))
+    if done:
+        plot(done, fits, OUT / "scaling.png")
+    print(f"figures written to {OUT / 'scaling.json'}" + (f" and {OUT / 'scaling.png'}" if done else ""))
+
+
+if __name__ == "__main__":
+    main()
