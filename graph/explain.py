@@ -205,14 +205,16 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
     )
 
 
-def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple | None:
-    """A cheap fingerprint of the user's interactions (count, sums of ratings, weights and timestamps, latest).
+def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple[int, int, int] | None:
+    """A cheap fingerprint of the user's interactions: their INTERACTED degree, ``interactionsRev`` and PREFERS degree.
 
-    Any interaction added, changed or removed changes it, without reading the history into Python; the API
-    keys its answer cache on it.
+    Every kgrec write that creates or changes an interaction bumps ``interactionsRev``
+    (``upsert_interactions.cypher``) and any writer that adds or removes one changes the degree, so the
+    fingerprint changes whenever the history does, at the cost of one index seek: the API keys its
+    answer cache on it.
 
     Returns:
-        The fingerprint, or None when no user has this id.
+        ``(interactions, rev, preferred genres)``, or None when no user has this id.
 
     Raises:
         DatabaseUnavailableError: Neo4j is unreachable.
@@ -221,7 +223,7 @@ def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> t
     if not records:
         return None
     r = records[0]
-    return (int(r["n"]), float(r["ratings"]), float(r["weights"]), r["latest"], int(r["stamps"]))
+    return int(r["n"]), int(r["rev"]), int(r["preferred"])
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from neo4j import Driver, RoutingControl
+from neo4j import READ_ACCESS, Driver
 from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -386,7 +386,10 @@ def _recall(
 def _read(name: str, query: str, params: dict[str, Any], driver: Driver, database: str) -> tuple[list[Any], float]:
     started = time.perf_counter()
     try:
-        records, _, _ = driver.execute_query(query, params, database_=database, routing_=RoutingControl.READ)
+        # An auto-commit read: one round trip (a managed transaction adds a COMMIT), and no retry loop that
+        # would hold a request for seconds while Neo4j is away; every query here is a single read statement.
+        with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
+            records = list(session.run(query, params))
     except (ServiceUnavailable, SessionExpired) as exc:
         raise DatabaseUnavailableError(f"Neo4j is unreachable ({name}): {' '.join(str(exc).split())}") from exc
     except Neo4jError as exc:

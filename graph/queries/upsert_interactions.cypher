@@ -1,4 +1,7 @@
 // Purpose: one INTERACTED relationship per (user, item); properties replaced, so a reload is a no-op.
+//          A row that creates or changes an interaction bumps the user's interactionsRev, which (with the
+//          user's INTERACTED degree) is the cheap fingerprint the API keys its answer cache on; an identical
+//          row changes nothing, not even the counter (a new relationship is seen by the degree anyway).
 // Parameters: $rows: list of {user_id, item_id, rating, weight, timestamp}; items exist already,
 //             users are created on first sight (so interactions can be written while users are still being read)
 // Returns: nothing
@@ -7,4 +10,9 @@ MERGE (u:User {userId: row.user_id})
 WITH u, row
 MATCH (i:Item {itemId: row.item_id})
 MERGE (u)-[r:INTERACTED]->(i)
+WITH u, r, row,
+     coalesce(r.rating <> row.rating, (r.rating IS NULL) <> (row.rating IS NULL))
+       OR coalesce(r.weight <> row.weight, (r.weight IS NULL) <> (row.weight IS NULL))
+       OR coalesce(r.timestamp <> row.timestamp, (r.timestamp IS NULL) <> (row.timestamp IS NULL)) AS changed
 SET r.rating = row.rating, r.weight = row.weight, r.timestamp = row.timestamp
+FOREACH (_ IN CASE WHEN changed THEN [1] ELSE [] END | SET u.interactionsRev = coalesce(u.interactionsRev, 0) + 1)

@@ -97,5 +97,7 @@ def _fingerprint(driver: Driver) -> tuple:
     records, _, _ = driver.execute_query(
         "MATCH ()-[r]->() RETURN count(r) AS n, sum(coalesce(r.weight, 0.0) + coalesce(r.rating, 0.0)) AS total_weight"
     )
+    revs, _, _ = driver.execute_query("MATCH (u:User) RETURN sum(coalesce(u.interactionsRev, 0)) AS revs")
     nodes, rels = read_graph_counts(driver)
-    return (records[0]["n"], records[0]["total_weight"], tuple(sorted(nodes.items())), tuple(sorted(rels.items())))
+    return (records[0]["n"], records[0]["total_weight"], revs[0]["revs"], tuple(sorted(nodes.items())),
+            tuple(sorted(rels.items())))

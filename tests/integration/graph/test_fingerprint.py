@@ -1,0 +1,66 @@
+"""user_fingerprint on the real Neo4j: it changes exactly when the user's interactions (or onboarding genres) do."""
+
+from __future__ import annotations
+
+from neo4j import Driver
+
+from graph.explain import user_fingerprint
+from graph.writers import BatchWriter, create_user, write_interactions, write_items, write_users
+from schema.rows import InteractionRow, ItemRow, UserRow
+
+
+def _rows(*specs: tuple[str, float | None, int | None]) -> list[InteractionRow]:
+    return [InteractionRow(user_id="me", item_id=item, rating=rating, timestamp=ts) for item, rating, ts in specs]
+
+
+def test_fingerprint_follows_every_change_and_ignores_identical_writes(clean_db: Driver) -> None:
+    writer = BatchWriter(clean_db)
+    write_users(writer, [UserRow(user_id="me"), UserRow(user_id="other")])
+    write_items(writer, [ItemRow(item_id=i, title=i.upper()) for i in ("a", "b", "c")])
+    clean_db.execute_query("MERGE (:Genre {name: 'Comedy'})")
+    assert user_fingerprint(clean_db, "nobody") is None
+    assert user_fingerprint(clean_db, "me") == (0, 0, 0)
+
+    write_interactions(writer, _rows(("a", 4.0, 100), ("b", 3.0, None)))
+    first = user_fingerprint(clean_db, "me")
+    assert first is not None and first[0] == 2 and first[1] > 0
+
+    write_interactions(writer, _rows(("a", 4.0, 100), ("b", 3.0, None)))  # a reload: nothing changes, not even rev
+    assert user_fingerprint(clean_db, "me") == first
+
+    write_interactions(writer, _rows(("a", 5.0, 100)))  # a new rating for the same item: same degree, new rev
+    second = user_fingerprint(clean_db, "me")
+    assert second[0] == 2 and second[1] > first[1]
+
+    write_interactions(writer, _rows(("a", None, 100)))  # a value becoming null is a change too
+    third = user_fingerprint(clean_db, "me")
+    assert third[1] > second[1]
+
+    write_interactions(writer, _rows(("b", 3.0, 200)))  # a timestamp appearing
+    fourth = user_fingerprint(clean_db, "me")
+    assert fourth[1] > third[1]
+
+    write_interactions(writer, [InteractionRow(user_id="other", item_id="c", rating=5.0)])  # someone else
+    assert user_fingerprint(clean_db, "me") == fourth
+
+    write_interactions(writer, _rows(("c", 2.0, 300)))  # a new interaction
+    fifth = user_fingerprint(clean_db, "me")
+    assert fifth[0] == 3 and fifth[1] > fourth[1]
+
+    clean_db.execute_query("MATCH (:User {userId: 'me'})-[r:INTERACTED]->(:Item {itemId: 'c'}) DELETE r")
+    assert user_fingerprint(clean_db, "me")[0] == 2  # removed by a writer that is not kgrec's: the degree says so
+
+    create_user(clean_db, "me", ["Comedy"])  # onboarding genres are part of it
+    assert user_fingerprint(clean_db, "me")[2] == 1
+
+
+def test_reload_of_a_dataset_leaves_every_revision_unchanged(clean_db: Driver) -> None:
+    writer = BatchWriter(clean_db)
+    write_items(writer, [ItemRow(item_id=str(i)) for i in range(20)])
+    rows = [InteractionRow(user_id=f"u{u}", item_id=str((u * 7 + j) % 20), rating=float(1 + (u + j) % 5),
+                           timestamp=1000 + j) for u in range(10) for j in range(8)]
+    write_interactions(writer, rows)
+    before = {f"u{u}": user_fingerprint(clean_db, f"u{u}") for u in range(10)}
+    write_interactions(writer, rows)
+    assert {f"u{u}": user_fingerprint(clean_db, f"u{u}") for u in range(10)} == before
+    assert all(fp[0] == 8 and fp[1] == 8 for fp in before.values())  # one bump per created interaction
