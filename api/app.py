@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from neo4j import GraphDatabase
 from neo4j.exceptions import DriverError, Neo4jError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import Metrics
 from api.model import ModelHolder
@@ -46,6 +47,36 @@ async def _watch(models: ModelHolder, every: float) -> None:
             await asyncio.to_thread(models.reload, False)
         except Exception:  # noqa: BLE001 - the watcher must survive anything; the holder logs load failures
             log.exception("model watch failed")
+
+
+class MetricsMiddleware:
+    """Requests and latency per route (plain ASGI: no per-request task or body wrapping on the hot path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+            if metrics is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                metrics.requests.labels(path, method, str(status_code)).inc()
+                metrics.latency.labels(path, method).observe(time.perf_counter() - started)
 
 
 def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
@@ -117,17 +148,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app = FastAPI(title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
 
-    @app.middleware("http")
-    async def record_metrics(request: Request, call_next):  # noqa: ANN001, ANN202
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-        if metrics is not None:
-            metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-            metrics.latency.labels(path, request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(UnknownEntityError)
     async def not_found(_request: Request, exc: UnknownEntityError) -> JSONResponse:

@@ -58,7 +58,7 @@ def get_recommendations(
     exclude_genres: Annotated[str | None, Query(description="No items in these genres.")] = None,
     year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
     year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
-) -> RecommendationsResponse:
+) -> Response:
     size = k or settings.default_k
     if size > settings.max_k:
         raise HTTPException(422, f"k must be at most {settings.max_k}")
@@ -69,7 +69,9 @@ def get_recommendations(
         year_min=year_min,
         year_max=year_max,
     )
-    return recommender.recommend(user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters)
+    # The body is rendered by the recommender (a cached answer is already JSON): the schema above still documents it.
+    body = recommender.recommend_json(user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters)
+    return Response(body, media_type="application/json")
 
 
 @reads.get(

@@ -114,6 +114,31 @@ def blend(
     ]
 
 
+class Answer:
+    """A computed answer with its JSON already rendered, item by item, so that any first ``k`` items are served
+    by joining bytes (a cache hit costs no model validation or serialisation).
+
+    Args:
+        response: The full answer (its items are the cached pool, best first).
+    """
+
+    __slots__ = ("response", "_head", "_items")
+
+    def __init__(self, response: RecommendationsResponse) -> None:
+        self.response = response
+        head = response.model_dump_json(exclude={"items"}).encode()  # b'{"user_id":..,"degraded":false}'
+        self._head = head[:-1] + b',"items":['
+        self._items = [item.model_dump_json().encode() for item in response.items]
+
+    def first(self, k: int) -> RecommendationsResponse:
+        """The answer cut to its first ``k`` items."""
+        return self.response.model_copy(update={"items": self.response.items[:k]})
+
+    def json(self, k: int) -> bytes:
+        """The JSON body of :meth:`first` (``k``), exactly as FastAPI would render it, without re-rendering."""
+        return self._head + b",".join(self._items[:k]) + b"]}"
+
+
 class ResponseCache:
     """Model-path answers, keyed by the request *and the user's interactions as just read from Neo4j*.
 
@@ -126,10 +151,10 @@ class ResponseCache:
         self.size = size
         self.ttl = ttl
         self.metrics = metrics
-        self._entries: OrderedDict[tuple, tuple[float, RecommendationsResponse]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[float, Answer]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> RecommendationsResponse | None:
+    def get(self, key: tuple) -> Answer | None:
         if self.size <= 0:
             return None
         now = time.monotonic()
@@ -146,7 +171,7 @@ class ResponseCache:
             self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
         return hit
 
-    def put(self, key: tuple, value: RecommendationsResponse) -> None:
+    def put(self, key: tuple, value: Answer) -> None:
         if self.size <= 0:
             return
         with self._lock:
@@ -242,16 +267,59 @@ class Recommender:
             UnknownSourceError: A source name is not a recall strategy.
             DatabaseUnavailableError: Neo4j is unreachable (no source could answer).
         """
+        answer, size = self.answer(user_id, k, explain=explain, sources=sources, filters=filters)
+        return answer.first(size)
+
+    def recommend_json(
+        self,
+        user_id: str,
+        k: int,
+        *,
+        explain: bool = True,
+        sources: Sequence[str] | None = None,
+        filters: RecallFilters | None = None,
+    ) -> bytes:
+        """:meth:`recommend` as its JSON body (what the HTTP route sends; a cache hit is a join of bytes)."""
+        answer, size = self.answer(user_id, k, explain=explain, sources=sources, filters=filters)
+        return answer.json(size)
+
+    def answer(
+        self,
+        user_id: str,
+        k: int,
+        *,
+        explain: bool = True,
+        sources: Sequence[str] | None = None,
+        filters: RecallFilters | None = None,
+    ) -> tuple[Answer, int]:
+        """The answer behind :meth:`recommend` and how many of its items to send (``k`` or fewer).
+
+        Both paths cache their answers keyed by the request and the user's interaction fingerprint
+        (:func:`graph.explain.user_fingerprint`: one index seek), so a repeated request costs that seek and a
+        join of bytes, and any new interaction is a miss.
+        """
         names = self._check_sources(sources)
         filters = filters or RecallFilters()
-        model = self.model
-        if model is not None and not sources:
-            if len(user_id) > MAX_ID_LENGTH:
-                raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
-            answer = self._recommend_with_model(model, user_id, k, explain, filters)
-            if answer is not None:
-                return answer
-        self._require_user(user_id)
+        if len(user_id) > MAX_ID_LENGTH:
+            raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
+        model = self.model if not sources else None
+        try:
+            fingerprint = self._stage("user_fingerprint", lambda: user_fingerprint(self.driver, user_id, self.database))
+        except _UNREACHABLE as exc:
+            if model is not None:
+                return self._degraded(model, user_id, k, filters, exc)
+            raise DatabaseUnavailableError(f"Neo4j is unreachable (user): {' '.join(str(exc).split())}") from exc
+        if fingerprint is None:
+            raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
+        if model is not None and fingerprint[0] > 0:
+            answered = self._recommend_with_model(model, user_id, k, explain, filters, fingerprint)
+            if answered is not None:
+                return answered
+        # The graph path: users without positives (onboarding), requests naming sources, or no model.
+        key = ("graph", user_id, k, explain, tuple(names), filters.model_dump_json(), fingerprint)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, k
         fetch = min(max(3 * k, 30), 300)
         preferred = self.guard("preferences", lambda: read_user_preferred_genres(self.driver, user_id, self.database))
 
@@ -267,18 +335,25 @@ class Recommender:
         if failed and len(failed) == len(names):
             raise DatabaseUnavailableError(f"every recall source failed: {', '.join(sorted(failed))}")
         items = blend(results, self.settings.source_weights, k, explain)
-        return RecommendationsResponse(user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items)
+        response = RecommendationsResponse(user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items)
+        answer = Answer(response)
+        if not failed:  # a partial (degraded) answer is never reused
+            self.cache.put(key, answer)
+        return answer, k
 
     def _recommend_with_model(
-        self, model: ServingModel, user_id: str, k: int, explain: bool, filters: RecallFilters
-    ) -> RecommendationsResponse | None:
-        """The model path (module docstring); None = no positives: let the graph path answer."""
-        try:
-            fingerprint = self._stage("user_fingerprint", lambda: user_fingerprint(self.driver, user_id, self.database))
-        except _UNREACHABLE as exc:
-            return self._degraded(model, user_id, k, filters, exc)
+        self, model: ServingModel, user_id: str, k: int, explain: bool, filters: RecallFilters,
+        fingerprint: tuple | None = None,
+    ) -> tuple[Answer, int] | None:
+        """The model path (module docstring): the answer and how many of its items were asked for; None = no
+        positives: let the graph path answer. ``fingerprint``: the user's, if already read."""
         if fingerprint is None:
-            raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
+            try:
+                fingerprint = self._stage("user_fingerprint", lambda: user_fingerprint(self.driver, user_id, self.database))
+            except _UNREACHABLE as exc:
+                return self._degraded(model, user_id, k, filters, exc)
+            if fingerprint is None:
+                raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         if fingerprint[0] == 0:
             return None  # no interactions yet (onboarding): the graph path answers
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
@@ -287,7 +362,7 @@ class Recommender:
         key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, fingerprint)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached.model_copy(update={"items": cached.items[:wanted]})
+            return cached, wanted
         try:
             context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
         except _UNREACHABLE as exc:
@@ -329,9 +404,9 @@ class Recommender:
                 sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
                 explanations=list(entry.explanations) if explain else [],
             ))
-        answer = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+        answer = Answer(RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items))
         self.cache.put(key, answer)
-        return answer.model_copy(update={"items": items[:wanted]})
+        return answer, wanted
 
     def warm_cache(self, limit: int, stop: threading.Event | None = None) -> int:
         """Precompute the unfiltered answers of the model's most active users (in the background after a load).
@@ -373,7 +448,7 @@ class Recommender:
 
     def _degraded(
         self, model: ServingModel, user_id: str, k: int, filters: RecallFilters, cause: Exception
-    ) -> RecommendationsResponse:
+    ) -> tuple[Answer, int]:
         """Neo4j is away: rank from the interactions the model was fitted on, without paths or titles."""
         if not model.knows_user(user_id):
             raise DatabaseUnavailableError(
@@ -393,9 +468,10 @@ class Recommender:
             for p in picks
         ]
         log.warning("degraded answer for user %s: %s", user_id[:100], cause)
-        return RecommendationsResponse(
+        response = RecommendationsResponse(
             user_id=user_id, model_version=f"{model.kind}-{model.version}", degraded=True, items=items
         )
+        return Answer(response), len(items)
 
     def similar(self, item_id: str, k: int, *, explain: bool = True) -> SimilarItemsResponse:
         """Items similar to ``item_id``.
@@ -414,13 +490,6 @@ class Recommender:
         if unknown:
             raise UnknownSourceError(f"unknown source(s) {unknown}; available: {self.source_names}")
         return names
-
-    def _require_user(self, user_id: str) -> None:
-        exists = len(user_id) <= MAX_ID_LENGTH and self.guard(
-            "user_exists", lambda: recall.user_exists(self.driver, user_id, database=self.database)
-        )
-        if not exists:
-            raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
 
     def _stage(self, name: str, fn: Callable[[], T]) -> T:
         """Run one stage of a request and record its time (``kgrec_recall_query_seconds{strategy=name}``)."""

@@ -393,8 +393,22 @@ def serve(
     console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
     uvicorn.run(
         "api.app:create_app", factory=True, host=bind_host, port=bind_port, workers=workers,
-        log_level="info", access_log=False,
+        log_level="info", access_log=False, log_config=_serve_log_config(),
     )
+
+
+def _serve_log_config() -> dict:
+    """Uvicorn's logging, plus kgrec's own loggers (model loads, cache warming, degraded answers) at INFO."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["kgrec"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["kgrec"] = {"formatter": "kgrec", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    for name in ("api", "graph", "gnn"):
+        config["loggers"][name] = {"handlers": ["kgrec"], "level": "INFO", "propagate": False}
+    return config
 
 
 @app.command("recommend")

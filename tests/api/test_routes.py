@@ -162,3 +162,20 @@ def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings, t
         assert recs.status_code == 503 and "unreachable" in recs.json()["detail"]
         posted = client.post("/interactions", json={"user_id": "u1", "item_id": "i1"}, headers={"X-API-Key": API_KEY})
         assert posted.status_code == 503
+
+
+def test_graph_path_answers_are_cached_until_the_user_changes(client: TestClient, world: SyntheticWorld) -> None:
+    def hits() -> float:
+        line = next((x for x in client.get("/metrics").text.splitlines()
+                     if x.startswith('kgrec_response_cache_total{outcome="hit"}')), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    first = client.get("/users/u6/recommendations", params={"k": 8})
+    before = hits()
+    again = client.get("/users/u6/recommendations", params={"k": 8})
+    assert again.json() == first.json() and hits() == before + 1
+    assert again.headers["content-type"] == "application/json"
+    target = first.json()["items"][0]["item_id"]
+    client.post("/interactions", json={"user_id": "u6", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY})
+    after = client.get("/users/u6/recommendations", params={"k": 8}).json()
+    assert hits() == before + 1 and target not in {i["item_id"] for i in after["items"]}
