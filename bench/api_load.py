@@ -1,15 +1,19 @@
 """API load benchmark: recommendations (k=20, with explanations) for random ml-latest-small users.
 
 Everything runs on this machine: a private Neo4j (.kgrec/neo4j-bench, 27687), the API (`kgrec serve`
-in a subprocess) and this load generator. Two measurements:
+in a subprocess) and this load generator (a lean keep-alive client, so that it takes little of the two
+cores from the server). After the API has warmed its answer cache (KGREC_CACHE_WARM_USERS), three runs:
 
 (a) open loop: a fixed arrival rate (default 150 requests/s for 30 s); latency is counted from each
     request's *scheduled* time, so queueing inside the server or the client is not hidden;
-(b) closed loop: 32 clients sending back to back (default 20 s): throughput.
+(b) closed loop: 32 clients sending back to back (default 20 s): throughput;
+(c) the same API restarted with the answer cache off, a few clients back to back: what a request costs
+    when everything is computed (a user who just interacted, or a request with new filters).
 
-Then the time per recall strategy, read from the API's own /metrics.
+Every 200 must carry k items (one in ten bodies is parsed to check); the cache hit ratio, the mean time of
+each stage per run (read from the API's /metrics) and the errors by kind are printed beside the figures.
 
-    .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1]
+    .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
 """
 
 from __future__ import annotations
@@ -84,24 +88,102 @@ def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[b
                      "api_load_server.log", workers=workers, timeout=60.0)
 
 
-def wait_for_cache(users: int, timeout: float) -> None:
-    """Wait until the API has precomputed its answers after loading the model (KGREC_CACHE_WARM_USERS)."""
+def wait_for_cache(workers: int, timeout: float) -> None:
+    """Wait until every API worker has precomputed its answers after loading the model (KGREC_CACHE_WARM_USERS).
+
+    Each worker keeps its own cache and logs ``answer cache warmed for N users`` when done; /metrics shows only
+    the worker that happens to answer, so the server's log is what tells that all of them are ready.
+    """
     started = time.time()
-    entries, last_growth, previous = 0.0, time.time(), -1.0
+    log = OUT / "api_load_server.log"
+    done: list[str] = []
     while time.time() - started < timeout:
-        text = httpx.get(f"http://127.0.0.1:{API_PORT}/metrics", timeout=10).text
-        match = re.search(r"^kgrec_response_cache_entries ([0-9.e+]+)$", text, re.M)
-        entries = float(match.group(1)) if match else 0.0
-        if entries > previous:
-            previous, last_growth = entries, time.time()
-        if entries >= users or (entries > 0 and time.time() - last_growth > 15):
-            break  # all users, or warming finished (users without positives are answered by graph recall)
-        time.sleep(2)
-    console.print(f"answer cache: {entries:.0f} of {users} users precomputed in {time.time() - started:.0f} s")
+        done = re.findall(r"answer cache warmed for (\d+) users", log.read_text(encoding="utf-8", errors="replace"))
+        if len(done) >= workers:
+            break
+        time.sleep(1)
+    console.print(f"answer cache: {len(done)} of {workers} worker(s) warmed ({', '.join(done) or 'none'} users) "
+                  f"in {time.time() - started:.0f} s")
 
 
 def _url(user: str) -> str:
     return f"/users/{user}/recommendations?k=20&explain=true"
+
+
+class LeanClient:
+    """A minimal HTTP/1.1 keep-alive client for the load loops.
+
+    The load generator shares the two cores with the API and Neo4j, so it must cost little per request:
+    httpx's async client spends about 1 ms of CPU on each, this about a tenth of that. It sends ``GET`` and
+    reads a ``Content-Length`` body (what the API sends); connections are reused through an idle pool.
+    Every ``check_every``-th 200 body is parsed and must hold the ``k`` items asked for, at least 80% of
+    them with an explanation path, so a fast wrong answer counts as an error.
+    """
+
+    def __init__(self, port: int, max_connections: int, check_every: int = 10, k: int = 20) -> None:
+        self.port = port
+        self.max_connections = max_connections
+        self.check_every = check_every
+        self.k = k
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._open = 0
+        self._freed = asyncio.Condition()
+        self._sent = 0
+
+    async def _acquire(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with self._freed:
+            while not self._idle and self._open >= self.max_connections:
+                await self._freed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
+        try:
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            async with self._freed:
+                self._open -= 1
+                self._freed.notify()
+            raise
+
+    async def _release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        async with self._freed:
+            if conn is None:
+                self._open -= 1
+            else:
+                self._idle.append(conn)
+            self._freed.notify()
+
+    async def get(self, path: str) -> str:
+        """GET ``path``; returns ``"200"``, another status code, ``"bad body"`` or an exception's name."""
+        conn = None
+        try:
+            conn = await self._acquire()
+            reader, writer = conn
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12].decode()
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if length is None:
+                raise ValueError("response without Content-Length")
+            body = await reader.readexactly(int(length.group(1)))
+            self._sent += 1
+            if status == "200" and self._sent % self.check_every == 0:
+                items = json.loads(body)["items"]
+                explained = sum(1 for item in items if item["explanations"])
+                if len(items) != self.k or explained < 0.8 * self.k:  # issue 3: at least 80% carry a path
+                    status = "bad body"
+            await self._release(conn)
+            return status
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            if conn is not None:
+                conn[1].close()
+                await self._release(None)
+            return type(exc).__name__
+
+    async def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
 
 
 async def open_loop(users: list[str], rate: float, duration: float, seed: int = 1) -> dict:
@@ -109,25 +191,22 @@ async def open_loop(users: list[str], rate: float, duration: float, seed: int = 
     n = int(rate * duration)
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{API_PORT}", limits=limits, timeout=30) as client:
-        start = time.perf_counter() + 0.2
+    client = LeanClient(API_PORT, max_connections=512)
+    start = time.perf_counter() + 0.2
 
-        async def one(i: int) -> None:
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                response = await client.get(_url(rng.choice(users)))
-                if response.status_code != 200:
-                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            latencies.append(time.perf_counter() - scheduled)
+    async def one(i: int) -> None:
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        outcome = await client.get(_url(rng.choice(users)))
+        if outcome != "200":
+            errors[outcome] = errors.get(outcome, 0) + 1
+        latencies.append(time.perf_counter() - scheduled)  # from the scheduled time: queueing is not hidden
 
-        await asyncio.gather(*(one(i) for i in range(n)))
-        wall = time.perf_counter() - start
+    await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.perf_counter() - start
+    await client.close()
     lat = np.array(latencies) * 1000
     return {
         "requests": n, "target_rate": rate, "achieved_rate": n / wall, "errors": errors,
@@ -139,42 +218,66 @@ async def open_loop(users: list[str], rate: float, duration: float, seed: int = 
 async def closed_loop(users: list[str], clients: int, duration: float, seed: int = 2) -> dict:
     rng = random.Random(seed)
     latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{API_PORT}", limits=limits, timeout=30) as client:
-        stop = time.perf_counter() + duration
+    errors: dict[str, int] = {}
+    client = LeanClient(API_PORT, max_connections=clients)
+    stop = time.perf_counter() + duration
 
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                try:
-                    response = await client.get(_url(rng.choice(users)))
-                    errors += response.status_code != 200
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append(time.perf_counter() - t)
+    async def worker() -> None:
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            outcome = await client.get(_url(rng.choice(users)))
+            if outcome != "200":
+                errors[outcome] = errors.get(outcome, 0) + 1
+            latencies.append(time.perf_counter() - t)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    wall = time.perf_counter() - started
+    await client.close()
     lat = np.array(latencies) * 1000
     return {
         "clients": clients, "requests": len(latencies), "throughput_rps": len(latencies) / wall, "errors": errors,
-        "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+        "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
+        "p99_ms": float(np.percentile(lat, 99)),
     }
 
 
 _HIST = re.compile(r'^kgrec_recall_query_seconds_(sum|count)\{strategy="([^"]+)"\} ([0-9.e+-]+)$', re.M)
+_CACHE = re.compile(r'^kgrec_response_cache_total\{outcome="(hit|miss)"\} ([0-9.e+-]+)$', re.M)
 
 
-def recall_times() -> dict[str, float]:
+def read_metrics() -> dict[str, dict[str, float]]:
+    """Cumulative stage sums/counts and cache outcomes of the worker that answers this /metrics call."""
     text = httpx.get(f"http://127.0.0.1:{API_PORT}/metrics", timeout=10).text
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {"sum": {}, "count": {}, "cache": {}}
     for kind, strategy, value in _HIST.findall(text):
-        (sums if kind == "sum" else counts)[strategy] = float(value)
-    return {s: 1000 * sums[s] / counts[s] for s in sums if counts.get(s)}
+        out[kind][strategy] = float(value)
+    for outcome, value in _CACHE.findall(text):
+        out["cache"][outcome] = float(value)
+    return out
+
+
+def stage_means(before: dict, after: dict) -> dict[str, float]:
+    """Mean ms per call of each stage between two :func:`read_metrics` snapshots."""
+    means = {}
+    for stage, total in after["sum"].items():
+        calls = after["count"].get(stage, 0.0) - before["count"].get(stage, 0.0)
+        if calls > 0:
+            means[stage] = 1000 * (total - before["sum"].get(stage, 0.0)) / calls
+    return means
+
+
+def hit_ratio(before: dict, after: dict) -> float | None:
+    hits = after["cache"].get("hit", 0.0) - before["cache"].get("hit", 0.0)
+    misses = after["cache"].get("miss", 0.0) - before["cache"].get("miss", 0.0)
+    return hits / (hits + misses) if hits + misses else None
+
+
+def _errors(run: dict) -> str:
+    errors = run["errors"]
+    if isinstance(errors, dict):
+        return ", ".join(f"{n} {kind}" for kind, n in errors.items()) or "0"
+    return str(errors)
 
 
 def main() -> None:
@@ -183,6 +286,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="open-loop duration (s)")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop concurrent clients")
     parser.add_argument("--saturation-duration", type=float, default=20.0, help="closed-loop duration (s)")
+    parser.add_argument("--miss-clients", type=int, default=4,
+                        help="clients of run (c), every answer computed (answer cache off); 0 skips it")
+    parser.add_argument("--miss-duration", type=float, default=15.0, help="duration of run (c) (s)")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument("--model", default="blend", choices=["blend", "lightgcn", "none"],
@@ -193,19 +299,34 @@ def main() -> None:
     settings = bench_settings()
     launcher.start(settings)
     api = None
+    runs: dict[str, dict] = {}
+    stages: dict[str, dict[str, float]] = {}
     try:
         users = ensure_movielens_loaded(settings)
         version = ensure_model(settings, args.model)
         api = start_api(settings, args.api_workers, args.model)
-        if args.model != "none":
-            wait_for_cache(len(users), timeout=300.0)
+        wait_for_cache(args.api_workers if args.model != "none" else 0, timeout=300.0)
         console.print("warming up (10 s closed loop) …")
         asyncio.run(closed_loop(users, 8, 10.0, seed=99))
+        before = read_metrics()
         console.print(f"(a) open loop: {args.rate:.0f} requests/s for {args.duration:.0f} s …")
-        fixed = asyncio.run(open_loop(users, args.rate, args.duration))
+        runs["a"] = asyncio.run(open_loop(users, args.rate, args.duration))
         console.print(f"(b) closed loop: {args.clients} clients for {args.saturation_duration:.0f} s …")
-        saturated = asyncio.run(closed_loop(users, args.clients, args.saturation_duration))
-        per_strategy = recall_times()
+        runs["b"] = asyncio.run(closed_loop(users, args.clients, args.saturation_duration))
+        after = read_metrics()
+        stages["(a)+(b)"] = stage_means(before, after)
+        runs["a"]["cache_hit_ratio"] = runs["b"]["cache_hit_ratio"] = hit_ratio(before, after)
+        if args.miss_clients > 0:
+            api.terminate()
+            api.wait(timeout=30)
+            api = serve_api(settings, API_PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": args.model,
+                                                 "KGREC_RESPONSE_CACHE_SIZE": "0", "KGREC_CACHE_WARM_USERS": "0"},
+                            "api_load_server_nocache.log", workers=args.api_workers, timeout=60.0)
+            asyncio.run(closed_loop(users, 2, 5.0, seed=98))  # warm the JIT of Neo4j's query plans
+            before = read_metrics()
+            console.print(f"(c) every answer computed (cache off): {args.miss_clients} clients for {args.miss_duration:.0f} s …")
+            runs["c"] = asyncio.run(closed_loop(users, args.miss_clients, args.miss_duration, seed=3))
+            stages["(c)"] = stage_means(before, read_metrics())
     finally:
         if api is not None:
             api.terminate()
@@ -214,27 +335,29 @@ def main() -> None:
             launcher.stop(settings)
 
     table = Table(title="GET /users/{id}/recommendations?k=20&explain=true on ml-latest-small", show_edge=False)
-    for col in ("run", "requests", "rate (req/s)", "p50 ms", "p90 ms", "p99 ms", "errors"):
+    for col in ("run", "requests", "rate (req/s)", "p50 ms", "p90 ms", "p99 ms", "errors", "cache hits"):
         table.add_column(col, justify="left" if col == "run" else "right")
-    table.add_row(
-        f"(a) fixed {fixed['target_rate']:.0f}/s", str(fixed["requests"]), f"{fixed['achieved_rate']:.1f}",
-        f"{fixed['p50_ms']:.1f}", f"{fixed['p90_ms']:.1f}", f"{fixed['p99_ms']:.1f}", str(sum(fixed["errors"].values())),
-    )
-    table.add_row(
-        f"(b) {saturated['clients']} clients", str(saturated["requests"]), f"{saturated['throughput_rps']:.1f}",
-        f"{saturated['p50_ms']:.1f}", "", f"{saturated['p99_ms']:.1f}", str(saturated["errors"]),
-    )
-    table.caption = f"model: {args.model} {version or ''}; API workers: {args.api_workers}; targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s"
+    labels = {"a": f"(a) fixed {args.rate:.0f}/s", "b": f"(b) {args.clients} clients",
+              "c": f"(c) cache off, {args.miss_clients} clients"}
+    for name, run in runs.items():
+        rate = run.get("achieved_rate", run.get("throughput_rps", 0.0))
+        ratio = run.get("cache_hit_ratio")
+        table.add_row(labels[name], str(run["requests"]), f"{rate:.1f}", f"{run['p50_ms']:.1f}",
+                      f"{run['p90_ms']:.1f}" if "p90_ms" in run else "", f"{run['p99_ms']:.1f}", _errors(run),
+                      "off" if name == "c" else ("—" if ratio is None else f"{100 * ratio:.1f}%"))
+    table.caption = (f"model: {args.model} {version or ''}; API workers: {args.api_workers}; "
+                     "targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s")
     console.print(table)
-    strategies = Table(title="mean time per stage / recall strategy call (from /metrics, all runs)", show_edge=False)
-    strategies.add_column("strategy")
-    strategies.add_column("ms", justify="right")
-    for name, ms in sorted(per_strategy.items(), key=lambda kv: -kv[1]):
-        strategies.add_row(name, f"{ms:.2f}")
-    console.print(strategies)
+    stage_table = Table(title="mean ms per call of each stage (from /metrics of the answering worker)", show_edge=False)
+    stage_table.add_column("stage")
+    for run_name in stages:
+        stage_table.add_column(run_name, justify="right")
+    for stage in sorted({s for m in stages.values() for s in m}, key=lambda x: -max(m.get(x, 0) for m in stages.values())):
+        stage_table.add_row(stage, *(f"{stages[r][stage]:.2f}" if stage in stages[r] else "" for r in stages))
+    console.print(stage_table)
     path = OUT / "api_load.json"
-    path.write_text(json.dumps({"model": args.model, "model_version": version, "open_loop": fixed,
-                                       "closed_loop": saturated, "recall_ms": per_strategy}, indent=2))
+    path.write_text(json.dumps({"model": args.model, "model_version": version, "api_workers": args.api_workers,
+                                "runs": runs, "stage_ms": stages}, indent=2))
     console.print(f"figures written to {path}")
 
 
