@@ -379,7 +379,17 @@ class Recommender:
         ranked = self._ranked_unseen(model, scores, seen)
 
         # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
-        want = min(max(k + k // 2, 20), MAX_EXPLAIN_ITEMS)
+        # Explaining is the costly query of a miss, and its cost grows with the items asked about: ask for k
+        # when nothing can drop items (exclude_items are already unseen-masked); with genre or year filters ask
+        # for half as many again; MMR picks from twice k so that it has a choice.
+        narrowing = bool(filters.include_genres or filters.exclude_genres or filters.year_min is not None
+                         or filters.year_max is not None)
+        want = k
+        if narrowing:
+            want = max(want, k + k // 2, 20)
+        if self.settings.mmr_lambda < 1.0:
+            want = max(want, 2 * k)
+        want = min(want, MAX_EXPLAIN_ITEMS)
         survivors: dict[str, object] = {}
         start = 0
         while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:

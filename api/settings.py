@@ -47,7 +47,8 @@ class ApiSettings(BaseSettings):
         900.0, ge=0, description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
     )
     response_cache_pool: int = Field(
-        50, ge=1, le=100, description="Items computed (and cached) per answer; requests for fewer are slices of it.",
+        20, ge=1, le=100,
+        description="Items computed (and cached) per answer; requests for fewer are slices of it, for more are computed.",
     )
     cache_warm_users: int = Field(
         5000, ge=0, description="After a model loads, precompute the answers of this many most active users (0 = off).",

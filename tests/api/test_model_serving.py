@@ -223,3 +223,20 @@ def test_blend_serves_with_live_history(world: SyntheticWorld, neo4j_settings: N
         before_scores = {i["item_id"]: i["score"] for i in items}
         moved = [i for i in after if i["item_id"] in before_scores and i["score"] != before_scores[i["item_id"]]]
         assert moved
+
+
+def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
+    model_client: TestClient, trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
+) -> None:
+    settings, _ = trained
+    wide = [i["item_id"] for i in model_client.get("/users/u11/recommendations", params={"k": 40}).json()["items"]]
+    plain = wide[:10]
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=0, mmr_lambda=0.3), neo4j_settings)
+    with TestClient(app) as client:
+        items = client.get("/users/u11/recommendations", params={"k": 10}).json()["items"]
+    picked = [i["item_id"] for i in items]
+    assert len(picked) == 10 == len(set(picked))
+    assert set(picked) <= set(wide)  # chosen among the best 2·pool unseen items, never outside them
+    assert picked[0] == plain[0]  # MMR always starts from the most relevant item
+    assert sum(1 for i in items if i["explanations"]) >= 8
