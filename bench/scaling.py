@@ -127,8 +127,10 @@ class Recorder:
     def flush(self) -> None:
         self.path.write_text(json.dumps(self.record, indent=2))
 
-    def phase(self, name: str, seconds: float) -> None:
+    def phase(self, name: str, seconds: float, end: float | None = None) -> None:
+        end = time.time() if end is None else end
         self.record["phases"][name] = seconds
+        self.record.setdefault("spans", {})[name] = [end - seconds, end]  # epoch seconds (pause accounting)
         self.record["rss_after_mb"][name] = peak_rss_mb()
         self.flush()
 
@@ -145,8 +147,9 @@ class Recorder:
             self.running(label)
             started = time.perf_counter()
             result = original(*args, **kwargs)
-            self.record["calls"].append({"component": label, "seconds": time.perf_counter() - started,
-                                         "peak_rss_mb": peak_rss_mb()})
+            seconds = time.perf_counter() - started
+            self.record["calls"].append({"component": label, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
+                                         "span": [time.time() - seconds, time.time()]})
             self.flush()
             return result
 
@@ -176,7 +179,7 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
         limit = int(memory_limit_gb * 1024**3)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     rec = Recorder(out, {"users_requested": users, "items_requested": items, "seed": seed,
-                         "memory_limit_gb": memory_limit_gb})
+                         "memory_limit_gb": memory_limit_gb, "pid": os.getpid()})
     try:
         import gnn.jobs as jobs
         import gnn.ranker as ranker
@@ -233,9 +236,12 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
         gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
         overrides = {"model": "blend", "device": "cpu", "progress": False}  # as `kgrec retrain` (bars off)
         rec.running("retrain")
+        mark = time.time()
         retrain = jobs.retrain_job(settings, gnn_settings, overrides, keep=2, publish=True)
-        for name, seconds in retrain.timings.items():
+        for name, seconds in retrain.timings.items():  # consecutive phases: their spans follow from the start
             rec.record["phases"][name] = seconds
+            rec.record.setdefault("spans", {})[name] = [mark, mark + seconds]
+            mark += seconds
         rec.record["rss_after_mb"]["retrain"] = peak_rss_mb()
         rec.record["fit_phases"] = {k: retrain.artifact.timings.get(k) for k in FIT_PHASES}
         rec.record["retrain_seconds"] = retrain.seconds
@@ -260,25 +266,128 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
 # --- the driver: every size, the table, the fit, the figure -------------------------------------------
 
 
-def component_totals(record: dict[str, Any]) -> dict[str, float]:
-    """Seconds per blend component, summed over its calls (fit pass + refit pass)."""
-    totals: dict[str, float] = {}
+def first_pass(record: dict[str, Any]) -> dict[str, float]:
+    """Seconds per blend component in its first call (the fit-edges pass; the refit pass is in ``refit``)."""
+    out: dict[str, float] = {}
     for call in record.get("calls", []):
-        totals[call["component"]] = totals.get(call["component"], 0.0) + call["seconds"]
-    return totals
+        out.setdefault(call["component"], call["seconds"])
+    return out
+
+
+#: Rows of the table, in order: (name, where the figure comes from).
+FIT_COMPONENTS = ("ease", "knowledge", "sequence", "als", "lightgcn")
+RANKER_PARTS = ("val_features", "ranker_weights")
 
 
 def series(record: dict[str, Any]) -> dict[str, float | None]:
-    """Every timed quantity of one size by name (None when that phase did not finish)."""
+    """Every timed quantity of one size by name (None when it did not run to its end).
+
+    A size that failed still gives the phases and components it finished (e.g. load and export of a world
+    whose fit ran out of memory), so those figures enter their power-law fits too.
+    """
     phases = record.get("phases", {})
-    out: dict[str, float | None] = {k: phases.get(k) for k in PHASES}
-    out.update({k: (record.get("fit_phases") or {}).get(k) for k in FIT_PHASES})
-    totals = component_totals(record)
-    out.update({f"  {k}": totals.get(k) for k in (*COMPONENTS, "lightgcn")})
+    fit_phases = record.get("fit_phases") or {}
+    calls = first_pass(record)
+    out: dict[str, float | None] = {k: phases.get(k) for k in PHASES[:4]}
+    out["fit"] = phases.get("fit")
+    out[" fit_components (fit edges)"] = fit_phases.get("fit_components")
+    out.update({f"   {k}": calls.get(k) for k in FIT_COMPONENTS})
+    out[" fit_ranker (validation)"] = fit_phases.get("fit_ranker")
+    out.update({f"   {k}": calls.get(k) for k in RANKER_PARTS})
+    out[" refit (every positive)"] = fit_phases.get("refit")
+    out.update({k: phases.get(k) for k in PHASES[5:]})
     out["retrain (export→publish)"] = record.get("retrain_seconds")
     out["total (generate→publish)"] = (sum(phases[k] for k in PHASES) if all(k in phases for k in PHASES)
                                        else None)
     return out
+
+
+def power_law_fits(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """``fit_power_law`` of every series against interactions, over the sizes that have the figure; peak RSS over
+    the sizes that finished."""
+    counted = [r for r in results if r.get("counts")]
+    if not counted:
+        return {}
+    xs = [r["counts"]["interactions"] for r in counted]
+    fits: dict[str, Any] = {}
+    for name in series(counted[0]):
+        fit = fit_power_law(xs, [series(r)[name] for r in counted])
+        if fit:
+            fits[name] = fit
+    done = [r for r in counted if r.get("ok")]
+    rss = fit_power_law([r["counts"]["interactions"] for r in done], [r.get("peak_rss_mb") for r in done])
+    if rss:
+        fits["peak_rss_mb"] = rss
+    return fits
+
+
+def pause_intervals(pid: int | None, log: Path = Path("/tmp/kgrec-team/pauses.log")) -> list[tuple[float, float]]:
+    """(start, end) epoch seconds of the lead's SIGSTOP pauses that list ``pid`` (an open pause ends now)."""
+    from datetime import datetime
+
+    if pid is None or not log.is_file():
+        return []
+    intervals: list[tuple[float, float]] = []
+    opened: float | None = None
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[1] != "PAUSE":
+            continue
+        try:
+            moment = datetime.fromisoformat(parts[0].replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        if parts[2] == "start":
+            opened = moment if str(pid) in parts[3:] else None
+        elif parts[2] == "end" and opened is not None:
+            intervals.append((opened, moment))
+            opened = None
+    if opened is not None:
+        intervals.append((opened, time.time()))
+    return intervals
+
+
+def subtract_pauses(record: dict[str, Any], log: Path = Path("/tmp/kgrec-team/pauses.log")) -> None:
+    """Take the time this size's process spent paused out of every phase and call that spans it (in place).
+
+    The raw figures stay under ``raw_phases`` / each call's ``raw_seconds``; ``paused_seconds`` says how much
+    was taken out. Fit sub-phases (timed inside the blend) are corrected by the pauses inside their calls.
+    """
+    intervals = pause_intervals(record.get("pid"), log)
+    if not intervals or record.get("paused_seconds") is not None:
+        return
+
+    def overlap(span: list[float]) -> float:
+        return sum(max(0.0, min(span[1], b) - max(span[0], a)) for a, b in intervals)
+
+    record["raw_phases"] = dict(record.get("phases", {}))
+    paused: dict[str, float] = {}
+    for name, span in record.get("spans", {}).items():
+        if name in record["phases"] and overlap(span) > 0:
+            paused[name] = overlap(span)
+            record["phases"][name] -= paused[name]
+    for call in record.get("calls", []):
+        if call.get("span") and overlap(call["span"]) > 0:
+            call["raw_seconds"] = call["seconds"]
+            call["seconds"] -= overlap(call["span"])
+    fit_paused = paused.get("fit", 0.0)
+    if fit_paused and record.get("fit_phases"):  # split the fit's pauses by the calls they fell in
+        calls = record.get("calls", [])
+        first = {}
+        for c in calls:
+            first.setdefault(c["component"], c)
+        lost = {c["component"]: c.get("raw_seconds", c["seconds"]) - c["seconds"] for c in first.values()}
+        components = sum(lost.get(k, 0.0) for k in ("ease", "knowledge", "sequence", "als", "lightgcn"))
+        ranker = sum(lost.get(k, 0.0) for k in ("val_features", "ranker_weights"))
+        for key, taken in (("fit_components", components), ("fit_ranker", ranker),
+                           ("refit", fit_paused - components - ranker)):
+            if record["fit_phases"].get(key) is not None and taken > 0:
+                record["fit_phases"][key] -= taken
+    total = sum(paused.values())
+    if record.get("retrain_seconds") is not None:
+        record["retrain_seconds"] -= sum(v for k, v in paused.items() if k not in ("generate", "load"))
+    record["paused_seconds"] = total
+    record["paused_by_phase"] = paused
 
 
 def pauses_overlap(start: float, end: float) -> list[str]:
@@ -305,19 +414,23 @@ def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> Non
     """Log-log PNG of seconds per phase against interactions (matplotlib's Agg canvas, no pyplot)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 5.5), dpi=110)
+    fig = Figure(figsize=(10, 6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    names = [*PHASES[1:], *FIT_PHASES, "  ease", "  val_features", "  lightgcn", "retrain (export→publish)"]
-    for name in names:
+    from matplotlib import colormaps
+
+    colours = colormaps["tab20"]
+    names = [n for n in series(results[0]) if n not in ("split", "promote", "   knowledge", "   sequence")]
+    for k, name in enumerate(names):
         points = [(r["counts"]["interactions"], series(r)[name]) for r in results
                   if r.get("counts") and series(r).get(name)]
-        if len(points) < 1:
+        if not points:
             continue
         xs, ys = zip(*points, strict=True)
         fit = fits.get(name)
         label = name.strip() + (f" (b={fit['b']:.2f})" if fit else "")
-        style = "-" if name in PHASES or name.startswith("retrain") else "--"
-        ax.plot(xs, ys, style, marker="o", label=label, linewidth=2.2 if name.startswith("retrain") else 1.2)
+        top = name in PHASES or name.startswith(("retrain", "total"))
+        ax.plot(xs, ys, "-" if top else "--", marker="o", label=label, color=colours(k % 20),
+                linewidth=2.2 if name.startswith(("retrain", "total")) else 1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("interactions (INTERACTED edges)")
@@ -367,7 +480,7 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
     Console(width=200).print(table)
     for r in results:
         if not r.get("ok"):
-            Console(width=200).print(f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}: "
+            Console(width=200, highlight=False).print(f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}: "
                                      f"{r.get('error', '(killed)')}")
 
 
@@ -387,6 +500,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-warmup", action="store_true",
                         help="skip the untimed 0.01× world run first (it warms Neo4j's JVM and caches)")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
+    parser.add_argument("--from-json", type=Path, metavar="PATH",
+                        help="only print the table, fits and figure of an earlier run's JSON (e.g. bench/out/scaling.json)")
     parser.add_argument("--worker", nargs=3, type=int, metavar=("USERS", "ITEMS", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -395,6 +510,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         users, items, seed = args.worker
         raise SystemExit(run_size(users, items, seed, args.worker_out, args.memory_limit_gb))
+
+    if args.from_json:
+        earlier = json.loads(args.from_json.read_text())
+        for record in earlier["sizes"]:
+            subtract_pauses(record)
+        fits = power_law_fits(earlier["sizes"])
+        print_table(earlier["sizes"], fits)
+        earlier["fits"] = fits
+        args.from_json.write_text(json.dumps(earlier, indent=2))
+        counted = [r for r in earlier["sizes"] if r.get("counts")]
+        if counted:
+            plot(counted, fits, args.from_json.with_suffix(".png"))
+        return
 
     from graph.neo4j_local import launcher
 
@@ -438,6 +566,7 @@ def main(argv: list[str] | None = None) -> None:
             record.update(scale=scale, exit_code=code, wall_seconds=time.time() - started,
                           loadavg_start=load_start, loadavg_end=os.getloadavg()[0],
                           pauses=pauses_overlap(started, time.time()))
+            subtract_pauses(record)
             if code is None:
                 record["ok"] = False
                 record["error"] = f"stopped after the {args.timeout:.0f} s timeout"
@@ -453,17 +582,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep_server:
             launcher.stop(settings)
 
-    done = [r for r in results if r.get("ok")]
-    fits: dict[str, Any] = {}
-    if done:
-        xs = [r["counts"]["interactions"] for r in done]
-        for name in series(done[0]):
-            fit = fit_power_law(xs, [series(r)[name] for r in done])
-            if fit:
-                fits[name] = fit
-        rss = fit_power_law(xs, [r["peak_rss_mb"] for r in done])
-        if rss:
-            fits["peak_rss_mb"] = rss
+    fits = power_law_fits(results)
     print_table(results, fits)
     payload = {
         "command": " ".join(["python -m bench.scaling", *(argv if argv is not None else sys.argv[1:])]),
@@ -473,9 +592,10 @@ def main(argv: list[str] | None = None) -> None:
         "fits": fits, "sizes": results,
     }
     (OUT / "scaling.json").write_text(json.dumps(payload, indent=2))
-    if done:
-        plot(done, fits, OUT / "scaling.png")
-    print(f"figures written to {OUT / 'scaling.json'}" + (f" and {OUT / 'scaling.png'}" if done else ""))
+    counted = [r for r in results if r.get("counts")]
+    if counted:
+        plot(counted, fits, OUT / "scaling.png")
+    print(f"figures written to {OUT / 'scaling.json'}" + (f" and {OUT / 'scaling.png'}" if counted else ""))
 
 
 if __name__ == "__main__":

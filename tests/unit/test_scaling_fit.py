@@ -33,3 +33,36 @@ def test_world_size_scales_users_with_interactions_and_items_by_the_exponent() -
     assert users10 == round(10 * 100_836 / 23.8) and abs(users10 - 10 * users) <= 10
     assert items10 == round(9_742 * math.sqrt(10))
     assert world_size(10.0, item_exponent=1.0)[1] == 97_420
+
+
+def test_pauses_of_the_worker_are_taken_out_of_the_phases_they_fall_in(tmp_path) -> None:  # noqa: ANN001
+    from datetime import UTC, datetime
+
+    from bench.scaling import subtract_pauses
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    t0 = 1_800_000_000.0
+    log = tmp_path / "pauses.log"
+    log.write_text(
+        f"{iso(t0 + 10)} PAUSE start pids: 11 4242\n{iso(t0 + 40)} PAUSE end\n"  # 30 s inside "fit" (a call)
+        f"{iso(t0 + 50)} PAUSE start pids: 11 99\n{iso(t0 + 60)} PAUSE end\n"  # another process: ignored
+        f"{iso(t0 + 95)} PAUSE start pids: 4242\n{iso(t0 + 105)} PAUSE end\n"  # 5 s in fit, 5 s in publish
+    )
+    record = {
+        "pid": 4242,
+        "phases": {"load": 5.0, "fit": 90.0, "publish": 20.0},
+        "spans": {"load": [t0, t0 + 5], "fit": [t0 + 10, t0 + 100], "publish": [t0 + 100, t0 + 120]},
+        "calls": [{"component": "ease", "seconds": 40.0, "span": [t0 + 5, t0 + 45]}],
+        "fit_phases": {"fit_components": 50.0, "fit_ranker": 20.0, "refit": 20.0},
+        "retrain_seconds": 110.0,
+    }
+    subtract_pauses(record, log)
+    assert record["phases"] == {"load": 5.0, "fit": 55.0, "publish": 15.0}
+    assert record["raw_phases"]["fit"] == 90.0 and record["paused_seconds"] == 40.0
+    assert record["calls"][0]["seconds"] == 10.0 and record["calls"][0]["raw_seconds"] == 40.0
+    assert record["fit_phases"] == {"fit_components": 20.0, "fit_ranker": 20.0, "refit": 15.0}
+    assert record["retrain_seconds"] == 70.0
+    subtract_pauses(record, log)  # idempotent
+    assert record["phases"]["fit"] == 55.0
