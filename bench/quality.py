@@ -354,7 +354,27 @@ def at_edge(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
     return edges
 
 
-def model_specs(quick: bool, snapshot: GraphSnapshot, with_graphsage: bool = False) -> list[ModelSpec]:
+#: ``--lean``: axes held at a value instead of tuned (model → axis → value), to fit a large catalogue's run in time.
+LEAN_FIXED: dict[str, dict[str, Any]] = {
+    "PyG LightGCN": {"num_layers": 2},  # the value of PyG's example
+    "kgrec LightGCN": {"lr_decay": 0.97, "num_layers": 3},  # gnn.config defaults
+    "kgrec GraphSAGE": {"id_dropout": 0.1},
+}
+
+
+def model_specs(quick: bool, snapshot: GraphSnapshot, with_graphsage: bool = False,
+                lean: bool = False) -> list[ModelSpec]:
+    specs = _model_specs(quick, snapshot, with_graphsage)
+    if lean:
+        for spec in specs:
+            for name, value in LEAN_FIXED.get(spec.name, {}).items():
+                del spec.axes[name]
+                spec.start.pop(name, None)
+                spec.fixed[name] = value
+    return specs
+
+
+def _model_specs(quick: bool, snapshot: GraphSnapshot, with_graphsage: bool = False) -> list[ModelSpec]:
     def grid(full: list[Any], small: list[Any]) -> list[Any]:
         return list(small if quick else full)
 
@@ -709,6 +729,10 @@ def main() -> None:
     parser.add_argument("--with-graphsage", action="store_true",
                         help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
     parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.ranker)")
+    parser.add_argument("--lean", action="store_true",
+                        help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
+                             "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay=0.97 "
+                             "and num_layers=3, GraphSAGE id_dropout=0.1; every other axis is searched as usual")
     parser.add_argument("--no-recall", action="store_true",
                         help="leave out the rows of the Cypher recall strategies (graph.recall.STRATEGIES)")
     parser.add_argument("--skip-load", action="store_true", help="use the graph already in the quality server")
@@ -761,8 +785,17 @@ def main() -> None:
         snapshot.save(OUT / f"snapshot-{args.dataset}")
 
     specs = [
-        s for s in model_specs(args.quick, snapshot, args.with_graphsage) if not args.models or s.name in args.models
+        s for s in model_specs(args.quick, snapshot, args.with_graphsage, args.lean)
+        if not args.models or s.name in args.models
     ]
+    partial_path = OUT / f"quality-{args.dataset}.partial.json"
+
+    def checkpoint() -> None:  # what is measured so far survives a run stopped before the end
+        results[-1].info["loadavg_after"] = list(os.getloadavg())
+        partial_path.write_text(json.dumps({"dataset": args.dataset, "snapshot_id": snapshot.snapshot_id,
+                                            "timings": timings, "models": _model_rows(results)},
+                                           indent=2, default=str))
+
     results: list[ModelResult] = []
     for spec in specs:
         if spec.name == "most-popular" and recall_results:  # the table: most-popular, then the recall rows
@@ -770,21 +803,25 @@ def main() -> None:
                 results.append(run_model(spec, split, genres))
             results.extend(recall_results)
             recall_results = []
+            checkpoint()
             continue
         console.print(f"[bold]{spec.name}[/]: tuning on validation …")
         # implicit's own threads do the work; BLAS threads on top of them only oversubscribe two cores.
         with threadpool_limits(limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS,
                                user_api="blas"):
             results.append(run_model(spec, split, genres))
+        checkpoint()
     if not args.no_blend and (not args.models or BLEND in args.models):
         console.print(f"[bold]{BLEND}[/]: components on fit, ranker on validation, refit on train …")
         with threadpool_limits(limits=1, user_api="blas"):
             results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}"))
+            checkpoint()
             for variant in args.blend_variant:
                 name, _, overrides = variant.partition("=")
                 console.print(f"[bold]{BLEND} ({name})[/]: {overrides}", markup=True, highlight=False)
                 results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}-{name}",
                                          json.loads(overrides), name))
+                checkpoint()
 
     results.extend(recall_results)  # when most-popular was not asked for
     print_table(args.dataset, split, results)
@@ -794,7 +831,14 @@ def main() -> None:
         for name, c in comparison.items():
             console.print(f"{ours} − {name}: NDCG@20 {c['mean_diff']:+.4f} (95% bootstrap "
                           f"[{c['low']:+.4f}, {c['high']:+.4f}], paired per user)", highlight=False)
+    references = [r for r in results if r.ranks == "items seen in train"]
+    best_reference = max(references, key=lambda r: r.test[VAL_METRIC]).name if references else None
+    if best_reference and best_reference in comparisons[BLEND]:
+        c = comparisons[BLEND][best_reference]
+        console.print(f"[bold]{BLEND} vs the best reference ({best_reference})[/]: NDCG@20 {c['mean_diff']:+.4f} "
+                      f"[{c['low']:+.4f}, {c['high']:+.4f}]", highlight=False)
     report = {
+        "best_reference": best_reference,
         "dataset": args.dataset,
         "snapshot_id": snapshot.snapshot_id,
         "snapshot": snapshot.counts(),
@@ -806,17 +850,21 @@ def main() -> None:
         "timings": timings,
         "paired_ndcg20_vs_ours": comparisons["kgrec LightGCN"],
         "paired_ndcg20_vs_blend": comparisons[BLEND],
-        "models": [
-            {**{k: v for k, v in asdict(r).items() if k != "test"},
-             "test": {k: v for k, v in r.test.items() if k != "per_user"}}
-            for r in results
-        ],
+        "lean": args.lean,
+        "loadavg_end": list(os.getloadavg()),
+        "models": _model_rows(results),
     }
     json_path = OUT / f"quality-{args.dataset}.json"
     json_path.write_text(json.dumps(report, indent=2, default=str))
     png_path = OUT / f"quality-{args.dataset}.png"
     write_chart(png_path, args.dataset, results)
+    partial_path.unlink(missing_ok=True)
     console.print(f"written: {json_path}, {png_path}")
+
+
+def _model_rows(results: list[ModelResult]) -> list[dict[str, Any]]:
+    return [{**{k: v for k, v in asdict(r).items() if k != "test"},
+             "test": {k: v for k, v in r.test.items() if k != "per_user"}} for r in results]
 
 
 if __name__ == "__main__":
