@@ -231,8 +231,10 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
             return split
 
         jobs.split_interactions = split_and_size
+        rec.wrap(jobs, "export_job", "export")  # so a size whose fit fails still reports its export
         artifacts = SCALING / f"artifacts-{users}x{items}"
         shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
+        shutil.rmtree(SCALING / "snapshots", ignore_errors=True)  # and saves its snapshot (no reuse)
         gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
         overrides = {"model": "blend", "device": "cpu", "progress": False}  # as `kgrec retrain` (bars off)
         rec.running("retrain")
@@ -289,6 +291,7 @@ def series(record: dict[str, Any]) -> dict[str, float | None]:
     fit_phases = record.get("fit_phases") or {}
     calls = first_pass(record)
     out: dict[str, float | None] = {k: phases.get(k) for k in PHASES[:4]}
+    out["export"] = phases.get("export", calls.get("export"))
     out["fit"] = phases.get("fit")
     out[" fit_components (fit edges)"] = fit_phases.get("fit_components")
     out.update({f"   {k}": calls.get(k) for k in FIT_COMPONENTS})
@@ -414,6 +417,7 @@ def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> Non
     """Log-log PNG of seconds per phase against interactions (matplotlib's Agg canvas, no pyplot)."""
     from matplotlib.figure import Figure
 
+    results = sorted(results, key=lambda r: r["scale"])
     fig = Figure(figsize=(10, 6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     from matplotlib import colormaps
@@ -451,6 +455,7 @@ def fmt(value: Any, digits: int = 1) -> str:  # noqa: ANN401
 
 
 def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
+    results = sorted(results, key=lambda r: r["scale"])
     from rich.console import Console
     from rich.table import Table
 
