@@ -10,7 +10,10 @@ a user the model was fitted with) their user_idx — into one score per item_idx
   with the profile — the only component that sees items nobody interacted with;
 * **time-local popularity**: positives of everybody in a window ending at the user's latest interaction
   (MovieLens users rate what the site shows at the time);
-* **LightGCN** embeddings (:func:`gnn.train.fit_lightgcn`, applied by :mod:`gnn.ranker`).
+* **LightGCN** embeddings (:func:`gnn.train.fit_lightgcn`, applied by :mod:`gnn.ranker`); items nobody
+  interacted with get embeddings predicted from their knowledge features and release year
+  (:func:`content_embeddings`: a ridge regression fitted on the items that have embeddings — an
+  attribute-to-feature mapping, Gantner et al., ICDM 2010).
 
 Everything is in index space (``user_idx``, ``item_idx``) of one :class:`gnn.data.GraphSnapshot`; times
 are epoch seconds, ``-1`` = unknown.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
@@ -191,6 +195,65 @@ def knowledge_matrix(
     features = (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ features).tocsr()
     features.eliminate_zeros()
     return features.astype(np.float32)
+
+
+def year_basis(item_year: np.ndarray, width: float = 5.0, start: int = 1900, end: int = 2030) -> sp.csr_matrix:
+    """Release years as smooth features: Gaussian bumps every ``width`` years, unit rows (empty when unknown).
+
+    Args:
+        item_year: ``[I]`` int64 release years, ``-1`` unknown.
+        width: Spacing and width of the bumps, in years.
+        start, end: Range of the bump centres.
+
+    Returns:
+        ``[I, B]`` float32 CSR (entries below 1e-3 dropped).
+    """
+    years = np.asarray(item_year, dtype=np.float64)
+    centres = np.arange(start, end + width, width)
+    basis = np.exp(-(((years[:, None] - centres[None, :]) / width) ** 2)) * (years >= 0)[:, None]
+    basis[basis < 1e-3] = 0.0
+    norms = np.linalg.norm(basis, axis=1, keepdims=True)
+    basis = basis / np.where(norms > 0, norms, 1.0)
+    return sp.csr_matrix(basis.astype(np.float32))
+
+
+def content_embeddings(
+    features: sp.csr_matrix, targets: np.ndarray, known: np.ndarray, lam: float, iterations: int = 300
+) -> np.ndarray:
+    """Item embeddings predicted from item features: the ridge regression
+    ``min ‖X_known W − Y_known‖² + λ‖W‖²`` fitted on the ``known`` rows (items with trained embeddings),
+    applied to every row.
+
+    Solved per embedding dimension by LSQR on the sparse features (no dense Gram matrix, so it scales to
+    catalogues with many items and features).
+
+    Args:
+        features: ``[I, F]`` item features (e.g. :func:`knowledge_matrix` next to :func:`year_basis`).
+        targets: ``[I, d]`` embeddings; only the ``known`` rows are read.
+        known: ``[I]`` bool, the rows to fit on.
+        lam: L2 penalty (> 0).
+        iterations: LSQR iteration limit per dimension.
+
+    Returns:
+        ``[I, d]`` float32 predictions (zero rows for items without any feature).
+
+    Raises:
+        DataError: ``lam`` is not positive or the shapes disagree.
+    """
+    if lam <= 0:
+        raise DataError(f"content_embeddings needs a positive lambda, got {lam}")
+    if features.shape[0] != targets.shape[0] or known.shape != (targets.shape[0],):
+        raise DataError(f"features {features.shape}, targets {targets.shape} and known {known.shape} disagree")
+    dims = targets.shape[1]
+    if dims == 0 or not known.any() or features.nnz == 0:
+        return np.zeros(targets.shape, dtype=np.float32)
+    x = features[known].astype(np.float64).tocsr()
+    y = targets[known].astype(np.float64)
+    weights = np.zeros((features.shape[1], dims))
+    damp = float(np.sqrt(lam))
+    for d in range(dims):
+        weights[:, d] = spla.lsqr(x, y[:, d], damp=damp, atol=1e-8, btol=1e-8, iter_lim=iterations)[0]
+    return np.asarray(features.astype(np.float64) @ weights, dtype=np.float32)
 
 
 class TimedEvents:

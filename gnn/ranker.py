@@ -7,16 +7,21 @@ Two stages (see ../shared/QUALITY_LEVERS.md):
    (genres, people, tags — the only signal for items nobody interacted with), item-to-next-items
    transitions, LightGCN, implicit ALS folded in from the live history, popularity in a window before the
    user's latest interaction, global popularity, release freshness (item year vs the user's latest
-   interaction; years come from the snapshot and are stored in the model).
+   interaction; years come from the snapshot and are stored in the model). Items without positives get
+   LightGCN embeddings predicted from their knowledge features and year
+   (:func:`gnn.components.content_embeddings`), so the LightGCN score reaches them too.
 2. **Ranker**: per user, every component's scores are standardised over the items (z-scores), and the
    ranking score is a weighted sum of these features, the "cold" features included (whether the item has
-   no positives at all, and the knowledge score of such items). The weights are fitted on the validation
-   split — components fitted on ``split.fit``, the weights learnt on ``split.val`` targets with a listwise
-   softmax loss (a learned ranker, its L2 penalty chosen from ``ranker_l2_grid``) and, with ``ranker="auto"``,
-   a coordinate search of linear weights on validation NDCG@20; the candidate best on a ``ranker_folds``-fold
-   cross-fit over validation users is kept. ``ranker_features`` restricts the weighted features.
-   Then the components are refitted, with the same hyper-parameters, on the final edges: ``split.train``
-   (honest test figures) or every positive of the snapshot (production).
+   no positives at all, and the knowledge, freshness and predicted-LightGCN scores of such items). One
+   feature stays raw (not standardised): ``cold_prior``, the cold indicator times the log share of the
+   user's history liked by nobody else — a per-user offset for cold items, which a z-score would erase.
+   The weights are fitted on the validation split — components fitted on ``split.fit``, the weights learnt
+   on ``split.val`` targets with a listwise softmax loss (a learned ranker, its L2 penalty chosen from
+   ``ranker_l2_grid``) and, with ``ranker="auto"``, a coordinate search of linear weights on validation
+   NDCG@20; the candidate best on a ``ranker_folds``-fold cross-fit over validation users is kept.
+   ``ranker_features`` restricts the weighted features. Then the components are refitted, with the same
+   hyper-parameters, on the final edges: ``split.train`` (honest test figures) or every positive of the
+   snapshot (production).
 
 Serving (:class:`RankerModel`) needs no training code: :meth:`RankerModel.score` takes a live history
 (item_idx, epoch seconds) and, for a user the model knows, the user_idx, and returns a score per item.
@@ -45,12 +50,14 @@ from gnn.components import (
     UNKNOWN_TIME,
     TimedEvents,
     als_fold_in,
+    content_embeddings,
     fit_als,
     fit_ease,
     fit_transitions,
     knowledge_matrix,
     pair_times,
     recency_weights,
+    year_basis,
 )
 from gnn.config import Device, TrainConfig, resolve_device
 from gnn.data import GraphSnapshot
@@ -73,13 +80,18 @@ FEATURES: tuple[str, ...] = (
     "knowledge_cold",  # knowledge score of cold items only (lets them rank by their traits)
     "fresh",  # release recency: exp(−years between the item's release and the user's latest interaction / τ)
     "fresh_cold",  # fresh of cold items only (new releases nobody has rated yet)
+    "lightgcn_cold",  # lightgcn of cold items only (their embeddings predicted from knowledge and year)
+    "cold_prior",  # raw: cold · log((history items liked by nobody else + ½) / (history size + 5))
 )
+#: Features left unstandardised by :meth:`RankerModel.standardized` (per-user offsets).
+RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
 
 DAY = 86_400.0
 VAL_METRIC = "ndcg@20"
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
-FORMAT_VERSION = 2  # 2: item years and the fresh features (format 1 models load, their weights mapped)
+FORMAT_VERSION = 3  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior (older models load,
+# their weights mapped by feature name, new features at weight 0: they score as before)
 YEAR = 365.2425 * DAY
 
 
@@ -113,6 +125,13 @@ class RankerConfig(BaseModel):
     als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
     als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
+    cold_embeddings: bool = Field(
+        True, description="Predict LightGCN embeddings of items without positives from their knowledge and year."
+    )
+    cold_map_lambda: float = Field(
+        0.1, gt=0, description="Cold embeddings: ridge penalty of the feature→embedding map."
+    )
+    cold_year_weight: float = Field(0.5, ge=0, description="Cold embeddings: weight of the release-year block.")
     lightgcn: dict[str, Any] = Field(
         default_factory=lambda: {"embedding_dim": 64, "num_layers": 3, "lr": 0.04, "lr_decay": 0.97, "reg": 1e-4,
                                  "batch_size": 4096, "max_epochs": 300, "patience": 10},
@@ -154,7 +173,8 @@ class Components:
         transitions: ``[I, I]`` float32 CSR, row = earlier item, column = later item.
         knowledge: ``[I, F]`` float32 CSR, unit rows.
         user_emb, item_emb: ``[U, d]``, ``[I, d]`` float32 LightGCN embeddings (``d = 0`` without LightGCN);
-            rows of items without positives are zero.
+            rows of items without positives are predicted from their knowledge features and year
+            (``cold_embeddings``; zero when off, or for items without any feature).
         als_items: ``[I, k]`` float32 ALS item factors (``k = 0`` without ALS); als_gram: ``[k, k]`` float64
             ``als_itemsᵀ als_items + regularization · I`` (for the fold-in).
         events: Everybody's timed positives.
@@ -206,6 +226,7 @@ class RankerModel:
         c = components
         self._pop_global = np.log1p(c.events.global_counts).astype(np.float32)
         self._cold = (c.events.global_counts == 0).astype(np.float32)
+        self._raw = np.isin(np.asarray(FEATURES), sorted(RAW_FEATURES))
         self._window = config.pop_window_days * DAY
         if c.item_year is None:
             c.item_year = np.full(len(self.item_ids), -1, dtype=np.int64)
@@ -282,6 +303,9 @@ class RankerModel:
         out[9] = out[3] * self._cold
         out[10] = self._fresh(end)
         out[11] = out[10] * self._cold
+        out[12] = out[4] * self._cold
+        solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
+        out[13] = self._cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
         return out
 
     def _fresh(self, end: int) -> np.ndarray:
@@ -296,11 +320,14 @@ class RankerModel:
     def standardized(
         self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
     ) -> np.ndarray:
-        """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0)."""
+        """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0); the
+        :data:`RAW_FEATURES` stay as they are."""
         raw = self.features(history_items, history_times, user_idx)
         mean = raw.mean(axis=1, keepdims=True)
         std = raw.std(axis=1, keepdims=True)
-        return (raw - mean) / np.where(std > 0, std, 1.0)
+        z = (raw - mean) / np.where(std > 0, std, 1.0)
+        z[self._raw] = raw[self._raw]
+        return z
 
     def score(
         self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
@@ -411,7 +438,7 @@ class RankerModel:
         except FileNotFoundError as exc:
             raise DataError(f"not a ranker directory: {directory} ({exc.filename} missing)") from exc
         features = meta.get("features") or []
-        if meta.get("format") not in (1, FORMAT_VERSION) or not set(features) <= set(FEATURES):
+        if meta.get("format") not in (1, 2, FORMAT_VERSION) or not set(features) <= set(FEATURES):
             raise DataError(f"ranker {directory} has format {meta.get('format')} / features {meta.get('features')}")
         num_items, num_users = len(meta["item_ids"]), len(meta["user_ids"])
         if len(arrays["hist_ptr"]) != num_users + 1 or arrays["item_emb"].shape[0] not in (0, num_items):
@@ -516,7 +543,11 @@ def fit_components(
         epochs = result.best_epoch
         user_emb = result.user_emb.numpy().astype(np.float32)
         item_emb = result.item_emb.numpy().astype(np.float32)
-        item_emb[events.global_counts == 0] = 0.0  # untrained rows are initial noise
+        cold = events.global_counts == 0
+        item_emb[cold] = 0.0  # untrained rows are initial noise
+        if config.cold_embeddings and cold.any():
+            features = sp.hstack([knowledge, config.cold_year_weight * year_basis(snapshot.item_year.numpy())]).tocsr()
+            item_emb[cold] = content_embeddings(features, item_emb, ~cold, config.cold_map_lambda)[cold]
     steps.update()
     steps.close()
     return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
@@ -759,7 +790,7 @@ def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
 
 
 __all__: list[str] = [
-    "FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
+    "FEATURES", "RAW_FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
     "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
     "fit_weights", "learn_weights", "search_linear_weights", "validation_data",
 ]

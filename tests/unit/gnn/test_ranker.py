@@ -297,3 +297,85 @@ def test_ranker_features_mask_and_l2_grid_cross_fit() -> None:
     assert (linear[banned & (np.asarray(FEATURES) != "ease_recent")] == 0).all()
     with pytest.raises(Exception, match="unknown ranker features"):
         feature_mask(FAST.model_copy(update={"ranker_features": ["nope"]}))
+
+
+def test_content_embeddings_recover_a_planted_feature_map_and_year_basis_is_smooth() -> None:
+    from gnn.components import content_embeddings, year_basis
+
+    rng = np.random.default_rng(5)
+    features = sp.random(400, 30, density=0.15, random_state=5, format="csr", dtype=np.float64)
+    truth = rng.standard_normal((30, 4))
+    targets = np.asarray(features @ truth)
+    known = np.arange(400) < 300
+    predicted = content_embeddings(features, np.where(known[:, None], targets, 0.0), known, lam=1e-3)
+    # rows never seen in the fit (and the zeros put there) are predicted from their features alone
+    assert np.allclose(predicted[~known], targets[~known], atol=0.05)
+    shrunk = content_embeddings(features, targets, known, lam=1e3)
+    assert np.abs(shrunk).mean() < 0.5 * np.abs(predicted).mean()
+    assert not content_embeddings(sp.csr_matrix((400, 30)), targets, known, lam=1.0).any()
+    with pytest.raises(DataError):
+        content_embeddings(features, targets, known, lam=0.0)
+    basis = year_basis(np.array([1990, 1992, 2010, -1])).toarray()
+    assert np.allclose(np.linalg.norm(basis[:3], axis=1), 1.0) and not basis[3].any()
+    assert basis[0] @ basis[1] > 0.8 > 0.01 > basis[0] @ basis[2]
+
+
+def test_items_without_positives_get_lightgcn_embeddings_from_their_knowledge() -> None:
+    snapshot = _genre_world()
+    config = FAST.model_copy(update={"lightgcn": {**FAST.lightgcn, "max_epochs": 40, "embedding_dim": 8}})
+    idx = snapshot.items.index
+    fitted = fit_components(snapshot, all_positives(snapshot), config, lightgcn_epochs=40)
+    plain = fit_components(snapshot, all_positives(snapshot), config.model_copy(update={"cold_embeddings": False}),
+                           lightgcn_epochs=40)
+    emb = fitted.item_emb
+    assert not plain.item_emb[[idx("a5"), idx("c5")]].any()  # the old behaviour: cold rows are zero
+    warm = fitted.events.global_counts > 0
+    assert np.array_equal(emb[warm], plain.item_emb[warm])  # trained rows are untouched
+    action = emb[[idx(f"a{k}") for k in range(1, 5)]].mean(axis=0)
+    comedy = emb[[idx(f"c{k}") for k in range(1, 5)]].mean(axis=0)
+    # a5 (Action, tag "explosions") lands among the action films, c5 (Comedy) among the comedies
+    assert emb[idx("a5")] @ action > emb[idx("a5")] @ comedy
+    assert emb[idx("c5")] @ comedy > emb[idx("c5")] @ action
+    model = RankerModel(config, snapshot.users.ids, snapshot.items.ids, fitted, _weights(lightgcn_cold=1.0))
+    user = snapshot.users.index("u2")
+    items, times = model.history(user)
+    raw = model.features(items, times, user)
+    cold_lgn = raw[FEATURES.index("lightgcn_cold")]
+    assert cold_lgn[idx("a5")] > cold_lgn[idx("c5")] and cold_lgn[idx("a1")] == 0.0
+    scores = model.score(items, times, user)
+    assert scores[idx("a5")] > scores[idx("c5")]
+
+
+def test_cold_prior_is_raw_and_larger_for_users_who_like_what_nobody_else_does() -> None:
+    snapshot = _genre_world()
+    model = _model(snapshot, _weights(ease_recent=1.0, cold_prior=1.0))
+    idx = snapshot.items.index
+    f = FEATURES.index("cold_prior")
+    # u13 liked b1 and b2, which nobody else liked; u2 only films everybody in its group liked
+    loner, crowd = snapshot.users.index("u13"), snapshot.users.index("u2")
+    raw_loner = model.features(*model.history(loner), loner)[f]
+    raw_crowd = model.features(*model.history(crowd), crowd)[f]
+    assert raw_loner[idx("a5")] == pytest.approx(math.log(2.5 / 8.0))
+    assert raw_crowd[idx("a5")] == pytest.approx(math.log(0.5 / 9.0)) and raw_loner[idx("a1")] == 0.0
+    z = model.standardized(*model.history(loner), loner)
+    assert np.array_equal(z[f], raw_loner)  # per-user offsets survive standardisation
+    assert "cold_prior" in __import__("gnn.ranker", fromlist=["RAW_FEATURES"]).RAW_FEATURES
+
+
+def test_format_2_model_scores_as_before(tmp_path: Path) -> None:
+    import json
+
+    snapshot = _year_world()
+    model = _model(snapshot, _weights(ease_recent=1.0, pop_global=0.5, fresh_cold=0.7))
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "ranker.json").read_text())
+    old = [f for f in FEATURES if f not in ("lightgcn_cold", "cold_prior")]
+    meta.update(format=2, features=old, weights=[float(model.weights[FEATURES.index(f)]) for f in old])
+    for key in ("cold_embeddings", "cold_map_lambda", "cold_year_weight"):
+        meta["config"].pop(key)
+    (tmp_path / "m" / "ranker.json").write_text(json.dumps(meta))
+    loaded = RankerModel.load(tmp_path / "m")
+    assert np.array_equal(loaded.weights, model.weights)
+    user = snapshot.users.index("u3")
+    items, times = model.history(user)
+    assert np.array_equal(loaded.score(items, times, user), model.score(items, times, user))
