@@ -142,7 +142,7 @@ class RankerConfig(BaseModel):
     )
     ranker_l2: float = Field(1e-3, ge=0, description="L2 penalty of the learned ranker's weights.")
     ranker_l2_grid: list[float] | None = Field(
-        [0.01, 0.1, 0.3, 1.0], description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
+        [0.01, 0.1, 0.3, 1.0, 3.0], description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
         "(None: ranker_l2 only).",
     )
     ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
