@@ -4,8 +4,8 @@ For every size (a multiple of ml-latest-small's 100,836 interactions) a syntheti
 what ``kgrec load synthetic --users --items --seed`` loads) is generated and loaded into a private Neo4j
 (.kgrec/neo4j-scaling, ports 25687/25474; ``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
 ``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
-developer's). Phases timed: generate, load, export, split, fit (with the blend's own sub-phases: components
-fitted on the fit edges, ranker weights on validation, components refitted on every positive, and each
+developer's). Phases timed: generate, load (without wiping the previous size's graph, shown apart), export,
+split, fit (with the blend's own sub-phases: components fitted on the fit edges, ranker weights on validation, components refitted on every positive, and each
 component — EASE^R, knowledge, sequence, ALS, LightGCN — timed by wrapping the functions the ranker calls),
 promote (gate, save, prune) and publish (embeddings to Neo4j). Each size runs in its own process, so its peak
 RSS (``resource.getrusage``) is its own; the process gets an address-space limit (``--memory-limit-gb``) so a
@@ -146,7 +146,12 @@ class Recorder:
         def timed(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
             self.running(label)
             started = time.perf_counter()
-            result = original(*args, **kwargs)
+            try:
+                result = original(*args, **kwargs)
+            except BaseException:
+                seconds = time.perf_counter() - started  # how long it ran before it failed (not a phase time)
+                self.record["failed_call"] = {"component": label, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+                raise
             seconds = time.perf_counter() - started
             self.record["calls"].append({"component": label, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
                                          "span": [time.time() - seconds, time.time()]})
@@ -205,7 +210,9 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
                 database=settings.database, replace=True, batch_size=get_etl_settings().batch_size,
                 reject_dir=SCALING / "rejects",
             )
-        rec.phase("load", time.perf_counter() - t)
+        wipe = sum(p.seconds for p in report.phases if p.name == "wipe")  # --replace: the previous size's graph
+        rec.record["wipe_seconds"] = wipe
+        rec.phase("load", time.perf_counter() - t - wipe)
         del world
         rels, nodes = report.relationships, report.nodes
         rec.record["counts"] = {
@@ -474,6 +481,7 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
     row("EASE one items² f64, GB", [r.get("dense", {}).get("ease_matrix_gb") for r in results], digits=2)
     row("validation users", [r.get("dense", {}).get("val_users") for r in results])
     row("val features U·F·I f32, GB", [r.get("dense", {}).get("val_features_gb") for r in results], digits=2)
+    row("wipe of the previous graph (not in load)", [r.get("wipe_seconds") for r in results])
     per = [series(r) for r in results]
     for name in per[0]:
         row(name, [p[name] for p in per], fits.get(name))
@@ -485,14 +493,18 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
     Console(width=200).print(table)
     for r in results:
         if not r.get("ok"):
-            Console(width=200, highlight=False).print(f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}: "
-                                     f"{r.get('error', '(killed)')}")
+            failed = r.get("failed_call")
+            after = f" after {failed['seconds']:.0f} s in it" if failed else ""
+            Console(width=200, highlight=False).print(
+                f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}{after}: "
+                f"{r.get('error', '(killed)')}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="0.1,0.3,1,3,10",
-                        help="comma-separated multiples of ml-latest-small's 100,836 interactions (default %(default)s)")
+                        help="comma-separated multiples of ml-latest-small's 100,836 interactions "
+                        "(default %(default)s)")
     parser.add_argument("--item-exponent", type=float, default=0.5,
                         help="items = 9,742 · scale^exponent (default %(default)s; 1 grows items like interactions)")
     parser.add_argument("--seed", type=int, default=SEED, help="synthetic world seed (default %(default)s)")
@@ -506,7 +518,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip the untimed 0.01× world run first (it warms Neo4j's JVM and caches)")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument("--from-json", type=Path, metavar="PATH",
-                        help="only print the table, fits and figure of an earlier run's JSON (e.g. bench/out/scaling.json)")
+                        help="only print the table, fits and figure of an earlier run's JSON "
+                        "(e.g. bench/out/scaling.json)")
     parser.add_argument("--worker", nargs=3, type=int, metavar=("USERS", "ITEMS", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
