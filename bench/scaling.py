@@ -6,8 +6,8 @@ what ``kgrec load synthetic --users --items --seed`` loads) is generated and loa
 ``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
 developer's). Phases timed: generate, load (without wiping the previous size's graph, shown apart), export,
 split, fit (with the blend's own sub-phases: components fitted on the fit edges, ranker weights on validation,
-components refitted on every positive, and each component — EASE^R, knowledge, sequence, ALS, LightGCN — timed by wrapping the functions the ranker calls),
-promote (gate, save, prune) and publish (embeddings to Neo4j). Each size runs in its own process, so its peak
+components refitted on every positive, and each component — EASE^R, knowledge, sequence, ALS, LightGCN —
+timed by wrapping the functions the ranker calls), promote (gate, save, prune) and publish (embeddings to Neo4j). Each size runs in its own process, so its peak
 RSS (``resource.getrusage``) is its own; the process gets an address-space limit (``--memory-limit-gb``) so a
 size that does not fit fails with MemoryError in the phase that explodes instead of waking the OOM killer on a
 shared machine, and a wall-time limit (``--timeout``).
