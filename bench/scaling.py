@@ -1,16 +1,15 @@
 """How ``kgrec retrain`` (the default model, the blend) scales with edges, on synthetic worlds of growing size.
-
 For every size (a multiple of ml-latest-small's 100,836 interactions) a synthetic world (``etl.synthetic``,
 what ``kgrec load synthetic --users --items --seed`` loads) is generated and loaded into a private Neo4j
 (.kgrec/neo4j-scaling, ports 25687/25474; ``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
 ``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
 developer's). Phases timed: generate, load (without wiping the previous size's graph, shown apart), export,
 split, fit (with the blend's own sub-phases: components fitted on the fit edges, ranker weights on validation,
-components refitted on every positive, and each component — EASE^R, knowledge, sequence, ALS, LightGCN —
-timed by wrapping the functions the ranker calls), promote (gate, save, prune) and publish (embeddings to Neo4j). Each size runs in its own process, so its peak
-RSS (``resource.getrusage``) is its own; the process gets an address-space limit (``--memory-limit-gb``) so a
-size that does not fit fails with MemoryError in the phase that explodes instead of waking the OOM killer on a
-shared machine, and a wall-time limit (``--timeout``).
+components refitted on every positive, and each component — EASE^R, knowledge, sequence, ALS, LightGCN — timed
+by wrapping the functions the ranker calls), promote (gate, save, prune) and publish (embeddings to Neo4j).
+Each size runs in its own process, so its peak RSS (``resource.getrusage``) is its own; the process gets an
+address-space limit (``--memory-limit-gb``) so a size that does not fit fails with MemoryError in the phase
+that explodes instead of waking the OOM killer on a shared machine, and a wall-time limit (``--timeout``).
 
 Sizes: ``users = scale · 100,836 / 23.8`` (a synthetic user has 23.8 interactions on average) and
 ``items = 9,742 · scale^item_exponent`` (ml-latest-small's catalogue at 1×; catalogues grow slower than
