@@ -1,4 +1,5 @@
 """How ``kgrec retrain`` (the default model, the blend) scales with edges, on synthetic worlds of growing size.
+
 For every size (a multiple of ml-latest-small's 100,836 interactions) a synthetic world (``etl.synthetic``,
 what ``kgrec load synthetic --users --items --seed`` loads) is generated and loaded into a private Neo4j
 (.kgrec/neo4j-scaling, ports 25687/25474; ``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
