@@ -733,7 +733,8 @@ def main() -> None:
                         help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
                              "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay=0.97 "
                              "and num_layers=3, GraphSAGE id_dropout=0.1; every other axis is searched as usual. "
-                             "Also runs the blend before GraphSAGE and PyG LightGCN (the slowest fits)")
+                             "Also runs the blend right after the references, then kgrec LightGCN, GraphSAGE and PyG LightGCN "
+                             "(the slowest fits last)")
     parser.add_argument("--no-recall", action="store_true",
                         help="leave out the rows of the Cypher recall strategies (graph.recall.STRATEGIES)")
     parser.add_argument("--skip-load", action="store_true", help="use the graph already in the quality server")
@@ -801,7 +802,7 @@ def main() -> None:
     with_blend = not args.no_blend and (not args.models or BLEND in args.models)
     jobs: list[ModelSpec | None] = [*specs, *([None] if with_blend else [])]  # None: the blend
     if args.lean:  # the slowest fits last, so that a run stopped at a deadline still has the blend
-        slow = ("kgrec GraphSAGE", "PyG LightGCN")
+        slow = ("kgrec LightGCN", "kgrec GraphSAGE", "PyG LightGCN")
         jobs = [j for j in jobs if j is None or j.name not in slow] + sorted(
             (j for j in jobs if j is not None and j.name in slow), key=lambda j: slow.index(j.name))
     for spec in jobs:
