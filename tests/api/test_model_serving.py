@@ -38,7 +38,7 @@ def trained(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
 def model_client(trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
     settings, _ = trained
     app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0), neo4j_settings)
+                                 cache_warm_users=0, mmr_lambda=1.0), neo4j_settings)  # the model's own order
     with TestClient(app) as client:
         yield client
 
