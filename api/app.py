@@ -129,7 +129,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
 
         if models is not None:
             models.on_change = on_reload
-            on_reload(models.model is not None)
+        on_reload(True)  # warm for whichever path serves: the model's, or graph recall's when there is none
         watcher = None
         if models is not None and api_settings.model_watch_seconds > 0:
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))

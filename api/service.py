@@ -316,10 +316,11 @@ class Recommender:
             if answered is not None:
                 return answered
         # The graph path: users without positives (onboarding), requests naming sources, or no model.
+        wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
         key = ("graph", user_id, k, explain, tuple(names), filters.model_dump_json(), fingerprint)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached, k
+            return cached, wanted
         fetch = min(max(3 * k, 30), 300)
         preferred = self.guard("preferences", lambda: read_user_preferred_genres(self.driver, user_id, self.database))
 
@@ -339,7 +340,7 @@ class Recommender:
         answer = Answer(response)
         if not failed:  # a partial (degraded) answer is never reused
             self.cache.put(key, answer)
-        return answer, k
+        return answer, wanted
 
     def _recommend_with_model(
         self, model: ServingModel, user_id: str, k: int, explain: bool, filters: RecallFilters,
@@ -419,24 +420,39 @@ class Recommender:
         return answer, wanted
 
     def warm_cache(self, limit: int, stop: threading.Event | None = None) -> int:
-        """Precompute the unfiltered answers of the model's most active users (in the background after a load).
+        """Precompute the unfiltered answers of the ``limit`` most active users (in the background after a load).
+
+        The model's users by activity when a model serves, else the graph's (graph recall answers); each is
+        answered exactly as a request for ``response_cache_pool`` items would be, so later requests for up to
+        that many items are cache hits.
 
         Returns:
             How many users were answered; stops early when ``stop`` is set, the model changes or Neo4j fails.
         """
+        if self.cache.size <= 0 or limit <= 0:
+            return 0
         model = self.model
-        if model is None or self.cache.size <= 0 or limit <= 0:
+        try:
+            users = model.users_by_activity()[:limit] if model is not None else self.guard(
+                "most active users", lambda: recall.most_active_users(self.driver, limit, self.database))
+        except DatabaseUnavailableError as exc:
+            log.warning("answer cache not warmed: %s", exc)
             return 0
         done = 0
-        for user_id in model.users_by_activity()[:limit]:
+        for user_id in users:
             if (stop is not None and stop.is_set()) or self.model is not model:
                 break
             try:
-                self._recommend_with_model(model, user_id, self.settings.response_cache_pool, True, RecallFilters())
-            except (DatabaseUnavailableError, UnknownEntityError):
+                answer, _ = self.answer(user_id, self.settings.response_cache_pool)
+            except UnknownEntityError:
+                continue  # known to the model, gone from the graph
+            except DatabaseUnavailableError:
                 break
+            if answer.response.degraded:
+                break  # Neo4j went away: nothing more worth caching
             done += 1
-        log.info("answer cache warmed for %d users of %s %s", done, model.kind, model.version)
+        what = f"{model.kind} {model.version}" if model is not None else "graph recall"
+        log.info("answer cache warmed for %d users of %s", done, what)
         return done
 
     def _ranked_unseen(self, model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600) -> list[int]:

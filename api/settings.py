@@ -51,7 +51,8 @@ class ApiSettings(BaseSettings):
         description="Items computed (and cached) per answer; requests for fewer are slices of it, for more are computed.",
     )
     cache_warm_users: int = Field(
-        5000, ge=0, description="After a model loads, precompute the answers of this many most active users (0 = off).",
+        5000, ge=0, description="After a model loads (or at start, for graph recall without one), precompute the answers of this "
+        "many most active users (0 = off).",
     )
     mmr_lambda: float = Field(
         0.6, ge=0, le=1,

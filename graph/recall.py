@@ -328,6 +328,16 @@ def user_exists(driver: Driver, user_id: str, database: str = "neo4j") -> bool:
     return bool(_read("user_exists", catalog.USER_EXISTS, {"userId": user_id}, driver, database)[0][0]["exists"])
 
 
+def most_active_users(driver: Driver, limit: int, database: str = "neo4j") -> list[str]:
+    """The ``limit`` users with the most interactions, most first (ties by user id).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    records, _ = _read("most_active_users", catalog.MOST_ACTIVE_USERS, {"limit": int(limit)}, driver, database)
+    return [record["user_id"] for record in records]
+
+
 def item_exists(driver: Driver, item_id: str, database: str = "neo4j") -> bool:
     """Whether an item with this id is in the graph.
 
@@ -410,6 +420,7 @@ __all__ = [
     "SocialCaps",
     "TimingFn",
     "item_exists",
+    "most_active_users",
     "recall_collaborative",
     "recall_knowledge",
     "recall_popularity",

@@ -32,7 +32,7 @@ def world(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytes
 
 def graph_only_settings(tmp_path: Path) -> ApiSettings:
     """API settings with an empty artifacts root: no learned model, the graph-recall path answers."""
-    return ApiSettings(api_key=API_KEY, artifacts_dir=tmp_path / "no-artifacts")
+    return ApiSettings(api_key=API_KEY, artifacts_dir=tmp_path / "no-artifacts", cache_warm_users=0)
 
 
 @pytest.fixture

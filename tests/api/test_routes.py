@@ -179,3 +179,28 @@ def test_graph_path_answers_are_cached_until_the_user_changes(client: TestClient
     client.post("/interactions", json={"user_id": "u6", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY})
     after = client.get("/users/u6/recommendations", params={"k": 8}).json()
     assert hits() == before + 1 and target not in {i["item_id"] for i in after["items"]}
+
+
+def test_without_a_model_the_cache_is_warmed_with_the_most_active_users(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
+    import time
+
+    counts: dict[str, int] = {}
+    for row in world.dataset.interactions:
+        counts[row.user_id] = counts.get(row.user_id, 0) + 1
+    top = sorted(counts, key=lambda u: (-counts[u], u))[:3]
+    app = create_app(graph_only_settings(tmp_path).model_copy(update={"cache_warm_users": 3}), neo4j_settings)
+    with TestClient(app) as client:
+        entries = app.state.recommender.cache._entries
+        deadline = time.time() + 60
+        while len(entries) < 3 and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        assert sorted(key[1] for key in entries) == sorted(top)  # exactly the three most active users
+        text = client.get("/metrics").text
+        misses_before = float(next(x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="miss"}')).split()[-1])
+        client.get(f"/users/{top[0]}/recommendations", params={"k": 10})  # smaller than the pool: a slice, a hit
+        text = client.get("/metrics").text
+        assert 'kgrec_response_cache_total{outcome="hit"} 1.0' in text
+        assert float(next(x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="miss"}')).split()[-1]) == misses_before
