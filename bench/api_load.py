@@ -318,7 +318,7 @@ def main() -> None:
         users = ensure_movielens_loaded(settings)
         version = ensure_model(settings, args.model)
         api = start_api(settings, args.api_workers, args.model)
-        wait_for_cache(args.api_workers if args.model != "none" else 0, timeout=300.0)
+        wait_for_cache(args.api_workers, timeout=300.0)
         console.print("warming up (10 s closed loop) …")
         asyncio.run(closed_loop(users, 8, 10.0, seed=99))
         before = read_metrics()
