@@ -101,8 +101,15 @@ def fit_ease(
     lam: float,
     top_n: int | None,
     device: torch.device | str = "cpu",
+    max_items: int | None = None,
+    block_rows: int = 2048,
 ) -> sp.csr_matrix:
     """EASE^R weights ``B = I − P·diagMat(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, over the items with a positive.
+
+    ``XᵀX + λI`` is symmetric positive definite, so ``P`` comes from its Cholesky factor; ``B`` is formed in
+    place and pruned per row block, so the peak is about two dense ``n × n`` float64 matrices (``n`` = items
+    kept). With ``max_items`` only the ``max_items`` items with the most positives (ties: lower item_idx)
+    are kept; the others get empty rows and columns like items without positives.
 
     Args:
         pairs: ``[2, n]`` (user_idx, item_idx) positives.
@@ -111,37 +118,56 @@ def fit_ease(
         top_n: Keep, per source item (row), only the ``top_n`` weights largest in magnitude; ``None`` keeps
             every weight.
         device: Where to invert the Gram matrix (float64; CPU is deterministic).
+        max_items: Cap on the items in the model (None: every item with a positive).
+        block_rows: Rows of ``B`` pruned at a time.
 
     Returns:
         ``[num_items, num_items]`` float32 CSR; row ``j`` holds the weights from history item ``j`` to every
         target item (score = history row vector · B). Items without positives have empty rows and columns.
 
     Raises:
-        DataError: ``lam`` is not positive.
+        DataError: ``lam`` is not positive, or ``max_items`` is below 1.
     """
     if lam <= 0:
         raise DataError(f"EASE needs a positive lambda, got {lam}")
+    if max_items is not None and max_items < 1:
+        raise DataError(f"EASE needs max_items >= 1 (or None), got {max_items}")
     matrix = interaction_matrix(pairs, num_users, num_items)
-    seen = np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)
+    counts = np.asarray(matrix.sum(axis=0)).ravel()
+    seen = np.flatnonzero(counts > 0)
     if len(seen) == 0:
         return sp.csr_matrix((num_items, num_items), dtype=np.float32)
+    if max_items is not None and len(seen) > max_items:
+        popular = seen[np.argsort(-counts[seen], kind="stable")[:max_items]]
+        seen = np.sort(popular)
     x = matrix[:, seen]
-    gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64)).to(device)
+    gram = torch.from_numpy((x.T @ x).astype(np.float64).toarray()).to(device)
     gram.diagonal().add_(lam)
-    p = torch.linalg.inv(gram)
-    b = p / (-p.diagonal()).view(1, -1)
+    factor = torch.linalg.cholesky(gram)
+    del gram
+    b = torch.cholesky_inverse(factor)  # P
+    del factor
+    b.div_((-b.diagonal()).view(1, -1))  # B = P / −diag(P), column-wise, in place
     b.fill_diagonal_(0.0)
     n = len(seen)
     keep = n if top_n is None else min(int(top_n), n)
     if keep < n:
-        index = b.abs().topk(keep, dim=1).indices
-        values = b.gather(1, index)
+        index_blocks, value_blocks = [], []
+        for lo in range(0, n, block_rows):
+            block = b[lo:lo + block_rows]
+            index = block.abs().topk(keep, dim=1).indices
+            index_blocks.append(index.cpu())
+            value_blocks.append(block.gather(1, index).cpu().to(torch.float32))
+        del b
+        index = torch.cat(index_blocks)
+        values = torch.cat(value_blocks)
     else:
-        index = torch.arange(n, device=b.device).expand(n, n)
-        values = b
+        index = torch.arange(n).expand(n, n)
+        values = b.cpu().to(torch.float32)
+        del b
     rows = np.repeat(seen, keep)
-    cols = seen[index.cpu().numpy().ravel()]
-    data = values.cpu().numpy().ravel().astype(np.float32)
+    cols = seen[index.numpy().ravel()]
+    data = values.numpy().ravel()
     out = sp.csr_matrix((data, (rows, cols)), shape=(num_items, num_items))
     out.eliminate_zeros()
     out.sort_indices()

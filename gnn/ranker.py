@@ -102,6 +102,10 @@ class RankerConfig(BaseModel):
 
     ease_lambda: float = Field(200.0, gt=0, description="EASE^R L2 regularisation.")
     ease_top_n: int | None = Field(512, ge=1, description="EASE^R weights kept per source item (None: all).")
+    ease_max_items: int | None = Field(
+        20_000, ge=1, description="EASE^R: only the items with the most positives, at most this many (its dense "
+        "items × items float64 inverse needs about 2 · 8 · n² bytes); the others get no EASE weights (None: all)."
+    )
     ease_half_life: float = Field(
         5.0, gt=0, description="ease_recent: history positions after which EASE weights halve."
     )
@@ -513,7 +517,8 @@ def fit_components(
     times = pair_times(snapshot, pairs)
     users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
     steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
-    ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device)
+    ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device,
+                    max_items=config.ease_max_items)
     steps.update()
     knowledge = knowledge_matrix(snapshot, genre_weight=config.genre_weight, person_weight=config.person_weight,
                                  tag_weight=config.tag_weight)

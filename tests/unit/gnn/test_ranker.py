@@ -193,6 +193,41 @@ def test_ease_matches_the_dense_closed_form_and_sparsifies_per_row() -> None:
         fit_ease(pairs, 30, 12, lam=0.0, top_n=None)
 
 
+def _closed_form_ease(dense: np.ndarray, lam: float) -> np.ndarray:
+    """The textbook EASE^R: general inverse of the full Gram matrix."""
+    p = np.linalg.inv(dense.T @ dense + lam * np.eye(dense.shape[1]))
+    b = p / -np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def test_ease_cholesky_and_row_blocks_equal_the_closed_form_and_the_cap_keeps_the_most_popular() -> None:
+    rng = np.random.default_rng(1)
+    dense = (rng.random((200, 40)) < rng.uniform(0.02, 0.5, size=40)).astype(np.float64)
+    dense[:, 7] = 0.0  # an item nobody has
+    pairs = torch.from_numpy(np.stack(np.nonzero(dense)).astype(np.int64))
+    seen = np.flatnonzero(dense.sum(axis=0) > 0)
+    full = fit_ease(pairs, 200, 40, lam=3.0, top_n=None).toarray()
+    assert np.abs(full[np.ix_(seen, seen)] - _closed_form_ease(dense[:, seen], 3.0)).max() < 1e-6
+    # pruning in row blocks of 4 = pruning all rows at once
+    blocks = fit_ease(pairs, 200, 40, lam=3.0, top_n=5, block_rows=4)
+    whole = fit_ease(pairs, 200, 40, lam=3.0, top_n=5, block_rows=1000)
+    assert (blocks != whole).nnz == 0 and np.diff(blocks.indptr).max() == 5
+    # the cap: the 10 items with the most positives, fitted as if they were the only items
+    counts = dense.sum(axis=0)
+    popular = np.sort(np.argsort(-counts, kind="stable")[:10])
+    capped = fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=10).toarray()
+    assert set(np.flatnonzero(np.abs(capped).sum(axis=1))) == set(popular)
+    assert counts[popular].min() >= np.delete(counts, popular).max()
+    assert np.abs(capped[np.ix_(popular, popular)] - _closed_form_ease(dense[:, popular], 3.0)).max() < 1e-6
+    others = np.setdiff1d(np.arange(40), popular)
+    assert not capped[others].any() and not capped[:, others].any()
+    # a cap above the item count changes nothing
+    assert (fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=39) != sp.csr_matrix(full)).nnz == 0
+    with pytest.raises(DataError):
+        fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=0)
+
+
 def test_transitions_point_forward_in_time_and_recency_weights_halve() -> None:
     users = np.array([0, 0, 0, 1, 1])
     items = np.array([2, 0, 1, 0, 1])
