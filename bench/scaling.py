@@ -162,16 +162,22 @@ class Recorder:
 
 
 def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
-    """Sizes of the blend's two dense structures for this split (its first, fit-edges pass)."""
+    """Sizes of the blend's two dense structures for this split (its first, fit-edges pass), after the
+    default caps (``RankerConfig.ease_max_items``, ``ranker_max_users``); the uncapped sizes alongside."""
     import numpy as np
 
-    from gnn.ranker import FEATURES
+    from gnn.ranker import FEATURES, RankerConfig
 
-    seen = int(np.unique(split.fit[1].numpy()).size)
-    val_users = int(split.validation().eval_users.numel())
+    config = RankerConfig()
+    seen_all = int(np.unique(split.fit[1].numpy()).size)
+    seen = seen_all if config.ease_max_items is None else min(seen_all, config.ease_max_items)
+    val_all = int(split.validation().eval_users.numel())
+    val_users = val_all if config.ranker_max_users is None else min(val_all, config.ranker_max_users)
     return {
+        "ease_items_all": seen_all,
         "ease_items": seen,
-        "ease_matrix_gb": seen * seen * 8 / 1e9,  # one float64 items×items (Gram, inverse, B and |B| coexist)
+        "ease_matrix_gb": seen * seen * 8 / 1e9,  # one float64 items×items (Gram and its factor, then P = B)
+        "val_users_all": val_all,
         "val_users": val_users,
         "val_features_gb": val_users * len(FEATURES) * snapshot.num_items * 4 / 1e9,  # float32 [U, F, I]
         "features": len(FEATURES),
@@ -477,9 +483,11 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
 
     for key in ("users", "items", "interactions", "knowledge_edges", "follows", "relationships"):
         row(key, [r.get("counts", {}).get(key) for r in results])
+    row("items with positives (fit)", [r.get("dense", {}).get("ease_items_all") for r in results])
     row("EASE items (fit pass)", [r.get("dense", {}).get("ease_items") for r in results])
     row("EASE one items² f64, GB", [r.get("dense", {}).get("ease_matrix_gb") for r in results], digits=2)
-    row("validation users", [r.get("dense", {}).get("val_users") for r in results])
+    row("validation users (all)", [r.get("dense", {}).get("val_users_all") for r in results])
+    row("validation users (ranker)", [r.get("dense", {}).get("val_users") for r in results])
     row("val features U·F·I f32, GB", [r.get("dense", {}).get("val_features_gb") for r in results], digits=2)
     row("wipe of the previous graph (not in load)", [r.get("wipe_seconds") for r in results])
     per = [series(r) for r in results]

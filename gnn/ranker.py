@@ -30,6 +30,7 @@ Runs are seeded and deterministic on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -151,6 +152,10 @@ class RankerConfig(BaseModel):
     )
     ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
     ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")
+    ranker_max_users: int | None = Field(
+        1000, ge=50, description="Ranker weights are fitted on a seeded sample of at most this many validation "
+        "users (their features form a dense users × features × items cube; None: every validation user).",
+    )
     seed: int = Field(42, description="Seed of LightGCN, negative sampling and the ranker.")
     device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
     num_threads: int = Field(1, ge=1, le=256, description="Torch CPU threads.")
@@ -590,6 +595,17 @@ class ValidationData:
         return float(((hits * discount).sum(axis=1) / ideal).mean())
 
 
+def sample_fold_users(fold: Fold, max_users: int | None, seed: int) -> Fold:
+    """The fold with its targets restricted to a seeded sample of ``max_users`` evaluation users (the fold
+    itself when it has no more than that, or ``max_users`` is None); ``train`` is kept whole."""
+    users = fold.eval_users.numpy()
+    if max_users is None or len(users) <= max_users:
+        return fold
+    keep = np.random.default_rng(seed).choice(users, size=max_users, replace=False)
+    chosen = torch.from_numpy(np.isin(fold.target[0].numpy(), keep))
+    return dataclasses.replace(fold, target=fold.target[:, chosen])
+
+
 def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> ValidationData:
     """Features of the fold's evaluation users from a model fitted on the fold's train part."""
     users = fold.eval_users.numpy()
@@ -764,8 +780,10 @@ def fit_ranker(
     timings["fit_components"] = time.perf_counter() - started
     probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
     t = time.perf_counter()
-    data = validation_data(probe, validation)
+    sample = sample_fold_users(validation, config.ranker_max_users, config.seed)
+    data = validation_data(probe, sample)
     weights, report = fit_weights(data, config)
+    report["ranker_users"] = len(data.users)  # validation users the weights were fitted on
     del data
     timings["fit_ranker"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -797,5 +815,6 @@ def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
 __all__: list[str] = [
     "FEATURES", "RAW_FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
     "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
-    "fit_weights", "learn_weights", "search_linear_weights", "validation_data",
+    "fit_weights", "learn_weights", "sample_fold_users", "search_linear_weights",
+    "validation_data",
 ]

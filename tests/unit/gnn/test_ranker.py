@@ -23,6 +23,7 @@ from gnn.ranker import (
     fit_components,
     fit_ranker,
     learn_weights,
+    sample_fold_users,
     search_linear_weights,
 )
 from schema.errors import DataError
@@ -135,6 +136,7 @@ def test_fit_ranker_is_deterministic_and_refits_on_all_positives() -> None:
     b = fit_ranker(snapshot, split, FAST, final="train")
     assert np.array_equal(a.weights, b.weights)
     assert np.isfinite(a.weights).all() and a.meta["validation"]["chosen"].startswith(("learned", "linear"))
+    assert a.meta["validation"]["ranker_users"] == len(split.validation().eval_users)  # fewer than the cap
     users = split.testing().eval_users[:5]
     assert torch.equal(a.score_fn()(users), b.score_fn()(users))
     metrics = evaluate(a.score_fn(), split.testing(), ks=(20,))
@@ -226,6 +228,20 @@ def test_ease_cholesky_and_row_blocks_equal_the_closed_form_and_the_cap_keeps_th
     assert (fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=39) != sp.csr_matrix(full)).nnz == 0
     with pytest.raises(DataError):
         fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=0)
+
+
+def test_sample_fold_users_keeps_whole_users_seeded_and_bounded() -> None:
+    world = generate_world(users=150, items=60, seed=5)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    fold = split_interactions(snapshot, seed=42).validation()
+    users = fold.eval_users
+    assert len(users) > 60
+    assert sample_fold_users(fold, None, 0) is fold and sample_fold_users(fold, len(users), 0) is fold
+    a, b, c = (sample_fold_users(fold, 60, seed) for seed in (7, 7, 8))
+    assert len(a.eval_users) == 60 and torch.equal(a.target, b.target) and not torch.equal(a.target, c.target)
+    assert bool(torch.isin(a.eval_users, users).all()) and torch.equal(a.train, fold.train)
+    kept = torch.isin(fold.target[0], a.eval_users)
+    assert torch.equal(a.target, fold.target[:, kept])  # every target of a sampled user, nothing else
 
 
 def test_transitions_point_forward_in_time_and_recency_weights_halve() -> None:
