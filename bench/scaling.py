@@ -58,7 +58,8 @@ PHASES = ("generate", "load", "export", "split", "fit", "promote", "publish")
 FIT_PHASES = ("fit_components", "fit_ranker", "refit")
 #: Functions of ``gnn.ranker`` (and the LightGCN trainer it imports at call time) timed per call.
 COMPONENTS = {"ease": "fit_ease", "knowledge": "knowledge_matrix", "sequence": "fit_transitions", "als": "fit_als",
-              "val_features": "validation_data", "ranker_weights": "fit_weights"}
+              "cold_embeddings": "content_embeddings", "val_features": "validation_data",
+              "ranker_weights": "fit_weights"}
 
 
 def scaling_settings() -> Neo4jSettings:
@@ -290,7 +291,7 @@ def first_pass(record: dict[str, Any]) -> dict[str, float]:
 
 
 #: Rows of the table, in order: (name, where the figure comes from).
-FIT_COMPONENTS = ("ease", "knowledge", "sequence", "als", "lightgcn")
+FIT_COMPONENTS = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
 RANKER_PARTS = ("val_features", "ranker_weights")
 
 
