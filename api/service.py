@@ -140,7 +140,7 @@ class Answer:
 
 
 class ResponseCache:
-    """Model-path answers, keyed by the request *and the user's interactions as just read from Neo4j*.
+    """Answers (model and graph path), keyed by the request *and the user's interaction fingerprint as just read*.
 
     A new interaction changes the key, so it is reflected at once; what can age (for at most ``ttl``
     seconds) is only what other users did since: the explanation paths through them and nothing else.
