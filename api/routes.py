@@ -70,8 +70,8 @@ def get_recommendations(
         year_max=year_max,
     )
     # The body is rendered by the recommender (a cached answer is already JSON): the schema above still documents it.
-    body = recommender.recommend_json(user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters)
-    return Response(body, media_type="application/json")
+    answer, count = recommender.answer(user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters)
+    return Response(answer.json(count), media_type="application/json")
 
 
 @reads.get(

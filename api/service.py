@@ -270,19 +270,6 @@ class Recommender:
         answer, size = self.answer(user_id, k, explain=explain, sources=sources, filters=filters)
         return answer.first(size)
 
-    def recommend_json(
-        self,
-        user_id: str,
-        k: int,
-        *,
-        explain: bool = True,
-        sources: Sequence[str] | None = None,
-        filters: RecallFilters | None = None,
-    ) -> bytes:
-        """:meth:`recommend` as its JSON body (what the HTTP route sends; a cache hit is a join of bytes)."""
-        answer, size = self.answer(user_id, k, explain=explain, sources=sources, filters=filters)
-        return answer.json(size)
-
     def answer(
         self,
         user_id: str,
@@ -292,7 +279,8 @@ class Recommender:
         sources: Sequence[str] | None = None,
         filters: RecallFilters | None = None,
     ) -> tuple[Answer, int]:
-        """The answer behind :meth:`recommend` and how many of its items to send (``k`` or fewer).
+        """The answer behind :meth:`recommend` and how many of its items to send (``k`` or fewer); the HTTP
+        route sends ``answer.json(size)``, so a cache hit is a join of bytes.
 
         Both paths cache their answers keyed by the request and the user's interaction fingerprint
         (:func:`graph.explain.user_fingerprint`: one index seek), so a repeated request costs that seek and a

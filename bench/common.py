@@ -17,15 +17,28 @@ DATASETS = Path(os.environ.get("KGREC_DATASETS", ROOT.parent / "shared" / "datas
 OUT = ROOT / "bench" / "out"
 
 
-def bench_settings() -> Neo4jSettings:
-    """A server of the benchmarks' own (never the developer's data): .kgrec/neo4j-bench on 27687/27474."""
+def private_server(name: str, bolt_port: int, http_port: int, **memory: str) -> Neo4jSettings:
+    """A benchmark's own local Neo4j (never the developer's data): ``.kgrec/neo4j-<name>`` on the given ports.
+
+    Args:
+        name: Names the data folder and the password.
+        bolt_port: Bolt port.
+        http_port: HTTP (Browser) port.
+        **memory: ``heap`` / ``pagecache`` overrides of the launcher's defaults.
+    """
     return Neo4jSettings(
-        uri="bolt://127.0.0.1:27687",
-        password="kgrec-bench-password",
-        home=ROOT / ".kgrec" / "neo4j-bench",
-        bolt_port=27687,
-        http_port=27474,
+        uri=f"bolt://127.0.0.1:{bolt_port}",
+        password=f"kgrec-{name}-password",
+        home=ROOT / ".kgrec" / f"neo4j-{name}",
+        bolt_port=bolt_port,
+        http_port=http_port,
+        **memory,
     )
+
+
+def bench_settings() -> Neo4jSettings:
+    """The API and ETL benchmarks' server: .kgrec/neo4j-bench on 27687/27474."""
+    return private_server("bench", 27687, 27474)
 
 
 def require_dataset(name: str) -> Path:

@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from bench.common import OUT, ROOT, require_dataset
+from bench.common import OUT, private_server, require_dataset
 from bench.quality_recall import recall_rankings, restore_pending, without_test_interactions
 from gnn.config import TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
@@ -64,15 +64,7 @@ TORCH_THREADS = 1  # both LightGCNs: their ops are small, and a second OpenMP th
 
 def quality_settings() -> Neo4jSettings:
     """The quality benchmark's own server: .kgrec/neo4j-quality on 26687/26474."""
-    return Neo4jSettings(
-        uri="bolt://127.0.0.1:26687",
-        password="kgrec-quality-password",
-        home=ROOT / ".kgrec" / "neo4j-quality",
-        bolt_port=26687,
-        http_port=26474,
-        heap="2g",
-        pagecache="512m",
-    )
+    return private_server("quality", 26687, 26474, heap="2g", pagecache="512m")
 
 
 # --- models --------------------------------------------------------------------------------------------

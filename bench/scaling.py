@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import OUT, ROOT
+from bench.common import OUT, ROOT, private_server
 from graph.settings import Neo4jSettings
 
 ML_SMALL_INTERACTIONS = 100_836
@@ -64,15 +64,7 @@ COMPONENTS = {"ease": "fit_ease", "knowledge": "knowledge_matrix", "sequence": "
 
 def scaling_settings() -> Neo4jSettings:
     """The scaling benchmark's own server: .kgrec/neo4j-scaling on 25687/25474 (heap 2g, page cache 1g)."""
-    return Neo4jSettings(
-        uri="bolt://127.0.0.1:25687",
-        password="kgrec-scaling-password",
-        home=ROOT / ".kgrec" / "neo4j-scaling",
-        bolt_port=25687,
-        http_port=25474,
-        heap="2g",
-        pagecache="1g",
-    )
+    return private_server("scaling", 25687, 25474, heap="2g", pagecache="1g")
 
 
 def world_size(scale: float, item_exponent: float = 0.5) -> tuple[int, int]:

@@ -28,15 +28,19 @@ def _rows(driver: Driver, database: str) -> set[tuple]:
     return set(export_graph(driver, database).interactions.itertuples(index=False, name=None))
 
 
+def _loaded(driver: Driver, db: str, tmp_path: Path, users: int, items: int, seed: int):  # noqa: ANN202
+    """Load a synthetic world; its snapshot, split and exported interaction rows."""
+    load_dataset(driver, generate_world(users=users, items=items, seed=seed).dataset, reject_dir=tmp_path)
+    snapshot = build_graph_snapshot(export_graph(driver, db))
+    return snapshot, split_interactions(snapshot), _rows(driver, db)
+
+
 def test_recall_rows_run_without_the_test_fold_and_the_graph_comes_back(
     clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
 ) -> None:
     db = neo4j_settings.database
-    load_dataset(clean_db, generate_world(users=80, items=160, seed=11).dataset, reject_dir=tmp_path)
-    snapshot = build_graph_snapshot(export_graph(clean_db, db))
-    split = split_interactions(snapshot)
+    snapshot, split, before = _loaded(clean_db, db, tmp_path, 80, 160, 11)
     assert split.test.size(1) > 50
-    before = _rows(clean_db, db)
     test_pairs = set(zip(snapshot.users.to_ids(split.test[0]), snapshot.items.to_ids(split.test[1]), strict=True))
     fold = split.testing()
     users = fold.eval_users
@@ -69,10 +73,7 @@ def test_restored_after_an_error_and_after_an_interrupted_run(
     clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
 ) -> None:
     db = neo4j_settings.database
-    load_dataset(clean_db, generate_world(users=40, items=80, seed=3).dataset, reject_dir=tmp_path)
-    snapshot = build_graph_snapshot(export_graph(clean_db, db))
-    split = split_interactions(snapshot)
-    before = _rows(clean_db, db)
+    snapshot, split, before = _loaded(clean_db, db, tmp_path, 40, 80, 3)
     ledger = tmp_path / "ledger.json"
 
     with pytest.raises(RuntimeError, match="boom"), without_test_interactions(clean_db, db, snapshot, split, ledger):
