@@ -297,7 +297,7 @@ def _fit(
         history.append(record)
         schedule.step()
         bar.set_postfix(loss=f"{record.loss:.4f}", val=f"{best_val or 0:.4f}")
-        if val_fold is not None and rounds_without_gain >= config.patience:
+        if val_fold is not None and rounds_without_gain >= config.patience and epoch >= config.min_epochs:
             break
     bar.close()
     if best_state is not None:
