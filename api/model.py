@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from gnn.artifacts import load_artifact
+from gnn.artifacts import ItemCatalog, load_artifact
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class ServingModel(Protocol):
     version: str
     item_ids: list[str]
     item_index: dict[str, int]
+    #: Each item's genres and year in ``item_ids`` order (None: an artifact saved before catalogs existed).
+    catalog: ItemCatalog | None
 
     def users_by_activity(self) -> list[str]:
         """Users the model knows, most positives first (for warming the answer cache)."""
@@ -74,6 +76,7 @@ class EmbeddingModel:
         self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self.item_index = self._item_index
+        self.catalog = _catalog(path, self.item_ids)
         norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
         self._unit = (self._items / norms).astype(np.float32)
 
@@ -115,6 +118,7 @@ class BlendModel:
         self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self.item_index = self._item_index
+        self.catalog = _catalog(path, self.item_ids)
         items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
         self._unit = None
         if items.ndim == 2 and items.shape[1] > 0:
@@ -144,6 +148,14 @@ class BlendModel:
         counts = np.diff(self._model.components.hist_ptr)
         order = np.lexsort((np.arange(len(counts)), -counts))
         return [self._model.user_ids[int(i)] for i in order]
+
+
+def _catalog(path: Path, item_ids: list[str]) -> ItemCatalog | None:
+    catalog = ItemCatalog.read(path)
+    if catalog is None:
+        log.warning("artifact %s has no item catalog: genre and year filters fail while Neo4j is away", path.name)
+        return None
+    return catalog.aligned(item_ids)
 
 
 def current_artifact(root: Path, kind: str) -> Path | None:

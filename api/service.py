@@ -7,7 +7,8 @@ Two paths, the first when a learned model is loaded (see :mod:`api.model`) and t
   query, to :func:`graph.explain.explain_items`, which applies the business filters and returns the graph
   paths from the user to each item; maximal marginal relevance re-ranks for diversity (``mmr_lambda``). If
   Neo4j is unreachable, the model answers from the interactions it was fitted on, ``degraded: true``, without
-  paths (503 only for users the model does not know).
+  paths, the genre and year filters applied from the item catalog saved with the model (503 only for users
+  the model does not know).
 * **graph path** — every named recall source (Cypher: collaborative, knowledge, social, popularity, and
   embedding through the vector index) runs in parallel; each source's scores are divided by that source's
   best score, weighted and summed per item; an item keeps the paths of every source that found it. If
@@ -463,14 +464,25 @@ class Recommender:
     def _degraded(
         self, model: ServingModel, user_id: str, k: int, filters: RecallFilters, cause: Exception
     ) -> tuple[Answer, int]:
-        """Neo4j is away: rank from the interactions the model was fitted on, without paths or titles."""
+        """Neo4j is away: rank from the interactions the model was fitted on, without paths or titles; the genre and
+        year filters come from the model's item catalog."""
         if not model.knows_user(user_id):
             raise DatabaseUnavailableError(
                 f"Neo4j is unreachable and the model does not know user {user_id[:100]!r}: {' '.join(str(cause).split())}"
             )
         history = model.fitted_history(user_id)
         scores = model.scores(user_id, history)
-        ranked = self._ranked_unseen(model, scores, {i for i, _ in history} | set(filters.exclude_items))
+        candidates = scores
+        if filters.include_genres or filters.exclude_genres or filters.year_min is not None or filters.year_max is not None:
+            if model.catalog is None:
+                raise DatabaseUnavailableError(
+                    f"Neo4j is unreachable and model {model.kind}-{model.version} has no item catalog to apply the "
+                    "genre and year filters with (retrain to add one); ask without filters for a degraded list"
+                )
+            allowed = model.catalog.mask(include_genres=filters.include_genres, exclude_genres=filters.exclude_genres,
+                                         year_min=filters.year_min, year_max=filters.year_max)
+            candidates = np.where(allowed, scores, -np.inf).astype(scores.dtype)
+        ranked = self._ranked_unseen(model, candidates, {i for i, _ in history} | set(filters.exclude_items))
         rows = np.array(ranked[: max(3 * k, 30)], dtype=np.int64)
         picks = self._diversify(model, scores, rows, k)
         top = float(scores[rows[picks[0]]]) if picks else 1.0

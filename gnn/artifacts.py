@@ -6,6 +6,7 @@ Layout of one artifact (``<root>/<model>/<version>/``)::
     id_maps.json    {"users": [user_id by user_idx], "items": [item_id by item_idx]}
     meta.json       model, version, created_at, seed, snapshot_id, code_version, config, metrics, history, timings
     curves.png      training curves (when the trainer drew them)
+    catalog.json    each item's genres and year (:class:`ItemCatalog`): the API's filters when Neo4j is away
 
 A version directory is written under a temporary name and renamed into place, so a reader never sees a
 half-written artifact. This module imports no training code: the API loads artifacts through it.
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,6 +34,7 @@ from schema.errors import DataError
 EMBEDDINGS_FILE = "embeddings.pt"
 MAPS_FILE = "id_maps.json"
 META_FILE = "meta.json"
+CATALOG_FILE = "catalog.json"
 FORMAT_VERSION = 1
 _VERSION_RE = re.compile(r"^\d{8}T\d{6}\d*Z-[^./]+$")
 
@@ -145,6 +148,87 @@ def write_artifact(artifact: Artifact, root: Path, files: dict[str, bytes] | Non
         raise
     artifact.path = target
     return target
+
+
+@dataclass(frozen=True)
+class ItemCatalog:
+    """Each item's genres and release year, saved beside a model so that the API can apply its business filters
+    (the ``include_genres``/``exclude_genres``/``year_min``/``year_max`` of ``graph.recall.RecallFilters``) to a
+    degraded answer while Neo4j is unreachable, with the semantics of the recall queries: a genre filter
+    matches genre names exactly; a year bound keeps only items whose year is known.
+
+    Attributes:
+        item_ids: External ids by item_idx (the model's order).
+        genres: Genre names by genre_idx.
+        item_genres: ``[2, G]`` int64 (item_idx, genre_idx) pairs.
+        item_year: ``[I]`` int64 years, ``-1`` unknown.
+    """
+
+    item_ids: list[str]
+    genres: list[str]
+    item_genres: np.ndarray
+    item_year: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({
+            "format": 1, "items": list(self.item_ids), "genres": list(self.genres),
+            "item_genres": np.asarray(self.item_genres, dtype=np.int64).tolist(),
+            "item_year": np.asarray(self.item_year, dtype=np.int64).tolist(),
+        }).encode("utf-8")
+
+    @classmethod
+    def read(cls, directory: Path) -> ItemCatalog | None:
+        """The catalog saved in an artifact directory, or None (artifacts written before catalogs existed).
+
+        Raises:
+            DataError: The file exists but is unreadable.
+        """
+        path = directory / CATALOG_FILE
+        if not path.is_file():
+            return None
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            pairs = np.asarray(raw["item_genres"], dtype=np.int64).reshape(2, -1)
+            return cls(list(raw["items"]), list(raw["genres"]), pairs, np.asarray(raw["item_year"], dtype=np.int64))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"unreadable item catalog {path}: {exc}") from exc
+
+    def aligned(self, item_ids: list[str]) -> ItemCatalog:
+        """The same catalog in the item order ``item_ids`` (a model's order); items it lacks get no genres and an
+        unknown year."""
+        if list(item_ids) == self.item_ids:
+            return self
+        row = {i: k for k, i in enumerate(item_ids)}
+        old_to_new = np.array([row.get(i, -1) for i in self.item_ids], dtype=np.int64)
+        keep = old_to_new[self.item_genres[0]] >= 0
+        pairs = np.stack([old_to_new[self.item_genres[0][keep]], self.item_genres[1][keep]])
+        years = np.full(len(item_ids), -1, dtype=np.int64)
+        present = old_to_new >= 0
+        years[old_to_new[present]] = self.item_year[present]
+        return ItemCatalog(list(item_ids), self.genres, pairs, years)
+
+    def mask(self, *, include_genres: list[str] | None = None, exclude_genres: list[str] | None = None,
+             year_min: int | None = None, year_max: int | None = None) -> np.ndarray:
+        """``[I]`` bool in this catalog's item order: which items pass the filters (all when none is set)."""
+        index = {g: k for k, g in enumerate(self.genres)}
+        passes = np.ones(len(self.item_ids), dtype=bool)
+
+        def having(names: list[str]) -> np.ndarray:
+            wanted = np.array([index[g] for g in names if g in index], dtype=np.int64)
+            out = np.zeros(len(self.item_ids), dtype=bool)
+            out[self.item_genres[0][np.isin(self.item_genres[1], wanted)]] = True
+            return out
+
+        if include_genres:
+            passes &= having(include_genres)
+        if exclude_genres:
+            passes &= ~having(exclude_genres)
+        known = self.item_year >= 0
+        if year_min is not None:
+            passes &= known & (self.item_year >= year_min)
+        if year_max is not None:
+            passes &= known & (self.item_year <= year_max)
+        return passes
 
 
 def load_artifact(path: Path) -> Artifact:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from gnn.artifacts import ItemCatalog
 from graph.export import NO_TIMESTAMP, NO_YEAR, GraphExport
 from schema.errors import DataError
 
@@ -209,6 +210,11 @@ class GraphSnapshot:
             "user_genres": int(self.user_genre_index.size(1)),
             "item_years": int((self.item_year >= 0).sum()),
         }
+
+    def item_catalog(self) -> ItemCatalog:
+        """Each item's genres and year, to save beside a model (the API's filters while Neo4j is away)."""
+        return ItemCatalog(self.items.ids, self.genres.ids, self.item_genre_index.numpy().astype(np.int64),
+                           self.item_year.numpy().astype(np.int64))
 
     def item_genre_matrix(self) -> Tensor:
         """``[num_items, num_genres]`` bool: which genres each item has (for diversity metrics)."""

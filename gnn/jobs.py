@@ -26,7 +26,7 @@ import torch
 
 import numpy as np
 
-from gnn.artifacts import Artifact, list_versions, load_artifact, write_artifact
+from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, write_artifact
 from gnn.config import GnnSettings, load_train_config
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, evaluate, split_interactions
@@ -72,7 +72,7 @@ def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, 
         return train_blend(snapshot, split_interactions(snapshot), settings, overrides or {}, final="train")
     config = load_train_config(settings.train_config, overrides)
     artifact = train(snapshot, split_interactions(snapshot), config)
-    save_artifact(artifact, settings.artifacts_dir)
+    save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
     return artifact
 
 
@@ -118,6 +118,7 @@ def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, over
     with tempfile.TemporaryDirectory() as staging:
         model.save(Path(staging))
         files = {p.name: p.read_bytes() for p in Path(staging).iterdir() if p.is_file()}
+    files[CATALOG_FILE] = snapshot.item_catalog().to_bytes()
     artifact = Artifact(
         model="blend",
         user_ids=model.user_ids,
@@ -302,7 +303,7 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str
         current = load_artifact(current_path)
         current_val = float(current.metrics["validation"][GATE_METRIC])
         same_data = current.snapshot_id == snapshot.snapshot_id
-    path = path or save_artifact(artifact, settings.artifacts_dir)
+    path = path or save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
     promoted = current_val is None or new_val >= current_val
     if promoted:
         promote(path, {"metric": GATE_METRIC, "validation": new_val, "previous": current_val,

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gnn.artifacts import Artifact, code_version, write_artifact
+from gnn.artifacts import CATALOG_FILE, Artifact, ItemCatalog, code_version, write_artifact
 from gnn.config import TrainConfig, resolve_device
 from gnn.data import INTERACTED, REV_INTERACTED, GraphSnapshot
 from gnn.evaluation import Fold, Split, evaluate
@@ -398,7 +398,10 @@ def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes
     return buffer.getvalue()
 
 
-def save_artifact(artifact: Artifact, root: Path) -> Path:
-    """Write the artifact with its training curves under ``root``."""
+def save_artifact(artifact: Artifact, root: Path, catalog: ItemCatalog | None = None) -> Path:
+    """Write the artifact with its training curves (and the item catalog, when given) under ``root``."""
     title = f"{artifact.model} on snapshot {artifact.snapshot_id}"
-    return write_artifact(artifact, root, files={"curves.png": plot_curves(artifact.history, title)})
+    files = {"curves.png": plot_curves(artifact.history, title)}
+    if catalog is not None:
+        files[CATALOG_FILE] = catalog.to_bytes()
+    return write_artifact(artifact, root, files=files)

@@ -173,7 +173,8 @@ def test_reload_swaps_to_a_newly_promoted_model(trained: tuple[GnnSettings, Retr
 
 
 def test_neo4j_down_answers_from_the_model_flagged_degraded(trained: tuple[GnnSettings, RetrainReport],
-                                                             neo4j_settings: Neo4jSettings) -> None:
+                                                             neo4j_settings: Neo4jSettings,
+                                                             world: SyntheticWorld) -> None:
     settings, _ = trained
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,6 +189,21 @@ def test_neo4j_down_answers_from_the_model_flagged_degraded(trained: tuple[GnnSe
         assert all(item["explanations"] == [] for item in body["items"])
         unknown = client.get("/users/nobody/recommendations")
         assert unknown.status_code == 503 and "unreachable" in unknown.json()["detail"]
+        # the business filters still hold: they come from the item catalog saved with the model
+        genres: dict[str, set[str]] = {}
+        for row in world.dataset.genres:
+            genres.setdefault(row.item_id, set()).add(row.genre)
+        years = {row.item_id: row.year for row in world.dataset.items}
+        def passes(i: str) -> bool:
+            have = genres.get(i, set())
+            return bool(have & {"Drama", "Comedy"}) and "Horror" not in have and 1990 <= years[i] <= 2010
+
+        assert sum(passes(i) for i in years if i not in _rated(world, "u7")) >= 5  # the fixture leaves a choice
+        params = {"k": 5, "include_genres": "Drama,Comedy", "exclude_genres": "Horror", "year_min": 1990,
+                  "year_max": 2010}
+        filtered = client.get("/users/u7/recommendations", params=params).json()
+        picked = [item["item_id"] for item in filtered["items"]]
+        assert filtered["degraded"] is True and len(picked) == 5 and all(passes(i) for i in picked)
 
 
 def test_mmr_trades_relevance_for_diversity() -> None:
