@@ -372,10 +372,8 @@ class Recommender:
         # Explaining is the costly query of a miss, and its cost grows with the items asked about: ask for k
         # when nothing can drop items (exclude_items are already unseen-masked); with genre or year filters ask
         # for half as many again; MMR picks from twice k so that it has a choice.
-        narrowing = bool(filters.include_genres or filters.exclude_genres or filters.year_min is not None
-                         or filters.year_max is not None)
         want = k
-        if narrowing:
+        if filters.narrows:
             want = max(want, k + k // 2, 20)
         if self.settings.mmr_lambda < 1.0:
             want = max(want, 2 * k)
@@ -473,7 +471,7 @@ class Recommender:
         history = model.fitted_history(user_id)
         scores = model.scores(user_id, history)
         candidates = scores
-        if filters.include_genres or filters.exclude_genres or filters.year_min is not None or filters.year_max is not None:
+        if filters.narrows:
             if model.catalog is None:
                 raise DatabaseUnavailableError(
                     f"Neo4j is unreachable and model {model.kind}-{model.version} has no item catalog to apply the "

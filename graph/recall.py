@@ -49,6 +49,12 @@ class RecallFilters(BaseModel):
     year_min: int | None = None
     year_max: int | None = None
 
+    @property
+    def narrows(self) -> bool:
+        """Whether a genre or year filter is set (beyond excluding named items)."""
+        return bool(self.include_genres or self.exclude_genres or self.year_min is not None
+                    or self.year_max is not None)
+
     def to_params(self) -> dict[str, Any]:
         """Query parameters (camelCase) of these filters."""
         return {
