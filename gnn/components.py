@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
@@ -244,21 +243,35 @@ def year_basis(item_year: np.ndarray, width: float = 5.0, start: int = 1900, end
 
 
 def content_embeddings(
-    features: sp.csr_matrix, targets: np.ndarray, known: np.ndarray, lam: float, iterations: int = 300
+    features: sp.csr_matrix,
+    targets: np.ndarray,
+    known: np.ndarray,
+    lam: float,
+    iterations: int = 300,
+    *,
+    tol: float = 1e-8,
+    direct_max_features: int = 2048,
 ) -> np.ndarray:
     """Item embeddings predicted from item features: the ridge regression
     ``min ‖X_known W − Y_known‖² + λ‖W‖²`` fitted on the ``known`` rows (items with trained embeddings),
     applied to every row.
 
-    Solved per embedding dimension by LSQR on the sparse features (no dense Gram matrix, so it scales to
-    catalogues with many items and features).
+    Feature columns empty on the known rows get zero weights (the ridge optimum), so only the used columns
+    enter the solve. With at most ``direct_max_features`` of them the normal equations
+    ``(XᵀX + λI) W = XᵀY`` are solved exactly (dense Cholesky, float64); with more, by conjugate gradients on
+    the normal equations for all ``d`` right-hand sides at once (:func:`ridge_block_cg`: each iteration is one
+    sparse ``X @ P`` and one ``Xᵀ @ Q`` on ``[·, d]`` blocks; no dense Gram matrix, so it scales to catalogues
+    with many items and features).
 
     Args:
         features: ``[I, F]`` item features (e.g. :func:`knowledge_matrix` next to :func:`year_basis`).
         targets: ``[I, d]`` embeddings; only the ``known`` rows are read.
         known: ``[I]`` bool, the rows to fit on.
         lam: L2 penalty (> 0).
-        iterations: LSQR iteration limit per dimension.
+        iterations: Conjugate-gradient iteration limit (the iterative path).
+        tol: Conjugate gradients stop when every column's normal-equation residual is below ``tol`` times
+            its right-hand side's norm.
+        direct_max_features: Used feature columns up to which the dense exact solve is taken.
 
     Returns:
         ``[I, d]`` float32 predictions (zero rows for items without any feature).
@@ -273,13 +286,60 @@ def content_embeddings(
     dims = targets.shape[1]
     if dims == 0 or not known.any() or features.nnz == 0:
         return np.zeros(targets.shape, dtype=np.float32)
-    x = features[known].astype(np.float64).tocsr()
+    features = sp.csr_matrix(features, dtype=np.float64)
+    x = features[known]
+    used = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)  # columns with an entry on a known row
+    if len(used) == 0:
+        return np.zeros(targets.shape, dtype=np.float32)
+    x = x[:, used].tocsr()
     y = targets[known].astype(np.float64)
-    weights = np.zeros((features.shape[1], dims))
-    damp = float(np.sqrt(lam))
-    for d in range(dims):
-        weights[:, d] = spla.lsqr(x, y[:, d], damp=damp, atol=1e-8, btol=1e-8, iter_lim=iterations)[0]
-    return np.asarray(features.astype(np.float64) @ weights, dtype=np.float32)
+    if len(used) <= direct_max_features:
+        gram = torch.from_numpy((x.T @ x).toarray())
+        gram.diagonal().add_(lam)
+        weights = torch.cholesky_solve(torch.from_numpy(x.T @ y), torch.linalg.cholesky(gram)).numpy()
+    else:
+        weights = ridge_block_cg(x, y, lam, iterations=iterations, tol=tol)
+    return np.asarray(features[:, used] @ weights, dtype=np.float32)
+
+
+def ridge_block_cg(x: sp.csr_matrix, y: np.ndarray, lam: float, *, iterations: int, tol: float) -> np.ndarray:
+    """``argmin_W ‖x W − y‖² + λ‖W‖²`` by Jacobi-preconditioned conjugate gradients on the normal equations
+    ``(xᵀx + λI) W = xᵀy``, every column of ``y`` at once (each its own step sizes, in lockstep).
+
+    Args:
+        x: ``[n, F]`` float64 CSR.
+        y: ``[n, d]`` float64.
+        lam: L2 penalty (> 0).
+        iterations: Iteration limit.
+        tol: Stop once every column's residual ``‖xᵀy − (xᵀx + λI) w‖`` is below ``tol · ‖xᵀy‖``.
+
+    Returns:
+        ``[F, d]`` float64.
+    """
+    xt = x.T.tocsr()
+    rhs = xt @ y
+    diag = np.asarray(x.multiply(x).sum(axis=0)).ravel() + lam  # Jacobi preconditioner: diag(xᵀx) + λ
+    inv = (1.0 / diag)[:, None]
+    w = np.zeros_like(rhs)
+    r = rhs.copy()
+    z = inv * r
+    p = z.copy()
+    rz = np.einsum("fd,fd->d", r, z)
+    limit = tol * np.linalg.norm(rhs, axis=0)
+    for _ in range(iterations):
+        if (np.linalg.norm(r, axis=0) <= limit).all():
+            break
+        q = xt @ (x @ p) + lam * p
+        pq = np.einsum("fd,fd->d", p, q)
+        alpha = np.divide(rz, pq, out=np.zeros_like(rz), where=pq > 0)
+        w += alpha * p
+        r -= alpha * q
+        z = inv * r
+        rz_next = np.einsum("fd,fd->d", r, z)
+        beta = np.divide(rz_next, rz, out=np.zeros_like(rz), where=rz > 0)
+        p = z + beta * p
+        rz = rz_next
+    return w
 
 
 class TimedEvents:
