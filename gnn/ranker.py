@@ -25,6 +25,12 @@ Two stages (see ../shared/QUALITY_LEVERS.md):
 
 Serving (:class:`RankerModel`) needs no training code: :meth:`RankerModel.score` takes a live history
 (item_idx, epoch seconds) and, for a user the model knows, the user_idx, and returns a score per item.
+**New arrivals**: the ranker rightly keeps items without positives out of the top 20 (they hit less often
+than the warm items they would displace), so a list reserves ``cold_slots`` positions (every
+``cold_slot_every``-th) for the best-scoring such items whose score is within ``cold_slot_margin`` of the
+item they displace (:func:`reserve_cold_slots`) — exposure for new items bought with a little accuracy,
+measured by bench.quality on :meth:`RankerModel.ranked_lists` and applied by the API after its MMR re-ranking
+(:meth:`RankerModel.place_cold`), one implementation for both.
 Runs are seeded and deterministic on CPU.
 """
 
@@ -155,6 +161,25 @@ class RankerConfig(BaseModel):
     ranker_max_users: int | None = Field(
         1000, ge=50, description="Ranker weights are fitted on a seeded sample of at most this many validation "
         "users (their features form a dense users × features × items cube; None: every validation user).",
+    )
+    cold_slots: int = Field(
+        1, ge=0, description="New arrivals: at most this many positions of a list are reserved for items without "
+        "any positive (cold items), each filled by the best-scoring cold item not yet in the list when it clears "
+        "cold_slot_margin (:func:`reserve_cold_slots`; the ranker alone almost never lets them into the top 20). "
+        "0 = off. The defaults (1 slot at position 20, margin 4) maximise the validation cold-item NDCG@20 among "
+        "the policies costing at most 1% of validation NDCG@20 on ml-latest-small (temporal split, seed 42): "
+        "validation NDCG@20 0.1342 → 0.1331 (−0.8%), cold items 0.0008 → 0.0043; test 0.1349 → 0.1337 (−0.9%), "
+        "cold items 0 → 0.0013 (most-popular: 0).",
+    )
+    cold_slot_every: int = Field(
+        20, ge=1, description="The reserved positions are N, 2N, … (1-based, at most cold_slots of them), the same "
+        "for any list length, so a shorter list is a prefix of a longer one (lists shorter than N get none).",
+    )
+    cold_slot_margin: float | None = Field(
+        4.0, description="A cold item takes a reserved position only if its ranking score is at least the score of "
+        "the item it displaces minus this margin (a log-odds gap under the listwise softmax ranker; None: always). "
+        "At 4 about half of the validation users get a cold item, at the cost of half of the margin-free policy "
+        "(−1.8% validation NDCG@20) for the same cold-item hits.",
     )
     seed: int = Field(42, description="Seed of LightGCN, negative sampling and the ranker.")
     device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
@@ -363,6 +388,56 @@ class RankerModel:
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
         return out.astype(np.float32, copy=False)
 
+    @property
+    def cold_mask(self) -> np.ndarray:
+        """``[num_items]`` bool: items without any positive in the fitted edges (cold items)."""
+        return self._cold > 0
+
+    def cold_candidates(self, scores: np.ndarray, limit: int) -> np.ndarray:
+        """The cold items with a finite score (callers set excluded items to ``-inf``), best first (ties: lower
+        item_idx first), at most ``limit`` of them: what :func:`reserve_cold_slots` fills its positions from."""
+        return _top(scores, np.flatnonzero(self.cold_mask & np.isfinite(scores)), limit)
+
+    def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int,
+                   cold: Sequence[int] | None = None) -> list[int]:
+        """``ranked`` (item_idx as they would be shown, excluded items left out) cut to ``k``, with the
+        config's reserved new-arrival positions (``cold_slots``, ``cold_slot_every``, ``cold_slot_margin``)
+        filled from ``cold`` (default: :meth:`cold_candidates` of ``scores``, so set excluded items to
+        ``-inf`` there); the ranked list itself when ``cold_slots`` is 0.
+
+        The one policy of the benchmark (:meth:`recommend`) and the API (:mod:`api.service`)."""
+        c = self.config
+        if cold is None:
+            cold = self.cold_candidates(scores, c.cold_slots + k) if c.cold_slots else []
+        return reserve_cold_slots(ranked, cold, scores, k, slots=c.cold_slots, every=c.cold_slot_every,
+                                  margin=c.cold_slot_margin)
+
+    def recommend(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None, k: int = 20,
+        exclude: Sequence[int] = (),
+    ) -> list[int]:
+        """The user's top-``k`` item_idx as a list is shown: :meth:`score` order (ties: lower item_idx first),
+        the history and ``exclude`` left out, the reserved new-arrival positions applied (:meth:`place_cold`)."""
+        scores = self.score(history_items, history_times, user_idx).copy()
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        return self.place_cold(_top(scores, np.flatnonzero(np.isfinite(scores)), k).tolist(), scores, k)
+
+    def ranked_lists(self, fold: Fold, k: int = 20) -> Tensor:
+        """``[len(fold.eval_users), k]`` :meth:`recommend` lists of the fold's users from their fitted
+        histories, the fold's train items excluded (``-1`` pads), for :func:`gnn.evaluation.evaluate`."""
+        users = fold.eval_users
+        order = torch.argsort(fold.train[0], stable=True)
+        counts = torch.bincount(fold.train[0], minlength=fold.num_users)
+        ptr = np.zeros(fold.num_users + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum(counts.numpy())
+        train_items = fold.train[1, order].numpy()
+        out = torch.full((users.numel(), k), -1, dtype=torch.long)
+        for r, u in enumerate(users.tolist()):
+            items, times = self.history(u)
+            picked = self.recommend(items, times, u, k, exclude=train_items[ptr[u]:ptr[u + 1]])
+            out[r, : len(picked)] = torch.as_tensor(picked, dtype=torch.long)
+        return out
+
     def score_fn(self, *, standardized_weights: np.ndarray | None = None) -> ScoreFn:
         """Adapter to :data:`gnn.evaluation.ScoreFn`: each user scored from their fitted history.
 
@@ -484,6 +559,61 @@ def _json_default(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _top(scores: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best of ``items`` by ``scores``, best first, ties by lower item_idx (so the best ``k`` are a
+    prefix of the best ``k + 1``)."""
+    if k <= 0 or len(items) == 0:
+        return items[:0]
+    if len(items) > k:
+        kth = np.partition(scores[items], len(items) - k)[len(items) - k]
+        items = items[scores[items] >= kth]  # every item tied with the k-th stays in the running
+    return items[np.lexsort((items, -scores[items]))][:k]
+
+
+def reserve_cold_slots(
+    ranked: Sequence[int], cold: Sequence[int], scores: np.ndarray, k: int, *, slots: int, every: int,
+    margin: float | None,
+) -> list[int]:
+    """A list of at most ``k`` distinct items: ``ranked`` in order, except that the 1-based positions
+    ``every, 2·every, …`` (at most ``slots`` of them) go to the first item of ``cold`` not yet in the list —
+    when its score is at least ``scores`` of the item it displaces (the next of ``ranked``) minus ``margin``
+    (``None``: always; nothing to displace: always). A reserved position whose candidate fails keeps the
+    ranked item; a cold item that ``ranked`` puts earlier stays there (it does not use up a slot). Position by
+    position, so the list for ``k`` is a prefix of the list for any larger ``k``.
+
+    Args:
+        ranked: item_idx best first, as they would be shown (seen and filtered-out items already left out).
+        cold: Candidate cold item_idx, best first (likewise already unseen and allowed).
+        scores: ``[num_items]`` ranking scores.
+        k: List length.
+        slots, every, margin: The policy (:class:`RankerConfig` ``cold_slots``, ``cold_slot_every``,
+            ``cold_slot_margin``).
+    """
+    out: list[int] = []
+    taken: set[int] = set()
+    w = c = 0
+    while len(out) < k:
+        while w < len(ranked) and ranked[w] in taken:
+            w += 1
+        position = len(out) + 1
+        if slots > 0 and position % every == 0 and position // every <= slots:
+            while c < len(cold) and cold[c] in taken:
+                c += 1
+            if c < len(cold):
+                displaced = float(scores[ranked[w]]) if w < len(ranked) else -math.inf
+                if margin is None or float(scores[cold[c]]) >= displaced - margin:
+                    out.append(int(cold[c]))
+                    taken.add(int(cold[c]))
+                    c += 1
+                    continue
+        if w >= len(ranked):
+            break
+        out.append(int(ranked[w]))
+        taken.add(int(ranked[w]))
+        w += 1
+    return out
 
 
 def directory_size(directory: Path) -> int:
@@ -815,6 +945,6 @@ def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
 __all__: list[str] = [
     "FEATURES", "RAW_FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
     "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
-    "fit_weights", "learn_weights", "sample_fold_users", "search_linear_weights",
+    "fit_weights", "learn_weights", "reserve_cold_slots", "sample_fold_users", "search_linear_weights",
     "validation_data",
 ]

@@ -430,3 +430,87 @@ def test_format_2_model_scores_as_before(tmp_path: Path) -> None:
     user = snapshot.users.index("u3")
     items, times = model.history(user)
     assert np.array_equal(loaded.score(items, times, user), model.score(items, times, user))
+
+
+# --- new arrivals: reserved positions for cold items ----------------------------------------------------
+
+
+def test_reserved_cold_positions_take_a_cold_item_only_when_it_clears_the_margin() -> None:
+    from gnn.ranker import reserve_cold_slots
+
+    scores = np.full(30, -np.inf, dtype=np.float32)
+    scores[:10] = np.arange(10, 0, -1)  # ranked items 0..9 score 10..1
+    scores[20], scores[21], scores[22] = 5.5, 2.2, 0.1  # cold candidates
+    ranked, cold = list(range(10)), [20, 21, 22]
+
+    def run(k: int, slots: int, every: int, margin: float | None) -> list[int]:
+        return reserve_cold_slots(ranked, cold, scores, k, slots=slots, every=every, margin=margin)
+
+    assert run(8, 0, 3, None) == ranked[:8]  # off: the ranking itself
+    # positions 3 and 6 reserved, no bar: the two best cold items there, the ranked items shifted down
+    assert run(8, 2, 3, None) == [0, 1, 20, 2, 3, 21, 4, 5]
+    # margin 1: at position 3 item 20 (5.5) would displace item 2 (8): 5.5 < 7, the ranked item stays; at
+    # position 6 it would displace item 5 (5): 5.5 >= 4, it enters
+    assert run(8, 2, 3, 1.0) == [0, 1, 2, 3, 4, 20, 5, 6]
+    assert run(10, 2, 3, 0.0) == [0, 1, 2, 3, 4, 20, 5, 6, 7, 8]  # 21 (2.2) never reaches its displaced item
+    assert run(20, 1, 3, None).count(20) == 1 and len(run(20, 1, 3, None)) == 11  # one slot; every item once
+    full = run(12, 3, 2, None)
+    assert all(run(k, 3, 2, None) == full[:k] for k in range(13))  # prefix-stable: a shorter list is a prefix
+    assert len(set(full)) == len(full)
+    # a cold item the ranking already shows earlier keeps its place and the slot goes to the next one
+    assert reserve_cold_slots([20, 0, 1, 2], cold, scores, 4, slots=1, every=3, margin=None) == [20, 0, 21, 1]
+    # a cold item the ranking shows later is moved up, not repeated
+    assert reserve_cold_slots([0, 1, 2, 20, 3], cold, scores, 5, slots=1, every=2, margin=None) == [0, 20, 1, 2, 3]
+    assert reserve_cold_slots([0], [], scores, 3, slots=1, every=1, margin=None) == [0]  # no candidates
+    assert reserve_cold_slots([0], cold, scores, 3, slots=2, every=1, margin=None) == [20, 21, 0]
+
+
+def test_recommend_puts_the_best_unseen_cold_item_in_the_reserved_position() -> None:
+    snapshot = _genre_world()
+    idx = snapshot.items.index
+    weights = _weights(ease_recent=1.0, pop_global=1.0, knowledge=0.3, knowledge_cold=0.2)
+    plain = _model(snapshot, weights, FAST.model_copy(update={"cold_slots": 0}))
+    policy = FAST.model_copy(update={"cold_slots": 1, "cold_slot_every": 3, "cold_slot_margin": None})
+    model = _model(snapshot, weights, policy)
+    user = snapshot.users.index("u2")
+    items, times = model.history(user)
+    before = plain.recommend(items, times, user, k=6)
+    assert plain.cold_mask[[idx("a5"), idx("c5")]].all() and plain.cold_mask.sum() == 2
+    assert idx("a5") not in before[:3] and idx("c5") not in before
+    after = model.recommend(items, times, user, k=6)
+    # a5 (the cold action film) is the action fan's best cold item: position 3, the rest shifted down
+    assert after[2] == idx("a5") and [i for i in after if i != idx("a5")] == [i for i in before if i != idx("a5")][:5]
+    assert not set(after) & set(items.tolist())  # never a seen item
+    # excluded (e.g. rated below the positive bar) cold items never come back; the next cold item takes the slot
+    excluded = model.recommend(items, times, user, k=6, exclude=[idx("a5")])
+    assert idx("a5") not in excluded and excluded[2] == idx("c5")
+    scores = model.score(items, times, user)
+    displaced = scores[before[2]]
+    # a margin below the gap to the displaced item keeps the ranking as it was
+    gap = float(displaced - scores[idx("a5")])
+    assert gap > 0
+    strict = _model(snapshot, weights, policy.model_copy(update={"cold_slot_margin": gap * 0.9}))
+    assert strict.recommend(items, times, user, k=6) == before
+    loose = _model(snapshot, weights, policy.model_copy(update={"cold_slot_margin": gap * 1.1}))
+    assert loose.recommend(items, times, user, k=6) == after
+    assert model.recommend(items, times, user, k=2) == before[:2]  # shorter than the first reserved position
+    assert _model(snapshot, weights).recommend(items, times, user, k=6) == before  # default: position 20 only
+
+
+def test_ranked_lists_follow_recommend_and_the_policy_survives_save_load(tmp_path: Path) -> None:
+    snapshot = _genre_world()
+    config = FAST.model_copy(update={"cold_slots": 1, "cold_slot_every": 2, "cold_slot_margin": 5.0})
+    model = _model(snapshot, _weights(ease_recent=1.0, pop_global=0.3, knowledge_cold=0.5), config)
+    edges = all_positives(snapshot)
+    fold = __import__("gnn.evaluation", fromlist=["Fold"]).Fold("t", snapshot.num_users, snapshot.num_items,
+                                                               edges, edges[:, :: 5])
+    lists = model.ranked_lists(fold, k=4)
+    for row, user in enumerate(fold.eval_users.tolist()):
+        items, times = model.history(user)
+        expected = model.recommend(items, times, user, k=4)
+        assert lists[row, : len(expected)].tolist() == expected and (lists[row, len(expected):] == -1).all()
+    assert evaluate(lists, fold, ks=(4,))["users"] == fold.eval_users.numel()  # no train item in any list
+    model.save(tmp_path / "m")
+    loaded = RankerModel.load(tmp_path / "m")
+    assert (loaded.config.cold_slots, loaded.config.cold_slot_every, loaded.config.cold_slot_margin) == (1, 2, 5.0)
+    assert torch.equal(loaded.ranked_lists(fold, k=4), lists)
