@@ -134,6 +134,20 @@ class BlendModel:
         out = self._model.score(items, times, self._user_index.get(user_id))
         return np.asarray(out, dtype=np.float32)
 
+    @property
+    def cold_slots(self) -> int:
+        """Positions reserved for items without positives (``RankerConfig.cold_slots``; 0 = none)."""
+        return self._model.config.cold_slots
+
+    def cold_candidates(self, scores: np.ndarray, limit: int) -> list[int]:
+        """Rows of the best cold items with a finite score (:meth:`gnn.ranker.RankerModel.cold_candidates`)."""
+        return self._model.cold_candidates(scores, limit).tolist()
+
+    def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int, cold: Sequence[int]) -> list[int]:
+        """``ranked`` rows cut to ``k`` with the new-arrival positions filled from ``cold``
+        (:meth:`gnn.ranker.RankerModel.place_cold`, the policy the benchmark measures)."""
+        return self._model.place_cold(ranked, scores, k, cold)
+
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
         row = self._user_index.get(user_id)
         if row is None:

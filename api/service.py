@@ -5,7 +5,9 @@ Two paths, the first when a learned model is loaded (see :mod:`api.model`) and t
 * **model path** — one query reads the user's live interactions (:func:`graph.explain.user_context`); the model
   scores every item from them (a just-posted interaction counts at once); the best unseen items go, in one
   query, to :func:`graph.explain.explain_items`, which applies the business filters and returns the graph
-  paths from the user to each item; maximal marginal relevance re-ranks for diversity (``mmr_lambda``). If
+  paths from the user to each item; maximal marginal relevance re-ranks for diversity (``mmr_lambda``); a blend
+  then fills its reserved new-arrival positions with items nobody has liked yet (``RankerConfig.cold_slots``,
+  :func:`gnn.ranker.reserve_cold_slots`, the policy bench.quality measures). If
   Neo4j is unreachable, the model answers from the interactions it was fitted on, ``degraded: true``, without
   paths, the genre and year filters applied from the item catalog saved with the model (503 only for users
   the model does not know).
@@ -367,6 +369,7 @@ class Recommender:
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         scores = self._stage("model", lambda: model.scores(user_id, positives))
         ranked = self._ranked_unseen(model, scores, seen)
+        cold = self._cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
 
         # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
         # Explaining is the costly query of a miss, and its cost grows with the items asked about: ask for k
@@ -380,23 +383,34 @@ class Recommender:
         want = min(want, MAX_EXPLAIN_ITEMS)
         survivors: dict[str, object] = {}
         start = 0
+        # The new-arrival candidates ride along in the first explain query (the filters apply to them too) but
+        # stay out of MMR's pool, which holds the ranked items only, as without new arrivals.
+        head = set(ranked[:want])
+        extra = [model.item_ids[i] for i in cold if i not in head][: max(MAX_EXPLAIN_ITEMS - want, 0)]
+        arrivals: dict[str, object] = {}
         while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
-            explained = self._stage("explain", lambda batch=batch: self.guard("explain", lambda: explain_items(
+            in_ranking = set(batch)
+            explained = self._stage("explain", lambda batch=batch + extra: self.guard("explain", lambda: explain_items(
                 self.driver, user_id, batch, max_paths=MAX_EXPLANATIONS if explain else 0, filters=filters,
                 seed_ids=seeds, database=self.database,
             )))
-            survivors.update(explained)
+            extra = []
+            for item_id, entry in explained.items():
+                (survivors if item_id in in_ranking else arrivals)[item_id] = entry
         pool = list(survivors)
         index = model.item_index
         rows = np.array([index[i] for i in pool], dtype=np.int64)
-        picks = self._diversify(model, scores, rows, k)
-        top = float(scores[rows[picks[0]]]) if picks else 1.0
+        picked = [int(rows[p]) for p in self._diversify(model, scores, rows, k)]
+        if cold:  # the policy the benchmark measures (gnn.ranker.reserve_cold_slots)
+            survivors.update(arrivals)
+            picked = model.place_cold(picked, scores, k, [i for i in cold if model.item_ids[i] in survivors])
+        top = float(scores[picked[0]]) if picked else 1.0
         items = []
-        for p in picks:
-            entry = survivors[pool[p]]
-            score = float(scores[rows[p]])
+        for row in picked:
+            entry = survivors[model.item_ids[row]]
+            score = float(scores[row])
             items.append(RecommendedItem(
                 item_id=entry.item_id, title=entry.title, score=round(score, 6),
                 sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
@@ -451,6 +465,16 @@ class Recommender:
         top = np.argpartition(-masked, limit - 1)[:limit] if limit < len(masked) else np.arange(len(masked))
         top = top[np.isfinite(masked[top])]
         return [int(i) for i in top[np.lexsort((top, -masked[top]))]]
+
+    def _cold_unseen(self, model: ServingModel, scores: np.ndarray, seen: set[str], k: int) -> list[int]:
+        """Rows of the unseen cold items a blend may put in its reserved new-arrival positions, best first (a
+        few more than it has positions, for the ones the filters drop); none for other models."""
+        slots = getattr(model, "cold_slots", 0)
+        if not slots:
+            return []
+        masked = scores.copy()
+        masked[[model.item_index[i] for i in seen if i in model.item_index]] = -np.inf
+        return model.cold_candidates(masked, 3 * slots + k)
 
     def _diversify(self, model: ServingModel, scores: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
         if len(rows) == 0:

@@ -256,3 +256,64 @@ def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
     assert set(picked) <= set(wide)  # chosen among the best 2·pool unseen items, never outside them
     assert picked[0] == plain[0]  # MMR always starts from the most relevant item
     assert sum(1 for i in items if i["explanations"]) >= 8
+
+
+def test_blend_new_arrival_positions_are_the_benchmarked_policy(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
+                                                               driver: Driver, tmp_path: Path) -> None:
+    """The API's list is gnn.ranker's RankerModel.recommend (what bench.quality measures): score order with the
+    reserved positions filled by the best unseen items nobody has liked yet."""
+    # new arrivals: copies of ten films (title, year, genres, people, tags) that nobody has interacted with yet
+    copy_films = """
+        MATCH (i:Item) WITH i ORDER BY i.itemId LIMIT 10
+        CREATE (n:Item {itemId: 'new-' + i.itemId}) SET n.title = i.title, n.year = i.year
+        WITH i, n
+        CALL (i, n) { MATCH (i)-[:IN_GENRE]->(g) CREATE (n)-[:IN_GENRE]->(g) }
+        CALL (i, n) { MATCH (i)-[h:HAS_TAG]->(t) CREATE (n)-[h2:HAS_TAG]->(t) SET h2 = properties(h) }
+        CALL (i, n) { MATCH (i)<-[r:ACTED_IN|DIRECTED]-(p) CALL (p, n, r) { WITH r WHERE type(r) = 'ACTED_IN'
+                      CREATE (p)-[:ACTED_IN]->(n) UNION WITH r WHERE type(r) = 'DIRECTED' CREATE (p)-[:DIRECTED]->(n) } }
+    """
+    driver.execute_query(copy_films, database_=neo4j_settings.database)
+    try:
+        _serve_new_arrivals(world, neo4j_settings, driver, tmp_path)
+    finally:
+        driver.execute_query("MATCH (n:Item) WHERE n.itemId STARTS WITH 'new-' DETACH DELETE n",
+                             database_=neo4j_settings.database)
+
+
+def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver, tmp_path: Path) -> None:
+    import json
+
+    from api.model import current_artifact
+    from gnn.ranker import RankerModel
+    from graph.explain import user_context
+
+    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
+    report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",
+                                                    "progress": False}, publish=False)
+    path = current_artifact(settings.artifacts_dir, "blend")
+    assert report.promoted and path is not None
+    meta = json.loads((path / "ranker.json").read_text())
+    meta["config"].update(cold_slots=2, cold_slot_every=4, cold_slot_margin=None)  # no bar: the slots always fill
+    (path / "ranker.json").write_text(json.dumps(meta))
+    model = RankerModel.load(path)
+    assert model.cold_mask.sum() >= 10  # the new arrivals (and any film nobody rated >= 4)
+    user = "u37"
+    context = user_context(driver, user)
+    index = {item: k for k, item in enumerate(model.item_ids)}
+    positives = [(index[i.item_id], -1 if i.timestamp is None else i.timestamp) for i in context.interactions
+                 if i.rating is None or i.rating >= 4.0]
+    items, times = np.array([p for p, _ in positives]), np.array([t for _, t in positives])
+    seen = [index[i.item_id] for i in context.interactions]
+    expected = [model.item_ids[i] for i in model.recommend(items, times, model.user_ids.index(user), k=20, exclude=seen)]
+    plain = model.score(items, times, model.user_ids.index(user))
+    plain[seen] = -np.inf
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=0, mmr_lambda=1.0), neo4j_settings)
+    with TestClient(app) as client:
+        got = [i["item_id"] for i in client.get(f"/users/{user}/recommendations", params={"k": 12}).json()["items"]]
+    assert got == expected[:12]
+    cold = [i for i, item in enumerate(got) if model.cold_mask[index[item]]]
+    assert {3, 7} <= set(cold)  # positions 4 and 8 hold items without positives
+    # ... which the plain score order would not show there: the ranked items moved down by one per slot
+    order = [model.item_ids[i] for i in np.lexsort((np.arange(len(plain)), -plain))[:12]]
+    assert got[3] != order[3] and not set(got) & {model.item_ids[i] for i in seen}
