@@ -468,6 +468,9 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
               overrides: dict[str, Any] | None = None, name: str = "") -> ModelResult:
     """The blend of gnn.ranker: components on fit, ranker weights on validation, refit on train, test once.
 
+    Its test lists are :meth:`RankerModel.ranked_lists` (what the API shows: score order, then the reserved
+    new-arrival positions for cold items, ``RankerConfig.cold_slots``).
+
     Also measures the per-request latency of :meth:`RankerModel.score` and the size of the saved model.
     ``overrides`` (RankerConfig fields) and ``name`` describe a variant (``--blend-variant``).
     """
@@ -477,9 +480,11 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     timings = model.meta["timings"]
     test_fold = split.testing()
     started = time.perf_counter()
-    test = evaluate(model.score_fn(), test_fold, item_features=genres, per_user=True)
+    # the lists the API shows: score order with the new-arrival positions of RankerConfig.cold_slots
+    lists = model.ranked_lists(test_fold, k=20)
+    test = evaluate(lists, test_fold, item_features=genres, per_user=True)
     score_seconds = time.perf_counter() - started
-    slices = cold_start_slices(model.score_fn(), test_fold, test, None)
+    slices = cold_start_slices(lists, test_fold, test, None)
     latencies = []
     for user in test_fold.eval_users[:200].tolist():
         items, times = model.history(user)
