@@ -386,7 +386,9 @@ class Recommender:
         # The new-arrival candidates ride along in the first explain query (the filters apply to them too) but
         # stay out of MMR's pool, which holds the ranked items only, as without new arrivals.
         head = set(ranked[:want])
-        extra = [model.item_ids[i] for i in cold if i not in head][: max(MAX_EXPLAIN_ITEMS - want, 0)]
+        # (three per reserved position, more when filters may drop some: each explained item costs the query)
+        spare = 3 * getattr(model, "cold_slots", 0) + (k if filters.narrows else 0)
+        extra = [model.item_ids[i] for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)]
         arrivals: dict[str, object] = {}
         while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
@@ -504,16 +506,20 @@ class Recommender:
             allowed = model.catalog.mask(include_genres=filters.include_genres, exclude_genres=filters.exclude_genres,
                                          year_min=filters.year_min, year_max=filters.year_max)
             candidates = np.where(allowed, scores, -np.inf).astype(scores.dtype)
-        ranked = self._ranked_unseen(model, candidates, {i for i, _ in history} | set(filters.exclude_items))
+        excluded = {i for i, _ in history} | set(filters.exclude_items)
+        ranked = self._ranked_unseen(model, candidates, excluded)
         rows = np.array(ranked[: max(3 * k, 30)], dtype=np.int64)
-        picks = self._diversify(model, scores, rows, k)
-        top = float(scores[rows[picks[0]]]) if picks else 1.0
+        picked = [int(rows[p]) for p in self._diversify(model, scores, rows, k)]
+        cold = self._cold_unseen(model, candidates, excluded, k)
+        if cold:  # the same new-arrival positions as the live path
+            picked = model.place_cold(picked, scores, k, cold)
+        top = float(scores[picked[0]]) if picked else 1.0
         items = [
             RecommendedItem(
-                item_id=model.item_ids[rows[p]], title=None, score=round(float(scores[rows[p]]), 6),
-                sources={model.kind: round(float(scores[rows[p]]) / top, 4) if top > 0 else 0.0}, explanations=[],
+                item_id=model.item_ids[row], title=None, score=round(float(scores[row]), 6),
+                sources={model.kind: round(float(scores[row]) / top, 4) if top > 0 else 0.0}, explanations=[],
             )
-            for p in picks
+            for row in picked
         ]
         log.warning("degraded answer for user %s: %s", user_id[:100], cause)
         response = RecommendationsResponse(

@@ -317,3 +317,15 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     # ... which the plain score order would not show there: the ranked items moved down by one per slot
     order = [model.item_ids[i] for i in np.lexsort((np.arange(len(plain)), -plain))[:12]]
     assert got[3] != order[3] and not set(got) & {model.item_ids[i] for i in seen}
+    # Neo4j away: the degraded list keeps the same reserved positions
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}"})
+    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
+                                 cache_warm_users=0, mmr_lambda=1.0), away)
+    with TestClient(app) as client:
+        body = client.get(f"/users/{user}/recommendations", params={"k": 12}).json()
+    assert body["degraded"] is True
+    degraded = [i["item_id"] for i in body["items"]]
+    assert len(degraded) == 12 and {3, 7} <= {i for i, item in enumerate(degraded) if model.cold_mask[index[item]]}
