@@ -113,7 +113,9 @@ def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, over
     }
     if final == "train":
         started = time.perf_counter()
-        metrics["test"] = evaluate(model.score_fn(), split.testing(), item_features=snapshot.item_genre_matrix())
+        # the lists the API shows (score order with the reserved new-arrival positions), as bench.quality measures
+        metrics["test"] = evaluate(model.ranked_lists(split.testing()), split.testing(),
+                                   item_features=snapshot.item_genre_matrix())
         model.meta.setdefault("timings", {})["test_scoring"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as staging:
         model.save(Path(staging))
@@ -169,10 +171,11 @@ def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -
         if artifact.snapshot_id != snapshot.snapshot_id or artifact.path is None:
             raise DataError(f"a blend is evaluated on its own snapshot {artifact.snapshot_id}; the graph is now "
                             f"{snapshot.snapshot_id} (run kgrec train --model blend)")
-        score_fn = RankerModel.load(artifact.path).score_fn()
-    else:
-        score_fn = artifact_score_fn(artifact, snapshot.users, snapshot.items)
-    return evaluate(score_fn, fold, item_features=snapshot.item_genre_matrix())
+        # the lists the API shows: score order with the reserved new-arrival positions
+        return evaluate(RankerModel.load(artifact.path).ranked_lists(fold), fold,
+                        item_features=snapshot.item_genre_matrix())
+    return evaluate(artifact_score_fn(artifact, snapshot.users, snapshot.items), fold,
+                    item_features=snapshot.item_genre_matrix())
 
 
 def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Path | None = None,
