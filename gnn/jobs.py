@@ -86,7 +86,8 @@ def ranker_config(overrides: dict[str, Any]) -> Any:  # noqa: ANN401 - gnn.ranke
     for key in ("max_epochs", "embedding_dim", "lr", "patience"):
         if overrides.get(key) is not None:
             lightgcn[key] = overrides[key]
-    direct = {k: overrides[k] for k in ("seed", "device", "progress", "num_threads") if overrides.get(k) is not None}
+    direct = {k: overrides[k] for k in ("seed", "device", "progress", "num_threads", "cold_slots")
+              if overrides.get(k) is not None}
     return base.model_copy(update={**direct, "lightgcn": lightgcn})
 
 

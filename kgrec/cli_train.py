@@ -71,11 +71,16 @@ ConfigFile = Annotated[
 ]
 Artifacts = Annotated[Optional[Path], typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+ColdSlots = Annotated[Optional[int], typer.Option(
+    min=0, help="Blend: new-arrival positions per list, filled with items nobody has liked yet (default: 1, at "
+    "position 20; 0 = off).")]
 
 
-def _check_model(model: str) -> None:
+def _check_model(model: str, cold_slots: int | None = None) -> None:
     if model not in ("blend", "lightgcn", "graphsage"):
         raise typer.BadParameter(f"unknown model {model!r}: use blend, lightgcn or graphsage", param_hint="--model")
+    if cold_slots is not None and model != "blend":
+        raise typer.BadParameter(f"only the blend has new-arrival positions, not {model}", param_hint="--cold-slots")
 
 
 def train(
@@ -88,6 +93,7 @@ def train(
     config: ConfigFile = None,
     artifacts: Artifacts = None,
     progress: Progress = True,
+    cold_slots: ColdSlots = None,
 ) -> None:
     """Export the graph, train a model on the protocol's train split, measure it on test, save a new version.
 
@@ -95,10 +101,10 @@ def train(
     """
     from gnn.jobs import train_job
 
-    _check_model(model)
+    _check_model(model, cold_slots)
     neo4j, settings = _settings(artifacts, config)
     overrides = _overrides(model=model, device=device, max_epochs=max_epochs, embedding_dim=embedding_dim, lr=lr,
-                           seed=seed, progress=progress)
+                           seed=seed, progress=progress, cold_slots=cold_slots)
     try:
         artifact = train_job(neo4j, settings, overrides)
     except KgrecError as exc:
@@ -149,6 +155,7 @@ def retrain(
     config: ConfigFile = None,
     artifacts: Artifacts = None,
     progress: Progress = True,
+    cold_slots: ColdSlots = None,
 ) -> None:
     """Export → train (epochs chosen on validation, final fit on every positive) → promote if not worse.
 
@@ -158,9 +165,10 @@ def retrain(
     """
     from gnn.jobs import retrain_job
 
-    _check_model(model)
+    _check_model(model, cold_slots)
     neo4j, settings = _settings(artifacts, config)
-    overrides = _overrides(model=model, device=device, max_epochs=max_epochs, seed=seed, progress=progress)
+    overrides = _overrides(model=model, device=device, max_epochs=max_epochs, seed=seed, progress=progress,
+                           cold_slots=cold_slots)
     try:
         report = retrain_job(neo4j, settings, overrides, keep=keep, publish=publish)
     except KgrecError as exc:

@@ -1,5 +1,6 @@
 """The `kgrec` command against the real test server, the way a user runs it."""
 
+import json
 import socket
 from pathlib import Path
 
@@ -108,9 +109,16 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     trained = runner.invoke(app, ["train", *fast])
     assert trained.exit_code == 0, trained.output
     assert "blend" in trained.output and "test" in trained.output
-    retrained = runner.invoke(app, ["retrain", *fast])
+    retrained = runner.invoke(app, ["retrain", *fast, "--cold-slots", "0"])
     assert retrained.exit_code == 0, retrained.output
     assert "promoted" in retrained.output and "embeddings in Neo4j" in retrained.output
+    from api.model import current_artifact
+
+    current = current_artifact(artifacts, "blend")
+    assert current is not None and json.loads((current / "ranker.json").read_text())["config"]["cold_slots"] == 0
+    assert (current / "catalog.json").is_file()  # the filters of degraded answers
+    wrong = runner.invoke(app, ["retrain", "--model", "lightgcn", "--cold-slots", "1", *fast])
+    assert wrong.exit_code != 0 and "only the blend" in wrong.output
     evaluated = runner.invoke(app, ["evaluate", "--artifacts", str(artifacts)])
     assert evaluated.exit_code == 0, evaluated.output  # the current blend, on its own snapshot
     assert (artifacts / "blend" / "current.json").is_file()
