@@ -48,6 +48,9 @@ class TrainConfig(BaseSettings):
     id_dropout: float = Field(
         0.1, ge=0, le=1, description="GraphSAGE: chance of dropping a node's id embedding per step (1 = no ids)."
     )
+    user_ids: bool = Field(
+        False, description="GraphSAGE: users get id embeddings too (by default only items; a user is its neighbourhood)."
+    )
     retrain: bool = Field(True, description="Refit from scratch for the best epoch count after early stopping.")
     final_fit: Literal["train", "all"] = Field(
         "train",

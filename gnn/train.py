@@ -32,7 +32,7 @@ from gnn.artifacts import CATALOG_FILE, Artifact, ItemCatalog, code_version, wri
 from gnn.config import TrainConfig, resolve_device
 from gnn.data import INTERACTED, REV_INTERACTED, GraphSnapshot
 from gnn.evaluation import Fold, Split, evaluate
-from gnn.models import KnowledgeSAGE, LightGCN, NormalizedAdjacency, bpr_loss, l2_penalty
+from gnn.models import KnowledgeSAGE, LightGCN, NormalizedAdjacency, RelationGraph, bpr_loss, l2_penalty
 from schema.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class _SAGERunner:
     """GraphSAGE: an epoch cuts the shuffled train edges into ``1 / supervision_ratio`` parts; each part in turn
     supervises while only the other parts pass messages, so the model never predicts an edge it can see and
     every edge supervises once per epoch. Evaluation passes messages on all train edges. Knowledge edges
-    (genres, people, tags, follows, onboarding genres) always pass messages."""
+    (genres, people, tags, follows, onboarding genres) always pass messages; their mean-aggregation matrices
+    are built once, the interactions' once per part (and once for evaluation)."""
 
     def __init__(self, snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig,
                  device: torch.device) -> None:
@@ -135,26 +136,32 @@ class _SAGERunner:
         self.device = device
         graph = snapshot.hetero_data(interaction_mask=torch.zeros(snapshot.num_interactions, dtype=torch.bool))
         self.num_nodes = {t: int(graph[t].num_nodes) for t in graph.node_types}
-        self.knowledge: dict[tuple[str, str, str], Tensor] = {}
+        knowledge: dict[tuple[str, str, str], Tensor] = {}
         for edge_type in graph.edge_types:
             src, rel, dst = edge_type
             index = graph[edge_type].edge_index
             if edge_type == INTERACTED or index.numel() == 0:
                 continue
             if src == dst:  # follows: messages both ways along one relation
-                self.knowledge[edge_type] = torch.cat([index, index.flip(0)], dim=1).to(device)
+                knowledge[edge_type] = torch.cat([index, index.flip(0)], dim=1)
             else:
-                self.knowledge[edge_type] = index.to(device)
-                self.knowledge[(dst, f"rev_{rel}", src)] = index.flip(0).to(device)
-        edge_types = [*self.knowledge, INTERACTED, REV_INTERACTED]
+                knowledge[edge_type] = index
+                knowledge[(dst, f"rev_{rel}", src)] = index.flip(0)
+        edge_types = [*knowledge, INTERACTED, REV_INTERACTED]
         self.model = KnowledgeSAGE(edge_types, self.num_nodes, config.embedding_dim, config.num_layers,
-                                   config.id_dropout).to(device)
-        self.message_edges = train_edges
+                                   config.id_dropout, config.user_ids).to(device)
+        self.knowledge = RelationGraph(knowledge, self.num_nodes, device)
+        self.full_graph = self.knowledge.with_edges(self._interactions(train_edges))
+        self.message_graph = self.full_graph
         self.has_id = {
             "user": torch.bincount(train_edges[0], minlength=self.num_nodes["user"]).to(device) > 0,
             "item": torch.bincount(train_edges[1], minlength=self.num_nodes["item"]).to(device) > 0,
         }
         self.generator = torch.Generator().manual_seed(config.seed + 1)
+
+    @staticmethod
+    def _interactions(edges: Tensor) -> dict[tuple[str, str, str], Tensor]:
+        return {INTERACTED: edges, REV_INTERACTED: edges.flip(0)}
 
     def epoch_parts(self, generator: torch.Generator) -> Iterator[Tensor]:
         n = self.train_edges.size(1)
@@ -163,16 +170,12 @@ class _SAGERunner:
         for held in order.tensor_split(parts):
             keep = torch.ones(n, dtype=torch.bool)
             keep[held] = False
-            self.message_edges = self.train_edges[:, keep]
+            self.message_graph = self.knowledge.with_edges(self._interactions(self.train_edges[:, keep]))
             yield self.train_edges[:, held]
 
-    def _edges(self, interactions: Tensor) -> dict[tuple[str, str, str], Tensor]:
-        interactions = interactions.to(self.device)
-        return {**self.knowledge, INTERACTED: interactions, REV_INTERACTED: interactions.flip(0)}
-
     def embed(self, training: bool) -> tuple[Tensor, Tensor]:
-        edges = self._edges(self.message_edges if training else self.train_edges)
-        out = self.model(edges, self.num_nodes, self.has_id, self.generator if training else None)
+        graph = self.message_graph if training else self.full_graph
+        out = self.model(graph, self.has_id, self.generator if training else None)
         return out["user"], out["item"]
 
     def penalty(self, users: Tensor, pos: Tensor, neg: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:

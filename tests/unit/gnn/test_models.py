@@ -1,4 +1,4 @@
-"""LightGCN: shapes, finite loss, determinism under a seed, the known answer on a planted graph."""
+"""LightGCN and KnowledgeSAGE: shapes, finite loss, determinism under a seed, the known answer on a planted graph."""
 
 from __future__ import annotations
 
@@ -115,21 +115,98 @@ def _knowledge_world(seed: int = 0) -> GraphSnapshot:
     return build_graph_snapshot(export)
 
 
-def test_graphsage_shapes_and_finite_loss() -> None:
+def _knowledge_edges(snapshot: GraphSnapshot) -> dict[tuple[str, str, str], torch.Tensor]:
     from gnn.data import INTERACTED, REV_INTERACTED
-    from gnn.models import KnowledgeSAGE
+
+    return {INTERACTED: snapshot.edge_index, REV_INTERACTED: snapshot.edge_index.flip(0),
+            ("item", "in_genre", "genre"): snapshot.item_genre_index,
+            ("genre", "rev_in_genre", "item"): snapshot.item_genre_index.flip(0)}
+
+
+def test_graphsage_shapes_and_finite_loss() -> None:
+    from gnn.models import KnowledgeSAGE, RelationGraph
 
     snapshot = _knowledge_world()
-    edges = {INTERACTED: snapshot.edge_index, REV_INTERACTED: snapshot.edge_index.flip(0),
-             ("item", "in_genre", "genre"): snapshot.item_genre_index,
-             ("genre", "rev_in_genre", "item"): snapshot.item_genre_index.flip(0)}
+    edges = _knowledge_edges(snapshot)
     sizes = {"user": snapshot.num_users, "item": snapshot.num_items, "genre": 2}
     model = KnowledgeSAGE(list(edges), sizes, hidden=8, num_layers=2)
-    out = model(edges, sizes)
+    out = model(RelationGraph(edges, sizes))
     assert out["user"].shape == (40, 8) and out["item"].shape == (26, 8) and out["genre"].shape == (2, 8)
     loss = bpr_loss(out["user"], out["item"], snapshot.edge_index[0], snapshot.edge_index[1],
                     torch.zeros(snapshot.num_interactions, dtype=torch.long))
     assert torch.isfinite(loss)
+
+
+def test_aggregate_is_the_mean_of_the_sources_and_its_gradient_the_transpose() -> None:
+    from gnn.models import RelationAdjacency, aggregate
+
+    edges = torch.tensor([[0, 1, 2, 2, 3], [0, 0, 1, 1, 2]])  # source → destination; (2 → 1) twice; dst 3: none
+    adjacency = RelationAdjacency(edges, num_src=4, num_dst=4)
+    dense = torch.zeros(4, 4)
+    for s, d in edges.T.tolist():
+        dense[d, s] += 1.0
+    dense = dense / dense.sum(1, keepdim=True).clamp(min=1)
+    x = torch.randn(4, 3, requires_grad=True)
+    y = torch.randn(4, 3, requires_grad=True)
+    weights = torch.randn(4, 3)
+    (aggregate(x, adjacency) * weights).sum().backward()
+    ((dense @ y) * weights).sum().backward()
+    assert torch.allclose(aggregate(x, adjacency), dense @ x, atol=1e-6)
+    assert torch.allclose(aggregate(x, adjacency)[3], torch.zeros(3))
+    assert torch.allclose(x.grad, y.grad, atol=1e-6)
+
+
+def test_aggregate_on_torch_sparse_matches_scipy() -> None:
+    """The CUDA path (torch.sparse.mm on CSR tensors), run on CPU: same products as scipy's."""
+    from gnn.models import RelationAdjacency, _torch_csr
+
+    edges = torch.tensor([[0, 1, 2, 2, 3, 4], [0, 0, 1, 1, 2, 2]])
+    adjacency = RelationAdjacency(edges, num_src=5, num_dst=3)
+    x, grad = torch.randn(5, 4), torch.randn(3, 4)
+    expected = adjacency.matmul(x), adjacency.rmatmul(grad)
+    adjacency._torch = (_torch_csr(adjacency._csr, torch.device("cpu")), _torch_csr(adjacency._csr_t, torch.device("cpu")))
+    assert torch.allclose(adjacency.matmul(x), expected[0], atol=1e-6)
+    assert torch.allclose(adjacency.rmatmul(grad), expected[1], atol=1e-6)
+
+
+def test_graphsage_layers_compute_pyg_heteroconv_of_sageconv() -> None:
+    """KnowledgeSAGE's sparse-product layers give what HeteroConv({r: SAGEConv}, aggr="sum") gives with the
+    same weights (the root weights of a type on its first relation, identity for an attribute's first layer)."""
+    from torch_geometric.nn import HeteroConv, SAGEConv
+
+    from gnn.models import KnowledgeSAGE, RelationGraph
+
+    snapshot = _knowledge_world()
+    edges = _knowledge_edges(snapshot)
+    edges[("user", "follows", "user")] = torch.tensor([[0, 1, 2, 30], [1, 0, 30, 2]])
+    sizes = {"user": snapshot.num_users, "item": snapshot.num_items, "genre": 2}
+    torch.manual_seed(3)
+    model = KnowledgeSAGE(list(edges), sizes, hidden=6, num_layers=2, id_dropout=1.0)
+    for p in model.parameters():
+        torch.nn.init.normal_(p)
+    graph = RelationGraph(edges, sizes)
+    ours = model(graph)
+
+    x = {"genre": model.attributes["genre"].weight}
+    for t in ("user", "item"):
+        x[t] = model.base[t] + model.degree[t](torch.log1p(graph.degree[t]).unsqueeze(1))
+    with torch.no_grad():
+        for k in range(2):
+            convs = {}
+            for et in edges:
+                conv = SAGEConv((6, 6), 6)
+                first = next(r for r in edges if r[2] == et[2]) == et
+                if et in model.layer_relations[k]:
+                    conv.lin_l.weight.copy_(model.neighbour[k]["__".join(et)].weight)
+                root = model.root[k][et[2]] if et[2] in model.root[k] else None
+                conv.lin_l.bias.copy_(root.bias if first and root is not None else torch.zeros(6))
+                own = root.weight if root is not None else torch.eye(6)
+                conv.lin_r.weight.copy_(own if first else torch.zeros(6, 6))
+                convs[et] = conv
+            out = HeteroConv(convs, aggr="sum")(x, edges)
+            x = {t: out[t] if k == 1 else torch.relu(out[t]) for t in out}
+    assert torch.allclose(ours["user"], x["user"], atol=1e-4)
+    assert torch.allclose(ours["item"], x["item"], atol=1e-4)
 
 
 def test_graphsage_embeds_cold_items_from_their_genres() -> None:
