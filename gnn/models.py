@@ -61,21 +61,14 @@ class NormalizedAdjacency:
             return torch.sparse.mm(self._torch, x)
         return torch.from_numpy(self._csr @ x.detach().numpy())
 
-
-class _Propagate(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, adjacency: NormalizedAdjacency) -> Tensor:
-        ctx.adjacency = adjacency
-        return adjacency.matmul(x.contiguous())
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return ctx.adjacency.matmul(grad.contiguous()), None  # A is symmetric: (A x)' = A grad
+    def rmatmul(self, grad: Tensor) -> Tensor:
+        """``Aᵀ @ grad`` (the backward of :meth:`matmul`): A is symmetric, so ``A @ grad``."""
+        return self.matmul(grad)
 
 
 def propagate(x: Tensor, adjacency: NormalizedAdjacency) -> Tensor:
     """Differentiable ``adjacency @ x``."""
-    return _Propagate.apply(x, adjacency)
+    return _Aggregate.apply(x, adjacency)
 
 
 class LightGCN(nn.Module):
@@ -198,7 +191,7 @@ def _torch_csr(matrix: sp.csr_matrix, device: torch.device) -> Tensor:
 
 class _Aggregate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, adjacency: RelationAdjacency) -> Tensor:
+    def forward(ctx: Any, x: Tensor, adjacency: NormalizedAdjacency | RelationAdjacency) -> Tensor:
         ctx.adjacency = adjacency
         return adjacency.matmul(x.contiguous())
 
