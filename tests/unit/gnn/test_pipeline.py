@@ -32,6 +32,23 @@ def test_config_precedence_defaults_file_env_cli(tmp_path: Path, monkeypatch: py
     assert config.seed == 42
 
 
+def test_config_model_defaults_sit_under_file_env_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gnn.config import MODEL_DEFAULTS, TrainConfig
+
+    lightgcn = load_train_config(None, {"model": "lightgcn"})
+    assert lightgcn.lr == TrainConfig.model_fields["lr"].default and lightgcn.negatives == 1
+    sage = load_train_config(None, {"model": "graphsage"})
+    for name, value in MODEL_DEFAULTS["graphsage"].items():
+        assert getattr(sage, name) == value
+    assert sage.lr != lightgcn.lr  # the table changes something
+    file = tmp_path / "train.yaml"
+    file.write_text("model: graphsage\nnegatives: 2\n")  # the model named in the file picks the defaults
+    monkeypatch.setenv("KGREC_TRAIN_PATIENCE", "3")
+    config = load_train_config(file, {"lr": 0.05})
+    assert config.model == "graphsage" and config.num_layers == MODEL_DEFAULTS["graphsage"]["num_layers"]
+    assert config.negatives == 2 and config.patience == 3 and config.lr == 0.05
+
+
 def test_config_rejects_unknown_and_invalid(tmp_path: Path) -> None:
     file = tmp_path / "bad.yaml"
     file.write_text("learning_rate: 0.1\n")
