@@ -172,7 +172,7 @@ def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
         "ease_matrix_gb": seen * seen * 8 / 1e9,  # one float64 items×items (Gram and its factor, then P = B)
         "val_users_all": val_all,
         "val_users": val_users,
-        "val_features_gb": val_users * len(FEATURES) * snapshot.num_items * 4 / 1e9,  # float32 [U, F, I]
+        "val_features_gb": val_users * len(FEATURES) * snapshot.num_items * 4 / 1e9,  # float32 [F, U, I]
         "features": len(FEATURES),
     }
 

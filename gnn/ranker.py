@@ -7,7 +7,8 @@ Two stages (see ../shared/QUALITY_LEVERS.md):
    (genres, people, tags — the only signal for items nobody interacted with), item-to-next-items
    transitions, LightGCN, implicit ALS folded in from the live history, popularity in a window before the
    user's latest interaction, global popularity, release freshness (item year vs the user's latest
-   interaction; years come from the snapshot and are stored in the model). Items without positives get
+   interaction; years come from the snapshot and are stored in the model), and what the people the user
+   follows liked (``social``; the follows come from the snapshot). Items without positives get
    LightGCN embeddings predicted from their knowledge features and year
    (:func:`gnn.components.content_embeddings`), so the LightGCN score reaches them too.
 2. **Ranker**: per user, every component's scores are standardised over the items (z-scores), and the
@@ -89,6 +90,7 @@ FEATURES: tuple[str, ...] = (
     "fresh_cold",  # fresh of cold items only (new releases nobody has rated yet)
     "lightgcn_cold",  # lightgcn of cold items only (their embeddings predicted from knowledge and year)
     "cold_prior",  # raw: cold · log((history items liked by nobody else + ½) / (history size + 5))
+    "social",  # what the people the user follows liked, each followee's positives weighted 1/√(their count)
 )
 #: Features left unstandardised by :meth:`RankerModel.standardized` (per-user offsets).
 RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
@@ -97,8 +99,9 @@ DAY = 86_400.0
 VAL_METRIC = "ndcg@20"
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
-FORMAT_VERSION = 3  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior (older models load,
-# their weights mapped by feature name, new features at weight 0: they score as before)
+FORMAT_VERSION = 4  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
+# follows it reads (older models load, their weights mapped by feature name, new features at weight 0: they
+# score as before)
 YEAR = 365.2425 * DAY
 
 
@@ -229,6 +232,7 @@ class Components:
     hist_times: np.ndarray
     lightgcn_epochs: int = 0
     item_year: np.ndarray | None = None  # [I] int64 release years, -1 unknown (None: all unknown)
+    follows: sp.csr_matrix | None = None  # [U, U] binary, row = follower, column = followee (None: nobody)
 
 
 class RankerModel:
@@ -267,6 +271,7 @@ class RankerModel:
         known = c.item_year >= 0
         # release as a fractional year (mid-year), NaN unknown
         self._release = np.where(known, c.item_year.astype(np.float64) + 0.5, np.nan)
+        self._social = social_matrix(c.follows, c.hist_ptr, c.hist_items, self.num_items)
 
     @property
     def num_users(self) -> int:
@@ -340,6 +345,8 @@ class RankerModel:
         out[12] = out[4] * self._cold
         solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
         out[13] = self._cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
+        if user_idx is not None and self._social.nnz:
+            out[14] = self._social[user_idx].toarray().ravel()
         return out
 
     def _fresh(self, end: int) -> np.ndarray:
@@ -482,6 +489,7 @@ class RankerModel:
         """
         directory.mkdir(parents=True, exist_ok=True)
         c = self.components
+        follows = _follows(c, self.num_users)
         arrays = {
             "ease_data": c.ease.data, "ease_indices": c.ease.indices, "ease_indptr": c.ease.indptr,
             "seq_data": c.transitions.data, "seq_indices": c.transitions.indices,
@@ -494,6 +502,7 @@ class RankerModel:
             "global_counts": c.events.global_counts,
             "hist_ptr": c.hist_ptr, "hist_items": c.hist_items, "hist_times": c.hist_times,
             "item_year": c.item_year,
+            "follow_ptr": follows.indptr, "follow_idx": follows.indices,
         }
         np.savez(directory / MODEL_FILE, **arrays)
         meta = {
@@ -522,7 +531,7 @@ class RankerModel:
         except FileNotFoundError as exc:
             raise DataError(f"not a ranker directory: {directory} ({exc.filename} missing)") from exc
         features = meta.get("features") or []
-        if meta.get("format") not in (1, 2, FORMAT_VERSION) or not set(features) <= set(FEATURES):
+        if meta.get("format") not in range(1, FORMAT_VERSION + 1) or not set(features) <= set(FEATURES):
             raise DataError(f"ranker {directory} has format {meta.get('format')} / features {meta.get('features')}")
         num_items, num_users = len(meta["item_ids"]), len(meta["user_ids"])
         if len(arrays["hist_ptr"]) != num_users + 1 or arrays["item_emb"].shape[0] not in (0, num_items):
@@ -542,6 +551,9 @@ class RankerModel:
             hist_ptr=arrays["hist_ptr"], hist_items=arrays["hist_items"], hist_times=arrays["hist_times"],
             lightgcn_epochs=int(meta["lightgcn_epochs"]),
             item_year=arrays.get("item_year", np.full(num_items, -1, dtype=np.int64)),
+            follows=sp.csr_matrix((np.ones(len(arrays["follow_idx"]), dtype=np.float32), arrays["follow_idx"],
+                                   arrays["follow_ptr"]), shape=(num_users, num_users))
+            if "follow_ptr" in arrays else None,
         )
         weights = None
         if meta["weights"] is not None:  # an older model's features keep their weights, new ones get 0
@@ -549,6 +561,38 @@ class RankerModel:
             weights[[FEATURES.index(f) for f in features]] = np.asarray(meta["weights"], dtype=np.float32)
         return cls(RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights,
                    meta["meta"])
+
+
+def _follows(components: Components, num_users: int) -> sp.csr_matrix:
+    return components.follows if components.follows is not None else sp.csr_matrix((num_users, num_users),
+                                                                                   dtype=np.float32)
+
+
+def follow_matrix(snapshot: GraphSnapshot) -> sp.csr_matrix:
+    """``[U, U]`` float32 CSR, 1 where the row user follows the column user (duplicates and self-loops dropped)."""
+    follower, followee = snapshot.follow_index.numpy().astype(np.int64)
+    keep = follower != followee
+    n = snapshot.num_users
+    out = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (follower[keep], followee[keep])), shape=(n, n))
+    out.data[:] = 1.0  # duplicates summed by the constructor count once
+    return out
+
+
+def social_matrix(follows: sp.csr_matrix | None, hist_ptr: np.ndarray, hist_items: np.ndarray,
+                  num_items: int) -> sp.csr_matrix:
+    """``[U, I]`` float32 CSR: for each user, the positives of the people they follow, each followee's
+    weighted ``1/√(their positives)`` (one who liked five items says more about each than one who liked
+    five thousand), from the fitted histories (``hist_ptr``/``hist_items``, CSR by user_idx)."""
+    num_users = len(hist_ptr) - 1
+    if follows is None or follows.nnz == 0:
+        return sp.csr_matrix((num_users, num_items), dtype=np.float32)
+    liked = sp.csr_matrix((np.ones(len(hist_items), dtype=np.float32), hist_items, hist_ptr),
+                          shape=(num_users, num_items))
+    liked.sum_duplicates()
+    liked.data[:] = 1.0
+    counts = np.diff(liked.indptr)
+    scale = sp.diags((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32))
+    return (follows @ (scale @ liked)).tocsr().astype(np.float32)
 
 
 def _json_default(value: object) -> object:
@@ -691,7 +735,8 @@ def fit_components(
     steps.update()
     steps.close()
     return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
-                      items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64))
+                      items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64),
+                      follow_matrix(snapshot))
 
 
 @dataclass
@@ -700,7 +745,9 @@ class ValidationData:
 
     Attributes:
         users: ``[U]`` user_idx (the fold's evaluation users).
-        features: ``[U, len(FEATURES), I]`` float32 z-scores.
+        features: ``[len(FEATURES), U, I]`` float32 z-scores, feature-major: a blend of them is one
+            matrix-vector product over a contiguous ``[F, U·I]`` matrix, in NumPy and in autograd (about 5×
+            faster than contracting a user-major cube).
         exclude: ``[U, I]`` bool, the user's fit items (never ranked).
         target: ``[U, I]`` bool, the user's validation items.
     """
@@ -713,7 +760,7 @@ class ValidationData:
     def ndcg(self, weights: np.ndarray, rows: np.ndarray | None = None, k: int = 20) -> float:
         """Mean NDCG@k over the users ``rows`` (default all) of the blend ``weights``."""
         rows = np.arange(len(self.users)) if rows is None else rows
-        scores = np.einsum("f,ufi->ui", weights.astype(np.float32), self.features[rows])
+        scores = self.blend(weights)[rows]
         scores[self.exclude[rows]] = -np.inf
         top = np.argpartition(-scores, k, axis=1)[:, :k]
         top_scores = np.take_along_axis(scores, top, axis=1)
@@ -723,6 +770,11 @@ class ValidationData:
         n = np.minimum(self.target[rows].sum(axis=1), k)
         ideal = np.cumsum(discount)[np.maximum(n, 1) - 1]
         return float(((hits * discount).sum(axis=1) / ideal).mean())
+
+    def blend(self, weights: np.ndarray) -> np.ndarray:
+        """``[U, I]`` float32 scores of every user and item under ``weights`` (``[len(FEATURES)]``)."""
+        f, u, i = self.features.shape
+        return (weights.astype(np.float32) @ self.features.reshape(f, u * i)).reshape(u, i)
 
 
 def sample_fold_users(fold: Fold, max_users: int | None, seed: int) -> Fold:
@@ -740,13 +792,13 @@ def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> V
     """Features of the fold's evaluation users from a model fitted on the fold's train part."""
     users = fold.eval_users.numpy()
     num_items = model.num_items
-    feats = np.zeros((len(users), len(FEATURES), num_items), dtype=np.float32)
+    feats = np.zeros((len(FEATURES), len(users), num_items), dtype=np.float32)
     exclude = np.zeros((len(users), num_items), dtype=bool)
     target = np.zeros((len(users), num_items), dtype=bool)
     row_of = {int(u): r for r, u in enumerate(users)}
     for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
         items, times = model.history(u)
-        feats[r] = model.standardized(items, times, u)
+        feats[:, r] = model.standardized(items, times, u)
         exclude[r, items] = True
     t_users, t_items = fold.target[0].numpy(), fold.target[1].numpy()
     rows = np.array([row_of.get(int(u), -1) for u in t_users], dtype=np.int64)
@@ -820,53 +872,96 @@ def learn_weights(
     rows = np.arange(len(data.users)) if rows is None else rows
     rows = rows[data.target[rows].any(axis=1)]
     l2 = config.ranker_l2 if l2 is None else l2
-    allowed = torch.from_numpy(np.ones(len(FEATURES), dtype=bool) if mask is None else mask)
+    allowed = np.ones(len(FEATURES), dtype=bool) if mask is None else mask
     if init is None:
         init = np.eye(len(FEATURES), dtype=np.float32)[FEATURES.index("ease_recent")]
-    x = torch.from_numpy(data.features[rows][:, allowed.numpy()])  # [U, F', I]
-    mask_items = torch.from_numpy(data.exclude[rows])
-    y = torch.from_numpy(data.target[rows].astype(np.float32))
-    y = y / y.sum(dim=1, keepdim=True)
-    w = torch.from_numpy(init[allowed.numpy()].astype(np.float32)).clone().requires_grad_(True)
+    num_features, num_users, num_items = data.features.shape
+    x = data.features.reshape(num_features, num_users * num_items)  # a view, no copy
+    # Loss and gradient by hand, in place on one [users, items] buffer: autograd's temporaries over every
+    # user's items cost three times the two matrix-vector products. Users outside ``rows`` are scored too
+    # (no copy of the cube) and weigh 0. Each fitted user's validation items share the user's weight.
+    user_weight = np.zeros(num_users, dtype=np.float64)
+    user_weight[rows] = 1.0 / max(len(rows), 1)
+    t_user, t_item = np.nonzero(data.target & ~data.exclude & (user_weight > 0)[:, None])
+    t_flat = t_user * num_items + t_item
+    t_value = user_weight[t_user] / np.bincount(t_user, minlength=num_users)[t_user]  # sums to 1
+    scores = np.empty((num_users, num_items), dtype=np.float32)
+    flat = scores.reshape(-1)
+    w = torch.from_numpy(init[allowed].astype(np.float32)).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([w], lr=1.0, max_iter=config.ranker_iterations, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
-        optimizer.zero_grad()
-        logits = torch.einsum("f,ufi->ui", w, x).masked_fill(mask_items, -math.inf)
-        logp = torch.log_softmax(logits, dim=1)
-        loss = -(torch.where(y > 0, logp, torch.zeros_like(logp)) * y).sum(dim=1).mean()
-        loss = loss + l2 * (w * w).sum()
-        loss.backward()
-        return loss
+        full = np.zeros(num_features, dtype=np.float32)
+        full[allowed] = w.detach().numpy()
+        np.matmul(full, x, out=flat)
+        np.copyto(scores, -np.inf, where=data.exclude)
+        np.subtract(scores, scores.max(axis=1, keepdims=True), out=scores)
+        picked = flat[t_flat].astype(np.float64)  # the targets' s − max
+        log_total = np.log(np.exp(scores, out=scores).sum(axis=1, dtype=np.float64))  # scores now exp(s − max)
+        loss = -float(t_value @ (picked - log_total[t_user]))  # −Σ y · log p
+        # d loss / d s = weight_u · p − y, in place
+        np.multiply(scores, (user_weight / np.exp(log_total)).astype(np.float32)[:, None], out=scores)
+        flat[t_flat] -= t_value.astype(np.float32)
+        grad = (x @ flat)[allowed] + 2.0 * l2 * full[allowed]
+        w.grad = torch.from_numpy(grad.astype(np.float32))
+        return torch.tensor(loss + l2 * float(full @ full))
 
     optimizer.step(closure)
+    state = optimizer.state[optimizer._params[0]]
+    log.debug("listwise ranker, l2 %g, %d users: %d L-BFGS iterations, %d evaluations", l2, len(rows),
+              state.get("n_iter", 0), state.get("func_evals", 0))
     out = np.zeros(len(FEATURES), dtype=np.float32)
-    out[allowed.numpy()] = w.detach().numpy()
+    out[allowed] = w.detach().numpy()
+    return out
+
+
+def learned_path(
+    data: ValidationData, config: RankerConfig, rows: np.ndarray | None, penalties: Sequence[float],
+    mask: np.ndarray | None = None, init: np.ndarray | None = None,
+) -> dict[float, np.ndarray]:
+    """:func:`learn_weights` for each L2 penalty, from the largest down, each fit starting from the previous
+    one's weights (a regularisation path: the problem is strictly convex, so a warm start changes only how
+    many L-BFGS steps the same optimum takes, which is most of the ranker's fitting time).
+
+    Returns:
+        penalty → ``[len(FEATURES)]`` float32 weights.
+    """
+    out: dict[float, np.ndarray] = {}
+    for l2 in sorted(set(penalties), reverse=True):
+        init = learn_weights(data, config, rows, init, l2=l2, mask=mask)
+        out[l2] = init
     return out
 
 
 def fit_weights(data: ValidationData, config: RankerConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """Ranker weights on validation: learned (listwise, per L2 penalty of ``ranker_l2_grid``) vs linear
-    search, compared on a ``ranker_folds``-fold cross-fit over validation users (fit on the other folds,
-    measure NDCG@20 on the held-out one), then the winner refitted on all validation users."""
+    """Ranker weights on validation: learned (listwise, per L2 penalty of ``ranker_l2_grid``, fitted as one
+    :func:`learned_path` per fold) vs linear search, compared on a ``ranker_folds``-fold cross-fit over
+    validation users (fit on the other folds, measure NDCG@20 on the held-out one), then the winner refitted
+    on all validation users (a learned winner from the mean of its fold weights)."""
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(data.users))
     parts = np.array_split(order, config.ranker_folds)
     splits = [(np.concatenate([p for j, p in enumerate(parts) if j != k]), parts[k]) for k in range(len(parts))]
     mask = feature_mask(config)
-    candidates: dict[str, Any] = {}
+    # candidate name -> its weights fitted on each fold's training users
+    folds: dict[str, list[np.ndarray]] = {}
     if config.ranker in ("auto", "linear"):
-        candidates["linear"] = lambda rows: search_linear_weights(data, rows, mask=mask)
+        folds["linear"] = [search_linear_weights(data, a, mask=mask) for a, _ in splits]
+    penalties: dict[str, float] = {}
     if config.ranker in ("auto", "learned"):
-        for l2 in config.ranker_l2_grid or [config.ranker_l2]:
-            name = "learned" if not config.ranker_l2_grid else f"learned l2={l2:g}"
-            candidates[name] = lambda rows, l2=l2: learn_weights(data, config, rows, l2=l2, mask=mask)
-    cross: dict[str, float] = {}
-    for name, fit in candidates.items():
-        # held-out NDCG weighted by the held-out users, so unequal folds count alike per user
-        cross[name] = float(sum(data.ndcg(fit(a), b) * len(b) for a, b in splits) / len(order))
+        grid = config.ranker_l2_grid or [config.ranker_l2]
+        penalties = {("learned" if not config.ranker_l2_grid else f"learned l2={l2:g}"): l2 for l2 in grid}
+        paths = [learned_path(data, config, a, grid, mask) for a, _ in splits]
+        for name, l2 in penalties.items():
+            folds[name] = [path[l2] for path in paths]
+    # held-out NDCG weighted by the held-out users, so unequal folds count alike per user
+    cross = {name: float(sum(data.ndcg(w, b) * len(b) for w, (_, b) in zip(fitted, splits, strict=True))
+                         / len(order)) for name, fitted in folds.items()}
     chosen = max(cross, key=lambda k: cross[k])
-    weights = candidates[chosen](None)
+    if chosen == "linear":
+        weights = search_linear_weights(data, mask=mask)
+    else:
+        weights = learn_weights(data, config, None, np.mean(folds[chosen], axis=0), l2=penalties[chosen], mask=mask)
     report = {"cross_fit_ndcg20": cross, "chosen": chosen, "val_ndcg20": data.ndcg(weights),
               "weights": dict(zip(FEATURES, weights.tolist(), strict=True))}
     return weights, report
@@ -939,12 +1034,13 @@ def component_score_fn(model: RankerModel, feature: str) -> ScoreFn:
 def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
     """Validation NDCG@20 of each history-based component alone."""
     return {name: evaluate(component_score_fn(model, name), fold, ks=(20,))[VAL_METRIC]
-            for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window", "fresh")}
+            for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window", "fresh",
+                         "social")}
 
 
 __all__: list[str] = [
     "FEATURES", "RAW_FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
     "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
-    "fit_weights", "learn_weights", "reserve_cold_slots", "sample_fold_users", "search_linear_weights",
+    "fit_weights", "learn_weights", "learned_path", "reserve_cold_slots", "sample_fold_users", "search_linear_weights",
     "validation_data",
 ]

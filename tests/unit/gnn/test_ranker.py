@@ -153,8 +153,8 @@ def test_fit_ranker_is_deterministic_and_refits_on_all_positives() -> None:
 def _planted_data(informative: str, users: int = 60, items: int = 300, seed: int = 0) -> ValidationData:
     """Standard-normal features; each user's targets are the top items of ``informative`` plus a little noise."""
     rng = np.random.default_rng(seed)
-    features = rng.standard_normal((users, len(FEATURES), items)).astype(np.float32)
-    signal = features[:, FEATURES.index(informative)] + 0.3 * rng.standard_normal((users, items))
+    features = rng.standard_normal((len(FEATURES), users, items)).astype(np.float32)
+    signal = features[FEATURES.index(informative)] + 0.3 * rng.standard_normal((users, items))
     target = np.zeros((users, items), dtype=bool)
     np.put_along_axis(target, np.argsort(-signal, axis=1)[:, :5], True, axis=1)
     exclude = np.zeros((users, items), dtype=bool)
@@ -173,6 +173,55 @@ def test_ranker_weights_favour_the_informative_component(informative: str) -> No
     others = np.delete(np.abs(linear), [FEATURES.index(informative), FEATURES.index("ease_recent")])
     assert linear[FEATURES.index(informative)] > 2 * max(float(others.max()), 0.1)
     assert data.ndcg(learned) > data.ndcg(_weights(ease_recent=1.0)) + 0.3
+
+
+def _naive_listwise_loss(data: ValidationData, weights: torch.Tensor, rows: np.ndarray, l2: float) -> torch.Tensor:
+    """The listwise loss written out user by user with autograd (the definition learn_weights optimises)."""
+    losses = []
+    for r in rows:
+        if not data.target[r].any():
+            continue
+        logits = torch.einsum("f,fi->i", weights, torch.from_numpy(data.features[:, r]))
+        logp = torch.log_softmax(logits.masked_fill(torch.from_numpy(data.exclude[r]), -math.inf), dim=0)
+        losses.append(-logp[torch.from_numpy(np.flatnonzero(data.target[r]))].mean())
+    return torch.stack(losses).mean() + l2 * (weights * weights).sum()
+
+
+def test_learned_weights_are_the_optimum_of_the_naive_listwise_loss() -> None:
+    data = _planted_data("als", users=40, items=120, seed=3)
+    rows = np.arange(0, 40, 2)  # a fold: the other users must not count
+    mask = np.ones(len(FEATURES), dtype=bool)
+    mask[FEATURES.index("social")] = False
+    config = FAST.model_copy(update={"ranker_iterations": 200})
+    learned = learn_weights(data, config, rows, l2=0.05, mask=mask)
+    assert learned[FEATURES.index("social")] == 0.0 and learned[FEATURES.index("als")] > 0.5
+    w = torch.from_numpy(learned.astype(np.float64)).requires_grad_(True)
+    data64 = ValidationData(data.users, data.features.astype(np.float64), data.exclude, data.target)
+    _naive_listwise_loss(data64, w, rows, 0.05).backward()
+    assert float(w.grad[torch.from_numpy(mask)].abs().max()) < 1e-3  # stationary where allowed to move
+    # and the optimum differs from the one over every user (the fold's rows are what counts)
+    everyone = learn_weights(data, config, None, l2=0.05, mask=mask)
+    assert not np.allclose(everyone, learned, atol=1e-3)
+
+
+def test_social_feature_scores_what_followees_liked_and_survives_save_load(tmp_path: Path) -> None:
+    rows = [("f1", "x1", 5.0, 10), ("f1", "x2", 5.0, 11), ("f2", "x1", 5.0, 12),
+            ("u", "y1", 5.0, 20), ("o", "x3", 5.0, 30), ("o", "y1", 5.0, 31), ("lone", "y1", 5.0, 40)]
+    snapshot = build_graph_snapshot(make_export(rows, follows=[("u", "f1"), ("u", "f2"), ("u", "u")]))
+    model = _model(snapshot, _weights(social=1.0))
+    idx, user = snapshot.items.index, snapshot.users.index
+    raw = model.features(*model.history(user("u")), user("u"))[FEATURES.index("social")]
+    # x1 liked by both followees (f2 liked one item: weight 1; f1 two: 1/√2 each); x3 by a stranger: 0
+    assert raw[idx("x1")] == pytest.approx(1 + 1 / math.sqrt(2)) and raw[idx("x2")] == pytest.approx(1 / math.sqrt(2))
+    assert raw[idx("x3")] == 0.0
+    scores = model.score(*model.history(user("u")), user("u"))
+    assert scores[idx("x1")] > scores[idx("x2")] > scores[idx("x3")]
+    # nobody followed, or a user unknown to the model: the feature is 0
+    assert not model.features(*model.history(user("lone")), user("lone"))[FEATURES.index("social")].any()
+    assert not model.features(*model.history(user("u")), None)[FEATURES.index("social")].any()
+    model.save(tmp_path / "m")
+    loaded = RankerModel.load(tmp_path / "m")
+    assert np.array_equal(loaded.score(*model.history(user("u")), user("u")), scores)
 
 
 def test_ease_matches_the_dense_closed_form_and_sparsifies_per_row() -> None:
