@@ -139,13 +139,16 @@ def fit_ease(
     if max_items is not None and len(seen) > max_items:
         popular = seen[np.argsort(-counts[seen], kind="stable")[:max_items]]
         seen = np.sort(popular)
-    x = matrix[:, seen]
-    gram = torch.from_numpy((x.T @ x).astype(np.float64).toarray()).to(device)
-    gram.diagonal().add_(lam)
-    factor = torch.linalg.cholesky(gram)
-    del gram
-    b = torch.cholesky_inverse(factor)  # P
-    del factor
+    x = matrix[:, seen].astype(np.float64)
+    if x.shape[0] < x.shape[1]:
+        b = _ease_inverse_woodbury(x, lam).to(device)  # P
+    else:
+        gram = torch.from_numpy((x.T @ x).toarray()).to(device)
+        gram.diagonal().add_(lam)
+        factor = torch.linalg.cholesky(gram)
+        del gram
+        b = torch.cholesky_inverse(factor)  # P
+        del factor
     b.div_((-b.diagonal()).view(1, -1))  # B = P / −diag(P), column-wise, in place
     b.fill_diagonal_(0.0)
     n = len(seen)
@@ -171,6 +174,21 @@ def fit_ease(
     out.eliminate_zeros()
     out.sort_indices()
     return out
+
+
+def _ease_inverse_woodbury(x: sp.csr_matrix, lam: float) -> Tensor:
+    """``P = (XᵀX + λI)⁻¹`` for a users × items ``x`` with fewer users than items, by the Woodbury identity
+    ``P = (I − Xᵀ K X) / λ``, ``K = (λI + XXᵀ)⁻¹``: a users × users Cholesky inverse and one sparse × dense
+    product (nnz(X) · items multiply-adds) instead of an items × items inverse (Last.fm: 1.9k users, 17k
+    items). Returns a dense ``[items, items]`` float64 CPU tensor."""
+    gram = torch.from_numpy((x @ x.T).toarray())
+    gram.diagonal().add_(lam)
+    k = torch.cholesky_inverse(torch.linalg.cholesky(gram)).numpy()
+    kx = np.asarray(x.T @ k).T  # K·X = (Xᵀ·K)ᵀ, K symmetric: [users, items] dense
+    p = torch.from_numpy(np.asarray(x.T @ kx))  # XᵀKX, [items, items]
+    p.neg_()
+    p.diagonal().add_(1.0)
+    return p.div_(lam)
 
 
 def knowledge_matrix(

@@ -279,6 +279,18 @@ def test_ease_cholesky_and_row_blocks_equal_the_closed_form_and_the_cap_keeps_th
         fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=0)
 
 
+def test_ease_with_fewer_users_than_items_takes_the_woodbury_path_to_the_same_weights() -> None:
+    rng = np.random.default_rng(2)
+    dense = (rng.random((15, 70)) < rng.uniform(0.05, 0.6, size=70)).astype(np.float64)
+    dense[:, 3] = 0.0  # an item nobody has
+    pairs = torch.from_numpy(np.stack(np.nonzero(dense)).astype(np.int64))
+    seen = np.flatnonzero(dense.sum(axis=0) > 0)
+    assert len(seen) > 15  # the users × users inverse is the one taken
+    full = fit_ease(pairs, 15, 70, lam=2.0, top_n=None).toarray()
+    assert np.abs(full[np.ix_(seen, seen)] - _closed_form_ease(dense[:, seen], 2.0)).max() < 1e-6
+    assert not full[3].any() and not full[:, 3].any()
+
+
 def test_sample_fold_users_keeps_whole_users_seeded_and_bounded() -> None:
     world = generate_world(users=150, items=60, seed=5)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
