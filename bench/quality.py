@@ -45,7 +45,7 @@ from torch import Tensor
 
 from bench.common import OUT, private_server, require_dataset
 from bench.quality_recall import recall_rankings, restore_pending, without_test_interactions
-from gnn.config import TrainConfig
+from gnn.config import MODEL_DEFAULTS, TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, evaluate, split_interactions
 from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
@@ -56,6 +56,7 @@ from graph.settings import Neo4jSettings
 console = Console(width=220)
 
 SEED = 42
+SAGE_DEFAULTS = MODEL_DEFAULTS["graphsage"]
 VAL_METRIC = "ndcg@20"
 THREADS = 2  # implicit's and BLAS threads
 TORCH_THREADS = 1  # both LightGCNs: their ops are small, and a second OpenMP thread on a busy 2-core machine
@@ -409,8 +410,9 @@ def _model_specs(quick: bool, snapshot: GraphSnapshot, with_graphsage: bool = Fa
         ModelSpec("kgrec GraphSAGE", sage_fitter(snapshot), {
             "lr": Axis(grid([0.005, 0.01, 0.02], [0.005, 0.01, 0.02]), high=0.1),
             "id_dropout": Axis(grid([0.0, 0.1, 0.3], [0.0, 0.1, 0.3]), scale="lin", low=0.0, high=0.9),
-        }, {"lr": 0.01, "id_dropout": 0.1}, fixed={"embedding_dim": 64, "num_layers": 2, "batch_size": 4096,
-                                                   "negatives": 4, "reg": 1e-4, "max_epochs": 150, "patience": 15},
+        }, {"lr": SAGE_DEFAULTS["lr"], "id_dropout": 0.1},
+                  fixed={"embedding_dim": 64, "batch_size": 4096, "reg": 1e-4,
+                         **{k: v for k, v in SAGE_DEFAULTS.items() if k != "lr"}},  # what kgrec train uses
                   reference=False, early_stopping=True),
     ] if with_graphsage else [])
 

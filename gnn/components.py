@@ -116,7 +116,8 @@ def fit_ease(
         lam: L2 regularisation λ (> 0).
         top_n: Keep, per source item (row), only the ``top_n`` weights largest in magnitude; ``None`` keeps
             every weight.
-        device: Where to invert the Gram matrix (float64; CPU is deterministic).
+        device: Where to invert the Gram matrix (float64; CPU is deterministic). With fewer users than items
+            the inverse is the users × users one of the Woodbury identity, on CPU.
         max_items: Cap on the items in the model (None: every item with a positive).
         block_rows: Rows of ``B`` pruned at a time.
 
