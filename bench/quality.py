@@ -8,8 +8,8 @@ GraphSAGE) — sees exactly that data. Hyper-parameters are chosen on the valida
 edge until the best value is inside, then each model is retrained on all of train and measured once on
 test. Reference models rank the items that appear in train; ours ranks every item in the graph. The blend
 fits its ranker weights on validation itself (components on ``split.fit``, weights on ``split.val``) and is
-refitted on train once; its component hyper-parameters are the defaults of ``RankerConfig``, chosen on
-validation.
+refitted on train once; EASE^R's λ and ALS's factors, regularisation and alpha are chosen on validation by
+the blend's own component search (``gnn.ranker.search_components``), the rest are ``RankerConfig``'s defaults.
 
 Cold-start slices of the test fold, per model: *short-history users* (test users with at most 5, and at most
 10, train positives — users with fewer than 5 positives in all never reach test, so "1–5" starts at 4 in
@@ -501,18 +501,21 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     if not torch.equal(model.score_fn()(probe), reloaded.score_fn()(probe)):
         raise RuntimeError("the saved blend does not score like the fitted one")
     report = model.meta["validation"]
+    search = report.get("component_search") or {}
     info = {
         "ranker": report["chosen"], "cross_fit_ndcg20": report["cross_fit_ndcg20"], "weights": report["weights"],
         "lightgcn_epochs": model.meta["lightgcn_epochs"], "timings": timings,
         "score_ms_median": 1000 * float(np.median(latencies)), "score_ms_p95": 1000 * float(np.quantile(latencies, 0.95)),
-        "artifact_bytes": directory_size(artifact_dir), "config": config.model_dump(mode="json"),
+        "artifact_bytes": directory_size(artifact_dir), "config": model.config.model_dump(mode="json"),
+        "component_search": search,  # the candidates' validation NDCG@20 and the choice
     }
     label = f"{BLEND} ({name})" if name else BLEND
     console.print(f"[bold]{label}[/]: test {VAL_METRIC} {test[VAL_METRIC]:.4f}, recall@20 {test['recall@20']:.4f} "
                   f"(fit {timings['total']:.1f}s, score {score_seconds:.2f}s, {info['score_ms_median']:.1f} ms/user, "
                   f"{info['artifact_bytes'] / 1e6:.1f} MB on disk)", highlight=False)
     return ModelResult(
-        name=label, params=dict(overrides or {}), at_edge=[], val=report["val_ndcg20"], test=test, train_seconds=timings["refit"],
+        name=label, params={**(overrides or {}), **search.get("chosen", {})}, at_edge=search.get("grid_edges", []),
+        val=report["val_ndcg20"], test=test, train_seconds=timings["refit"],
         score_seconds=score_seconds, tuning_seconds=timings["fit_components"] + timings["fit_ranker"], trials=1,
         info=info, ranks="every item in the graph", slices=slices,
     )

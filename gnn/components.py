@@ -463,9 +463,13 @@ def fit_als(
     alpha: float,
     iterations: int,
     seed: int,
+    cg_steps: int = 3,
 ) -> np.ndarray:
     """Item factors of implicit-feedback ALS (Hu, Koren & Volinsky 2008): confidence ``1 + alpha`` on
-    positives, 1 elsewhere, preference 1 on positives; exact alternating least squares.
+    positives, 1 elsewhere, preference 1 on positives. Each half-step solves every row's least-squares
+    problem by ``cg_steps`` conjugate-gradient steps warm-started from the previous round (Takács, Pilászy &
+    Tikk 2011; what ``implicit`` does), all rows at once (:func:`als_half_step`), so that hundreds of factors
+    cost matrix products rather than one dense solve per row.
 
     Users are not kept: at serving a user's vector is folded in from their live history
     (:func:`als_fold_in`), so a just-posted interaction counts at once.
@@ -475,6 +479,7 @@ def fit_als(
         num_users, num_items: Index spaces.
         factors, regularization, alpha, iterations: The usual ALS hyper-parameters.
         seed: Seed of the initial factors.
+        cg_steps: Conjugate-gradient steps per half-step (``factors`` or more: the exact solve, up to rounding).
 
     Returns:
         ``[num_items, factors]`` float32; rows of items without positives are zero.
@@ -482,21 +487,57 @@ def fit_als(
     rng = np.random.default_rng(seed)
     matrix = interaction_matrix(pairs, num_users, num_items)
     by_item = matrix.T.tocsr()
-    users_f = np.zeros((num_users, factors))
-    items_f = rng.normal(0.0, 0.01, (num_items, factors))
+    users_f = np.zeros((num_users, factors), dtype=np.float32)
+    items_f = rng.normal(0.0, 0.01, (num_items, factors)).astype(np.float32)
     items_f[np.diff(by_item.indptr) == 0] = 0.0
-    eye = regularization * np.eye(factors)
     for _ in range(iterations):
-        for source, target, csr in ((items_f, users_f, matrix), (users_f, items_f, by_item)):
-            gram = source.T @ source + eye
-            for row in range(csr.shape[0]):
-                cols = csr.indices[csr.indptr[row]:csr.indptr[row + 1]]
-                if len(cols) == 0:
-                    target[row] = 0.0
-                    continue
-                y = source[cols]
-                target[row] = np.linalg.solve(gram + alpha * (y.T @ y), (1.0 + alpha) * y.sum(axis=0))
-    return items_f.astype(np.float32)
+        als_half_step(items_f, users_f, matrix, regularization, alpha, cg_steps)
+        als_half_step(users_f, items_f, by_item, regularization, alpha, cg_steps)
+    return items_f
+
+
+def als_half_step(source: np.ndarray, target: np.ndarray, csr: sp.csr_matrix, regularization: float,
+                  alpha: float, cg_steps: int) -> None:
+    """One ALS half-step in place: each row ``r`` of ``target`` moves towards the solution of
+    ``(SᵀS + λI + α Σ_{i ∈ r} s_i s_iᵀ) x = (1 + α) Σ_{i ∈ r} s_i`` (``S`` = ``source``, ``i`` over the row's
+    entries in ``csr``) by ``cg_steps`` conjugate-gradient steps from its current value, every row in
+    lockstep with its own step sizes; rows without entries become zero.
+
+    Args:
+        source: ``[n, k]`` float32 fixed factors.
+        target: ``[m, k]`` float32 factors to update (in place).
+        csr: ``[m, n]`` CSR of the positives (values ignored).
+        regularization, alpha: λ and α.
+        cg_steps: Conjugate-gradient steps.
+    """
+    k = source.shape[1]
+    gram = (source.astype(np.float64).T @ source + regularization * np.eye(k)).astype(np.float32)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    cols = csr.indices
+    chunk = max(1, (1 << 24) // max(k, 1))
+
+    def apply(p: np.ndarray) -> np.ndarray:  # A p for every row at once
+        dots = np.empty(len(cols), dtype=np.float32)
+        for lo in range(0, len(cols), chunk):
+            hi = lo + chunk
+            dots[lo:hi] = np.einsum("ij,ij->i", p[rows[lo:hi]], source[cols[lo:hi]])
+        return p @ gram + alpha * (sp.csr_matrix((dots, cols, csr.indptr), shape=csr.shape) @ source)
+
+    ones = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, csr.indptr), shape=csr.shape)
+    residual = (1.0 + alpha) * (ones @ source) - apply(target)
+    direction = residual.copy()
+    norm = np.einsum("ij,ij->i", residual, residual)
+    for _ in range(cg_steps):
+        image = apply(direction)
+        curvature = np.einsum("ij,ij->i", direction, image)
+        step = np.divide(norm, curvature, out=np.zeros_like(norm), where=curvature > 0)[:, None]
+        target += step * direction
+        residual -= step * image
+        next_norm = np.einsum("ij,ij->i", residual, residual)
+        beta = np.divide(next_norm, norm, out=np.zeros_like(norm), where=norm > 0)[:, None]
+        direction = residual + beta * direction
+        norm = next_norm
+    target[np.diff(csr.indptr) == 0] = 0.0
 
 
 def als_fold_in(

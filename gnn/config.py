@@ -85,6 +85,21 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def read_config_file(file: Path) -> dict[str, Any]:
+    """A YAML mapping of config field names to values (an empty file is an empty mapping).
+
+    Raises:
+        ConfigError: The file cannot be read or is not a mapping.
+    """
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read training config {file}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"training config {file} must be a mapping of field: value")
+    return loaded
+
+
 def load_train_config(file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Resolve the training config: defaults < the model's :data:`MODEL_DEFAULTS` < ``file`` (YAML) <
     environment < ``overrides``.
@@ -99,15 +114,7 @@ def load_train_config(file: Path | None = None, overrides: Mapping[str, Any] | N
     Raises:
         ConfigError: The file cannot be read, names unknown fields, or a value is invalid.
     """
-    values: dict[str, Any] = {}
-    if file is not None:
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read training config {file}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"training config {file} must be a mapping of field: value")
-        values.update(loaded)
+    values: dict[str, Any] = read_config_file(file) if file is not None else {}
     values.update(EnvSettingsSource(TrainConfig)())
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     model = values.get("model", TrainConfig.model_fields["model"].default)

@@ -35,7 +35,7 @@ from graph.driver import open_driver
 from graph.embeddings import write_embeddings
 from graph.export import export_graph
 from graph.settings import Neo4jSettings
-from schema.errors import DataError
+from schema.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,24 @@ def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, 
     return artifact
 
 
-def ranker_config(overrides: dict[str, Any]) -> Any:  # noqa: ANN401 - gnn.ranker.RankerConfig (imported lazily)
-    """The blend's config from CLI-style overrides (seed, device, progress, num_threads; max_epochs and the
-    embedding size go to its LightGCN component)."""
+def ranker_config(overrides: dict[str, Any], file: Path | None = None) -> Any:  # noqa: ANN401 - RankerConfig
+    """The blend's config: defaults < ``file`` (YAML of :class:`gnn.ranker.RankerConfig` fields, e.g.
+    ``component_search: false`` or ``als_factors_grid: [64, 128]``) < CLI-style overrides (seed, device,
+    progress, num_threads, cold_slots; max_epochs, the embedding size, lr and patience go to its LightGCN
+    component).
+
+    Raises:
+        ConfigError: The file cannot be read, names unknown fields, or a value is invalid.
+    """
+    from pydantic import ValidationError
+
+    from gnn.config import read_config_file
     from gnn.ranker import RankerConfig
 
-    base = RankerConfig()
+    try:
+        base = RankerConfig(**(read_config_file(file) if file is not None else {}))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid blend config {file}: {exc}") from exc
     lightgcn = dict(base.lightgcn)
     for key in ("max_epochs", "embedding_dim", "lr", "patience"):
         if overrides.get(key) is not None:
@@ -102,7 +114,7 @@ def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, over
     from gnn.artifacts import code_version
     from gnn.ranker import fit_ranker
 
-    config = ranker_config(overrides)
+    config = ranker_config(overrides, settings.train_config)
     model = fit_ranker(snapshot, split, config, final=final)  # type: ignore[arg-type]
     report = model.meta.get("validation", {})
     metrics: dict[str, Any] = {

@@ -11,6 +11,8 @@ Two stages (see ../shared/QUALITY_LEVERS.md):
    follows liked (``social``; the follows come from the snapshot). Items without positives get
    LightGCN embeddings predicted from their knowledge features and year
    (:func:`gnn.components.content_embeddings`), so the LightGCN score reaches them too.
+   With ``component_search`` (the default), EASE^R's λ and ALS's factors, regularisation and alpha are first
+   chosen per dataset on the validation users, each component alone (:func:`search_components`).
 2. **Ranker**: per user, every component's scores are standardised over the items (z-scores), and the
    ranking score is a weighted sum of these features, the "cold" features included (whether the item has
    no positives at all, and the knowledge, freshness and predicted-LightGCN scores of such items). One
@@ -138,6 +140,24 @@ class RankerConfig(BaseModel):
     als_alpha: float = Field(3.0, gt=0, description="ALS component: extra confidence of a positive.")
     als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
     als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
+    als_cg_steps: int = Field(3, ge=1, description="ALS component: conjugate-gradient steps per half-step.")
+    component_search: bool = Field(
+        True, description="Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation before the "
+        "ranker weights (:func:`search_components`: each component alone, on the ranker's validation users); off: "
+        "the values above as they are.",
+    )
+    ease_lambda_grid: list[float] = Field(
+        [50.0, 100.0, 200.0, 400.0, 800.0], min_length=1, description="Component search: EASE^R λ values."
+    )
+    als_factors_grid: list[int] = Field(
+        [32, 64, 128, 256, 512], min_length=1, description="Component search: ALS factors (searched first)."
+    )
+    als_regularization_grid: list[float] = Field(
+        [3.0, 10.0, 30.0, 100.0], min_length=1, description="Component search: ALS regularisation (second)."
+    )
+    als_alpha_grid: list[float] = Field(
+        [1.0, 3.0, 10.0, 30.0], min_length=1, description="Component search: ALS alpha (third)."
+    )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(
         True, description="Predict LightGCN embeddings of items without positives from their knowledge and year."
@@ -314,9 +334,7 @@ class RankerModel:
         c = self.components
         out = np.zeros((len(FEATURES), self.num_items), dtype=np.float32)
         if len(items):
-            rows = c.ease[items]
-            out[0] = np.asarray(rows.sum(axis=0)).ravel()
-            out[1] = rows.T @ recency_weights(times, self.config.ease_half_life)
+            out[0], out[1] = ease_scores(c.ease, items, times, self.config.ease_half_life)
             out[2] = c.transitions[items].T @ recency_weights(times, self.config.sequence_half_life)
             w = recency_weights(times, self.config.knowledge_half_life)
             profile = c.knowledge[items].T @ w
@@ -331,9 +349,8 @@ class RankerModel:
             elif len(items):
                 out[4] = c.item_emb @ c.item_emb[items].mean(axis=0)
         if c.als_items.shape[1] and len(items):
-            x = als_fold_in(c.als_items, c.als_gram, items, recency_weights(times, self.config.als_half_life),
-                            self.config.als_alpha)
-            out[5] = c.als_items @ x.astype(np.float32)
+            out[5] = als_scores(c.als_items, c.als_gram, items, times, self.config.als_half_life,
+                                self.config.als_alpha)
         known = times[times >= 0]
         end = int(known.max()) if len(known) else c.events.latest
         out[6] = np.log1p(c.events.window_counts(end, self._window))
@@ -563,6 +580,22 @@ class RankerModel:
                    meta["meta"])
 
 
+def ease_scores(ease: sp.csr_matrix, items: np.ndarray, times: np.ndarray,
+                half_life: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ease`` and ``ease_recent`` features of a (non-empty) history: ``[I]`` float32 each."""
+    rows = ease[items]
+    return (np.asarray(rows.sum(axis=0)).ravel().astype(np.float32),
+            (rows.T @ recency_weights(times, half_life)).astype(np.float32))
+
+
+def als_scores(als_items: np.ndarray, als_gram: np.ndarray, items: np.ndarray, times: np.ndarray,
+               half_life: float, alpha: float) -> np.ndarray:
+    """The ``als`` feature of a (non-empty) history: the user's vector folded in from the recency-weighted
+    history, dotted with every item's factors (``[I]`` float32)."""
+    x = als_fold_in(als_items, als_gram, items, recency_weights(times, half_life), alpha)
+    return als_items @ x.astype(np.float32)
+
+
 def _follows(components: Components, num_users: int) -> sp.csr_matrix:
     return components.follows if components.follows is not None else sp.csr_matrix((num_users, num_users),
                                                                                    dtype=np.float32)
@@ -708,12 +741,7 @@ def fit_components(
     hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
     transitions = fit_transitions(users, items, times, num_items, config.sequence_window, config.sequence_top_n)
     steps.update()
-    als_items = np.zeros((num_items, config.als_factors), dtype=np.float32)
-    if config.als_factors and pairs.size(1):
-        als_items = fit_als(pairs, num_users, num_items, factors=config.als_factors,
-                            regularization=config.als_regularization, alpha=config.als_alpha,
-                            iterations=config.als_iterations, seed=config.seed)
-    als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
+    als_items, als_gram = _fit_als_component(pairs, num_users, num_items, config)
     steps.update()
     user_emb = np.zeros((num_users, 0), dtype=np.float32)
     item_emb = np.zeros((num_items, 0), dtype=np.float32)
@@ -739,6 +767,18 @@ def fit_components(
                       follow_matrix(snapshot))
 
 
+def _fit_als_component(pairs: Tensor, num_users: int, num_items: int,
+                       config: RankerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """ALS item factors and the fold-in gram of ``config`` (zero factors without positives or with ALS off)."""
+    als_items = np.zeros((num_items, config.als_factors), dtype=np.float32)
+    if config.als_factors and pairs.size(1):
+        als_items = fit_als(pairs, num_users, num_items, factors=config.als_factors,
+                            regularization=config.als_regularization, alpha=config.als_alpha,
+                            iterations=config.als_iterations, seed=config.seed, cg_steps=config.als_cg_steps)
+    als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
+    return als_items, als_gram
+
+
 @dataclass
 class ValidationData:
     """Standardised features of every validation user over all items, and their targets.
@@ -760,21 +800,139 @@ class ValidationData:
     def ndcg(self, weights: np.ndarray, rows: np.ndarray | None = None, k: int = 20) -> float:
         """Mean NDCG@k over the users ``rows`` (default all) of the blend ``weights``."""
         rows = np.arange(len(self.users)) if rows is None else rows
-        scores = self.blend(weights)[rows]
-        scores[self.exclude[rows]] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
-        hits = np.take_along_axis(self.target[rows], top, axis=1)
-        discount = 1.0 / np.log2(np.arange(2, k + 2))
-        n = np.minimum(self.target[rows].sum(axis=1), k)
-        ideal = np.cumsum(discount)[np.maximum(n, 1) - 1]
-        return float(((hits * discount).sum(axis=1) / ideal).mean())
+        return ndcg_of_scores(self.blend(weights)[rows], self.exclude[rows], self.target[rows], k)
 
     def blend(self, weights: np.ndarray) -> np.ndarray:
         """``[U, I]`` float32 scores of every user and item under ``weights`` (``[len(FEATURES)]``)."""
         f, u, i = self.features.shape
         return (weights.astype(np.float32) @ self.features.reshape(f, u * i)).reshape(u, i)
+
+
+def ndcg_of_scores(scores: np.ndarray, exclude: np.ndarray, target: np.ndarray, k: int = 20) -> float:
+    """Mean NDCG@k of ``[U, I]`` scores against ``[U, I]`` bool targets, ``exclude`` never ranked (the
+    scores are overwritten there)."""
+    scores[exclude] = -np.inf
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
+    hits = np.take_along_axis(target, top, axis=1)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    n = np.minimum(target.sum(axis=1), k)
+    ideal = np.cumsum(discount)[np.maximum(n, 1) - 1]
+    return float(((hits * discount).sum(axis=1) / ideal).mean())
+
+
+def _zscore(rows: np.ndarray) -> np.ndarray:
+    """Per-row z-scores over the columns (a constant row becomes 0), as :meth:`RankerModel.standardized`."""
+    std = rows.std(axis=1, keepdims=True)
+    return (rows - rows.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
+def search_components(
+    snapshot: GraphSnapshot, pairs: Tensor, probe: RankerModel, data: ValidationData,
+) -> tuple[RankerModel, dict[str, Any]]:
+    """Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation: each candidate is fitted
+    on ``pairs`` (the split's fit part) and its feature alone ranks ``data``'s users (their fitted histories,
+    fit items excluded, validation items the targets). EASE^R scores a λ by the better of its two features
+    (``ease``, ``ease_recent``); ALS is a coordinate search, factors first, then regularisation, then alpha,
+    each from the best so far. A choice at a grid's edge is logged (the grid may be too narrow).
+
+    The winners replace ``probe``'s components, their z-scored features replace ``data``'s (in place, rows
+    ``ease``, ``ease_recent`` and ``als``: z-scores are per feature, so the others stand), so the ranker
+    weights are fitted on them and the refit uses them.
+
+    Returns:
+        A model like ``probe`` with the chosen config and components, and the search report (NDCG@20 per
+        candidate, the choice, seconds).
+    """
+    config = probe.config
+    started = time.perf_counter()
+    num_users, num_items = snapshot.num_users, snapshot.num_items
+    histories = [probe.history(int(u)) for u in data.users]
+    device = resolve_device(config.device)
+
+    def ranked(score_rows: np.ndarray) -> float:
+        return ndcg_of_scores(score_rows.copy(), data.exclude, data.target)
+
+    def feature_rows(fn: Any) -> np.ndarray:  # noqa: ANN401 - history -> [I] scores
+        out = np.zeros((len(histories), num_items), dtype=np.float32)
+        for r, (items, times) in enumerate(histories):
+            if len(items):
+                out[r] = fn(items, times)
+        return out
+
+    ease_report: dict[str, dict[str, float]] = {}
+    best_ease: tuple[float, float, sp.csr_matrix, np.ndarray, np.ndarray] | None = None
+    for lam in tqdm(config.ease_lambda_grid, desc="search: EASE^R λ", disable=not config.progress, leave=False):
+        ease = fit_ease(pairs, num_users, num_items, lam, config.ease_top_n, device, max_items=config.ease_max_items)
+        plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
+        recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
+        ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
+        value = max(ease_report[f"{lam:g}"].values())
+        if best_ease is None or value > best_ease[0]:
+            best_ease = (value, lam, ease, plain, recent)
+    assert best_ease is not None
+    _, lam, ease, plain, recent = best_ease
+
+    als_report: dict[str, float] = {}
+    als_scores_of: dict[tuple[int, float, float], float] = {}
+    best_als: tuple[float, tuple[int, float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
+    point = (config.als_factors, config.als_regularization, config.als_alpha)
+
+    def try_als(candidate: tuple[int, float, float]) -> float:
+        nonlocal best_als
+        if candidate not in als_scores_of:
+            trial = config.model_copy(update=dict(zip(("als_factors", "als_regularization", "als_alpha"),
+                                                      candidate, strict=True)))
+            items_f, gram = _fit_als_component(pairs, num_users, num_items, trial)
+            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
+            value = als_scores_of[candidate] = ranked(rows)
+            name = f"factors={candidate[0]} regularization={candidate[1]:g} alpha={candidate[2]:g}"
+            als_report[name] = value
+            log.debug("component search: ALS %s: validation NDCG@20 %.4f", name, value)
+            if best_als is None or value > best_als[0]:
+                best_als = (value, candidate, items_f, gram, rows)  # only the best fit's arrays are kept
+        return als_scores_of[candidate]
+
+    edges: list[str] = []
+    if config.als_factors:
+        axes = (("als_factors", config.als_factors_grid), ("als_regularization", config.als_regularization_grid),
+                ("als_alpha", config.als_alpha_grid))
+        bar = tqdm(total=sum(len(g) for _, g in axes), desc="search: ALS", disable=not config.progress,
+                   leave=False)
+        for axis, (name, grid) in enumerate(axes):
+            scored = {}
+            for value in sorted({*grid, point[axis]}):  # the current value too: each axis can only improve
+                candidate = tuple(value if j == axis else v for j, v in enumerate(point))
+                scored[value] = try_als(candidate)  # type: ignore[arg-type]
+                bar.update()
+            pick = max(scored, key=lambda v: scored[v])
+            point = tuple(pick if j == axis else v for j, v in enumerate(point))  # type: ignore[assignment]
+            if len(grid) > 1 and pick in (min(grid), max(grid)):
+                edges.append(f"{name}={pick:g}")
+        bar.close()
+    if len(config.ease_lambda_grid) > 1 and lam in (min(config.ease_lambda_grid), max(config.ease_lambda_grid)):
+        edges.append(f"ease_lambda={lam:g}")
+    if edges:
+        log.warning("component search chose grid edges (%s): widen the grids to look further", ", ".join(edges))
+
+    chosen = config.model_copy(update={"ease_lambda": lam, "als_factors": point[0],
+                                       "als_regularization": point[1], "als_alpha": point[2]})
+    updates: dict[str, Any] = {"ease": ease}
+    data.features[FEATURES.index("ease")] = _zscore(plain)
+    data.features[FEATURES.index("ease_recent")] = _zscore(recent)
+    if best_als is not None:
+        _, point, items_f, gram, rows = best_als
+        updates.update(als_items=items_f, als_gram=gram)
+        data.features[FEATURES.index("als")] = _zscore(rows)
+    components = dataclasses.replace(probe.components, **updates)
+    report = {"ease": ease_report, "als": als_report,
+              "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1],
+                         "als_alpha": point[2]},
+              "grid_edges": edges, "seconds": time.perf_counter() - started}
+    log.info("component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g (%.0f s)", lam, *point,
+             report["seconds"])
+    return RankerModel(chosen, probe.user_ids, probe.item_ids, components, probe.weights, probe.meta), report
 
 
 def sample_fold_users(fold: Fold, max_users: int | None, seed: int) -> Fold:
@@ -1007,8 +1165,15 @@ def fit_ranker(
     t = time.perf_counter()
     sample = sample_fold_users(validation, config.ranker_max_users, config.seed)
     data = validation_data(probe, sample)
+    search: dict[str, Any] | None = None
+    if config.component_search:
+        probe, search = search_components(snapshot, split.fit, probe, data)
+        config = probe.config
+        early = probe.components
     weights, report = fit_weights(data, config)
     report["ranker_users"] = len(data.users)  # validation users the weights were fitted on
+    if search is not None:
+        report["component_search"] = search
     del data
     timings["fit_ranker"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -1042,5 +1207,6 @@ __all__: list[str] = [
     "FEATURES", "RAW_FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
     "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
     "fit_weights", "learn_weights", "learned_path", "reserve_cold_slots", "sample_fold_users", "search_linear_weights",
+    "als_scores", "ease_scores", "ndcg_of_scores", "search_components",
     "validation_data",
 ]

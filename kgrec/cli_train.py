@@ -67,7 +67,9 @@ Dim = Annotated[Optional[int], typer.Option(min=1, help="Embedding size (default
 Lr = Annotated[Optional[float], typer.Option(help="Learning rate (default: 0.04; graphsage 0.01, see gnn.config.MODEL_DEFAULTS).")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed of the run (default: 42).")]
 ConfigFile = Annotated[
-    Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help="YAML of training hyper-parameters.")
+    Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help=(
+        "YAML of hyper-parameters: gnn.config.TrainConfig fields for lightgcn and graphsage, gnn.ranker.RankerConfig "
+        "fields for the blend (e.g. component_search: false, als_factors_grid: [64, 128])."))
 ]
 Artifacts = Annotated[Optional[Path], typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]

@@ -109,13 +109,19 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     trained = runner.invoke(app, ["train", *fast])
     assert trained.exit_code == 0, trained.output
     assert "blend" in trained.output and "test" in trained.output
-    retrained = runner.invoke(app, ["retrain", *fast, "--cold-slots", "0"])
+    blend_yaml = tmp_path / "blend.yaml"  # RankerConfig fields; the flag still wins over the file
+    blend_yaml.write_text("component_search: false\nals_factors: 8\ncold_slots: 2\n", encoding="utf-8")
+    retrained = runner.invoke(app, ["retrain", *fast, "--cold-slots", "0", "--config", str(blend_yaml)])
     assert retrained.exit_code == 0, retrained.output
     assert "promoted" in retrained.output and "embeddings in Neo4j" in retrained.output
     from api.model import current_artifact
 
     current = current_artifact(artifacts, "blend")
-    assert current is not None and json.loads((current / "ranker.json").read_text())["config"]["cold_slots"] == 0
+    saved = json.loads((current / "ranker.json").read_text())["config"] if current is not None else {}
+    assert (saved["cold_slots"], saved["component_search"], saved["als_factors"]) == (0, False, 8)
+    blend_yaml.write_text("als_factorz: 8\n", encoding="utf-8")
+    typo = runner.invoke(app, ["train", *fast, "--config", str(blend_yaml)])
+    assert typo.exit_code == 1 and "invalid blend config" in typo.output and "als_factorz" in typo.output
     assert (current / "catalog.json").is_file()  # the filters of degraded answers
     wrong = runner.invoke(app, ["retrain", "--model", "lightgcn", "--cold-slots", "1", *fast])
     assert wrong.exit_code != 0 and "only the blend" in wrong.output

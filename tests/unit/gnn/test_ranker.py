@@ -575,3 +575,46 @@ def test_ranked_lists_follow_recommend_and_the_policy_survives_save_load(tmp_pat
     loaded = RankerModel.load(tmp_path / "m")
     assert (loaded.config.cold_slots, loaded.config.cold_slot_every, loaded.config.cold_slot_margin) == (1, 2, 5.0)
     assert torch.equal(loaded.ranked_lists(fold, k=4), lists)
+
+
+def test_component_search_picks_the_best_validation_candidates_and_the_served_features_match() -> None:
+    from gnn.ranker import sample_fold_users, search_components, validation_data
+
+    world = generate_world(users=60, items=80, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    config = FAST.model_copy(update={"use_lightgcn": False, "ease_lambda_grid": [0.5, 5.0, 50.0],
+                                     "als_factors_grid": [2, 8], "als_regularization_grid": [0.3, 3.0],
+                                     "als_alpha_grid": [1.0, 4.0], "als_factors": 4})
+    early = fit_components(snapshot, split.fit, config)
+    probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+    data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+    before = data.features.copy()
+    model, report = search_components(snapshot, split.fit, probe, data)
+    chosen = report["chosen"]
+    # EASE: the λ whose better feature scored best; ALS: the best candidate tried, each axis' values were tried
+    best_lambda = max(report["ease"], key=lambda k: max(report["ease"][k].values()))
+    assert chosen["ease_lambda"] == float(best_lambda) == model.config.ease_lambda
+    assert set(report["ease"]) == {"0.5", "5", "50"}
+    als = report["als"]
+    best = max(als, key=lambda k: als[k])
+    assert best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} " \
+                   f"alpha={chosen['als_alpha']:g}"
+    assert {"factors=2 regularization=30 alpha=3", "factors=8 regularization=30 alpha=3",
+            "factors=4 regularization=30 alpha=3"} <= set(als)  # the start (4) is tried beside the grid
+    assert (model.config.als_factors, model.components.als_items.shape[1]) == (chosen["als_factors"],) * 2
+    assert len(set(np.round(list(als.values()), 6))) > 1  # the candidates really differ
+    # the cube the ranker weights are fitted on now holds exactly what the returned model serves
+    searched = [FEATURES.index(f) for f in ("ease", "ease_recent", "als")]
+    for r, user in enumerate(data.users.tolist()):
+        items, times = model.history(user)
+        served = model.standardized(items, times, user)
+        assert np.allclose(data.features[searched, r], served[searched], atol=1e-4)
+        others = np.setdiff1d(np.arange(len(FEATURES)), searched)
+        assert np.array_equal(data.features[others, r], before[others, r])
+    # fit_ranker records the search and refits with its choice
+    fitted = fit_ranker(snapshot, split, config, final="train")
+    assert fitted.meta["validation"]["component_search"]["chosen"] == chosen
+    assert fitted.config.als_factors == chosen["als_factors"] and fitted.config.ease_lambda == chosen["ease_lambda"]
+    off = fit_ranker(snapshot, split, config.model_copy(update={"component_search": False}), final="train")
+    assert "component_search" not in off.meta["validation"] and off.config.als_factors == 4
