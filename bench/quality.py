@@ -725,9 +725,27 @@ def write_chart(path: Path, dataset: str, results: list[ModelResult]) -> None:
     plt.close(fig)
 
 
+DATASETS = ("ml-latest-small", "lastfm")
+
+
+def resolve_dataset(parser: argparse.ArgumentParser, dataset: str | None, snapshot: Path | None) -> str:
+    """The dataset that names a run's outputs: ``--dataset``, else the one a ``--snapshot`` directory is named
+    after (``snapshot-<dataset>``), else ml-latest-small; a ``--dataset`` contradicting the snapshot's name is
+    an error (the table, JSON and saved blend would be filed under the wrong dataset)."""
+    named = snapshot.name.removeprefix("snapshot-") if snapshot is not None else None
+    named = named if named in DATASETS else None
+    if dataset is not None and named is not None and dataset != named:
+        parser.error(f"--dataset {dataset} with --snapshot {snapshot}, a snapshot of {named}")
+    if dataset is None and snapshot is not None and named is None:
+        parser.error(f"--snapshot {snapshot}: cannot tell its dataset from the name; give --dataset")
+    return dataset or named or "ml-latest-small"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-latest-small", choices=["ml-latest-small", "lastfm"])
+    parser.add_argument("--dataset", choices=DATASETS,
+                        help="default: ml-latest-small, or with --snapshot the dataset its directory is named after "
+                             "(snapshot-<dataset>, as this benchmark saves it); names the outputs")
     parser.add_argument("--models", nargs="*", help="subset of model names (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller grids")
     parser.add_argument("--with-graphsage", action="store_true",
@@ -749,6 +767,7 @@ def main() -> None:
                         help="also measure a blend variant: RankerConfig overrides as JSON, e.g. "
                              "'nofresh={\"ranker_features\": [...]}' (repeatable)")
     args = parser.parse_args()
+    args.dataset = resolve_dataset(parser, args.dataset, args.snapshot)
 
     from threadpoolctl import threadpool_limits
 

@@ -26,3 +26,20 @@ def test_ease_scores_equal_the_closed_form_in_either_space(shape: tuple[int, int
     # The diagonal of B is zero: a user's own item scores only through the other items.
     x1 = sp.csr_matrix(np.eye(1, shape[1], dtype=np.float32))
     assert abs(ease_scores(sp.vstack([x1, x]).tocsr(), 5.0)[0, 0]) < 1e-12
+
+
+def test_outputs_are_named_after_the_snapshots_dataset() -> None:
+    import argparse
+    from pathlib import Path
+
+    from bench.quality import resolve_dataset
+
+    parser = argparse.ArgumentParser()
+    assert resolve_dataset(parser, None, None) == "ml-latest-small"
+    assert resolve_dataset(parser, None, Path("bench/out/snapshot-lastfm")) == "lastfm"
+    assert resolve_dataset(parser, "lastfm", Path("/x/snapshot-lastfm")) == "lastfm"
+    assert resolve_dataset(parser, "lastfm", Path("/x/my-copy")) == "lastfm"
+    with pytest.raises(SystemExit):  # a Last.fm snapshot filed under MovieLens
+        resolve_dataset(parser, "ml-latest-small", Path("bench/out/snapshot-lastfm"))
+    with pytest.raises(SystemExit):
+        resolve_dataset(parser, None, Path("/x/my-copy"))
