@@ -112,10 +112,12 @@ def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, over
     embeddings to Neo4j work as for any model. Test figures are measured only when ``final == "train"``.
     """
     from gnn.artifacts import code_version
-    from gnn.ranker import fit_ranker
+    from gnn.ranker import fit_ranker, reusable_search
 
     config = ranker_config(overrides, settings.train_config)
-    model = fit_ranker(snapshot, split, config, final=final)  # type: ignore[arg-type]
+    # the promoted blend's component search stands in for a new one while the data has barely changed
+    reuse = reusable_search(current_version(settings.artifacts_dir, "blend"), config, int(split.fit.size(1)))
+    model = fit_ranker(snapshot, split, config, final=final, reuse=reuse)  # type: ignore[arg-type]
     report = model.meta.get("validation", {})
     metrics: dict[str, Any] = {
         "validation": {GATE_METRIC: float(report.get("val_ndcg20", 0.0)), **{

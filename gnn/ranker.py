@@ -146,6 +146,11 @@ class RankerConfig(BaseModel):
         "ranker weights (:func:`search_components`: each component alone, on the ranker's validation users); off: "
         "the values above as they are.",
     )
+    component_search_reuse: float | None = Field(
+        0.2, ge=0, description="kgrec train/retrain: keep the promoted blend's component choice instead of searching "
+        "again while the fit positives differ by at most this fraction from those it was searched on and the grids "
+        "are the same (a nightly retrain pays for the search only when the data has grown; None: search every time).",
+    )
     ease_lambda_grid: list[float] = Field(
         [50.0, 100.0, 200.0, 400.0, 800.0], min_length=1, description="Component search: EASE^R λ values."
     )
@@ -828,6 +833,34 @@ def _zscore(rows: np.ndarray) -> np.ndarray:
     return (rows - rows.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
+def search_grids(config: RankerConfig) -> dict[str, Any]:
+    """The grids and starting values a component search explores (a reused choice must come from the same)."""
+    return {name: getattr(config, name) for name in (
+        "ease_lambda_grid", "als_factors_grid", "als_regularization_grid", "als_alpha_grid", "als_factors",
+        "als_regularization", "als_alpha", "ease_top_n", "ease_max_items", "als_iterations", "als_cg_steps")}
+
+
+def reusable_search(directory: Path | None, config: RankerConfig, fit_positives: int) -> dict[str, Any] | None:
+    """The component search recorded in the blend saved in ``directory`` (e.g. the promoted one), if it may stand
+    for a new search under ``config``: searching is on, ``component_search_reuse`` is set, the grids are the same
+    and the fit positives differ by at most that fraction from the ones it was searched on. None otherwise
+    (including a missing or unreadable model)."""
+    if directory is None or not config.component_search or config.component_search_reuse is None:
+        return None
+    try:
+        saved = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    search = (saved.get("meta") or {}).get("validation", {}).get("component_search")
+    if not isinstance(search, dict) or not {"chosen", "fit_positives", "grids"} <= search.keys():
+        return None
+    if json.loads(json.dumps(search_grids(config))) != search["grids"]:
+        return None
+    if abs(fit_positives - search["fit_positives"]) > config.component_search_reuse * search["fit_positives"]:
+        return None
+    return search
+
+
 def search_components(
     snapshot: GraphSnapshot, pairs: Tensor, probe: RankerModel, data: ValidationData,
 ) -> tuple[RankerModel, dict[str, Any]]:
@@ -929,7 +962,8 @@ def search_components(
     report = {"ease": ease_report, "als": als_report,
               "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1],
                          "als_alpha": point[2]},
-              "grid_edges": edges, "seconds": time.perf_counter() - started}
+              "grid_edges": edges, "fit_positives": int(pairs.size(1)), "grids": search_grids(config),
+              "seconds": time.perf_counter() - started}
     log.info("component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g (%.0f s)", lam, *point,
              report["seconds"])
     return RankerModel(chosen, probe.user_ids, probe.item_ids, components, probe.weights, probe.meta), report
@@ -1137,6 +1171,7 @@ def fit_ranker(
     config: RankerConfig | None = None,
     *,
     final: Literal["train", "all"] = "train",
+    reuse: dict[str, Any] | None = None,
 ) -> RankerModel:
     """Fit the blend: components on ``split.fit``, ranker weights on ``split.val``, components refitted.
 
@@ -1146,6 +1181,8 @@ def fit_ranker(
         config: Hyper-parameters (defaults when None).
         final: Refit the components on ``split.train`` (test figures stay honest) or on every positive of the
             snapshot (production: each user's most recent interactions count).
+        reuse: An earlier component search's report (:func:`reusable_search`): its choice is taken as it is
+            instead of searching again, and recorded with ``"reused": true``.
 
     Returns:
         The fitted model; ``meta`` holds the validation report and timings.
@@ -1156,6 +1193,12 @@ def fit_ranker(
     config = config or RankerConfig()
     if split.snapshot_id != snapshot.snapshot_id:
         raise DataError(f"split of snapshot {split.snapshot_id} used with snapshot {snapshot.snapshot_id}")
+    search: dict[str, Any] | None = None
+    if reuse is not None:
+        config = config.model_copy(update=reuse["chosen"])
+        search = {**{k: v for k, v in reuse.items() if k != "seconds"}, "reused": True}
+        log.info("component search: the earlier choice %s is kept (searched on %d fit positives, now %d)",
+                 reuse["chosen"], reuse["fit_positives"], split.fit.size(1))
     timings: dict[str, float] = {}
     started = time.perf_counter()
     validation = split.validation()
@@ -1165,8 +1208,7 @@ def fit_ranker(
     t = time.perf_counter()
     sample = sample_fold_users(validation, config.ranker_max_users, config.seed)
     data = validation_data(probe, sample)
-    search: dict[str, Any] | None = None
-    if config.component_search:
+    if config.component_search and reuse is None:
         probe, search = search_components(snapshot, split.fit, probe, data)
         config = probe.config
         early = probe.components
@@ -1207,6 +1249,6 @@ __all__: list[str] = [
     "FEATURES", "RAW_FEATURES", "Components", "RankerConfig", "RankerModel", "ValidationData", "all_positives",
     "component_score_fn", "directory_size", "evaluate_components", "feature_mask", "fit_components", "fit_ranker",
     "fit_weights", "learn_weights", "learned_path", "reserve_cold_slots", "sample_fold_users", "search_linear_weights",
-    "als_scores", "ease_scores", "ndcg_of_scores", "search_components",
+    "als_scores", "ease_scores", "ndcg_of_scores", "reusable_search", "search_components", "search_grids",
     "validation_data",
 ]
