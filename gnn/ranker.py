@@ -931,8 +931,7 @@ def search_components(
     if config.als_factors:
         axes = (("als_factors", config.als_factors_grid), ("als_regularization", config.als_regularization_grid),
                 ("als_alpha", config.als_alpha_grid))
-        bar = tqdm(total=sum(len(g) for _, g in axes), desc="search: ALS", disable=not config.progress,
-                   leave=False)
+        bar = tqdm(desc="search: ALS candidates", disable=not config.progress, leave=False)
         for axis, (name, grid) in enumerate(axes):
             scored = {}
             for value in sorted({*grid, point[axis]}):  # the current value too: each axis can only improve
