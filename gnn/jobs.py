@@ -126,6 +126,10 @@ def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, over
         "best_epoch": model.meta.get("lightgcn_epochs"),
         "split": split.describe(),
     }
+    search = report.get("component_search")
+    if search:  # what the CLI shows: the components' settings and whether they were searched on this data
+        metrics["component_search"] = {**search["chosen"], "reused": bool(search.get("reused")),
+                                       "seconds": search.get("seconds")}
     if final == "train":
         started = time.perf_counter()
         # the lists the API shows (score order with the reserved new-arrival positions), as bench.quality measures

@@ -78,6 +78,17 @@ ColdSlots = Annotated[Optional[int], typer.Option(
     "position 20; 0 = off).")]
 
 
+def print_component_search(metrics: dict[str, Any]) -> None:
+    """One line on the blend's component settings: searched on this data, or kept from the promoted model."""
+    search = metrics.get("component_search")
+    if not search:
+        return
+    how = ("kept from the promoted blend (data within component_search_reuse of its search)" if search["reused"]
+           else f"searched on validation in {search['seconds']:.0f} s")
+    console.print(f"components: EASE^R λ {search['ease_lambda']:g}; ALS {search['als_factors']} factors, "
+                  f"regularisation {search['als_regularization']:g}, alpha {search['als_alpha']:g} — {how}")
+
+
 def _check_model(model: str, cold_slots: int | None = None) -> None:
     if model not in ("blend", "lightgcn", "graphsage"):
         raise typer.BadParameter(f"unknown model {model!r}: use blend, lightgcn or graphsage", param_hint="--model")
@@ -116,6 +127,7 @@ def train(
         f"{artifact.model} {artifact.version}: best epoch {metrics['best_epoch']}, snapshot {artifact.snapshot_id}",
         {"validation": metrics["validation"], "test": metrics["test"]},
     ))
+    print_component_search(metrics)
     console.print(f"timings (s): {json.dumps({k: round(v, 1) for k, v in artifact.timings.items()})}")
     console.print(f"artifact: {artifact.path}  (training curves: {artifact.path / 'curves.png' if artifact.path else '-'})")
 
@@ -177,6 +189,7 @@ def retrain(
         raise _fail(exc) from exc
     artifact = report.artifact
     console.print(metrics_table(f"{artifact.model} {artifact.version}", {"validation": artifact.metrics["validation"]}))
+    print_component_search(artifact.metrics)
     previous = "none" if report.current_val is None else f"{report.current_val:.4f}"
     data = "first version" if report.current_val is None else (
         "same data" if report.same_data else "the graph changed since")

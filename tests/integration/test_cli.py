@@ -109,6 +109,8 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     trained = runner.invoke(app, ["train", *fast])
     assert trained.exit_code == 0, trained.output
     assert "blend" in trained.output and "test" in trained.output
+    flat = " ".join(trained.output.split())  # rich wraps lines at the terminal width
+    assert "components: EASE^R λ" in flat and "searched on validation" in flat, trained.output
     blend_yaml = tmp_path / "blend.yaml"  # RankerConfig fields; the flag still wins over the file
     blend_yaml.write_text("component_search: false\nals_factors: 8\ncold_slots: 2\n", encoding="utf-8")
     retrained = runner.invoke(app, ["retrain", *fast, "--cold-slots", "0", "--config", str(blend_yaml)])
