@@ -42,6 +42,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor
+from torch.profiler import record_function
 
 from bench.common import OUT, private_server, require_dataset
 from bench.quality_recall import recall_rankings, restore_pending, without_test_interactions
@@ -49,7 +50,7 @@ from gnn.config import MODEL_DEFAULTS, TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, evaluate, split_interactions
 from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
-from gnn.train import fit_graphsage, fit_lightgcn
+from gnn.train import PHASES, fit_graphsage, fit_lightgcn
 from graph.recall import STRATEGIES
 from graph.settings import Neo4jSettings
 
@@ -184,7 +185,7 @@ def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None
     at small learning rates validation NDCG sits on a plateau before it climbs), else ``epochs`` epochs."""
     from torch_geometric.nn.models import LightGCN
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(int(params.get("seed", SEED)))
     started = time.perf_counter()
     num_users, num_items = fold.num_users, fold.num_items
     users, items = fold.train[0], fold.train[1] + num_users
@@ -208,14 +209,19 @@ def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None
         t = time.perf_counter()
         model.train()
         for index in loader:
-            pos = edge_label_index[:, index]
-            neg = torch.stack([pos[0], torch.randint(num_users, num_users + num_items, (index.numel(),))])
-            label_index = torch.cat([pos, neg], dim=1)
+            with record_function(PHASES["negatives"]):
+                pos = edge_label_index[:, index]
+                neg = torch.stack([pos[0], torch.randint(num_users, num_users + num_items, (index.numel(),))])
+                label_index = torch.cat([pos, neg], dim=1)
             optimizer.zero_grad()
-            pos_rank, neg_rank = model(edge_index, label_index).chunk(2)
-            loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique())
-            loss.backward()
-            optimizer.step()
+            with record_function(PHASES["propagate"]):  # propagation and the pairs' dot products
+                pos_rank, neg_rank = model(edge_index, label_index).chunk(2)
+            with record_function(PHASES["loss"]):
+                loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique())
+            with record_function(PHASES["backward"]):
+                loss.backward()
+            with record_function(PHASES["optimizer"]):
+                optimizer.step()
         epoch_seconds.append(time.perf_counter() - t)
         if val is not None and epoch % int(params["eval_every"]) == 0:
             ndcg = evaluate(score_fn(), val, ks=(20,))[VAL_METRIC]
@@ -236,7 +242,7 @@ def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None
 def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
     """gnn's LightGCN (gnn.train.fit_lightgcn): early stopping on validation, or ``epochs`` epochs."""
     fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
-    config = TrainConfig(**fields, seed=SEED, device="cpu", num_threads=TORCH_THREADS, progress=False)
+    config = TrainConfig(**{"seed": SEED, **fields}, device="cpu", num_threads=TORCH_THREADS, progress=False)
     result = fit_lightgcn(fold.train, fold.num_users, fold.num_items, config, val_fold=val,
                           epochs=None if val is not None else int(params["epochs"]))
     info = {"epochs": result.best_epoch, "epochs_run": len(result.history),

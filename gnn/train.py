@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from gnn.artifacts import CATALOG_FILE, Artifact, ItemCatalog, code_version, write_artifact
@@ -38,6 +39,17 @@ from schema.errors import DataError
 log = logging.getLogger(__name__)
 
 VAL_METRIC = "ndcg@20"
+
+#: Labels of a training step's phases (``torch.profiler.record_function``): a profile of a fit shows where its
+#: time goes (``bench.lightgcn`` reads them; outside a profiler they cost next to nothing).
+PHASES = {
+    "negatives": "kgrec.negatives",  # batching and negative sampling
+    "propagate": "kgrec.propagate",  # message passing to the final embeddings (and, in PyG's loop, the pair scores)
+    "loss": "kgrec.loss",  # BPR and the L2 penalty
+    "backward": "kgrec.backward",
+    "optimizer": "kgrec.optimizer",
+    "validation": "kgrec.validation",
+}
 
 
 @dataclass
@@ -273,25 +285,30 @@ def _fit(
             n = supervision.size(1)
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
-                index = order[start : start + config.batch_size]
-                users, pos = supervision[0, index], supervision[1, index]
-                neg = sampler.sample(users, config.negatives)
-                users, pos, neg = users.to(device), pos.to(device), neg.to(device)
-                user_emb, item_emb = runner.embed(training=True)
-                loss = bpr_loss(user_emb, item_emb, users, pos, neg)
-                loss = loss + config.reg * runner.penalty(users, pos, neg, user_emb, item_emb)
+                with record_function(PHASES["negatives"]):
+                    index = order[start : start + config.batch_size]
+                    users, pos = supervision[0, index], supervision[1, index]
+                    neg = sampler.sample(users, config.negatives)
+                    users, pos, neg = users.to(device), pos.to(device), neg.to(device)
+                with record_function(PHASES["propagate"]):
+                    user_emb, item_emb = runner.embed(training=True)
+                with record_function(PHASES["loss"]):
+                    loss = bpr_loss(user_emb, item_emb, users, pos, neg)
+                    loss = loss + config.reg * runner.penalty(users, pos, neg, user_emb, item_emb)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                with record_function(PHASES["backward"]):
+                    loss.backward()
+                with record_function(PHASES["optimizer"]):
+                    optimizer.step()
                 total += float(loss.detach()) * index.numel()
                 seen += index.numel()
         record = EpochRecord(epoch, total / max(seen, 1), None, time.perf_counter() - epoch_start)
         if val_fold is not None and epoch % config.eval_every == 0:
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), record_function(PHASES["validation"]):
                 user_emb, item_emb = runner.embed(training=False)
-            fn = FitResult(user_emb, item_emb, epoch, None).score_fn()
-            record.val_ndcg = evaluate(fn, val_fold, ks=(20,))[VAL_METRIC]
+                fn = FitResult(user_emb, item_emb, epoch, None).score_fn()
+                record.val_ndcg = evaluate(fn, val_fold, ks=(20,))[VAL_METRIC]
             if best_val is None or record.val_ndcg > best_val:
                 best_val, best_epoch, rounds_without_gain = record.val_ndcg, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())

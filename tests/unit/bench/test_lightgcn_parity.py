@@ -1,0 +1,52 @@
+"""bench.lightgcn: the seeded refits, the per-phase profile and the paired bootstrap it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.lightgcn import PHASE_ORDER, bootstrap_diff, phase_profile
+from bench.quality import fit_ours, fit_pyg_lightgcn
+from gnn.evaluation import Fold
+
+
+def _fold(users: int = 30, items: int = 40, per_user: int = 6) -> Fold:
+    gen = torch.Generator().manual_seed(0)
+    rows = [(u, int(i)) for u in range(users) for i in torch.randperm(items, generator=gen)[:per_user]]
+    pairs = torch.tensor(rows).T
+    return Fold("test", users, items, pairs[:, ::2].contiguous(), pairs[:, 1::2].contiguous())
+
+
+OURS = {"embedding_dim": 8, "batch_size": 32, "lr": 0.04, "lr_decay": 0.97, "reg": 1e-4, "num_layers": 2, "epochs": 2}
+PYG = {"embedding_dim": 8, "batch_size": 32, "lr": 0.01, "num_layers": 2, "epochs": 2}
+
+
+@pytest.mark.parametrize(("fit", "params"), [(fit_ours, OURS), (fit_pyg_lightgcn, PYG)])
+def test_the_seed_decides_the_fit(fit, params) -> None:  # type: ignore[no-untyped-def]
+    fold = _fold()
+    users = torch.arange(fold.num_users)
+    a = fit(fold, {**params, "seed": 1}, None).score_fn(users)
+    b = fit(fold, {**params, "seed": 1}, None).score_fn(users)
+    c = fit(fold, {**params, "seed": 2}, None).score_fn(users)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize(("fit", "params"), [(fit_ours, OURS), (fit_pyg_lightgcn, PYG)])
+def test_the_profile_finds_every_phase_of_both_training_loops(fit, params) -> None:  # type: ignore[no-untyped-def]
+    shares = phase_profile(fit, _fold(), {**params, "seed": 1}, epochs=2)
+    assert set(shares) == {*PHASE_ORDER, "other"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    for phase in PHASE_ORDER:  # each labelled phase was seen by the profiler
+        assert shares[phase] > 0, phase
+
+
+def test_bootstrap_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain() -> None:
+    rng = np.random.default_rng(0)
+    theirs = rng.random(500)
+    result = bootstrap_diff(theirs + 0.05 + rng.normal(0, 0.01, 500), theirs)
+    assert result["low"] < result["mean_diff"] < result["high"]
+    assert result["low"] > 0
+    noise = bootstrap_diff(theirs + rng.normal(0, 0.1, 500), theirs)
+    assert noise["low"] < 0 < noise["high"]
