@@ -586,7 +586,8 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     split = split_interactions(snapshot, seed=42)
     config = FAST.model_copy(update={"use_lightgcn": False, "ease_lambda_grid": [0.5, 5.0, 50.0],
                                      "als_factors_grid": [2, 8], "als_regularization_grid": [0.3, 3.0],
-                                     "als_alpha_grid": [1.0, 4.0], "als_factors": 4})
+                                     "als_alpha_grid": [1.0, 4.0], "als_factors": 4,
+                                     "component_search_exhaustive": True})
     early = fit_components(snapshot, split.fit, config)
     probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
     data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
@@ -596,7 +597,7 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     # EASE: the λ whose better feature scored best; ALS: the best candidate tried, each axis' values were tried
     best_lambda = max(report["ease"], key=lambda k: max(report["ease"][k].values()))
     assert chosen["ease_lambda"] == float(best_lambda) == model.config.ease_lambda
-    assert set(report["ease"]) == {"0.5", "5", "50"}
+    assert set(report["ease"]) == {"0.5", "1", "5", "50"}  # every value, and the start (FAST.ease_lambda)
     als = report["als"]
     best = max(als, key=lambda k: als[k])
     assert best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} " \
@@ -619,6 +620,27 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     assert fitted.config.als_factors == chosen["als_factors"] and fitted.config.ease_lambda == chosen["ease_lambda"]
     off = fit_ranker(snapshot, split, config.model_copy(update={"component_search": False}), final="train")
     assert "component_search" not in off.meta["validation"] and off.config.als_factors == 4
+
+
+def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
+    from gnn.ranker import climb
+
+    grid = [50.0, 100.0, 200.0, 400.0, 800.0]
+    for peak in grid:
+        calls: list[float] = []
+
+        def score(v: float, peak: float = peak) -> float:
+            calls.append(v)
+            return -abs(np.log(v / peak))
+
+        best, scored = climb(grid, 200.0, score)
+        assert best == peak and len(calls) == len(set(calls)) == len(scored)
+        # the start and its lower neighbour, then only the steps towards the peak and one past it
+        expected = {50.0: 3, 100.0: 3, 200.0: 3, 400.0: 4, 800.0: 4}[peak]
+        assert len(calls) == expected, (peak, calls)
+        assert climb(grid, 200.0, score, exhaustive=True) == (peak, {v: score(v) for v in grid})
+    # a start outside the grid is tried too; a flat curve keeps the start
+    assert climb([32, 64], 48, lambda v: 0.0) == (48, {48: 0.0, 32: 0.0, 64: 0.0})
 
 
 def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: Path) -> None:
