@@ -602,8 +602,8 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     best = max(als, key=lambda k: als[k])
     assert best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} " \
                    f"alpha={chosen['als_alpha']:g}"
-    assert {"factors=2 regularization=30 alpha=3", "factors=8 regularization=30 alpha=3",
-            "factors=4 regularization=30 alpha=3"} <= set(als)  # the start (4) is tried beside the grid
+    assert {"factors=2 regularization=30 alpha=10", "factors=8 regularization=30 alpha=10",
+            "factors=4 regularization=30 alpha=10"} <= set(als)  # the start (4) is tried beside the grid
     assert (model.config.als_factors, model.components.als_items.shape[1]) == (chosen["als_factors"],) * 2
     assert len(set(np.round(list(als.values()), 6))) > 1  # the candidates really differ
     # the cube the ranker weights are fitted on now holds exactly what the returned model serves
