@@ -119,7 +119,8 @@ def write_chart(path: Path, dataset: str, report: dict[str, Any]) -> None:
         starts += ms
     for y, name in enumerate(names):
         m = report["models"][name]
-        right.text(starts[y], y, f"  × {m['epochs']} epochs = {m['train_seconds_mean']:.0f} s", va="center", fontsize=8)
+        right.text(starts[y], y, f"  × {m['epochs']} epochs = {m['train_seconds_mean']:.0f} s", va="center",
+                   fontsize=8)
     right.set_yticks(range(len(names)), names)
     right.set_xlim(0, starts.max() * 1.6)
     right.set_xlabel("ms per training epoch, by phase (1 torch thread)")

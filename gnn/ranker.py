@@ -850,7 +850,9 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
         "ease_lambda", "component_search_exhaustive")}
 
 
-def climb(grid: Sequence[T], start: T, score: Callable[[T], float], exhaustive: bool = False) -> tuple[T, dict[T, float]]:
+def climb(
+    grid: Sequence[T], start: T, score: Callable[[T], float], exhaustive: bool = False,
+) -> tuple[T, dict[T, float]]:
     """The best value of ``grid ∪ {start}`` by ``score``, found by hill-climbing from ``start``: the lower neighbour
     first, then down while each step is better; if going down did not help, up the same way. With
     ``exhaustive``, every value is scored. Ties keep the value reached first.
@@ -909,7 +911,8 @@ def search_components(
     on ``pairs`` (the split's fit part) and its feature alone ranks ``data``'s users (their fitted histories,
     fit items excluded, validation items the targets). EASE^R scores a λ by the better of its two features
     (``ease``, ``ease_recent``); ALS is a coordinate search, factors first, then regularisation, then alpha,
-    each from the best so far. A choice at a grid's edge is logged (the grid may be too narrow).
+    each from the best so far. Every grid is climbed from the config's value (:func:`climb`), or scored whole
+    with ``component_search_exhaustive``. A choice at a grid's edge is logged (the grid may be too narrow).
 
     The winners replace ``probe``'s components, their z-scored features replace ``data``'s (in place, rows
     ``ease``, ``ease_recent`` and ``als``: z-scores are per feature, so the others stand), so the ranker
