@@ -125,7 +125,7 @@ def write_chart(path: Path, dataset: str, report: dict[str, Any]) -> None:
     right.set_xlim(0, starts.max() * 1.6)
     right.set_xlabel("ms per training epoch, by phase (1 torch thread)")
     right.set_title("where the training time goes")
-    right.legend(fontsize=7, loc="lower right")
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=6)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
