@@ -105,11 +105,13 @@ class NegativeSampler:
         """``[B]`` (n = 1) or ``[B, n]`` negatives for the (CPU) user_idx ``users``."""
         expanded = users.repeat_interleave(n)
         items = torch.randint(self.num_items, (expanded.numel(),), generator=self.generator)
+        pending = torch.arange(expanded.numel())  # only redrawn items can newly collide
         for _ in range(self.max_rounds):
-            bad = self._collides(expanded, items)
-            if not bad.any():
+            bad = pending[self._collides(expanded[pending], items[pending])]
+            if bad.numel() == 0:
                 break
-            items[bad] = torch.randint(self.num_items, (int(bad.sum()),), generator=self.generator)
+            items[bad] = torch.randint(self.num_items, (bad.numel(),), generator=self.generator)
+            pending = bad
         return items if n == 1 else items.view(-1, n)
 
 
