@@ -35,6 +35,7 @@ from bench.quality import (
     FitFn,
     ModelSpec,
     model_specs,
+    paired_bootstrap,
     resolve_dataset,
     run_model,
 )
@@ -85,15 +86,6 @@ def phase_profile(fit: FitFn, fold: Fold, params: dict[str, Any], epochs: int) -
     seconds["other"] = max(wall - sum(seconds.values()), 0.0)
     total = sum(seconds.values()) or 1.0
     return {phase: s / total for phase, s in seconds.items()}
-
-
-def bootstrap_diff(ours: np.ndarray, theirs: np.ndarray, seed: int = 42) -> dict[str, float]:
-    """Mean of ``ours - theirs`` per user with a 95% percentile bootstrap over users."""
-    diff = ours - theirs
-    draws = np.random.default_rng(seed).integers(0, len(diff), size=(2000, len(diff)))
-    boot = diff[draws].mean(axis=1)
-    return {"mean_diff": float(diff.mean()), "low": float(np.quantile(boot, 0.025)),
-            "high": float(np.quantile(boot, 0.975))}
 
 
 def write_chart(path: Path, dataset: str, report: dict[str, Any]) -> None:
@@ -189,7 +181,7 @@ def main() -> None:
             "seconds_per_epoch": per_epoch, "phase_shares": shares,
             "ms_per_epoch": {phase: 1000 * share * per_epoch for phase, share in shares.items()},
         }
-    paired = bootstrap_diff(np.mean(per_user[OURS], axis=0), np.mean(per_user[PYG], axis=0))
+    paired = paired_bootstrap(np.mean(per_user[OURS], axis=0) - np.mean(per_user[PYG], axis=0))
 
     table = Table(title=f"{dataset}: LightGCN over {len(seeds)} seeds (snapshot {snapshot.snapshot_id}, test fold)")
     for column in ("model", "epochs", "NDCG@20", "Recall@20", "val NDCG@20", "train s", "s/epoch", "tuning s"):

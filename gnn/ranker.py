@@ -939,24 +939,25 @@ def search_components(
         return out
 
     ease_report: dict[str, dict[str, float]] = {}
-    ease_fits: dict[float, tuple[sp.csr_matrix, np.ndarray, np.ndarray]] = {}  # only the best so far is kept
+    best_ease: tuple[float, float, sp.csr_matrix, np.ndarray, np.ndarray] | None = None  # only the best fit is kept
     ease_bar = tqdm(desc="search: EASE^R λ", disable=not config.progress, leave=False)
 
     def try_ease(lam: float) -> float:
+        nonlocal best_ease
         ease = fit_ease(pairs, num_users, num_items, lam, config.ease_top_n, device, max_items=config.ease_max_items)
         plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
         recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
         ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
         value = max(ease_report[f"{lam:g}"].values())
-        if not ease_fits or value > max(max(ease_report[f"{k:g}"].values()) for k in ease_fits):
-            ease_fits.clear()
-            ease_fits[lam] = (ease, plain, recent)
+        if best_ease is None or value > best_ease[0]:
+            best_ease = (value, lam, ease, plain, recent)
         ease_bar.update()
         return value
 
-    lam, _ = climb(config.ease_lambda_grid, config.ease_lambda, try_ease, config.component_search_exhaustive)
+    climb(config.ease_lambda_grid, config.ease_lambda, try_ease, config.component_search_exhaustive)
     ease_bar.close()
-    ease, plain, recent = ease_fits[lam]
+    assert best_ease is not None
+    _, lam, ease, plain, recent = best_ease  # the climb's choice: both keep the first of equal scores
 
     als_report: dict[str, float] = {}
     als_scores_of: dict[tuple[int, float, float], float] = {}
