@@ -9,6 +9,7 @@ profile of a few epochs split by phase (``gnn.train.PHASES``: batching and negat
 backward, optimiser step) — the same labels in both training loops.
 
     .venv/bin/python -m bench.lightgcn [--snapshot bench/out/snapshot-ml-latest-small] [--seeds 1,2,3]
+                                        [--retune "kgrec LightGCN"]
 
 Prints the tables, writes bench/out/lightgcn-<dataset>.json and lightgcn-<dataset>.png.
 """
@@ -50,9 +51,10 @@ PHASE_ORDER = ("negatives", "propagate", "loss", "backward", "optimizer")
 
 
 def chosen_params(dataset: str, specs: dict[str, ModelSpec], snapshot_id: str, split: Any, genres: torch.Tensor,
-                  quality_json: Path) -> dict[str, dict[str, Any]]:
+                  quality_json: Path, retune: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """Each LightGCN's tuned parameters (epochs included) from ``bench.quality``'s JSON of the same snapshot, or
-    tuned here on validation (``bench.quality.run_model``) when the JSON does not have them."""
+    tuned here on validation (``bench.quality.run_model``) when the JSON does not have them or the model is in
+    ``retune`` (its training code changed since that JSON was written)."""
     rows: dict[str, dict[str, Any]] = {}
     if quality_json.is_file():
         report = json.loads(quality_json.read_text())
@@ -62,7 +64,7 @@ def chosen_params(dataset: str, specs: dict[str, ModelSpec], snapshot_id: str, s
             console.print(f"{quality_json} is of snapshot {report.get('snapshot_id')}, not {snapshot_id}: tuning here")
     out = {}
     for name in (OURS, PYG):
-        if name in rows:
+        if name in rows and name not in retune:
             row = rows[name]
             console.print(f"{name}: parameters from {quality_json.name}: {row['params']}", highlight=False)
             out[name] = {"params": row["params"], "val": row["val"], "tuning_seconds": row["tuning_seconds"],
@@ -133,6 +135,9 @@ def main() -> None:
     parser.add_argument("--quality-json", type=Path,
                         help="bench.quality's results to take the tuned parameters from "
                              "(default bench/out/quality-<dataset>.json; tuned here when it lacks them)")
+    parser.add_argument("--retune", nargs="+", choices=(OURS, PYG), default=[], metavar="MODEL",
+                        help=f"tune these here even when the JSON has them ({OURS!r}, {PYG!r}): after a change to "
+                             "their training code")
     args = parser.parse_args()
     dataset = resolve_dataset(parser, args.dataset, args.snapshot)
     if not args.snapshot.is_dir():
@@ -153,7 +158,7 @@ def main() -> None:
     test = split.testing()
     specs = {s.name: s for s in model_specs(False, snapshot)}
     chosen = chosen_params(dataset, specs, snapshot.snapshot_id, split, genres,
-                           args.quality_json or OUT / f"quality-{dataset}.json")
+                           args.quality_json or OUT / f"quality-{dataset}.json", frozenset(args.retune))
 
     models: dict[str, dict[str, Any]] = {}
     per_user: dict[str, list[np.ndarray]] = {OURS: [], PYG: []}

@@ -43,6 +43,11 @@ class TrainConfig(BaseSettings):
         "popularity-like plateau before it climbs)."
     )
     eval_every: int = Field(1, ge=1, description="Epochs between validation rounds.")
+    val_window: int = Field(
+        5, ge=1, description="Early stopping compares the mean validation NDCG@20 of this many consecutive rounds "
+        "(the window stands for its middle round; 1 = each round alone). A single round is noisy, and the best of "
+        "noisy rounds favours schedules that oscillate most, not those that rank best."
+    )
     supervision_ratio: float = Field(
         0.3, gt=0, lt=1, description="GraphSAGE: share of train edges that supervise while hidden from message passing."
     )

@@ -2,8 +2,10 @@
 
 The pipeline reads top to bottom (:func:`train`):
 
-1. fit on the split's *fit* part, measure NDCG@20 on *validation* every ``eval_every`` epochs, stop after
-   ``patience`` rounds without improvement and keep the best epoch;
+1. fit on the split's *fit* part, measure NDCG@20 on *validation* every ``eval_every`` epochs, judge each round
+   by the mean of the ``val_window`` rounds around it (one round is noisy, and the best of noisy rounds rewards
+   the schedules that oscillate most), stop after ``patience`` rounds without a better mean and keep the
+   weights of the best window's middle epoch;
 2. retrain from scratch on all of *train* for that many epochs (``retrain``), or keep the early-stopped model;
 3. evaluate on *test* with the protocol of ``gnn.evaluation``;
 4. return an :class:`gnn.artifacts.Artifact`; :func:`save_artifact` writes it with its training curves (the
@@ -19,6 +21,7 @@ import copy
 import io
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +67,8 @@ class EpochRecord:
 
 @dataclass
 class FitResult:
-    """Outcome of one fit: final embeddings (of the best epoch when validating) and the history."""
+    """Outcome of one fit: final embeddings (of the best epoch when validating) and the history; ``best_val`` is
+    the best window's mean validation NDCG@20 (``TrainConfig.val_window``)."""
 
     user_emb: Tensor
     item_emb: Tensor
@@ -278,6 +282,11 @@ def _fit(
     best_epoch = 0
     best_state: dict[str, Tensor] | None = None
     rounds_without_gain = 0
+    # the last val_window rounds' NDCG@20, and the weights of the rounds a window can still stand for (its middle)
+    # (no longer than the rounds the fit can have, so that one window always fills)
+    window = min(config.val_window, max(1, max_epochs // config.eval_every))
+    window_vals: deque[float] = deque(maxlen=window)
+    window_states: deque[tuple[int, dict[str, Tensor]]] = deque(maxlen=window // 2 + 1)
     bar = tqdm(range(1, max_epochs + 1), desc=desc, unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         epoch_start = time.perf_counter()
@@ -311,11 +320,15 @@ def _fit(
                 user_emb, item_emb = runner.embed(training=False)
                 fn = FitResult(user_emb, item_emb, epoch, None).score_fn()
                 record.val_ndcg = evaluate(fn, val_fold, ks=(20,))[VAL_METRIC]
-            if best_val is None or record.val_ndcg > best_val:
-                best_val, best_epoch, rounds_without_gain = record.val_ndcg, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                rounds_without_gain += 1
+            window_vals.append(record.val_ndcg)
+            window_states.append((epoch, copy.deepcopy(model.state_dict())))
+            if len(window_vals) == window_vals.maxlen:
+                smoothed = sum(window_vals) / len(window_vals)
+                if best_val is None or smoothed > best_val:
+                    best_val, rounds_without_gain = smoothed, 0
+                    best_epoch, best_state = window_states[0]
+                else:
+                    rounds_without_gain += 1
         history.append(record)
         schedule.step()
         bar.set_postfix(loss=f"{record.loss:.4f}", val=f"{best_val or 0:.4f}")

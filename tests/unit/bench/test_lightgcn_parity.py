@@ -50,3 +50,19 @@ def test_bootstrap_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain
     assert result["low"] > 0
     noise = paired_bootstrap(theirs + rng.normal(0, 0.1, 500) - theirs)
     assert noise["low"] < 0 < noise["high"]
+
+
+def test_trials_of_early_stopped_fits_are_scored_by_their_window_mean() -> None:
+    from bench.quality import WINDOW_VAL, Axis, ModelSpec, coordinate_search
+
+    fold = _fold()
+    spec = ModelSpec("kgrec LightGCN", fit_ours, {"lr": Axis([0.02, 0.08], scale=None)}, {"lr": 0.02},
+                     fixed={**{k: v for k, v in OURS.items() if k != "epochs"}, "max_epochs": 6, "patience": 2,
+                            "val_window": 3},
+                     reference=False, early_stopping=True)
+    trials = coordinate_search(spec, fold, None)
+    assert {t.params["lr"] for t in trials} == {0.02, 0.08}
+    for trial in trials:
+        refit = fit_ours(fold, {**spec.fixed, **trial.params}, fold)
+        assert trial.val == refit.info[WINDOW_VAL]  # the fit is deterministic: the same mean again
+    assert trials[0].val >= trials[1].val

@@ -89,18 +89,39 @@ def test_planted_communities_recommend_own_side(seed: int) -> None:
     assert torch.equal(topk >= 12, user_side.expand(-1, 4))
 
 
+def _validation_fold(edges: torch.Tensor) -> Fold:
+    seen = set(map(tuple, edges.T.tolist()))
+    val = torch.tensor([[0, 12], [next(i for i in range(24) if (0, i) not in seen),
+                                  next(i for i in range(12, 24) if (12, i) not in seen)]])
+    return Fold("validation", 24, 24, train=edges, target=val)
+
+
 def test_early_stopping_keeps_best_epoch() -> None:
     edges = _edges()
-    val = torch.tensor([[0, 12], [int(i) for i in range(24) if (0, i) not in set(map(tuple, edges.T.tolist()))][:1]
-                        + [int(i) for i in range(12, 24) if (12, i) not in set(map(tuple, edges.T.tolist()))][:1]])
-    fold = Fold("validation", 24, 24, train=edges, target=val)
-    config = TrainConfig(**FAST, max_epochs=40, patience=3, seed=0)
+    fold = _validation_fold(edges)
+    config = TrainConfig(**FAST, max_epochs=40, patience=3, seed=0, val_window=1)
     result = fit_lightgcn(edges, 24, 24, config, val_fold=fold)
     measured = [h.val_ndcg for h in result.history]
     assert all(v is not None for v in measured)
     assert result.best_val == max(measured)
     assert result.history[result.best_epoch - 1].val_ndcg == result.best_val
     assert len(result.history) <= 40
+
+
+def test_early_stopping_on_a_window_keeps_its_middle_epoch() -> None:
+    edges = _edges()
+    config = TrainConfig(**{**FAST, "lr": 0.2}, max_epochs=30, patience=30, seed=0, val_window=5)
+    result = fit_lightgcn(edges, 24, 24, config, val_fold=_validation_fold(edges))
+    measured = [h.val_ndcg for h in result.history]
+    means = [sum(measured[i : i + 5]) / 5 for i in range(len(measured) - 4)]
+    best = max(range(len(means)), key=lambda i: (means[i], -i))  # the first of equal means
+    assert result.best_val == pytest.approx(means[best])
+    assert result.best_epoch == best + 3  # epochs count from 1; the window of rounds best..best+4 stands for best+2
+    assert len(set(measured)) > 1  # the rounds differ, so the window is not a no-op here
+    # the weights returned are that epoch's: validation draws no random numbers, so a plain fit of that many
+    # epochs lands on the same weights
+    plain = fit_lightgcn(edges, 24, 24, config, epochs=result.best_epoch)
+    assert torch.equal(plain.user_emb, result.user_emb) and torch.equal(plain.item_emb, result.item_emb)
 
 
 def _knowledge_world(seed: int = 0) -> GraphSnapshot:
