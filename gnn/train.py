@@ -409,8 +409,11 @@ def _fit_model(snapshot: GraphSnapshot, edges: Tensor, config: TrainConfig, **op
     return fit_lightgcn(edges, snapshot.num_users, snapshot.num_items, config, **options)
 
 
-def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes:
-    """PNG of the loss and validation NDCG@20 per epoch (matplotlib's Agg canvas; no pyplot, no global state)."""
+def plot_curves(history: list[dict[str, Any]], title: str = "training", best_epoch: int | None = None,
+                window: int = 1) -> bytes:
+    """PNG of the loss and validation NDCG@20 per epoch (matplotlib's Agg canvas; no pyplot, no global state):
+    with ``window`` > 1 also the mean of each ``window`` rounds at their middle round (what early stopping
+    compared), and a dashed line at ``best_epoch`` (default: the best single round)."""
     from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
@@ -422,9 +425,15 @@ def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes
     ax_val = ax_loss.twinx()
     measured = [(h["epoch"], h["val_ndcg"]) for h in history if h.get("val_ndcg") is not None]
     if measured:
-        ax_val.plot(*zip(*measured, strict=True), color="tab:orange", label="validation NDCG@20")
-        best = max(measured, key=lambda p: p[1])
-        ax_val.axvline(best[0], color="tab:gray", linestyle="--", linewidth=0.8)
+        ax_val.plot(*zip(*measured, strict=True), color="tab:orange", label="validation NDCG@20",
+                    alpha=0.5 if window > 1 else 1.0)
+        if 1 < window <= len(measured):
+            means = [sum(v for _, v in measured[i : i + window]) / window for i in range(len(measured) - window + 1)]
+            ax_val.plot([e for e, _ in measured[window // 2 : window // 2 + len(means)]], means,
+                        color="tab:red", label=f"mean of {window} rounds")
+        chosen = best_epoch if best_epoch else max(measured, key=lambda p: p[1])[0]
+        ax_val.axvline(chosen, color="tab:gray", linestyle="--", linewidth=0.8)
+        ax_val.legend(loc="lower right", fontsize=8)
     ax_val.set_ylabel("validation NDCG@20", color="tab:orange")
     ax_loss.set_title(title)
     fig.tight_layout()
@@ -436,7 +445,8 @@ def plot_curves(history: list[dict[str, Any]], title: str = "training") -> bytes
 def save_artifact(artifact: Artifact, root: Path, catalog: ItemCatalog | None = None) -> Path:
     """Write the artifact with its training curves (and the item catalog, when given) under ``root``."""
     title = f"{artifact.model} on snapshot {artifact.snapshot_id}"
-    files = {"curves.png": plot_curves(artifact.history, title)}
+    files = {"curves.png": plot_curves(artifact.history, title, artifact.metrics.get("best_epoch"),
+                                       int(artifact.config.get("val_window", 1)))}
     if catalog is not None:
         files[CATALOG_FILE] = catalog.to_bytes()
     return write_artifact(artifact, root, files=files)
