@@ -85,3 +85,24 @@ def test_misaligned_embeddings_are_refused(clean_db: Driver) -> None:
 
     with pytest.raises(DataError):
         write_embeddings(clean_db, ["a"], np.zeros((2, 3)), ["x"], np.zeros((1, 3)), "v")
+
+
+def test_the_index_keeps_exact_vectors_and_replaces_a_quantized_one(clean_db: Driver, tmp_path: Path) -> None:
+    load_dataset(clean_db, graphs.two_communities(), reject_dir=tmp_path)
+    # an index left by an older kgrec: same dimension, Neo4j's default int8 quantization
+    clean_db.execute_query(f"DROP INDEX {ITEM_INDEX} IF EXISTS")
+    clean_db.execute_query(
+        f"CREATE VECTOR INDEX {ITEM_INDEX} FOR (i:Item) ON i.embedding "
+        "OPTIONS {indexConfig: {`vector.dimensions`: 5, `vector.similarity_function`: 'cosine'}}"
+    )
+
+    def config() -> dict:
+        index, _, _ = clean_db.execute_query(
+            "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options", name=ITEM_INDEX
+        )
+        return index[0]["options"]["indexConfig"]
+
+    assert config()["vector.quantization.enabled"] is True
+    users, user_vecs, item_vecs = _vectors()
+    write_embeddings(clean_db, users, user_vecs, ITEMS, item_vecs, "v1")
+    assert config()["vector.dimensions"] == 5 and config()["vector.quantization.enabled"] is False
