@@ -319,37 +319,165 @@ class Trial:
     info: dict[str, Any]
 
 
-def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None, max_rounds: int = 4) -> list[Trial]:
-    """Coordinate search on validation NDCG@20; a grid grows past an edge while its best value lies there."""
+def _run_trial(fit: FitFn, params: dict[str, Any], val_fold: Fold, early_stopping: bool,
+               candidates: Tensor | None) -> tuple[float, float, dict[str, Any]]:
+    """One trial: fit on ``val_fold``'s train, score on its targets → (validation NDCG@20, fit seconds, info)."""
+    fitted = fit(val_fold, params, val_fold if early_stopping else None)
+    score = fitted.info.get(WINDOW_VAL)  # what chose the epoch chooses the parameters too
+    if score is None:
+        score = evaluate(fitted.score_fn, val_fold, ks=(20,), candidates=candidates)[VAL_METRIC]
+    return float(score), fitted.seconds, fitted.info
+
+
+def _worker_init() -> None:  # a spawned trial process: the thread limits of the parent's benchmark
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(TORCH_THREADS)
+    threadpool_limits(limits=THREADS, user_api="blas")
+
+
+class TrialCache:
+    """Trials measured before, in a JSON-lines file, so that a search stopped part-way resumes (``--resume``).
+
+    A trial is reused only for the same model, full parameters, snapshot, split and code: the key holds a hash
+    of the source of the fit function, of ``gnn/`` (training and evaluation) and the library versions.
+    Every finished trial is appended at once, so a run that is killed keeps all the trials it finished.
+    """
+
+    def __init__(self, path: Path, scope: dict[str, Any], reuse: bool) -> None:
+        self.path, self.scope, self.reuse = path, scope, reuse
+        self.entries: dict[str, dict[str, Any]] = {}
+        if reuse and path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    self.entries[entry["key"]] = entry
+
+    def key(self, spec: ModelSpec, params: dict[str, Any]) -> str:
+        import hashlib
+        import inspect
+
+        code = hashlib.sha256(inspect.getsource(spec.fit).encode())
+        for path in sorted((Path(__file__).resolve().parents[1] / "gnn").glob("*.py")):
+            code.update(path.read_bytes())
+        versions = {name: _version(name) for name in ("torch", "torch_geometric", "implicit", "numpy", "scipy")}
+        blob = json.dumps({"model": spec.name, "params": params, "scope": self.scope, "versions": versions,
+                           "code": code.hexdigest()}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def get(self, spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any] | None:
+        return self.entries.get(self.key(spec, params)) if self.reuse else None
+
+    def put(self, spec: ModelSpec, params: dict[str, Any], trial: Trial) -> None:
+        entry = {"key": self.key(spec, params), "model": spec.name, "params": params, "val": trial.val,
+                 "seconds": trial.seconds, "info": trial.info, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.entries[entry["key"]] = entry
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as out:
+            out.write(json.dumps(entry, default=str) + "\n")
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def _picklable(value: Any) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(value)
+    except Exception:  # closures (sage_fitter's) cannot go to another process
+        return False
+    return True
+
+
+def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None, max_rounds: int = 4,
+                      jobs: int = 1, cache: TrialCache | None = None) -> list[Trial]:
+    """Coordinate search on validation NDCG@20; a grid grows past an edge while its best value lies there.
+
+    With ``jobs`` > 1 the values of one axis are fitted in that many processes at once, and a grid at its edge
+    grows by ``jobs`` values at a time (the further ones speculatively, so both cores stay busy on the slow
+    fits). The choice is the one a single process makes over the same trials: each fit is seeded, and the
+    values are compared in the same order. ``cache`` reuses and records trials (``TrialCache``).
+    """
     trials: dict[tuple, Trial] = {}
+    parallel = jobs > 1 and _picklable(spec.fit)
+    pool = None
+    if parallel:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
 
-    def run(params: dict[str, Any]) -> Trial:
-        key = tuple(sorted(params.items()))
-        if key not in trials:
-            fitted = spec.fit(val_fold, {**spec.fixed, **params}, val_fold if spec.early_stopping else None)
-            score = fitted.info.get(WINDOW_VAL)  # what chose the epoch chooses the parameters too
-            if score is None:
-                score = evaluate(fitted.score_fn, val_fold, ks=(20,), candidates=candidates)[VAL_METRIC]
-            trials[key] = Trial(dict(params), score, fitted.seconds, fitted.info)
-            console.print(f"  {spec.name} {params} → val {VAL_METRIC} {score:.4f} ({fitted.seconds:.1f}s)",
-                          highlight=False)
-        return trials[key]
+        # spawn, not fork: the parent's OpenMP and BLAS thread pools do not survive a fork
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
 
-    best = run(dict(spec.start))
-    for _ in range(max_rounds):
-        changed = False
-        for name, axis in spec.axes.items():
-            while True:
-                for value in sorted(axis.values):
-                    trial = run({**best.params, name: value})
-                    if trial.val > best.val:
-                        best, changed = trial, True
-                ordered = sorted(axis.values)
-                position = ordered.index(best.params[name])
-                if position not in (0, len(ordered) - 1) or axis.extend(at_high=position > 0) is None:
-                    break
-        if not changed:
-            break
+    def record(params: dict[str, Any], trial: Trial, note: str = "") -> None:
+        trials[tuple(sorted(params.items()))] = trial
+        console.print(f"  {spec.name} {params} → val {VAL_METRIC} {trial.val:.4f} ({trial.seconds:.1f}s){note}",
+                      highlight=False)
+
+    def run_all(param_sets: list[dict[str, Any]]) -> None:
+        todo = []
+        for params in param_sets:
+            key = tuple(sorted(params.items()))
+            if key in trials or any(key == tuple(sorted(p.items())) for p in todo):
+                continue
+            hit = cache.get(spec, {**spec.fixed, **params}) if cache is not None else None
+            if hit is not None:
+                record(params, Trial(dict(params), hit["val"], hit["seconds"], hit["info"]),
+                       f" [measured {hit['measured']}, --resume]")
+                continue
+            todo.append(params)
+
+        def done(params: dict[str, Any], result: tuple[float, float, dict[str, Any]]) -> None:
+            trial = Trial(dict(params), *result)
+            if cache is not None:
+                cache.put(spec, {**spec.fixed, **params}, trial)
+            record(params, trial)
+
+        if pool is not None and len(todo) > 1:
+            from concurrent.futures import as_completed
+
+            futures = {pool.submit(_run_trial, spec.fit, {**spec.fixed, **p}, val_fold, spec.early_stopping,
+                                   candidates): p for p in todo}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+        else:
+            for params in todo:
+                done(params, _run_trial(spec.fit, {**spec.fixed, **params}, val_fold, spec.early_stopping,
+                                        candidates))
+
+    try:
+        first = next(iter(spec.axes), None)  # the start and the first sweep at once: the same fits either way
+        run_all([dict(spec.start)] + ([{**spec.start, first: v} for v in sorted(spec.axes[first].values)]
+                                      if first is not None and parallel else []))
+        best = trials[tuple(sorted(spec.start.items()))]
+        for _ in range(max_rounds):
+            changed = False
+            for name, axis in spec.axes.items():
+                while True:
+                    ordered = sorted(axis.values)
+                    run_all([{**best.params, name: value} for value in ordered])
+                    for value in ordered:
+                        trial = trials[tuple(sorted({**best.params, name: value}.items()))]
+                        if trial.val > best.val:
+                            best, changed = trial, True
+                    ordered = sorted(axis.values)
+                    position = ordered.index(best.params[name])
+                    if position not in (0, len(ordered) - 1):
+                        break
+                    grown = [axis.extend(at_high=position > 0) for _ in range(jobs if parallel else 1)]
+                    if grown[0] is None:
+                        break
+            if not changed:
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return sorted(trials.values(), key=lambda t: -t.val)
 
 
@@ -455,11 +583,13 @@ class ModelResult:
     slices: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def run_model(spec: ModelSpec, split: Split, genres: Tensor) -> ModelResult:
+def run_model(spec: ModelSpec, split: Split, genres: Tensor, jobs: int = 1,
+              cache: TrialCache | None = None) -> ModelResult:
+    """Tune ``spec`` on validation (``coordinate_search``), refit on all of train, measure once on test."""
     val_fold, test_fold = split.validation(), split.testing()
     val_candidates = val_fold.train_item_mask() if spec.reference else None
     started = time.perf_counter()
-    trials = coordinate_search(spec, val_fold, val_candidates) if spec.axes else [
+    trials = coordinate_search(spec, val_fold, val_candidates, jobs=jobs, cache=cache) if spec.axes else [
         Trial({}, evaluate(spec.fit(val_fold, spec.fixed, None).score_fn, val_fold, ks=(20,),
                            candidates=val_candidates)[VAL_METRIC], 0.0, {})
     ]
@@ -784,8 +914,18 @@ def main() -> None:
     parser.add_argument("--blend-variant", action="append", default=[], metavar="NAME=JSON",
                         help="also measure a blend variant: RankerConfig overrides as JSON, e.g. "
                              "'nofresh={\"ranker_features\": [...]}' (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="fit N trials of a search at once, each in its own process (default 1). The LightGCNs "
+                             "train on one thread each, so 2 keeps both cores busy; a grid at its edge then grows by "
+                             "N values at a time. Trial seconds are measured while the others run")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the validation trials recorded in bench/out/trials-<dataset>.jsonl (every "
+                             "finished trial is recorded there) for the same model, parameters, snapshot, split "
+                             "and code, so that a search stopped part-way goes on where it stopped")
     args = parser.parse_args()
     args.dataset = resolve_dataset(parser, args.dataset, args.snapshot)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
 
     from threadpoolctl import threadpool_limits
 
@@ -832,6 +972,8 @@ def main() -> None:
         if not args.models or s.name in args.models
     ]
     partial_path = OUT / f"quality-{args.dataset}.partial.json"
+    cache = TrialCache(OUT / f"trials-{args.dataset}.jsonl",
+                       {"snapshot_id": snapshot.snapshot_id, "split": split.describe(), "seed": SEED}, args.resume)
 
     def checkpoint() -> None:  # what is measured so far survives a run stopped before the end
         results[-1].info["loadavg_after"] = list(os.getloadavg())
@@ -870,7 +1012,7 @@ def main() -> None:
         # implicit's own threads do the work; BLAS threads on top of them only oversubscribe two cores.
         with threadpool_limits(limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS,
                                user_api="blas"):
-            results.append(run_model(spec, split, genres))
+            results.append(run_model(spec, split, genres, args.jobs, cache))
         checkpoint()
 
     results.extend(recall_results)  # when most-popular was not asked for
