@@ -494,7 +494,7 @@ def at_edge(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
 #: ``--lean``: axes held at a value instead of tuned (model → axis → value), to fit a large catalogue's run in time.
 LEAN_FIXED: dict[str, dict[str, Any]] = {
     "PyG LightGCN": {"num_layers": 2},  # the value of PyG's example
-    "kgrec LightGCN": {"lr_decay": 0.97, "num_layers": 3},  # gnn.config defaults
+    "kgrec LightGCN": {"lr_decay": 0.97, "num_layers": 3},  # the Last.fm figures' (gnn.config's defaults then)
     "kgrec GraphSAGE": {"id_dropout": 0.1},
 }
 
