@@ -64,7 +64,8 @@ Model = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
 Device = Annotated[Optional[str], typer.Option(help="auto (CUDA when available), cpu or cuda (default: auto).")]
 Epochs = Annotated[Optional[int], typer.Option(min=1, help="Upper bound on epochs (early stopping decides).")]
 Dim = Annotated[Optional[int], typer.Option(min=1, help="Embedding size (default: 64).")]
-Lr = Annotated[Optional[float], typer.Option(help="Learning rate (default: 0.02; graphsage 0.01, see gnn.config.MODEL_DEFAULTS).")]
+Lr = Annotated[Optional[float], typer.Option(
+    help="Learning rate (default: lightgcn 0.02, graphsage 0.01 as gnn.config.MODEL_DEFAULTS, the blend's LightGCN 0.04).")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed of the run (default: 42).")]
 ConfigFile = Annotated[
     Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help=(
