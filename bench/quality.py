@@ -494,7 +494,7 @@ def at_edge(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
 #: ``--lean``: axes held at a value instead of tuned (model → axis → value), to fit a large catalogue's run in time.
 LEAN_FIXED: dict[str, dict[str, Any]] = {
     "PyG LightGCN": {"num_layers": 2},  # the value of PyG's example
-    "kgrec LightGCN": {"lr_decay": 0.97, "num_layers": 3},  # the Last.fm figures' (gnn.config's defaults then)
+    "kgrec LightGCN": {k: TrainConfig.model_fields[k].default for k in ("lr_decay", "num_layers")},  # gnn.config's
     "kgrec GraphSAGE": {"id_dropout": 0.1},
 }
 
@@ -901,8 +901,8 @@ def main() -> None:
     parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.ranker)")
     parser.add_argument("--lean", action="store_true",
                         help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
-                             "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay=0.97 "
-                             "and num_layers=3, GraphSAGE id_dropout=0.1; every other axis is searched as usual. "
+                             "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay and num_layers "
+                             "at gnn.config's defaults (0.99, 3), GraphSAGE id_dropout=0.1; every other axis is searched as usual. "
                              "Also runs the blend right after the references, then kgrec LightGCN, GraphSAGE and PyG LightGCN "
                              "(the slowest fits last)")
     parser.add_argument("--no-recall", action="store_true",
