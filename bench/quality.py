@@ -329,11 +329,18 @@ def _run_trial(fit: FitFn, params: dict[str, Any], val_fold: Fold, early_stoppin
     return float(score), fitted.seconds, fitted.info
 
 
-def _worker_init() -> None:  # a spawned trial process: the thread limits of the parent's benchmark
+def _worker_init(blas_threads: int) -> None:  # a spawned trial process: the thread limits its parent runs under
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(TORCH_THREADS)
-    threadpool_limits(limits=THREADS, user_api="blas")
+    threadpool_limits(limits=blas_threads, user_api="blas")
+
+
+def _blas_threads() -> int:
+    """The BLAS thread limit in force here (``main`` sets one per model), for the trial processes to inherit."""
+    from threadpoolctl import threadpool_info
+
+    return min((int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"), default=THREADS)
 
 
 class TrialCache:
@@ -402,8 +409,9 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
 
     With ``jobs`` > 1 the values of one axis are fitted in that many processes at once, and a grid at its edge
     grows by ``jobs`` values at a time (the further ones speculatively, so both cores stay busy on the slow
-    fits). The choice is the one a single process makes over the same trials: each fit is seeded, and the
-    values are compared in the same order. ``cache`` reuses and records trials (``TrialCache``).
+    fits). A trial scores the same in any process (each fit is seeded) and the values are compared in the same
+    order, so the search chooses what one process would, unless a speculative value that one process would not
+    have tried wins. ``cache`` reuses and records trials (``TrialCache``).
     """
     trials: dict[tuple, Trial] = {}
     parallel = jobs > 1 and _picklable(spec.fit)
@@ -413,7 +421,8 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
         from multiprocessing import get_context
 
         # spawn, not fork: the parent's OpenMP and BLAS thread pools do not survive a fork
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                                   initargs=(_blas_threads(),))
 
     def record(params: dict[str, Any], trial: Trial, note: str = "") -> None:
         trials[tuple(sorted(params.items()))] = trial
