@@ -26,6 +26,7 @@ Prints the table, writes bench/out/quality-<dataset>.json and quality-<dataset>.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -362,14 +363,9 @@ class TrialCache:
 
     def key(self, spec: ModelSpec, params: dict[str, Any]) -> str:
         import hashlib
-        import inspect
 
-        code = hashlib.sha256(inspect.getsource(spec.fit).encode())
-        for path in sorted((Path(__file__).resolve().parents[1] / "gnn").glob("*.py")):
-            code.update(path.read_bytes())
-        versions = {name: _version(name) for name in ("torch", "torch_geometric", "implicit", "numpy", "scipy")}
-        blob = json.dumps({"model": spec.name, "params": params, "scope": self.scope, "versions": versions,
-                           "code": code.hexdigest()}, sort_keys=True, default=str)
+        blob = json.dumps({"model": spec.name, "params": params, "scope": self.scope, "code": _code_id(spec.fit)},
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def get(self, spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -384,13 +380,27 @@ class TrialCache:
             out.write(json.dumps(entry, default=str) + "\n")
 
 
-def _version(name: str) -> str:
+@functools.cache
+def _code_id(fit: FitFn) -> str:
+    """What a trial's figure depends on besides its inputs: the fit function's source, ``gnn/`` (training and
+    evaluation) and the library versions. Computed once per fit function and run."""
+    import hashlib
+    import inspect
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "absent"
+    code = hashlib.sha256(inspect.getsource(fit).encode())
+    for path in sorted((Path(__file__).resolve().parents[1] / "gnn").glob("*.py")):
+        code.update(path.read_bytes())
+    for name in ("torch", "torch_geometric", "implicit", "numpy", "scipy"):
+        try:
+            code.update(f"{name}={version(name)}".encode())
+        except PackageNotFoundError:
+            code.update(f"{name} absent".encode())
+    return code.hexdigest()
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted(params.items()))
 
 
 def _picklable(value: Any) -> bool:
@@ -425,22 +435,21 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
                                    initargs=(_blas_threads(),))
 
     def record(params: dict[str, Any], trial: Trial, note: str = "") -> None:
-        trials[tuple(sorted(params.items()))] = trial
+        trials[_key(params)] = trial
         console.print(f"  {spec.name} {params} → val {VAL_METRIC} {trial.val:.4f} ({trial.seconds:.1f}s){note}",
                       highlight=False)
 
     def run_all(param_sets: list[dict[str, Any]]) -> None:
-        todo = []
+        todo: dict[tuple, dict[str, Any]] = {}
         for params in param_sets:
-            key = tuple(sorted(params.items()))
-            if key in trials or any(key == tuple(sorted(p.items())) for p in todo):
+            if _key(params) in trials or _key(params) in todo:
                 continue
             hit = cache.get(spec, {**spec.fixed, **params}) if cache is not None else None
             if hit is not None:
                 record(params, Trial(dict(params), hit["val"], hit["seconds"], hit["info"]),
                        f" [measured {hit['measured']}, --resume]")
                 continue
-            todo.append(params)
+            todo[_key(params)] = params
 
         def done(params: dict[str, Any], result: tuple[float, float, dict[str, Any]]) -> None:
             trial = Trial(dict(params), *result)
@@ -452,11 +461,11 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
             from concurrent.futures import as_completed
 
             futures = {pool.submit(_run_trial, spec.fit, {**spec.fixed, **p}, val_fold, spec.early_stopping,
-                                   candidates): p for p in todo}
+                                   candidates): p for p in todo.values()}
             for future in as_completed(futures):
                 done(futures[future], future.result())
         else:
-            for params in todo:
+            for params in todo.values():
                 done(params, _run_trial(spec.fit, {**spec.fixed, **params}, val_fold, spec.early_stopping,
                                         candidates))
 
@@ -464,7 +473,7 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
         first = next(iter(spec.axes), None)  # the start and the first sweep at once: the same fits either way
         run_all([dict(spec.start)] + ([{**spec.start, first: v} for v in sorted(spec.axes[first].values)]
                                       if first is not None and parallel else []))
-        best = trials[tuple(sorted(spec.start.items()))]
+        best = trials[_key(spec.start)]
         for _ in range(max_rounds):
             changed = False
             for name, axis in spec.axes.items():
@@ -472,7 +481,7 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
                     ordered = sorted(axis.values)
                     run_all([{**best.params, name: value} for value in ordered])
                     for value in ordered:
-                        trial = trials[tuple(sorted({**best.params, name: value}.items()))]
+                        trial = trials[_key({**best.params, name: value})]
                         if trial.val > best.val:
                             best, changed = trial, True
                     ordered = sorted(axis.values)

@@ -8,14 +8,7 @@ import torch
 
 from bench.lightgcn import PHASE_ORDER, phase_profile
 from bench.quality import fit_ours, fit_pyg_lightgcn, paired_bootstrap
-from gnn.evaluation import Fold
-
-
-def _fold(users: int = 30, items: int = 40, per_user: int = 6) -> Fold:
-    gen = torch.Generator().manual_seed(0)
-    rows = [(u, int(i)) for u in range(users) for i in torch.randperm(items, generator=gen)[:per_user]]
-    pairs = torch.tensor(rows).T
-    return Fold("test", users, items, pairs[:, ::2].contiguous(), pairs[:, 1::2].contiguous())
+from tests.unit.bench.folds import tiny_fold
 
 
 OURS = {"embedding_dim": 8, "batch_size": 32, "lr": 0.04, "lr_decay": 0.97, "reg": 1e-4, "num_layers": 2, "epochs": 2}
@@ -24,7 +17,7 @@ PYG = {"embedding_dim": 8, "batch_size": 32, "lr": 0.01, "num_layers": 2, "epoch
 
 @pytest.mark.parametrize(("fit", "params"), [(fit_ours, OURS), (fit_pyg_lightgcn, PYG)])
 def test_the_seed_decides_the_fit(fit, params) -> None:  # type: ignore[no-untyped-def]
-    fold = _fold()
+    fold = tiny_fold()
     users = torch.arange(fold.num_users)
     a = fit(fold, {**params, "seed": 1}, None).score_fn(users)
     b = fit(fold, {**params, "seed": 1}, None).score_fn(users)
@@ -35,7 +28,7 @@ def test_the_seed_decides_the_fit(fit, params) -> None:  # type: ignore[no-untyp
 
 @pytest.mark.parametrize(("fit", "params"), [(fit_ours, OURS), (fit_pyg_lightgcn, PYG)])
 def test_the_profile_finds_every_phase_of_both_training_loops(fit, params) -> None:  # type: ignore[no-untyped-def]
-    shares = phase_profile(fit, _fold(), {**params, "seed": 1}, epochs=2)
+    shares = phase_profile(fit, tiny_fold(), {**params, "seed": 1}, epochs=2)
     assert set(shares) == {*PHASE_ORDER, "other"}
     assert sum(shares.values()) == pytest.approx(1.0)
     for phase in PHASE_ORDER:  # each labelled phase was seen by the profiler
@@ -55,7 +48,7 @@ def test_bootstrap_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain
 def test_trials_of_early_stopped_fits_are_scored_by_their_window_mean() -> None:
     from bench.quality import WINDOW_VAL, Axis, ModelSpec, coordinate_search
 
-    fold = _fold()
+    fold = tiny_fold()
     spec = ModelSpec("kgrec LightGCN", fit_ours, {"lr": Axis([0.02, 0.08], scale=None)}, {"lr": 0.02},
                      fixed={**{k: v for k, v in OURS.items() if k != "epochs"}, "max_epochs": 6, "patience": 2,
                             "val_window": 3},

@@ -9,13 +9,7 @@ import torch
 
 from bench.quality import Axis, Fitted, ModelSpec, TrialCache, coordinate_search, fit_pyg_lightgcn
 from gnn.evaluation import Fold
-
-
-def _fold(users: int = 30, items: int = 40, per_user: int = 6) -> Fold:
-    gen = torch.Generator().manual_seed(0)
-    rows = [(u, int(i)) for u in range(users) for i in torch.randperm(items, generator=gen)[:per_user]]
-    pairs = torch.tensor(rows).T
-    return Fold("val", users, items, pairs[:, ::2].contiguous(), pairs[:, 1::2].contiguous())
+from tests.unit.bench.folds import tiny_fold
 
 
 def _pyg_spec() -> ModelSpec:
@@ -24,7 +18,7 @@ def _pyg_spec() -> ModelSpec:
 
 
 def test_trials_fitted_in_two_processes_are_the_trials_of_one() -> None:
-    fold = _fold()
+    fold = tiny_fold(name="val")
     one = coordinate_search(_pyg_spec(), fold, None, jobs=1)
     two = coordinate_search(_pyg_spec(), fold, None, jobs=2)
     by_lr = {t.params["lr"]: t.val for t in one}
@@ -47,7 +41,7 @@ def _counting_fit(fold: Fold, params: dict[str, Any], val: Fold | None = None) -
 
 
 def test_a_resumed_search_reuses_every_recorded_trial_and_fits_none(tmp_path: Path) -> None:
-    fold = _fold()
+    fold = tiny_fold(name="val")
     scope = {"snapshot_id": "s", "split": {"train": 1}}
     path = tmp_path / "trials.jsonl"
     CALLS.clear()
@@ -72,7 +66,7 @@ def _toy_spec() -> ModelSpec:
 
 
 def test_two_processes_grow_a_grid_at_its_edge_by_two_values_at_a_time() -> None:
-    fold = _fold()
+    fold = tiny_fold(name="val")
     one = coordinate_search(_toy_spec(), fold, None, jobs=1)
     two = coordinate_search(_toy_spec(), fold, None, jobs=2)
     assert sorted(t.params["x"] for t in one) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
