@@ -22,9 +22,9 @@ from api.schemas import (
     SimilarItemsResponse,
 )
 from api.service import MAX_ID_LENGTH, UnknownEntityError
-from graph import recall
+from graph.reads import item_exists, read_item_titles, user_exists
 from graph.recall import RecallFilters
-from graph.writers import BatchWriter, create_user, read_item_titles, write_interactions
+from graph.writers import BatchWriter, create_user, write_interactions
 from schema.rows import InteractionRow
 
 router = APIRouter()
@@ -102,9 +102,9 @@ def get_similar(
 )
 def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
     db = recommender.database
-    if not recommender.guard("item_exists", lambda: recall.item_exists(driver, body.item_id, database=db)):
+    if not recommender.guard("item_exists", lambda: item_exists(driver, body.item_id, database=db)):
         raise UnknownEntityError(f"unknown item {body.item_id!r}")
-    existed = recommender.guard("user_exists", lambda: recall.user_exists(driver, body.user_id, database=db))
+    existed = recommender.guard("user_exists", lambda: user_exists(driver, body.user_id, database=db))
     row = InteractionRow(
         user_id=body.user_id,
         item_id=body.item_id,
@@ -125,7 +125,7 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
 )
 def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -> NewUserOut:
     db = recommender.database
-    if recommender.guard("user_exists", lambda: recall.user_exists(driver, body.user_id, database=db)):
+    if recommender.guard("user_exists", lambda: user_exists(driver, body.user_id, database=db)):
         raise HTTPException(status.HTTP_409_CONFLICT, f"user {body.user_id!r} exists already")
     titles = recommender.guard("items", lambda: read_item_titles(driver, body.liked_items, db))
     created, genres = recommender.guard("create", lambda: create_user(driver, body.user_id, body.liked_genres, db))

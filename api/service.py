@@ -40,10 +40,10 @@ from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsRe
 from api.settings import ApiSettings
 from graph import recall
 from graph.embeddings import recall_embedding
-from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, strongest_seeds, user_context, user_fingerprint
+from graph.explain import MAX_EXPLAIN_ITEMS, explain_items, strongest_seeds
 from graph.paths import Explanation
+from graph.reads import item_exists, most_active_users, read_user_preferred_genres, user_context, user_fingerprint
 from graph.recall import Candidate, RecallFilters
-from graph.writers import read_user_preferred_genres
 from schema.errors import DatabaseUnavailableError, KgrecError
 
 log = logging.getLogger(__name__)
@@ -437,7 +437,7 @@ class Recommender:
         model = self.model
         try:
             users = model.users_by_activity()[:limit] if model is not None else self.guard(
-                "most active users", lambda: recall.most_active_users(self.driver, limit, self.database))
+                "most active users", lambda: most_active_users(self.driver, limit, self.database))
         except DatabaseUnavailableError as exc:
             log.warning("answer cache not warmed: %s", exc)
             return 0
@@ -533,7 +533,7 @@ class Recommender:
         Raises:
             UnknownEntityError: The item does not exist.
         """
-        if len(item_id) > MAX_ID_LENGTH or not self.guard("item_exists", lambda: recall.item_exists(self.driver, item_id, database=self.database)):
+        if len(item_id) > MAX_ID_LENGTH or not self.guard("item_exists", lambda: item_exists(self.driver, item_id, database=self.database)):
             raise UnknownEntityError(f"unknown item {item_id[:100]!r}")
         candidates = self._stage("similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database))
         return SimilarItemsResponse(item_id=item_id, items=blend({"similar": candidates}, {}, k, explain))
