@@ -67,11 +67,13 @@ def run_read(
         KgrecError: Neo4j refused the query.
     """
     started = time.perf_counter()
-    with database_errors(name, refused=f"Neo4j refused the {name} query"):
-        # An auto-commit read: one round trip (a managed transaction adds a COMMIT), and no retry loop that
-        # would hold a request for seconds while Neo4j is away; every query here is a single read statement.
-        with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
-            records = list(session.run(query, params))
+    # An auto-commit read: one round trip (a managed transaction adds a COMMIT), and no retry loop that
+    # would hold a request for seconds while Neo4j is away; every query here is a single read statement.
+    with (
+        database_errors(name, refused=f"Neo4j refused the {name} query"),
+        driver.session(database=database, default_access_mode=READ_ACCESS) as session,
+    ):
+        records = list(session.run(query, params))
     return records, time.perf_counter() - started
 
 

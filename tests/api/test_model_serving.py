@@ -13,7 +13,7 @@ from neo4j import Driver
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.service import mmr
+from api.ranking import mmr
 from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
