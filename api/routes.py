@@ -30,6 +30,7 @@ reads = APIRouter(dependencies=[Depends(require_read_key)])
 writes = APIRouter(dependencies=[Depends(require_write_key)])
 
 _NOT_FOUND = {404: {"description": "Unknown user or item"}, 503: {"description": "Neo4j unreachable"}}
+_KEY_ERRORS = {401: {"description": "No API key"}, 403: {"description": "Wrong API key"}}
 
 
 def _csv(value: str | None) -> list[str]:
@@ -95,7 +96,7 @@ def get_similar(
     "/interactions",
     response_model=InteractionOut,
     status_code=status.HTTP_201_CREATED,
-    responses={401: {"description": "No API key"}, 403: {"description": "Wrong API key"}, **_NOT_FOUND},
+    responses={**_KEY_ERRORS, **_NOT_FOUND},
     summary="Record an interaction (reflected in the next recommendations at once)",
 )
 def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
@@ -106,7 +107,7 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
     "/users",
     response_model=NewUserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "User exists"}, 401: {"description": "No API key"}, 403: {"description": "Wrong API key"}},
+    responses={409: {"description": "User exists"}, **_KEY_ERRORS},
     summary="Onboard a new user with liked genres and items (cold start)",
 )
 def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -> NewUserOut:
@@ -116,7 +117,7 @@ def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -
 @writes.post(
     "/admin/reload",
     response_model=ModelInfo,
-    responses={401: {"description": "No API key"}, 403: {"description": "Wrong API key"}},
+    responses=_KEY_ERRORS,
     summary="Load the newly promoted model now (requests keep being served during the swap)",
 )
 def reload_model(recommender: RecommenderDep) -> ModelInfo:

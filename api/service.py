@@ -229,7 +229,8 @@ class Recommender:
         allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
         picked = pick(model, scores, pool, k, self.settings.mmr_lambda, allowed)
         items = scored_items(model, scores, picked, survivors, explain)
-        answer = Answer(RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items))
+        response = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+        answer = Answer(response)
         self.cache.put(key, answer)
         return answer, wanted
 

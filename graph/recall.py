@@ -3,9 +3,9 @@
 Every strategy is one catalogued Cypher query (``graph/queries/recall_<name>.cypher``), declared below as a
 :class:`CypherRecall` and run in a read transaction (:func:`graph.query.run_read`). The queries bound their
 fan-out with caps (seeds, neighbours, items per hop) so that a heavy user does not expand the whole graph; the
-caps are typed per strategy below and can be overridden per call as keyword arguments (``recall_collaborative(driver, "42", max_neighbours=50)``).
-Filters are applied inside the queries, before ``LIMIT $k``, so ``k`` results still come back after
-filtering when the graph has them.
+caps are typed per strategy below and can be overridden per call as keyword arguments
+(``recall_collaborative(driver, "42", max_neighbours=50)``). Filters are applied inside the queries, before
+``LIMIT $k``, so ``k`` results still come back after filtering when the graph has them.
 """
 
 from __future__ import annotations
