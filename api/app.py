@@ -17,13 +17,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from neo4j import GraphDatabase
-from neo4j.exceptions import DriverError, Neo4jError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
 from api.metrics import Metrics
 from api.model import ModelHolder
 from api.routes import router
-from api.service import Recommender, UnknownEntityError, UnknownSourceError
+from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
 from graph.settings import Neo4jSettings, get_neo4j_settings
 from schema.errors import DatabaseUnavailableError, KgrecError
@@ -158,21 +158,13 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(UserExistsError)
+    async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
     @app.exception_handler(DatabaseUnavailableError)
     async def unavailable(_request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-
-    @app.exception_handler(DriverError)
-    async def driver_error(_request: Request, exc: DriverError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"Neo4j is unreachable: {' '.join(str(exc).split())}"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-
-    @app.exception_handler(Neo4jError)
-    async def neo4j_error(_request: Request, exc: Neo4jError) -> JSONResponse:
-        code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.is_retryable() else status.HTTP_500_INTERNAL_SERVER_ERROR
-        return JSONResponse({"detail": f"Neo4j error: {exc.code}"}, status_code=code)
 
     @app.exception_handler(KgrecError)
     async def kgrec_error(_request: Request, exc: KgrecError) -> JSONResponse:

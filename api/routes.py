@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -13,25 +12,25 @@ from api.deps import DriverDep, RecommenderDep, SettingsDep, require_read_key, r
 from api.schemas import (
     Health,
     InteractionIn,
-    ModelInfo,
     InteractionOut,
+    ModelInfo,
     NewUserIn,
     NewUserOut,
     Ready,
     RecommendationsResponse,
     SimilarItemsResponse,
 )
-from api.service import MAX_ID_LENGTH, UnknownEntityError
-from graph import recall
+from api.service import MAX_ID_LENGTH
+from api.writes import onboard_user, record_interaction
+from graph.errors import reason
 from graph.recall import RecallFilters
-from graph.writers import BatchWriter, create_user, read_item_titles, write_interactions
-from schema.rows import InteractionRow
 
 router = APIRouter()
 reads = APIRouter(dependencies=[Depends(require_read_key)])
 writes = APIRouter(dependencies=[Depends(require_write_key)])
 
 _NOT_FOUND = {404: {"description": "Unknown user or item"}, 503: {"description": "Neo4j unreachable"}}
+_KEY_ERRORS = {401: {"description": "No API key"}, 403: {"description": "Wrong API key"}}
 
 
 def _csv(value: str | None) -> list[str]:
@@ -97,56 +96,28 @@ def get_similar(
     "/interactions",
     response_model=InteractionOut,
     status_code=status.HTTP_201_CREATED,
-    responses={401: {"description": "No API key"}, 403: {"description": "Wrong API key"}, **_NOT_FOUND},
+    responses={**_KEY_ERRORS, **_NOT_FOUND},
     summary="Record an interaction (reflected in the next recommendations at once)",
 )
 def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
-    db = recommender.database
-    if not recommender.guard("item_exists", lambda: recall.item_exists(driver, body.item_id, database=db)):
-        raise UnknownEntityError(f"unknown item {body.item_id!r}")
-    existed = recommender.guard("user_exists", lambda: recall.user_exists(driver, body.user_id, database=db))
-    row = InteractionRow(
-        user_id=body.user_id,
-        item_id=body.item_id,
-        rating=body.rating,
-        weight=body.weight if body.weight is not None else 1.0,
-        timestamp=body.timestamp if body.timestamp is not None else int(time.time()),
-    )
-    recommender.guard("write", lambda: write_interactions(BatchWriter(driver, db), [row]))
-    return InteractionOut(user_id=body.user_id, item_id=body.item_id, created_user=not existed)
+    return record_interaction(driver, body, recommender.database)
 
 
 @writes.post(
     "/users",
     response_model=NewUserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "User exists"}, 401: {"description": "No API key"}, 403: {"description": "Wrong API key"}},
+    responses={409: {"description": "User exists"}, **_KEY_ERRORS},
     summary="Onboard a new user with liked genres and items (cold start)",
 )
 def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -> NewUserOut:
-    db = recommender.database
-    if recommender.guard("user_exists", lambda: recall.user_exists(driver, body.user_id, database=db)):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"user {body.user_id!r} exists already")
-    titles = recommender.guard("items", lambda: read_item_titles(driver, body.liked_items, db))
-    created, genres = recommender.guard("create", lambda: create_user(driver, body.user_id, body.liked_genres, db))
-    known_items = [i for i in dict.fromkeys(body.liked_items) if i in titles]
-    now = int(time.time())
-    rows = [InteractionRow(user_id=body.user_id, item_id=i, weight=1.0, timestamp=now) for i in known_items]
-    if rows:
-        recommender.guard("write", lambda: write_interactions(BatchWriter(driver, db), rows))
-    return NewUserOut(
-        user_id=body.user_id,
-        liked_genres=genres,
-        liked_items=known_items,
-        unknown_genres=[g for g in body.liked_genres if g not in genres],
-        unknown_items=[i for i in body.liked_items if i not in titles],
-    )
+    return onboard_user(driver, body, recommender.database)
 
 
 @writes.post(
     "/admin/reload",
     response_model=ModelInfo,
-    responses={401: {"description": "No API key"}, 403: {"description": "Wrong API key"}},
+    responses=_KEY_ERRORS,
     summary="Load the newly promoted model now (requests keep being served during the swap)",
 )
 def reload_model(recommender: RecommenderDep) -> ModelInfo:
@@ -168,7 +139,7 @@ def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
         driver.verify_connectivity()
         driver.execute_query("RETURN 1", database_=recommender.database)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
-        body = Ready(status="unavailable", neo4j="unreachable", detail=" ".join(str(exc).split())[:500])
+        body = Ready(status="unavailable", neo4j="unreachable", detail=reason(exc)[:500])
         return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(Ready(status="ready", neo4j="ok").model_dump())
 

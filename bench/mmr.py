@@ -32,7 +32,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from api.service import mmr
+from api.ranking import mmr
 from bench.common import OUT
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, evaluate, split_interactions

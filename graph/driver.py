@@ -10,6 +10,7 @@ from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable
 
 from graph import catalog
+from graph.errors import reason
 from graph.settings import Neo4jSettings
 from schema.errors import DatabaseUnavailableError
 
@@ -56,9 +57,8 @@ def verify_driver(driver: Driver, settings: Neo4jSettings) -> None:
             "check NEO4J_USER / NEO4J_PASSWORD"
         ) from exc
     except (ServiceUnavailable, OSError) as exc:
-        reason = " ".join(str(exc).split())
         raise DatabaseUnavailableError(
-            f"Neo4j is not reachable at {settings.uri} ({exc.__class__.__name__}: {reason}). "
+            f"Neo4j is not reachable at {settings.uri} ({exc.__class__.__name__}: {reason(exc)}). "
             "Start the local server with `kgrec neo4j start`, or set NEO4J_URI to a running server."
         ) from exc
 

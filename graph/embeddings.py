@@ -10,30 +10,34 @@ vectors (``vector.quantization.enabled: false``; Neo4j 5.26 quantizes by default
 items whose dot products differed by 0.1%): 4 bytes per dimension, 26 MB for 100,000 items of 65.
 
 Nodes carry ``embedding`` (float32 array) and ``embeddingVersion`` (the artifact version). The index
-``item_embedding`` is (re)created with the vectors' dimension; writing a new version clears vectors left
-by another one.
+``item_embedding`` (DDL: ``schema/ddl.py``) is (re)created with the vectors' dimension; writing a new version
+clears vectors left by another one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from neo4j import Driver, RoutingControl
-from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import Neo4jError
 from pydantic import Field
 
 from graph import catalog
-from graph.recall import DEFAULT_K, Candidate, RecallFilters, TimingFn, _Caps, _caps, _recall
-from schema.errors import ConfigError, DatabaseUnavailableError, DataError, KgrecError
+from graph.errors import database_errors
+from graph.query import Caps
+from graph.recall import CypherRecall
+from schema.ddl import VECTOR_INDEX, await_vector_index, ensure_vector_index
+from schema.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-ITEM_INDEX = "item_embedding"
-PROPERTY = "embedding"
+#: The name of the item vector index (its DDL: ``schema/ddl.py``).
+ITEM_INDEX = VECTOR_INDEX
 
 #: ``progress(label, done, total)``.
 ProgressFn = Callable[[str, int, int], None]
@@ -58,43 +62,6 @@ def mips_vectors(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.n
         np.hstack([users, np.zeros((len(users), 1))]).astype(np.float32),
         np.hstack([items, extra[:, None]]).astype(np.float32),
     )
-
-
-def ensure_vector_index(driver: Driver, dimensions: int, database: str = "neo4j") -> bool:
-    """Create the item vector index for ``dimensions`` (drop and recreate it if its dimension differs).
-
-    Returns:
-        True when the index was (re)created.
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-    """
-    rows = _run(
-        driver,
-        "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options",
-        {"name": ITEM_INDEX},
-        database,
-        "show vector index",
-    )
-    if rows:
-        config = rows[0]["options"].get("indexConfig", {})
-        current = config.get("vector.dimensions")
-        if current == dimensions and config.get("vector.quantization.enabled") is False:
-            return False
-        log.info("vector index %s has %s dimensions (quantized: %s); recreating it with %d, unquantized", ITEM_INDEX,
-                 current, config.get("vector.quantization.enabled"), dimensions)
-        _run(driver, f"DROP INDEX {ITEM_INDEX} IF EXISTS", {}, database, "drop vector index", write=True)
-    _run(
-        driver,
-        f"CREATE VECTOR INDEX {ITEM_INDEX} IF NOT EXISTS FOR (i:Item) ON i.{PROPERTY} "
-        "OPTIONS {indexConfig: {`vector.dimensions`: $dims, `vector.similarity_function`: 'cosine', "
-        "`vector.quantization.enabled`: false}}",
-        {"dims": int(dimensions)},
-        database,
-        "create vector index",
-        write=True,
-    )
-    return True
 
 
 def write_embeddings(
@@ -133,7 +100,8 @@ def write_embeddings(
     if user_vectors.ndim != 2 or item_vectors.ndim != 2 or user_vectors.shape[1] != item_vectors.shape[1]:
         raise DataError(f"embeddings: shapes {user_vectors.shape} and {item_vectors.shape} do not match")
     users, items = mips_vectors(user_vectors, item_vectors)
-    ensure_vector_index(driver, items.shape[1], database)
+    with _errors("create vector index"):
+        ensure_vector_index(driver, items.shape[1], database)
     written = {"users": 0, "items": 0}
     for label, query, ids, vectors in (
         ("users", catalog.WRITE_USER_EMBEDDINGS, user_ids, users),
@@ -144,62 +112,58 @@ def write_embeddings(
                 {"id": str(i), "vector": v.tolist()}
                 for i, v in zip(ids[start : start + batch_size], vectors[start : start + batch_size], strict=True)
             ]
-            out = _run(driver, query, {"rows": rows, "version": version}, database, f"write {label} embeddings",
-                       write=True)
+            out = _write(driver, query, {"rows": rows, "version": version}, database, f"write {label} embeddings")
             written[label] += int(out[0]["written"]) if out else 0
             if progress is not None:
                 progress(label, min(start + batch_size, len(ids)), len(ids))
-    cleared = _run(driver, catalog.CLEAR_STALE_EMBEDDINGS, {"version": version}, database, "clear stale embeddings",
-                   write=True)
+    cleared = _write(driver, catalog.CLEAR_STALE_EMBEDDINGS, {"version": version}, database, "clear stale embeddings")
     written["cleared"] = int(cleared[0]["cleared"]) if cleared else 0
-    _run(driver, "CALL db.awaitIndex($name, 300)", {"name": ITEM_INDEX}, database, "await vector index")
+    with _errors("await vector index"):
+        await_vector_index(driver, database)
     log.info("embeddings %s written: %d users, %d items (%d stale cleared)", version, written["users"],
              written["items"], written["cleared"])
     return written
 
 
-class EmbeddingCaps(_Caps):
-    """Caps of :func:`recall_embedding`."""
+class EmbeddingCaps(Caps):
+    """Caps of :data:`recall_embedding`."""
 
     oversample: int = Field(4, ge=1, le=50, description="Neighbours read per wanted item (before filtering).")
 
 
-def recall_embedding(
-    driver: Driver,
-    user_id: str,
-    k: int = DEFAULT_K,
-    filters: RecallFilters | None = None,
-    database: str = "neo4j",
-    *,
-    on_timing: TimingFn | None = None,
-    **caps: Any,
-) -> list[Candidate]:
-    """The items nearest to the user's learned embedding in the vector index (see the module docstring).
-
-    Reads ``oversample · k`` neighbours (at least ``k + 50``) so that enough remain after removing the user's
-    own items and the filtered ones. Users without an embedding (not in the promoted model) get nothing.
-    Each candidate carries one path-less explanation ("People with tastes like yours liked it").
-    """
-    limits = _caps(EmbeddingCaps, caps)
-    fetch = max(k * limits.oversample, k + 50)
-    return _recall(
-        "embedding", catalog.RECALL_EMBEDDING, limits, driver, {"userId": user_id, "fetch": fetch}, k, filters,
-        database, on_timing,
-    )
+class _EmbeddingRecall(CypherRecall[EmbeddingCaps]):
+    def prepare(self, caps: EmbeddingCaps, k: int) -> tuple[EmbeddingCaps, dict[str, Any]]:
+        """The query reads ``oversample · k`` neighbours, at least ``k + 50``."""
+        return caps, {"fetch": max(k * caps.oversample, k + 50)}
 
 
-def _run(driver: Driver, query: str, params: dict[str, Any], database: str, what: str,
-         *, write: bool = False) -> list[Any]:
+recall_embedding = _EmbeddingRecall("embedding", catalog.RECALL_EMBEDDING, EmbeddingCaps, doc="""
+    The items nearest to the user's learned embedding in the vector index (see the module docstring).
+
+    Called as a :class:`graph.recall.RecallStrategy`. Reads ``oversample · k`` neighbours (at least ``k + 50``) so
+    that enough remain after removing the user's own items and the filtered ones. Users without an embedding (not
+    in the promoted model) get nothing. Each candidate carries one path-less explanation ("People with tastes like
+    yours liked it").
+    """)
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """kgrec's errors for the driver's (:func:`graph.errors.database_errors`); a missing procedure is a ConfigError."""
+    with database_errors(what, refused=f"Neo4j refused to {what}"):
+        try:
+            yield
+        except Neo4jError as exc:
+            if exc.code and "ProcedureNotFound" in exc.code:
+                raise ConfigError(
+                    f"{what}: this Neo4j has no vector support ({exc.code}); Neo4j 5.13+ is needed"
+                ) from exc
+            raise
+
+
+def _write(driver: Driver, query: str, params: dict[str, Any], database: str, what: str) -> list[Any]:
     started = time.perf_counter()
-    try:
-        records, _, _ = driver.execute_query(
-            query, params, database_=database, routing_=RoutingControl.WRITE if write else RoutingControl.READ
-        )
-    except (ServiceUnavailable, SessionExpired) as exc:
-        raise DatabaseUnavailableError(f"Neo4j is unreachable ({what}): {' '.join(str(exc).split())}") from exc
-    except Neo4jError as exc:
-        if exc.code and "ProcedureNotFound" in exc.code:
-            raise ConfigError(f"{what}: this Neo4j has no vector support ({exc.code}); Neo4j 5.13+ is needed") from exc
-        raise KgrecError(f"Neo4j refused to {what}: {exc}") from exc
+    with _errors(what):
+        records, _, _ = driver.execute_query(query, params, database_=database, routing_=RoutingControl.WRITE)
     log.debug("%s took %.3f s", what, time.perf_counter() - started)
     return records

@@ -3,7 +3,7 @@
 The API ranks items in-process (embeddings, item-item models) and asks Neo4j only *why*: one call to
 :func:`explain_items` per request explains up to :data:`MAX_EXPLAIN_ITEMS` items in one round trip
 (``graph/queries/explain_items.cypher``). Before ranking it reads what it needs about the user with
-:func:`user_context` (``graph/queries/user_context.cypher``), also one round trip.
+:func:`graph.reads.user_context` (``graph/queries/user_context.cypher``), also one round trip.
 
 Paths have the same model and sentences as recall's (:mod:`graph.paths`); their kinds, best first:
 co-interaction, shared trait (people and tags before genres, rarest first), followee, preferred genre.
@@ -12,22 +12,23 @@ co-interaction, shared trait (people and tags before genres, rarest first), foll
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import catalog
 from graph.paths import Explanation, explanation_from_path
-from graph.recall import RecallFilters, TimingFn, _Caps, _caps, _read
+from graph.query import Caps, parse_caps, run_read
+from graph.reads import UserContext
+from graph.recall import RecallFilters, TimingFn
 from schema.errors import ConfigError
 
 #: Most item ids one :func:`explain_items` call accepts (one query, bounded cost).
 MAX_EXPLAIN_ITEMS = 100
 
 
-class ExplainCaps(_Caps):
+class ExplainCaps(Caps):
     """Fan-out caps of :func:`explain_items` (``max_paths`` defaults to 2 here)."""
 
     max_paths: int = Field(2, ge=0, le=10, description="Explanation paths kept per item.")
@@ -56,30 +57,6 @@ class ExplainedItem(BaseModel):
     explanations: list[Explanation] = Field(default_factory=list)
 
 
-class Interaction(NamedTuple):
-    """One of the user's interactions (a tuple: thousands of them are read per request for heavy users)."""
-
-    item_id: str
-    rating: float | None
-    weight: float | None
-    timestamp: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserContext:
-    """What the API reads about a user before ranking.
-
-    Attributes:
-        user_id: External user id.
-        interactions: Every interaction, most recent first (those without timestamp last), then by item id.
-        preferred_genres: Genre names the user chose at onboarding (PREFERS), sorted.
-    """
-
-    user_id: str
-    interactions: tuple[Interaction, ...]
-    preferred_genres: tuple[str, ...]
-
-
 def explain_items(
     driver: Driver,
     user_id: str,
@@ -97,8 +74,8 @@ def explain_items(
     Items that are not in the graph or fail ``filters`` are absent from the result; every other item is
     present, with an empty ``explanations`` list when no path was found (or the user is unknown), so the
     caller gets titles for all surviving items. Items the user already interacted with are not filtered
-    out (the caller has them from :func:`user_context`). Every path exists in the graph and runs from the
-    user to the item.
+    out (the caller has them from :func:`graph.reads.user_context`). Every path exists in the graph and runs
+    from the user to the item.
 
     Args:
         driver: An open driver.
@@ -108,8 +85,8 @@ def explain_items(
             co-interaction, shared trait, followee, preferred genre, then the second best of each, ...
         filters: Business filters; None = none.
         seed_ids: The user's items to explain from, best first (e.g. :func:`strongest_seeds` of the
-            :func:`user_context` the caller already read, which then gives the same result); ids that are
-            not positives of the user are dropped. None = the query picks the user's strongest positives
+            :func:`graph.reads.user_context` the caller already read, which then gives the same result); ids
+            that are not positives of the user are dropped. None = the query picks the user's strongest positives
             itself, reading all of their interactions (costly for heavy users).
         database: Neo4j database.
         on_timing: Optional callback receiving ("explain", query seconds).
@@ -129,7 +106,7 @@ def explain_items(
         raise ConfigError("item ids and seed ids must be strings")
     if len(wanted) > MAX_EXPLAIN_ITEMS:
         raise ConfigError(f"at most {MAX_EXPLAIN_ITEMS} item ids can be explained at once, got {len(wanted)}")
-    limits = _caps(ExplainCaps, {**caps, "max_paths": max_paths})
+    limits = parse_caps(ExplainCaps, {**caps, "max_paths": max_paths})
     if not wanted:
         return {}
     params = {
@@ -139,7 +116,7 @@ def explain_items(
         **limits.to_params(),
         **(filters or RecallFilters()).to_params(),
     }
-    records, seconds = _read("explain", catalog.EXPLAIN_ITEMS, params, driver, database)
+    records, seconds = run_read("explain", catalog.EXPLAIN_ITEMS, params, driver, database)
     if on_timing is not None:
         on_timing("explain", seconds)
     found = {
@@ -160,7 +137,7 @@ def strongest_seeds(context: UserContext, max_seeds: int = 20, min_rating: float
     first (no timestamp last), then item id.
 
     Args:
-        context: The user's context from :func:`user_context`.
+        context: The user's context from :func:`graph.reads.user_context`.
         max_seeds: How many to keep (``ExplainCaps.max_seeds``).
         min_rating: Threshold of a positive (``ExplainCaps.min_rating``).
 
@@ -179,61 +156,10 @@ def strongest_seeds(context: UserContext, max_seeds: int = 20, min_rating: float
     return [i.item_id for i in positives[:max_seeds]]
 
 
-def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
-    """Read a user's interactions and preferred genres in one round trip.
-
-    Args:
-        driver: An open driver.
-        user_id: External user id.
-        database: Neo4j database.
-
-    Returns:
-        The user's context, or None when no user has this id.
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-        KgrecError: Neo4j refused the query.
-    """
-    records, _ = _read("user_context", catalog.USER_CONTEXT, {"userId": user_id}, driver, database)
-    if not records:
-        return None
-    record = records[0]
-    return UserContext(
-        user_id=user_id,
-        interactions=tuple(Interaction._make(row) for row in record["interactions"]),
-        preferred_genres=tuple(record["preferred_genres"]),
-    )
-
-
-def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple[int, int, int] | None:
-    """A cheap fingerprint of the user's interactions: their INTERACTED degree, ``interactionsRev`` and PREFERS degree.
-
-    Every kgrec write that creates or changes an interaction bumps ``interactionsRev``
-    (``upsert_interactions.cypher``) and any writer that adds or removes one changes the degree, so the
-    fingerprint changes whenever the history does, at the cost of one index seek: the API keys its
-    answer cache on it.
-
-    Returns:
-        ``(interactions, rev, preferred genres)``, or None when no user has this id.
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-    """
-    records, _ = _read("user_fingerprint", catalog.USER_FINGERPRINT, {"userId": user_id}, driver, database)
-    if not records:
-        return None
-    r = records[0]
-    return int(r["n"]), int(r["rev"]), int(r["preferred"])
-
-
 __all__ = [
     "MAX_EXPLAIN_ITEMS",
     "ExplainCaps",
     "ExplainedItem",
-    "Interaction",
-    "UserContext",
     "explain_items",
     "strongest_seeds",
-    "user_context",
-    "user_fingerprint",
 ]

@@ -1,27 +1,25 @@
 """Graph recall: candidate items for a user (or an item page), each with the paths that explain it.
 
-Every strategy is one catalogued Cypher query (``graph/queries/recall_<name>.cypher``) run in a read
-transaction. The queries bound their fan-out with caps (seeds, neighbours, items per hop) so that a
-heavy user does not expand the whole graph; the caps are typed per strategy below and can be
-overridden per call as keyword arguments (``recall_collaborative(driver, "42", max_neighbours=50)``).
-Filters are applied inside the queries, before ``LIMIT $k``, so ``k`` results still come back after
-filtering when the graph has them.
+Every strategy is one catalogued Cypher query (``graph/queries/recall_<name>.cypher``), declared below as a
+:class:`CypherRecall` and run in a read transaction (:func:`graph.query.run_read`). The queries bound their
+fan-out with caps (seeds, neighbours, items per hop) so that a heavy user does not expand the whole graph; the
+caps are typed per strategy below and can be overridden per call as keyword arguments
+(``recall_collaborative(driver, "42", max_neighbours=50)``). Filters are applied inside the queries, before
+``LIMIT $k``, so ``k`` results still come back after filtering when the graph has them.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Generic, Protocol
 
-from neo4j import READ_ACCESS, Driver
-from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
+from neo4j import Driver
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph import catalog
 from graph.paths import Explanation, explanation_from_path
-from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
+from graph.query import C, Caps, parse_caps, run_read
+from schema.errors import ConfigError
 
 #: Candidates returned when the caller does not say.
 DEFAULT_K = 20
@@ -86,34 +84,16 @@ class Candidate(BaseModel):
     explanations: list[Explanation] = Field(default_factory=list)
 
 
-class _Caps(BaseModel):
-    """Fan-out caps and weights of one strategy; sent to its query as camelCase parameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-    min_rating: float = Field(4.0, description="Ratings at or above this are positives; unrated interactions always are.")
-    max_paths: int = Field(3, ge=0, le=10, description="Explanation paths kept per candidate.")
-
-    def to_params(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True)
-
-
-class CollaborativeCaps(_Caps):
-    """Caps of :func:`recall_collaborative`."""
+class SeedCaps(Caps):
+    """Caps of the strategies that start from the user's positives."""
 
     max_seeds: int = Field(50, ge=1, description="The user's strongest, most recent positives used as seeds.")
-    max_co_raters_per_seed: int = Field(50, ge=1, description="Co-raters read per seed (store order).")
-    max_neighbours: int = Field(30, ge=1, description="Most similar users kept.")
-    max_items_per_neighbour: int = Field(30, ge=1, description="Positives read per neighbour (store order).")
 
 
-class KnowledgeCaps(_Caps):
-    """Caps and trait weights of :func:`recall_knowledge`."""
+class TraitCaps(Caps):
+    """Caps and weights of the strategies that expand shared traits (directors, actors, tags, genres) to items."""
 
-    max_seeds: int = Field(50, ge=1, description="The user's strongest, most recent positives used as seeds.")
-    max_tags_per_seed: int = Field(5, ge=0, description="Heaviest tags of each seed used as traits.")
     max_trait_degree: int = Field(2000, ge=1, description="Traits linked to more items than this are skipped.")
-    max_traits: int = Field(60, ge=1, description="Best-scoring shared traits expanded to items.")
     max_items_per_trait: int = Field(30, ge=1, description="Items read per trait (store order).")
     director_weight: float = Field(3.0, ge=0, description="Weight of a shared director.")
     actor_weight: float = Field(2.0, ge=0, description="Weight of a shared actor.")
@@ -121,8 +101,23 @@ class KnowledgeCaps(_Caps):
     genre_weight: float = Field(0.5, ge=0, description="Weight of a shared genre.")
 
 
-class SocialCaps(_Caps):
-    """Caps of :func:`recall_social`."""
+class CollaborativeCaps(SeedCaps):
+    """Caps of :data:`recall_collaborative`."""
+
+    max_co_raters_per_seed: int = Field(50, ge=1, description="Co-raters read per seed (store order).")
+    max_neighbours: int = Field(30, ge=1, description="Most similar users kept.")
+    max_items_per_neighbour: int = Field(30, ge=1, description="Positives read per neighbour (store order).")
+
+
+class KnowledgeCaps(SeedCaps, TraitCaps):
+    """Caps and trait weights of :data:`recall_knowledge`."""
+
+    max_tags_per_seed: int = Field(5, ge=0, description="Heaviest tags of each seed used as traits.")
+    max_traits: int = Field(60, ge=1, description="Best-scoring shared traits expanded to items.")
+
+
+class SocialCaps(Caps):
+    """Caps of :data:`recall_social`."""
 
     hop_decay: float = Field(0.5, ge=0, le=1, description="Weight of a friend of a friend; a followee weighs 1.")
     max_followees: int = Field(100, ge=1, description="Followees of the user read (by user id).")
@@ -131,8 +126,8 @@ class SocialCaps(_Caps):
     max_items_per_person: int = Field(50, ge=1, description="Positives read per person (store order).")
 
 
-class PopularityCaps(_Caps):
-    """Caps of :func:`recall_popularity`."""
+class PopularityCaps(Caps):
+    """Caps of :data:`recall_popularity`."""
 
     window: int = Field(3000, ge=1, description="Most recent timestamped interactions counted.")
     half_life_days: float = Field(180.0, gt=0, description="Age at which an interaction counts half.")
@@ -142,21 +137,15 @@ class PopularityCaps(_Caps):
     pool_size: int = Field(200, ge=1, description="Most popular unseen items re-scored by genre (at least k).")
 
 
-class SimilarCaps(_Caps):
-    """Caps and weights of :func:`similar_items`."""
+class SimilarCaps(TraitCaps):
+    """Caps and weights of :data:`similar_items`."""
 
     max_co_raters: int = Field(50, ge=1, description="Users with a positive on the item read (store order).")
     max_items_per_user: int = Field(20, ge=1, description="Positives read per such user (store order).")
     max_item_tags: int = Field(10, ge=0, description="Heaviest tags of the item used as traits.")
-    max_trait_degree: int = Field(2000, ge=1, description="Traits linked to more items than this are skipped.")
-    max_items_per_trait: int = Field(30, ge=1, description="Items read per trait (store order).")
     co_shrinkage: float = Field(3.0, ge=0, description="Co-interaction scores are scaled by n / (n + this), n = support.")
     co_weight: float = Field(1.0, ge=0, description="Weight of the (max-scaled) co-interaction part.")
     trait_weight: float = Field(1.0, ge=0, description="Weight of the (max-scaled) shared-trait part.")
-    director_weight: float = Field(3.0, ge=0, description="Weight of a shared director.")
-    actor_weight: float = Field(2.0, ge=0, description="Weight of a shared actor.")
-    tag_weight: float = Field(1.0, ge=0, description="Weight of a shared tag.")
-    genre_weight: float = Field(0.5, ge=0, description="Weight of a shared genre.")
 
     @model_validator(mode="after")
     def _some_weight(self) -> SimilarCaps:
@@ -196,6 +185,7 @@ class RecallStrategy(Protocol):
         self,
         driver: Driver,
         user_id: str,
+        /,
         k: int = DEFAULT_K,
         filters: RecallFilters | None = None,
         database: str = "neo4j",
@@ -205,153 +195,107 @@ class RecallStrategy(Protocol):
     ) -> list[Candidate]: ...
 
 
-def recall_collaborative(
-    driver: Driver,
-    user_id: str,
-    k: int = DEFAULT_K,
-    filters: RecallFilters | None = None,
-    database: str = "neo4j",
-    *,
-    on_timing: TimingFn | None = None,
-    **caps: Any,
-) -> list[Candidate]:
-    """Items liked by the users most similar to ``user_id`` (see :class:`RecallStrategy`, :class:`CollaborativeCaps`).
+class CypherRecall(Generic[C]):
+    """A recall strategy that is one catalogued query: called as :class:`RecallStrategy` says.
+
+    Args:
+        name: The strategy's name (the candidates' ``source``, the timing's label).
+        query: Its :mod:`graph.catalog` query, which reads the anchor, ``$k``, the caps and the filters.
+        caps: Its caps model.
+        doc: What it recalls and along which paths.
+        anchor: The query parameter the id called with goes to (``userId``, or ``itemId`` for an item page).
+    """
+
+    def __init__(self, name: str, query: str, caps: type[C], doc: str, anchor: str = "userId") -> None:
+        self.name = name
+        self.query = query
+        self.caps = caps
+        self.anchor = anchor
+        self.__doc__ = doc
+
+    def __call__(
+        self,
+        driver: Driver,
+        anchor_id: str,
+        /,
+        k: int = DEFAULT_K,
+        filters: RecallFilters | None = None,
+        database: str = "neo4j",
+        *,
+        on_timing: TimingFn | None = None,
+        **caps: Any,
+    ) -> list[Candidate]:
+        """Run the strategy as :class:`RecallStrategy` says, ``anchor_id`` being the user's id (the item's for an item
+        page)."""
+        limits, params = self.prepare(parse_caps(self.caps, caps), k)
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        params = {self.anchor: anchor_id, **params, "k": int(k), **limits.to_params(),
+                  **(filters or RecallFilters()).to_params()}
+        records, seconds = run_read(self.name, self.query, params, driver, database)
+        if on_timing is not None:
+            on_timing(self.name, seconds)
+        return [
+            Candidate(
+                item_id=record["item_id"],
+                title=record["title"],
+                score=float(record["score"]),
+                source=self.name,
+                explanations=[explanation_from_path(path) for path in record["paths"]],
+            )
+            for record in records
+        ]
+
+    def prepare(self, caps: C, k: int) -> tuple[C, dict[str, Any]]:
+        """The caps as sent for ``k`` items and the query's other parameters (none here)."""
+        return caps, {}
+
+    def __repr__(self) -> str:
+        return f"<recall strategy {self.name}>"
+
+
+class _PopularityRecall(CypherRecall[PopularityCaps]):
+    def prepare(self, caps: PopularityCaps, k: int) -> tuple[PopularityCaps, dict[str, Any]]:
+        """The pool re-scored by genre holds at least ``k`` items."""
+        if caps.pool_size < k:
+            caps = caps.model_copy(update={"pool_size": k})
+        return caps, {}
+
+
+recall_collaborative = CypherRecall("collaborative", catalog.RECALL_COLLABORATIVE, CollaborativeCaps, doc="""
+    Items liked by the users most similar to the user (see :class:`RecallStrategy`, :class:`CollaborativeCaps`).
 
     Paths: user -INTERACTED-> seed <-INTERACTED- neighbour -INTERACTED-> item.
-    """
-    return _recall(
-        "collaborative", catalog.RECALL_COLLABORATIVE, _caps(CollaborativeCaps, caps),
-        driver, {"userId": user_id}, k, filters, database, on_timing,
-    )
+    """)
 
-
-def recall_knowledge(
-    driver: Driver,
-    user_id: str,
-    k: int = DEFAULT_K,
-    filters: RecallFilters | None = None,
-    database: str = "neo4j",
-    *,
-    on_timing: TimingFn | None = None,
-    **caps: Any,
-) -> list[Candidate]:
-    """Items sharing directors, actors, tags or genres with the user's positives (see :class:`KnowledgeCaps`).
+recall_knowledge = CypherRecall("knowledge", catalog.RECALL_KNOWLEDGE, KnowledgeCaps, doc="""
+    Items sharing directors, actors, tags or genres with the user's positives (see :class:`KnowledgeCaps`).
 
     Paths: user -INTERACTED-> seed, then seed and item both linked to the same Person, Tag or Genre.
-    """
-    return _recall(
-        "knowledge", catalog.RECALL_KNOWLEDGE, _caps(KnowledgeCaps, caps),
-        driver, {"userId": user_id}, k, filters, database, on_timing,
-    )
+    """)
 
-
-def recall_social(
-    driver: Driver,
-    user_id: str,
-    k: int = DEFAULT_K,
-    filters: RecallFilters | None = None,
-    database: str = "neo4j",
-    *,
-    on_timing: TimingFn | None = None,
-    **caps: Any,
-) -> list[Candidate]:
-    """Items liked by the people the user follows and, damped, by the people they follow (see :class:`SocialCaps`).
+recall_social = CypherRecall("social", catalog.RECALL_SOCIAL, SocialCaps, doc="""
+    Items liked by the people the user follows and, damped, by the people they follow (see :class:`SocialCaps`).
 
     Paths: user -FOLLOWS-> person -INTERACTED-> item, or user -FOLLOWS-> person -FOLLOWS-> person -INTERACTED-> item.
-    """
-    return _recall(
-        "social", catalog.RECALL_SOCIAL, _caps(SocialCaps, caps),
-        driver, {"userId": user_id}, k, filters, database, on_timing,
-    )
+    """)
 
-
-def recall_popularity(
-    driver: Driver,
-    user_id: str,
-    k: int = DEFAULT_K,
-    filters: RecallFilters | None = None,
-    database: str = "neo4j",
-    *,
-    on_timing: TimingFn | None = None,
-    **caps: Any,
-) -> list[Candidate]:
-    """Time-decayed popularity, boosted in the user's preferred genres (see :class:`PopularityCaps`).
+recall_popularity = _PopularityRecall("popularity", catalog.RECALL_POPULARITY, PopularityCaps, doc="""
+    Time-decayed popularity, boosted in the user's preferred genres (see :class:`PopularityCaps`).
 
     The cold-start fallback: works for users without interactions and for ids not in the graph.
     Paths: "Popular lately" without nodes, or user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item,
     or user -PREFERS-> genre <-IN_GENRE- item.
-    """
-    limits = _caps(PopularityCaps, caps)
-    if limits.pool_size < k:
-        limits = limits.model_copy(update={"pool_size": k})
-    return _recall(
-        "popularity", catalog.RECALL_POPULARITY, limits, driver, {"userId": user_id}, k, filters, database, on_timing
-    )
+    """)
 
+similar_items = CypherRecall("similar", catalog.SIMILAR_ITEMS, SimilarCaps, anchor="itemId", doc="""
+    Items similar to an item through shared users and shared traits (see :class:`SimilarCaps`).
 
-def similar_items(
-    driver: Driver,
-    item_id: str,
-    k: int = DEFAULT_K,
-    filters: RecallFilters | None = None,
-    database: str = "neo4j",
-    *,
-    on_timing: TimingFn | None = None,
-    **caps: Any,
-) -> list[Candidate]:
-    """Items similar to ``item_id`` through shared users and shared traits (see :class:`SimilarCaps`).
-
-    Args:
-        driver: An open driver.
-        item_id: External id of the item on the page.
-        k: Maximum number of candidates (at least 1).
-        filters: Business filters; None = none.
-        database: Neo4j database.
-        on_timing: Optional callback receiving ("similar", query seconds).
-        **caps: Overrides of :class:`SimilarCaps` fields.
-
-    Returns:
-        At most ``k`` items other than ``item_id``, best first (ties by item id); empty for an unknown
-        item. Paths: item <-INTERACTED- user -INTERACTED-> similar item, or both linked to one trait.
-
-    Raises:
-        ConfigError: ``k`` < 1 or an invalid cap.
-        DatabaseUnavailableError: Neo4j is unreachable.
-        KgrecError: Neo4j refused the query.
-    """
-    return _recall(
-        "similar", catalog.SIMILAR_ITEMS, _caps(SimilarCaps, caps),
-        driver, {"itemId": item_id}, k, filters, database, on_timing,
-    )
-
-
-def user_exists(driver: Driver, user_id: str, database: str = "neo4j") -> bool:
-    """Whether a user with this id is in the graph.
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-    """
-    return bool(_read("user_exists", catalog.USER_EXISTS, {"userId": user_id}, driver, database)[0][0]["exists"])
-
-
-def most_active_users(driver: Driver, limit: int, database: str = "neo4j") -> list[str]:
-    """The ``limit`` users with the most interactions, most first (ties by user id).
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-    """
-    records, _ = _read("most_active_users", catalog.MOST_ACTIVE_USERS, {"limit": int(limit)}, driver, database)
-    return [record["user_id"] for record in records]
-
-
-def item_exists(driver: Driver, item_id: str, database: str = "neo4j") -> bool:
-    """Whether an item with this id is in the graph.
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-    """
-    return bool(_read("item_exists", catalog.ITEM_EXISTS, {"itemId": item_id}, driver, database)[0][0]["exists"])
-
+    Called like a :class:`RecallStrategy` with the external id of the item on the page instead of a user id; the
+    timing's label is "similar". Returns at most ``k`` items other than that item, best first (ties by item id);
+    empty for an unknown item. Paths: item <-INTERACTED- user -INTERACTED-> similar item, or both linked to one
+    trait.
+    """)
 
 #: User recall strategies by name (the API's recall sources).
 STRATEGIES: dict[str, RecallStrategy] = {
@@ -362,75 +306,24 @@ STRATEGIES: dict[str, RecallStrategy] = {
 }
 
 
-def _caps(model: type[_Caps], overrides: Mapping[str, Any]) -> _Caps:
-    try:
-        return model(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'caps'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid {model.__name__}: {problems}") from exc
-
-
-def _recall(
-    name: str,
-    query: str,
-    caps: _Caps,
-    driver: Driver,
-    anchor: dict[str, str],
-    k: int,
-    filters: RecallFilters | None,
-    database: str,
-    on_timing: TimingFn | None,
-) -> list[Candidate]:
-    if k < 1:
-        raise ConfigError(f"k must be at least 1, got {k}")
-    params = {**anchor, "k": int(k), **caps.to_params(), **(filters or RecallFilters()).to_params()}
-    records, seconds = _read(name, query, params, driver, database)
-    if on_timing is not None:
-        on_timing(name, seconds)
-    return [
-        Candidate(
-            item_id=record["item_id"],
-            title=record["title"],
-            score=float(record["score"]),
-            source=name,
-            explanations=[explanation_from_path(path) for path in record["paths"]],
-        )
-        for record in records
-    ]
-
-
-def _read(name: str, query: str, params: dict[str, Any], driver: Driver, database: str) -> tuple[list[Any], float]:
-    started = time.perf_counter()
-    try:
-        # An auto-commit read: one round trip (a managed transaction adds a COMMIT), and no retry loop that
-        # would hold a request for seconds while Neo4j is away; every query here is a single read statement.
-        with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
-            records = list(session.run(query, params))
-    except (ServiceUnavailable, SessionExpired) as exc:
-        raise DatabaseUnavailableError(f"Neo4j is unreachable ({name}): {' '.join(str(exc).split())}") from exc
-    except Neo4jError as exc:
-        raise KgrecError(f"Neo4j refused the {name} query: {exc}") from exc
-    return records, time.perf_counter() - started
-
-
 __all__ = [
     "DEFAULT_K",
     "STRATEGIES",
     "Candidate",
     "CollaborativeCaps",
+    "CypherRecall",
     "KnowledgeCaps",
     "PopularityCaps",
     "RecallFilters",
     "RecallStrategy",
+    "SeedCaps",
     "SimilarCaps",
     "SocialCaps",
     "TimingFn",
-    "item_exists",
-    "most_active_users",
+    "TraitCaps",
     "recall_collaborative",
     "recall_knowledge",
     "recall_popularity",
     "recall_social",
     "similar_items",
-    "user_exists",
 ]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from neo4j import Driver, ManagedTransaction
-from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
 from graph import catalog
-from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
+from graph.errors import database_errors
+from schema.errors import ConfigError
 from schema.model import ITEM_DOMAIN_LABELS, Label, Role
 from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
 
@@ -73,12 +73,9 @@ class BatchWriter:
         with self.driver.session(database=self.database) as session:
             for offset in range(0, len(rows), self.batch_size):
                 batch = list(rows[offset : offset + self.batch_size])
-                try:
+                with database_errors("write", gone="Neo4j went away during a write",
+                                     refused=f"Neo4j refused a batch of {query.splitlines()[0]!r}"):
                     session.execute_write(_run_batch, query, batch, extra)
-                except ServiceUnavailable as exc:
-                    raise DatabaseUnavailableError(f"Neo4j went away during a write: {exc}") from exc
-                except Neo4jError as exc:
-                    raise KgrecError(f"Neo4j refused a batch of {query.splitlines()[0]!r}: {exc}") from exc
                 stats.rows += len(batch)
                 stats.batches += 1
                 if progress is not None:
@@ -183,28 +180,10 @@ def create_user(driver: Driver, user_id: str, genres: Sequence[str] = (), databa
         (whether the user was new, the genre names that exist and were linked).
 
     Raises:
-        DatabaseUnavailableError: Neo4j is not reachable.
+        DatabaseUnavailableError: Neo4j is not reachable or refused the statement.
     """
-    try:
+    with database_errors("create_user", gone="Neo4j is unreachable"):
         records, _, _ = driver.execute_query(
             catalog.CREATE_USER, {"userId": user_id, "genres": list(genres)}, database_=database
         )
-    except ServiceUnavailable as exc:
-        raise DatabaseUnavailableError(f"Neo4j is unreachable: {exc}") from exc
     return bool(records[0]["created"]), list(records[0]["genres"])
-
-
-def read_user_preferred_genres(driver: Driver, user_id: str, database: str = "neo4j") -> list[str]:
-    """Genres the user chose at onboarding."""
-    records, _, _ = driver.execute_query(
-        catalog.USER_PREFERRED_GENRES, {"userId": user_id}, database_=database, routing_="r"
-    )
-    return [r["genre"] for r in records]
-
-
-def read_item_titles(driver: Driver, item_ids: Sequence[str], database: str = "neo4j") -> dict[str, str | None]:
-    """Titles of the items that exist among ``item_ids``."""
-    records, _, _ = driver.execute_query(
-        catalog.ITEM_TITLES, {"itemIds": list(item_ids)}, database_=database, routing_="r"
-    )
-    return {r["item_id"]: r["title"] for r in records}

@@ -1,6 +1,8 @@
-"""Constraints and indexes of the canonical model, applied idempotently.
+"""Constraints and indexes of the canonical model, applied idempotently, and the item vector index.
 
-Every statement uses ``IF NOT EXISTS`` so that :func:`apply_schema` can run before every load.
+Every statement uses ``IF NOT EXISTS`` so that :func:`apply_schema` can run before every load. The vector index
+of the learned item embeddings (``graph/embeddings.py``) is not part of :func:`apply_schema`: its dimension is the
+model's, so :func:`ensure_vector_index` (re)creates it when embeddings are written.
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ INDEXES: tuple[SchemaStatement, ...] = (
 
 ALL_STATEMENTS: tuple[SchemaStatement, ...] = CONSTRAINTS + INDEXES
 
+#: The vector index of the items' learned embeddings (the ``embedding`` property).
+VECTOR_INDEX = "item_embedding"
+#: Its options (dimension, similarity function, quantization): no row when it does not exist.
+SHOW_VECTOR_INDEX = "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name RETURN options"
+DROP_VECTOR_INDEX = f"DROP INDEX {VECTOR_INDEX} IF EXISTS"
+#: Cosine over float32 vectors of ``$dims`` dimensions. Neo4j 5.26 quantizes by default, and its int8 scores swapped
+#: items whose dot products differed by 0.1%: quantization is off.
+CREATE_VECTOR_INDEX = SchemaStatement(
+    VECTOR_INDEX, "index",
+    f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (i:Item) ON i.embedding "
+    "OPTIONS {indexConfig: {`vector.dimensions`: $dims, `vector.similarity_function`: 'cosine', "
+    "`vector.quantization.enabled`: false}}",
+)
+AWAIT_INDEX = "CALL db.awaitIndex($name, 300)"
+
 
 def apply_schema(driver: Driver, database: str = "neo4j", *, wait_seconds: int = 300) -> list[str]:
     """Create every constraint and index that does not exist yet, then wait until they are online.
@@ -109,6 +126,38 @@ def _existing_names(driver: Driver, database: str) -> set[str]:
     return {r["name"] for r in constraints} | {r["name"] for r in indexes}
 
 
+def ensure_vector_index(driver: Driver, dimensions: int, database: str = "neo4j") -> bool:
+    """Create the item vector index for ``dimensions``; drop and recreate it if its dimension differs or it quantizes.
+
+    Returns:
+        True when the index was (re)created.
+
+    Raises:
+        neo4j.exceptions.DriverError, neo4j.exceptions.Neo4jError: As the driver raises them (the caller,
+            ``graph/embeddings.py``, turns them into kgrec's errors).
+    """
+    rows, _, _ = driver.execute_query(SHOW_VECTOR_INDEX, {"name": VECTOR_INDEX}, database_=database, routing_="r")
+    if rows:
+        config = rows[0]["options"].get("indexConfig", {})
+        current = config.get("vector.dimensions")
+        if current == dimensions and config.get("vector.quantization.enabled") is False:
+            return False
+        log.info("vector index %s has %s dimensions (quantized: %s); recreating it with %d, unquantized", VECTOR_INDEX,
+                 current, config.get("vector.quantization.enabled"), dimensions)
+        driver.execute_query(DROP_VECTOR_INDEX, {}, database_=database, routing_="w")
+    driver.execute_query(CREATE_VECTOR_INDEX.cypher, {"dims": int(dimensions)}, database_=database, routing_="w")
+    return True
+
+
+def await_vector_index(driver: Driver, database: str = "neo4j") -> None:
+    """Wait (up to 300 s) until the item vector index is online with every vector written so far.
+
+    Raises:
+        neo4j.exceptions.DriverError, neo4j.exceptions.Neo4jError: As the driver raises them.
+    """
+    driver.execute_query(AWAIT_INDEX, {"name": VECTOR_INDEX}, database_=database, routing_="r")
+
+
 def describe_model() -> str:
     """Return the canonical model as readable text (for ``kgrec schema show``)."""
     lines = ["Nodes"]
@@ -128,4 +177,16 @@ def describe_model() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ALL_STATEMENTS", "CONSTRAINTS", "INDEXES", "Label", "SchemaStatement", "apply_schema", "describe_model"]
+__all__ = [
+    "ALL_STATEMENTS",
+    "CONSTRAINTS",
+    "CREATE_VECTOR_INDEX",
+    "INDEXES",
+    "VECTOR_INDEX",
+    "Label",
+    "SchemaStatement",
+    "apply_schema",
+    "await_vector_index",
+    "describe_model",
+    "ensure_vector_index",
+]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from api.cache import Answer
 from api.schemas import RecommendationsResponse
-from api.service import Answer
 
 
 def _response(n: int) -> RecommendationsResponse:

@@ -13,7 +13,7 @@ from neo4j import Driver
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.service import mmr
+from api.ranking import mmr
 from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
@@ -315,7 +315,7 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
 
     from api.model import current_artifact
     from gnn.ranker import RankerModel
-    from graph.explain import user_context
+    from graph.reads import user_context
 
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
     report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",

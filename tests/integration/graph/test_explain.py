@@ -14,11 +14,10 @@ from graph.explain import (
     MAX_EXPLAIN_ITEMS,
     ExplainCaps,
     ExplainedItem,
-    Interaction,
     explain_items,
     strongest_seeds,
-    user_context,
 )
+from graph.reads import Interaction, user_context
 from graph.recall import RecallFilters
 from graph.writers import create_user, read_graph_counts
 from schema.errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from neo4j import Driver
 
-from graph.explain import user_fingerprint
+from graph.reads import user_fingerprint
 from graph.writers import BatchWriter, create_user, write_interactions, write_items, write_users
 from schema.rows import InteractionRow, ItemRow, UserRow
 

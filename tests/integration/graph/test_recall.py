@@ -14,7 +14,7 @@ from neo4j import Driver, GraphDatabase
 
 from etl.dataset import Dataset
 from etl.load import load_dataset
-from graph import catalog, recall
+from graph import catalog, reads, recall
 from graph.paths import Explanation
 from graph.recall import Candidate, RecallFilters
 from schema.errors import DatabaseUnavailableError
@@ -280,7 +280,7 @@ def test_social_without_follows_is_empty(load: Loader) -> None:
 @pytest.mark.parametrize("user_id", ["ghost", "newbie"])
 def test_popularity_for_unknown_and_new_users(load: Loader, user_id: str) -> None:
     driver = load("two_communities")
-    assert recall.user_exists(driver, user_id) is (user_id == "newbie")
+    assert reads.user_exists(driver, user_id) is (user_id == "newbie")
     result = recall.recall_popularity(driver, user_id, k=10)
     assert ids(result) == ["d1", "c1", "d2", "c3", "c2"]
     assert [c.score for c in result] == pytest.approx([4.0, 3.0, 2.0, 1.0, 2 * 0.5 ** (365 / 180)])
@@ -478,8 +478,8 @@ def node_key(node) -> str:  # noqa: ANN001 - a neo4j.graph.Node
 
 def test_user_and_item_exist(load: Loader) -> None:
     driver = load("shared_actor")
-    assert recall.user_exists(driver, "42") and not recall.user_exists(driver, "43")
-    assert recall.item_exists(driver, "1") and not recall.item_exists(driver, "7")
+    assert reads.user_exists(driver, "42") and not reads.user_exists(driver, "43")
+    assert reads.item_exists(driver, "1") and not reads.item_exists(driver, "7")
 
 
 def test_on_timing_receives_each_query_time(load: Loader) -> None:
@@ -501,6 +501,6 @@ def test_unreachable_neo4j_raises_database_unavailable() -> None:
         with pytest.raises(DatabaseUnavailableError, match="unreachable"):
             recall.recall_popularity(driver, "42", k=5)
         with pytest.raises(DatabaseUnavailableError):
-            recall.user_exists(driver, "42")
+            reads.user_exists(driver, "42")
     finally:
         driver.close()

@@ -1,0 +1,84 @@
+"""The answer cache: computed answers with their JSON already rendered, keyed by the request and the user's
+interaction fingerprint (:func:`graph.reads.user_fingerprint`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from api.metrics import Metrics
+from api.schemas import RecommendationsResponse
+
+
+class Answer:
+    """A computed answer with its JSON already rendered, item by item, so that any first ``k`` items are served
+    by joining bytes (a cache hit costs no model validation or serialisation).
+
+    Args:
+        response: The full answer (its items are the cached pool, best first).
+    """
+
+    __slots__ = ("response", "_head", "_items")
+
+    def __init__(self, response: RecommendationsResponse) -> None:
+        self.response = response
+        head = response.model_dump_json(exclude={"items"}).encode()  # b'{"user_id":..,"degraded":false}'
+        self._head = head[:-1] + b',"items":['
+        self._items = [item.model_dump_json().encode() for item in response.items]
+
+    def first(self, k: int) -> RecommendationsResponse:
+        """The answer cut to its first ``k`` items."""
+        return self.response.model_copy(update={"items": self.response.items[:k]})
+
+    def json(self, k: int) -> bytes:
+        """The JSON body of :meth:`first` (``k``), exactly as FastAPI would render it, without re-rendering."""
+        return self._head + b",".join(self._items[:k]) + b"]}"
+
+
+class ResponseCache:
+    """Answers (model and graph path), keyed by the request *and the user's interaction fingerprint as just read*.
+
+    A new interaction changes the key, so it is reflected at once; what can age (for at most ``ttl``
+    seconds) is only what other users did since: the explanation paths through them and nothing else.
+    Thread-safe LRU; ``size`` 0 disables it.
+    """
+
+    def __init__(self, size: int, ttl: float, metrics: Metrics | None = None) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.metrics = metrics
+        self._entries: OrderedDict[tuple, tuple[float, Answer]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Answer | None:
+        if self.size <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and now - entry[0] <= self.ttl:
+                self._entries.move_to_end(key)
+                hit = entry[1]
+            else:
+                hit = None
+                if entry is not None:
+                    del self._entries[key]
+        if self.metrics is not None:
+            self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
+        return hit
+
+    def put(self, key: tuple, value: Answer) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            entries = len(self._entries)
+        if self.metrics is not None:
+            self.metrics.cache_entries.set(entries)
+
+
+__all__ = ["Answer", "ResponseCache"]

@@ -1,0 +1,192 @@
+"""Turning scores into ranked lists of :class:`~api.schemas.RecommendedItem`, for the three paths of
+:mod:`api.service`.
+
+* The graph path blends its recall sources (:func:`blend`).
+* The model path and the degraded path share their tail: the model's best unseen items (:func:`unseen_ranking`),
+  its new-arrival candidates (:func:`cold_unseen`), maximal marginal relevance over a pool (:func:`mmr`) with the
+  new arrivals placed in the positions the model reserves for them (:func:`pick`), and the items with the model's
+  score scaled by the first item's as their one source (:func:`scored_items`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from api.model import ServingModel
+from api.schemas import RecommendedItem
+from graph.explain import ExplainedItem
+from graph.paths import Explanation
+from graph.recall import Candidate
+
+#: Explanation paths kept per recommended item.
+MAX_EXPLANATIONS = 3
+
+
+@dataclass
+class _Blended:
+    item_id: str
+    title: str | None = None
+    score: float = 0.0
+    sources: dict[str, float] = field(default_factory=dict)
+    explanations: list[tuple[float, Explanation]] = field(default_factory=list)
+
+
+def blend(
+    results: dict[str, list[Candidate]], weights: dict[str, float], k: int, explain: bool = True
+) -> list[RecommendedItem]:
+    """Combine per-source candidate lists into one ranked list.
+
+    Args:
+        results: Candidates per source name, each list best first.
+        weights: Blend weight per source (missing = 1.0).
+        k: Items to return.
+        explain: Keep explanation paths.
+
+    Returns:
+        At most ``k`` items, by blended score, ties by item id.
+    """
+    merged: dict[str, _Blended] = {}
+    for source, candidates in results.items():
+        if not candidates:
+            continue
+        top = max(c.score for c in candidates) or 1.0
+        weight = weights.get(source, 1.0)
+        for c in candidates:
+            norm = c.score / top if top > 0 else 0.0
+            entry = merged.setdefault(c.item_id, _Blended(c.item_id))
+            entry.title = entry.title or c.title
+            entry.score += weight * norm
+            entry.sources[source] = round(norm, 4)
+            if explain:
+                entry.explanations.extend((weight * norm, e) for e in c.explanations)
+    ranked = sorted(merged.values(), key=lambda b: (-b.score, b.item_id))[:k]
+    return [
+        RecommendedItem(
+            item_id=b.item_id,
+            title=b.title,
+            score=round(b.score, 6),
+            sources=b.sources,
+            explanations=[e for _, e in sorted(b.explanations, key=lambda p: -p[0])[:MAX_EXPLANATIONS]],
+        )
+        for b in ranked
+    ]
+
+
+def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: pick ``k`` positions greedily by ``λ·rel − (1−λ)·max cos(to picked)``.
+
+    Args:
+        relevance: ``[n]`` scores of the pool, best first or not (min-max scaled here).
+        vectors: ``[n, d]`` unit vectors of the pool (None, or ``lam >= 1``: plain relevance order).
+        k: Items to pick.
+        lam: Trade-off in [0, 1]; 1 = relevance only.
+
+    Returns:
+        Positions into the pool, in pick order.
+    """
+    n = len(relevance)
+    order = [int(i) for i in np.argsort(-relevance, kind="stable")]
+    if vectors is None or lam >= 1.0 or n <= 1:
+        return order[:k]
+    span = float(relevance.max() - relevance.min()) or 1.0
+    rel = (relevance - relevance.min()) / span
+    picked = [order[0]]
+    closest = vectors @ vectors[order[0]]
+    available = np.ones(n, dtype=bool)
+    available[order[0]] = False
+    while len(picked) < min(k, n):
+        gain = np.where(available, lam * rel - (1.0 - lam) * closest, -np.inf)
+        best = int(np.argmax(gain))
+        picked.append(best)
+        available[best] = False
+        closest = np.maximum(closest, vectors @ vectors[best])
+    return picked
+
+
+def unseen_ranking(model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600) -> list[int]:
+    """Rows of the ``limit`` best-scored items not in ``seen`` (nor scored ``-inf``), best first (ties by row)."""
+    masked = _without(model, scores, seen)
+    limit = min(limit, len(masked))
+    top = np.argpartition(-masked, limit - 1)[:limit] if limit < len(masked) else np.arange(len(masked))
+    top = top[np.isfinite(masked[top])]
+    return [int(i) for i in top[np.lexsort((top, -masked[top]))]]
+
+
+def cold_unseen(model: ServingModel, scores: np.ndarray, seen: set[str], k: int) -> list[int]:
+    """Rows of the unseen cold items a blend may put in its reserved new-arrival positions, best first (a few more
+    than it has positions, for the ones the filters drop); none for other models."""
+    slots = getattr(model, "cold_slots", 0)
+    if not slots:
+        return []
+    return model.cold_candidates(_without(model, scores, seen), 3 * slots + k)
+
+
+def diversify(model: ServingModel, scores: np.ndarray, rows: np.ndarray, k: int, lam: float) -> list[int]:
+    """Positions into ``rows`` that :func:`mmr` picks with the model's item vectors (relevance order without)."""
+    if len(rows) == 0:
+        return []
+    vectors = model.item_vectors()
+    return mmr(scores[rows].astype(np.float64), None if vectors is None else vectors[rows], k, lam)
+
+
+def pick(
+    model: ServingModel, scores: np.ndarray, pool: Sequence[int], k: int, lam: float, cold: Sequence[int] | None
+) -> list[int]:
+    """The rows to show: :func:`diversify` over ``pool``, then the model's reserved new-arrival positions filled
+    from ``cold`` (the policy bench.quality measures, :func:`gnn.ranker.reserve_cold_slots`).
+
+    Args:
+        model: The serving model.
+        scores: ``[len(item_ids)]`` its scores for the user.
+        pool: Rows to pick from, best first.
+        k: Items to pick.
+        lam: MMR trade-off (1 = relevance only).
+        cold: New-arrival candidates, best first; None when the model has none to place.
+    """
+    rows = np.array(pool, dtype=np.int64)
+    picked = [int(rows[p]) for p in diversify(model, scores, rows, k, lam)]
+    if cold is not None:
+        picked = model.place_cold(picked, scores, k, cold)
+    return picked
+
+
+def scored_items(
+    model: ServingModel,
+    scores: np.ndarray,
+    picked: Sequence[int],
+    explained: Mapping[str, ExplainedItem] | None = None,
+    explain: bool = True,
+) -> list[RecommendedItem]:
+    """The picked rows as items: the model's score, and as its one source that score divided by the first item's.
+
+    Args:
+        model: The serving model (its kind names the source).
+        scores: Its scores for the user.
+        picked: Rows, in the order shown.
+        explained: Titles and paths by item id (every picked item); None: no titles nor paths (Neo4j is away).
+        explain: Keep the paths.
+    """
+    top = float(scores[picked[0]]) if picked else 1.0
+    items = []
+    for row in picked:
+        entry = explained[model.item_ids[row]] if explained is not None else None
+        score = float(scores[row])
+        items.append(RecommendedItem(
+            item_id=model.item_ids[row], title=entry.title if entry is not None else None, score=round(score, 6),
+            sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
+            explanations=list(entry.explanations) if entry is not None and explain else [],
+        ))
+    return items
+
+
+def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndarray:
+    """A copy of ``scores`` with the items of ``seen`` at ``-inf``."""
+    masked = scores.copy()
+    masked[[model.item_index[i] for i in seen if i in model.item_index]] = -np.inf
+    return masked
+
+
+__all__ = ["MAX_EXPLANATIONS", "blend", "cold_unseen", "diversify", "mmr", "pick", "scored_items", "unseen_ranking"]

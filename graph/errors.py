@@ -1,0 +1,58 @@
+"""The driver's errors turned into kgrec's: the one place that knows what the Neo4j driver raises.
+
+Every function of :mod:`graph` that the API calls runs its driver calls inside :func:`database_errors`, so its
+callers see only :class:`~schema.errors.KgrecError`: :class:`~schema.errors.DatabaseUnavailableError` when Neo4j
+cannot be reached (the API answers 503 or falls back to the model), a plain ``KgrecError`` when Neo4j refused a
+statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from neo4j.exceptions import DriverError, Neo4jError
+
+from schema.errors import DatabaseUnavailableError, KgrecError
+
+
+def reason(exc: BaseException) -> str:
+    """The error's message on one line (the driver's messages span several)."""
+    return " ".join(str(exc).split())
+
+
+def unreachable(what: str, exc: BaseException) -> DatabaseUnavailableError:
+    """The error that says Neo4j could not be reached while doing ``what``, with the cause's message."""
+    return DatabaseUnavailableError(f"Neo4j is unreachable ({what}): {reason(exc)}")
+
+
+@contextmanager
+def database_errors(what: str, *, refused: str | None = None, gone: str | None = None) -> Iterator[None]:
+    """Run driver calls, raising kgrec's errors instead of the driver's.
+
+    Args:
+        what: What the calls do, named in the message (e.g. the catalogued query's name).
+        refused: Start of the message when Neo4j refuses a statement (then a :class:`KgrecError`); None: a refusal
+            counts as Neo4j being unreachable.
+        gone: Start of the message when Neo4j cannot be reached; None: ``"Neo4j is unreachable (<what>)"``.
+
+    Raises:
+        DatabaseUnavailableError: The driver failed (``DriverError``: no server, connection lost, no connection
+            free in time; or an ``OSError``), or Neo4j refused a statement and ``refused`` is None.
+        KgrecError: Neo4j refused a statement (``Neo4jError``) and ``refused`` is given.
+    """
+    try:
+        yield
+    except Neo4jError as exc:
+        if refused is not None:
+            raise KgrecError(f"{refused}: {exc}") from exc
+        raise _gone(what, gone, exc) from exc
+    except (DriverError, OSError) as exc:
+        raise _gone(what, gone, exc) from exc
+
+
+def _gone(what: str, gone: str | None, exc: BaseException) -> DatabaseUnavailableError:
+    return unreachable(what, exc) if gone is None else DatabaseUnavailableError(f"{gone}: {reason(exc)}")
+
+
+__all__ = ["database_errors", "reason", "unreachable"]

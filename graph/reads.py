@@ -1,0 +1,155 @@
+"""Reads of one user or one item (or a few items): whether they exist, a user's history and onboarding genres, titles.
+
+Each is one catalogued query (``graph/queries/<name>.cypher``); they raise only kgrec's errors
+(:mod:`graph.errors`). The API reads the user's fingerprint (its answer cache key) and context before ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from neo4j import Driver
+
+from graph import catalog
+from graph.errors import database_errors
+from graph.query import run_read
+
+
+class Interaction(NamedTuple):
+    """One of the user's interactions (a tuple: thousands of them are read per request for heavy users)."""
+
+    item_id: str
+    rating: float | None
+    weight: float | None
+    timestamp: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserContext:
+    """What the API reads about a user before ranking.
+
+    Attributes:
+        user_id: External user id.
+        interactions: Every interaction, most recent first (those without timestamp last), then by item id.
+        preferred_genres: Genre names the user chose at onboarding (PREFERS), sorted.
+    """
+
+    user_id: str
+    interactions: tuple[Interaction, ...]
+    preferred_genres: tuple[str, ...]
+
+
+def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
+    """Read a user's interactions and preferred genres in one round trip.
+
+    Args:
+        driver: An open driver.
+        user_id: External user id.
+        database: Neo4j database.
+
+    Returns:
+        The user's context, or None when no user has this id.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+        KgrecError: Neo4j refused the query.
+    """
+    records, _ = run_read("user_context", catalog.USER_CONTEXT, {"userId": user_id}, driver, database)
+    if not records:
+        return None
+    record = records[0]
+    return UserContext(
+        user_id=user_id,
+        interactions=tuple(Interaction._make(row) for row in record["interactions"]),
+        preferred_genres=tuple(record["preferred_genres"]),
+    )
+
+
+def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple[int, int, int] | None:
+    """A cheap fingerprint of the user's interactions: their INTERACTED degree, ``interactionsRev`` and PREFERS degree.
+
+    Every kgrec write that creates or changes an interaction bumps ``interactionsRev``
+    (``upsert_interactions.cypher``) and any writer that adds or removes one changes the degree, so the
+    fingerprint changes whenever the history does, at the cost of one index seek: the API keys its
+    answer cache on it.
+
+    Returns:
+        ``(interactions, rev, preferred genres)``, or None when no user has this id.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    records, _ = run_read("user_fingerprint", catalog.USER_FINGERPRINT, {"userId": user_id}, driver, database)
+    if not records:
+        return None
+    r = records[0]
+    return int(r["n"]), int(r["rev"]), int(r["preferred"])
+
+
+def user_exists(driver: Driver, user_id: str, database: str = "neo4j") -> bool:
+    """Whether a user with this id is in the graph.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    return bool(run_read("user_exists", catalog.USER_EXISTS, {"userId": user_id}, driver, database)[0][0]["exists"])
+
+
+def item_exists(driver: Driver, item_id: str, database: str = "neo4j") -> bool:
+    """Whether an item with this id is in the graph.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    return bool(run_read("item_exists", catalog.ITEM_EXISTS, {"itemId": item_id}, driver, database)[0][0]["exists"])
+
+
+def most_active_users(driver: Driver, limit: int, database: str = "neo4j") -> list[str]:
+    """The ``limit`` users with the most interactions, most first (ties by user id).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    records, _ = run_read("most_active_users", catalog.MOST_ACTIVE_USERS, {"limit": int(limit)}, driver, database)
+    return [record["user_id"] for record in records]
+
+
+def read_user_preferred_genres(driver: Driver, user_id: str, database: str = "neo4j") -> list[str]:
+    """Genres the user chose at onboarding.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("user_preferred_genres"):
+        records, _, _ = driver.execute_query(
+            catalog.USER_PREFERRED_GENRES, {"userId": user_id}, database_=database, routing_="r"
+        )
+    return [r["genre"] for r in records]
+
+
+def read_item_titles(driver: Driver, item_ids: Sequence[str], database: str = "neo4j") -> dict[str, str | None]:
+    """Titles of the items that exist among ``item_ids``.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("item_titles"):
+        records, _, _ = driver.execute_query(
+            catalog.ITEM_TITLES, {"itemIds": list(item_ids)}, database_=database, routing_="r"
+        )
+    return {r["item_id"]: r["title"] for r in records}
+
+
+__all__ = [
+    "Interaction",
+    "UserContext",
+    "item_exists",
+    "most_active_users",
+    "read_item_titles",
+    "read_user_preferred_genres",
+    "user_context",
+    "user_exists",
+    "user_fingerprint",
+]
