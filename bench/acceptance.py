@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 from rich.console import Console
 
-from bench.common import OUT, bench_settings, require_dataset, serve_api
+from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down
 from etl.load import load_dataset
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 from gnn.config import GnnSettings
@@ -115,11 +115,7 @@ def main() -> None:
                 total += len(body["items"])
         timings["api_all_test_users"] = time.perf_counter() - started
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
-        if not args.keep_server:
-            launcher.stop(settings)
+        shut_down(api, settings, args.keep_server)
 
     result = {
         "model_version": version,
