@@ -1,7 +1,7 @@
 """End to end, as issue 4 checks it: the API's own top-20 on a train-only graph, scored from outside.
 
 1. Load ml-latest-small with its knowledge sources into the benchmark Neo4j (.kgrec/neo4j-bench, 27687).
-2. Split its positives as EVALUATION.md says (temporal, per user, seed 42) and DELETE the test
+2. Split its positives as docs/evaluation.md says (temporal, per user, seed 42) and DELETE the test
    interactions from Neo4j, so that nothing the service sees contains them.
 3. ``kgrec retrain`` (the blend by default) on that train-only graph: export → fit → promote.
 4. Start the API (``kgrec serve``) and ask it for ``k=20`` for every test user, over HTTP.

@@ -1,6 +1,6 @@
 """How much the API's "never recommend what the user already rated" rule is worth, for every model alike.
 
-The protocol (EVALUATION.md) excludes a user's train *positives* from the ranking; the API excludes every
+The protocol (docs/evaluation.md) excludes a user's train *positives* from the ranking; the API excludes every
 item the user rated (ratings below 4 too), as a product must. ``bench.acceptance`` measures the API, so
 its figures are comparable with reference models only under the API's rule: this prints both, on one
 split, for ALS, EASE^R, most-popular and a saved blend.
