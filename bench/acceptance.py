@@ -1,7 +1,7 @@
 """End to end, as issue 4 checks it: the API's own top-20 on a train-only graph, scored from outside.
 
 1. Load ml-latest-small with its knowledge sources into the benchmark Neo4j (.kgrec/neo4j-bench, 27687).
-2. Split its positives as EVALUATION.md says (temporal, per user, seed 42) and DELETE the test
+2. Split its positives as docs/evaluation.md says (temporal, per user, seed 42) and DELETE the test
    interactions from Neo4j, so that nothing the service sees contains them.
 3. ``kgrec retrain`` (the blend by default) on that train-only graph: export → fit → promote.
 4. Start the API (``kgrec serve``) and ask it for ``k=20`` for every test user, over HTTP.
@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 from rich.console import Console
 
-from bench.common import OUT, bench_settings, require_dataset, serve_api
+from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down
 from etl.load import load_dataset
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 from gnn.config import GnnSettings
@@ -115,11 +115,7 @@ def main() -> None:
                 total += len(body["items"])
         timings["api_all_test_users"] = time.perf_counter() - started
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
-        if not args.keep_server:
-            launcher.stop(settings)
+        shut_down(api, settings, args.keep_server)
 
     result = {
         "model_version": version,

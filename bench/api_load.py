@@ -31,7 +31,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, bench_settings, require_dataset, serve_api
+from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down, stop_api
 from etl.load import load_stream
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 from graph.driver import create_driver
@@ -330,8 +330,7 @@ def main() -> None:
         stages["(a)+(b)"] = stage_means(before, after)
         runs["a"]["cache_hit_ratio"] = runs["b"]["cache_hit_ratio"] = hit_ratio(before, after)
         if args.miss_clients > 0:
-            api.terminate()
-            api.wait(timeout=30)
+            stop_api(api)
             api = serve_api(settings, API_PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": args.model,
                                                  "KGREC_RESPONSE_CACHE_SIZE": "0", "KGREC_CACHE_WARM_USERS": "0"},
                             "api_load_server_nocache.log", workers=args.api_workers, timeout=60.0)
@@ -341,11 +340,7 @@ def main() -> None:
             runs["c"] = asyncio.run(closed_loop(users, args.miss_clients, args.miss_duration, seed=3))
             stages["(c)"] = stage_means(before, read_metrics())
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
-        if not args.keep_server:
-            launcher.stop(settings)
+        shut_down(api, settings, args.keep_server)
 
     table = Table(title="GET /users/{id}/recommendations?k=20&explain=true on ml-latest-small", show_edge=False)
     for col in ("run", "requests", "rate (req/s)", "p50 ms", "p90 ms", "p99 ms", "errors", "cache hits"):

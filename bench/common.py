@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from graph.neo4j_local import launcher
 from graph.settings import Neo4jSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +83,17 @@ def serve_api(settings: Neo4jSettings, port: int, env: dict[str, str], log_name:
         time.sleep(0.5)
     proc.terminate()
     raise SystemExit(f"the API did not become ready within {timeout:.0f} s; see {OUT / log_name}")
+
+
+def stop_api(api: subprocess.Popen[bytes] | None) -> None:
+    """Stop an API that :func:`serve_api` started and wait for it to exit (None: none was started)."""
+    if api is not None:
+        api.terminate()
+        api.wait(timeout=30)
+
+
+def shut_down(api: subprocess.Popen[bytes] | None, settings: Neo4jSettings, keep_server: bool) -> None:
+    """The end of an API benchmark: stop its API (:func:`stop_api`) and, unless ``keep_server``, its Neo4j."""
+    stop_api(api)
+    if not keep_server:
+        launcher.stop(settings)

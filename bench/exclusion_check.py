@@ -1,6 +1,6 @@
 """How much the API's "never recommend what the user already rated" rule is worth, for every model alike.
 
-The protocol (EVALUATION.md) excludes a user's train *positives* from the ranking; the API excludes every
+The protocol (docs/evaluation.md) excludes a user's train *positives* from the ranking; the API excludes every
 item the user rated (ratings below 4 too), as a product must. ``bench.acceptance`` measures the API, so
 its figures are comparable with reference models only under the API's rule: this prints both, on one
 split, for ALS, EASE^R, most-popular and a saved blend.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-import bench.quality as q
+from bench.baselines import fit_als, fit_ease, fit_most_popular
 from gnn.data import GraphSnapshot
 from gnn.evaluation import ScoreFn, evaluate, split_interactions
 from gnn.ranker import RankerModel
@@ -49,10 +49,10 @@ def main() -> None:
 
     factors, reg, alpha = args.als.split(",")
     models = [
-        ("implicit ALS", q.fit_als(fold, {"iterations": 15, "factors": int(factors), "regularization": float(reg),
+        ("implicit ALS", fit_als(fold, {"iterations": 15, "factors": int(factors), "regularization": float(reg),
                                           "alpha": float(alpha)}).score_fn),
-        ("EASE^R", q.fit_ease(fold, {"lambda": args.ease_lambda}).score_fn),
-        ("most-popular", q.fit_most_popular(fold, {}).score_fn),
+        ("EASE^R", fit_ease(fold, {"lambda": args.ease_lambda}).score_fn),
+        ("most-popular", fit_most_popular(fold, {}).score_fn),
     ]
     if args.blend:
         models.append(("kgrec blend", RankerModel.load(args.blend).score_fn()))

@@ -29,17 +29,13 @@ from rich.console import Console
 from rich.table import Table
 from torch.profiler import ProfilerActivity, profile
 
+from bench.baselines import TORCH_THREADS, FitFn
 from bench.common import OUT
-from bench.quality import (
-    DATASETS,
-    TORCH_THREADS,
-    FitFn,
-    ModelSpec,
-    model_specs,
-    paired_bootstrap,
-    resolve_dataset,
-    run_model,
-)
+from bench.measure import run_model
+from bench.models import model_specs
+from bench.quality import DATASETS, resolve_dataset
+from bench.search import ModelSpec
+from bench.stats import paired_bootstrap
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, evaluate, split_interactions
 from gnn.train import PHASES
@@ -53,7 +49,7 @@ PHASE_ORDER = ("negatives", "propagate", "loss", "backward", "optimizer")
 def chosen_params(dataset: str, specs: dict[str, ModelSpec], snapshot_id: str, split: Any, genres: torch.Tensor,
                   quality_json: Path, retune: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """Each LightGCN's tuned parameters (epochs included) from ``bench.quality``'s JSON of the same snapshot, or
-    tuned here on validation (``bench.quality.run_model``) when the JSON does not have them or the model is in
+    tuned here on validation (``bench.measure.run_model``) when the JSON does not have them or the model is in
     ``retune`` (its training code changed since that JSON was written)."""
     rows: dict[str, dict[str, Any]] = {}
     if quality_json.is_file():

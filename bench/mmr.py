@@ -9,7 +9,7 @@ of the blend's best ``--pool`` unseen items (the API asks for ``response_cache_p
 seeing test: components fitted on ``split.fit``, ranker weights fitted on ``split.val`` (as
 :func:`gnn.ranker.fit_ranker` does before its refit), the lists measured against ``split.val``.
 
-Per λ: NDCG@20, Recall@20, intra-list diversity (genre Jaccard, EVALUATION.md, and embedding cosine:
+Per λ: NDCG@20, Recall@20, intra-list diversity (genre Jaccard, docs/evaluation.md, and embedding cosine:
 ``1 − mean pairwise cosine`` of the item vectors), coverage and novelty. The recommended λ is the smallest
 of the grid whose NDCG@20 stays within ``--tolerance`` (1%) of λ = 1 (no re-ranking). ``--test`` also
 refits on train and reports test once at λ = 1 and at the recommended λ.

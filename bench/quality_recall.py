@@ -1,4 +1,4 @@
-"""Each Cypher recall strategy alone as a row of the quality table (EVALUATION.md, bench/quality.py).
+"""Each Cypher recall strategy alone as a row of the quality table (docs/evaluation.md, bench/quality.py).
 
 The recall queries run on Neo4j, so the test interactions of the split must not be in the graph while
 they run: :func:`without_test_interactions` deletes them (after writing them, with their properties, to a

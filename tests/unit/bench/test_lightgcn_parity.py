@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.baselines import fit_ours, fit_pyg_lightgcn
 from bench.lightgcn import PHASE_ORDER, phase_profile
-from bench.quality import fit_ours, fit_pyg_lightgcn, paired_bootstrap
+from bench.stats import paired_bootstrap
 from tests.unit.bench.folds import tiny_fold
 
 
@@ -46,7 +47,8 @@ def test_bootstrap_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain
 
 
 def test_trials_of_early_stopped_fits_are_scored_by_their_window_mean() -> None:
-    from bench.quality import WINDOW_VAL, Axis, ModelSpec, coordinate_search
+    from bench.baselines import WINDOW_VAL
+    from bench.search import Axis, ModelSpec, coordinate_search
 
     fold = tiny_fold()
     spec = ModelSpec("kgrec LightGCN", fit_ours, {"lr": Axis([0.02, 0.08], scale=None)}, {"lr": 0.02},

@@ -1,4 +1,4 @@
-"""bench.quality's EASE^R reference: the user-space (Woodbury) path gives the item-space closed form exactly."""
+"""bench.baselines' EASE^R reference: the user-space (Woodbury) path gives the item-space closed form exactly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench.quality import ease_scores
+from bench.baselines import ease_scores
 
 
 def _closed_form(x: sp.csr_matrix, lam: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""bench.quality's coordinate search: trials in parallel processes, and trials recorded for --resume."""
+"""bench.search's coordinate search: trials in parallel processes, and trials recorded for --resume."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from bench.quality import Axis, Fitted, ModelSpec, TrialCache, coordinate_search, fit_pyg_lightgcn
+from bench.baselines import Fitted, fit_pyg_lightgcn
+from bench.search import Axis, ModelSpec, TrialCache, coordinate_search
 from gnn.evaluation import Fold
 from tests.unit.bench.folds import tiny_fold
 
