@@ -6,6 +6,10 @@ filtered, excluded items, explanations off), the graph path (named sources, a us
 degraded path (Neo4j unreachable), similar items. Each body must equal the recorded one in
 ``tests/api/golden/answers.json`` byte for byte, the ``model_version`` value aside (it holds a timestamp).
 
+The graph lives in a Neo4j server of its own, started on a fresh store for this module: the recall queries bound
+their fan-out (``LIMIT`` on a node's neighbours, taken in storage order), so their answers depend on where the
+records lie, and a store that earlier tests filled and wiped lays the same graph out differently.
+
 The file pins *behaviour*: a change that is meant to alter the answers (a new ranking feature, a retuned
 default) re-records it on purpose with ``KGREC_RECORD_GOLDEN=1 python -m pytest tests/api/test_golden.py`` and
 says so in its commit; a refactoring must leave it untouched.
@@ -25,10 +29,14 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from etl.synthetic import SyntheticWorld
+from etl.load import load_dataset
+from etl.synthetic import generate_world
 from gnn.config import GnnSettings
 from gnn.jobs import retrain_job
+from graph.driver import create_driver
+from graph.neo4j_local import launcher
 from graph.settings import Neo4jSettings
+from schema.ddl import apply_schema
 from tests.api.conftest import API_KEY
 
 GOLDEN = Path(__file__).parent / "golden" / "answers.json"
@@ -70,9 +78,30 @@ def _dead(settings: Neo4jSettings) -> Neo4jSettings:
 
 
 @pytest.fixture(scope="module")
-def answers(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def fresh_neo4j(neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jSettings]:
+    """A second local server on a fresh store (ports KGREC_TEST_GOLDEN_BOLT_PORT / _HTTP_PORT, default 17688 / 17475)
+    holding the synthetic world (120 users, 240 items, seed 5); stopped at the end of the module."""
+    bolt = int(os.environ.get("KGREC_TEST_GOLDEN_BOLT_PORT", "17688"))
+    settings = neo4j_settings.model_copy(update={
+        "uri": f"bolt://127.0.0.1:{bolt}", "home": tmp_path_factory.mktemp("golden-neo4j"), "bolt_port": bolt,
+        "http_port": int(os.environ.get("KGREC_TEST_GOLDEN_HTTP_PORT", "17475")), "heap": "512m",
+        "pagecache": "128m",
+    })
+    launcher.start(settings)
+    try:
+        with create_driver(settings) as driver:
+            apply_schema(driver, settings.database)
+            world = generate_world(users=120, items=240, seed=5)
+            load_dataset(driver, world.dataset, reject_dir=tmp_path_factory.mktemp("golden-rejects"))
+        yield settings
+    finally:
+        launcher.stop(settings)
+
+
+@pytest.fixture(scope="module")
+def answers(fresh_neo4j: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Every golden request's ``status body``, by ``app/request`` name."""
+    neo4j_settings = fresh_neo4j
     root = tmp_path_factory.mktemp("golden")
     got: dict[str, str] = {}
     apps: dict[str, tuple[ApiSettings, Neo4jSettings]] = {"graph": (_settings(root / "none"), neo4j_settings)}
