@@ -49,7 +49,7 @@ from bench.common import OUT, private_server, require_dataset
 from bench.quality_recall import recall_rankings, restore_pending, without_test_interactions
 from gnn.config import MODEL_DEFAULTS, TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
-from gnn.evaluation import Fold, ScoreFn, Split, evaluate, split_interactions
+from gnn.evaluation import Fold, ScoreFn, Split, embedding_score_fn, evaluate, split_interactions
 from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
 from gnn.train import PHASES, fit_graphsage, fit_lightgcn
 from graph.recall import STRATEGIES
@@ -255,7 +255,7 @@ def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fit
     info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
             "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
             WINDOW_VAL: result.best_val}
-    return Fitted(result.score_fn(), result.seconds, info)
+    return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
 
 
 def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
@@ -270,7 +270,7 @@ def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
         info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
                 "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
                 WINDOW_VAL: result.best_val}
-        return Fitted(result.score_fn(), result.seconds, info)
+        return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
 
     return fit
 

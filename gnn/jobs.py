@@ -29,7 +29,7 @@ import numpy as np
 from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, write_artifact
 from gnn.config import GnnSettings, load_train_config
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
-from gnn.evaluation import Fold, ScoreFn, evaluate, split_interactions
+from gnn.evaluation import Fold, ScoreFn, embedding_score_fn, evaluate, split_interactions
 from gnn.train import save_artifact, train
 from graph.driver import open_driver
 from graph.embeddings import write_embeddings
@@ -167,14 +167,7 @@ def artifact_score_fn(artifact: Artifact, users: IdMap, items: IdMap) -> ScoreFn
     dim = artifact.user_embeddings.size(1)
     user_emb = torch.cat([artifact.user_embeddings, torch.zeros(1, dim)])[user_rows]  # -1 -> zero row
     item_emb = torch.cat([artifact.item_embeddings, torch.zeros(1, dim)])[item_rows]
-    unknown_items = item_rows < 0
-
-    def score(batch: torch.Tensor) -> torch.Tensor:
-        out = user_emb[batch] @ item_emb.T
-        out[:, unknown_items] = -torch.inf
-        return out
-
-    return score
+    return embedding_score_fn(user_emb, item_emb, unknown_items=item_rows < 0)
 
 
 def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -> dict[str, Any]:
