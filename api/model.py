@@ -4,7 +4,7 @@ A :class:`ServingModel` scores every item for a user from the user's *live* posi
 each request, so a just-posted interaction counts at once) and, when the model knows the user, their
 learned embedding. Two kinds of artifact can serve:
 
-* ``blend`` — the two-stage ranker of :mod:`gnn.ranker` (EASE^R, LightGCN, time-local popularity, knowledge
+* ``blend`` — the two-stage ranker of :mod:`gnn.blend` (EASE^R, LightGCN, time-local popularity, knowledge
   similarity, with weights fitted on validation): the product's default;
 * ``lightgcn`` / ``graphsage`` — one embedding model (dot products; a user the model does not know is folded in
   as the mean of their positives' item embeddings).
@@ -105,10 +105,10 @@ class EmbeddingModel:
 
 
 class BlendModel:
-    """The two-stage ranker of :mod:`gnn.ranker` as a :class:`ServingModel`."""
+    """The two-stage ranker of :mod:`gnn.blend` as a :class:`ServingModel`."""
 
     def __init__(self, path: Path) -> None:
-        from gnn.ranker import RankerModel
+        from gnn.blend.model import RankerModel
 
         self._model = RankerModel.load(path)
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
@@ -140,12 +140,12 @@ class BlendModel:
         return self._model.config.cold_slots
 
     def cold_candidates(self, scores: np.ndarray, limit: int) -> list[int]:
-        """Rows of the best cold items with a finite score (:meth:`gnn.ranker.RankerModel.cold_candidates`)."""
+        """Rows of the best cold items with a finite score (:meth:`gnn.blend.model.RankerModel.cold_candidates`)."""
         return self._model.cold_candidates(scores, limit).tolist()
 
     def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int, cold: Sequence[int]) -> list[int]:
         """``ranked`` rows cut to ``k`` with the new-arrival positions filled from ``cold``
-        (:meth:`gnn.ranker.RankerModel.place_cold`, the policy the benchmark measures)."""
+        (:meth:`gnn.blend.model.RankerModel.place_cold`, the policy the benchmark measures)."""
         return self._model.place_cold(ranked, scores, k, cold)
 
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:

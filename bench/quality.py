@@ -3,13 +3,13 @@
 The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474), exported once
 (``graph.export``), turned into a snapshot and split per user (``gnn.evaluation``); every model — the
 references (most-popular, item-kNN cosine, implicit ALS and BPR, EASE^R, PyG's LightGCN trained as its
-example does) and ours (``gnn``'s LightGCN, the blend of :mod:`gnn.ranker` and, on request, the inductive
+example does) and ours (``gnn``'s LightGCN, the blend of :mod:`gnn.blend` and, on request, the inductive
 GraphSAGE) — sees exactly that data. Hyper-parameters are chosen on the validation split by a coordinate search whose grids grow at an
 edge until the best value is inside, then each model is retrained on all of train and measured once on
 test. Reference models rank the items that appear in train; ours ranks every item in the graph. The blend
 fits its ranker weights on validation itself (components on ``split.fit``, weights on ``split.val``) and is
 refitted on train once; EASE^R's λ and ALS's factors, regularisation and alpha are chosen on validation by
-the blend's own component search (``gnn.ranker.search_components``), the rest are ``RankerConfig``'s defaults.
+the blend's own component search (``gnn.blend.search.search_components``), the rest are ``RankerConfig``'s defaults.
 
 Cold-start slices of the test fold, per model: *short-history users* (test users with at most 5, and at most
 10, train positives — users with fewer than 5 positives in all never reach test, so "1–5" starts at 4 in
@@ -47,10 +47,13 @@ from torch.profiler import record_function
 
 from bench.common import OUT, private_server, require_dataset
 from bench.quality_recall import recall_rankings, restore_pending, without_test_interactions
+from gnn.blend.config import RankerConfig
+from gnn.blend.evaluate import blend_score_fn, ranked_lists
+from gnn.blend.fit import fit_ranker
+from gnn.blend.model import RankerModel, directory_size
 from gnn.config import MODEL_DEFAULTS, TrainConfig
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, embedding_score_fn, evaluate, split_interactions
-from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
 from gnn.train import PHASES, fit_graphsage, fit_lightgcn
 from graph.recall import STRATEGIES
 from graph.settings import Neo4jSettings
@@ -637,9 +640,9 @@ BLEND = "kgrec blend"
 
 def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_dir: Path,
               overrides: dict[str, Any] | None = None, name: str = "") -> ModelResult:
-    """The blend of gnn.ranker: components on fit, ranker weights on validation, refit on train, test once.
+    """The blend of gnn.blend: components on fit, ranker weights on validation, refit on train, test once.
 
-    Its test lists are :meth:`RankerModel.ranked_lists` (what the API shows: score order, then the reserved
+    Its test lists are :func:`gnn.blend.evaluate.ranked_lists` (what the API shows: score order, then the reserved
     new-arrival positions for cold items, ``RankerConfig.cold_slots``).
 
     Also measures the per-request latency of :meth:`RankerModel.score` and the size of the saved model.
@@ -652,7 +655,7 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     test_fold = split.testing()
     started = time.perf_counter()
     # the lists the API shows: score order with the new-arrival positions of RankerConfig.cold_slots
-    lists = model.ranked_lists(test_fold, k=20)
+    lists = ranked_lists(model, test_fold, k=20)
     test = evaluate(lists, test_fold, item_features=genres, per_user=True)
     score_seconds = time.perf_counter() - started
     slices = cold_start_slices(lists, test_fold, test, None)
@@ -665,7 +668,7 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     model.save(artifact_dir)
     reloaded = RankerModel.load(artifact_dir)
     probe = test_fold.eval_users[:5]
-    if not torch.equal(model.score_fn()(probe), reloaded.score_fn()(probe)):
+    if not torch.equal(blend_score_fn(model)(probe), blend_score_fn(reloaded)(probe)):
         raise RuntimeError("the saved blend does not score like the fitted one")
     report = model.meta["validation"]
     search = report.get("component_search") or {}
@@ -916,7 +919,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grids")
     parser.add_argument("--with-graphsage", action="store_true",
                         help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
-    parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.ranker)")
+    parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.blend)")
     parser.add_argument("--lean", action="store_true",
                         help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
                              "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay and num_layers "

@@ -290,7 +290,7 @@ def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
 
 def test_blend_new_arrival_positions_are_the_benchmarked_policy(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
                                                                driver: Driver, tmp_path: Path) -> None:
-    """The API's list is gnn.ranker's RankerModel.recommend (what bench.quality measures): score order with the
+    """The API's list is gnn.blend's RankerModel.recommend (what bench.quality measures): score order with the
     reserved positions filled by the best unseen items nobody has liked yet."""
     # new arrivals: copies of ten films (title, year, genres, people, tags) that nobody has interacted with yet
     copy_films = """
@@ -314,7 +314,7 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     import json
 
     from api.model import current_artifact
-    from gnn.ranker import RankerModel
+    from gnn.blend.model import RankerModel
     from graph.explain import user_context
 
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
