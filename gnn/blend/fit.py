@@ -1,5 +1,9 @@
 """Fitting the blend: every component on a set of positives (:func:`fit_components`), then the whole two-stage
 fit (:func:`fit_ranker`: components on ``split.fit``, component search and ranker weights on validation, refit).
+
+Each step runs as a named phase (:mod:`gnn.phases`) so that a listener can time it: ``fit_components`` (each
+call) with ``ease``, ``knowledge``, ``sequence``, ``als``, ``lightgcn`` and ``cold_embeddings`` inside, and in
+:func:`fit_ranker` ``val_features``, ``component_search``, ``ranker_weights`` and ``refit``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from gnn.blend.weights import fit_weights, sample_fold_users, validation_data
 from gnn.config import resolve_device
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, Split, positive_mask
+from gnn.phases import phase
 from schema.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -98,33 +103,38 @@ def fit_components(
         The fitted components.
     """
     num_users, num_items = snapshot.num_users, snapshot.num_items
-    device = resolve_device(config.device)
-    torch.set_num_threads(config.num_threads)
-    times = pair_times(snapshot, pairs)
-    users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
-    steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
-    ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device,
-                    max_items=config.ease_max_items)
-    steps.update()
-    knowledge = knowledge_matrix(snapshot, genre_weight=config.genre_weight,
-                                 person_weight=config.person_weight, tag_weight=config.tag_weight)
-    steps.update()
-    events = TimedEvents(items, times, num_items)
-    order = np.lexsort((np.arange(len(users)), times, users))
-    hist_ptr = np.zeros(num_users + 1, dtype=np.int64)
-    hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
-    transitions = fit_transitions(users, items, times, num_items, config.sequence_window,
-                                  config.sequence_top_n)
-    steps.update()
-    als_items, als_gram = fit_als_component(pairs, num_users, num_items, config)
-    steps.update()
-    user_emb, item_emb, epochs = lightgcn_embeddings(snapshot, pairs, knowledge, events.global_counts == 0, config,
-                                                     val_fold=val_fold, epochs=lightgcn_epochs, desc=desc)
-    steps.update()
-    steps.close()
-    return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
-                      items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64),
-                      follow_matrix(snapshot))
+    with phase("fit_components"):
+        device = resolve_device(config.device)
+        torch.set_num_threads(config.num_threads)
+        times = pair_times(snapshot, pairs)
+        users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
+        steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
+        with phase("ease"):
+            ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device,
+                            max_items=config.ease_max_items)
+        steps.update()
+        with phase("knowledge"):
+            knowledge = knowledge_matrix(snapshot, genre_weight=config.genre_weight,
+                                         person_weight=config.person_weight, tag_weight=config.tag_weight)
+        steps.update()
+        events = TimedEvents(items, times, num_items)
+        order = np.lexsort((np.arange(len(users)), times, users))
+        hist_ptr = np.zeros(num_users + 1, dtype=np.int64)
+        hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
+        with phase("sequence"):
+            transitions = fit_transitions(users, items, times, num_items, config.sequence_window,
+                                          config.sequence_top_n)
+        steps.update()
+        with phase("als"):
+            als_items, als_gram = fit_als_component(pairs, num_users, num_items, config)
+        steps.update()
+        user_emb, item_emb, epochs = lightgcn_embeddings(snapshot, pairs, knowledge, events.global_counts == 0, config,
+                                                         val_fold=val_fold, epochs=lightgcn_epochs, desc=desc)
+        steps.update()
+        steps.close()
+        return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
+                          items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64),
+                          follow_matrix(snapshot))
 
 
 def lightgcn_embeddings(
@@ -151,14 +161,16 @@ def lightgcn_embeddings(
         return np.zeros((num_users, 0), dtype=np.float32), np.zeros((num_items, 0), dtype=np.float32), 0
     from gnn.train import fit_lightgcn  # the GNN trainer (and PyG) only when LightGCN is fitted
 
-    result = fit_lightgcn(pairs, num_users, num_items, config.train_config(), val_fold=val_fold, epochs=epochs,
-                          desc=f"{desc}: lightgcn")
-    user_emb = result.user_emb.numpy().astype(np.float32)
-    item_emb = result.item_emb.numpy().astype(np.float32)
+    with phase("lightgcn"):
+        result = fit_lightgcn(pairs, num_users, num_items, config.train_config(), val_fold=val_fold, epochs=epochs,
+                              desc=f"{desc}: lightgcn")
+        user_emb = result.user_emb.numpy().astype(np.float32)
+        item_emb = result.item_emb.numpy().astype(np.float32)
     item_emb[cold] = 0.0  # untrained rows are initial noise
     if config.cold_embeddings and cold.any():
-        features = sp.hstack([knowledge, config.cold_year_weight * year_basis(snapshot.item_year.numpy())]).tocsr()
-        item_emb[cold] = content_embeddings(features, item_emb, ~cold, config.cold_map_lambda)[cold]
+        with phase("cold_embeddings"):
+            features = sp.hstack([knowledge, config.cold_year_weight * year_basis(snapshot.item_year.numpy())]).tocsr()
+            item_emb[cold] = content_embeddings(features, item_emb, ~cold, config.cold_map_lambda)[cold]
     return user_emb, item_emb, result.best_epoch
 
 
@@ -204,21 +216,25 @@ def fit_ranker(
     probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
     t = time.perf_counter()
     sample = sample_fold_users(validation, config.ranker_max_users, config.seed)
-    data = validation_data(probe, sample)
+    with phase("val_features"):
+        data = validation_data(probe, sample)
     if config.component_search and reuse is None:
-        probe, search = search_components(snapshot, split.fit, probe, data)
+        with phase("component_search"):
+            probe, search = search_components(snapshot, split.fit, probe, data)
         config = probe.config
         early = probe.components
-    weights, report = fit_weights(data, config)
+    with phase("ranker_weights"):
+        weights, report = fit_weights(data, config)
     report["ranker_users"] = len(data.users)  # validation users the weights were fitted on
     if search is not None:
         report["component_search"] = search
     del data
     timings["fit_ranker"] = time.perf_counter() - t
     t = time.perf_counter()
-    edges = split.train if final == "train" else all_positives(snapshot, split.min_rating)
-    epochs = max(early.lightgcn_epochs, 1)
-    components = fit_components(snapshot, edges, config, lightgcn_epochs=epochs, desc=f"refit on {final}")
+    with phase("refit"):
+        edges = split.train if final == "train" else all_positives(snapshot, split.min_rating)
+        epochs = max(early.lightgcn_epochs, 1)
+        components = fit_components(snapshot, edges, config, lightgcn_epochs=epochs, desc=f"refit on {final}")
     timings["refit"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     meta = {"snapshot_id": snapshot.snapshot_id, "final": final, "split": split.describe(), "validation": report,

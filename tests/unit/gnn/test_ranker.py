@@ -146,6 +146,29 @@ def test_fit_ranker_is_deterministic_and_refits_on_all_positives() -> None:
     assert sum(len(full.history(u)[0]) for u in range(snapshot.num_users)) == all_positives(snapshot).size(1)
 
 
+def test_fit_announces_each_component_and_step_as_a_phase() -> None:
+    from gnn.phases import PhaseEvent, listening
+
+    events: list[PhaseEvent] = []
+    snapshot = _genre_world()  # a5 and c5 have no positives: their LightGCN rows are predicted
+    with listening(events.append):
+        fit_components(snapshot, all_positives(snapshot), FAST, lightgcn_epochs=2)
+    components = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
+    assert [(e.name, e.path) for e in events if e.kind == "start"] == [
+        ("fit_components", ()), *((name, ("fit_components",)) for name in components)]
+    assert {e.kind for e in events} == {"start", "end"}
+    events.clear()
+    world = generate_world(users=40, items=60, seed=3)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    config = FAST.model_copy(update={"ease_lambda_grid": [1.0], "als_factors_grid": [64],
+                                     "als_regularization_grid": [30.0], "als_alpha_grid": [10.0]})
+    with listening(events.append):
+        fit_ranker(snapshot, split_interactions(snapshot, seed=42), config)
+    assert [e.name for e in events if e.kind == "end" and not e.path] == [
+        "fit_components", "val_features", "component_search", "ranker_weights", "refit"]
+    assert [e.path for e in events if e.kind == "end" and e.name == "fit_components"] == [(), ("refit",)]
+
+
 def _planted_data(informative: str, users: int = 60, items: int = 300, seed: int = 0) -> ValidationData:
     """Standard-normal features; each user's targets are the top items of ``informative`` plus a little noise."""
     rng = np.random.default_rng(seed)
