@@ -30,6 +30,7 @@ from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, 
 from gnn.config import GnnSettings, load_train_config
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, embedding_score_fn, evaluate, split_interactions
+from gnn.serving import CURRENT_FILE, current_version
 from gnn.train import save_artifact, train
 from graph.driver import open_driver
 from graph.embeddings import write_embeddings
@@ -39,7 +40,6 @@ from schema.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CURRENT_FILE = "current.json"
 GATE_METRIC = "ndcg@20"
 
 
@@ -222,16 +222,6 @@ def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Pat
 
 
 # --- promotion -------------------------------------------------------------------------------------------
-
-
-def current_version(root: Path, model: str) -> Path | None:
-    """The promoted artifact directory of ``model``, if any."""
-    pointer = root / model / CURRENT_FILE
-    if not pointer.is_file():
-        return None
-    version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
-    path = root / model / version
-    return path if path.is_dir() else None
 
 
 def promote(artifact_dir: Path, reason: dict[str, Any] | None = None) -> None:

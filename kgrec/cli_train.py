@@ -212,7 +212,7 @@ def models(
 ) -> None:
     """List the saved model versions, their validation figures, and which one is current."""
     from gnn.artifacts import list_versions
-    from gnn.jobs import current_version
+    from gnn.serving import current_version
 
     _, settings = _settings(artifacts, None)
     root = settings.artifacts_dir
