@@ -1,198 +1,25 @@
-"""The learned model the API ranks with: loaded from the promoted artifact, swapped atomically on reload.
+"""The API's current model: loaded from the promoted artifact, swapped atomically on reload.
 
-A :class:`ServingModel` scores every item for a user from the user's *live* positives (read from Neo4j on
-each request, so a just-posted interaction counts at once) and, when the model knows the user, their
-learned embedding. Two kinds of artifact can serve:
-
-* ``blend`` — the two-stage ranker of :mod:`gnn.ranker` (EASE^R, LightGCN, time-local popularity, knowledge
-  similarity, with weights fitted on validation): the product's default;
-* ``lightgcn`` / ``graphsage`` — one embedding model (dot products; a user the model does not know is folded in
-  as the mean of their positives' item embeddings).
-
-:class:`ModelHolder` keeps the current one: requests take a reference once and use it to the end, a reload
-builds the new model completely before swapping the reference, so no request is dropped or sees half a model.
+What can serve and how it scores is :mod:`gnn.serving`. :class:`ModelHolder` keeps the current
+:class:`~gnn.serving.ServingModel`: requests take a reference once and use it to the end, a reload builds the new
+model completely before swapping the reference, so no request is dropped or sees half a model.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
 import torch
 
-from gnn.artifacts import ItemCatalog, load_artifact
+from gnn.serving import ServingModel, load_serving_model, pointer_stamps
 
 log = logging.getLogger(__name__)
 
-#: Artifact kinds the API can serve, in the order ``auto`` tries them.
-SERVABLE = ("blend", "lightgcn", "graphsage")
-
-
-class ServingModel(Protocol):
-    """What the recommender needs from a learned model."""
-
-    kind: str
-    version: str
-    item_ids: list[str]
-    item_index: dict[str, int]
-    #: Each item's genres and year in ``item_ids`` order (None: an artifact saved before catalogs existed).
-    catalog: ItemCatalog | None
-
-    def users_by_activity(self) -> list[str]:
-        """Users the model knows, most positives first (for warming the answer cache)."""
-        ...
-
-    def knows_user(self, user_id: str) -> bool: ...
-
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
-        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time)."""
-        ...
-
-    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
-        """The user's positives as the model saw them when fitted (used while Neo4j is away)."""
-        ...
-
-    def item_vectors(self) -> np.ndarray | None:
-        """``[len(item_ids), d]`` unit vectors for diversity (MMR), or None."""
-        ...
-
-
-class EmbeddingModel:
-    """A LightGCN or GraphSAGE artifact as a :class:`ServingModel`."""
-
-    def __init__(self, path: Path) -> None:
-        artifact = load_artifact(path)
-        self.kind = artifact.model
-        self.version = artifact.version or path.name
-        self.item_ids = list(artifact.item_ids)
-        self._users = artifact.user_embeddings.float().numpy()
-        self._items = artifact.item_embeddings.float().numpy()
-        self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
-        self._item_index = {i: k for k, i in enumerate(self.item_ids)}
-        self.item_index = self._item_index
-        self.catalog = _catalog(path, self.item_ids)
-        norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
-        self._unit = (self._items / norms).astype(np.float32)
-
-    def knows_user(self, user_id: str) -> bool:
-        return user_id in self._user_index
-
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
-        row = self._user_index.get(user_id)
-        if row is not None:
-            vector = self._users[row]
-        else:
-            known = [self._item_index[i] for i, _ in positives if i in self._item_index]
-            if not known:
-                return np.zeros(len(self.item_ids), dtype=np.float32)
-            vector = self._items[known].mean(axis=0)
-        return (self._items @ vector).astype(np.float32)
-
-    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
-        return []  # embedding artifacts keep no interactions: degraded lists cannot exclude seen items
-
-    def users_by_activity(self) -> list[str]:
-        return list(self._user_index)  # no interaction counts in an embedding artifact: id order
-
-    def item_vectors(self) -> np.ndarray | None:
-        return self._unit
-
-
-class BlendModel:
-    """The two-stage ranker of :mod:`gnn.ranker` as a :class:`ServingModel`."""
-
-    def __init__(self, path: Path) -> None:
-        from gnn.ranker import RankerModel
-
-        self._model = RankerModel.load(path)
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
-        self.kind = "blend"
-        self.version = str(meta.get("version") or path.name)
-        self.item_ids = list(self._model.item_ids)
-        self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
-        self._item_index = {i: k for k, i in enumerate(self.item_ids)}
-        self.item_index = self._item_index
-        self.catalog = _catalog(path, self.item_ids)
-        items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
-        self._unit = None
-        if items.ndim == 2 and items.shape[1] > 0:
-            self._unit = items / np.linalg.norm(items, axis=1, keepdims=True).clip(min=1e-12)
-
-    def knows_user(self, user_id: str) -> bool:
-        return user_id in self._user_index
-
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
-        known = [(self._item_index[i], -1 if t is None else int(t)) for i, t in positives if i in self._item_index]
-        items = np.array([k for k, _ in known], dtype=np.int64)
-        times = np.array([t for _, t in known], dtype=np.int64)
-        out = self._model.score(items, times, self._user_index.get(user_id))
-        return np.asarray(out, dtype=np.float32)
-
-    @property
-    def cold_slots(self) -> int:
-        """Positions reserved for items without positives (``RankerConfig.cold_slots``; 0 = none)."""
-        return self._model.config.cold_slots
-
-    def cold_candidates(self, scores: np.ndarray, limit: int) -> list[int]:
-        """Rows of the best cold items with a finite score (:meth:`gnn.ranker.RankerModel.cold_candidates`)."""
-        return self._model.cold_candidates(scores, limit).tolist()
-
-    def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int, cold: Sequence[int]) -> list[int]:
-        """``ranked`` rows cut to ``k`` with the new-arrival positions filled from ``cold``
-        (:meth:`gnn.ranker.RankerModel.place_cold`, the policy the benchmark measures)."""
-        return self._model.place_cold(ranked, scores, k, cold)
-
-    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
-        row = self._user_index.get(user_id)
-        if row is None:
-            return []
-        items, times = self._model.history(row)
-        return [(self.item_ids[int(i)], None if int(t) < 0 else int(t)) for i, t in zip(items, times, strict=True)]
-
-    def item_vectors(self) -> np.ndarray | None:
-        return self._unit
-
-    def users_by_activity(self) -> list[str]:
-        counts = np.diff(self._model.components.hist_ptr)
-        order = np.lexsort((np.arange(len(counts)), -counts))
-        return [self._model.user_ids[int(i)] for i in order]
-
-
-def _catalog(path: Path, item_ids: list[str]) -> ItemCatalog | None:
-    catalog = ItemCatalog.read(path)
-    if catalog is None:
-        log.warning("artifact %s has no item catalog: genre and year filters fail while Neo4j is away", path.name)
-        return None
-    return catalog.aligned(item_ids)
-
-
-def current_artifact(root: Path, kind: str) -> Path | None:
-    """The promoted version directory of ``kind`` under ``root`` (see :mod:`gnn.jobs`), if any."""
-    pointer = root / kind / "current.json"
-    if not pointer.is_file():
-        return None
-    try:
-        version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
-    except (OSError, ValueError, KeyError):
-        return None
-    path = root / kind / version
-    return path if path.is_dir() else None
-
-
-def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
-    """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one)."""
-    for candidate in SERVABLE if kind == "auto" else (kind,):
-        path = current_artifact(root, candidate)
-        if path is None:
-            continue
-        return BlendModel(path) if candidate == "blend" else EmbeddingModel(path)
-    return None
+__all__ = ["ModelHolder", "ReloadResult", "ServingModel"]
 
 
 @dataclass
@@ -207,7 +34,7 @@ class ModelHolder:
 
     Args:
         root: Artifacts root (``KGREC_ARTIFACTS_DIR``).
-        kind: ``auto`` or one of :data:`SERVABLE`.
+        kind: ``auto`` or one of :data:`gnn.serving.SERVABLE`.
     """
 
     def __init__(self, root: Path, kind: str = "auto") -> None:
@@ -223,20 +50,13 @@ class ModelHolder:
     def model(self) -> ServingModel | None:
         return self._model
 
-    def _pointer_stamp(self) -> tuple[float, ...]:
-        stamps = []
-        for candidate in SERVABLE:
-            pointer = self.root / candidate / "current.json"
-            stamps.append(pointer.stat().st_mtime if pointer.is_file() else 0.0)
-        return tuple(stamps)
-
     def reload(self, force: bool = True) -> ReloadResult:
         """Load the current artifact if the promotion pointers changed (or always, with ``force``).
 
         A model that fails to load is logged and the old one keeps serving.
         """
         with self._lock:
-            stamp = self._pointer_stamp()
+            stamp = pointer_stamps(self.root)
             if not force and stamp == self._stamp:
                 model = self._model
                 return ReloadResult(False, model.version if model else None, model.kind if model else None)

@@ -136,7 +136,7 @@ def pick(
     model: ServingModel, scores: np.ndarray, pool: Sequence[int], k: int, lam: float, cold: Sequence[int] | None
 ) -> list[int]:
     """The rows to show: :func:`diversify` over ``pool``, then the model's reserved new-arrival positions filled
-    from ``cold`` (the policy bench.quality measures, :func:`gnn.ranker.reserve_cold_slots`).
+    from ``cold`` (the policy bench.quality measures, :func:`gnn.blend.cold.reserve_cold_slots`).
 
     Args:
         model: The serving model.

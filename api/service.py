@@ -7,7 +7,7 @@ Two paths, the first when a learned model is loaded (see :mod:`api.model`) and t
   query, to :func:`graph.explain.explain_items`, which applies the business filters and returns the graph
   paths from the user to each item; maximal marginal relevance re-ranks for diversity (``mmr_lambda``); a blend
   then fills its reserved new-arrival positions with items nobody has liked yet (``RankerConfig.cold_slots``,
-  :func:`gnn.ranker.reserve_cold_slots`, the policy bench.quality measures). If
+  :func:`gnn.blend.cold.reserve_cold_slots`, the policy bench.quality measures). If
   Neo4j is unreachable, the model answers from the interactions it was fitted on, ``degraded: true``, without
   paths, the genre and year filters applied from the item catalog saved with the model (503 only for users
   the model does not know). The two share their ranking tail (:mod:`api.ranking`).

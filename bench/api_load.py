@@ -70,7 +70,8 @@ def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
     if model == "none":
         return None
     from gnn.config import GnnSettings
-    from gnn.jobs import current_version, retrain_job
+    from gnn.jobs import retrain_job
+    from gnn.serving import current_version
 
     gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "api_load_snapshots")
     current = current_version(ARTIFACTS, model)

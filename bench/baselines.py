@@ -27,7 +27,7 @@ from torch.profiler import record_function
 
 from gnn.config import TrainConfig
 from gnn.data import GraphSnapshot
-from gnn.evaluation import Fold, ScoreFn, evaluate
+from gnn.evaluation import Fold, ScoreFn, embedding_score_fn, evaluate
 from gnn.train import PHASES, fit_graphsage, fit_lightgcn
 
 SEED = 42
@@ -218,7 +218,7 @@ def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fit
     info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
             "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
             WINDOW_VAL: result.best_val}
-    return Fitted(result.score_fn(), result.seconds, info)
+    return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
 
 
 def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
@@ -233,6 +233,6 @@ def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
         info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
                 "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
                 WINDOW_VAL: result.best_val}
-        return Fitted(result.score_fn(), result.seconds, info)
+        return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
 
     return fit

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from bench.baselines import fit_als, fit_ease, fit_most_popular
+from gnn.blend.evaluate import blend_score_fn
+from gnn.blend.model import RankerModel
 from gnn.data import GraphSnapshot
 from gnn.evaluation import ScoreFn, evaluate, split_interactions
-from gnn.ranker import RankerModel
 
 
 def main() -> None:
@@ -55,7 +56,7 @@ def main() -> None:
         ("most-popular", fit_most_popular(fold, {}).score_fn),
     ]
     if args.blend:
-        models.append(("kgrec blend", RankerModel.load(args.blend).score_fn()))
+        models.append(("kgrec blend", blend_score_fn(RankerModel.load(args.blend))))
     for name, fn in models:
         plain = evaluate(fn, fold, ks=(20,))
         seen = evaluate(excluding(fn), fold, ks=(20,))

@@ -2,7 +2,7 @@
 
 - :func:`run_model`: a model of :mod:`bench.models` tuned by :func:`bench.search.coordinate_search` on the
   validation split, refitted on all of train with the chosen parameters (and epoch count), measured once on test.
-- :func:`run_blend`: the blend of :mod:`gnn.ranker` (components on ``split.fit``, ranker weights on
+- :func:`run_blend`: the blend of :mod:`gnn.blend` (components on ``split.fit``, ranker weights on
   ``split.val``, refitted on train), measured on the lists the API shows; also its latency and size on disk.
 - :func:`run_recall_rows`: each Cypher recall strategy alone, on the graph without the test fold.
 
@@ -28,7 +28,10 @@ from bench.report import ModelResult, console
 from bench.search import ModelSpec, Trial, TrialCache, at_edge, coordinate_search
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, evaluate
-from gnn.ranker import RankerConfig, RankerModel, directory_size, fit_ranker
+from gnn.blend.config import RankerConfig
+from gnn.blend.evaluate import blend_score_fn, ranked_lists
+from gnn.blend.fit import fit_ranker
+from gnn.blend.model import RankerModel, directory_size
 from graph.recall import STRATEGIES
 
 
@@ -68,9 +71,9 @@ BLEND = "kgrec blend"
 
 def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_dir: Path,
               overrides: dict[str, Any] | None = None, name: str = "") -> ModelResult:
-    """The blend of gnn.ranker: components on fit, ranker weights on validation, refit on train, test once.
+    """The blend of gnn.blend: components on fit, ranker weights on validation, refit on train, test once.
 
-    Its test lists are :meth:`RankerModel.ranked_lists` (what the API shows: score order, then the reserved
+    Its test lists are :func:`gnn.blend.evaluate.ranked_lists` (what the API shows: score order, then the reserved
     new-arrival positions for cold items, ``RankerConfig.cold_slots``).
 
     Also measures the per-request latency of :meth:`RankerModel.score` and the size of the saved model.
@@ -83,7 +86,7 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     test_fold = split.testing()
     started = time.perf_counter()
     # the lists the API shows: score order with the new-arrival positions of RankerConfig.cold_slots
-    lists = model.ranked_lists(test_fold, k=20)
+    lists = ranked_lists(model, test_fold, k=20)
     test = evaluate(lists, test_fold, item_features=genres, per_user=True)
     score_seconds = time.perf_counter() - started
     slices = cold_start_slices(lists, test_fold, test, None)
@@ -96,7 +99,7 @@ def run_blend(snapshot: GraphSnapshot, split: Split, genres: Tensor, artifact_di
     model.save(artifact_dir)
     reloaded = RankerModel.load(artifact_dir)
     probe = test_fold.eval_users[:5]
-    if not torch.equal(model.score_fn()(probe), reloaded.score_fn()(probe)):
+    if not torch.equal(blend_score_fn(model)(probe), blend_score_fn(reloaded)(probe)):
         raise RuntimeError("the saved blend does not score like the fitted one")
     report = model.meta["validation"]
     search = report.get("component_search") or {}

@@ -2,12 +2,12 @@
 
 The API (``api.service``) re-ranks the blend's top pool with maximal marginal relevance — greedy picks by
 ``λ·relevance − (1−λ)·max cosine to the items already picked``, cosines of the blend's item vectors
-(``api.model.BlendModel.item_vectors``: its LightGCN component's item embeddings, unit-normalised), relevance
+(``gnn.serving.BlendModel.item_vectors``: its LightGCN component's item embeddings, unit-normalised), relevance
 min-max scaled within the pool. This measures that re-ranking as the API does it — the same ``mmr()``, a pool
 of the blend's best ``--pool`` unseen items (the API asks for ``response_cache_pool`` = 50 items and explains
 ``50 + 50 // 2`` = 75 candidates), the first 20 picks — on the validation split, so λ is chosen without
 seeing test: components fitted on ``split.fit``, ranker weights fitted on ``split.val`` (as
-:func:`gnn.ranker.fit_ranker` does before its refit), the lists measured against ``split.val``.
+:func:`gnn.blend.fit.fit_ranker` does before its refit), the lists measured against ``split.val``.
 
 Per λ: NDCG@20, Recall@20, intra-list diversity (genre Jaccard, docs/evaluation.md, and embedding cosine:
 ``1 − mean pairwise cosine`` of the item vectors), coverage and novelty. The recommended λ is the smallest
@@ -34,9 +34,12 @@ from rich.table import Table
 
 from api.ranking import mmr
 from bench.common import OUT
+from gnn.blend.config import RankerConfig
+from gnn.blend.fit import fit_components, fit_ranker
+from gnn.blend.model import RankerModel
+from gnn.blend.weights import fit_weights, validation_data
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, evaluate, split_interactions
-from gnn.ranker import RankerConfig, RankerModel, fit_components, fit_ranker, fit_weights, validation_data
 
 console = Console(width=200)
 SEED = 42

@@ -3,13 +3,13 @@
 The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474), exported once
 (``graph.export``), turned into a snapshot and split per user (``gnn.evaluation``); every model — the
 references (most-popular, item-kNN cosine, implicit ALS and BPR, EASE^R, PyG's LightGCN trained as its
-example does) and ours (``gnn``'s LightGCN, the blend of :mod:`gnn.ranker` and, on request, the inductive
+example does) and ours (``gnn``'s LightGCN, the blend of :mod:`gnn.blend` and, on request, the inductive
 GraphSAGE) — sees exactly that data. Hyper-parameters are chosen on the validation split by a coordinate search whose grids grow at an
 edge until the best value is inside, then each model is retrained on all of train and measured once on
 test. Reference models rank the items that appear in train; ours ranks every item in the graph. The blend
 fits its ranker weights on validation itself (components on ``split.fit``, weights on ``split.val``) and is
 refitted on train once; EASE^R's λ and ALS's factors, regularisation and alpha are chosen on validation by
-the blend's own component search (``gnn.ranker.search_components``), the rest are ``RankerConfig``'s defaults.
+the blend's own component search (``gnn.blend.search.search_components``), the rest are ``RankerConfig``'s defaults.
 
 Cold-start slices of the test fold, per model: *short-history users* (test users with at most 5, and at most
 10, train positives — users with fewer than 5 positives in all never reach test, so "1–5" starts at 4 in
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grids")
     parser.add_argument("--with-graphsage", action="store_true",
                         help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
-    parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.ranker)")
+    parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.blend)")
     parser.add_argument("--lean", action="store_true",
                         help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
                              "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay and num_layers "

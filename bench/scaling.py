@@ -159,7 +159,7 @@ def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
     default caps (``RankerConfig.ease_max_items``, ``ranker_max_users``); the uncapped sizes alongside."""
     import numpy as np
 
-    from gnn.ranker import FEATURES, RankerConfig
+    from gnn.blend.config import FEATURES, RankerConfig
 
     config = RankerConfig()
     seen_all = int(np.unique(split.fit[1].numpy()).size)
@@ -185,8 +185,8 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
     rec = Recorder(out, {"users_requested": users, "items_requested": items, "seed": seed,
                          "memory_limit_gb": memory_limit_gb, "pid": os.getpid()})
     try:
+        import gnn.blend.fit as ranker
         import gnn.jobs as jobs
-        import gnn.ranker as ranker
         import gnn.train as gnn_train
         from etl.load import emit_dataset, load_stream
         from etl.settings import get_etl_settings

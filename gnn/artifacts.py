@@ -231,18 +231,40 @@ class ItemCatalog:
         return passes
 
 
+def read_files(directory: Path, kind: str, *names: str) -> list[Any]:
+    """The files ``names`` of a saved directory, in order: ``.json`` parsed, ``.pt`` loaded by ``torch.load``
+    (tensors only), ``.npz`` as a dict of arrays.
+
+    Args:
+        directory: The directory.
+        kind: What it should be, for the error (``model artifact``, ``snapshot directory`` …).
+        *names: File names.
+
+    Raises:
+        DataError: A file is missing.
+    """
+    out: list[Any] = []
+    try:
+        for name in names:
+            file = directory / name
+            if name.endswith(".pt"):
+                out.append(torch.load(file, weights_only=True))
+            elif name.endswith(".npz"):
+                out.append(dict(np.load(file)))
+            else:
+                out.append(json.loads(file.read_text(encoding="utf-8")))
+    except FileNotFoundError as exc:
+        raise DataError(f"not a {kind}: {directory} ({exc.filename} missing)") from exc
+    return out
+
+
 def load_artifact(path: Path) -> Artifact:
     """Read an artifact directory written by :func:`write_artifact`.
 
     Raises:
         DataError: Files are missing or inconsistent.
     """
-    try:
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        maps = json.loads((path / MAPS_FILE).read_text(encoding="utf-8"))
-        embeddings = torch.load(path / EMBEDDINGS_FILE, weights_only=True)
-    except FileNotFoundError as exc:
-        raise DataError(f"not a model artifact: {path} ({exc.filename} missing)") from exc
+    meta, maps, embeddings = read_files(path, "model artifact", META_FILE, MAPS_FILE, EMBEDDINGS_FILE)
     if meta.get("format") != FORMAT_VERSION:
         raise DataError(f"artifact {path} has format {meta.get('format')}, expected {FORMAT_VERSION}")
     users, items = embeddings["users"], embeddings["items"]

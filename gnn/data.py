@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from gnn.artifacts import ItemCatalog
+from gnn.artifacts import ItemCatalog, read_files
 from graph.export import NO_TIMESTAMP, NO_YEAR, GraphExport
 from schema.errors import DataError
 
@@ -272,12 +272,7 @@ class GraphSnapshot:
         Raises:
             DataError: Files are missing, of another format, or do not match their snapshot id.
         """
-        try:
-            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-            maps = json.loads((directory / MAPS_FILE).read_text(encoding="utf-8"))
-            tensors = torch.load(directory / SNAPSHOT_FILE, weights_only=True)
-        except FileNotFoundError as exc:
-            raise DataError(f"not a snapshot directory: {directory} ({exc.filename} missing)") from exc
+        meta, maps, tensors = read_files(directory, "snapshot directory", META_FILE, MAPS_FILE, SNAPSHOT_FILE)
         if meta.get("format") not in READABLE_FORMATS:
             raise DataError(f"snapshot {directory} has format {meta.get('format')}, expected one of {READABLE_FORMATS}")
         snapshot = cls(**{name: IdMap(maps[name]) for name in _MAP_FIELDS}, **tensors)

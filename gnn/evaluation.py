@@ -1,4 +1,4 @@
-"""The evaluation protocol of ../shared/EVALUATION.md (beside the project): positives, the per-user split, full-ranking metrics.
+"""The evaluation protocol: positives, the per-user split, full-ranking metrics.
 
 Every model — ours or a reference — is measured by the same two functions: :func:`rank_items` turns a
 score function into top-k lists over *all* items (the user's own train items removed), and
@@ -241,6 +241,24 @@ def split_interactions(
 # --- ranking -------------------------------------------------------------------------------------------
 
 
+def embedding_score_fn(user_emb: Tensor, item_emb: Tensor, unknown_items: Tensor | None = None) -> ScoreFn:
+    """Dot products of user and item embeddings as a :data:`ScoreFn`.
+
+    Args:
+        user_emb: ``[num_users, d]``.
+        item_emb: ``[num_items, d]`` (on the device of ``user_emb``).
+        unknown_items: ``[num_items]`` bool, items that score ``-inf`` (cannot be recommended).
+    """
+
+    def score(users: Tensor) -> Tensor:
+        out = user_emb[users.to(user_emb.device)] @ item_emb.T
+        if unknown_items is not None:
+            out[:, unknown_items] = -torch.inf
+        return out
+
+    return score
+
+
 def rank_items(
     score_fn: ScoreFn,
     fold: Fold,
@@ -265,7 +283,7 @@ def rank_items(
         ``[len(users), k]`` int64 item_idx, best first; ``-1`` pads lists with fewer than k rankable items.
     """
     users = fold.eval_users if users is None else users
-    exclude = _by_user(fold.train, fold.num_users)
+    exclude = by_user(fold.train, fold.num_users)
     out = torch.full((users.numel(), k), -1, dtype=torch.long)
     with torch.no_grad():
         for start in range(0, users.numel(), batch_size):
@@ -284,8 +302,8 @@ def rank_items(
     return out
 
 
-def _by_user(pairs: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
-    """CSR-like view of ``[2, n]`` pairs: (row pointer [num_users + 1], items sorted by user)."""
+def by_user(pairs: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
+    """CSR-like view of ``[2, n]`` pairs: (row pointer [num_users + 1], items sorted by user, stable)."""
     order = torch.argsort(pairs[0], stable=True)
     counts = torch.bincount(pairs[0], minlength=num_users)
     ptr = torch.zeros(num_users + 1, dtype=torch.long)

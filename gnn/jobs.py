@@ -29,7 +29,8 @@ import numpy as np
 from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, write_artifact
 from gnn.config import GnnSettings, load_train_config
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
-from gnn.evaluation import Fold, ScoreFn, evaluate, split_interactions
+from gnn.evaluation import Fold, ScoreFn, embedding_score_fn, evaluate, split_interactions
+from gnn.serving import CURRENT_FILE, current_version
 from gnn.train import save_artifact, train
 from graph.driver import open_driver
 from graph.embeddings import write_embeddings
@@ -39,7 +40,6 @@ from schema.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CURRENT_FILE = "current.json"
 GATE_METRIC = "ndcg@20"
 
 
@@ -64,7 +64,7 @@ def export_job(neo4j: Neo4jSettings, settings: GnnSettings) -> tuple[GraphSnapsh
 def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None) -> Artifact:
     """``kgrec train``: export, split (protocol seed 42), train, evaluate, write a new artifact version.
 
-    ``overrides["model"] == "blend"`` trains the two-stage ranker of :mod:`gnn.ranker` instead of one
+    ``overrides["model"] == "blend"`` trains the two-stage ranker of :mod:`gnn.blend` instead of one
     embedding model. The new version is not promoted (see :func:`retrain_job`, or :func:`promote`).
     """
     snapshot, _ = export_job(neo4j, settings)
@@ -77,7 +77,7 @@ def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, 
 
 
 def ranker_config(overrides: dict[str, Any], file: Path | None = None) -> Any:  # noqa: ANN401 - RankerConfig
-    """The blend's config: defaults < ``file`` (YAML of :class:`gnn.ranker.RankerConfig` fields, e.g.
+    """The blend's config: defaults < ``file`` (YAML of :class:`gnn.blend.config.RankerConfig` fields, e.g.
     ``component_search: false`` or ``als_factors_grid: [64, 128]``) < CLI-style overrides (seed, device,
     progress, num_threads, cold_slots; max_epochs, the embedding size, lr and patience go to its LightGCN
     component).
@@ -87,8 +87,8 @@ def ranker_config(overrides: dict[str, Any], file: Path | None = None) -> Any:  
     """
     from pydantic import ValidationError
 
+    from gnn.blend.config import RankerConfig
     from gnn.config import read_config_file
-    from gnn.ranker import RankerConfig
 
     try:
         base = RankerConfig(**(read_config_file(file) if file is not None else {}))
@@ -105,14 +105,16 @@ def ranker_config(overrides: dict[str, Any], file: Path | None = None) -> Any:  
 
 def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, overrides: dict[str, Any],  # noqa: ANN401
                 final: str) -> Artifact:
-    """Fit the blend (:func:`gnn.ranker.fit_ranker`) and write it as an artifact of model ``blend``.
+    """Fit the blend (:func:`gnn.blend.fit.fit_ranker`) and write it as an artifact of model ``blend``.
 
     The artifact holds the ranker's files (``ranker.npz``, ``ranker.json``) beside the usual embeddings and
     id maps (its LightGCN component's embeddings), so that listing, the promotion gate and publishing the
     embeddings to Neo4j work as for any model. Test figures are measured only when ``final == "train"``.
     """
     from gnn.artifacts import code_version
-    from gnn.ranker import fit_ranker, reusable_search
+    from gnn.blend.evaluate import ranked_lists
+    from gnn.blend.fit import fit_ranker
+    from gnn.blend.search import reusable_search
 
     config = ranker_config(overrides, settings.train_config)
     # the promoted blend's component search stands in for a new one while the data has barely changed
@@ -133,7 +135,7 @@ def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, over
     if final == "train":
         started = time.perf_counter()
         # the lists the API shows (score order with the reserved new-arrival positions), as bench.quality measures
-        metrics["test"] = evaluate(model.ranked_lists(split.testing()), split.testing(),
+        metrics["test"] = evaluate(ranked_lists(model, split.testing()), split.testing(),
                                    item_features=snapshot.item_genre_matrix())
         model.meta.setdefault("timings", {})["test_scoring"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as staging:
@@ -167,14 +169,7 @@ def artifact_score_fn(artifact: Artifact, users: IdMap, items: IdMap) -> ScoreFn
     dim = artifact.user_embeddings.size(1)
     user_emb = torch.cat([artifact.user_embeddings, torch.zeros(1, dim)])[user_rows]  # -1 -> zero row
     item_emb = torch.cat([artifact.item_embeddings, torch.zeros(1, dim)])[item_rows]
-    unknown_items = item_rows < 0
-
-    def score(batch: torch.Tensor) -> torch.Tensor:
-        out = user_emb[batch] @ item_emb.T
-        out[:, unknown_items] = -torch.inf
-        return out
-
-    return score
+    return embedding_score_fn(user_emb, item_emb, unknown_items=item_rows < 0)
 
 
 def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -> dict[str, Any]:
@@ -185,13 +180,14 @@ def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -
             fitted on).
     """
     if artifact.model == "blend":
-        from gnn.ranker import RankerModel
+        from gnn.blend.evaluate import ranked_lists
+        from gnn.blend.model import RankerModel
 
         if artifact.snapshot_id != snapshot.snapshot_id or artifact.path is None:
             raise DataError(f"a blend is evaluated on its own snapshot {artifact.snapshot_id}; the graph is now "
                             f"{snapshot.snapshot_id} (run kgrec train --model blend)")
         # the lists the API shows: score order with the reserved new-arrival positions
-        return evaluate(RankerModel.load(artifact.path).ranked_lists(fold), fold,
+        return evaluate(ranked_lists(RankerModel.load(artifact.path), fold), fold,
                         item_features=snapshot.item_genre_matrix())
     return evaluate(artifact_score_fn(artifact, snapshot.users, snapshot.items), fold,
                     item_features=snapshot.item_genre_matrix())
@@ -226,16 +222,6 @@ def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Pat
 
 
 # --- promotion -------------------------------------------------------------------------------------------
-
-
-def current_version(root: Path, model: str) -> Path | None:
-    """The promoted artifact directory of ``model``, if any."""
-    pointer = root / model / CURRENT_FILE
-    if not pointer.is_file():
-        return None
-    version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
-    path = root / model / version
-    return path if path.is_dir() else None
 
 
 def promote(artifact_dir: Path, reason: dict[str, Any] | None = None) -> None:

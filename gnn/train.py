@@ -22,10 +22,10 @@ import io
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import Tensor
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from gnn.artifacts import CATALOG_FILE, Artifact, ItemCatalog, code_version, write_artifact
 from gnn.config import TrainConfig, resolve_device
 from gnn.data import INTERACTED, REV_INTERACTED, GraphSnapshot
-from gnn.evaluation import Fold, Split, evaluate
+from gnn.evaluation import Fold, Split, embedding_score_fn, evaluate
 from gnn.models import KnowledgeSAGE, LightGCN, NormalizedAdjacency, RelationGraph, bpr_loss, l2_penalty
 from schema.errors import DataError
 
@@ -76,10 +76,6 @@ class FitResult:
     best_val: float | None
     history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
-
-    def score_fn(self) -> Callable[[Tensor], Tensor]:
-        users, items = self.user_emb, self.item_emb
-        return lambda u: users[u.to(users.device)] @ items.T
 
 
 class NegativeSampler:
@@ -200,44 +196,41 @@ class _SAGERunner:
         return l2_penalty(user_emb[users], item_emb[pos], item_emb[neg.reshape(-1)], batch_size=users.numel())
 
 
-def fit_lightgcn(
-    train_edges: Tensor,
-    num_users: int,
-    num_items: int,
-    config: TrainConfig,
-    *,
-    val_fold: Fold | None = None,
-    epochs: int | None = None,
-    desc: str = "train",
-) -> FitResult:
+class FitOptions(TypedDict, total=False):
+    """How a fit runs (the keyword arguments of :func:`fit_lightgcn` and :func:`fit_graphsage`).
+
+    Attributes:
+        val_fold: When given, validation NDCG@20 every ``eval_every`` epochs, early stopping, and the
+            returned embeddings are those of the best epoch.
+        epochs: Fixed epoch count (default ``config.max_epochs``).
+        desc: Progress bar label (default ``train``).
+    """
+
+    val_fold: Fold | None
+    epochs: int | None
+    desc: str
+
+
+def fit_lightgcn(train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig,
+                 **options: Unpack[FitOptions]) -> FitResult:
     """Fit LightGCN with BPR on ``train_edges``.
 
     Args:
         train_edges: ``[2, n]`` (user_idx, item_idx) positives (message passing and supervision).
         num_users, num_items: Index spaces.
         config: Hyper-parameters.
-        val_fold: When given, validation NDCG@20 every ``eval_every`` epochs, early stopping, and the
-            returned embeddings are those of the best epoch.
-        epochs: Fixed epoch count (default ``config.max_epochs``).
-        desc: Progress bar label.
+        **options: :class:`FitOptions` (validation fold, fixed epoch count, progress label).
 
     Returns:
         Final (or best) embeddings on CPU and the per-epoch history.
     """
     device = _prepare(config)
     runner = _LightGCNRunner(train_edges, num_users, num_items, config, device)
-    return _fit(runner, train_edges, num_items, config, device, val_fold=val_fold, epochs=epochs, desc=desc)
+    return _fit(runner, train_edges, num_items, config, device, options)
 
 
-def fit_graphsage(
-    snapshot: GraphSnapshot,
-    train_edges: Tensor,
-    config: TrainConfig,
-    *,
-    val_fold: Fold | None = None,
-    epochs: int | None = None,
-    desc: str = "train",
-) -> FitResult:
+def fit_graphsage(snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig,
+                  **options: Unpack[FitOptions]) -> FitResult:
     """Fit the inductive :class:`gnn.models.KnowledgeSAGE` with BPR (arguments as :func:`fit_lightgcn`).
 
     Args:
@@ -246,8 +239,7 @@ def fit_graphsage(
     """
     device = _prepare(config)
     runner = _SAGERunner(snapshot, train_edges, config, device)
-    return _fit(runner, train_edges, snapshot.num_items, config, device, val_fold=val_fold, epochs=epochs,
-                desc=desc)
+    return _fit(runner, train_edges, snapshot.num_items, config, device, options)
 
 
 def _prepare(config: TrainConfig) -> torch.device:
@@ -263,12 +255,13 @@ def _fit(
     num_items: int,
     config: TrainConfig,
     device: torch.device,
-    *,
-    val_fold: Fold | None,
-    epochs: int | None,
-    desc: str,
+    options: FitOptions,
 ) -> FitResult:
     """The BPR loop shared by both models: shuffle, sample negatives, step; validate; stop early."""
+    unknown = set(options) - FitOptions.__optional_keys__
+    if unknown:
+        raise TypeError(f"unknown fit options {sorted(unknown)}")
+    val_fold, epochs, desc = options.get("val_fold"), options.get("epochs"), options.get("desc", "train")
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
     model = runner.model
@@ -318,8 +311,7 @@ def _fit(
             model.eval()
             with torch.no_grad(), record_function(PHASES["validation"]):
                 user_emb, item_emb = runner.embed(training=False)
-                fn = FitResult(user_emb, item_emb, epoch, None).score_fn()
-                record.val_ndcg = evaluate(fn, val_fold, ks=(20,))[VAL_METRIC]
+                record.val_ndcg = evaluate(embedding_score_fn(user_emb, item_emb), val_fold, ks=(20,))[VAL_METRIC]
             window_vals.append(record.val_ndcg)
             window_states.append((epoch, copy.deepcopy(model.state_dict())))
             if len(window_vals) == window_vals.maxlen:
@@ -370,7 +362,7 @@ def train(
     genres = snapshot.item_genre_matrix()
     validation = split.validation()
     early = _fit_model(snapshot, split.fit, config, val_fold=validation, desc="fit+validate")
-    val_metrics = evaluate(early.score_fn(), validation, item_features=genres)
+    val_metrics = evaluate(embedding_score_fn(early.user_emb, early.item_emb), validation, item_features=genres)
     timings = {"validation_fit": early.seconds}
     serving = config.final_fit == "all"
     if config.retrain or serving:
@@ -382,7 +374,8 @@ def train(
     test_metrics: dict[str, Any] | None = None
     if not serving:  # a model that learned from the test positives has no honest test figure
         started = time.perf_counter()
-        test_metrics = evaluate(final.score_fn(), split.testing(), item_features=genres)
+        test_metrics = evaluate(embedding_score_fn(final.user_emb, final.item_emb), split.testing(),
+                                item_features=genres)
         timings["test_scoring"] = time.perf_counter() - started
     log.info("%s: best epoch %d, validation %s, test %s", config.model, early.best_epoch, val_metrics[VAL_METRIC],
              test_metrics[VAL_METRIC] if test_metrics else "not measured (final fit on all positives)")
@@ -403,7 +396,7 @@ def train(
     )
 
 
-def _fit_model(snapshot: GraphSnapshot, edges: Tensor, config: TrainConfig, **options: Any) -> FitResult:
+def _fit_model(snapshot: GraphSnapshot, edges: Tensor, config: TrainConfig, **options: Unpack[FitOptions]) -> FitResult:
     if config.model == "graphsage":
         return fit_graphsage(snapshot, edges, config, **options)
     return fit_lightgcn(edges, snapshot.num_users, snapshot.num_items, config, **options)

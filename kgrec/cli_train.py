@@ -69,8 +69,8 @@ Lr = Annotated[Optional[float], typer.Option(
 Seed = Annotated[Optional[int], typer.Option(help="Seed of the run (default: 42).")]
 ConfigFile = Annotated[
     Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help=(
-        "YAML of hyper-parameters: gnn.config.TrainConfig fields for lightgcn and graphsage, gnn.ranker.RankerConfig "
-        "fields for the blend (e.g. component_search: false, als_factors_grid: [64, 128])."))
+        "YAML of hyper-parameters: gnn.config.TrainConfig fields for lightgcn and graphsage, "
+        "gnn.blend.config.RankerConfig fields for the blend (e.g. component_search: false, als_factors_grid: [64, 128])."))
 ]
 Artifacts = Annotated[Optional[Path], typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
@@ -212,7 +212,7 @@ def models(
 ) -> None:
     """List the saved model versions, their validation figures, and which one is current."""
     from gnn.artifacts import list_versions
-    from gnn.jobs import current_version
+    from gnn.serving import current_version
 
     _, settings = _settings(artifacts, None)
     root = settings.artifacts_dir

@@ -290,7 +290,7 @@ def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
 
 def test_blend_new_arrival_positions_are_the_benchmarked_policy(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
                                                                driver: Driver, tmp_path: Path) -> None:
-    """The API's list is gnn.ranker's RankerModel.recommend (what bench.quality measures): score order with the
+    """The API's list is gnn.blend's RankerModel.recommend (what bench.quality measures): score order with the
     reserved positions filled by the best unseen items nobody has liked yet."""
     # new arrivals: copies of ten films (title, year, genres, people, tags) that nobody has interacted with yet
     copy_films = """
@@ -313,14 +313,14 @@ def test_blend_new_arrival_positions_are_the_benchmarked_policy(world: Synthetic
 def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver, tmp_path: Path) -> None:
     import json
 
-    from api.model import current_artifact
-    from gnn.ranker import RankerModel
+    from gnn.blend.model import RankerModel
+    from gnn.serving import current_version
     from graph.reads import user_context
 
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
     report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",
                                                     "progress": False}, publish=False)
-    path = current_artifact(settings.artifacts_dir, "blend")
+    path = current_version(settings.artifacts_dir, "blend")
     assert report.promoted and path is not None
     meta = json.loads((path / "ranker.json").read_text())
     meta["config"].update(cold_slots=2, cold_slot_every=4, cold_slot_margin=None)  # no bar: the slots always fill

@@ -116,9 +116,9 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     retrained = runner.invoke(app, ["retrain", *fast, "--cold-slots", "0", "--config", str(blend_yaml)])
     assert retrained.exit_code == 0, retrained.output
     assert "promoted" in retrained.output and "embeddings in Neo4j" in retrained.output
-    from api.model import current_artifact
+    from gnn.serving import current_version
 
-    current = current_artifact(artifacts, "blend")
+    current = current_version(artifacts, "blend")
     saved = json.loads((current / "ranker.json").read_text())["config"] if current is not None else {}
     assert (saved["cold_slots"], saved["component_search"], saved["als_factors"]) == (0, False, 8)
     blend_yaml.write_text("als_factorz: 8\n", encoding="utf-8")

@@ -11,7 +11,8 @@ from etl.load import load_dataset
 from etl.synthetic import generate_world
 from gnn.artifacts import list_versions, load_artifact
 from gnn.config import GnnSettings
-from gnn.jobs import current_version, evaluate_job, export_job, retrain_job, train_job
+from gnn.jobs import evaluate_job, export_job, retrain_job, train_job
+from gnn.serving import current_version
 from graph.settings import Neo4jSettings
 
 FAST = {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 512, "max_epochs": 4, "patience": 2,

@@ -8,9 +8,11 @@ import torch
 
 from bench.mmr import embedding_diversity, mmr_lists, recommend, sweep, unit_vectors
 from etl.synthetic import generate_world
+from gnn.blend.config import FEATURES, RankerConfig
+from gnn.blend.fit import fit_components
+from gnn.blend.model import RankerModel
 from gnn.data import build_graph_snapshot
 from gnn.evaluation import split_interactions
-from gnn.ranker import FEATURES, RankerConfig, RankerModel, fit_components
 from tests.unit.gnn.worlds import export_from_dataset
 
 

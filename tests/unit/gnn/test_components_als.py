@@ -1,4 +1,4 @@
-"""gnn.components' ALS: the vectorised conjugate-gradient half-step against the per-row exact solve."""
+"""gnn.blend.linear's ALS: the vectorised conjugate-gradient half-step against the per-row exact solve."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from gnn.components import als_fold_in, als_half_step, fit_als
+from gnn.blend.linear import als_half_step, fit_als
+from gnn.blend.scorers import als_fold_in
 
 
 def _exact_half_step(source: np.ndarray, csr: sp.csr_matrix, lam: float, alpha: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""gnn.components.content_embeddings: the ridge map from item features to embeddings, against its closed form."""
+"""gnn.blend.knowledge.content_embeddings: the ridge map from item features to embeddings, against its closed form."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from gnn.components import content_embeddings, ridge_block_cg
+from gnn.blend.knowledge import content_embeddings, ridge_block_cg
 
 
 def _problem(seed: int = 3) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Config precedence, artifacts round trip, inference, and train() end to end on a small synthetic world."""
+"""Config precedence, artifacts round trip, serving an embedding artifact, and train() end to end on a small synthetic world."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gnn.artifacts import Artifact, latest_version, list_versions, load_artifact
 from gnn.config import load_train_config, resolve_device
 from gnn.data import build_graph_snapshot
 from gnn.evaluation import split_interactions
-from gnn.inference import EmbeddingScorer
+from gnn.serving import EmbeddingModel
 from gnn.train import save_artifact, train
 from schema.errors import ConfigError, DataError
 from tests.unit.gnn.worlds import export_from_dataset
@@ -103,25 +103,29 @@ def test_artifact_round_trip_and_versions(tmp_path: Path) -> None:
         load_artifact(tmp_path / "nope")
 
 
-def test_inference_scores_and_recommends() -> None:
-    scorer = EmbeddingScorer(_artifact())
-    scores = scorer.score("u1", ["c", "a", "zz"])
-    assert scores[:2].tolist() == [0.0, 2.0] and np.isnan(scores[2])
-    assert np.isnan(scorer.score("nobody", ["a"])).all()
-    assert [i for i, _ in scorer.recommend("u2", k=2)] == ["c", "b"]
-    assert [i for i, _ in scorer.recommend("u2", k=2, exclude=["c"])] == ["b", "a"]
-    assert scorer.recommend("nobody") == []
-    assert scorer.similar_items("a", k=1)[0][0] == "b"
+def test_embedding_model_scores_by_dot_products(tmp_path: Path) -> None:
+    model = EmbeddingModel(write_artifact(_artifact(), tmp_path))
+    assert model.kind == "lightgcn" and model.knows_user("u1") and not model.knows_user("nobody")
+    scores = model.scores("u1", [("zz", None)])  # a known user: their embedding (positives not needed)
+    assert scores.dtype == np.float32 and scores.tolist() == [2.0, 1.0, 0.0]
+    assert model.scores("u2", []).tolist() == [0.0, 1.0, 3.0]
+    # a user the model does not know: the mean of their known positives' item embeddings, else nothing
+    assert model.scores("nobody", [("a", 1), ("zz", None)]).tolist() == [4.0, 2.0, 0.0]
+    assert model.scores("nobody", [("zz", None)]).tolist() == [0.0, 0.0, 0.0]
+    vectors = model.item_vectors()
+    assert vectors is not None and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    cosine = vectors @ vectors[model.item_index["a"]]
+    cosine[model.item_index["a"]] = -np.inf
+    assert model.item_ids[int(np.argmax(cosine))] == "b"  # the most similar item to a
 
 
-def test_inference_imports_no_training_code() -> None:
+def test_serving_imports_no_training_code() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import sys, gnn.inference; "
-        "print([m for m in ('gnn.train', 'gnn.models', 'matplotlib') if m in sys.modules])"
-    )
+    training = ("gnn.train", "gnn.models", "gnn.jobs", "gnn.evaluation", "gnn.blend.fit", "gnn.blend.search",
+                "gnn.blend.weights", "gnn.blend.evaluate", "matplotlib")
+    code = f"import sys, gnn.serving; print([m for m in {training!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[3])
     assert out.stdout.strip() == "[]"
@@ -142,9 +146,9 @@ def test_train_end_to_end_on_synthetic_world(tmp_path: Path) -> None:
     assert {"loss", "val_ndcg", "epoch", "seconds"} <= set(artifact.history[0])
     path = save_artifact(artifact, tmp_path)
     assert (path / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    scorer = EmbeddingScorer.load(path)
+    served = EmbeddingModel(path)
     user = snapshot.users.ids[0]
-    assert len(scorer.recommend(user, k=5)) == 5
+    assert served.knows_user(user) and served.scores(user, []).shape == (120,)
     other = build_graph_snapshot(export_from_dataset(generate_world(users=20, items=30, seed=1).dataset))
     with pytest.raises(DataError):
         train(other, split, config)  # a split of another snapshot

@@ -9,7 +9,8 @@ import torch
 
 from gnn.artifacts import Artifact, list_versions, write_artifact
 from gnn.data import IdMap
-from gnn.jobs import artifact_score_fn, current_version, promote, prune_versions
+from gnn.jobs import artifact_score_fn, promote, prune_versions
+from gnn.serving import current_version
 
 
 def _write(root: Path, val: float) -> Path:

@@ -1,4 +1,4 @@
-"""The blend (gnn.ranker): components, live histories, persistence, and ranker weights on planted worlds."""
+"""The blend (gnn.blend): components, live histories, persistence, and ranker weights on planted worlds."""
 
 from __future__ import annotations
 
@@ -12,21 +12,16 @@ import scipy.sparse as sp
 import torch
 
 from etl.synthetic import generate_world
-from gnn.components import fit_ease, fit_transitions, knowledge_matrix, pair_times, recency_weights
+from gnn.blend.config import FEATURES, RankerConfig
+from gnn.blend.evaluate import blend_score_fn, ranked_lists
+from gnn.blend.fit import all_positives, fit_components, fit_ranker, pair_times
+from gnn.blend.knowledge import knowledge_matrix
+from gnn.blend.linear import fit_ease, fit_transitions
+from gnn.blend.model import RankerModel
+from gnn.blend.scorers import recency_weights
+from gnn.blend.weights import ValidationData, learn_weights, sample_fold_users, search_linear_weights
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import evaluate, split_interactions
-from gnn.ranker import (
-    FEATURES,
-    RankerConfig,
-    RankerModel,
-    ValidationData,
-    all_positives,
-    fit_components,
-    fit_ranker,
-    learn_weights,
-    sample_fold_users,
-    search_linear_weights,
-)
 from schema.errors import DataError
 from tests.unit.gnn.worlds import export_from_dataset, make_export
 
@@ -139,8 +134,8 @@ def test_fit_ranker_is_deterministic_and_refits_on_all_positives() -> None:
     assert np.isfinite(a.weights).all() and a.meta["validation"]["chosen"].startswith(("learned", "linear"))
     assert a.meta["validation"]["ranker_users"] == len(split.validation().eval_users)  # fewer than the cap
     users = split.testing().eval_users[:5]
-    assert torch.equal(a.score_fn()(users), b.score_fn()(users))
-    metrics = evaluate(a.score_fn(), split.testing(), ks=(20,))
+    assert torch.equal(blend_score_fn(a)(users), blend_score_fn(b)(users))
+    metrics = evaluate(blend_score_fn(a), split.testing(), ks=(20,))
     assert 0.0 <= metrics["ndcg@20"] <= 1.0
     # train mode never sees a test positive; production mode holds every positive of each user
     test_user = int(split.test[0, 0])
@@ -149,6 +144,29 @@ def test_fit_ranker_is_deterministic_and_refits_on_all_positives() -> None:
     full = fit_ranker(snapshot, split, FAST, final="all")
     assert test_item in full.history(test_user)[0]
     assert sum(len(full.history(u)[0]) for u in range(snapshot.num_users)) == all_positives(snapshot).size(1)
+
+
+def test_fit_announces_each_component_and_step_as_a_phase() -> None:
+    from gnn.phases import PhaseEvent, listening
+
+    events: list[PhaseEvent] = []
+    snapshot = _genre_world()  # a5 and c5 have no positives: their LightGCN rows are predicted
+    with listening(events.append):
+        fit_components(snapshot, all_positives(snapshot), FAST, lightgcn_epochs=2)
+    components = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
+    assert [(e.name, e.path) for e in events if e.kind == "start"] == [
+        ("fit_components", ()), *((name, ("fit_components",)) for name in components)]
+    assert {e.kind for e in events} == {"start", "end"}
+    events.clear()
+    world = generate_world(users=40, items=60, seed=3)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    config = FAST.model_copy(update={"ease_lambda_grid": [1.0], "als_factors_grid": [64],
+                                     "als_regularization_grid": [30.0], "als_alpha_grid": [10.0]})
+    with listening(events.append):
+        fit_ranker(snapshot, split_interactions(snapshot, seed=42), config)
+    assert [e.name for e in events if e.kind == "end" and not e.path] == [
+        "fit_components", "val_features", "component_search", "ranker_weights", "refit"]
+    assert [e.path for e in events if e.kind == "end" and e.name == "fit_components"] == [(), ("refit",)]
 
 
 def _planted_data(informative: str, users: int = 60, items: int = 300, seed: int = 0) -> ValidationData:
@@ -395,7 +413,7 @@ def test_format_1_model_loads_with_its_weights_and_zero_for_new_features(tmp_pat
 
 
 def test_ranker_features_mask_and_l2_grid_cross_fit() -> None:
-    from gnn.ranker import feature_mask, fit_weights
+    from gnn.blend.weights import feature_mask, fit_weights
 
     data = _planted_data("sequence")
     allowed = ["ease_recent", "pop_window", "knowledge_cold"]
@@ -413,7 +431,7 @@ def test_ranker_features_mask_and_l2_grid_cross_fit() -> None:
 
 
 def test_content_embeddings_recover_a_planted_feature_map_and_year_basis_is_smooth() -> None:
-    from gnn.components import content_embeddings, year_basis
+    from gnn.blend.knowledge import content_embeddings, year_basis
 
     rng = np.random.default_rng(5)
     features = sp.random(400, 30, density=0.15, random_state=5, format="csr", dtype=np.float64)
@@ -472,7 +490,7 @@ def test_cold_prior_is_raw_and_larger_for_users_who_like_what_nobody_else_does()
     assert raw_crowd[idx("a5")] == pytest.approx(math.log(0.5 / 9.0)) and raw_loner[idx("a1")] == 0.0
     z = model.standardized(*model.history(loner), loner)
     assert np.array_equal(z[f], raw_loner)  # per-user offsets survive standardisation
-    assert "cold_prior" in __import__("gnn.ranker", fromlist=["RAW_FEATURES"]).RAW_FEATURES
+    assert "cold_prior" in __import__("gnn.blend.config", fromlist=["RAW_FEATURES"]).RAW_FEATURES
 
 
 def test_format_2_model_scores_as_before(tmp_path: Path) -> None:
@@ -498,7 +516,7 @@ def test_format_2_model_scores_as_before(tmp_path: Path) -> None:
 
 
 def test_reserved_cold_positions_take_a_cold_item_only_when_it_clears_the_margin() -> None:
-    from gnn.ranker import reserve_cold_slots
+    from gnn.blend.cold import reserve_cold_slots
 
     scores = np.full(30, -np.inf, dtype=np.float32)
     scores[:10] = np.arange(10, 0, -1)  # ranked items 0..9 score 10..1
@@ -566,7 +584,7 @@ def test_ranked_lists_follow_recommend_and_the_policy_survives_save_load(tmp_pat
     edges = all_positives(snapshot)
     fold = __import__("gnn.evaluation", fromlist=["Fold"]).Fold("t", snapshot.num_users, snapshot.num_items,
                                                                edges, edges[:, :: 5])
-    lists = model.ranked_lists(fold, k=4)
+    lists = ranked_lists(model, fold, k=4)
     for row, user in enumerate(fold.eval_users.tolist()):
         items, times = model.history(user)
         expected = model.recommend(items, times, user, k=4)
@@ -575,11 +593,12 @@ def test_ranked_lists_follow_recommend_and_the_policy_survives_save_load(tmp_pat
     model.save(tmp_path / "m")
     loaded = RankerModel.load(tmp_path / "m")
     assert (loaded.config.cold_slots, loaded.config.cold_slot_every, loaded.config.cold_slot_margin) == (1, 2, 5.0)
-    assert torch.equal(loaded.ranked_lists(fold, k=4), lists)
+    assert torch.equal(ranked_lists(loaded, fold, k=4), lists)
 
 
 def test_component_search_picks_the_best_validation_candidates_and_the_served_features_match() -> None:
-    from gnn.ranker import sample_fold_users, search_components, validation_data
+    from gnn.blend.search import search_components
+    from gnn.blend.weights import sample_fold_users, validation_data
 
     world = generate_world(users=60, items=80, seed=6)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
@@ -623,7 +642,7 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
 
 
 def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
-    from gnn.ranker import climb
+    from gnn.blend.search import climb
 
     grid = [50.0, 100.0, 200.0, 400.0, 800.0]
     for peak in grid:

@@ -1,0 +1,244 @@
+"""Fitting the blend: every component on a set of positives (:func:`fit_components`), then the whole two-stage
+fit (:func:`fit_ranker`: components on ``split.fit``, component search and ranker weights on validation, refit).
+
+Each step runs as a named phase (:mod:`gnn.phases`) so that a listener can time it: ``fit_components`` (each
+call) with ``ease``, ``knowledge``, ``sequence``, ``als``, ``lightgcn`` and ``cold_embeddings`` inside, and in
+:func:`fit_ranker` ``val_features``, ``component_search``, ``ranker_weights`` and ``refit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from gnn.blend.config import RankerConfig
+from gnn.blend.knowledge import content_embeddings, knowledge_matrix, year_basis
+from gnn.blend.linear import fit_als_component, fit_ease, fit_transitions
+from gnn.blend.model import Components, RankerModel
+from gnn.blend.scorers import UNKNOWN_TIME, TimedEvents
+from gnn.blend.search import search_components
+from gnn.blend.weights import fit_weights, sample_fold_users, validation_data
+from gnn.config import resolve_device
+from gnn.data import GraphSnapshot
+from gnn.evaluation import Fold, Split, positive_mask
+from gnn.phases import phase
+from schema.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def pair_times(snapshot: GraphSnapshot, pairs: Tensor) -> np.ndarray:
+    """Timestamps of (user_idx, item_idx) pairs, looked up among the snapshot's interactions.
+
+    Args:
+        snapshot: The graph the pairs come from.
+        pairs: ``[2, n]`` (user_idx, item_idx).
+
+    Returns:
+        ``[n]`` int64 epoch seconds (the latest interaction of the pair), ``-1`` where unknown.
+
+    Raises:
+        DataError: A pair is not an interaction of the snapshot.
+    """
+    num_items = snapshot.num_items
+    keys = (snapshot.edge_index[0] * num_items + snapshot.edge_index[1]).numpy()
+    stamps = snapshot.edge_time.numpy()
+    order = np.lexsort((stamps, keys))
+    keys, stamps = keys[order], stamps[order]
+    query = (pairs[0] * num_items + pairs[1]).numpy()
+    if len(keys) == 0:
+        if len(query):
+            raise DataError("pairs given for a snapshot without interactions")
+        return np.empty(0, dtype=np.int64)
+    pos = np.searchsorted(keys, query, side="right") - 1
+    found = (pos >= 0) & (keys[pos.clip(min=0)] == query)
+    if not found.all():
+        raise DataError(f"{int((~found).sum())} pairs are not interactions of snapshot {snapshot.snapshot_id}")
+    return np.where(stamps[pos] >= 0, stamps[pos], UNKNOWN_TIME).astype(np.int64)
+
+
+def follow_matrix(snapshot: GraphSnapshot) -> sp.csr_matrix:
+    """``[U, U]`` float32 CSR, 1 where the row user follows the column user (duplicates and self-loops dropped)."""
+    follower, followee = snapshot.follow_index.numpy().astype(np.int64)
+    keep = follower != followee
+    n = snapshot.num_users
+    out = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (follower[keep], followee[keep])), shape=(n, n))
+    out.data[:] = 1.0  # duplicates summed by the constructor count once
+    return out
+
+
+def all_positives(snapshot: GraphSnapshot, min_rating: float = 4.0) -> Tensor:
+    """``[2, n]`` every positive (user_idx, item_idx) of the snapshot (the production refit's edges)."""
+    mask = positive_mask(snapshot, min_rating)
+    return snapshot.edge_index[:, mask]
+
+
+def fit_components(
+    snapshot: GraphSnapshot,
+    pairs: Tensor,
+    config: RankerConfig,
+    *,
+    val_fold: Fold | None = None,
+    lightgcn_epochs: int | None = None,
+    desc: str = "components",
+) -> Components:
+    """Fit every component on the positives ``pairs`` (their times looked up in the snapshot).
+
+    Args:
+        snapshot: Gives times, knowledge edges and index spaces.
+        pairs: ``[2, n]`` (user_idx, item_idx) positives.
+        config: Hyper-parameters.
+        val_fold: For LightGCN's early stopping (the epoch count is kept in the result).
+        lightgcn_epochs: Fixed LightGCN epoch count (a refit with the count found on validation).
+        desc: Progress label.
+
+    Returns:
+        The fitted components.
+    """
+    num_users, num_items = snapshot.num_users, snapshot.num_items
+    with phase("fit_components"):
+        device = resolve_device(config.device)
+        torch.set_num_threads(config.num_threads)
+        times = pair_times(snapshot, pairs)
+        users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
+        steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
+        with phase("ease"):
+            ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device,
+                            max_items=config.ease_max_items)
+        steps.update()
+        with phase("knowledge"):
+            knowledge = knowledge_matrix(snapshot, genre_weight=config.genre_weight,
+                                         person_weight=config.person_weight, tag_weight=config.tag_weight)
+        steps.update()
+        events = TimedEvents(items, times, num_items)
+        order = np.lexsort((np.arange(len(users)), times, users))
+        hist_ptr = np.zeros(num_users + 1, dtype=np.int64)
+        hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
+        with phase("sequence"):
+            transitions = fit_transitions(users, items, times, num_items, config.sequence_window,
+                                          config.sequence_top_n)
+        steps.update()
+        with phase("als"):
+            als_items, als_gram = fit_als_component(pairs, num_users, num_items, config)
+        steps.update()
+        user_emb, item_emb, epochs = lightgcn_embeddings(snapshot, pairs, knowledge, events.global_counts == 0, config,
+                                                         val_fold=val_fold, epochs=lightgcn_epochs, desc=desc)
+        steps.update()
+        steps.close()
+        return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
+                          items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64),
+                          follow_matrix(snapshot))
+
+
+def lightgcn_embeddings(
+    snapshot: GraphSnapshot,
+    pairs: Tensor,
+    knowledge: sp.csr_matrix,
+    cold: np.ndarray,
+    config: RankerConfig,
+    *,
+    val_fold: Fold | None,
+    epochs: int | None,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The LightGCN component: user and item embeddings fitted on ``pairs``, the rows of the ``cold`` items
+    (``[I]`` bool, without positives) predicted from their knowledge features and year (``cold_embeddings``) or
+    zero.
+
+    Returns:
+        ``[U, d]`` and ``[I, d]`` float32 embeddings (``d = 0`` with LightGCN off or without positives) and the
+        epochs LightGCN was trained for (0 when it was not).
+    """
+    num_users, num_items = snapshot.num_users, snapshot.num_items
+    if not config.use_lightgcn or not pairs.size(1):
+        return np.zeros((num_users, 0), dtype=np.float32), np.zeros((num_items, 0), dtype=np.float32), 0
+    from gnn.train import fit_lightgcn  # the GNN trainer (and PyG) only when LightGCN is fitted
+
+    with phase("lightgcn"):
+        result = fit_lightgcn(pairs, num_users, num_items, config.train_config(), val_fold=val_fold, epochs=epochs,
+                              desc=f"{desc}: lightgcn")
+        user_emb = result.user_emb.numpy().astype(np.float32)
+        item_emb = result.item_emb.numpy().astype(np.float32)
+    item_emb[cold] = 0.0  # untrained rows are initial noise
+    if config.cold_embeddings and cold.any():
+        with phase("cold_embeddings"):
+            features = sp.hstack([knowledge, config.cold_year_weight * year_basis(snapshot.item_year.numpy())]).tocsr()
+            item_emb[cold] = content_embeddings(features, item_emb, ~cold, config.cold_map_lambda)[cold]
+    return user_emb, item_emb, result.best_epoch
+
+
+def fit_ranker(
+    snapshot: GraphSnapshot,
+    split: Split,
+    config: RankerConfig | None = None,
+    *,
+    final: Literal["train", "all"] = "train",
+    reuse: dict[str, Any] | None = None,
+) -> RankerModel:
+    """Fit the blend: components on ``split.fit``, ranker weights on ``split.val``, components refitted.
+
+    Args:
+        snapshot: The graph the split was made from.
+        split: Positives divided into fit / validation / test.
+        config: Hyper-parameters (defaults when None).
+        final: Refit the components on ``split.train`` (test figures stay honest) or on every positive of the
+            snapshot (production: each user's most recent interactions count).
+        reuse: An earlier component search's report (:func:`gnn.blend.search.reusable_search`): its choice is
+            taken as it is instead of searching again, and recorded with ``"reused": true``.
+
+    Returns:
+        The fitted model; ``meta`` holds the validation report and timings.
+
+    Raises:
+        DataError: The split belongs to another snapshot.
+    """
+    config = config or RankerConfig()
+    if split.snapshot_id != snapshot.snapshot_id:
+        raise DataError(f"split of snapshot {split.snapshot_id} used with snapshot {snapshot.snapshot_id}")
+    search: dict[str, Any] | None = None
+    if reuse is not None:
+        config = config.model_copy(update=reuse["chosen"])
+        search = {**{k: v for k, v in reuse.items() if k != "seconds"}, "reused": True}
+        log.info("component search: the earlier choice %s is kept (searched on %d fit positives, now %d)",
+                 reuse["chosen"], reuse["fit_positives"], split.fit.size(1))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    validation = split.validation()
+    early = fit_components(snapshot, split.fit, config, val_fold=validation, desc="fit components")
+    timings["fit_components"] = time.perf_counter() - started
+    probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+    t = time.perf_counter()
+    sample = sample_fold_users(validation, config.ranker_max_users, config.seed)
+    with phase("val_features"):
+        data = validation_data(probe, sample)
+    if config.component_search and reuse is None:
+        with phase("component_search"):
+            probe, search = search_components(snapshot, split.fit, probe, data)
+        config = probe.config
+        early = probe.components
+    with phase("ranker_weights"):
+        weights, report = fit_weights(data, config)
+    report["ranker_users"] = len(data.users)  # validation users the weights were fitted on
+    if search is not None:
+        report["component_search"] = search
+    del data
+    timings["fit_ranker"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with phase("refit"):
+        edges = split.train if final == "train" else all_positives(snapshot, split.min_rating)
+        epochs = max(early.lightgcn_epochs, 1)
+        components = fit_components(snapshot, edges, config, lightgcn_epochs=epochs, desc=f"refit on {final}")
+    timings["refit"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    meta = {"snapshot_id": snapshot.snapshot_id, "final": final, "split": split.describe(), "validation": report,
+            "lightgcn_epochs": epochs, "timings": timings}
+    log.info("ranker: %s weights %s, validation NDCG@20 %.4f", report["chosen"], report["weights"],
+             report["val_ndcg20"])
+    return RankerModel(config, snapshot.users.ids, snapshot.items.ids, components, weights, meta)

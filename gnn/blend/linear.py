@@ -1,0 +1,287 @@
+"""Fitting the blend's collaborative components: EASE^R, item-to-next-items transitions and implicit ALS.
+
+* **EASE^R** (Steck 2019): a closed-form item-item regression, kept sparse (the ``top_n`` largest weights of
+  each source item's row);
+* **transitions**: a sequential item-kNN from each user's time-ordered positives;
+* **ALS** (Hu, Koren & Volinsky 2008): item factors only; a user's vector is folded in at serving from the live
+  history (:func:`gnn.blend.scorers.als_fold_in`).
+
+Everything is in index space (``user_idx``, ``item_idx``) of one :class:`gnn.data.GraphSnapshot`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from gnn.blend.config import RankerConfig
+from schema.errors import DataError
+
+
+def interaction_matrix(pairs: Tensor, num_users: int, num_items: int) -> sp.csr_matrix:
+    """``[num_users, num_items]`` binary CSR of (user_idx, item_idx) pairs (duplicates count once)."""
+    ones = np.ones(pairs.size(1), dtype=np.float32)
+    matrix = sp.csr_matrix((ones, (pairs[0].numpy(), pairs[1].numpy())), shape=(num_users, num_items))
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def fit_ease(
+    pairs: Tensor,
+    num_users: int,
+    num_items: int,
+    lam: float,
+    top_n: int | None,
+    device: torch.device | str = "cpu",
+    max_items: int | None = None,
+    block_rows: int = 2048,
+) -> sp.csr_matrix:
+    """EASE^R weights ``B = I − P·diagMat(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, over the items with a positive.
+
+    ``XᵀX + λI`` is symmetric positive definite, so ``P`` comes from its Cholesky factor; ``B`` is formed in
+    place and pruned per row block, so the peak is about two dense ``n × n`` float64 matrices (``n`` = items
+    kept). With ``max_items`` only the ``max_items`` items with the most positives (ties: lower item_idx)
+    are kept; the others get empty rows and columns like items without positives.
+
+    Args:
+        pairs: ``[2, n]`` (user_idx, item_idx) positives.
+        num_users, num_items: Index spaces.
+        lam: L2 regularisation λ (> 0).
+        top_n: Keep, per source item (row), only the ``top_n`` weights largest in magnitude; ``None`` keeps
+            every weight.
+        device: Where to invert the Gram matrix (float64; CPU is deterministic). With fewer users than items
+            the inverse is the users × users one of the Woodbury identity, on CPU.
+        max_items: Cap on the items in the model (None: every item with a positive).
+        block_rows: Rows of ``B`` pruned at a time.
+
+    Returns:
+        ``[num_items, num_items]`` float32 CSR; row ``j`` holds the weights from history item ``j`` to every
+        target item (score = history row vector · B). Items without positives have empty rows and columns.
+
+    Raises:
+        DataError: ``lam`` is not positive, or ``max_items`` is below 1.
+    """
+    if lam <= 0:
+        raise DataError(f"EASE needs a positive lambda, got {lam}")
+    if max_items is not None and max_items < 1:
+        raise DataError(f"EASE needs max_items >= 1 (or None), got {max_items}")
+    matrix = interaction_matrix(pairs, num_users, num_items)
+    counts = np.asarray(matrix.sum(axis=0)).ravel()
+    seen = np.flatnonzero(counts > 0)
+    if len(seen) == 0:
+        return sp.csr_matrix((num_items, num_items), dtype=np.float32)
+    if max_items is not None and len(seen) > max_items:
+        popular = seen[np.argsort(-counts[seen], kind="stable")[:max_items]]
+        seen = np.sort(popular)
+    x = matrix[:, seen].astype(np.float64)
+    if x.shape[0] < x.shape[1]:
+        b = _ease_inverse_woodbury(x, lam).to(device)  # P
+    else:
+        gram = torch.from_numpy((x.T @ x).toarray()).to(device)
+        gram.diagonal().add_(lam)
+        factor = torch.linalg.cholesky(gram)
+        del gram
+        b = torch.cholesky_inverse(factor)  # P
+        del factor
+    b.div_((-b.diagonal()).view(1, -1))  # B = P / −diag(P), column-wise, in place
+    b.fill_diagonal_(0.0)
+    n = len(seen)
+    keep = n if top_n is None else min(int(top_n), n)
+    if keep < n:
+        index_blocks, value_blocks = [], []
+        for lo in range(0, n, block_rows):
+            block = b[lo:lo + block_rows]
+            index = block.abs().topk(keep, dim=1).indices
+            index_blocks.append(index.cpu())
+            value_blocks.append(block.gather(1, index).cpu().to(torch.float32))
+        del b
+        index = torch.cat(index_blocks)
+        values = torch.cat(value_blocks)
+    else:
+        index = torch.arange(n).expand(n, n)
+        values = b.cpu().to(torch.float32)
+        del b
+    rows = np.repeat(seen, keep)
+    cols = seen[index.numpy().ravel()]
+    data = values.numpy().ravel()
+    out = sp.csr_matrix((data, (rows, cols)), shape=(num_items, num_items))
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def _ease_inverse_woodbury(x: sp.csr_matrix, lam: float) -> Tensor:
+    """``P = (XᵀX + λI)⁻¹`` for a users × items ``x`` with fewer users than items, by the Woodbury identity
+    ``P = (I − Xᵀ K X) / λ``, ``K = (λI + XXᵀ)⁻¹``: a users × users Cholesky inverse and one sparse × dense
+    product (nnz(X) · items multiply-adds) instead of an items × items inverse (Last.fm: 1.9k users, 17k
+    items). Returns a dense ``[items, items]`` float64 CPU tensor."""
+    gram = torch.from_numpy((x @ x.T).toarray())
+    gram.diagonal().add_(lam)
+    k = torch.cholesky_inverse(torch.linalg.cholesky(gram)).numpy()
+    kx = np.asarray(x.T @ k).T  # K·X = (Xᵀ·K)ᵀ, K symmetric: [users, items] dense
+    p = torch.from_numpy(np.asarray(x.T @ kx))  # XᵀKX, [items, items]
+    p.neg_()
+    p.diagonal().add_(1.0)
+    return p.div_(lam)
+
+
+def fit_transitions(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    num_items: int,
+    window: int,
+    top_n: int | None = None,
+) -> sp.csr_matrix:
+    """Item-to-next-items weights from each user's time-ordered positives (a sequential item-kNN).
+
+    Every pair (a, b) where b follows a within ``window`` positions of the same user's history adds
+    ``1 / distance``; the counts are then divided by ``sqrt(pop(a) · pop(b))`` so that popular items do not
+    follow everything. Ties in time keep item order.
+
+    Args:
+        users, items, times: ``[n]`` positives (user_idx, item_idx, epoch seconds; ``-1`` sorts first).
+        num_items: Item index space.
+        window: Positions ahead that count as "next".
+        top_n: Keep the ``top_n`` largest weights per source item (None: all).
+
+    Returns:
+        ``[num_items, num_items]`` float32 CSR, row = earlier item, column = later item.
+    """
+    order = np.lexsort((items, times, users))
+    u, i = users[order], items[order]
+    rows, cols, vals = [], [], []
+    for d in range(1, window + 1):
+        same = u[d:] == u[:-d]
+        rows.append(i[:-d][same])
+        cols.append(i[d:][same])
+        vals.append(np.full(int(same.sum()), 1.0 / d))
+    if not rows or not sum(len(r) for r in rows):
+        return sp.csr_matrix((num_items, num_items), dtype=np.float32)
+    counts = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(num_items, num_items))
+    pop = np.bincount(items, minlength=num_items).astype(np.float64)
+    scale = 1.0 / np.sqrt(np.maximum(pop, 1.0))
+    weights = (sp.diags(scale) @ counts @ sp.diags(scale)).tocsr()
+    if top_n is not None:
+        weights = _top_per_row(weights, top_n)
+    weights.eliminate_zeros()
+    weights.sort_indices()
+    return weights.astype(np.float32)
+
+
+def _top_per_row(matrix: sp.csr_matrix, top_n: int) -> sp.csr_matrix:
+    """Keep the ``top_n`` largest entries of each row of a non-negative CSR matrix."""
+    matrix = matrix.tocsr()
+    data, indices, indptr = [], [], [0]
+    for r in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[r], matrix.indptr[r + 1]
+        values, cols = matrix.data[lo:hi], matrix.indices[lo:hi]
+        if hi - lo > top_n:
+            keep = np.argpartition(-values, top_n)[:top_n]
+            values, cols = values[keep], cols[keep]
+        data.append(values)
+        indices.append(cols)
+        indptr.append(indptr[-1] + len(values))
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=matrix.shape)
+
+
+def fit_als(
+    pairs: Tensor,
+    num_users: int,
+    num_items: int,
+    *,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    iterations: int,
+    seed: int,
+    cg_steps: int = 3,
+) -> np.ndarray:
+    """Item factors of implicit-feedback ALS (Hu, Koren & Volinsky 2008): confidence ``1 + alpha`` on
+    positives, 1 elsewhere, preference 1 on positives. Each half-step solves every row's least-squares
+    problem by ``cg_steps`` conjugate-gradient steps warm-started from the previous round (Takács, Pilászy &
+    Tikk 2011; what ``implicit`` does), all rows at once (:func:`als_half_step`), so that hundreds of factors
+    cost matrix products rather than one dense solve per row.
+
+    Users are not kept: at serving a user's vector is folded in from their live history
+    (:func:`gnn.blend.scorers.als_fold_in`), so a just-posted interaction counts at once.
+
+    Args:
+        pairs: ``[2, n]`` (user_idx, item_idx) positives.
+        num_users, num_items: Index spaces.
+        factors, regularization, alpha, iterations: The usual ALS hyper-parameters.
+        seed: Seed of the initial factors.
+        cg_steps: Conjugate-gradient steps per half-step (``factors`` or more: the exact solve, up to rounding).
+
+    Returns:
+        ``[num_items, factors]`` float32; rows of items without positives are zero.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = interaction_matrix(pairs, num_users, num_items)
+    by_item = matrix.T.tocsr()
+    users_f = np.zeros((num_users, factors), dtype=np.float32)
+    items_f = rng.normal(0.0, 0.01, (num_items, factors)).astype(np.float32)
+    items_f[np.diff(by_item.indptr) == 0] = 0.0
+    for _ in range(iterations):
+        als_half_step(items_f, users_f, matrix, regularization, alpha, cg_steps)
+        als_half_step(users_f, items_f, by_item, regularization, alpha, cg_steps)
+    return items_f
+
+
+def als_half_step(source: np.ndarray, target: np.ndarray, csr: sp.csr_matrix, regularization: float,
+                  alpha: float, cg_steps: int) -> None:
+    """One ALS half-step in place: each row ``r`` of ``target`` moves towards the solution of
+    ``(SᵀS + λI + α Σ_{i ∈ r} s_i s_iᵀ) x = (1 + α) Σ_{i ∈ r} s_i`` (``S`` = ``source``, ``i`` over the row's
+    entries in ``csr``) by ``cg_steps`` conjugate-gradient steps from its current value, every row in
+    lockstep with its own step sizes; rows without entries become zero.
+
+    Args:
+        source: ``[n, k]`` float32 fixed factors.
+        target: ``[m, k]`` float32 factors to update (in place).
+        csr: ``[m, n]`` CSR of the positives (values ignored).
+        regularization, alpha: λ and α.
+        cg_steps: Conjugate-gradient steps.
+    """
+    k = source.shape[1]
+    gram = (source.astype(np.float64).T @ source + regularization * np.eye(k)).astype(np.float32)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    cols = csr.indices
+    chunk = max(1, (1 << 24) // max(k, 1))
+
+    def apply(p: np.ndarray) -> np.ndarray:  # A p for every row at once
+        dots = np.empty(len(cols), dtype=np.float32)
+        for lo in range(0, len(cols), chunk):
+            hi = lo + chunk
+            dots[lo:hi] = np.einsum("ij,ij->i", p[rows[lo:hi]], source[cols[lo:hi]])
+        return p @ gram + alpha * (sp.csr_matrix((dots, cols, csr.indptr), shape=csr.shape) @ source)
+
+    ones = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, csr.indptr), shape=csr.shape)
+    residual = (1.0 + alpha) * (ones @ source) - apply(target)
+    direction = residual.copy()
+    norm = np.einsum("ij,ij->i", residual, residual)
+    for _ in range(cg_steps):
+        image = apply(direction)
+        curvature = np.einsum("ij,ij->i", direction, image)
+        step = np.divide(norm, curvature, out=np.zeros_like(norm), where=curvature > 0)[:, None]
+        target += step * direction
+        residual -= step * image
+        next_norm = np.einsum("ij,ij->i", residual, residual)
+        beta = np.divide(next_norm, norm, out=np.zeros_like(norm), where=norm > 0)[:, None]
+        direction = residual + beta * direction
+        norm = next_norm
+    target[np.diff(csr.indptr) == 0] = 0.0
+
+
+def fit_als_component(pairs: Tensor, num_users: int, num_items: int,
+                      config: RankerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """ALS item factors and the fold-in gram of ``config`` (zero factors without positives or with ALS off)."""
+    als_items = np.zeros((num_items, config.als_factors), dtype=np.float32)
+    if config.als_factors and pairs.size(1):
+        als_items = fit_als(pairs, num_users, num_items, factors=config.als_factors,
+                            regularization=config.als_regularization, alpha=config.als_alpha,
+                            iterations=config.als_iterations, seed=config.seed, cg_steps=config.als_cg_steps)
+    als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
+    return als_items, als_gram

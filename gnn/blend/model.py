@@ -1,0 +1,367 @@
+"""The fitted blend as it is served: :class:`Components` and :class:`RankerModel` (features, scores, lists, files).
+
+:meth:`RankerModel.score` takes a live history (item_idx, epoch seconds) and, for a user the model knows, the
+user_idx, and returns a score per item; :meth:`RankerModel.place_cold` applies the new-arrival positions
+(:mod:`gnn.blend.cold`). No fitting code is imported here: the model is built by :mod:`gnn.blend.fit` and read
+back by :meth:`RankerModel.load`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from gnn.artifacts import read_files
+from gnn.blend.cold import reserve_cold_slots, top_items
+from gnn.blend.config import DAY, FEATURES, FORMAT_VERSION, META_FILE, MODEL_FILE, RAW_FEATURES, YEAR, RankerConfig
+from gnn.blend.scorers import (
+    UNKNOWN_TIME,
+    TimedEvents,
+    als_scores,
+    ease_scores,
+    recency_weights,
+    social_matrix,
+    zscore,
+)
+from schema.errors import DataError
+
+
+@dataclass
+class Components:
+    """Fitted component scorers over one set of positives.
+
+    Attributes:
+        ease: ``[I, I]`` float32 CSR, row = history item, column = target item.
+        transitions: ``[I, I]`` float32 CSR, row = earlier item, column = later item.
+        knowledge: ``[I, F]`` float32 CSR, unit rows.
+        user_emb, item_emb: ``[U, d]``, ``[I, d]`` float32 LightGCN embeddings (``d = 0`` without LightGCN);
+            rows of items without positives are predicted from their knowledge features and year
+            (``cold_embeddings``; zero when off, or for items without any feature).
+        als_items: ``[I, k]`` float32 ALS item factors (``k = 0`` without ALS); als_gram: ``[k, k]`` float64
+            ``als_itemsᵀ als_items + regularization · I`` (for the fold-in).
+        events: Everybody's timed positives.
+        hist_ptr, hist_items, hist_times: Each user's positives (CSR by user_idx, oldest first).
+        lightgcn_epochs: Epochs LightGCN was trained for.
+    """
+
+    ease: sp.csr_matrix
+    transitions: sp.csr_matrix
+    knowledge: sp.csr_matrix
+    user_emb: np.ndarray
+    item_emb: np.ndarray
+    als_items: np.ndarray
+    als_gram: np.ndarray
+    events: TimedEvents
+    hist_ptr: np.ndarray
+    hist_items: np.ndarray
+    hist_times: np.ndarray
+    lightgcn_epochs: int = 0
+    item_year: np.ndarray | None = None  # [I] int64 release years, -1 unknown (None: all unknown)
+    follows: sp.csr_matrix | None = None  # [U, U] binary, row = follower, column = followee (None: nobody)
+
+
+class RankerModel:
+    """A fitted blend, as the API serves it.
+
+    Args:
+        config: Hyper-parameters it was fitted with.
+        user_ids, item_ids: External ids by index.
+        components: Fitted component scorers.
+        weights: ``[len(FEATURES)]`` ranker weights (None: not fitted yet — :meth:`score` raises).
+        meta: Provenance and fit report (snapshot id, mode, validation figures, timings).
+    """
+
+    def __init__(
+        self,
+        config: RankerConfig,
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+        components: Components,
+        weights: np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.user_ids = list(user_ids)
+        self.item_ids = list(item_ids)
+        self.num_users, self.num_items = len(self.user_ids), len(self.item_ids)
+        self.components = components
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+        self.meta = dict(meta or {})
+        c = components
+        self._pop_global = np.log1p(c.events.global_counts).astype(np.float32)
+        self._cold = (c.events.global_counts == 0).astype(np.float32)
+        self._raw = np.isin(np.asarray(FEATURES), sorted(RAW_FEATURES))
+        self._window = config.pop_window_days * DAY
+        if c.item_year is None:
+            c.item_year = np.full(len(self.item_ids), -1, dtype=np.int64)
+        known = c.item_year >= 0
+        # release as a fractional year (mid-year), NaN unknown
+        self._release = np.where(known, c.item_year.astype(np.float64) + 0.5, np.nan)
+        self._social = social_matrix(c.follows, c.hist_ptr, c.hist_items, self.num_items)
+
+    def history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's positives as fitted: (item_idx ``[n]`` int64, epoch seconds ``[n]`` int64), oldest first.
+
+        Raises:
+            DataError: ``user_idx`` is out of range.
+        """
+        self._check_user(user_idx)
+        c = self.components
+        lo, hi = c.hist_ptr[user_idx], c.hist_ptr[user_idx + 1]
+        return c.hist_items[lo:hi].copy(), c.hist_times[lo:hi].copy()
+
+    def features(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+    ) -> np.ndarray:
+        """Raw (unstandardised) component scores of every item for one user.
+
+        Args:
+            history_items: ``[n]`` int64 item_idx of the user's positives (duplicates count once).
+            history_times: ``[n]`` int64 epoch seconds, ``-1`` unknown.
+            user_idx: The user's index if the model knows the user (LightGCN uses its embedding); None uses
+                the mean embedding of the history items.
+
+        Returns:
+            ``[len(FEATURES), num_items]`` float32.
+
+        Raises:
+            DataError: Shapes differ, or an item_idx / user_idx is out of range.
+        """
+        items, times = self._check_history(history_items, history_times)
+        c = self.components
+        out = np.zeros((len(FEATURES), self.num_items), dtype=np.float32)
+        if len(items):
+            out[0], out[1] = ease_scores(c.ease, items, times, self.config.ease_half_life)
+            out[2] = c.transitions[items].T @ recency_weights(times, self.config.sequence_half_life)
+            w = recency_weights(times, self.config.knowledge_half_life)
+            profile = c.knowledge[items].T @ w
+            norm = float(np.linalg.norm(profile))
+            if norm > 0:
+                out[3] = c.knowledge @ (profile / norm)
+        if c.item_emb.shape[1]:
+            if user_idx is not None:
+                self._check_user(user_idx)
+                out[4] = c.item_emb @ c.user_emb[user_idx]
+            elif len(items):
+                out[4] = c.item_emb @ c.item_emb[items].mean(axis=0)
+        if c.als_items.shape[1] and len(items):
+            out[5] = als_scores(c.als_items, c.als_gram, items, times, self.config.als_half_life,
+                                self.config.als_alpha)
+        known = times[times >= 0]
+        end = int(known.max()) if len(known) else c.events.latest
+        out[6] = np.log1p(c.events.window_counts(end, self._window))
+        out[7] = self._pop_global
+        out[8] = self._cold
+        out[9] = out[3] * self._cold
+        out[10] = self._fresh(end)
+        out[11] = out[10] * self._cold
+        out[12] = out[4] * self._cold
+        solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
+        out[13] = self._cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
+        if user_idx is not None and self._social.nnz:
+            out[14] = self._social[user_idx].toarray().ravel()
+        return out
+
+    def _fresh(self, end: int) -> np.ndarray:
+        """``[I]`` float32 release recency at epoch second ``end``: 1 for items released at or after it, decaying
+        as ``exp(−years / fresh_years)`` for older ones, 0 for unknown years or an unknown moment."""
+        if end < 0 or np.isnan(self._release).all():
+            return np.zeros(self.num_items, dtype=np.float32)
+        age = 1970.0 + end / YEAR - self._release
+        fresh = np.exp(-np.maximum(age, 0.0) / self.config.fresh_years)
+        return np.nan_to_num(fresh, nan=0.0).astype(np.float32)
+
+    def standardized(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+    ) -> np.ndarray:
+        """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0); the
+        :data:`RAW_FEATURES` stay as they are."""
+        raw = self.features(history_items, history_times, user_idx)
+        z = zscore(raw)
+        z[self._raw] = raw[self._raw]
+        return z
+
+    def score(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+    ) -> np.ndarray:
+        """Ranking scores of every item for one user (higher is better).
+
+        Args:
+            history_items: ``[n]`` int64 item_idx of the user's positives, e.g. read live from Neo4j, so a
+                just-posted interaction counts at once.
+            history_times: ``[n]`` int64 epoch seconds, ``-1`` unknown.
+            user_idx: The user's index if the model was fitted with the user; None for a user unknown to it
+                (e.g. just created at onboarding): history-based components only.
+
+        Returns:
+            ``[num_items]`` float32; the history items themselves get ``-inf`` (never recommended again).
+
+        Raises:
+            DataError: The model has no ranker weights, or the inputs are malformed.
+        """
+        if self.weights is None:
+            raise DataError("the ranker has no weights yet (fit it with fit_ranker)")
+        z = self.standardized(history_items, history_times, user_idx)
+        out = self.weights @ z
+        out[np.asarray(history_items, dtype=np.int64)] = -np.inf
+        return out.astype(np.float32, copy=False)
+
+    @property
+    def cold_mask(self) -> np.ndarray:
+        """``[num_items]`` bool: items without any positive in the fitted edges (cold items)."""
+        return self._cold > 0
+
+    def cold_candidates(self, scores: np.ndarray, limit: int) -> np.ndarray:
+        """The cold items with a finite score (callers set excluded items to ``-inf``), best first (ties: lower
+        item_idx first), at most ``limit`` of them: what :func:`gnn.blend.cold.reserve_cold_slots` fills its positions
+        from."""
+        return top_items(scores, np.flatnonzero(self.cold_mask & np.isfinite(scores)), limit)
+
+    def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int,
+                   cold: Sequence[int] | None = None) -> list[int]:
+        """``ranked`` (item_idx as they would be shown, excluded items left out) cut to ``k``, with the
+        config's reserved new-arrival positions (``cold_slots``, ``cold_slot_every``, ``cold_slot_margin``)
+        filled from ``cold`` (default: :meth:`cold_candidates` of ``scores``, so set excluded items to
+        ``-inf`` there); the ranked list itself when ``cold_slots`` is 0.
+
+        The one policy of the benchmark's lists (:meth:`recommend`) and the API (:class:`gnn.serving.BlendModel`)."""
+        c = self.config
+        if cold is None:
+            cold = self.cold_candidates(scores, c.cold_slots + k) if c.cold_slots else []
+        return reserve_cold_slots(ranked, cold, scores, k, slots=c.cold_slots, every=c.cold_slot_every,
+                                  margin=c.cold_slot_margin)
+
+    def recommend(
+        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None, k: int = 20,
+        exclude: Sequence[int] = (),
+    ) -> list[int]:
+        """The user's top-``k`` item_idx as a list is shown: :meth:`score` order (ties: lower item_idx first),
+        the history and ``exclude`` left out, the reserved new-arrival positions applied (:meth:`place_cold`)."""
+        scores = self.score(history_items, history_times, user_idx).copy()
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        return self.place_cold(top_items(scores, np.flatnonzero(np.isfinite(scores)), k).tolist(), scores, k)
+
+    def _check_user(self, user_idx: int) -> None:
+        if not 0 <= user_idx < self.num_users:
+            raise DataError(f"user_idx {user_idx} is outside 0..{self.num_users - 1}")
+
+    def _check_history(self, history_items: np.ndarray, history_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        items = np.asarray(history_items, dtype=np.int64).reshape(-1)
+        times = np.asarray(history_times, dtype=np.int64).reshape(-1)
+        if items.shape != times.shape:
+            raise DataError(f"{len(items)} history items but {len(times)} times")
+        if len(items) and (items.min() < 0 or items.max() >= self.num_items):
+            raise DataError(f"history item_idx outside 0..{self.num_items - 1}")
+        if len(items) != len(np.unique(items)):
+            # the latest time of a repeated item
+            order = np.lexsort((times, items))
+            items, times = items[order], times[order]
+            last = np.r_[items[1:] != items[:-1], True]
+            items, times = items[last], times[last]
+        return items, np.where(times >= 0, times, UNKNOWN_TIME)
+
+    # --- persistence -----------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> Path:
+        """Write ``ranker.npz`` (arrays) and ``ranker.json`` (config, id maps, weights, meta) to ``directory``.
+
+        Returns:
+            ``directory``.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        c = self.components
+        follows = _follows(c, self.num_users)
+        arrays = {
+            "ease_data": c.ease.data, "ease_indices": c.ease.indices, "ease_indptr": c.ease.indptr,
+            "seq_data": c.transitions.data, "seq_indices": c.transitions.indices,
+            "seq_indptr": c.transitions.indptr,
+            "kg_data": c.knowledge.data, "kg_indices": c.knowledge.indices, "kg_indptr": c.knowledge.indptr,
+            "kg_shape": np.asarray(c.knowledge.shape, dtype=np.int64),
+            "als_items": c.als_items, "als_gram": c.als_gram,
+            "user_emb": c.user_emb.astype(np.float32), "item_emb": c.item_emb.astype(np.float32),
+            "event_items": c.events.items, "event_times": c.events.times,
+            "global_counts": c.events.global_counts,
+            "hist_ptr": c.hist_ptr, "hist_items": c.hist_items, "hist_times": c.hist_times,
+            "item_year": c.item_year,
+            "follow_ptr": follows.indptr, "follow_idx": follows.indices,
+        }
+        np.savez(directory / MODEL_FILE, **arrays)
+        meta = {
+            "format": FORMAT_VERSION,
+            "features": list(FEATURES),
+            "weights": None if self.weights is None else self.weights.tolist(),
+            "config": self.config.model_dump(mode="json"),
+            "user_ids": self.user_ids,
+            "item_ids": self.item_ids,
+            "lightgcn_epochs": c.lightgcn_epochs,
+            "meta": self.meta,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> RankerModel:
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            DataError: Files are missing, of another format, or inconsistent.
+        """
+        meta, arrays = read_files(directory, "ranker directory", META_FILE, MODEL_FILE)
+        features = meta.get("features") or []
+        if meta.get("format") not in range(1, FORMAT_VERSION + 1) or not set(features) <= set(FEATURES):
+            raise DataError(f"ranker {directory} has format {meta.get('format')} / features {meta.get('features')}")
+        num_items, num_users = len(meta["item_ids"]), len(meta["user_ids"])
+        if len(arrays["hist_ptr"]) != num_users + 1 or arrays["item_emb"].shape[0] not in (0, num_items):
+            raise DataError(f"ranker {directory}: arrays do not match the id maps")
+        events = TimedEvents(np.empty(0, np.int64), np.empty(0, np.int64), num_items)
+        events.items, events.times = arrays["event_items"], arrays["event_times"]
+        events.global_counts = arrays["global_counts"]
+        components = Components(
+            ease=sp.csr_matrix((arrays["ease_data"], arrays["ease_indices"], arrays["ease_indptr"]),
+                               shape=(num_items, num_items)),
+            transitions=sp.csr_matrix((arrays["seq_data"], arrays["seq_indices"], arrays["seq_indptr"]),
+                                      shape=(num_items, num_items)),
+            knowledge=sp.csr_matrix((arrays["kg_data"], arrays["kg_indices"], arrays["kg_indptr"]),
+                                    shape=tuple(arrays["kg_shape"])),
+            user_emb=arrays["user_emb"], item_emb=arrays["item_emb"], als_items=arrays["als_items"],
+            als_gram=arrays["als_gram"], events=events,
+            hist_ptr=arrays["hist_ptr"], hist_items=arrays["hist_items"], hist_times=arrays["hist_times"],
+            lightgcn_epochs=int(meta["lightgcn_epochs"]),
+            item_year=arrays.get("item_year", np.full(num_items, -1, dtype=np.int64)),
+            follows=sp.csr_matrix((np.ones(len(arrays["follow_idx"]), dtype=np.float32), arrays["follow_idx"],
+                                   arrays["follow_ptr"]), shape=(num_users, num_users))
+            if "follow_ptr" in arrays else None,
+        )
+        weights = None
+        if meta["weights"] is not None:  # an older model's features keep their weights, new ones get 0
+            weights = np.zeros(len(FEATURES), dtype=np.float32)
+            weights[[FEATURES.index(f) for f in features]] = np.asarray(meta["weights"], dtype=np.float32)
+        return cls(RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights,
+                   meta["meta"])
+
+
+def _follows(components: Components, num_users: int) -> sp.csr_matrix:
+    return components.follows if components.follows is not None else sp.csr_matrix((num_users, num_users),
+                                                                                   dtype=np.float32)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def directory_size(directory: Path) -> int:
+    """Bytes on disk of the files in ``directory``."""
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())

@@ -1,0 +1,129 @@
+"""Serving-time math of the blend's components: from a user's timed history to one score per item.
+
+Everything here runs on every request (:meth:`gnn.blend.model.RankerModel.features`): recency weights of
+history positions, the EASE^R and ALS scores of a history (ALS folds the user's vector in from the live
+history), time-local popularity (:class:`TimedEvents`), what followed users liked (:func:`social_matrix`),
+and the per-user z-scores the ranker weighs. Everything is in index space (``user_idx``, ``item_idx``);
+times are epoch seconds, ``-1`` = unknown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+#: The time of an interaction without a timestamp.
+UNKNOWN_TIME = -1
+
+
+def recency_weights(times: np.ndarray, half_life: float) -> np.ndarray:
+    """Weights of history items by recency: the k-th most recent item weighs ``0.5 ** (k / half_life)``.
+
+    Positions, not seconds, so that a user who rated fifty films in one evening and one who rated them over
+    years are treated alike. Unknown times (``-1``) count as the oldest; ties keep the input order (later
+    entries are more recent).
+
+    Args:
+        times: ``[n]`` int64 epoch seconds of the history items.
+        half_life: Positions after which the weight halves; ``inf`` gives uniform weights.
+
+    Returns:
+        ``[n]`` float64 weights in (0, 1], aligned with ``times``.
+    """
+    n = len(times)
+    if n == 0 or not np.isfinite(half_life):
+        return np.ones(n, dtype=np.float64)
+    order = np.lexsort((np.arange(n), times))  # oldest first
+    position = np.empty(n, dtype=np.float64)
+    position[order] = np.arange(n - 1, -1, -1, dtype=np.float64)
+    return np.power(0.5, position / half_life)
+
+
+class TimedEvents:
+    """Everybody's positives as (time, item_idx), sorted by time, for popularity at a moment.
+
+    Args:
+        items: ``[n]`` item_idx of the positives.
+        times: ``[n]`` epoch seconds (``-1`` unknown: such events count for global popularity only).
+        num_items: Item index space.
+    """
+
+    def __init__(self, items: np.ndarray, times: np.ndarray, num_items: int) -> None:
+        items = np.asarray(items, dtype=np.int64)
+        times = np.asarray(times, dtype=np.int64)
+        self.num_items = num_items
+        self.global_counts = np.bincount(items, minlength=num_items).astype(np.float64)
+        timed = times >= 0
+        order = np.lexsort((items[timed], times[timed]))
+        self.times = times[timed][order]
+        self.items = items[timed][order]
+
+    @property
+    def latest(self) -> int:
+        """Time of the latest timed event (``-1`` when none)."""
+        return int(self.times[-1]) if len(self.times) else UNKNOWN_TIME
+
+    def window_counts(self, end: int, window: float) -> np.ndarray:
+        """``[num_items]`` float64: positives with time in ``(end − window, end]``."""
+        hi = int(np.searchsorted(self.times, end, side="right"))
+        lo = int(np.searchsorted(self.times, end - window, side="right"))
+        return np.bincount(self.items[lo:hi], minlength=self.num_items).astype(np.float64)
+
+
+def als_fold_in(
+    item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, weights: np.ndarray, alpha: float
+) -> np.ndarray:
+    """A user's ALS vector from their history (one least-squares solve against fixed item factors).
+
+    Args:
+        item_factors: ``[I, d]`` from :func:`gnn.blend.linear.fit_als`.
+        gram: ``[d, d]`` ``item_factorsᵀ item_factors + regularization · I``.
+        items: ``[n]`` history item_idx.
+        weights: ``[n]`` confidence multipliers (recency weights; 1 = plain ALS).
+        alpha: Confidence of a positive.
+
+    Returns:
+        ``[d]`` float64.
+    """
+    y = item_factors[items].astype(np.float64)
+    a = gram + alpha * (y.T * weights) @ y
+    return np.linalg.solve(a, ((1.0 + alpha * weights)[:, None] * y).sum(axis=0))
+
+
+def ease_scores(ease: sp.csr_matrix, items: np.ndarray, times: np.ndarray,
+                half_life: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ease`` and ``ease_recent`` features of a (non-empty) history: ``[I]`` float32 each."""
+    rows = ease[items]
+    return (np.asarray(rows.sum(axis=0)).ravel().astype(np.float32),
+            (rows.T @ recency_weights(times, half_life)).astype(np.float32))
+
+
+def als_scores(als_items: np.ndarray, als_gram: np.ndarray, items: np.ndarray, times: np.ndarray,
+               half_life: float, alpha: float) -> np.ndarray:
+    """The ``als`` feature of a (non-empty) history: the user's vector folded in from the recency-weighted
+    history, dotted with every item's factors (``[I]`` float32)."""
+    x = als_fold_in(als_items, als_gram, items, recency_weights(times, half_life), alpha)
+    return als_items @ x.astype(np.float32)
+
+
+def social_matrix(follows: sp.csr_matrix | None, hist_ptr: np.ndarray, hist_items: np.ndarray,
+                  num_items: int) -> sp.csr_matrix:
+    """``[U, I]`` float32 CSR: for each user, the positives of the people they follow, each followee's
+    weighted ``1/√(their positives)`` (one who liked five items says more about each than one who liked
+    five thousand), from the fitted histories (``hist_ptr``/``hist_items``, CSR by user_idx)."""
+    num_users = len(hist_ptr) - 1
+    if follows is None or follows.nnz == 0:
+        return sp.csr_matrix((num_users, num_items), dtype=np.float32)
+    liked = sp.csr_matrix((np.ones(len(hist_items), dtype=np.float32), hist_items, hist_ptr),
+                          shape=(num_users, num_items))
+    liked.sum_duplicates()
+    liked.data[:] = 1.0
+    counts = np.diff(liked.indptr)
+    scale = sp.diags((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32))
+    return (follows @ (scale @ liked)).tocsr().astype(np.float32)
+
+
+def zscore(rows: np.ndarray) -> np.ndarray:
+    """Per-row z-scores over the columns (a constant row becomes 0)."""
+    std = rows.std(axis=1, keepdims=True)
+    return (rows - rows.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)

@@ -1,0 +1,209 @@
+"""The component search: EASE^R's λ and ALS's factors, regularisation and alpha chosen on validation, each
+component alone (:func:`search_components`), and when an earlier search may stand for a new one
+(:func:`reusable_search`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from gnn.blend.config import FEATURES, META_FILE, RankerConfig
+from gnn.blend.linear import fit_als_component, fit_ease
+from gnn.blend.model import RankerModel
+from gnn.blend.scorers import als_scores, ease_scores, zscore
+from gnn.blend.weights import ValidationData, ndcg_of_scores
+from gnn.config import resolve_device
+from gnn.data import GraphSnapshot
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", int, float)  # a grid value of the component search
+
+
+def search_grids(config: RankerConfig) -> dict[str, Any]:
+    """The grids and starting values a component search explores (a reused choice must come from the same)."""
+    return {name: getattr(config, name) for name in (
+        "ease_lambda_grid", "als_factors_grid", "als_regularization_grid", "als_alpha_grid", "als_factors",
+        "als_regularization", "als_alpha", "ease_top_n", "ease_max_items", "als_iterations", "als_cg_steps",
+        "ease_lambda", "component_search_exhaustive")}
+
+
+def climb(
+    grid: Sequence[T], start: T, score: Callable[[T], float], exhaustive: bool = False,
+) -> tuple[T, dict[T, float]]:
+    """The best value of ``grid ∪ {start}`` by ``score``, found by hill-climbing from ``start``: the lower neighbour
+    first, then down while each step is better; if going down did not help, up the same way. With
+    ``exhaustive``, every value is scored. Ties keep the value reached first.
+
+    Returns:
+        The chosen value and the score of every value tried.
+    """
+    values = sorted({*grid, start})
+    scored: dict[T, float] = {}
+
+    def tried(v: T) -> float:
+        if v not in scored:
+            scored[v] = score(v)
+        return scored[v]
+
+    if exhaustive:
+        for v in values:
+            tried(v)
+        return max(scored, key=lambda v: scored[v]), scored
+    best, at = start, values.index(start)
+    tried(start)
+    for step in (-1, 1):
+        j = at + step
+        while 0 <= j < len(values) and tried(values[j]) > scored[best]:
+            best, j = values[j], j + step
+        if best != start:
+            break
+    return best, scored
+
+
+def reusable_search(directory: Path | None, config: RankerConfig, fit_positives: int) -> dict[str, Any] | None:
+    """The component search recorded in the blend saved in ``directory`` (e.g. the promoted one), if it may stand
+    for a new search under ``config``: searching is on, ``component_search_reuse`` is set, the grids are the same
+    and the fit positives differ by at most that fraction from the ones it was searched on. None otherwise
+    (including a missing or unreadable model)."""
+    if directory is None or not config.component_search or config.component_search_reuse is None:
+        return None
+    try:
+        saved = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    search = (saved.get("meta") or {}).get("validation", {}).get("component_search")
+    if not isinstance(search, dict) or not {"chosen", "fit_positives", "grids"} <= search.keys():
+        return None
+    if json.loads(json.dumps(search_grids(config))) != search["grids"]:
+        return None
+    if abs(fit_positives - search["fit_positives"]) > config.component_search_reuse * search["fit_positives"]:
+        return None
+    return search
+
+
+def search_components(
+    snapshot: GraphSnapshot, pairs: Tensor, probe: RankerModel, data: ValidationData,
+) -> tuple[RankerModel, dict[str, Any]]:
+    """Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation: each candidate is fitted
+    on ``pairs`` (the split's fit part) and its feature alone ranks ``data``'s users (their fitted histories,
+    fit items excluded, validation items the targets). EASE^R scores a λ by the better of its two features
+    (``ease``, ``ease_recent``); ALS is a coordinate search, factors first, then regularisation, then alpha,
+    each from the best so far. Every grid is climbed from the config's value (:func:`climb`), or scored whole
+    with ``component_search_exhaustive``. A choice at a grid's edge is logged (the grid may be too narrow).
+
+    The winners replace ``probe``'s components, their z-scored features replace ``data``'s (in place, rows
+    ``ease``, ``ease_recent`` and ``als``: z-scores are per feature, so the others stand), so the ranker
+    weights are fitted on them and the refit uses them.
+
+    Returns:
+        A model like ``probe`` with the chosen config and components, and the search report (NDCG@20 per
+        candidate, the choice, seconds).
+    """
+    config = probe.config
+    started = time.perf_counter()
+    num_users, num_items = snapshot.num_users, snapshot.num_items
+    histories = [probe.history(int(u)) for u in data.users]
+    device = resolve_device(config.device)
+
+    def ranked(score_rows: np.ndarray) -> float:
+        return ndcg_of_scores(score_rows.copy(), data.exclude, data.target)
+
+    def feature_rows(fn: Any) -> np.ndarray:  # noqa: ANN401 - history -> [I] scores
+        out = np.zeros((len(histories), num_items), dtype=np.float32)
+        for r, (items, times) in enumerate(histories):
+            if len(items):
+                out[r] = fn(items, times)
+        return out
+
+    ease_report: dict[str, dict[str, float]] = {}
+    best_ease: tuple[float, float, sp.csr_matrix, np.ndarray, np.ndarray] | None = None  # only the best fit is kept
+    ease_bar = tqdm(desc="search: EASE^R λ", disable=not config.progress, leave=False)
+
+    def try_ease(lam: float) -> float:
+        nonlocal best_ease
+        ease = fit_ease(pairs, num_users, num_items, lam, config.ease_top_n, device, max_items=config.ease_max_items)
+        plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
+        recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
+        ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
+        value = max(ease_report[f"{lam:g}"].values())
+        if best_ease is None or value > best_ease[0]:
+            best_ease = (value, lam, ease, plain, recent)
+        ease_bar.update()
+        return value
+
+    climb(config.ease_lambda_grid, config.ease_lambda, try_ease, config.component_search_exhaustive)
+    ease_bar.close()
+    assert best_ease is not None
+    _, lam, ease, plain, recent = best_ease  # the climb's choice: both keep the first of equal scores
+
+    als_report: dict[str, float] = {}
+    als_scores_of: dict[tuple[int, float, float], float] = {}
+    best_als: tuple[float, tuple[int, float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
+    point = (config.als_factors, config.als_regularization, config.als_alpha)
+
+    bar = tqdm(desc="search: ALS candidates", disable=not config.progress or not config.als_factors, leave=False)
+
+    def try_als(candidate: tuple[int, float, float]) -> float:
+        nonlocal best_als
+        if candidate not in als_scores_of:
+            bar.update()
+            trial = config.model_copy(update=dict(zip(("als_factors", "als_regularization", "als_alpha"),
+                                                      candidate, strict=True)))
+            items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
+            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
+            value = als_scores_of[candidate] = ranked(rows)
+            name = f"factors={candidate[0]} regularization={candidate[1]:g} alpha={candidate[2]:g}"
+            als_report[name] = value
+            log.debug("component search: ALS %s: validation NDCG@20 %.4f", name, value)
+            if best_als is None or value > best_als[0]:
+                best_als = (value, candidate, items_f, gram, rows)  # only the best fit's arrays are kept
+        return als_scores_of[candidate]
+
+    edges: list[str] = []
+    if config.als_factors:
+        axes = (("als_factors", config.als_factors_grid), ("als_regularization", config.als_regularization_grid),
+                ("als_alpha", config.als_alpha_grid))
+        for axis, (name, grid) in enumerate(axes):
+
+            def along(value: Any, axis: int = axis) -> float:  # noqa: ANN401 - a value of this axis
+                return try_als(tuple(value if j == axis else v for j, v in enumerate(point)))  # type: ignore[arg-type]
+
+            # from the current value (always tried: each axis can only improve)
+            pick, _ = climb(grid, point[axis], along, config.component_search_exhaustive)
+            point = tuple(pick if j == axis else v for j, v in enumerate(point))  # type: ignore[assignment]
+            if len(grid) > 1 and pick in (min(grid), max(grid)):
+                edges.append(f"{name}={pick:g}")
+    bar.close()
+    if len(config.ease_lambda_grid) > 1 and lam in (min(config.ease_lambda_grid), max(config.ease_lambda_grid)):
+        edges.append(f"ease_lambda={lam:g}")
+    if edges:
+        log.warning("component search chose grid edges (%s): widen the grids to look further", ", ".join(edges))
+
+    chosen = config.model_copy(update={"ease_lambda": lam, "als_factors": point[0],
+                                       "als_regularization": point[1], "als_alpha": point[2]})
+    updates: dict[str, Any] = {"ease": ease}
+    data.features[FEATURES.index("ease")] = zscore(plain)
+    data.features[FEATURES.index("ease_recent")] = zscore(recent)
+    if best_als is not None:
+        _, point, items_f, gram, rows = best_als
+        updates.update(als_items=items_f, als_gram=gram)
+        data.features[FEATURES.index("als")] = zscore(rows)
+    components = dataclasses.replace(probe.components, **updates)
+    report = {"ease": ease_report, "als": als_report,
+              "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1],
+                         "als_alpha": point[2]},
+              "grid_edges": edges, "fit_positives": int(pairs.size(1)), "grids": search_grids(config),
+              "seconds": time.perf_counter() - started}
+    log.info("component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g (%.0f s)", lam, *point,
+             report["seconds"])
+    return RankerModel(chosen, probe.user_ids, probe.item_ids, components, probe.weights, probe.meta), report

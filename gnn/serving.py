@@ -1,0 +1,206 @@
+"""What the API scores with: the promoted model of each kind, loaded without any training code.
+
+A :class:`ServingModel` scores every item for a user from the user's *live* positives (read from Neo4j on
+each request, so a just-posted interaction counts at once) and, when the model knows the user, their
+learned embedding. Two kinds of artifact can serve:
+
+* ``blend`` — the two-stage ranker of :mod:`gnn.blend` (EASE^R, LightGCN, ALS, time-local popularity,
+  knowledge similarity, with weights fitted on validation): the product's default (:class:`BlendModel`);
+* ``lightgcn`` / ``graphsage`` — one embedding model (dot products; a user the model does not know is folded in
+  as the mean of their positives' item embeddings) (:class:`EmbeddingModel`).
+
+Which version of a kind serves is the promotion pointer ``<artifacts>/<kind>/current.json`` (:data:`CURRENT_FILE`,
+written by :func:`gnn.jobs.promote`, read only by :func:`current_version`); :func:`pointer_stamps` tells a
+holder of the model when a promotion happened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from gnn.artifacts import ItemCatalog, load_artifact
+from gnn.blend.model import RankerModel
+
+log = logging.getLogger(__name__)
+
+#: Artifact kinds the API can serve, in the order ``auto`` tries them.
+SERVABLE = ("blend", "lightgcn", "graphsage")
+#: The promotion pointer of a model kind, ``<artifacts>/<kind>/current.json``: ``{"version": <directory>, …}``.
+CURRENT_FILE = "current.json"
+
+
+def current_version(root: Path, kind: str) -> Path | None:
+    """The promoted version directory of ``kind`` under the artifacts root ``root``, if any (None also for an
+    unreadable pointer or a version directory that is gone)."""
+    pointer = root / kind / CURRENT_FILE
+    if not pointer.is_file():
+        return None
+    try:
+        version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+    path = root / kind / version
+    return path if path.is_dir() else None
+
+
+def pointer_stamps(root: Path) -> tuple[float, ...]:
+    """The modification times of the promotion pointers of every :data:`SERVABLE` kind (0 where there is none):
+    a change means that a version was promoted since."""
+    stamps = []
+    for kind in SERVABLE:
+        pointer = root / kind / CURRENT_FILE
+        stamps.append(pointer.stat().st_mtime if pointer.is_file() else 0.0)
+    return tuple(stamps)
+
+
+class ServingModel(Protocol):
+    """What the recommender needs from a learned model."""
+
+    kind: str
+    version: str
+    item_ids: list[str]
+    item_index: dict[str, int]
+    #: Each item's genres and year in ``item_ids`` order (None: an artifact saved before catalogs existed).
+    catalog: ItemCatalog | None
+
+    def users_by_activity(self) -> list[str]:
+        """Users the model knows, most positives first (for warming the answer cache)."""
+        ...
+
+    def knows_user(self, user_id: str) -> bool: ...
+
+    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time)."""
+        ...
+
+    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
+        """The user's positives as the model saw them when fitted (used while Neo4j is away)."""
+        ...
+
+    def item_vectors(self) -> np.ndarray | None:
+        """``[len(item_ids), d]`` unit vectors for diversity (MMR), or None."""
+        ...
+
+
+class EmbeddingModel:
+    """A LightGCN or GraphSAGE artifact as a :class:`ServingModel`."""
+
+    def __init__(self, path: Path) -> None:
+        artifact = load_artifact(path)
+        self.kind = artifact.model
+        self.version = artifact.version or path.name
+        self.item_ids = list(artifact.item_ids)
+        self._users = artifact.user_embeddings.float().numpy()
+        self._items = artifact.item_embeddings.float().numpy()
+        self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
+        self._item_index = {i: k for k, i in enumerate(self.item_ids)}
+        self.item_index = self._item_index
+        self.catalog = _catalog(path, self.item_ids)
+        norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
+        self._unit = (self._items / norms).astype(np.float32)
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self._user_index
+
+    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+        row = self._user_index.get(user_id)
+        if row is not None:
+            vector = self._users[row]
+        else:
+            known = [self._item_index[i] for i, _ in positives if i in self._item_index]
+            if not known:
+                return np.zeros(len(self.item_ids), dtype=np.float32)
+            vector = self._items[known].mean(axis=0)
+        return (self._items @ vector).astype(np.float32)
+
+    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
+        return []  # embedding artifacts keep no interactions: degraded lists cannot exclude seen items
+
+    def users_by_activity(self) -> list[str]:
+        return list(self._user_index)  # no interaction counts in an embedding artifact: id order
+
+    def item_vectors(self) -> np.ndarray | None:
+        return self._unit
+
+
+class BlendModel:
+    """The two-stage ranker of :mod:`gnn.blend` as a :class:`ServingModel`."""
+
+    def __init__(self, path: Path) -> None:
+        self._model = RankerModel.load(path)
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
+        self.kind = "blend"
+        self.version = str(meta.get("version") or path.name)
+        self.item_ids = list(self._model.item_ids)
+        self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
+        self._item_index = {i: k for k, i in enumerate(self.item_ids)}
+        self.item_index = self._item_index
+        self.catalog = _catalog(path, self.item_ids)
+        items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
+        self._unit = None
+        if items.ndim == 2 and items.shape[1] > 0:
+            self._unit = items / np.linalg.norm(items, axis=1, keepdims=True).clip(min=1e-12)
+
+    def knows_user(self, user_id: str) -> bool:
+        return user_id in self._user_index
+
+    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+        known = [(self._item_index[i], -1 if t is None else int(t)) for i, t in positives if i in self._item_index]
+        items = np.array([k for k, _ in known], dtype=np.int64)
+        times = np.array([t for _, t in known], dtype=np.int64)
+        out = self._model.score(items, times, self._user_index.get(user_id))
+        return np.asarray(out, dtype=np.float32)
+
+    @property
+    def cold_slots(self) -> int:
+        """Positions reserved for items without positives (``RankerConfig.cold_slots``; 0 = none)."""
+        return self._model.config.cold_slots
+
+    def cold_candidates(self, scores: np.ndarray, limit: int) -> list[int]:
+        """Rows of the best cold items with a finite score (:meth:`gnn.blend.model.RankerModel.cold_candidates`)."""
+        return self._model.cold_candidates(scores, limit).tolist()
+
+    def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int, cold: Sequence[int]) -> list[int]:
+        """``ranked`` rows cut to ``k`` with the new-arrival positions filled from ``cold``
+        (:meth:`gnn.blend.model.RankerModel.place_cold`, the policy the benchmark measures)."""
+        return self._model.place_cold(ranked, scores, k, cold)
+
+    def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
+        row = self._user_index.get(user_id)
+        if row is None:
+            return []
+        items, times = self._model.history(row)
+        return [(self.item_ids[int(i)], None if int(t) < 0 else int(t)) for i, t in zip(items, times, strict=True)]
+
+    def item_vectors(self) -> np.ndarray | None:
+        return self._unit
+
+    def users_by_activity(self) -> list[str]:
+        counts = np.diff(self._model.components.hist_ptr)
+        order = np.lexsort((np.arange(len(counts)), -counts))
+        return [self._model.user_ids[int(i)] for i in order]
+
+
+def _catalog(path: Path, item_ids: list[str]) -> ItemCatalog | None:
+    catalog = ItemCatalog.read(path)
+    if catalog is None:
+        log.warning("artifact %s has no item catalog: genre and year filters fail while Neo4j is away", path.name)
+        return None
+    return catalog.aligned(item_ids)
+
+
+
+def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
+    """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one)."""
+    for candidate in SERVABLE if kind == "auto" else (kind,):
+        path = current_version(root, candidate)
+        if path is None:
+            continue
+        return BlendModel(path) if candidate == "blend" else EmbeddingModel(path)
+    return None
