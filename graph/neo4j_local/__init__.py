@@ -6,6 +6,7 @@ Use :func:`start`, :func:`stop` and :func:`status` (or ``kgrec neo4j start|stop|
 
 from __future__ import annotations
 
-from graph.neo4j_local.launcher import ServerStatus, bolt_uri, browser_url, ensure_jars, start, status, stop
+from graph.neo4j_local.jars import ensure_jars
+from graph.neo4j_local.launcher import ServerStatus, bolt_uri, browser_url, start, status, stop
 
 __all__ = ["ServerStatus", "bolt_uri", "browser_url", "ensure_jars", "start", "status", "stop"]

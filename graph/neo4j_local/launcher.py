@@ -2,7 +2,8 @@
 
 The server is an embedded Neo4j DBMS (``KgrecNeo4j.java``) with Bolt, HTTP (Neo4j Browser at ``/browser/``)
 and APOC Core, run from jars that Maven copies once from Maven Central (``pom.xml``) into
-``settings.jars_dir``. Needs JDK 17+ (``java`` and ``javac``) and Maven (``mvn``).
+``settings.jars_dir`` (:mod:`graph.neo4j_local.jars`), by the JVM command of :mod:`graph.neo4j_local.jvm`.
+Needs JDK 17+ (``java`` and ``javac``) and Maven (``mvn``).
 
 Layout of ``settings.home`` (data survives restarts)::
 
@@ -19,68 +20,29 @@ and set on every start, so changing ``NEO4J_PASSWORD`` and restarting is enough.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
-import hashlib
-import json
 import logging
 import os
-import re
-import resource
-import shutil
 import signal
 import socket
 import subprocess
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
+from graph.neo4j_local.jars import MAIN_CLASS, ensure_jars, file_lock, java_tools, tail
+from graph.neo4j_local.jvm import java_command, parse_size, raise_nofile_limit
 from graph.settings import Neo4jSettings
 from schema.errors import ConfigError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-POM_FILE = PACKAGE_DIR / "pom.xml"
-LAUNCHER_SOURCE = PACKAGE_DIR / "KgrecNeo4j.java"
-MAIN_CLASS = "KgrecNeo4j"
 READY_SENTINEL = "KGREC_NEO4J_READY"
 ERROR_SENTINEL = "KGREC_NEO4J_ERROR"
 PASSWORD_ENV = "KGREC_NEO4J_PASSWORD"
-MARKER_FILE = "kgrec-jars.json"
-MIN_JAVA = 17
 SERVER_DATABASE = "neo4j"  # the default database the launcher waits for; Community has just this one
-INSTALL_HINT = "apt-get install openjdk-17-jdk-headless maven"
 
-# From Neo4j 5.x's server.jvm.additional defaults, minus -XX:+AlwaysPreTouch (commits the whole heap up
-# front) and -XX:+TrustFinalNonStaticFields (Neo4j's own conf warns against it in embedded mode).
-JVM_FLAGS: tuple[str, ...] = (
-    "-XX:+UseG1GC",
-    "-XX:-OmitStackTraceInFastThrow",
-    "-XX:+DisableExplicitGC",
-    "-Djdk.nio.maxCachedBufferSize=1024",
-    "-Dio.netty.tryReflectionSetAccessible=true",
-    "-Djdk.tls.ephemeralDHKeySize=2048",
-    "-Djdk.tls.rejectClientInitiatedRenegotiation=true",
-    "-Dlog4j2.disable.jmx=true",
-    "-Dfile.encoding=UTF-8",
-    "--add-opens=java.base/java.lang=ALL-UNNAMED",
-    "--add-opens=java.base/java.nio=ALL-UNNAMED",
-    "--add-opens=java.base/java.io=ALL-UNNAMED",
-    "--add-opens=java.base/java.util=ALL-UNNAMED",
-    "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
-    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-    "--enable-native-access=ALL-UNNAMED",
-)
-INITIAL_HEAP_BYTES = 256 * 1024**2
-NOFILE_WANTED = 65536
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
-_SIZE_FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_verified_jars_dirs: set[Path] = set()
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -123,10 +85,6 @@ def _home(settings: Neo4jSettings) -> Path:
     return settings.home.expanduser().resolve()
 
 
-def _jars_dir(settings: Neo4jSettings) -> Path:
-    return settings.jars_dir.expanduser().resolve()
-
-
 def _pid_file(home: Path) -> Path:
     return home / "run" / "neo4j.pid"
 
@@ -154,229 +112,8 @@ def browser_url(settings: Neo4jSettings) -> str:
     return f"http://{_client_host(settings)}:{settings.http_port}/browser/"
 
 
-def _parse_size(value: str, name: str) -> int:
-    match = _SIZE_RE.match(value)
-    if not match:
-        raise ConfigError(f"{name}={value!r} is not a size like 512m or 2g")
-    size = int(match.group(1)) * _SIZE_FACTORS[match.group(2).lower()]
-    if size < 64 * 1024**2:
-        raise ConfigError(f"{name}={value!r} is too small for Neo4j (use at least 64m)")
-    return size
-
-
-def _jvm_size(size: int) -> str:
-    return f"{size // 1024**2}m"
-
-
-# --------------------------------------------------------------------------------------------------
-# Java, Maven, jars
-
-
-def _find_tool(name: str) -> str | None:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and name in ("java", "javac"):
-        candidate = Path(java_home) / "bin" / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which(name)
-
-
-@functools.lru_cache(maxsize=1)
-def _java_tools() -> tuple[str, str]:
-    """Return (java, javac) after checking that they exist and are version 17 or newer."""
-    java = _find_tool("java")
-    if java is None:
-        raise ConfigError(f"`java` not found: the local Neo4j needs JDK {MIN_JAVA}+ ({INSTALL_HINT})")
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigError(f"cannot run {java} -version: {exc}") from exc
-    text = out.stderr + out.stdout
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
-    if not match:
-        raise ConfigError(f"cannot read the Java version from `{java} -version`: {text.strip()[:200]}")
-    major = int(match.group(1))
-    if major == 1 and match.group(2):  # 1.8 style
-        major = int(match.group(2))
-    if major < MIN_JAVA:
-        raise ConfigError(f"{java} is Java {major}; the local Neo4j 5.26 needs Java {MIN_JAVA}+ ({INSTALL_HINT})")
-    javac = _find_tool("javac")
-    if javac is None:
-        raise ConfigError(
-            f"`javac` not found (only a JRE is installed?): the local Neo4j needs a JDK {MIN_JAVA}+ ({INSTALL_HINT})"
-        )
-    return java, javac
-
-
-def _pom_versions() -> dict[str, str]:
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    props = ET.parse(POM_FILE).getroot().find("m:properties", ns)
-    if props is None:
-        return {}
-    return {child.tag.split("}", 1)[1]: (child.text or "").strip() for child in props if "version" in child.tag}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run_logged(cmd: list[str], log: Path, what: str, timeout: float) -> None:
-    with open(log, "ab") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise DatabaseUnavailableError(f"{what} timed out after {timeout:.0f} s (log: {log})") from exc
-    if proc.returncode != 0:
-        raise DatabaseUnavailableError(
-            f"{what} failed (exit code {proc.returncode}); last lines of {log}:\n{_tail(log, 25)}"
-        )
-
-
-def _resolve_jars(jars: Path, mvn: str) -> None:
-    """Fill ``jars/lib`` and ``jars/plugins`` with Maven (into temporary dirs, then swapped in)."""
-    pom = jars / "pom.xml"
-    shutil.copyfile(POM_FILE, pom)
-    log = jars / "mvn.log"
-    log.write_bytes(b"")
-    lib_tmp, plugins_tmp = jars / "lib.tmp", jars / "plugins.tmp"
-    for tmp in (lib_tmp, plugins_tmp):
-        shutil.rmtree(tmp, ignore_errors=True)
-    base = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies"]
-    # Everything but APOC (incl. APOC's own third-party deps) goes to lib/, only the APOC jars to plugins/.
-    _run_logged(
-        [*base, "-DexcludeGroupIds=org.neo4j.procedure", f"-DoutputDirectory={lib_tmp}"],
-        log,
-        "Maven (Neo4j jars)",
-        timeout=1800,
-    )
-    _run_logged(
-        [
-            *base,
-            "-DincludeGroupIds=org.neo4j.procedure",
-            "-DexcludeTransitive=true",
-            f"-DoutputDirectory={plugins_tmp}",
-        ],
-        log,
-        "Maven (APOC jars)",
-        timeout=600,
-    )
-    for name, tmp in (("lib", lib_tmp), ("plugins", plugins_tmp)):
-        if not any(tmp.glob("*.jar")):
-            raise DatabaseUnavailableError(f"Maven copied no jars into {tmp} (log: {log})")
-        final = jars / name
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-
-
-def _compile_launcher(jars: Path, javac: str) -> None:
-    out_tmp = jars / "launcher.tmp"
-    shutil.rmtree(out_tmp, ignore_errors=True)
-    out_tmp.mkdir()
-    _run_logged(
-        [javac, "-encoding", "UTF-8", "-cp", str(jars / "lib" / "*"), "-d", str(out_tmp), str(LAUNCHER_SOURCE)],
-        jars / "javac.log",
-        f"javac {LAUNCHER_SOURCE.name}",
-        timeout=300,
-    )
-    final = jars / "launcher"
-    shutil.rmtree(final, ignore_errors=True)
-    out_tmp.rename(final)
-
-
-def ensure_jars(settings: Neo4jSettings) -> Path:
-    """Make sure the Neo4j, APOC and Browser jars and the compiled launcher are in ``settings.jars_dir``.
-
-    The first call downloads about 150 MB with Maven (``lib/`` and ``plugins/``) and compiles
-    ``KgrecNeo4j.java`` (``launcher/``); a marker file records the pom's versions and checksum, so editing
-    ``pom.xml`` (a version bump) re-resolves and editing the Java launcher recompiles. Safe to call from
-    several processes at once (file lock).
-
-    Args:
-        settings: Neo4j settings; only ``jars_dir`` is used.
-
-    Returns:
-        The absolute jars directory.
-
-    Raises:
-        ConfigError: ``java``/``javac`` (17+) or ``mvn`` is missing.
-        DatabaseUnavailableError: Maven or javac failed (the message has the tail of their log).
-    """
-    jars = _jars_dir(settings)
-    if jars in _verified_jars_dirs:
-        return jars
-    _, javac = _java_tools()
-    versions = _pom_versions()
-    want = {
-        "versions": versions,
-        "pom_sha256": _sha256(POM_FILE),
-        "launcher_sha256": _sha256(LAUNCHER_SOURCE),
-    }
-    jars.mkdir(parents=True, exist_ok=True)
-    with _file_lock(jars / ".lock"):
-        marker = jars / MARKER_FILE
-        have: dict[str, object] = {}
-        if marker.is_file():
-            with contextlib.suppress(ValueError, OSError):
-                have = json.loads(marker.read_text())
-        jars_ok = (
-            have.get("pom_sha256") == want["pom_sha256"]
-            and any((jars / "lib").glob("*.jar"))
-            and any((jars / "plugins").glob("*.jar"))
-        )
-        if not jars_ok:
-            mvn = shutil.which("mvn")
-            if mvn is None:
-                raise ConfigError(f"`mvn` not found: the local Neo4j fetches its jars with Maven ({INSTALL_HINT})")
-            marker.unlink(missing_ok=True)
-            logger.info(
-                "Resolving Neo4j jars (%s) with Maven into %s; the first time downloads ~150 MB",
-                ", ".join(f"{k}={v}" for k, v in versions.items()),
-                jars,
-            )
-            started = time.monotonic()
-            _resolve_jars(jars, mvn)
-            logger.info("Jars resolved in %.0f s", time.monotonic() - started)
-        if (
-            not jars_ok
-            or have.get("launcher_sha256") != want["launcher_sha256"]
-            or not (jars / "launcher" / f"{MAIN_CLASS}.class").is_file()
-        ):
-            logger.info("Compiling %s into %s", LAUNCHER_SOURCE.name, jars / "launcher")
-            _compile_launcher(jars, javac)
-        if have != want:
-            marker.write_text(json.dumps(want, indent=2) + "\n")
-    _verified_jars_dirs.add(jars)
-    return jars
-
-
 # --------------------------------------------------------------------------------------------------
 # Processes
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(line[:400] for line in text.splitlines()[-lines:]) or "(empty log)"
 
 
 def _process_alive(pid: int) -> bool:
@@ -439,44 +176,6 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _raise_nofile_limit() -> None:  # runs in the child between fork and exec: no logging here
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
-        if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    except (ValueError, OSError):
-        pass
-
-
-def _java_command(settings: Neo4jSettings, java: str, jars: Path, home: Path) -> list[str]:
-    heap = _parse_size(settings.heap, "NEO4J_HEAP")
-    pagecache = _parse_size(settings.pagecache, "NEO4J_PAGECACHE")
-    classpath = os.pathsep.join([str(jars / "launcher"), str(jars / "lib" / "*"), str(jars / "plugins" / "*")])
-    return [
-        java,
-        f"-Xms{_jvm_size(min(INITIAL_HEAP_BYTES, heap))}",
-        f"-Xmx{_jvm_size(heap)}",
-        *JVM_FLAGS,
-        f"-XX:ErrorFile={home / 'logs' / 'hs_err_pid%p.log'}",
-        "-cp",
-        classpath,
-        MAIN_CLASS,
-        "--home",
-        str(home),
-        "--plugins",
-        str(jars / "plugins"),
-        "--listen",
-        settings.listen_address,
-        "--bolt-port",
-        str(settings.bolt_port),
-        "--http-port",
-        str(settings.http_port),
-        "--pagecache",
-        _jvm_size(pagecache),
-    ]
-
-
 # --------------------------------------------------------------------------------------------------
 # Bolt
 
@@ -519,7 +218,7 @@ def _wait_ready(settings: Neo4jSettings, home: Path, pid: int, deadline: float) 
     last_error = "no answer yet"
     while True:
         if not _process_alive(pid):
-            text = _tail(console, 40)
+            text = tail(console, 40)
             hint = ""
             if "Address already in use" in text or "BindException" in text:
                 hint = (
@@ -553,7 +252,7 @@ def _wait_ready(settings: Neo4jSettings, home: Path, pid: int, deadline: float) 
             raise DatabaseUnavailableError(
                 f"the local Neo4j (pid {pid}) was not ready within {settings.start_timeout:.0f} s "
                 f"(last Bolt error: {last_error}); raise NEO4J_START_TIMEOUT if the machine is busy. "
-                f"Last lines of {console}:\n{_tail(console, 30)}"
+                f"Last lines of {console}:\n{tail(console, 30)}"
             )
         time.sleep(0.5)
 
@@ -608,19 +307,19 @@ def start(settings: Neo4jSettings) -> ServerStatus:
     """
     if settings.bolt_port == settings.http_port:
         raise ConfigError(f"NEO4J_BOLT_PORT and NEO4J_HTTP_PORT are both {settings.bolt_port}")
-    _parse_size(settings.heap, "NEO4J_HEAP")
-    _parse_size(settings.pagecache, "NEO4J_PAGECACHE")
+    parse_size(settings.heap, "NEO4J_HEAP")
+    parse_size(settings.pagecache, "NEO4J_PAGECACHE")
     home = _home(settings)
     (home / "run").mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(parents=True, exist_ok=True)
-    with _file_lock(home / "run" / "start.lock"):
+    with file_lock(home / "run" / "start.lock"):
         pid = _running_pid(home)
         if pid is not None:
             logger.info("Local Neo4j for %s already runs (pid %d)", home, pid)
             _wait_ready(settings, home, pid, time.monotonic() + settings.start_timeout)
             return replace(status(settings), already_running=True)
 
-        java, _ = _java_tools()
+        java, _ = java_tools()
         jars = ensure_jars(settings)
         host = settings.listen_address
         for name, port in (("Bolt", settings.bolt_port), ("HTTP", settings.http_port)):
@@ -631,7 +330,7 @@ def start(settings: Neo4jSettings) -> ServerStatus:
                     f"See who holds it: ss -ltnp 'sport = :{port}'"
                 )
 
-        cmd = _java_command(settings, java, jars, home)
+        cmd = java_command(settings, java, jars, home)
         env = dict(os.environ)
         env[PASSWORD_ENV] = settings.password.get_secret_value()
         console = _console_log(home)
@@ -646,7 +345,7 @@ def start(settings: Neo4jSettings) -> ServerStatus:
                 cwd=home,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_raise_nofile_limit,  # only setrlimit: safe between fork and exec
+                preexec_fn=raise_nofile_limit,  # only setrlimit: safe between fork and exec
                 close_fds=True,
             )
         _children[proc.pid] = proc
