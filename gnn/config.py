@@ -216,7 +216,10 @@ class GnnSettings(BaseSettings):
 
     artifacts_dir: Path = Field(Path(".kgrec/artifacts"), description="Root of versioned model artifacts.")
     snapshots_dir: Path = Field(Path(".kgrec/snapshots"), description="Where exported graph snapshots are kept.")
-    train_config: Path | None = Field(None, description="Optional YAML file of training hyper-parameters.")
+    train_config: Path | None = Field(
+        None, description="The YAML file of hyper-parameters kgrec train/retrain use without --config (the chosen "
+        "model's config fields, see resolve_config)."
+    )
 
 
 @lru_cache(maxsize=1)
