@@ -28,7 +28,7 @@ from rich.console import Console
 from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down
 from etl.load import load_dataset
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
-from gnn.config import GnnSettings
+from gnn.config import GnnSettings, resolve_config
 from gnn.data import build_graph_snapshot
 from gnn.evaluation import split_interactions
 from gnn.jobs import retrain_job
@@ -90,7 +90,7 @@ def main() -> None:
 
         gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "acceptance_snapshots")
         started = time.perf_counter()
-        report = retrain_job(settings, gnn, {"model": args.model}, keep=2, publish=True)
+        report = retrain_job(settings, gnn, resolve_config(args.model, gnn.train_config), keep=2, publish=True)
         timings["retrain"] = time.perf_counter() - started
         if not report.promoted:
             from gnn.jobs import promote

@@ -69,7 +69,7 @@ def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
     """Make sure a ``model`` version is promoted for the bench graph (``kgrec retrain`` when there is none)."""
     if model == "none":
         return None
-    from gnn.config import GnnSettings
+    from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import retrain_job
     from gnn.serving import current_version
 
@@ -78,7 +78,8 @@ def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
     if current is None:
         console.print(f"training the {model} for the API (kgrec retrain --model {model}) …")
         started = time.perf_counter()
-        report = retrain_job(settings, gnn, {"model": model, "device": "cpu"}, keep=2, publish=True)
+        config = resolve_config(model, gnn.train_config, {"device": "cpu"})
+        report = retrain_job(settings, gnn, config, keep=2, publish=True)
         console.print(f"  retrain took {time.perf_counter() - started:.0f} s")
         current = report.artifact.path
     return current.name if current else None

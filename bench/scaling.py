@@ -6,8 +6,9 @@ what ``kgrec load synthetic --users --items --seed`` loads) is generated and loa
 ``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
 developer's). Phases timed: generate, load (without wiping the previous size's graph, shown apart), export,
 split, fit (with the blend's own sub-phases: components fitted on the fit edges, ranker weights on validation,
-components refitted on every positive, and each component — EASE^R, knowledge, sequence, ALS, LightGCN — timed
-by wrapping the functions the ranker calls), promote (gate, save, prune) and publish (embeddings to Neo4j).
+components refitted on every positive, and each component — EASE^R, knowledge, sequence, ALS, LightGCN …),
+promote (gate, save, prune) and publish (embeddings to Neo4j). Every phase is timed by listening to the phases
+the job announces (:mod:`gnn.phases`; generate and load are announced here the same way), no module is patched.
 Each size runs in its own process, so its peak RSS (``resource.getrusage``) is its own; the process gets an
 address-space limit (``--memory-limit-gb``) so a size that does not fit fails with MemoryError in the phase
 that explodes instead of waking the OOM killer on a shared machine, and a wall-time limit (``--timeout``).
@@ -29,7 +30,6 @@ log-log over the sizes that finished), and writes bench/out/scaling.json and ben
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -40,11 +40,12 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.common import OUT, ROOT, private_server
+from gnn.phases import PhaseEvent, listening, phase
 from graph.settings import Neo4jSettings
 
 ML_SMALL_INTERACTIONS = 100_836
@@ -56,10 +57,6 @@ SCALING = OUT / "scaling"
 #: Phases of one size, in order (top level; ``fit`` is split further below).
 PHASES = ("generate", "load", "export", "split", "fit", "promote", "publish")
 FIT_PHASES = ("fit_components", "fit_ranker", "refit")
-#: Functions of ``gnn.ranker`` (and the LightGCN trainer it imports at call time) timed per call.
-COMPONENTS = {"ease": "fit_ease", "knowledge": "knowledge_matrix", "sequence": "fit_transitions", "als": "fit_als",
-              "cold_embeddings": "content_embeddings", "val_features": "validation_data",
-              "ranker_weights": "fit_weights"}
 
 
 def scaling_settings() -> Neo4jSettings:
@@ -107,7 +104,13 @@ def peak_rss_mb() -> float:
 
 
 class Recorder:
-    """Phase timings and peak RSS of one size, rewritten to ``path`` after every phase (a killed run keeps them)."""
+    """Phase timings and peak RSS of one size, rewritten to ``path`` after every phase (a killed run keeps them).
+
+    A listener of :mod:`gnn.phases` (``with listening(recorder):``): a top-level phase that ends is recorded
+    under ``phases`` / ``spans`` / ``rss_after_mb``, a nested one (the blend's ``ease``, ``als``, ``lightgcn`` …)
+    as one of ``calls``; ``running`` names the innermost phase under way, ``failed_call`` the innermost nested
+    phase that failed; the end of ``split`` gives the ``dense`` sizes and the ``snapshot``'s.
+    """
 
     def __init__(self, path: Path, record: dict[str, Any]) -> None:
         self.path = path
@@ -131,27 +134,30 @@ class Recorder:
         self.record["running"] = name
         self.flush()
 
-    def wrap(self, module: Any, attribute: str, label: str) -> None:  # noqa: ANN401
-        """Replace ``module.attribute`` by the same function that also records its wall time and peak RSS."""
-        original: Callable[..., Any] = getattr(module, attribute)
-
-        @functools.wraps(original)
-        def timed(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
-            self.running(label)
-            started = time.perf_counter()
-            try:
-                result = original(*args, **kwargs)
-            except BaseException:
-                seconds = time.perf_counter() - started  # how long it ran before it failed (not a phase time)
-                self.record["failed_call"] = {"component": label, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
-                raise
-            seconds = time.perf_counter() - started
-            self.record["calls"].append({"component": label, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-                                         "span": [time.time() - seconds, time.time()]})
-            self.flush()
-            return result
-
-        setattr(module, attribute, timed)
+    def __call__(self, event: PhaseEvent) -> None:
+        """Record one phase event (see the class docstring)."""
+        if event.kind == "start":
+            self.running(event.name)
+            return
+        if event.kind == "end" and event.name == "split" and "split" in event.data:
+            snapshot = event.data["snapshot"]
+            self.record["dense"] = dense_sizes(snapshot, event.data["split"])
+            self.record["snapshot"] = {"users": snapshot.num_users, "items": snapshot.num_items,
+                                       "interactions": snapshot.num_interactions}
+        if not event.path:  # generate, load, export, split, fit, promote, publish
+            if event.kind == "end":  # a failed one stays ``running``
+                self.phase(event.name, event.seconds - event.data.get("wipe_seconds", 0.0))
+            return
+        if event.kind == "failed":  # how long it ran before it failed (not a phase time); the innermost counts
+            self.record.setdefault("failed_call", {"component": event.name, "seconds": event.seconds,
+                                                   "peak_rss_mb": peak_rss_mb()})
+        else:
+            now = time.time()
+            self.record["calls"].append({"component": event.name, "seconds": event.seconds,
+                                         "peak_rss_mb": peak_rss_mb(), "span": [now - event.seconds, now],
+                                         "path": list(event.path)})
+            self.record["running"] = event.path[-1]  # back in the enclosing phase
+        self.flush()
 
 
 def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
@@ -185,83 +191,8 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
     rec = Recorder(out, {"users_requested": users, "items_requested": items, "seed": seed,
                          "memory_limit_gb": memory_limit_gb, "pid": os.getpid()})
     try:
-        import gnn.blend.fit as ranker
-        import gnn.jobs as jobs
-        import gnn.train as gnn_train
-        from etl.load import emit_dataset, load_stream
-        from etl.settings import get_etl_settings
-        from etl.synthetic import generate_world
-        from gnn.config import GnnSettings
-        from graph.driver import create_driver
-        from schema.model import Label
-
-        settings = scaling_settings()
-        rec.running("generate")
-        t = time.perf_counter()
-        world = generate_world(users=users, items=items, seed=seed)
-        rec.phase("generate", time.perf_counter() - t)
-
-        rec.running("load")
-        t = time.perf_counter()
-        with create_driver(settings) as driver:
-            report = load_stream(
-                driver, lambda sink: emit_dataset(world.dataset, sink), item_labels=[Label.MOVIE],
-                database=settings.database, replace=True, batch_size=get_etl_settings().batch_size,
-                reject_dir=SCALING / "rejects",
-            )
-        wipe = sum(p.seconds for p in report.phases if p.name == "wipe")  # --replace: the previous size's graph
-        rec.record["wipe_seconds"] = wipe
-        rec.phase("load", time.perf_counter() - t - wipe)
-        del world
-        rels, nodes = report.relationships, report.nodes
-        rec.record["counts"] = {
-            "users": nodes.get("User", 0), "items": nodes.get("Item", 0),
-            "interactions": rels.get("INTERACTED", 0), "knowledge_edges": sum(rels.get(k, 0) for k in KNOWLEDGE),
-            "follows": rels.get("FOLLOWS", 0), "relationships": rels.get("*", sum(rels.values())),
-            "nodes": nodes.get("*", sum(nodes.values())),
-        }
-        rec.record["relationships"] = rels
-
-        # The blend's sub-phases: wrap what gnn.ranker calls (names it imported, so patch them there).
-        for label, attribute in COMPONENTS.items():
-            rec.wrap(ranker, attribute, label)
-        rec.wrap(gnn_train, "fit_lightgcn", "lightgcn")  # imported inside fit_components at call time
-        original_split = jobs.split_interactions
-
-        def split_and_size(snapshot: Any) -> Any:  # noqa: ANN401
-            split = original_split(snapshot)
-            rec.record["dense"] = dense_sizes(snapshot, split)
-            rec.record["snapshot"] = {"users": snapshot.num_users, "items": snapshot.num_items,
-                                      "interactions": snapshot.num_interactions}
-            rec.flush()
-            return split
-
-        jobs.split_interactions = split_and_size
-        rec.wrap(jobs, "export_job", "export")  # so a size whose fit fails still reports its export
-        artifacts = SCALING / f"artifacts-{users}x{items}"
-        shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
-        shutil.rmtree(SCALING / "snapshots", ignore_errors=True)  # and saves its snapshot (no reuse)
-        gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
-        overrides = {"model": "blend", "device": "cpu", "progress": False}  # as `kgrec retrain` (bars off)
-        rec.running("retrain")
-        mark = time.time()
-        retrain = jobs.retrain_job(settings, gnn_settings, overrides, keep=2, publish=True)
-        for name, seconds in retrain.timings.items():  # consecutive phases: their spans follow from the start
-            rec.record["phases"][name] = seconds
-            rec.record.setdefault("spans", {})[name] = [mark, mark + seconds]
-            mark += seconds
-        rec.record["rss_after_mb"]["retrain"] = peak_rss_mb()
-        rec.record["fit_phases"] = {k: retrain.artifact.timings.get(k) for k in FIT_PHASES}
-        rec.record["retrain_seconds"] = retrain.seconds
-        rec.record["validation_ndcg20"] = retrain.new_val
-        rec.record["promoted"] = retrain.promoted
-        rec.record["lightgcn_epochs"] = retrain.artifact.metrics.get("best_epoch")
-        rec.record["artifact"] = str(retrain.artifact.path)
-        rec.record["ok"] = True
-        rec.record.pop("running", None)
-        rec.flush()
-        shutil.rmtree(artifacts, ignore_errors=True)
-        return 0
+        with listening(rec):
+            return retrain_size(rec, users, items, seed)
     except BaseException as exc:  # MemoryError, torch's allocator RuntimeError, a Neo4j error: record and exit
         rec.record["ok"] = False
         rec.record["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
@@ -271,14 +202,68 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
         return 3
 
 
+def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
+    """Phases ``generate`` and ``load`` of one world, then ``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it
+    (its phases reach ``rec`` as they end). Returns the exit code (0)."""
+    from etl.load import emit_dataset, load_stream
+    from etl.settings import get_etl_settings
+    from etl.synthetic import generate_world
+    from gnn.config import GnnSettings, resolve_config
+    from gnn.jobs import retrain_job
+    from graph.driver import create_driver
+    from schema.model import Label
+
+    settings = scaling_settings()
+    with phase("generate"):
+        world = generate_world(users=users, items=items, seed=seed)
+    with phase("load") as data, create_driver(settings) as driver:
+        report = load_stream(
+            driver, lambda sink: emit_dataset(world.dataset, sink), item_labels=[Label.MOVIE],
+            database=settings.database, replace=True, batch_size=get_etl_settings().batch_size,
+            reject_dir=SCALING / "rejects",
+        )
+        # --replace: the previous size's graph, shown apart (the recorder takes it out of the load)
+        data["wipe_seconds"] = rec.record["wipe_seconds"] = sum(p.seconds for p in report.phases if p.name == "wipe")
+    del world
+    rels, nodes = report.relationships, report.nodes
+    rec.record["counts"] = {
+        "users": nodes.get("User", 0), "items": nodes.get("Item", 0),
+        "interactions": rels.get("INTERACTED", 0), "knowledge_edges": sum(rels.get(k, 0) for k in KNOWLEDGE),
+        "follows": rels.get("FOLLOWS", 0), "relationships": rels.get("*", sum(rels.values())),
+        "nodes": nodes.get("*", sum(nodes.values())),
+    }
+    rec.record["relationships"] = rels
+
+    artifacts = SCALING / f"artifacts-{users}x{items}"
+    shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
+    shutil.rmtree(SCALING / "snapshots", ignore_errors=True)  # and saves its snapshot (no reuse)
+    gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
+    config = resolve_config("blend", gnn_settings.train_config, {"device": "cpu", "progress": False})  # bars off
+    retrain = retrain_job(settings, gnn_settings, config, keep=2, publish=True)
+    rec.record["rss_after_mb"]["retrain"] = peak_rss_mb()
+    rec.record["fit_phases"] = {k: retrain.artifact.timings.get(k) for k in FIT_PHASES}
+    rec.record["retrain_seconds"] = retrain.seconds
+    rec.record["validation_ndcg20"] = retrain.new_val
+    rec.record["promoted"] = retrain.promoted
+    rec.record["lightgcn_epochs"] = retrain.artifact.metrics.get("best_epoch")
+    rec.record["artifact"] = str(retrain.artifact.path)
+    rec.record["ok"] = True
+    rec.record.pop("running", None)
+    rec.flush()
+    shutil.rmtree(artifacts, ignore_errors=True)
+    return 0
+
+
 # --- the driver: every size, the table, the fit, the figure -------------------------------------------
 
 
 def first_pass(record: dict[str, Any]) -> dict[str, float]:
-    """Seconds per blend component in its first call (the fit-edges pass; the refit pass is in ``refit``)."""
+    """Seconds per blend component in its first call (the fit-edges pass; the refit pass is in ``refit``), the
+    trial fits of the component search left out."""
     out: dict[str, float] = {}
     for call in record.get("calls", []):
-        out.setdefault(call["component"], call["seconds"])
+        if "component_search" not in call.get("path", ()):
+            out.setdefault(call["component"], call["seconds"])
     return out
 
 

@@ -1,8 +1,16 @@
 """Typed hyper-parameters of training and the settings of the training jobs.
 
-Precedence of :class:`TrainConfig` values: defaults < the model's own defaults (:data:`MODEL_DEFAULTS`) <
-YAML file < environment (``KGREC_TRAIN_<FIELD>``) < explicit overrides (CLI flags), resolved by
-:func:`load_train_config`. Built on demand, never at import.
+One config schema per model, resolved by :func:`resolve_config`:
+
+* ``lightgcn`` and ``graphsage``: :class:`TrainConfig`, from defaults < the model's own defaults
+  (:data:`MODEL_DEFAULTS`) < YAML file < environment (``KGREC_TRAIN_<FIELD>``) < flags (CLI options);
+* ``blend``: :class:`gnn.blend.config.RankerConfig`, from its defaults < YAML file < flags, where the flags
+  ``max_epochs``, ``embedding_dim``, ``lr`` and ``patience`` go to its LightGCN component (its ``lightgcn``
+  mapping) and ``seed``, ``device``, ``progress``, ``num_threads`` and ``cold_slots`` to the blend itself
+  (the environment's ``KGREC_TRAIN_*`` values are not read into the blend's fields; its LightGCN component, a
+  TrainConfig, still reads those its ``lightgcn`` mapping does not set).
+
+Built on demand, never at import.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import torch
 import yaml
@@ -20,6 +28,11 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from schema.errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
+#: The models ``kgrec train`` / ``retrain`` fit, each with its own config schema (see :func:`resolve_config`).
+MODELS = ("blend", "lightgcn", "graphsage")
+#: CLI flags of the blend that set its LightGCN component's TrainConfig fields; the others set RankerConfig's.
+BLEND_LIGHTGCN_FLAGS = ("max_epochs", "embedding_dim", "lr", "patience")
+BLEND_FLAGS = ("seed", "device", "progress", "num_threads", "cold_slots")
 
 
 class TrainConfig(BaseSettings):
@@ -111,8 +124,55 @@ def read_config_file(file: Path) -> dict[str, Any]:
     return loaded
 
 
+if TYPE_CHECKING:  # gnn.blend imports this module: its config class is imported where it is used
+    from gnn.blend.config import RankerConfig
+
+    #: The typed config of one model: :class:`TrainConfig` (lightgcn, graphsage) or RankerConfig (blend).
+    ModelConfig: TypeAlias = TrainConfig | RankerConfig
+
+
+def resolve_config(model: str, file: Path | None = None, flags: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The typed config of ``model``: defaults < the model's defaults < ``file`` (YAML) < environment < ``flags``.
+
+    ``lightgcn`` and ``graphsage`` resolve to a :class:`TrainConfig` (its ``model`` field set to ``model``);
+    ``blend`` resolves to a :class:`gnn.blend.config.RankerConfig`: the file holds RankerConfig fields (a
+    ``lightgcn`` mapping of TrainConfig fields replaces its LightGCN component's defaults as a whole), the
+    flags in :data:`BLEND_LIGHTGCN_FLAGS` update that mapping, those in :data:`BLEND_FLAGS` the blend, and
+    the environment is not read into the blend's fields.
+
+    Args:
+        model: ``blend``, ``lightgcn`` or ``graphsage``.
+        file: Optional YAML mapping of the model's config fields to values.
+        flags: Values given explicitly (CLI options); ``None`` values are ignored. For the blend, only the
+            names in :data:`BLEND_LIGHTGCN_FLAGS` and :data:`BLEND_FLAGS` are read.
+
+    Returns:
+        The validated config of the model.
+
+    Raises:
+        ConfigError: Unknown model, the file cannot be read, names unknown fields, or a value is invalid.
+    """
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if model == "blend":
+        from gnn.blend.config import RankerConfig
+
+        try:
+            base = RankerConfig(**(read_config_file(file) if file is not None else {}))
+        except ValidationError as exc:
+            raise ConfigError(f"invalid blend config {file}: {exc}") from exc
+        lightgcn = {**base.lightgcn, **{k: given[k] for k in BLEND_LIGHTGCN_FLAGS if k in given}}
+        direct = {k: given[k] for k in BLEND_FLAGS if k in given}
+        try:
+            return RankerConfig(**{**base.model_dump(), **direct, "lightgcn": lightgcn})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid blend settings: {exc}") from exc
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}: use {', '.join(MODELS)}")
+    return load_train_config(file, {**given, "model": model})
+
+
 def load_train_config(file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Resolve the training config: defaults < the model's :data:`MODEL_DEFAULTS` < ``file`` (YAML) <
+    """Resolve a :class:`TrainConfig`: defaults < the model's :data:`MODEL_DEFAULTS` < ``file`` (YAML) <
     environment < ``overrides``.
 
     Args:
@@ -156,7 +216,10 @@ class GnnSettings(BaseSettings):
 
     artifacts_dir: Path = Field(Path(".kgrec/artifacts"), description="Root of versioned model artifacts.")
     snapshots_dir: Path = Field(Path(".kgrec/snapshots"), description="Where exported graph snapshots are kept.")
-    train_config: Path | None = Field(None, description="Optional YAML file of training hyper-parameters.")
+    train_config: Path | None = Field(
+        None, description="The YAML file of hyper-parameters kgrec train/retrain use without --config (the chosen "
+        "model's config fields, see resolve_config)."
+    )
 
 
 @lru_cache(maxsize=1)

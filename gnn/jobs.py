@@ -1,12 +1,16 @@
 """The training jobs behind ``kgrec train``, ``kgrec evaluate`` and ``kgrec retrain``.
 
-Each job receives its settings, opens what it needs and returns a result the CLI prints:
+Each job receives its settings and the typed config of its model (:func:`gnn.config.resolve_config`), opens
+what it needs and returns a result the CLI prints:
 
 * :func:`export_job` — Neo4j → snapshot directory (``<snapshots_dir>/<snapshot_id>``);
 * :func:`train_job` — export → split → train → evaluate → write a new artifact version;
 * :func:`evaluate_job` — measure an existing artifact on a fresh export's test split;
 * :func:`retrain_job` — train, then promote the new version only if its validation NDCG@20 is not worse
   than the current model's; keep the last N versions; switch atomically.
+
+The jobs mark their steps as :mod:`gnn.phases` (``export``, ``split``, ``fit``, …): the CLI prints one line per
+phase when its output is not a terminal, and ``bench.scaling`` times them.
 """
 
 from __future__ import annotations
@@ -17,30 +21,48 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 import numpy as np
 
 from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, write_artifact
-from gnn.config import GnnSettings, load_train_config
+from gnn.config import GnnSettings, TrainConfig
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
-from gnn.evaluation import Fold, ScoreFn, embedding_score_fn, evaluate, split_interactions
+from gnn.evaluation import Fold, ScoreFn, Split, embedding_score_fn, evaluate, split_interactions
+from gnn.phases import phase
 from gnn.serving import CURRENT_FILE, current_version
 from gnn.train import save_artifact, train
 from graph.driver import open_driver
 from graph.embeddings import write_embeddings
 from graph.export import export_graph
 from graph.settings import Neo4jSettings
-from schema.errors import ConfigError, DataError
+from schema.errors import DataError
+
+if TYPE_CHECKING:
+    from gnn.config import ModelConfig
+    from gnn.blend.config import RankerConfig
 
 log = logging.getLogger(__name__)
 
 GATE_METRIC = "ndcg@20"
+
+
+@contextmanager
+def timed_phase(name: str, timings: dict[str, float] | None = None,
+                **data: Any) -> Iterator[dict[str, Any]]:  # noqa: ANN401 - data is free-form
+    """:func:`gnn.phases.phase` ``name`` whose wall seconds also go to ``timings[name]`` when it ends."""
+    started = time.perf_counter()
+    with phase(name, **data) as published:
+        yield published
+    if timings is not None:
+        timings[name] = time.perf_counter() - started
 
 
 def export_job(neo4j: Neo4jSettings, settings: GnnSettings) -> tuple[GraphSnapshot, Path]:
@@ -61,62 +83,65 @@ def export_job(neo4j: Neo4jSettings, settings: GnnSettings) -> tuple[GraphSnapsh
     return snapshot, directory
 
 
-def train_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None) -> Artifact:
+def model_name(config: ModelConfig) -> str:
+    """The model a config trains: ``lightgcn`` or ``graphsage`` (a :class:`TrainConfig`), else ``blend``."""
+    return config.model if isinstance(config, TrainConfig) else "blend"
+
+
+def export_and_split(neo4j: Neo4jSettings, settings: GnnSettings,
+                     timings: dict[str, float] | None = None) -> tuple[GraphSnapshot, Split]:
+    """Phases ``export`` (:func:`export_job`) and ``split`` (the protocol's split, seed 42), the latter publishing
+    ``snapshot`` and ``split`` in its data; their seconds go to ``timings`` when given."""
+    with timed_phase("export", timings):
+        snapshot, _ = export_job(neo4j, settings)
+    with timed_phase("split", timings, snapshot=snapshot) as data:
+        data["split"] = split = split_interactions(snapshot)
+    return snapshot, split
+
+
+def train_job(neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig) -> Artifact:
     """``kgrec train``: export, split (protocol seed 42), train, evaluate, write a new artifact version.
 
-    ``overrides["model"] == "blend"`` trains the two-stage ranker of :mod:`gnn.blend` instead of one
-    embedding model. The new version is not promoted (see :func:`retrain_job`, or :func:`promote`).
+    Phases: ``export``, ``split``, ``fit`` (for the blend, also its test figures and the artifact's files) and,
+    for the embedding models, ``save``. A RankerConfig trains the two-stage ranker of :mod:`gnn.blend` instead
+    of one embedding model. The new version is not promoted (see :func:`retrain_job`, or :func:`promote`).
+
+    Args:
+        neo4j: Where the graph is.
+        settings: Where snapshots and artifacts go.
+        config: The model's config (:func:`gnn.config.resolve_config`).
     """
-    snapshot, _ = export_job(neo4j, settings)
-    if (overrides or {}).get("model") == "blend":
-        return train_blend(snapshot, split_interactions(snapshot), settings, overrides or {}, final="train")
-    config = load_train_config(settings.train_config, overrides)
-    artifact = train(snapshot, split_interactions(snapshot), config)
-    save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
+    snapshot, split = export_and_split(neo4j, settings)
+    if not isinstance(config, TrainConfig):
+        with phase("fit"):
+            return train_blend(snapshot, split, settings, config, final="train")
+    with phase("fit"):
+        artifact = train(snapshot, split, config)
+    with phase("save"):
+        save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
     return artifact
 
 
-def ranker_config(overrides: dict[str, Any], file: Path | None = None) -> Any:  # noqa: ANN401 - RankerConfig
-    """The blend's config: defaults < ``file`` (YAML of :class:`gnn.blend.config.RankerConfig` fields, e.g.
-    ``component_search: false`` or ``als_factors_grid: [64, 128]``) < CLI-style overrides (seed, device,
-    progress, num_threads, cold_slots; max_epochs, the embedding size, lr and patience go to its LightGCN
-    component).
-
-    Raises:
-        ConfigError: The file cannot be read, names unknown fields, or a value is invalid.
-    """
-    from pydantic import ValidationError
-
-    from gnn.blend.config import RankerConfig
-    from gnn.config import read_config_file
-
-    try:
-        base = RankerConfig(**(read_config_file(file) if file is not None else {}))
-    except ValidationError as exc:
-        raise ConfigError(f"invalid blend config {file}: {exc}") from exc
-    lightgcn = dict(base.lightgcn)
-    for key in ("max_epochs", "embedding_dim", "lr", "patience"):
-        if overrides.get(key) is not None:
-            lightgcn[key] = overrides[key]
-    direct = {k: overrides[k] for k in ("seed", "device", "progress", "num_threads", "cold_slots")
-              if overrides.get(k) is not None}
-    return base.model_copy(update={**direct, "lightgcn": lightgcn})
-
-
-def train_blend(snapshot: GraphSnapshot, split: Any, settings: GnnSettings, overrides: dict[str, Any],  # noqa: ANN401
+def train_blend(snapshot: GraphSnapshot, split: Split, settings: GnnSettings, config: RankerConfig,
                 final: str) -> Artifact:
     """Fit the blend (:func:`gnn.blend.fit.fit_ranker`) and write it as an artifact of model ``blend``.
 
     The artifact holds the ranker's files (``ranker.npz``, ``ranker.json``) beside the usual embeddings and
     id maps (its LightGCN component's embeddings), so that listing, the promotion gate and publishing the
     embeddings to Neo4j work as for any model. Test figures are measured only when ``final == "train"``.
+
+    Args:
+        snapshot: The exported graph.
+        split: Its protocol split.
+        settings: Where artifacts go (the promoted blend's component search may be reused).
+        config: The blend's config (:func:`gnn.config.resolve_config` of ``blend``).
+        final: What the components are refitted on: ``train`` or ``all``.
     """
     from gnn.artifacts import code_version
     from gnn.blend.evaluate import ranked_lists
     from gnn.blend.fit import fit_ranker
     from gnn.blend.search import reusable_search
 
-    config = ranker_config(overrides, settings.train_config)
     # the promoted blend's component search stands in for a new one while the data has barely changed
     reuse = reusable_search(current_version(settings.artifacts_dir, "blend"), config, int(split.fit.size(1)))
     model = fit_ranker(snapshot, split, config, final=final, reuse=reuse)  # type: ignore[arg-type]
@@ -199,6 +224,7 @@ def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Pat
 
     Note that an artifact trained on an older snapshot may have seen some of today's test interactions;
     the figures are exact for an artifact trained on the same snapshot (its ``snapshot_id`` is reported).
+    Phases: ``export``, ``split``, ``evaluate``.
 
     Raises:
         DataError: No artifact given and none is current.
@@ -207,10 +233,10 @@ def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Pat
     if path is None:
         raise DataError(f"no {model} artifact to evaluate under {settings.artifacts_dir} (run kgrec train)")
     artifact = load_artifact(path)
-    snapshot, _ = export_job(neo4j, settings)
-    split = split_interactions(snapshot)
+    snapshot, split = export_and_split(neo4j, settings)
     started = time.perf_counter()
-    metrics = evaluate_artifact(artifact, snapshot, split.testing())
+    with phase("evaluate"):
+        metrics = evaluate_artifact(artifact, snapshot, split.testing())
     return {
         "artifact": str(path),
         "artifact_snapshot_id": artifact.snapshot_id,
@@ -270,58 +296,58 @@ def publish_embeddings(neo4j: Neo4jSettings, artifact: Artifact) -> dict[str, in
         )
 
 
-def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, overrides: dict[str, Any] | None = None,
-                keep: int = 5, publish: bool = True) -> RetrainReport:
+def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig, keep: int = 5,
+                publish: bool = True) -> RetrainReport:
     """``kgrec retrain``: export → train → evaluate → promote if not worse → keep the last ``keep`` versions.
 
     The gate compares the validation NDCG@20 recorded in each artifact: each was measured by a model fitted
     without its validation interactions. Re-scoring the current model on the new validation fold would not
     be fair — it was retrained on all of its train, validation included. When the snapshot changed, the two
     figures come from different (each honest) validation data; the report says whether it did.
+
+    Phases (and the report's ``timings``): ``export``, ``split`` (publishing ``snapshot`` and ``split``),
+    ``fit``, ``promote`` (gate, save, prune) and ``publish`` (embeddings to Neo4j).
+
+    Args:
+        neo4j: Where the graph is (and where promoted embeddings are written).
+        settings: Where snapshots and artifacts go.
+        config: The model's config (:func:`gnn.config.resolve_config`). The final fit learns from every
+            positive whatever the config's ``final_fit``: the version is meant for serving.
+        keep: Versions kept per model (the current one is never deleted).
+        publish: Write the promoted version's embeddings to Neo4j.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    mark = started
-
-    def lap(phase: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        timings[phase] = now - mark
-        mark = now
-
-    snapshot, _ = export_job(neo4j, settings)
-    lap("export")
-    split = split_interactions(snapshot)
-    lap("split")
-    kind = (overrides or {}).get("model") or "lightgcn"
-    if kind == "blend":
-        artifact = train_blend(snapshot, split, settings, overrides or {}, final="all")
-        path = artifact.path
-    else:
-        # Serving models learn from every positive (each user's latest too); validation still picks the epochs.
-        config = load_train_config(settings.train_config, {"final_fit": "all", **(overrides or {})})
-        artifact = train(snapshot, split, config)
-        path = None
-    lap("fit")
-    new_val = float(artifact.metrics["validation"][GATE_METRIC])
-    current_path = current_version(settings.artifacts_dir, kind)
-    current_val = None
-    same_data = False
-    if current_path is not None:
-        current = load_artifact(current_path)
-        current_val = float(current.metrics["validation"][GATE_METRIC])
-        same_data = current.snapshot_id == snapshot.snapshot_id
-    path = path or save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
-    promoted = current_val is None or new_val >= current_val
-    if promoted:
-        promote(path, {"metric": GATE_METRIC, "validation": new_val, "previous": current_val,
-                       "previous_version": current_path.name if current_path else None})
-    else:
-        log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
-    pruned = prune_versions(settings.artifacts_dir, kind, keep)
-    lap("promote")
-    has_vectors = artifact.item_embeddings.ndim == 2 and artifact.item_embeddings.size(1) > 0
-    embeddings = publish_embeddings(neo4j, artifact) if promoted and publish and has_vectors else None
-    lap("publish")
+    snapshot, split = export_and_split(neo4j, settings, timings)
+    kind = model_name(config)
+    with timed_phase("fit", timings):
+        if isinstance(config, TrainConfig):
+            # Serving models learn from every positive (each user's latest too); validation still picks the epochs.
+            artifact = train(snapshot, split, config.model_copy(update={"final_fit": "all"}))
+            path = None
+        else:
+            artifact = train_blend(snapshot, split, settings, config, final="all")
+            path = artifact.path
+    with timed_phase("promote", timings) as data:
+        new_val = float(artifact.metrics["validation"][GATE_METRIC])
+        current_path = current_version(settings.artifacts_dir, kind)
+        current_val = None
+        same_data = False
+        if current_path is not None:
+            current = load_artifact(current_path)
+            current_val = float(current.metrics["validation"][GATE_METRIC])
+            same_data = current.snapshot_id == snapshot.snapshot_id
+        path = path or save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
+        promoted = current_val is None or new_val >= current_val
+        if promoted:
+            promote(path, {"metric": GATE_METRIC, "validation": new_val, "previous": current_val,
+                           "previous_version": current_path.name if current_path else None})
+        else:
+            log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
+        pruned = prune_versions(settings.artifacts_dir, kind, keep)
+        data.update(promoted=promoted, validation=new_val, previous=current_val)
+    with timed_phase("publish", timings):
+        has_vectors = artifact.item_embeddings.ndim == 2 and artifact.item_embeddings.size(1) > 0
+        embeddings = publish_embeddings(neo4j, artifact) if promoted and publish and has_vectors else None
     return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started,
                          embeddings, timings)

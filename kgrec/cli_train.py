@@ -1,8 +1,9 @@
 """``kgrec train``, ``kgrec evaluate``, ``kgrec retrain`` and ``kgrec models``: the learning jobs from the shell.
 
-Each command resolves the Neo4j and job settings from the environment (``NEO4J_*``, ``KGREC_*``), runs the
-job in :mod:`gnn.jobs` and prints what it did: figures of the evaluation protocol, where the artifact
-went, and whether it was promoted. Meant for people and for cron (exit code 1 on a clear error).
+Each command resolves the Neo4j and job settings from the environment (``NEO4J_*``, ``KGREC_*``) and the
+model's typed config once (:func:`gnn.config.resolve_config`), runs the job in :mod:`gnn.jobs` and prints what
+it did: figures of the evaluation protocol, where the artifact went, and whether it was promoted. Meant for
+people and for cron (exit code 1 on a clear error; off a terminal, one plain line per phase and no bars).
 """
 
 from __future__ import annotations
@@ -12,36 +13,63 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from kgrec.cli_common import OptionTable, console, fail, run_job, with_options
+from kgrec.progress import bars_enabled
 from schema.errors import KgrecError
-
-console = Console()
-err = Console(stderr=True)
 
 MODEL_HELP = (
     "blend (the two-stage ranker the API serves: EASE^R, LightGCN, time-local popularity and knowledge similarity, "
     "weighted on validation), lightgcn (collaborative) or graphsage (inductive: genres, people, tags, follows)."
 )
 
+#: What a ``--config`` YAML may hold, per model (``kgrec train --help``, ``kgrec retrain --help``); the unit tests
+#: check that it names every field of both schemas.
+CONFIG_HELP = (
+    "[bold]--config[/]: a YAML mapping of the chosen model's config fields (default file: KGREC_TRAIN_CONFIG).\n\n"
+    "[bold]lightgcn, graphsage[/] (gnn.config.TrainConfig): model, embedding_dim, num_layers, init_std, lr, lr_decay, "
+    "reg, batch_size, negatives, max_epochs, patience, min_epochs, eval_every, val_window, supervision_ratio, "
+    "id_dropout, user_ids, retrain, final_fit, seed, device, num_threads, progress. "
+    "Defaults < the model's defaults (gnn.config.MODEL_DEFAULTS) < the file < KGREC_TRAIN_<FIELD> < flags; "
+    "retrain always fits its final version on every positive (final_fit all).\n\n"
+    "[bold]blend[/] (gnn.blend.config.RankerConfig): ease_lambda, ease_top_n, ease_max_items, ease_half_life, "
+    "knowledge_half_life, sequence_window, sequence_half_life, sequence_top_n, genre_weight, person_weight, "
+    "tag_weight, pop_window_days, fresh_years, ranker_features, als_factors, als_regularization, als_alpha, "
+    "als_iterations, als_half_life, als_cg_steps, component_search, component_search_reuse, "
+    "component_search_exhaustive, ease_lambda_grid, als_factors_grid, als_regularization_grid, als_alpha_grid, "
+    "use_lightgcn, cold_embeddings, cold_map_lambda, cold_year_weight, lightgcn, ranker, ranker_l2, "
+    "ranker_l2_grid, ranker_folds, ranker_iterations, ranker_max_users, cold_slots, cold_slot_every, "
+    "cold_slot_margin, seed, device, num_threads, progress. "
+    "lightgcn is a mapping of TrainConfig fields for its LightGCN component that replaces the component's "
+    "defaults as a whole. Defaults < the file < flags: --max-epochs (train: also --embedding-dim, "
+    "--lr) sets the LightGCN component's; --seed, --device, --progress, --cold-slots the blend's."
+)
 
-def _fail(exc: KgrecError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=1)
 
-
-def _overrides(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _settings(artifacts: Path | None, config: Path | None):  # noqa: ANN202 - (Neo4jSettings, GnnSettings)
+def _settings(artifacts: Path | None):  # noqa: ANN202 - (Neo4jSettings, GnnSettings)
     from gnn.config import GnnSettings
     from graph.settings import get_neo4j_settings
 
     base = GnnSettings()
-    updates = _overrides(artifacts_dir=artifacts, train_config=config)
-    return get_neo4j_settings(), base.model_copy(update=updates)
+    return get_neo4j_settings(), base if artifacts is None else base.model_copy(update={"artifacts_dir": artifacts})
+
+
+def _resolve(options: dict[str, Any]):  # noqa: ANN202 - (Neo4jSettings, GnnSettings, the model's config)
+    """The settings and the model's typed config of a learning command's options: ``--config`` (else
+    KGREC_TRAIN_CONFIG) and the flags resolved once; progress bars default to on when stderr is a terminal."""
+    from gnn.config import resolve_config
+
+    model = options["model"]
+    _check_model(model, options.get("cold_slots"))
+    neo4j, settings = _settings(options["artifacts"])
+    flags = {k: options[k] for k in FLAGS if k in options}
+    try:
+        typed = resolve_config(model, options["config"] or settings.train_config,
+                               {**flags, "progress": bars_enabled(options["progress"])})
+    except KgrecError as exc:
+        raise fail(exc) from exc
+    return neo4j, settings, typed
 
 
 def metrics_table(title: str, rows: dict[str, dict[str, Any] | None]) -> Table:
@@ -73,10 +101,25 @@ ConfigFile = Annotated[
         "gnn.blend.config.RankerConfig fields for the blend (e.g. component_search: false, als_factors_grid: [64, 128])."))
 ]
 Artifacts = Annotated[Optional[Path], typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")]
-Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+Progress = Annotated[Optional[bool], typer.Option(
+    "--progress/--no-progress", help="Show progress bars (default: on in a terminal; off it, one line per phase).")]
 ColdSlots = Annotated[Optional[int], typer.Option(
     min=0, help="Blend: new-arrival positions per list, filled with items nobody has liked yet (default: 1, at "
     "position 20; 0 = off).")]
+Keep = Annotated[int, typer.Option(min=1, help="Versions kept per model (the current one is never deleted).")]
+Publish = Annotated[
+    bool, typer.Option("--publish/--no-publish", help="Write the promoted embeddings to Neo4j (vector index).")
+]
+
+#: The options of ``kgrec train`` and ``kgrec retrain`` (:func:`kgrec.cli_common.with_options`).
+OPTIONS: OptionTable = {
+    "model": (Model, "blend"), "keep": (Keep, 5), "publish": (Publish, True), "device": (Device, None),
+    "max_epochs": (Epochs, None), "embedding_dim": (Dim, None), "lr": (Lr, None), "seed": (Seed, None),
+    "config": (ConfigFile, None), "artifacts": (Artifacts, None), "progress": (Progress, None),
+    "cold_slots": (ColdSlots, None),
+}
+#: The options that are config fields (:func:`gnn.config.resolve_config`'s flags, besides progress).
+FLAGS = ("device", "max_epochs", "embedding_dim", "lr", "seed", "cold_slots")
 
 
 def print_component_search(metrics: dict[str, Any]) -> None:
@@ -91,38 +134,23 @@ def print_component_search(metrics: dict[str, Any]) -> None:
 
 
 def _check_model(model: str, cold_slots: int | None = None) -> None:
-    if model not in ("blend", "lightgcn", "graphsage"):
+    if model not in ("blend", "lightgcn", "graphsage"):  # gnn.config.MODELS (not imported: it loads torch)
         raise typer.BadParameter(f"unknown model {model!r}: use blend, lightgcn or graphsage", param_hint="--model")
     if cold_slots is not None and model != "blend":
         raise typer.BadParameter(f"only the blend has new-arrival positions, not {model}", param_hint="--cold-slots")
 
 
-def train(
-    model: Model = "blend",
-    device: Device = None,
-    max_epochs: Epochs = None,
-    embedding_dim: Dim = None,
-    lr: Lr = None,
-    seed: Seed = None,
-    config: ConfigFile = None,
-    artifacts: Artifacts = None,
-    progress: Progress = True,
-    cold_slots: ColdSlots = None,
-) -> None:
+@with_options(OPTIONS, "model", "device", "max_epochs", "embedding_dim", "lr", "seed", "config", "artifacts",
+              "progress", "cold_slots")
+def train(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     """Export the graph, train a model on the protocol's train split, measure it on test, save a new version.
 
     The version is not promoted (the API keeps serving the current one): see `kgrec retrain`.
     """
     from gnn.jobs import train_job
 
-    _check_model(model, cold_slots)
-    neo4j, settings = _settings(artifacts, config)
-    overrides = _overrides(model=model, device=device, max_epochs=max_epochs, embedding_dim=embedding_dim, lr=lr,
-                           seed=seed, progress=progress, cold_slots=cold_slots)
-    try:
-        artifact = train_job(neo4j, settings, overrides)
-    except KgrecError as exc:
-        raise _fail(exc) from exc
+    neo4j, settings, typed = _resolve(options)
+    artifact = run_job("train", lambda: train_job(neo4j, settings, typed))
     metrics = artifact.metrics
     console.print(metrics_table(
         f"{artifact.model} {artifact.version}: best epoch {metrics['best_epoch']}, snapshot {artifact.snapshot_id}",
@@ -144,11 +172,8 @@ def evaluate(
     from gnn.jobs import evaluate_job
 
     _check_model(model)
-    neo4j, settings = _settings(artifacts, None)
-    try:
-        report = evaluate_job(neo4j, settings, artifact, model=model)
-    except KgrecError as exc:
-        raise _fail(exc) from exc
+    neo4j, settings = _settings(artifacts)
+    report = run_job("evaluate", lambda: evaluate_job(neo4j, settings, artifact, model=model))
     console.print(metrics_table(f"{report['artifact']} on snapshot {report['snapshot_id']}", {"test": report["test"]}))
     if report["artifact_snapshot_id"] != report["snapshot_id"]:
         console.print(
@@ -158,20 +183,9 @@ def evaluate(
     console.print(f"scoring all test users took {report['scoring_seconds']:.2f} s")
 
 
-def retrain(
-    model: Model = "blend",
-    keep: Annotated[int, typer.Option(min=1, help="Versions kept per model (the current one is never deleted).")] = 5,
-    publish: Annotated[
-        bool, typer.Option("--publish/--no-publish", help="Write the promoted embeddings to Neo4j (vector index).")
-    ] = True,
-    device: Device = None,
-    max_epochs: Epochs = None,
-    seed: Seed = None,
-    config: ConfigFile = None,
-    artifacts: Artifacts = None,
-    progress: Progress = True,
-    cold_slots: ColdSlots = None,
-) -> None:
+@with_options(OPTIONS, "model", "keep", "publish", "device", "max_epochs", "seed", "config", "artifacts", "progress",
+              "cold_slots")
+def retrain(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     """Export → train (epochs chosen on validation, final fit on every positive) → promote if not worse.
 
     Promotion compares validation NDCG@20 with the current version's and switches atomically; the API
@@ -180,14 +194,9 @@ def retrain(
     """
     from gnn.jobs import retrain_job
 
-    _check_model(model, cold_slots)
-    neo4j, settings = _settings(artifacts, config)
-    overrides = _overrides(model=model, device=device, max_epochs=max_epochs, seed=seed, progress=progress,
-                           cold_slots=cold_slots)
-    try:
-        report = retrain_job(neo4j, settings, overrides, keep=keep, publish=publish)
-    except KgrecError as exc:
-        raise _fail(exc) from exc
+    neo4j, settings, typed = _resolve(options)
+    keep, publish = options["keep"], options["publish"]
+    report = run_job("retrain", lambda: retrain_job(neo4j, settings, typed, keep=keep, publish=publish))
     artifact = report.artifact
     console.print(metrics_table(f"{artifact.model} {artifact.version}", {"validation": artifact.metrics["validation"]}))
     print_component_search(artifact.metrics)
@@ -214,7 +223,7 @@ def models(
     from gnn.artifacts import list_versions
     from gnn.serving import current_version
 
-    _, settings = _settings(artifacts, None)
+    _, settings = _settings(artifacts)
     root = settings.artifacts_dir
     table = Table(title=f"models under {root}")
     for column in ("model", "version", "current", "snapshot", "val NDCG@20", "test NDCG@20", "final fit"):
@@ -237,7 +246,7 @@ def models(
 
 def register(app: typer.Typer) -> None:
     """Add the learning commands to the ``kgrec`` app."""
-    app.command("train")(train)
+    app.command("train", epilog=CONFIG_HELP)(train)
     app.command("evaluate")(evaluate)
-    app.command("retrain")(retrain)
+    app.command("retrain", epilog=CONFIG_HELP)(retrain)
     app.command("models")(models)

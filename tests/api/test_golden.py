@@ -31,7 +31,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from etl.load import load_dataset
 from etl.synthetic import generate_world
-from gnn.config import GnnSettings
+from gnn.config import GnnSettings, resolve_config
 from gnn.jobs import retrain_job
 from graph.driver import create_driver
 from graph.neo4j_local import launcher
@@ -105,13 +105,13 @@ def answers(fresh_neo4j: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
     root = tmp_path_factory.mktemp("golden")
     got: dict[str, str] = {}
     apps: dict[str, tuple[ApiSettings, Neo4jSettings]] = {"graph": (_settings(root / "none"), neo4j_settings)}
-    for kind, overrides in (
-        ("blend", {"model": "blend", "max_epochs": 3, "device": "cpu", "progress": False}),
-        ("lightgcn", {"model": "lightgcn", "embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024,
-                      "max_epochs": 6, "patience": 3, "progress": False, "device": "cpu"}),
+    for kind, flags in (
+        ("blend", {"max_epochs": 3, "device": "cpu", "progress": False}),
+        ("lightgcn", {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024, "max_epochs": 6,
+                      "patience": 3, "progress": False, "device": "cpu"}),
     ):
         gnn = GnnSettings(artifacts_dir=root / kind, snapshots_dir=root / f"{kind}-snapshots")
-        report = retrain_job(neo4j_settings, gnn, overrides, publish=False)
+        report = retrain_job(neo4j_settings, gnn, resolve_config(kind, flags=flags), publish=False)
         assert report.promoted
         apps[kind] = (_settings(gnn.artifacts_dir), neo4j_settings)
         apps[f"{kind}-mmr"] = (_settings(gnn.artifacts_dir, mmr_lambda=0.5), neo4j_settings)

@@ -16,13 +16,14 @@ from api.app import create_app
 from api.ranking import mmr
 from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
-from gnn.config import GnnSettings
+from gnn.config import GnnSettings, resolve_config
 from gnn.jobs import RetrainReport, promote, retrain_job
 from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY
 
-FAST = {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024, "max_epochs": 6, "patience": 3,
-        "progress": False, "device": "cpu"}
+FAST = resolve_config("lightgcn", flags={"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024,
+                                         "max_epochs": 6, "patience": 3, "progress": False, "device": "cpu"})
+BLEND = resolve_config("blend", flags={"max_epochs": 3, "device": "cpu", "progress": False})
 KEYS = {"User": "userId", "Item": "itemId", "Genre": "name", "Tag": "name", "Person": "personId"}
 
 
@@ -248,8 +249,7 @@ def test_blend_serves_with_live_history(world: SyntheticWorld, neo4j_settings: N
                                         tmp_path: Path) -> None:
     """The product's default model: the blend ranks from the live history and the graph explains."""
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
-    report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",
-                                                    "progress": False}, publish=False)
+    report = retrain_job(neo4j_settings, settings, BLEND, publish=False)
     assert report.promoted and report.artifact.model == "blend"
     app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
                                  cache_warm_users=0),
@@ -318,8 +318,7 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     from graph.reads import user_context
 
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
-    report = retrain_job(neo4j_settings, settings, {"model": "blend", "max_epochs": 3, "device": "cpu",
-                                                    "progress": False}, publish=False)
+    report = retrain_job(neo4j_settings, settings, BLEND, publish=False)
     path = current_version(settings.artifacts_dir, "blend")
     assert report.promoted and path is not None
     meta = json.loads((path / "ranker.json").read_text())

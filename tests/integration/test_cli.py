@@ -133,3 +133,27 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     shown = runner.invoke(app, ["recommend", "u1", "-k", "5"])  # KGREC_ARTIFACTS_DIR is this artifacts root
     assert shown.exit_code == 0, shown.output
     assert "blend-" in shown.output and "Because" in shown.output
+
+
+def test_cli_retrain_off_a_terminal_writes_plain_lines(cli_env: Neo4jSettings, tmp_path: Path) -> None:
+    """`kgrec retrain >> retrain.log 2>&1` (cron): no progress bars or control codes, one line per phase."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    assert runner.invoke(app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace",
+                               "--no-progress"]).exit_code == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kgrec.cli", "retrain", "--model", "lightgcn", "--max-epochs", "3", "--device", "cpu",
+         "--artifacts", str(tmp_path / "artifacts")],
+        cwd=Path(__file__).parents[2], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
+        check=False,
+    )
+    log = done.stdout.decode("utf-8")
+    assert done.returncode == 0, log
+    assert "\r" not in log and "\x1b" not in log, log
+    for name in ("export", "split", "fit", "promote", "publish"):
+        assert len(re.findall(rf"^retrain: {name} \d+\.\d s$", log, flags=re.MULTILINE)) == 1, (name, log)
+    assert "promoted" in log and "embeddings in Neo4j" in log

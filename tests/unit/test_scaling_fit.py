@@ -66,3 +66,38 @@ def test_pauses_of_the_worker_are_taken_out_of_the_phases_they_fall_in(tmp_path)
     assert record["retrain_seconds"] == 70.0
     subtract_pauses(record, log)  # idempotent
     assert record["phases"]["fit"] == 55.0
+
+
+def test_recorder_follows_the_phases_of_a_size(tmp_path) -> None:  # noqa: ANN001
+    """Phases, spans, peak RSS, component calls and the dense sizes come from listening, no module patched."""
+    import json
+
+    from bench.scaling import Recorder, first_pass
+    from etl.synthetic import generate_world
+    from gnn.data import build_graph_snapshot
+    from gnn.evaluation import split_interactions
+    from gnn.phases import listening, phase
+    from tests.unit.gnn.worlds import export_from_dataset
+
+    snapshot = build_graph_snapshot(export_from_dataset(generate_world(users=30, items=40, seed=3).dataset))
+    rec = Recorder(tmp_path / "size.json", {"pid": 1})
+    with listening(rec):
+        with phase("load") as data:
+            data["wipe_seconds"] = 0.0
+        with phase("split", snapshot=snapshot) as data:
+            data["split"] = split_interactions(snapshot)
+        with pytest.raises(MemoryError), phase("fit"):
+            with phase("component_search"), phase("ease"):
+                pass
+            with phase("fit_components"), phase("ease"):
+                pass
+            with phase("refit"), phase("als"):
+                raise MemoryError
+    record = json.loads((tmp_path / "size.json").read_text())
+    assert list(record["phases"]) == ["load", "split"] and list(record["spans"]) == ["load", "split"]
+    assert set(record["rss_after_mb"]) == {"load", "split"}
+    assert record["dense"]["ease_items_all"] > 0 and record["snapshot"]["users"] == 30
+    assert [c["component"] for c in record["calls"]] == ["ease", "component_search", "ease", "fit_components"]
+    assert record["calls"][2]["path"] == ["fit", "fit_components"]
+    assert first_pass(record)["ease"] == record["calls"][2]["seconds"]  # not the search's trial
+    assert record["failed_call"]["component"] == "als" and record["running"] == "als"

@@ -10,13 +10,14 @@ from neo4j import Driver
 from etl.load import load_dataset
 from etl.synthetic import generate_world
 from gnn.artifacts import list_versions, load_artifact
-from gnn.config import GnnSettings
+from gnn.config import GnnSettings, resolve_config
 from gnn.jobs import evaluate_job, export_job, retrain_job, train_job
 from gnn.serving import current_version
 from graph.settings import Neo4jSettings
 
-FAST = {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 512, "max_epochs": 4, "patience": 2,
-        "progress": False, "device": "cpu"}
+FLAGS = {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 512, "max_epochs": 4, "patience": 2,
+         "progress": False, "device": "cpu"}
+FAST = resolve_config("lightgcn", flags=FLAGS)
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ def test_retrain_promotes_only_when_not_worse_and_prunes(world_db: Driver, neo4j
     second = retrain_job(neo4j_settings, settings, FAST, keep=2)
     assert second.same_data and second.promoted and second.new_val == pytest.approx(first.new_val)
     # A crippled model (one epoch, tiny lr) is worse on validation and is not promoted.
-    worse = retrain_job(neo4j_settings, settings, {**FAST, "max_epochs": 1, "lr": 1e-6, "seed": 3}, keep=2)
+    worse = retrain_job(neo4j_settings, settings,
+                        resolve_config("lightgcn", flags={**FLAGS, "max_epochs": 1, "lr": 1e-6, "seed": 3}), keep=2)
     assert not worse.promoted and worse.new_val < worse.current_val
     assert current_version(settings.artifacts_dir, "lightgcn") == second.artifact.path
     versions = list_versions(settings.artifacts_dir, "lightgcn")

@@ -667,7 +667,7 @@ def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: P
 
     import yaml
 
-    from gnn.config import GnnSettings
+    from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import promote, train_blend
 
     world = generate_world(users=60, items=80, seed=8)
@@ -678,30 +678,33 @@ def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: P
               "als_alpha_grid": [1.0, 3.0], "als_factors": 4, "als_regularization": 1.0}
     config_file = tmp_path / "blend.yaml"
     config_file.write_text(yaml.safe_dump(fields), encoding="utf-8")
-    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", train_config=config_file)
+    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts")
+
+    def blend() -> RankerConfig:  # the file is read at each fit (the test rewrites it)
+        return resolve_config("blend", config_file)
 
     def saved_search(artifact_path: Path | None) -> dict:
         assert artifact_path is not None
         return json.loads((artifact_path / "ranker.json").read_text())["meta"]["validation"]["component_search"]
 
-    first = train_blend(snapshot, split, settings, {}, final="all")
+    first = train_blend(snapshot, split, settings, blend(), final="all")
     searched = saved_search(first.path)
     assert "reused" not in searched and searched["fit_positives"] == split.fit.size(1) and searched["als"]
     promote(first.path)
-    second = train_blend(snapshot, split, settings, {}, final="all")
+    second = train_blend(snapshot, split, settings, blend(), final="all")
     kept = saved_search(second.path)
     assert kept["reused"] is True and kept["chosen"] == searched["chosen"] and "seconds" not in kept
     chosen = json.loads((second.path / "ranker.json").read_text())["config"]
     assert all(chosen[k] == v for k, v in searched["chosen"].items()) and chosen["component_search"] is True
     # other grids: the earlier choice cannot stand for them
     config_file.write_text(yaml.safe_dump({**fields, "ease_lambda_grid": [0.5, 5.0, 50.0]}), encoding="utf-8")
-    assert "reused" not in saved_search(train_blend(snapshot, split, settings, {}, final="all").path)
+    assert "reused" not in saved_search(train_blend(snapshot, split, settings, blend(), final="all").path)
     config_file.write_text(yaml.safe_dump(fields), encoding="utf-8")
     # a quarter of the fit positives gone: searched again (the promoted one is still the first)
     keep = torch.arange(split.fit.size(1)) % 4 != 0
     smaller = dataclasses.replace(split, fit=split.fit[:, keep])
-    again = saved_search(train_blend(snapshot, smaller, settings, {}, final="all").path)
+    again = saved_search(train_blend(snapshot, smaller, settings, blend(), final="all").path)
     assert "reused" not in again and again["fit_positives"] == int(keep.sum())
     # and reuse switched off searches every time
     config_file.write_text(yaml.safe_dump({**fields, "component_search_reuse": None}), encoding="utf-8")
-    assert "reused" not in saved_search(train_blend(snapshot, split, settings, {}, final="all").path)
+    assert "reused" not in saved_search(train_blend(snapshot, split, settings, blend(), final="all").path)

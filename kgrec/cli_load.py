@@ -1,0 +1,237 @@
+"""``kgrec load …`` and ``kgrec stats``: data into Neo4j, and what the graph holds.
+
+Loads are validated, batched and idempotent; rejected rows go to a file with their reasons. Progress bars
+show on a terminal only (:class:`kgrec.progress.ProgressBars`); every load ends with the same summary
+(:func:`print_report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from etl.dataset import Dataset, RowSink
+from etl.load import LoadReport, emit_dataset, load_stream
+from etl.settings import get_etl_settings
+from graph.driver import create_driver
+from graph.settings import get_neo4j_settings
+from graph.writers import read_graph_counts, read_item_ids
+from kgrec.cli_common import OptionTable, console, fail, with_options
+from kgrec.progress import ProgressBars
+from schema.errors import KgrecError
+from schema.model import Label
+
+load_app = typer.Typer(
+    help="Load data into Neo4j (validated, batched, idempotent; rejects go to a file with reasons).",
+    no_args_is_help=True,
+)
+
+ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Delete the whole graph before loading.")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Rows per write transaction [default: 10000].")]
+RejectsOpt = Annotated[
+    Optional[Path], typer.Option("--rejects-dir", help="Folder for the reject file [default: .kgrec/rejects].")
+]
+ProgressOpt = Annotated[
+    Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars [default: on in a terminal].")
+]
+#: The options every load command takes after its own (:func:`kgrec.cli_common.with_options`).
+LOAD_OPTIONS: OptionTable = {
+    "replace": (ReplaceOpt, False), "batch_size": (BatchOpt, None), "rejects_dir": (RejectsOpt, None),
+    "progress": (ProgressOpt, None),
+}
+loads = with_options(LOAD_OPTIONS, "replace", "batch_size", "rejects_dir", "progress")
+
+
+Produce = Callable[[set[str], ProgressBars, RowSink], Dataset]
+
+
+def _run_load(
+    produce: Produce,
+    *,
+    item_labels: Sequence[Label],
+    replace: bool,
+    batch_size: int | None,
+    rejects_dir: Path | None,
+    progress: bool | None,
+) -> LoadReport:
+    settings = get_neo4j_settings()
+    etl_settings = get_etl_settings()
+    bars = ProgressBars(progress)
+    try:
+        driver = create_driver(settings)
+        with driver:
+            known = set() if replace else read_item_ids(driver, settings.database)
+            report = load_stream(
+                driver,
+                lambda sink: produce(known, bars, sink),
+                item_labels=item_labels,
+                database=settings.database,
+                replace=replace,
+                batch_size=batch_size or etl_settings.batch_size,
+                reject_dir=rejects_dir or etl_settings.reject_dir,
+                progress=bars,
+            )
+    except KgrecError as exc:
+        bars.close()
+        raise fail(exc) from exc
+    bars.close()
+    print_report(report)
+    return report
+
+
+def print_report(report: LoadReport) -> None:
+    """Print a load's closing summary: graph counts, phases with rows/s, rejects and skips."""
+    graph = Table(title=f"graph after loading {report.name}", show_edge=False)
+    graph.add_column("nodes", style="cyan")
+    graph.add_column("count", justify="right")
+    graph.add_column("relationships", style="magenta")
+    graph.add_column("count", justify="right")
+    nodes = sorted(report.nodes.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+    rels = sorted(report.relationships.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+    for k in range(max(len(nodes), len(rels))):
+        n = nodes[k] if k < len(nodes) else ("", None)
+        r = rels[k] if k < len(rels) else ("", None)
+        graph.add_row(
+            "all" if n[0] == "*" else n[0], "" if n[1] is None else f"{n[1]:,}",
+            "all" if r[0] == "*" else r[0], "" if r[1] is None else f"{r[1]:,}",
+        )
+    console.print(graph)
+
+    if report.phases:
+        phases = Table(title="write phases", show_edge=False)
+        for col in ("phase", "rows", "seconds", "rows/s"):
+            phases.add_column(col, justify="left" if col == "phase" else "right")
+        for p in report.phases:
+            phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
+        console.print(phases)
+    if report.seconds:
+        console.print(
+            f"read+validate {report.rows_read:,} source rows in {report.read_seconds:.2f}s while writing "
+            f"{report.rows_written:,} rows in {report.write_seconds:.2f}s: total {report.seconds:.2f}s wall "
+            f"({report.rows_read / report.seconds:,.0f} source rows/s)"
+        )
+    if report.skipped:
+        console.print(
+            "skipped (knowledge about items outside the catalogue): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(report.skipped.items()))
+        )
+    if report.merged:
+        console.print("repeated facts merged: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.merged.items())))
+    if report.rejects:
+        console.print(f"[yellow]rejected {report.rejects:,} rows[/] → {report.reject_file}")
+        for reason, count in report.rejects_by_reason.most_common(10):
+            console.print(f"  {count:>7,}  {reason}", highlight=False)
+    else:
+        console.print("[green]no rejected rows[/]")
+
+
+@load_app.command("movielens")
+@loads
+def load_movielens(
+    directory: Annotated[Path, typer.Argument(help="Folder with movies.csv, ratings.csv and tags.csv (ml-latest-small).")],
+    actors: Annotated[
+        Optional[Path], typer.Option(help="ml-small-actors-tomasonjo movies.csv: actors and directors by movieId.")
+    ] = None,
+    hetrec: Annotated[
+        Optional[Path], typer.Option(help="hetrec2011-movielens-2k folder: directors, genres, weighted tags.")
+    ] = None,
+    **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
+) -> None:
+    """Load MovieLens ratings, movies, genres and tags, with actors/directors when given."""
+    from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
+
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
+        variables = movielens_variables(directory, actors, hetrec)
+        path = shipped_mapping_path("movielens")
+        return read_mapping_dataset(path, variables, known_items=known, progress=bars, sink=sink)[0]
+
+    _run_load(produce, item_labels=[Label.MOVIE], **options)
+
+
+@load_app.command("lastfm")
+@loads
+def load_lastfm(
+    directory: Annotated[Path, typer.Argument(help="hetrec2011-lastfm-2k folder (artists, plays, friends).")],
+    **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
+) -> None:
+    """Load Last.fm users, artists (items), play counts (weights) and friendships (FOLLOWS)."""
+    from etl.sources import lastfm_variables, read_mapping_dataset, shipped_mapping_path
+
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
+        path = shipped_mapping_path("lastfm")
+        return read_mapping_dataset(path, lastfm_variables(directory), known_items=known, progress=bars, sink=sink)[0]
+
+    _run_load(produce, item_labels=[Label.ARTIST], **options)
+
+
+@load_app.command("mapping")
+@loads
+def load_mapping_file(
+    mapping_file: Annotated[Path, typer.Argument(help="YAML mapping of CSV/TSV files onto the graph (docs/mapping.md).")],
+    var: Annotated[
+        Optional[list[str]], typer.Option("--var", help="Path variable NAME=VALUE for {NAME} in the mapping (repeatable).")
+    ] = None,
+    base_dir: Annotated[
+        Optional[Path], typer.Option(help="Resolve relative paths here [default: the YAML's folder].")
+    ] = None,
+    **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
+) -> None:
+    """Load any delimited files described by a YAML mapping."""
+    from etl.mapping import load_mapping
+    from etl.sources import read_mapping_dataset
+
+    variables: dict[str, str] = {}
+    for item in var or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise fail(KgrecError(f"--var expects NAME=VALUE, got {item!r}"))
+        variables[name] = value
+
+    try:
+        labels = load_mapping(mapping_file).item_labels
+    except KgrecError as exc:
+        raise fail(exc) from exc
+
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
+        return read_mapping_dataset(
+            mapping_file, variables, base_dir=base_dir, known_items=known, progress=bars, sink=sink
+        )[0]
+
+    _run_load(produce, item_labels=labels, **options)
+
+
+@load_app.command("synthetic")
+@loads
+def load_synthetic(
+    users: Annotated[int, typer.Option(min=4, help="Number of users.")] = 300,
+    items: Annotated[int, typer.Option(min=12, help="Number of items.")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same world).")] = 42,
+    **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
+) -> None:
+    """Load a deterministic synthetic world with taste communities and friends who influence each other."""
+    from etl.synthetic import generate_world
+
+    def produce(_known: set[str], _bars: ProgressBars, sink: RowSink) -> Dataset:
+        return emit_dataset(generate_world(users=users, items=items, seed=seed).dataset, sink)
+
+    _run_load(produce, item_labels=[Label.MOVIE], **options)
+
+
+def stats() -> None:
+    """Print node counts per label and relationship counts per type."""
+    settings = get_neo4j_settings()
+    try:
+        with create_driver(settings) as driver:
+            nodes, rels = read_graph_counts(driver, settings.database)
+    except KgrecError as exc:
+        raise fail(exc) from exc
+    print_report(LoadReport(name="(current graph)", nodes=nodes, relationships=rels))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``kgrec stats`` to the ``kgrec`` app (the ``load`` group is :data:`load_app`)."""
+    app.command("stats")(stats)

@@ -1,0 +1,165 @@
+"""``kgrec serve``, ``kgrec recommend`` and ``kgrec demo``: the API, one user's list from the shell, the tour.
+
+``recommend`` answers as the API would (same model, same graph); ``demo`` starts the local Neo4j, loads the
+synthetic world, trains and promotes the blend, shows explained recommendations and serves the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from graph.driver import create_driver
+from graph.settings import get_neo4j_settings
+from kgrec.cli_common import console, fail
+from kgrec.cli_load import load_synthetic
+from kgrec.cli_train import retrain
+from schema.errors import KgrecError
+
+
+def demo(
+    users: Annotated[int, typer.Option(min=4, help="Users in the synthetic world.")] = 300,
+    items: Annotated[int, typer.Option(min=12, help="Items in the synthetic world.")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops it).")] = True,
+    train_model: Annotated[
+        bool, typer.Option("--train/--no-train", help="Train and promote the blend so that the API ranks with it.")
+    ] = True,
+) -> None:
+    """Start the local Neo4j, load the synthetic world, train the model, show explained recommendations, serve the API."""
+    from graph.neo4j_local import launcher
+
+    settings = get_neo4j_settings()
+    try:
+        status = launcher.start(settings)
+    except KgrecError as exc:
+        raise fail(exc) from exc
+    console.print(f"Neo4j {status.version or ''} is running: {status.bolt_uri}")
+    load_synthetic(users=users, items=items, seed=seed, replace=True)
+    if train_model:
+        console.print()
+        console.print("[bold]Training the blend[/] (kgrec retrain: export → fit on validation → promote) …")
+        retrain(model="blend")
+    console.print()
+    recommend("u1", k=5, sources=None, explain=True)
+    console.print()
+    console.print(f"[bold]Neo4j Browser:[/] {status.browser_url}  (user {settings.user}, password from NEO4J_PASSWORD)")
+    console.print("  try: MATCH p=(u:User {userId: 'u1'})-[:INTERACTED]->(:Item)<-[:ACTED_IN]-(:Person) RETURN p LIMIT 25")
+    console.print("  saved recall queries to paste: docs/browser_queries.cypher")
+    if not serve_api:
+        console.print("Stop Neo4j with `kgrec neo4j stop`.")
+        return
+    from api.settings import get_api_settings
+
+    api = get_api_settings()
+    base = f"http://{api.host}:{api.port}"
+    console.print()
+    console.print(f"[bold]API[/] on {base} (docs: {base}/docs). Try, in another terminal:")
+    console.print(f"  curl '{base}/users/u1/recommendations?k=5'", highlight=False, soft_wrap=True)
+    console.print(f"  curl '{base}/items/i1/similar?k=5'", highlight=False, soft_wrap=True)
+    console.print(
+        f"  curl -X POST {base}/interactions -H \"X-API-Key: $KGREC_API_KEY\" -H 'Content-Type: application/json' "
+        """-d '{"user_id": "u1", "item_id": "i2", "rating": 5}'""",
+        highlight=False, soft_wrap=True,
+    )
+    console.print("Ctrl-C stops the API; `kgrec neo4j stop` stops Neo4j.")
+    serve(host=None, port=None, workers=1)
+
+
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address [default: KGREC_HOST or 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default: KGREC_PORT or 8000].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.settings import get_api_settings
+
+    try:
+        settings = get_api_settings()
+    except Exception as exc:  # pydantic's ValidationError: a bad KGREC_* value
+        raise fail(KgrecError(f"invalid API settings: {exc}")) from exc
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=bind_host, port=bind_port, workers=workers,
+        log_level="info", access_log=False, log_config=_serve_log_config(),
+    )
+
+
+def _serve_log_config() -> dict:
+    """Uvicorn's logging, plus kgrec's own loggers (model loads, cache warming, degraded answers) at INFO."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["kgrec"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["kgrec"] = {"formatter": "kgrec", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    for name in ("api", "graph", "gnn"):
+        config["loggers"][name] = {"handlers": ["kgrec"], "level": "INFO", "propagate": False}
+    return config
+
+
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="The user's id (userId in the graph).")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of items.")] = 10,
+    sources: Annotated[
+        Optional[str], typer.Option(help="Comma-separated recall sources (default: all).")
+    ] = None,
+    explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Show explanation paths.")] = True,
+) -> None:
+    """Print a user's recommendations with their explanations, as the API would answer (same model, same graph)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.metrics import Metrics
+    from api.service import Recommender
+    from api.settings import ApiSettings
+
+    from api.model import ModelHolder
+
+    settings = get_neo4j_settings()
+    api_settings = ApiSettings(api_key=None)
+    models = None
+    if api_settings.serve_model != "none":
+        models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
+        models.reload()
+    try:
+        with create_driver(settings) as driver, ThreadPoolExecutor(4) as pool:
+            service = Recommender(driver, api_settings, pool, Metrics(), settings.database, models=models)
+            names = [s.strip() for s in sources.split(",")] if sources else None
+            response = service.recommend(user_id, k, explain=explain, sources=names)
+    except KgrecError as exc:
+        raise fail(exc) from exc
+    print_recommendations(response)
+
+
+def print_recommendations(response) -> None:  # noqa: ANN001 - api.schemas.RecommendationsResponse
+    """Print a recommendation list as a table with one explanation line per path."""
+    table = Table(title=f"recommendations for user {response.user_id} ({response.model_version})", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("score", justify="right")
+    table.add_column("sources")
+    table.add_column("because (first of the explanation paths)")
+    for rank, item in enumerate(response.items, start=1):
+        table.add_row(
+            str(rank),
+            f"{item.title or ''} [dim]({item.item_id})[/]",
+            f"{item.score:.3f}",
+            ", ".join(f"{name} {value:.2f}" for name, value in item.sources.items()),
+            item.explanations[0].text if item.explanations else "[dim]-[/]",
+        )
+    console.print(table)
+    if response.degraded:
+        console.print("[yellow]degraded: Neo4j or some recall sources were unreachable; this is a fallback list[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the demo and the serving commands to the ``kgrec`` app."""
+    app.command("demo")(demo)
+    app.command("serve")(serve)
+    app.command("recommend")(recommend)
