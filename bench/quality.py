@@ -258,7 +258,7 @@ def main() -> None:
         "snapshot": snapshot.counts(),
         "split": split.describe(),
         "seed": SEED,
-        "protocol": "EVALUATION.md: per-user split, full ranking without the user's train items, K=10/20",
+        "protocol": "docs/evaluation.md: per-user split, full ranking without the user's train items, K=10/20",
         "machine": {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS, "implicit_threads": THREADS,
                     "platform": platform.platform(), "torch": torch.__version__},
         "timings": timings,

@@ -101,7 +101,7 @@ def write_chart(path: Path, dataset: str, results: list[ModelResult]) -> None:
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set_xticks(x, names, rotation=20, ha="right")
     ax.set_ylabel("test score")
-    ax.set_title(f"{dataset}: full ranking, per-user temporal split (EVALUATION.md)")
+    ax.set_title(f"{dataset}: full ranking, per-user temporal split (docs/evaluation.md)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)

@@ -30,6 +30,7 @@ log-log over the sizes that finished), and writes bench/out/scaling.json and ben
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -218,7 +219,7 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
         world = generate_world(users=users, items=items, seed=seed)
     with phase("load") as data, create_driver(settings) as driver:
         report = load_stream(
-            driver, lambda sink: emit_dataset(world.dataset, sink), item_labels=[Label.MOVIE],
+            driver, functools.partial(emit_dataset, world.dataset), item_labels=[Label.MOVIE],
             database=settings.database, replace=True, batch_size=get_etl_settings().batch_size,
             reject_dir=SCALING / "rejects",
         )

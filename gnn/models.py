@@ -341,7 +341,7 @@ class KnowledgeSAGE(nn.Module):
                 if generator is not None and self.id_dropout > 0:
                     keep &= (torch.rand(n, generator=generator) >= self.id_dropout).to(keep.device)
                 x[node_type] = x[node_type] + self.ids[node_type].weight * keep.unsqueeze(1)
-        for k, (relations, neighbour, root) in enumerate(zip(self.layer_relations, self.neighbour, self.root)):
+        for k, (relations, neighbour, root) in enumerate(zip(self.layer_relations, self.neighbour, self.root, strict=True)):
             out = {t: lin(x[t]) for t, lin in root.items() if t in x}
             if k == 0:
                 out.update({t: x[t] for t in self.attributes if any(et[2] == t for et in relations)})

@@ -168,7 +168,7 @@ def evaluate(
     model: Model = "blend",
     artifacts: Artifacts = None,
 ) -> None:
-    """Measure an artifact on the test split of a fresh export (EVALUATION.md protocol)."""
+    """Measure an artifact on the test split of a fresh export (the protocol of docs/evaluation.md)."""
     from gnn.jobs import evaluate_job
 
     _check_model(model)

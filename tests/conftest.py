@@ -26,7 +26,8 @@ from schema.ddl import apply_schema
 from schema.errors import KgrecError
 
 ROOT = Path(__file__).parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
+#: The real datasets (never copied into the project): KGREC_DATASETS, by default the datasets folder beside it.
+DATASETS = Path(os.environ.get("KGREC_DATASETS", ROOT.parent / "shared" / "datasets"))
 TEST_PASSWORD = "kgrec-test-password"
 
 
@@ -104,8 +105,8 @@ def cli_env(neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def dataset_dir(name: str) -> Path:
-    """A folder of ../shared/datasets; fails (never skips) when it is missing."""
+    """A folder of :data:`DATASETS`; fails (never skips) when it is missing."""
     path = DATASETS / name
     if not path.is_dir():
-        pytest.fail(f"dataset folder missing: {path} (the suite reads the real datasets from ../shared/datasets)")
+        pytest.fail(f"dataset folder missing: {path} (set KGREC_DATASETS to the folder of the real datasets)")
     return path

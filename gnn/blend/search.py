@@ -175,8 +175,8 @@ def search_components(
                 ("als_alpha", config.als_alpha_grid))
         for axis, (name, grid) in enumerate(axes):
 
-            def along(value: Any, axis: int = axis) -> float:  # noqa: ANN401 - a value of this axis
-                return try_als(tuple(value if j == axis else v for j, v in enumerate(point)))  # type: ignore[arg-type]
+            def along(value: Any, axis: int = axis, start: tuple = point) -> float:  # noqa: ANN401 - a value of this axis
+                return try_als(tuple(value if j == axis else v for j, v in enumerate(start)))  # type: ignore[arg-type]
 
             # from the current value (always tried: each axis can only improve)
             pick, _ = climb(grid, point[axis], along, config.component_search_exhaustive)

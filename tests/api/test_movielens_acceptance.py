@@ -1,5 +1,5 @@
 """Issue 3's acceptance checks through the HTTP API, against the real Neo4j with ml-latest-small (and its
-actors, directors and HetRec tags) loaded from ../shared/datasets: graph recall with explanation paths."""
+actors, directors and HetRec tags) loaded from the datasets folder (KGREC_DATASETS): graph recall with explanation paths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The issue's acceptance checks on the real datasets in ../shared/datasets (read, never copied)."""
+"""Acceptance checks on the real datasets of KGREC_DATASETS (read, never copied)."""
 
 import random
 import shutil

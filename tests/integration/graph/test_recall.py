@@ -80,7 +80,7 @@ def assert_paths_exist(driver: Driver, candidates: list[Candidate], anchor: tupl
                 {"index": i, "label": n.label, "key": KEYS[n.label], "id": n.id} for i, n in enumerate(nodes)
             ]
             records, _, _ = driver.execute_query(_NODE_NAMES, {"nodes": node_rows})
-            for record, node in zip(records, nodes):
+            for record, node in zip(records, nodes, strict=True):
                 assert record["found"] == 1, node
                 assert node.name == (None if node.label == "User" else record["name"]), node
             rel_rows = [
@@ -460,7 +460,7 @@ def test_guide_block_draws_the_strategy_paths(load: Loader, title: str) -> None:
     records, _, _ = driver.execute_query(query.rstrip().rstrip(";"), params)
     expected = strategy(driver, next(iter(anchor.values())), k=params["k"])
     assert [r["candidate"]["itemId"] for r in records] == ids(expected)
-    for record, candidate in zip(records, expected):
+    for record, candidate in zip(records, expected, strict=True):
         drawn = {(r.type, node_key(r.start_node), node_key(r.end_node)) for step in record["drawn"] for r in step}
         wanted = {
             (rel.type, e.nodes[rel.start].id, e.nodes[rel.end].id) for e in candidate.explanations for rel in e.relationships

@@ -648,7 +648,7 @@ def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid(
     for peak in grid:
         calls: list[float] = []
 
-        def score(v: float, peak: float = peak) -> float:
+        def score(v: float, peak: float = peak, calls: list[float] = calls) -> float:
             calls.append(v)
             return -abs(np.log(v / peak))
 
