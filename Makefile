@@ -1,6 +1,6 @@
 # kgrec — two commands for a fresh machine:
 #   make demo   set everything up, start Neo4j, load the synthetic world, print where to look
-#   make test   set everything up and run the whole test suite against a real Neo4j
+#   make test   set everything up, lint, and run the whole test suite against a real Neo4j
 # Prerequisites: Python 3.11, JDK 17+ and Maven (see README).
 
 PYTHON ?= python3
@@ -28,7 +28,12 @@ neo4j-jars: $(STAMP)  ## resolve the Neo4j, APOC and Browser jars from Maven Cen
 demo: setup  ## start Neo4j, load the synthetic world, print the summary and the Browser address
 	$(BIN)/kgrec demo
 
-test: setup  ## run unit, integration (real Neo4j, started by the tests) and API tests
+lint: setup  ## ruff (lint and format check) and the import-layer contracts of pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+
+test: setup lint  ## lint, then unit, integration (real Neo4j, started by the tests) and API tests
 	$(BIN)/python -m pytest
 
 clean:  ## remove the virtualenv and local state (keeps the jar cache in ~/.cache/kgrec)

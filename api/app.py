@@ -102,8 +102,10 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
             loaded = await asyncio.to_thread(models.reload)
             if loaded.version is None:
-                log.info("no promoted model under %s: ranking with graph recall only (run kgrec retrain)",
-                         api_settings.artifacts_dir)
+                log.info(
+                    "no promoted model under %s: ranking with graph recall only (run kgrec retrain)",
+                    api_settings.artifacts_dir,
+                )
         app.state.driver = driver
         app.state.metrics = metrics
         app.state.api_settings = api_settings

@@ -13,19 +13,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "kgrec_http_requests", "HTTP requests by route, method and status.", ["route", "method", "status"],
+            "kgrec_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "kgrec_http_request_seconds", "HTTP request latency by route.", ["route", "method"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "kgrec_http_request_seconds",
+            "HTTP request latency by route.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.recall_seconds = Histogram(
-            "kgrec_recall_query_seconds", "Neo4j time of each recall strategy call.", ["strategy"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "kgrec_recall_query_seconds",
+            "Neo4j time of each recall strategy call.",
+            ["strategy"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.cache = Counter(
-            "kgrec_response_cache", "Model-path answer cache lookups by outcome (hit, miss).", ["outcome"],
+            "kgrec_response_cache",
+            "Model-path answer cache lookups by outcome (hit, miss).",
+            ["outcome"],
             registry=self.registry,
         )
         self.cache_entries = Gauge(

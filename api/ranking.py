@@ -174,11 +174,15 @@ def scored_items(
     for row in picked:
         entry = explained[model.item_ids[row]] if explained is not None else None
         score = float(scores[row])
-        items.append(RecommendedItem(
-            item_id=model.item_ids[row], title=entry.title if entry is not None else None, score=round(score, 6),
-            sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
-            explanations=list(entry.explanations) if entry is not None and explain else [],
-        ))
+        items.append(
+            RecommendedItem(
+                item_id=model.item_ids[row],
+                title=entry.title if entry is not None else None,
+                score=round(score, 6),
+                sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
+                explanations=list(entry.explanations) if entry is not None and explain else [],
+            )
+        )
     return items
 
 

@@ -50,7 +50,8 @@ def get_recommendations(
     k: Annotated[int | None, Query(ge=1, le=1000, description="Number of items (default 10, max KGREC_MAX_K).")] = None,
     explain: Annotated[bool, Query(description="Include explanation paths.")] = True,
     sources: Annotated[
-        str | None, Query(description="Comma-separated recall sources (default all).", examples=["collaborative,knowledge"])
+        str | None,
+        Query(description="Comma-separated recall sources (default all).", examples=["collaborative,knowledge"]),
     ] = None,
     exclude_items: Annotated[str | None, Query(description="Comma-separated item ids to leave out.")] = None,
     include_genres: Annotated[str | None, Query(description="Only items in one of these genres.")] = None,

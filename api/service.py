@@ -182,15 +182,15 @@ class Recommender:
             source_filters = filters
             if name == "popularity" and preferred and not filters.include_genres:
                 source_filters = filters.model_copy(update={"include_genres": preferred})
-            return lambda: SOURCES[name](
-                self.driver, user_id, k=fetch, filters=source_filters, database=self.database
-            )
+            return lambda: SOURCES[name](self.driver, user_id, k=fetch, filters=source_filters, database=self.database)
 
         results, failed = self._run({name: call(name) for name in names})
         if failed and len(failed) == len(names):
             raise DatabaseUnavailableError(f"every recall source failed: {', '.join(sorted(failed))}")
         items = blend(results, self.settings.source_weights, k, explain)
-        response = RecommendationsResponse(user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items)
+        response = RecommendationsResponse(
+            user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items
+        )
         answer = Answer(response)
         if not failed:  # a partial (degraded) answer is never reused
             self.cache.put(key, answer)
@@ -215,7 +215,9 @@ class Recommender:
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
-        positives = [(i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating]
+        positives = [
+            (i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating
+        ]
         if not positives:
             return None
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
@@ -235,8 +237,15 @@ class Recommender:
         return answer, wanted
 
     def _explain_best(
-        self, model: ServingModel, user_id: str, ranked: list[int], cold: list[int], k: int, explain: bool,
-        filters: RecallFilters, seeds: list[str],
+        self,
+        model: ServingModel,
+        user_id: str,
+        ranked: list[int],
+        cold: list[int],
+        k: int,
+        explain: bool,
+        filters: RecallFilters,
+        seeds: list[str],
     ) -> tuple[dict[str, ExplainedItem], dict[str, ExplainedItem]]:
         """Explain the best ``ranked`` rows until enough pass the filters, and the new-arrival candidates ``cold``.
 
@@ -267,10 +276,18 @@ class Recommender:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
             in_ranking = set(batch)
-            explained = self._stage("explain", lambda batch=batch + extra: explain_items(
-                self.driver, user_id, batch, max_paths=MAX_EXPLANATIONS if explain else 0, filters=filters,
-                seed_ids=seeds, database=self.database,
-            ))
+            explained = self._stage(
+                "explain",
+                lambda batch=batch + extra: explain_items(
+                    self.driver,
+                    user_id,
+                    batch,
+                    max_paths=MAX_EXPLANATIONS if explain else 0,
+                    filters=filters,
+                    seed_ids=seeds,
+                    database=self.database,
+                ),
+            )
             extra = []
             for item_id, entry in explained.items():
                 (survivors if item_id in in_ranking else arrivals)[item_id] = entry
@@ -294,8 +311,12 @@ class Recommender:
                     f"Neo4j is unreachable and model {model.kind}-{model.version} has no item catalog to apply the "
                     "genre and year filters with (retrain to add one); ask without filters for a degraded list"
                 )
-            allowed = model.catalog.mask(include_genres=filters.include_genres, exclude_genres=filters.exclude_genres,
-                                         year_min=filters.year_min, year_max=filters.year_max)
+            allowed = model.catalog.mask(
+                include_genres=filters.include_genres,
+                exclude_genres=filters.exclude_genres,
+                year_min=filters.year_min,
+                year_max=filters.year_max,
+            )
             candidates = np.where(allowed, scores, -np.inf).astype(scores.dtype)
         excluded = {i for i, _ in history} | set(filters.exclude_items)
         pool = unseen_ranking(model, candidates, excluded)[: max(3 * k, 30)]
@@ -321,8 +342,11 @@ class Recommender:
             return 0
         model = self.model
         try:
-            users = model.users_by_activity()[:limit] if model is not None else most_active_users(
-                self.driver, limit, self.database)
+            users = (
+                model.users_by_activity()[:limit]
+                if model is not None
+                else most_active_users(self.driver, limit, self.database)
+            )
         except DatabaseUnavailableError as exc:
             log.warning("answer cache not warmed: %s", exc)
             return 0
@@ -351,7 +375,9 @@ class Recommender:
         """
         if len(item_id) > MAX_ID_LENGTH or not item_exists(self.driver, item_id, database=self.database):
             raise UnknownEntityError(f"unknown item {item_id[:100]!r}")
-        candidates = self._stage("similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database))
+        candidates = self._stage(
+            "similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database)
+        )
         return SimilarItemsResponse(item_id=item_id, items=blend({"similar": candidates}, {}, k, explain))
 
     def _check_sources(self, sources: Sequence[str] | None) -> list[str]:

@@ -63,7 +63,8 @@ def main() -> None:
         with create_driver(settings) as driver:
             started = time.perf_counter()
             variables = movielens_variables(
-                require_dataset("ml-latest-small"), require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
+                require_dataset("ml-latest-small"),
+                require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
                 require_dataset("hetrec2011-movielens-2k"),
             )
             data, _ = read_mapping_dataset(shipped_mapping_path("movielens"), variables)
@@ -81,12 +82,15 @@ def main() -> None:
             for start in range(0, len(pairs), 5000):
                 driver.execute_query(
                     "UNWIND $rows AS row MATCH (:User {userId: row.u})-[r:INTERACTED]->(:Item {itemId: row.i}) "
-                    "DELETE r", rows=pairs[start : start + 5000],
+                    "DELETE r",
+                    rows=pairs[start : start + 5000],
                 )
             left, _, _ = driver.execute_query("MATCH ()-[r:INTERACTED]->() RETURN count(r) AS n")
             timings["delete_test"] = time.perf_counter() - started
-        console.print(f"train-only graph: {len(pairs):,} test interactions of {len(held)} users removed, "
-                      f"{left[0]['n']:,} interactions left")
+        console.print(
+            f"train-only graph: {len(pairs):,} test interactions of {len(held)} users removed, "
+            f"{left[0]['n']:,} interactions left"
+        )
 
         gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "acceptance_snapshots")
         started = time.perf_counter()
@@ -98,8 +102,12 @@ def main() -> None:
             promote(report.artifact.path)  # an older version from another graph must not serve this check
         console.print(f"retrain: {report.artifact.model} {report.artifact.version} in {timings['retrain']:.0f} s")
 
-        api = serve_api(settings, PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": args.model,
-                                         "KGREC_CACHE_WARM_USERS": "0"}, "acceptance_server.log")
+        api = serve_api(
+            settings,
+            PORT,
+            {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": args.model, "KGREC_CACHE_WARM_USERS": "0"},
+            "acceptance_server.log",
+        )
         base = f"http://127.0.0.1:{PORT}"
         version = httpx.get(f"{base}/health", timeout=5).json().get("model_version")
         ndcgs, recalls, explained, total = [], [], 0, 0
@@ -111,7 +119,9 @@ def main() -> None:
                 n, r = ndcg_recall(ranked, held[user])
                 ndcgs.append(n)
                 recalls.append(r)
-                explained += sum(1 for item in body["items"] if item["explanations"] and item["explanations"][0]["nodes"])
+                explained += sum(
+                    1 for item in body["items"] if item["explanations"] and item["explanations"][0]["nodes"]
+                )
                 total += len(body["items"])
         timings["api_all_test_users"] = time.perf_counter() - started
     finally:

@@ -51,12 +51,16 @@ def ensure_movielens_loaded(settings) -> list[str]:  # noqa: ANN001
             console.print("loading ml-latest-small (+ actors, HetRec) into the benchmark Neo4j …")
             ml = require_dataset("ml-latest-small")
             variables = movielens_variables(
-                ml, require_dataset("ml-small-actors-tomasonjo") / "movies.csv", require_dataset("hetrec2011-movielens-2k")
+                ml,
+                require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
+                require_dataset("hetrec2011-movielens-2k"),
             )
             load_stream(
                 driver,
                 lambda sink: read_mapping_dataset(shipped_mapping_path("movielens"), variables, sink=sink)[0],
-                item_labels=[Label.MOVIE], replace=True, reject_dir=OUT / "rejects",
+                item_labels=[Label.MOVIE],
+                replace=True,
+                reject_dir=OUT / "rejects",
             )
         records, _, _ = driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")
     return [r["id"] for r in records]
@@ -86,8 +90,14 @@ def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
 
 
 def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[bytes]:  # noqa: ANN001
-    return serve_api(settings, API_PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model},
-                     "api_load_server.log", workers=workers, timeout=60.0)
+    return serve_api(
+        settings,
+        API_PORT,
+        {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model},
+        "api_load_server.log",
+        workers=workers,
+        timeout=60.0,
+    )
 
 
 def wait_for_cache(workers: int, timeout: float) -> None:
@@ -104,8 +114,10 @@ def wait_for_cache(workers: int, timeout: float) -> None:
         if len(done) >= workers:
             break
         time.sleep(1)
-    console.print(f"answer cache: {len(done)} of {workers} worker(s) warmed ({', '.join(done) or 'none'} users) "
-                  f"in {time.time() - started:.0f} s")
+    console.print(
+        f"answer cache: {len(done)} of {workers} worker(s) warmed ({', '.join(done) or 'none'} users) "
+        f"in {time.time() - started:.0f} s"
+    )
 
 
 def _url(user: str) -> str:
@@ -188,8 +200,11 @@ class LeanClient:
                 if conn is not None:
                     conn[1].close()
                     await self._release(None)
-                stale = reused and isinstance(exc, (asyncio.IncompleteReadError, ConnectionResetError)) and (
-                    not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial)
+                stale = (
+                    reused
+                    and isinstance(exc, (asyncio.IncompleteReadError, ConnectionResetError))
+                    and (not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial)
+                )
                 if attempt == 0 and stale:
                     continue
                 return type(exc).__name__
@@ -224,9 +239,14 @@ async def open_loop(users: list[str], rate: float, duration: float, seed: int = 
     await client.close()
     lat = np.array(latencies) * 1000
     return {
-        "requests": n, "target_rate": rate, "achieved_rate": n / wall, "errors": errors,
-        "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
-        "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
+        "requests": n,
+        "target_rate": rate,
+        "achieved_rate": n / wall,
+        "errors": errors,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p90_ms": float(np.percentile(lat, 90)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "max_ms": float(lat.max()),
     }
 
 
@@ -251,8 +271,12 @@ async def closed_loop(users: list[str], clients: int, duration: float, seed: int
     await client.close()
     lat = np.array(latencies) * 1000
     return {
-        "clients": clients, "requests": len(latencies), "throughput_rps": len(latencies) / wall, "errors": errors,
-        "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
+        "clients": clients,
+        "requests": len(latencies),
+        "throughput_rps": len(latencies) / wall,
+        "errors": errors,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p90_ms": float(np.percentile(lat, 90)),
         "p99_ms": float(np.percentile(lat, 99)),
     }
 
@@ -301,13 +325,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="open-loop duration (s)")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop concurrent clients")
     parser.add_argument("--saturation-duration", type=float, default=20.0, help="closed-loop duration (s)")
-    parser.add_argument("--miss-clients", type=int, default=4,
-                        help="clients of run (c), every answer computed (answer cache off); 0 skips it")
+    parser.add_argument(
+        "--miss-clients",
+        type=int,
+        default=4,
+        help="clients of run (c), every answer computed (answer cache off); 0 skips it",
+    )
     parser.add_argument("--miss-duration", type=float, default=15.0, help="duration of run (c) (s)")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
-    parser.add_argument("--model", default="blend", choices=["blend", "lightgcn", "none"],
-                        help="model the API ranks with (none: graph recall sources only); trained if missing")
+    parser.add_argument(
+        "--model",
+        default="blend",
+        choices=["blend", "lightgcn", "none"],
+        help="model the API ranks with (none: graph recall sources only); trained if missing",
+    )
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -333,12 +365,24 @@ def main() -> None:
         runs["a"]["cache_hit_ratio"] = runs["b"]["cache_hit_ratio"] = hit_ratio(before, after)
         if args.miss_clients > 0:
             stop_api(api)
-            api = serve_api(settings, API_PORT, {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": args.model,
-                                                 "KGREC_RESPONSE_CACHE_SIZE": "0", "KGREC_CACHE_WARM_USERS": "0"},
-                            "api_load_server_nocache.log", workers=args.api_workers, timeout=60.0)
+            api = serve_api(
+                settings,
+                API_PORT,
+                {
+                    "KGREC_ARTIFACTS_DIR": str(ARTIFACTS),
+                    "KGREC_SERVE_MODEL": args.model,
+                    "KGREC_RESPONSE_CACHE_SIZE": "0",
+                    "KGREC_CACHE_WARM_USERS": "0",
+                },
+                "api_load_server_nocache.log",
+                workers=args.api_workers,
+                timeout=60.0,
+            )
             asyncio.run(closed_loop(users, 2, 5.0, seed=98))  # warm the JIT of Neo4j's query plans
             before = read_metrics()
-            console.print(f"(c) every answer computed (cache off): {args.miss_clients} clients for {args.miss_duration:.0f} s …")
+            console.print(
+                f"(c) every answer computed (cache off): {args.miss_clients} clients for {args.miss_duration:.0f} s …"
+            )
             runs["c"] = asyncio.run(closed_loop(users, args.miss_clients, args.miss_duration, seed=3))
             stages["(c)"] = stage_means(before, read_metrics())
     finally:
@@ -347,27 +391,51 @@ def main() -> None:
     table = Table(title="GET /users/{id}/recommendations?k=20&explain=true on ml-latest-small", show_edge=False)
     for col in ("run", "requests", "rate (req/s)", "p50 ms", "p90 ms", "p99 ms", "errors", "cache hits"):
         table.add_column(col, justify="left" if col == "run" else "right")
-    labels = {"a": f"(a) fixed {args.rate:.0f}/s", "b": f"(b) {args.clients} clients",
-              "c": f"(c) cache off, {args.miss_clients} clients"}
+    labels = {
+        "a": f"(a) fixed {args.rate:.0f}/s",
+        "b": f"(b) {args.clients} clients",
+        "c": f"(c) cache off, {args.miss_clients} clients",
+    }
     for name, run in runs.items():
         rate = run.get("achieved_rate", run.get("throughput_rps", 0.0))
         ratio = run.get("cache_hit_ratio")
-        table.add_row(labels[name], str(run["requests"]), f"{rate:.1f}", f"{run['p50_ms']:.1f}",
-                      f"{run['p90_ms']:.1f}" if "p90_ms" in run else "", f"{run['p99_ms']:.1f}", _errors(run),
-                      "off" if name == "c" else ("—" if ratio is None else f"{100 * ratio:.1f}%"))
-    table.caption = (f"model: {args.model} {version or ''}; API workers: {args.api_workers}; "
-                     "targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s")
+        table.add_row(
+            labels[name],
+            str(run["requests"]),
+            f"{rate:.1f}",
+            f"{run['p50_ms']:.1f}",
+            f"{run['p90_ms']:.1f}" if "p90_ms" in run else "",
+            f"{run['p99_ms']:.1f}",
+            _errors(run),
+            "off" if name == "c" else ("—" if ratio is None else f"{100 * ratio:.1f}%"),
+        )
+    table.caption = (
+        f"model: {args.model} {version or ''}; API workers: {args.api_workers}; "
+        "targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s"
+    )
     console.print(table)
     stage_table = Table(title="mean ms per call of each stage (from /metrics of the answering worker)", show_edge=False)
     stage_table.add_column("stage")
     for run_name in stages:
         stage_table.add_column(run_name, justify="right")
-    for stage in sorted({s for m in stages.values() for s in m}, key=lambda x: -max(m.get(x, 0) for m in stages.values())):
+    for stage in sorted(
+        {s for m in stages.values() for s in m}, key=lambda x: -max(m.get(x, 0) for m in stages.values())
+    ):
         stage_table.add_row(stage, *(f"{stages[r][stage]:.2f}" if stage in stages[r] else "" for r in stages))
     console.print(stage_table)
     path = OUT / "api_load.json"
-    path.write_text(json.dumps({"model": args.model, "model_version": version, "api_workers": args.api_workers,
-                                "runs": runs, "stage_ms": stages}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "model_version": version,
+                "api_workers": args.api_workers,
+                "runs": runs,
+                "stage_ms": stages,
+            },
+            indent=2,
+        )
+    )
     console.print(f"figures written to {path}")
 
 

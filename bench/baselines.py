@@ -48,6 +48,7 @@ class Fitted:
 
 FitFn = Callable[[Fold, dict[str, Any], Fold | None], Fitted]
 
+
 def _matrix(fold: Fold) -> sp.csr_matrix:
     ones = np.ones(fold.train.size(1), dtype=np.float32)
     return sp.csr_matrix((ones, (fold.train[0].numpy(), fold.train[1].numpy())), shape=(fold.num_users, fold.num_items))
@@ -91,8 +92,12 @@ def fit_als(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitt
 
     started = time.perf_counter()
     model = AlternatingLeastSquares(
-        factors=int(params["factors"]), regularization=float(params["regularization"]), alpha=float(params["alpha"]),
-        iterations=int(params["iterations"]), random_state=SEED, num_threads=THREADS,
+        factors=int(params["factors"]),
+        regularization=float(params["regularization"]),
+        alpha=float(params["alpha"]),
+        iterations=int(params["iterations"]),
+        random_state=SEED,
+        num_threads=THREADS,
     )
     model.fit(_matrix(fold), show_progress=False)
     return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
@@ -103,9 +108,12 @@ def fit_bpr(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitt
 
     started = time.perf_counter()
     model = BayesianPersonalizedRanking(
-        factors=int(params["factors"]), learning_rate=float(params["learning_rate"]),
-        regularization=float(params["regularization"]), iterations=int(params["iterations"]),
-        random_state=SEED, num_threads=THREADS,
+        factors=int(params["factors"]),
+        learning_rate=float(params["learning_rate"]),
+        regularization=float(params["regularization"]),
+        iterations=int(params["iterations"]),
+        random_state=SEED,
+        num_threads=THREADS,
     )
     model.fit(_matrix(fold), show_progress=False)
     return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
@@ -155,10 +163,14 @@ def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None
     users, items = fold.train[0], fold.train[1] + num_users
     edge_index = torch.cat([torch.stack([users, items]), torch.stack([items, users])], dim=1)
     edge_label_index = torch.stack([users, items])
-    loader = torch.utils.data.DataLoader(range(edge_label_index.size(1)), shuffle=True,
-                                         batch_size=int(params["batch_size"]))
-    model = LightGCN(num_nodes=num_users + num_items, embedding_dim=int(params["embedding_dim"]),
-                     num_layers=int(params["num_layers"]))
+    loader = torch.utils.data.DataLoader(
+        range(edge_label_index.size(1)), shuffle=True, batch_size=int(params["batch_size"])
+    )
+    model = LightGCN(
+        num_nodes=num_users + num_items,
+        embedding_dim=int(params["embedding_dim"]),
+        num_layers=int(params["num_layers"]),
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))
 
     def score_fn() -> ScoreFn:
@@ -198,8 +210,11 @@ def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
-    info = {"epochs": best_epoch if val is not None else max_epochs, "epochs_run": len(epoch_seconds),
-            "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0}
+    info = {
+        "epochs": best_epoch if val is not None else max_epochs,
+        "epochs_run": len(epoch_seconds),
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+    }
     return Fitted(score_fn(), time.perf_counter() - started, info)
 
 
@@ -213,11 +228,20 @@ def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fit
     """gnn's LightGCN (gnn.train.fit_lightgcn): early stopping on validation, or ``epochs`` epochs."""
     fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
     config = TrainConfig(**{"seed": SEED, **fields}, device="cpu", num_threads=TORCH_THREADS, progress=False)
-    result = fit_lightgcn(fold.train, fold.num_users, fold.num_items, config, val_fold=val,
-                          epochs=None if val is not None else int(params["epochs"]))
-    info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
-            "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
-            WINDOW_VAL: result.best_val}
+    result = fit_lightgcn(
+        fold.train,
+        fold.num_users,
+        fold.num_items,
+        config,
+        val_fold=val,
+        epochs=None if val is not None else int(params["epochs"]),
+    )
+    info = {
+        "epochs": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
+        WINDOW_VAL: result.best_val,
+    }
     return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
 
 
@@ -226,13 +250,18 @@ def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
 
     def fit(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
         fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
-        config = TrainConfig(**fields, model="graphsage", seed=SEED, device="cpu", num_threads=TORCH_THREADS,
-                             progress=False)
-        result = fit_graphsage(snapshot, fold.train, config, val_fold=val,
-                               epochs=None if val is not None else int(params["epochs"]))
-        info = {"epochs": result.best_epoch, "epochs_run": len(result.history),
-                "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
-                WINDOW_VAL: result.best_val}
+        config = TrainConfig(
+            **fields, model="graphsage", seed=SEED, device="cpu", num_threads=TORCH_THREADS, progress=False
+        )
+        result = fit_graphsage(
+            snapshot, fold.train, config, val_fold=val, epochs=None if val is not None else int(params["epochs"])
+        )
+        info = {
+            "epochs": result.best_epoch,
+            "epochs_run": len(result.history),
+            "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
+            WINDOW_VAL: result.best_val,
+        }
         return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
 
     return fit

@@ -49,8 +49,9 @@ def require_dataset(name: str) -> Path:
     return path
 
 
-def serve_api(settings: Neo4jSettings, port: int, env: dict[str, str], log_name: str, workers: int = 1,
-              timeout: float = 120.0) -> subprocess.Popen[bytes]:
+def serve_api(
+    settings: Neo4jSettings, port: int, env: dict[str, str], log_name: str, workers: int = 1, timeout: float = 120.0
+) -> subprocess.Popen[bytes]:
     """Start ``kgrec serve`` on ``port`` against ``settings``' server and wait until /ready answers 200.
 
     Args:
@@ -64,12 +65,21 @@ def serve_api(settings: Neo4jSettings, port: int, env: dict[str, str], log_name:
     Raises:
         SystemExit: The API exited or did not become ready in time (see the log).
     """
-    full_env = dict(os.environ, NEO4J_URI=settings.uri, NEO4J_PASSWORD=settings.password.get_secret_value(),
-                    KGREC_HOST="127.0.0.1", KGREC_PORT=str(port), **env)
+    full_env = dict(
+        os.environ,
+        NEO4J_URI=settings.uri,
+        NEO4J_PASSWORD=settings.password.get_secret_value(),
+        KGREC_HOST="127.0.0.1",
+        KGREC_PORT=str(port),
+        **env,
+    )
     log = (OUT / log_name).open("wb")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "kgrec"), "serve", "--workers", str(workers)],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.time() + timeout
     while time.time() < deadline:

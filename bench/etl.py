@@ -13,7 +13,6 @@ import argparse
 import json
 import shutil
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -65,8 +64,12 @@ def _phase_table(title: str, report: LoadReport) -> Table:
     for p in report.phases:
         table.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
     rels = report.relationships.get("*", 0)
-    table.add_row("[bold]wall total", f"{report.rows_written:,}", f"{report.seconds:.2f}",
-                  f"{report.rows_written / report.seconds:,.0f}")
+    table.add_row(
+        "[bold]wall total",
+        f"{report.rows_written:,}",
+        f"{report.seconds:.2f}",
+        f"{report.rows_written / report.seconds:,.0f}",
+    )
     table.caption = (
         f"read+validate {report.read_seconds:.2f}s overlapped with writes {report.write_seconds:.2f}s; "
         f"{rels:,} relationships → {rels / report.seconds:,.0f} rels/s wall"
@@ -94,9 +97,13 @@ def main() -> None:
 
             full = _load(driver, "movielens", movielens_variables(ml, actors, hetrec), [Label.MOVIE])
             console.print(_phase_table("ml-latest-small + actors + HetRec, into an empty graph", full))
-            again = _load(driver, "movielens", movielens_variables(ml, actors, hetrec), [Label.MOVIE], empty_first=False)
-            console.print(f"second identical load (everything exists already): {again.seconds:.2f}s wall, "
-                          f"counts unchanged: {(again.nodes, again.relationships) == (full.nodes, full.relationships)}")
+            again = _load(
+                driver, "movielens", movielens_variables(ml, actors, hetrec), [Label.MOVIE], empty_first=False
+            )
+            console.print(
+                f"second identical load (everything exists already): {again.seconds:.2f}s wall, "
+                f"counts unchanged: {(again.nodes, again.relationships) == (full.nodes, full.relationships)}"
+            )
             fm = _load(driver, "lastfm", lastfm_variables(lastfm), [Label.ARTIST])
             console.print(_phase_table("hetrec2011-lastfm-2k, into an empty graph", fm))
 
@@ -116,10 +123,20 @@ def main() -> None:
             side = Table(title="ratings.csv + movies.csv (+ genres and tags for kgrec), empty graph", show_edge=False)
             for col in ("loader", "INTERACTED", "seconds", "ratings/s", "validates rows / reject file"):
                 side.add_column(col, justify="left" if col in ("loader", "validates rows / reject file") else "right")
-            side.add_row("kgrec load movielens", f"{ours.relationships['INTERACTED']:,}", f"{ours.seconds:.2f}",
-                         f"{ours.relationships['INTERACTED'] / ours.seconds:,.0f}", "yes")
-            side.add_row("Neo4j LOAD CSV (reference)", f"{ref_rels.get('INTERACTED', 0):,}", f"{ref_seconds:.2f}",
-                         f"{ref_rels.get('INTERACTED', 0) / ref_seconds:,.0f}", "no")
+            side.add_row(
+                "kgrec load movielens",
+                f"{ours.relationships['INTERACTED']:,}",
+                f"{ours.seconds:.2f}",
+                f"{ours.relationships['INTERACTED'] / ours.seconds:,.0f}",
+                "yes",
+            )
+            side.add_row(
+                "Neo4j LOAD CSV (reference)",
+                f"{ref_rels.get('INTERACTED', 0):,}",
+                f"{ref_seconds:.2f}",
+                f"{ref_rels.get('INTERACTED', 0) / ref_seconds:,.0f}",
+                "no",
+            )
             console.print(side)
 
             results = {

@@ -27,7 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--snapshot", type=Path, required=True, help="saved snapshot directory")
     parser.add_argument("--blend", type=Path, help="saved blend (fitted on the same split's train part)")
-    parser.add_argument("--als", default="64,10.0,1.0", help="ALS factors,regularization,alpha (tuned in bench.quality)")
+    parser.add_argument(
+        "--als", default="64,10.0,1.0", help="ALS factors,regularization,alpha (tuned in bench.quality)"
+    )
     parser.add_argument("--ease-lambda", type=float, default=50.0)
     args = parser.parse_args()
     snapshot = GraphSnapshot.load(args.snapshot)
@@ -50,8 +52,12 @@ def main() -> None:
 
     factors, reg, alpha = args.als.split(",")
     models = [
-        ("implicit ALS", fit_als(fold, {"iterations": 15, "factors": int(factors), "regularization": float(reg),
-                                          "alpha": float(alpha)}).score_fn),
+        (
+            "implicit ALS",
+            fit_als(
+                fold, {"iterations": 15, "factors": int(factors), "regularization": float(reg), "alpha": float(alpha)}
+            ).score_fn,
+        ),
         ("EASE^R", fit_ease(fold, {"lambda": args.ease_lambda}).score_fn),
         ("most-popular", fit_most_popular(fold, {}).score_fn),
     ]
@@ -60,8 +66,10 @@ def main() -> None:
     for name, fn in models:
         plain = evaluate(fn, fold, ks=(20,))
         seen = evaluate(excluding(fn), fold, ks=(20,))
-        print(f"{name:14s} protocol NDCG@20 {plain['ndcg@20']:.4f} R@20 {plain['recall@20']:.4f} | "
-              f"everything rated excluded NDCG@20 {seen['ndcg@20']:.4f} R@20 {seen['recall@20']:.4f}")
+        print(
+            f"{name:14s} protocol NDCG@20 {plain['ndcg@20']:.4f} R@20 {plain['recall@20']:.4f} | "
+            f"everything rated excluded NDCG@20 {seen['ndcg@20']:.4f} R@20 {seen['recall@20']:.4f}"
+        )
 
 
 if __name__ == "__main__":

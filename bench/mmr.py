@@ -88,10 +88,18 @@ def sweep(model: RankerModel, fold: Fold, genres: torch.Tensor, lams: list[float
     rows = []
     for lam, lists in mmr_lists(model, fold, lams, pool).items():
         m = evaluate(lists, fold, ks=(10, 20), item_features=genres)
-        rows.append({"lambda": lam, "ndcg@20": m["ndcg@20"], "recall@20": m["recall@20"], "ndcg@10": m["ndcg@10"],
-                     "diversity_genre@20": m["diversity@20"],
-                     "diversity_embedding@20": embedding_diversity(lists, vectors),
-                     "coverage@20": m["coverage@20"], "novelty@20": m["novelty@20"]})
+        rows.append(
+            {
+                "lambda": lam,
+                "ndcg@20": m["ndcg@20"],
+                "recall@20": m["recall@20"],
+                "ndcg@10": m["ndcg@10"],
+                "diversity_genre@20": m["diversity@20"],
+                "diversity_embedding@20": embedding_diversity(lists, vectors),
+                "coverage@20": m["coverage@20"],
+                "novelty@20": m["novelty@20"],
+            }
+        )
     return rows
 
 
@@ -109,9 +117,17 @@ def print_table(title: str, rows: list[dict[str, float]], chosen: float | None =
     base = next(r["ndcg@20"] for r in rows if r["lambda"] == 1.0)
     for r in rows:
         mark = " ←" if chosen is not None and r["lambda"] == chosen else ""
-        table.add_row(f"{r['lambda']:g}{mark}", f"{r['ndcg@20']:.4f}", f"{r['recall@20']:.4f}", f"{r['ndcg@10']:.4f}",
-                      f"{r['diversity_genre@20']:.4f}", f"{r['diversity_embedding@20']:.4f}", f"{r['coverage@20']:.4f}",
-                      f"{r['novelty@20']:.2f}", f"{100 * (r['ndcg@20'] / base - 1):+.1f}%")
+        table.add_row(
+            f"{r['lambda']:g}{mark}",
+            f"{r['ndcg@20']:.4f}",
+            f"{r['recall@20']:.4f}",
+            f"{r['ndcg@10']:.4f}",
+            f"{r['diversity_genre@20']:.4f}",
+            f"{r['diversity_embedding@20']:.4f}",
+            f"{r['coverage@20']:.4f}",
+            f"{r['novelty@20']:.2f}",
+            f"{100 * (r['ndcg@20'] / base - 1):+.1f}%",
+        )
     console.print(table)
 
 
@@ -122,14 +138,22 @@ def write_chart(path: Path, rows: list[dict[str, float]], chosen: float, title: 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
-    for ax, key, label in ((axes[0], "diversity_genre@20", "intra-list diversity (genre Jaccard)"),
-                           (axes[1], "diversity_embedding@20", "intra-list diversity (embedding cosine)")):
+    for ax, key, label in (
+        (axes[0], "diversity_genre@20", "intra-list diversity (genre Jaccard)"),
+        (axes[1], "diversity_embedding@20", "intra-list diversity (embedding cosine)"),
+    ):
         x = [r[key] for r in rows]
         y = [r["ndcg@20"] for r in rows]
         ax.plot(x, y, marker="o")
         for r in rows:
-            ax.annotate(f"λ={r['lambda']:g}", (r[key], r["ndcg@20"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points", color="red" if r["lambda"] == chosen else "black")
+            ax.annotate(
+                f"λ={r['lambda']:g}",
+                (r[key], r["ndcg@20"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+                color="red" if r["lambda"] == chosen else "black",
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("validation NDCG@20")
         ax.grid(alpha=0.3)
@@ -145,11 +169,15 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=75, help="candidates MMR picks from (the API: 75)")
     parser.add_argument("--lambdas", type=float, nargs="*", default=list(GRID))
     parser.add_argument("--tolerance", type=float, default=0.01, help="relative NDCG@20 loss allowed for the default")
-    parser.add_argument("--test", action="store_true",
-                        help="also refit on train and report test at λ=1 and the chosen λ")
-    parser.add_argument("--final", type=Path,
-                        help="with --test: a saved blend fitted on this split's train part (e.g. bench.quality's "
-                             "bench/out/blend-<dataset>) instead of a refit")
+    parser.add_argument(
+        "--test", action="store_true", help="also refit on train and report test at λ=1 and the chosen λ"
+    )
+    parser.add_argument(
+        "--final",
+        type=Path,
+        help="with --test: a saved blend fitted on this split's train part (e.g. bench.quality's "
+        "bench/out/blend-<dataset>) instead of a refit",
+    )
     parser.add_argument("--probe", type=Path, help="reuse a validation model saved by --save-probe (same snapshot)")
     parser.add_argument("--save-probe", type=Path, help="save the validation model (fit components, val weights)")
     args = parser.parse_args()
@@ -162,8 +190,12 @@ def main() -> None:
     split = split_interactions(snapshot, seed=SEED)
     genres = snapshot.item_genre_matrix()
     config = RankerConfig(seed=SEED, device="cpu", num_threads=1, progress=False)
-    report: dict[str, object] = {"snapshot_id": snapshot.snapshot_id, "split": split.describe(), "pool": args.pool,
-                                 "config": config.model_dump(mode="json")}
+    report: dict[str, object] = {
+        "snapshot_id": snapshot.snapshot_id,
+        "split": split.describe(),
+        "pool": args.pool,
+        "config": config.model_dump(mode="json"),
+    }
     validation = split.validation()
     with threadpool_limits(limits=1, user_api="blas"):
         started = time.perf_counter()
@@ -185,14 +217,26 @@ def main() -> None:
         rows = sweep(probe, validation, genres, lams, args.pool)
         sweep_seconds = time.perf_counter() - started
     chosen = recommend(rows, args.tolerance)
-    title = (f"blend + MMR over its top {args.pool}, validation split ({split.describe()['val_users']} users), "
-             f"snapshot {snapshot.snapshot_id}")
+    title = (
+        f"blend + MMR over its top {args.pool}, validation split ({split.describe()['val_users']} users), "
+        f"snapshot {snapshot.snapshot_id}"
+    )
     print_table(title, rows, chosen)
-    console.print(f"recommended KGREC_MMR_LAMBDA = {chosen:g} (smallest λ within {100 * args.tolerance:g}% of λ=1 on "
-                  f"validation NDCG@20); fit {fit_seconds:.0f}s, sweep {sweep_seconds:.0f}s", highlight=False)
-    report.update({"validation": rows, "recommended_lambda": chosen, "tolerance": args.tolerance,
-                   "ranker": fit_report["chosen"], "val_ndcg20_no_mmr": fit_report["val_ndcg20"],
-                   "seconds": {"fit": fit_seconds, "sweep": sweep_seconds}})
+    console.print(
+        f"recommended KGREC_MMR_LAMBDA = {chosen:g} (smallest λ within {100 * args.tolerance:g}% of λ=1 on "
+        f"validation NDCG@20); fit {fit_seconds:.0f}s, sweep {sweep_seconds:.0f}s",
+        highlight=False,
+    )
+    report.update(
+        {
+            "validation": rows,
+            "recommended_lambda": chosen,
+            "tolerance": args.tolerance,
+            "ranker": fit_report["chosen"],
+            "val_ndcg20_no_mmr": fit_report["val_ndcg20"],
+            "seconds": {"fit": fit_seconds, "sweep": sweep_seconds},
+        }
+    )
     if args.test:
         with threadpool_limits(limits=1, user_api="blas"):
             if args.final is not None:

@@ -75,8 +75,9 @@ def removal_ledger(settings: Neo4jSettings) -> Path:
     return OUT / f"removed-interactions-{settings.home.name if settings.home else 'server'}.json"
 
 
-def load_snapshot(driver: Any, settings: Neo4jSettings, dataset: str, skip_load: bool
-                  ) -> tuple[GraphSnapshot, dict[str, float]]:
+def load_snapshot(
+    driver: Any, settings: Neo4jSettings, dataset: str, skip_load: bool
+) -> tuple[GraphSnapshot, dict[str, float]]:
     """Load the dataset into the running private server (unless told not to), export, build the snapshot.
 
     First puts back any test interactions an interrupted earlier run removed (bench.quality_recall).
@@ -96,9 +97,13 @@ def load_snapshot(driver: Any, settings: Neo4jSettings, dataset: str, skip_load:
         else:
             # With its knowledge sources, as the product loads it (bench/api_load.py): actors and
             # directors, HetRec tags. The split depends on interactions only, so references do not change.
-            mapping, variables = "movielens", movielens_variables(
-                require_dataset(dataset), require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
-                require_dataset("hetrec2011-movielens-2k"),
+            mapping, variables = (
+                "movielens",
+                movielens_variables(
+                    require_dataset(dataset),
+                    require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
+                    require_dataset("hetrec2011-movielens-2k"),
+                ),
             )
         data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
         load_dataset(driver, data, replace=True, reject_dir=OUT / "rejects")
@@ -113,37 +118,63 @@ def load_snapshot(driver: Any, settings: Neo4jSettings, dataset: str, skip_load:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=DATASETS,
-                        help="default: ml-latest-small, or with --snapshot the dataset its directory is named after "
-                             "(snapshot-<dataset>, as this benchmark saves it); names the outputs")
+    parser.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help="default: ml-latest-small, or with --snapshot the dataset its directory is named after "
+        "(snapshot-<dataset>, as this benchmark saves it); names the outputs",
+    )
     parser.add_argument("--models", nargs="*", help="subset of model names (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller grids")
-    parser.add_argument("--with-graphsage", action="store_true",
-                        help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)")
+    parser.add_argument(
+        "--with-graphsage",
+        action="store_true",
+        help="also tune and measure gnn's GraphSAGE (slow: minutes per fit on CPU)",
+    )
     parser.add_argument("--no-blend", action="store_true", help="leave out the kgrec blend (gnn.blend)")
-    parser.add_argument("--lean", action="store_true",
-                        help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
-                             "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay and num_layers "
-                             "at gnn.config's defaults (0.99, 3), GraphSAGE id_dropout=0.1; every other axis is searched as usual. "
-                             "Also runs the blend right after the references, then kgrec LightGCN, GraphSAGE and PyG LightGCN "
-                             "(the slowest fits last)")
-    parser.add_argument("--no-recall", action="store_true",
-                        help="leave out the rows of the Cypher recall strategies (graph.recall.STRATEGIES)")
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="hold a few axes instead of tuning them, for a large catalogue in bounded time "
+        "(Last.fm): PyG LightGCN num_layers=2 (its example's), kgrec LightGCN lr_decay and num_layers "
+        "at gnn.config's defaults (0.99, 3), GraphSAGE id_dropout=0.1; every other axis is searched as usual. "
+        "Also runs the blend right after the references, then kgrec LightGCN, GraphSAGE and PyG LightGCN "
+        "(the slowest fits last)",
+    )
+    parser.add_argument(
+        "--no-recall",
+        action="store_true",
+        help="leave out the rows of the Cypher recall strategies (graph.recall.STRATEGIES)",
+    )
     parser.add_argument("--skip-load", action="store_true", help="use the graph already in the quality server")
     parser.add_argument("--keep-server", action="store_true", help="leave the quality Neo4j running")
-    parser.add_argument("--snapshot", type=Path,
-                        help="use a saved snapshot directory (GraphSnapshot.save) instead of Neo4j")
-    parser.add_argument("--blend-variant", action="append", default=[], metavar="NAME=JSON",
-                        help="also measure a blend variant: RankerConfig overrides as JSON, e.g. "
-                             "'nofresh={\"ranker_features\": [...]}' (repeatable)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="fit N trials of a search at once, each in its own process (default 1). The LightGCNs "
-                             "train on one thread each, so 2 keeps both cores busy; a grid at its edge then grows by "
-                             "N values at a time. Trial seconds are measured while the others run")
-    parser.add_argument("--resume", action="store_true",
-                        help="reuse the validation trials recorded in bench/out/trials-<dataset>.jsonl (every "
-                             "finished trial is recorded there) for the same model, parameters, snapshot, split "
-                             "and code, so that a search stopped part-way goes on where it stopped")
+    parser.add_argument(
+        "--snapshot", type=Path, help="use a saved snapshot directory (GraphSnapshot.save) instead of Neo4j"
+    )
+    parser.add_argument(
+        "--blend-variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="also measure a blend variant: RankerConfig overrides as JSON, e.g. "
+        "'nofresh={\"ranker_features\": [...]}' (repeatable)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit N trials of a search at once, each in its own process (default 1). The LightGCNs "
+        "train on one thread each, so 2 keeps both cores busy; a grid at its edge then grows by "
+        "N values at a time. Trial seconds are measured while the others run",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the validation trials recorded in bench/out/trials-<dataset>.jsonl (every "
+        "finished trial is recorded there) for the same model, parameters, snapshot, split "
+        "and code, so that a search stopped part-way goes on where it stopped",
+    )
     args = parser.parse_args()
     args.dataset = resolve_dataset(parser, args.dataset, args.snapshot)
     if args.jobs < 1:
@@ -174,7 +205,8 @@ def main() -> None:
                 genres = snapshot.item_genre_matrix()
                 if not args.no_recall and (not args.models or any(m.startswith(RECALL_PREFIX) for m in args.models)):
                     recall_results, recall_timings = run_recall_rows(
-                        driver, settings.database, snapshot, split, genres, removal_ledger(settings))
+                        driver, settings.database, snapshot, split, genres, removal_ledger(settings)
+                    )
                     timings.update(recall_timings)
         finally:
             if not args.keep_server:
@@ -190,18 +222,31 @@ def main() -> None:
         snapshot.save(OUT / f"snapshot-{args.dataset}")
 
     specs = [
-        s for s in model_specs(args.quick, snapshot, args.with_graphsage, args.lean)
+        s
+        for s in model_specs(args.quick, snapshot, args.with_graphsage, args.lean)
         if not args.models or s.name in args.models
     ]
     partial_path = OUT / f"quality-{args.dataset}.partial.json"
-    cache = TrialCache(OUT / f"trials-{args.dataset}.jsonl",
-                       {"snapshot_id": snapshot.snapshot_id, "split": split.describe(), "seed": SEED}, args.resume)
+    cache = TrialCache(
+        OUT / f"trials-{args.dataset}.jsonl",
+        {"snapshot_id": snapshot.snapshot_id, "split": split.describe(), "seed": SEED},
+        args.resume,
+    )
 
     def checkpoint() -> None:  # what is measured so far survives a run stopped before the end
         results[-1].info["loadavg_after"] = list(os.getloadavg())
-        partial_path.write_text(json.dumps({"dataset": args.dataset, "snapshot_id": snapshot.snapshot_id,
-                                            "timings": timings, "models": model_rows(results)},
-                                           indent=2, default=str))
+        partial_path.write_text(
+            json.dumps(
+                {
+                    "dataset": args.dataset,
+                    "snapshot_id": snapshot.snapshot_id,
+                    "timings": timings,
+                    "models": model_rows(results),
+                },
+                indent=2,
+                default=str,
+            )
+        )
 
     results: list[ModelResult] = []
     with_blend = not args.no_blend and (not args.models or BLEND in args.models)
@@ -209,7 +254,8 @@ def main() -> None:
     if args.lean:  # the slowest fits last, so that a run stopped at a deadline still has the blend
         slow = ("kgrec LightGCN", "kgrec GraphSAGE", "PyG LightGCN")
         jobs = [j for j in jobs if j is None or j.name not in slow] + sorted(
-            (j for j in jobs if j is not None and j.name in slow), key=lambda j: slow.index(j.name))
+            (j for j in jobs if j is not None and j.name in slow), key=lambda j: slow.index(j.name)
+        )
     for spec in jobs:
         if spec is None:
             console.print(f"[bold]{BLEND}[/]: components on fit, ranker on validation, refit on train …")
@@ -219,8 +265,11 @@ def main() -> None:
                 for variant in args.blend_variant:
                     name, _, overrides = variant.partition("=")
                     console.print(f"[bold]{BLEND} ({name})[/]: {overrides}", markup=True, highlight=False)
-                    results.append(run_blend(snapshot, split, genres, OUT / f"blend-{args.dataset}-{name}",
-                                             json.loads(overrides), name))
+                    results.append(
+                        run_blend(
+                            snapshot, split, genres, OUT / f"blend-{args.dataset}-{name}", json.loads(overrides), name
+                        )
+                    )
                     checkpoint()
             continue
         if spec.name == "most-popular" and recall_results:  # the table: most-popular, then the recall rows
@@ -232,8 +281,9 @@ def main() -> None:
             continue
         console.print(f"[bold]{spec.name}[/]: tuning on validation …")
         # implicit's own threads do the work; BLAS threads on top of them only oversubscribe two cores.
-        with threadpool_limits(limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS,
-                               user_api="blas"):
+        with threadpool_limits(
+            limits=1 if spec.name.startswith(("implicit", "item-kNN")) else THREADS, user_api="blas"
+        ):
             results.append(run_model(spec, split, genres, args.jobs, cache))
         checkpoint()
 
@@ -243,14 +293,20 @@ def main() -> None:
     comparisons = {ours: paired_comparison(results, ours) for ours in (BLEND, "kgrec LightGCN")}
     for ours, comparison in comparisons.items():
         for name, c in comparison.items():
-            console.print(f"{ours} − {name}: NDCG@20 {c['mean_diff']:+.4f} (95% bootstrap "
-                          f"[{c['low']:+.4f}, {c['high']:+.4f}], paired per user)", highlight=False)
+            console.print(
+                f"{ours} − {name}: NDCG@20 {c['mean_diff']:+.4f} (95% bootstrap "
+                f"[{c['low']:+.4f}, {c['high']:+.4f}], paired per user)",
+                highlight=False,
+            )
     references = [r for r in results if r.ranks == "items seen in train"]
     best_reference = max(references, key=lambda r: r.test[VAL_METRIC]).name if references else None
     if best_reference and best_reference in comparisons[BLEND]:
         c = comparisons[BLEND][best_reference]
-        console.print(f"[bold]{BLEND} vs the best reference ({best_reference})[/]: NDCG@20 {c['mean_diff']:+.4f} "
-                      f"[{c['low']:+.4f}, {c['high']:+.4f}]", highlight=False)
+        console.print(
+            f"[bold]{BLEND} vs the best reference ({best_reference})[/]: NDCG@20 {c['mean_diff']:+.4f} "
+            f"[{c['low']:+.4f}, {c['high']:+.4f}]",
+            highlight=False,
+        )
     report = {
         "best_reference": best_reference,
         "dataset": args.dataset,
@@ -259,8 +315,13 @@ def main() -> None:
         "split": split.describe(),
         "seed": SEED,
         "protocol": "docs/evaluation.md: per-user split, full ranking without the user's train items, K=10/20",
-        "machine": {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS, "implicit_threads": THREADS,
-                    "platform": platform.platform(), "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": TORCH_THREADS,
+            "implicit_threads": THREADS,
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
         "timings": timings,
         "paired_ndcg20_vs_ours": comparisons["kgrec LightGCN"],
         "paired_ndcg20_vs_blend": comparisons[BLEND],

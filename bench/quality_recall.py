@@ -54,8 +54,7 @@ def _count(driver: Driver, database: str) -> int:
     return int(records[0]["n"])
 
 
-def remove_test_interactions(driver: Driver, database: str, snapshot: GraphSnapshot, split: Split,
-                             ledger: Path) -> int:
+def remove_test_interactions(driver: Driver, database: str, snapshot: GraphSnapshot, split: Split, ledger: Path) -> int:
     """Delete the split's test interactions from the graph, first writing them (with properties) to ``ledger``.
 
     Returns:
@@ -114,8 +113,9 @@ def restore_pending(driver: Driver, database: str, ledger: Path) -> int:
 
 
 @contextmanager
-def without_test_interactions(driver: Driver, database: str, snapshot: GraphSnapshot, split: Split,
-                              ledger: Path) -> Iterator[int]:
+def without_test_interactions(
+    driver: Driver, database: str, snapshot: GraphSnapshot, split: Split, ledger: Path
+) -> Iterator[int]:
     """The graph without the test fold for the duration of the block; restored on the way out, also on errors."""
     removed = 0
     try:
@@ -181,16 +181,25 @@ def recall_rankings(
             spent[0] += seconds
 
         started = time.perf_counter()
-        lists = [[c.item_id for c in strategy(driver, user, k, database=database, on_timing=timing)]
-                 for user in user_ids]
+        lists = [
+            [c.item_id for c in strategy(driver, user, k, database=database, on_timing=timing)] for user in user_ids
+        ]
         seconds = time.perf_counter() - started
         topk, unknown = ranked_to_topk(lists, snapshot.items, k)
         lengths = [len(items) for items in lists]
-        out.append(RecallRanking(name, topk, seconds, spent[0], {
-            "users_with_candidates": sum(1 for n in lengths if n),
-            "users_with_k": sum(1 for n in lengths if n >= k),
-            "mean_list_length": sum(lengths) / max(len(lengths), 1),
-            "unknown_items": unknown,
-            "ms_per_user": 1000 * seconds / max(len(lengths), 1),
-        }))
+        out.append(
+            RecallRanking(
+                name,
+                topk,
+                seconds,
+                spent[0],
+                {
+                    "users_with_candidates": sum(1 for n in lengths if n),
+                    "users_with_k": sum(1 for n in lengths if n >= k),
+                    "mean_list_length": sum(lengths) / max(len(lengths), 1),
+                    "unknown_items": unknown,
+                    "ms_per_user": 1000 * seconds / max(len(lengths), 1),
+                },
+            )
+        )
     return out

@@ -41,10 +41,28 @@ class ModelResult:
 
 def print_table(dataset: str, split: Split, results: list[ModelResult]) -> Table:
     """Print the test figures of every row, with the chosen parameters and any axis left at a grid edge."""
-    table = Table(title=f"{dataset} — split {split.method} per user (test 20%, val 10% of train, seed {split.seed}, "
-                        f"positives rating >= {split.min_rating}), snapshot {split.snapshot_id}", show_edge=False)
-    columns = ["model", "NDCG@20", "Recall@20", "NDCG@10", "Recall@10", "Prec@20", "MAP@20", "HR@20",
-               "Cov@20", "Div@20", "Nov@20", "val NDCG@20", "train s", "score s", "chosen (grid edge!)"]
+    table = Table(
+        title=f"{dataset} — split {split.method} per user (test 20%, val 10% of train, seed {split.seed}, "
+        f"positives rating >= {split.min_rating}), snapshot {split.snapshot_id}",
+        show_edge=False,
+    )
+    columns = [
+        "model",
+        "NDCG@20",
+        "Recall@20",
+        "NDCG@10",
+        "Recall@10",
+        "Prec@20",
+        "MAP@20",
+        "HR@20",
+        "Cov@20",
+        "Div@20",
+        "Nov@20",
+        "val NDCG@20",
+        "train s",
+        "score s",
+        "chosen (grid edge!)",
+    ]
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "chosen (grid edge!)") else "right")
     for r in results:
@@ -52,19 +70,35 @@ def print_table(dataset: str, split: Split, results: list[ModelResult]) -> Table
         chosen = ", ".join(f"{k}={v}" for k, v in r.params.items() if k in _tuned_or_epochs(r))
         if r.at_edge:
             chosen += f" (edge: {', '.join(r.at_edge)})"
-        table.add_row(r.name, *(f"{t[m]:.4f}" for m in ("ndcg@20", "recall@20", "ndcg@10", "recall@10",
-                                                          "precision@20", "map@20", "hit_rate@20", "coverage@20",
-                                                          "diversity@20")),
-                      f"{t['novelty@20']:.2f}", f"{r.val:.4f}", f"{r.train_seconds:.1f}", f"{r.score_seconds:.2f}",
-                      chosen)
+        table.add_row(
+            r.name,
+            *(
+                f"{t[m]:.4f}"
+                for m in (
+                    "ndcg@20",
+                    "recall@20",
+                    "ndcg@10",
+                    "recall@10",
+                    "precision@20",
+                    "map@20",
+                    "hit_rate@20",
+                    "coverage@20",
+                    "diversity@20",
+                )
+            ),
+            f"{t['novelty@20']:.2f}",
+            f"{r.val:.4f}",
+            f"{r.train_seconds:.1f}",
+            f"{r.score_seconds:.2f}",
+            chosen,
+        )
     console.print(table, soft_wrap=False)
     return table
 
 
 def print_slices(results: list[ModelResult]) -> Table:
     """Print every row's cold-start slices (``bench.measure.cold_start_slices``)."""
-    table = Table(title="cold-start slices of the test fold (NDCG@20 / Recall@20; users in the slice)",
-                  show_edge=False)
+    table = Table(title="cold-start slices of the test fold (NDCG@20 / Recall@20; users in the slice)", show_edge=False)
     names = sorted({name for r in results for name in r.slices})
     table.add_column("model", justify="left")
     for name in names:
@@ -80,8 +114,21 @@ def print_slices(results: list[ModelResult]) -> Table:
 
 
 def _tuned_or_epochs(r: ModelResult) -> set[str]:  # the parameters the table shows as chosen
-    keys = {"K", "factors", "regularization", "alpha", "learning_rate", "iterations", "lambda", "num_layers", "lr",
-            "lr_decay", "reg", "epochs", "id_dropout"}
+    keys = {
+        "K",
+        "factors",
+        "regularization",
+        "alpha",
+        "learning_rate",
+        "iterations",
+        "lambda",
+        "num_layers",
+        "lr",
+        "lr_decay",
+        "reg",
+        "epochs",
+        "id_dropout",
+    }
     return keys & set(r.params)
 
 
@@ -110,5 +157,10 @@ def write_chart(path: Path, dataset: str, results: list[ModelResult]) -> None:
 
 def model_rows(results: list[ModelResult]) -> list[dict[str, Any]]:
     """The rows as the JSON reports hold them: every field, the test figures without the per-user lists."""
-    return [{**{k: v for k, v in asdict(r).items() if k != "test"},
-             "test": {k: v for k, v in r.test.items() if k != "per_user"}} for r in results]
+    return [
+        {
+            **{k: v for k, v in asdict(r).items() if k != "test"},
+            "test": {k: v for k, v in r.test.items() if k != "per_user"},
+        }
+        for r in results
+    ]

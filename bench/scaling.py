@@ -78,8 +78,11 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> dict[str, float] | 
     Returns:
         ``{"b", "a", "r2", "points"}``, or None with fewer than two usable points or a single distinct x.
     """
-    pairs = [(math.log(float(u)), math.log(float(v))) for u, v in zip(x, y, strict=True)
-             if u is not None and v is not None and u > 0 and v > 0 and math.isfinite(u) and math.isfinite(v)]
+    pairs = [
+        (math.log(float(u)), math.log(float(v)))
+        for u, v in zip(x, y, strict=True)
+        if u is not None and v is not None and u > 0 and v > 0 and math.isfinite(u) and math.isfinite(v)
+    ]
     if len(pairs) < 2:
         return None
     n = len(pairs)
@@ -143,20 +146,30 @@ class Recorder:
         if event.kind == "end" and event.name == "split" and "split" in event.data:
             snapshot = event.data["snapshot"]
             self.record["dense"] = dense_sizes(snapshot, event.data["split"])
-            self.record["snapshot"] = {"users": snapshot.num_users, "items": snapshot.num_items,
-                                       "interactions": snapshot.num_interactions}
+            self.record["snapshot"] = {
+                "users": snapshot.num_users,
+                "items": snapshot.num_items,
+                "interactions": snapshot.num_interactions,
+            }
         if not event.path:  # generate, load, export, split, fit, promote, publish
             if event.kind == "end":  # a failed one stays ``running``
                 self.phase(event.name, event.seconds - event.data.get("wipe_seconds", 0.0))
             return
         if event.kind == "failed":  # how long it ran before it failed (not a phase time); the innermost counts
-            self.record.setdefault("failed_call", {"component": event.name, "seconds": event.seconds,
-                                                   "peak_rss_mb": peak_rss_mb()})
+            self.record.setdefault(
+                "failed_call", {"component": event.name, "seconds": event.seconds, "peak_rss_mb": peak_rss_mb()}
+            )
         else:
             now = time.time()
-            self.record["calls"].append({"component": event.name, "seconds": event.seconds,
-                                         "peak_rss_mb": peak_rss_mb(), "span": [now - event.seconds, now],
-                                         "path": list(event.path)})
+            self.record["calls"].append(
+                {
+                    "component": event.name,
+                    "seconds": event.seconds,
+                    "peak_rss_mb": peak_rss_mb(),
+                    "span": [now - event.seconds, now],
+                    "path": list(event.path),
+                }
+            )
             self.record["running"] = event.path[-1]  # back in the enclosing phase
         self.flush()
 
@@ -189,8 +202,16 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
     if memory_limit_gb > 0:
         limit = int(memory_limit_gb * 1024**3)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    rec = Recorder(out, {"users_requested": users, "items_requested": items, "seed": seed,
-                         "memory_limit_gb": memory_limit_gb, "pid": os.getpid()})
+    rec = Recorder(
+        out,
+        {
+            "users_requested": users,
+            "items_requested": items,
+            "seed": seed,
+            "memory_limit_gb": memory_limit_gb,
+            "pid": os.getpid(),
+        },
+    )
     try:
         with listening(rec):
             return retrain_size(rec, users, items, seed)
@@ -219,8 +240,12 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
         world = generate_world(users=users, items=items, seed=seed)
     with phase("load") as data, create_driver(settings) as driver:
         report = load_stream(
-            driver, functools.partial(emit_dataset, world.dataset), item_labels=[Label.MOVIE],
-            database=settings.database, replace=True, batch_size=get_etl_settings().batch_size,
+            driver,
+            functools.partial(emit_dataset, world.dataset),
+            item_labels=[Label.MOVIE],
+            database=settings.database,
+            replace=True,
+            batch_size=get_etl_settings().batch_size,
             reject_dir=SCALING / "rejects",
         )
         # --replace: the previous size's graph, shown apart (the recorder takes it out of the load)
@@ -228,9 +253,12 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
     del world
     rels, nodes = report.relationships, report.nodes
     rec.record["counts"] = {
-        "users": nodes.get("User", 0), "items": nodes.get("Item", 0),
-        "interactions": rels.get("INTERACTED", 0), "knowledge_edges": sum(rels.get(k, 0) for k in KNOWLEDGE),
-        "follows": rels.get("FOLLOWS", 0), "relationships": rels.get("*", sum(rels.values())),
+        "users": nodes.get("User", 0),
+        "items": nodes.get("Item", 0),
+        "interactions": rels.get("INTERACTED", 0),
+        "knowledge_edges": sum(rels.get(k, 0) for k in KNOWLEDGE),
+        "follows": rels.get("FOLLOWS", 0),
+        "relationships": rels.get("*", sum(rels.values())),
         "nodes": nodes.get("*", sum(nodes.values())),
     }
     rec.record["relationships"] = rels
@@ -292,8 +320,7 @@ def series(record: dict[str, Any]) -> dict[str, float | None]:
     out[" refit (every positive)"] = fit_phases.get("refit")
     out.update({k: phases.get(k) for k in PHASES[5:]})
     out["retrain (export→publish)"] = record.get("retrain_seconds")
-    out["total (generate→publish)"] = (sum(phases[k] for k in PHASES) if all(k in phases for k in PHASES)
-                                       else None)
+    out["total (generate→publish)"] = sum(phases[k] for k in PHASES) if all(k in phases for k in PHASES) else None
     return out
 
 
@@ -374,8 +401,11 @@ def subtract_pauses(record: dict[str, Any], log: Path = Path("/tmp/kgrec-team/pa
         lost = {c["component"]: c.get("raw_seconds", c["seconds"]) - c["seconds"] for c in first.values()}
         components = sum(lost.get(k, 0.0) for k in ("ease", "knowledge", "sequence", "als", "lightgcn"))
         ranker = sum(lost.get(k, 0.0) for k in ("val_features", "ranker_weights"))
-        for key, taken in (("fit_components", components), ("fit_ranker", ranker),
-                           ("refit", fit_paused - components - ranker)):
+        for key, taken in (
+            ("fit_components", components),
+            ("fit_ranker", ranker),
+            ("refit", fit_paused - components - ranker),
+        ):
             if record["fit_phases"].get(key) is not None and taken > 0:
                 record["fit_phases"][key] -= taken
     total = sum(paused.values())
@@ -417,16 +447,24 @@ def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> Non
     colours = colormaps["tab20"]
     names = [n for n in series(results[0]) if n not in ("split", "promote", "   knowledge", "   sequence")]
     for k, name in enumerate(names):
-        points = [(r["counts"]["interactions"], series(r)[name]) for r in results
-                  if r.get("counts") and series(r).get(name)]
+        points = [
+            (r["counts"]["interactions"], series(r)[name]) for r in results if r.get("counts") and series(r).get(name)
+        ]
         if not points:
             continue
         xs, ys = zip(*points, strict=True)
         fit = fits.get(name)
         label = name.strip() + (f" (b={fit['b']:.2f})" if fit else "")
         top = name in PHASES or name.startswith(("retrain", "total"))
-        ax.plot(xs, ys, "-" if top else "--", marker="o", label=label, color=colours(k % 20),
-                linewidth=2.2 if name.startswith(("retrain", "total")) else 1.2)
+        ax.plot(
+            xs,
+            ys,
+            "-" if top else "--",
+            marker="o",
+            label=label,
+            color=colours(k % 20),
+            linewidth=2.2 if name.startswith(("retrain", "total")) else 1.2,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("interactions (INTERACTED edges)")
@@ -483,30 +521,51 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
             failed = r.get("failed_call")
             after = f" after {failed['seconds']:.0f} s in it" if failed else ""
             Console(width=200, highlight=False).print(
-                f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}{after}: "
-                f"{r.get('error', '(killed)')}")
+                f"[red]{r['scale']:g}×[/] failed in phase {r.get('running', '?')}{after}: {r.get('error', '(killed)')}"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="0.1,0.3,1,3,10",
-                        help="comma-separated multiples of ml-latest-small's 100,836 interactions "
-                        "(default %(default)s)")
-    parser.add_argument("--item-exponent", type=float, default=0.5,
-                        help="items = 9,742 · scale^exponent (default %(default)s; 1 grows items like interactions)")
+    parser.add_argument(
+        "--sizes",
+        default="0.1,0.3,1,3,10",
+        help="comma-separated multiples of ml-latest-small's 100,836 interactions (default %(default)s)",
+    )
+    parser.add_argument(
+        "--item-exponent",
+        type=float,
+        default=0.5,
+        help="items = 9,742 · scale^exponent (default %(default)s; 1 grows items like interactions)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help="synthetic world seed (default %(default)s)")
-    parser.add_argument("--memory-limit-gb", type=float, default=12.0,
-                        help="address-space limit of each size's process, GB (0: none; default %(default)s)")
-    parser.add_argument("--timeout", type=float, default=1500.0,
-                        help="wall seconds allowed per size before it is stopped (default %(default)s)")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="after a size fails, still try the larger ones (default: stop there)")
-    parser.add_argument("--no-warmup", action="store_true",
-                        help="skip the untimed 0.01× world run first (it warms Neo4j's JVM and caches)")
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=12.0,
+        help="address-space limit of each size's process, GB (0: none; default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1500.0,
+        help="wall seconds allowed per size before it is stopped (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="after a size fails, still try the larger ones (default: stop there)"
+    )
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the untimed 0.01× world run first (it warms Neo4j's JVM and caches)",
+    )
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
-    parser.add_argument("--from-json", type=Path, metavar="PATH",
-                        help="only print the table, fits and figure of an earlier run's JSON "
-                        "(e.g. bench/out/scaling.json)")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="only print the table, fits and figure of an earlier run's JSON (e.g. bench/out/scaling.json)",
+    )
     parser.add_argument("--worker", nargs=3, type=int, metavar=("USERS", "ITEMS", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -539,22 +598,54 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_warmup:
             users, items = world_size(0.01, args.item_exponent)
             print(f"warm-up (not reported): {users} users, {items} items …", flush=True)
-            subprocess.run([sys.executable, "-m", "bench.scaling", "--worker", str(users), str(items), str(args.seed),
-                            "--worker-out", str(SCALING / "warmup.json"), "--memory-limit-gb", "0"],
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.scaling",
+                    "--worker",
+                    str(users),
+                    str(items),
+                    str(args.seed),
+                    "--worker-out",
+                    str(SCALING / "warmup.json"),
+                    "--memory-limit-gb",
+                    "0",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
         for scale in scales:
             users, items = world_size(scale, args.item_exponent)
             out = SCALING / f"size-{scale:g}.json"
             out.unlink(missing_ok=True)
             load_start = os.getloadavg()[0]
-            print(f"[{time.strftime('%H:%M:%S')}] {scale:g}×: {users:,} users, {items:,} items "
-                  f"(load average {load_start:.2f}) …", flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {scale:g}×: {users:,} users, {items:,} items "
+                f"(load average {load_start:.2f}) …",
+                flush=True,
+            )
             started = time.time()
             log = (SCALING / f"size-{scale:g}.log").open("wb")
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.scaling", "--worker", str(users), str(items), str(args.seed),
-                 "--worker-out", str(out), "--memory-limit-gb", str(args.memory_limit_gb)],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.scaling",
+                    "--worker",
+                    str(users),
+                    str(items),
+                    str(args.seed),
+                    "--worker-out",
+                    str(out),
+                    "--memory-limit-gb",
+                    str(args.memory_limit_gb),
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             try:
                 code = proc.wait(timeout=args.timeout)
@@ -568,19 +659,32 @@ def main(argv: list[str] | None = None) -> None:
                 code = None
             log.close()
             record = json.loads(out.read_text()) if out.is_file() else {}
-            record.update(scale=scale, exit_code=code, wall_seconds=time.time() - started,
-                          loadavg_start=load_start, loadavg_end=os.getloadavg()[0],
-                          pauses=pauses_overlap(started, time.time()))
+            record.update(
+                scale=scale,
+                exit_code=code,
+                wall_seconds=time.time() - started,
+                loadavg_start=load_start,
+                loadavg_end=os.getloadavg()[0],
+                pauses=pauses_overlap(started, time.time()),
+            )
             subtract_pauses(record)
             if code is None:
                 record["ok"] = False
                 record["error"] = f"stopped after the {args.timeout:.0f} s timeout"
-            record.setdefault("peak_rss_mb", max([c["peak_rss_mb"] for c in record.get("calls", [])]
-                                                 + list(record.get("rss_after_mb", {}).values()) or [0.0]))
+            record.setdefault(
+                "peak_rss_mb",
+                max(
+                    [c["peak_rss_mb"] for c in record.get("calls", [])] + list(record.get("rss_after_mb", {}).values())
+                    or [0.0]
+                ),
+            )
             results.append(record)
             verdict = "ok" if record.get("ok") else f"FAILED in {record.get('running', '?')}: {record.get('error')}"
-            print(f"    {verdict}; {record['wall_seconds']:.0f} s wall, peak RSS {record['peak_rss_mb']:.0f} MiB, "
-                  f"load average {record['loadavg_end']:.2f}", flush=True)
+            print(
+                f"    {verdict}; {record['wall_seconds']:.0f} s wall, peak RSS {record['peak_rss_mb']:.0f} MiB, "
+                f"load average {record['loadavg_end']:.2f}",
+                flush=True,
+            )
             if not record.get("ok") and not args.keep_going:
                 break
     finally:
@@ -593,8 +697,11 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python -m bench.scaling", *(argv if argv is not None else sys.argv[1:])]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "neo4j": {"heap": settings.heap, "pagecache": settings.pagecache, "bolt_port": settings.bolt_port},
-        "item_exponent": args.item_exponent, "memory_limit_gb": args.memory_limit_gb, "timeout": args.timeout,
-        "fits": fits, "sizes": results,
+        "item_exponent": args.item_exponent,
+        "memory_limit_gb": args.memory_limit_gb,
+        "timeout": args.timeout,
+        "fits": fits,
+        "sizes": results,
     }
     (OUT / "scaling.json").write_text(json.dumps(payload, indent=2))
     counted = [r for r in results if r.get("counts")]

@@ -68,8 +68,9 @@ class Trial:
     info: dict[str, Any]
 
 
-def _run_trial(fit: FitFn, params: dict[str, Any], val_fold: Fold, early_stopping: bool,
-               candidates: Tensor | None) -> tuple[float, float, dict[str, Any]]:
+def _run_trial(
+    fit: FitFn, params: dict[str, Any], val_fold: Fold, early_stopping: bool, candidates: Tensor | None
+) -> tuple[float, float, dict[str, Any]]:
     """One trial: fit on ``val_fold``'s train, score on its targets → (validation NDCG@20, fit seconds, info)."""
     fitted = fit(val_fold, params, val_fold if early_stopping else None)
     score = fitted.info.get(WINDOW_VAL)  # what chose the epoch chooses the parameters too
@@ -112,16 +113,26 @@ class TrialCache:
     def key(self, spec: ModelSpec, params: dict[str, Any]) -> str:
         import hashlib
 
-        blob = json.dumps({"model": spec.name, "params": params, "scope": self.scope, "code": _code_id(spec.fit)},
-                          sort_keys=True, default=str)
+        blob = json.dumps(
+            {"model": spec.name, "params": params, "scope": self.scope, "code": _code_id(spec.fit)},
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def get(self, spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any] | None:
         return self.entries.get(self.key(spec, params)) if self.reuse else None
 
     def put(self, spec: ModelSpec, params: dict[str, Any], trial: Trial) -> None:
-        entry = {"key": self.key(spec, params), "model": spec.name, "params": params, "val": trial.val,
-                 "seconds": trial.seconds, "info": trial.info, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+        entry = {
+            "key": self.key(spec, params),
+            "model": spec.name,
+            "params": params,
+            "val": trial.val,
+            "seconds": trial.seconds,
+            "info": trial.info,
+            "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         self.entries[entry["key"]] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as out:
@@ -161,8 +172,14 @@ def _picklable(value: Any) -> bool:
     return True
 
 
-def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None, max_rounds: int = 4,
-                      jobs: int = 1, cache: TrialCache | None = None) -> list[Trial]:
+def coordinate_search(
+    spec: ModelSpec,
+    val_fold: Fold,
+    candidates: Tensor | None,
+    max_rounds: int = 4,
+    jobs: int = 1,
+    cache: TrialCache | None = None,
+) -> list[Trial]:
     """Coordinate search on validation NDCG@20; a grid grows past an edge while its best value lies there.
 
     With ``jobs`` > 1 the values of one axis are fitted in that many processes at once, and a grid at its edge
@@ -179,13 +196,15 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
         from multiprocessing import get_context
 
         # spawn, not fork: the parent's OpenMP and BLAS thread pools do not survive a fork
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
-                                   initargs=(_blas_threads(),))
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(_blas_threads(),)
+        )
 
     def record(params: dict[str, Any], trial: Trial, note: str = "") -> None:
         trials[_key(params)] = trial
-        console.print(f"  {spec.name} {params} → val {VAL_METRIC} {trial.val:.4f} ({trial.seconds:.1f}s){note}",
-                      highlight=False)
+        console.print(
+            f"  {spec.name} {params} → val {VAL_METRIC} {trial.val:.4f} ({trial.seconds:.1f}s){note}", highlight=False
+        )
 
     def run_all(param_sets: list[dict[str, Any]]) -> None:
         todo: dict[tuple, dict[str, Any]] = {}
@@ -194,8 +213,11 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
                 continue
             hit = cache.get(spec, {**spec.fixed, **params}) if cache is not None else None
             if hit is not None:
-                record(params, Trial(dict(params), hit["val"], hit["seconds"], hit["info"]),
-                       f" [measured {hit['measured']}, --resume]")
+                record(
+                    params,
+                    Trial(dict(params), hit["val"], hit["seconds"], hit["info"]),
+                    f" [measured {hit['measured']}, --resume]",
+                )
                 continue
             todo[_key(params)] = params
 
@@ -208,19 +230,26 @@ def coordinate_search(spec: ModelSpec, val_fold: Fold, candidates: Tensor | None
         if pool is not None and len(todo) > 1:
             from concurrent.futures import as_completed
 
-            futures = {pool.submit(_run_trial, spec.fit, {**spec.fixed, **p}, val_fold, spec.early_stopping,
-                                   candidates): p for p in todo.values()}
+            futures = {
+                pool.submit(_run_trial, spec.fit, {**spec.fixed, **p}, val_fold, spec.early_stopping, candidates): p
+                for p in todo.values()
+            }
             for future in as_completed(futures):
                 done(futures[future], future.result())
         else:
             for params in todo.values():
-                done(params, _run_trial(spec.fit, {**spec.fixed, **params}, val_fold, spec.early_stopping,
-                                        candidates))
+                done(params, _run_trial(spec.fit, {**spec.fixed, **params}, val_fold, spec.early_stopping, candidates))
 
     try:
         first = next(iter(spec.axes), None)  # the start and the first sweep at once: the same fits either way
-        run_all([dict(spec.start)] + ([{**spec.start, first: v} for v in sorted(spec.axes[first].values)]
-                                      if first is not None and parallel else []))
+        run_all(
+            [dict(spec.start)]
+            + (
+                [{**spec.start, first: v} for v in sorted(spec.axes[first].values)]
+                if first is not None and parallel
+                else []
+            )
+        )
         best = trials[_key(spec.start)]
         for _ in range(max_rounds):
             changed = False

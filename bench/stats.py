@@ -18,13 +18,15 @@ def paired_comparison(results: list[ModelResult], ours: str) -> dict[str, dict[s
     if base is None:
         return {}
     mine = np.array(base.test["per_user"]["ndcg@20"])
-    return {r.name: paired_bootstrap(mine - np.array(r.test["per_user"]["ndcg@20"])) for r in results
-            if r.name != ours}
+    return {r.name: paired_bootstrap(mine - np.array(r.test["per_user"]["ndcg@20"])) for r in results if r.name != ours}
 
 
 def paired_bootstrap(diff: np.ndarray, draws: int = 2000) -> dict[str, float]:
     """Mean of per-user differences with a 95% percentile bootstrap over users (seeded)."""
     rows = np.random.default_rng(SEED).integers(0, len(diff), size=(draws, len(diff)))
     boot = diff[rows].mean(axis=1)
-    return {"mean_diff": float(diff.mean()), "low": float(np.quantile(boot, 0.025)),
-            "high": float(np.quantile(boot, 0.975))}
+    return {
+        "mean_diff": float(diff.mean()),
+        "low": float(np.quantile(boot, 0.025)),
+        "high": float(np.quantile(boot, 0.975)),
+    }

@@ -216,7 +216,11 @@ def build_from_mapping(
                 continue
             key = (row.user_id, row.item_id)
             if key in first_pair:
-                b.reject(section, record, f"duplicate interaction of user {key[0]!r} with item {key[1]!r} (first at line {first_pair[key]})")
+                b.reject(
+                    section,
+                    record,
+                    f"duplicate interaction of user {key[0]!r} with item {key[1]!r} (first at line {first_pair[key]})",
+                )
                 continue
             first_pair[key] = record.line
             b.add_user(row.user_id)

@@ -78,7 +78,9 @@ class ReadStats:
 _RAW_LIMIT = 300
 
 
-def read_records(path: Path, fmt: FileFormat, source: str, stats: ReadStats | None = None) -> Iterator[RawRecord | Reject]:
+def read_records(
+    path: Path, fmt: FileFormat, source: str, stats: ReadStats | None = None
+) -> Iterator[RawRecord | Reject]:
     """Yield a record or a reject for every non-blank data line of ``path``.
 
     Args:
@@ -112,7 +114,9 @@ def read_records(path: Path, fmt: FileFormat, source: str, stats: ReadStats | No
             except UnicodeDecodeError as exc:
                 stats.rejects += 1
                 yield Reject(
-                    source, str(path), number,
+                    source,
+                    str(path),
+                    number,
                     f"undecodable bytes for encoding {fmt.encoding} at byte {exc.start + 1}",
                     text.decode(fmt.encoding, errors="replace")[:_RAW_LIMIT],
                 )
@@ -142,7 +146,9 @@ def read_records(path: Path, fmt: FileFormat, source: str, stats: ReadStats | No
         if len(fields) != len(columns):
             stats.rejects += 1
             yield Reject(
-                source, str(path), number,
+                source,
+                str(path),
+                number,
                 f"expected {len(columns)} columns, found {len(fields)}",
                 text[:_RAW_LIMIT],
             )

@@ -73,9 +73,7 @@ class LoadReport:
 class _BackgroundWriter:
     """Writes submitted chunks in a thread of its own, in submission order."""
 
-    def __init__(
-        self, writer: BatchWriter, item_labels: Sequence[Label], progress: ProgressFactory
-    ) -> None:
+    def __init__(self, writer: BatchWriter, item_labels: Sequence[Label], progress: ProgressFactory) -> None:
         self._writer = writer
         self._labels = list(item_labels)
         self._progress = progress
@@ -223,7 +221,10 @@ def emit_dataset(dataset: Dataset, sink: RowSink, chunk: int = 10_000) -> Datase
 def load_dataset(driver: Driver, dataset: Dataset, **options: object) -> LoadReport:
     """Write an already complete Dataset (e.g. the synthetic world); options as for :func:`load_stream`."""
     return load_stream(
-        driver, lambda sink: emit_dataset(dataset, sink), item_labels=dataset.item_labels, **options  # type: ignore[arg-type]
+        driver,
+        lambda sink: emit_dataset(dataset, sink),
+        item_labels=dataset.item_labels,
+        **options,  # type: ignore[arg-type]
     )
 
 

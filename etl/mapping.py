@@ -52,12 +52,14 @@ class FileSpec(_Spec):
     """One delimited file."""
 
     path: str = Field(description="File path; may contain {variables}; relative to the YAML's folder.")
-    delimiter: str = Field(",", description="Field separator; write \"\\t\" for tab.")
+    delimiter: str = Field(",", description='Field separator; write "\\t" for tab.')
     encoding: str = Field("utf-8", description="Text encoding, e.g. utf-8 or latin-1.")
     header: bool = Field(True, description="The first line is a header.")
     columns: list[str] | None = Field(None, description="Column names (required without a header; overrides one).")
     quoting: bool | None = Field(None, description="CSV double-quote handling; default on for ',' and off otherwise.")
-    optional: bool = Field(False, description="Skip this file and the sections that use it when its path variables are not set.")
+    optional: bool = Field(
+        False, description="Skip this file and the sections that use it when its path variables are not set."
+    )
 
     @field_validator("delimiter")
     @classmethod

@@ -148,7 +148,9 @@ def to_interaction(record: RawRecord, spec: InteractionsSpec) -> InteractionRow:
             raise RowError(f"timestamp {timestamp} is negative")
         if spec.timestamp_unit == "ms":
             timestamp //= 1000
-    return _validated(InteractionRow, user_id=user_id, item_id=item_id, rating=rating, weight=weight, timestamp=timestamp)
+    return _validated(
+        InteractionRow, user_id=user_id, item_id=item_id, rating=rating, weight=weight, timestamp=timestamp
+    )
 
 
 def to_genres(record: RawRecord, spec: GenresSpec) -> list[ItemGenreRow]:

@@ -98,7 +98,11 @@ def code_version(cwd: Path | None = None) -> str:
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=here, capture_output=True, text=True, timeout=10, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -132,8 +136,10 @@ def write_artifact(artifact: Artifact, root: Path, files: dict[str, bytes] | Non
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
     try:
         torch.save(
-            {"users": artifact.user_embeddings.detach().cpu().float().contiguous(),
-             "items": artifact.item_embeddings.detach().cpu().float().contiguous()},
+            {
+                "users": artifact.user_embeddings.detach().cpu().float().contiguous(),
+                "items": artifact.item_embeddings.detach().cpu().float().contiguous(),
+            },
             staging / EMBEDDINGS_FILE,
         )
         maps = {"users": artifact.user_ids, "items": artifact.item_ids}
@@ -170,11 +176,15 @@ class ItemCatalog:
     item_year: np.ndarray
 
     def to_bytes(self) -> bytes:
-        return json.dumps({
-            "format": 1, "items": list(self.item_ids), "genres": list(self.genres),
-            "item_genres": np.asarray(self.item_genres, dtype=np.int64).tolist(),
-            "item_year": np.asarray(self.item_year, dtype=np.int64).tolist(),
-        }).encode("utf-8")
+        return json.dumps(
+            {
+                "format": 1,
+                "items": list(self.item_ids),
+                "genres": list(self.genres),
+                "item_genres": np.asarray(self.item_genres, dtype=np.int64).tolist(),
+                "item_year": np.asarray(self.item_year, dtype=np.int64).tolist(),
+            }
+        ).encode("utf-8")
 
     @classmethod
     def read(cls, directory: Path) -> ItemCatalog | None:
@@ -207,8 +217,14 @@ class ItemCatalog:
         years[old_to_new[present]] = self.item_year[present]
         return ItemCatalog(list(item_ids), self.genres, pairs, years)
 
-    def mask(self, *, include_genres: list[str] | None = None, exclude_genres: list[str] | None = None,
-             year_min: int | None = None, year_max: int | None = None) -> np.ndarray:
+    def mask(
+        self,
+        *,
+        include_genres: list[str] | None = None,
+        exclude_genres: list[str] | None = None,
+        year_min: int | None = None,
+        year_max: int | None = None,
+    ) -> np.ndarray:
         """``[I]`` bool in this catalog's item order: which items pass the filters (all when none is set)."""
         index = {g: k for k, g in enumerate(self.genres)}
         passes = np.ones(len(self.item_ids), dtype=bool)

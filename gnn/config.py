@@ -51,18 +51,24 @@ class TrainConfig(BaseSettings):
     negatives: int = Field(1, ge=1, le=100, description="Negative items sampled per positive pair.")
     max_epochs: int = Field(300, ge=1, description="Upper bound on epochs when early stopping does not stop.")
     patience: int = Field(
-        50, ge=1, description="Validation rounds without a better NDCG@20 before stopping (at lr 0.02 validation "
-        "sits on plateaus of 40-50 epochs before it climbs again)."
+        50,
+        ge=1,
+        description="Validation rounds without a better NDCG@20 before stopping (at lr 0.02 validation "
+        "sits on plateaus of 40-50 epochs before it climbs again).",
     )
     min_epochs: int = Field(
-        0, ge=0, description="Never stop early before this epoch (at small learning rates validation NDCG@20 sits on a "
-        "popularity-like plateau before it climbs)."
+        0,
+        ge=0,
+        description="Never stop early before this epoch (at small learning rates validation NDCG@20 sits on a "
+        "popularity-like plateau before it climbs).",
     )
     eval_every: int = Field(1, ge=1, description="Epochs between validation rounds.")
     val_window: int = Field(
-        5, ge=1, description="Early stopping compares the mean validation NDCG@20 of this many consecutive rounds "
+        5,
+        ge=1,
+        description="Early stopping compares the mean validation NDCG@20 of this many consecutive rounds "
         "(the window stands for its middle round; 1 = each round alone). A single round is noisy, and the best of "
-        "noisy rounds favours schedules that oscillate most, not those that rank best."
+        "noisy rounds favours schedules that oscillate most, not those that rank best.",
     )
     supervision_ratio: float = Field(
         0.3, gt=0, lt=1, description="GraphSAGE: share of train edges that supervise while hidden from message passing."
@@ -71,7 +77,8 @@ class TrainConfig(BaseSettings):
         0.1, ge=0, le=1, description="GraphSAGE: chance of dropping a node's id embedding per step (1 = no ids)."
     )
     user_ids: bool = Field(
-        False, description="GraphSAGE: users get id embeddings too (by default only items; a user is its neighbourhood)."
+        False,
+        description="GraphSAGE: users get id embeddings too (by default only items; a user is its neighbourhood).",
     )
     retrain: bool = Field(True, description="Refit from scratch for the best epoch count after early stopping.")
     final_fit: Literal["train", "all"] = Field(
@@ -217,8 +224,9 @@ class GnnSettings(BaseSettings):
     artifacts_dir: Path = Field(Path(".kgrec/artifacts"), description="Root of versioned model artifacts.")
     snapshots_dir: Path = Field(Path(".kgrec/snapshots"), description="Where exported graph snapshots are kept.")
     train_config: Path | None = Field(
-        None, description="The YAML file of hyper-parameters kgrec train/retrain use without --config (the chosen "
-        "model's config fields, see resolve_config)."
+        None,
+        description="The YAML file of hyper-parameters kgrec train/retrain use without --config (the chosen "
+        "model's config fields, see resolve_config).",
     )
 
 

@@ -213,8 +213,12 @@ class GraphSnapshot:
 
     def item_catalog(self) -> ItemCatalog:
         """Each item's genres and year, to save beside a model (the API's filters while Neo4j is away)."""
-        return ItemCatalog(self.items.ids, self.genres.ids, self.item_genre_index.numpy().astype(np.int64),
-                           self.item_year.numpy().astype(np.int64))
+        return ItemCatalog(
+            self.items.ids,
+            self.genres.ids,
+            self.item_genre_index.numpy().astype(np.int64),
+            self.item_year.numpy().astype(np.int64),
+        )
 
     def item_genre_matrix(self) -> Tensor:
         """``[num_items, num_genres]`` bool: which genres each item has (for diversity metrics)."""
@@ -282,9 +286,7 @@ class GraphSnapshot:
 
 
 _MAP_FIELDS = ("users", "items", "genres", "people", "tags")
-_TENSOR_FIELDS = tuple(
-    f.name for f in fields(GraphSnapshot) if f.name not in _MAP_FIELDS and f.name != "snapshot_id"
-)
+_TENSOR_FIELDS = tuple(f.name for f in fields(GraphSnapshot) if f.name not in _MAP_FIELDS and f.name != "snapshot_id")
 
 
 def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
@@ -300,10 +302,24 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
         DataError: An edge names an id that the export's node lists lack.
     """
     inter = export.interactions
-    users = IdMap.from_ids([*export.users, *inter["user_id"], *export.follows["follower_id"],
-                            *export.follows["followee_id"], *export.user_genres["user_id"]])
-    items = IdMap.from_ids([*export.items, *inter["item_id"], *export.item_genres["item_id"],
-                            *export.item_people["item_id"], *export.item_tags["item_id"]])
+    users = IdMap.from_ids(
+        [
+            *export.users,
+            *inter["user_id"],
+            *export.follows["follower_id"],
+            *export.follows["followee_id"],
+            *export.user_genres["user_id"],
+        ]
+    )
+    items = IdMap.from_ids(
+        [
+            *export.items,
+            *inter["item_id"],
+            *export.item_genres["item_id"],
+            *export.item_people["item_id"],
+            *export.item_tags["item_id"],
+        ]
+    )
     genres = IdMap.from_ids([*export.item_genres["genre"], *export.user_genres["genre"]])
     people = IdMap.from_ids(export.item_people["person_id"])
     tags = IdMap.from_ids(export.item_tags["tag"])

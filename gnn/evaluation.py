@@ -206,8 +206,8 @@ def split_interactions(
     timed = bool(len(rows)) and bool((stamps >= 0).all())
     if method == "temporal" and not timed:
         raise DataError("a temporal split needs a timestamp on every positive")
-    chosen: Literal["temporal", "random"] = "temporal" if method == "auto" and timed else (
-        "random" if method == "auto" else method
+    chosen: Literal["temporal", "random"] = (
+        "temporal" if method == "auto" and timed else ("random" if method == "auto" else method)
     )
     if chosen == "temporal":
         key = stamps

@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 import numpy as np
+import torch
 
 from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, write_artifact
 from gnn.config import GnnSettings, TrainConfig
@@ -46,8 +45,8 @@ from graph.settings import Neo4jSettings
 from schema.errors import DataError
 
 if TYPE_CHECKING:
-    from gnn.config import ModelConfig
     from gnn.blend.config import RankerConfig
+    from gnn.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +54,7 @@ GATE_METRIC = "ndcg@20"
 
 
 @contextmanager
-def timed_phase(name: str, timings: dict[str, float] | None = None,
-                **data: Any) -> Iterator[dict[str, Any]]:  # noqa: ANN401 - data is free-form
+def timed_phase(name: str, timings: dict[str, float] | None = None, **data: Any) -> Iterator[dict[str, Any]]:  # noqa: ANN401 - data is free-form
     """:func:`gnn.phases.phase` ``name`` whose wall seconds also go to ``timings[name]`` when it ends."""
     started = time.perf_counter()
     with phase(name, **data) as published:
@@ -88,8 +86,9 @@ def model_name(config: ModelConfig) -> str:
     return config.model if isinstance(config, TrainConfig) else "blend"
 
 
-def export_and_split(neo4j: Neo4jSettings, settings: GnnSettings,
-                     timings: dict[str, float] | None = None) -> tuple[GraphSnapshot, Split]:
+def export_and_split(
+    neo4j: Neo4jSettings, settings: GnnSettings, timings: dict[str, float] | None = None
+) -> tuple[GraphSnapshot, Split]:
     """Phases ``export`` (:func:`export_job`) and ``split`` (the protocol's split, seed 42), the latter publishing
     ``snapshot`` and ``split`` in its data; their seconds go to ``timings`` when given."""
     with timed_phase("export", timings):
@@ -122,8 +121,9 @@ def train_job(neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig) 
     return artifact
 
 
-def train_blend(snapshot: GraphSnapshot, split: Split, settings: GnnSettings, config: RankerConfig,
-                final: str) -> Artifact:
+def train_blend(
+    snapshot: GraphSnapshot, split: Split, settings: GnnSettings, config: RankerConfig, final: str
+) -> Artifact:
     """Fit the blend (:func:`gnn.blend.fit.fit_ranker`) and write it as an artifact of model ``blend``.
 
     The artifact holds the ranker's files (``ranker.npz``, ``ranker.json``) beside the usual embeddings and
@@ -147,21 +147,27 @@ def train_blend(snapshot: GraphSnapshot, split: Split, settings: GnnSettings, co
     model = fit_ranker(snapshot, split, config, final=final, reuse=reuse)  # type: ignore[arg-type]
     report = model.meta.get("validation", {})
     metrics: dict[str, Any] = {
-        "validation": {GATE_METRIC: float(report.get("val_ndcg20", 0.0)), **{
-            k: v for k, v in report.items() if isinstance(v, (int, float, str))}},
+        "validation": {
+            GATE_METRIC: float(report.get("val_ndcg20", 0.0)),
+            **{k: v for k, v in report.items() if isinstance(v, (int, float, str))},
+        },
         "test": None,
         "best_epoch": model.meta.get("lightgcn_epochs"),
         "split": split.describe(),
     }
     search = report.get("component_search")
     if search:  # what the CLI shows: the components' settings and whether they were searched on this data
-        metrics["component_search"] = {**search["chosen"], "reused": bool(search.get("reused")),
-                                       "seconds": search.get("seconds")}
+        metrics["component_search"] = {
+            **search["chosen"],
+            "reused": bool(search.get("reused")),
+            "seconds": search.get("seconds"),
+        }
     if final == "train":
         started = time.perf_counter()
         # the lists the API shows (score order with the reserved new-arrival positions), as bench.quality measures
-        metrics["test"] = evaluate(ranked_lists(model, split.testing()), split.testing(),
-                                   item_features=snapshot.item_genre_matrix())
+        metrics["test"] = evaluate(
+            ranked_lists(model, split.testing()), split.testing(), item_features=snapshot.item_genre_matrix()
+        )
         model.meta.setdefault("timings", {})["test_scoring"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as staging:
         model.save(Path(staging))
@@ -209,17 +215,22 @@ def evaluate_artifact(artifact: Artifact, snapshot: GraphSnapshot, fold: Fold) -
         from gnn.blend.model import RankerModel
 
         if artifact.snapshot_id != snapshot.snapshot_id or artifact.path is None:
-            raise DataError(f"a blend is evaluated on its own snapshot {artifact.snapshot_id}; the graph is now "
-                            f"{snapshot.snapshot_id} (run kgrec train --model blend)")
+            raise DataError(
+                f"a blend is evaluated on its own snapshot {artifact.snapshot_id}; the graph is now "
+                f"{snapshot.snapshot_id} (run kgrec train --model blend)"
+            )
         # the lists the API shows: score order with the reserved new-arrival positions
-        return evaluate(ranked_lists(RankerModel.load(artifact.path), fold), fold,
-                        item_features=snapshot.item_genre_matrix())
-    return evaluate(artifact_score_fn(artifact, snapshot.users, snapshot.items), fold,
-                    item_features=snapshot.item_genre_matrix())
+        return evaluate(
+            ranked_lists(RankerModel.load(artifact.path), fold), fold, item_features=snapshot.item_genre_matrix()
+        )
+    return evaluate(
+        artifact_score_fn(artifact, snapshot.users, snapshot.items), fold, item_features=snapshot.item_genre_matrix()
+    )
 
 
-def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Path | None = None,
-                 model: str = "lightgcn") -> dict[str, Any]:
+def evaluate_job(
+    neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Path | None = None, model: str = "lightgcn"
+) -> dict[str, Any]:
     """``kgrec evaluate``: the test figures of an artifact (default: the current one) on a fresh export.
 
     Note that an artifact trained on an older snapshot may have seen some of today's test interactions;
@@ -253,8 +264,11 @@ def evaluate_job(neo4j: Neo4jSettings, settings: GnnSettings, artifact_path: Pat
 def promote(artifact_dir: Path, reason: dict[str, Any] | None = None) -> None:
     """Make ``artifact_dir`` the current version of its model, atomically (write a temp file, rename)."""
     parent = artifact_dir.parent
-    record = {"version": artifact_dir.name, "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              **(reason or {})}
+    record = {
+        "version": artifact_dir.name,
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **(reason or {}),
+    }
     handle, temp = tempfile.mkstemp(prefix=".current-", dir=parent)
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         json.dump(record, out, indent=2)
@@ -291,13 +305,19 @@ def publish_embeddings(neo4j: Neo4jSettings, artifact: Artifact) -> dict[str, in
     """Write an artifact's embeddings to Neo4j (node properties + the ``item_embedding`` vector index)."""
     with open_driver(neo4j) as driver:
         return write_embeddings(
-            driver, artifact.user_ids, artifact.user_embeddings.numpy(), artifact.item_ids,
-            artifact.item_embeddings.numpy(), artifact.version or "unversioned", neo4j.database,
+            driver,
+            artifact.user_ids,
+            artifact.user_embeddings.numpy(),
+            artifact.item_ids,
+            artifact.item_embeddings.numpy(),
+            artifact.version or "unversioned",
+            neo4j.database,
         )
 
 
-def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig, keep: int = 5,
-                publish: bool = True) -> RetrainReport:
+def retrain_job(
+    neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig, keep: int = 5, publish: bool = True
+) -> RetrainReport:
     """``kgrec retrain``: export → train → evaluate → promote if not worse → keep the last ``keep`` versions.
 
     The gate compares the validation NDCG@20 recorded in each artifact: each was measured by a model fitted
@@ -340,8 +360,15 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig
         path = path or save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
         promoted = current_val is None or new_val >= current_val
         if promoted:
-            promote(path, {"metric": GATE_METRIC, "validation": new_val, "previous": current_val,
-                           "previous_version": current_path.name if current_path else None})
+            promote(
+                path,
+                {
+                    "metric": GATE_METRIC,
+                    "validation": new_val,
+                    "previous": current_val,
+                    "previous_version": current_path.name if current_path else None,
+                },
+            )
         else:
             log.warning("not promoted: validation %s %.4f < current %.4f", GATE_METRIC, new_val, current_val)
         pruned = prune_versions(settings.artifacts_dir, kind, keep)
@@ -349,5 +376,6 @@ def retrain_job(neo4j: Neo4jSettings, settings: GnnSettings, config: ModelConfig
     with timed_phase("publish", timings):
         has_vectors = artifact.item_embeddings.ndim == 2 and artifact.item_embeddings.size(1) > 0
         embeddings = publish_embeddings(neo4j, artifact) if promoted and publish and has_vectors else None
-    return RetrainReport(artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started,
-                         embeddings, timings)
+    return RetrainReport(
+        artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started, embeddings, timings
+    )

@@ -81,8 +81,9 @@ class LightGCN(nn.Module):
         init_std: Standard deviation of the normal initialisation of ``e0`` (0.1 as in the paper's code).
     """
 
-    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 3,
-                 init_std: float = 0.1) -> None:
+    def __init__(
+        self, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 3, init_std: float = 0.1
+    ) -> None:
         super().__init__()
         self.num_users, self.num_items = num_users, num_items
         self.embedding_dim, self.num_layers = embedding_dim, num_layers
@@ -184,9 +185,12 @@ class RelationAdjacency:
 
 
 def _torch_csr(matrix: sp.csr_matrix, device: torch.device) -> Tensor:
-    return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                   torch.from_numpy(matrix.indices.astype(np.int64)),
-                                   torch.from_numpy(matrix.data), matrix.shape).to(device)
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(matrix.indptr.astype(np.int64)),
+        torch.from_numpy(matrix.indices.astype(np.int64)),
+        torch.from_numpy(matrix.data),
+        matrix.shape,
+    ).to(device)
 
 
 class _Aggregate(torch.autograd.Function):
@@ -222,8 +226,9 @@ class RelationGraph:
         device: Where products run.
     """
 
-    def __init__(self, edge_index_dict: dict[EdgeType, Tensor], num_nodes: dict[str, int],
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, edge_index_dict: dict[EdgeType, Tensor], num_nodes: dict[str, int], device: torch.device | str = "cpu"
+    ) -> None:
         self.num_nodes = dict(num_nodes)
         self.device = torch.device(device)
         self.relations = {et: self._adjacency(et, index) for et, index in edge_index_dict.items()}
@@ -287,8 +292,15 @@ class KnowledgeSAGE(nn.Module):
             0.083 without).
     """
 
-    def __init__(self, edge_types: list[EdgeType], num_nodes: dict[str, int], hidden: int = 64,
-                 num_layers: int = 2, id_dropout: float = 0.1, user_ids: bool = False) -> None:
+    def __init__(
+        self,
+        edge_types: list[EdgeType],
+        num_nodes: dict[str, int],
+        hidden: int = 64,
+        num_layers: int = 2,
+        id_dropout: float = 0.1,
+        user_ids: bool = False,
+    ) -> None:
         super().__init__()
         self.id_dropout = id_dropout
         self.attributes = nn.ModuleDict(
@@ -298,7 +310,7 @@ class KnowledgeSAGE(nn.Module):
             nn.init.normal_(table.weight, std=0.1)
         self.ids = nn.ModuleDict()
         if id_dropout < 1.0:
-            self.ids = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden) for t in ("user", "item")[not user_ids:]})
+            self.ids = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden) for t in ("user", "item")[not user_ids :]})
             for table in self.ids.values():
                 nn.init.normal_(table.weight, std=0.1)
         self.base = nn.ParameterDict({t: nn.Parameter(torch.randn(hidden) * 0.1) for t in ("user", "item")})
@@ -318,8 +330,9 @@ class KnowledgeSAGE(nn.Module):
             own = sorted({et[2] for et in relations} - (set(self.attributes) if k == 0 else set()))
             self.root.append(nn.ModuleDict({t: nn.Linear(hidden, hidden) for t in own}))
 
-    def forward(self, graph: RelationGraph, has_id: dict[str, Tensor] | None = None,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, graph: RelationGraph, has_id: dict[str, Tensor] | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         """Representations of every node.
 
         Args:
@@ -335,13 +348,17 @@ class KnowledgeSAGE(nn.Module):
         x: dict[str, Tensor] = {t: table.weight for t, table in self.attributes.items()}
         for node_type in ("user", "item"):
             n = graph.num_nodes[node_type]
-            x[node_type] = self.base[node_type] + self.degree[node_type](torch.log1p(graph.degree[node_type]).unsqueeze(1))
+            x[node_type] = self.base[node_type] + self.degree[node_type](
+                torch.log1p(graph.degree[node_type]).unsqueeze(1)
+            )
             if node_type in self.ids and has_id is not None:
                 keep = has_id[node_type].clone()
                 if generator is not None and self.id_dropout > 0:
                     keep &= (torch.rand(n, generator=generator) >= self.id_dropout).to(keep.device)
                 x[node_type] = x[node_type] + self.ids[node_type].weight * keep.unsqueeze(1)
-        for k, (relations, neighbour, root) in enumerate(zip(self.layer_relations, self.neighbour, self.root, strict=True)):
+        for k, (relations, neighbour, root) in enumerate(
+            zip(self.layer_relations, self.neighbour, self.root, strict=True)
+        ):
             out = {t: lin(x[t]) for t, lin in root.items() if t in x}
             if k == 0:
                 out.update({t: x[t] for t in self.attributes if any(et[2] == t for et in relations)})

@@ -195,7 +195,6 @@ def _catalog(path: Path, item_ids: list[str]) -> ItemCatalog | None:
     return catalog.aligned(item_ids)
 
 
-
 def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
     """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one)."""
     for candidate in SERVABLE if kind == "auto" else (kind,):

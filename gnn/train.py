@@ -118,12 +118,12 @@ class NegativeSampler:
 class _LightGCNRunner:
     """LightGCN: every train edge passes messages and supervises; L2 on the batch's layer-0 embeddings."""
 
-    def __init__(self, train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig,
-                 device: torch.device) -> None:
+    def __init__(
+        self, train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig, device: torch.device
+    ) -> None:
         self.train_edges = train_edges
         self.adjacency = NormalizedAdjacency(train_edges, num_users, num_items, device)
-        self.model = LightGCN(num_users, num_items, config.embedding_dim, config.num_layers,
-                              config.init_std).to(device)
+        self.model = LightGCN(num_users, num_items, config.embedding_dim, config.num_layers, config.init_std).to(device)
 
     def epoch_parts(self, generator: torch.Generator) -> Iterator[Tensor]:
         yield self.train_edges
@@ -143,8 +143,7 @@ class _SAGERunner:
     (genres, people, tags, follows, onboarding genres) always pass messages; their mean-aggregation matrices
     are built once, the interactions' once per part (and once for evaluation)."""
 
-    def __init__(self, snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig,
-                 device: torch.device) -> None:
+    def __init__(self, snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig, device: torch.device) -> None:
         self.train_edges = train_edges
         self.ratio = config.supervision_ratio
         self.device = device
@@ -162,8 +161,9 @@ class _SAGERunner:
                 knowledge[edge_type] = index
                 knowledge[(dst, f"rev_{rel}", src)] = index.flip(0)
         edge_types = [*knowledge, INTERACTED, REV_INTERACTED]
-        self.model = KnowledgeSAGE(edge_types, self.num_nodes, config.embedding_dim, config.num_layers,
-                                   config.id_dropout, config.user_ids).to(device)
+        self.model = KnowledgeSAGE(
+            edge_types, self.num_nodes, config.embedding_dim, config.num_layers, config.id_dropout, config.user_ids
+        ).to(device)
         self.knowledge = RelationGraph(knowledge, self.num_nodes, device)
         self.full_graph = self.knowledge.with_edges(self._interactions(train_edges))
         self.message_graph = self.full_graph
@@ -211,8 +211,9 @@ class FitOptions(TypedDict, total=False):
     desc: str
 
 
-def fit_lightgcn(train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig,
-                 **options: Unpack[FitOptions]) -> FitResult:
+def fit_lightgcn(
+    train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig, **options: Unpack[FitOptions]
+) -> FitResult:
     """Fit LightGCN with BPR on ``train_edges``.
 
     Args:
@@ -229,8 +230,9 @@ def fit_lightgcn(train_edges: Tensor, num_users: int, num_items: int, config: Tr
     return _fit(runner, train_edges, num_items, config, device, options)
 
 
-def fit_graphsage(snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig,
-                  **options: Unpack[FitOptions]) -> FitResult:
+def fit_graphsage(
+    snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig, **options: Unpack[FitOptions]
+) -> FitResult:
     """Fit the inductive :class:`gnn.models.KnowledgeSAGE` with BPR (arguments as :func:`fit_lightgcn`).
 
     Args:
@@ -367,18 +369,26 @@ def train(
     serving = config.final_fit == "all"
     if config.retrain or serving:
         edges = torch.cat([split.train, split.test], dim=1) if serving else split.train
-        final = _fit_model(snapshot, edges, config, epochs=max(early.best_epoch, 1), desc=f"refit on {config.final_fit}")
+        final = _fit_model(
+            snapshot, edges, config, epochs=max(early.best_epoch, 1), desc=f"refit on {config.final_fit}"
+        )
         timings["retrain"] = final.seconds
     else:
         final = early
     test_metrics: dict[str, Any] | None = None
     if not serving:  # a model that learned from the test positives has no honest test figure
         started = time.perf_counter()
-        test_metrics = evaluate(embedding_score_fn(final.user_emb, final.item_emb), split.testing(),
-                                item_features=genres)
+        test_metrics = evaluate(
+            embedding_score_fn(final.user_emb, final.item_emb), split.testing(), item_features=genres
+        )
         timings["test_scoring"] = time.perf_counter() - started
-    log.info("%s: best epoch %d, validation %s, test %s", config.model, early.best_epoch, val_metrics[VAL_METRIC],
-             test_metrics[VAL_METRIC] if test_metrics else "not measured (final fit on all positives)")
+    log.info(
+        "%s: best epoch %d, validation %s, test %s",
+        config.model,
+        early.best_epoch,
+        val_metrics[VAL_METRIC],
+        test_metrics[VAL_METRIC] if test_metrics else "not measured (final fit on all positives)",
+    )
     return Artifact(
         model=config.model,
         user_ids=snapshot.users.ids,
@@ -389,8 +399,12 @@ def train(
         seed=config.seed,
         snapshot_id=snapshot.snapshot_id,
         code_version=code_version(),
-        metrics={"best_epoch": early.best_epoch, "split": split.describe(), "validation": val_metrics,
-                 "test": test_metrics},
+        metrics={
+            "best_epoch": early.best_epoch,
+            "split": split.describe(),
+            "validation": val_metrics,
+            "test": test_metrics,
+        },
         history=[record.__dict__ for record in early.history],
         timings=timings,
     )
@@ -402,8 +416,9 @@ def _fit_model(snapshot: GraphSnapshot, edges: Tensor, config: TrainConfig, **op
     return fit_lightgcn(edges, snapshot.num_users, snapshot.num_items, config, **options)
 
 
-def plot_curves(history: list[dict[str, Any]], title: str = "training", best_epoch: int | None = None,
-                window: int = 1) -> bytes:
+def plot_curves(
+    history: list[dict[str, Any]], title: str = "training", best_epoch: int | None = None, window: int = 1
+) -> bytes:
     """PNG of the loss and validation NDCG@20 per epoch (matplotlib's Agg canvas; no pyplot, no global state):
     with ``window`` > 1 also the mean of each ``window`` rounds at their middle round (what early stopping
     compared), and a dashed line at ``best_epoch`` (default: the best single round)."""
@@ -418,12 +433,20 @@ def plot_curves(history: list[dict[str, Any]], title: str = "training", best_epo
     ax_val = ax_loss.twinx()
     measured = [(h["epoch"], h["val_ndcg"]) for h in history if h.get("val_ndcg") is not None]
     if measured:
-        ax_val.plot(*zip(*measured, strict=True), color="tab:orange", label="validation NDCG@20",
-                    alpha=0.5 if window > 1 else 1.0)
+        ax_val.plot(
+            *zip(*measured, strict=True),
+            color="tab:orange",
+            label="validation NDCG@20",
+            alpha=0.5 if window > 1 else 1.0,
+        )
         if 1 < window <= len(measured):
             means = [sum(v for _, v in measured[i : i + window]) / window for i in range(len(measured) - window + 1)]
-            ax_val.plot([e for e, _ in measured[window // 2 : window // 2 + len(means)]], means,
-                        color="tab:red", label=f"mean of {window} rounds")
+            ax_val.plot(
+                [e for e, _ in measured[window // 2 : window // 2 + len(means)]],
+                means,
+                color="tab:red",
+                label=f"mean of {window} rounds",
+            )
         chosen = best_epoch if best_epoch else max(measured, key=lambda p: p[1])[0]
         ax_val.axvline(chosen, color="tab:gray", linestyle="--", linewidth=0.8)
         ax_val.legend(loc="lower right", fontsize=8)
@@ -438,8 +461,11 @@ def plot_curves(history: list[dict[str, Any]], title: str = "training", best_epo
 def save_artifact(artifact: Artifact, root: Path, catalog: ItemCatalog | None = None) -> Path:
     """Write the artifact with its training curves (and the item catalog, when given) under ``root``."""
     title = f"{artifact.model} on snapshot {artifact.snapshot_id}"
-    files = {"curves.png": plot_curves(artifact.history, title, artifact.metrics.get("best_epoch"),
-                                       int(artifact.config.get("val_window", 1)))}
+    files = {
+        "curves.png": plot_curves(
+            artifact.history, title, artifact.metrics.get("best_epoch"), int(artifact.config.get("val_window", 1))
+        )
+    }
     if catalog is not None:
         files[CATALOG_FILE] = catalog.to_bytes()
     return write_artifact(artifact, root, files=files)

@@ -17,7 +17,9 @@ def _load(name: str) -> str:
 
 def all_queries() -> dict[str, str]:
     """Return every catalogued query by constant name (used by the EXPLAIN test)."""
-    names = sorted(p.name[: -len(".cypher")] for p in resources.files("graph.queries").iterdir() if p.name.endswith(".cypher"))
+    names = sorted(
+        p.name[: -len(".cypher")] for p in resources.files("graph.queries").iterdir() if p.name.endswith(".cypher")
+    )
     return {name.upper(): _load(name) for name in names}
 
 

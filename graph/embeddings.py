@@ -120,8 +120,13 @@ def write_embeddings(
     written["cleared"] = int(cleared[0]["cleared"]) if cleared else 0
     with _errors("await vector index"):
         await_vector_index(driver, database)
-    log.info("embeddings %s written: %d users, %d items (%d stale cleared)", version, written["users"],
-             written["items"], written["cleared"])
+    log.info(
+        "embeddings %s written: %d users, %d items (%d stale cleared)",
+        version,
+        written["users"],
+        written["items"],
+        written["cleared"],
+    )
     return written
 
 
@@ -137,14 +142,19 @@ class _EmbeddingRecall(CypherRecall[EmbeddingCaps]):
         return caps, {"fetch": max(k * caps.oversample, k + 50)}
 
 
-recall_embedding = _EmbeddingRecall("embedding", catalog.RECALL_EMBEDDING, EmbeddingCaps, doc="""
+recall_embedding = _EmbeddingRecall(
+    "embedding",
+    catalog.RECALL_EMBEDDING,
+    EmbeddingCaps,
+    doc="""
     The items nearest to the user's learned embedding in the vector index (see the module docstring).
 
     Called as a :class:`graph.recall.RecallStrategy`. Reads ``oversample · k`` neighbours (at least ``k + 50``) so
     that enough remain after removing the user's own items and the filtered ones. Users without an embedding (not
     in the promoted model) get nothing. Each candidate carries one path-less explanation ("People with tastes like
     yours liked it").
-    """)
+    """,
+)
 
 
 @contextmanager

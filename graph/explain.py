@@ -34,7 +34,9 @@ class ExplainCaps(Caps):
     max_paths: int = Field(2, ge=0, le=10, description="Explanation paths kept per item.")
     max_seeds: int = Field(20, ge=1, description="The user's strongest, most recent positives used as seeds.")
     max_co_raters_per_seed: int = Field(20, ge=1, description="Co-raters read per seed (positives, store order).")
-    max_raters_per_item: int = Field(30, ge=1, description="Raters read per item to explain (store order; positives count).")
+    max_raters_per_item: int = Field(
+        30, ge=1, description="Raters read per item to explain (store order; positives count)."
+    )
     max_tags_per_seed: int = Field(5, ge=0, description="Heaviest tags of each seed used as traits.")
     max_tags_per_item: int = Field(10, ge=0, description="Tags read per item to explain (store order).")
     max_followees: int = Field(50, ge=0, description="Followees of the user read (by user id).")
@@ -148,7 +150,9 @@ def strongest_seeds(context: UserContext, max_seeds: int = 20, min_rating: float
     positives.sort(key=lambda i: i.item_id)
     positives.sort(
         key=lambda i: (
-            i.rating if i.rating is not None else (i.weight if i.weight is not None else float("inf")),  # Cypher: null first
+            i.rating
+            if i.rating is not None
+            else (i.weight if i.weight is not None else float("inf")),  # Cypher: null first
             i.timestamp or 0,
         ),
         reverse=True,

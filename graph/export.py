@@ -58,8 +58,9 @@ class GraphExport:
     item_tags: pd.DataFrame
     follows: pd.DataFrame
     user_genres: pd.DataFrame
-    item_years: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"item_id": [], "year": []}).astype(
-        {"item_id": object, "year": "int64"}))
+    item_years: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"item_id": [], "year": []}).astype({"item_id": object, "year": "int64"})
+    )
     seconds: float = field(default=0.0, compare=False)
 
     def counts(self) -> dict[str, int]:
@@ -109,8 +110,9 @@ def _read_all(tx: ManagedTransaction) -> GraphExport:
     return GraphExport(
         users=users,
         items=list(items["item_ids"]),
-        item_years=pd.DataFrame({"item_id": list(items["item_ids"]),
-                                 "year": np.array(items["years"], dtype=np.int64).reshape(-1)}),
+        item_years=pd.DataFrame(
+            {"item_id": list(items["item_ids"]), "year": np.array(items["years"], dtype=np.int64).reshape(-1)}
+        ),
         interactions=interactions,
         item_genres=_expand(tx.run(catalog.EXPORT_ITEM_GENRES), ("genre", "item_id"), ("item_id", "genre")),
         item_people=_expand(

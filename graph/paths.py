@@ -176,7 +176,9 @@ def _expect(
     nodes: Sequence[PathNode], labels: tuple[str | None, ...], rels: Sequence[PathRel] = (), min_rels: int = 0
 ) -> None:
     actual = tuple(node.label for node in nodes)
-    if len(actual) != len(labels) or any(want is not None and want != got for want, got in zip(labels, actual, strict=True)):
+    if len(actual) != len(labels) or any(
+        want is not None and want != got for want, got in zip(labels, actual, strict=True)
+    ):
         raise ValueError(f"expected nodes {labels}, got {actual}")
     if len(rels) < min_rels:
         raise ValueError(f"expected {min_rels} relationships, got {len(rels)}")

@@ -23,7 +23,9 @@ class Caps(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    min_rating: float = Field(4.0, description="Ratings at or above this are positives; unrated interactions always are.")
+    min_rating: float = Field(
+        4.0, description="Ratings at or above this are positives; unrated interactions always are."
+    )
     max_paths: int = Field(3, ge=0, le=10, description="Explanation paths kept per candidate.")
 
     def to_params(self) -> dict[str, Any]:

@@ -50,8 +50,9 @@ class RecallFilters(BaseModel):
     @property
     def narrows(self) -> bool:
         """Whether a genre or year filter is set (beyond excluding named items)."""
-        return bool(self.include_genres or self.exclude_genres or self.year_min is not None
-                    or self.year_max is not None)
+        return bool(
+            self.include_genres or self.exclude_genres or self.year_min is not None or self.year_max is not None
+        )
 
     def to_params(self) -> dict[str, Any]:
         """Query parameters (camelCase) of these filters."""
@@ -143,7 +144,9 @@ class SimilarCaps(TraitCaps):
     max_co_raters: int = Field(50, ge=1, description="Users with a positive on the item read (store order).")
     max_items_per_user: int = Field(20, ge=1, description="Positives read per such user (store order).")
     max_item_tags: int = Field(10, ge=0, description="Heaviest tags of the item used as traits.")
-    co_shrinkage: float = Field(3.0, ge=0, description="Co-interaction scores are scaled by n / (n + this), n = support.")
+    co_shrinkage: float = Field(
+        3.0, ge=0, description="Co-interaction scores are scaled by n / (n + this), n = support."
+    )
     co_weight: float = Field(1.0, ge=0, description="Weight of the (max-scaled) co-interaction part.")
     trait_weight: float = Field(1.0, ge=0, description="Weight of the (max-scaled) shared-trait part.")
 
@@ -230,8 +233,13 @@ class CypherRecall(Generic[C]):
         limits, params = self.prepare(parse_caps(self.caps, caps), k)
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        params = {self.anchor: anchor_id, **params, "k": int(k), **limits.to_params(),
-                  **(filters or RecallFilters()).to_params()}
+        params = {
+            self.anchor: anchor_id,
+            **params,
+            "k": int(k),
+            **limits.to_params(),
+            **(filters or RecallFilters()).to_params(),
+        }
         records, seconds = run_read(self.name, self.query, params, driver, database)
         if on_timing is not None:
             on_timing(self.name, seconds)
@@ -262,40 +270,66 @@ class _PopularityRecall(CypherRecall[PopularityCaps]):
         return caps, {}
 
 
-recall_collaborative = CypherRecall("collaborative", catalog.RECALL_COLLABORATIVE, CollaborativeCaps, doc="""
+recall_collaborative = CypherRecall(
+    "collaborative",
+    catalog.RECALL_COLLABORATIVE,
+    CollaborativeCaps,
+    doc="""
     Items liked by the users most similar to the user (see :class:`RecallStrategy`, :class:`CollaborativeCaps`).
 
     Paths: user -INTERACTED-> seed <-INTERACTED- neighbour -INTERACTED-> item.
-    """)
+    """,
+)
 
-recall_knowledge = CypherRecall("knowledge", catalog.RECALL_KNOWLEDGE, KnowledgeCaps, doc="""
+recall_knowledge = CypherRecall(
+    "knowledge",
+    catalog.RECALL_KNOWLEDGE,
+    KnowledgeCaps,
+    doc="""
     Items sharing directors, actors, tags or genres with the user's positives (see :class:`KnowledgeCaps`).
 
     Paths: user -INTERACTED-> seed, then seed and item both linked to the same Person, Tag or Genre.
-    """)
+    """,
+)
 
-recall_social = CypherRecall("social", catalog.RECALL_SOCIAL, SocialCaps, doc="""
+recall_social = CypherRecall(
+    "social",
+    catalog.RECALL_SOCIAL,
+    SocialCaps,
+    doc="""
     Items liked by the people the user follows and, damped, by the people they follow (see :class:`SocialCaps`).
 
     Paths: user -FOLLOWS-> person -INTERACTED-> item, or user -FOLLOWS-> person -FOLLOWS-> person -INTERACTED-> item.
-    """)
+    """,
+)
 
-recall_popularity = _PopularityRecall("popularity", catalog.RECALL_POPULARITY, PopularityCaps, doc="""
+recall_popularity = _PopularityRecall(
+    "popularity",
+    catalog.RECALL_POPULARITY,
+    PopularityCaps,
+    doc="""
     Time-decayed popularity, boosted in the user's preferred genres (see :class:`PopularityCaps`).
 
     The cold-start fallback: works for users without interactions and for ids not in the graph.
     Paths: "Popular lately" without nodes, or user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item,
     or user -PREFERS-> genre <-IN_GENRE- item.
-    """)
+    """,
+)
 
-similar_items = CypherRecall("similar", catalog.SIMILAR_ITEMS, SimilarCaps, anchor="itemId", doc="""
+similar_items = CypherRecall(
+    "similar",
+    catalog.SIMILAR_ITEMS,
+    SimilarCaps,
+    anchor="itemId",
+    doc="""
     Items similar to an item through shared users and shared traits (see :class:`SimilarCaps`).
 
     Called like a :class:`RecallStrategy` with the external id of the item on the page instead of a user id; the
     timing's label is "similar". Returns at most ``k`` items other than that item, best first (ties by item id);
     empty for an unknown item. Paths: item <-INTERACTED- user -INTERACTED-> similar item, or both linked to one
     trait.
-    """)
+    """,
+)
 
 #: User recall strategies by name (the API's recall sources).
 STRATEGIES: dict[str, RecallStrategy] = {

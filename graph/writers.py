@@ -73,8 +73,11 @@ class BatchWriter:
         with self.driver.session(database=self.database) as session:
             for offset in range(0, len(rows), self.batch_size):
                 batch = list(rows[offset : offset + self.batch_size])
-                with database_errors("write", gone="Neo4j went away during a write",
-                                     refused=f"Neo4j refused a batch of {query.splitlines()[0]!r}"):
+                with database_errors(
+                    "write",
+                    gone="Neo4j went away during a write",
+                    refused=f"Neo4j refused a batch of {query.splitlines()[0]!r}",
+                ):
                     session.execute_write(_run_batch, query, batch, extra)
                 stats.rows += len(batch)
                 stats.batches += 1
@@ -120,7 +123,9 @@ def write_interactions(
     return writer.write(catalog.UPSERT_INTERACTIONS, _dump(rows), progress=progress)
 
 
-def write_item_genres(writer: BatchWriter, rows: Sequence[ItemGenreRow], progress: ProgressFn | None = None) -> WriteStats:
+def write_item_genres(
+    writer: BatchWriter, rows: Sequence[ItemGenreRow], progress: ProgressFn | None = None
+) -> WriteStats:
     """MERGE (:Item)-[:IN_GENRE]->(:Genre)."""
     return writer.write(catalog.UPSERT_ITEM_GENRES, _dump(rows), progress=progress)
 
@@ -173,7 +178,9 @@ def read_item_ids(driver: Driver, database: str = "neo4j") -> set[str]:
     return {record["item_id"] for record in records}
 
 
-def create_user(driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j") -> tuple[bool, list[str]]:
+def create_user(
+    driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j"
+) -> tuple[bool, list[str]]:
     """Create a user with their preferred genres (onboarding).
 
     Returns:

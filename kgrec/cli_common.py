@@ -48,13 +48,18 @@ def with_options(table: OptionTable, *names: str) -> Callable[[Callable[..., T]]
     function receives them in its ``**options``, and a call from Python may leave any of them out for its
     default.
     """
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=table[name][1],
-                                annotation=table[name][0]) for name in names]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=table[name][1], annotation=table[name][0])
+        for name in names
+    ]
     defaults = {p.name: p.default for p in shared}
 
     def decorate(command: Callable[..., T]) -> Callable[..., T]:
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
-               if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        own = [
+            p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
 
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> T:  # noqa: ANN401 - the command's own

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,16 +31,20 @@ load_app = typer.Typer(
 )
 
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Delete the whole graph before loading.")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Rows per write transaction [default: 10000].")]
+BatchOpt = Annotated[
+    int | None, typer.Option("--batch-size", min=1, help="Rows per write transaction [default: 10000].")
+]
 RejectsOpt = Annotated[
-    Optional[Path], typer.Option("--rejects-dir", help="Folder for the reject file [default: .kgrec/rejects].")
+    Path | None, typer.Option("--rejects-dir", help="Folder for the reject file [default: .kgrec/rejects].")
 ]
 ProgressOpt = Annotated[
-    Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars [default: on in a terminal].")
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bars [default: on in a terminal].")
 ]
 #: The options every load command takes after its own (:func:`kgrec.cli_common.with_options`).
 LOAD_OPTIONS: OptionTable = {
-    "replace": (ReplaceOpt, False), "batch_size": (BatchOpt, None), "rejects_dir": (RejectsOpt, None),
+    "replace": (ReplaceOpt, False),
+    "batch_size": (BatchOpt, None),
+    "rejects_dir": (RejectsOpt, None),
     "progress": (ProgressOpt, None),
 }
 loads = with_options(LOAD_OPTIONS, "replace", "batch_size", "rejects_dir", "progress")
@@ -96,8 +100,10 @@ def print_report(report: LoadReport) -> None:
         n = nodes[k] if k < len(nodes) else ("", None)
         r = rels[k] if k < len(rels) else ("", None)
         graph.add_row(
-            "all" if n[0] == "*" else n[0], "" if n[1] is None else f"{n[1]:,}",
-            "all" if r[0] == "*" else r[0], "" if r[1] is None else f"{r[1]:,}",
+            "all" if n[0] == "*" else n[0],
+            "" if n[1] is None else f"{n[1]:,}",
+            "all" if r[0] == "*" else r[0],
+            "" if r[1] is None else f"{r[1]:,}",
         )
     console.print(graph)
 
@@ -132,12 +138,14 @@ def print_report(report: LoadReport) -> None:
 @load_app.command("movielens")
 @loads
 def load_movielens(
-    directory: Annotated[Path, typer.Argument(help="Folder with movies.csv, ratings.csv and tags.csv (ml-latest-small).")],
+    directory: Annotated[
+        Path, typer.Argument(help="Folder with movies.csv, ratings.csv and tags.csv (ml-latest-small).")
+    ],
     actors: Annotated[
-        Optional[Path], typer.Option(help="ml-small-actors-tomasonjo movies.csv: actors and directors by movieId.")
+        Path | None, typer.Option(help="ml-small-actors-tomasonjo movies.csv: actors and directors by movieId.")
     ] = None,
     hetrec: Annotated[
-        Optional[Path], typer.Option(help="hetrec2011-movielens-2k folder: directors, genres, weighted tags.")
+        Path | None, typer.Option(help="hetrec2011-movielens-2k folder: directors, genres, weighted tags.")
     ] = None,
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:
@@ -171,12 +179,14 @@ def load_lastfm(
 @load_app.command("mapping")
 @loads
 def load_mapping_file(
-    mapping_file: Annotated[Path, typer.Argument(help="YAML mapping of CSV/TSV files onto the graph (docs/mapping.md).")],
+    mapping_file: Annotated[
+        Path, typer.Argument(help="YAML mapping of CSV/TSV files onto the graph (docs/mapping.md).")
+    ],
     var: Annotated[
-        Optional[list[str]], typer.Option("--var", help="Path variable NAME=VALUE for {NAME} in the mapping (repeatable).")
+        list[str] | None, typer.Option("--var", help="Path variable NAME=VALUE for {NAME} in the mapping (repeatable).")
     ] = None,
     base_dir: Annotated[
-        Optional[Path], typer.Option(help="Resolve relative paths here [default: the YAML's folder].")
+        Path | None, typer.Option(help="Resolve relative paths here [default: the YAML's folder].")
     ] = None,
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:

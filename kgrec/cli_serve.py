@@ -6,7 +6,7 @@ synthetic world, trains and promotes the blend, shows explained recommendations 
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,7 +23,9 @@ def demo(
     users: Annotated[int, typer.Option(min=4, help="Users in the synthetic world.")] = 300,
     items: Annotated[int, typer.Option(min=12, help="Items in the synthetic world.")] = 600,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
-    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops it).")] = True,
+    serve_api: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API at the end (Ctrl-C stops it).")
+    ] = True,
     train_model: Annotated[
         bool, typer.Option("--train/--no-train", help="Train and promote the blend so that the API ranks with it.")
     ] = True,
@@ -46,7 +48,9 @@ def demo(
     recommend("u1", k=5, sources=None, explain=True)
     console.print()
     console.print(f"[bold]Neo4j Browser:[/] {status.browser_url}  (user {settings.user}, password from NEO4J_PASSWORD)")
-    console.print("  try: MATCH p=(u:User {userId: 'u1'})-[:INTERACTED]->(:Item)<-[:ACTED_IN]-(:Person) RETURN p LIMIT 25")
+    console.print(
+        "  try: MATCH p=(u:User {userId: 'u1'})-[:INTERACTED]->(:Item)<-[:ACTED_IN]-(:Person) RETURN p LIMIT 25"
+    )
     console.print("  saved recall queries to paste: docs/browser_queries.cypher")
     if not serve_api:
         console.print("Stop Neo4j with `kgrec neo4j stop`.")
@@ -62,15 +66,16 @@ def demo(
     console.print(
         f"  curl -X POST {base}/interactions -H \"X-API-Key: $KGREC_API_KEY\" -H 'Content-Type: application/json' "
         """-d '{"user_id": "u1", "item_id": "i2", "rating": 5}'""",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
     console.print("Ctrl-C stops the API; `kgrec neo4j stop` stops Neo4j.")
     serve(host=None, port=None, workers=1)
 
 
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address [default: KGREC_HOST or 127.0.0.1].")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port [default: KGREC_PORT or 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [default: KGREC_HOST or 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: KGREC_PORT or 8000].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
@@ -85,8 +90,14 @@ def serve(
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
     uvicorn.run(
-        "api.app:create_app", factory=True, host=bind_host, port=bind_port, workers=workers,
-        log_level="info", access_log=False, log_config=_serve_log_config(),
+        "api.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        log_config=_serve_log_config(),
     )
 
 
@@ -107,19 +118,16 @@ def _serve_log_config() -> dict:
 def recommend(
     user_id: Annotated[str, typer.Argument(help="The user's id (userId in the graph).")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of items.")] = 10,
-    sources: Annotated[
-        Optional[str], typer.Option(help="Comma-separated recall sources (default: all).")
-    ] = None,
+    sources: Annotated[str | None, typer.Option(help="Comma-separated recall sources (default: all).")] = None,
     explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Show explanation paths.")] = True,
 ) -> None:
     """Print a user's recommendations with their explanations, as the API would answer (same model, same graph)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from api.metrics import Metrics
+    from api.model import ModelHolder
     from api.service import Recommender
     from api.settings import ApiSettings
-
-    from api.model import ModelHolder
 
     settings = get_neo4j_settings()
     api_settings = ApiSettings(api_key=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -65,8 +65,9 @@ def _resolve(options: dict[str, Any]):  # noqa: ANN202 - (Neo4jSettings, GnnSett
     neo4j, settings = _settings(options["artifacts"])
     flags = {k: options[k] for k in FLAGS if k in options}
     try:
-        typed = resolve_config(model, options["config"] or settings.train_config,
-                               {**flags, "progress": bars_enabled(options["progress"])})
+        typed = resolve_config(
+            model, options["config"] or settings.train_config, {**flags, "progress": bars_enabled(options["progress"])}
+        )
     except KgrecError as exc:
         raise fail(exc) from exc
     return neo4j, settings, typed
@@ -74,8 +75,15 @@ def _resolve(options: dict[str, Any]):  # noqa: ANN202 - (Neo4jSettings, GnnSett
 
 def metrics_table(title: str, rows: dict[str, dict[str, Any] | None]) -> Table:
     """One row per fold (validation, test), the protocol's main figures as columns."""
-    columns = {"ndcg@10": "NDCG@10", "ndcg@20": "NDCG@20", "recall@10": "R@10", "recall@20": "R@20",
-               "map@20": "MAP@20", "hit_rate@20": "HR@20", "coverage@20": "cov@20"}
+    columns = {
+        "ndcg@10": "NDCG@10",
+        "ndcg@20": "NDCG@20",
+        "recall@10": "R@10",
+        "recall@20": "R@20",
+        "map@20": "MAP@20",
+        "hit_rate@20": "HR@20",
+        "coverage@20": "cov@20",
+    }
     table = Table(title=title)
     table.add_column("fold")
     for header in columns.values():
@@ -89,23 +97,45 @@ def metrics_table(title: str, rows: dict[str, dict[str, Any] | None]) -> Table:
 
 
 Model = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
-Device = Annotated[Optional[str], typer.Option(help="auto (CUDA when available), cpu or cuda (default: auto).")]
-Epochs = Annotated[Optional[int], typer.Option(min=1, help="Upper bound on epochs (early stopping decides).")]
-Dim = Annotated[Optional[int], typer.Option(min=1, help="Embedding size (default: 64).")]
-Lr = Annotated[Optional[float], typer.Option(
-    help="Learning rate (default: lightgcn 0.02, graphsage 0.01 as gnn.config.MODEL_DEFAULTS, the blend's LightGCN 0.04).")]
-Seed = Annotated[Optional[int], typer.Option(help="Seed of the run (default: 42).")]
-ConfigFile = Annotated[
-    Optional[Path], typer.Option("--config", exists=True, dir_okay=False, help=(
-        "YAML of hyper-parameters: gnn.config.TrainConfig fields for lightgcn and graphsage, "
-        "gnn.blend.config.RankerConfig fields for the blend (e.g. component_search: false, als_factors_grid: [64, 128])."))
+Device = Annotated[str | None, typer.Option(help="auto (CUDA when available), cpu or cuda (default: auto).")]
+Epochs = Annotated[int | None, typer.Option(min=1, help="Upper bound on epochs (early stopping decides).")]
+Dim = Annotated[int | None, typer.Option(min=1, help="Embedding size (default: 64).")]
+Lr = Annotated[
+    float | None,
+    typer.Option(
+        help="Learning rate (default: lightgcn 0.02, graphsage 0.01 as gnn.config.MODEL_DEFAULTS, the blend's LightGCN 0.04)."
+    ),
 ]
-Artifacts = Annotated[Optional[Path], typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")]
-Progress = Annotated[Optional[bool], typer.Option(
-    "--progress/--no-progress", help="Show progress bars (default: on in a terminal; off it, one line per phase).")]
-ColdSlots = Annotated[Optional[int], typer.Option(
-    min=0, help="Blend: new-arrival positions per list, filled with items nobody has liked yet (default: 1, at "
-    "position 20; 0 = off).")]
+Seed = Annotated[int | None, typer.Option(help="Seed of the run (default: 42).")]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        exists=True,
+        dir_okay=False,
+        help=(
+            "YAML of hyper-parameters: gnn.config.TrainConfig fields for lightgcn and graphsage, "
+            "gnn.blend.config.RankerConfig fields for the blend (e.g. component_search: false, als_factors_grid: [64, 128])."
+        ),
+    ),
+]
+Artifacts = Annotated[
+    Path | None, typer.Option(help="Artifacts root (default: KGREC_ARTIFACTS_DIR or .kgrec/artifacts).")
+]
+Progress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress", help="Show progress bars (default: on in a terminal; off it, one line per phase)."
+    ),
+]
+ColdSlots = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Blend: new-arrival positions per list, filled with items nobody has liked yet (default: 1, at "
+        "position 20; 0 = off).",
+    ),
+]
 Keep = Annotated[int, typer.Option(min=1, help="Versions kept per model (the current one is never deleted).")]
 Publish = Annotated[
     bool, typer.Option("--publish/--no-publish", help="Write the promoted embeddings to Neo4j (vector index).")
@@ -113,9 +143,17 @@ Publish = Annotated[
 
 #: The options of ``kgrec train`` and ``kgrec retrain`` (:func:`kgrec.cli_common.with_options`).
 OPTIONS: OptionTable = {
-    "model": (Model, "blend"), "keep": (Keep, 5), "publish": (Publish, True), "device": (Device, None),
-    "max_epochs": (Epochs, None), "embedding_dim": (Dim, None), "lr": (Lr, None), "seed": (Seed, None),
-    "config": (ConfigFile, None), "artifacts": (Artifacts, None), "progress": (Progress, None),
+    "model": (Model, "blend"),
+    "keep": (Keep, 5),
+    "publish": (Publish, True),
+    "device": (Device, None),
+    "max_epochs": (Epochs, None),
+    "embedding_dim": (Dim, None),
+    "lr": (Lr, None),
+    "seed": (Seed, None),
+    "config": (ConfigFile, None),
+    "artifacts": (Artifacts, None),
+    "progress": (Progress, None),
     "cold_slots": (ColdSlots, None),
 }
 #: The options that are config fields (:func:`gnn.config.resolve_config`'s flags, besides progress).
@@ -127,10 +165,15 @@ def print_component_search(metrics: dict[str, Any]) -> None:
     search = metrics.get("component_search")
     if not search:
         return
-    how = ("kept from the promoted blend (data within component_search_reuse of its search)" if search["reused"]
-           else f"searched on validation in {search['seconds']:.0f} s")
-    console.print(f"components: EASE^R λ {search['ease_lambda']:g}; ALS {search['als_factors']} factors, "
-                  f"regularisation {search['als_regularization']:g}, alpha {search['als_alpha']:g} — {how}")
+    how = (
+        "kept from the promoted blend (data within component_search_reuse of its search)"
+        if search["reused"]
+        else f"searched on validation in {search['seconds']:.0f} s"
+    )
+    console.print(
+        f"components: EASE^R λ {search['ease_lambda']:g}; ALS {search['als_factors']} factors, "
+        f"regularisation {search['als_regularization']:g}, alpha {search['als_alpha']:g} — {how}"
+    )
 
 
 def _check_model(model: str, cold_slots: int | None = None) -> None:
@@ -140,8 +183,19 @@ def _check_model(model: str, cold_slots: int | None = None) -> None:
         raise typer.BadParameter(f"only the blend has new-arrival positions, not {model}", param_hint="--cold-slots")
 
 
-@with_options(OPTIONS, "model", "device", "max_epochs", "embedding_dim", "lr", "seed", "config", "artifacts",
-              "progress", "cold_slots")
+@with_options(
+    OPTIONS,
+    "model",
+    "device",
+    "max_epochs",
+    "embedding_dim",
+    "lr",
+    "seed",
+    "config",
+    "artifacts",
+    "progress",
+    "cold_slots",
+)
 def train(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     """Export the graph, train a model on the protocol's train split, measure it on test, save a new version.
 
@@ -152,18 +206,22 @@ def train(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     neo4j, settings, typed = _resolve(options)
     artifact = run_job("train", lambda: train_job(neo4j, settings, typed))
     metrics = artifact.metrics
-    console.print(metrics_table(
-        f"{artifact.model} {artifact.version}: best epoch {metrics['best_epoch']}, snapshot {artifact.snapshot_id}",
-        {"validation": metrics["validation"], "test": metrics["test"]},
-    ))
+    console.print(
+        metrics_table(
+            f"{artifact.model} {artifact.version}: best epoch {metrics['best_epoch']}, snapshot {artifact.snapshot_id}",
+            {"validation": metrics["validation"], "test": metrics["test"]},
+        )
+    )
     print_component_search(metrics)
     console.print(f"timings (s): {json.dumps({k: round(v, 1) for k, v in artifact.timings.items()})}")
-    console.print(f"artifact: {artifact.path}  (training curves: {artifact.path / 'curves.png' if artifact.path else '-'})")
+    console.print(
+        f"artifact: {artifact.path}  (training curves: {artifact.path / 'curves.png' if artifact.path else '-'})"
+    )
 
 
 def evaluate(
     artifact: Annotated[
-        Optional[Path], typer.Argument(help="Artifact directory (default: the current version of --model).")
+        Path | None, typer.Argument(help="Artifact directory (default: the current version of --model).")
     ] = None,
     model: Model = "blend",
     artifacts: Artifacts = None,
@@ -183,8 +241,9 @@ def evaluate(
     console.print(f"scoring all test users took {report['scoring_seconds']:.2f} s")
 
 
-@with_options(OPTIONS, "model", "keep", "publish", "device", "max_epochs", "seed", "config", "artifacts", "progress",
-              "cold_slots")
+@with_options(
+    OPTIONS, "model", "keep", "publish", "device", "max_epochs", "seed", "config", "artifacts", "progress", "cold_slots"
+)
 def retrain(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     """Export → train (epochs chosen on validation, final fit on every positive) → promote if not worse.
 
@@ -201,16 +260,23 @@ def retrain(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     console.print(metrics_table(f"{artifact.model} {artifact.version}", {"validation": artifact.metrics["validation"]}))
     print_component_search(artifact.metrics)
     previous = "none" if report.current_val is None else f"{report.current_val:.4f}"
-    data = "first version" if report.current_val is None else (
-        "same data" if report.same_data else "the graph changed since")
+    data = (
+        "first version"
+        if report.current_val is None
+        else ("same data" if report.same_data else "the graph changed since")
+    )
     if report.promoted:
-        console.print(f"[green]promoted[/] {artifact.version}: validation NDCG@20 {report.new_val:.4f} "
-                      f"(current was {previous}, {data})")
+        console.print(
+            f"[green]promoted[/] {artifact.version}: validation NDCG@20 {report.new_val:.4f} "
+            f"(current was {previous}, {data})"
+        )
     else:
         console.print(f"[yellow]not promoted[/]: validation NDCG@20 {report.new_val:.4f} < current {previous} ({data})")
     if report.embeddings:
-        console.print(f"embeddings in Neo4j: {report.embeddings['users']} users, {report.embeddings['items']} items "
-                      f"(vector index item_embedding; {report.embeddings['cleared']} stale vectors removed)")
+        console.print(
+            f"embeddings in Neo4j: {report.embeddings['users']} users, {report.embeddings['items']} items "
+            f"(vector index item_embedding; {report.embeddings['cleared']} stale vectors removed)"
+        )
     if report.pruned:
         console.print(f"removed old versions: {', '.join(p.name for p in report.pruned)}")
     console.print(f"done in {report.seconds:.1f} s; artifact {artifact.path}")
@@ -237,8 +303,12 @@ def models(
             val = (metrics.get("validation") or {}).get("ndcg@20")
             test = (metrics.get("test") or {}).get("ndcg@20")
             table.add_row(
-                name, path.name, "*" if path == current else "", str(meta.get("snapshot_id", "")),
-                f"{val:.4f}" if val is not None else "-", f"{test:.4f}" if test is not None else "-",
+                name,
+                path.name,
+                "*" if path == current else "",
+                str(meta.get("snapshot_id", "")),
+                f"{val:.4f}" if val is not None else "-",
+                f"{test:.4f}" if test is not None else "-",
                 str(meta.get("config", {}).get("final_fit", "train")),
             )
     console.print(table)

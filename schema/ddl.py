@@ -32,23 +32,28 @@ class SchemaStatement:
 #: Uniqueness constraints on every node key (each also backs a range index for lookups).
 CONSTRAINTS: tuple[SchemaStatement, ...] = (
     SchemaStatement(
-        "user_user_id", "constraint",
+        "user_user_id",
+        "constraint",
         "CREATE CONSTRAINT user_user_id IF NOT EXISTS FOR (n:User) REQUIRE n.userId IS UNIQUE",
     ),
     SchemaStatement(
-        "item_item_id", "constraint",
+        "item_item_id",
+        "constraint",
         "CREATE CONSTRAINT item_item_id IF NOT EXISTS FOR (n:Item) REQUIRE n.itemId IS UNIQUE",
     ),
     SchemaStatement(
-        "genre_name", "constraint",
+        "genre_name",
+        "constraint",
         "CREATE CONSTRAINT genre_name IF NOT EXISTS FOR (n:Genre) REQUIRE n.name IS UNIQUE",
     ),
     SchemaStatement(
-        "tag_name", "constraint",
+        "tag_name",
+        "constraint",
         "CREATE CONSTRAINT tag_name IF NOT EXISTS FOR (n:Tag) REQUIRE n.name IS UNIQUE",
     ),
     SchemaStatement(
-        "person_person_id", "constraint",
+        "person_person_id",
+        "constraint",
         "CREATE CONSTRAINT person_person_id IF NOT EXISTS FOR (n:Person) REQUIRE n.personId IS UNIQUE",
     ),
 )
@@ -59,11 +64,13 @@ INDEXES: tuple[SchemaStatement, ...] = (
     SchemaStatement("item_year", "index", "CREATE INDEX item_year IF NOT EXISTS FOR (n:Item) ON (n.year)"),
     SchemaStatement("person_name", "index", "CREATE INDEX person_name IF NOT EXISTS FOR (n:Person) ON (n.name)"),
     SchemaStatement(
-        "interacted_timestamp", "index",
+        "interacted_timestamp",
+        "index",
         "CREATE INDEX interacted_timestamp IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.timestamp)",
     ),
     SchemaStatement(
-        "search_names", "index",
+        "search_names",
+        "index",
         "CREATE FULLTEXT INDEX search_names IF NOT EXISTS FOR (n:Item|Person|Genre|Tag) ON EACH [n.title, n.name]",
     ),
 )
@@ -78,7 +85,8 @@ DROP_VECTOR_INDEX = f"DROP INDEX {VECTOR_INDEX} IF EXISTS"
 #: Cosine over float32 vectors of ``$dims`` dimensions. Neo4j 5.26 quantizes by default, and its int8 scores swapped
 #: items whose dot products differed by 0.1%: quantization is off.
 CREATE_VECTOR_INDEX = SchemaStatement(
-    VECTOR_INDEX, "index",
+    VECTOR_INDEX,
+    "index",
     f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (i:Item) ON i.embedding "
     "OPTIONS {indexConfig: {`vector.dimensions`: $dims, `vector.similarity_function`: 'cosine', "
     "`vector.quantization.enabled`: false}}",
@@ -142,8 +150,13 @@ def ensure_vector_index(driver: Driver, dimensions: int, database: str = "neo4j"
         current = config.get("vector.dimensions")
         if current == dimensions and config.get("vector.quantization.enabled") is False:
             return False
-        log.info("vector index %s has %s dimensions (quantized: %s); recreating it with %d, unquantized", VECTOR_INDEX,
-                 current, config.get("vector.quantization.enabled"), dimensions)
+        log.info(
+            "vector index %s has %s dimensions (quantized: %s); recreating it with %d, unquantized",
+            VECTOR_INDEX,
+            current,
+            config.get("vector.quantization.enabled"),
+            dimensions,
+        )
         driver.execute_query(DROP_VECTOR_INDEX, {}, database_=database, routing_="w")
     driver.execute_query(CREATE_VECTOR_INDEX.cypher, {"dims": int(dimensions)}, database_=database, routing_="w")
     return True

@@ -64,7 +64,10 @@ NODE_KEYS: dict[Label, str] = {
 
 #: Properties per label (key first), for documentation and `kgrec schema show`.
 NODE_PROPERTIES: dict[Label, tuple[str, ...]] = {
-    Label.USER: ("userId", "interactionsRev"),  # interactionsRev: bumped by every interaction write that changes something
+    Label.USER: (
+        "userId",
+        "interactionsRev",
+    ),  # interactionsRev: bumped by every interaction write that changes something
     Label.ITEM: ("itemId", "title", "year", "imdbId"),
     Label.GENRE: ("name",),
     Label.TAG: ("name",),

@@ -28,7 +28,13 @@ def top_items(scores: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
 
 
 def reserve_cold_slots(
-    ranked: Sequence[int], cold: Sequence[int], scores: np.ndarray, k: int, *, slots: int, every: int,
+    ranked: Sequence[int],
+    cold: Sequence[int],
+    scores: np.ndarray,
+    k: int,
+    *,
+    slots: int,
+    every: int,
     margin: float | None,
 ) -> list[int]:
     """A list of at most ``k`` distinct items: ``ranked`` in order, except that the 1-based positions

@@ -47,8 +47,10 @@ class RankerConfig(BaseModel):
     ease_lambda: float = Field(200.0, gt=0, description="EASE^R L2 regularisation.")
     ease_top_n: int | None = Field(512, ge=1, description="EASE^R weights kept per source item (None: all).")
     ease_max_items: int | None = Field(
-        20_000, ge=1, description="EASE^R: only the items with the most positives, at most this many (its dense "
-        "items × items float64 inverse needs about 2 · 8 · n² bytes); the others get no EASE weights (None: all)."
+        20_000,
+        ge=1,
+        description="EASE^R: only the items with the most positives, at most this many (its dense "
+        "items × items float64 inverse needs about 2 · 8 · n² bytes); the others get no EASE weights (None: all).",
     )
     ease_half_life: float = Field(
         5.0, gt=0, description="ease_recent: history positions after which EASE weights halve."
@@ -70,24 +72,30 @@ class RankerConfig(BaseModel):
     als_factors: int = Field(64, ge=0, description="ALS component: factors (0 leaves ALS out).")
     als_regularization: float = Field(30.0, gt=0, description="ALS component: L2 regularisation.")
     als_alpha: float = Field(
-        10.0, gt=0, description="ALS component: extra confidence of a positive (the component search chose 10 on "
+        10.0,
+        gt=0,
+        description="ALS component: extra confidence of a positive (the component search chose 10 on "
         "ml-latest-small and on Last.fm).",
     )
     als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
     als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
     als_cg_steps: int = Field(3, ge=1, description="ALS component: conjugate-gradient steps per half-step.")
     component_search: bool = Field(
-        True, description="Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation before the "
+        True,
+        description="Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation before the "
         "ranker weights (:func:`search_components`: each component alone, on the ranker's validation users); off: "
         "the values above as they are.",
     )
     component_search_reuse: float | None = Field(
-        0.2, ge=0, description="kgrec train/retrain: keep the promoted blend's component choice instead of searching "
+        0.2,
+        ge=0,
+        description="kgrec train/retrain: keep the promoted blend's component choice instead of searching "
         "again while the fit positives differ by at most this fraction from those it was searched on and the grids "
         "are the same (a nightly retrain pays for the search only when the data has grown; None: search every time).",
     )
     component_search_exhaustive: bool = Field(
-        False, description="Component search: score every value of each grid instead of climbing from the current "
+        False,
+        description="Component search: score every value of each grid instead of climbing from the current "
         "value (:func:`climb`: step to the next value in the improving direction until one is not better; on "
         "unimodal validation curves the same choice for fewer fits).",
     )
@@ -112,8 +120,16 @@ class RankerConfig(BaseModel):
     )
     cold_year_weight: float = Field(0.5, ge=0, description="Cold embeddings: weight of the release-year block.")
     lightgcn: dict[str, Any] = Field(
-        default_factory=lambda: {"embedding_dim": 64, "num_layers": 3, "lr": 0.04, "lr_decay": 0.97, "reg": 1e-4,
-                                 "batch_size": 4096, "max_epochs": 300, "patience": 10},
+        default_factory=lambda: {
+            "embedding_dim": 64,
+            "num_layers": 3,
+            "lr": 0.04,
+            "lr_decay": 0.97,
+            "reg": 1e-4,
+            "batch_size": 4096,
+            "max_epochs": 300,
+            "patience": 10,
+        },
         description="TrainConfig fields of the LightGCN component (early stopping on validation).",
     )
     ranker: Literal["auto", "learned", "linear"] = Field(
@@ -121,17 +137,22 @@ class RankerConfig(BaseModel):
     )
     ranker_l2: float = Field(1e-3, ge=0, description="L2 penalty of the learned ranker's weights.")
     ranker_l2_grid: list[float] | None = Field(
-        [0.01, 0.1, 0.3, 1.0, 3.0], description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
+        [0.01, 0.1, 0.3, 1.0, 3.0],
+        description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
         "(None: ranker_l2 only).",
     )
     ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
     ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")
     ranker_max_users: int | None = Field(
-        1000, ge=50, description="Ranker weights are fitted on a seeded sample of at most this many validation "
+        1000,
+        ge=50,
+        description="Ranker weights are fitted on a seeded sample of at most this many validation "
         "users (their features form a dense users × features × items cube; None: every validation user).",
     )
     cold_slots: int = Field(
-        1, ge=0, description="New arrivals: at most this many positions of a list are reserved for items without "
+        1,
+        ge=0,
+        description="New arrivals: at most this many positions of a list are reserved for items without "
         "any positive (cold items), each filled by the best-scoring cold item not yet in the list when it clears "
         "cold_slot_margin (:func:`reserve_cold_slots`; the ranker alone almost never lets them into the top 20). "
         "0 = off. The defaults (1 slot at position 20, margin 4) maximise the validation cold-item NDCG@20 among "
@@ -140,11 +161,14 @@ class RankerConfig(BaseModel):
         "cold items 0 → 0.0013 (most-popular: 0).",
     )
     cold_slot_every: int = Field(
-        20, ge=1, description="The reserved positions are N, 2N, … (1-based, at most cold_slots of them), the same "
+        20,
+        ge=1,
+        description="The reserved positions are N, 2N, … (1-based, at most cold_slots of them), the same "
         "for any list length, so a shorter list is a prefix of a longer one (lists shorter than N get none).",
     )
     cold_slot_margin: float | None = Field(
-        4.0, description="A cold item takes a reserved position only if its ranking score is at least the score of "
+        4.0,
+        description="A cold item takes a reserved position only if its ranking score is at least the score of "
         "the item it displaces minus this margin (a log-odds gap under the listwise softmax ranker; None: always). "
         "At 4 about half of the validation users get a cold item, at the cost of half of the margin-free policy "
         "(−1.8% validation NDCG@20) for the same cold-item hits.",
@@ -157,7 +181,15 @@ class RankerConfig(BaseModel):
     def train_config(self) -> TrainConfig:
         """The LightGCN component's training config."""
         try:
-            return TrainConfig(**{**self.lightgcn, "model": "lightgcn", "seed": self.seed, "device": self.device,
-                                  "num_threads": self.num_threads, "progress": self.progress})
+            return TrainConfig(
+                **{
+                    **self.lightgcn,
+                    "model": "lightgcn",
+                    "seed": self.seed,
+                    "device": self.device,
+                    "num_threads": self.num_threads,
+                    "progress": self.progress,
+                }
+            )
         except ValueError as exc:
             raise ConfigError(f"invalid lightgcn settings of the ranker: {exc}") from exc

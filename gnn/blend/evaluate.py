@@ -24,7 +24,7 @@ def ranked_lists(model: RankerModel, fold: Fold, k: int = 20) -> Tensor:
     out = torch.full((users.numel(), k), -1, dtype=torch.long)
     for r, u in enumerate(users.tolist()):
         items, times = model.history(u)
-        picked = model.recommend(items, times, u, k, exclude=train_items[ptr[u]:ptr[u + 1]])
+        picked = model.recommend(items, times, u, k, exclude=train_items[ptr[u] : ptr[u + 1]])
         out[r, : len(picked)] = torch.as_tensor(picked, dtype=torch.long)
     return out
 
@@ -62,6 +62,7 @@ def component_score_fn(model: RankerModel, feature: str) -> ScoreFn:
 
 def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
     """Validation NDCG@20 of each history-based component alone."""
-    return {name: evaluate(component_score_fn(model, name), fold, ks=(20,))[VAL_METRIC]
-            for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window", "fresh",
-                         "social")}
+    return {
+        name: evaluate(component_score_fn(model, name), fold, ks=(20,))[VAL_METRIC]
+        for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window", "fresh", "social")
+    }

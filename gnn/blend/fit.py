@@ -110,31 +110,62 @@ def fit_components(
         users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
         steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
         with phase("ease"):
-            ease = fit_ease(pairs, num_users, num_items, config.ease_lambda, config.ease_top_n, device,
-                            max_items=config.ease_max_items)
+            ease = fit_ease(
+                pairs,
+                num_users,
+                num_items,
+                config.ease_lambda,
+                config.ease_top_n,
+                device,
+                max_items=config.ease_max_items,
+            )
         steps.update()
         with phase("knowledge"):
-            knowledge = knowledge_matrix(snapshot, genre_weight=config.genre_weight,
-                                         person_weight=config.person_weight, tag_weight=config.tag_weight)
+            knowledge = knowledge_matrix(
+                snapshot,
+                genre_weight=config.genre_weight,
+                person_weight=config.person_weight,
+                tag_weight=config.tag_weight,
+            )
         steps.update()
         events = TimedEvents(items, times, num_items)
         order = np.lexsort((np.arange(len(users)), times, users))
         hist_ptr = np.zeros(num_users + 1, dtype=np.int64)
         hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
         with phase("sequence"):
-            transitions = fit_transitions(users, items, times, num_items, config.sequence_window,
-                                          config.sequence_top_n)
+            transitions = fit_transitions(users, items, times, num_items, config.sequence_window, config.sequence_top_n)
         steps.update()
         with phase("als"):
             als_items, als_gram = fit_als_component(pairs, num_users, num_items, config)
         steps.update()
-        user_emb, item_emb, epochs = lightgcn_embeddings(snapshot, pairs, knowledge, events.global_counts == 0, config,
-                                                         val_fold=val_fold, epochs=lightgcn_epochs, desc=desc)
+        user_emb, item_emb, epochs = lightgcn_embeddings(
+            snapshot,
+            pairs,
+            knowledge,
+            events.global_counts == 0,
+            config,
+            val_fold=val_fold,
+            epochs=lightgcn_epochs,
+            desc=desc,
+        )
         steps.update()
         steps.close()
-        return Components(ease, transitions, knowledge, user_emb, item_emb, als_items, als_gram, events, hist_ptr,
-                          items[order], times[order], epochs, snapshot.item_year.numpy().astype(np.int64),
-                          follow_matrix(snapshot))
+        return Components(
+            ease,
+            transitions,
+            knowledge,
+            user_emb,
+            item_emb,
+            als_items,
+            als_gram,
+            events,
+            hist_ptr,
+            items[order],
+            times[order],
+            epochs,
+            snapshot.item_year.numpy().astype(np.int64),
+            follow_matrix(snapshot),
+        )
 
 
 def lightgcn_embeddings(
@@ -162,8 +193,15 @@ def lightgcn_embeddings(
     from gnn.train import fit_lightgcn  # the GNN trainer (and PyG) only when LightGCN is fitted
 
     with phase("lightgcn"):
-        result = fit_lightgcn(pairs, num_users, num_items, config.train_config(), val_fold=val_fold, epochs=epochs,
-                              desc=f"{desc}: lightgcn")
+        result = fit_lightgcn(
+            pairs,
+            num_users,
+            num_items,
+            config.train_config(),
+            val_fold=val_fold,
+            epochs=epochs,
+            desc=f"{desc}: lightgcn",
+        )
         user_emb = result.user_emb.numpy().astype(np.float32)
         item_emb = result.item_emb.numpy().astype(np.float32)
     item_emb[cold] = 0.0  # untrained rows are initial noise
@@ -206,8 +244,12 @@ def fit_ranker(
     if reuse is not None:
         config = config.model_copy(update=reuse["chosen"])
         search = {**{k: v for k, v in reuse.items() if k != "seconds"}, "reused": True}
-        log.info("component search: the earlier choice %s is kept (searched on %d fit positives, now %d)",
-                 reuse["chosen"], reuse["fit_positives"], split.fit.size(1))
+        log.info(
+            "component search: the earlier choice %s is kept (searched on %d fit positives, now %d)",
+            reuse["chosen"],
+            reuse["fit_positives"],
+            split.fit.size(1),
+        )
     timings: dict[str, float] = {}
     started = time.perf_counter()
     validation = split.validation()
@@ -237,8 +279,15 @@ def fit_ranker(
         components = fit_components(snapshot, edges, config, lightgcn_epochs=epochs, desc=f"refit on {final}")
     timings["refit"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    meta = {"snapshot_id": snapshot.snapshot_id, "final": final, "split": split.describe(), "validation": report,
-            "lightgcn_epochs": epochs, "timings": timings}
-    log.info("ranker: %s weights %s, validation NDCG@20 %.4f", report["chosen"], report["weights"],
-             report["val_ndcg20"])
+    meta = {
+        "snapshot_id": snapshot.snapshot_id,
+        "final": final,
+        "split": split.describe(),
+        "validation": report,
+        "lightgcn_epochs": epochs,
+        "timings": timings,
+    }
+    log.info(
+        "ranker: %s weights %s, validation NDCG@20 %.4f", report["chosen"], report["weights"], report["val_ndcg20"]
+    )
     return RankerModel(config, snapshot.users.ids, snapshot.items.ids, components, weights, meta)

@@ -53,8 +53,13 @@ def knowledge_matrix(
     people = snapshot.item_person_index.numpy()
     role = snapshot.person_role.numpy()
     # A person's roles are separate features: directing a film and acting in it are different links.
-    block(people[0], people[1] * len(ROLES) + role, np.ones(people.shape[1]), len(snapshot.people) * len(ROLES),
-          person_weight)
+    block(
+        people[0],
+        people[1] * len(ROLES) + role,
+        np.ones(people.shape[1]),
+        len(snapshot.people) * len(ROLES),
+        person_weight,
+    )
     tags = snapshot.item_tag_index.numpy()
     tag_values = np.log1p(np.maximum(snapshot.item_tag_weight.numpy().astype(np.float64), 0.0))
     block(tags[0], tags[1], np.where(tag_values > 0, tag_values, 1.0), len(snapshot.tags), tag_weight)

@@ -92,7 +92,7 @@ def fit_ease(
     if keep < n:
         index_blocks, value_blocks = [], []
         for lo in range(0, n, block_rows):
-            block = b[lo:lo + block_rows]
+            block = b[lo : lo + block_rows]
             index = block.abs().topk(keep, dim=1).indices
             index_blocks.append(index.cpu())
             value_blocks.append(block.gather(1, index).cpu().to(torch.float32))
@@ -160,8 +160,9 @@ def fit_transitions(
         vals.append(np.full(int(same.sum()), 1.0 / d))
     if not rows or not sum(len(r) for r in rows):
         return sp.csr_matrix((num_items, num_items), dtype=np.float32)
-    counts = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                           shape=(num_items, num_items))
+    counts = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(num_items, num_items)
+    )
     pop = np.bincount(items, minlength=num_items).astype(np.float64)
     scale = 1.0 / np.sqrt(np.maximum(pop, 1.0))
     weights = (sp.diags(scale) @ counts @ sp.diags(scale)).tocsr()
@@ -231,8 +232,9 @@ def fit_als(
     return items_f
 
 
-def als_half_step(source: np.ndarray, target: np.ndarray, csr: sp.csr_matrix, regularization: float,
-                  alpha: float, cg_steps: int) -> None:
+def als_half_step(
+    source: np.ndarray, target: np.ndarray, csr: sp.csr_matrix, regularization: float, alpha: float, cg_steps: int
+) -> None:
     """One ALS half-step in place: each row ``r`` of ``target`` moves towards the solution of
     ``(SᵀS + λI + α Σ_{i ∈ r} s_i s_iᵀ) x = (1 + α) Σ_{i ∈ r} s_i`` (``S`` = ``source``, ``i`` over the row's
     entries in ``csr``) by ``cg_steps`` conjugate-gradient steps from its current value, every row in
@@ -275,13 +277,22 @@ def als_half_step(source: np.ndarray, target: np.ndarray, csr: sp.csr_matrix, re
     target[np.diff(csr.indptr) == 0] = 0.0
 
 
-def fit_als_component(pairs: Tensor, num_users: int, num_items: int,
-                      config: RankerConfig) -> tuple[np.ndarray, np.ndarray]:
+def fit_als_component(
+    pairs: Tensor, num_users: int, num_items: int, config: RankerConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """ALS item factors and the fold-in gram of ``config`` (zero factors without positives or with ALS off)."""
     als_items = np.zeros((num_items, config.als_factors), dtype=np.float32)
     if config.als_factors and pairs.size(1):
-        als_items = fit_als(pairs, num_users, num_items, factors=config.als_factors,
-                            regularization=config.als_regularization, alpha=config.als_alpha,
-                            iterations=config.als_iterations, seed=config.seed, cg_steps=config.als_cg_steps)
+        als_items = fit_als(
+            pairs,
+            num_users,
+            num_items,
+            factors=config.als_factors,
+            regularization=config.als_regularization,
+            alpha=config.als_alpha,
+            iterations=config.als_iterations,
+            seed=config.seed,
+            cg_steps=config.als_cg_steps,
+        )
     als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
     return als_items, als_gram

@@ -117,9 +117,7 @@ class RankerModel:
         lo, hi = c.hist_ptr[user_idx], c.hist_ptr[user_idx + 1]
         return c.hist_items[lo:hi].copy(), c.hist_times[lo:hi].copy()
 
-    def features(
-        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
-    ) -> np.ndarray:
+    def features(self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None) -> np.ndarray:
         """Raw (unstandardised) component scores of every item for one user.
 
         Args:
@@ -152,8 +150,7 @@ class RankerModel:
             elif len(items):
                 out[4] = c.item_emb @ c.item_emb[items].mean(axis=0)
         if c.als_items.shape[1] and len(items):
-            out[5] = als_scores(c.als_items, c.als_gram, items, times, self.config.als_half_life,
-                                self.config.als_alpha)
+            out[5] = als_scores(c.als_items, c.als_gram, items, times, self.config.als_half_life, self.config.als_alpha)
         known = times[times >= 0]
         end = int(known.max()) if len(known) else c.events.latest
         out[6] = np.log1p(c.events.window_counts(end, self._window))
@@ -188,9 +185,7 @@ class RankerModel:
         z[self._raw] = raw[self._raw]
         return z
 
-    def score(
-        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
-    ) -> np.ndarray:
+    def score(self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None) -> np.ndarray:
         """Ranking scores of every item for one user (higher is better).
 
         Args:
@@ -224,8 +219,9 @@ class RankerModel:
         from."""
         return top_items(scores, np.flatnonzero(self.cold_mask & np.isfinite(scores)), limit)
 
-    def place_cold(self, ranked: Sequence[int], scores: np.ndarray, k: int,
-                   cold: Sequence[int] | None = None) -> list[int]:
+    def place_cold(
+        self, ranked: Sequence[int], scores: np.ndarray, k: int, cold: Sequence[int] | None = None
+    ) -> list[int]:
         """``ranked`` (item_idx as they would be shown, excluded items left out) cut to ``k``, with the
         config's reserved new-arrival positions (``cold_slots``, ``cold_slot_every``, ``cold_slot_margin``)
         filled from ``cold`` (default: :meth:`cold_candidates` of ``scores``, so set excluded items to
@@ -235,11 +231,16 @@ class RankerModel:
         c = self.config
         if cold is None:
             cold = self.cold_candidates(scores, c.cold_slots + k) if c.cold_slots else []
-        return reserve_cold_slots(ranked, cold, scores, k, slots=c.cold_slots, every=c.cold_slot_every,
-                                  margin=c.cold_slot_margin)
+        return reserve_cold_slots(
+            ranked, cold, scores, k, slots=c.cold_slots, every=c.cold_slot_every, margin=c.cold_slot_margin
+        )
 
     def recommend(
-        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None, k: int = 20,
+        self,
+        history_items: np.ndarray,
+        history_times: np.ndarray,
+        user_idx: int | None = None,
+        k: int = 20,
         exclude: Sequence[int] = (),
     ) -> list[int]:
         """The user's top-``k`` item_idx as a list is shown: :meth:`score` order (ties: lower item_idx first),
@@ -279,18 +280,29 @@ class RankerModel:
         c = self.components
         follows = _follows(c, self.num_users)
         arrays = {
-            "ease_data": c.ease.data, "ease_indices": c.ease.indices, "ease_indptr": c.ease.indptr,
-            "seq_data": c.transitions.data, "seq_indices": c.transitions.indices,
+            "ease_data": c.ease.data,
+            "ease_indices": c.ease.indices,
+            "ease_indptr": c.ease.indptr,
+            "seq_data": c.transitions.data,
+            "seq_indices": c.transitions.indices,
             "seq_indptr": c.transitions.indptr,
-            "kg_data": c.knowledge.data, "kg_indices": c.knowledge.indices, "kg_indptr": c.knowledge.indptr,
+            "kg_data": c.knowledge.data,
+            "kg_indices": c.knowledge.indices,
+            "kg_indptr": c.knowledge.indptr,
             "kg_shape": np.asarray(c.knowledge.shape, dtype=np.int64),
-            "als_items": c.als_items, "als_gram": c.als_gram,
-            "user_emb": c.user_emb.astype(np.float32), "item_emb": c.item_emb.astype(np.float32),
-            "event_items": c.events.items, "event_times": c.events.times,
+            "als_items": c.als_items,
+            "als_gram": c.als_gram,
+            "user_emb": c.user_emb.astype(np.float32),
+            "item_emb": c.item_emb.astype(np.float32),
+            "event_items": c.events.items,
+            "event_times": c.events.times,
             "global_counts": c.events.global_counts,
-            "hist_ptr": c.hist_ptr, "hist_items": c.hist_items, "hist_times": c.hist_times,
+            "hist_ptr": c.hist_ptr,
+            "hist_items": c.hist_items,
+            "hist_times": c.hist_times,
             "item_year": c.item_year,
-            "follow_ptr": follows.indptr, "follow_idx": follows.indices,
+            "follow_ptr": follows.indptr,
+            "follow_idx": follows.indices,
         }
         np.savez(directory / MODEL_FILE, **arrays)
         meta = {
@@ -324,32 +336,47 @@ class RankerModel:
         events.items, events.times = arrays["event_items"], arrays["event_times"]
         events.global_counts = arrays["global_counts"]
         components = Components(
-            ease=sp.csr_matrix((arrays["ease_data"], arrays["ease_indices"], arrays["ease_indptr"]),
-                               shape=(num_items, num_items)),
-            transitions=sp.csr_matrix((arrays["seq_data"], arrays["seq_indices"], arrays["seq_indptr"]),
-                                      shape=(num_items, num_items)),
-            knowledge=sp.csr_matrix((arrays["kg_data"], arrays["kg_indices"], arrays["kg_indptr"]),
-                                    shape=tuple(arrays["kg_shape"])),
-            user_emb=arrays["user_emb"], item_emb=arrays["item_emb"], als_items=arrays["als_items"],
-            als_gram=arrays["als_gram"], events=events,
-            hist_ptr=arrays["hist_ptr"], hist_items=arrays["hist_items"], hist_times=arrays["hist_times"],
+            ease=sp.csr_matrix(
+                (arrays["ease_data"], arrays["ease_indices"], arrays["ease_indptr"]), shape=(num_items, num_items)
+            ),
+            transitions=sp.csr_matrix(
+                (arrays["seq_data"], arrays["seq_indices"], arrays["seq_indptr"]), shape=(num_items, num_items)
+            ),
+            knowledge=sp.csr_matrix(
+                (arrays["kg_data"], arrays["kg_indices"], arrays["kg_indptr"]), shape=tuple(arrays["kg_shape"])
+            ),
+            user_emb=arrays["user_emb"],
+            item_emb=arrays["item_emb"],
+            als_items=arrays["als_items"],
+            als_gram=arrays["als_gram"],
+            events=events,
+            hist_ptr=arrays["hist_ptr"],
+            hist_items=arrays["hist_items"],
+            hist_times=arrays["hist_times"],
             lightgcn_epochs=int(meta["lightgcn_epochs"]),
             item_year=arrays.get("item_year", np.full(num_items, -1, dtype=np.int64)),
-            follows=sp.csr_matrix((np.ones(len(arrays["follow_idx"]), dtype=np.float32), arrays["follow_idx"],
-                                   arrays["follow_ptr"]), shape=(num_users, num_users))
-            if "follow_ptr" in arrays else None,
+            follows=sp.csr_matrix(
+                (np.ones(len(arrays["follow_idx"]), dtype=np.float32), arrays["follow_idx"], arrays["follow_ptr"]),
+                shape=(num_users, num_users),
+            )
+            if "follow_ptr" in arrays
+            else None,
         )
         weights = None
         if meta["weights"] is not None:  # an older model's features keep their weights, new ones get 0
             weights = np.zeros(len(FEATURES), dtype=np.float32)
             weights[[FEATURES.index(f) for f in features]] = np.asarray(meta["weights"], dtype=np.float32)
-        return cls(RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights,
-                   meta["meta"])
+        return cls(
+            RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights, meta["meta"]
+        )
 
 
 def _follows(components: Components, num_users: int) -> sp.csr_matrix:
-    return components.follows if components.follows is not None else sp.csr_matrix((num_users, num_users),
-                                                                                   dtype=np.float32)
+    return (
+        components.follows
+        if components.follows is not None
+        else sp.csr_matrix((num_users, num_users), dtype=np.float32)
+    )
 
 
 def _json_default(value: object) -> object:

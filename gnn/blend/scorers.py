@@ -90,32 +90,38 @@ def als_fold_in(
     return np.linalg.solve(a, ((1.0 + alpha * weights)[:, None] * y).sum(axis=0))
 
 
-def ease_scores(ease: sp.csr_matrix, items: np.ndarray, times: np.ndarray,
-                half_life: float) -> tuple[np.ndarray, np.ndarray]:
+def ease_scores(
+    ease: sp.csr_matrix, items: np.ndarray, times: np.ndarray, half_life: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``ease`` and ``ease_recent`` features of a (non-empty) history: ``[I]`` float32 each."""
     rows = ease[items]
-    return (np.asarray(rows.sum(axis=0)).ravel().astype(np.float32),
-            (rows.T @ recency_weights(times, half_life)).astype(np.float32))
+    return (
+        np.asarray(rows.sum(axis=0)).ravel().astype(np.float32),
+        (rows.T @ recency_weights(times, half_life)).astype(np.float32),
+    )
 
 
-def als_scores(als_items: np.ndarray, als_gram: np.ndarray, items: np.ndarray, times: np.ndarray,
-               half_life: float, alpha: float) -> np.ndarray:
+def als_scores(
+    als_items: np.ndarray, als_gram: np.ndarray, items: np.ndarray, times: np.ndarray, half_life: float, alpha: float
+) -> np.ndarray:
     """The ``als`` feature of a (non-empty) history: the user's vector folded in from the recency-weighted
     history, dotted with every item's factors (``[I]`` float32)."""
     x = als_fold_in(als_items, als_gram, items, recency_weights(times, half_life), alpha)
     return als_items @ x.astype(np.float32)
 
 
-def social_matrix(follows: sp.csr_matrix | None, hist_ptr: np.ndarray, hist_items: np.ndarray,
-                  num_items: int) -> sp.csr_matrix:
+def social_matrix(
+    follows: sp.csr_matrix | None, hist_ptr: np.ndarray, hist_items: np.ndarray, num_items: int
+) -> sp.csr_matrix:
     """``[U, I]`` float32 CSR: for each user, the positives of the people they follow, each followee's
     weighted ``1/√(their positives)`` (one who liked five items says more about each than one who liked
     five thousand), from the fitted histories (``hist_ptr``/``hist_items``, CSR by user_idx)."""
     num_users = len(hist_ptr) - 1
     if follows is None or follows.nnz == 0:
         return sp.csr_matrix((num_users, num_items), dtype=np.float32)
-    liked = sp.csr_matrix((np.ones(len(hist_items), dtype=np.float32), hist_items, hist_ptr),
-                          shape=(num_users, num_items))
+    liked = sp.csr_matrix(
+        (np.ones(len(hist_items), dtype=np.float32), hist_items, hist_ptr), shape=(num_users, num_items)
+    )
     liked.sum_duplicates()
     liked.data[:] = 1.0
     counts = np.diff(liked.indptr)

@@ -31,14 +31,31 @@ T = TypeVar("T", int, float)  # a grid value of the component search
 
 def search_grids(config: RankerConfig) -> dict[str, Any]:
     """The grids and starting values a component search explores (a reused choice must come from the same)."""
-    return {name: getattr(config, name) for name in (
-        "ease_lambda_grid", "als_factors_grid", "als_regularization_grid", "als_alpha_grid", "als_factors",
-        "als_regularization", "als_alpha", "ease_top_n", "ease_max_items", "als_iterations", "als_cg_steps",
-        "ease_lambda", "component_search_exhaustive")}
+    return {
+        name: getattr(config, name)
+        for name in (
+            "ease_lambda_grid",
+            "als_factors_grid",
+            "als_regularization_grid",
+            "als_alpha_grid",
+            "als_factors",
+            "als_regularization",
+            "als_alpha",
+            "ease_top_n",
+            "ease_max_items",
+            "als_iterations",
+            "als_cg_steps",
+            "ease_lambda",
+            "component_search_exhaustive",
+        )
+    }
 
 
 def climb(
-    grid: Sequence[T], start: T, score: Callable[[T], float], exhaustive: bool = False,
+    grid: Sequence[T],
+    start: T,
+    score: Callable[[T], float],
+    exhaustive: bool = False,
 ) -> tuple[T, dict[T, float]]:
     """The best value of ``grid ∪ {start}`` by ``score``, found by hill-climbing from ``start``: the lower neighbour
     first, then down while each step is better; if going down did not help, up the same way. With
@@ -92,7 +109,10 @@ def reusable_search(directory: Path | None, config: RankerConfig, fit_positives:
 
 
 def search_components(
-    snapshot: GraphSnapshot, pairs: Tensor, probe: RankerModel, data: ValidationData,
+    snapshot: GraphSnapshot,
+    pairs: Tensor,
+    probe: RankerModel,
+    data: ValidationData,
 ) -> tuple[RankerModel, dict[str, Any]]:
     """Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation: each candidate is fitted
     on ``pairs`` (the split's fit part) and its feature alone ranks ``data``'s users (their fitted histories,
@@ -157,8 +177,9 @@ def search_components(
         nonlocal best_als
         if candidate not in als_scores_of:
             bar.update()
-            trial = config.model_copy(update=dict(zip(("als_factors", "als_regularization", "als_alpha"),
-                                                      candidate, strict=True)))
+            trial = config.model_copy(
+                update=dict(zip(("als_factors", "als_regularization", "als_alpha"), candidate, strict=True))
+            )
             items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
             rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
             value = als_scores_of[candidate] = ranked(rows)
@@ -171,8 +192,11 @@ def search_components(
 
     edges: list[str] = []
     if config.als_factors:
-        axes = (("als_factors", config.als_factors_grid), ("als_regularization", config.als_regularization_grid),
-                ("als_alpha", config.als_alpha_grid))
+        axes = (
+            ("als_factors", config.als_factors_grid),
+            ("als_regularization", config.als_regularization_grid),
+            ("als_alpha", config.als_alpha_grid),
+        )
         for axis, (name, grid) in enumerate(axes):
 
             def along(value: Any, axis: int = axis, start: tuple = point) -> float:  # noqa: ANN401 - a value of this axis
@@ -189,8 +213,9 @@ def search_components(
     if edges:
         log.warning("component search chose grid edges (%s): widen the grids to look further", ", ".join(edges))
 
-    chosen = config.model_copy(update={"ease_lambda": lam, "als_factors": point[0],
-                                       "als_regularization": point[1], "als_alpha": point[2]})
+    chosen = config.model_copy(
+        update={"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]}
+    )
     updates: dict[str, Any] = {"ease": ease}
     data.features[FEATURES.index("ease")] = zscore(plain)
     data.features[FEATURES.index("ease_recent")] = zscore(recent)
@@ -199,11 +224,19 @@ def search_components(
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = zscore(rows)
     components = dataclasses.replace(probe.components, **updates)
-    report = {"ease": ease_report, "als": als_report,
-              "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1],
-                         "als_alpha": point[2]},
-              "grid_edges": edges, "fit_positives": int(pairs.size(1)), "grids": search_grids(config),
-              "seconds": time.perf_counter() - started}
-    log.info("component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g (%.0f s)", lam, *point,
-             report["seconds"])
+    report = {
+        "ease": ease_report,
+        "als": als_report,
+        "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]},
+        "grid_edges": edges,
+        "fit_positives": int(pairs.size(1)),
+        "grids": search_grids(config),
+        "seconds": time.perf_counter() - started,
+    }
+    log.info(
+        "component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g (%.0f s)",
+        lam,
+        *point,
+        report["seconds"],
+    )
     return RankerModel(chosen, probe.user_ids, probe.item_ids, components, probe.weights, probe.meta), report

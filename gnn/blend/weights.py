@@ -196,16 +196,25 @@ def learn_weights(
 
     optimizer.step(closure)
     state = optimizer.state[w]
-    log.debug("listwise ranker, l2 %g, %d users: %d L-BFGS iterations, %d evaluations", l2, len(rows),
-              state.get("n_iter", 0), state.get("func_evals", 0))
+    log.debug(
+        "listwise ranker, l2 %g, %d users: %d L-BFGS iterations, %d evaluations",
+        l2,
+        len(rows),
+        state.get("n_iter", 0),
+        state.get("func_evals", 0),
+    )
     out = np.zeros(len(FEATURES), dtype=np.float32)
     out[allowed] = w.detach().numpy()
     return out
 
 
 def learned_path(
-    data: ValidationData, config: RankerConfig, rows: np.ndarray | None, penalties: Sequence[float],
-    mask: np.ndarray | None = None, init: np.ndarray | None = None,
+    data: ValidationData,
+    config: RankerConfig,
+    rows: np.ndarray | None,
+    penalties: Sequence[float],
+    mask: np.ndarray | None = None,
+    init: np.ndarray | None = None,
 ) -> dict[float, np.ndarray]:
     """:func:`learn_weights` for each L2 penalty, from the largest down, each fit starting from the previous
     one's weights (a regularisation path: the problem is strictly convex, so a warm start changes only how
@@ -243,13 +252,19 @@ def fit_weights(data: ValidationData, config: RankerConfig) -> tuple[np.ndarray,
         for name, l2 in penalties.items():
             folds[name] = [path[l2] for path in paths]
     # held-out NDCG weighted by the held-out users, so unequal folds count alike per user
-    cross = {name: float(sum(data.ndcg(w, b) * len(b) for w, (_, b) in zip(fitted, splits, strict=True))
-                         / len(order)) for name, fitted in folds.items()}
+    cross = {
+        name: float(sum(data.ndcg(w, b) * len(b) for w, (_, b) in zip(fitted, splits, strict=True)) / len(order))
+        for name, fitted in folds.items()
+    }
     chosen = max(cross, key=lambda k: cross[k])
     if chosen == "linear":
         weights = search_linear_weights(data, mask=mask)
     else:
         weights = learn_weights(data, config, None, np.mean(folds[chosen], axis=0), l2=penalties[chosen], mask=mask)
-    report = {"cross_fit_ndcg20": cross, "chosen": chosen, "val_ndcg20": data.ndcg(weights),
-              "weights": dict(zip(FEATURES, weights.tolist(), strict=True))}
+    report = {
+        "cross_fit_ndcg20": cross,
+        "chosen": chosen,
+        "val_ndcg20": data.ndcg(weights),
+        "weights": dict(zip(FEATURES, weights.tolist(), strict=True)),
+    }
     return weights, report

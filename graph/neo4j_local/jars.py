@@ -55,7 +55,6 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(line[:400] for line in text.splitlines()[-lines:]) or "(empty log)"
 
 
-
 def find_tool(name: str) -> str | None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and name in ("java", "javac"):

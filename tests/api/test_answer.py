@@ -11,7 +11,7 @@ from api.schemas import RecommendationsResponse
 def _response(n: int) -> RecommendationsResponse:
     example = RecommendationsResponse.model_config["json_schema_extra"]["example"]
     item = example["items"][0]
-    items = [dict(item, item_id=str(i), title=f"Title \u00e9 \"{i}\"", score=1.0 / (i + 1)) for i in range(n)]
+    items = [dict(item, item_id=str(i), title=f'Title \u00e9 "{i}"', score=1.0 / (i + 1)) for i in range(n)]
     return RecommendationsResponse.model_validate(dict(example, items=items, degraded=n % 2 == 0))
 
 

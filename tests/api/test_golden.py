@@ -82,11 +82,16 @@ def fresh_neo4j(neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPath
     """A second local server on a fresh store (ports KGREC_TEST_GOLDEN_BOLT_PORT / _HTTP_PORT, default 17688 / 17475)
     holding the synthetic world (120 users, 240 items, seed 5); stopped at the end of the module."""
     bolt = int(os.environ.get("KGREC_TEST_GOLDEN_BOLT_PORT", "17688"))
-    settings = neo4j_settings.model_copy(update={
-        "uri": f"bolt://127.0.0.1:{bolt}", "home": tmp_path_factory.mktemp("golden-neo4j"), "bolt_port": bolt,
-        "http_port": int(os.environ.get("KGREC_TEST_GOLDEN_HTTP_PORT", "17475")), "heap": "512m",
-        "pagecache": "128m",
-    })
+    settings = neo4j_settings.model_copy(
+        update={
+            "uri": f"bolt://127.0.0.1:{bolt}",
+            "home": tmp_path_factory.mktemp("golden-neo4j"),
+            "bolt_port": bolt,
+            "http_port": int(os.environ.get("KGREC_TEST_GOLDEN_HTTP_PORT", "17475")),
+            "heap": "512m",
+            "pagecache": "128m",
+        }
+    )
     launcher.start(settings)
     try:
         with create_driver(settings) as driver:
@@ -107,8 +112,19 @@ def answers(fresh_neo4j: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
     apps: dict[str, tuple[ApiSettings, Neo4jSettings]] = {"graph": (_settings(root / "none"), neo4j_settings)}
     for kind, flags in (
         ("blend", {"max_epochs": 3, "device": "cpu", "progress": False}),
-        ("lightgcn", {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024, "max_epochs": 6,
-                      "patience": 3, "progress": False, "device": "cpu"}),
+        (
+            "lightgcn",
+            {
+                "embedding_dim": 16,
+                "num_layers": 2,
+                "lr": 0.02,
+                "batch_size": 1024,
+                "max_epochs": 6,
+                "patience": 3,
+                "progress": False,
+                "device": "cpu",
+            },
+        ),
     ):
         gnn = GnnSettings(artifacts_dir=root / kind, snapshots_dir=root / f"{kind}-snapshots")
         report = retrain_job(neo4j_settings, gnn, resolve_config(kind, flags=flags), publish=False)
@@ -124,11 +140,13 @@ def answers(fresh_neo4j: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
     # Writes last (they change the graph): a new user answered by the graph path, then after a first positive.
     with TestClient(create_app(*apps["blend"])) as client:
         headers = {"X-API-Key": API_KEY}
-        got["blend/new-user"] = _body(client.post("/users", json={"user_id": "golden-new", "liked_genres": ["Comedy"]},
-                                                  headers=headers))
+        got["blend/new-user"] = _body(
+            client.post("/users", json={"user_id": "golden-new", "liked_genres": ["Comedy"]}, headers=headers)
+        )
         got["blend/new-user-top"] = _body(client.get("/users/golden-new/recommendations", params={"k": 5}))
-        got["blend/interaction"] = _body(client.post("/interactions", json={"user_id": "u7", "item_id": "i9",
-                                                                            "rating": 5.0}, headers=headers))
+        got["blend/interaction"] = _body(
+            client.post("/interactions", json={"user_id": "u7", "item_id": "i9", "rating": 5.0}, headers=headers)
+        )
         got["blend/after-interaction"] = _body(client.get("/users/u7/recommendations", params={"k": 10}))
     if RECORD:
         GOLDEN.parent.mkdir(exist_ok=True)

@@ -21,15 +21,27 @@ from gnn.jobs import RetrainReport, promote, retrain_job
 from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY
 
-FAST = resolve_config("lightgcn", flags={"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 1024,
-                                         "max_epochs": 6, "patience": 3, "progress": False, "device": "cpu"})
+FAST = resolve_config(
+    "lightgcn",
+    flags={
+        "embedding_dim": 16,
+        "num_layers": 2,
+        "lr": 0.02,
+        "batch_size": 1024,
+        "max_epochs": 6,
+        "patience": 3,
+        "progress": False,
+        "device": "cpu",
+    },
+)
 BLEND = resolve_config("blend", flags={"max_epochs": 3, "device": "cpu", "progress": False})
 KEYS = {"User": "userId", "Item": "itemId", "Genre": "name", "Tag": "name", "Person": "personId"}
 
 
 @pytest.fixture(scope="module")
-def trained(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
-            tmp_path_factory: pytest.TempPathFactory) -> tuple[GnnSettings, RetrainReport]:
+def trained(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[GnnSettings, RetrainReport]:
     root = tmp_path_factory.mktemp("serving")
     settings = GnnSettings(artifacts_dir=root / "artifacts", snapshots_dir=root / "snapshots")
     return settings, retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)
@@ -38,8 +50,16 @@ def trained(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
 @pytest.fixture
 def model_client(trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
     settings, _ = trained
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0, mmr_lambda=1.0), neo4j_settings)  # the model's own order
+    app = create_app(
+        ApiSettings(
+            api_key=API_KEY,
+            artifacts_dir=settings.artifacts_dir,
+            model_watch_seconds=0,
+            cache_warm_users=0,
+            mmr_lambda=1.0,
+        ),
+        neo4j_settings,
+    )  # the model's own order
     with TestClient(app) as client:
         yield client
 
@@ -55,15 +75,17 @@ def _path_exists(driver: Driver, explanation: dict) -> bool:
         records, _, _ = driver.execute_query(
             f"MATCH (a:{a['label']} {{{KEYS[a['label']]}: $a}})-[r:{rel['type']}]->(b:{b['label']} "
             f"{{{KEYS[b['label']]}: $b}}) RETURN count(r) AS n",
-            a=a["id"], b=b["id"],
+            a=a["id"],
+            b=b["id"],
         )
         if records[0]["n"] == 0:
             return False
     return True
 
 
-def test_model_ranks_and_graph_explains(model_client: TestClient, trained: tuple[GnnSettings, RetrainReport],
-                                        world: SyntheticWorld, driver: Driver) -> None:
+def test_model_ranks_and_graph_explains(
+    model_client: TestClient, trained: tuple[GnnSettings, RetrainReport], world: SyntheticWorld, driver: Driver
+) -> None:
     _, report = trained
     assert model_client.get("/health").json()["model_version"] == f"lightgcn-{report.artifact.version}"
     body = model_client.get("/users/u7/recommendations", params={"k": 10}).json()
@@ -74,7 +96,9 @@ def test_model_ranks_and_graph_explains(model_client: TestClient, trained: tuple
     artifact = report.artifact
     user = artifact.user_ids.index("u7")
     for item in items:
-        expected = float(artifact.item_embeddings[artifact.item_ids.index(item["item_id"])] @ artifact.user_embeddings[user])
+        expected = float(
+            artifact.item_embeddings[artifact.item_ids.index(item["item_id"])] @ artifact.user_embeddings[user]
+        )
         assert item["score"] == pytest.approx(expected, abs=1e-4)
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
     with_paths = [i for i in items if i["explanations"] and i["explanations"][0]["nodes"]]
@@ -97,12 +121,14 @@ def test_model_path_applies_filters_and_reflects_new_interactions(model_client: 
     assert len(filtered) == 10
     rows, _, _ = driver.execute_query(
         "MATCH (i:Item)-[:IN_GENRE]->(g {name: $g}) WHERE i.itemId IN $ids RETURN count(i) AS n",
-        g=genre, ids=[i["item_id"] for i in filtered],
+        g=genre,
+        ids=[i["item_id"] for i in filtered],
     )
     assert rows[0]["n"] == 0
     target = items[0]["item_id"]
-    posted = model_client.post("/interactions", json={"user_id": "u9", "item_id": target, "rating": 5.0},
-                               headers={"X-API-Key": API_KEY})
+    posted = model_client.post(
+        "/interactions", json={"user_id": "u9", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY}
+    )
     assert posted.status_code == 201
     after = model_client.get("/users/u9/recommendations", params={"k": 10}).json()["items"]
     assert target not in {i["item_id"] for i in after}
@@ -123,25 +149,30 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
     filtered = model_client.get("/users/u13/recommendations", params={"k": 5, "exclude_items": "x"}).json()
     assert hits() == before + 2 and len(filtered["items"]) == 5  # other filters: computed, not the cached one
     target = first["items"][0]["item_id"]
-    model_client.post("/interactions", json={"user_id": "u13", "item_id": target, "rating": 5.0},
-                      headers={"X-API-Key": API_KEY})
+    model_client.post(
+        "/interactions", json={"user_id": "u13", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY}
+    )
     after = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
     assert hits() == before + 2 and target not in {i["item_id"] for i in after["items"]}
     assert model_client.get("/users/u13/recommendations", params={"k": 10}).json() == after and hits() == before + 3
     # changing an existing interaction (a new rating for the same item) changes the fingerprint too
-    model_client.post("/interactions", json={"user_id": "u13", "item_id": target, "rating": 1.0},
-                      headers={"X-API-Key": API_KEY})
+    model_client.post(
+        "/interactions", json={"user_id": "u13", "item_id": target, "rating": 1.0}, headers={"X-API-Key": API_KEY}
+    )
     model_client.get("/users/u13/recommendations", params={"k": 10})
     assert hits() == before + 3
 
 
-def test_cache_is_warmed_for_active_users_after_a_load(trained: tuple[GnnSettings, RetrainReport],
-                                                        neo4j_settings: Neo4jSettings) -> None:
+def test_cache_is_warmed_for_active_users_after_a_load(
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
+) -> None:
     import time
 
     settings, _ = trained
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=5), neo4j_settings)
+    app = create_app(
+        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=5),
+        neo4j_settings,
+    )
     with TestClient(app) as client:
         recommender = app.state.recommender
         deadline = time.time() + 60
@@ -159,8 +190,9 @@ def test_unknown_user_is_404_on_the_model_path(model_client: TestClient) -> None
     assert model_client.get("/users/' OR 1=1 RETURN n //x/recommendations").status_code == 404
 
 
-def test_reload_swaps_to_a_newly_promoted_model(trained: tuple[GnnSettings, RetrainReport],
-                                                model_client: TestClient, neo4j_settings: Neo4jSettings) -> None:
+def test_reload_swaps_to_a_newly_promoted_model(
+    trained: tuple[GnnSettings, RetrainReport], model_client: TestClient, neo4j_settings: Neo4jSettings
+) -> None:
     settings, _ = trained
     before = model_client.get("/health").json()["model_version"]
     assert model_client.post("/admin/reload").status_code == 401
@@ -173,16 +205,18 @@ def test_reload_swaps_to_a_newly_promoted_model(trained: tuple[GnnSettings, Retr
     assert model_client.get("/users/u7/recommendations").json()["model_version"] == after
 
 
-def test_neo4j_down_answers_from_the_model_flagged_degraded(trained: tuple[GnnSettings, RetrainReport],
-                                                             neo4j_settings: Neo4jSettings,
-                                                             world: SyntheticWorld) -> None:
+def test_neo4j_down_answers_from_the_model_flagged_degraded(
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings, world: SyntheticWorld
+) -> None:
     settings, _ = trained
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0), away)
+    app = create_app(
+        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=0),
+        away,
+    )
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 503
         body = client.get("/users/u7/recommendations", params={"k": 5}).json()
@@ -195,20 +229,27 @@ def test_neo4j_down_answers_from_the_model_flagged_degraded(trained: tuple[GnnSe
         for row in world.dataset.genres:
             genres.setdefault(row.item_id, set()).add(row.genre)
         years = {row.item_id: row.year for row in world.dataset.items}
+
         def passes(i: str) -> bool:
             have = genres.get(i, set())
             return bool(have & {"Drama", "Comedy"}) and "Horror" not in have and 1990 <= years[i] <= 2010
 
         assert sum(passes(i) for i in years if i not in _rated(world, "u7")) >= 5  # the fixture leaves a choice
-        params = {"k": 5, "include_genres": "Drama,Comedy", "exclude_genres": "Horror", "year_min": 1990,
-                  "year_max": 2010}
+        params = {
+            "k": 5,
+            "include_genres": "Drama,Comedy",
+            "exclude_genres": "Horror",
+            "year_min": 1990,
+            "year_max": 2010,
+        }
         filtered = client.get("/users/u7/recommendations", params=params).json()
         picked = [item["item_id"] for item in filtered["items"]]
         assert filtered["degraded"] is True and len(picked) == 5 and all(passes(i) for i in picked)
 
 
 def test_neo4j_stopped_then_restarted_degrades_and_recovers_without_restarting_the_api(
-        trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings) -> None:
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
+) -> None:
     """The issue's check on the real server: stop the test Neo4j under a running API, then start it again."""
     import os
     import time
@@ -218,8 +259,10 @@ def test_neo4j_stopped_then_restarted_degrades_and_recovers_without_restarting_t
     if os.environ.get("KGREC_TEST_NEO4J_URI"):  # an external server is not ours to stop (never the case in CI)
         pytest.skip("KGREC_TEST_NEO4J_URI: the test server is not started by the tests")
     settings, _ = trained
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0), neo4j_settings)
+    app = create_app(
+        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=0),
+        neo4j_settings,
+    )
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 200
         launcher.stop(neo4j_settings)
@@ -245,15 +288,17 @@ def test_mmr_trades_relevance_for_diversity() -> None:
     assert mmr(relevance, None, 3, lam=0.5) == [0, 1, 2]
 
 
-def test_blend_serves_with_live_history(world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver,
-                                        tmp_path: Path) -> None:
+def test_blend_serves_with_live_history(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver, tmp_path: Path
+) -> None:
     """The product's default model: the blend ranks from the live history and the graph explains."""
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
     report = retrain_job(neo4j_settings, settings, BLEND, publish=False)
     assert report.promoted and report.artifact.model == "blend"
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0),
-                     neo4j_settings)
+    app = create_app(
+        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=0),
+        neo4j_settings,
+    )
     with TestClient(app) as client:
         body = client.get("/users/u11/recommendations", params={"k": 10}).json()
         assert body["model_version"] == f"blend-{report.artifact.version}"
@@ -261,8 +306,9 @@ def test_blend_serves_with_live_history(world: SyntheticWorld, neo4j_settings: N
         assert len(items) == 10 and not {i["item_id"] for i in items} & _rated(world, "u11")
         assert sum(1 for i in items if i["explanations"] and i["explanations"][0]["nodes"]) >= 8
         target = items[0]["item_id"]
-        client.post("/interactions", json={"user_id": "u11", "item_id": target, "rating": 5.0},
-                    headers={"X-API-Key": API_KEY})
+        client.post(
+            "/interactions", json={"user_id": "u11", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY}
+        )
         after = client.get("/users/u11/recommendations", params={"k": 10}).json()["items"]
         assert target not in {i["item_id"] for i in after}
         # the new positive entered the history the blend scores from: the scores of the other items moved
@@ -277,8 +323,16 @@ def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
     settings, _ = trained
     wide = [i["item_id"] for i in model_client.get("/users/u11/recommendations", params={"k": 40}).json()["items"]]
     plain = wide[:10]
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0, mmr_lambda=0.3), neo4j_settings)
+    app = create_app(
+        ApiSettings(
+            api_key=API_KEY,
+            artifacts_dir=settings.artifacts_dir,
+            model_watch_seconds=0,
+            cache_warm_users=0,
+            mmr_lambda=0.3,
+        ),
+        neo4j_settings,
+    )
     with TestClient(app) as client:
         items = client.get("/users/u11/recommendations", params={"k": 10}).json()["items"]
     picked = [i["item_id"] for i in items]
@@ -288,8 +342,9 @@ def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
     assert sum(1 for i in items if i["explanations"]) >= 8
 
 
-def test_blend_new_arrival_positions_are_the_benchmarked_policy(world: SyntheticWorld, neo4j_settings: Neo4jSettings,
-                                                               driver: Driver, tmp_path: Path) -> None:
+def test_blend_new_arrival_positions_are_the_benchmarked_policy(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver, tmp_path: Path
+) -> None:
     """The API's list is gnn.blend's RankerModel.recommend (what bench.quality measures): score order with the
     reserved positions filled by the best unseen items nobody has liked yet."""
     # new arrivals: copies of ten films (title, year, genres, people, tags) that nobody has interacted with yet
@@ -306,8 +361,9 @@ def test_blend_new_arrival_positions_are_the_benchmarked_policy(world: Synthetic
     try:
         _serve_new_arrivals(world, neo4j_settings, driver, tmp_path)
     finally:
-        driver.execute_query("MATCH (n:Item) WHERE n.itemId STARTS WITH 'new-' DETACH DELETE n",
-                             database_=neo4j_settings.database)
+        driver.execute_query(
+            "MATCH (n:Item) WHERE n.itemId STARTS WITH 'new-' DETACH DELETE n", database_=neo4j_settings.database
+        )
 
 
 def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver, tmp_path: Path) -> None:
@@ -329,15 +385,28 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     user = "u37"
     context = user_context(driver, user)
     index = {item: k for k, item in enumerate(model.item_ids)}
-    positives = [(index[i.item_id], -1 if i.timestamp is None else i.timestamp) for i in context.interactions
-                 if i.rating is None or i.rating >= 4.0]
+    positives = [
+        (index[i.item_id], -1 if i.timestamp is None else i.timestamp)
+        for i in context.interactions
+        if i.rating is None or i.rating >= 4.0
+    ]
     items, times = np.array([p for p, _ in positives]), np.array([t for _, t in positives])
     seen = [index[i.item_id] for i in context.interactions]
-    expected = [model.item_ids[i] for i in model.recommend(items, times, model.user_ids.index(user), k=20, exclude=seen)]
+    expected = [
+        model.item_ids[i] for i in model.recommend(items, times, model.user_ids.index(user), k=20, exclude=seen)
+    ]
     plain = model.score(items, times, model.user_ids.index(user))
     plain[seen] = -np.inf
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0, mmr_lambda=1.0), neo4j_settings)
+    app = create_app(
+        ApiSettings(
+            api_key=API_KEY,
+            artifacts_dir=settings.artifacts_dir,
+            model_watch_seconds=0,
+            cache_warm_users=0,
+            mmr_lambda=1.0,
+        ),
+        neo4j_settings,
+    )
     with TestClient(app) as client:
         got = [i["item_id"] for i in client.get(f"/users/{user}/recommendations", params={"k": 12}).json()["items"]]
     assert got == expected[:12]
@@ -351,8 +420,16 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}"})
-    app = create_app(ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0,
-                                 cache_warm_users=0, mmr_lambda=1.0), away)
+    app = create_app(
+        ApiSettings(
+            api_key=API_KEY,
+            artifacts_dir=settings.artifacts_dir,
+            model_watch_seconds=0,
+            cache_warm_users=0,
+            mmr_lambda=1.0,
+        ),
+        away,
+    )
     with TestClient(app) as client:
         body = client.get(f"/users/{user}/recommendations", params={"k": 12}).json()
     assert body["degraded"] is True

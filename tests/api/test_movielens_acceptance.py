@@ -30,8 +30,11 @@ USERS = ["1", "7", "42", "414", "599"]
 def movielens(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory) -> Driver:
     wipe_graph(driver, neo4j_settings.database)
     apply_schema(driver, neo4j_settings.database)
-    variables = movielens_variables(dataset_dir("ml-latest-small"), dataset_dir("ml-small-actors-tomasonjo") / "movies.csv",
-                                    dataset_dir("hetrec2011-movielens-2k"))
+    variables = movielens_variables(
+        dataset_dir("ml-latest-small"),
+        dataset_dir("ml-small-actors-tomasonjo") / "movies.csv",
+        dataset_dir("hetrec2011-movielens-2k"),
+    )
     dataset, _ = read_mapping_dataset(shipped_mapping_path("movielens"), variables)
     report = load_dataset(driver, dataset, reject_dir=Path(tmp_path_factory.mktemp("rejects")))
     assert report.relationships["INTERACTED"] == 100_836
@@ -39,16 +42,25 @@ def movielens(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: p
 
 
 @pytest.fixture(scope="module")
-def ml_client(movielens: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[TestClient]:
+def ml_client(
+    movielens: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     app = create_app(graph_only_settings(tmp_path_factory.mktemp("api")), neo4j_settings)
     with TestClient(app) as client:
         yield client
 
 
 def _candidates(items: list[dict]) -> list[Candidate]:
-    return [Candidate(item_id=i["item_id"], title=i["title"], score=i["score"], source="api",
-                      explanations=[Explanation.model_validate(e) for e in i["explanations"]]) for i in items]
+    return [
+        Candidate(
+            item_id=i["item_id"],
+            title=i["title"],
+            score=i["score"],
+            source="api",
+            explanations=[Explanation.model_validate(e) for e in i["explanations"]],
+        )
+        for i in items
+    ]
 
 
 def test_named_users_get_ten_explained_items_whose_every_path_exists(ml_client: TestClient, movielens: Driver) -> None:
@@ -59,7 +71,8 @@ def test_named_users_get_ten_explained_items_whose_every_path_exists(ml_client: 
         items = response.json()["items"]
         assert len(items) == 10, user
         rated, _, _ = movielens.execute_query(
-            "MATCH (:User {userId: $u})-[:INTERACTED]->(i) RETURN collect(i.itemId) AS ids", u=user)
+            "MATCH (:User {userId: $u})-[:INTERACTED]->(i) RETURN collect(i.itemId) AS ids", u=user
+        )
         assert not {i["item_id"] for i in items} & set(rated[0]["ids"]), user  # never what the user already has
         assert all(i["explanations"] and i["explanations"][0]["text"] for i in items), user
         assert_paths_exist(movielens, _candidates(items), ("User", user))
@@ -78,8 +91,11 @@ def test_bad_requests_are_clear_4xx(ml_client: TestClient) -> None:
     body = {"user_id": "1", "item_id": "1", "rating": 5}
     assert ml_client.post("/interactions", json=body).status_code == 401
     assert ml_client.post("/interactions", json=body, headers={"X-API-Key": "wrong-key-0123456789"}).status_code == 403
-    malformed = ml_client.post("/interactions", content=b'{"user_id": "1", "item_id": ',
-                               headers={"X-API-Key": API_KEY, "Content-Type": "application/json"})
+    malformed = ml_client.post(
+        "/interactions",
+        content=b'{"user_id": "1", "item_id": ',
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+    )
     assert malformed.status_code == 422
     users, _, _ = ml_client.app.state.driver.execute_query("MATCH (u:User) RETURN count(u) AS n")
     assert users[0]["n"] == 610  # nothing hostile was created or deleted
@@ -88,8 +104,9 @@ def test_bad_requests_are_clear_4xx(ml_client: TestClient) -> None:
 def test_a_posted_interaction_removes_the_item_from_the_list(ml_client: TestClient) -> None:
     before = ml_client.get("/users/42/recommendations", params={"k": 10}).json()["items"]
     target = before[0]["item_id"]
-    posted = ml_client.post("/interactions", json={"user_id": "42", "item_id": target, "rating": 4.5},
-                            headers={"X-API-Key": API_KEY})
+    posted = ml_client.post(
+        "/interactions", json={"user_id": "42", "item_id": target, "rating": 4.5}, headers={"X-API-Key": API_KEY}
+    )
     assert posted.status_code == 201, posted.text
     after = ml_client.get("/users/42/recommendations", params={"k": 10}).json()["items"]
     assert len(after) == 10 and target not in {i["item_id"] for i in after}

@@ -12,7 +12,6 @@ from neo4j import Driver
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
 from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY, graph_only_settings
@@ -144,7 +143,9 @@ def test_metrics_count_requests_and_recall_time(client: TestClient) -> None:
 
 def test_openapi_documents_routes(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/users/{user_id}/recommendations", "/items/{item_id}/similar", "/interactions", "/users"} <= spec["paths"].keys()
+    assert {"/users/{user_id}/recommendations", "/items/{item_id}/similar", "/interactions", "/users"} <= spec[
+        "paths"
+    ].keys()
     assert client.get("/docs").status_code == 200
 
 
@@ -152,7 +153,9 @@ def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings, t
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
+    settings = neo4j_settings.model_copy(
+        update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")}
+    )
     app = create_app(graph_only_settings(tmp_path), settings)
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
@@ -166,8 +169,14 @@ def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings, t
 
 def test_graph_path_answers_are_cached_until_the_user_changes(client: TestClient, world: SyntheticWorld) -> None:
     def hits() -> float:
-        line = next((x for x in client.get("/metrics").text.splitlines()
-                     if x.startswith('kgrec_response_cache_total{outcome="hit"}')), None)
+        line = next(
+            (
+                x
+                for x in client.get("/metrics").text.splitlines()
+                if x.startswith('kgrec_response_cache_total{outcome="hit"}')
+            ),
+            None,
+        )
         return float(line.split()[-1]) if line else 0.0
 
     first = client.get("/users/u6/recommendations", params={"k": 8})
@@ -176,7 +185,9 @@ def test_graph_path_answers_are_cached_until_the_user_changes(client: TestClient
     assert again.json() == first.json() and hits() == before + 1
     assert again.headers["content-type"] == "application/json"
     target = first.json()["items"][0]["item_id"]
-    client.post("/interactions", json={"user_id": "u6", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY})
+    client.post(
+        "/interactions", json={"user_id": "u6", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY}
+    )
     after = client.get("/users/u6/recommendations", params={"k": 8}).json()
     assert hits() == before + 1 and target not in {i["item_id"] for i in after["items"]}
 
@@ -199,8 +210,17 @@ def test_without_a_model_the_cache_is_warmed_with_the_most_active_users(
         time.sleep(0.5)
         assert sorted(key[1] for key in entries) == sorted(top)  # exactly the three most active users
         text = client.get("/metrics").text
-        misses_before = float(next(x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="miss"}')).split()[-1])
+        misses_before = float(
+            next(x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="miss"}')).split()[-1]
+        )
         client.get(f"/users/{top[0]}/recommendations", params={"k": 10})  # smaller than the pool: a slice, a hit
         text = client.get("/metrics").text
         assert 'kgrec_response_cache_total{outcome="hit"} 1.0' in text
-        assert float(next(x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="miss"}')).split()[-1]) == misses_before
+        assert (
+            float(
+                next(
+                    x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="miss"}')
+                ).split()[-1]
+            )
+            == misses_before
+        )

@@ -24,8 +24,19 @@ def test_cli_load_synthetic_prints_summary(cli_env: Neo4jSettings) -> None:
 def test_cli_load_movielens_reports_rejects_and_file(cli_env: Neo4jSettings, tmp_path: Path) -> None:
     result = runner.invoke(
         app,
-        ["load", "movielens", str(MINI), "--actors", str(MINI / "actors.csv"), "--hetrec", str(MINI / "hetrec"),
-         "--replace", "--no-progress", "--rejects-dir", str(tmp_path)],
+        [
+            "load",
+            "movielens",
+            str(MINI),
+            "--actors",
+            str(MINI / "actors.csv"),
+            "--hetrec",
+            str(MINI / "hetrec"),
+            "--replace",
+            "--no-progress",
+            "--rejects-dir",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "rejected 8 rows" in result.output
@@ -69,14 +80,19 @@ def test_cli_schema_show_lists_constraints() -> None:
     assert "user_user_id" in result.output and "(:User)-[:FOLLOWS]->(:User)" in result.output
 
 
-def test_cli_train_retrain_models_evaluate(cli_env: Neo4jSettings, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_train_retrain_models_evaluate(
+    cli_env: Neo4jSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The learning jobs as a user runs them: train (test figures), retrain (promotion), models, evaluate."""
     monkeypatch.setenv("KGREC_SNAPSHOTS_DIR", str(tmp_path / "snapshots"))
     artifacts = tmp_path / "artifacts"
     fast = ["--max-epochs", "3", "--device", "cpu", "--no-progress", "--artifacts", str(artifacts)]
-    assert runner.invoke(app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace",
-                               "--no-progress"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace", "--no-progress"]
+        ).exit_code
+        == 0
+    )
 
     trained = runner.invoke(app, ["train", "--model", "lightgcn", *fast, "--embedding-dim", "8"])
     assert trained.exit_code == 0, trained.output
@@ -104,8 +120,12 @@ def test_cli_blend_train_and_retrain(cli_env: Neo4jSettings, tmp_path: Path, mon
     monkeypatch.setenv("KGREC_SNAPSHOTS_DIR", str(tmp_path / "snapshots"))
     artifacts = tmp_path / "artifacts"
     fast = ["--max-epochs", "3", "--device", "cpu", "--no-progress", "--artifacts", str(artifacts)]
-    assert runner.invoke(app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace",
-                               "--no-progress"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace", "--no-progress"]
+        ).exit_code
+        == 0
+    )
     trained = runner.invoke(app, ["train", *fast])
     assert trained.exit_code == 0, trained.output
     assert "blend" in trained.output and "test" in trained.output
@@ -142,13 +162,33 @@ def test_cli_retrain_off_a_terminal_writes_plain_lines(cli_env: Neo4jSettings, t
     import subprocess
     import sys
 
-    assert runner.invoke(app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace",
-                               "--no-progress"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["load", "synthetic", "--users", "40", "--items", "60", "--replace", "--no-progress"]
+        ).exit_code
+        == 0
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
     done = subprocess.run(
-        [sys.executable, "-m", "kgrec.cli", "retrain", "--model", "lightgcn", "--max-epochs", "3", "--device", "cpu",
-         "--artifacts", str(tmp_path / "artifacts")],
-        cwd=Path(__file__).parents[2], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "kgrec.cli",
+            "retrain",
+            "--model",
+            "lightgcn",
+            "--max-epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--artifacts",
+            str(tmp_path / "artifacts"),
+        ],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=600,
         check=False,
     )
     log = done.stdout.decode("utf-8")

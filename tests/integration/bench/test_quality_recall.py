@@ -91,8 +91,9 @@ def test_restored_after_an_error_and_after_an_interrupted_run(
 
     # A graph that is not the snapshot's (a test interaction missing) is refused before anything is deleted.
     u, i = snapshot.users.to_ids(split.test[0][:1])[0], snapshot.items.to_ids(split.test[1][:1])[0]
-    clean_db.execute_query("MATCH (:User {userId: $u})-[r:INTERACTED]->(:Item {itemId: $i}) DELETE r", u=u, i=i,
-                           database_=db)
+    clean_db.execute_query(
+        "MATCH (:User {userId: $u})-[r:INTERACTED]->(:Item {itemId: $i}) DELETE r", u=u, i=i, database_=db
+    )
     with pytest.raises(DataError, match="holds"):
         remove_test_interactions(clean_db, db, snapshot, split, ledger)
     assert len(_rows(clean_db, db)) == len(before) - 1 and not ledger.exists()

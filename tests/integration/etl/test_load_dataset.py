@@ -99,5 +99,10 @@ def _fingerprint(driver: Driver) -> tuple:
     )
     revs, _, _ = driver.execute_query("MATCH (u:User) RETURN sum(coalesce(u.interactionsRev, 0)) AS revs")
     nodes, rels = read_graph_counts(driver)
-    return (records[0]["n"], records[0]["total_weight"], revs[0]["revs"], tuple(sorted(nodes.items())),
-            tuple(sorted(rels.items())))
+    return (
+        records[0]["n"],
+        records[0]["total_weight"],
+        revs[0]["revs"],
+        tuple(sorted(nodes.items())),
+        tuple(sorted(rels.items())),
+    )

@@ -72,5 +72,7 @@ def test_lastfm_exact_counts(clean_db: Driver, tmp_path: Path) -> None:
     assert report.nodes["Item"] == 17_632 and report.nodes["Artist"] == 17_632
     assert report.relationships["INTERACTED"] == 92_834
     assert report.relationships["FOLLOWS"] == 25_434
-    records, _, _ = clean_db.execute_query("MATCH ()-[r:INTERACTED]->() RETURN count(r.weight) AS n, min(r.weight) AS lo")
+    records, _, _ = clean_db.execute_query(
+        "MATCH ()-[r:INTERACTED]->() RETURN count(r.weight) AS n, min(r.weight) AS lo"
+    )
     assert records[0]["n"] == 92_834 and records[0]["lo"] >= 1

@@ -17,17 +17,23 @@ from graph.writers import create_user
 from tests.unit.gnn.worlds import export_from_dataset
 
 
-def test_export_has_exact_edges_of_synthetic_world(clean_db: Driver, neo4j_settings: Neo4jSettings,
-                                                   tmp_path: Path) -> None:
+def test_export_has_exact_edges_of_synthetic_world(
+    clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
     ds = generate_world(users=120, items=240, seed=7).dataset
     load_dataset(clean_db, ds, reject_dir=tmp_path)
     export = export_graph(clean_db, neo4j_settings.database)
 
     roles = Counter(p.role.value for p in ds.people)
     assert export.counts() == {
-        "users": len(ds.users), "items": len(ds.items), "interactions": len(ds.interactions),
-        "item_genres": len(ds.genres), "item_people": roles["actor"] + roles["director"],
-        "item_tags": len(ds.tags), "follows": len(ds.follows), "user_genres": 0,
+        "users": len(ds.users),
+        "items": len(ds.items),
+        "interactions": len(ds.interactions),
+        "item_genres": len(ds.genres),
+        "item_people": roles["actor"] + roles["director"],
+        "item_tags": len(ds.tags),
+        "follows": len(ds.follows),
+        "user_genres": 0,
     }
     rows = {(r.user_id, r.item_id, r.rating, r.weight, r.timestamp) for r in ds.interactions}
     assert set(export.interactions.itertuples(index=False, name=None)) == rows
@@ -42,11 +48,17 @@ def test_export_has_exact_edges_of_synthetic_world(clean_db: Driver, neo4j_setti
     # The snapshot of the Neo4j export is the snapshot of the dataset itself: same tensors, same id.
     snapshot = build_graph_snapshot(export)
     assert snapshot.snapshot_id == build_graph_snapshot(export_from_dataset(ds)).snapshot_id
-    pairs = set(zip(snapshot.users.to_ids(snapshot.edge_index[0]), snapshot.items.to_ids(snapshot.edge_index[1]),
-                    strict=True))
+    pairs = set(
+        zip(snapshot.users.to_ids(snapshot.edge_index[0]), snapshot.items.to_ids(snapshot.edge_index[1]), strict=True)
+    )
     assert pairs == {(r.user_id, r.item_id) for r in ds.interactions}
-    follows = set(zip(snapshot.users.to_ids(snapshot.follow_index[0]), snapshot.users.to_ids(snapshot.follow_index[1]),
-                      strict=True))
+    follows = set(
+        zip(
+            snapshot.users.to_ids(snapshot.follow_index[0]),
+            snapshot.users.to_ids(snapshot.follow_index[1]),
+            strict=True,
+        )
+    )
     assert follows == {(f.follower_id, f.followee_id) for f in ds.follows}
 
     snapshot.save(tmp_path / "snap")
@@ -57,8 +69,9 @@ def test_export_has_exact_edges_of_synthetic_world(clean_db: Driver, neo4j_setti
     assert torch.equal(back.edge_index, snapshot.edge_index)
 
 
-def test_export_of_onboarding_genres_and_cold_nodes(clean_db: Driver, neo4j_settings: Neo4jSettings,
-                                                    tmp_path: Path) -> None:
+def test_export_of_onboarding_genres_and_cold_nodes(
+    clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
     ds = generate_world(users=10, items=20, seed=3).dataset
     load_dataset(clean_db, ds, reject_dir=tmp_path)
     create_user(clean_db, "newcomer", ["Drama", "Comedy", "NoSuchGenre"], neo4j_settings.database)
@@ -69,7 +82,8 @@ def test_export_of_onboarding_genres_and_cold_nodes(clean_db: Driver, neo4j_sett
     user = snapshot.users.index("newcomer")
     assert int((snapshot.edge_index[0] == user).sum()) == 0
     assert sorted(snapshot.genres.to_ids(snapshot.user_genre_index[1][snapshot.user_genre_index[0] == user])) == [
-        "Comedy", "Drama"
+        "Comedy",
+        "Drama",
     ]
 
 
@@ -80,8 +94,9 @@ def test_export_of_empty_graph(clean_db: Driver, neo4j_settings: Neo4jSettings) 
     assert snapshot.num_interactions == 0 and snapshot.edge_index.shape == (2, 0)
 
 
-def test_export_keeps_values_aligned_when_some_are_missing(clean_db: Driver, neo4j_settings: Neo4jSettings,
-                                                            tmp_path: Path) -> None:
+def test_export_keeps_values_aligned_when_some_are_missing(
+    clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
     """Play counts without ratings or times (Last.fm) next to rated, timed ones: every value stays on its edge."""
     from tests.fixtures.graphs import build
 
@@ -97,5 +112,10 @@ def test_export_keeps_values_aligned_when_some_are_missing(clean_db: Driver, neo
         for r in export.interactions.itertuples(index=False)
     }
     from graph.export import NO_TIMESTAMP as none
-    assert rows == {("u1", "a"): (None, none), ("u1", "b"): (4.5, 100), ("u1", "c"): (None, 200),
-                    ("u2", "c"): (2.0, none)}
+
+    assert rows == {
+        ("u1", "a"): (None, none),
+        ("u1", "b"): (4.5, 100),
+        ("u1", "c"): (None, 200),
+        ("u2", "c"): (2.0, none),
+    }

@@ -15,8 +15,16 @@ from gnn.jobs import evaluate_job, export_job, retrain_job, train_job
 from gnn.serving import current_version
 from graph.settings import Neo4jSettings
 
-FLAGS = {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 512, "max_epochs": 4, "patience": 2,
-         "progress": False, "device": "cpu"}
+FLAGS = {
+    "embedding_dim": 16,
+    "num_layers": 2,
+    "lr": 0.02,
+    "batch_size": 512,
+    "max_epochs": 4,
+    "patience": 2,
+    "progress": False,
+    "device": "cpu",
+}
 FAST = resolve_config("lightgcn", flags=FLAGS)
 
 
@@ -39,8 +47,9 @@ def test_train_and_evaluate_jobs(world_db: Driver, neo4j_settings: Neo4jSettings
     assert report["test"]["ndcg@20"] == pytest.approx(artifact.metrics["test"]["ndcg@20"], abs=1e-6)
 
 
-def test_retrain_promotes_only_when_not_worse_and_prunes(world_db: Driver, neo4j_settings: Neo4jSettings,
-                                                         tmp_path: Path) -> None:
+def test_retrain_promotes_only_when_not_worse_and_prunes(
+    world_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
     first = retrain_job(neo4j_settings, settings, FAST, keep=2)
     assert first.promoted and first.current_val is None
@@ -49,8 +58,12 @@ def test_retrain_promotes_only_when_not_worse_and_prunes(world_db: Driver, neo4j
     second = retrain_job(neo4j_settings, settings, FAST, keep=2)
     assert second.same_data and second.promoted and second.new_val == pytest.approx(first.new_val)
     # A crippled model (one epoch, tiny lr) is worse on validation and is not promoted.
-    worse = retrain_job(neo4j_settings, settings,
-                        resolve_config("lightgcn", flags={**FLAGS, "max_epochs": 1, "lr": 1e-6, "seed": 3}), keep=2)
+    worse = retrain_job(
+        neo4j_settings,
+        settings,
+        resolve_config("lightgcn", flags={**FLAGS, "max_epochs": 1, "lr": 1e-6, "seed": 3}),
+        keep=2,
+    )
     assert not worse.promoted and worse.new_val < worse.current_val
     assert current_version(settings.artifacts_dir, "lightgcn") == second.artifact.path
     versions = list_versions(settings.artifacts_dir, "lightgcn")

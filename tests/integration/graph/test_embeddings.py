@@ -31,14 +31,16 @@ def _vectors(dim: int = 4) -> tuple[list[str], np.ndarray, np.ndarray]:
     """a1 likes comedies most, d-items least; item norms differ so that cosine alone would rank differently."""
     users = ["a1", "a2", "b1"]
     user_vecs = np.array([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])[:, :dim]
-    item_vecs = np.array([
-        [0.5, 0.0, 0.0, 0.0],   # c1: seen by a1
-        [0.4, 0.0, 0.0, 0.0],   # c2: seen by a1
-        [3.0, 2.0, 0.0, 0.0],   # c3: large norm, best dot product for a1 (3.0)
-        [0.9, 0.0, 0.1, 0.0],   # d1: cosine ~0.99 with a1 but dot 0.9
-        [0.1, 1.0, 0.0, 0.0],   # d2
-        [-1.0, 0.0, 0.0, 1.0],  # d3: negative for a1
-    ])[:, :dim]
+    item_vecs = np.array(
+        [
+            [0.5, 0.0, 0.0, 0.0],  # c1: seen by a1
+            [0.4, 0.0, 0.0, 0.0],  # c2: seen by a1
+            [3.0, 2.0, 0.0, 0.0],  # c3: large norm, best dot product for a1 (3.0)
+            [0.9, 0.0, 0.1, 0.0],  # d1: cosine ~0.99 with a1 but dot 0.9
+            [0.1, 1.0, 0.0, 0.0],  # d2
+            [-1.0, 0.0, 0.0, 1.0],  # d3: negative for a1
+        ]
+    )[:, :dim]
     return users, user_vecs, item_vecs
 
 

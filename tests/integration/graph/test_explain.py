@@ -41,22 +41,60 @@ def explain_world() -> Dataset:
     """
     return graphs.build(
         "explain_world",
-        [("h", "Heat", 1995), ("t", "Toy Story", 1995), ("r", "Ronin", 1998), ("c", "Collateral", 2004),
-         ("s", "Se7en", 1995), ("w", "Cast Away", 2000), ("k", "Cars", 2006), ("a", "Airplane!", 1980),
-         ("x", "Xanadu", 1980), ("z", "Thief", 1981)],
         [
-            ("me", "h", 5.0, NOW), ("me", "t", 4.0, NOW - DAY), ("me", "a", 2.0, NOW),
-            ("bob", "h", 5.0, NOW), ("bob", "t", 4.5, NOW), ("bob", "r", 5.0, NOW), ("bob", "s", 4.0, NOW),
-            ("abe", "h", 5.0, NOW), ("abe", "s", 5.0, NOW), ("abe", "z", 4.0, NOW),
-            ("dan", "h", 5.0, NOW), ("dan", "r", 3.0, NOW), ("dan", "z", 5.0, NOW),
-            ("cid", "t", 5.0, NOW), ("cid", "r", 4.0, NOW),
-            ("ana", "r", 5.0, NOW), ("ana", "w", 4.5, NOW), ("ana", "z", None, None),
+            ("h", "Heat", 1995),
+            ("t", "Toy Story", 1995),
+            ("r", "Ronin", 1998),
+            ("c", "Collateral", 2004),
+            ("s", "Se7en", 1995),
+            ("w", "Cast Away", 2000),
+            ("k", "Cars", 2006),
+            ("a", "Airplane!", 1980),
+            ("x", "Xanadu", 1980),
+            ("z", "Thief", 1981),
         ],
-        genres=[("h", "Crime"), ("h", "Thriller"), ("r", "Crime"), ("r", "Action"), ("c", "Crime"), ("c", "Thriller"),
-                ("s", "Crime"), ("s", "Thriller"), ("t", "Animation"), ("t", "Comedy"), ("k", "Animation"),
-                ("a", "Comedy"), ("w", "Drama"), ("x", "Musical")],
-        people=[("h", "mann", "Michael Mann", Role.DIRECTOR), ("c", "mann", "Michael Mann", Role.DIRECTOR),
-                ("t", "hanks", "Tom Hanks", Role.ACTOR), ("w", "hanks", "Tom Hanks", Role.ACTOR)],
+        [
+            ("me", "h", 5.0, NOW),
+            ("me", "t", 4.0, NOW - DAY),
+            ("me", "a", 2.0, NOW),
+            ("bob", "h", 5.0, NOW),
+            ("bob", "t", 4.5, NOW),
+            ("bob", "r", 5.0, NOW),
+            ("bob", "s", 4.0, NOW),
+            ("abe", "h", 5.0, NOW),
+            ("abe", "s", 5.0, NOW),
+            ("abe", "z", 4.0, NOW),
+            ("dan", "h", 5.0, NOW),
+            ("dan", "r", 3.0, NOW),
+            ("dan", "z", 5.0, NOW),
+            ("cid", "t", 5.0, NOW),
+            ("cid", "r", 4.0, NOW),
+            ("ana", "r", 5.0, NOW),
+            ("ana", "w", 4.5, NOW),
+            ("ana", "z", None, None),
+        ],
+        genres=[
+            ("h", "Crime"),
+            ("h", "Thriller"),
+            ("r", "Crime"),
+            ("r", "Action"),
+            ("c", "Crime"),
+            ("c", "Thriller"),
+            ("s", "Crime"),
+            ("s", "Thriller"),
+            ("t", "Animation"),
+            ("t", "Comedy"),
+            ("k", "Animation"),
+            ("a", "Comedy"),
+            ("w", "Drama"),
+            ("x", "Musical"),
+        ],
+        people=[
+            ("h", "mann", "Michael Mann", Role.DIRECTOR),
+            ("c", "mann", "Michael Mann", Role.DIRECTOR),
+            ("t", "hanks", "Tom Hanks", Role.ACTOR),
+            ("w", "hanks", "Tom Hanks", Role.ACTOR),
+        ],
         tags=[("t", "pixar", 3.0), ("k", "pixar", 1.0)],
         follows=[("me", "ana")],
     )
@@ -107,8 +145,18 @@ EXPECTED = {
     "z": [co("h", "abe", "z"), followee("ana", "z")],  # abe and dan tie (one seed each): by user id
 }
 
-TITLES = {"h": "Heat", "t": "Toy Story", "r": "Ronin", "c": "Collateral", "s": "Se7en", "w": "Cast Away",
-          "k": "Cars", "a": "Airplane!", "x": "Xanadu", "z": "Thief"}
+TITLES = {
+    "h": "Heat",
+    "t": "Toy Story",
+    "r": "Ronin",
+    "c": "Collateral",
+    "s": "Se7en",
+    "w": "Cast Away",
+    "k": "Cars",
+    "a": "Airplane!",
+    "x": "Xanadu",
+    "z": "Thief",
+}
 
 
 def paths(result: dict[str, ExplainedItem]) -> dict[str, list[tuple]]:
@@ -127,22 +175,27 @@ def test_explain_items_exact_paths_for_each_kind(world: Driver) -> None:
 def test_explain_items_sentences(world: Driver) -> None:
     result = explain_items(world, "me", ["r", "c", "w", "k", "a"])
     assert [e.text for e in result["r"].explanations] == [
-        "Because users who liked Heat also liked Ronin", "Because you liked Heat, also in Crime"
+        "Because users who liked Heat also liked Ronin",
+        "Because you liked Heat, also in Crime",
     ]
     assert [e.text for e in result["c"].explanations][0] == "Because you liked Heat, also directed by Michael Mann"
     assert [e.text for e in result["w"].explanations] == [
-        "Because you liked Toy Story, which also stars Tom Hanks", "Because user ana, whom you follow, liked Cast Away"
+        "Because you liked Toy Story, which also stars Tom Hanks",
+        "Because user ana, whom you follow, liked Cast Away",
     ]
     assert result["k"].explanations[0].text == 'Because you liked Toy Story, also tagged "pixar"'
     assert result["a"].explanations[1].text == "Because you like Comedy"
     assert result["r"].explanations[0].model_dump(mode="json") == {
         "text": "Because users who liked Heat also liked Ronin",
         "nodes": [
-            {"label": "User", "id": "me", "name": None}, {"label": "Item", "id": "h", "name": "Heat"},
-            {"label": "User", "id": "bob", "name": None}, {"label": "Item", "id": "r", "name": "Ronin"},
+            {"label": "User", "id": "me", "name": None},
+            {"label": "Item", "id": "h", "name": "Heat"},
+            {"label": "User", "id": "bob", "name": None},
+            {"label": "Item", "id": "r", "name": "Ronin"},
         ],
         "relationships": [
-            {"type": "INTERACTED", "start": 0, "end": 1}, {"type": "INTERACTED", "start": 2, "end": 1},
+            {"type": "INTERACTED", "start": 0, "end": 1},
+            {"type": "INTERACTED", "start": 2, "end": 1},
             {"type": "INTERACTED", "start": 2, "end": 3},
         ],
     }
@@ -151,10 +204,14 @@ def test_explain_items_sentences(world: Driver) -> None:
 def test_explain_items_max_paths_round_robin(world: Driver) -> None:
     result = explain_items(world, "me", ["r", "c"], max_paths=4)
     assert [path_of(e) for e in result["r"].explanations] == [
-        co("h", "bob", "r"), trait("h", "Genre", "Crime", "IN_GENRE", "r"), followee("ana", "r"), co("t", "cid", "r")
+        co("h", "bob", "r"),
+        trait("h", "Genre", "Crime", "IN_GENRE", "r"),
+        followee("ana", "r"),
+        co("t", "cid", "r"),
     ]
     assert [path_of(e) for e in result["c"].explanations] == [
-        trait("h", "Person", "mann", "DIRECTED", "c"), trait("h", "Genre", "Thriller", "IN_GENRE", "c"),
+        trait("h", "Person", "mann", "DIRECTED", "c"),
+        trait("h", "Genre", "Thriller", "IN_GENRE", "c"),
         trait("h", "Genre", "Crime", "IN_GENRE", "c"),
     ]
     assert_paths_exist(world, list(result.values()), ("User", "me"))
@@ -183,7 +240,9 @@ def test_explain_items_caps(world: Driver) -> None:
     assert paths(explain_items(world, "me", ["k"], max_tags_per_seed=0)) == {
         "k": [trait("t", "Genre", "Animation", "IN_GENRE", "k")]
     }
-    assert paths(explain_items(world, "me", ["w"], max_followees=0)) == {"w": [trait("t", "Person", "hanks", "ACTED_IN", "w")]}
+    assert paths(explain_items(world, "me", ["w"], max_followees=0)) == {
+        "w": [trait("t", "Person", "hanks", "ACTED_IN", "w")]
+    }
     with pytest.raises(ConfigError, match="max_seeds"):
         explain_items(world, "me", ["r"], max_seeds=0)
     with pytest.raises(ConfigError, match="max_paths"):
@@ -223,7 +282,9 @@ def test_explain_items_unknown_items_and_users(world: Driver) -> None:
     # a new user with onboarding genres only
     newbie = explain_items(world, "newbie", ["a", "w", "r"], max_paths=3)
     assert paths(newbie) == {
-        "a": [preferred("Comedy", "a", "newbie")], "w": [preferred("Drama", "w", "newbie")], "r": []
+        "a": [preferred("Comedy", "a", "newbie")],
+        "w": [preferred("Drama", "w", "newbie")],
+        "r": [],
     }
     assert_paths_exist(world, list(newbie.values()), ("User", "newbie"))
 
@@ -275,8 +336,12 @@ def test_explain_items_with_seeds_from_the_user_context(world: Driver) -> None:
         "h": [co("t", "bob", "h")],
     }
     assert_paths_exist(world, list(result.values()), ("User", "me"))
-    assert [e for item in explain_items(world, "me", ALL, seed_ids=[]).values() for e in item.explanations
-            if e.nodes[1].label == "Item"] == []
+    assert [
+        e
+        for item in explain_items(world, "me", ALL, seed_ids=[]).values()
+        for e in item.explanations
+        if e.nodes[1].label == "Item"
+    ] == []
     assert explain_items(world, "ghost", ["r"], seed_ids=["h", "t"]) == {"r": ExplainedItem(item_id="r", title="Ronin")}
 
 
@@ -300,8 +365,14 @@ def heavy_world() -> Dataset:
 
 
 def _profile_rows(plan: dict, out: list[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
-    out.append((plan["operatorType"].split("@")[0], plan.get("args", {}).get("Details", ""), plan.get("rows", 0),
-                plan.get("dbHits", 0)))
+    out.append(
+        (
+            plan["operatorType"].split("@")[0],
+            plan.get("args", {}).get("Details", ""),
+            plan.get("rows", 0),
+            plan.get("dbHits", 0),
+        )
+    )
     for child in plan.get("children", []):
         _profile_rows(child, out)
     return out
@@ -318,8 +389,11 @@ def test_explain_items_is_bounded_for_a_heavy_user(clean_db: Driver, tmp_path: P
     assert {e.nodes[1].id for item in result.values() for e in item.explanations} <= {"p0", "p1", "p2", "p3", "p4"}
 
     params = {
-        "userId": "hv", "itemIds": ["goal", "p0"], "seedIds": None,
-        **ExplainCaps(**caps).to_params(), **RecallFilters().to_params(),
+        "userId": "hv",
+        "itemIds": ["goal", "p0"],
+        "seedIds": None,
+        **ExplainCaps(**caps).to_params(),
+        **RecallFilters().to_params(),
     }
     with clean_db.session() as session:
         plan = session.run("PROFILE " + catalog.EXPLAIN_ITEMS, params).consume().profile
@@ -356,13 +430,17 @@ def test_user_context_known_users(world: Driver) -> None:
     assert me is not None
     assert me.user_id == "me"
     assert me.interactions == (
-        Interaction("a", 2.0, 1.0, NOW), Interaction("h", 5.0, 1.0, NOW), Interaction("t", 4.0, 1.0, NOW - DAY)
+        Interaction("a", 2.0, 1.0, NOW),
+        Interaction("h", 5.0, 1.0, NOW),
+        Interaction("t", 4.0, 1.0, NOW - DAY),
     )
     assert me.preferred_genres == ("Comedy",)
     ana = user_context(world, "ana")
     assert ana is not None
     assert ana.interactions == (
-        Interaction("r", 5.0, 1.0, NOW), Interaction("w", 4.5, 1.0, NOW), Interaction("z", None, 1.0, None)
+        Interaction("r", 5.0, 1.0, NOW),
+        Interaction("w", 4.5, 1.0, NOW),
+        Interaction("z", None, 1.0, None),
     )
     assert ana.preferred_genres == ()
     newbie = user_context(world, "newbie")

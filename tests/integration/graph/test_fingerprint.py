@@ -57,8 +57,13 @@ def test_fingerprint_follows_every_change_and_ignores_identical_writes(clean_db:
 def test_reload_of_a_dataset_leaves_every_revision_unchanged(clean_db: Driver) -> None:
     writer = BatchWriter(clean_db)
     write_items(writer, [ItemRow(item_id=str(i)) for i in range(20)])
-    rows = [InteractionRow(user_id=f"u{u}", item_id=str((u * 7 + j) % 20), rating=float(1 + (u + j) % 5),
-                           timestamp=1000 + j) for u in range(10) for j in range(8)]
+    rows = [
+        InteractionRow(
+            user_id=f"u{u}", item_id=str((u * 7 + j) % 20), rating=float(1 + (u + j) % 5), timestamp=1000 + j
+        )
+        for u in range(10)
+        for j in range(8)
+    ]
     write_interactions(writer, rows)
     before = {f"u{u}": user_fingerprint(clean_db, f"u{u}") for u in range(10)}
     write_interactions(writer, rows)

@@ -76,18 +76,21 @@ def assert_paths_exist(driver: Driver, candidates: list[Candidate], anchor: tupl
             assert (nodes[0].label, nodes[0].id) == anchor, explanation
             assert (nodes[-1].label, nodes[-1].id) == ("Item", candidate.item_id), explanation
             assert len(explanation.relationships) == len(nodes) - 1, explanation
-            node_rows = [
-                {"index": i, "label": n.label, "key": KEYS[n.label], "id": n.id} for i, n in enumerate(nodes)
-            ]
+            node_rows = [{"index": i, "label": n.label, "key": KEYS[n.label], "id": n.id} for i, n in enumerate(nodes)]
             records, _, _ = driver.execute_query(_NODE_NAMES, {"nodes": node_rows})
             for record, node in zip(records, nodes, strict=True):
                 assert record["found"] == 1, node
                 assert node.name == (None if node.label == "User" else record["name"]), node
             rel_rows = [
                 {
-                    "index": i, "type": r.type,
-                    "startLabel": nodes[r.start].label, "startKey": KEYS[nodes[r.start].label], "startId": nodes[r.start].id,
-                    "endLabel": nodes[r.end].label, "endKey": KEYS[nodes[r.end].label], "endId": nodes[r.end].id,
+                    "index": i,
+                    "type": r.type,
+                    "startLabel": nodes[r.start].label,
+                    "startKey": KEYS[nodes[r.start].label],
+                    "startId": nodes[r.start].id,
+                    "endLabel": nodes[r.end].label,
+                    "endKey": KEYS[nodes[r.end].label],
+                    "endId": nodes[r.end].id,
                 }
                 for i, r in enumerate(explanation.relationships)
             ]
@@ -112,8 +115,11 @@ def test_every_recall_query_is_catalogued() -> None:
     files = [p.name for p in resources.files("graph.queries").iterdir() if p.name.endswith(".cypher")]
     recall_files = sorted(f for f in files if f.startswith("recall_"))
     assert recall_files == [
-        "recall_collaborative.cypher", "recall_embedding.cypher", "recall_knowledge.cypher",
-        "recall_popularity.cypher", "recall_social.cypher",
+        "recall_collaborative.cypher",
+        "recall_embedding.cypher",
+        "recall_knowledge.cypher",
+        "recall_popularity.cypher",
+        "recall_social.cypher",
     ]
     for name in [*recall_files, "similar_items.cypher", "user_exists.cypher", "item_exists.cypher"]:
         constant = name[: -len(".cypher")].upper()
@@ -254,7 +260,9 @@ def test_social_friend_of_friend_exact(load: Loader) -> None:
         "Because user ana, whom you follow, liked Ronin",
         "Because user ben, whom user ana follows, liked Ronin",
     ]
-    assert [path_of(e)[0] for e in up.explanations] == [[("User", "me"), ("User", "ana"), ("User", "ben"), ("Item", "10")]]
+    assert [path_of(e)[0] for e in up.explanations] == [
+        [("User", "me"), ("User", "ana"), ("User", "ben"), ("Item", "10")]
+    ]
     assert_paths_exist(driver, result, ("User", "me"))
 
 
@@ -334,8 +342,13 @@ def test_popularity_without_timestamps_counts_interactions(clean_db: Driver, tmp
     ds = graphs.build(
         "no_timestamps",
         [("a", "Alpha", None), ("b", "Beta", None), ("c", "Gamma", None)],
-        [("u1", "a", None, None), ("u2", "a", None, None), ("u2", "b", None, None), ("u3", "c", 5.0, None),
-         ("u3", "a", None, None)],
+        [
+            ("u1", "a", None, None),
+            ("u2", "a", None, None),
+            ("u2", "b", None, None),
+            ("u3", "c", 5.0, None),
+            ("u3", "a", None, None),
+        ],
     )
     load_dataset(clean_db, ds, reject_dir=tmp_path)
     result = recall.recall_popularity(clean_db, "u1", k=10)
@@ -365,7 +378,11 @@ def test_similar_items_shared_actor_exact(load: Loader) -> None:
     assert [e.text for e in result[3].explanations] == ["Also in Animation"]
     assert_paths_exist(driver, result, ("Item", "1"))
     assert ids(recall.similar_items(driver, "1", k=10, co_weight=0.0)) == ["3", "6", "5"]
-    assert ids(recall.similar_items(driver, "1", k=10, filters=RecallFilters(exclude_genres=["Crime"]))) == ["3", "6", "5"]
+    assert ids(recall.similar_items(driver, "1", k=10, filters=RecallFilters(exclude_genres=["Crime"]))) == [
+        "3",
+        "6",
+        "5",
+    ]
 
 
 def test_similar_items_co_rated_pair_ties_and_self(load: Loader) -> None:
@@ -441,7 +458,13 @@ def test_guide_contains_every_strategy_query_verbatim() -> None:
 
 def test_guide_params_are_the_default_caps(clean_db: Driver) -> None:
     expected = {"userId": "1", "itemId": "1", "k": 10, **RecallFilters().to_params()}
-    for caps in (recall.CollaborativeCaps, recall.KnowledgeCaps, recall.SocialCaps, recall.PopularityCaps, recall.SimilarCaps):
+    for caps in (
+        recall.CollaborativeCaps,
+        recall.KnowledgeCaps,
+        recall.SocialCaps,
+        recall.PopularityCaps,
+        recall.SimilarCaps,
+    ):
         for key, value in caps().to_params().items():
             assert expected.setdefault(key, value) == value, f"{key}: strategies disagree on the default"
     assert guide_params(clean_db) == expected
@@ -463,7 +486,9 @@ def test_guide_block_draws_the_strategy_paths(load: Loader, title: str) -> None:
     for record, candidate in zip(records, expected, strict=True):
         drawn = {(r.type, node_key(r.start_node), node_key(r.end_node)) for step in record["drawn"] for r in step}
         wanted = {
-            (rel.type, e.nodes[rel.start].id, e.nodes[rel.end].id) for e in candidate.explanations for rel in e.relationships
+            (rel.type, e.nodes[rel.start].id, e.nodes[rel.end].id)
+            for e in candidate.explanations
+            for rel in e.relationships
         }
         assert drawn == wanted, title
 

@@ -9,8 +9,9 @@ from bench.api_load import LeanClient
 
 
 def _body(items: int, explained: int) -> bytes:
-    return json.dumps({"items": [{"item_id": str(i), "explanations": [{"text": "x"}] if i < explained else []}
-                                 for i in range(items)]}).encode()
+    return json.dumps(
+        {"items": [{"item_id": str(i), "explanations": [{"text": "x"}] if i < explained else []} for i in range(items)]}
+    ).encode()
 
 
 async def _serve(bodies: list[tuple[int, bytes]], close_after_first: bool) -> tuple[asyncio.AbstractServer, list[int]]:

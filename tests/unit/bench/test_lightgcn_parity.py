@@ -11,7 +11,6 @@ from bench.lightgcn import PHASE_ORDER, phase_profile
 from bench.stats import paired_bootstrap
 from tests.unit.bench.folds import tiny_fold
 
-
 OURS = {"embedding_dim": 8, "batch_size": 32, "lr": 0.04, "lr_decay": 0.97, "reg": 1e-4, "num_layers": 2, "epochs": 2}
 PYG = {"embedding_dim": 8, "batch_size": 32, "lr": 0.01, "num_layers": 2, "epochs": 2}
 
@@ -51,10 +50,15 @@ def test_trials_of_early_stopped_fits_are_scored_by_their_window_mean() -> None:
     from bench.search import Axis, ModelSpec, coordinate_search
 
     fold = tiny_fold()
-    spec = ModelSpec("kgrec LightGCN", fit_ours, {"lr": Axis([0.02, 0.08], scale=None)}, {"lr": 0.02},
-                     fixed={**{k: v for k, v in OURS.items() if k != "epochs"}, "max_epochs": 6, "patience": 2,
-                            "val_window": 3},
-                     reference=False, early_stopping=True)
+    spec = ModelSpec(
+        "kgrec LightGCN",
+        fit_ours,
+        {"lr": Axis([0.02, 0.08], scale=None)},
+        {"lr": 0.02},
+        fixed={**{k: v for k, v in OURS.items() if k != "epochs"}, "max_epochs": 6, "patience": 2, "val_window": 3},
+        reference=False,
+        early_stopping=True,
+    )
     trials = coordinate_search(spec, fold, None)
     assert {t.params["lr"] for t in trials} == {0.02, 0.08}
     for trial in trials:

@@ -20,9 +20,13 @@ def _model() -> tuple[RankerModel, object, object]:
     world = generate_world(users=40, items=60, seed=3)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
     split = split_interactions(snapshot, seed=42)
-    config = RankerConfig(ease_lambda=1.0, device="cpu", progress=False, sequence_window=3,
-                          lightgcn={"embedding_dim": 8, "num_layers": 2, "lr": 0.05, "batch_size": 256,
-                                    "max_epochs": 5, "patience": 2})
+    config = RankerConfig(
+        ease_lambda=1.0,
+        device="cpu",
+        progress=False,
+        sequence_window=3,
+        lightgcn={"embedding_dim": 8, "num_layers": 2, "lr": 0.05, "batch_size": 256, "max_epochs": 5, "patience": 2},
+    )
     components = fit_components(snapshot, split.fit, config, lightgcn_epochs=5)
     weights = np.zeros(len(FEATURES), dtype=np.float32)
     weights[FEATURES.index("lightgcn")], weights[FEATURES.index("pop_global")] = 1.0, 0.3
@@ -46,7 +50,11 @@ def test_lambda_one_is_the_plain_ranking_and_lower_lambda_is_more_diverse() -> N
 
 
 def test_recommend_takes_the_smallest_lambda_within_tolerance() -> None:
-    rows = [{"lambda": 1.0, "ndcg@20": 0.200}, {"lambda": 0.8, "ndcg@20": 0.199}, {"lambda": 0.6, "ndcg@20": 0.1985},
-            {"lambda": 0.4, "ndcg@20": 0.19}]
+    rows = [
+        {"lambda": 1.0, "ndcg@20": 0.200},
+        {"lambda": 0.8, "ndcg@20": 0.199},
+        {"lambda": 0.6, "ndcg@20": 0.1985},
+        {"lambda": 0.4, "ndcg@20": 0.19},
+    ]
     assert recommend(rows, 0.01) == 0.6
     assert recommend(rows, 0.0) == 1.0

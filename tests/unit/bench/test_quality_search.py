@@ -14,8 +14,13 @@ from tests.unit.bench.folds import tiny_fold
 
 
 def _pyg_spec() -> ModelSpec:
-    return ModelSpec("PyG LightGCN", fit_pyg_lightgcn, {"lr": Axis([0.01, 0.05, 0.2], high=0.5)}, {"lr": 0.05},
-                     fixed={"embedding_dim": 8, "batch_size": 32, "num_layers": 2, "epochs": 3})
+    return ModelSpec(
+        "PyG LightGCN",
+        fit_pyg_lightgcn,
+        {"lr": Axis([0.01, 0.05, 0.2], high=0.5)},
+        {"lr": 0.05},
+        fixed={"embedding_dim": 8, "batch_size": 32, "num_layers": 2, "epochs": 3},
+    )
 
 
 def test_trials_fitted_in_two_processes_are_the_trials_of_one() -> None:
@@ -37,8 +42,9 @@ def _counting_fit(fold: Fold, params: dict[str, Any], val: Fold | None = None) -
     CALLS.append(params)
     peak = 3.0  # validation NDCG peaks at x = 3: the grid has to grow to reach it
     score = 1.0 / (1.0 + (params["x"] - peak) ** 2)
-    return Fitted(lambda users: torch.zeros(users.numel(), fold.num_items), 0.01,
-                  {"val_window_mean": score, "epochs": 1})
+    return Fitted(
+        lambda users: torch.zeros(users.numel(), fold.num_items), 0.01, {"val_window_mean": score, "epochs": 1}
+    )
 
 
 def test_a_resumed_search_reuses_every_recorded_trial_and_fits_none(tmp_path: Path) -> None:
@@ -62,8 +68,9 @@ def test_a_resumed_search_reuses_every_recorded_trial_and_fits_none(tmp_path: Pa
 
 
 def _toy_spec() -> ModelSpec:
-    return ModelSpec("toy", _counting_fit, {"x": Axis([0.5, 1.0], scale="lin", low=0.0, high=10.0)}, {"x": 1.0},
-                     early_stopping=True)
+    return ModelSpec(
+        "toy", _counting_fit, {"x": Axis([0.5, 1.0], scale="lin", low=0.0, high=10.0)}, {"x": 1.0}, early_stopping=True
+    )
 
 
 def test_two_processes_grow_a_grid_at_its_edge_by_two_values_at_a_time() -> None:

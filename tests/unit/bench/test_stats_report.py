@@ -12,8 +12,19 @@ from bench.stats import paired_bootstrap, paired_comparison
 
 def _row(name: str, ndcg: list[float]) -> ModelResult:
     test = {"ndcg@20": float(np.mean(ndcg)), "per_user": {"ndcg@20": ndcg}}
-    return ModelResult(name=name, params={"K": 50}, at_edge=[], val=math.nan, test=test, train_seconds=0.1,
-                       score_seconds=0.01, tuning_seconds=0.0, trials=1, info={}, ranks="items seen in train")
+    return ModelResult(
+        name=name,
+        params={"K": 50},
+        at_edge=[],
+        val=math.nan,
+        test=test,
+        train_seconds=0.1,
+        score_seconds=0.01,
+        tuning_seconds=0.0,
+        trials=1,
+        info={},
+        ranks="items seen in train",
+    )
 
 
 def test_ours_is_compared_with_every_other_row_paired_per_user() -> None:

@@ -44,11 +44,19 @@ def test_mini_movielens_people_merge_across_sources(mini: Dataset) -> None:
     acted = sorted((p.item_id, p.person_id) for p in mini.people if p.role is Role.ACTOR)
     directed = sorted((p.item_id, p.person_id) for p in mini.people if p.role is Role.DIRECTOR)
     assert acted == [
-        ("1", "tim_allen"), ("1", "tom_hanks"), ("3", "helen_hunt"), ("3", "tom_hanks"),
-        ("5", "al_pacino"), ("5", "robert_de_niro"),
+        ("1", "tim_allen"),
+        ("1", "tom_hanks"),
+        ("3", "helen_hunt"),
+        ("3", "tom_hanks"),
+        ("5", "al_pacino"),
+        ("5", "robert_de_niro"),
     ]
     assert directed == [
-        ("1", "ada_lind"), ("2", "bo_tran"), ("3", "robert_zemeckis"), ("5", "cleo_mller"), ("5", "michael_mann"),
+        ("1", "ada_lind"),
+        ("2", "bo_tran"),
+        ("3", "robert_zemeckis"),
+        ("5", "cleo_mller"),
+        ("5", "michael_mann"),
     ]
     assert mini.merged["people:actors"] == 1  # Tom Hanks listed twice for Toy Story
     assert mini.merged["people:hetrec_directors"] == 1  # Ada Lind in both sources

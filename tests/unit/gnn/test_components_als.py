@@ -15,7 +15,7 @@ def _exact_half_step(source: np.ndarray, csr: sp.csr_matrix, lam: float, alpha: 
     gram = src.T @ src + lam * np.eye(src.shape[1])
     out = np.zeros((csr.shape[0], src.shape[1]))
     for r in range(csr.shape[0]):
-        cols = csr.indices[csr.indptr[r]:csr.indptr[r + 1]]
+        cols = csr.indices[csr.indptr[r] : csr.indptr[r + 1]]
         if len(cols):
             y = src[cols]
             out[r] = np.linalg.solve(gram + alpha * y.T @ y, (1.0 + alpha) * y.sum(axis=0))
@@ -59,7 +59,7 @@ def test_fit_als_is_a_fixed_point_of_exact_alternation_and_fold_in_recovers_the_
     # the serving fold-in of a user's history (weights 1) is the same exact solve
     gram = items.astype(np.float64).T @ items + 1.0 * np.eye(6)
     row = 0
-    history = csr.indices[csr.indptr[row]:csr.indptr[row + 1]]
+    history = csr.indices[csr.indptr[row] : csr.indptr[row + 1]]
     folded = als_fold_in(items, gram, history, np.ones(len(history)), 2.0)
     assert np.allclose(folded, users[row], atol=1e-6)
     # and the factors rank the user's own positives above the rest (the fit learnt something)

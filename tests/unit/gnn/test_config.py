@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gnn.config import MODEL_DEFAULTS, TrainConfig, load_train_config, resolve_config
 from gnn.blend.config import RankerConfig
+from gnn.config import MODEL_DEFAULTS, TrainConfig, load_train_config, resolve_config
 from schema.errors import ConfigError
 
 
@@ -26,18 +26,34 @@ def test_embedding_models_resolve_to_their_train_config(tmp_path: Path, monkeypa
     assert resolve_config("lightgcn") == load_train_config(None, {"model": "lightgcn"})
 
 
-def test_blend_flags_go_to_its_lightgcn_component_or_to_the_blend(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_blend_flags_go_to_its_lightgcn_component_or_to_the_blend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KGREC_TRAIN_SEED", "7")  # a TrainConfig field: not read into the blend's
     default = resolve_config("blend")
     assert isinstance(default, RankerConfig) and default == RankerConfig()
-    flags = {"model": "blend", "max_epochs": 3, "embedding_dim": 8, "lr": 0.5, "patience": 2, "seed": 3,
-             "device": "cpu", "progress": False, "num_threads": 2, "cold_slots": 0, "batch_size": 9}
+    flags = {
+        "model": "blend",
+        "max_epochs": 3,
+        "embedding_dim": 8,
+        "lr": 0.5,
+        "patience": 2,
+        "seed": 3,
+        "device": "cpu",
+        "progress": False,
+        "num_threads": 2,
+        "cold_slots": 0,
+        "batch_size": 9,
+    }
     config = resolve_config("blend", None, flags)
-    assert config.lightgcn == {**RankerConfig().lightgcn, "max_epochs": 3, "embedding_dim": 8, "lr": 0.5,
-                               "patience": 2}
+    assert config.lightgcn == {**RankerConfig().lightgcn, "max_epochs": 3, "embedding_dim": 8, "lr": 0.5, "patience": 2}
     assert (config.seed, config.device, config.progress, config.num_threads, config.cold_slots) == (
-        3, "cpu", False, 2, 0)
+        3,
+        "cpu",
+        False,
+        2,
+        0,
+    )
     file = tmp_path / "blend.yaml"  # a lightgcn mapping in the file replaces the component's defaults whole
     file.write_text("component_search: false\ncold_slots: 2\nseed: 5\nlightgcn: {lr: 0.01, num_layers: 2}\n")
     config = resolve_config("blend", file, {"max_epochs": 4, "cold_slots": 1})

@@ -114,10 +114,9 @@ def test_hetero_data_types_and_interaction_mask() -> None:
 
 def test_item_years_from_export_round_trip_and_old_snapshots_still_load(tmp_path: Path) -> None:
     import json
+    from dataclasses import replace
 
     import pandas as pd
-
-    from dataclasses import replace
 
     plain = build_graph_snapshot(_export())
     assert (plain.item_year == -1).all() and plain.item_year.shape == (plain.num_items,)

@@ -28,13 +28,24 @@ def _split_world() -> GraphSnapshot:
     """Users with 5, 6 (tie at the cut), 4 and 11 positives, plus negatives and an unrated positive."""
     rows = [
         # u1: five positives -> ceil(0.2*5) = 1 test (the latest); one negative ignored.
-        ("u1", "10", 4.0, 100), ("u1", "11", 5.0, 200), ("u1", "12", 4.5, 200), ("u1", "13", 4.0, 300),
-        ("u1", "14", 4.0, 400), ("u1", "15", 2.0, 500),
+        ("u1", "10", 4.0, 100),
+        ("u1", "11", 5.0, 200),
+        ("u1", "12", 4.5, 200),
+        ("u1", "13", 4.0, 300),
+        ("u1", "14", 4.0, 400),
+        ("u1", "15", 2.0, 500),
         # u2: six positives -> ceil(1.2) = 2 test; three share time 4: ties by item id (natural order: 9 < 10).
-        ("u2", "1", 4.0, 1), ("u2", "2", 4.0, 2), ("u2", "3", 4.0, 3), ("u2", "10", 4.0, 4),
-        ("u2", "9", 4.0, 4), ("u2", "11", 4.0, 4),
+        ("u2", "1", 4.0, 1),
+        ("u2", "2", 4.0, 2),
+        ("u2", "3", 4.0, 3),
+        ("u2", "10", 4.0, 4),
+        ("u2", "9", 4.0, 4),
+        ("u2", "11", 4.0, 4),
         # u3: four positives -> fewer than five: all train.
-        ("u3", "1", 5.0, 10), ("u3", "2", 5.0, 20), ("u3", "3", 5.0, 30), ("u3", "4", 5.0, 40),
+        ("u3", "1", 5.0, 10),
+        ("u3", "2", 5.0, 20),
+        ("u3", "3", 5.0, 30),
+        ("u3", "4", 5.0, 40),
         # u4: eleven positives (one of them unrated) -> ceil(2.2) = 3 test; 8 train -> ceil(0.8) = 1 validation.
         *[("u4", str(20 + k), 4.0 if k != 5 else None, 1000 + k) for k in range(11)],
         ("u4", "99", 1.0, 5000),
@@ -52,8 +63,11 @@ def test_split_temporal_exact_answer() -> None:
     assert split.method == "temporal"
     assert _pairs(snapshot, split.test) == {
         ("u1", "14"),
-        ("u2", "10"), ("u2", "11"),
-        ("u4", "28"), ("u4", "29"), ("u4", "30"),
+        ("u2", "10"),
+        ("u2", "11"),
+        ("u4", "28"),
+        ("u4", "29"),
+        ("u4", "30"),
     }
     assert _pairs(snapshot, split.val) == {("u4", "27")}
     train = _pairs(snapshot, split.train)
@@ -156,8 +170,12 @@ def test_metrics_match_pyg_link_pred_metrics() -> None:
     topk, targets, target = _random_case(7)
     hits = hit_matrix(torch.tensor(topk), torch.arange(len(topk)), target, 60)
     ours = accuracy_metrics(hits, torch.tensor([len(t) for t in targets]), ks=(10,))
-    for name, cls in (("recall", LinkPredRecall), ("ndcg", LinkPredNDCG), ("precision", LinkPredPrecision),
-                      ("map", LinkPredMAP)):
+    for name, cls in (
+        ("recall", LinkPredRecall),
+        ("ndcg", LinkPredNDCG),
+        ("precision", LinkPredPrecision),
+        ("map", LinkPredMAP),
+    ):
         metric = cls(k=10)
         metric.update(torch.tensor(topk), target)
         assert float(metric.compute()) == pytest.approx(float(ours[f"{name}@10"].mean()), abs=1e-6), name
@@ -165,7 +183,9 @@ def test_metrics_match_pyg_link_pred_metrics() -> None:
 
 def test_rank_items_excludes_train_items_and_respects_candidates() -> None:
     fold = Fold(
-        "test", num_users=2, num_items=5,
+        "test",
+        num_users=2,
+        num_items=5,
         train=torch.tensor([[0, 0, 1], [4, 3, 0]]),
         target=torch.tensor([[0, 1], [2, 1]]),
     )
@@ -180,7 +200,9 @@ def test_rank_items_excludes_train_items_and_respects_candidates() -> None:
 def test_evaluate_hand_worked_beyond_accuracy() -> None:
     # 3 users, 4 items. Train: u0 has item 0, u1 items 0 and 1, u2 item 2. Targets: u0 item 1, u1 item 2.
     fold = Fold(
-        "test", num_users=3, num_items=4,
+        "test",
+        num_users=3,
+        num_items=4,
         train=torch.tensor([[0, 1, 1, 2], [0, 0, 1, 2]]),
         target=torch.tensor([[0, 1], [1, 2]]),
     )

@@ -12,8 +12,15 @@ from gnn.models import LightGCN, NormalizedAdjacency, bpr_loss, propagate
 from gnn.train import NegativeSampler, fit_lightgcn
 from tests.unit.gnn.worlds import two_communities
 
-FAST = {"embedding_dim": 16, "num_layers": 2, "lr": 0.05, "batch_size": 64, "progress": False, "device": "cpu",
-        "num_threads": 1}
+FAST = {
+    "embedding_dim": 16,
+    "num_layers": 2,
+    "lr": 0.05,
+    "batch_size": 64,
+    "progress": False,
+    "device": "cpu",
+    "num_threads": 1,
+}
 
 
 def _edges() -> torch.Tensor:
@@ -91,8 +98,12 @@ def test_planted_communities_recommend_own_side(seed: int) -> None:
 
 def _validation_fold(edges: torch.Tensor) -> Fold:
     seen = set(map(tuple, edges.T.tolist()))
-    val = torch.tensor([[0, 12], [next(i for i in range(24) if (0, i) not in seen),
-                                  next(i for i in range(12, 24) if (12, i) not in seen)]])
+    val = torch.tensor(
+        [
+            [0, 12],
+            [next(i for i in range(24) if (0, i) not in seen), next(i for i in range(12, 24) if (12, i) not in seen)],
+        ]
+    )
     return Fold("validation", 24, 24, train=edges, target=val)
 
 
@@ -139,9 +150,12 @@ def _knowledge_world(seed: int = 0) -> GraphSnapshot:
 def _knowledge_edges(snapshot: GraphSnapshot) -> dict[tuple[str, str, str], torch.Tensor]:
     from gnn.data import INTERACTED, REV_INTERACTED
 
-    return {INTERACTED: snapshot.edge_index, REV_INTERACTED: snapshot.edge_index.flip(0),
-            ("item", "in_genre", "genre"): snapshot.item_genre_index,
-            ("genre", "rev_in_genre", "item"): snapshot.item_genre_index.flip(0)}
+    return {
+        INTERACTED: snapshot.edge_index,
+        REV_INTERACTED: snapshot.edge_index.flip(0),
+        ("item", "in_genre", "genre"): snapshot.item_genre_index,
+        ("genre", "rev_in_genre", "item"): snapshot.item_genre_index.flip(0),
+    }
 
 
 def test_graphsage_shapes_and_finite_loss() -> None:
@@ -153,8 +167,13 @@ def test_graphsage_shapes_and_finite_loss() -> None:
     model = KnowledgeSAGE(list(edges), sizes, hidden=8, num_layers=2)
     out = model(RelationGraph(edges, sizes))
     assert out["user"].shape == (40, 8) and out["item"].shape == (26, 8) and out["genre"].shape == (2, 8)
-    loss = bpr_loss(out["user"], out["item"], snapshot.edge_index[0], snapshot.edge_index[1],
-                    torch.zeros(snapshot.num_interactions, dtype=torch.long))
+    loss = bpr_loss(
+        out["user"],
+        out["item"],
+        snapshot.edge_index[0],
+        snapshot.edge_index[1],
+        torch.zeros(snapshot.num_interactions, dtype=torch.long),
+    )
     assert torch.isfinite(loss)
 
 
@@ -185,7 +204,10 @@ def test_aggregate_on_torch_sparse_matches_scipy() -> None:
     adjacency = RelationAdjacency(edges, num_src=5, num_dst=3)
     x, grad = torch.randn(5, 4), torch.randn(3, 4)
     expected = adjacency.matmul(x), adjacency.rmatmul(grad)
-    adjacency._torch = (_torch_csr(adjacency._csr, torch.device("cpu")), _torch_csr(adjacency._csr_t, torch.device("cpu")))
+    adjacency._torch = (
+        _torch_csr(adjacency._csr, torch.device("cpu")),
+        _torch_csr(adjacency._csr_t, torch.device("cpu")),
+    )
     assert torch.allclose(adjacency.matmul(x), expected[0], atol=1e-6)
     assert torch.allclose(adjacency.rmatmul(grad), expected[1], atol=1e-6)
 
@@ -238,8 +260,12 @@ def test_graphsage_embeds_cold_items_from_their_genres() -> None:
     result = fit_graphsage(snapshot, snapshot.edge_index, config)
     a, b = snapshot.items.index("coldA"), snapshot.items.index("coldB")
     scores = result.user_emb @ result.item_emb[[a, b]].T  # [users, 2]
-    side_a = torch.tensor([snapshot.users.ids[u].startswith("u") and int(snapshot.users.ids[u][1:]) < 20
-                           for u in range(snapshot.num_users)])
+    side_a = torch.tensor(
+        [
+            snapshot.users.ids[u].startswith("u") and int(snapshot.users.ids[u][1:]) < 20
+            for u in range(snapshot.num_users)
+        ]
+    )
     assert bool((scores[side_a, 0] > scores[side_a, 1]).all())
     assert bool((scores[~side_a, 1] > scores[~side_a, 0]).all())
 

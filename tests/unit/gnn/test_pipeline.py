@@ -123,11 +123,21 @@ def test_serving_imports_no_training_code() -> None:
     import subprocess
     import sys
 
-    training = ("gnn.train", "gnn.models", "gnn.jobs", "gnn.evaluation", "gnn.blend.fit", "gnn.blend.search",
-                "gnn.blend.weights", "gnn.blend.evaluate", "matplotlib")
+    training = (
+        "gnn.train",
+        "gnn.models",
+        "gnn.jobs",
+        "gnn.evaluation",
+        "gnn.blend.fit",
+        "gnn.blend.search",
+        "gnn.blend.weights",
+        "gnn.blend.evaluate",
+        "matplotlib",
+    )
     code = f"import sys, gnn.serving; print([m for m in {training!r} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[3])
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[3]
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -135,9 +145,20 @@ def test_train_end_to_end_on_synthetic_world(tmp_path: Path) -> None:
     world = generate_world(users=80, items=120, seed=5)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
     split = split_interactions(snapshot)
-    config = load_train_config(None, {"embedding_dim": 16, "num_layers": 2, "lr": 0.02, "batch_size": 256,
-                                      "max_epochs": 6, "patience": 2, "progress": False, "device": "cpu",
-                                      "num_threads": 1})
+    config = load_train_config(
+        None,
+        {
+            "embedding_dim": 16,
+            "num_layers": 2,
+            "lr": 0.02,
+            "batch_size": 256,
+            "max_epochs": 6,
+            "patience": 2,
+            "progress": False,
+            "device": "cpu",
+            "num_threads": 1,
+        },
+    )
     artifact = train(snapshot, split, config)
     assert artifact.snapshot_id == snapshot.snapshot_id and artifact.seed == 42
     assert artifact.user_embeddings.shape == (80, 16) and artifact.item_embeddings.shape == (120, 16)

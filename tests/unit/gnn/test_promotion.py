@@ -15,8 +15,15 @@ from gnn.serving import current_version
 
 def _write(root: Path, val: float) -> Path:
     artifact = Artifact(
-        model="lightgcn", user_ids=["u1"], item_ids=["a", "b"], user_embeddings=torch.ones(1, 2),
-        item_embeddings=torch.eye(2), config={}, seed=1, snapshot_id="s1", code_version="t",
+        model="lightgcn",
+        user_ids=["u1"],
+        item_ids=["a", "b"],
+        user_embeddings=torch.ones(1, 2),
+        item_embeddings=torch.eye(2),
+        config={},
+        seed=1,
+        snapshot_id="s1",
+        code_version="t",
         metrics={"validation": {"ndcg@20": val}},
     )
     return write_artifact(artifact, root)
@@ -44,9 +51,15 @@ def test_prune_keeps_newest_and_current(tmp_path: Path) -> None:
 
 def test_artifact_scores_map_ids_between_snapshots(tmp_path: Path) -> None:
     artifact = Artifact(
-        model="lightgcn", user_ids=["u1", "u2"], item_ids=["a", "b"],
-        user_embeddings=torch.tensor([[1.0, 0.0], [0.0, 1.0]]), item_embeddings=torch.tensor([[3.0, 0.0], [0.0, 5.0]]),
-        config={}, seed=1, snapshot_id="s", code_version="t",
+        model="lightgcn",
+        user_ids=["u1", "u2"],
+        item_ids=["a", "b"],
+        user_embeddings=torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        item_embeddings=torch.tensor([[3.0, 0.0], [0.0, 5.0]]),
+        config={},
+        seed=1,
+        snapshot_id="s",
+        code_version="t",
     )
     # The new snapshot orders things differently and has a new user and a new item.
     score = artifact_score_fn(artifact, IdMap(["u2", "u3", "u1"]), IdMap(["b", "c", "a"]))

@@ -26,7 +26,10 @@ from schema.errors import DataError
 from tests.unit.gnn.worlds import export_from_dataset, make_export
 
 FAST = RankerConfig(
-    ease_lambda=1.0, device="cpu", progress=False, sequence_window=3,
+    ease_lambda=1.0,
+    device="cpu",
+    progress=False,
+    sequence_window=3,
     lightgcn={"embedding_dim": 8, "num_layers": 2, "lr": 0.05, "batch_size": 256, "max_epochs": 4, "patience": 2},
 )
 DAY = 86_400
@@ -155,17 +158,30 @@ def test_fit_announces_each_component_and_step_as_a_phase() -> None:
         fit_components(snapshot, all_positives(snapshot), FAST, lightgcn_epochs=2)
     components = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
     assert [(e.name, e.path) for e in events if e.kind == "start"] == [
-        ("fit_components", ()), *((name, ("fit_components",)) for name in components)]
+        ("fit_components", ()),
+        *((name, ("fit_components",)) for name in components),
+    ]
     assert {e.kind for e in events} == {"start", "end"}
     events.clear()
     world = generate_world(users=40, items=60, seed=3)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
-    config = FAST.model_copy(update={"ease_lambda_grid": [1.0], "als_factors_grid": [64],
-                                     "als_regularization_grid": [30.0], "als_alpha_grid": [10.0]})
+    config = FAST.model_copy(
+        update={
+            "ease_lambda_grid": [1.0],
+            "als_factors_grid": [64],
+            "als_regularization_grid": [30.0],
+            "als_alpha_grid": [10.0],
+        }
+    )
     with listening(events.append):
         fit_ranker(snapshot, split_interactions(snapshot, seed=42), config)
     assert [e.name for e in events if e.kind == "end" and not e.path] == [
-        "fit_components", "val_features", "component_search", "ranker_weights", "refit"]
+        "fit_components",
+        "val_features",
+        "component_search",
+        "ranker_weights",
+        "refit",
+    ]
     assert [e.path for e in events if e.kind == "end" and e.name == "fit_components"] == [(), ("refit",)]
 
 
@@ -224,8 +240,15 @@ def test_learned_weights_are_the_optimum_of_the_naive_listwise_loss() -> None:
 
 
 def test_social_feature_scores_what_followees_liked_and_survives_save_load(tmp_path: Path) -> None:
-    rows = [("f1", "x1", 5.0, 10), ("f1", "x2", 5.0, 11), ("f2", "x1", 5.0, 12),
-            ("u", "y1", 5.0, 20), ("o", "x3", 5.0, 30), ("o", "y1", 5.0, 31), ("lone", "y1", 5.0, 40)]
+    rows = [
+        ("f1", "x1", 5.0, 10),
+        ("f1", "x2", 5.0, 11),
+        ("f2", "x1", 5.0, 12),
+        ("u", "y1", 5.0, 20),
+        ("o", "x3", 5.0, 30),
+        ("o", "y1", 5.0, 31),
+        ("lone", "y1", 5.0, 40),
+    ]
     snapshot = build_graph_snapshot(make_export(rows, follows=[("u", "f1"), ("u", "f2"), ("u", "u")]))
     model = _model(snapshot, _weights(social=1.0))
     idx, user = snapshot.items.index, snapshot.users.index
@@ -417,8 +440,9 @@ def test_ranker_features_mask_and_l2_grid_cross_fit() -> None:
 
     data = _planted_data("sequence")
     allowed = ["ease_recent", "pop_window", "knowledge_cold"]
-    config = FAST.model_copy(update={"ranker_features": allowed, "ranker": "learned",
-                                     "ranker_l2_grid": [1e-4, 1e-1], "ranker_folds": 3})
+    config = FAST.model_copy(
+        update={"ranker_features": allowed, "ranker": "learned", "ranker_l2_grid": [1e-4, 1e-1], "ranker_folds": 3}
+    )
     weights, report = fit_weights(data, config)
     banned = ~np.isin(np.asarray(FEATURES), allowed)
     assert (weights[banned] == 0).all() and set(report["cross_fit_ndcg20"]) == {"learned l2=0.0001", "learned l2=0.1"}
@@ -456,8 +480,9 @@ def test_items_without_positives_get_lightgcn_embeddings_from_their_knowledge() 
     config = FAST.model_copy(update={"lightgcn": {**FAST.lightgcn, "max_epochs": 40, "embedding_dim": 8}})
     idx = snapshot.items.index
     fitted = fit_components(snapshot, all_positives(snapshot), config, lightgcn_epochs=40)
-    plain = fit_components(snapshot, all_positives(snapshot), config.model_copy(update={"cold_embeddings": False}),
-                           lightgcn_epochs=40)
+    plain = fit_components(
+        snapshot, all_positives(snapshot), config.model_copy(update={"cold_embeddings": False}), lightgcn_epochs=40
+    )
     emb = fitted.item_emb
     assert not plain.item_emb[[idx("a5"), idx("c5")]].any()  # the old behaviour: cold rows are zero
     warm = fitted.events.global_counts > 0
@@ -582,13 +607,14 @@ def test_ranked_lists_follow_recommend_and_the_policy_survives_save_load(tmp_pat
     config = FAST.model_copy(update={"cold_slots": 1, "cold_slot_every": 2, "cold_slot_margin": 5.0})
     model = _model(snapshot, _weights(ease_recent=1.0, pop_global=0.3, knowledge_cold=0.5), config)
     edges = all_positives(snapshot)
-    fold = __import__("gnn.evaluation", fromlist=["Fold"]).Fold("t", snapshot.num_users, snapshot.num_items,
-                                                               edges, edges[:, :: 5])
+    fold = __import__("gnn.evaluation", fromlist=["Fold"]).Fold(
+        "t", snapshot.num_users, snapshot.num_items, edges, edges[:, ::5]
+    )
     lists = ranked_lists(model, fold, k=4)
     for row, user in enumerate(fold.eval_users.tolist()):
         items, times = model.history(user)
         expected = model.recommend(items, times, user, k=4)
-        assert lists[row, : len(expected)].tolist() == expected and (lists[row, len(expected):] == -1).all()
+        assert lists[row, : len(expected)].tolist() == expected and (lists[row, len(expected) :] == -1).all()
     assert evaluate(lists, fold, ks=(4,))["users"] == fold.eval_users.numel()  # no train item in any list
     model.save(tmp_path / "m")
     loaded = RankerModel.load(tmp_path / "m")
@@ -603,10 +629,17 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     world = generate_world(users=60, items=80, seed=6)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
     split = split_interactions(snapshot, seed=42)
-    config = FAST.model_copy(update={"use_lightgcn": False, "ease_lambda_grid": [0.5, 5.0, 50.0],
-                                     "als_factors_grid": [2, 8], "als_regularization_grid": [0.3, 3.0],
-                                     "als_alpha_grid": [1.0, 4.0], "als_factors": 4,
-                                     "component_search_exhaustive": True})
+    config = FAST.model_copy(
+        update={
+            "use_lightgcn": False,
+            "ease_lambda_grid": [0.5, 5.0, 50.0],
+            "als_factors_grid": [2, 8],
+            "als_regularization_grid": [0.3, 3.0],
+            "als_alpha_grid": [1.0, 4.0],
+            "als_factors": 4,
+            "component_search_exhaustive": True,
+        }
+    )
     early = fit_components(snapshot, split.fit, config)
     probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
     data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
@@ -619,10 +652,15 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     assert set(report["ease"]) == {"0.5", "1", "5", "50"}  # every value, and the start (FAST.ease_lambda)
     als = report["als"]
     best = max(als, key=lambda k: als[k])
-    assert best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} " \
-                   f"alpha={chosen['als_alpha']:g}"
-    assert {"factors=2 regularization=30 alpha=10", "factors=8 regularization=30 alpha=10",
-            "factors=4 regularization=30 alpha=10"} <= set(als)  # the start (4) is tried beside the grid
+    assert (
+        best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} "
+        f"alpha={chosen['als_alpha']:g}"
+    )
+    assert {
+        "factors=2 regularization=30 alpha=10",
+        "factors=8 regularization=30 alpha=10",
+        "factors=4 regularization=30 alpha=10",
+    } <= set(als)  # the start (4) is tried beside the grid
     assert (model.config.als_factors, model.components.als_items.shape[1]) == (chosen["als_factors"],) * 2
     assert len(set(np.round(list(als.values()), 6))) > 1  # the candidates really differ
     # the cube the ranker weights are fitted on now holds exactly what the returned model serves
@@ -673,9 +711,18 @@ def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: P
     world = generate_world(users=60, items=80, seed=8)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
     split = split_interactions(snapshot, seed=42)
-    fields = {"device": "cpu", "progress": False, "use_lightgcn": False, "sequence_window": 3,
-              "ease_lambda_grid": [0.5, 5.0], "als_factors_grid": [2, 4], "als_regularization_grid": [1.0],
-              "als_alpha_grid": [1.0, 3.0], "als_factors": 4, "als_regularization": 1.0}
+    fields = {
+        "device": "cpu",
+        "progress": False,
+        "use_lightgcn": False,
+        "sequence_window": 3,
+        "ease_lambda_grid": [0.5, 5.0],
+        "als_factors_grid": [2, 4],
+        "als_regularization_grid": [1.0],
+        "als_alpha_grid": [1.0, 3.0],
+        "als_factors": 4,
+        "als_regularization": 1.0,
+    }
     config_file = tmp_path / "blend.yaml"
     config_file.write_text(yaml.safe_dump(fields), encoding="utf-8")
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts")

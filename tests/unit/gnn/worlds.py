@@ -71,8 +71,12 @@ def export_from_dataset(dataset: Dataset) -> GraphExport:
             [(r.follower_id, r.followee_id) for r in dataset.follows], columns=["follower_id", "followee_id"]
         ),
         user_genres=pd.DataFrame([], columns=["user_id", "genre"]),
-        item_years=pd.DataFrame({"item_id": [i.item_id for i in dataset.items],
-                                 "year": [-1 if i.year is None else int(i.year) for i in dataset.items]}),
+        item_years=pd.DataFrame(
+            {
+                "item_id": [i.item_id for i in dataset.items],
+                "year": [-1 if i.year is None else int(i.year) for i in dataset.items],
+            }
+        ),
     )
 
 

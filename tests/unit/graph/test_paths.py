@@ -36,41 +36,98 @@ def _trait(kind: str, node: dict) -> dict:
 @pytest.mark.parametrize(
     ("raw", "text"),
     [
-        (_trait("ACTED_IN", {"label": "Person", "id": "tom_hanks", "name": "Tom Hanks"}),
-         "Because you liked Toy Story, which also stars Tom Hanks"),
-        (_trait("DIRECTED", {"label": "Person", "id": "jl", "name": "John Lasseter"}),
-         "Because you liked Toy Story, also directed by John Lasseter"),
-        (_trait("HAS_TAG", {"label": "Tag", "id": "pixar", "name": "pixar"}), 'Because you liked Toy Story, also tagged "pixar"'),
-        (_trait("IN_GENRE", {"label": "Genre", "id": "Animation", "name": "Animation"}),
-         "Because you liked Toy Story, also in Animation"),
-        (_path("co_interaction", [USER, {"label": "Item", "id": "6", "name": "Heat"}, {"label": "User", "id": "7"},
-                                  {"label": "Item", "id": "7", "name": "Ronin"}],
-               [("INTERACTED", 0, 1), ("INTERACTED", 2, 1), ("INTERACTED", 2, 3)]),
-         "Because users who liked Heat also liked Ronin"),
-        (_path("followee", [USER, {"label": "User", "id": "ana"}, CAST_AWAY], [("FOLLOWS", 0, 1), ("INTERACTED", 1, 2)]),
-         "Because user ana, whom you follow, liked Cast Away"),
-        (_path("followee_of_followee", [USER, {"label": "User", "id": "ana"}, {"label": "User", "id": "ben"}, CAST_AWAY],
-               [("FOLLOWS", 0, 1), ("FOLLOWS", 1, 2), ("INTERACTED", 2, 3)]),
-         "Because user ben, whom user ana follows, liked Cast Away"),
+        (
+            _trait("ACTED_IN", {"label": "Person", "id": "tom_hanks", "name": "Tom Hanks"}),
+            "Because you liked Toy Story, which also stars Tom Hanks",
+        ),
+        (
+            _trait("DIRECTED", {"label": "Person", "id": "jl", "name": "John Lasseter"}),
+            "Because you liked Toy Story, also directed by John Lasseter",
+        ),
+        (
+            _trait("HAS_TAG", {"label": "Tag", "id": "pixar", "name": "pixar"}),
+            'Because you liked Toy Story, also tagged "pixar"',
+        ),
+        (
+            _trait("IN_GENRE", {"label": "Genre", "id": "Animation", "name": "Animation"}),
+            "Because you liked Toy Story, also in Animation",
+        ),
+        (
+            _path(
+                "co_interaction",
+                [
+                    USER,
+                    {"label": "Item", "id": "6", "name": "Heat"},
+                    {"label": "User", "id": "7"},
+                    {"label": "Item", "id": "7", "name": "Ronin"},
+                ],
+                [("INTERACTED", 0, 1), ("INTERACTED", 2, 1), ("INTERACTED", 2, 3)],
+            ),
+            "Because users who liked Heat also liked Ronin",
+        ),
+        (
+            _path(
+                "followee", [USER, {"label": "User", "id": "ana"}, CAST_AWAY], [("FOLLOWS", 0, 1), ("INTERACTED", 1, 2)]
+            ),
+            "Because user ana, whom you follow, liked Cast Away",
+        ),
+        (
+            _path(
+                "followee_of_followee",
+                [USER, {"label": "User", "id": "ana"}, {"label": "User", "id": "ben"}, CAST_AWAY],
+                [("FOLLOWS", 0, 1), ("FOLLOWS", 1, 2), ("INTERACTED", 2, 3)],
+            ),
+            "Because user ben, whom user ana follows, liked Cast Away",
+        ),
         (_path("popular", [], []), "Popular lately"),
-        (_path("popular_in_genre", [USER, TOY_STORY, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
-               [("INTERACTED", 0, 1), ("IN_GENRE", 1, 2), ("IN_GENRE", 3, 2)]),
-         "Popular in Comedy lately"),
-        (_path("popular_in_genre", [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
-               [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)]),
-         "Popular in Comedy lately"),
-        (_path("preferred_genre", [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
-               [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)]),
-         "Because you like Comedy"),
-        (_path("similar_co_interaction", [TOY_STORY, {"label": "User", "id": "9"}, CAST_AWAY],
-               [("INTERACTED", 1, 0), ("INTERACTED", 1, 2)]),
-         "Users who liked Toy Story also liked Cast Away"),
-        (_path("similar_trait", [TOY_STORY, {"label": "Person", "id": "th", "name": "Tom Hanks"}, CAST_AWAY],
-               [("ACTED_IN", 1, 0), ("ACTED_IN", 1, 2)]),
-         "Also stars Tom Hanks"),
-        (_path("similar_trait", [TOY_STORY, {"label": "Genre", "id": "Drama", "name": "Drama"}, CAST_AWAY],
-               [("IN_GENRE", 0, 1), ("IN_GENRE", 2, 1)]),
-         "Also in Drama"),
+        (
+            _path(
+                "popular_in_genre",
+                [USER, TOY_STORY, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
+                [("INTERACTED", 0, 1), ("IN_GENRE", 1, 2), ("IN_GENRE", 3, 2)],
+            ),
+            "Popular in Comedy lately",
+        ),
+        (
+            _path(
+                "popular_in_genre",
+                [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
+                [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)],
+            ),
+            "Popular in Comedy lately",
+        ),
+        (
+            _path(
+                "preferred_genre",
+                [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
+                [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)],
+            ),
+            "Because you like Comedy",
+        ),
+        (
+            _path(
+                "similar_co_interaction",
+                [TOY_STORY, {"label": "User", "id": "9"}, CAST_AWAY],
+                [("INTERACTED", 1, 0), ("INTERACTED", 1, 2)],
+            ),
+            "Users who liked Toy Story also liked Cast Away",
+        ),
+        (
+            _path(
+                "similar_trait",
+                [TOY_STORY, {"label": "Person", "id": "th", "name": "Tom Hanks"}, CAST_AWAY],
+                [("ACTED_IN", 1, 0), ("ACTED_IN", 1, 2)],
+            ),
+            "Also stars Tom Hanks",
+        ),
+        (
+            _path(
+                "similar_trait",
+                [TOY_STORY, {"label": "Genre", "id": "Drama", "name": "Drama"}, CAST_AWAY],
+                [("IN_GENRE", 0, 1), ("IN_GENRE", 2, 1)],
+            ),
+            "Also in Drama",
+        ),
     ],
 )
 def test_explanation_text_per_reason(raw: dict, text: str) -> None:
@@ -86,8 +143,16 @@ def test_explanation_text_per_reason(raw: dict, text: str) -> None:
 
 def test_every_reason_has_a_sentence() -> None:
     assert {r.value for r in Reason} == {
-        "co_interaction", "shared_trait", "followee", "followee_of_followee", "popular", "popular_in_genre",
-        "similar_co_interaction", "similar_trait", "preferred_genre", "taste_match",
+        "co_interaction",
+        "shared_trait",
+        "followee",
+        "followee_of_followee",
+        "popular",
+        "popular_in_genre",
+        "similar_co_interaction",
+        "similar_trait",
+        "preferred_genre",
+        "taste_match",
     }
 
 
@@ -105,7 +170,9 @@ def test_labels_and_types_are_schema_vocabulary() -> None:
 
 def test_relationship_indexes_must_point_at_nodes() -> None:
     with pytest.raises(ValidationError, match="points outside"):
-        Explanation(text="x", nodes=[PathNode(label="User", id="1")], relationships=[PathRel(type="FOLLOWS", start=0, end=1)])
+        Explanation(
+            text="x", nodes=[PathNode(label="User", id="1")], relationships=[PathRel(type="FOLLOWS", start=0, end=1)]
+        )
 
 
 @pytest.mark.parametrize(
@@ -113,8 +180,11 @@ def test_relationship_indexes_must_point_at_nodes() -> None:
     [
         {"reason": "telepathy", "nodes": [], "rels": []},
         _path("followee", [USER, CAST_AWAY], [("INTERACTED", 0, 1)]),
-        _path("shared_trait", [USER, TOY_STORY, {"label": "Genre", "id": "x", "name": "x"}, CAST_AWAY],
-              [("INTERACTED", 0, 1), ("FOLLOWS", 1, 2), ("FOLLOWS", 3, 2)]),
+        _path(
+            "shared_trait",
+            [USER, TOY_STORY, {"label": "Genre", "id": "x", "name": "x"}, CAST_AWAY],
+            [("INTERACTED", 0, 1), ("FOLLOWS", 1, 2), ("FOLLOWS", 3, 2)],
+        ),
         _path("popular_in_genre", [USER, CAST_AWAY], [("INTERACTED", 0, 1)]),
         _path("preferred_genre", [USER, TOY_STORY, CAST_AWAY], [("INTERACTED", 0, 1), ("INTERACTED", 1, 2)]),
         {"reason": "popular", "nodes": [{"label": "Movie", "id": "1"}], "rels": []},

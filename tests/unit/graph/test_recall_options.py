@@ -10,7 +10,11 @@ from schema.errors import ConfigError
 def test_caps_become_camel_case_parameters() -> None:
     params = CollaborativeCaps(max_neighbours=7).to_params()
     assert params == {
-        "minRating": 4.0, "maxPaths": 3, "maxSeeds": 50, "maxCoRatersPerSeed": 50, "maxNeighbours": 7,
+        "minRating": 4.0,
+        "maxPaths": 3,
+        "maxSeeds": 50,
+        "maxCoRatersPerSeed": 50,
+        "maxNeighbours": 7,
         "maxItemsPerNeighbour": 30,
     }
     assert PopularityCaps().to_params()["halfLifeDays"] == 180.0
@@ -18,7 +22,11 @@ def test_caps_become_camel_case_parameters() -> None:
 
 def test_filters_become_parameters_with_stable_list_types() -> None:
     assert RecallFilters().to_params() == {
-        "excludeItems": [], "includeGenres": [], "excludeGenres": [], "yearMin": None, "yearMax": None,
+        "excludeItems": [],
+        "includeGenres": [],
+        "excludeGenres": [],
+        "yearMin": None,
+        "yearMax": None,
     }
     assert RecallFilters(include_genres=["Drama"], year_min=1990).to_params()["includeGenres"] == ["Drama"]
 
