@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from bench.scaling import fit_power_law, world_size
+from bench.scaling import world_size
+from bench.scaling_report import fit_power_law
 
 
 def test_power_law_recovers_exponent_and_constant() -> None:
@@ -38,7 +39,7 @@ def test_world_size_scales_users_with_interactions_and_items_by_the_exponent() -
 def test_pauses_of_the_worker_are_taken_out_of_the_phases_they_fall_in(tmp_path) -> None:  # noqa: ANN001
     from datetime import UTC, datetime
 
-    from bench.scaling import subtract_pauses
+    from bench.scaling_report import subtract_pauses
 
     def iso(t: float) -> str:
         return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -72,7 +73,8 @@ def test_recorder_follows_the_phases_of_a_size(tmp_path) -> None:  # noqa: ANN00
     """Phases, spans, peak RSS, component calls and the dense sizes come from listening, no module patched."""
     import json
 
-    from bench.scaling import Recorder, first_pass
+    from bench.scaling import Recorder
+    from bench.scaling_report import first_pass
     from etl.synthetic import generate_world
     from gnn.data import build_graph_snapshot
     from gnn.evaluation import split_interactions

@@ -10,16 +10,8 @@ import pytest
 import torch
 
 from gnn.data import GraphSnapshot, build_graph_snapshot
-from gnn.evaluation import (
-    Fold,
-    accuracy_metrics,
-    evaluate,
-    hit_matrix,
-    holdout_last,
-    intra_list_diversity,
-    rank_items,
-    split_interactions,
-)
+from gnn.evaluation import Fold, evaluate, holdout_last, rank_items, split_interactions
+from gnn.metrics import accuracy_metrics, hit_matrix, intra_list_diversity
 from schema.errors import DataError
 from tests.unit.gnn.worlds import make_export
 
