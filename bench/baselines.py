@@ -28,7 +28,7 @@ from torch.profiler import record_function
 from gnn.config import TrainConfig
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, ScoreFn, embedding_score_fn, evaluate
-from gnn.train import PHASES, fit_graphsage, fit_lightgcn
+from gnn.train import PHASES, FitResult, fit_graphsage, fit_lightgcn
 
 SEED = 42
 VAL_METRIC = "ndcg@20"
@@ -87,36 +87,31 @@ def fit_item_knn(fold: Fold, params: dict[str, Any], val: Fold | None = None) ->
     return Fitted(_dense_rows(scores), time.perf_counter() - started)
 
 
+#: implicit's integer keywords (the others are floats).
+_INTEGER_PARAMS = frozenset({"factors", "iterations"})
+
+
+def _fit_factors(model_class: type, fold: Fold, params: dict[str, Any], keys: tuple[str, ...]) -> Fitted:
+    """Fit one of implicit's factor models with ``params[keys]`` (seeded, THREADS threads) on the fold's train matrix;
+    its scores are user · item factor products."""
+    started = time.perf_counter()
+    chosen = {k: (int if k in _INTEGER_PARAMS else float)(params[k]) for k in keys}
+    model = model_class(**chosen, random_state=SEED, num_threads=THREADS)
+    model.fit(_matrix(fold), show_progress=False)
+    return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
+
+
 def fit_als(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
     from implicit.cpu.als import AlternatingLeastSquares
 
-    started = time.perf_counter()
-    model = AlternatingLeastSquares(
-        factors=int(params["factors"]),
-        regularization=float(params["regularization"]),
-        alpha=float(params["alpha"]),
-        iterations=int(params["iterations"]),
-        random_state=SEED,
-        num_threads=THREADS,
-    )
-    model.fit(_matrix(fold), show_progress=False)
-    return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
+    return _fit_factors(AlternatingLeastSquares, fold, params, ("factors", "regularization", "alpha", "iterations"))
 
 
 def fit_bpr(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-    started = time.perf_counter()
-    model = BayesianPersonalizedRanking(
-        factors=int(params["factors"]),
-        learning_rate=float(params["learning_rate"]),
-        regularization=float(params["regularization"]),
-        iterations=int(params["iterations"]),
-        random_state=SEED,
-        num_threads=THREADS,
-    )
-    model.fit(_matrix(fold), show_progress=False)
-    return Fitted(_factors(model.user_factors, model.item_factors), time.perf_counter() - started)
+    keys = ("factors", "learning_rate", "regularization", "iterations")
+    return _fit_factors(BayesianPersonalizedRanking, fold, params, keys)
 
 
 def fit_ease(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
@@ -224,6 +219,17 @@ def fit_pyg_lightgcn(fold: Fold, params: dict[str, Any], val: Fold | None = None
 WINDOW_VAL = "val_window_mean"
 
 
+def _early_stopped(result: FitResult) -> Fitted:
+    """A gnn fit as a Fitted: its embeddings' dot products, and the epochs and windowed validation it chose."""
+    info = {
+        "epochs": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
+        WINDOW_VAL: result.best_val,
+    }
+    return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
+
+
 def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
     """gnn's LightGCN (gnn.train.fit_lightgcn): early stopping on validation, or ``epochs`` epochs."""
     fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
@@ -236,13 +242,7 @@ def fit_ours(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fit
         val_fold=val,
         epochs=None if val is not None else int(params["epochs"]),
     )
-    info = {
-        "epochs": result.best_epoch,
-        "epochs_run": len(result.history),
-        "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
-        WINDOW_VAL: result.best_val,
-    }
-    return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
+    return _early_stopped(result)
 
 
 def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
@@ -256,12 +256,6 @@ def sage_fitter(snapshot: GraphSnapshot) -> FitFn:
         result = fit_graphsage(
             snapshot, fold.train, config, val_fold=val, epochs=None if val is not None else int(params["epochs"])
         )
-        info = {
-            "epochs": result.best_epoch,
-            "epochs_run": len(result.history),
-            "seconds_per_epoch": float(np.mean([h.seconds for h in result.history])),
-            WINDOW_VAL: result.best_val,
-        }
-        return Fitted(embedding_score_fn(result.user_emb, result.item_emb), result.seconds, info)
+        return _early_stopped(result)
 
     return fit

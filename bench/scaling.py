@@ -255,6 +255,23 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
 # --- the command: every size in its own process, the table, the fit, the figure --------------------------
 
 
+def worker_command(users: int, items: int, seed: int, out: Path, memory_limit_gb: float) -> list[str]:
+    """The command line of one size's own process (``--worker``), which writes its record to ``out``."""
+    return [
+        sys.executable,
+        "-m",
+        "bench.scaling",
+        "--worker",
+        str(users),
+        str(items),
+        str(seed),
+        "--worker-out",
+        str(out),
+        "--memory-limit-gb",
+        str(memory_limit_gb),
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -329,19 +346,7 @@ def main(argv: list[str] | None = None) -> None:
             users, items = world_size(0.01, args.item_exponent)
             print(f"warm-up (not reported): {users} users, {items} items …", flush=True)
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.scaling",
-                    "--worker",
-                    str(users),
-                    str(items),
-                    str(args.seed),
-                    "--worker-out",
-                    str(SCALING / "warmup.json"),
-                    "--memory-limit-gb",
-                    "0",
-                ],
+                worker_command(users, items, args.seed, SCALING / "warmup.json", 0),
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -360,19 +365,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.time()
             log = (SCALING / f"size-{scale:g}.log").open("wb")
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.scaling",
-                    "--worker",
-                    str(users),
-                    str(items),
-                    str(args.seed),
-                    "--worker-out",
-                    str(out),
-                    "--memory-limit-gb",
-                    str(args.memory_limit_gb),
-                ],
+                worker_command(users, items, args.seed, out, args.memory_limit_gb),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
