@@ -10,6 +10,7 @@ with exit code 1; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Annotated
 
 import typer
@@ -80,6 +81,9 @@ def schema_show() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # PyTorch Geometric's import trips torch's deprecation of torch.jit.script: nothing a user can act on, and
+    # one more line in every log
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     app()
 
 
