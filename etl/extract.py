@@ -2,7 +2,8 @@
 
 Every physical line ends up as exactly one of: the header, a blank line, a :class:`RawRecord`, or a
 :class:`Reject` (undecodable bytes, wrong number of columns). Files are read as bytes and decoded
-line by line so that one bad byte rejects one line, not the file. CRLF and a UTF-8 BOM are handled.
+line by line so that one bad byte rejects one line, not the file; a line is never held longer than the
+format's ``max_line_bytes`` (a longer one is a reject). CRLF and a UTF-8 BOM are handled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from schema.errors import DataError
 
@@ -45,6 +47,10 @@ class RawRecord:
     fields: dict[str, str]
 
 
+#: Longest line a file may hold by default (1 MiB); a longer line is rejected without being read whole.
+MAX_LINE_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class FileFormat:
     """How a delimited file is laid out.
@@ -55,6 +61,7 @@ class FileFormat:
         header: Whether the first non-blank line is a header.
         columns: Column names to use instead of (or, without a header, in the absence of) the header.
         quoting: Honour double quotes (CSV style). Off for tab files whose text may contain quotes.
+        max_line_bytes: Longest line accepted; a longer one is rejected without being read whole.
     """
 
     delimiter: str = ","
@@ -62,6 +69,7 @@ class FileFormat:
     header: bool = True
     columns: tuple[str, ...] | None = None
     quoting: bool = True
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
 @dataclass
@@ -76,41 +84,57 @@ class ReadStats:
 
 
 _RAW_LIMIT = 300
+_SKIP_CHUNK = 1 << 16
 
 
 def read_records(
-    path: Path, fmt: FileFormat, source: str, stats: ReadStats | None = None
+    path: Path,
+    fmt: FileFormat,
+    source: str,
+    stats: ReadStats | None = None,
+    *,
+    max_line_bytes: int | None = None,
 ) -> Iterator[RawRecord | Reject]:
-    """Yield a record or a reject for every non-blank data line of ``path``.
+    """Yield a record or a reject for every non-blank data line of ``path``, reading one line at a time.
 
     Args:
         path: The file.
         fmt: Its layout.
         source: Name recorded on rejects.
         stats: Filled in while reading, if given.
+        max_line_bytes: Longest line accepted (default: ``fmt.max_line_bytes``); a longer line is rejected and
+            skipped in chunks, so memory stays bounded whatever the file holds.
 
     Raises:
         DataError: The file does not exist or has no usable header.
     """
     stats = stats if stats is not None else ReadStats()
+    limit = max_line_bytes if max_line_bytes is not None else fmt.max_line_bytes
     if not path.is_file():
         raise DataError(f"{source}: file not found: {path}")
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    lines = _decoded_lines(data, fmt.encoding)
-    stats.lines = len(lines)
-
     columns: tuple[str, ...] | None = tuple(fmt.columns) if fmt.columns else None
     header_pending = fmt.header
     header_fields: list[str] | None = None
     quoting = csv.QUOTE_MINIMAL if fmt.quoting else csv.QUOTE_NONE
     delimiter = fmt.delimiter
 
-    for number, text in enumerate(lines, start=1):
-        if isinstance(text, bytes):
+    with path.open("rb") as handle:
+        for number, raw, too_long in _lines(handle, limit):
+            stats.lines = number
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if too_long:
+                stats.rejects += 1
+                yield Reject(
+                    source,
+                    str(path),
+                    number,
+                    f"line longer than {limit:,} bytes (max_line_bytes)",
+                    raw[:_RAW_LIMIT].decode(fmt.encoding, errors="replace"),
+                )
+                continue
             try:
-                text = text.decode(fmt.encoding)
+                text = raw.decode(fmt.encoding)
             except UnicodeDecodeError as exc:
                 stats.rejects += 1
                 yield Reject(
@@ -118,43 +142,43 @@ def read_records(
                     str(path),
                     number,
                     f"undecodable bytes for encoding {fmt.encoding} at byte {exc.start + 1}",
-                    text.decode(fmt.encoding, errors="replace")[:_RAW_LIMIT],
+                    raw.decode(fmt.encoding, errors="replace")[:_RAW_LIMIT],
                 )
                 continue
-        if not text.strip():
-            stats.blank += 1
-            continue
-        if fmt.quoting and '"' in text:
-            fields = next(csv.reader([text], delimiter=delimiter, quoting=quoting))
-        else:
-            fields = text.split(delimiter)
-        if header_pending:
-            header_pending = False
-            header_fields = [f.strip() for f in fields]
+            if not text.strip():
+                stats.blank += 1
+                continue
+            if fmt.quoting and '"' in text:
+                fields = next(csv.reader([text], delimiter=delimiter, quoting=quoting))
+            else:
+                fields = text.split(delimiter)
+            if header_pending:
+                header_pending = False
+                header_fields = [f.strip() for f in fields]
+                if columns is None:
+                    columns = tuple(header_fields)
+                continue
             if columns is None:
-                columns = tuple(header_fields)
-            continue
-        if columns is None:
-            raise DataError(f"{source}: {path} has no header; give its column names with `columns:`")
-        if len(fields) != len(columns) and header_fields is not None and not fmt.columns:
-            repaired = _repair_header(header_fields, len(fields))
-            if repaired is not None:
-                log.warning("%s: header of %s repaired to %s (mixed separators)", source, path.name, list(repaired))
-                columns = repaired
-                header_fields = None
-        stats.columns = columns
-        if len(fields) != len(columns):
-            stats.rejects += 1
-            yield Reject(
-                source,
-                str(path),
-                number,
-                f"expected {len(columns)} columns, found {len(fields)}",
-                text[:_RAW_LIMIT],
-            )
-            continue
-        stats.records += 1
-        yield RawRecord(number, dict(zip(columns, fields, strict=True)))
+                raise DataError(f"{source}: {path} has no header; give its column names with `columns:`")
+            if len(fields) != len(columns) and header_fields is not None and not fmt.columns:
+                repaired = _repair_header(header_fields, len(fields))
+                if repaired is not None:
+                    log.warning("%s: header of %s repaired to %s (mixed separators)", source, path.name, list(repaired))
+                    columns = repaired
+                    header_fields = None
+            stats.columns = columns
+            if len(fields) != len(columns):
+                stats.rejects += 1
+                yield Reject(
+                    source,
+                    str(path),
+                    number,
+                    f"expected {len(columns)} columns, found {len(fields)}",
+                    text[:_RAW_LIMIT],
+                )
+                continue
+            stats.records += 1
+            yield RawRecord(number, dict(zip(columns, fields, strict=True)))
 
 
 def _repair_header(header: list[str], wanted: int) -> tuple[str, ...] | None:
@@ -163,19 +187,20 @@ def _repair_header(header: list[str], wanted: int) -> tuple[str, ...] | None:
     return tuple(parts) if len(parts) == wanted else None
 
 
-def _decoded_lines(data: bytes, encoding: str) -> list[str | bytes]:
-    """Split into lines without their CR/LF; decode the whole file at once when it decodes cleanly.
+def _lines(handle: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (line number, bytes without CR/LF, longer than ``limit``) for each line, holding at most ``limit`` bytes.
 
-    When it does not, lines stay bytes and are decoded one by one, so only the bad lines are rejected.
+    A longer line yields its first ``limit`` bytes; the rest of it is read in chunks and dropped.
     """
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError:
-        raw = data.split(b"\n")
-        if raw and raw[-1] == b"":
-            raw.pop()
-        return [line.rstrip(b"\r") for line in raw]
-    lines: list[str | bytes] = list(text.split("\n"))
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    number = 0
+    while line := handle.readline(limit + 2):  # room for CR LF after a line of exactly ``limit`` bytes
+        number += 1
+        ended = line.endswith(b"\n")
+        body = line[:-1].rstrip(b"\r") if ended else line
+        if len(body) > limit:
+            while not ended:
+                rest = handle.readline(_SKIP_CHUNK)
+                ended = not rest or rest.endswith(b"\n")
+            yield number, body[:limit], True
+            continue
+        yield number, body, False

@@ -37,7 +37,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from etl.extract import FileFormat
+from etl.extract import MAX_LINE_BYTES, FileFormat
 from schema.errors import ConfigError
 from schema.model import ITEM_DOMAIN_LABELS, Label, Role
 
@@ -60,6 +60,9 @@ class FileSpec(_Spec):
     optional: bool = Field(
         False, description="Skip this file and the sections that use it when its path variables are not set."
     )
+    max_line_bytes: int = Field(
+        MAX_LINE_BYTES, ge=64, description="Longest line accepted; a longer one is rejected without being read whole."
+    )
 
     @field_validator("delimiter")
     @classmethod
@@ -78,6 +81,8 @@ class FileSpec(_Spec):
             codecs.lookup(value)
         except LookupError as exc:
             raise ValueError(f"unknown encoding {value!r}") from exc
+        if "\n".encode(value) != b"\n":
+            raise ValueError(f"encoding {value!r} is not read line by line (convert the file to UTF-8)")
         return value
 
     def file_format(self) -> FileFormat:
@@ -88,6 +93,7 @@ class FileSpec(_Spec):
             header=self.header,
             columns=tuple(self.columns) if self.columns else None,
             quoting=quoting,
+            max_line_bytes=self.max_line_bytes,
         )
 
 

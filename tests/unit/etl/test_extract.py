@@ -76,3 +76,38 @@ def test_read_records_explicit_columns_without_header(tmp_path: Path) -> None:
 def test_read_records_missing_file_is_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found"):
         list(read_records(tmp_path / "nope.csv", FileFormat(), "test"))
+
+
+def test_read_records_rejects_a_line_longer_than_the_limit_without_reading_it_whole(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "long.csv"
+    with path.open("wb") as handle:
+        handle.write(b"id,name\n1,Ann\n")
+        handle.write(b"2," + b"x" * (4 << 20) + b"\n")  # a 4 MiB line
+        handle.write(b"3,Cid\n")
+    tracemalloc.start()
+    try:
+        records, rejects, stats = _read(path, FileFormat(max_line_bytes=64 << 10))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.fields["id"] for r in records] == ["1", "3"]
+    assert [(r.line, r.reason) for r in rejects] == [(3, "line longer than 65,536 bytes (max_line_bytes)")]
+    assert len(rejects[0].raw) <= 300 and stats.lines == 4
+    assert peak < 1 << 20, peak
+
+
+def test_read_records_line_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "edge.csv"
+    path.write_bytes(b"id,name\r\n1," + b"y" * 62 + b"\r\n2,Bo\n")
+    records, rejects, _ = _read(path, FileFormat(max_line_bytes=64))
+    assert [r.fields["id"] for r in records] == ["1", "2"] and rejects == []
+
+
+def test_mapping_refuses_an_encoding_that_is_not_line_based() -> None:
+    from etl.mapping import FileSpec
+
+    with pytest.raises(ValueError, match="convert the file to UTF-8"):
+        FileSpec(path="a.csv", encoding="utf-16")
+    assert FileSpec(path="a.csv", max_line_bytes=4096).file_format().max_line_bytes == 4096
