@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from etl.extract import RawRecord, ReadStats, Reject, read_records
+from etl.extract import FileFormat, RawRecord, ReadStats, Reject, read_records
 from etl.mapping import LookupSpec, Mapping, TagsSpec
 from etl.transform import (
     RowError,
@@ -25,6 +26,7 @@ from etl.transform import (
     to_tags,
     to_user,
 )
+from schema.errors import DataError
 from schema.model import Label
 from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
 
@@ -45,6 +47,9 @@ class Dataset:
         skipped: Valid knowledge rows about items outside the catalogue, counted per section.
         merged: Repeated facts merged into one, counted per section.
         read: Data records read, per section.
+        source_rows: Data lines read, per section: the records plus the lines rejected while reading them
+            (undecodable, too long, wrong column count); the denominator of the reject rate.
+        blank: Blank lines skipped, per file name (counted once however many sections read the file).
     """
 
     name: str
@@ -60,6 +65,8 @@ class Dataset:
     skipped: Counter[str] = field(default_factory=Counter)
     merged: Counter[str] = field(default_factory=Counter)
     read: Counter[str] = field(default_factory=Counter)
+    source_rows: Counter[str] = field(default_factory=Counter)
+    blank: Counter[str] = field(default_factory=Counter)
 
     @property
     def fact_count(self) -> int:
@@ -122,24 +129,28 @@ class _Builder:
         if path is None:
             log.info("%s: skipped, file %r not given", section, file_name)
             return None
+        if not path.is_file():
+            raise DataError(f"{section}: file not found: {path}")
         spec = self.mapping.files[file_name]
         stats = ReadStats()
         tick = self.progress(f"read {section}", _count_lines(path))
-        return self._iterate(section, path, spec.file_format(), stats, tick)
+        return self._iterate(section, file_name, path, spec.file_format(), stats, tick)
 
-    def _iterate(self, section, path, fmt, stats, tick):  # noqa: ANN001, ANN202 - internal generator
+    def _iterate(self, section, file_name, path, fmt, stats, tick):  # noqa: ANN001, ANN202 - internal generator
         pending = 0
         for item in read_records(path, fmt, section, stats):
             pending += 1
             if pending == 2048:
                 tick(pending)
                 pending = 0
+            self.ds.source_rows[section] += 1
             if isinstance(item, Reject):
                 self.ds.rejects.append(item)
                 continue
             self.ds.read[section] += 1
             yield item
         tick(pending)
+        self.ds.blank[file_name] = stats.blank
 
     def reject(self, section: str, record: RawRecord, reason: str) -> None:
         path = self.paths.get(section.split(":", 1)[1]) if ":" in section else None
@@ -171,7 +182,11 @@ def build_from_mapping(
     Returns:
         The dataset, with rejects (bad rows, unknown items in interactions, duplicates) and skipped
         counts (knowledge about items outside the catalogue).
+
+    Raises:
+        DataError: A file is missing or lacks a column the mapping names (:func:`check_sources`).
     """
+    check_sources(mapping, paths)
     b = _Builder(mapping, paths, set(known_items), progress, sink)
     ds = b.ds
 
@@ -257,6 +272,53 @@ def build_from_mapping(
         b.emit("users", user)
     b.flush("users")
     return ds
+
+
+def check_sources(mapping: Mapping, paths: dict[str, Path | None]) -> None:
+    """Check, before anything is loaded, that every file given exists and has every column its sections name.
+
+    Only the first lines of each file are read (up to its first data record).
+
+    Raises:
+        DataError: A file is missing, or a column named by a section is not among the file's columns (the message
+            names the column, the section and the columns found).
+    """
+    needed: dict[str, dict[str, str]] = {}  # file name → column → the section naming it
+    for kind, spec in mapping.sections_by_kind():
+        for column in spec.columns():
+            needed.setdefault(spec.file, {}).setdefault(column, f"{kind}:{spec.file}")
+        lookups = [getattr(spec, "lookup", None), getattr(spec, "imdb_id", None)]
+        for lookup in (x for x in lookups if isinstance(x, LookupSpec)):
+            for column in (lookup.key, lookup.value):
+                needed.setdefault(lookup.file, {}).setdefault(column, f"{kind}:{spec.file} lookup")
+    for name, columns in needed.items():
+        path = paths.get(name)
+        if path is None:
+            continue
+        if not path.is_file():
+            raise DataError(f"file {name!r} not found: {path}")
+        fmt = mapping.files[name].file_format()
+        found = _first_columns(path, fmt, name)
+        missing = [column for column in columns if found is not None and column not in found]
+        if missing:
+            utf16 = any("\x00" in column for column in found or ())
+            hint = " (the header holds NUL bytes: the file looks UTF-16; convert it to UTF-8)" if utf16 else ""
+            raise DataError(
+                f"{columns[missing[0]]}: column {missing[0]!r} is not in {path} (its columns: "
+                f"{', '.join(map(repr, found or ()))}); check the column names, the delimiter {fmt.delimiter!r} "
+                f"and the encoding {fmt.encoding}{hint}"
+            )
+
+
+def _first_columns(path: Path, fmt: FileFormat, name: str, lines: int = 1000) -> tuple[str, ...] | None:
+    """The columns of the first data record among the first ``lines`` lines (None when there is none)."""
+    with closing(read_records(path, fmt, name)) as items:
+        for seen, item in enumerate(items):
+            if isinstance(item, RawRecord):
+                return tuple(item.fields)
+            if seen >= lines:
+                break
+    return None
 
 
 def _knowledge(b: _Builder, kind: str, specs: list, convert: Callable, key: Callable) -> None:  # type: ignore[type-arg]

@@ -51,7 +51,9 @@ class PhaseStats:
 class LoadReport:
     """What a load did: phases, resulting graph counts, rejects and skipped rows.
 
-    ``read_seconds`` and ``write_seconds`` overlap; ``seconds`` is the wall time of the whole load.
+    ``source_rows`` counts the data lines read from files (records and the lines rejected while reading them),
+    ``blank_lines`` the blank lines skipped per file; neither counts as a reject. ``read_seconds`` and
+    ``write_seconds`` overlap; ``seconds`` is the wall time of the whole load.
     """
 
     name: str
@@ -68,6 +70,13 @@ class LoadReport:
     seconds: float = 0.0
     rows_read: int = 0
     rows_written: int = 0
+    source_rows: int = 0
+    blank_lines: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def reject_rate(self) -> float:
+        """Rejected rows over source rows (data lines read); 0 when nothing was read from files."""
+        return self.rejects / self.source_rows if self.source_rows else 0.0
 
 
 class _BackgroundWriter:
@@ -200,6 +209,8 @@ def load_stream(
     report.nodes, report.relationships = writers.read_graph_counts(driver, database)
     report.rejects = len(dataset.rejects)
     report.rejects_by_reason = summarize_rejects(dataset.rejects)
+    report.source_rows = sum(dataset.source_rows.values())
+    report.blank_lines = +Counter(dataset.blank)
     report.skipped = Counter(dataset.skipped)
     report.merged = Counter(dataset.merged)
     report.reject_file = write_reject_file(dataset.rejects, reject_dir / f"{dataset.name}.rejects.csv")

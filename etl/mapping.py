@@ -97,8 +97,19 @@ class FileSpec(_Spec):
         )
 
 
+#: Keys of a section whose value names a column of the section's file.
+_COLUMN_KEYS = frozenset(
+    ("id", "title", "year", "imdb_id", "user", "item", "rating", "weight", "timestamp", "genre", "name", "tag")
+    + ("follower", "followee")
+)
+
+
 class _Section(_Spec):
     file: str = Field(description="Name of a file under `files:`.")
+
+    def columns(self) -> list[str]:
+        """The columns of ``file`` this section reads."""
+        return [value for key, value in self if key in _COLUMN_KEYS and isinstance(value, str)]
 
 
 class LookupSpec(_Spec):
@@ -211,6 +222,11 @@ class Mapping(_Spec):
                 if name not in self.files:
                     raise ValueError(f"section uses file {name!r}, which is not listed under `files:`")
         return self
+
+    def sections_by_kind(self) -> list[tuple[str, _Section]]:
+        """Every section with its kind (``"items"``, ``"interactions"``, ...), in reading order."""
+        kinds = ("users", "items", "interactions", "genres", "people", "tags", "follows")
+        return [(kind, section) for kind in kinds for section in getattr(self, kind)]
 
     def sections(self) -> list[_Section]:
         return [*self.users, *self.items, *self.interactions, *self.genres, *self.people, *self.tags, *self.follows]

@@ -9,7 +9,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from etl.dataset import Dataset, ProgressFactory, RowSink, build_from_mapping, no_progress
+from etl.dataset import Dataset, ProgressFactory, RowSink, build_from_mapping, check_sources, no_progress
 from etl.mapping import load_mapping, resolve_paths
 from schema.errors import DataError
 
@@ -46,6 +46,17 @@ def read_mapping_dataset(
     paths = resolve_paths(mapping, base_dir or mapping_file.parent, dict(variables or {}))
     dataset = build_from_mapping(mapping, paths, known_items, progress, sink)
     return dataset, time.perf_counter() - started
+
+
+def check_mapping(mapping_file: Path, variables: dict[str, str] | None = None, *, base_dir: Path | None = None) -> None:
+    """Check a mapping and its files before a load touches the graph (arguments as :func:`read_mapping_dataset`).
+
+    Raises:
+        ConfigError: The mapping is invalid or a required path variable is missing.
+        DataError: A file is missing or lacks a column the mapping names.
+    """
+    mapping = load_mapping(mapping_file)
+    check_sources(mapping, resolve_paths(mapping, base_dir or mapping_file.parent, dict(variables or {})))
 
 
 def movielens_variables(directory: Path, actors: Path | None = None, hetrec: Path | None = None) -> dict[str, str]:

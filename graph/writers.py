@@ -156,14 +156,28 @@ def write_follows(writer: BatchWriter, rows: Sequence[FollowRow], progress: Prog
 
 
 def wipe_graph(driver: Driver, database: str = "neo4j") -> None:
-    """Delete every node and relationship (schema stays)."""
-    with driver.session(database=database) as session:
+    """Delete every node and relationship (schema stays), in batches that commit one by one.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j went away during the wipe (the graph may be partly wiped).
+        KgrecError: Neo4j refused the wipe (the graph may be partly wiped).
+    """
+    again = "the graph may be partly wiped; run the load with --replace again"
+    with (
+        database_errors(
+            "wipe_graph",
+            gone=f"Neo4j went away while wiping the graph ({again})",
+            refused=f"Neo4j refused to wipe the graph ({again})",
+        ),
+        driver.session(database=database) as session,
+    ):
         session.run(catalog.WIPE_GRAPH).consume()
 
 
 def read_graph_counts(driver: Driver, database: str = "neo4j") -> tuple[dict[str, int], dict[str, int]]:
     """Return (nodes per label, relationships per type) from the count store; key "*" is the total."""
-    records, _, _ = driver.execute_query(catalog.GRAPH_COUNTS, database_=database, routing_="r")
+    with database_errors("graph_counts", refused="Neo4j refused to count the graph"):
+        records, _, _ = driver.execute_query(catalog.GRAPH_COUNTS, database_=database, routing_="r")
     nodes: dict[str, int] = {}
     rels: dict[str, int] = {}
     for record in records:
@@ -174,7 +188,8 @@ def read_graph_counts(driver: Driver, database: str = "neo4j") -> tuple[dict[str
 
 def read_item_ids(driver: Driver, database: str = "neo4j") -> set[str]:
     """Return the ids of every item in the graph."""
-    records, _, _ = driver.execute_query(catalog.ITEM_IDS, database_=database, routing_="r")
+    with database_errors("item_ids", refused="Neo4j refused to read the item ids"):
+        records, _, _ = driver.execute_query(catalog.ITEM_IDS, database_=database, routing_="r")
     return {record["item_id"] for record in records}
 
 

@@ -20,7 +20,7 @@ from etl.settings import get_etl_settings
 from graph.driver import create_driver
 from graph.settings import get_neo4j_settings
 from graph.writers import read_graph_counts, read_item_ids
-from kgrec.cli_common import OptionTable, console, fail, with_options
+from kgrec.cli_common import OptionTable, console, err, fail, with_options
 from kgrec.progress import ProgressBars
 from schema.errors import KgrecError
 from schema.model import Label
@@ -40,14 +40,27 @@ RejectsOpt = Annotated[
 ProgressOpt = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bars [default: on in a terminal].")
 ]
+#: Exit code of a load that wrote its valid rows but rejected more than ``--max-reject-rate`` of its source rows.
+EXIT_TOO_MANY_REJECTS = 4
+MaxRejectRateOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-reject-rate",
+        min=0.0,
+        max=1.0,
+        help=f"Largest share of source rows that may be rejected (1.0 = no limit); past it the valid rows are still "
+        f"written but the load exits with code {EXIT_TOO_MANY_REJECTS}. Errors exit with code 1.",
+    ),
+]
 #: The options every load command takes after its own (:func:`kgrec.cli_common.with_options`).
 LOAD_OPTIONS: OptionTable = {
     "replace": (ReplaceOpt, False),
     "batch_size": (BatchOpt, None),
     "rejects_dir": (RejectsOpt, None),
     "progress": (ProgressOpt, None),
+    "max_reject_rate": (MaxRejectRateOpt, 0.05),
 }
-loads = with_options(LOAD_OPTIONS, "replace", "batch_size", "rejects_dir", "progress")
+loads = with_options(LOAD_OPTIONS, "replace", "batch_size", "rejects_dir", "progress", "max_reject_rate")
 
 
 Produce = Callable[[set[str], ProgressBars, RowSink], Dataset]
@@ -61,6 +74,7 @@ def _run_load(
     batch_size: int | None,
     rejects_dir: Path | None,
     progress: bool | None,
+    max_reject_rate: float,
 ) -> LoadReport:
     settings = get_neo4j_settings()
     etl_settings = get_etl_settings()
@@ -84,7 +98,21 @@ def _run_load(
         raise fail(exc) from exc
     bars.close()
     print_report(report)
+    if report.reject_rate > max_reject_rate:
+        err.print(
+            f"[bold red]error:[/] rejected {report.rejects:,} of {report.source_rows:,} rows "
+            f"({_percent(report.reject_rate)}) > --max-reject-rate {_percent(max_reject_rate)}: see {report.reject_file}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=EXIT_TOO_MANY_REJECTS)
     return report
+
+
+def _percent(share: float) -> str:
+    """A share as a percentage with at most one decimal: 1.0 → '100%', 0.0734 → '7.3%'."""
+    text = f"{share * 100:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
 def print_report(report: LoadReport) -> None:
@@ -127,8 +155,14 @@ def print_report(report: LoadReport) -> None:
         )
     if report.merged:
         console.print("repeated facts merged: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.merged.items())))
+    if report.blank_lines:
+        console.print(
+            "skipped blank lines (not rejects): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(report.blank_lines.items()))
+        )
     if report.rejects:
-        console.print(f"[yellow]rejected {report.rejects:,} rows[/] → {report.reject_file}")
+        of = f" of {report.source_rows:,} source rows ({_percent(report.reject_rate)})" if report.source_rows else ""
+        console.print(f"[yellow]rejected {report.rejects:,} rows[/]{of} → {report.reject_file}")
         for reason, count in report.rejects_by_reason.most_common(10):
             console.print(f"  {count:>7,}  {reason}", highlight=False)
     else:
@@ -150,11 +184,16 @@ def load_movielens(
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:
     """Load MovieLens ratings, movies, genres and tags, with actors/directors when given."""
-    from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
+    from etl.sources import check_mapping, movielens_variables, read_mapping_dataset, shipped_mapping_path
+
+    path = shipped_mapping_path("movielens")
+    try:
+        variables = movielens_variables(directory, actors, hetrec)
+        check_mapping(path, variables)
+    except KgrecError as exc:
+        raise fail(exc) from exc
 
     def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        variables = movielens_variables(directory, actors, hetrec)
-        path = shipped_mapping_path("movielens")
         return read_mapping_dataset(path, variables, known_items=known, progress=bars, sink=sink)[0]
 
     _run_load(produce, item_labels=[Label.MOVIE], **options)
@@ -167,11 +206,17 @@ def load_lastfm(
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:
     """Load Last.fm users, artists (items), play counts (weights) and friendships (FOLLOWS)."""
-    from etl.sources import lastfm_variables, read_mapping_dataset, shipped_mapping_path
+    from etl.sources import check_mapping, lastfm_variables, read_mapping_dataset, shipped_mapping_path
+
+    path = shipped_mapping_path("lastfm")
+    try:
+        variables = lastfm_variables(directory)
+        check_mapping(path, variables)
+    except KgrecError as exc:
+        raise fail(exc) from exc
 
     def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        path = shipped_mapping_path("lastfm")
-        return read_mapping_dataset(path, lastfm_variables(directory), known_items=known, progress=bars, sink=sink)[0]
+        return read_mapping_dataset(path, variables, known_items=known, progress=bars, sink=sink)[0]
 
     _run_load(produce, item_labels=[Label.ARTIST], **options)
 
@@ -192,7 +237,7 @@ def load_mapping_file(
 ) -> None:
     """Load any delimited files described by a YAML mapping."""
     from etl.mapping import load_mapping
-    from etl.sources import read_mapping_dataset
+    from etl.sources import check_mapping, read_mapping_dataset
 
     variables: dict[str, str] = {}
     for item in var or []:
@@ -203,6 +248,7 @@ def load_mapping_file(
 
     try:
         labels = load_mapping(mapping_file).item_labels
+        check_mapping(mapping_file, variables, base_dir=base_dir)
     except KgrecError as exc:
         raise fail(exc) from exc
 

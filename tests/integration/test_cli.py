@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from neo4j import Driver
 from typer.testing import CliRunner
 
 from graph.settings import Neo4jSettings
@@ -36,6 +37,8 @@ def test_cli_load_movielens_reports_rejects_and_file(cli_env: Neo4jSettings, tmp
             "--no-progress",
             "--rejects-dir",
             str(tmp_path),
+            "--max-reject-rate",
+            "0.2",  # the fixture rejects 8 of its 58 rows on purpose
         ],
     )
     assert result.exit_code == 0, result.output
@@ -197,3 +200,129 @@ def test_cli_retrain_off_a_terminal_writes_plain_lines(cli_env: Neo4jSettings, t
     for name in ("export", "split", "fit", "promote", "publish"):
         assert len(re.findall(rf"^retrain: {name} \d+\.\d s$", log, flags=re.MULTILINE)) == 1, (name, log)
     assert "promoted" in log and "embeddings in Neo4j" in log
+
+
+SHOP_MAPPING = """
+name: shop
+item_labels: [Movie]
+files:
+  items: {path: items.csv}
+  clicks: {path: clicks.csv}
+items:
+  - {file: items, id: sku, title: name}
+interactions:
+  - {file: clicks, user: %s, item: sku}
+"""
+
+
+def _shop(folder: Path, clicks: bytes, user_column: str = "user") -> Path:
+    """A two-item shop whose clicks file is ``clicks``; returns its mapping file."""
+    (folder / "items.csv").write_text("sku,name\ns1,One\ns2,Two\n", encoding="utf-8")
+    (folder / "clicks.csv").write_bytes(clicks)
+    mapping = folder / "shop.yaml"
+    mapping.write_text(SHOP_MAPPING % user_column, encoding="utf-8")
+    return mapping
+
+
+def _clicks(separator: str = ",", extra: str = "") -> str:
+    return "\n".join([f"user{separator}sku"] + [f"u{i}{separator}s{1 + i % 2}{extra}" for i in range(1000)]) + "\n"
+
+
+def test_cli_load_past_max_reject_rate_writes_valid_rows_and_exits_4(cli_env: Neo4jSettings, tmp_path: Path) -> None:
+    mapping = _shop(tmp_path, _clicks(extra=",oops").encode())  # every click has a third field
+    result = runner.invoke(app, ["load", "mapping", str(mapping), "--replace", "--no-progress"])
+    assert result.exit_code == 4, result.output
+    rejects = tmp_path / "rejects" / "shop.rejects.csv"
+    line = f"error: rejected 1,000 of 1,002 rows (99.8%) > --max-reject-rate 5%: see {rejects}"
+    assert result.stderr.strip() == line, result.stderr
+    assert "Item" in result.output and "│     2 │" in result.output  # the valid rows (the items) were written
+    assert "Traceback" not in result.output
+
+    allowed = runner.invoke(app, ["load", "mapping", str(mapping), "--no-progress", "--max-reject-rate", "1.0"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "rejected 1,000 rows of 1,002 source rows (99.8%)" in " ".join(allowed.output.split())
+    assert "--max-reject-rate" in runner.invoke(app, ["load", "movielens", "--help"]).output
+
+
+@pytest.mark.parametrize(
+    ("clicks", "user_column", "named"),
+    [
+        (_clicks(";").encode(), "user", "'user'"),  # wrong delimiter
+        (_clicks().encode(), "customer", "'customer'"),  # a column the file does not have
+        (_clicks().encode("utf-16"), "user", "'user'"),  # UTF-16 read as the default UTF-8
+    ],
+    ids=["wrong-delimiter", "wrong-column", "undeclared-utf16"],
+)
+def test_cli_load_mapping_with_wrong_layout_fails_naming_the_column(
+    cli_env: Neo4jSettings, tmp_path: Path, clicks: bytes, user_column: str, named: str
+) -> None:
+    mapping = _shop(tmp_path, clicks, user_column)
+    result = runner.invoke(app, ["load", "mapping", str(mapping), "--replace", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: interactions:clicks: column " + named), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_cli_load_missing_file_is_one_clear_line(cli_env: Neo4jSettings, tmp_path: Path) -> None:
+    mapping = _shop(tmp_path, _clicks().encode())
+    (tmp_path / "clicks.csv").unlink()
+    result = runner.invoke(app, ["load", "mapping", str(mapping), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == f"error: file 'clicks' not found: {tmp_path / 'clicks.csv'}", result.stderr
+    lastfm = runner.invoke(app, ["load", "lastfm", str(tmp_path), "--no-progress"])
+    assert lastfm.exit_code == 1 and lastfm.stderr.startswith("error: file 'artists' not found"), lastfm.output
+    assert "Traceback" not in result.output + lastfm.output
+
+
+def test_cli_load_counts_blank_lines_apart_from_rejects(cli_env: Neo4jSettings, tmp_path: Path) -> None:
+    mapping = _shop(tmp_path, b"user,sku\nu1,s1\n\n  \nu2,s2\n\n")
+    result = runner.invoke(app, ["load", "mapping", str(mapping), "--replace", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "skipped blank lines (not rejects): clicks 3" in result.output
+    assert "no rejected rows" in result.output
+
+
+def test_cli_crash_during_replace_wipe_is_one_clear_line(
+    cli_env: Neo4jSettings, driver: Driver, tmp_path: Path
+) -> None:
+    """The wipe is terminated by the server while it waits for a lock another transaction holds."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    assert runner.invoke(app, ["load", "synthetic", "--users", "20", "--items", "40", "--no-progress"]).exit_code == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+    with driver.session(database=cli_env.database) as session:
+        blocker = session.begin_transaction()
+        blocker.run("MATCH (n) SET n.blockedByTest = true").consume()  # write locks on every node
+        load: subprocess.Popen[bytes] | None = None
+        try:
+            load = subprocess.Popen(
+                [sys.executable, "-m", "kgrec.cli", "load", "synthetic", "--users", "10", "--items", "20", "--replace"],
+                cwd=Path(__file__).parents[2],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            deadline = time.monotonic() + 120
+            while True:
+                assert load.poll() is None and time.monotonic() < deadline, "the wipe never started"
+                rows, _, _ = driver.execute_query(
+                    "SHOW TRANSACTIONS YIELD transactionId AS id, currentQuery AS query "
+                    "WHERE query CONTAINS 'DETACH' + ' DELETE' RETURN collect(id) AS ids",  # not this query itself
+                    database_=cli_env.database,
+                )
+                if rows[0]["ids"]:
+                    driver.execute_query("TERMINATE TRANSACTIONS $ids", {"ids": rows[0]["ids"]})
+                    break
+                time.sleep(0.2)
+            _, stderr = load.communicate(timeout=120)
+        finally:
+            blocker.rollback()
+            if load is not None and load.poll() is None:
+                load.kill()
+    message = stderr.decode("utf-8").strip()
+    assert load is not None and load.returncode == 1, message
+    assert message.startswith("error: Neo4j refused to wipe the graph (the graph may be partly wiped"), message
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
