@@ -8,8 +8,10 @@ Layout of one artifact (``<root>/<model>/<version>/``)::
     curves.png      training curves (when the trainer drew them)
     catalog.json    each item's genres and year (:class:`ItemCatalog`): the API's filters when Neo4j is away
 
-A version directory is written under a temporary name and renamed into place, so a reader never sees a
-half-written artifact. This module imports no training code: the API loads artifacts through it.
+A version directory is written under a temporary name (``.tmp-<host>-<pid>-…``), its files and the directory are
+flushed to disk, and it is renamed into place, so a reader never sees a half-written artifact, even after a power
+loss. Staging directories left by killed writes are removed by the next write (:func:`remove_stale_staging`). This
+module imports no training code: the API loads artifacts through it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,7 +125,10 @@ def new_version(snapshot_id: str, now: datetime | None = None) -> str:
 
 
 def write_artifact(artifact: Artifact, root: Path, files: dict[str, bytes] | None = None) -> Path:
-    """Write ``artifact`` as a new version under ``root/<model>/`` (atomically) and return its directory.
+    """Write ``artifact`` as a new version under ``root/<model>/`` (atomically, durably) and return its directory.
+
+    Stale staging directories of killed writes are removed first (:func:`remove_stale_staging`). The files and the
+    staging directory are fsynced before the rename, and the model's directory after it.
 
     Args:
         artifact: What to write; ``version``, ``created_at`` and ``path`` are set here.
@@ -133,7 +140,8 @@ def write_artifact(artifact: Artifact, root: Path, files: dict[str, bytes] | Non
     artifact.version = new_version(artifact.snapshot_id, now)
     parent = root / artifact.model
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    remove_stale_staging(parent)
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(STAGING_PREFIX), dir=parent))
     try:
         torch.save(
             {
@@ -147,13 +155,92 @@ def write_artifact(artifact: Artifact, root: Path, files: dict[str, bytes] | Non
         (staging / META_FILE).write_text(json.dumps(artifact.meta(), indent=2, default=_json_default), encoding="utf-8")
         for name, data in (files or {}).items():
             (staging / name).write_bytes(data)
+        for path in staging.rglob("*"):
+            if path.is_file():
+                fsync_path(path)
+        fsync_path(staging)
         target = parent / artifact.version
         os.replace(staging, target)
+        fsync_path(parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     artifact.path = target
     return target
+
+
+#: Name prefix of a version directory being written; the pointer's temporary file starts with ``.current-``.
+STAGING_PREFIX = ".tmp-"
+#: A staging entry whose owner cannot be checked is stale once nothing in it has changed for this long.
+STALE_SECONDS = 3600.0
+
+
+def staging_prefix(prefix: str) -> str:
+    """``prefix`` plus this host and process (``.tmp-<host>-<pid>-``), so a later write can tell if its owner lives."""
+    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+    return f"{prefix}{host}-{os.getpid()}-"
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's data and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_staging(parent: Path, prefixes: tuple[str, ...] = (STAGING_PREFIX, ".current-")) -> list[Path]:
+    """Remove the staging directories and temporary pointer files that killed writes left in ``parent``.
+
+    An entry named by :func:`staging_prefix` on this host is stale when its process no longer runs, so a write in
+    progress (its process alive) is never removed, however long it takes. An entry of another host, or one named
+    without a process, is stale once nothing in it has changed for :data:`STALE_SECONDS`.
+
+    Returns:
+        What was removed.
+    """
+    host = staging_prefix("").split("-", 1)[0]
+    removed: list[Path] = []
+    for entry in parent.iterdir() if parent.is_dir() else ():
+        prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+        if prefix is None:
+            continue
+        owner = re.match(r"^([A-Za-z0-9_]+)-(\d+)-", entry.name[len(prefix) :])
+        if owner is not None and owner.group(1) == host:
+            stale = not _process_alive(int(owner.group(2)))
+        else:
+            stale = time.time() - _last_change(entry) > STALE_SECONDS
+        if stale:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _last_change(entry: Path) -> float:
+    """The newest modification time of ``entry`` and everything under it (0 when it vanished meanwhile)."""
+    try:
+        stamps = [entry.lstat().st_mtime]
+        if entry.is_dir():
+            stamps.extend(p.lstat().st_mtime for p in entry.rglob("*"))
+    except OSError:
+        return 0.0
+    return max(stamps)
 
 
 @dataclass(frozen=True)

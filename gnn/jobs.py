@@ -31,7 +31,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gnn.artifacts import CATALOG_FILE, Artifact, list_versions, load_artifact, write_artifact
+from gnn.artifacts import (
+    CATALOG_FILE,
+    Artifact,
+    fsync_path,
+    list_versions,
+    load_artifact,
+    remove_stale_staging,
+    staging_prefix,
+    write_artifact,
+)
 from gnn.config import GnnSettings, TrainConfig
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, embedding_score_fn, evaluate, split_interactions
@@ -262,17 +271,29 @@ def evaluate_job(
 
 
 def promote(artifact_dir: Path, reason: dict[str, Any] | None = None) -> None:
-    """Make ``artifact_dir`` the current version of its model, atomically (write a temp file, rename)."""
+    """Make ``artifact_dir`` the current version of its model, atomically and durably.
+
+    The pointer is written to a temporary file, fsynced, renamed over ``current.json``, and the directory is fsynced;
+    temporary pointer files of killed promotions are removed first.
+    """
     parent = artifact_dir.parent
     record = {
         "version": artifact_dir.name,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **(reason or {}),
     }
-    handle, temp = tempfile.mkstemp(prefix=".current-", dir=parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(record, out, indent=2)
-    os.replace(temp, parent / CURRENT_FILE)
+    remove_stale_staging(parent, (".current-",))
+    handle, temp = tempfile.mkstemp(prefix=staging_prefix(".current-"), dir=parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(record, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, parent / CURRENT_FILE)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_path(parent)
 
 
 def prune_versions(root: Path, model: str, keep: int) -> list[Path]:
