@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from etl.extract import FileFormat, RawRecord, ReadStats, Reject, read_records
+from etl.extract import MAX_LINE_BYTES, FileFormat, RawRecord, ReadStats, Reject, read_records
 from etl.mapping import LookupSpec, Mapping, TagsSpec
 from etl.transform import (
     RowError,
@@ -100,7 +100,9 @@ class _Builder:
         known_items: set[str],
         progress: ProgressFactory,
         sink: RowSink | None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ):
+        self.max_line_bytes = max_line_bytes
         self.mapping = mapping
         self.paths = paths
         self.progress = progress
@@ -134,7 +136,7 @@ class _Builder:
         spec = self.mapping.files[file_name]
         stats = ReadStats()
         tick = self.progress(f"read {section}", _count_lines(path))
-        return self._iterate(section, file_name, path, spec.file_format(), stats, tick)
+        return self._iterate(section, file_name, path, spec.file_format(self.max_line_bytes), stats, tick)
 
     def _iterate(self, section, file_name, path, fmt, stats, tick):  # noqa: ANN001, ANN202 - internal generator
         pending = 0
@@ -168,6 +170,7 @@ def build_from_mapping(
     known_items: Iterable[str] = (),
     progress: ProgressFactory = no_progress,
     sink: RowSink | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Dataset:
     """Read and transform every section of ``mapping``.
 
@@ -178,6 +181,7 @@ def build_from_mapping(
         progress: Factory of progress callbacks ``(name, total) -> tick(n)``.
         sink: Optional receiver of row chunks while reading goes on (items, interactions, genres,
             people, follows as they come; tags once summed; users last).
+        max_line_bytes: Longest line of a file whose mapping does not set ``max_line_bytes``.
 
     Returns:
         The dataset, with rejects (bad rows, unknown items in interactions, duplicates) and skipped
@@ -186,8 +190,8 @@ def build_from_mapping(
     Raises:
         DataError: A file is missing or lacks a column the mapping names (:func:`check_sources`).
     """
-    check_sources(mapping, paths)
-    b = _Builder(mapping, paths, set(known_items), progress, sink)
+    check_sources(mapping, paths, max_line_bytes)
+    b = _Builder(mapping, paths, set(known_items), progress, sink, max_line_bytes)
     ds = b.ds
 
     for spec in mapping.users:
@@ -274,7 +278,7 @@ def build_from_mapping(
     return ds
 
 
-def check_sources(mapping: Mapping, paths: dict[str, Path | None]) -> None:
+def check_sources(mapping: Mapping, paths: dict[str, Path | None], max_line_bytes: int = MAX_LINE_BYTES) -> None:
     """Check, before anything is loaded, that every file given exists and has every column its sections name.
 
     Only the first lines of each file are read (up to its first data record).
@@ -297,7 +301,7 @@ def check_sources(mapping: Mapping, paths: dict[str, Path | None]) -> None:
             continue
         if not path.is_file():
             raise DataError(f"file {name!r} not found: {path}")
-        fmt = mapping.files[name].file_format()
+        fmt = mapping.files[name].file_format(max_line_bytes)
         found = _first_columns(path, fmt, name)
         missing = [column for column in columns if found is not None and column not in found]
         if missing:

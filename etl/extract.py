@@ -106,7 +106,7 @@ def read_records(
             skipped in chunks, so memory stays bounded whatever the file holds.
 
     Raises:
-        DataError: The file does not exist or has no usable header.
+        DataError: The file does not exist, has no usable header, or its header is longer than the limit.
     """
     stats = stats if stats is not None else ReadStats()
     limit = max_line_bytes if max_line_bytes is not None else fmt.max_line_bytes
@@ -123,6 +123,10 @@ def read_records(
             stats.lines = number
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
+            if too_long and header_pending:
+                raise DataError(
+                    f"{source}: the header (line {number}) of {path} is longer than {limit:,} bytes (max_line_bytes)"
+                )
             if too_long:
                 stats.rejects += 1
                 yield Reject(

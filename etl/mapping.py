@@ -60,8 +60,11 @@ class FileSpec(_Spec):
     optional: bool = Field(
         False, description="Skip this file and the sections that use it when its path variables are not set."
     )
-    max_line_bytes: int = Field(
-        MAX_LINE_BYTES, ge=64, description="Longest line accepted; a longer one is rejected without being read whole."
+    max_line_bytes: int | None = Field(
+        None,
+        ge=64,
+        description="Longest line accepted; a longer one is rejected without being read whole [default: the "
+        "loader's, KGREC_MAX_LINE_BYTES, 1 MiB].",
     )
 
     @field_validator("delimiter")
@@ -85,7 +88,8 @@ class FileSpec(_Spec):
             raise ValueError(f"encoding {value!r} is not read line by line (convert the file to UTF-8)")
         return value
 
-    def file_format(self) -> FileFormat:
+    def file_format(self, max_line_bytes: int = MAX_LINE_BYTES) -> FileFormat:
+        """The file's layout; ``max_line_bytes`` applies when the mapping does not set one."""
         quoting = self.quoting if self.quoting is not None else self.delimiter == ","
         return FileFormat(
             delimiter=self.delimiter,
@@ -93,7 +97,7 @@ class FileSpec(_Spec):
             header=self.header,
             columns=tuple(self.columns) if self.columns else None,
             quoting=quoting,
-            max_line_bytes=self.max_line_bytes,
+            max_line_bytes=self.max_line_bytes or max_line_bytes,
         )
 
 

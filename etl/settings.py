@@ -16,6 +16,9 @@ class EtlSettings(BaseSettings):
 
     batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Rows per write transaction.")
     reject_dir: Path = Field(Path(".kgrec/rejects"), description="Folder for <dataset>.rejects.csv files.")
+    max_line_bytes: int = Field(
+        1 << 20, ge=64, description="Longest line a loaded file may hold, unless its mapping sets max_line_bytes."
+    )
 
 
 @lru_cache(maxsize=1)

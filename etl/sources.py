@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from etl.dataset import Dataset, ProgressFactory, RowSink, build_from_mapping, check_sources, no_progress
+from etl.extract import MAX_LINE_BYTES
 from etl.mapping import load_mapping, resolve_paths
 from schema.errors import DataError
 
@@ -27,6 +28,7 @@ def read_mapping_dataset(
     known_items: set[str] | frozenset[str] = frozenset(),
     progress: ProgressFactory = no_progress,
     sink: RowSink | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> tuple[Dataset, float]:
     """Read every file a mapping names and transform it.
 
@@ -37,6 +39,7 @@ def read_mapping_dataset(
         known_items: Item ids already in the graph (valid references besides the catalogue).
         progress: Progress callback factory.
         sink: Receives row chunks while reading goes on (see :func:`etl.dataset.build_from_mapping`).
+        max_line_bytes: Longest line of a file whose mapping does not set ``max_line_bytes``.
 
     Returns:
         The dataset and the seconds spent reading and transforming.
@@ -44,11 +47,17 @@ def read_mapping_dataset(
     started = time.perf_counter()
     mapping = load_mapping(mapping_file)
     paths = resolve_paths(mapping, base_dir or mapping_file.parent, dict(variables or {}))
-    dataset = build_from_mapping(mapping, paths, known_items, progress, sink)
+    dataset = build_from_mapping(mapping, paths, known_items, progress, sink, max_line_bytes)
     return dataset, time.perf_counter() - started
 
 
-def check_mapping(mapping_file: Path, variables: dict[str, str] | None = None, *, base_dir: Path | None = None) -> None:
+def check_mapping(
+    mapping_file: Path,
+    variables: dict[str, str] | None = None,
+    *,
+    base_dir: Path | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> None:
     """Check a mapping and its files before a load touches the graph (arguments as :func:`read_mapping_dataset`).
 
     Raises:
@@ -56,7 +65,8 @@ def check_mapping(mapping_file: Path, variables: dict[str, str] | None = None, *
         DataError: A file is missing or lacks a column the mapping names.
     """
     mapping = load_mapping(mapping_file)
-    check_sources(mapping, resolve_paths(mapping, base_dir or mapping_file.parent, dict(variables or {})))
+    paths = resolve_paths(mapping, base_dir or mapping_file.parent, dict(variables or {}))
+    check_sources(mapping, paths, max_line_bytes)
 
 
 def movielens_variables(directory: Path, actors: Path | None = None, hetrec: Path | None = None) -> dict[str, str]:

@@ -187,14 +187,18 @@ def load_movielens(
     from etl.sources import check_mapping, movielens_variables, read_mapping_dataset, shipped_mapping_path
 
     path = shipped_mapping_path("movielens")
+    limit = get_etl_settings().max_line_bytes
     try:
         variables = movielens_variables(directory, actors, hetrec)
-        check_mapping(path, variables)
+        check_mapping(path, variables, max_line_bytes=limit)
     except KgrecError as exc:
         raise fail(exc) from exc
 
     def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        return read_mapping_dataset(path, variables, known_items=known, progress=bars, sink=sink)[0]
+        dataset, _ = read_mapping_dataset(
+            path, variables, known_items=known, progress=bars, sink=sink, max_line_bytes=limit
+        )
+        return dataset
 
     _run_load(produce, item_labels=[Label.MOVIE], **options)
 
@@ -209,14 +213,18 @@ def load_lastfm(
     from etl.sources import check_mapping, lastfm_variables, read_mapping_dataset, shipped_mapping_path
 
     path = shipped_mapping_path("lastfm")
+    limit = get_etl_settings().max_line_bytes
     try:
         variables = lastfm_variables(directory)
-        check_mapping(path, variables)
+        check_mapping(path, variables, max_line_bytes=limit)
     except KgrecError as exc:
         raise fail(exc) from exc
 
     def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        return read_mapping_dataset(path, variables, known_items=known, progress=bars, sink=sink)[0]
+        dataset, _ = read_mapping_dataset(
+            path, variables, known_items=known, progress=bars, sink=sink, max_line_bytes=limit
+        )
+        return dataset
 
     _run_load(produce, item_labels=[Label.ARTIST], **options)
 
@@ -246,15 +254,22 @@ def load_mapping_file(
             raise fail(KgrecError(f"--var expects NAME=VALUE, got {item!r}"))
         variables[name] = value
 
+    limit = get_etl_settings().max_line_bytes
     try:
         labels = load_mapping(mapping_file).item_labels
-        check_mapping(mapping_file, variables, base_dir=base_dir)
+        check_mapping(mapping_file, variables, base_dir=base_dir, max_line_bytes=limit)
     except KgrecError as exc:
         raise fail(exc) from exc
 
     def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
         return read_mapping_dataset(
-            mapping_file, variables, base_dir=base_dir, known_items=known, progress=bars, sink=sink
+            mapping_file,
+            variables,
+            base_dir=base_dir,
+            known_items=known,
+            progress=bars,
+            sink=sink,
+            max_line_bytes=limit,
         )[0]
 
     _run_load(produce, item_labels=labels, **options)

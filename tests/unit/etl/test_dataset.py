@@ -98,3 +98,44 @@ def test_movielens_without_knowledge_sources_skips_their_sections() -> None:
     dataset, _ = read_mapping_dataset(shipped_mapping_path("movielens"), movielens_variables(MINI))
     assert dataset.people == []
     assert len(dataset.genres) == 12
+
+
+def test_dataset_counts_source_rows_and_blank_lines_apart_from_rejects(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("sku,name\ns1,One\n\ns2,Two\n", encoding="utf-8")
+    (tmp_path / "clicks.csv").write_bytes(b"user,sku\nu1,s1\n\n \nu2,s2,extra\nu3,s9\n")
+    mapping = tmp_path / "shop.yaml"
+    mapping.write_text(
+        "name: shop\nfiles:\n  items: {path: items.csv}\n  clicks: {path: clicks.csv}\n"
+        "items:\n  - {file: items, id: sku}\ninteractions:\n  - {file: clicks, user: user, item: sku}\n",
+        encoding="utf-8",
+    )
+    dataset, _ = read_mapping_dataset(mapping)
+    assert dict(dataset.blank) == {"items": 1, "clicks": 2}
+    assert dict(dataset.source_rows) == {"items:items": 2, "interactions:clicks": 3}
+    assert [r.reason for r in dataset.rejects] == [
+        "expected 2 columns, found 3",
+        "unknown item 's9' (not in the item catalogue)",
+    ]
+
+
+def test_dataset_refuses_a_column_the_file_does_not_have_before_reading(tmp_path: Path) -> None:
+    from schema.errors import DataError
+
+    (tmp_path / "items.csv").write_text("sku;name\ns1;One\n", encoding="utf-8")
+    mapping = tmp_path / "shop.yaml"
+    mapping.write_text("name: shop\nfiles:\n  items: {path: items.csv}\nitems:\n  - {file: items, id: sku}\n")
+    with pytest.raises(DataError, match=r"items:items: column 'sku' is not in .*items.csv \(its columns: 'sku;name'\)"):
+        read_mapping_dataset(mapping)
+
+
+def test_loader_line_limit_applies_unless_the_mapping_sets_its_own(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("sku,name\ns1,One\ns2," + "x" * 200 + "\n", encoding="utf-8")
+    mapping = tmp_path / "shop.yaml"
+    text = "name: shop\nfiles:\n  items: {path: items.csv%s}\nitems:\n  - {file: items, id: sku, title: name}\n"
+    mapping.write_text(text % "", encoding="utf-8")
+    dataset, _ = read_mapping_dataset(mapping, max_line_bytes=100)
+    assert [i.item_id for i in dataset.items] == ["s1"]
+    assert [r.reason for r in dataset.rejects] == ["line longer than 100 bytes (max_line_bytes)"]
+    mapping.write_text(text % ", max_line_bytes: 4096", encoding="utf-8")
+    dataset, _ = read_mapping_dataset(mapping, max_line_bytes=100)
+    assert [i.item_id for i in dataset.items] == ["s1", "s2"] and dataset.rejects == []

@@ -111,3 +111,11 @@ def test_mapping_refuses_an_encoding_that_is_not_line_based() -> None:
     with pytest.raises(ValueError, match="convert the file to UTF-8"):
         FileSpec(path="a.csv", encoding="utf-16")
     assert FileSpec(path="a.csv", max_line_bytes=4096).file_format().max_line_bytes == 4096
+
+
+def test_read_records_header_longer_than_the_limit_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    with path.open("wb") as handle:
+        handle.write(b",".join(b"c%d" % i for i in range(400_000)) + b"\n1,2\n")  # a 3 MB header
+    with pytest.raises(DataError, match=r"header \(line 1\) of .* is longer than 65,536 bytes"):
+        list(read_records(path, FileFormat(max_line_bytes=64 << 10), "test"))
