@@ -20,6 +20,7 @@ from neo4j import GraphDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
+from api.ingest_routes import ingest_router
 from api.metrics import Metrics
 from api.model import ModelHolder
 from api.routes import router
@@ -149,6 +150,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
 
     app = FastAPI(title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
+    app.include_router(ingest_router)
 
     app.add_middleware(MetricsMiddleware)
 

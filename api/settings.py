@@ -78,6 +78,13 @@ class ApiSettings(BaseSettings):
         "smallest λ whose validation NDCG@20 stays within 1% of λ = 1 on ml-latest-small (bench/mmr.py).",
     )
 
+    ingest_max_rows: int = Field(
+        10_000, ge=1, le=100_000, description="Most interactions one POST /interactions/batch may carry (more: 413)."
+    )
+    ingest_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest body POST /interactions/batch reads (more: 413)."
+    )
+
     @field_validator("api_key")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
