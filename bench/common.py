@@ -54,6 +54,9 @@ def serve_api(
 ) -> subprocess.Popen[bytes]:
     """Start ``kgrec serve`` on ``port`` against ``settings``' server and wait until /ready answers 200.
 
+    The read rate limit is off (``KGREC_READ_RATE=0``) unless ``env`` sets it: a benchmark's clients all come from
+    one address, and it measures what the service can answer, not the limit.
+
     Args:
         settings: The benchmark's Neo4j.
         port: API port.
@@ -67,6 +70,7 @@ def serve_api(
     """
     full_env = dict(
         os.environ,
+        KGREC_READ_RATE="0",
         NEO4J_URI=settings.uri,
         NEO4J_PASSWORD=settings.password.get_secret_value(),
         KGREC_HOST="127.0.0.1",
