@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from neo4j import Driver
 from pydantic import BaseModel, Field, ValidationError
@@ -147,7 +147,7 @@ def ingest_rows(driver: Driver, rows: list[Any], database: str = "neo4j") -> Bat
         if outcome is None:
             result.reason = f"unknown item {result.item_id!r}"
         else:
-            result.status = outcome.status  # type: ignore[assignment]
+            result.status = cast(RowStatus, outcome.status)
             result.created_user = outcome.created_user
     counts = {status: 0 for status in ("created", "updated", "unchanged", "rejected")}
     for result in results:

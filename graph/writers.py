@@ -86,15 +86,24 @@ class BatchWriter:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    def write_returning(self, query: str, batches: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    def write_returning(
+        self, query: str, batches: Sequence[Sequence[Mapping[str, Any]]], *, retry_seconds: float | None = None
+    ) -> list[dict[str, Any]]:
         """Write ``batches`` (already cut by the caller) with ``query``, one transaction each; return its records.
+
+        Args:
+            query: The statement (reads ``$rows``).
+            batches: The rows of each transaction.
+            retry_seconds: How long the driver retries a transaction that failed transiently (a deadlock between
+                concurrent writers); None: the driver's setting.
 
         Raises:
             DatabaseUnavailableError: Neo4j went away.
             KgrecError: Neo4j refused a batch (the message names the query's first line).
         """
         records: list[dict[str, Any]] = []
-        with self.driver.session(database=self.database) as session:
+        config = {} if retry_seconds is None else {"max_transaction_retry_time": retry_seconds}
+        with self.driver.session(database=self.database, **config) as session:
             for batch in batches:
                 with database_errors(
                     "write",
@@ -162,7 +171,7 @@ class InteractionOutcome:
 
 
 def write_interaction_groups(
-    writer: BatchWriter, rows: Sequence[tuple[int, InteractionRow]]
+    writer: BatchWriter, rows: Sequence[tuple[int, InteractionRow]], retry_seconds: float | None = 30.0
 ) -> dict[int, InteractionOutcome]:
     """Write numbered interaction rows grouped by user, one ``UNWIND`` per transaction, with an outcome per row.
 
@@ -174,6 +183,7 @@ def write_interaction_groups(
     Args:
         writer: The batch writer (driver, database, batch size).
         rows: (index, row) pairs; the index comes back in the outcome.
+        retry_seconds: How long a transaction that deadlocked with a concurrent writer is retried.
 
     Returns:
         The outcome of each written row by index; rows with an unknown item are missing.
@@ -196,7 +206,7 @@ def write_interaction_groups(
     batches: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     size = 0
-    for user_id, user_rows in groups.items():
+    for user_id, user_rows in sorted(groups.items()):
         if current and size + len(user_rows) > writer.batch_size:
             batches.append(current)
             current, size = [], 0
@@ -204,7 +214,7 @@ def write_interaction_groups(
         size += len(user_rows)
     if current:
         batches.append(current)
-    records = writer.write_returning(catalog.UPSERT_INTERACTION_GROUPS, batches)
+    records = writer.write_returning(catalog.UPSERT_INTERACTION_GROUPS, batches, retry_seconds=retry_seconds)
     return {
         int(r["index"]): InteractionOutcome(int(r["index"]), str(r["status"]), bool(r["created_user"])) for r in records
     }
