@@ -6,6 +6,10 @@ anonymous, so rotating made-up keys does not buy fresh buckets. Each bucket hold
 refills at ``KGREC_READ_RATE`` per second; a read takes one. A bucket idle long enough to be full again is
 forgotten (it would behave as a new one), and at most ``max_clients`` buckets are kept, the least recently used
 dropped first, so memory stays bounded whatever the number of callers.
+
+The buckets live in the process: with several API workers (``kgrec serve --workers N``) each counts on its own, so a
+client may get up to N times the rate. The limit counts requests, not their cost: it bounds a client that sends
+many reads, not one whose few reads are each expensive (large ``k`` with new filters, every one a cache miss).
 """
 
 from __future__ import annotations
