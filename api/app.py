@@ -20,9 +20,11 @@ from neo4j import GraphDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
+from api.ingest_routes import ingest_router
+from api.limits import ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
-from api.routes import router
+from api.routes import reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
 from graph.settings import Neo4jSettings, get_neo4j_settings
@@ -149,6 +151,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
 
     app = FastAPI(title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
+    app.include_router(ingest_router)
+    key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
+    app.add_middleware(  # inside the metrics middleware, which counts its 429s
+        ReadRateLimit, routes=reads.routes, rate=api_settings.read_rate, burst=api_settings.read_burst, api_key=key
+    )
 
     app.add_middleware(MetricsMiddleware)
 

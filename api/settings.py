@@ -78,6 +78,17 @@ class ApiSettings(BaseSettings):
         "smallest λ whose validation NDCG@20 stays within 1% of λ = 1 on ml-latest-small (bench/mmr.py).",
     )
 
+    ingest_max_rows: int = Field(
+        10_000, ge=1, le=100_000, description="Most interactions one POST /interactions/batch may carry (more: 413)."
+    )
+    ingest_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest body POST /interactions/batch reads (more: 413)."
+    )
+    read_rate: float = Field(
+        50.0, ge=0, description="Reads per second each client may sustain (by API key, else IP; 0 = no limit)."
+    )
+    read_burst: int = Field(100, ge=1, description="Reads a client may send at once before KGREC_READ_RATE applies.")
+
     @field_validator("api_key")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:

@@ -1,19 +1,23 @@
 """API load benchmark: recommendations (k=20, with explanations) for random ml-latest-small users.
 
-Everything runs on this machine: a private Neo4j (.kgrec/neo4j-bench, 27687), the API (`kgrec serve`
-in a subprocess) and this load generator (a lean keep-alive client, so that it takes little of the two
-cores from the server). After the API has warmed its answer cache (KGREC_CACHE_WARM_USERS), three runs:
+Everything runs on this machine: a private Neo4j (.kgrec/neo4j-bench, 27687 or KGREC_BENCH_BOLT_PORT), the
+API (`kgrec serve` in a subprocess, on 28000 or KGREC_BENCH_API_PORT) and this load generator (a lean
+keep-alive client, so that it takes little of the two cores from the server). After the API has warmed its answer cache (KGREC_CACHE_WARM_USERS), four runs:
 
 (a) open loop: a fixed arrival rate (default 150 requests/s for 30 s); latency is counted from each
     request's *scheduled* time, so queueing inside the server or the client is not hidden;
 (b) closed loop: 32 clients sending back to back (default 20 s): throughput;
 (c) the same API restarted with the answer cache off, a few clients back to back: what a request costs
-    when everything is computed (a user who just interacted, or a request with new filters).
+    when everything is computed (a user who just interacted, or a request with new filters);
+(d) ingestion beside readers (bench/api_ingest.py): readers alone, then beside writers of
+    ``POST /interactions/batch``, then beside writers of single ``POST /interactions``: events/s and the readers'
+    p50/p99 (``--ingest-duration 0`` skips it, ``--only-ingest`` runs only it).
 
 Every 200 must carry k items (one in ten bodies is parsed to check); the cache hit ratio, the mean time of
 each stage per run (read from the API's /metrics) and the errors by kind are printed beside the figures.
 
     .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
+                                       [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import subprocess
@@ -40,7 +45,9 @@ from graph.writers import read_graph_counts
 from schema.model import Label
 
 console = Console()
-API_PORT = 28000
+API_PORT = int(os.environ.get("KGREC_BENCH_API_PORT", "28000"))
+#: The write key of the benchmark's API (its batches and single interactions need one).
+BENCH_KEY = "kgrec-bench-write-key"
 
 
 def ensure_movielens_loaded(settings) -> list[str]:  # noqa: ANN001
@@ -93,7 +100,7 @@ def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[b
     return serve_api(
         settings,
         API_PORT,
-        {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model},
+        {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model, "KGREC_API_KEY": BENCH_KEY},
         "api_load_server.log",
         workers=workers,
         timeout=60.0,
@@ -333,6 +340,12 @@ def main() -> None:
     )
     parser.add_argument("--miss-duration", type=float, default=15.0, help="duration of run (c) (s)")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--ingest-duration", type=float, default=20.0, help="length of each run of (d) (s); 0 skips")
+    parser.add_argument("--ingest-clients", type=int, default=4, help="(d): writers of POST /interactions/batch")
+    parser.add_argument("--ingest-batch", type=int, default=500, help="(d): events per batch")
+    parser.add_argument("--single-clients", type=int, default=20, help="(d): writers of single POST /interactions")
+    parser.add_argument("--ingest-readers", type=int, default=8, help="(d): readers beside the writers")
+    parser.add_argument("--only-ingest", action="store_true", help="run (d) only, not (a), (b), (c)")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument(
         "--model",
@@ -348,6 +361,7 @@ def main() -> None:
     api = None
     runs: dict[str, dict] = {}
     stages: dict[str, dict[str, float]] = {}
+    ingest: list[dict] = []
     try:
         users = ensure_movielens_loaded(settings)
         version = ensure_model(settings, args.model)
@@ -355,15 +369,20 @@ def main() -> None:
         wait_for_cache(args.api_workers, timeout=300.0)
         console.print("warming up (10 s closed loop) …")
         asyncio.run(closed_loop(users, 8, 10.0, seed=99))
-        before = read_metrics()
-        console.print(f"(a) open loop: {args.rate:.0f} requests/s for {args.duration:.0f} s …")
-        runs["a"] = asyncio.run(open_loop(users, args.rate, args.duration))
-        console.print(f"(b) closed loop: {args.clients} clients for {args.saturation_duration:.0f} s …")
-        runs["b"] = asyncio.run(closed_loop(users, args.clients, args.saturation_duration))
-        after = read_metrics()
-        stages["(a)+(b)"] = stage_means(before, after)
-        runs["a"]["cache_hit_ratio"] = runs["b"]["cache_hit_ratio"] = hit_ratio(before, after)
-        if args.miss_clients > 0:
+        if args.ingest_duration > 0:
+            from bench.api_ingest import run_ingest
+
+            ingest = run_ingest(settings, users, args)
+        if not args.only_ingest:
+            before = read_metrics()
+            console.print(f"(a) open loop: {args.rate:.0f} requests/s for {args.duration:.0f} s …")
+            runs["a"] = asyncio.run(open_loop(users, args.rate, args.duration))
+            console.print(f"(b) closed loop: {args.clients} clients for {args.saturation_duration:.0f} s …")
+            runs["b"] = asyncio.run(closed_loop(users, args.clients, args.saturation_duration))
+            after = read_metrics()
+            stages["(a)+(b)"] = stage_means(before, after)
+            runs["a"]["cache_hit_ratio"] = runs["b"]["cache_hit_ratio"] = hit_ratio(before, after)
+        if args.miss_clients > 0 and not args.only_ingest:
             stop_api(api)
             api = serve_api(
                 settings,
@@ -413,7 +432,8 @@ def main() -> None:
         f"model: {args.model} {version or ''}; API workers: {args.api_workers}; "
         "targets: (a) p50 ≤ 25 ms, p99 ≤ 100 ms, no errors; (b) ≥ 300 req/s"
     )
-    console.print(table)
+    if runs:
+        console.print(table)
     stage_table = Table(title="mean ms per call of each stage (from /metrics of the answering worker)", show_edge=False)
     stage_table.add_column("stage")
     for run_name in stages:
@@ -422,7 +442,12 @@ def main() -> None:
         {s for m in stages.values() for s in m}, key=lambda x: -max(m.get(x, 0) for m in stages.values())
     ):
         stage_table.add_row(stage, *(f"{stages[r][stage]:.2f}" if stage in stages[r] else "" for r in stages))
-    console.print(stage_table)
+    if stages:
+        console.print(stage_table)
+    if ingest:
+        from bench.api_ingest import ingest_table
+
+        Console(width=max(console.width, 110)).print(ingest_table(ingest, args))  # nine columns: no wrapping
     path = OUT / "api_load.json"
     path.write_text(
         json.dumps(
@@ -432,6 +457,7 @@ def main() -> None:
                 "api_workers": args.api_workers,
                 "runs": runs,
                 "stage_ms": stages,
+                "ingest": ingest,
             },
             indent=2,
         )

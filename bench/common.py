@@ -38,8 +38,13 @@ def private_server(name: str, bolt_port: int, http_port: int, **memory: str) -> 
 
 
 def bench_settings() -> Neo4jSettings:
-    """The API and ETL benchmarks' server: .kgrec/neo4j-bench on 27687/27474."""
-    return private_server("bench", 27687, 27474)
+    """The API and ETL benchmarks' server: .kgrec/neo4j-bench on 27687/27474 (or KGREC_BENCH_BOLT_PORT and
+    KGREC_BENCH_HTTP_PORT, so that two checkouts can run benchmarks side by side)."""
+    return private_server(
+        "bench",
+        int(os.environ.get("KGREC_BENCH_BOLT_PORT", "27687")),
+        int(os.environ.get("KGREC_BENCH_HTTP_PORT", "27474")),
+    )
 
 
 def require_dataset(name: str) -> Path:
@@ -54,6 +59,10 @@ def serve_api(
 ) -> subprocess.Popen[bytes]:
     """Start ``kgrec serve`` on ``port`` against ``settings``' server and wait until /ready answers 200.
 
+    The server runs ``python -m kgrec.cli serve`` from the repository root, so it serves this checkout's code
+    whichever checkout the interpreter's environment was installed from. The read rate limit is off (``KGREC_READ_RATE=0``) unless ``env`` sets it: a benchmark's clients all come from
+    one address, and it measures what the service can answer, not the limit.
+
     Args:
         settings: The benchmark's Neo4j.
         port: API port.
@@ -67,6 +76,7 @@ def serve_api(
     """
     full_env = dict(
         os.environ,
+        KGREC_READ_RATE="0",
         NEO4J_URI=settings.uri,
         NEO4J_PASSWORD=settings.password.get_secret_value(),
         KGREC_HOST="127.0.0.1",
@@ -75,7 +85,7 @@ def serve_api(
     )
     log = (OUT / log_name).open("wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "kgrec"), "serve", "--workers", str(workers)],
+        [sys.executable, "-m", "kgrec.cli", "serve", "--workers", str(workers)],  # this checkout's code (cwd)
         cwd=ROOT,
         env=full_env,
         stdout=log,

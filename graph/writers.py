@@ -86,9 +86,40 @@ class BatchWriter:
         stats.seconds = time.perf_counter() - start
         return stats
 
+    def write_returning(
+        self, query: str, batches: Sequence[Sequence[Mapping[str, Any]]], *, retry_seconds: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Write ``batches`` (already cut by the caller) with ``query``, one transaction each; return its records.
+
+        Args:
+            query: The statement (reads ``$rows``).
+            batches: The rows of each transaction.
+            retry_seconds: How long the driver retries a transaction that failed transiently (a deadlock between
+                concurrent writers); None: the driver's setting.
+
+        Raises:
+            DatabaseUnavailableError: Neo4j went away.
+            KgrecError: Neo4j refused a batch (the message names the query's first line).
+        """
+        records: list[dict[str, Any]] = []
+        config = {} if retry_seconds is None else {"max_transaction_retry_time": retry_seconds}
+        with self.driver.session(database=self.database, **config) as session:
+            for batch in batches:
+                with database_errors(
+                    "write",
+                    gone="Neo4j went away during a write",
+                    refused=f"Neo4j refused a batch of {query.splitlines()[0]!r}",
+                ):
+                    records.extend(session.execute_write(_run_batch_returning, query, list(batch)))
+        return records
+
 
 def _run_batch(tx: ManagedTransaction, query: str, rows: list[Mapping[str, Any]], params: dict[str, Any]) -> None:
     tx.run(query, rows=rows, **params).consume()
+
+
+def _run_batch_returning(tx: ManagedTransaction, query: str, rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [record.data() for record in tx.run(query, rows=rows)]
 
 
 def _dump(rows: Iterable[Any]) -> list[dict[str, Any]]:
@@ -121,6 +152,83 @@ def write_interactions(
 ) -> WriteStats:
     """MERGE (:User)-[:INTERACTED]->(:Item); users and items must exist."""
     return writer.write(catalog.UPSERT_INTERACTIONS, _dump(rows), progress=progress)
+
+
+@dataclass(frozen=True)
+class InteractionOutcome:
+    """What writing one row of :func:`write_interaction_groups` did.
+
+    Attributes:
+        index: The row's index as the caller numbered it.
+        status: ``created`` (a new interaction), ``updated`` (an existing one whose rating, weight or timestamp
+            changed) or ``unchanged`` (the same row was stored already).
+        created_user: The row's user did not exist before this write.
+    """
+
+    index: int
+    status: str
+    created_user: bool
+
+
+def write_interaction_groups(
+    writer: BatchWriter, rows: Sequence[tuple[int, InteractionRow]], retry_seconds: float | None = 30.0
+) -> dict[int, InteractionOutcome]:
+    """Write numbered interaction rows grouped by user, one ``UNWIND`` per transaction, with an outcome per row.
+
+    A user's rows always share one transaction (so its ``interactionsRev`` is bumped once per call at most);
+    transactions hold about ``writer.batch_size`` rows. Users are created on first sight; rows whose item does
+    not exist are not written and have no outcome (and a user with no other row is not created). The rows must
+    name each (user, item) pair once.
+
+    Args:
+        writer: The batch writer (driver, database, batch size).
+        rows: (index, row) pairs; the index comes back in the outcome.
+        retry_seconds: How long a transaction that deadlocked with a concurrent writer is retried.
+
+    Returns:
+        The outcome of each written row by index; rows with an unknown item are missing.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j went away.
+        KgrecError: Neo4j refused a batch.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for index, row in rows:
+        groups.setdefault(row.user_id, []).append(
+            {
+                "index": index,
+                "item_id": row.item_id,
+                "rating": row.rating,
+                "weight": row.weight,
+                "timestamp": row.timestamp,
+            }
+        )
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for user_id, user_rows in sorted(groups.items()):
+        if current and size + len(user_rows) > writer.batch_size:
+            batches.append(current)
+            current, size = [], 0
+        current.append({"user_id": user_id, "rows": user_rows})
+        size += len(user_rows)
+    if current:
+        batches.append(current)
+    records = writer.write_returning(catalog.UPSERT_INTERACTION_GROUPS, batches, retry_seconds=retry_seconds)
+    return {
+        int(r["index"]): InteractionOutcome(int(r["index"]), str(r["status"]), bool(r["created_user"])) for r in records
+    }
+
+
+def delete_users(driver: Driver, user_ids: Sequence[str], database: str = "neo4j") -> int:
+    """Delete the given users and their relationships; return how many existed.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the statement.
+    """
+    with database_errors("delete_users", gone="Neo4j is unreachable"):
+        records, _, _ = driver.execute_query(catalog.DELETE_USERS, {"userIds": list(user_ids)}, database_=database)
+    return int(records[0]["deleted"]) if records else 0
 
 
 def write_item_genres(
