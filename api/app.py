@@ -219,12 +219,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             executor.shutdown(wait=False, cancel_futures=True)
             driver.close()
 
-    app = FastAPI(
-        title="kgrec",
-        version="0.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
     app.openapi = lambda: _openapi_with_limits(app, api_settings.max_k)  # type: ignore[method-assign]
 

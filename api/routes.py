@@ -46,7 +46,7 @@ _KEY_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "Wrong API key, or writes disabled"},
 }
 _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "Body larger than KGREC_MAX_BODY_BYTES"},
+    413: {"model": ErrorBody, "description": "Body larger than KGREC_MAX_BODY_BYTES"},
     415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
     **_INVALID,
 }

@@ -276,7 +276,9 @@ def test_openapi_documents_body_limits(client: TestClient) -> None:
     assert interaction["timestamp"]["anyOf"][0]["maximum"] == MAX_TIMESTAMP
     assert interaction["weight"]["anyOf"][0]["maximum"] == MAX_WEIGHT
     for path in ("/interactions", "/users"):
-        assert {"413", "415", "422"} <= spec["paths"][path]["post"]["responses"].keys()
+        responses = spec["paths"][path]["post"]["responses"]
+        assert {"413", "415", "422"} <= responses.keys()
+        assert responses["413"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody"
 
 
 # 4. API key strength.
