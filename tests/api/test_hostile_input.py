@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from neo4j import Driver
 from pydantic import SecretStr, ValidationError
@@ -310,13 +311,15 @@ def test_api_key_generated_is_accepted() -> None:
 
 @pytest.mark.parametrize("key", ["password1234", " " * 12])
 def test_serve_weak_key_is_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(args))  # never serve from a test
     monkeypatch.setenv("KGREC_API_KEY", key)
     get_api_settings.cache_clear()
     try:
         result = CliRunner().invoke(cli_app, ["serve"])
     finally:
         get_api_settings.cache_clear()
-    assert result.exit_code == 1
+    assert result.exit_code == 1 and not served
     assert "openssl rand -hex 16" in result.output
 
 
