@@ -13,10 +13,14 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from neo4j import GraphDatabase
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
@@ -38,7 +42,40 @@ Recommendations from a knowledge graph in Neo4j, each with the paths that explai
 * **Reads** (`GET`) are open unless `KGREC_READ_REQUIRES_KEY` is set.
 * **Writes** (`POST`) need the key from `KGREC_API_KEY` in the `X-API-Key` header.
 * Unknown users or items answer **404**, invalid parameters **422**, and an unreachable Neo4j **503**.
+* Every 422 has the same body, `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`, one entry per fault.
+* A write's body must be JSON (`Content-Type: application/json`, else **415**) without `NaN` or `Infinity`, and at
+  most `KGREC_MAX_BODY_BYTES` long (else **413**).
 """
+
+#: What a 503 says to the client; the driver's reason (which names the Neo4j address) goes to the log only.
+UNAVAILABLE = "Neo4j is unreachable"
+#: What a 413 says.
+TOO_LARGE = "Content Too Large"
+
+
+def _field_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors in the documented shape (``api.schemas.FieldError``), without the input they refused.
+
+    The input is left out: it may be huge, or a float (NaN, infinity) that JSON cannot carry.
+    """
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
+    ]
+
+
+def _openapi_with_limits(app: FastAPI, max_k: int) -> dict[str, Any]:
+    """The OpenAPI schema with ``k``'s maximum set to KGREC_MAX_K, the bound the server enforces."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("name") == "k" and parameter.get("in") == "query":
+                        for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
+                            if option.get("type") == "integer":
+                                option["maximum"] = max_k
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _watch(models: ModelHolder, every: float) -> None:
@@ -79,6 +116,43 @@ class MetricsMiddleware:
                 method = scope["method"]
                 metrics.requests.labels(path, method, str(status_code)).inc()
                 metrics.latency.labels(path, method).observe(time.perf_counter() - started)
+
+
+class BodyLimitMiddleware:
+    """Refuse a request body larger than the limit with 413 (JSON, like every error body).
+
+    A declared Content-Length above the limit is answered at once, the body unread; a body without one (chunked) is
+    counted as it is read, and the read that crosses the limit raises the 413 (FastAPI passes an ``HTTPException``
+    raised while reading the body through to its handler).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, overrides: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.overrides = dict(overrides or {})  # path → its own limit (the batch ingestion route's is larger)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.overrides.get(scope.get("path", ""), self.max_body_bytes)
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            too_large = JSONResponse({"detail": TOO_LARGE}, status_code=status.HTTP_413_CONTENT_TOO_LARGE)
+            await too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
@@ -156,24 +230,35 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app.add_middleware(  # inside the metrics middleware, which counts its 429s
         ReadRateLimit, routes=reads.routes, rate=api_settings.read_rate, burst=api_settings.read_burst, api_key=key
     )
-
+    app.openapi = lambda: _openapi_with_limits(app, api_settings.max_k)  # type: ignore[method-assign]
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=api_settings.max_body_bytes,
+        overrides={"/interactions/batch": api_settings.ingest_max_bytes},
+    )
     app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(UnknownEntityError)
     async def not_found(_request: Request, exc: UnknownEntityError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _field_errors(exc.errors())}, status_code=422)
+
     @app.exception_handler(UnknownSourceError)
     async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        detail = _field_errors([{"loc": ("query", "sources"), "msg": str(exc), "type": "unknown_source"}])
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
 
     @app.exception_handler(DatabaseUnavailableError)
-    async def unavailable(_request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    async def unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": UNAVAILABLE}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
     @app.exception_handler(KgrecError)
     async def kgrec_error(_request: Request, exc: KgrecError) -> JSONResponse:

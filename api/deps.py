@@ -1,11 +1,13 @@
-"""Typed dependencies: the recommender, the driver and the API-key checks."""
+"""Typed dependencies: the recommender, the driver, the API-key checks and the JSON-body check of writes."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from neo4j import Driver
 
@@ -53,6 +55,42 @@ def require_read_key(
     """Reads need the key only when KGREC_READ_REQUIRES_KEY is set."""
     if settings.read_requires_key:
         _check_key(settings, key, "reads")
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class _NonFiniteError(ValueError):
+    """NaN, Infinity or -Infinity in a JSON body."""
+
+
+def _no_constant(name: str) -> None:
+    raise _NonFiniteError(name)
+
+
+async def require_json_body(request: Request) -> None:
+    """A write's body, if it has one, is strict JSON: a JSON content type (else 415) and no NaN or Infinity (else 422).
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON and which no field accepts;
+    they are refused wherever they appear in the body.
+    """
+    body = await request.body()
+    if not body:
+        return
+    if not _is_json(request.headers.get("content-type", "")):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "the body must be JSON (Content-Type: application/json)"
+        )
+    try:
+        json.loads(body, parse_constant=_no_constant)
+    except _NonFiniteError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"{exc} is not a JSON number"}]
+        ) from exc
+    except ValueError:
+        return  # malformed JSON was answered 422 by FastAPI before this check
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DriverDep, RecommenderDep, SettingsDep, require_read_key, require_write_key
+from api.deps import DriverDep, RecommenderDep, SettingsDep, require_json_body, require_read_key, require_write_key
 from api.schemas import (
+    ErrorBody,
     Health,
     InteractionIn,
     InteractionOut,
@@ -19,18 +22,52 @@ from api.schemas import (
     Ready,
     RecommendationsResponse,
     SimilarItemsResponse,
+    ValidationErrorBody,
 )
 from api.service import MAX_ID_LENGTH
 from api.writes import onboard_user, record_interaction
 from graph.errors import reason
 from graph.recall import RecallFilters
 
+log = logging.getLogger(__name__)
+
 router = APIRouter()
 reads = APIRouter(dependencies=[Depends(require_read_key)])
-writes = APIRouter(dependencies=[Depends(require_write_key)])
+writes = APIRouter(dependencies=[Depends(require_write_key), Depends(require_json_body)])
 
-_NOT_FOUND = {404: {"description": "Unknown user or item"}, 503: {"description": "Neo4j unreachable"}}
-_KEY_ERRORS = {401: {"description": "No API key"}, 403: {"description": "Wrong API key"}}
+_INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ValidationErrorBody, "description": "Invalid input"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Unknown user or item"},
+    503: {"model": ErrorBody, "description": "Neo4j unreachable"},
+    **_INVALID,
+}
+_KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No API key"},
+    403: {"model": ErrorBody, "description": "Wrong API key, or writes disabled"},
+}
+_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": "Body larger than KGREC_MAX_BODY_BYTES"},
+    415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
+    **_INVALID,
+}
+#: The description of every ``k``; the schema's maximum is KGREC_MAX_K's value (set by :func:`api.app.create_app`).
+K_DESCRIPTION = "Number of items (default KGREC_DEFAULT_K, at most KGREC_MAX_K)."
+
+
+def _check_k(k: int | None, settings: SettingsDep) -> int:
+    """The requested k, or the default; above KGREC_MAX_K it is refused like any invalid parameter."""
+    size = k or settings.default_k
+    if size > settings.max_k:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("query", "k"),
+                    "msg": f"Input should be less than or equal to {settings.max_k}",
+                }
+            ]
+        )
+    return size
 
 
 def _csv(value: str | None) -> list[str]:
@@ -47,7 +84,7 @@ def get_recommendations(
     user_id: str,
     recommender: RecommenderDep,
     settings: SettingsDep,
-    k: Annotated[int | None, Query(ge=1, le=1000, description="Number of items (default 10, max KGREC_MAX_K).")] = None,
+    k: Annotated[int | None, Query(ge=1, description=K_DESCRIPTION)] = None,
     explain: Annotated[bool, Query(description="Include explanation paths.")] = True,
     sources: Annotated[
         str | None,
@@ -59,9 +96,7 @@ def get_recommendations(
     year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
     year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
 ) -> Response:
-    size = k or settings.default_k
-    if size > settings.max_k:
-        raise HTTPException(422, f"k must be at most {settings.max_k}")
+    size = _check_k(k, settings)
     filters = RecallFilters(
         exclude_items=_csv(exclude_items),
         include_genres=_csv(include_genres),
@@ -84,12 +119,10 @@ def get_similar(
     item_id: str,
     recommender: RecommenderDep,
     settings: SettingsDep,
-    k: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    k: Annotated[int | None, Query(ge=1, description=K_DESCRIPTION)] = None,
     explain: bool = True,
 ) -> SimilarItemsResponse:
-    size = k or settings.default_k
-    if size > settings.max_k:
-        raise HTTPException(422, f"k must be at most {settings.max_k}")
+    size = _check_k(k, settings)
     return recommender.similar(item_id, size, explain=explain)
 
 
@@ -97,7 +130,7 @@ def get_similar(
     "/interactions",
     response_model=InteractionOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_KEY_ERRORS, **_NOT_FOUND},
+    responses={**_KEY_ERRORS, **_NOT_FOUND, **_BODY_ERRORS},
     summary="Record an interaction (reflected in the next recommendations at once)",
 )
 def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
@@ -108,7 +141,12 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
     "/users",
     response_model=NewUserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "User exists"}, **_KEY_ERRORS},
+    responses={
+        409: {"model": ErrorBody, "description": "User exists"},
+        503: {"model": ErrorBody, "description": "Neo4j unreachable"},
+        **_KEY_ERRORS,
+        **_BODY_ERRORS,
+    },
     summary="Onboard a new user with liked genres and items (cold start)",
 )
 def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -> NewUserOut:
@@ -118,7 +156,7 @@ def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -
 @writes.post(
     "/admin/reload",
     response_model=ModelInfo,
-    responses=_KEY_ERRORS,
+    responses={409: {"model": ErrorBody, "description": "No model is served"}, **_KEY_ERRORS, **_BODY_ERRORS},
     summary="Load the newly promoted model now (requests keep being served during the swap)",
 )
 def reload_model(recommender: RecommenderDep) -> ModelInfo:
@@ -139,8 +177,9 @@ def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
     try:
         driver.verify_connectivity()
         driver.execute_query("RETURN 1", database_=recommender.database)
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
-        body = Ready(status="unavailable", neo4j="unreachable", detail=reason(exc)[:500])
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is logged, not answered
+        log.warning("not ready: %s", reason(exc)[:500])
+        body = Ready(status="unavailable", neo4j="unreachable", detail="Neo4j is unreachable")
         return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(Ready(status="ready", neo4j="ok").model_dump())
 

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from graph.paths import Explanation
 
-_ID = Field(min_length=1, max_length=256)
+#: Longest id or genre name a body may carry.
+MAX_NAME_LENGTH = 256
+#: Most genres and items an onboarding body may list.
+MAX_LIKED_GENRES = 50
+MAX_LIKED_ITEMS = 200
+#: Interaction timestamps are Unix seconds from 1970-01-01 up to the end of year 9999 (2^63 or more would overflow
+#: Neo4j's integers; anything past year 9999 is no date).
+MAX_TIMESTAMP = 253_402_300_799
+#: The largest interaction weight (play counts and the like; a finite number Neo4j stores and sums exactly enough).
+MAX_WEIGHT = 1_000_000.0
+#: Ids the API creates (user ids) are read back as one URL path segment: no "/" and no control characters.
+CREATED_ID_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
+
+_ID = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+_CREATED_ID = Field(
+    min_length=1,
+    max_length=MAX_NAME_LENGTH,
+    pattern=CREATED_ID_PATTERN,
+    description="1 to 256 characters, no '/' and no control characters (it is read back as a URL path segment).",
+)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 class RecommendedItem(BaseModel):
@@ -77,11 +99,19 @@ class InteractionIn(BaseModel):
         json_schema_extra={"example": {"user_id": "42", "item_id": "1", "rating": 4.5, "timestamp": 1700000000}},
     )
 
-    user_id: str = _ID
+    user_id: str = _CREATED_ID
     item_id: str = _ID
-    rating: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False)
-    weight: float | None = Field(None, ge=0.0, allow_inf_nan=False)
-    timestamp: int | None = Field(None, ge=0, description="Unix seconds; default: now.")
+    rating: float | None = Field(None, ge=0.0, le=10.0, strict=True, allow_inf_nan=False)
+    weight: float | None = Field(
+        None, ge=0.0, le=MAX_WEIGHT, strict=True, allow_inf_nan=False, description="Default 1.0."
+    )
+    timestamp: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        strict=True,
+        description="Unix seconds, 0 (1970) to 253402300799 (the end of year 9999); default: now.",
+    )
 
 
 class InteractionOut(BaseModel):
@@ -98,9 +128,9 @@ class NewUserIn(BaseModel):
         json_schema_extra={"example": {"user_id": "new-user-1", "liked_genres": ["Comedy"], "liked_items": ["1"]}},
     )
 
-    user_id: str = _ID
-    liked_genres: list[str] = Field(default_factory=list, max_length=50)
-    liked_items: list[str] = Field(default_factory=list, max_length=200)
+    user_id: str = _CREATED_ID
+    liked_genres: list[Name] = Field(default_factory=list, max_length=MAX_LIKED_GENRES)
+    liked_items: list[Name] = Field(default_factory=list, max_length=MAX_LIKED_ITEMS)
 
 
 class NewUserOut(BaseModel):
@@ -126,3 +156,39 @@ class Ready(BaseModel):
     status: str
     neo4j: str
     detail: str | None = None
+
+
+class FieldError(BaseModel):
+    """One reason a request was refused."""
+
+    loc: list[str | int] = Field(
+        description='Where: ["body", "timestamp"], ["query", "k"], ["body"] for the whole body.'
+    )
+    msg: str = Field(description="What is wrong, in words.")
+    type: str = Field(description="A stable code (pydantic's error types, e.g. less_than_equal, int_type).")
+
+
+class ValidationErrorBody(BaseModel):
+    """The body of every 422: pydantic's checks and the server's own (k above KGREC_MAX_K, an unknown source)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "detail": [
+                    {
+                        "loc": ["query", "k"],
+                        "msg": "Input should be less than or equal to 100",
+                        "type": "less_than_equal",
+                    }
+                ]
+            }
+        }
+    )
+
+    detail: list[FieldError]
+
+
+class ErrorBody(BaseModel):
+    """The body of the other refusals (401, 403, 404, 409, 413, 415, 503)."""
+
+    detail: str

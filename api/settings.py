@@ -2,13 +2,62 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx"}
+_PLACEHOLDERS = ("changeme", "change-me", "secret", "password", "xxx", "example", "qwerty", "letmein")
+#: A key must have at least this many characters ...
+MIN_KEY_LENGTH = 16
+#: ... and at least this many bits by :func:`key_strength_bits`.
+MIN_KEY_BITS = 48
+_KEY_ADVICE = "make one with `openssl rand -hex 16`"
+
+
+def key_strength_bits(key: str) -> float:
+    """A rough strength of a key in bits: its effective length times log2 of its distinct characters.
+
+    The effective length counts each run of repeated or consecutive characters ("aaaa", "1234", "dcba") once, so
+    padding a word with a run adds almost nothing: ``password1234`` scores 9 x log2(11) ≈ 31 bits, a key from
+    ``openssl rand -hex 16`` about 100 on average.
+
+    Args:
+        key: The key.
+
+    Returns:
+        The estimate in bits (0 for an empty key).
+    """
+    if not key:
+        return 0.0
+    effective = 1 + sum(1 for a, b in zip(key, key[1:], strict=False) if abs(ord(b) - ord(a)) > 1)
+    return effective * math.log2(max(len(set(key)), 2))
+
+
+def check_api_key(key: str) -> None:
+    """Refuse a weak API key.
+
+    A key must have at least 16 characters, no whitespace, no placeholder word (password, changeme, secret, …), and
+    at least 48 bits by :func:`key_strength_bits`.
+
+    Args:
+        key: The key.
+
+    Raises:
+        ValueError: The key is weak; the message says why and how to make a good one.
+    """
+    if any(c.isspace() for c in key):
+        raise ValueError(f"KGREC_API_KEY must not contain whitespace; {_KEY_ADVICE}")
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(f"KGREC_API_KEY must have at least {MIN_KEY_LENGTH} characters; {_KEY_ADVICE}")
+    if any(word in key.lower() for word in _PLACEHOLDERS):
+        raise ValueError(f"KGREC_API_KEY must not contain a placeholder word such as 'password'; {_KEY_ADVICE}")
+    if key_strength_bits(key) < MIN_KEY_BITS:
+        raise ValueError(
+            f"KGREC_API_KEY is too easy to guess (repeated or consecutive characters, few distinct ones); {_KEY_ADVICE}"
+        )
 
 
 class ApiSettings(BaseSettings):
@@ -25,6 +74,9 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `kgrec serve` listens on.")
     default_k: int = Field(10, ge=1, le=100, description="Items returned when the request gives no k.")
     max_k: int = Field(100, ge=1, le=1000, description="Largest k a request may ask for.")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body in bytes (larger bodies answer 413)."
+    )
     source_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "collaborative": 1.0,
@@ -91,12 +143,10 @@ class ApiSettings(BaseSettings):
 
     @field_validator("api_key")
     @classmethod
-    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
-        secret = value.get_secret_value()
-        if secret.lower() in _PLACEHOLDERS or len(secret) < 12:
-            raise ValueError("KGREC_API_KEY must be a real secret of at least 12 characters, not a placeholder")
+        check_api_key(value.get_secret_value())
         return value
 
 

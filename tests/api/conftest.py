@@ -17,7 +17,7 @@ from graph.settings import Neo4jSettings
 from graph.writers import wipe_graph
 from schema.ddl import apply_schema
 
-API_KEY = "test-key-0123456789"
+API_KEY = "kgrec-test-Q7v2Lm9xR4tZ8w"
 
 
 @pytest.fixture(scope="module")
