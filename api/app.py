@@ -15,12 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from neo4j import GraphDatabase
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
@@ -28,7 +30,7 @@ from api.ingest_routes import ingest_router
 from api.limits import ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
-from api.routes import reads, router
+from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
 from graph.settings import Neo4jSettings, get_neo4j_settings
@@ -63,13 +65,20 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _openapi_with_limits(app: FastAPI, max_k: int) -> dict[str, Any]:
-    """The OpenAPI schema with ``k``'s maximum set to KGREC_MAX_K, the bound the server enforces."""
+def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = False) -> dict[str, Any]:
+    """The OpenAPI schema with the bounds the server enforces: ``k``'s maximum set to KGREC_MAX_K, the names
+    ``sources`` may list, and the API key required of reads (GET) only when KGREC_READ_REQUIRES_KEY says so."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         for path in schema.get("paths", {}).values():
-            for operation in path.values():
+            for method, operation in path.items():
+                if method == "get" and not read_requires_key:
+                    operation.pop("security", None)
                 for parameter in operation.get("parameters", []):
+                    if parameter.get("name") == "sources" and parameter.get("in") == "query":
+                        for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
+                            if option.get("type") == "string":
+                                option["pattern"] = SOURCES_PATTERN
                     if parameter.get("name") == "k" and parameter.get("in") == "query":
                         for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
                             if option.get("type") == "integer":
@@ -230,7 +239,9 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app.add_middleware(  # inside the metrics middleware, which counts its 429s
         ReadRateLimit, routes=reads.routes, rate=api_settings.read_rate, burst=api_settings.read_burst, api_key=key
     )
-    app.openapi = lambda: _openapi_with_limits(app, api_settings.max_k)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi_with_limits(  # type: ignore[method-assign]
+        app, api_settings.max_k, api_settings.read_requires_key
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=api_settings.max_body_bytes,
@@ -245,6 +256,15 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _field_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers a body it cannot decode (bytes that are not UTF-8 JSON) with a bare 400; the API documents
+        # every unreadable body as its 422
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:
+            detail = _field_errors([{"loc": ("body",), "msg": "the body is not readable JSON", "type": "json_invalid"}])
+            return JSONResponse({"detail": detail}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(UnknownSourceError)
     async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:

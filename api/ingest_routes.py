@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import DriverDep, RecommenderDep, SettingsDep, require_write_key
 from api.ingest import NDJSON, BatchOut, MalformedBodyError, TooLargeError, ingest_rows, parse_rows
+from api.schemas import ValidationErrorBody
 
 ingest_router = APIRouter(dependencies=[Depends(require_write_key)])
 
-_ROWS = {"type": "array", "items": {"$ref": "#/components/schemas/InteractionIn"}}
+#: Rows are validated one by one against InteractionIn: a row that fails is rejected in the answer with its reason,
+#: the others are written, so the request body itself is any list of objects.
+_ROWS = {
+    "type": "array",
+    "items": {
+        "description": "A POST /interactions body (InteractionIn), checked row by row: anything else is a rejected row."
+    },
+}
 
 
 async def _read_capped(request: Request, max_bytes: int) -> bytes:
@@ -35,7 +44,7 @@ async def _read_capped(request: Request, max_bytes: int) -> bytes:
         401: {"description": "No API key"},
         403: {"description": "Wrong API key"},
         413: {"description": "More rows than KGREC_INGEST_MAX_ROWS or bytes than KGREC_INGEST_MAX_BYTES"},
-        422: {"description": "The body is not a JSON list (or NDJSON)"},
+        422: {"description": "The body is not a JSON list (or NDJSON)", "model": ValidationErrorBody},
         503: {"description": "Neo4j unreachable"},
     },
     summary="Record many interactions at once, with a result per row (reflected in the next recommendations)",
@@ -57,7 +66,7 @@ async def post_interaction_batch(
     except TooLargeError as exc:
         raise HTTPException(413, str(exc)) from exc
     except MalformedBodyError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise RequestValidationError([{"loc": ("body",), "msg": str(exc), "type": "json_invalid"}]) from exc
     return await run_in_threadpool(ingest_rows, driver, rows, recommender.database)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -24,7 +25,7 @@ from api.schemas import (
     SimilarItemsResponse,
     ValidationErrorBody,
 )
-from api.service import MAX_ID_LENGTH
+from api.service import MAX_ID_LENGTH, SOURCES
 from api.writes import onboard_user, record_interaction
 from graph.errors import reason
 from graph.recall import RecallFilters
@@ -45,6 +46,15 @@ _KEY_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No API key"},
     403: {"model": ErrorBody, "description": "Wrong API key, or writes disabled"},
 }
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    **_KEY_ERRORS,  # only when KGREC_READ_REQUIRES_KEY is set
+    429: {"model": ErrorBody, "description": "Too many reads from this client (KGREC_READ_RATE); see Retry-After"},
+}
+_SOURCE_NAME = "|".join(re.escape(name) for name in SOURCES)
+#: What ``sources`` accepts: a comma-separated list of recall source names (blank: every source). The server checks
+#: the names itself (its 422 names the unknown ones); the OpenAPI schema states the same rule as this pattern.
+SOURCES_PATTERN = rf"^(\s*({_SOURCE_NAME})\s*)?(,(\s*({_SOURCE_NAME})\s*)?)*$"
 _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Body larger than KGREC_MAX_BODY_BYTES"},
     415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
@@ -77,7 +87,7 @@ def _csv(value: str | None) -> list[str]:
 @reads.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsResponse,
-    responses=_NOT_FOUND,
+    responses=_READ_ERRORS,
     summary="Ranked, explained recommendations for a user",
 )
 def get_recommendations(
@@ -112,7 +122,7 @@ def get_recommendations(
 @reads.get(
     "/items/{item_id}/similar",
     response_model=SimilarItemsResponse,
-    responses=_NOT_FOUND,
+    responses=_READ_ERRORS,
     summary="Items similar to an item (shared users and traits)",
 )
 def get_similar(
