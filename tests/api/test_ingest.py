@@ -127,7 +127,7 @@ def test_batch_needs_the_key_and_a_list(client: TestClient) -> None:
     assert client.post("/interactions/batch", json=[]).status_code == 401
     assert client.post("/interactions/batch", json=[], headers={"X-API-Key": "wrong-key-xxxxxxxx"}).status_code == 403
     not_list = client.post("/interactions/batch", json={"user_id": "u1", "item_id": "i1"}, headers=KEY)
-    assert not_list.status_code == 422 and "list" in not_list.json()["detail"]
+    assert not_list.status_code == 422 and "list" in not_list.json()["detail"][0]["msg"]  # the documented 422 shape
     broken = client.post("/interactions/batch", content=b"[{", headers={**KEY, "Content-Type": "application/json"})
     assert broken.status_code == 422
     empty = client.post("/interactions/batch", json=[], headers=KEY)
