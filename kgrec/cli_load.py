@@ -109,6 +109,27 @@ def _run_load(
     return report
 
 
+def _load_mapping(
+    path: Path, variables: dict[str, str], labels: Sequence[Label], base_dir: Path | None, options: dict[str, Any]
+) -> None:
+    """Load the files a mapping describes: check its files and columns first (one error line, graph untouched),
+    then read and write them as :func:`_run_load` does."""
+    from etl.sources import check_mapping, read_mapping_dataset
+
+    limit = get_etl_settings().max_line_bytes
+    try:
+        check_mapping(path, variables, base_dir=base_dir, max_line_bytes=limit)
+    except KgrecError as exc:
+        raise fail(exc) from exc
+
+    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
+        return read_mapping_dataset(
+            path, variables, base_dir=base_dir, known_items=known, progress=bars, sink=sink, max_line_bytes=limit
+        )[0]
+
+    _run_load(produce, item_labels=labels, **options)
+
+
 def _percent(share: float) -> str:
     """A share as a percentage with at most one decimal: 1.0 → '100%', 0.0734 → '7.3%'."""
     text = f"{share * 100:.1f}"
@@ -184,23 +205,13 @@ def load_movielens(
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:
     """Load MovieLens ratings, movies, genres and tags, with actors/directors when given."""
-    from etl.sources import check_mapping, movielens_variables, read_mapping_dataset, shipped_mapping_path
+    from etl.sources import movielens_variables, shipped_mapping_path
 
-    path = shipped_mapping_path("movielens")
-    limit = get_etl_settings().max_line_bytes
     try:
         variables = movielens_variables(directory, actors, hetrec)
-        check_mapping(path, variables, max_line_bytes=limit)
     except KgrecError as exc:
         raise fail(exc) from exc
-
-    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        dataset, _ = read_mapping_dataset(
-            path, variables, known_items=known, progress=bars, sink=sink, max_line_bytes=limit
-        )
-        return dataset
-
-    _run_load(produce, item_labels=[Label.MOVIE], **options)
+    _load_mapping(shipped_mapping_path("movielens"), variables, [Label.MOVIE], None, options)
 
 
 @load_app.command("lastfm")
@@ -210,23 +221,13 @@ def load_lastfm(
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:
     """Load Last.fm users, artists (items), play counts (weights) and friendships (FOLLOWS)."""
-    from etl.sources import check_mapping, lastfm_variables, read_mapping_dataset, shipped_mapping_path
+    from etl.sources import lastfm_variables, shipped_mapping_path
 
-    path = shipped_mapping_path("lastfm")
-    limit = get_etl_settings().max_line_bytes
     try:
         variables = lastfm_variables(directory)
-        check_mapping(path, variables, max_line_bytes=limit)
     except KgrecError as exc:
         raise fail(exc) from exc
-
-    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        dataset, _ = read_mapping_dataset(
-            path, variables, known_items=known, progress=bars, sink=sink, max_line_bytes=limit
-        )
-        return dataset
-
-    _run_load(produce, item_labels=[Label.ARTIST], **options)
+    _load_mapping(shipped_mapping_path("lastfm"), variables, [Label.ARTIST], None, options)
 
 
 @load_app.command("mapping")
@@ -245,7 +246,6 @@ def load_mapping_file(
 ) -> None:
     """Load any delimited files described by a YAML mapping."""
     from etl.mapping import load_mapping
-    from etl.sources import check_mapping, read_mapping_dataset
 
     variables: dict[str, str] = {}
     for item in var or []:
@@ -254,25 +254,11 @@ def load_mapping_file(
             raise fail(KgrecError(f"--var expects NAME=VALUE, got {item!r}"))
         variables[name] = value
 
-    limit = get_etl_settings().max_line_bytes
     try:
         labels = load_mapping(mapping_file).item_labels
-        check_mapping(mapping_file, variables, base_dir=base_dir, max_line_bytes=limit)
     except KgrecError as exc:
         raise fail(exc) from exc
-
-    def produce(known: set[str], bars: ProgressBars, sink: RowSink) -> Dataset:
-        return read_mapping_dataset(
-            mapping_file,
-            variables,
-            base_dir=base_dir,
-            known_items=known,
-            progress=bars,
-            sink=sink,
-            max_line_bytes=limit,
-        )[0]
-
-    _run_load(produce, item_labels=labels, **options)
+    _load_mapping(mapping_file, variables, labels, base_dir, options)
 
 
 @load_app.command("synthetic")

@@ -13,11 +13,28 @@ from api.app import create_app
 from api.settings import ApiSettings
 from etl.load import load_dataset
 from etl.synthetic import SyntheticWorld, generate_world
+from gnn.config import resolve_config
 from graph.settings import Neo4jSettings
 from graph.writers import wipe_graph
 from schema.ddl import apply_schema
 
 API_KEY = "kgrec-test-Q7v2Lm9xR4tZ8w"
+
+#: Small, fast training configs of the API tests (a LightGCN and the blend on the synthetic world).
+FAST_LIGHTGCN = resolve_config(
+    "lightgcn",
+    flags={
+        "embedding_dim": 16,
+        "num_layers": 2,
+        "lr": 0.02,
+        "batch_size": 1024,
+        "max_epochs": 6,
+        "patience": 3,
+        "progress": False,
+        "device": "cpu",
+    },
+)
+FAST_BLEND = resolve_config("blend", flags={"max_epochs": 3, "device": "cpu", "progress": False})
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +45,14 @@ def world(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytes
     world = generate_world(users=120, items=240, seed=5)
     load_dataset(driver, world.dataset, reject_dir=Path(tmp_path_factory.mktemp("rejects")))
     return world
+
+
+def model_settings(artifacts: Path, **extra: object) -> ApiSettings:
+    """API settings serving the promoted model under ``artifacts``: no watcher, no cache warming unless ``extra``
+    says otherwise."""
+    return ApiSettings(
+        **{"api_key": API_KEY, "artifacts_dir": artifacts, "model_watch_seconds": 0, "cache_warm_users": 0, **extra}
+    )
 
 
 def graph_only_settings(tmp_path: Path) -> ApiSettings:

@@ -31,13 +31,13 @@ from api.app import create_app
 from api.settings import ApiSettings
 from etl.load import load_dataset
 from etl.synthetic import generate_world
-from gnn.config import GnnSettings, resolve_config
+from gnn.config import GnnSettings
 from gnn.jobs import retrain_job
 from graph.driver import create_driver
 from graph.neo4j_local import launcher
 from graph.settings import Neo4jSettings
 from schema.ddl import apply_schema
-from tests.api.conftest import API_KEY
+from tests.api.conftest import API_KEY, FAST_BLEND, FAST_LIGHTGCN, model_settings
 
 GOLDEN = Path(__file__).parent / "golden" / "answers.json"
 RECORD = os.environ.get("KGREC_RECORD_GOLDEN") == "1"
@@ -67,7 +67,7 @@ def _body(response) -> str:  # noqa: ANN001 - httpx.Response
 
 
 def _settings(artifacts: Path, **extra: object) -> ApiSettings:
-    return ApiSettings(api_key=API_KEY, artifacts_dir=artifacts, model_watch_seconds=0, cache_warm_users=0, **extra)
+    return model_settings(artifacts, **extra)
 
 
 def _dead(settings: Neo4jSettings) -> Neo4jSettings:
@@ -110,24 +110,9 @@ def answers(fresh_neo4j: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
     root = tmp_path_factory.mktemp("golden")
     got: dict[str, str] = {}
     apps: dict[str, tuple[ApiSettings, Neo4jSettings]] = {"graph": (_settings(root / "none"), neo4j_settings)}
-    for kind, flags in (
-        ("blend", {"max_epochs": 3, "device": "cpu", "progress": False}),
-        (
-            "lightgcn",
-            {
-                "embedding_dim": 16,
-                "num_layers": 2,
-                "lr": 0.02,
-                "batch_size": 1024,
-                "max_epochs": 6,
-                "patience": 3,
-                "progress": False,
-                "device": "cpu",
-            },
-        ),
-    ):
+    for kind, config in (("blend", FAST_BLEND), ("lightgcn", FAST_LIGHTGCN)):
         gnn = GnnSettings(artifacts_dir=root / kind, snapshots_dir=root / f"{kind}-snapshots")
-        report = retrain_job(neo4j_settings, gnn, resolve_config(kind, flags=flags), publish=False)
+        report = retrain_job(neo4j_settings, gnn, config, publish=False)
         assert report.promoted
         apps[kind] = (_settings(gnn.artifacts_dir), neo4j_settings)
         apps[f"{kind}-mmr"] = (_settings(gnn.artifacts_dir, mmr_lambda=0.5), neo4j_settings)

@@ -14,27 +14,12 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.ranking import mmr
-from api.settings import ApiSettings
 from etl.synthetic import SyntheticWorld
-from gnn.config import GnnSettings, resolve_config
+from gnn.config import GnnSettings
 from gnn.jobs import RetrainReport, promote, retrain_job
 from graph.settings import Neo4jSettings
-from tests.api.conftest import API_KEY
+from tests.api.conftest import API_KEY, FAST_BLEND, FAST_LIGHTGCN, model_settings
 
-FAST = resolve_config(
-    "lightgcn",
-    flags={
-        "embedding_dim": 16,
-        "num_layers": 2,
-        "lr": 0.02,
-        "batch_size": 1024,
-        "max_epochs": 6,
-        "patience": 3,
-        "progress": False,
-        "device": "cpu",
-    },
-)
-BLEND = resolve_config("blend", flags={"max_epochs": 3, "device": "cpu", "progress": False})
 KEYS = {"User": "userId", "Item": "itemId", "Genre": "name", "Tag": "name", "Person": "personId"}
 
 
@@ -44,20 +29,14 @@ def trained(
 ) -> tuple[GnnSettings, RetrainReport]:
     root = tmp_path_factory.mktemp("serving")
     settings = GnnSettings(artifacts_dir=root / "artifacts", snapshots_dir=root / "snapshots")
-    return settings, retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)
+    return settings, retrain_job(neo4j_settings, settings, FAST_LIGHTGCN, keep=3, publish=False)
 
 
 @pytest.fixture
 def model_client(trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings) -> Iterator[TestClient]:
     settings, _ = trained
     app = create_app(
-        ApiSettings(
-            api_key=API_KEY,
-            artifacts_dir=settings.artifacts_dir,
-            model_watch_seconds=0,
-            cache_warm_users=0,
-            mmr_lambda=1.0,
-        ),
+        model_settings(settings.artifacts_dir, mmr_lambda=1.0),
         neo4j_settings,
     )  # the model's own order
     with TestClient(app) as client:
@@ -170,7 +149,7 @@ def test_cache_is_warmed_for_active_users_after_a_load(
 
     settings, _ = trained
     app = create_app(
-        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=5),
+        model_settings(settings.artifacts_dir, cache_warm_users=5),
         neo4j_settings,
     )
     with TestClient(app) as client:
@@ -196,7 +175,7 @@ def test_reload_swaps_to_a_newly_promoted_model(
     settings, _ = trained
     before = model_client.get("/health").json()["model_version"]
     assert model_client.post("/admin/reload").status_code == 401
-    newer = retrain_job(neo4j_settings, settings, FAST, keep=3, publish=False)
+    newer = retrain_job(neo4j_settings, settings, FAST_LIGHTGCN, keep=3, publish=False)
     promote(newer.artifact.path)  # earlier tests posted interactions, so the gate may judge other data: force it
     reloaded = model_client.post("/admin/reload", headers={"X-API-Key": API_KEY})
     assert reloaded.status_code == 200 and reloaded.json()["changed"] is True
@@ -214,7 +193,7 @@ def test_neo4j_down_answers_from_the_model_flagged_degraded(
         port = s.getsockname()[1]
     away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}", "password": SecretStr("whatever-pw")})
     app = create_app(
-        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=0),
+        model_settings(settings.artifacts_dir),
         away,
     )
     with TestClient(app) as client:
@@ -260,7 +239,7 @@ def test_neo4j_stopped_then_restarted_degrades_and_recovers_without_restarting_t
         pytest.skip("KGREC_TEST_NEO4J_URI: the test server is not started by the tests")
     settings, _ = trained
     app = create_app(
-        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=0),
+        model_settings(settings.artifacts_dir),
         neo4j_settings,
     )
     with TestClient(app) as client:
@@ -293,10 +272,10 @@ def test_blend_serves_with_live_history(
 ) -> None:
     """The product's default model: the blend ranks from the live history and the graph explains."""
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
-    report = retrain_job(neo4j_settings, settings, BLEND, publish=False)
+    report = retrain_job(neo4j_settings, settings, FAST_BLEND, publish=False)
     assert report.promoted and report.artifact.model == "blend"
     app = create_app(
-        ApiSettings(api_key=API_KEY, artifacts_dir=settings.artifacts_dir, model_watch_seconds=0, cache_warm_users=0),
+        model_settings(settings.artifacts_dir),
         neo4j_settings,
     )
     with TestClient(app) as client:
@@ -324,13 +303,7 @@ def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
     wide = [i["item_id"] for i in model_client.get("/users/u11/recommendations", params={"k": 40}).json()["items"]]
     plain = wide[:10]
     app = create_app(
-        ApiSettings(
-            api_key=API_KEY,
-            artifacts_dir=settings.artifacts_dir,
-            model_watch_seconds=0,
-            cache_warm_users=0,
-            mmr_lambda=0.3,
-        ),
+        model_settings(settings.artifacts_dir, mmr_lambda=0.3),
         neo4j_settings,
     )
     with TestClient(app) as client:
@@ -374,7 +347,7 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     from graph.reads import user_context
 
     settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
-    report = retrain_job(neo4j_settings, settings, BLEND, publish=False)
+    report = retrain_job(neo4j_settings, settings, FAST_BLEND, publish=False)
     path = current_version(settings.artifacts_dir, "blend")
     assert report.promoted and path is not None
     meta = json.loads((path / "ranker.json").read_text())
@@ -398,13 +371,7 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     plain = model.score(items, times, model.user_ids.index(user))
     plain[seen] = -np.inf
     app = create_app(
-        ApiSettings(
-            api_key=API_KEY,
-            artifacts_dir=settings.artifacts_dir,
-            model_watch_seconds=0,
-            cache_warm_users=0,
-            mmr_lambda=1.0,
-        ),
+        model_settings(settings.artifacts_dir, mmr_lambda=1.0),
         neo4j_settings,
     )
     with TestClient(app) as client:
@@ -421,13 +388,7 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
         port = s.getsockname()[1]
     away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{port}"})
     app = create_app(
-        ApiSettings(
-            api_key=API_KEY,
-            artifacts_dir=settings.artifacts_dir,
-            model_watch_seconds=0,
-            cache_warm_users=0,
-            mmr_lambda=1.0,
-        ),
+        model_settings(settings.artifacts_dir, mmr_lambda=1.0),
         away,
     )
     with TestClient(app) as client:
