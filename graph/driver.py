@@ -50,7 +50,7 @@ def verify_driver(driver: Driver, settings: Neo4jSettings) -> None:
     """Raise :class:`DatabaseUnavailableError` with a helpful message unless Neo4j answers a query."""
     try:
         driver.verify_connectivity()  # fails fast; a query would be retried for max_transaction_retry_time
-        driver.execute_query("RETURN 1", database_=settings.database)
+        driver.execute_query("RETURN 1", database_=settings.database, routing_="r")
     except AuthError as exc:
         raise DatabaseUnavailableError(
             f"Neo4j at {settings.uri} rejected the credentials of user {settings.user!r}: "
@@ -75,5 +75,5 @@ def open_driver(settings: Neo4jSettings) -> Iterator[Driver]:
 
 def server_info(driver: Driver, database: str = "neo4j") -> dict[str, str]:
     """Return ``{name, version, edition}`` of the connected DBMS."""
-    records, _, _ = driver.execute_query(catalog.SERVER_INFO, database_=database)
+    records, _, _ = driver.execute_query(catalog.SERVER_INFO, database_=database, routing_="r")
     return dict(records[0]) if records else {}

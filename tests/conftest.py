@@ -3,7 +3,8 @@
 By default the session starts the project's own local Neo4j (``graph.neo4j_local``) in
 ``.kgrec/neo4j-test`` on ports 17687/17474 (override with KGREC_TEST_HOME, KGREC_TEST_BOLT_PORT,
 KGREC_TEST_HTTP_PORT to run two suites side by side), so a developer's server on 7687 and its data
-are never touched, and stops it at the end. Set ``KGREC_TEST_NEO4J_URI`` (plus ``NEO4J_PASSWORD``) to run the
+are never touched, and stops it at the end. The suite reaches it through a ``neo4j://`` (routing) URI, the scheme
+of a cluster, so every read and write is known to work through routing (KGREC_TEST_URI_SCHEME=bolt for direct). Set ``KGREC_TEST_NEO4J_URI`` (plus ``NEO4J_PASSWORD``) to run the
 suite against a server of your own instead — it will be wiped.
 
 Without Java or Maven the integration tests skip with the reason on a laptop; when ``CI`` is set
@@ -36,8 +37,9 @@ def _test_settings() -> Neo4jSettings:
     if external:
         return Neo4jSettings(uri=external, password=os.environ.get("NEO4J_PASSWORD", TEST_PASSWORD))
     bolt = int(os.environ.get("KGREC_TEST_BOLT_PORT", "17687"))
+    scheme = os.environ.get("KGREC_TEST_URI_SCHEME", "neo4j")
     return Neo4jSettings(
-        uri=f"bolt://127.0.0.1:{bolt}",
+        uri=f"{scheme}://127.0.0.1:{bolt}",
         password=TEST_PASSWORD,
         home=Path(os.environ.get("KGREC_TEST_HOME", ROOT / ".kgrec" / "neo4j-test")),
         bolt_port=bolt,

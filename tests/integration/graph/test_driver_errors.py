@@ -3,7 +3,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from graph.driver import create_driver
+from graph.driver import create_driver, server_info
 from graph.settings import Neo4jSettings
 from schema.errors import DatabaseUnavailableError
 
@@ -24,3 +24,19 @@ def test_wrong_password_gives_clear_error(neo4j_settings: Neo4jSettings) -> None
     settings = neo4j_settings.model_copy(update={"password": SecretStr("definitely-wrong")})
     with pytest.raises(DatabaseUnavailableError, match="rejected the credentials"):
         create_driver(settings)
+
+
+@pytest.mark.parametrize("scheme", ["bolt", "neo4j", "bolt+ssc", "neo4j+ssc"])
+def test_every_uri_scheme_reaches_the_server_or_says_why(neo4j_settings: Neo4jSettings, scheme: str) -> None:
+    """Direct and routing schemes read the graph; the TLS schemes are refused with the reason (the local server
+    speaks plain Bolt), never with a raw driver error."""
+    settings = neo4j_settings.model_copy(update={"uri": f"{scheme}://127.0.0.1:{neo4j_settings.bolt_port}"})
+    if scheme.endswith("+ssc"):
+        with pytest.raises(DatabaseUnavailableError, match="not reachable"):
+            create_driver(settings)
+        return
+    driver = create_driver(settings)
+    try:
+        assert server_info(driver, settings.database)["version"].startswith("5.")
+    finally:
+        driver.close()
