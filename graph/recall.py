@@ -115,6 +115,9 @@ class KnowledgeCaps(SeedCaps, TraitCaps):
 
     max_tags_per_seed: int = Field(5, ge=0, description="Heaviest tags of each seed used as traits.")
     max_traits: int = Field(60, ge=1, description="Best-scoring shared traits expanded to items.")
+    attribute_weight: float = Field(
+        1.0, ge=0, description="Weight of a shared item attribute (brand, category, price band, ...)."
+    )
 
 
 class SocialCaps(Caps):

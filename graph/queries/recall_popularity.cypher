@@ -17,7 +17,7 @@ OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -61,7 +61,7 @@ CALL (now, excluded) {
     WITH r, i ORDER BY r.timestamp DESC
     LIMIT $window
     WITH r, i
-    WHERE r.rating IS NULL OR r.rating >= $minRating
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     UNION ALL
     UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
