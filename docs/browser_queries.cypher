@@ -30,6 +30,7 @@
   directorWeight: 3.0,
   actorWeight: 2.0,
   tagWeight: 1.0,
+  attributeWeight: 1.0,
   genreWeight: 0.5,
   hopDecay: 0.5,
   maxFollowees: 100,
@@ -56,7 +57,7 @@ MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -72,7 +73,7 @@ CALL (u, seeds) {
   WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
   CALL (u, seed) {
     MATCH (seed)<-[r:INTERACTED]-(v)
-    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating)
+    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN v
     LIMIT $maxCoRatersPerSeed
   }
@@ -89,7 +90,7 @@ CALL (neighbours, excluded) {
   CALL (nb, excluded) {
     WITH nb.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
     LIMIT $maxItemsPerNeighbour
   }
@@ -139,6 +140,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -159,7 +162,7 @@ MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -187,17 +190,21 @@ CALL (seeds) {
     WITH t, h ORDER BY h.weight DESC, t.name ASC
     LIMIT $maxTagsPerSeed
     RETURN t, 'HAS_TAG' AS kind, $tagWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[:HAS_ATTRIBUTE]->(t)
+    RETURN t, 'HAS_ATTRIBUTE' AS kind, $attributeWeight AS kindWeight
   }
   WITH itemCount, t, kind, kindWeight, count(*) AS affinity, min(seedRank) AS viaSeed
   WITH itemCount, t, kind, kindWeight, affinity, viaSeed,
        CASE kind
          WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
          WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         WHEN 'HAS_ATTRIBUTE' THEN COUNT { (t)<-[:HAS_ATTRIBUTE]-(:Item) }
          ELSE COUNT { (t)-[:ACTED_IN|DIRECTED]->() }
        END AS degree
   WHERE kindWeight > 0 AND degree <= $maxTraitDegree
   WITH t, kind, viaSeed, kindWeight * (1.0 + log(affinity)) * log(1.0 + toFloat(itemCount) / degree) AS traitScore
-  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name) ASC
+  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name, t.attributeId) ASC
   LIMIT $maxTraits
   RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
 }
@@ -218,6 +225,9 @@ CALL (traits, excluded) {
       RETURN rec LIMIT $maxItemsPerTrait
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
       RETURN rec LIMIT $maxItemsPerTrait
     }
     RETURN rec
@@ -246,6 +256,7 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              CASE tr.kind
                WHEN 'IN_GENRE' THEN {label: 'Genre', id: tr.trait.name, name: tr.trait.name}
                WHEN 'HAS_TAG' THEN {label: 'Tag', id: tr.trait.name, name: tr.trait.name}
+               WHEN 'HAS_ATTRIBUTE' THEN {label: 'Attribute', id: tr.trait.attributeId, name: tr.trait.value}
                ELSE {label: 'Person', id: tr.trait.personId, name: tr.trait.name}
              END,
              {label: 'Item', id: rec.itemId, name: rec.title}],
@@ -273,6 +284,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -330,7 +343,7 @@ CALL (people, excluded) {
   CALL (pe, excluded) {
     WITH pe.user AS p
     MATCH (p)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
     LIMIT $maxItemsPerPerson
   }
@@ -392,6 +405,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -413,7 +428,7 @@ OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -457,7 +472,7 @@ CALL (now, excluded) {
     WITH r, i ORDER BY r.timestamp DESC
     LIMIT $window
     WITH r, i
-    WHERE r.rating IS NULL OR r.rating >= $minRating
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     UNION ALL
     UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
@@ -522,6 +537,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -541,7 +558,7 @@ CALL () {
 MATCH (src:Item {itemId: $itemId})
 CALL (src) {
   MATCH (src)<-[r:INTERACTED]-(v)
-  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating)
+  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
   WITH v
   LIMIT $maxCoRaters
   WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
@@ -585,7 +602,7 @@ CALL (raters, excluded) {
   CALL (rater, excluded) {
     WITH rater.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec
     LIMIT $maxItemsPerUser
   }
@@ -691,6 +708,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
