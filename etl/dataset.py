@@ -312,6 +312,10 @@ def _interactions(b: _Builder, mapping: Mapping) -> None:
             except RowError as exc:
                 b.reject(section, record, str(exc))
                 continue
+            if kind is not None and kind not in mapping.interaction_kinds:
+                declared = ", ".join(map(repr, mapping.interaction_kinds))
+                b.reject(section, record, f"interaction kind {kind!r} is not declared (interaction_kinds: {declared})")
+                continue
             if row.item_id not in b.catalogue:
                 b.reject(section, record, f"unknown item {row.item_id!r} (not in the item catalogue)")
                 continue

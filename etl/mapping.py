@@ -396,6 +396,8 @@ class Mapping(_Spec):
     @model_validator(mode="after")
     def _kinds_declared(self) -> Mapping:
         for number, section in enumerate(self.interactions):
+            if section.kind_column is not None and not self.interaction_kinds:
+                raise ValueError(f"interactions[{number}].kind_column: declare the kinds under interaction_kinds:")
             for name in sorted(section.kind_names()):
                 if name not in self.interaction_kinds:
                     declared = ", ".join(map(repr, self.interaction_kinds)) or "none"

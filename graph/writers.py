@@ -208,6 +208,7 @@ def write_interaction_groups(
                 "rating": row.rating,
                 "weight": row.weight,
                 "timestamp": row.timestamp,
+                "polarity": row.polarity,
             }
         )
     batches: list[list[dict[str, Any]]] = []

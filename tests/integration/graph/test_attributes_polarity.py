@@ -12,6 +12,8 @@ from etl.load import load_dataset
 from etl.sources import read_mapping_dataset
 from graph import reads, recall
 from graph.explain import explain_items
+from graph.writers import BatchWriter, write_interaction_groups
+from schema.rows import InteractionRow
 
 SHOP = """
 name: shop
@@ -87,3 +89,18 @@ def test_explanations_use_attribute_paths(shop: Driver) -> None:
         ("User", "u3"),
         ("Item", "p4"),
     ]
+
+
+def test_grouped_writes_set_and_clear_polarity(shop: Driver) -> None:
+    writer = BatchWriter(shop)
+    dislike = InteractionRow(user_id="u3", item_id="p2", weight=1.0, polarity=-1)
+    first = write_interaction_groups(writer, [(0, dislike)])
+    again = write_interaction_groups(writer, [(0, dislike)])
+    assert (first[0].status, again[0].status) == ("created", "unchanged")
+    assert "p2" not in [c.item_id for c in recall.recall_knowledge(shop, "u3", k=10)]  # seen, so hidden
+    context = reads.user_context(shop, "u3")
+    assert context is not None and {i.item_id: i.polarity for i in context.interactions}["p2"] == -1
+    like = write_interaction_groups(writer, [(0, dislike.model_copy(update={"polarity": 1}))])
+    assert like[0].status == "updated"
+    context = reads.user_context(shop, "u3")
+    assert context is not None and {i.item_id: i.polarity for i in context.interactions}["p2"] == 1

@@ -136,3 +136,17 @@ def test_mapping_errors_in_plain_words_with_the_yaml_path(tmp_path: Path, yaml_t
     message = str(info.value)
     assert line in message, message
     assert "pydantic" not in message and "type=" not in message
+
+
+def test_undeclared_kind_in_a_kind_column_is_a_reject(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("sku\np1\n")
+    (tmp_path / "events.csv").write_text("user,sku,event\nu1,p1,view\nu1,p1,wishlist\n")
+    (tmp_path / "m.yaml").write_text(
+        "name: shop\ninteraction_kinds: {view: {weight: 1}}\n"
+        "files: {items: {path: items.csv}, events: {path: events.csv}}\n"
+        "items: [{file: items, id: sku}]\n"
+        "interactions: [{file: events, user: user, item: sku, kind_column: event}]\n"
+    )
+    ds, _ = read_mapping_dataset(tmp_path / "m.yaml")
+    assert [r.reason for r in ds.rejects] == ["interaction kind 'wishlist' is not declared (interaction_kinds: 'view')"]
+    assert [(r.kinds, r.kind_counts) for r in ds.interactions] == [(("view",), (1,))]
