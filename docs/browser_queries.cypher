@@ -39,6 +39,9 @@
   maxItemsPerPerson: 50,
   window: 3000,
   halfLifeDays: 180.0,
+  maxPeersPerAttribute: 100,
+  maxItemsPerPeer: 50,
+  peerBoost: 1.0,
   maxGenres: 3,
   genreBoost: 1.0,
   poolSize: 200,
@@ -456,6 +459,27 @@ CALL (u, seeds) {
   LIMIT $maxGenres
   RETURN collect({genre: g, share: best.share, via: best.via}) AS preferred
 }
+CALL (u) {
+  MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute)
+  WHERE $peerBoost > 0
+  CALL (u, a) {
+    MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+    WHERE peer <> u
+    RETURN peer
+    LIMIT $maxPeersPerAttribute
+  }
+  WITH collect({peer: peer, attribute: a}) AS pairs
+  UNWIND pairs AS pair
+  CALL (pair) {
+    WITH pair.peer AS peer
+    MATCH (peer)-[r:INTERACTED]->(x)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+    RETURN x
+    LIMIT $maxItemsPerPeer
+  }
+  WITH x, size(pairs) AS total, collect(pair) AS likers
+  RETURN collect({item: x, share: toFloat(size(likers)) / total, via: likers[0]}) AS peerItems
+}
 CALL () {
   MATCH ()-[r:INTERACTED]->()
   WHERE r.timestamp IS NOT NULL
@@ -463,7 +487,7 @@ CALL () {
   LIMIT 1
   RETURN max(r.timestamp) AS now
 }
-WITH u, seeds, preferred, now,
+WITH u, seeds, preferred, peerItems, now,
      seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
 CALL (now, excluded) {
   CALL (now) {
@@ -489,14 +513,37 @@ CALL (now, excluded) {
   ORDER BY pop DESC, rec.itemId ASC
   LIMIT $poolSize
 }
-WITH u, seeds, preferred, rec, pop, [(rec)-[:IN_GENRE]->(g) | g] AS genres
-WITH u, seeds, rec, pop, [p IN preferred WHERE p.genre IN genres] AS matched
-WITH u, seeds, rec, matched, pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share)) AS score
+WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop}) AS pool
+CALL (pool, peerItems) {
+  UNWIND pool AS entry
+  RETURN entry.rec AS rec, entry.pop AS pop, null AS peer
+  UNION ALL
+  UNWIND peerItems AS p
+  RETURN p.item AS rec, null AS pop, p AS peer
+}
+WITH u, seeds, preferred, rec, max(pop) AS pop, collect(peer)[0] AS peer
+WHERE pop IS NOT NULL
+WITH u, seeds, preferred, rec, pop, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, peer, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, matched, peer,
+     pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share) + $peerBoost * coalesce(peer.share, 0.0))
+       AS score
 ORDER BY score DESC, rec.itemId ASC
 LIMIT $k
-WITH u, seeds, rec, score, matched[0] AS why
+WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer
 RETURN rec.itemId AS item_id, rec.title AS title, score,
        CASE
+         WHEN why IS NULL AND viaPeer IS NOT NULL THEN [{
+           reason: 'popular_with_peers',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Attribute', id: viaPeer.attribute.attributeId, name: viaPeer.attribute.value},
+             {label: 'User', id: viaPeer.peer.userId, name: null},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'HAS_ATTRIBUTE', start: 0, end: 1},
+             {type: 'HAS_ATTRIBUTE', start: 2, end: 1},
+             {type: 'INTERACTED', start: 2, end: 3}]}]
          WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
          WHEN why.via < 0 THEN [{
            reason: 'popular_in_genre',

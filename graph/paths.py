@@ -32,6 +32,7 @@ class Reason(StrEnum):
     FOLLOWEE_OF_FOLLOWEE = "followee_of_followee"
     POPULAR = "popular"
     POPULAR_IN_GENRE = "popular_in_genre"
+    POPULAR_WITH_PEERS = "popular_with_peers"
     SIMILAR_CO_INTERACTION = "similar_co_interaction"
     SIMILAR_TRAIT = "similar_trait"
     PREFERRED_GENRE = "preferred_genre"
@@ -132,6 +133,9 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
         if genre is None:
             raise ValueError("a popular_in_genre path needs a Genre node")
         return f"Popular in {display_name(genre)} lately"
+    if reason is Reason.POPULAR_WITH_PEERS:
+        _expect(nodes, ("User", "Attribute", "User", "Item"))
+        return f"Popular with users who share your {_attribute_kind(nodes[1])} {names[1]}"
     if reason is Reason.CO_INTERACTION:
         _expect(nodes, ("User", "Item", "User", "Item"))
         return f"Because users who liked {names[1]} also liked {names[3]}"

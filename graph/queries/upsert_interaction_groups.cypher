@@ -27,7 +27,8 @@ UNWIND known AS entry
 WITH u, newUser, entry.row AS row, entry.item AS i
 ORDER BY row.item_id
 OPTIONAL MATCH (u)-[old:INTERACTED]->(i)
-WITH u, newUser, row, i, old IS NULL AS isNew, CASE WHEN row.polarity < 0 THEN -1 END AS polarity,
+WITH u, newUser, row, i, old, CASE WHEN row.polarity < 0 THEN -1 END AS polarity
+WITH u, newUser, row, i, polarity, old IS NULL AS isNew,
      coalesce(old.rating <> row.rating, (old.rating IS NULL) <> (row.rating IS NULL))
        OR coalesce(old.weight <> row.weight, (old.weight IS NULL) <> (row.weight IS NULL))
        OR coalesce(old.timestamp <> row.timestamp, (old.timestamp IS NULL) <> (row.timestamp IS NULL))

@@ -25,10 +25,12 @@ files:
   products: {path: products.csv}
   orders: {path: orders.csv}
   returns: {path: returns.tsv, delimiter: "\\t"}
+  customers: {path: customers.csv}
 items:
   - {file: products, id: sku, title: name}
 attributes:
   - {file: products, item: sku, kind: brand, value: brand}
+  - {file: customers, user: customer, kind: country, value: country}
 interactions:
   - {file: orders, user: customer, item: sku, timestamp: ordered_at, kind: purchase}
   - {file: returns, user: customer, item: sku, timestamp: returned_on, timestamp_format: "%d/%m/%Y", kind: return}
@@ -47,6 +49,7 @@ def shop(clean_db: Driver, tmp_path: Path) -> Driver:
         "u4,p5,2024-01-06\n"
     )
     (tmp_path / "returns.tsv").write_text("customer\tsku\treturned_on\nu1\tp3\t10/01/2024\nu4\tp1\t11/01/2024\n")
+    (tmp_path / "customers.csv").write_text("customer,country\nu1,FR\nu3,DE\nu9,FR\n")
     (tmp_path / "shop.yaml").write_text(SHOP)
     dataset, _ = read_mapping_dataset(tmp_path / "shop.yaml")
     assert not dataset.rejects, dataset.rejects
@@ -104,3 +107,21 @@ def test_grouped_writes_set_and_clear_polarity(shop: Driver) -> None:
     assert like[0].status == "updated"
     context = reads.user_context(shop, "u3")
     assert context is not None and {i.item_id: i.polarity for i in context.interactions}["p2"] == 1
+
+
+def test_cold_user_gets_what_users_sharing_an_attribute_liked(shop: Driver) -> None:
+    # u9 has no interaction; u1 shares the country FR and liked p1 (its p3 was returned)
+    result = recall.recall_popularity(shop, "u9", k=10)
+    assert result[0].item_id == "p1"
+    assert result[0].explanations[0].text == "Popular with users who share your country FR"
+    assert [(n.label, n.id) for n in result[0].explanations[0].nodes] == [
+        ("User", "u9"),
+        ("Attribute", "country:FR"),
+        ("User", "u1"),
+        ("Item", "p1"),
+    ]
+    plain = recall.recall_popularity(shop, "u9", k=10, peer_boost=0.0)
+    assert {c.item_id for c in plain} == {c.item_id for c in result}
+    boosted = {c.item_id: c.score for c in result}
+    assert boosted["p1"] == pytest.approx(2 * {c.item_id: c.score for c in plain}["p1"])
+    assert all(e.text == "Popular lately" for c in plain for e in c.explanations)
