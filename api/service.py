@@ -215,9 +215,7 @@ class Recommender:
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
-        positives = [
-            (i.item_id, i.timestamp) for i in context.interactions if i.rating is None or i.rating >= min_rating
-        ]
+        positives = [(i.item_id, i.timestamp) for i in context.interactions if i.positive(min_rating)]
         if not positives:
             return None
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)

@@ -30,6 +30,7 @@
   directorWeight: 3.0,
   actorWeight: 2.0,
   tagWeight: 1.0,
+  attributeWeight: 1.0,
   genreWeight: 0.5,
   hopDecay: 0.5,
   maxFollowees: 100,
@@ -38,6 +39,9 @@
   maxItemsPerPerson: 50,
   window: 3000,
   halfLifeDays: 180.0,
+  maxPeersPerAttribute: 100,
+  maxItemsPerPeer: 50,
+  peerBoost: 1.0,
   maxGenres: 3,
   genreBoost: 1.0,
   poolSize: 200,
@@ -56,7 +60,7 @@ MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -72,7 +76,7 @@ CALL (u, seeds) {
   WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
   CALL (u, seed) {
     MATCH (seed)<-[r:INTERACTED]-(v)
-    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating)
+    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN v
     LIMIT $maxCoRatersPerSeed
   }
@@ -89,7 +93,7 @@ CALL (neighbours, excluded) {
   CALL (nb, excluded) {
     WITH nb.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
     LIMIT $maxItemsPerNeighbour
   }
@@ -139,6 +143,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -159,7 +165,7 @@ MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -187,17 +193,21 @@ CALL (seeds) {
     WITH t, h ORDER BY h.weight DESC, t.name ASC
     LIMIT $maxTagsPerSeed
     RETURN t, 'HAS_TAG' AS kind, $tagWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[:HAS_ATTRIBUTE]->(t)
+    RETURN t, 'HAS_ATTRIBUTE' AS kind, $attributeWeight AS kindWeight
   }
   WITH itemCount, t, kind, kindWeight, count(*) AS affinity, min(seedRank) AS viaSeed
   WITH itemCount, t, kind, kindWeight, affinity, viaSeed,
        CASE kind
          WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
          WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         WHEN 'HAS_ATTRIBUTE' THEN COUNT { (t)<-[:HAS_ATTRIBUTE]-(:Item) }
          ELSE COUNT { (t)-[:ACTED_IN|DIRECTED]->() }
        END AS degree
   WHERE kindWeight > 0 AND degree <= $maxTraitDegree
   WITH t, kind, viaSeed, kindWeight * (1.0 + log(affinity)) * log(1.0 + toFloat(itemCount) / degree) AS traitScore
-  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name) ASC
+  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name, t.attributeId) ASC
   LIMIT $maxTraits
   RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
 }
@@ -218,6 +228,9 @@ CALL (traits, excluded) {
       RETURN rec LIMIT $maxItemsPerTrait
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
       RETURN rec LIMIT $maxItemsPerTrait
     }
     RETURN rec
@@ -246,6 +259,7 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              CASE tr.kind
                WHEN 'IN_GENRE' THEN {label: 'Genre', id: tr.trait.name, name: tr.trait.name}
                WHEN 'HAS_TAG' THEN {label: 'Tag', id: tr.trait.name, name: tr.trait.name}
+               WHEN 'HAS_ATTRIBUTE' THEN {label: 'Attribute', id: tr.trait.attributeId, name: tr.trait.value}
                ELSE {label: 'Person', id: tr.trait.personId, name: tr.trait.name}
              END,
              {label: 'Item', id: rec.itemId, name: rec.title}],
@@ -273,6 +287,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -330,7 +346,7 @@ CALL (people, excluded) {
   CALL (pe, excluded) {
     WITH pe.user AS p
     MATCH (p)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
     LIMIT $maxItemsPerPerson
   }
@@ -392,6 +408,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -413,7 +431,7 @@ OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -441,6 +459,27 @@ CALL (u, seeds) {
   LIMIT $maxGenres
   RETURN collect({genre: g, share: best.share, via: best.via}) AS preferred
 }
+CALL (u) {
+  MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute)
+  WHERE $peerBoost > 0
+  CALL (u, a) {
+    MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+    WHERE peer <> u
+    RETURN peer
+    LIMIT $maxPeersPerAttribute
+  }
+  WITH collect({peer: peer, attribute: a}) AS pairs
+  UNWIND pairs AS pair
+  CALL (pair) {
+    WITH pair.peer AS peer
+    MATCH (peer)-[r:INTERACTED]->(x)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+    RETURN x
+    LIMIT $maxItemsPerPeer
+  }
+  WITH x, size(pairs) AS total, collect(pair) AS likers
+  RETURN collect({item: x, share: toFloat(size(likers)) / total, via: likers[0]}) AS peerItems
+}
 CALL () {
   MATCH ()-[r:INTERACTED]->()
   WHERE r.timestamp IS NOT NULL
@@ -448,7 +487,7 @@ CALL () {
   LIMIT 1
   RETURN max(r.timestamp) AS now
 }
-WITH u, seeds, preferred, now,
+WITH u, seeds, preferred, peerItems, now,
      seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
 CALL (now, excluded) {
   CALL (now) {
@@ -457,7 +496,7 @@ CALL (now, excluded) {
     WITH r, i ORDER BY r.timestamp DESC
     LIMIT $window
     WITH r, i
-    WHERE r.rating IS NULL OR r.rating >= $minRating
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     UNION ALL
     UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
@@ -474,14 +513,37 @@ CALL (now, excluded) {
   ORDER BY pop DESC, rec.itemId ASC
   LIMIT $poolSize
 }
-WITH u, seeds, preferred, rec, pop, [(rec)-[:IN_GENRE]->(g) | g] AS genres
-WITH u, seeds, rec, pop, [p IN preferred WHERE p.genre IN genres] AS matched
-WITH u, seeds, rec, matched, pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share)) AS score
+WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop}) AS pool
+CALL (pool, peerItems) {
+  UNWIND pool AS entry
+  RETURN entry.rec AS rec, entry.pop AS pop, null AS peer
+  UNION ALL
+  UNWIND peerItems AS p
+  RETURN p.item AS rec, null AS pop, p AS peer
+}
+WITH u, seeds, preferred, rec, max(pop) AS pop, collect(peer)[0] AS peer
+WHERE pop IS NOT NULL
+WITH u, seeds, preferred, rec, pop, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, peer, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, matched, peer,
+     pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share) + $peerBoost * coalesce(peer.share, 0.0))
+       AS score
 ORDER BY score DESC, rec.itemId ASC
 LIMIT $k
-WITH u, seeds, rec, score, matched[0] AS why
+WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer
 RETURN rec.itemId AS item_id, rec.title AS title, score,
        CASE
+         WHEN why IS NULL AND viaPeer IS NOT NULL THEN [{
+           reason: 'popular_with_peers',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Attribute', id: viaPeer.attribute.attributeId, name: viaPeer.attribute.value},
+             {label: 'User', id: viaPeer.peer.userId, name: null},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'HAS_ATTRIBUTE', start: 0, end: 1},
+             {type: 'HAS_ATTRIBUTE', start: 2, end: 1},
+             {type: 'INTERACTED', start: 2, end: 3}]}]
          WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
          WHEN why.via < 0 THEN [{
            reason: 'popular_in_genre',
@@ -522,6 +584,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -541,7 +605,7 @@ CALL () {
 MATCH (src:Item {itemId: $itemId})
 CALL (src) {
   MATCH (src)<-[r:INTERACTED]-(v)
-  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating)
+  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
   WITH v
   LIMIT $maxCoRaters
   WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
@@ -585,7 +649,7 @@ CALL (raters, excluded) {
   CALL (rater, excluded) {
     WITH rater.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec
     LIMIT $maxItemsPerUser
   }
@@ -691,6 +755,8 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
+      UNION
+      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from etl.extract import MAX_LINE_BYTES, FileFormat, RawRecord, ReadStats, Reject, read_records
-from etl.mapping import LookupSpec, Mapping, TagsSpec
+from etl.mapping import AttributesSpec, InteractionsSpec, LookupSpec, Mapping, TagsSpec, _Section
 from etl.transform import (
     RowError,
+    SkipRow,
+    interaction_kind,
+    to_attributes,
     to_follows,
     to_genres,
     to_interaction,
@@ -27,8 +30,17 @@ from etl.transform import (
     to_user,
 )
 from schema.errors import DataError
-from schema.model import Label
-from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
+from schema.kinds import Event, combine
+from schema.rows import (
+    AttributeRow,
+    FollowRow,
+    InteractionRow,
+    ItemGenreRow,
+    ItemPersonRow,
+    ItemRow,
+    ItemTagRow,
+    UserRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +53,7 @@ class Dataset:
 
     Attributes:
         name: Dataset name (used for the reject file).
-        item_labels: Domain labels given to every item, e.g. [Label.MOVIE].
+        item_labels: Labels given to every item besides Item, e.g. ["Movie"].
         users/items/...: One row per graph fact; repeated facts already merged, tag weights summed.
         rejects: Rows that could not become facts, each with file, line and reason.
         skipped: Valid knowledge rows about items outside the catalogue, counted per section.
@@ -53,7 +65,7 @@ class Dataset:
     """
 
     name: str
-    item_labels: list[Label] = field(default_factory=list)
+    item_labels: list[str] = field(default_factory=list)
     users: list[UserRow] = field(default_factory=list)
     items: list[ItemRow] = field(default_factory=list)
     interactions: list[InteractionRow] = field(default_factory=list)
@@ -61,6 +73,8 @@ class Dataset:
     people: list[ItemPersonRow] = field(default_factory=list)
     tags: list[ItemTagRow] = field(default_factory=list)
     follows: list[FollowRow] = field(default_factory=list)
+    item_attributes: list[AttributeRow] = field(default_factory=list)
+    user_attributes: list[AttributeRow] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     merged: Counter[str] = field(default_factory=Counter)
@@ -72,7 +86,17 @@ class Dataset:
     def fact_count(self) -> int:
         return sum(
             len(rows)
-            for rows in (self.users, self.items, self.interactions, self.genres, self.people, self.tags, self.follows)
+            for rows in (
+                self.users,
+                self.items,
+                self.interactions,
+                self.genres,
+                self.people,
+                self.tags,
+                self.follows,
+                self.item_attributes,
+                self.user_attributes,
+            )
         )
 
 
@@ -126,19 +150,20 @@ class _Builder:
         if buffer and self.sink is not None:
             self.sink(kind, buffer)
 
-    def records(self, section: str, file_name: str) -> Iterable[RawRecord] | None:
+    def records(self, section: str, file_name: str, spec: object = None) -> Iterable[RawRecord] | None:
         path = self.paths.get(file_name)
         if path is None:
             log.info("%s: skipped, file %r not given", section, file_name)
             return None
         if not path.is_file():
             raise DataError(f"{section}: file not found: {path}")
-        spec = self.mapping.files[file_name]
+        spec_file = self.mapping.files[file_name]
         stats = ReadStats()
         tick = self.progress(f"read {section}", _count_lines(path))
-        return self._iterate(section, file_name, path, spec.file_format(self.max_line_bytes), stats, tick)
+        where = spec if isinstance(spec, _Section) and spec.where else None
+        return self._iterate(section, file_name, path, spec_file.file_format(self.max_line_bytes), stats, tick, where)
 
-    def _iterate(self, section, file_name, path, fmt, stats, tick):  # noqa: ANN001, ANN202 - internal generator
+    def _iterate(self, section, file_name, path, fmt, stats, tick, where):  # noqa: ANN001, ANN202 - internal generator
         pending = 0
         for item in read_records(path, fmt, section, stats):
             pending += 1
@@ -150,6 +175,9 @@ class _Builder:
                 self.ds.rejects.append(item)
                 continue
             self.ds.read[section] += 1
+            if where is not None and not where.selects(item.fields):
+                self.ds.skipped[f"{section} (where)"] += 1
+                continue
             yield item
         tick(pending)
         self.ds.blank[file_name] = stats.blank
@@ -196,7 +224,7 @@ def build_from_mapping(
 
     for spec in mapping.users:
         section = f"users:{spec.file}"
-        for record in b.records(section, spec.file) or ():
+        for record in b.records(section, spec.file, spec) or ():
             try:
                 b.add_user(to_user(record, spec).user_id)
             except RowError as exc:
@@ -206,11 +234,14 @@ def build_from_mapping(
     for spec in mapping.items:
         section = f"items:{spec.file}"
         imdb = _read_lookup(b, spec.imdb_id) if isinstance(spec.imdb_id, LookupSpec) else None
-        for record in b.records(section, spec.file) or ():
+        for record in b.records(section, spec.file, spec) or ():
             try:
                 row = to_item(record, spec, imdb)
             except RowError as exc:
                 b.reject(section, record, str(exc))
+                continue
+            if row.item_id in first_item_line and not spec.unique:
+                b.ds.merged[section] += 1
                 continue
             if row.item_id in first_item_line:
                 where = first_item_line[row.item_id]
@@ -221,33 +252,12 @@ def build_from_mapping(
             b.catalogue.add(row.item_id)
     b.flush("items")
 
-    first_pair: dict[tuple[str, str], int] = {}
-    for spec in mapping.interactions:
-        section = f"interactions:{spec.file}"
-        for record in b.records(section, spec.file) or ():
-            try:
-                row = to_interaction(record, spec)
-            except RowError as exc:
-                b.reject(section, record, str(exc))
-                continue
-            if row.item_id not in b.catalogue:
-                b.reject(section, record, f"unknown item {row.item_id!r} (not in the item catalogue)")
-                continue
-            key = (row.user_id, row.item_id)
-            if key in first_pair:
-                b.reject(
-                    section,
-                    record,
-                    f"duplicate interaction of user {key[0]!r} with item {key[1]!r} (first at line {first_pair[key]})",
-                )
-                continue
-            first_pair[key] = record.line
-            b.add_user(row.user_id)
-            b.emit("interactions", row)
-    b.flush("interactions")
+    _interactions(b, mapping)
 
     _knowledge(b, "genres", mapping.genres, to_genres, lambda row: (row.item_id, row.genre))
     _knowledge(b, "people", mapping.people, to_people, lambda row: (row.item_id, row.person_id, row.role))
+    item_attributes = [spec for spec in mapping.attributes if spec.owner == "items"]
+    _knowledge(b, "item_attributes", item_attributes, to_attributes, lambda row: (row.owner_id, row.kind, row.value))
     for row in _tags(b, mapping.tags):
         b.emit("tags", row)
     b.flush("tags")
@@ -255,7 +265,7 @@ def build_from_mapping(
     seen_follows: set[tuple[str, str]] = set()
     for spec in mapping.follows:
         section = f"follows:{spec.file}"
-        for record in b.records(section, spec.file) or ():
+        for record in b.records(section, spec.file, spec) or ():
             try:
                 rows = to_follows(record, spec)
             except RowError as exc:
@@ -272,10 +282,116 @@ def build_from_mapping(
                 b.emit("follows", row)
     b.flush("follows")
 
+    user_attributes = [spec for spec in mapping.attributes if spec.owner == "users"]
+    _user_attributes(b, user_attributes)
+
     for user in b.users.values():
         b.emit("users", user)
     b.flush("users")
+    b.flush("user_attributes")
     return ds
+
+
+def _interactions(b: _Builder, mapping: Mapping) -> None:
+    """Read every interaction section. Without kinds, a second row of a (user, item) pair is a duplicate (reject
+    naming both places). With kinds, rows of a pair that all have a kind are events combined into one interaction by
+    the mapping's rule (:func:`schema.kinds.combine`); a row without a kind still collides with any other row."""
+    first: dict[tuple[str, str], tuple[str, int, str | None]] = {}  # pair → (file, line, kind)
+    events: dict[tuple[str, str], list[tuple[InteractionRow, Event]]] = {}
+    kinded = bool(mapping.interaction_kinds)
+    for spec in mapping.interactions:
+        section = f"interactions:{spec.file}"
+        where = Path(str(b.paths.get(spec.file) or spec.file)).name
+        for record in b.records(section, spec.file, spec) or ():
+            try:
+                kind = interaction_kind(record, spec)
+                row = to_interaction(record, spec)
+            except SkipRow as skip:
+                b.ds.skipped[f"{section} ({skip})"] += 1
+                continue
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            if kind is not None and kind not in mapping.interaction_kinds:
+                declared = ", ".join(map(repr, mapping.interaction_kinds))
+                b.reject(section, record, f"interaction kind {kind!r} is not declared (interaction_kinds: {declared})")
+                continue
+            if row.item_id not in b.catalogue:
+                b.reject(section, record, f"unknown item {row.item_id!r} (not in the item catalogue)")
+                continue
+            key = (row.user_id, row.item_id)
+            previous = first.get(key)
+            if previous is not None and (kind is None or previous[2] is None):
+                hint = "" if previous[0] == where else "; give both sections a kind to combine them"
+                b.reject(
+                    section,
+                    record,
+                    f"duplicate interaction of user {key[0]!r} with item {key[1]!r} (first at {previous[0]} line "
+                    f"{previous[1]}){hint}",
+                )
+                continue
+            if previous is None:
+                first[key] = (where, record.line, kind)
+            b.add_user(row.user_id)
+            if not kinded:
+                b.emit("interactions", row)
+                continue
+            if previous is not None:
+                b.ds.merged[section] += 1
+            events.setdefault(key, []).append((row, _event(mapping, spec, kind, row)))
+    for pair in events.values():
+        b.emit("interactions", _combined(mapping, pair))
+    b.flush("interactions")
+
+
+def _event(mapping: Mapping, spec: InteractionsSpec, kind: str | None, row: InteractionRow) -> Event:
+    if kind is None:
+        return Event("", row.weight, row.polarity, row.timestamp)
+    rule = mapping.interaction_kinds[kind]
+    sign = min(rule.polarity.sign, row.polarity)
+    return Event(kind, rule.weight * row.weight, sign, row.timestamp)
+
+
+def _combined(mapping: Mapping, pair: list[tuple[InteractionRow, Event]]) -> InteractionRow:
+    """One interaction from a pair's rows: a lone row without a kind as it is; otherwise the rule's weight and
+    polarity, the latest rating and timestamp, and the kinds with their counts."""
+    row, event = pair[0]
+    if len(pair) == 1 and not event.kind:
+        return row
+    result = combine([e for _, e in pair], mapping.combine)
+    stamps = [r.timestamp for r, _ in pair if r.timestamp is not None]
+    rated = [(r.timestamp if r.timestamp is not None else -1, n, r.rating) for n, (r, _) in enumerate(pair)]
+    ratings = [x for x in rated if x[2] is not None]
+    return InteractionRow(
+        user_id=row.user_id,
+        item_id=row.item_id,
+        rating=max(ratings)[2] if ratings else None,
+        weight=result.weight,
+        timestamp=max(stamps) if stamps else None,
+        polarity=result.polarity,
+        kinds=result.kinds,
+        kind_counts=result.counts,
+    )
+
+
+def _user_attributes(b: _Builder, specs: list[AttributesSpec]) -> None:
+    seen: set[tuple[str, str, str]] = set()
+    for spec in specs:
+        section = f"user_attributes:{spec.file}"
+        for record in b.records(section, spec.file, spec) or ():
+            try:
+                rows = to_attributes(record, spec)
+            except RowError as exc:
+                b.reject(section, record, str(exc))
+                continue
+            for row in rows:
+                key = (row.owner_id, row.kind, row.value)
+                if key in seen:
+                    b.ds.merged[section] += 1
+                    continue
+                seen.add(key)
+                b.add_user(row.owner_id)
+                b.emit("user_attributes", row)
 
 
 def check_sources(mapping: Mapping, paths: dict[str, Path | None], max_line_bytes: int = MAX_LINE_BYTES) -> None:
@@ -329,14 +445,14 @@ def _knowledge(b: _Builder, kind: str, specs: list, convert: Callable, key: Call
     seen: set = set()  # type: ignore[type-arg]
     for spec in specs:
         section = f"{kind}:{spec.file}"
-        for record in b.records(section, spec.file) or ():
+        for record in b.records(section, spec.file, spec) or ():
             try:
                 rows = convert(record, spec)
             except RowError as exc:
                 b.reject(section, record, str(exc))
                 continue
             for row in rows:
-                if row.item_id not in b.catalogue:
+                if (row.owner_id if isinstance(row, AttributeRow) else row.item_id) not in b.catalogue:
                     b.ds.skipped[section] += 1
                     continue
                 k = key(row)
@@ -355,7 +471,7 @@ def _tags(b: _Builder, specs: list[TagsSpec]) -> list[ItemTagRow]:
         lookup = _read_lookup(b, spec.lookup) if spec.lookup is not None else None
         if spec.lookup is not None and lookup is None:
             continue
-        for record in b.records(section, spec.file) or ():
+        for record in b.records(section, spec.file, spec) or ():
             try:
                 rows = to_tags(record, spec, lookup)
             except RowError as exc:

@@ -26,12 +26,21 @@ from etl.extract import Reject
 from graph import writers
 from graph.writers import BatchWriter
 from schema.ddl import apply_schema
-from schema.model import Label
 
 log = logging.getLogger(__name__)
 
 #: The order in which a whole Dataset is written: nodes first, then what references them.
-WRITE_ORDER = ("users", "items", "interactions", "genres", "people", "tags", "follows")
+WRITE_ORDER = (
+    "users",
+    "items",
+    "interactions",
+    "genres",
+    "people",
+    "tags",
+    "follows",
+    "item_attributes",
+    "user_attributes",
+)
 
 
 @dataclass
@@ -82,7 +91,7 @@ class LoadReport:
 class _BackgroundWriter:
     """Writes submitted chunks in a thread of its own, in submission order."""
 
-    def __init__(self, writer: BatchWriter, item_labels: Sequence[Label], progress: ProgressFactory) -> None:
+    def __init__(self, writer: BatchWriter, item_labels: Sequence[str], progress: ProgressFactory) -> None:
         self._writer = writer
         self._labels = list(item_labels)
         self._progress = progress
@@ -145,6 +154,10 @@ class _BackgroundWriter:
             return writers.write_item_tags(w, rows, tick)
         if kind == "follows":
             return writers.write_follows(w, rows, tick)
+        if kind == "item_attributes":
+            return writers.write_item_attributes(w, rows, tick)
+        if kind == "user_attributes":
+            return writers.write_user_attributes(w, rows, tick)
         raise ValueError(f"unknown row kind {kind!r}")
 
 
@@ -152,7 +165,7 @@ def load_stream(
     driver: Driver,
     produce: Callable[[RowSink], Dataset],
     *,
-    item_labels: Sequence[Label] = (),
+    item_labels: Sequence[str] = (),
     database: str = "neo4j",
     replace: bool = False,
     batch_size: int = 10_000,
@@ -165,7 +178,7 @@ def load_stream(
         driver: An open driver.
         produce: Reads the source, passing row chunks to the sink it is given, and returns the
             complete Dataset (for rejects and counts) when done.
-        item_labels: Domain labels for items (e.g. [Label.MOVIE]).
+        item_labels: Labels for items besides Item (e.g. ["Movie"]).
         database: Target database.
         replace: Delete every node and relationship first.
         batch_size: Rows per write transaction.
@@ -217,6 +230,22 @@ def load_stream(
     report.seconds = time.perf_counter() - started
     for phase in phases:
         log.info("wrote %d %s rows in %.2fs", phase.rows, phase.name, phase.seconds)
+    return report
+
+
+def dataset_report(dataset: Dataset, reject_dir: Path, read_seconds: float = 0.0) -> LoadReport:
+    """What a load of ``dataset`` would write, without Neo4j (a dry run): rows per kind as phases of 0 seconds,
+    rejects (written to the reject file), skipped and merged rows; no graph counts."""
+    report = LoadReport(name=dataset.name, read_seconds=read_seconds)
+    report.phases = [PhaseStats(kind, len(getattr(dataset, kind)), 0.0) for kind in WRITE_ORDER]
+    report.rows_read = sum(dataset.read.values()) or dataset.fact_count
+    report.rejects = len(dataset.rejects)
+    report.rejects_by_reason = summarize_rejects(dataset.rejects)
+    report.source_rows = sum(dataset.source_rows.values())
+    report.blank_lines = +Counter(dataset.blank)
+    report.skipped = Counter(dataset.skipped)
+    report.merged = Counter(dataset.merged)
+    report.reject_file = write_reject_file(dataset.rejects, reject_dir / f"{dataset.name}.rejects.csv")
     return report
 
 

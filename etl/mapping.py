@@ -39,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from etl.extract import MAX_LINE_BYTES, FileFormat
 from schema.errors import ConfigError
-from schema.model import ITEM_DOMAIN_LABELS, Label, Role
+from schema.kinds import CombineRule
+from schema.model import Polarity, Role, check_item_label
 
 _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -104,16 +105,47 @@ class FileSpec(_Spec):
 #: Keys of a section whose value names a column of the section's file.
 _COLUMN_KEYS = frozenset(
     ("id", "title", "year", "imdb_id", "user", "item", "rating", "weight", "timestamp", "genre", "name", "tag")
-    + ("follower", "followee")
+    + ("follower", "followee", "value", "kind_column")
 )
+
+#: How a timestamp cell is read: ``auto`` (a number is epoch seconds, anything else ISO-8601: ``2011-03-05``,
+#: ``2011-03-05T14:02:11Z``, ``2011-03-05 14:02:11+01:00``), ``s`` / ``ms`` (epoch seconds / milliseconds),
+#: ``iso`` (ISO-8601 only), or a strptime format such as ``"%d/%m/%Y %H:%M"``. Times without a zone are UTC.
+TimestampFormat = str
+
+
+def _check_time_format(value: str) -> str:
+    if value in ("auto", "s", "ms", "iso") or "%" in value:
+        return value
+    raise ValueError(
+        f"{value!r} is not a timestamp format: use auto, s, ms, iso or a strptime format such as '%d/%m/%Y %H:%M'"
+    )
 
 
 class _Section(_Spec):
     file: str = Field(description="Name of a file under `files:`.")
+    where: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Only rows whose column holds this value (or one of these values); others are skipped, counted.",
+    )
 
     def columns(self) -> list[str]:
         """The columns of ``file`` this section reads."""
-        return [value for key, value in self if key in _COLUMN_KEYS and isinstance(value, str)]
+        named = [value for key, value in self if key in _COLUMN_KEYS and isinstance(value, str)]
+        flags = getattr(self, "flags", None)
+        return named + (list(flags) if flags else []) + list(self.where)
+
+    def selects(self, fields: dict[str, str]) -> bool:
+        """Whether a row passes ``where``."""
+        for column, wanted in self.where.items():
+            value = fields.get(column, "").strip()
+            if value != wanted if isinstance(wanted, str) else value not in wanted:
+                return False
+        return True
+
+
+#: Cell values a flag column treats as "set" (compared case-insensitively, spaces trimmed); anything else is unset.
+FLAG_TRUE = frozenset({"1", "true", "yes", "y", "t", "x"})
 
 
 class LookupSpec(_Spec):
@@ -135,8 +167,16 @@ class ItemsSpec(_Section):
 
     id: str
     title: str | None = None
-    year: str | None = None
+    year: str | None = Field(
+        None, description="Year column: a whole number, or a date holding one (1995-01-01, 01-Jan-1995, 3/1/1995)."
+    )
+    year_format: str | None = Field(None, description="strptime format of the year column when it is a date.")
     year_from_title: bool = Field(False, description="Read the year from a trailing '(1995)' in the title.")
+    unique: bool = Field(
+        True,
+        description="Each id appears once (a repeat is a reject); false for files with several rows per item "
+        "(an event log, a property table): repeats are merged into the first.",
+    )
     imdb_id: str | LookupSpec | None = Field(
         None, description="IMDb id: a column, or a lookup by item id in another file (leading zeros kept)."
     )
@@ -149,18 +189,134 @@ class InteractionsSpec(_Section):
     item: str
     rating: str | None = None
     rating_range: tuple[float, float] | None = Field(None, description="Inclusive [min, max]; outside is a reject.")
+    rating_optional: bool = Field(False, description="An empty rating cell means 'no rating' instead of a reject.")
+    negative_below: float | None = Field(
+        None, description="A rating below this makes the interaction negative (a dislike in the file's own scale)."
+    )
     weight: str | None = Field(None, description="Column with a non-negative weight (e.g. play count); default 1.")
     timestamp: str | None = None
-    timestamp_unit: Literal["s", "ms"] = "s"
+    timestamp_format: TimestampFormat | None = Field(None, description="auto (default), s, ms, iso or strptime.")
+    timestamp_unit: Literal["s", "ms"] | None = Field(None, description="Older spelling of timestamp_format: s or ms.")
+    kind: str | None = Field(None, description="Interaction kind of every row (a name under interaction_kinds).")
+    kind_column: str | None = Field(None, description="Column holding each row's interaction kind.")
+    kind_values: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Cell value → kind name for kind_column (null = skip such rows, counted); default: the value.",
+    )
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time_format(value)
+
+    @model_validator(mode="after")
+    def _one_kind_source(self) -> InteractionsSpec:
+        if self.kind is not None and self.kind_column is not None:
+            raise ValueError("give either kind (one kind for every row) or kind_column, not both")
+        if self.kind_values and self.kind_column is None:
+            raise ValueError("kind_values needs kind_column")
+        if self.timestamp_format is not None and self.timestamp_unit is not None:
+            raise ValueError("give either timestamp_format or timestamp_unit, not both")
+        return self
+
+    @property
+    def time_format(self) -> str:
+        return self.timestamp_format or self.timestamp_unit or "auto"
+
+    def kind_names(self) -> set[str]:
+        """Every kind name this section can produce."""
+        if self.kind is not None:
+            return {self.kind}
+        return {v for v in self.kind_values.values() if v is not None}
+
+
+def _flag_columns(value: list[str] | dict[str, str] | None) -> dict[str, str] | None:
+    """Flag columns as column → value; a list names columns whose names are the values."""
+    if value is None:
+        return None
+    flags = {c: c for c in value} if isinstance(value, list) else dict(value)
+    if not flags:
+        raise ValueError("flags must name at least one column")
+    return flags
 
 
 class GenresSpec(_Section):
-    """Item → genre."""
+    """Item → genre: from a column (optionally multi-valued), or from one 0/1 flag column per genre."""
 
     item: str
-    genre: str
+    genre: str | None = Field(None, description="Genre column.")
+    flags: dict[str, str] | None = Field(
+        None, description="0/1 flag columns: a list of columns named after their genre, or {column: genre}."
+    )
     split: str | None = Field(None, description="Separator when one cell holds several genres.")
     ignore: list[str] = Field(default_factory=list, description="Values that mean 'no genre'.")
+
+    @field_validator("flags", mode="before")
+    @classmethod
+    def _flags(cls, value: object) -> object:
+        return _flag_columns(value) if isinstance(value, list | dict) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GenresSpec:
+        if (self.genre is None) == (self.flags is None):
+            raise ValueError("give either genre (a column) or flags (0/1 columns), exactly one")
+        return self
+
+
+class AttributesSpec(_Section):
+    """Item or user → attribute (:Attribute {kind, value}): a brand, a category, a price band; an age band, a
+    country, an occupation. Give ``item`` or ``user`` (the id column), ``kind`` (the attribute's name) and the values
+    from ``value`` (a column) or ``flags`` (0/1 columns)."""
+
+    item: str | None = Field(None, description="Item id column (item attributes).")
+    user: str | None = Field(None, description="User id column (user attributes).")
+    kind: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Attribute name, e.g. brand, country, age_band.")
+    value: str | None = Field(None, description="Column holding the value.")
+    flags: dict[str, str] | None = Field(None, description="0/1 flag columns: a list, or {column: value}.")
+    split: str | None = Field(None, description="Separator when one cell holds several values.")
+    path: bool = Field(
+        False,
+        description="With split: the parts are a path (Books > Fiction > Crime) and each prefix is a value "
+        "('Books', 'Books > Fiction', 'Books > Fiction > Crime').",
+    )
+    bands: list[float] | None = Field(
+        None, description="Ascending bounds that turn a number into a band: [18, 25] gives '<18', '18-25', '25+'."
+    )
+    ignore: list[str] = Field(default_factory=list, description="Values that mean 'none'.")
+
+    @field_validator("flags", mode="before")
+    @classmethod
+    def _flags(cls, value: object) -> object:
+        return _flag_columns(value) if isinstance(value, list | dict) else value
+
+    @field_validator("bands")
+    @classmethod
+    def _ascending(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(b <= a for a, b in zip(value, value[1:], strict=False))):
+            raise ValueError("bands must be a non-empty list of ascending numbers")
+        return value
+
+    @model_validator(mode="after")
+    def _owner_and_source(self) -> AttributesSpec:
+        if (self.item is None) == (self.user is None):
+            raise ValueError("give either item or user (the id column of the attribute's owner), exactly one")
+        if (self.value is None) == (self.flags is None):
+            raise ValueError("give either value (a column) or flags (0/1 columns), exactly one")
+        if self.path and self.split is None:
+            raise ValueError("path needs split (the separator between the levels)")
+        return self
+
+    @property
+    def owner(self) -> str:
+        """``"items"`` or ``"users"``."""
+        return "items" if self.item is not None else "users"
+
+
+class KindSpec(_Spec):
+    """One interaction kind: the weight of one event and whether it is positive or negative."""
+
+    weight: float = Field(1.0, gt=0, description="Weight of one event of this kind (a purchase 5, a view 1).")
+    polarity: Polarity = Field(Polarity.POSITIVE, description="positive or negative (a return, a dislike).")
 
 
 class PeopleSpec(_Section):
@@ -196,7 +352,16 @@ class Mapping(_Spec):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    item_labels: list[Label] = Field(default_factory=list, description="Domain labels for the items, e.g. [Movie].")
+    item_labels: list[str] = Field(
+        default_factory=list, description="Labels for the items besides Item, e.g. [Movie] or [Product, Book]."
+    )
+    interaction_kinds: dict[str, KindSpec] = Field(
+        default_factory=dict,
+        description="Kinds of interaction (view, purchase, return, ...), with weight and polarity.",
+    )
+    combine: CombineRule = Field(
+        CombineRule.SUM, description="How several kinds of one (user, item) pair combine: sum, strongest or latest."
+    )
     files: dict[str, FileSpec]
     users: list[UsersSpec] = Field(default_factory=list)
     items: list[ItemsSpec] = Field(default_factory=list)
@@ -205,35 +370,55 @@ class Mapping(_Spec):
     people: list[PeopleSpec] = Field(default_factory=list)
     tags: list[TagsSpec] = Field(default_factory=list)
     follows: list[FollowsSpec] = Field(default_factory=list)
+    attributes: list[AttributesSpec] = Field(default_factory=list)
 
     @field_validator("item_labels")
     @classmethod
-    def _domain_labels(cls, value: list[Label]) -> list[Label]:
-        bad = [v for v in value if v not in ITEM_DOMAIN_LABELS]
-        if bad:
-            raise ValueError(f"item_labels may only hold {sorted(map(str, ITEM_DOMAIN_LABELS))}")
-        return value
+    def _item_labels(cls, value: list[str]) -> list[str]:
+        return [check_item_label(v) for v in value]
 
     @model_validator(mode="after")
     def _files_exist(self) -> Mapping:
-        for section in self.sections():
-            names = [section.file]
+        for kind, number, section in self._numbered():
+            names = [("file", section.file)]
             if isinstance(section, TagsSpec) and section.lookup is not None:
-                names.append(section.lookup.file)
+                names.append(("lookup.file", section.lookup.file))
             if isinstance(section, ItemsSpec) and isinstance(section.imdb_id, LookupSpec):
-                names.append(section.imdb_id.file)
-            for name in names:
+                names.append(("imdb_id.file", section.imdb_id.file))
+            for key, name in names:
                 if name not in self.files:
-                    raise ValueError(f"section uses file {name!r}, which is not listed under `files:`")
+                    raise ValueError(
+                        f"{kind}[{number}].{key}: file {name!r} is not listed under files: "
+                        f"(listed: {', '.join(map(repr, self.files)) or 'none'})"
+                    )
         return self
+
+    @model_validator(mode="after")
+    def _kinds_declared(self) -> Mapping:
+        for number, section in enumerate(self.interactions):
+            if section.kind_column is not None and not self.interaction_kinds:
+                raise ValueError(f"interactions[{number}].kind_column: declare the kinds under interaction_kinds:")
+            for name in sorted(section.kind_names()):
+                if name not in self.interaction_kinds:
+                    declared = ", ".join(map(repr, self.interaction_kinds)) or "none"
+                    raise ValueError(
+                        f"interactions[{number}]: kind {name!r} is not declared under interaction_kinds: "
+                        f"(declared: {declared})"
+                    )
+        return self
+
+    def _numbered(self) -> list[tuple[str, int, _Section]]:
+        return [(kind, n, s) for kind in _SECTION_KINDS for n, s in enumerate(getattr(self, kind))]
 
     def sections_by_kind(self) -> list[tuple[str, _Section]]:
         """Every section with its kind (``"items"``, ``"interactions"``, ...), in reading order."""
-        kinds = ("users", "items", "interactions", "genres", "people", "tags", "follows")
-        return [(kind, section) for kind in kinds for section in getattr(self, kind)]
+        return [(kind, section) for kind in _SECTION_KINDS for section in getattr(self, kind)]
 
     def sections(self) -> list[_Section]:
-        return [*self.users, *self.items, *self.interactions, *self.genres, *self.people, *self.tags, *self.follows]
+        return [section for _, section in self.sections_by_kind()]
+
+
+_SECTION_KINDS = ("users", "items", "interactions", "genres", "people", "tags", "follows", "attributes")
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -248,10 +433,54 @@ def load_mapping(path: Path) -> Mapping:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: invalid mapping: the file must hold keys such as name:, files: and items:")
     try:
         return Mapping.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid mapping:\n{exc}") from exc
+        raise ConfigError(f"{path}: invalid mapping:\n" + "\n".join(plain_errors(exc))) from exc
+
+
+#: Union members pydantic adds to an error's location (``imdb_id.str``, ``imdb_id.LookupSpec.file``).
+_UNION_PARTS = re.compile(r"^(str|int|float|bool|list\[.*|dict\[.*|tuple\[.*|[A-Z][A-Za-z]*Spec|none)$")
+
+
+def plain_errors(exc: ValidationError) -> list[str]:
+    """One line per mistake in ``exc``: the YAML path of the mistake (``interactions[0].timestamp_format``), then
+    what is wrong in words, without the validation library's format or links."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for error in exc.errors(include_url=False):
+        parts = [p for p in error["loc"] if not (isinstance(p, str) and _UNION_PARTS.match(p))]
+        where = ""
+        for part in parts:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        kind = error["type"]
+        value = error.get("input")
+        if kind == "extra_forbidden":
+            text = f"unknown key {parts[-1]!r}; see docs/mapping.md for the keys this section takes"
+            where = where.rsplit(".", 1)[0] if "." in where else "top level"
+        elif kind == "missing":
+            text = f"missing required key {parts[-1]!r}"
+            where = where.rsplit(".", 1)[0] if "." in where else "top level"
+        elif kind in ("enum", "literal_error"):
+            text = f"{value!r} is not allowed; expected {error.get('ctx', {}).get('expected', '')}"
+        elif kind == "value_error":
+            text = str(error.get("ctx", {}).get("error", error["msg"]))
+        elif kind.endswith("_type") or kind.endswith("_parsing"):
+            wanted = kind.removesuffix("_type").removesuffix("_parsing").replace("_", " ")
+            text = (
+                f"{value!r} is not a {wanted}"
+                if not isinstance(value, dict)
+                else f"expected a {wanted}, found a mapping"
+            )
+        else:
+            text = f"{error['msg'].replace('Input should be', 'must be')} (found {value!r})"
+        line = f"  {where}: {text}" if where else f"  {text}"
+        if where not in seen or kind == "value_error":
+            lines.append(line)
+            seen.add(where)
+    return lines
 
 
 def resolve_paths(mapping: Mapping, base_dir: Path, variables: dict[str, str]) -> dict[str, Path | None]:

@@ -9,14 +9,35 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
 from etl.extract import RawRecord
-from etl.mapping import FollowsSpec, GenresSpec, InteractionsSpec, ItemsSpec, PeopleSpec, TagsSpec, UsersSpec
-from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
+from etl.mapping import (
+    FLAG_TRUE,
+    AttributesSpec,
+    FollowsSpec,
+    GenresSpec,
+    InteractionsSpec,
+    ItemsSpec,
+    PeopleSpec,
+    TagsSpec,
+    UsersSpec,
+)
+from schema.rows import (
+    AttributeRow,
+    FollowRow,
+    InteractionRow,
+    ItemGenreRow,
+    ItemPersonRow,
+    ItemRow,
+    ItemTagRow,
+    UserRow,
+)
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+_YEAR_IN_DATE = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d|2100)(?!\d)")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _SPACES = re.compile(r"\s+")
 
@@ -103,6 +124,81 @@ def year_from_title(title: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def parse_timestamp(text: str, fmt: str = "auto", what: str = "timestamp") -> int:
+    """Epoch seconds from a timestamp cell.
+
+    ``fmt``: ``auto`` (a number is epoch seconds, anything else ISO-8601), ``s``, ``ms``, ``iso`` or a strptime
+    format. Times without a zone are UTC; a date alone is its midnight (UTC).
+
+    >>> parse_timestamp("2011-03-05T14:02:11Z")
+    1299333731
+    >>> parse_timestamp("1299333731000", "ms")
+    1299333731
+    >>> parse_timestamp("05/03/2011", "%d/%m/%Y")
+    1299283200
+    """
+    if fmt in ("auto", "s", "ms"):
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+        if number is not None:
+            if not math.isfinite(number):
+                raise RowError(f"{what} {text!r} is not a finite number")
+            if number != int(number):
+                raise RowError(f"{what} {text!r} is not a whole number")
+            value = int(number) // 1000 if fmt == "ms" else int(number)
+            if value < 0:
+                raise RowError(f"{what} {int(number)} is negative")
+            return value
+        if fmt != "auto":
+            raise RowError(
+                f"{what} {text!r} is not a number (timestamp_format {fmt}: epoch {'milli' if fmt == 'ms' else ''}seconds)"
+            )
+    try:
+        if "%" in fmt:
+            moment = datetime.strptime(text, fmt)  # noqa: DTZ007 - a zone-less time is UTC, set below
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        expected = f"the format {fmt!r}" if "%" in fmt else "a number (epoch seconds) or an ISO-8601 date/time"
+        raise RowError(f"{what} {text!r} is not {expected}; set timestamp_format") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    value = int(moment.timestamp())
+    if value < 0:
+        raise RowError(f"{what} {text!r} is before 1970")
+    return value
+
+
+def parse_year(text: str, fmt: str | None = None) -> int:
+    """A year from a whole number (``1995``), a date in ``fmt`` (strptime), or any date that holds one 4-digit year.
+
+    >>> parse_year("01-Jan-1995")
+    1995
+    >>> parse_year("2003-10-07")
+    2003
+    """
+    if fmt is not None:
+        try:
+            return datetime.strptime(text, fmt).year  # noqa: DTZ007 - only the year is kept
+        except ValueError:
+            raise RowError(f"year {text!r} does not match year_format {fmt!r}") from None
+    try:
+        return _integer(text, "year")
+    except RowError:
+        pass
+    years = set(_YEAR_IN_DATE.findall(text))
+    if len(years) != 1:
+        raise RowError(f"year {text!r} is neither a year nor a date holding one (set year_format)")
+    return int(years.pop())
+
+
+def flag_set(text: str | None) -> bool:
+    """Whether a flag cell is set (1, true, yes, y, t, x; case-insensitive)."""
+    return text is not None and text.strip().lower() in FLAG_TRUE
+
+
 def to_user(record: RawRecord, spec: UsersSpec) -> UserRow:
     return _validated(UserRow, user_id=_cell(record, spec.id, "user id"))
 
@@ -120,22 +216,50 @@ def to_item(record: RawRecord, spec: ItemsSpec, imdb_lookup: dict[str, str] | No
     year: int | None = None
     year_text = _optional_cell(record, spec.year)
     if year_text is not None:
-        year = _integer(year_text, "year")
+        year = parse_year(year_text, spec.year_format)
     elif spec.year_from_title and title:
         year = year_from_title(title)
     return _validated(ItemRow, item_id=item_id, title=title, year=year, imdb_id=imdb_id)
 
 
+def interaction_kind(record: RawRecord, spec: InteractionsSpec) -> str | None:
+    """The row's interaction kind (None without kinds); raises :class:`SkipRow` for a value mapped to null."""
+    if spec.kind is not None:
+        return spec.kind
+    if spec.kind_column is None:
+        return None
+    value = _cell(record, spec.kind_column, "interaction kind")
+    if not spec.kind_values:
+        return value
+    if value not in spec.kind_values:
+        known = ", ".join(map(repr, spec.kind_values))
+        raise RowError(f"interaction kind {value!r} is not among kind_values ({known})")
+    kind = spec.kind_values[value]
+    if kind is None:
+        raise SkipRow(f"kind {value!r}")
+    return kind
+
+
+class SkipRow(Exception):  # noqa: N818 - a signal, not an error
+    """A valid row the mapping says to leave out (counted as skipped, not rejected)."""
+
+
 def to_interaction(record: RawRecord, spec: InteractionsSpec) -> InteractionRow:
+    """One interaction row; with kinds, the caller combines the pair's rows (:mod:`schema.kinds`)."""
     user_id = _cell(record, spec.user, "user id")
     item_id = _cell(record, spec.item, "item id")
     rating: float | None = None
+    polarity = 1
     if spec.rating is not None:
-        rating = _number(_cell(record, spec.rating, "rating"), "rating")
+        text = _optional_cell(record, spec.rating) if spec.rating_optional else _cell(record, spec.rating, "rating")
+        rating = None if text is None else _number(text, "rating")
+    if rating is not None:
         if spec.rating_range is not None:
             low, high = spec.rating_range
             if not low <= rating <= high:
                 raise RowError(f"rating {rating:g} outside [{low:g}, {high:g}]")
+        if spec.negative_below is not None and rating < spec.negative_below:
+            polarity = -1
     weight = 1.0
     if spec.weight is not None:
         weight = _number(_cell(record, spec.weight, "weight"), "weight")
@@ -143,21 +267,58 @@ def to_interaction(record: RawRecord, spec: InteractionsSpec) -> InteractionRow:
             raise RowError(f"weight {weight:g} is negative")
     timestamp: int | None = None
     if spec.timestamp is not None:
-        timestamp = _integer(_cell(record, spec.timestamp, "timestamp"), "timestamp")
-        if timestamp < 0:
-            raise RowError(f"timestamp {timestamp} is negative")
-        if spec.timestamp_unit == "ms":
-            timestamp //= 1000
+        timestamp = parse_timestamp(_cell(record, spec.timestamp, "timestamp"), spec.time_format)
     return _validated(
-        InteractionRow, user_id=user_id, item_id=item_id, rating=rating, weight=weight, timestamp=timestamp
+        InteractionRow,
+        user_id=user_id,
+        item_id=item_id,
+        rating=rating,
+        weight=weight,
+        timestamp=timestamp,
+        polarity=polarity,
     )
 
 
 def to_genres(record: RawRecord, spec: GenresSpec) -> list[ItemGenreRow]:
     item_id = _cell(record, spec.item, "item id")
     ignore = set(spec.ignore)
-    genres = [g for g in split_values(_cell(record, spec.genre, "genre"), spec.split) if g not in ignore]
-    return [_validated(ItemGenreRow, item_id=item_id, genre=g) for g in genres]
+    if spec.flags is not None:
+        values = [value for column, value in spec.flags.items() if flag_set(record.fields.get(column))]
+    else:
+        values = split_values(_cell(record, spec.genre or "", "genre"), spec.split)
+    return [_validated(ItemGenreRow, item_id=item_id, genre=g) for g in values if g not in ignore]
+
+
+def band(value: float, bounds: list[float]) -> str:
+    """The band of a number: bounds [18, 25] give '<18', '18-25' (18 ≤ x < 25) and '25+'.
+
+    >>> band(30, [18, 25, 35])
+    '25-35'
+    """
+    if value < bounds[0]:
+        return f"<{bounds[0]:g}"
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        if value < high:
+            return f"{low:g}-{high:g}"
+    return f"{bounds[-1]:g}+"
+
+
+def to_attributes(record: RawRecord, spec: AttributesSpec) -> list[AttributeRow]:
+    """Attribute rows of one item or user (``owner_id`` is the item's or the user's id)."""
+    owner = _cell(record, spec.item or spec.user or "", "item id" if spec.item else "user id")
+    if spec.flags is not None:
+        values = [value for column, value in spec.flags.items() if flag_set(record.fields.get(column))]
+    else:
+        cell = _optional_cell(record, spec.value)
+        if cell is None:
+            return []  # no value: nothing to say about this owner
+        values = split_values(cell, spec.split)
+        if spec.path:
+            values = [f" {spec.split} ".join(values[: n + 1]) for n in range(len(values))]
+        if spec.bands is not None:
+            values = [band(_number(v, spec.kind), spec.bands) for v in values]
+    ignore = set(spec.ignore)
+    return [_validated(AttributeRow, owner_id=owner, kind=spec.kind, value=v) for v in values if v not in ignore]
 
 
 def to_people(record: RawRecord, spec: PeopleSpec) -> list[ItemPersonRow]:

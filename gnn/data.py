@@ -147,6 +147,8 @@ class GraphSnapshot:
         follow_index: ``[2, F]`` (follower user_idx, followee user_idx).
         user_genre_index: ``[2, Q]`` (user_idx, genre_idx): genres chosen at onboarding.
         item_year: ``[num_items]`` int64 release year of each item, ``-1`` unknown (None: all unknown).
+        edge_polarity: ``[E]`` int8, 1 or -1 for a negative interaction (a return, a dislike), which is never a
+            positive (:func:`gnn.evaluation.positive_mask`) but stays an interaction (the item is seen). None: all 1.
         snapshot_id: Hash of all of the above (16 hex digits); names the data an artifact was trained on.
     """
 
@@ -167,9 +169,16 @@ class GraphSnapshot:
     follow_index: Tensor
     user_genre_index: Tensor
     item_year: Tensor | None = None
+    edge_polarity: Tensor | None = None
     snapshot_id: str = field(default="")
 
     def __post_init__(self) -> None:
+        if self.edge_polarity is None:
+            self.edge_polarity = torch.ones(self.num_interactions, dtype=torch.int8)
+        if self.edge_polarity.shape != (self.num_interactions,):
+            raise DataError(
+                f"edge_polarity has shape {tuple(self.edge_polarity.shape)}, expected ({self.num_interactions},)"
+            )
         if self.item_year is None:
             self.item_year = torch.full((self.num_items,), NO_YEAR, dtype=torch.long)
         if self.item_year.shape != (self.num_items,):
@@ -318,11 +327,13 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
             *export.item_genres["item_id"],
             *export.item_people["item_id"],
             *export.item_tags["item_id"],
+            *export.item_attributes["item_id"],
         ]
     )
     genres = IdMap.from_ids([*export.item_genres["genre"], *export.user_genres["genre"]])
     people = IdMap.from_ids(export.item_people["person_id"])
-    tags = IdMap.from_ids(export.item_tags["tag"])
+    item_tags = _tags_and_attributes(export)
+    tags = IdMap.from_ids(item_tags["tag"])
 
     u = users.to_index(inter["user_id"])
     i = items.to_index(inter["item_id"])
@@ -340,10 +351,11 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
         role_codes.to_numpy(np.int64),
     )
     tag_index, tag_extra = _edges(
-        items.to_index(export.item_tags["item_id"]),
-        tags.to_index(export.item_tags["tag"]),
-        export.item_tags["weight"].to_numpy(np.float64),
+        items.to_index(item_tags["item_id"]),
+        tags.to_index(item_tags["tag"]),
+        item_tags["weight"].to_numpy(np.float64),
     )
+    polarity = inter["polarity"].to_numpy(np.int8)[order] if "polarity" in inter else np.ones(len(order), dtype=np.int8)
     return GraphSnapshot(
         users=users,
         items=items,
@@ -368,7 +380,28 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
             users.to_index(export.user_genres["user_id"]), genres.to_index(export.user_genres["genre"])
         )[0],
         item_year=_item_years(items, export),
+        edge_polarity=torch.from_numpy(np.ascontiguousarray(polarity)),
     )
+
+
+#: Prefix of the tag ids that stand for item attributes in a snapshot (``attribute:brand:Acme``).
+ATTRIBUTE_TAG_PREFIX = "attribute:"
+
+
+def _tags_and_attributes(export: GraphExport) -> pd.DataFrame:
+    """Item tags, with the item attributes (brand, category, ...) appended as tags of weight 1, so the knowledge
+    features, cold-start embeddings and GraphSAGE reach them the way they reach tags."""
+    attributes = export.item_attributes
+    if not len(attributes):
+        return export.item_tags
+    extra = pd.DataFrame(
+        {
+            "item_id": attributes["item_id"].astype(str).tolist(),
+            "tag": [ATTRIBUTE_TAG_PREFIX + str(a) for a in attributes["attribute"]],
+            "weight": np.ones(len(attributes), dtype=np.float64),
+        }
+    )
+    return pd.concat([export.item_tags[["item_id", "tag", "weight"]], extra], ignore_index=True)
 
 
 def _item_years(items: IdMap, export: GraphExport) -> Tensor:
@@ -410,6 +443,8 @@ def _content_hash(snapshot: GraphSnapshot) -> str:
         tensor = getattr(snapshot, name).contiguous()
         if name == "item_year" and not bool((tensor >= 0).any()):
             continue  # no known year: the id of a snapshot from before item_year existed stays the same
+        if name == "edge_polarity" and not bool((tensor < 0).any()):
+            continue  # no negative interaction: the id of a snapshot from before polarity existed stays the same
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]

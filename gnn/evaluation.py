@@ -7,7 +7,7 @@ intra-list diversity and novelty. Everything is in index space (``user_idx``, ``
 :class:`gnn.data.GraphSnapshot`.
 
 Splitting (per user, on positives only):
-    * positive = rating >= ``min_rating`` (4.0), or any interaction without a rating;
+    * positive = rating >= ``min_rating`` (4.0), or any interaction without a rating, unless negative (polarity -1);
     * with timestamps: a user's positives sorted by (time, item id); the last ``ceil(20%)`` are test;
       without timestamps: a seeded random ``ceil(20%)`` per user (seed 42);
     * users with fewer than 5 positives stay entirely in train;
@@ -165,9 +165,13 @@ class Split:
 
 
 def positive_mask(snapshot: GraphSnapshot, min_rating: float = 4.0) -> Tensor:
-    """``[E]`` bool: interactions that count as positives (rating >= min_rating, or no rating)."""
+    """``[E]`` bool: interactions that count as positives (rating >= min_rating, or no rating), never a negative
+    one (polarity -1: a return, a dislike, a rating below the source's threshold)."""
     rating = snapshot.edge_rating
-    return torch.isnan(rating) | (rating >= min_rating)
+    positive = torch.isnan(rating) | (rating >= min_rating)
+    if snapshot.edge_polarity is not None:
+        positive &= snapshot.edge_polarity > 0
+    return positive
 
 
 def split_interactions(

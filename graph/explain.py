@@ -146,7 +146,7 @@ def strongest_seeds(context: UserContext, max_seeds: int = 20, min_rating: float
     Returns:
         Item ids, best first.
     """
-    positives = [i for i in context.interactions if i.rating is None or i.rating >= min_rating]
+    positives = [i for i in context.interactions if i.positive(min_rating)]
     positives.sort(key=lambda i: i.item_id)
     positives.sort(
         key=lambda i: (

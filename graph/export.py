@@ -39,7 +39,8 @@ class GraphExport:
         users: Every user id in the graph (also users without interactions).
         items: Every item id in the graph (also items without interactions).
         interactions: Columns ``user_id, item_id`` (str), ``rating`` (float64, NaN = no rating),
-            ``weight`` (float64), ``timestamp`` (int64 epoch seconds, ``NO_TIMESTAMP`` = none).
+            ``weight`` (float64), ``timestamp`` (int64 epoch seconds, ``NO_TIMESTAMP`` = none), ``polarity``
+            (int8: 1, or -1 for a negative interaction, which is never a positive).
         item_genres: Columns ``item_id, genre``.
         item_people: Columns ``item_id, person_id, role`` (``"actor"`` | ``"director"``).
         item_tags: Columns ``item_id, tag, weight`` (float64).
@@ -47,6 +48,7 @@ class GraphExport:
         user_genres: Columns ``user_id, genre`` (genres chosen at onboarding).
         item_years: Columns ``item_id`` (str), ``year`` (int64 release year, ``NO_YEAR`` = unknown); items
             without a row have no known year.
+        item_attributes: Columns ``item_id, attribute`` (the attribute's id, ``"<kind>:<value>"``).
         seconds: Wall time of the export.
     """
 
@@ -61,6 +63,9 @@ class GraphExport:
     item_years: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame({"item_id": [], "year": []}).astype({"item_id": object, "year": "int64"})
     )
+    item_attributes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"item_id": [], "attribute": []}, dtype=object)
+    )
     seconds: float = field(default=0.0, compare=False)
 
     def counts(self) -> dict[str, int]:
@@ -74,6 +79,7 @@ class GraphExport:
             "item_tags": len(self.item_tags),
             "follows": len(self.follows),
             "user_genres": len(self.user_genres),
+            "item_attributes": len(self.item_attributes),
         }
 
 
@@ -121,6 +127,9 @@ def _read_all(tx: ManagedTransaction) -> GraphExport:
         item_tags=_expand(tx.run(catalog.EXPORT_ITEM_TAGS), ("tag", "item_id", "weight"), ("item_id", "tag", "weight")),
         follows=_expand(tx.run(catalog.EXPORT_FOLLOWS), ("follower_id", "followee_id"), ("follower_id", "followee_id")),
         user_genres=_expand(tx.run(catalog.EXPORT_USER_GENRES), ("genre", "user_id"), ("user_id", "genre")),
+        item_attributes=_expand(
+            tx.run(catalog.EXPORT_ITEM_ATTRIBUTES), ("attribute", "item_id"), ("item_id", "attribute")
+        ),
     )
 
 
@@ -131,14 +140,16 @@ def _interactions(tx: ManagedTransaction) -> tuple[list[str], pd.DataFrame]:
     ratings: list[float | None] = []
     weights: list[float] = []
     stamps: list[int | None] = []
+    polarities: list[int] = []
     for user_id, rows in tx.run(catalog.EXPORT_INTERACTIONS):
         users.append(user_id)
         user_col.extend(repeat(user_id, len(rows)))
-        for item_id, rating, weight, stamp in rows:
+        for item_id, rating, weight, stamp, polarity in rows:
             item_col.append(item_id)
             ratings.append(rating)
             weights.append(weight)
             stamps.append(stamp)
+            polarities.append(polarity)
     frame = pd.DataFrame(
         {
             "user_id": user_col,
@@ -146,6 +157,7 @@ def _interactions(tx: ManagedTransaction) -> tuple[list[str], pd.DataFrame]:
             "rating": np.array(ratings, dtype=np.float64),  # None -> NaN
             "weight": np.array(weights, dtype=np.float64),
             "timestamp": _timestamps(stamps),
+            "polarity": np.array(polarities, dtype=np.int8),
         }
     )
     return users, frame

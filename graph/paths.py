@@ -2,7 +2,8 @@
 
 Recall queries return each path as a plain map ``{reason, nodes: [{label, id, name}], rels: [{type,
 start, end}]}``; :func:`explanation_from_path` validates it into an :class:`Explanation` and writes its
-text. A node's ``id`` is the key of its label (userId, itemId, personId, or the name of a Genre or Tag);
+text. A node's ``id`` is the key of its label (userId, itemId, personId, the name of a Genre or Tag, the attributeId
+of an Attribute, whose name is its value);
 a relationship's ``start``/``end`` index into ``nodes`` in the direction the relationship is stored.
 """
 
@@ -16,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schema.errors import KgrecError
 
-NodeLabel = Literal["User", "Item", "Genre", "Tag", "Person"]
-RelationshipType = Literal["INTERACTED", "IN_GENRE", "ACTED_IN", "DIRECTED", "HAS_TAG", "FOLLOWS", "PREFERS"]
+NodeLabel = Literal["User", "Item", "Genre", "Tag", "Person", "Attribute"]
+RelationshipType = Literal[
+    "INTERACTED", "IN_GENRE", "ACTED_IN", "DIRECTED", "HAS_TAG", "FOLLOWS", "PREFERS", "HAS_ATTRIBUTE"
+]
 
 
 class Reason(StrEnum):
@@ -29,6 +32,7 @@ class Reason(StrEnum):
     FOLLOWEE_OF_FOLLOWEE = "followee_of_followee"
     POPULAR = "popular"
     POPULAR_IN_GENRE = "popular_in_genre"
+    POPULAR_WITH_PEERS = "popular_with_peers"
     SIMILAR_CO_INTERACTION = "similar_co_interaction"
     SIMILAR_TRAIT = "similar_trait"
     PREFERRED_GENRE = "preferred_genre"
@@ -129,12 +133,16 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
         if genre is None:
             raise ValueError("a popular_in_genre path needs a Genre node")
         return f"Popular in {display_name(genre)} lately"
+    if reason is Reason.POPULAR_WITH_PEERS:
+        _expect(nodes, ("User", "Attribute", "User", "Item"))
+        return f"Popular with users who share your {_attribute_kind(nodes[1])} {names[1]}"
     if reason is Reason.CO_INTERACTION:
         _expect(nodes, ("User", "Item", "User", "Item"))
         return f"Because users who liked {names[1]} also liked {names[3]}"
     if reason is Reason.SHARED_TRAIT:
         _expect(nodes, ("User", "Item", None, "Item"), rels, 3)
-        return f"Because you liked {names[1]}, " + _SHARED_TRAIT[_trait_type(rels[1].type)].format(trait=names[2])
+        trait = _SHARED_TRAIT[_trait_type(rels[1].type)]
+        return f"Because you liked {names[1]}, " + trait.format(trait=names[2], kind=_attribute_kind(nodes[2]))
     if reason is Reason.FOLLOWEE:
         _expect(nodes, ("User", "User", "Item"))
         return f"Because {names[1]}, whom you follow, liked {names[2]}"
@@ -148,7 +156,12 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
         _expect(nodes, ("Item", "User", "Item"))
         return f"Users who liked {names[0]} also liked {names[2]}"
     _expect(nodes, ("Item", None, "Item"), rels, 2)
-    return _SIMILAR_TRAIT[_trait_type(rels[0].type)].format(trait=names[1])
+    return _SIMILAR_TRAIT[_trait_type(rels[0].type)].format(trait=names[1], kind=_attribute_kind(nodes[1]))
+
+
+def _attribute_kind(node: PathNode) -> str:
+    """The kind of an Attribute node in words (its id is ``<kind>:<value>``: ``price_band:…`` → ``price band``)."""
+    return node.id.split(":", 1)[0].replace("_", " ") if node.label == "Attribute" else ""
 
 
 #: "Because you liked <seed>, ..." for each relationship that links an item to a trait.
@@ -157,12 +170,14 @@ _SHARED_TRAIT = {
     "DIRECTED": "also directed by {trait}",
     "HAS_TAG": 'also tagged "{trait}"',
     "IN_GENRE": "also in {trait}",
+    "HAS_ATTRIBUTE": "also {kind} {trait}",
 }
 _SIMILAR_TRAIT = {
     "ACTED_IN": "Also stars {trait}",
     "DIRECTED": "Also directed by {trait}",
     "HAS_TAG": 'Also tagged "{trait}"',
     "IN_GENRE": "Also in {trait}",
+    "HAS_ATTRIBUTE": "Also {kind} {trait}",
 }
 
 

@@ -24,6 +24,11 @@ class Interaction(NamedTuple):
     rating: float | None
     weight: float | None
     timestamp: int | None
+    polarity: int = 1  # -1: a negative interaction (a return, a dislike): never a positive, still seen
+
+    def positive(self, min_rating: float) -> bool:
+        """Whether this interaction is a positive: not negative, and rated at least ``min_rating`` or unrated."""
+        return self.polarity > 0 and (self.rating is None or self.rating >= min_rating)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,9 @@ class KnowledgeCaps(SeedCaps, TraitCaps):
 
     max_tags_per_seed: int = Field(5, ge=0, description="Heaviest tags of each seed used as traits.")
     max_traits: int = Field(60, ge=1, description="Best-scoring shared traits expanded to items.")
+    attribute_weight: float = Field(
+        1.0, ge=0, description="Weight of a shared item attribute (brand, category, price band, ...)."
+    )
 
 
 class SocialCaps(Caps):
@@ -136,6 +139,11 @@ class PopularityCaps(Caps):
     max_genres: int = Field(3, ge=0, description="Preferred genres kept.")
     genre_boost: float = Field(1.0, ge=0, description="score = pop · (1 + boost · share of its preferred genres).")
     pool_size: int = Field(200, ge=1, description="Most popular unseen items re-scored by genre (at least k).")
+    max_peers_per_attribute: int = Field(
+        100, ge=0, description="Users sharing each of the user's attributes (age band, country, ...) read as peers."
+    )
+    max_items_per_peer: int = Field(50, ge=1, description="Positives read per peer (store order).")
+    peer_boost: float = Field(1.0, ge=0, description="score += pop · boost · share of peers who liked the item.")
 
 
 class SimilarCaps(TraitCaps):

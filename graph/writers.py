@@ -19,8 +19,17 @@ from neo4j import Driver, ManagedTransaction
 from graph import catalog
 from graph.errors import database_errors
 from schema.errors import ConfigError
-from schema.model import ITEM_DOMAIN_LABELS, Label, Role
-from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
+from schema.model import Role, check_item_label
+from schema.rows import (
+    AttributeRow,
+    FollowRow,
+    InteractionRow,
+    ItemGenreRow,
+    ItemPersonRow,
+    ItemRow,
+    ItemTagRow,
+    UserRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +143,15 @@ def write_users(writer: BatchWriter, rows: Sequence[UserRow], progress: Progress
 def write_items(
     writer: BatchWriter,
     rows: Sequence[ItemRow],
-    domain_labels: Sequence[Label] = (),
+    domain_labels: Sequence[str] = (),
     progress: ProgressFn | None = None,
 ) -> WriteStats:
-    """MERGE (:Item) nodes, set title/year, add domain labels (only members of ITEM_DOMAIN_LABELS)."""
-    labels = [Label(label) for label in domain_labels]
-    bad = [label for label in labels if label not in ITEM_DOMAIN_LABELS]
-    if bad:
-        raise ConfigError(f"not an item domain label: {bad}; allowed: {sorted(ITEM_DOMAIN_LABELS)}")
-    return writer.write(
-        catalog.UPSERT_ITEMS, _dump(rows), params={"labels": [str(label) for label in labels]}, progress=progress
-    )
+    """MERGE (:Item) nodes, set title/year, add domain labels (any PascalCase label that is not a model label)."""
+    try:
+        labels = [check_item_label(str(label)) for label in domain_labels]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return writer.write(catalog.UPSERT_ITEMS, _dump(rows), params={"labels": labels}, progress=progress)
 
 
 def write_interactions(
@@ -201,6 +208,7 @@ def write_interaction_groups(
                 "rating": row.rating,
                 "weight": row.weight,
                 "timestamp": row.timestamp,
+                "polarity": row.polarity,
             }
         )
     batches: list[list[dict[str, Any]]] = []
@@ -256,6 +264,20 @@ def write_item_people(
 def write_item_tags(writer: BatchWriter, rows: Sequence[ItemTagRow], progress: ProgressFn | None = None) -> WriteStats:
     """MERGE (:Item)-[:HAS_TAG {weight}]->(:Tag); rows must already be one per (item, tag)."""
     return writer.write(catalog.UPSERT_ITEM_TAGS, _dump(rows), progress=progress)
+
+
+def write_item_attributes(
+    writer: BatchWriter, rows: Sequence[AttributeRow], progress: ProgressFn | None = None
+) -> WriteStats:
+    """MERGE (:Item)-[:HAS_ATTRIBUTE]->(:Attribute); items must exist."""
+    return writer.write(catalog.UPSERT_ITEM_ATTRIBUTES, _dump(rows), progress=progress)
+
+
+def write_user_attributes(
+    writer: BatchWriter, rows: Sequence[AttributeRow], progress: ProgressFn | None = None
+) -> WriteStats:
+    """MERGE (:User)-[:HAS_ATTRIBUTE]->(:Attribute); users are created on first sight."""
+    return writer.write(catalog.UPSERT_USER_ATTRIBUTES, _dump(rows), progress=progress)
 
 
 def write_follows(writer: BatchWriter, rows: Sequence[FollowRow], progress: ProgressFn | None = None) -> WriteStats:

@@ -7,6 +7,7 @@ show on a terminal only (:class:`kgrec.progress.ProgressBars`); every load ends 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,6 +53,14 @@ MaxRejectRateOpt = Annotated[
         f"written but the load exits with code {EXIT_TOO_MANY_REJECTS}. Errors exit with code 1.",
     ),
 ]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Read and validate every file and print what would be written and rejected (the reject file is "
+        "written); write nothing to Neo4j. Items already in the graph count as known when Neo4j is reachable.",
+    ),
+]
 #: The options every load command takes after its own (:func:`kgrec.cli_common.with_options`).
 LOAD_OPTIONS: OptionTable = {
     "replace": (ReplaceOpt, False),
@@ -59,8 +68,9 @@ LOAD_OPTIONS: OptionTable = {
     "rejects_dir": (RejectsOpt, None),
     "progress": (ProgressOpt, None),
     "max_reject_rate": (MaxRejectRateOpt, 0.05),
+    "dry_run": (DryRunOpt, False),
 }
-loads = with_options(LOAD_OPTIONS, "replace", "batch_size", "rejects_dir", "progress", "max_reject_rate")
+loads = with_options(LOAD_OPTIONS, "replace", "batch_size", "rejects_dir", "progress", "max_reject_rate", "dry_run")
 
 
 Produce = Callable[[set[str], ProgressBars, RowSink], Dataset]
@@ -69,16 +79,21 @@ Produce = Callable[[set[str], ProgressBars, RowSink], Dataset]
 def _run_load(
     produce: Produce,
     *,
-    item_labels: Sequence[Label],
+    item_labels: Sequence[str],
     replace: bool,
     batch_size: int | None,
     rejects_dir: Path | None,
     progress: bool | None,
     max_reject_rate: float,
+    dry_run: bool = False,
 ) -> LoadReport:
     settings = get_neo4j_settings()
     etl_settings = get_etl_settings()
     bars = ProgressBars(progress)
+    if dry_run:
+        report = _dry_run(produce, replace=replace, reject_dir=rejects_dir or etl_settings.reject_dir, bars=bars)
+        _check_reject_rate(report, max_reject_rate)
+        return report
     try:
         driver = create_driver(settings)
         with driver:
@@ -98,6 +113,39 @@ def _run_load(
         raise fail(exc) from exc
     bars.close()
     print_report(report)
+    _check_reject_rate(report, max_reject_rate)
+    return report
+
+
+def _dry_run(produce: Produce, *, replace: bool, reject_dir: Path, bars: ProgressBars) -> LoadReport:
+    """Read and validate without writing: the items already in the graph are read when Neo4j answers."""
+    from etl.load import dataset_report
+    from schema.errors import DatabaseUnavailableError
+
+    settings = get_neo4j_settings()
+    known: set[str] = set()
+    note = ""
+    if not replace:
+        try:
+            with create_driver(settings) as driver:
+                known = read_item_ids(driver, settings.database)
+        except DatabaseUnavailableError:
+            note = " (Neo4j is not reachable: only the mapping's own items count as known)"
+    started = time.perf_counter()
+    try:
+        dataset = produce(known, bars, lambda _kind, _rows: None)
+    except KgrecError as exc:
+        bars.close()
+        raise fail(exc) from exc
+    bars.close()
+    report = dataset_report(dataset, reject_dir, time.perf_counter() - started)
+    console.print(f"[bold]dry run of {report.name}: nothing was written to Neo4j[/]{note}", highlight=False)
+    print_report(report, dry_run=True)
+    return report
+
+
+def _check_reject_rate(report: LoadReport, max_reject_rate: float) -> None:
+    """Exit with :data:`EXIT_TOO_MANY_REJECTS` and one line when more rows were rejected than allowed."""
     if report.reject_rate > max_reject_rate:
         err.print(
             f"[bold red]error:[/] rejected {report.rejects:,} of {report.source_rows:,} rows "
@@ -106,11 +154,10 @@ def _run_load(
             highlight=False,
         )
         raise typer.Exit(code=EXIT_TOO_MANY_REJECTS)
-    return report
 
 
 def _load_mapping(
-    path: Path, variables: dict[str, str], labels: Sequence[Label], base_dir: Path | None, options: dict[str, Any]
+    path: Path, variables: dict[str, str], labels: Sequence[str], base_dir: Path | None, options: dict[str, Any]
 ) -> None:
     """Load the files a mapping describes: check its files and columns first (one error line, graph untouched),
     then read and write them as :func:`_run_load` does."""
@@ -136,8 +183,18 @@ def _percent(share: float) -> str:
     return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
-def print_report(report: LoadReport) -> None:
-    """Print a load's closing summary: graph counts, phases with rows/s, rejects and skips."""
+def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
+    """Print a load's closing summary: graph counts, phases with rows/s, rejects and skips (a dry run: the rows that
+    would be written per kind instead of graph counts and phases)."""
+    if dry_run:
+        would = Table(title=f"{report.name}: rows a load would write", show_edge=False)
+        would.add_column("kind")
+        would.add_column("rows", justify="right")
+        for p in report.phases:
+            would.add_row(p.name, f"{p.rows:,}")
+        console.print(would)
+        _print_tail(report)
+        return
     graph = Table(title=f"graph after loading {report.name}", show_edge=False)
     graph.add_column("nodes", style="cyan")
     graph.add_column("count", justify="right")
@@ -163,6 +220,10 @@ def print_report(report: LoadReport) -> None:
         for p in report.phases:
             phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
         console.print(phases)
+    _print_tail(report)
+
+
+def _print_tail(report: LoadReport) -> None:
     if report.seconds:
         console.print(
             f"read+validate {report.rows_read:,} source rows in {report.read_seconds:.2f}s while writing "

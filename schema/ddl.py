@@ -56,6 +56,11 @@ CONSTRAINTS: tuple[SchemaStatement, ...] = (
         "constraint",
         "CREATE CONSTRAINT person_person_id IF NOT EXISTS FOR (n:Person) REQUIRE n.personId IS UNIQUE",
     ),
+    SchemaStatement(
+        "attribute_attribute_id",
+        "constraint",
+        "CREATE CONSTRAINT attribute_attribute_id IF NOT EXISTS FOR (n:Attribute) REQUIRE n.attributeId IS UNIQUE",
+    ),
 )
 
 #: Secondary indexes used by lookups: titles and names (exact and full-text), years, interaction time.

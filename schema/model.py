@@ -21,6 +21,7 @@ class Label(StrEnum):
     PERSON = "Person"
     ACTOR = "Actor"
     DIRECTOR = "Director"
+    ATTRIBUTE = "Attribute"
 
 
 class RelType(StrEnum):
@@ -33,6 +34,7 @@ class RelType(StrEnum):
     HAS_TAG = "HAS_TAG"
     FOLLOWS = "FOLLOWS"
     PREFERS = "PREFERS"
+    HAS_ATTRIBUTE = "HAS_ATTRIBUTE"
 
 
 class Role(StrEnum):
@@ -50,8 +52,43 @@ class Role(StrEnum):
         return Label.ACTOR if self is Role.ACTOR else Label.DIRECTOR
 
 
-#: Domain labels an item may carry besides :Item.
+class Polarity(StrEnum):
+    """Whether an interaction says the user wants the item (positive) or does not (negative: a return, a dislike).
+
+    Stored on INTERACTED as ``polarity`` = -1 for a negative interaction and left unset for a positive one (so graphs
+    loaded before polarity existed read as positive): readers test ``coalesce(r.polarity, 1) > 0``. A negative
+    interaction is never a positive for recall, explanations or training, and still hides the item from its user
+    (every interacted item is "seen").
+    """
+
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+
+    @property
+    def sign(self) -> int:
+        return -1 if self is Polarity.NEGATIVE else 1
+
+
+#: Domain labels shipped loaders give items besides :Item; a mapping may name any other PascalCase label that is
+#: not one of the model's own labels (:func:`check_item_label`).
 ITEM_DOMAIN_LABELS: frozenset[Label] = frozenset({Label.MOVIE, Label.ARTIST})
+
+#: Labels an item may never carry: the model's own node kinds.
+RESERVED_ITEM_LABELS: frozenset[str] = frozenset(str(label) for label in Label) - {str(x) for x in ITEM_DOMAIN_LABELS}
+
+
+def check_item_label(label: str) -> str:
+    """Return ``label`` if items may carry it (PascalCase letters and digits, not a model label), else raise ValueError."""
+    import re
+
+    if not re.fullmatch(r"[A-Z][A-Za-z0-9]{0,63}", label):
+        raise ValueError(f"item label {label!r} must be PascalCase letters and digits, e.g. Product or Book")
+    if label in RESERVED_ITEM_LABELS:
+        raise ValueError(
+            f"item label {label!r} is one of the model's own labels ({', '.join(sorted(RESERVED_ITEM_LABELS))})"
+        )
+    return label
+
 
 #: The key property of each keyed label: external ids, stored as strings.
 NODE_KEYS: dict[Label, str] = {
@@ -60,6 +97,7 @@ NODE_KEYS: dict[Label, str] = {
     Label.GENRE: "name",
     Label.TAG: "name",
     Label.PERSON: "personId",
+    Label.ATTRIBUTE: "attributeId",
 }
 
 #: Properties per label (key first), for documentation and `kgrec schema show`.
@@ -72,15 +110,25 @@ NODE_PROPERTIES: dict[Label, tuple[str, ...]] = {
     Label.GENRE: ("name",),
     Label.TAG: ("name",),
     Label.PERSON: ("personId", "name"),
+    Label.ATTRIBUTE: ("attributeId", "kind", "value"),  # attributeId = "<kind>:<value>", e.g. "brand:Acme"
 }
 
 #: (start label, type, end label, properties) for every relationship of the model.
 RELATIONSHIPS: tuple[tuple[Label, RelType, Label, tuple[str, ...]], ...] = (
-    (Label.USER, RelType.INTERACTED, Label.ITEM, ("rating", "weight", "timestamp")),
+    # polarity: -1 for a negative interaction, unset = positive; kinds/kindCounts: the interaction kinds seen for the
+    # pair (sorted) and how often each occurred, unset for data without kinds
+    (Label.USER, RelType.INTERACTED, Label.ITEM, ("rating", "weight", "timestamp", "polarity", "kinds", "kindCounts")),
     (Label.ITEM, RelType.IN_GENRE, Label.GENRE, ()),
     (Label.PERSON, RelType.ACTED_IN, Label.ITEM, ()),
     (Label.PERSON, RelType.DIRECTED, Label.ITEM, ()),
     (Label.ITEM, RelType.HAS_TAG, Label.TAG, ("weight",)),
     (Label.USER, RelType.FOLLOWS, Label.USER, ()),
     (Label.USER, RelType.PREFERS, Label.GENRE, ()),
+    (Label.ITEM, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
+    (Label.USER, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
 )
+
+
+def attribute_id(kind: str, value: str) -> str:
+    """The key of an attribute node: ``brand`` + ``Acme`` → ``brand:Acme``."""
+    return f"{kind}:{value}"

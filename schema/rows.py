@@ -35,13 +35,28 @@ class ItemRow(_Row):
 
 
 class InteractionRow(_Row):
-    """(:User)-[:INTERACTED {rating?, weight, timestamp?}]->(:Item)."""
+    """(:User)-[:INTERACTED {rating?, weight, timestamp?, polarity?, kinds?, kindCounts?}]->(:Item).
+
+    One row per (user, item) pair. ``polarity`` is -1 for a negative interaction (a return, a dislike, a low rating)
+    and 1 otherwise; ``kinds`` and ``kind_counts`` list the interaction kinds combined into the pair (sorted, see
+    :mod:`schema.kinds`) and how often each occurred; both are None for data without kinds.
+    """
 
     user_id: str = _ID
     item_id: str = _ID
     rating: float | None = None
     weight: float = Field(default=1.0, ge=0.0)
     timestamp: int | None = Field(default=None, ge=0, description="Unix epoch seconds.")
+    polarity: int = Field(default=1, description="1 positive, -1 negative.")
+    kinds: tuple[str, ...] | None = None
+    kind_counts: tuple[int, ...] | None = None
+
+    @field_validator("polarity")
+    @classmethod
+    def _sign(cls, value: int) -> int:
+        if value not in (1, -1):
+            raise ValueError("polarity must be 1 or -1")
+        return value
 
     @field_validator("rating", "weight")
     @classmethod
@@ -80,3 +95,13 @@ class FollowRow(_Row):
 
     follower_id: str = _ID
     followee_id: str = _ID
+
+
+class AttributeRow(_Row):
+    """(:Item|User)-[:HAS_ATTRIBUTE]->(:Attribute {attributeId: "kind:value", kind, value}): a brand, a category, a
+    price band of an item; an age band, a country, an occupation of a user. ``owner_id`` is the item's or the user's
+    id, as the row's list in the dataset says (item attributes or user attributes)."""
+
+    owner_id: str = _ID
+    kind: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    value: str = Field(min_length=1, max_length=500)

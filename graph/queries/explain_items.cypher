@@ -1,7 +1,7 @@
 // Purpose: explain items chosen by a ranker: for each of $itemIds that exists and passes the filters, its title and up
 //          to $maxPaths concrete paths from the user to it. Items without any path come back with an empty list.
 //   Seeds: the user's $maxSeeds strongest positives (as in recall_collaborative; positive = rating >= $minRating or no
-//          rating), or, when $seedIds is a list, the first $maxSeeds of those that are positives of the user (the
+//          rating, never a negative interaction: polarity -1), or, when $seedIds is a list, the first $maxSeeds of those that are positives of the user (the
 //          caller chose them, e.g. from user_context: this skips reading all of a heavy user's interactions). Each path kind joins a bounded set read from the user's side with a bounded set read from the
 //          items' side on the node in between (an aggregation on that node, i.e. a hash join), so no per-item search
 //          expands the user's neighbourhood. A seed is never used to explain itself.
@@ -9,8 +9,8 @@
 //          seed (store order) and among the first $maxRatersPerItem raters of the item (store order) with a positive
 //          on it. One path per seed, strongest seeds first; for a seed, the v who shares the most seeds, then userId.
 //   shared_trait (kind 1): user -> seed, seed and item both linked to one Person (same DIRECTED or ACTED_IN on both
-//          sides), Tag (the seed's $maxTagsPerSeed heaviest, the item's first $maxTagsPerItem in store order) or Genre;
-//          people before tags before genres, then the rarest (fewest items), then the strongest seed, type, key.
+//          sides), Tag (the seed's $maxTagsPerSeed heaviest, the item's first $maxTagsPerItem in store order),
+//          Attribute (HAS_ATTRIBUTE: brand, category, ...) or Genre; people before tags and attributes before genres, then the rarest (fewest items), then the strongest seed, type, key.
 //   followee (kind 2): user -FOLLOWS-> f -> item, f among the user's first $maxFollowees followees by userId and the
 //          item among f's first $maxItemsPerFollowee positives (store order); by userId.
 //   preferred_genre (kind 3): user -PREFERS-> genre <-IN_GENRE- item; rarest genre first, then name.
@@ -36,7 +36,7 @@ CALL (u) {
   WITH u
   WHERE $seedIds IS NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  WHERE r.rating IS NULL OR r.rating >= $minRating
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
   WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
   ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
@@ -47,7 +47,7 @@ CALL (u) {
   WHERE $seedIds IS NOT NULL
   UNWIND range(0, size($seedIds) - 1) AS rank
   MATCH (s:Item {itemId: $seedIds[rank]})
-  WHERE EXISTS { (u)-[r:INTERACTED]->(s) WHERE r.rating IS NULL OR r.rating >= $minRating }
+  WHERE EXISTS { (u)-[r:INTERACTED]->(s) WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 }
   WITH s, min(rank) AS rank
   ORDER BY rank ASC
   LIMIT $maxSeeds
@@ -61,7 +61,7 @@ CALL (u, items, seeds) {
     WITH via, seeds[via] AS s
     CALL (u, s) {
       MATCH (s)<-[r:INTERACTED]-(v)
-      WHERE v <> u AND coalesce(r.rating >= $minRating, true)
+      WHERE v <> u AND coalesce(r.rating >= $minRating, true) AND coalesce(r.polarity, 1) > 0
       RETURN v
       LIMIT $maxCoRatersPerSeed
     }
@@ -82,7 +82,7 @@ CALL (u, items, seeds) {
        CASE WHEN seeds[via] <> ir[0] THEN via
             ELSE reduce(b = -1, x IN vias | CASE WHEN seeds[x] <> ir[0] AND (b < 0 OR x < b) THEN x ELSE b END)
        END AS via
-  WHERE via >= 0 AND coalesce(r.rating >= $minRating, true)
+  WHERE via >= 0 AND coalesce(r.rating >= $minRating, true) AND coalesce(r.polarity, 1) > 0
   WITH i, collect({via: via, overlap: overlap, v: v}) AS matches
   WITH i, matches, COLLECT { UNWIND matches AS m RETURN DISTINCT m.via AS via ORDER BY via ASC LIMIT $maxPaths } AS vias
   UNWIND range(0, size(vias) - 1) AS rank
@@ -118,6 +118,9 @@ CALL (u, items, seeds) {
       WITH t, h ORDER BY h.weight DESC, t.name ASC
       LIMIT $maxTagsPerSeed
       RETURN t, 'HAS_TAG' AS type
+      UNION ALL
+      MATCH (s)-[:HAS_ATTRIBUTE]->(t)
+      RETURN t, 'HAS_ATTRIBUTE' AS type
     }
     RETURN t, type, via, null AS item
     UNION ALL
@@ -132,6 +135,9 @@ CALL (u, items, seeds) {
       MATCH (item)-[:HAS_TAG]->(t)
       RETURN t, 'HAS_TAG' AS type
       LIMIT $maxTagsPerItem
+      UNION ALL
+      MATCH (item)-[:HAS_ATTRIBUTE]->(t)
+      RETURN t, 'HAS_ATTRIBUTE' AS type
     }
     RETURN t, type, null AS via, item
   }
@@ -141,6 +147,7 @@ CALL (u, items, seeds) {
        CASE type
          WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
          WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         WHEN 'HAS_ATTRIBUTE' THEN COUNT { (t)<-[:HAS_ATTRIBUTE]-(:Item) }
          WHEN 'DIRECTED' THEN COUNT { (t)-[:DIRECTED]->() }
          ELSE COUNT { (t)-[:ACTED_IN]->() }
        END AS degree
@@ -151,10 +158,10 @@ CALL (u, items, seeds) {
        END AS via
   WHERE via >= 0
   WITH i, collect({t: t, type: type, degree: degree, via: via,
-                   rank: CASE type WHEN 'IN_GENRE' THEN 2 WHEN 'HAS_TAG' THEN 1 ELSE 0 END}) AS options
+                   rank: CASE type WHEN 'IN_GENRE' THEN 2 WHEN 'HAS_TAG' THEN 1 WHEN 'HAS_ATTRIBUTE' THEN 1 ELSE 0 END}) AS options
   WITH i, COLLECT {
     UNWIND options AS o
-    WITH o ORDER BY o.rank ASC, o.degree ASC, o.via ASC, o.type ASC, coalesce(o.t.personId, o.t.name) ASC
+    WITH o ORDER BY o.rank ASC, o.degree ASC, o.via ASC, o.type ASC, coalesce(o.t.personId, o.t.name, o.t.attributeId) ASC
     LIMIT $maxPaths
     RETURN o
   } AS chosen
@@ -168,6 +175,7 @@ CALL (u, items, seeds) {
       CASE o.type
         WHEN 'IN_GENRE' THEN {label: 'Genre', id: o.t.name, name: o.t.name}
         WHEN 'HAS_TAG' THEN {label: 'Tag', id: o.t.name, name: o.t.name}
+        WHEN 'HAS_ATTRIBUTE' THEN {label: 'Attribute', id: o.t.attributeId, name: o.t.value}
         ELSE {label: 'Person', id: o.t.personId, name: o.t.name}
       END,
       {label: 'Item', id: i.itemId, name: i.title}],
@@ -183,7 +191,7 @@ CALL (u, items, seeds) {
   LIMIT $maxFollowees
   CALL (f) {
     MATCH (f)-[r:INTERACTED]->(x)
-    WHERE r.rating IS NULL OR r.rating >= $minRating
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN x
     LIMIT $maxItemsPerFollowee
   }

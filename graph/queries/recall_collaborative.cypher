@@ -1,7 +1,8 @@
 // Purpose: collaborative recall (User→Item←User→Item): items liked by the users who share the most positives
 //          with the target user, with the concrete paths that produced each candidate.
 //   Seeds: the user's $maxSeeds strongest positives (rating, else weight, desc; most recent first; positive =
-//          rating >= $minRating or no rating). Neighbours: co-raters who liked a seed (at most $maxCoRatersPerSeed
+//          rating >= $minRating or no rating, and not negative:
+//          polarity -1). Neighbours: co-raters who liked a seed (at most $maxCoRatersPerSeed
 //          per seed, store order); sim(v) = Σ_shared seeds 1/ln(2 + deg(seed)) / sqrt(deg(v)), so sharing a
 //          blockbuster or being a heavy rater counts less; the $maxNeighbours most similar are kept.
 //          Candidates: up to $maxItemsPerNeighbour positives of each neighbour (store order);
@@ -17,7 +18,7 @@ MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -33,7 +34,7 @@ CALL (u, seeds) {
   WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
   CALL (u, seed) {
     MATCH (seed)<-[r:INTERACTED]-(v)
-    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating)
+    WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN v
     LIMIT $maxCoRatersPerSeed
   }
@@ -50,7 +51,7 @@ CALL (neighbours, excluded) {
   CALL (nb, excluded) {
     WITH nb.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
     LIMIT $maxItemsPerNeighbour
   }

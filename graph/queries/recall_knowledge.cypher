@@ -1,25 +1,27 @@
-// Purpose: knowledge-graph recall (User→Item→trait←Item): items that share directors, actors, tags or genres
-//          with the items the user liked, with the concrete paths that produced each candidate.
-//   Seeds: the user's $maxSeeds strongest positives (as in recall_collaborative). Traits of each seed: its
+// Purpose: knowledge-graph recall (User→Item→trait←Item): items that share directors, actors, tags, genres or
+//          attributes (brand, category, ...) with the items the user liked, with the concrete paths that produced each candidate.
+//   Seeds: the user's $maxSeeds strongest positives (as in recall_collaborative; never a negative interaction). Traits of each seed: its
 //          directors, actors, genres and its $maxTagsPerSeed heaviest tags. A trait shared by `a` seeds scores
 //          kindWeight · (1 + ln a) · ln(1 + itemCount / deg(trait)) (IDF-like: a genre with 4,000 items counts
-//          little), kindWeight = $directorWeight | $actorWeight | $tagWeight | $genreWeight. Traits linked to
+//          little), kindWeight = $directorWeight | $actorWeight | $tagWeight | $genreWeight |
+//          $attributeWeight. Traits linked to
 //          more than $maxTraitDegree items or weighted 0 are skipped; only the $maxTraits best traits are
 //          expanded, each to at most $maxItemsPerTrait items (store order).
 //          score(item) = Σ of the scores of its shared traits.
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
 // Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxTagsPerSeed, $maxTraitDegree, $maxTraits,
-//             $maxItemsPerTrait, $maxPaths: int; $directorWeight, $actorWeight, $tagWeight, $genreWeight: float;
+//             $maxItemsPerTrait, $maxPaths: int; $directorWeight, $actorWeight, $tagWeight, $genreWeight, $attributeWeight: float;
 //             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
 // Returns: item_id, title, score, paths (list of {reason: 'shared_trait', nodes: [{label, id, name}],
 //          rels: [{type, start, end}]}; path = user -INTERACTED-> seed, seed and item both linked to one
-//          Person (ACTED_IN | DIRECTED), Genre (IN_GENRE) or Tag (HAS_TAG)), ordered by score desc, item_id asc
+//          Person (ACTED_IN | DIRECTED), Genre (IN_GENRE), Tag (HAS_TAG) or Attribute
+//          (HAS_ATTRIBUTE; id = attributeId, name = value)), ordered by score desc, item_id asc
 MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -47,17 +49,21 @@ CALL (seeds) {
     WITH t, h ORDER BY h.weight DESC, t.name ASC
     LIMIT $maxTagsPerSeed
     RETURN t, 'HAS_TAG' AS kind, $tagWeight AS kindWeight
+    UNION ALL
+    MATCH (seed)-[:HAS_ATTRIBUTE]->(t)
+    RETURN t, 'HAS_ATTRIBUTE' AS kind, $attributeWeight AS kindWeight
   }
   WITH itemCount, t, kind, kindWeight, count(*) AS affinity, min(seedRank) AS viaSeed
   WITH itemCount, t, kind, kindWeight, affinity, viaSeed,
        CASE kind
          WHEN 'IN_GENRE' THEN COUNT { (t)<-[:IN_GENRE]-() }
          WHEN 'HAS_TAG' THEN COUNT { (t)<-[:HAS_TAG]-() }
+         WHEN 'HAS_ATTRIBUTE' THEN COUNT { (t)<-[:HAS_ATTRIBUTE]-(:Item) }
          ELSE COUNT { (t)-[:ACTED_IN|DIRECTED]->() }
        END AS degree
   WHERE kindWeight > 0 AND degree <= $maxTraitDegree
   WITH t, kind, viaSeed, kindWeight * (1.0 + log(affinity)) * log(1.0 + toFloat(itemCount) / degree) AS traitScore
-  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name) ASC
+  ORDER BY traitScore DESC, kind ASC, viaSeed ASC, coalesce(t.personId, t.name, t.attributeId) ASC
   LIMIT $maxTraits
   RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
 }
@@ -78,6 +84,9 @@ CALL (traits, excluded) {
       RETURN rec LIMIT $maxItemsPerTrait
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      RETURN rec LIMIT $maxItemsPerTrait
+      UNION ALL
+      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
       RETURN rec LIMIT $maxItemsPerTrait
     }
     RETURN rec
@@ -106,6 +115,7 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              CASE tr.kind
                WHEN 'IN_GENRE' THEN {label: 'Genre', id: tr.trait.name, name: tr.trait.name}
                WHEN 'HAS_TAG' THEN {label: 'Tag', id: tr.trait.name, name: tr.trait.name}
+               WHEN 'HAS_ATTRIBUTE' THEN {label: 'Attribute', id: tr.trait.attributeId, name: tr.trait.value}
                ELSE {label: 'Person', id: tr.trait.personId, name: tr.trait.name}
              END,
              {label: 'Item', id: rec.itemId, name: rec.title}],

@@ -1,23 +1,29 @@
-// Purpose: popularity recall, the cold-start fallback: what is liked lately, boosted in the user's preferred genres.
+// Purpose: popularity recall, the cold-start fallback: what is liked lately, boosted in the user's preferred genres
+//          and by what users who share the user's attributes liked.
 //   Works for a user with no interactions and for a user id that is not in the graph (then: global popularity).
 //   pop(item) = Σ over the $window most recent timestamped positives (index-ordered scan of INTERACTED.timestamp)
 //          of 0.5^((now − timestamp) / $halfLifeDays days), now = the newest timestamp in the graph (deterministic on
 //          historic data); without any timestamp in the graph, pop = interaction count (a scan of all items).
 //   Preferred genres: the genres the user PREFERS (share 1) and those of their $maxSeeds strongest positives
 //          (share = fraction of those seeds in the genre); the $maxGenres largest shares are kept.
+//   Peers (demographic cold start): users sharing one of the user's attributes (HAS_ATTRIBUTE: age band, country,
+//          ...), at most $maxPeersPerAttribute per attribute (store order); peerShare(item) = the fraction of those
+//          (peer, attribute) pairs whose peer has the item among their first $maxItemsPerPeer positives (store order).
 //   The $poolSize most popular unseen items that pass the filters are re-scored
-//          score = pop · (1 + $genreBoost · Σ share of their preferred genres).
-// Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize: int; $minRating, $halfLifeDays,
-//             $genreBoost: float; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
+//          score = pop · (1 + $genreBoost · Σ share of their preferred genres + $peerBoost · peerShare).
+// Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersPerAttribute,
+//             $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
 // Returns: item_id, title, score, paths (at most one: {reason: 'popular_in_genre', nodes, rels} with
 //          user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item or user -PREFERS-> genre <-IN_GENRE- item,
+//          or, when no preferred genre matches and a peer liked it, {reason: 'popular_with_peers'} with
+//          user -HAS_ATTRIBUTE-> attribute <-HAS_ATTRIBUTE- peer -INTERACTED-> item,
 //          or {reason: 'popular', nodes: [], rels: []}), ordered by score desc, item_id asc
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
   RETURN collect(s) AS seen,
-         collect(CASE WHEN r.rating IS NULL OR r.rating >= $minRating
+         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
                       THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
                  END) AS positives
 }
@@ -45,6 +51,27 @@ CALL (u, seeds) {
   LIMIT $maxGenres
   RETURN collect({genre: g, share: best.share, via: best.via}) AS preferred
 }
+CALL (u) {
+  MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute)
+  WHERE $peerBoost > 0
+  CALL (u, a) {
+    MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+    WHERE peer <> u
+    RETURN peer
+    LIMIT $maxPeersPerAttribute
+  }
+  WITH collect({peer: peer, attribute: a}) AS pairs
+  UNWIND pairs AS pair
+  CALL (pair) {
+    WITH pair.peer AS peer
+    MATCH (peer)-[r:INTERACTED]->(x)
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+    RETURN x
+    LIMIT $maxItemsPerPeer
+  }
+  WITH x, size(pairs) AS total, collect(pair) AS likers
+  RETURN collect({item: x, share: toFloat(size(likers)) / total, via: likers[0]}) AS peerItems
+}
 CALL () {
   MATCH ()-[r:INTERACTED]->()
   WHERE r.timestamp IS NOT NULL
@@ -52,7 +79,7 @@ CALL () {
   LIMIT 1
   RETURN max(r.timestamp) AS now
 }
-WITH u, seeds, preferred, now,
+WITH u, seeds, preferred, peerItems, now,
      seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
 CALL (now, excluded) {
   CALL (now) {
@@ -61,7 +88,7 @@ CALL (now, excluded) {
     WITH r, i ORDER BY r.timestamp DESC
     LIMIT $window
     WITH r, i
-    WHERE r.rating IS NULL OR r.rating >= $minRating
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     UNION ALL
     UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
@@ -78,14 +105,38 @@ CALL (now, excluded) {
   ORDER BY pop DESC, rec.itemId ASC
   LIMIT $poolSize
 }
-WITH u, seeds, preferred, rec, pop, [(rec)-[:IN_GENRE]->(g) | g] AS genres
-WITH u, seeds, rec, pop, [p IN preferred WHERE p.genre IN genres] AS matched
-WITH u, seeds, rec, matched, pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share)) AS score
+WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop}) AS pool
+CALL (pool, peerItems) {
+  // the pool joined with the peers' items on the item (an aggregation, i.e. a hash join)
+  UNWIND pool AS entry
+  RETURN entry.rec AS rec, entry.pop AS pop, null AS peer
+  UNION ALL
+  UNWIND peerItems AS p
+  RETURN p.item AS rec, null AS pop, p AS peer
+}
+WITH u, seeds, preferred, rec, max(pop) AS pop, collect(peer)[0] AS peer
+WHERE pop IS NOT NULL
+WITH u, seeds, preferred, rec, pop, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, peer, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, matched, peer,
+     pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share) + $peerBoost * coalesce(peer.share, 0.0))
+       AS score
 ORDER BY score DESC, rec.itemId ASC
 LIMIT $k
-WITH u, seeds, rec, score, matched[0] AS why
+WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer
 RETURN rec.itemId AS item_id, rec.title AS title, score,
        CASE
+         WHEN why IS NULL AND viaPeer IS NOT NULL THEN [{
+           reason: 'popular_with_peers',
+           nodes: [
+             {label: 'User', id: u.userId, name: null},
+             {label: 'Attribute', id: viaPeer.attribute.attributeId, name: viaPeer.attribute.value},
+             {label: 'User', id: viaPeer.peer.userId, name: null},
+             {label: 'Item', id: rec.itemId, name: rec.title}],
+           rels: [
+             {type: 'HAS_ATTRIBUTE', start: 0, end: 1},
+             {type: 'HAS_ATTRIBUTE', start: 2, end: 1},
+             {type: 'INTERACTED', start: 2, end: 3}]}]
          WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
          WHEN why.via < 0 THEN [{
            reason: 'popular_in_genre',

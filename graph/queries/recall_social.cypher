@@ -51,7 +51,7 @@ CALL (people, excluded) {
   CALL (pe, excluded) {
     WITH pe.user AS p
     MATCH (p)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
     LIMIT $maxItemsPerPerson
   }

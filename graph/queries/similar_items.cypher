@@ -19,7 +19,7 @@
 MATCH (src:Item {itemId: $itemId})
 CALL (src) {
   MATCH (src)<-[r:INTERACTED]-(v)
-  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating)
+  WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
   WITH v
   LIMIT $maxCoRaters
   WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
@@ -63,7 +63,7 @@ CALL (raters, excluded) {
   CALL (rater, excluded) {
     WITH rater.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     RETURN rec
     LIMIT $maxItemsPerUser
   }

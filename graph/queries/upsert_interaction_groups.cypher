@@ -6,7 +6,9 @@
 //          identical row changes nothing. A group must not name the same item twice. Relationships are merged in
 //          item id order, so concurrent batches that share items take their locks in the same order (fewer
 //          deadlocks; the driver retries those that remain).
-// Parameters: $rows: list of {user_id, rows: list of {index, item_id, rating, weight, timestamp}}
+//          The row's polarity replaces the stored one (-1 stored for a negative row, unset for a positive one); kinds
+//          and kindCounts (written by mapping loads) are left as they are.
+// Parameters: $rows: list of {user_id, rows: list of {index, item_id, rating, weight, timestamp, polarity}}
 // Returns: index (int, the row's index as given), status ("created", "updated" or "unchanged"),
 //          created_user (boolean: the user did not exist before this statement)
 UNWIND $rows AS batch
@@ -25,12 +27,14 @@ UNWIND known AS entry
 WITH u, newUser, entry.row AS row, entry.item AS i
 ORDER BY row.item_id
 OPTIONAL MATCH (u)-[old:INTERACTED]->(i)
-WITH u, newUser, row, i, old IS NULL AS isNew,
+WITH u, newUser, row, i, old, CASE WHEN row.polarity < 0 THEN -1 END AS polarity
+WITH u, newUser, row, i, polarity, old IS NULL AS isNew,
      coalesce(old.rating <> row.rating, (old.rating IS NULL) <> (row.rating IS NULL))
        OR coalesce(old.weight <> row.weight, (old.weight IS NULL) <> (row.weight IS NULL))
-       OR coalesce(old.timestamp <> row.timestamp, (old.timestamp IS NULL) <> (row.timestamp IS NULL)) AS differs
+       OR coalesce(old.timestamp <> row.timestamp, (old.timestamp IS NULL) <> (row.timestamp IS NULL))
+       OR coalesce(old.polarity <> polarity, (old.polarity IS NULL) <> (polarity IS NULL)) AS differs
 MERGE (u)-[r:INTERACTED]->(i)
-SET r.rating = row.rating, r.weight = row.weight, r.timestamp = row.timestamp
+SET r.rating = row.rating, r.weight = row.weight, r.timestamp = row.timestamp, r.polarity = polarity
 WITH u, newUser,
      collect({index: row.index, status: CASE WHEN isNew THEN 'created' WHEN differs THEN 'updated'
                                               ELSE 'unchanged' END}) AS results,

@@ -34,8 +34,9 @@ def test_export_has_exact_edges_of_synthetic_world(
         "item_tags": len(ds.tags),
         "follows": len(ds.follows),
         "user_genres": 0,
+        "item_attributes": 0,
     }
-    rows = {(r.user_id, r.item_id, r.rating, r.weight, r.timestamp) for r in ds.interactions}
+    rows = {(r.user_id, r.item_id, r.rating, r.weight, r.timestamp, 1) for r in ds.interactions}
     assert set(export.interactions.itertuples(index=False, name=None)) == rows
     assert set(export.item_people.itertuples(index=False, name=None)) == {
         (p.item_id, p.person_id, p.role.value) for p in ds.people

@@ -33,7 +33,7 @@ def test_mini_movielens_rejects_each_bad_rating_with_line_and_reason(mini: Datas
         (13, "expected 4 columns, found 3"),
         (14, "unknown item '99' (not in the item catalogue)"),
         (15, "undecodable bytes for encoding utf-8 at byte 9"),
-        (16, "duplicate interaction of user '1' with item '1' (first at line 2)"),
+        (16, "duplicate interaction of user '1' with item '1' (first at ratings.csv line 2)"),
         (17, "timestamp -5 is negative"),
     ]
     assert len(mini.rejects) == 8

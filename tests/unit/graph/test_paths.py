@@ -149,11 +149,28 @@ def test_every_reason_has_a_sentence() -> None:
         "followee_of_followee",
         "popular",
         "popular_in_genre",
+        "popular_with_peers",
         "similar_co_interaction",
         "similar_trait",
         "preferred_genre",
         "taste_match",
     }
+
+
+def test_attribute_sentences_name_the_kind() -> None:
+    user, peer = PathNode(label="User", id="u9"), PathNode(label="User", id="u1")
+    country = PathNode(label="Attribute", id="country:FR", name="FR")
+    item = PathNode(label="Item", id="p1", name="Trail Shoe")
+    rels = [PathRel(type="HAS_ATTRIBUTE", start=0, end=1), PathRel(type="HAS_ATTRIBUTE", start=2, end=1)]
+    assert describe_path(Reason.POPULAR_WITH_PEERS, [user, country, peer, item], rels) == (
+        "Popular with users who share your country FR"
+    )
+    band = PathNode(label="Attribute", id="price_band:10-50", name="10-50")
+    trait = [PathRel(type="INTERACTED", start=0, end=1), PathRel(type="HAS_ATTRIBUTE", start=1, end=2)] * 2
+    seed = PathNode(label="Item", id="p2", name="Road Shoe")
+    assert describe_path(Reason.SHARED_TRAIT, [user, seed, band, item], trait[:3]) == (
+        "Because you liked Road Shoe, also price band 10-50"
+    )
 
 
 def test_display_name_falls_back_to_ids() -> None:
