@@ -1,56 +1,60 @@
 // kgrec — Neo4j Browser guide: see the recall strategies' explanation paths drawn for a user.
 //
-// How to use: open Neo4j Browser (http://127.0.0.1:7474/browser/ for `kgrec neo4j start`), paste the :params block
-// once, then paste one strategy block at a time (each ends with `;`). Change the user or item with the :param line
-// above each block. Every strategy block is the application's own query (graph/queries/<name>.cypher, verbatim
-// inside `CALL () { ... }`), followed by a few lines that turn its returned paths into drawable relationships:
-// each row is a candidate item, its score and the steps (one-relationship paths) of its explanation paths.
-// tests/integration/graph/test_recall.py checks that this file stays in sync with the queries and their caps.
+// How to use: open Neo4j Browser (http://127.0.0.1:7474/browser/ for `kgrec neo4j start`) and log in.
+// 1. Captions: drag docs/browser_style.grass onto the Browser window (or paste `:style` followed by that file's
+//    text, as a command of its own), so that users show their userId, items their title, people and genres their name.
+// 2. Paste the parameters block once (each line is a `:param name => value;` command: Browser evaluates the value
+//    with Cypher, so whole numbers stay integers, which `LIMIT $k` needs; `:params {...}` would turn them into
+//    decimals). Then paste one strategy block at a time, or this whole file at once: every statement ends with `;`.
+// Change the user or item with the :param line above each block. Every strategy block is the application's own
+// query (graph/queries/<name>.cypher, verbatim inside `CALL () { ... }`), followed by a few lines that turn its
+// returned paths into drawable relationships: each row is a candidate item, its score and the steps
+// (one-relationship paths) of its explanation paths. tests/integration/graph/test_browser_guide.py runs this file
+// the way Browser runs a paste (statements split on `;`, `:param` values evaluated by the server) and checks that it
+// stays in sync with the queries and their caps.
 
 // ---- parameters: caps at the defaults of graph/recall.py (filters empty = no filter)
-:params {
-  userId: '1',
-  itemId: '1',
-  k: 10,
-  excludeItems: [],
-  includeGenres: [],
-  excludeGenres: [],
-  yearMin: null,
-  yearMax: null,
-  minRating: 4.0,
-  maxPaths: 3,
-  maxSeeds: 50,
-  maxCoRatersPerSeed: 50,
-  maxNeighbours: 30,
-  maxItemsPerNeighbour: 30,
-  maxTagsPerSeed: 5,
-  maxTraitDegree: 2000,
-  maxTraits: 60,
-  maxItemsPerTrait: 30,
-  directorWeight: 3.0,
-  actorWeight: 2.0,
-  tagWeight: 1.0,
-  genreWeight: 0.5,
-  hopDecay: 0.5,
-  maxFollowees: 100,
-  maxFolloweesPerFollowee: 20,
-  maxPeople: 50,
-  maxItemsPerPerson: 50,
-  window: 3000,
-  halfLifeDays: 180.0,
-  maxGenres: 3,
-  genreBoost: 1.0,
-  poolSize: 200,
-  maxCoRaters: 50,
-  maxItemsPerUser: 20,
-  maxItemTags: 10,
-  coShrinkage: 3.0,
-  coWeight: 1.0,
-  traitWeight: 1.0
-}
+:param userId => '1';
+:param itemId => '1';
+:param k => 10;
+:param excludeItems => [];
+:param includeGenres => [];
+:param excludeGenres => [];
+:param yearMin => null;
+:param yearMax => null;
+:param minRating => 4.0;
+:param maxPaths => 3;
+:param maxSeeds => 50;
+:param maxCoRatersPerSeed => 50;
+:param maxNeighbours => 30;
+:param maxItemsPerNeighbour => 30;
+:param maxTagsPerSeed => 5;
+:param maxTraitDegree => 2000;
+:param maxTraits => 60;
+:param maxItemsPerTrait => 30;
+:param directorWeight => 3.0;
+:param actorWeight => 2.0;
+:param tagWeight => 1.0;
+:param genreWeight => 0.5;
+:param hopDecay => 0.5;
+:param maxFollowees => 100;
+:param maxFolloweesPerFollowee => 20;
+:param maxPeople => 50;
+:param maxItemsPerPerson => 50;
+:param window => 3000;
+:param halfLifeDays => 180.0;
+:param maxGenres => 3;
+:param genreBoost => 1.0;
+:param poolSize => 200;
+:param maxCoRaters => 50;
+:param maxItemsPerUser => 20;
+:param maxItemTags => 10;
+:param coShrinkage => 3.0;
+:param coWeight => 1.0;
+:param traitWeight => 1.0;
 
 // ---- collaborative: Items liked by the users who share the most positives with $userId: user -> liked item <- neighbour -> candidate.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -153,7 +157,7 @@ RETURN candidate, score, drawn
 ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- knowledge: Items sharing directors, actors, tags or genres with what $userId liked: user -> liked item - trait - candidate.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -288,7 +292,7 @@ ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- social: Items liked by people $userId follows (and, damped, by the people they follow). Empty on MovieLens: it has no
 // FOLLOWS; load Last.fm (`kgrec load lastfm ...`) to see it, e.g. with :param userId => '2'.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -407,7 +411,7 @@ ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- popularity: Popular lately, boosted in the genres $userId prefers (works for unknown users too: :param userId => 'nobody').
 // Items that are only globally popular have no path: they show as lone candidate nodes.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -536,7 +540,7 @@ RETURN candidate, score, drawn
 ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- similar items: Items similar to $itemId through shared users and shared traits: item <- user -> candidate, item - trait - candidate.
-:param itemId => '1'
+:param itemId => '1';
 CALL () {
 MATCH (src:Item {itemId: $itemId})
 CALL (src) {
@@ -705,7 +709,7 @@ RETURN candidate, score, drawn
 ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- exploration: what $userId liked most, with genres and people (the seeds of the recall queries)
-:param userId => '1'
+:param userId => '1';
 MATCH (u:User {userId: $userId})-[r:INTERACTED]->(i:Item)
 WHERE r.rating IS NULL OR r.rating >= 4.0
 WITH u, r, i ORDER BY coalesce(r.rating, r.weight) DESC, coalesce(r.timestamp, 0) DESC, i.itemId ASC LIMIT 15
@@ -727,7 +731,7 @@ WITH p, COUNT { (p)-[:ACTED_IN|DIRECTED]->() } AS items ORDER BY items DESC LIMI
 RETURN 'Person' AS kind, p.name AS trait, items;
 
 // ---- exploration: the users closest to $userId by shared positives (the collaborative neighbourhood, uncapped)
-:param userId => '1'
+:param userId => '1';
 MATCH (u:User {userId: $userId})-[r1:INTERACTED]->(i:Item)<-[r2:INTERACTED]-(v:User)
 WHERE r1.rating >= 4.0 AND r2.rating >= 4.0
 WITH u, v, count(i) AS shared, collect(i)[..5] AS someShared
