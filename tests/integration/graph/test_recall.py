@@ -68,7 +68,7 @@ def assert_paths_exist(driver: Driver, candidates: list[Candidate], anchor: tupl
     for candidate in candidates:
         for explanation in candidate.explanations:
             if not explanation.nodes:
-                assert explanation.text == "Popular lately" and not explanation.relationships
+                assert explanation.text in ("Popular lately", "Popular overall") and not explanation.relationships
                 continue
             nodes = explanation.nodes
             assert (nodes[0].label, nodes[0].id) == anchor, explanation
@@ -333,7 +333,14 @@ def test_popularity_window_and_half_life(load: Loader) -> None:
     # (all "now", store order among equal timestamps) keeps fewer items
     result = recall.recall_popularity(driver, "ghost", k=10, half_life_days=30.0)
     assert result[-1].item_id == "c2" and result[-1].score == pytest.approx(2 * 0.5 ** (365 / 30))
-    assert len(recall.recall_popularity(driver, "ghost", k=10, window=4)) < 5
+    # the window ranks first: items outside it come after every item inside it, as "popular overall"
+    windowed = recall.recall_popularity(driver, "ghost", k=10, window=4)
+    texts = [c.explanations[0].text for c in windowed]
+    inside = texts.count("Popular lately")
+    assert 0 < inside < len(windowed) == 5 and set(texts[inside:]) == {"Popular overall"}
+    assert min(c.score for c in windowed[:inside]) > max(c.score for c in windowed[inside:])
+    # a recent window that holds enough items is not widened
+    assert len(recall.recall_popularity(driver, "ghost", k=inside, window=4)) == inside
 
 
 def test_popularity_without_timestamps_counts_interactions(clean_db: Driver, tmp_path: Path) -> None:
@@ -353,6 +360,23 @@ def test_popularity_without_timestamps_counts_interactions(clean_db: Driver, tmp
     assert ids(result) == ["b", "c"]
     assert [c.score for c in result] == pytest.approx([1.0, 1.0])
     assert ids(recall.recall_popularity(clean_db, "ghost", k=10)) == ["a", "b", "c"]
+    assert {e.text for c in result for e in c.explanations} == {"Popular overall"}
+
+
+def test_popularity_falls_back_to_every_interaction_when_the_recent_ones_are_thin(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    """A catalogue loaded without timestamps (Last.fm) plus two interactions posted just now: a new user still gets
+    k items, the just-posted ones first ("popular lately"), then the most liked of the rest ("popular overall")."""
+    items = [(f"i{n}", f"Item {n}", None) for n in range(8)]
+    loaded = [(f"u{u}", f"i{n}", None, None) for n in range(8) for u in range(8 - n)]  # i0 liked most, i7 least
+    posted = [("fresh", "i6", None, 1_700_000_000), ("fresh", "i7", None, 1_700_000_000)]
+    load_dataset(clean_db, graphs.build("thin_recent", items, loaded + posted), reject_dir=tmp_path)
+    result = recall.recall_popularity(clean_db, "newcomer", k=5)
+    assert ids(result) == ["i6", "i7", "i0", "i1", "i2"]
+    assert [c.explanations[0].text for c in result] == ["Popular lately"] * 2 + ["Popular overall"] * 3
+    assert [c.score for c in result] == sorted((c.score for c in result), reverse=True)
+    assert len(recall.recall_popularity(clean_db, "newcomer", k=20)) == 8  # all the catalogue has
 
 
 # --- similar items ---------------------------------------------------------------------------------------------
