@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
+from api.errors import UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
 from api.ingest_routes import ingest_router
 from api.limits import ReadRateLimit
 from api.metrics import Metrics
@@ -300,6 +300,16 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     @app.exception_handler(UnknownSourceError)
     async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
         detail = _field_errors([{"loc": ("query", "sources"), "msg": str(exc), "type": "unknown_source"}])
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(UnknownNamesError)
+    async def unknown_names(_request: Request, exc: UnknownNamesError) -> JSONResponse:
+        detail = _field_errors(
+            [
+                {"loc": ("body", field, index), "msg": f"unknown {kind} {name!r}", "type": f"unknown_{kind}"}
+                for field, index, kind, name in exc.unknown
+            ]
+        )
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(UserExistsError)

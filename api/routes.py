@@ -160,6 +160,11 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
         503: {"model": ErrorBody, "description": "Neo4j unreachable"},
         **_KEY_ERRORS,
         **_BODY_ERRORS,
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input, or liked genres or items that do not exist (one entry each: "
+            "type unknown_genre or unknown_item; nothing is written)",
+        },
     },
     summary="Onboard a new user with liked genres and items (cold start)",
 )

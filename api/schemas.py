@@ -121,7 +121,9 @@ class InteractionOut(BaseModel):
 
 
 class NewUserIn(BaseModel):
-    """Onboarding: a new user with the genres and items they say they like."""
+    """Onboarding: a new user with the genres and items they say they like. Every genre and item must exist: an
+    unknown one is a 422 naming it (``loc`` ``["body", "liked_genres", index]``, ``type`` ``unknown_genre`` or
+    ``unknown_item``), and nothing is written."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -135,10 +137,8 @@ class NewUserIn(BaseModel):
 
 class NewUserOut(BaseModel):
     user_id: str
-    liked_genres: list[str] = Field(description="Genres that exist and were linked.")
-    liked_items: list[str] = Field(description="Items that exist and were recorded as positives.")
-    unknown_genres: list[str] = Field(default_factory=list)
-    unknown_items: list[str] = Field(default_factory=list)
+    liked_genres: list[str] = Field(description="The genres linked (PREFERS).")
+    liked_items: list[str] = Field(description="The items recorded as positives (each once).")
 
 
 class Health(BaseModel):
