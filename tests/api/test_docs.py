@@ -59,3 +59,12 @@ def test_schema_describes_every_parameter_and_error_body(offline_client: TestCli
     assert not bare_errors, bare_errors
     similar = {p["name"] for p in spec["paths"]["/items/{item_id}/similar"]["get"]["parameters"]}
     assert {"item_id", "k", "explain"} <= similar
+
+
+def test_schema_says_what_orders_a_list_and_what_score_means(offline_client: TestClient) -> None:
+    """After diversity re-ranking a list is not in score order: the schema says that the position is the ranking and
+    what the score is."""
+    schemas = offline_client.get("/openapi.json").json()["components"]["schemas"]
+    score = schemas["RecommendedItem"]["properties"]["score"]["description"]
+    assert "relevance" in score and "position" in score and "MMR" in score and "not always score order" in score
+    assert "order to show them" in schemas["RecommendationsResponse"]["properties"]["items"]["description"]
