@@ -7,8 +7,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
 from rich.errors import StyleSyntaxError
@@ -52,21 +52,23 @@ def test_phase_lines_print_one_plain_line_per_finished_phase(capsys: pytest.Capt
     ]
 
 
-def _commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:  # noqa: ANN401
+    """Every command under ``command`` (typer's own click classes: a group is what has ``commands``)."""
     yield path, command
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
 
 
 def test_help_texts_hold_no_bracket_that_rich_would_swallow() -> None:
     """Help is rendered as rich markup: a bracket that is not a style (``[default: 10000]``) vanishes from the output
     ("Bind address ."); every bracketed word must be a style tag."""
     swallowed = []
-    for path, command in _commands(typer.main.get_command(app)):
+    commands = list(_commands(typer.main.get_command(app)))
+    assert {("serve",), ("load", "mapping"), ("neo4j", "start")} <= {path for path, _ in commands}
+    for path, command in commands:
         texts = [command.help, command.epilog, *(getattr(p, "help", None) for p in command.params)]
         for text in filter(None, texts):
-            for tag in re.findall(r"\[([^\[\]]*)\]", text):
+            for tag in re.findall(r"(?<!\\)\[([a-z#/@][^\[]*?)\]", text):  # what rich reads as a tag
                 try:
                     if not tag.startswith("/"):
                         Style.parse(tag)
