@@ -18,14 +18,17 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from neo4j import GraphDatabase
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
-from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
+from api.errors import UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
 from api.ingest_routes import ingest_router
 from api.limits import ReadRateLimit
 from api.metrics import Metrics
@@ -53,6 +56,9 @@ Recommendations from a knowledge graph in Neo4j, each with the paths that explai
 UNAVAILABLE = "Neo4j is unreachable"
 #: What a 413 says.
 TOO_LARGE = "Content Too Large"
+#: Where the Swagger UI files of /docs are served from: the installed swagger-ui-bundle-v2 package, never a CDN,
+#: so the page works on a machine without internet.
+SWAGGER_STATIC = "/docs-static"
 
 
 def _field_errors(errors: Any) -> list[dict[str, Any]]:
@@ -85,6 +91,28 @@ def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = Fal
                                 option["maximum"] = max_k
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _local_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files of the installed swagger-ui-bundle-v2 package (FastAPI's default page
+    loads them from a CDN, a blank page offline). ReDoc has no local copy, so there is no ``/redoc``."""
+    app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url=f"{SWAGGER_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_STATIC}/favicon-32x32.png",
+            oauth2_redirect_url=oauth2_redirect,
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 async def _watch(models: ModelHolder, every: float) -> None:
@@ -203,6 +231,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         def warm() -> None:
             try:
                 recommender.warm_cache(api_settings.cache_warm_users, stop_warming)
+            except KgrecError as exc:  # Neo4j refused a query: one line, not a traceback
+                log.warning("warming the answer cache failed: %s", exc)
             except Exception:  # noqa: BLE001 - warming is an optimisation; never take the service down
                 log.exception("warming the answer cache failed")
 
@@ -232,7 +262,10 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             executor.shutdown(wait=False, cancel_futures=True)
             driver.close()
 
-    app = FastAPI(title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    _local_docs(app)
     app.include_router(router)
     app.include_router(ingest_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
@@ -269,6 +302,16 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     @app.exception_handler(UnknownSourceError)
     async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
         detail = _field_errors([{"loc": ("query", "sources"), "msg": str(exc), "type": "unknown_source"}])
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(UnknownNamesError)
+    async def unknown_names(_request: Request, exc: UnknownNamesError) -> JSONResponse:
+        detail = _field_errors(
+            [
+                {"loc": ("body", field, index), "msg": f"unknown {kind} {name!r}", "type": f"unknown_{kind}"}
+                for field, index, kind, name in exc.unknown
+            ]
+        )
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(UserExistsError)

@@ -17,4 +17,16 @@ class UserExistsError(KgrecError):
     """A user to onboard exists already (→ 409)."""
 
 
-__all__ = ["UnknownEntityError", "UnknownSourceError", "UserExistsError"]
+class UnknownNamesError(KgrecError):
+    """A body names genres or items that do not exist (→ 422, one entry per unknown name).
+
+    Attributes:
+        unknown: ``(field, index in that list, kind, name)`` of each unknown name, kind ``genre`` or ``item``.
+    """
+
+    def __init__(self, unknown: list[tuple[str, int, str, str]]) -> None:
+        self.unknown = unknown
+        super().__init__("; ".join(f"unknown {kind} {name!r}" for _, _, kind, name in unknown))
+
+
+__all__ = ["UnknownEntityError", "UnknownNamesError", "UnknownSourceError", "UserExistsError"]

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DriverDep, RecommenderDep, SettingsDep, require_write_key
 from api.ingest import NDJSON, BatchOut, MalformedBodyError, TooLargeError, ingest_rows, parse_rows
-from api.schemas import ValidationErrorBody
+from api.schemas import ErrorBody, ValidationErrorBody
 
 ingest_router = APIRouter(dependencies=[Depends(require_write_key)])
 
@@ -41,11 +41,14 @@ async def _read_capped(request: Request, max_bytes: int) -> bytes:
     "/interactions/batch",
     response_model=BatchOut,
     responses={
-        401: {"description": "No API key"},
-        403: {"description": "Wrong API key"},
-        413: {"description": "More rows than KGREC_INGEST_MAX_ROWS or bytes than KGREC_INGEST_MAX_BYTES"},
+        401: {"description": "No API key", "model": ErrorBody},
+        403: {"description": "Wrong API key", "model": ErrorBody},
+        413: {
+            "description": "More rows than KGREC_INGEST_MAX_ROWS or bytes than KGREC_INGEST_MAX_BYTES",
+            "model": ErrorBody,
+        },
         422: {"description": "The body is not a JSON list (or NDJSON)", "model": ValidationErrorBody},
-        503: {"description": "Neo4j unreachable"},
+        503: {"description": "Neo4j unreachable", "model": ErrorBody},
     },
     summary="Record many interactions at once, with a result per row (reflected in the next recommendations)",
     openapi_extra={

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -91,7 +91,7 @@ def _csv(value: str | None) -> list[str]:
     summary="Ranked, explained recommendations for a user",
 )
 def get_recommendations(
-    user_id: str,
+    user_id: Annotated[str, Path(description="The user's external id (its userId in the graph); unknown: 404.")],
     recommender: RecommenderDep,
     settings: SettingsDep,
     k: Annotated[int | None, Query(ge=1, description=K_DESCRIPTION)] = None,
@@ -103,8 +103,12 @@ def get_recommendations(
     exclude_items: Annotated[str | None, Query(description="Comma-separated item ids to leave out.")] = None,
     include_genres: Annotated[str | None, Query(description="Only items in one of these genres.")] = None,
     exclude_genres: Annotated[str | None, Query(description="No items in these genres.")] = None,
-    year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
-    year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    year_min: Annotated[
+        int | None, Query(ge=0, le=3000, description="Only items whose year is known and at least this.")
+    ] = None,
+    year_max: Annotated[
+        int | None, Query(ge=0, le=3000, description="Only items whose year is known and at most this.")
+    ] = None,
 ) -> Response:
     size = _check_k(k, settings)
     filters = RecallFilters(
@@ -126,11 +130,11 @@ def get_recommendations(
     summary="Items similar to an item (shared users and traits)",
 )
 def get_similar(
-    item_id: str,
+    item_id: Annotated[str, Path(description="The item's external id (its itemId in the graph); unknown: 404.")],
     recommender: RecommenderDep,
     settings: SettingsDep,
     k: Annotated[int | None, Query(ge=1, description=K_DESCRIPTION)] = None,
-    explain: bool = True,
+    explain: Annotated[bool, Query(description="Include explanation paths (shared users and traits).")] = True,
 ) -> SimilarItemsResponse:
     size = _check_k(k, settings)
     return recommender.similar(item_id, size, explain=explain)
@@ -156,6 +160,11 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
         503: {"model": ErrorBody, "description": "Neo4j unreachable"},
         **_KEY_ERRORS,
         **_BODY_ERRORS,
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input, or liked genres or items that do not exist (one entry each: "
+            "type unknown_genre or unknown_item; nothing is written)",
+        },
     },
     summary="Onboard a new user with liked genres and items (cold start)",
 )

@@ -36,12 +36,20 @@ class RecommendedItem(BaseModel):
 
     item_id: str
     title: str | None = None
-    score: float = Field(description="Blended score (higher is better).")
+    score: float = Field(
+        description="The item's relevance (higher is more relevant): on the graph path the blend of its sources' "
+        "normalised scores, on the model path the model's score for the user. The list's order is the ranking, and "
+        "it is not always score order: diversity re-ranking (MMR, KGREC_MMR_LAMBDA) and the new-arrival position can "
+        "put an item above one with a higher score. Use the position to order; with KGREC_MMR_LAMBDA=1 and no "
+        "new-arrival position the model path's order is score order too."
+    )
     sources: dict[str, float] = Field(description="Normalised score from each recall source that found the item.")
     explanations: list[Explanation] = Field(default_factory=list)
 
 
 class RecommendationsResponse(BaseModel):
+    """A ranked list: ``items`` in the order to show them (best first)."""
+
     user_id: str
     model_version: str
     degraded: bool = Field(
@@ -49,7 +57,7 @@ class RecommendationsResponse(BaseModel):
         description="True when Neo4j (or some recall source) was unreachable and the list is a fallback "
         "(from the model alone: no paths, no titles).",
     )
-    items: list[RecommendedItem]
+    items: list[RecommendedItem] = Field(description="Best first: the order to show them (see each item's score).")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -121,7 +129,9 @@ class InteractionOut(BaseModel):
 
 
 class NewUserIn(BaseModel):
-    """Onboarding: a new user with the genres and items they say they like."""
+    """Onboarding: a new user with the genres and items they say they like. Every genre and item must exist: an
+    unknown one is a 422 naming it (``loc`` ``["body", "liked_genres", index]``, ``type`` ``unknown_genre`` or
+    ``unknown_item``), and nothing is written."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -135,10 +145,8 @@ class NewUserIn(BaseModel):
 
 class NewUserOut(BaseModel):
     user_id: str
-    liked_genres: list[str] = Field(description="Genres that exist and were linked.")
-    liked_items: list[str] = Field(description="Items that exist and were recorded as positives.")
-    unknown_genres: list[str] = Field(default_factory=list)
-    unknown_items: list[str] = Field(default_factory=list)
+    liked_genres: list[str] = Field(description="The genres linked (PREFERS).")
+    liked_items: list[str] = Field(description="The items recorded as positives (each once).")
 
 
 class Health(BaseModel):

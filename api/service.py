@@ -179,10 +179,13 @@ class Recommender:
         preferred = read_user_preferred_genres(self.driver, user_id, self.database)
 
         def call(name: str) -> Callable[[], list[Candidate]]:
-            source_filters = filters
+            def run(source_filters: RecallFilters) -> list[Candidate]:
+                return SOURCES[name](self.driver, user_id, k=fetch, filters=source_filters, database=self.database)
+
             if name == "popularity" and preferred and not filters.include_genres:
-                source_filters = filters.model_copy(update={"include_genres": preferred})
-            return lambda: SOURCES[name](self.driver, user_id, k=fetch, filters=source_filters, database=self.database)
+                # the user's chosen genres first; when they hold fewer than k items, the rest from every genre
+                return lambda: _filled(run(filters.model_copy(update={"include_genres": preferred})), run, filters, k)
+            return lambda: run(filters)
 
         results, failed = self._run({name: call(name) for name in names})
         if failed and len(failed) == len(names):
@@ -405,6 +408,22 @@ class Recommender:
                 self.metrics.recall_errors.labels(name).inc()
                 failed.add(name)
         return results, failed
+
+
+def _filled(
+    found: list[Candidate], run: Callable[[RecallFilters], list[Candidate]], filters: RecallFilters, k: int
+) -> list[Candidate]:
+    """``found`` followed, when it has fewer than ``k`` items, by what ``run(filters)`` finds besides them, scored
+    below every item of ``found`` (order kept)."""
+    if len(found) >= k:
+        return found
+    have = {c.item_id for c in found}
+    extra = [c for c in run(filters) if c.item_id not in have]
+    if not extra:
+        return found
+    floor = min((c.score for c in found), default=1.0)
+    top = max(c.score for c in extra) or 1.0
+    return found + [c.model_copy(update={"score": 0.5 * floor * c.score / top}) for c in extra]
 
 
 __all__ = ["MAX_ID_LENGTH", "MODEL_VERSION", "SOURCES", "Recommender", "RequestOptions"]

@@ -10,9 +10,9 @@ import time
 
 from neo4j import Driver
 
-from api.errors import UnknownEntityError, UserExistsError
+from api.errors import UnknownEntityError, UnknownNamesError, UserExistsError
 from api.schemas import InteractionIn, InteractionOut, NewUserIn, NewUserOut
-from graph.reads import item_exists, read_item_titles, user_exists
+from graph.reads import item_exists, read_existing_genres, read_item_titles, user_exists
 from graph.writers import BatchWriter, create_user, write_interactions
 from schema.rows import InteractionRow
 
@@ -43,15 +43,22 @@ def record_interaction(driver: Driver, body: InteractionIn, database: str = "neo
 def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> NewUserOut:
     """Create a new user with the genres they like and an interaction (now, weight 1) with each item they like.
 
-    Genres and items that are not in the graph are skipped and named in the answer.
+    A genre or item that is not in the graph refuses the whole body (nothing is written), naming each unknown one, so
+    that a misspelt genre is not dropped without a word.
 
     Raises:
         UserExistsError: The user exists already.
+        UnknownNamesError: Some liked genres or items do not exist.
         DatabaseUnavailableError: Neo4j is unreachable.
     """
     if user_exists(driver, body.user_id, database=database):
         raise UserExistsError(f"user {body.user_id!r} exists already")
     titles = read_item_titles(driver, body.liked_items, database)
+    known_genres = read_existing_genres(driver, body.liked_genres, database)
+    unknown = [("liked_genres", n, "genre", g) for n, g in enumerate(body.liked_genres) if g not in known_genres]
+    unknown += [("liked_items", n, "item", i) for n, i in enumerate(body.liked_items) if i not in titles]
+    if unknown:
+        raise UnknownNamesError(unknown)
     _, genres = create_user(driver, body.user_id, body.liked_genres, database)
     known_items = [i for i in dict.fromkeys(body.liked_items) if i in titles]
     now = int(time.time())
@@ -62,8 +69,6 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
         user_id=body.user_id,
         liked_genres=genres,
         liked_items=known_items,
-        unknown_genres=[g for g in body.liked_genres if g not in genres],
-        unknown_items=[i for i in body.liked_items if i not in titles],
     )
 
 

@@ -1,60 +1,64 @@
 // kgrec — Neo4j Browser guide: see the recall strategies' explanation paths drawn for a user.
 //
-// How to use: open Neo4j Browser (http://127.0.0.1:7474/browser/ for `kgrec neo4j start`), paste the :params block
-// once, then paste one strategy block at a time (each ends with `;`). Change the user or item with the :param line
-// above each block. Every strategy block is the application's own query (graph/queries/<name>.cypher, verbatim
-// inside `CALL () { ... }`), followed by a few lines that turn its returned paths into drawable relationships:
-// each row is a candidate item, its score and the steps (one-relationship paths) of its explanation paths.
-// tests/integration/graph/test_recall.py checks that this file stays in sync with the queries and their caps.
+// How to use: open Neo4j Browser (http://127.0.0.1:7474/browser/ for `kgrec neo4j start`) and log in.
+// 1. Captions: drag docs/browser_style.grass onto the Browser window (or paste `:style` followed by that file's
+//    text, as a command of its own), so that users show their userId, items their title, people and genres their name.
+// 2. Paste the parameters block once (each line is a `:param name => value;` command: Browser evaluates the value
+//    with Cypher, so whole numbers stay integers, which `LIMIT $k` needs; `:params {...}` would turn them into
+//    decimals). Then paste one strategy block at a time, or this whole file at once: every statement ends with `;`.
+// Change the user or item with the :param line above each block. Every strategy block is the application's own
+// query (graph/queries/<name>.cypher, verbatim inside `CALL () { ... }`), followed by a few lines that turn its
+// returned paths into drawable relationships: each row is a candidate item, its score and the steps
+// (one-relationship paths) of its explanation paths. tests/integration/graph/test_browser_guide.py runs this file
+// the way Browser runs a paste (statements split on `;`, `:param` values evaluated by the server) and checks that it
+// stays in sync with the queries and their caps.
 
 // ---- parameters: caps at the defaults of graph/recall.py (filters empty = no filter)
-:params {
-  userId: '1',
-  itemId: '1',
-  k: 10,
-  excludeItems: [],
-  includeGenres: [],
-  excludeGenres: [],
-  yearMin: null,
-  yearMax: null,
-  minRating: 4.0,
-  maxPaths: 3,
-  maxSeeds: 50,
-  maxCoRatersPerSeed: 50,
-  maxNeighbours: 30,
-  maxItemsPerNeighbour: 30,
-  maxTagsPerSeed: 5,
-  maxTraitDegree: 2000,
-  maxTraits: 60,
-  maxItemsPerTrait: 30,
-  directorWeight: 3.0,
-  actorWeight: 2.0,
-  tagWeight: 1.0,
-  attributeWeight: 1.0,
-  genreWeight: 0.5,
-  hopDecay: 0.5,
-  maxFollowees: 100,
-  maxFolloweesPerFollowee: 20,
-  maxPeople: 50,
-  maxItemsPerPerson: 50,
-  window: 3000,
-  halfLifeDays: 180.0,
-  maxPeersPerAttribute: 100,
-  maxItemsPerPeer: 50,
-  peerBoost: 1.0,
-  maxGenres: 3,
-  genreBoost: 1.0,
-  poolSize: 200,
-  maxCoRaters: 50,
-  maxItemsPerUser: 20,
-  maxItemTags: 10,
-  coShrinkage: 3.0,
-  coWeight: 1.0,
-  traitWeight: 1.0
-}
+:param userId => '1';
+:param itemId => '1';
+:param k => 10;
+:param excludeItems => [];
+:param includeGenres => [];
+:param excludeGenres => [];
+:param yearMin => null;
+:param yearMax => null;
+:param minRating => 4.0;
+:param maxPaths => 3;
+:param maxSeeds => 50;
+:param maxCoRatersPerSeed => 50;
+:param maxNeighbours => 30;
+:param maxItemsPerNeighbour => 30;
+:param maxTraitDegree => 2000;
+:param maxItemsPerTrait => 30;
+:param directorWeight => 3.0;
+:param actorWeight => 2.0;
+:param tagWeight => 1.0;
+:param genreWeight => 0.5;
+:param maxTagsPerSeed => 5;
+:param maxTraits => 60;
+:param attributeWeight => 1.0;
+:param hopDecay => 0.5;
+:param maxFollowees => 100;
+:param maxFolloweesPerFollowee => 20;
+:param maxPeople => 50;
+:param maxItemsPerPerson => 50;
+:param window => 3000;
+:param halfLifeDays => 180.0;
+:param maxGenres => 3;
+:param genreBoost => 1.0;
+:param poolSize => 200;
+:param maxPeersPerAttribute => 100;
+:param maxItemsPerPeer => 50;
+:param peerBoost => 1.0;
+:param maxCoRaters => 50;
+:param maxItemsPerUser => 20;
+:param maxItemTags => 10;
+:param coShrinkage => 3.0;
+:param coWeight => 1.0;
+:param traitWeight => 1.0;
 
 // ---- collaborative: Items liked by the users who share the most positives with $userId: user -> liked item <- neighbour -> candidate.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -143,8 +147,6 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
-      UNION
-      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -159,7 +161,7 @@ RETURN candidate, score, drawn
 ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- knowledge: Items sharing directors, actors, tags or genres with what $userId liked: user -> liked item - trait - candidate.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -287,8 +289,6 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
-      UNION
-      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -304,7 +304,7 @@ ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- social: Items liked by people $userId follows (and, damped, by the people they follow). Empty on MovieLens: it has no
 // FOLLOWS; load Last.fm (`kgrec load lastfm ...`) to see it, e.g. with :param userId => '2'.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -408,8 +408,6 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
-      UNION
-      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -425,7 +423,7 @@ ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- popularity: Popular lately, boosted in the genres $userId prefers (works for unknown users too: :param userId => 'nobody').
 // Items that are only globally popular have no path: they show as lone candidate nodes.
-:param userId => '1'
+:param userId => '1';
 CALL () {
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
@@ -490,47 +488,64 @@ CALL () {
 WITH u, seeds, preferred, peerItems, now,
      seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
 CALL (now, excluded) {
-  CALL (now) {
+  CALL (now, excluded) {
     MATCH ()-[r:INTERACTED]->(i)
     WHERE r.timestamp IS NOT NULL
     WITH r, i ORDER BY r.timestamp DESC
     LIMIT $window
     WITH r, i
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
-    UNION ALL
-    UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
-    MATCH (i:Item)
-    RETURN i AS rec, toFloat(COUNT { (i)<-[:INTERACTED]-() }) AS pop
+    WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
+    WHERE pop > 0 AND NOT rec IN excluded
+      AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin IS NULL OR rec.year >= $yearMin)
+      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    RETURN collect({rec: rec, pop: pop}) AS recent
   }
-  WITH rec, pop
-  WHERE pop > 0 AND NOT rec IN excluded
-    AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
-  RETURN rec, pop
+  CALL (recent, excluded) {
+    UNWIND recent AS r
+    RETURN r.rec AS rec, r.pop AS pop, false AS overall
+    UNION ALL
+    UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
+    MATCH (i:Item)
+    WHERE NOT i IN excluded AND NOT i IN [r IN recent | r.rec]
+      AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin IS NULL OR i.year >= $yearMin)
+      AND ($yearMax IS NULL OR i.year <= $yearMax)
+    WITH i, COUNT { (i)<-[r:INTERACTED]-() WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 } AS n
+    WHERE n > 0
+    WITH collect({rec: i, n: toFloat(n)}) AS counted,
+         reduce(m = 0.0, r IN recent | CASE WHEN m = 0.0 OR r.pop < m THEN r.pop ELSE m END) AS floor
+    WITH counted, floor, reduce(m = 0.0, c IN counted | CASE WHEN c.n > m THEN c.n ELSE m END) AS most
+    UNWIND counted AS c
+    RETURN c.rec AS rec, CASE WHEN floor > 0 THEN floor * c.n / (most + 1.0) ELSE c.n END AS pop, true AS overall
+  }
+  RETURN rec, pop, overall
   ORDER BY pop DESC, rec.itemId ASC
   LIMIT $poolSize
 }
-WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop}) AS pool
+WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop, overall: overall}) AS pool
 CALL (pool, peerItems) {
   UNWIND pool AS entry
-  RETURN entry.rec AS rec, entry.pop AS pop, null AS peer
+  RETURN entry.rec AS rec, entry.pop AS pop, entry.overall AS overall, null AS peer
   UNION ALL
   UNWIND peerItems AS p
-  RETURN p.item AS rec, null AS pop, p AS peer
+  RETURN p.item AS rec, null AS pop, null AS overall, p AS peer
 }
-WITH u, seeds, preferred, rec, max(pop) AS pop, collect(peer)[0] AS peer
+WITH u, seeds, preferred, rec, max(pop) AS pop, max(overall) AS overall, collect(peer)[0] AS peer
 WHERE pop IS NOT NULL
-WITH u, seeds, preferred, rec, pop, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
-WITH u, seeds, rec, pop, peer, [p IN preferred WHERE p.genre IN genres] AS matched
-WITH u, seeds, rec, matched, peer,
+WITH u, seeds, preferred, rec, pop, overall, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, overall, peer, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, overall, matched, peer,
      pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share) + $peerBoost * coalesce(peer.share, 0.0))
        AS score
 ORDER BY score DESC, rec.itemId ASC
 LIMIT $k
-WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer
+WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer,
+     CASE WHEN overall THEN 'popular_overall' ELSE 'popular' END AS plain,
+     CASE WHEN overall THEN 'popular_overall_in_genre' ELSE 'popular_in_genre' END AS inGenre
 RETURN rec.itemId AS item_id, rec.title AS title, score,
        CASE
          WHEN why IS NULL AND viaPeer IS NOT NULL THEN [{
@@ -544,9 +559,9 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              {type: 'HAS_ATTRIBUTE', start: 0, end: 1},
              {type: 'HAS_ATTRIBUTE', start: 2, end: 1},
              {type: 'INTERACTED', start: 2, end: 3}]}]
-         WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
+         WHEN why IS NULL THEN [{reason: plain, nodes: [], rels: []}]
          WHEN why.via < 0 THEN [{
-           reason: 'popular_in_genre',
+           reason: inGenre,
            nodes: [
              {label: 'User', id: u.userId, name: null},
              {label: 'Genre', id: why.genre.name, name: why.genre.name},
@@ -555,7 +570,7 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              {type: 'PREFERS', start: 0, end: 1},
              {type: 'IN_GENRE', start: 2, end: 1}]}]
          ELSE [{
-           reason: 'popular_in_genre',
+           reason: inGenre,
            nodes: [
              {label: 'User', id: u.userId, name: null},
              {label: 'Item', id: seeds[why.via].itemId, name: seeds[why.via].title},
@@ -584,8 +599,6 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
-      UNION
-      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -600,7 +613,7 @@ RETURN candidate, score, drawn
 ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- similar items: Items similar to $itemId through shared users and shared traits: item <- user -> candidate, item - trait - candidate.
-:param itemId => '1'
+:param itemId => '1';
 CALL () {
 MATCH (src:Item {itemId: $itemId})
 CALL (src) {
@@ -755,8 +768,6 @@ CALL (paths) {
       MATCH (x:Genre {name: n.id}) WHERE n.label = 'Genre' RETURN x
       UNION
       MATCH (x:Tag {name: n.id}) WHERE n.label = 'Tag' RETURN x
-      UNION
-      MATCH (x:Attribute {attributeId: n.id}) WHERE n.label = 'Attribute' RETURN x
     }
     WITH i, x ORDER BY i
     RETURN collect(x) AS nodes
@@ -771,7 +782,7 @@ RETURN candidate, score, drawn
 ORDER BY score DESC, candidate.itemId ASC;
 
 // ---- exploration: what $userId liked most, with genres and people (the seeds of the recall queries)
-:param userId => '1'
+:param userId => '1';
 MATCH (u:User {userId: $userId})-[r:INTERACTED]->(i:Item)
 WHERE r.rating IS NULL OR r.rating >= 4.0
 WITH u, r, i ORDER BY coalesce(r.rating, r.weight) DESC, coalesce(r.timestamp, 0) DESC, i.itemId ASC LIMIT 15
@@ -793,7 +804,7 @@ WITH p, COUNT { (p)-[:ACTED_IN|DIRECTED]->() } AS items ORDER BY items DESC LIMI
 RETURN 'Person' AS kind, p.name AS trait, items;
 
 // ---- exploration: the users closest to $userId by shared positives (the collaborative neighbourhood, uncapped)
-:param userId => '1'
+:param userId => '1';
 MATCH (u:User {userId: $userId})-[r1:INTERACTED]->(i:Item)<-[r2:INTERACTED]-(v:User)
 WHERE r1.rating >= 4.0 AND r2.rating >= 4.0
 WITH u, v, count(i) AS shared, collect(i)[..5] AS someShared

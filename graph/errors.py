@@ -15,6 +15,11 @@ from neo4j.exceptions import DriverError, Neo4jError
 
 from schema.errors import DatabaseUnavailableError, KgrecError
 
+#: Neo4j's codes of a refused login (wrong password, unknown user, too many failed attempts in a row).
+_SECURITY = "Neo.ClientError.Security."
+#: What to do about a refused login.
+CHECK_LOGIN = "Check NEO4J_USER and NEO4J_PASSWORD."
+
 
 def reason(exc: BaseException) -> str:
     """The error's message on one line (the driver's messages span several)."""
@@ -38,12 +43,15 @@ def database_errors(what: str, *, refused: str | None = None, gone: str | None =
 
     Raises:
         DatabaseUnavailableError: The driver failed (``DriverError``: no server, connection lost, no connection
-            free in time; or an ``OSError``), or Neo4j refused a statement and ``refused`` is None.
+            free in time; or an ``OSError``), Neo4j refused the login (wrong password: unusable as if away, the
+            message says which setting to check), or Neo4j refused a statement and ``refused`` is None.
         KgrecError: Neo4j refused a statement (``Neo4jError``) and ``refused`` is given.
     """
     try:
         yield
     except Neo4jError as exc:
+        if (exc.code or "").startswith(_SECURITY):
+            raise DatabaseUnavailableError(f"Neo4j rejected the login ({what}): {reason(exc)} {CHECK_LOGIN}") from exc
         if refused is not None:
             raise KgrecError(f"{refused}: {exc}") from exc
         raise _gone(what, gone, exc) from exc
@@ -55,4 +63,4 @@ def _gone(what: str, gone: str | None, exc: BaseException) -> DatabaseUnavailabl
     return unreachable(what, exc) if gone is None else DatabaseUnavailableError(f"{gone}: {reason(exc)}")
 
 
-__all__ = ["database_errors", "reason", "unreachable"]
+__all__ = ["CHECK_LOGIN", "database_errors", "reason", "unreachable"]

@@ -33,6 +33,8 @@ class Reason(StrEnum):
     POPULAR = "popular"
     POPULAR_IN_GENRE = "popular_in_genre"
     POPULAR_WITH_PEERS = "popular_with_peers"
+    POPULAR_OVERALL = "popular_overall"
+    POPULAR_OVERALL_IN_GENRE = "popular_overall_in_genre"
     SIMILAR_CO_INTERACTION = "similar_co_interaction"
     SIMILAR_TRAIT = "similar_trait"
     PREFERRED_GENRE = "preferred_genre"
@@ -126,13 +128,15 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
     names = [display_name(node) for node in nodes]
     if reason is Reason.POPULAR:
         return "Popular lately"
+    if reason is Reason.POPULAR_OVERALL:
+        return "Popular overall"
     if reason is Reason.TASTE_MATCH:
         return "People with tastes like yours liked it"
-    if reason is Reason.POPULAR_IN_GENRE:
+    if reason in (Reason.POPULAR_IN_GENRE, Reason.POPULAR_OVERALL_IN_GENRE):
         genre = next((node for node in nodes if node.label == "Genre"), None)
         if genre is None:
-            raise ValueError("a popular_in_genre path needs a Genre node")
-        return f"Popular in {display_name(genre)} lately"
+            raise ValueError(f"a {reason} path needs a Genre node")
+        return f"Popular in {display_name(genre)}" + (" lately" if reason is Reason.POPULAR_IN_GENRE else "")
     if reason is Reason.POPULAR_WITH_PEERS:
         _expect(nodes, ("User", "Attribute", "User", "Item"))
         return f"Popular with users who share your {_attribute_kind(nodes[1])} {names[1]}"

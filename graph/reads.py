@@ -147,11 +147,25 @@ def read_item_titles(driver: Driver, item_ids: Sequence[str], database: str = "n
     return {r["item_id"]: r["title"] for r in records}
 
 
+def read_existing_genres(driver: Driver, names: Sequence[str], database: str = "neo4j") -> set[str]:
+    """The names among ``names`` that are genres in the graph.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("genre_names"):
+        records, _, _ = driver.execute_query(
+            catalog.GENRE_NAMES, {"names": list(names)}, database_=database, routing_="r"
+        )
+    return {r["name"] for r in records}
+
+
 __all__ = [
     "Interaction",
     "UserContext",
     "item_exists",
     "most_active_users",
+    "read_existing_genres",
     "read_item_titles",
     "read_user_preferred_genres",
     "user_context",

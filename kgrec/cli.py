@@ -10,7 +10,6 @@ with exit code 1; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Annotated
 
 import typer
@@ -80,10 +79,7 @@ def schema_show() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    # PyTorch Geometric's import trips torch's deprecation of torch.jit.script: nothing a user can act on, and
-    # one more line in every log
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    """Console-script entry point (the torch.jit.script warning is filtered in :mod:`kgrec`'s ``__init__``)."""
     app()
 
 

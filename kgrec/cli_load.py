@@ -33,13 +33,13 @@ load_app = typer.Typer(
 
 ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Delete the whole graph before loading.")]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", min=1, help="Rows per write transaction [default: 10000].")
+    int | None, typer.Option("--batch-size", min=1, help="Rows per write transaction (default: 10000).")
 ]
 RejectsOpt = Annotated[
-    Path | None, typer.Option("--rejects-dir", help="Folder for the reject file [default: .kgrec/rejects].")
+    Path | None, typer.Option("--rejects-dir", help="Folder for the reject file (default: .kgrec/rejects).")
 ]
 ProgressOpt = Annotated[
-    bool | None, typer.Option("--progress/--no-progress", help="Progress bars [default: on in a terminal].")
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on in a terminal).")
 ]
 #: Exit code of a load that wrote its valid rows but rejected more than ``--max-reject-rate`` of its source rows.
 EXIT_TOO_MANY_REJECTS = 4
@@ -301,7 +301,7 @@ def load_mapping_file(
         list[str] | None, typer.Option("--var", help="Path variable NAME=VALUE for {NAME} in the mapping (repeatable).")
     ] = None,
     base_dir: Annotated[
-        Path | None, typer.Option(help="Resolve relative paths here [default: the YAML's folder].")
+        Path | None, typer.Option(help="Resolve relative paths here (default: the YAML's folder).")
     ] = None,
     **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
 ) -> None:

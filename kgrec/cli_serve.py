@@ -74,8 +74,8 @@ def demo(
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [default: KGREC_HOST or 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: KGREC_PORT or 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: KGREC_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: KGREC_PORT or 8000).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""

@@ -291,10 +291,19 @@ def models(
 
     _, settings = _settings(artifacts)
     root = settings.artifacts_dir
+    names = (
+        sorted(p.name for p in root.iterdir() if p.is_dir() and list_versions(root, p.name)) if root.is_dir() else []
+    )
+    if not names:
+        console.print(
+            f"no saved model under {root}: `kgrec retrain` trains the blend and promotes it (`kgrec train` saves a "
+            "version without promoting it); KGREC_ARTIFACTS_DIR or --artifacts chooses another folder",
+            highlight=False,
+        )
+        return
     table = Table(title=f"models under {root}")
     for column in ("model", "version", "current", "snapshot", "val NDCG@20", "test NDCG@20", "final fit"):
         table.add_column(column)
-    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for name in names:
         current = current_version(root, name)
         for path in reversed(list_versions(root, name)):

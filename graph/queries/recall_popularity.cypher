@@ -3,7 +3,12 @@
 //   Works for a user with no interactions and for a user id that is not in the graph (then: global popularity).
 //   pop(item) = Σ over the $window most recent timestamped positives (index-ordered scan of INTERACTED.timestamp)
 //          of 0.5^((now − timestamp) / $halfLifeDays days), now = the newest timestamp in the graph (deterministic on
-//          historic data); without any timestamp in the graph, pop = interaction count (a scan of all items).
+//          historic data).
+//   The longer window: when fewer than $k items of the recent window pass the filters (a graph without
+//          timestamps, a catalogue whose recent activity is a few just-posted interactions, a narrow filter), every
+//          other item with positives is added, pop = its positive count scaled below the least popular recent item
+//          (min recent pop · count / (largest count + 1); the count itself when the recent window is empty), so
+//          that the list fills up to $k when the catalogue allows; those items are "popular overall".
 //   Preferred genres: the genres the user PREFERS (share 1) and those of their $maxSeeds strongest positives
 //          (share = fraction of those seeds in the genre); the $maxGenres largest shares are kept.
 //   Peers (demographic cold start): users sharing one of the user's attributes (HAS_ATTRIBUTE: age band, country,
@@ -12,13 +17,15 @@
 //   The $poolSize most popular unseen items that pass the filters are re-scored
 //          score = pop · (1 + $genreBoost · Σ share of their preferred genres + $peerBoost · peerShare).
 // Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersPerAttribute,
-//             $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
+//             $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
+//             $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
 // Returns: item_id, title, score, paths (at most one: {reason: 'popular_in_genre', nodes, rels} with
 //          user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item or user -PREFERS-> genre <-IN_GENRE- item,
 //          or, when no preferred genre matches and a peer liked it, {reason: 'popular_with_peers'} with
 //          user -HAS_ATTRIBUTE-> attribute <-HAS_ATTRIBUTE- peer -INTERACTED-> item,
-//          or {reason: 'popular', nodes: [], rels: []}), ordered by score desc, item_id asc
+//          or {reason: 'popular', nodes: [], rels: []}; for items of the longer window the reasons are
+//          'popular_overall_in_genre' and 'popular_overall'), ordered by score desc, item_id asc
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(s)
@@ -82,48 +89,65 @@ CALL () {
 WITH u, seeds, preferred, peerItems, now,
      seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
 CALL (now, excluded) {
-  CALL (now) {
+  CALL (now, excluded) {
     MATCH ()-[r:INTERACTED]->(i)
     WHERE r.timestamp IS NOT NULL
     WITH r, i ORDER BY r.timestamp DESC
     LIMIT $window
     WITH r, i
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
-    UNION ALL
-    UNWIND CASE WHEN now IS NULL THEN [true] ELSE [] END AS noTimestamps
-    MATCH (i:Item)
-    RETURN i AS rec, toFloat(COUNT { (i)<-[:INTERACTED]-() }) AS pop
+    WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
+    WHERE pop > 0 AND NOT rec IN excluded
+      AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin IS NULL OR rec.year >= $yearMin)
+      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    RETURN collect({rec: rec, pop: pop}) AS recent
   }
-  WITH rec, pop
-  WHERE pop > 0 AND NOT rec IN excluded
-    AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
-  RETURN rec, pop
+  CALL (recent, excluded) {
+    UNWIND recent AS r
+    RETURN r.rec AS rec, r.pop AS pop, false AS overall
+    UNION ALL
+    UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
+    MATCH (i:Item)
+    WHERE NOT i IN excluded AND NOT i IN [r IN recent | r.rec]
+      AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin IS NULL OR i.year >= $yearMin)
+      AND ($yearMax IS NULL OR i.year <= $yearMax)
+    WITH i, COUNT { (i)<-[r:INTERACTED]-() WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 } AS n
+    WHERE n > 0
+    WITH collect({rec: i, n: toFloat(n)}) AS counted,
+         reduce(m = 0.0, r IN recent | CASE WHEN m = 0.0 OR r.pop < m THEN r.pop ELSE m END) AS floor
+    WITH counted, floor, reduce(m = 0.0, c IN counted | CASE WHEN c.n > m THEN c.n ELSE m END) AS most
+    UNWIND counted AS c
+    RETURN c.rec AS rec, CASE WHEN floor > 0 THEN floor * c.n / (most + 1.0) ELSE c.n END AS pop, true AS overall
+  }
+  RETURN rec, pop, overall
   ORDER BY pop DESC, rec.itemId ASC
   LIMIT $poolSize
 }
-WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop}) AS pool
+WITH u, seeds, preferred, peerItems, collect({rec: rec, pop: pop, overall: overall}) AS pool
 CALL (pool, peerItems) {
   // the pool joined with the peers' items on the item (an aggregation, i.e. a hash join)
   UNWIND pool AS entry
-  RETURN entry.rec AS rec, entry.pop AS pop, null AS peer
+  RETURN entry.rec AS rec, entry.pop AS pop, entry.overall AS overall, null AS peer
   UNION ALL
   UNWIND peerItems AS p
-  RETURN p.item AS rec, null AS pop, p AS peer
+  RETURN p.item AS rec, null AS pop, null AS overall, p AS peer
 }
-WITH u, seeds, preferred, rec, max(pop) AS pop, collect(peer)[0] AS peer
+WITH u, seeds, preferred, rec, max(pop) AS pop, max(overall) AS overall, collect(peer)[0] AS peer
 WHERE pop IS NOT NULL
-WITH u, seeds, preferred, rec, pop, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
-WITH u, seeds, rec, pop, peer, [p IN preferred WHERE p.genre IN genres] AS matched
-WITH u, seeds, rec, matched, peer,
+WITH u, seeds, preferred, rec, pop, overall, peer, [(rec)-[:IN_GENRE]->(g) | g] AS genres
+WITH u, seeds, rec, pop, overall, peer, [p IN preferred WHERE p.genre IN genres] AS matched
+WITH u, seeds, rec, overall, matched, peer,
      pop * (1.0 + $genreBoost * reduce(s = 0.0, p IN matched | s + p.share) + $peerBoost * coalesce(peer.share, 0.0))
        AS score
 ORDER BY score DESC, rec.itemId ASC
 LIMIT $k
-WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer
+WITH u, seeds, rec, score, matched[0] AS why, peer.via AS viaPeer,
+     CASE WHEN overall THEN 'popular_overall' ELSE 'popular' END AS plain,
+     CASE WHEN overall THEN 'popular_overall_in_genre' ELSE 'popular_in_genre' END AS inGenre
 RETURN rec.itemId AS item_id, rec.title AS title, score,
        CASE
          WHEN why IS NULL AND viaPeer IS NOT NULL THEN [{
@@ -137,9 +161,9 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              {type: 'HAS_ATTRIBUTE', start: 0, end: 1},
              {type: 'HAS_ATTRIBUTE', start: 2, end: 1},
              {type: 'INTERACTED', start: 2, end: 3}]}]
-         WHEN why IS NULL THEN [{reason: 'popular', nodes: [], rels: []}]
+         WHEN why IS NULL THEN [{reason: plain, nodes: [], rels: []}]
          WHEN why.via < 0 THEN [{
-           reason: 'popular_in_genre',
+           reason: inGenre,
            nodes: [
              {label: 'User', id: u.userId, name: null},
              {label: 'Genre', id: why.genre.name, name: why.genre.name},
@@ -148,7 +172,7 @@ RETURN rec.itemId AS item_id, rec.title AS title, score,
              {type: 'PREFERS', start: 0, end: 1},
              {type: 'IN_GENRE', start: 2, end: 1}]}]
          ELSE [{
-           reason: 'popular_in_genre',
+           reason: inGenre,
            nodes: [
              {label: 'User', id: u.userId, name: null},
              {label: 'Item', id: seeds[why.via].itemId, name: seeds[why.via].title},

@@ -123,11 +123,29 @@ def test_interaction_with_unknown_item_is_404(client: TestClient) -> None:
     assert response.status_code == 404
 
 
+def test_onboarding_refuses_unknown_genres_and_items_by_name(client: TestClient) -> None:
+    body = {"user_id": "typo", "liked_genres": ["Comedy", "Comdy"], "liked_items": ["i5", "zzz"]}
+    refused = client.post("/users", json=body, headers={"X-API-Key": API_KEY})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == [
+        {"loc": ["body", "liked_genres", 1], "msg": "unknown genre 'Comdy'", "type": "unknown_genre"},
+        {"loc": ["body", "liked_items", 1], "msg": "unknown item 'zzz'", "type": "unknown_item"},
+    ]
+    assert client.get("/users/typo/recommendations").status_code == 404  # nothing was written
+    fixed = client.post(
+        "/users", json={**body, "liked_genres": ["Comedy"], "liked_items": ["i5"]}, headers={"X-API-Key": API_KEY}
+    )
+    assert fixed.status_code == 201 and fixed.json() == {
+        "user_id": "typo",
+        "liked_genres": ["Comedy"],
+        "liked_items": ["i5"],
+    }
+
+
 def test_onboarding_cold_start(client: TestClient) -> None:
-    body = {"user_id": "newbie", "liked_genres": ["Comedy", "Nonexistent"], "liked_items": ["i5", "zzz"]}
+    body = {"user_id": "newbie", "liked_genres": ["Comedy"], "liked_items": ["i5"]}
     created = client.post("/users", json=body, headers={"X-API-Key": API_KEY})
     assert created.status_code == 201, created.text
-    assert created.json()["unknown_genres"] == ["Nonexistent"] and created.json()["unknown_items"] == ["zzz"]
     recs = client.get("/users/newbie/recommendations", params={"k": 10})
     assert recs.status_code == 200
     items = recs.json()["items"]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
+from rich.errors import StyleSyntaxError
+from rich.style import Style
+from typer.testing import CliRunner
 
 from gnn.blend.config import RankerConfig
 from gnn.config import TrainConfig
 from gnn.phases import phase
+from kgrec.cli import app
 from kgrec.cli_train import CONFIG_HELP
 from kgrec.progress import phase_lines
 
@@ -40,3 +50,49 @@ def test_phase_lines_print_one_plain_line_per_finished_phase(capsys: pytest.Capt
         "retrain: fit N s",
         "retrain: publish failed after N s",
     ]
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:  # noqa: ANN401
+    """Every command under ``command`` (typer's own click classes: a group is what has ``commands``)."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_texts_hold_no_bracket_that_rich_would_swallow() -> None:
+    """Help is rendered as rich markup: a bracket that is not a style (``[default: 10000]``) vanishes from the output
+    ("Bind address ."); every bracketed word must be a style tag."""
+    swallowed = []
+    commands = list(_commands(typer.main.get_command(app)))
+    assert {("serve",), ("load", "mapping"), ("neo4j", "start")} <= {path for path, _ in commands}
+    for path, command in commands:
+        texts = [command.help, command.epilog, *(getattr(p, "help", None) for p in command.params)]
+        for text in filter(None, texts):
+            for tag in re.findall(r"(?<!\\)\[([a-z#/@][^\[]*?)\]", text):  # what rich reads as a tag
+                try:
+                    if not tag.startswith("/"):
+                        Style.parse(tag)
+                except StyleSyntaxError:
+                    swallowed.append(f"kgrec {' '.join(path)}: [{tag}]")
+    assert swallowed == []
+
+
+def test_serve_help_shows_its_defaults() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 0
+    assert "KGREC_HOST or 127.0.0.1" in result.output and "KGREC_PORT or 8000" in result.output
+
+
+def test_models_without_any_model_says_how_to_make_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["models", "--artifacts", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "no saved model" in result.output and "kgrec retrain" in result.output
+    assert "┃" not in result.output  # no empty table
+
+
+def test_importing_the_cli_and_torch_geometric_prints_no_deprecation_warning() -> None:
+    """The console script imports kgrec.cli before main() runs, and PyTorch Geometric warns at import: the filter
+    must be in place by then."""
+    code = "import kgrec.cli, torch_geometric"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "torch.jit.script" not in run.stderr, run.stderr

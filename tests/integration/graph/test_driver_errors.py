@@ -1,8 +1,10 @@
 import socket
 
 import pytest
+from neo4j import GraphDatabase
 from pydantic import SecretStr
 
+from graph import reads
 from graph.driver import create_driver, server_info
 from graph.settings import Neo4jSettings
 from schema.errors import DatabaseUnavailableError
@@ -38,5 +40,17 @@ def test_every_uri_scheme_reaches_the_server_or_says_why(neo4j_settings: Neo4jSe
     driver = create_driver(settings)
     try:
         assert server_info(driver, settings.database)["version"].startswith("5.")
+    finally:
+        driver.close()
+
+
+def test_a_refused_login_after_start_is_unavailable_with_what_to_check(neo4j_settings: Neo4jSettings) -> None:
+    """A driver built without the connectivity check (the API's) meets the refusal on its first query: it reads as
+    Neo4j being unusable, with the settings to check, never as a refused statement (an unknown user, so that the
+    failed logins do not lock the suite's own user out)."""
+    driver = GraphDatabase.driver(neo4j_settings.uri, auth=("kgrec-no-such-user", "not-the-password"))
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="rejected the login.*NEO4J_USER and NEO4J_PASSWORD"):
+            reads.user_exists(driver, "u1")
     finally:
         driver.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import socket
 from collections.abc import Callable
 from importlib import resources
@@ -21,7 +20,6 @@ from schema.errors import DatabaseUnavailableError
 from tests.fixtures import graphs
 
 LN4 = math.log(4.0)
-GUIDE = Path(__file__).parents[3] / "docs" / "browser_queries.cypher"
 KEYS = {"User": "userId", "Item": "itemId", "Genre": "name", "Tag": "name", "Person": "personId"}
 
 #: Test-only check that every relationship of a path is stored between those two nodes in that direction.
@@ -70,7 +68,7 @@ def assert_paths_exist(driver: Driver, candidates: list[Candidate], anchor: tupl
     for candidate in candidates:
         for explanation in candidate.explanations:
             if not explanation.nodes:
-                assert explanation.text == "Popular lately" and not explanation.relationships
+                assert explanation.text in ("Popular lately", "Popular overall") and not explanation.relationships
                 continue
             nodes = explanation.nodes
             assert (nodes[0].label, nodes[0].id) == anchor, explanation
@@ -335,7 +333,14 @@ def test_popularity_window_and_half_life(load: Loader) -> None:
     # (all "now", store order among equal timestamps) keeps fewer items
     result = recall.recall_popularity(driver, "ghost", k=10, half_life_days=30.0)
     assert result[-1].item_id == "c2" and result[-1].score == pytest.approx(2 * 0.5 ** (365 / 30))
-    assert len(recall.recall_popularity(driver, "ghost", k=10, window=4)) < 5
+    # the window ranks first: items outside it come after every item inside it, as "popular overall"
+    windowed = recall.recall_popularity(driver, "ghost", k=10, window=4)
+    texts = [c.explanations[0].text for c in windowed]
+    inside = texts.count("Popular lately")
+    assert 0 < inside < len(windowed) == 5 and set(texts[inside:]) == {"Popular overall"}
+    assert min(c.score for c in windowed[:inside]) > max(c.score for c in windowed[inside:])
+    # a recent window that holds enough items is not widened
+    assert len(recall.recall_popularity(driver, "ghost", k=inside, window=4)) == inside
 
 
 def test_popularity_without_timestamps_counts_interactions(clean_db: Driver, tmp_path: Path) -> None:
@@ -355,6 +360,23 @@ def test_popularity_without_timestamps_counts_interactions(clean_db: Driver, tmp
     assert ids(result) == ["b", "c"]
     assert [c.score for c in result] == pytest.approx([1.0, 1.0])
     assert ids(recall.recall_popularity(clean_db, "ghost", k=10)) == ["a", "b", "c"]
+    assert {e.text for c in result for e in c.explanations} == {"Popular overall"}
+
+
+def test_popularity_falls_back_to_every_interaction_when_the_recent_ones_are_thin(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    """A catalogue loaded without timestamps (Last.fm) plus two interactions posted just now: a new user still gets
+    k items, the just-posted ones first ("popular lately"), then the most liked of the rest ("popular overall")."""
+    items = [(f"i{n}", f"Item {n}", None) for n in range(8)]
+    loaded = [(f"u{u}", f"i{n}", None, None) for n in range(8) for u in range(8 - n)]  # i0 liked most, i7 least
+    posted = [("fresh", "i6", None, 1_700_000_000), ("fresh", "i7", None, 1_700_000_000)]
+    load_dataset(clean_db, graphs.build("thin_recent", items, loaded + posted), reject_dir=tmp_path)
+    result = recall.recall_popularity(clean_db, "newcomer", k=5)
+    assert ids(result) == ["i6", "i7", "i0", "i1", "i2"]
+    assert [c.explanations[0].text for c in result] == ["Popular lately"] * 2 + ["Popular overall"] * 3
+    assert [c.score for c in result] == sorted((c.score for c in result), reverse=True)
+    assert len(recall.recall_popularity(clean_db, "newcomer", k=20)) == 8  # all the catalogue has
 
 
 # --- similar items ---------------------------------------------------------------------------------------------
@@ -420,82 +442,6 @@ def test_every_strategy_on_every_graph(load: Loader, graph: str) -> None:
         result = recall.similar_items(driver, item, k=5)
         assert item not in ids(result)
         assert_paths_exist(driver, result, ("Item", item))
-
-
-# --- the Neo4j Browser guide stays in sync ---------------------------------------------------------------------
-
-GUIDE_BLOCKS = {
-    "collaborative": ("RECALL_COLLABORATIVE", recall.recall_collaborative, {"userId": "42"}),
-    "knowledge": ("RECALL_KNOWLEDGE", recall.recall_knowledge, {"userId": "42"}),
-    "social": ("RECALL_SOCIAL", recall.recall_social, {"userId": "42"}),
-    "popularity": ("RECALL_POPULARITY", recall.recall_popularity, {"userId": "42"}),
-    "similar items": ("SIMILAR_ITEMS", recall.similar_items, {"itemId": "1"}),
-}
-
-
-def guide_blocks() -> dict[str, str]:
-    """Blocks of docs/browser_queries.cypher by title (the text after "// ---- " up to ":"), comments removed."""
-    blocks = {}
-    for chunk in GUIDE.read_text(encoding="utf-8").split("\n// ---- ")[1:]:
-        title = chunk.split(":", 1)[0].strip()
-        body = "\n".join(line for line in chunk.splitlines()[1:] if not line.lstrip().startswith("//"))
-        blocks[title] = body.strip()
-    return blocks
-
-
-def guide_params(driver: Driver) -> dict:
-    literal = guide_blocks()["parameters"]
-    assert literal.startswith(":params")
-    records, _, _ = driver.execute_query("RETURN " + literal[len(":params") :] + " AS params")
-    return dict(records[0]["params"])
-
-
-def test_guide_contains_every_strategy_query_verbatim() -> None:
-    blocks = guide_blocks()
-    for title, (constant, _, _) in GUIDE_BLOCKS.items():
-        assert "CALL () {\n" + getattr(catalog, constant) + "\n}" in blocks[title], title
-
-
-def test_guide_params_are_the_default_caps(clean_db: Driver) -> None:
-    expected = {"userId": "1", "itemId": "1", "k": 10, **RecallFilters().to_params()}
-    for caps in (
-        recall.CollaborativeCaps,
-        recall.KnowledgeCaps,
-        recall.SocialCaps,
-        recall.PopularityCaps,
-        recall.SimilarCaps,
-    ):
-        for key, value in caps().to_params().items():
-            assert expected.setdefault(key, value) == value, f"{key}: strategies disagree on the default"
-    assert guide_params(clean_db) == expected
-    used = set()
-    for constant, _, _ in GUIDE_BLOCKS.values():
-        used |= set(re.findall(r"\$(\w+)", getattr(catalog, constant)))
-    assert used <= set(expected)
-
-
-@pytest.mark.parametrize("title", sorted(GUIDE_BLOCKS))
-def test_guide_block_draws_the_strategy_paths(load: Loader, title: str) -> None:
-    driver = load("shared_actor")
-    constant, strategy, anchor = GUIDE_BLOCKS[title]
-    params = {**guide_params(driver), **anchor}
-    query = "\n".join(line for line in guide_blocks()[title].splitlines() if not line.startswith(":param"))
-    records, _, _ = driver.execute_query(query.rstrip().rstrip(";"), params)
-    expected = strategy(driver, next(iter(anchor.values())), k=params["k"])
-    assert [r["candidate"]["itemId"] for r in records] == ids(expected)
-    for record, candidate in zip(records, expected, strict=True):
-        drawn = {(r.type, node_key(r.start_node), node_key(r.end_node)) for step in record["drawn"] for r in step}
-        wanted = {
-            (rel.type, e.nodes[rel.start].id, e.nodes[rel.end].id)
-            for e in candidate.explanations
-            for rel in e.relationships
-        }
-        assert drawn == wanted, title
-
-
-def node_key(node) -> str:  # noqa: ANN001 - a neo4j.graph.Node
-    label = next(label for label in KEYS if label in node.labels)
-    return node[KEYS[label]]
 
 
 # --- existence, timing, errors ---------------------------------------------------------------------------------

@@ -80,6 +80,15 @@ def _trait(kind: str, node: dict) -> dict:
             "Because user ben, whom user ana follows, liked Cast Away",
         ),
         (_path("popular", [], []), "Popular lately"),
+        (_path("popular_overall", [], []), "Popular overall"),
+        (
+            _path(
+                "popular_overall_in_genre",
+                [USER, {"label": "Genre", "id": "Comedy", "name": "Comedy"}, CAST_AWAY],
+                [("PREFERS", 0, 1), ("IN_GENRE", 2, 1)],
+            ),
+            "Popular in Comedy",
+        ),
         (
             _path(
                 "popular_in_genre",
@@ -150,6 +159,8 @@ def test_every_reason_has_a_sentence() -> None:
         "popular",
         "popular_in_genre",
         "popular_with_peers",
+        "popular_overall",
+        "popular_overall_in_genre",
         "similar_co_interaction",
         "similar_trait",
         "preferred_genre",

@@ -1,0 +1,115 @@
+"""docs/walkthrough.md works as written: its commands exist with those options, its mapping is the shipped one, and
+its load, Browser and API steps give what it says (the retrain step is the CLI tests' job: too slow here)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from fastapi.testclient import TestClient
+from neo4j import Driver
+from typer.testing import CliRunner
+
+from api.app import create_app
+from graph.settings import Neo4jSettings
+from kgrec.cli import app
+from tests.api.conftest import API_KEY, graph_only_settings
+from tests.integration.graph.test_browser_guide import GUIDE, BrowserSession, guide_blocks
+
+ROOT = Path(__file__).parents[2]
+WALKTHROUGH = ROOT / "docs" / "walkthrough.md"
+EXAMPLE = ROOT / "docs" / "walkthrough"
+runner = CliRunner()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", WALKTHROUGH.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def kgrec_command_lines() -> list[list[str]]:
+    """The arguments of every `kgrec ...` the walkthrough runs (bash blocks and the cron line), comments cut."""
+    lines = []
+    for block in code_blocks("bash") + code_blocks("cron"):
+        for line in block.splitlines():
+            line = line.split(" #")[0]
+            match = re.search(r"(?:^|/bin/|\s)kgrec ((?!&&).*?)(?:>>|$)", line)
+            if match and not line.startswith(("export", "curl")):
+                lines.append(shlex.split(match.group(1)))
+    return lines
+
+
+def test_every_command_of_the_walkthrough_parses() -> None:
+    lines = kgrec_command_lines()
+    assert len(lines) >= 9
+    root = typer.main.get_command(app)
+    for args in lines:
+        command, rest = root, list(args)
+        while rest and rest[0] in getattr(command, "commands", {}):
+            command = command.commands[rest.pop(0)]
+        assert command is not root and not hasattr(command, "commands"), args
+        command.make_context("kgrec", rest)  # raises on an unknown option or a missing argument
+
+
+def test_the_mapping_shown_is_the_shipped_one() -> None:
+    [shown] = [b for b in code_blocks("yaml") if "name: shop" in b]
+    shipped = yaml.safe_load((EXAMPLE / "shop.yaml").read_text(encoding="utf-8"))
+    shipped.pop("description")
+    assert yaml.safe_load(shown) == shipped
+
+
+@pytest.fixture
+def shop(cli_env: Neo4jSettings, driver: Driver, monkeypatch: pytest.MonkeyPatch) -> Driver:
+    """Step 2, as written: from the project folder, load the example with its relative path."""
+    monkeypatch.chdir(ROOT)
+    loaded = runner.invoke(app, ["load", "mapping", "docs/walkthrough/shop.yaml", "--replace", "--no-progress"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "no rejected rows" in loaded.output
+    return driver
+
+
+def test_loading_the_example_gives_the_counts_it_states(shop: Driver) -> None:
+    stats = runner.invoke(app, ["stats"], env={"COLUMNS": "200"})
+    counts = dict(re.findall(r"│? ?(User|Item|Genre|INTERACTED)\s+│\s+(\d+)", stats.output))
+    assert counts == {"User": "80", "Item": "60", "Genre": "5", "INTERACTED": "652"}
+    assert "80 users, 60 items, 652 INTERACTED, 5 genres" in WALKTHROUGH.read_text(encoding="utf-8")
+
+
+def test_the_browser_steps_run_for_a_shop_customer(shop: Driver) -> None:
+    session = BrowserSession(shop)
+    session.paste(GUIDE.read_text(encoding="utf-8"))  # step 4.2: the whole file
+    [records] = session.paste(
+        guide_blocks()["popularity"].replace(":param userId => '1';", ":param userId => 'c001';")  # step 4.3
+    )
+    assert len(records) == session.params["k"] == 10
+    assert ":param userId => 'c001';" in WALKTHROUGH.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def api(shop: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(graph_only_settings(tmp_path), neo4j_settings)) as client:
+        yield client
+
+
+def test_the_api_steps_answer_as_described(api: TestClient) -> None:
+    with (EXAMPLE / "products.csv").open(encoding="utf-8") as f:
+        category = {row["sku"]: row["category"] for row in csv.DictReader(f)}
+    with (EXAMPLE / "clicks.csv").open(encoding="utf-8") as f:
+        clicked = {row["sku"] for row in csv.DictReader(f)}
+    key = {"X-API-Key": API_KEY}
+    listed = api.get("/users/c001/recommendations", params={"k": 5, "exclude_genres": "Garden"}).json()["items"]
+    assert len(listed) == 5 and "Garden" not in {category[i["item_id"]] for i in listed}
+    created = api.post("/users", json={"user_id": "newcomer", "liked_genres": ["Books"]}, headers=key)
+    assert created.status_code == 201, created.text
+    items = api.get("/users/newcomer/recommendations", params={"k": 20}).json()["items"]
+    books = sum(1 for sku in clicked if category[sku] == "Books")  # (popularity knows only clicked products)
+    assert len(items) == 20
+    assert [category[i["item_id"]] for i in items[:books]] == ["Books"] * books
+    assert "Books" not in {category[i["item_id"]] for i in items[books:]}
+    refused = api.post("/users", json={"user_id": "typo", "liked_genres": ["Bokks"]}, headers=key)
+    assert refused.status_code == 422 and "Bokks" in refused.text
