@@ -25,9 +25,9 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import UnknownEntityError, UnknownSourceError, UserExistsError
+from api.errors import RefusedError, UnknownEntityError, UnknownSourceError, UserExistsError
 from api.ingest_routes import ingest_router
-from api.limits import ReadRateLimit
+from api.limits import ClientIds, ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
@@ -217,6 +217,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         if models is not None:
             models.on_change = on_reload
         on_reload(True)  # warm for whichever path serves: the model's, or graph recall's when there is none
+        if not warmers:
+            recommender.warmed.set()  # nothing to warm: /ready needs only Neo4j
         watcher = None
         if models is not None and api_settings.model_watch_seconds > 0:
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
@@ -236,8 +238,21 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app.include_router(router)
     app.include_router(ingest_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
-    app.add_middleware(  # inside the metrics middleware, which counts its 429s
-        ReadRateLimit, routes=reads.routes, rate=api_settings.read_rate, burst=api_settings.read_burst, api_key=key
+    app.state.clients = ClientIds(key)  # who a read comes from, for its budget of uncached work
+
+    def count_refusal(reason: str) -> None:
+        metrics: Metrics | None = getattr(app.state, "metrics", None)
+        if metrics is not None:
+            metrics.refused.labels(reason).inc()
+
+    app.add_middleware(  # inside the metrics middleware, which counts its 429s and 503s
+        ReadRateLimit,
+        routes=reads.routes,
+        rate=api_settings.read_rate,
+        burst=api_settings.read_burst,
+        api_key=key,
+        max_inflight=api_settings.max_inflight_reads,
+        on_refused=count_refusal,
     )
     app.openapi = lambda: _openapi_with_limits(  # type: ignore[method-assign]
         app, api_settings.max_k, api_settings.read_requires_key
@@ -270,6 +285,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     async def bad_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
         detail = _field_errors([{"loc": ("query", "sources"), "msg": str(exc), "type": "unknown_source"}])
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(RefusedError)
+    async def refused(_request: Request, exc: RefusedError) -> JSONResponse:
+        count_refusal(exc.reason)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:
