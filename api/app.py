@@ -33,6 +33,7 @@ from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
+from gnn.serving import limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
 from schema.errors import DatabaseUnavailableError, KgrecError
 
@@ -181,6 +182,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             notifications_min_severity="OFF",
         )
         executor = ThreadPoolExecutor(max_workers=api_settings.recall_workers, thread_name_prefix="kgrec-recall")
+        limit_scoring_threads(api_settings.scoring_threads)
         metrics = Metrics()
         models = None
         if api_settings.serve_model != "none":

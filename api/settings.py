@@ -88,6 +88,13 @@ class ApiSettings(BaseSettings):
         description="Blend weight of each recall source (scores are max-normalised per source first).",
     )
     recall_workers: int = Field(4, ge=1, le=32, description="Threads that run recall sources in parallel.")
+    scoring_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Threads one model scoring may use (torch, BLAS); requests already run in parallel, so more "
+        "oversubscribes the cores under load.",
+    )
     min_rating: float = Field(
         4.0, description="Ratings at or above this are positives (unrated interactions always are)."
     )
