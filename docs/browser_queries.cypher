@@ -73,8 +73,9 @@ CALL (u, seeds) {
   CALL (u, seed) {
     MATCH (seed)<-[r:INTERACTED]-(v)
     WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating)
-    RETURN v
+    WITH v ORDER BY COUNT { (v)-[:INTERACTED]->() } ASC, v.userId ASC
     LIMIT $maxCoRatersPerSeed
+    RETURN v
   }
   WITH v, sum(seedWeight) AS overlap, min(seedRank) AS viaSeed
   WITH v, viaSeed, overlap / sqrt(COUNT { (v)-[:INTERACTED]->() }) AS sim
@@ -90,8 +91,10 @@ CALL (neighbours, excluded) {
     WITH nb.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
-    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
+    ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerNeighbour
+    RETURN rec, pref
   }
   WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
   WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
@@ -209,16 +212,20 @@ CALL (traits, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
       MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
     }
     RETURN rec
   }
@@ -331,8 +338,10 @@ CALL (people, excluded) {
     WITH pe.user AS p
     MATCH (p)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
-    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
+    ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerPerson
+    RETURN rec, pref
   }
   WITH rec, sum(pe.weight * pref) AS score, collect({c: pe.weight * pref, rank: rank}) AS contributions
   WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
@@ -542,9 +551,10 @@ MATCH (src:Item {itemId: $itemId})
 CALL (src) {
   MATCH (src)<-[r:INTERACTED]-(v)
   WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating)
-  WITH v
+  WITH v, COUNT { (v)-[:INTERACTED]->() } AS degree
+  ORDER BY degree ASC, v.userId ASC
   LIMIT $maxCoRaters
-  WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
+  WITH v, 1.0 / log(2.0 + degree) AS weight
   ORDER BY weight DESC, v.userId ASC
   RETURN collect({user: v, weight: weight}) AS raters
 }
@@ -586,8 +596,9 @@ CALL (raters, excluded) {
     WITH rater.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND NOT rec IN excluded
-    RETURN rec
+    WITH rec ORDER BY coalesce(r.rating, r.weight, 0) DESC, coalesce(r.timestamp, 0) DESC, rec.itemId ASC
     LIMIT $maxItemsPerUser
+    RETURN rec
   }
   WITH rec, sum(rater.weight) AS raw, count(*) AS support, min(rank) AS best
   WITH rec, raw, best, raw / sqrt(COUNT { (rec)<-[:INTERACTED]-() }) * support / (support + $coShrinkage) AS score
@@ -600,16 +611,20 @@ CALL (traits, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
       MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
     }
     RETURN rec
   }
