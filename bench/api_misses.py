@@ -94,6 +94,7 @@ def run_misses(settings, users: list[str], args) -> tuple[dict[str, dict], dict[
     try:
         run = asyncio.run(open_loop(users, args.rate, args.duration, seed=6))
         run["ready_after_s"] = ready_after
+        console.print(f"  {run}")
         runs[f"(f) from /ready, open {args.rate:.0f}/s"] = run
     finally:
         stop_api(api)
@@ -107,6 +108,7 @@ def run_misses(settings, users: list[str], args) -> tuple[dict[str, dict], dict[
         try:
             console.print(f"(g) cost abuse, budget {label}: {args.abusers} abusers beside normal traffic …")
             normal, abuse = asyncio.run(_abuse(users, args))
+            console.print(f"  normal: {normal}\n  abusers: {abuse}")
             runs[f"(g) normal traffic, budget {label}"] = normal
             runs[f"(g) {args.abusers} abusers, budget {label}"] = abuse
         finally:
