@@ -28,14 +28,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from api.errors import UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
+from api.errors import RefusedError, UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
 from api.ingest_routes import ingest_router
-from api.limits import ReadRateLimit
+from api.limits import ClientIds, ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
+from gnn.serving import limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
 from schema.errors import DatabaseUnavailableError, KgrecError
 
@@ -209,6 +210,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             notifications_min_severity="OFF",
         )
         executor = ThreadPoolExecutor(max_workers=api_settings.recall_workers, thread_name_prefix="kgrec-recall")
+        limit_scoring_threads(api_settings.scoring_threads)
         metrics = Metrics()
         models = None
         if api_settings.serve_model != "none":
@@ -247,6 +249,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         if models is not None:
             models.on_change = on_reload
         on_reload(True)  # warm for whichever path serves: the model's, or graph recall's when there is none
+        if not warmers:
+            recommender.warmed.set()  # nothing to warm: /ready needs only Neo4j
         watcher = None
         if models is not None and api_settings.model_watch_seconds > 0:
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
@@ -269,8 +273,21 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app.include_router(router)
     app.include_router(ingest_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
-    app.add_middleware(  # inside the metrics middleware, which counts its 429s
-        ReadRateLimit, routes=reads.routes, rate=api_settings.read_rate, burst=api_settings.read_burst, api_key=key
+    app.state.clients = ClientIds(key)  # who a read comes from, for its budget of uncached work
+
+    def count_refusal(reason: str) -> None:
+        metrics: Metrics | None = getattr(app.state, "metrics", None)
+        if metrics is not None:
+            metrics.refused.labels(reason).inc()
+
+    app.add_middleware(  # inside the metrics middleware, which counts its 429s and 503s
+        ReadRateLimit,
+        routes=reads.routes,
+        rate=api_settings.read_rate,
+        burst=api_settings.read_burst,
+        api_key=key,
+        max_inflight=api_settings.max_inflight_reads,
+        on_refused=count_refusal,
     )
     app.openapi = lambda: _openapi_with_limits(  # type: ignore[method-assign]
         app, api_settings.max_k, api_settings.read_requires_key
@@ -313,6 +330,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             ]
         )
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(RefusedError)
+    async def refused(_request: Request, exc: RefusedError) -> JSONResponse:
+        count_refusal(exc.reason)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 from api.metrics import Metrics
 from api.schemas import RecommendationsResponse
@@ -41,15 +41,22 @@ class ResponseCache:
 
     A new interaction changes the key, so it is reflected at once; what can age (for at most ``ttl``
     seconds) is only what other users did since: the explanation paths through them and nothing else.
-    Thread-safe LRU; ``size`` 0 disables it.
+    Thread-safe LRU; ``size`` 0 (or ``ttl`` 0) disables it. It also counts its entries per user, so that a request
+    that cannot be a hit (:meth:`may_hold` is False) skips the fingerprint read and goes straight to the computation.
     """
 
     def __init__(self, size: int, ttl: float, metrics: Metrics | None = None) -> None:
-        self.size = size
+        self.size = size if ttl > 0 else 0
         self.ttl = ttl
         self.metrics = metrics
-        self._entries: OrderedDict[tuple, tuple[float, Answer]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[float, Answer, str]] = OrderedDict()
+        self._users: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    def may_hold(self, user_id: str) -> bool:
+        """Whether some answer for ``user_id`` is held (it may be stale or for other options): False means that
+        any lookup for this user now is a miss."""
+        return self.size > 0 and self._users.get(user_id, 0) > 0
 
     def get(self, key: tuple) -> Answer | None:
         if self.size <= 0:
@@ -63,22 +70,32 @@ class ResponseCache:
             else:
                 hit = None
                 if entry is not None:
-                    del self._entries[key]
+                    self._drop(key)
         if self.metrics is not None:
             self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
         return hit
 
-    def put(self, key: tuple, value: Answer) -> None:
+    def put(self, key: tuple, value: Answer, user_id: str) -> None:
+        """Hold ``value`` under ``key`` (an answer for ``user_id``)."""
         if self.size <= 0:
             return
         with self._lock:
-            self._entries[key] = (time.monotonic(), value)
-            self._entries.move_to_end(key)
+            if key in self._entries:
+                self._drop(key)
+            self._entries[key] = (time.monotonic(), value, user_id)
+            self._users[user_id] += 1
             while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                self._drop(next(iter(self._entries)))
             entries = len(self._entries)
         if self.metrics is not None:
             self.metrics.cache_entries.set(entries)
+
+    def _drop(self, key: tuple) -> None:
+        """Remove ``key`` (held) and its count (under the lock)."""
+        _, _, user_id = self._entries.pop(key)
+        self._users[user_id] -= 1
+        if self._users[user_id] <= 0:
+            del self._users[user_id]
 
 
 __all__ = ["Answer", "ResponseCache"]

@@ -29,4 +29,22 @@ class UnknownNamesError(KgrecError):
         super().__init__("; ".join(f"unknown {kind} {name!r}" for _, _, kind, name in unknown))
 
 
-__all__ = ["UnknownEntityError", "UnknownNamesError", "UnknownSourceError", "UserExistsError"]
+class RefusedError(KgrecError):
+    """A read refused before any work, to keep the service answering (→ 503 overload or 429 client over budget,
+    with ``Retry-After``).
+
+    Args:
+        detail: What the client is told.
+        status: 503 (the server is at its bound) or 429 (this client is over its budget).
+        retry_after: Whole seconds after which a retry may succeed (at least 1).
+        reason: The label under which ``kgrec_refused_requests`` counts it.
+    """
+
+    def __init__(self, detail: str, *, status: int, retry_after: int, reason: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.retry_after = max(1, int(retry_after))
+        self.reason = reason
+
+
+__all__ = ["RefusedError", "UnknownEntityError", "UnknownNamesError", "UnknownSourceError", "UserExistsError"]

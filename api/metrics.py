@@ -41,6 +41,18 @@ class Metrics:
         self.cache_entries = Gauge(
             "kgrec_response_cache_entries", "Answers held by the model-path cache.", registry=self.registry
         )
+        self.explain_fallbacks = Counter(
+            "kgrec_explain_fallbacks",
+            "Model-path answers whose shown items the graph did not all confirm (the candidates were then explained).",
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "kgrec_refused_requests",
+            "Read requests refused before any work: overload (the bound on in-flight or uncached work, 503) or a "
+            "client over its budget of uncached work (429).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.recall_errors = Counter(
             "kgrec_recall_errors", "Recall strategy calls that failed.", ["strategy"], registry=self.registry
         )

@@ -49,7 +49,18 @@ _KEY_ERRORS: dict[int | str, dict[str, Any]] = {
 _READ_ERRORS: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
     **_KEY_ERRORS,  # only when KGREC_READ_REQUIRES_KEY is set
-    429: {"model": ErrorBody, "description": "Too many reads from this client (KGREC_READ_RATE); see Retry-After"},
+    429: {
+        "model": ErrorBody,
+        "description": "Too many reads (KGREC_READ_RATE) or too much uncached work (KGREC_MISS_COST_RATE) from this "
+        "client; see Retry-After",
+    },
+}
+_RECOMMEND_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_READ_ERRORS,
+    503: {
+        "model": ErrorBody,
+        "description": "Neo4j unreachable, or the server at its bound of reads or uncached work; see Retry-After",
+    },
 }
 _SOURCE_NAME = "|".join(re.escape(name) for name in SOURCES)
 #: What ``sources`` accepts: a comma-separated list of recall source names (blank: every source). The server checks
@@ -87,10 +98,11 @@ def _csv(value: str | None) -> list[str]:
 @reads.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsResponse,
-    responses=_READ_ERRORS,
+    responses=_RECOMMEND_ERRORS,
     summary="Ranked, explained recommendations for a user",
 )
 def get_recommendations(
+    request: Request,
     user_id: Annotated[str, Path(description="The user's external id (its userId in the graph); unknown: 404.")],
     recommender: RecommenderDep,
     settings: SettingsDep,
@@ -119,7 +131,10 @@ def get_recommendations(
         year_max=year_max,
     )
     # The body is rendered by the recommender (a cached answer is already JSON): the schema above still documents it.
-    answer, count = recommender.answer(user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters)
+    client = request.app.state.clients(request.scope)  # whose budget of uncached work a miss spends
+    answer, count = recommender.answer(
+        user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters, client=client
+    )
     return Response(answer.json(count), media_type="application/json")
 
 
@@ -191,8 +206,20 @@ def health(recommender: RecommenderDep) -> Health:
     return Health(status="ok", model_version=f"{model.kind}-{model.version}" if model else None)
 
 
-@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}}, summary="Neo4j is reachable")
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses={503: {"model": Ready}},
+    summary="Neo4j is reachable, the model loaded and the answer cache warmed",
+)
 def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
+    """200 once the service can answer at its usual speed: the model loaded (before the server accepts requests),
+    the first warming of the answer cache over (KGREC_CACHE_WARM_USERS) and Neo4j reachable; else 503."""
+    if not recommender.warmed.is_set():
+        body = Ready(status="warming", neo4j="unknown", detail="warming the answer cache (KGREC_CACHE_WARM_USERS)")
+        return JSONResponse(
+            body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
+        )
     try:
         driver.verify_connectivity()
         driver.execute_query("RETURN 1", database_=recommender.database)

@@ -3,21 +3,22 @@
 Two paths, the first when a learned model is loaded (see :mod:`api.model`) and the request names no sources:
 
 * **model path** — one query reads the user's live interactions (:func:`graph.reads.user_context`); the model
-  scores every item from them (a just-posted interaction counts at once); the best unseen items go, in one
-  query, to :func:`graph.explain.explain_items`, which applies the business filters and returns the graph
-  paths from the user to each item; maximal marginal relevance re-ranks for diversity (``mmr_lambda``); a blend
-  then fills its reserved new-arrival positions with items nobody has liked yet (``RankerConfig.cold_slots``,
-  :func:`gnn.blend.cold.reserve_cold_slots`, the policy bench.quality measures). If
-  Neo4j is unreachable, the model answers from the interactions it was fitted on, ``degraded: true``, without
-  paths, the genre and year filters applied from the item catalog saved with the model (503 only for users
-  the model does not know). The two share their ranking tail (:mod:`api.ranking`).
+  scores every item from them (a just-posted interaction counts at once); maximal marginal relevance picks the
+  items to show from the best unseen ones (``mmr_lambda``, on the model's item vectors, the genre and year filters
+  applied from the item catalog saved with the model); a blend then fills its reserved new-arrival positions with
+  items nobody has liked yet (``RankerConfig.cold_slots``, :func:`gnn.blend.cold.reserve_cold_slots`, the policy
+  bench.quality measures); one query, :func:`graph.explain.explain_items`, explains only the items shown (and
+  applies the filters again). If Neo4j is unreachable, the model answers from the interactions it was fitted on,
+  ``degraded: true``, without paths, the genre and year filters applied from the item catalog saved with the model
+  (503 only for users the model does not know). The two share their ranking tail (:mod:`api.ranking`).
 * **graph path** — every named recall source (Cypher: collaborative, knowledge, social, popularity, and
   embedding through the vector index) runs in parallel; each source's scores are divided by that source's
   best score, weighted and summed per item (:func:`api.ranking.blend`); an item keeps the paths of every source
   that found it. If some sources fail the rest answer with ``degraded: true``; if all fail → 503. Users without
   positives (onboarding) take this path too: popularity in their preferred genres.
 
-Both paths cache their answers (:mod:`api.cache`).
+Both paths cache their answers (:mod:`api.cache`); a miss is computed only once :class:`api.limits.MissGate` admits
+it (the client's budget of uncached work, then a computing slot).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from neo4j import Driver
 
 from api.cache import Answer, ResponseCache
 from api.errors import UnknownEntityError, UnknownSourceError
+from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
 from api.ranking import MAX_EXPLANATIONS, blend, cold_unseen, pick, scored_items, unseen_ranking
@@ -49,6 +51,7 @@ from graph.explain import (
     strongest_seeds,
 )
 from graph.reads import (
+    UserContext,
     item_exists,
     most_active_users,
     read_user_preferred_genres,
@@ -110,6 +113,15 @@ class Recommender:
         self.database = database
         self.models = models
         self.cache = ResponseCache(settings.response_cache_size, settings.response_cache_seconds, metrics)
+        self.gate = MissGate(
+            settings.miss_concurrency,
+            settings.miss_queue,
+            settings.miss_wait_seconds,
+            settings.miss_cost_rate,
+            settings.miss_cost_burst,
+        )
+        #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
+        self.warmed = threading.Event()
 
     @property
     def source_names(self) -> list[str]:
@@ -138,21 +150,36 @@ class Recommender:
         explain: bool = True,
         sources: Sequence[str] | None = None,
         filters: RecallFilters | None = None,
+        client: str | None = None,
     ) -> tuple[Answer, int]:
         """The answer behind :meth:`recommend` and how many of its items to send (``k`` or fewer); the HTTP
         route sends ``answer.json(size)``, so a cache hit is a join of bytes.
 
         Both paths cache their answers keyed by the request and the user's interaction fingerprint
         (:func:`graph.reads.user_fingerprint`: one index seek), so a repeated request costs that seek and a
-        join of bytes, and any new interaction is a miss.
+        join of bytes, and any new interaction is a miss. A miss is computed only once admitted by
+        :class:`api.limits.MissGate` (``client``'s budget of uncached work, then a computing slot; None: the
+        service's own work, without budget).
+
+        Raises:
+            RefusedError: The miss was not admitted (429 or 503 with Retry-After).
         """
         names = self._check_sources(sources)
         filters = filters or RecallFilters()
         if len(user_id) > MAX_ID_LENGTH:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         model = self.model if not sources else None
+        context: UserContext | None = None
         try:
-            fingerprint = self._stage("user_fingerprint", lambda: user_fingerprint(self.driver, user_id, self.database))
+            if model is not None and not self.cache.may_hold(user_id):
+                # No answer held for this user: the lookup is a miss whatever the fingerprint, so read the context
+                # (which carries the fingerprint) at once: one round trip fewer.
+                context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+                fingerprint = context.fingerprint if context is not None else None
+            else:
+                fingerprint = self._stage(
+                    "user_fingerprint", lambda: user_fingerprint(self.driver, user_id, self.database)
+                )
         except DatabaseUnavailableError as exc:
             if model is not None:
                 return self._degraded(model, user_id, k, filters, exc)
@@ -160,14 +187,21 @@ class Recommender:
         if fingerprint is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         if model is not None and fingerprint[0] > 0:
-            answered = self._model_answer(model, user_id, k, explain, filters, fingerprint)
+            answered = self._model_answer(model, user_id, k, explain, filters, fingerprint, context, client)
             if answered is not None:
                 return answered
         # The graph path: users without positives (onboarding), requests naming sources, or no model.
-        return self._graph_answer(user_id, k, explain, names, filters, fingerprint)
+        return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client)
 
     def _graph_answer(
-        self, user_id: str, k: int, explain: bool, names: list[str], filters: RecallFilters, fingerprint: tuple
+        self,
+        user_id: str,
+        k: int,
+        explain: bool,
+        names: list[str],
+        filters: RecallFilters,
+        fingerprint: tuple,
+        client: str | None = None,
     ) -> tuple[Answer, int]:
         """The graph path (module docstring): the answer and how many of its items were asked for."""
         wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
@@ -175,6 +209,13 @@ class Recommender:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
+        with self.gate.admit(client, miss_cost(k, explain)):
+            return self._graph_compute(user_id, k, wanted, explain, names, filters, key)
+
+    def _graph_compute(
+        self, user_id: str, k: int, wanted: int, explain: bool, names: list[str], filters: RecallFilters, key: tuple
+    ) -> tuple[Answer, int]:
+        """The uncached part of :meth:`_graph_answer`."""
         fetch = min(max(3 * k, 30), 300)
         preferred = read_user_preferred_genres(self.driver, user_id, self.database)
 
@@ -196,14 +237,22 @@ class Recommender:
         )
         answer = Answer(response)
         if not failed:  # a partial (degraded) answer is never reused
-            self.cache.put(key, answer)
+            self.cache.put(key, answer, user_id)
         return answer, wanted
 
     def _model_answer(
-        self, model: ServingModel, user_id: str, k: int, explain: bool, filters: RecallFilters, fingerprint: tuple
+        self,
+        model: ServingModel,
+        user_id: str,
+        k: int,
+        explain: bool,
+        filters: RecallFilters,
+        fingerprint: tuple,
+        context: UserContext | None = None,
+        client: str | None = None,
     ) -> tuple[Answer, int] | None:
         """The model path (module docstring): the answer and how many of its items were asked for; None = no
-        positives: let the graph path answer."""
+        positives: let the graph path answer. ``context``: the user's context when already read."""
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
         wanted, k = k, max(k, self.settings.response_cache_pool)
@@ -211,10 +260,26 @@ class Recommender:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
-        try:
-            context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
-        except DatabaseUnavailableError as exc:
-            return self._degraded(model, user_id, wanted, filters, exc)
+        with self.gate.admit(client, miss_cost(k, explain)):
+            return self._model_compute(model, user_id, k, wanted, explain, filters, key, context)
+
+    def _model_compute(
+        self,
+        model: ServingModel,
+        user_id: str,
+        k: int,
+        wanted: int,
+        explain: bool,
+        filters: RecallFilters,
+        key: tuple,
+        context: UserContext | None,
+    ) -> tuple[Answer, int] | None:
+        """The uncached part of :meth:`_model_answer`."""
+        if context is None:
+            try:
+                context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+            except DatabaseUnavailableError as exc:
+                return self._degraded(model, user_id, wanted, filters, exc)
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
@@ -226,16 +291,103 @@ class Recommender:
         scores = self._stage("model", lambda: model.scores(user_id, positives))
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
-        survivors, arrivals = self._explain_best(model, user_id, ranked, cold, k, explain, filters, seeds)
-        pool = [model.item_index[i] for i in survivors]
-        survivors.update(arrivals)
-        allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
-        picked = pick(model, scores, pool, k, self.settings.mmr_lambda, allowed)
-        items = scored_items(model, scores, picked, survivors, explain)
+        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds)
+        if shown is not None:
+            picked, explained = shown
+        else:
+            survivors, arrivals = self._explain_best(model, user_id, ranked, cold, k, explain, filters, seeds)
+            pool = [model.item_index[i] for i in survivors]
+            survivors.update(arrivals)
+            allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
+            picked = self._stage("rerank", lambda: pick(model, scores, pool, k, self.settings.mmr_lambda, allowed))
+            explained = survivors
+        items = scored_items(model, scores, picked, explained, explain)
         response = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
         answer = Answer(response)
-        self.cache.put(key, answer)
+        self.cache.put(key, answer, user_id)
         return answer, wanted
+
+    def _explain_want(self, k: int, filters: RecallFilters) -> int:
+        """How many of the best unseen items make MMR's pool (before the filters drop some)."""
+        # With genre or year filters ask for half as many again; MMR picks from twice k so that it has a choice.
+        want = k
+        if filters.narrows:
+            want = max(want, k + k // 2, 20)
+        if self.settings.mmr_lambda < 1.0:
+            want = max(want, 2 * k)
+        return min(want, MAX_EXPLAIN_ITEMS)
+
+    def _explain_shown(
+        self,
+        model: ServingModel,
+        user_id: str,
+        scores: np.ndarray,
+        ranked: list[int],
+        cold: list[int],
+        k: int,
+        explain: bool,
+        filters: RecallFilters,
+        seeds: list[str],
+    ) -> tuple[list[int], dict[str, ExplainedItem]] | None:
+        """Pick the items to show first, then explain only those: one explain query for ``k`` items.
+
+        MMR needs the model's vectors, not the paths, so the pool :meth:`_explain_best` would build (the same
+        batches of the ranking, the same new-arrival candidates) is built here in-process, the genre and year
+        filters applied from the item catalog saved with the model; the picked items are then explained (the query
+        applies the filters again). If the graph drops a picked item (gone from the graph, or its genres or year
+        changed since the model was fitted), None: the caller takes :meth:`_explain_best`'s way, which asks the
+        graph about every candidate. None too when filters narrow and the model has no catalog.
+
+        Returns:
+            The rows to show, in order, and their explanations by item id; or None (see above).
+        """
+        allowed: np.ndarray | None = None
+        if filters.narrows:
+            if model.catalog is None:
+                return None
+            allowed = model.catalog.mask(
+                include_genres=filters.include_genres,
+                exclude_genres=filters.exclude_genres,
+                year_min=filters.year_min,
+                year_max=filters.year_max,
+            )
+        want = self._explain_want(k, filters)
+        # The batches _explain_best would send: the first `want` ranked rows, then MAX_EXPLAIN_ITEMS at a time
+        # until `want` pass the filters; every row of a batch that passes joins the pool.
+        pool: list[int] = []
+        arrivals: list[int] | None = None
+        asked: set[int] = set()
+        start = 0
+        while len(pool) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
+            batch = ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]
+            start += len(batch)
+            asked.update(batch)
+            pool.extend(i for i in batch if allowed is None or allowed[i])
+        if cold:
+            # the new-arrival candidates asked about beside the first batch (as in _explain_best)
+            head = set(ranked[:want])
+            spare = 3 * getattr(model, "cold_slots", 0) + (k if filters.narrows else 0)
+            asked.update([i for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)])
+            arrivals = [i for i in cold if i in asked and (allowed is None or allowed[i])]
+        lam = self.settings.mmr_lambda
+        picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, arrivals))
+        ids = [model.item_ids[i] for i in picked]
+        explained = self._stage(
+            "explain",
+            lambda: explain_items(
+                self.driver,
+                user_id,
+                ids,
+                max_paths=MAX_EXPLANATIONS if explain else 0,
+                filters=filters,
+                seed_ids=seeds,
+                database=self.database,
+            ),
+        )
+        if len(explained) < len(ids):
+            self.metrics.explain_fallbacks.inc()
+            return None
+        return picked, explained
 
     def _explain_best(
         self,
@@ -255,15 +407,8 @@ class Recommender:
             candidates that passed them, by item id.
         """
         # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
-        # Explaining is the costly query of a miss, and its cost grows with the items asked about: ask for k
-        # when nothing can drop items (exclude_items are already unseen-masked); with genre or year filters ask
-        # for half as many again; MMR picks from twice k so that it has a choice.
-        want = k
-        if filters.narrows:
-            want = max(want, k + k // 2, 20)
-        if self.settings.mmr_lambda < 1.0:
-            want = max(want, 2 * k)
-        want = min(want, MAX_EXPLAIN_ITEMS)
+        # (The way when _explain_shown cannot be sure of the filters: it asks the graph about every candidate.)
+        want = self._explain_want(k, filters)
         survivors: dict[str, ExplainedItem] = {}
         start = 0
         # The new-arrival candidates ride along in the first explain query (the filters apply to them too) but
@@ -338,7 +483,14 @@ class Recommender:
 
         Returns:
             How many users were answered; stops early when ``stop`` is set, the model changes or Neo4j fails.
+            However it ends, :attr:`warmed` is set.
         """
+        try:
+            return self._warm(limit, stop)
+        finally:
+            self.warmed.set()
+
+    def _warm(self, limit: int, stop: threading.Event | None) -> int:
         if self.cache.size <= 0 or limit <= 0:
             return 0
         model = self.model

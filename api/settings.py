@@ -88,6 +88,13 @@ class ApiSettings(BaseSettings):
         description="Blend weight of each recall source (scores are max-normalised per source first).",
     )
     recall_workers: int = Field(4, ge=1, le=32, description="Threads that run recall sources in parallel.")
+    scoring_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Threads one model scoring may use (torch, BLAS); requests already run in parallel, so more "
+        "oversubscribes the cores under load.",
+    )
     min_rating: float = Field(
         4.0, description="Ratings at or above this are positives (unrated interactions always are)."
     )
@@ -140,6 +147,25 @@ class ApiSettings(BaseSettings):
         50.0, ge=0, description="Reads per second each client may sustain (by API key, else IP; 0 = no limit)."
     )
     read_burst: int = Field(100, ge=1, description="Reads a client may send at once before KGREC_READ_RATE applies.")
+    max_inflight_reads: int = Field(
+        64, ge=0, description="Reads answered or waiting at once; one more is refused at once with 503 (0 = no bound)."
+    )
+    miss_concurrency: int = Field(
+        4, ge=1, le=256, description="Uncached answers (cache misses) computed at once; more wait (KGREC_MISS_QUEUE)."
+    )
+    miss_queue: int = Field(
+        16, ge=0, description="Uncached reads that may wait for a computing slot; one more is refused with 503."
+    )
+    miss_wait_seconds: float = Field(
+        0.2, ge=0, le=60, description="Longest an uncached read waits for a computing slot before a 503."
+    )
+    miss_cost_rate: float = Field(
+        20.0,
+        ge=0,
+        description="Cost units of uncached work each client may spend per second (an uncached read costs "
+        "max(k, 20)/20, half without explanations; over budget: 429; 0 = no budget).",
+    )
+    miss_cost_burst: float = Field(40.0, ge=1, description="Cost units of uncached work a client may spend at once.")
 
     @field_validator("api_key")
     @classmethod

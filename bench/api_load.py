@@ -13,11 +13,15 @@ keep-alive client, so that it takes little of the two cores from the server). Af
     ``POST /interactions/batch``, then beside writers of single ``POST /interactions``: events/s and the readers'
     p50/p99 (``--ingest-duration 0`` skips it, ``--only-ingest`` runs only it).
 
+``--misses`` runs instead bench/api_misses.py: (e) every request a miss, (f) an open loop from the first second
+/ready answers 200, (g) cost abuse beside normal traffic.
+
 Every 200 must carry k items (one in ten bodies is parsed to check); the cache hit ratio, the mean time of
 each stage per run (read from the API's /metrics) and the errors by kind are printed beside the figures.
 
     .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
+    .venv/bin/python -m bench.api_load --misses [--miss-clients 4 --miss-rate 100 --abusers 8 --abuse-compare]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import random
 import re
 import subprocess
 import time
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -141,11 +146,14 @@ class LeanClient:
     them with an explanation path, so a fast wrong answer counts as an error.
     """
 
-    def __init__(self, port: int, max_connections: int, check_every: int = 10, k: int = 20) -> None:
+    def __init__(
+        self, port: int, max_connections: int, check_every: int = 10, k: int = 20, headers: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         self.max_connections = max_connections
         self.check_every = check_every
         self.k = k
+        self._headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._open = 0
         self._freed = asyncio.Condition()
@@ -188,7 +196,7 @@ class LeanClient:
             try:
                 conn, reused = await self._acquire()
                 reader, writer = conn
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self._headers}\r\n".encode())
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = head[9:12].decode()
                 length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
@@ -196,7 +204,7 @@ class LeanClient:
                     raise ValueError("response without Content-Length")
                 body = await reader.readexactly(int(length.group(1)))
                 self._sent += 1
-                if status == "200" and self._sent % self.check_every == 0:
+                if status == "200" and self.check_every and self._sent % self.check_every == 0:
                     items = json.loads(body)["items"]
                     explained = sum(1 for item in items if item["explanations"])
                     if len(items) != self.k or explained < 0.8 * self.k:  # issue 3: at least 80% carry a path
@@ -223,12 +231,42 @@ class LeanClient:
         self._idle.clear()
 
 
-async def open_loop(users: list[str], rate: float, duration: float, seed: int = 1) -> dict:
+Url = Callable[[random.Random], str]
+#: Statuses of a refusal: the server's bound (503) or a client's budget (429); counted apart from errors.
+REFUSALS = ("503", "429")
+
+
+def _figures(latencies: list[tuple[float, str]], errors: dict[str, int]) -> dict:
+    """Percentiles of every request (refusals included) and of the answered ones, and the refusals by status."""
+    every = np.array([t for t, _ in latencies] or [0.0]) * 1000
+    answered = np.array([t for t, outcome in latencies if outcome == "200"] or [0.0]) * 1000
+    return {
+        "errors": {kind: n for kind, n in errors.items() if kind not in REFUSALS},
+        "refused": {kind: n for kind, n in errors.items() if kind in REFUSALS},
+        "answered": sum(1 for _, outcome in latencies if outcome == "200"),
+        "p50_ms": float(np.percentile(every, 50)),
+        "p90_ms": float(np.percentile(every, 90)),
+        "p99_ms": float(np.percentile(every, 99)),
+        "max_ms": float(every.max()),
+        "answered_p99_ms": float(np.percentile(answered, 99)),
+    }
+
+
+async def open_loop(
+    users: list[str],
+    rate: float,
+    duration: float,
+    seed: int = 1,
+    url: Url | None = None,
+    client: LeanClient | None = None,
+) -> dict:
+    """Requests at a fixed arrival rate; latency from each request's scheduled time (queueing is not hidden)."""
     rng = random.Random(seed)
+    path = url or (lambda r: _url(r.choice(users)))
     n = int(rate * duration)
-    latencies: list[float] = []
+    latencies: list[tuple[float, str]] = []
     errors: dict[str, int] = {}
-    client = LeanClient(API_PORT, max_connections=512)
+    client = client or LeanClient(API_PORT, max_connections=512)
     start = time.perf_counter() + 0.2
 
     async def one(i: int) -> None:
@@ -236,55 +274,51 @@ async def open_loop(users: list[str], rate: float, duration: float, seed: int = 
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        outcome = await client.get(_url(rng.choice(users)))
+        outcome = await client.get(path(rng))
         if outcome != "200":
             errors[outcome] = errors.get(outcome, 0) + 1
-        latencies.append(time.perf_counter() - scheduled)  # from the scheduled time: queueing is not hidden
+        latencies.append((time.perf_counter() - scheduled, outcome))  # from the scheduled time
 
     await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.perf_counter() - start
     await client.close()
-    lat = np.array(latencies) * 1000
-    return {
-        "requests": n,
-        "target_rate": rate,
-        "achieved_rate": n / wall,
-        "errors": errors,
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p90_ms": float(np.percentile(lat, 90)),
-        "p99_ms": float(np.percentile(lat, 99)),
-        "max_ms": float(lat.max()),
-    }
+    return {"requests": n, "target_rate": rate, "achieved_rate": n / wall, **_figures(latencies, errors)}
 
 
-async def closed_loop(users: list[str], clients: int, duration: float, seed: int = 2) -> dict:
+async def closed_loop(
+    users: list[str],
+    clients: int,
+    duration: float,
+    seed: int = 2,
+    url: Url | None = None,
+    client: LeanClient | None = None,
+) -> dict:
+    """``clients`` senders back to back for ``duration`` s: throughput (answered requests per second)."""
     rng = random.Random(seed)
-    latencies: list[float] = []
+    path = url or (lambda r: _url(r.choice(users)))
+    latencies: list[tuple[float, str]] = []
     errors: dict[str, int] = {}
-    client = LeanClient(API_PORT, max_connections=clients)
+    client = client or LeanClient(API_PORT, max_connections=clients)
     stop = time.perf_counter() + duration
 
     async def worker() -> None:
         while time.perf_counter() < stop:
             t = time.perf_counter()
-            outcome = await client.get(_url(rng.choice(users)))
+            outcome = await client.get(path(rng))
             if outcome != "200":
                 errors[outcome] = errors.get(outcome, 0) + 1
-            latencies.append(time.perf_counter() - t)
+            latencies.append((time.perf_counter() - t, outcome))
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     wall = time.perf_counter() - started
     await client.close()
-    lat = np.array(latencies) * 1000
+    figures = _figures(latencies, errors)
     return {
         "clients": clients,
         "requests": len(latencies),
-        "throughput_rps": len(latencies) / wall,
-        "errors": errors,
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p90_ms": float(np.percentile(lat, 90)),
-        "p99_ms": float(np.percentile(lat, 99)),
+        "throughput_rps": figures["answered"] / wall,
+        **figures,
     }
 
 
@@ -320,7 +354,7 @@ def hit_ratio(before: dict, after: dict) -> float | None:
 
 
 def _errors(run: dict) -> str:
-    errors = run["errors"]
+    errors = {**run["errors"], **run.get("refused", {})}
     if isinstance(errors, dict):
         return ", ".join(f"{n} {kind}" for kind, n in errors.items()) or "0"
     return str(errors)
@@ -346,6 +380,16 @@ def main() -> None:
     parser.add_argument("--single-clients", type=int, default=20, help="(d): writers of single POST /interactions")
     parser.add_argument("--ingest-readers", type=int, default=8, help="(d): readers beside the writers")
     parser.add_argument("--only-ingest", action="store_true", help="run (d) only, not (a), (b), (c)")
+    parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="run only bench/api_misses.py's (e) misses, (f) cold start, (g) cost abuse (uses --rate, --duration, "
+        "--miss-clients, --miss-duration)",
+    )
+    parser.add_argument("--miss-rate", type=float, default=100.0, help="(e): open-loop rate of misses (requests/s)")
+    parser.add_argument("--abusers", type=int, default=8, help="(g): anonymous clients asking k=100, random filters")
+    parser.add_argument("--normal-rate", type=float, default=50.0, help="(g): open-loop rate of normal traffic")
+    parser.add_argument("--abuse-compare", action="store_true", help="(g): also run it with the cost budget off")
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument(
         "--model",
@@ -365,6 +409,16 @@ def main() -> None:
     try:
         users = ensure_movielens_loaded(settings)
         version = ensure_model(settings, args.model)
+        if args.misses:
+            from bench.api_misses import misses_table, run_misses
+
+            misses, miss_stages = run_misses(settings, users, args)
+            for table in misses_table(misses, miss_stages):
+                Console(width=max(console.width, 140)).print(table)
+            path = OUT / "api_misses.json"
+            path.write_text(json.dumps({"model": args.model, "runs": misses, "stage_ms": miss_stages}, indent=2))
+            console.print(f"figures written to {path}")
+            return
         api = start_api(settings, args.api_workers, args.model)
         wait_for_cache(args.api_workers, timeout=300.0)
         console.print("warming up (10 s closed loop) …")

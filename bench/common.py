@@ -74,15 +74,15 @@ def serve_api(
     Raises:
         SystemExit: The API exited or did not become ready in time (see the log).
     """
-    full_env = dict(
-        os.environ,
-        KGREC_READ_RATE="0",
-        NEO4J_URI=settings.uri,
-        NEO4J_PASSWORD=settings.password.get_secret_value(),
-        KGREC_HOST="127.0.0.1",
-        KGREC_PORT=str(port),
-        **env,
-    )
+    full_env = {
+        **os.environ,
+        "KGREC_READ_RATE": "0",
+        "NEO4J_URI": settings.uri,
+        "NEO4J_PASSWORD": settings.password.get_secret_value(),
+        "KGREC_HOST": "127.0.0.1",
+        "KGREC_PORT": str(port),
+        **env,  # may override the rate limit
+    }
     log = (OUT / log_name).open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kgrec.cli", "serve", "--workers", str(workers)],  # this checkout's code (cwd)

@@ -81,8 +81,9 @@ CALL (u, seeds) {
   CALL (u, seed) {
     MATCH (seed)<-[r:INTERACTED]-(v)
     WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN v
+    WITH v ORDER BY COUNT { (v)-[:INTERACTED]->() } ASC, v.userId ASC
     LIMIT $maxCoRatersPerSeed
+    RETURN v
   }
   WITH v, sum(seedWeight) AS overlap, min(seedRank) AS viaSeed
   WITH v, viaSeed, overlap / sqrt(COUNT { (v)-[:INTERACTED]->() }) AS sim
@@ -98,8 +99,10 @@ CALL (neighbours, excluded) {
     WITH nb.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
-    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
+    ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerNeighbour
+    RETURN rec, pref
   }
   WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
   WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
@@ -221,19 +224,24 @@ CALL (traits, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
       MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
     }
     RETURN rec
   }
@@ -347,8 +355,10 @@ CALL (people, excluded) {
     WITH pe.user AS p
     MATCH (p)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
-    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
+    ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerPerson
+    RETURN rec, pref
   }
   WITH rec, sum(pe.weight * pref) AS score, collect({c: pe.weight * pref, rank: rank}) AS contributions
   WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
@@ -463,8 +473,9 @@ CALL (u) {
   CALL (u, a) {
     MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
     WHERE peer <> u
-    RETURN peer
+    WITH peer ORDER BY peer.userId ASC
     LIMIT $maxPeersPerAttribute
+    RETURN peer
   }
   WITH collect({peer: peer, attribute: a}) AS pairs
   UNWIND pairs AS pair
@@ -472,8 +483,9 @@ CALL (u) {
     WITH pair.peer AS peer
     MATCH (peer)-[r:INTERACTED]->(x)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN x
+    WITH x ORDER BY coalesce(r.rating, r.weight, 0) DESC, coalesce(r.timestamp, 0) DESC, x.itemId ASC
     LIMIT $maxItemsPerPeer
+    RETURN x
   }
   WITH x, size(pairs) AS total, collect(pair) AS likers
   RETURN collect({item: x, share: toFloat(size(likers)) / total, via: likers[0]}) AS peerItems
@@ -619,9 +631,10 @@ MATCH (src:Item {itemId: $itemId})
 CALL (src) {
   MATCH (src)<-[r:INTERACTED]-(v)
   WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-  WITH v
+  WITH v, COUNT { (v)-[:INTERACTED]->() } AS degree
+  ORDER BY degree ASC, v.userId ASC
   LIMIT $maxCoRaters
-  WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
+  WITH v, 1.0 / log(2.0 + degree) AS weight
   ORDER BY weight DESC, v.userId ASC
   RETURN collect({user: v, weight: weight}) AS raters
 }
@@ -663,8 +676,9 @@ CALL (raters, excluded) {
     WITH rater.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
-    RETURN rec
+    WITH rec ORDER BY coalesce(r.rating, r.weight, 0) DESC, coalesce(r.timestamp, 0) DESC, rec.itemId ASC
     LIMIT $maxItemsPerUser
+    RETURN rec
   }
   WITH rec, sum(rater.weight) AS raw, count(*) AS support, min(rank) AS best
   WITH rec, raw, best, raw / sqrt(COUNT { (rec)<-[:INTERACTED]-() }) * support / (support + $coShrinkage) AS score
@@ -677,16 +691,20 @@ CALL (traits, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
       MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
     }
     RETURN rec
   }

@@ -203,3 +203,18 @@ def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
             continue
         return BlendModel(path) if candidate == "blend" else EmbeddingModel(path)
     return None
+
+
+def limit_scoring_threads(threads: int) -> None:
+    """Cap the threads each scoring operation may use (torch's intra-op pool, and the BLAS and OpenMP pools of numpy
+    and scipy), for the whole process.
+
+    A server answers requests on several threads at once; letting each request's matrix products fan out over every
+    core as well oversubscribes the cores (busy-waiting thread pools), which under load makes scoring many times
+    slower. One thread per operation is the serving default (``KGREC_SCORING_THREADS``).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)

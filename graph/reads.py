@@ -39,15 +39,22 @@ class UserContext:
         user_id: External user id.
         interactions: Every interaction, most recent first (those without timestamp last), then by item id.
         preferred_genres: Genre names the user chose at onboarding (PREFERS), sorted.
+        rev: The user's ``interactionsRev`` (0 when never bumped).
     """
 
     user_id: str
     interactions: tuple[Interaction, ...]
     preferred_genres: tuple[str, ...]
+    rev: int = 0
+
+    @property
+    def fingerprint(self) -> tuple[int, int, int]:
+        """The same ``(interactions, rev, preferred genres)`` as :func:`user_fingerprint`, from this read."""
+        return len(self.interactions), self.rev, len(self.preferred_genres)
 
 
 def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
-    """Read a user's interactions and preferred genres in one round trip.
+    """Read a user's interactions, preferred genres and interaction fingerprint in one round trip.
 
     Args:
         driver: An open driver.
@@ -69,6 +76,7 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         user_id=user_id,
         interactions=tuple(Interaction._make(row) for row in record["interactions"]),
         preferred_genres=tuple(record["preferred_genres"]),
+        rev=int(record["rev"]),
     )
 
 

@@ -95,7 +95,7 @@ class TraitCaps(Caps):
     """Caps and weights of the strategies that expand shared traits (directors, actors, tags, genres) to items."""
 
     max_trait_degree: int = Field(2000, ge=1, description="Traits linked to more items than this are skipped.")
-    max_items_per_trait: int = Field(30, ge=1, description="Items read per trait (store order).")
+    max_items_per_trait: int = Field(30, ge=1, description="Items read per trait (the most rated first, then by id).")
     director_weight: float = Field(3.0, ge=0, description="Weight of a shared director.")
     actor_weight: float = Field(2.0, ge=0, description="Weight of a shared actor.")
     tag_weight: float = Field(1.0, ge=0, description="Weight of a shared tag.")
@@ -105,9 +105,13 @@ class TraitCaps(Caps):
 class CollaborativeCaps(SeedCaps):
     """Caps of :data:`recall_collaborative`."""
 
-    max_co_raters_per_seed: int = Field(50, ge=1, description="Co-raters read per seed (store order).")
+    max_co_raters_per_seed: int = Field(
+        50, ge=1, description="Co-raters read per seed (fewest interactions first, then by id)."
+    )
     max_neighbours: int = Field(30, ge=1, description="Most similar users kept.")
-    max_items_per_neighbour: int = Field(30, ge=1, description="Positives read per neighbour (store order).")
+    max_items_per_neighbour: int = Field(
+        30, ge=1, description="Positives read per neighbour (highest rated, most recent, id)."
+    )
 
 
 class KnowledgeCaps(SeedCaps, TraitCaps):
@@ -127,7 +131,9 @@ class SocialCaps(Caps):
     max_followees: int = Field(100, ge=1, description="Followees of the user read (by user id).")
     max_followees_per_followee: int = Field(20, ge=1, description="Followees of each followee read (by user id).")
     max_people: int = Field(50, ge=1, description="Best-weighted followees and friends of friends kept.")
-    max_items_per_person: int = Field(50, ge=1, description="Positives read per person (store order).")
+    max_items_per_person: int = Field(
+        50, ge=1, description="Positives read per person (highest rated, most recent, id)."
+    )
 
 
 class PopularityCaps(Caps):
@@ -149,8 +155,10 @@ class PopularityCaps(Caps):
 class SimilarCaps(TraitCaps):
     """Caps and weights of :data:`similar_items`."""
 
-    max_co_raters: int = Field(50, ge=1, description="Users with a positive on the item read (store order).")
-    max_items_per_user: int = Field(20, ge=1, description="Positives read per such user (store order).")
+    max_co_raters: int = Field(
+        50, ge=1, description="Users with a positive on the item read (fewest interactions first, id)."
+    )
+    max_items_per_user: int = Field(20, ge=1, description="Positives read per such user (strongest, most recent, id).")
     max_item_tags: int = Field(10, ge=0, description="Heaviest tags of the item used as traits.")
     co_shrinkage: float = Field(
         3.0, ge=0, description="Co-interaction scores are scaled by n / (n + this), n = support."

@@ -1,11 +1,12 @@
 // Purpose: collaborative recall (User→Item←User→Item): items liked by the users who share the most positives
 //          with the target user, with the concrete paths that produced each candidate.
 //   Seeds: the user's $maxSeeds strongest positives (rating, else weight, desc; most recent first; positive =
-//          rating >= $minRating or no rating, and not negative:
-//          polarity -1). Neighbours: co-raters who liked a seed (at most $maxCoRatersPerSeed
-//          per seed, store order); sim(v) = Σ_shared seeds 1/ln(2 + deg(seed)) / sqrt(deg(v)), so sharing a
-//          blockbuster or being a heavy rater counts less; the $maxNeighbours most similar are kept.
-//          Candidates: up to $maxItemsPerNeighbour positives of each neighbour (store order);
+//          rating >= $minRating or no rating, and not negative: polarity -1). Neighbours: co-raters who liked a seed (at most $maxCoRatersPerSeed
+//          per seed: those with the fewest interactions first, as they weigh most in sim, then by userId);
+//          sim(v) = Σ_shared seeds 1/ln(2 + deg(seed)) / sqrt(deg(v)), so sharing a blockbuster or being a heavy
+//          rater counts less; the $maxNeighbours most similar are kept.
+//          Candidates: up to $maxItemsPerNeighbour positives of each neighbour (highest rated, then most recent,
+//          then by itemId);
 //          score = Σ_v sim(v) · (1 + rating − $minRating, or 1 without rating) / ln(2 + deg(item)).
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
 // Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxCoRatersPerSeed, $maxNeighbours,
@@ -35,8 +36,9 @@ CALL (u, seeds) {
   CALL (u, seed) {
     MATCH (seed)<-[r:INTERACTED]-(v)
     WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN v
+    WITH v ORDER BY COUNT { (v)-[:INTERACTED]->() } ASC, v.userId ASC
     LIMIT $maxCoRatersPerSeed
+    RETURN v
   }
   WITH v, sum(seedWeight) AS overlap, min(seedRank) AS viaSeed
   WITH v, viaSeed, overlap / sqrt(COUNT { (v)-[:INTERACTED]->() }) AS sim
@@ -52,8 +54,10 @@ CALL (neighbours, excluded) {
     WITH nb.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
-    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
+    ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerNeighbour
+    RETURN rec, pref
   }
   WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
   WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })

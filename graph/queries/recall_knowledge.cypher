@@ -6,7 +6,7 @@
 //          little), kindWeight = $directorWeight | $actorWeight | $tagWeight | $genreWeight |
 //          $attributeWeight. Traits linked to
 //          more than $maxTraitDegree items or weighted 0 are skipped; only the $maxTraits best traits are
-//          expanded, each to at most $maxItemsPerTrait items (store order).
+//          expanded, each to at most $maxItemsPerTrait items (the most rated first, then by itemId).
 //          score(item) = Σ of the scores of its shared traits.
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
 // Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxTagsPerSeed, $maxTraitDegree, $maxTraits,
@@ -75,19 +75,24 @@ CALL (traits, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
       MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
     }
     RETURN rec
   }

@@ -12,8 +12,9 @@
 //   Preferred genres: the genres the user PREFERS (share 1) and those of their $maxSeeds strongest positives
 //          (share = fraction of those seeds in the genre); the $maxGenres largest shares are kept.
 //   Peers (demographic cold start): users sharing one of the user's attributes (HAS_ATTRIBUTE: age band, country,
-//          ...), at most $maxPeersPerAttribute per attribute (store order); peerShare(item) = the fraction of those
-//          (peer, attribute) pairs whose peer has the item among their first $maxItemsPerPeer positives (store order).
+//          ...), at most $maxPeersPerAttribute per attribute (by userId); peerShare(item) = the fraction of those
+//          (peer, attribute) pairs whose peer has the item among their $maxItemsPerPeer strongest positives
+//          (rating or weight, then most recent, then itemId).
 //   The $poolSize most popular unseen items that pass the filters are re-scored
 //          score = pop · (1 + $genreBoost · Σ share of their preferred genres + $peerBoost · peerShare).
 // Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersPerAttribute,
@@ -64,8 +65,9 @@ CALL (u) {
   CALL (u, a) {
     MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
     WHERE peer <> u
-    RETURN peer
+    WITH peer ORDER BY peer.userId ASC
     LIMIT $maxPeersPerAttribute
+    RETURN peer
   }
   WITH collect({peer: peer, attribute: a}) AS pairs
   UNWIND pairs AS pair
@@ -73,8 +75,9 @@ CALL (u) {
     WITH pair.peer AS peer
     MATCH (peer)-[r:INTERACTED]->(x)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN x
+    WITH x ORDER BY coalesce(r.rating, r.weight, 0) DESC, coalesce(r.timestamp, 0) DESC, x.itemId ASC
     LIMIT $maxItemsPerPeer
+    RETURN x
   }
   WITH x, size(pairs) AS total, collect(pair) AS likers
   RETURN collect({item: x, share: toFloat(size(likers)) / total, via: likers[0]}) AS peerItems

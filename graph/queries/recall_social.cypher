@@ -2,7 +2,8 @@
 //          (friends of friends, weight $hopDecay: damped for the extra hop), with the concrete paths.
 //   Fan-out: at most $maxFollowees followees of the user and $maxFolloweesPerFollowee of each followee (by userId);
 //          the $maxPeople best people (weight, then how many followees lead to them, then userId); up to
-//          $maxItemsPerPerson positives per person (store order; positive = rating >= $minRating or no rating).
+//          $maxItemsPerPerson positives per person (highest rated, then most recent, then by itemId; positive =
+//          rating >= $minRating or no rating).
 //          score(item) = Σ_person weight(person) · (1 + rating − $minRating, or 1 without rating).
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
 // Parameters: $userId: string; $k: int; $minRating, $hopDecay: float; $maxFollowees, $maxFolloweesPerFollowee,
@@ -52,8 +53,10 @@ CALL (people, excluded) {
     WITH pe.user AS p
     MATCH (p)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
-    RETURN rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref
+    WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
+    ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerPerson
+    RETURN rec, pref
   }
   WITH rec, sum(pe.weight * pref) AS score, collect({c: pe.weight * pref, rank: rank}) AS contributions
   WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })

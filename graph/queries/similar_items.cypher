@@ -1,11 +1,12 @@
 // Purpose: items similar to one item (item page), from shared users and shared traits, with the concrete paths.
-//   Co-interaction: up to $maxCoRaters users with a positive on the item (store order; positive = rating >=
-//          $minRating or no rating), each weighted 1/ln(2 + deg(user)) and contributing up to $maxItemsPerUser of
-//          their positives (store order); co(item) = Σ weights / sqrt(deg(item)) · n / (n + $coShrinkage), n = how
+//   Co-interaction: up to $maxCoRaters users with a positive on the item (those with the fewest interactions
+//          first, as they weigh most, then by userId; positive = rating >= $minRating or no rating), each weighted
+//          1/ln(2 + deg(user)) and contributing up to $maxItemsPerUser of their positives (strongest, then most
+//          recent, then by itemId); co(item) = Σ weights / sqrt(deg(item)) · n / (n + $coShrinkage), n = how
 //          many of those users liked it (shrinks items that a single co-rater happens to like).
 //   Traits: the item's directors, actors, genres and $maxItemTags heaviest tags linked to at most
 //          $maxTraitDegree items, each worth kindWeight · ln(1 + itemCount / deg(trait)) and expanded to
-//          $maxItemsPerTrait items (store order); traits(item) = Σ of its shared traits.
+//          $maxItemsPerTrait items (the most rated first, then by itemId); traits(item) = Σ of its shared traits.
 //   score = $coWeight · co / max(co) + $traitWeight · traits / max(traits) (each part scaled to [0, 1]; a part
 //          weighted 0 is not computed). The item itself and $excludeItems are never returned; filters apply
 //          before LIMIT $k.
@@ -20,9 +21,10 @@ MATCH (src:Item {itemId: $itemId})
 CALL (src) {
   MATCH (src)<-[r:INTERACTED]-(v)
   WHERE $coWeight > 0 AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-  WITH v
+  WITH v, COUNT { (v)-[:INTERACTED]->() } AS degree
+  ORDER BY degree ASC, v.userId ASC
   LIMIT $maxCoRaters
-  WITH v, 1.0 / log(2.0 + COUNT { (v)-[:INTERACTED]->() }) AS weight
+  WITH v, 1.0 / log(2.0 + degree) AS weight
   ORDER BY weight DESC, v.userId ASC
   RETURN collect({user: v, weight: weight}) AS raters
 }
@@ -64,8 +66,9 @@ CALL (raters, excluded) {
     WITH rater.user AS v
     MATCH (v)-[r:INTERACTED]->(rec)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
-    RETURN rec
+    WITH rec ORDER BY coalesce(r.rating, r.weight, 0) DESC, coalesce(r.timestamp, 0) DESC, rec.itemId ASC
     LIMIT $maxItemsPerUser
+    RETURN rec
   }
   WITH rec, sum(rater.weight) AS raw, count(*) AS support, min(rank) AS best
   WITH rec, raw, best, raw / sqrt(COUNT { (rec)<-[:INTERACTED]-() }) * support / (support + $coShrinkage) AS score
@@ -78,16 +81,20 @@ CALL (traits, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
       MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
       UNION ALL
       MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
-      RETURN rec LIMIT $maxItemsPerTrait
+      WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
+      RETURN rec
     }
     RETURN rec
   }

@@ -1,8 +1,11 @@
-// Purpose: everything the API needs about a user before ranking, in one round trip: their interactions and the
-//          genres they prefer (onboarding). No row when the user does not exist.
+// Purpose: everything the API needs about a user before ranking, in one round trip: their interactions, the
+//          genres they prefer (onboarding) and interactionsRev, so that the interaction fingerprint
+//          (user_fingerprint.cypher: the INTERACTED degree, rev, the PREFERS degree) follows from the same read and a
+//          request that cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
 // Parameters: $userId: string
 // Returns: interactions (list of [item_id, rating, weight, timestamp, polarity], most recent first — without timestamp
-//          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one), preferred_genres (names, sorted)
+//          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one),
+//          preferred_genres (names, sorted), rev (int; 0 when never bumped)
 MATCH (u:User {userId: $userId})
 RETURN COLLECT {
          MATCH (u)-[r:INTERACTED]->(i)
@@ -10,4 +13,5 @@ RETURN COLLECT {
          ORDER BY coalesce(row[3], -9223372036854775808) DESC, row[0] ASC
          RETURN row
        } AS interactions,
-       COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres
+       COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres,
+       coalesce(u.interactionsRev, 0) AS rev

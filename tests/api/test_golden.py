@@ -6,9 +6,10 @@ filtered, excluded items, explanations off), the graph path (named sources, a us
 degraded path (Neo4j unreachable), similar items. Each body must equal the recorded one in
 ``tests/api/golden/answers.json`` byte for byte, the ``model_version`` value aside (it holds a timestamp).
 
-The graph lives in a Neo4j server of its own, started on a fresh store for this module: the recall queries bound
-their fan-out (``LIMIT`` on a node's neighbours, taken in storage order), so their answers depend on where the
-records lie, and a store that earlier tests filled and wiped lays the same graph out differently.
+The graph lives in a Neo4j server of its own, started on a fresh store for this module: the recall and similar-items
+queries order their fan-out before each ``LIMIT``, but the explanation query still reads some neighbours in storage
+order (``LIMIT`` on a node's neighbours), so its paths depend on where the records lie, and a store that earlier
+tests filled and wiped lays the same graph out differently.
 
 The file pins *behaviour*: a change that is meant to alter the answers (a new ranking feature, a retuned
 default) re-records it on purpose with ``KGREC_RECORD_GOLDEN=1 python -m pytest tests/api/test_golden.py`` and

@@ -1,12 +1,15 @@
-"""The token buckets of the read rate limit, on a clock the tests move."""
+"""The token buckets of the read rate limit and the bound on uncached work (:class:`api.limits.MissGate`), on a clock
+the tests move."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from api.limits import TokenBuckets
+from api.errors import RefusedError
+from api.limits import MissGate, TokenBuckets, miss_cost
 
 
 class Clock:
@@ -66,3 +69,85 @@ def test_concurrent_takes_grant_exactly_the_burst() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         TokenBuckets(rate=0, burst=1)
+
+
+def test_a_take_of_several_tokens_waits_for_all_of_them_and_takes_none_when_refused() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=2.0, burst=10, clock=clock)
+    assert buckets.take("a", 8) == 0.0
+    assert buckets.take("a", 5) == pytest.approx(1.5)  # 2 left: 3 more come in 1.5 s
+    assert buckets.take("a", 2) == 0.0  # the refused take took nothing
+    assert buckets.take("a", 50) == pytest.approx(5.0)  # capped at a full bucket
+
+
+def test_miss_cost_weighs_k_and_explanations() -> None:
+    assert miss_cost(5, True) == miss_cost(20, True) == 1.0
+    assert miss_cost(100, True) == 5.0
+    assert miss_cost(100, False) == 2.5
+
+
+def test_the_miss_gate_refuses_a_client_over_its_budget_with_429() -> None:
+    clock = Clock()
+    gate = MissGate(concurrency=4, queue=0, wait=0.0, cost_rate=1.0, cost_burst=6, clock=clock)
+    with gate.admit("greedy", 5.0):
+        pass
+    with pytest.raises(RefusedError) as refused:
+        with gate.admit("greedy", 5.0):
+            pass
+    assert refused.value.status == 429 and refused.value.retry_after == 4 and refused.value.reason == "client_budget"
+    with gate.admit("modest", 1.0), gate.admit(None, 100.0):  # another client, and the service's own work
+        pass
+    clock.now += 4
+    with gate.admit("greedy", 5.0):
+        pass
+
+
+def test_the_miss_gate_bounds_the_work_and_its_queue() -> None:
+    gate = MissGate(concurrency=2, queue=1, wait=5.0)
+    entered = threading.Barrier(3)
+    release = threading.Event()
+    outcomes: list[str] = []
+
+    def hold() -> None:
+        with gate.admit("a", 1.0):
+            entered.wait()
+            release.wait()
+        outcomes.append("done")
+
+    holders = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in holders:
+        thread.start()
+    entered.wait()  # both slots are taken
+    assert gate.busy == 2
+    waiter_started = threading.Event()
+
+    def wait_for_slot() -> None:
+        waiter_started.set()
+        with gate.admit("b", 1.0):
+            outcomes.append("waited")
+
+    waiter = threading.Thread(target=wait_for_slot)
+    waiter.start()
+    waiter_started.wait()
+    while gate._waiting == 0:  # noqa: SLF001 - the waiter is queued
+        time.sleep(0.001)
+    with pytest.raises(RefusedError) as refused:  # the queue (1) is full: refused at once
+        with gate.admit("c", 1.0):
+            pass
+    assert refused.value.status == 503 and refused.value.retry_after == 1 and refused.value.reason == "queue_full"
+    release.set()
+    for thread in [*holders, waiter]:
+        thread.join()
+    assert sorted(outcomes) == ["done", "done", "waited"]
+    assert gate.busy == 0
+
+
+def test_the_miss_gate_refuses_after_its_longest_wait() -> None:
+    gate = MissGate(concurrency=1, queue=4, wait=0.0)
+    with gate.admit("a", 1.0):
+        with pytest.raises(RefusedError) as refused:
+            with gate.admit("b", 1.0):
+                pass
+    assert refused.value.status == 503 and refused.value.reason == "wait_too_long"
+    with gate.admit("b", 1.0):  # the slot is free again
+        pass

@@ -1,0 +1,155 @@
+"""Readiness and admission on the real app and test Neo4j: /ready waits for the warm set, uncached work is bounded
+(503 with Retry-After when the bound is reached), a client over its budget of uncached work gets 429, and a miss
+explains only the items it shows, with the same answer as explaining every candidate."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from etl.synthetic import SyntheticWorld
+from gnn.config import GnnSettings
+from gnn.jobs import retrain_job
+from graph.settings import Neo4jSettings
+from tests.api.conftest import FAST_BLEND, model_settings
+
+
+@pytest.fixture(scope="module")
+def artifacts(world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A promoted blend (the default model, with new-arrival positions) trained on the synthetic world."""
+    root = tmp_path_factory.mktemp("admission")
+    settings = GnnSettings(artifacts_dir=root / "artifacts", snapshots_dir=root / "snapshots")
+    retrain_job(neo4j_settings, settings, FAST_BLEND, publish=False)
+    return settings.artifacts_dir
+
+
+@pytest.fixture
+def app_with(artifacts: Path, neo4j_settings: Neo4jSettings) -> Iterator:
+    """Build and start an app with extra settings; yields a factory of (app, client)."""
+    opened: list[TestClient] = []
+
+    def make(**extra: object) -> tuple[FastAPI, TestClient]:
+        app = create_app(model_settings(artifacts, **extra), neo4j_settings)
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return app, client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def _metric(client: TestClient, name: str, **labels: str) -> float:
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = rf"^{re.escape(name)}{re.escape('{' + selector + '}') if labels else ''} ([0-9.e+-]+)$"
+    found = re.search(pattern, client.get("/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_ready_waits_until_the_warm_set_is_warm(app_with) -> None:  # noqa: ANN001
+    app, client = app_with(cache_warm_users=12)
+    recommender = app.state.recommender
+    deadline = time.monotonic() + 120  # a bound on the wait, not a speed check
+    while (ready := client.get("/ready")).status_code != 200 and time.monotonic() < deadline:
+        assert ready.status_code == 503 and ready.json()["status"] == "warming"
+        assert ready.headers["Retry-After"] == "1"
+        time.sleep(0.05)
+    assert ready.status_code == 200
+    assert len(recommender.cache._entries) == 12  # noqa: SLF001 - at the first 200 the whole warm set is held
+    recommender.warmed.clear()  # as before the first warming ended
+    waiting = client.get("/ready")
+    assert waiting.status_code == 503 and waiting.json()["status"] == "warming"
+    recommender.warmed.set()
+    assert client.get("/ready").status_code == 200
+
+
+def test_ready_without_a_warm_set_needs_only_neo4j(app_with) -> None:  # noqa: ANN001
+    _, client = app_with(cache_warm_users=0)
+    assert client.get("/ready").status_code == 200
+
+
+def test_uncached_work_beyond_its_bound_is_refused_at_once_with_retry_after(app_with) -> None:  # noqa: ANN001
+    app, client = app_with(miss_concurrency=1, miss_queue=0, miss_wait_seconds=0.0, miss_cost_rate=0.0)
+    assert client.get("/users/u7/recommendations", params={"k": 5}).status_code == 200  # computed and cached
+    with app.state.recommender.gate.admit(None, 1.0):  # the one computing slot is busy
+        hit = client.get("/users/u7/recommendations", params={"k": 5})
+        assert hit.status_code == 200  # a cache hit needs no slot
+        refused = client.get("/users/u8/recommendations", params={"k": 5})
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert "bound of uncached work" in refused.json()["detail"]
+    assert _metric(client, "kgrec_refused_requests_total", reason="queue_full") == 1.0
+    assert client.get("/users/u8/recommendations", params={"k": 5}).status_code == 200  # served once the slot is free
+
+
+def test_reads_beyond_the_in_flight_bound_are_refused_while_one_waits(app_with) -> None:  # noqa: ANN001
+    app, client = app_with(max_inflight_reads=1, miss_concurrency=1, miss_queue=1, miss_wait_seconds=60.0)
+    gate = app.state.recommender.gate
+    outcome: list[int] = []
+    with gate.admit(None, 1.0):
+        waiter = threading.Thread(
+            target=lambda: outcome.append(client.get("/users/u9/recommendations", params={"k": 5}).status_code)
+        )
+        waiter.start()
+        deadline = time.monotonic() + 60
+        while gate._waiting == 0 and time.monotonic() < deadline:  # noqa: SLF001 - the read waits for the slot
+            time.sleep(0.01)
+        refused = client.get("/users/u7/recommendations", params={"k": 5})
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert "reads at once" in refused.json()["detail"]
+        assert client.get("/health").status_code == 200  # not a read: never bounded
+    waiter.join(timeout=60)
+    assert outcome == [200]  # the waiting read was answered once the slot was free
+    assert _metric(client, "kgrec_refused_requests_total", reason="inflight") == 1.0
+
+
+def test_a_client_over_its_budget_of_uncached_work_gets_429_and_others_are_served(app_with) -> None:  # noqa: ANN001
+    app, client = app_with(miss_cost_rate=0.01, miss_cost_burst=6)
+    big = {"k": 100}
+    assert client.get("/users/u7/recommendations", params=big).status_code == 200  # 5 of 6 units
+    costly = client.get("/users/u7/recommendations", params={**big, "exclude_genres": "Drama"})  # a new miss
+    assert costly.status_code == 429 and int(costly.headers["Retry-After"]) >= 1
+    assert "budget of uncached work" in costly.json()["detail"]
+    assert client.get("/users/u7/recommendations", params=big).status_code == 200  # a hit costs nothing
+    cheap = client.get("/users/u8/recommendations", params={"k": 20, "explain": "false"})  # half a unit
+    assert cheap.status_code == 200
+    other = TestClient(app, client=("10.1.2.3", 40000))  # another client has its own budget
+    assert other.get("/users/u9/recommendations", params=big).status_code == 200
+    assert _metric(client, "kgrec_refused_requests_total", reason="client_budget") == 1.0
+
+
+FILTERS: list[dict[str, object]] = [
+    {},
+    {"include_genres": "Drama,Comedy"},
+    {"exclude_genres": "Drama"},
+    {"year_min": 1990, "year_max": 2010},
+    {"exclude_items": "i1,i2,i3"},
+    {"explain": "false"},
+]
+
+
+def test_a_miss_explains_only_the_items_it_shows_and_they_are_those_of_explaining_every_candidate(
+    app_with,  # noqa: ANN001
+) -> None:
+    app, client = app_with(response_cache_size=0)
+    recommender = app.state.recommender
+    requests = [(user, {"k": k, **f}) for user in ("u3", "u11", "u21", "u50") for k in (5, 20) for f in FILTERS]
+    shown = [client.get(f"/users/{user}/recommendations", params=params) for user, params in requests]
+    assert all(r.status_code == 200 for r in shown)
+    # one explain query per request, of the shown items only; no fingerprint read when no answer can be held
+    assert _metric(client, "kgrec_recall_query_seconds_count", strategy="explain") == len(requests)
+    assert _metric(client, "kgrec_recall_query_seconds_count", strategy="user_fingerprint") == 0
+    assert _metric(client, "kgrec_explain_fallbacks_total") == 0
+    recommender._explain_shown = lambda *args, **kwargs: None  # noqa: SLF001 - the way of explaining every candidate
+    every = [client.get(f"/users/{user}/recommendations", params=params) for user, params in requests]
+    for (user, params), one, other in zip(requests, shown, every, strict=True):
+        assert one.content == other.content, (user, params)
+    assert _metric(client, "kgrec_recall_query_seconds_count", strategy="explain") > 2 * len(requests) - 1
