@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import time
 from typing import Any
@@ -97,7 +98,9 @@ def references_under_the_api_rule(
     for name in names:
         spec = specs[name]
         started = time.perf_counter()
-        with threadpool_limits(limits=1 if name.startswith("implicit") else THREADS, user_api="blas"):
+        # implicit's own OpenMP threads call BLAS: more than one BLAS thread inside them only floods the log with
+        # OpenBLAS's "OpenMP loop" warnings and oversubscribes the cores
+        with threadpool_limits(limits=1 if name.startswith("implicit") else THREADS):
             if spec.axes:
                 best = coordinate_search(spec, val_fold, val_fold.train_item_mask(), jobs=jobs, cache=cache)[0]
                 params = {**spec.fixed, **best.params}
@@ -134,6 +137,11 @@ def references_under_the_api_rule(
     return out
 
 
+def export_graph_of(settings: Any) -> Any:  # noqa: ANN401 - Neo4jSettings -> GraphExport
+    with create_driver(settings) as driver:
+        return export_graph(driver, settings.database)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=DATASETS, default="ml-latest-small")
@@ -151,8 +159,17 @@ def main() -> None:
         action="store_true",
         help="reuse the validation trials recorded in bench/out/trials-<dataset>.jsonl (bench.quality's too)",
     )
+    parser.add_argument("--port", type=int, default=PORT, help=f"the API's port (default {PORT})")
+    parser.add_argument(
+        "--skip-retrain",
+        action="store_true",
+        help="serve the version an earlier run on the same dataset promoted (in bench/out/acceptance_artifacts-"
+        "<dataset>) instead of retraining: to measure a change of serving alone",
+    )
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("gnn.blend").setLevel(logging.INFO)  # the component search's choice and the ranker's
     known = {s.name for s in model_specs(False, None)}  # type: ignore[arg-type]
     unknown_refs = [r for r in args.references if r not in known]
     if unknown_refs:
@@ -190,27 +207,44 @@ def main() -> None:
             f"{left[0]['n']:,} interactions left"
         )
 
-        import shutil
+        if args.skip_retrain:
+            from gnn.artifacts import load_artifact
+            from gnn.serving import current_version
 
-        shutil.rmtree(artifacts, ignore_errors=True)  # a fresh artifact directory: nothing earlier is reused
-        gnn = GnnSettings(artifacts_dir=artifacts, snapshots_dir=OUT / "acceptance_snapshots")
-        started = time.perf_counter()
-        report = retrain_job(settings, gnn, resolve_config(args.model, gnn.train_config), keep=2, publish=True)
-        timings["retrain"] = time.perf_counter() - started
-        search = (report.artifact.metrics or {}).get("component_search")
+            current = current_version(artifacts, args.model)
+            if current is None:
+                raise SystemExit(f"--skip-retrain: no promoted {args.model} under {artifacts}")
+            artifact = load_artifact(current)
+            if artifact.snapshot_id != build_graph_snapshot(export_graph_of(settings)).snapshot_id:
+                raise SystemExit(f"--skip-retrain: {current} was not trained on this train-only graph")
+            from gnn.jobs import publish_embeddings
+
+            publish_embeddings(settings, artifact)  # as the retrain that promoted it did
+            console.print(f"serving {current.name} without retraining (--skip-retrain)")
+        else:
+            import shutil
+
+            shutil.rmtree(artifacts, ignore_errors=True)  # a fresh artifact directory: nothing earlier is reused
+            gnn = GnnSettings(artifacts_dir=artifacts, snapshots_dir=OUT / "acceptance_snapshots")
+            started = time.perf_counter()
+            report = retrain_job(settings, gnn, resolve_config(args.model, gnn.train_config), keep=2, publish=True)
+            timings["retrain"] = time.perf_counter() - started
+            artifact = report.artifact
+        search = (artifact.metrics or {}).get("component_search")
         console.print(
-            f"retrain: {report.artifact.model} {report.artifact.version} in {timings['retrain']:.0f} s"
+            f"model: {artifact.model} {artifact.version}"
+            + (f", retrained in {timings['retrain']:.0f} s" if "retrain" in timings else "")
             + (f"; component search {json.dumps(search)}" if search else ""),
             highlight=False,
         )
 
         api = serve_api(
             settings,
-            PORT,
+            args.port,
             {"KGREC_ARTIFACTS_DIR": str(artifacts), "KGREC_SERVE_MODEL": args.model, "KGREC_CACHE_WARM_USERS": "0"},
             f"acceptance_server-{args.dataset}.log",
         )
-        base = f"http://127.0.0.1:{PORT}"
+        base = f"http://127.0.0.1:{args.port}"
         version = httpx.get(f"{base}/health", timeout=5).json().get("model_version")
         per_user: dict[str, float] = {}
         recalls, explained, total = [], 0, 0
@@ -231,6 +265,8 @@ def main() -> None:
         shut_down(api, settings, args.keep_server)
 
     api_ndcg = float(np.mean(list(per_user.values())))
+    partial = OUT / f"acceptance-{args.dataset}.api.json"  # the API's figures survive a stopped reference search
+    partial.write_text(json.dumps({"model_version": version, "ndcg@20": api_ndcg, "per_user": per_user}))
     console.print(
         f"[bold]API top-20 on the train-only graph[/] ({version}, {len(per_user)} test users): "
         f"NDCG@20 {api_ndcg:.4f}, Recall@20 {np.mean(recalls):.4f}; "

@@ -182,6 +182,8 @@ def train_blend(
             **search["chosen"],
             "reused": bool(search.get("reused")),
             "seconds": search.get("seconds"),
+            "extra_fits": search.get("extra_fits", 0),
+            "grid_edges": search.get("grid_edges", []),
         }
     if final == "train":
         started = time.perf_counter()

@@ -170,7 +170,10 @@ def print_component_search(metrics: dict[str, Any]) -> None:
         "kept from the promoted blend (data within component_search_reuse of its search)"
         if search["reused"]
         else f"searched on validation in {search['seconds']:.0f} s"
+        + (f", {search['extra_fits']} fits past the grids' edges" if search.get("extra_fits") else "")
     )
+    if search.get("grid_edges"):
+        how += f"; still at the edge of what it tried: {', '.join(search['grid_edges'])}"
     console.print(
         f"components: EASE^R λ {search['ease_lambda']:g}; ALS {search['als_factors']} factors, "
         f"regularisation {search['als_regularization']:g}, alpha {search['als_alpha']:g} — {how}"
