@@ -75,6 +75,27 @@ def removal_ledger(settings: Neo4jSettings) -> Path:
     return OUT / f"removed-interactions-{settings.home.name if settings.home else 'server'}.json"
 
 
+def dataset_rows(dataset: str) -> Any:  # noqa: ANN401 - etl.dataset.Dataset (bench imports etl lazily)
+    """The validated rows of a benchmark dataset as the product loads it: Last.fm, or MovieLens with its knowledge
+    sources (actors and directors, HetRec tags; the split depends on interactions only, so references do not
+    change)."""
+    from etl.sources import lastfm_variables, movielens_variables, read_mapping_dataset, shipped_mapping_path
+
+    if dataset == "lastfm":
+        mapping, variables = "lastfm", lastfm_variables(require_dataset("hetrec2011-lastfm-2k"))
+    else:
+        mapping, variables = (
+            "movielens",
+            movielens_variables(
+                require_dataset(dataset),
+                require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
+                require_dataset("hetrec2011-movielens-2k"),
+            ),
+        )
+    data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
+    return data
+
+
 def load_snapshot(
     driver: Any, settings: Neo4jSettings, dataset: str, skip_load: bool
 ) -> tuple[GraphSnapshot, dict[str, float]]:
@@ -83,7 +104,6 @@ def load_snapshot(
     First puts back any test interactions an interrupted earlier run removed (bench.quality_recall).
     """
     from etl.load import load_dataset
-    from etl.sources import lastfm_variables, movielens_variables, read_mapping_dataset, shipped_mapping_path
     from graph.export import export_graph
 
     timings: dict[str, float] = {}
@@ -92,21 +112,7 @@ def load_snapshot(
         console.print(f"[yellow]restored {restored:,} interactions an interrupted run had removed[/]")
     if not skip_load:
         started = time.perf_counter()
-        if dataset == "lastfm":
-            mapping, variables = "lastfm", lastfm_variables(require_dataset("hetrec2011-lastfm-2k"))
-        else:
-            # With its knowledge sources, as the product loads it (bench/api_load.py): actors and
-            # directors, HetRec tags. The split depends on interactions only, so references do not change.
-            mapping, variables = (
-                "movielens",
-                movielens_variables(
-                    require_dataset(dataset),
-                    require_dataset("ml-small-actors-tomasonjo") / "movies.csv",
-                    require_dataset("hetrec2011-movielens-2k"),
-                ),
-            )
-        data, _ = read_mapping_dataset(shipped_mapping_path(mapping), variables)
-        load_dataset(driver, data, replace=True, reject_dir=OUT / "rejects")
+        load_dataset(driver, dataset_rows(dataset), replace=True, reject_dir=OUT / "rejects")
         timings["load_seconds"] = time.perf_counter() - started
     export = export_graph(driver, settings.database)
     timings["export_seconds"] = export.seconds

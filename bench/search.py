@@ -23,6 +23,7 @@ from torch import Tensor
 
 from bench.baselines import THREADS, TORCH_THREADS, VAL_METRIC, WINDOW_VAL, FitFn
 from bench.report import console
+from gnn.blend.search import grid_step
 from gnn.evaluation import Fold, evaluate
 
 
@@ -37,15 +38,20 @@ class Axis:
     high: float = math.inf
 
     def extend(self, at_high: bool) -> Any | None:
+        """Grow the grid by one value past an edge (log scale: the product's rule, ``grid_step``)."""
         ordered = sorted(self.values)
         if self.scale is None or len(ordered) < 2:
             return None
-        a, b = (ordered[-2], ordered[-1]) if at_high else (ordered[1], ordered[0])
-        new = b * (b / a) if self.scale == "log" else b + (b - a)
-        new = round(new) if self.integer else float(f"{new:.3g}")
-        if not self.low <= new <= self.high or new in self.values:
-            return None
-        self.values.append(new)
+        if self.scale == "log":
+            new = grid_step(ordered, at_high, self.integer, max(self.low, 0.0), self.high)
+        else:
+            a, b = (ordered[-2], ordered[-1]) if at_high else (ordered[1], ordered[0])
+            new = b + (b - a)
+            new = round(new) if self.integer else float(f"{new:.3g}")
+            if not self.low <= new <= self.high or new in self.values:
+                new = None
+        if new is not None:
+            self.values.append(new)
         return new
 
 

@@ -37,7 +37,8 @@ CONFIG_HELP = (
     "knowledge_half_life, sequence_window, sequence_half_life, sequence_top_n, genre_weight, person_weight, "
     "tag_weight, pop_window_days, fresh_years, ranker_features, als_factors, als_regularization, als_alpha, "
     "als_iterations, als_half_life, als_cg_steps, component_search, component_search_reuse, "
-    "component_search_exhaustive, ease_lambda_grid, als_factors_grid, als_regularization_grid, als_alpha_grid, "
+    "component_search_exhaustive, component_search_extra_fits, als_factors_max, ease_lambda_grid, als_factors_grid, "
+    "als_regularization_grid, als_alpha_grid, "
     "use_lightgcn, cold_embeddings, cold_map_lambda, cold_year_weight, lightgcn, ranker, ranker_l2, "
     "ranker_l2_grid, ranker_folds, ranker_iterations, ranker_max_users, cold_slots, cold_slot_every, "
     "cold_slot_margin, seed, device, num_threads, progress. "
@@ -169,7 +170,10 @@ def print_component_search(metrics: dict[str, Any]) -> None:
         "kept from the promoted blend (data within component_search_reuse of its search)"
         if search["reused"]
         else f"searched on validation in {search['seconds']:.0f} s"
+        + (f", {search['extra_fits']} fits past the grids' edges" if search.get("extra_fits") else "")
     )
+    if search.get("grid_edges"):
+        how += f"; still at the edge of what it tried: {', '.join(search['grid_edges'])}"
     console.print(
         f"components: EASE^R λ {search['ease_lambda']:g}; ALS {search['als_factors']} factors, "
         f"regularisation {search['als_regularization']:g}, alpha {search['als_alpha']:g} — {how}"

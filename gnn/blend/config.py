@@ -99,6 +99,16 @@ class RankerConfig(BaseModel):
         "value (:func:`climb`: step to the next value in the improving direction until one is not better; on "
         "unimodal validation curves the same choice for fewer fits).",
     )
+    component_search_extra_fits: int = Field(
+        4,
+        ge=0,
+        description="Component search: fits it may spend, over all its grids, on values past a grid's edge when "
+        "the best value is at that edge (each grid grows on its own scale, one value at a time while it helps; "
+        "0: the grids as they are).",
+    )
+    als_factors_max: int = Field(
+        1024, ge=1, description="Component search: the most ALS factors a grid grown past its edge may reach."
+    )
     ease_lambda_grid: list[float] = Field(
         [50.0, 100.0, 200.0, 400.0, 800.0], min_length=1, description="Component search: EASE^R λ values."
     )

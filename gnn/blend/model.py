@@ -266,7 +266,12 @@ class RankerModel:
             items, times = items[order], times[order]
             last = np.r_[items[1:] != items[:-1], True]
             items, times = items[last], times[last]
-        return items, np.where(times >= 0, times, UNKNOWN_TIME)
+        times = np.where(times >= 0, times, UNKNOWN_TIME)
+        # One order whatever order the history comes in (the API reads it from Neo4j, the fit from the snapshot):
+        # by time, ties (all of them when times are unknown, as on Last.fm) by item_idx, as the split orders them.
+        # The recency weights count positions in this order, so the served features are the fitted ones.
+        order = np.lexsort((items, times))
+        return items[order], times[order]
 
     # --- persistence -----------------------------------------------------------------------------------
 

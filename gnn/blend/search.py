@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,8 +49,43 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "als_cg_steps",
             "ease_lambda",
             "component_search_exhaustive",
+            "component_search_extra_fits",
+            "als_factors_max",
         )
     }
+
+
+def grid_step(values: Sequence[T], at_high: bool, integer: bool, low: float = 0.0, high: float = math.inf) -> T | None:
+    """The next value past one end of a grid: the outermost gap repeated on the grid's own scale (geometric:
+    ``b · b / a`` for the two outermost values ``a``, ``b``), rounded to an integer or 3 significant digits.
+    None when the grid has fewer than two values, or the value would not be positive, would leave
+    ``[low, high]`` or is already in the grid.
+
+    The one rule by which a search grows a grid past an edge: the component search's (:func:`climb`) and
+    ``bench.search``'s for the reference models."""
+    ordered = sorted(values)
+    if len(ordered) < 2 or ordered[0] <= 0:
+        return None
+    a, b = (ordered[-2], ordered[-1]) if at_high else (ordered[1], ordered[0])
+    new = b * (b / a)
+    value: T = round(new) if integer else float(f"{new:.3g}")  # type: ignore[assignment]
+    if value <= 0 or not low <= value <= high or value in ordered:
+        return None
+    return value
+
+
+@dataclass
+class Budget:
+    """Fits a search may spend on values past its grids' edges (shared by all its axes)."""
+
+    fits: int
+    spent: int = 0
+
+    def take(self) -> bool:
+        if self.spent >= self.fits:
+            return False
+        self.spent += 1
+        return True
 
 
 def climb(
@@ -56,13 +93,20 @@ def climb(
     start: T,
     score: Callable[[T], float],
     exhaustive: bool = False,
+    *,
+    extend: Callable[[list[T], bool], T | None] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[T, dict[T, float]]:
     """The best value of ``grid ∪ {start}`` by ``score``, found by hill-climbing from ``start``: the lower neighbour
     first, then down while each step is better; if going down did not help, up the same way. With
     ``exhaustive``, every value is scored. Ties keep the value reached first.
 
+    When the best value so far is the last one in the direction the climb went (or, exhaustive, the grid's
+    smallest or largest), the grid grows past that edge by ``extend(values, at_high)`` (:func:`grid_step`), one
+    value at a time while each is better and ``budget`` has fits left.
+
     Returns:
-        The chosen value and the score of every value tried.
+        The chosen value and the score of every value tried (extensions included).
     """
     values = sorted({*grid, start})
     scored: dict[T, float] = {}
@@ -72,10 +116,23 @@ def climb(
             scored[v] = score(v)
         return scored[v]
 
+    def grow(best: T) -> T:
+        """Past the edge ``best`` sits on while each new value is better (and fits are left)."""
+        while extend is not None and len(values) > 1 and best in (values[0], values[-1]):
+            at_high = best == values[-1]
+            new = extend(values, at_high)
+            if new is None or budget is None or not budget.take():
+                break
+            values.insert(len(values) if at_high else 0, new)
+            if tried(new) <= scored[best]:
+                break
+            best = new
+        return best
+
     if exhaustive:
         for v in values:
             tried(v)
-        return max(scored, key=lambda v: scored[v]), scored
+        return grow(max(scored, key=lambda v: scored[v])), scored
     best, at = start, values.index(start)
     tried(start)
     for step in (-1, 1):
@@ -84,7 +141,12 @@ def climb(
             best, j = values[j], j + step
         if best != start:
             break
-    return best, scored
+    return grow(best), scored
+
+
+def at_grid_edge(value: T, tried: Sequence[T]) -> bool:
+    """True when ``value`` is the smallest or largest of the values ``tried`` (more than one)."""
+    return len(set(tried)) > 1 and value in (min(tried), max(tried))
 
 
 def reusable_search(directory: Path | None, config: RankerConfig, fit_positives: int) -> dict[str, Any] | None:
@@ -119,7 +181,9 @@ def search_components(
     fit items excluded, validation items the targets). EASE^R scores a λ by the better of its two features
     (``ease``, ``ease_recent``); ALS is a coordinate search, factors first, then regularisation, then alpha,
     each from the best so far. Every grid is climbed from the config's value (:func:`climb`), or scored whole
-    with ``component_search_exhaustive``. A choice at a grid's edge is logged (the grid may be too narrow).
+    with ``component_search_exhaustive``; a choice at a grid's edge grows that grid past it (:func:`grid_step`)
+    while each new value is better, for at most ``component_search_extra_fits`` fits over the whole search (ALS
+    factors up to ``als_factors_max``). A choice still at the edge of what was tried is logged and reported.
 
     The winners replace ``probe``'s components, their z-scored features replace ``data``'s (in place, rows
     ``ease``, ``ease_recent`` and ``als``: z-scores are per feature, so the others stand), so the ranker
@@ -161,7 +225,15 @@ def search_components(
         ease_bar.update()
         return value
 
-    climb(config.ease_lambda_grid, config.ease_lambda, try_ease, config.component_search_exhaustive)
+    budget = Budget(config.component_search_extra_fits)
+    _, ease_tried = climb(
+        config.ease_lambda_grid,
+        config.ease_lambda,
+        try_ease,
+        config.component_search_exhaustive,
+        extend=lambda values, high: grid_step(values, high, integer=False),
+        budget=budget,
+    )
     ease_bar.close()
     assert best_ease is not None
     _, lam, ease, plain, recent = best_ease  # the climb's choice: both keep the first of equal scores
@@ -191,27 +263,42 @@ def search_components(
         return als_scores_of[candidate]
 
     edges: list[str] = []
+    tried_values: dict[str, list[float]] = {"ease_lambda": sorted(ease_tried)}
+    if len(ease_tried) > 1 and at_grid_edge(lam, list(ease_tried)):
+        edges.append(f"ease_lambda={lam:g}")
     if config.als_factors:
         axes = (
-            ("als_factors", config.als_factors_grid),
-            ("als_regularization", config.als_regularization_grid),
-            ("als_alpha", config.als_alpha_grid),
+            ("als_factors", config.als_factors_grid, True, float(config.als_factors_max)),
+            ("als_regularization", config.als_regularization_grid, False, math.inf),
+            ("als_alpha", config.als_alpha_grid, False, math.inf),
         )
-        for axis, (name, grid) in enumerate(axes):
+        for axis, (name, grid, integer, high) in enumerate(axes):
 
             def along(value: Any, axis: int = axis, start: tuple = point) -> float:  # noqa: ANN401 - a value of this axis
                 return try_als(tuple(value if j == axis else v for j, v in enumerate(start)))  # type: ignore[arg-type]
 
-            # from the current value (always tried: each axis can only improve)
-            pick, _ = climb(grid, point[axis], along, config.component_search_exhaustive)
+            # from the current value (always tried: each axis can only improve); past an edge while it helps
+            pick, scored = climb(
+                grid,
+                point[axis],
+                along,
+                config.component_search_exhaustive,
+                extend=lambda values, at_high, integer=integer, high=high: grid_step(values, at_high, integer, 0, high),
+                budget=budget,
+            )
             point = tuple(pick if j == axis else v for j, v in enumerate(point))  # type: ignore[assignment]
-            if len(grid) > 1 and pick in (min(grid), max(grid)):
+            tried_values[name] = sorted(scored)
+            if len(grid) > 1 and at_grid_edge(pick, list(scored)):
                 edges.append(f"{name}={pick:g}")
     bar.close()
-    if len(config.ease_lambda_grid) > 1 and lam in (min(config.ease_lambda_grid), max(config.ease_lambda_grid)):
-        edges.append(f"ease_lambda={lam:g}")
     if edges:
-        log.warning("component search chose grid edges (%s): widen the grids to look further", ", ".join(edges))
+        log.warning(
+            "component search stopped at the edge of what it tried (%s) after %d of %d fits past the grids' edges "
+            "(component_search_extra_fits, als_factors_max)",
+            ", ".join(edges),
+            budget.spent,
+            budget.fits,
+        )
 
     chosen = config.model_copy(
         update={"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]}
@@ -229,6 +316,8 @@ def search_components(
         "als": als_report,
         "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]},
         "grid_edges": edges,
+        "tried": tried_values,
+        "extra_fits": budget.spent,
         "fit_positives": int(pairs.size(1)),
         "grids": search_grids(config),
         "seconds": time.perf_counter() - started,

@@ -79,6 +79,9 @@ def test_retrain_serves_from_every_positive_and_publishes_embeddings(
     artifact = report.artifact
     assert artifact.config["final_fit"] == "all"
     assert artifact.metrics["test"] is None  # it learned from the test positives: no test figure is claimed
+    # so no test part is held out of the fits that choose its settings: validation is carved from every positive
+    assert artifact.metrics["split"]["test"] == 0 and artifact.metrics["split"]["val"] > 0
+    assert artifact.metrics["split"]["train"] == artifact.metrics["split"]["fit"] + artifact.metrics["split"]["val"]
     assert report.embeddings is not None and report.embeddings["items"] == len(artifact.item_ids)
     # every phase is timed, in order, and the phases account for the job's wall time
     assert list(report.timings) == ["export", "split", "fit", "promote", "publish"]

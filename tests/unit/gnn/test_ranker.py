@@ -66,6 +66,24 @@ def _rank(scores: np.ndarray, item: int) -> int:
     return int((scores > scores[item]).sum())
 
 
+def test_scores_do_not_depend_on_the_order_the_history_comes_in() -> None:
+    """The API reads a history from Neo4j in no particular order; the recency weights count positions, so the
+    model orders it itself (by time, ties by item) and serves the features it was fitted on — also when no
+    interaction has a time, as on Last.fm."""
+    snapshot = _genre_world()
+    model = _model(snapshot, _weights(ease=0.5, ease_recent=1.0, sequence=0.7, als=0.8, knowledge=0.3))
+    user = snapshot.users.index("u13")
+    items, times = model.history(user)
+    rng = np.random.default_rng(0)
+    for stamps in (times, np.full_like(times, -1), np.zeros_like(times)):  # known, unknown, all tied
+        expected = model.score(items, stamps, user)
+        for _ in range(5):
+            shuffle = rng.permutation(len(items))
+            assert np.array_equal(model.score(items[shuffle], stamps[shuffle], user), expected)
+    # and the fitted history is already in that order: what validation scored is what is served
+    assert list(np.lexsort((items, times))) == list(range(len(items)))
+
+
 def test_cold_item_sharing_traits_outranks_unrelated_cold_item() -> None:
     snapshot = _genre_world()
     model = _model(snapshot, _weights(ease_recent=1.0, pop_global=0.2, knowledge_cold=1.0))
@@ -638,6 +656,7 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
             "als_alpha_grid": [1.0, 4.0],
             "als_factors": 4,
             "component_search_exhaustive": True,
+            "component_search_extra_fits": 0,
         }
     )
     early = fit_components(snapshot, split.fit, config)
@@ -677,6 +696,24 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     assert fitted.config.als_factors == chosen["als_factors"] and fitted.config.ease_lambda == chosen["ease_lambda"]
     off = fit_ranker(snapshot, split, config.model_copy(update={"component_search": False}), final="train")
     assert "component_search" not in off.meta["validation"] and off.config.als_factors == 4
+    # with fits to spend past the edges, a choice at the top edge grows its grid (λ 500 beats 5 and 50 here)
+    from gnn.blend.search import grid_step
+
+    for extra in (0, 3):
+        grown = config.model_copy(update={"component_search_extra_fits": extra, "ease_lambda_grid": [20.0, 50.0]})
+        probe = RankerModel(grown, snapshot.users.ids, snapshot.items.ids, early)
+        data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+        _, report = search_components(snapshot, split.fit, probe, data)
+        tried = report["tried"]["ease_lambda"]
+        assert set(report["ease"]) == {f"{v:g}" for v in tried}  # every value tried is reported
+        past = len(tried) - 3  # beyond the grid and the start (λ 1)
+        assert past == (report["extra_fits"] if extra else 0) and (past >= 1) == bool(extra)
+        for n in range(3, len(tried)):  # each value past the edge continues the grid on its scale
+            assert tried[n] == grid_step(tried[:n], at_high=True, integer=False)
+        if extra:
+            assert report["chosen"]["ease_lambda"] > 50.0
+        else:
+            assert report["chosen"]["ease_lambda"] == 50.0 and report["grid_edges"][0] == "ease_lambda=50"
 
 
 def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
@@ -698,6 +735,47 @@ def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid(
         assert climb(grid, 200.0, score, exhaustive=True) == (peak, {v: score(v) for v in grid})
     # a start outside the grid is tried too; a flat curve keeps the start
     assert climb([32, 64], 48, lambda v: 0.0) == (48, {48: 0.0, 32: 0.0, 64: 0.0})
+
+
+def test_grid_step_continues_a_grid_on_its_own_scale_within_bounds() -> None:
+    from gnn.blend.search import grid_step
+
+    assert grid_step([32, 64, 128, 256, 512], at_high=True, integer=True) == 1024
+    assert grid_step([32, 64, 128], at_high=False, integer=True) == 16
+    assert grid_step([3.0, 10.0, 30.0, 100.0], at_high=True, integer=False) == 333.0  # 3 significant digits
+    assert grid_step([50.0, 100.0], at_high=False, integer=False) == 25.0
+    assert grid_step([256, 512], at_high=True, integer=True, high=1000) is None  # past the bound
+    assert grid_step([1, 2], at_high=False, integer=True) is None  # 0.5 rounds to 0: not positive
+    assert grid_step([64], at_high=True, integer=True) is None  # no scale to continue
+
+
+def test_climb_grows_a_grid_past_its_edge_while_it_helps_and_within_the_budget() -> None:
+    from gnn.blend.search import Budget, climb, grid_step
+
+    def extend(values: list[int], at_high: bool) -> int | None:
+        return grid_step(values, at_high, integer=True)
+
+    def peak_at(peak: int) -> object:
+        return lambda v: -abs(np.log(v / peak))
+
+    grid = [32, 64, 128, 256, 512]
+    # the peak lies two steps past the top edge: both steps are taken, and one more to see the curve fall
+    budget = Budget(5)
+    best, scored = climb(grid, 64, peak_at(2048), extend=extend, budget=budget)
+    assert best == 2048 and {1024, 2048, 4096} <= set(scored) and budget.spent == 3
+    # the same from below, exhaustively
+    budget = Budget(5)
+    best, scored = climb(grid, 64, peak_at(8), exhaustive=True, extend=extend, budget=budget)
+    assert best == 8 and set(scored) == {4, 8, 16, *grid} and budget.spent == 3
+    # the budget bounds the fits past the edges: the search stops at the edge of what it tried
+    budget = Budget(1)
+    best, scored = climb(grid, 64, peak_at(4096), extend=extend, budget=budget)
+    assert best == 1024 and max(scored) == 1024 and budget.spent == 1
+    assert climb(grid, 64, peak_at(4096), extend=extend, budget=Budget(0))[0] == 512
+    # a peak inside the grid costs nothing extra; without extend the grid is what it was
+    budget = Budget(5)
+    assert climb(grid, 64, peak_at(256), extend=extend, budget=budget)[0] == 256 and budget.spent == 0
+    assert climb(grid, 64, peak_at(4096))[0] == 512
 
 
 def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: Path) -> None:
