@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from graph.paths import Explanation
 
@@ -99,6 +99,14 @@ class SimilarItemsResponse(BaseModel):
     items: list[RecommendedItem]
 
 
+def _whole_number(value: object) -> object:
+    """A JSON number with no fractional part (``1700000000.0``) is the integer JSON Schema says it is; anything else
+    (``true``, ``1.5``, a string) is left to the strict integer check, which refuses it."""
+    if isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+        return int(value)
+    return value
+
+
 class InteractionIn(BaseModel):
     """A new interaction; written to Neo4j and reflected in the user's next recommendations."""
 
@@ -113,7 +121,7 @@ class InteractionIn(BaseModel):
     weight: float | None = Field(
         None, ge=0.0, le=MAX_WEIGHT, strict=True, allow_inf_nan=False, description="Default 1.0."
     )
-    timestamp: int | None = Field(
+    timestamp: Annotated[int | None, BeforeValidator(_whole_number)] = Field(
         None,
         ge=0,
         le=MAX_TIMESTAMP,

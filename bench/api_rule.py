@@ -43,6 +43,7 @@ def train_only(snapshot: GraphSnapshot, split: Split) -> GraphSnapshot:
         edge_weight=snapshot.edge_weight[keep],
         edge_rating=snapshot.edge_rating[keep],
         edge_time=snapshot.edge_time[keep],
+        edge_polarity=None if snapshot.edge_polarity is None else snapshot.edge_polarity[keep],
         snapshot_id="",
     )
 

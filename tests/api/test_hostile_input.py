@@ -21,7 +21,7 @@ from api.app import create_app
 from api.schemas import MAX_LIKED_GENRES, MAX_LIKED_ITEMS, MAX_NAME_LENGTH, MAX_TIMESTAMP, MAX_WEIGHT
 from api.settings import ApiSettings, get_api_settings
 from etl.synthetic import SyntheticWorld
-from graph.reads import user_exists
+from graph.reads import user_context, user_exists
 from graph.settings import Neo4jSettings
 from kgrec.cli import app as cli_app
 from tests.api.conftest import API_KEY, graph_only_settings
@@ -66,7 +66,7 @@ def test_interactions_negative_timestamp_is_422(client: TestClient) -> None:
     [
         ("timestamp", False, "int_type"),
         ("timestamp", True, "int_type"),
-        ("timestamp", 1.5e9, "int_type"),
+        ("timestamp", 1.5e9 + 0.5, "int_type"),
         ("rating", True, "float_type"),
         ("weight", False, "float_type"),
         ("rating", "4.5", "float_type"),
@@ -113,6 +113,17 @@ def test_interactions_extreme_valid_values_are_201(client: TestClient, world: Sy
     ):
         assert client.post("/interactions", json=body, headers=KEY).status_code == 201
     assert client.get("/users/edge-user/recommendations", params={"k": 3}).status_code == 200
+
+
+def test_interactions_whole_number_written_with_a_fraction_is_an_integer_timestamp(
+    client: TestClient, world: SyntheticWorld, driver: Driver
+) -> None:
+    """JSON Schema's integer is any number without a fractional part: 1.5e9 and 1700000000.0 are integers."""
+    item = world.dataset.items[1].item_id
+    body = {"user_id": "float-stamp-user", "item_id": item, "timestamp": 1700000000.0}
+    assert client.post("/interactions", json=body, headers=KEY).status_code == 201
+    [interaction] = user_context(driver, "float-stamp-user").interactions
+    assert interaction.timestamp == 1700000000 and isinstance(interaction.timestamp, int)
 
 
 # 2. The OpenAPI schema and the server agree.
