@@ -18,15 +18,18 @@ MAX_LIKED_ITEMS = 200
 MAX_TIMESTAMP = 253_402_300_799
 #: The largest interaction weight (play counts and the like; a finite number Neo4j stores and sums exactly enough).
 MAX_WEIGHT = 1_000_000.0
-#: Ids the API creates (user ids) are read back as one URL path segment: no "/" and no control characters.
-CREATED_ID_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
+#: Ids the API creates (user ids) are read back as one URL path segment: no "/", no control characters, and not "."
+#: or ".." (clients and proxies resolve those segments away, so such a user could never be read).
+CREATED_ID_PATTERN = r"^(?:[^/\x00-\x1f\x7f.]|\.[^/\x00-\x1f\x7f.]|\.\.[^/\x00-\x1f\x7f])[^/\x00-\x1f\x7f]*$"
 
 _ID = Field(min_length=1, max_length=MAX_NAME_LENGTH)
 _CREATED_ID = Field(
     min_length=1,
     max_length=MAX_NAME_LENGTH,
     pattern=CREATED_ID_PATTERN,
-    description="1 to 256 characters, no '/' and no control characters (it is read back as a URL path segment).",
+    description=(
+        "1 to 256 characters, no '/', no control characters, not '.' or '..' (it is read back as a URL path segment)."
+    ),
 )
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
 
