@@ -12,7 +12,7 @@ from neo4j import Driver
 
 from api.errors import UnknownEntityError, UnknownNamesError, UserExistsError
 from api.schemas import InteractionIn, InteractionOut, NewUserIn, NewUserOut
-from graph.reads import item_exists, read_existing_genres, read_item_titles, user_exists
+from graph.reads import interaction_targets, read_existing_genres, read_item_titles, user_exists
 from graph.writers import BatchWriter, create_user, write_interactions
 from schema.rows import InteractionRow
 
@@ -26,9 +26,9 @@ def record_interaction(driver: Driver, body: InteractionIn, database: str = "neo
         UnknownEntityError: The item does not exist.
         DatabaseUnavailableError: Neo4j is unreachable.
     """
-    if not item_exists(driver, body.item_id, database=database):
+    item_found, existed = interaction_targets(driver, body.user_id, body.item_id, database)
+    if not item_found:
         raise UnknownEntityError(f"unknown item {body.item_id!r}")
-    existed = user_exists(driver, body.user_id, database=database)
     row = InteractionRow(
         user_id=body.user_id,
         item_id=body.item_id,
