@@ -372,22 +372,28 @@ class Recommender:
         lam = self.settings.mmr_lambda
         picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, arrivals))
         ids = [model.item_ids[i] for i in picked]
-        explained = self._stage(
+        explained = self._explain(user_id, ids, explain, filters, seeds)
+        if len(explained) < len(ids):
+            self.metrics.explain_fallbacks.inc()
+            return None
+        return picked, explained
+
+    def _explain(
+        self, user_id: str, item_ids: list[str], explain: bool, filters: RecallFilters, seeds: list[str]
+    ) -> dict[str, ExplainedItem]:
+        """Titles and (with ``explain``) paths of ``item_ids`` that pass ``filters``, timed as the ``explain`` stage."""
+        return self._stage(
             "explain",
             lambda: explain_items(
                 self.driver,
                 user_id,
-                ids,
+                item_ids,
                 max_paths=MAX_EXPLANATIONS if explain else 0,
                 filters=filters,
                 seed_ids=seeds,
                 database=self.database,
             ),
         )
-        if len(explained) < len(ids):
-            self.metrics.explain_fallbacks.inc()
-            return None
-        return picked, explained
 
     def _explain_best(
         self,
@@ -422,18 +428,7 @@ class Recommender:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
             in_ranking = set(batch)
-            explained = self._stage(
-                "explain",
-                lambda batch=batch + extra: explain_items(
-                    self.driver,
-                    user_id,
-                    batch,
-                    max_paths=MAX_EXPLANATIONS if explain else 0,
-                    filters=filters,
-                    seed_ids=seeds,
-                    database=self.database,
-                ),
-            )
+            explained = self._explain(user_id, batch + extra, explain, filters, seeds)
             extra = []
             for item_id, entry in explained.items():
                 (survivors if item_id in in_ranking else arrivals)[item_id] = entry

@@ -215,18 +215,11 @@ def load_stream(
     background.close()
     phases.extend(background.phases[k] for k in WRITE_ORDER if k in background.phases)
 
-    report = LoadReport(name=dataset.name, phases=phases, read_seconds=read_seconds)
+    report = dataset_report(dataset, reject_dir, read_seconds)
+    report.phases = phases
     report.write_seconds = sum(p.seconds for p in phases)
     report.rows_written = sum(p.rows for p in phases)
-    report.rows_read = sum(dataset.read.values()) or dataset.fact_count
     report.nodes, report.relationships = writers.read_graph_counts(driver, database)
-    report.rejects = len(dataset.rejects)
-    report.rejects_by_reason = summarize_rejects(dataset.rejects)
-    report.source_rows = sum(dataset.source_rows.values())
-    report.blank_lines = +Counter(dataset.blank)
-    report.skipped = Counter(dataset.skipped)
-    report.merged = Counter(dataset.merged)
-    report.reject_file = write_reject_file(dataset.rejects, reject_dir / f"{dataset.name}.rejects.csv")
     report.seconds = time.perf_counter() - started
     for phase in phases:
         log.info("wrote %d %s rows in %.2fs", phase.rows, phase.name, phase.seconds)
@@ -234,8 +227,8 @@ def load_stream(
 
 
 def dataset_report(dataset: Dataset, reject_dir: Path, read_seconds: float = 0.0) -> LoadReport:
-    """What a load of ``dataset`` would write, without Neo4j (a dry run): rows per kind as phases of 0 seconds,
-    rejects (written to the reject file), skipped and merged rows; no graph counts."""
+    """What a load of ``dataset`` would write, without Neo4j (a dry run, and the base of a real load's report): rows
+    per kind as phases of 0 seconds, rejects (written to the reject file), skipped and merged rows; no graph counts."""
     report = LoadReport(name=dataset.name, read_seconds=read_seconds)
     report.phases = [PhaseStats(kind, len(getattr(dataset, kind)), 0.0) for kind in WRITE_ORDER]
     report.rows_read = sum(dataset.read.values()) or dataset.fact_count
