@@ -21,7 +21,7 @@ class UnknownNamesError(KgrecError):
     """A body names genres or items that do not exist (→ 422, one entry per unknown name).
 
     Attributes:
-        unknown: ``(field, index in that list, kind, name)`` of each unknown name, kind ``genre`` or ``item``.
+        unknown: ``(field, index in that list, kind, name)`` of each unknown name, kind ``genre``, ``item`` or ``attribute``.
     """
 
     def __init__(self, unknown: list[tuple[str, int, str, str]]) -> None:

@@ -169,6 +169,7 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
 @writes.post(
     "/users",
     response_model=NewUserOut,
+    response_model_exclude_none=True,
     status_code=status.HTTP_201_CREATED,
     responses={
         409: {"model": ErrorBody, "description": "User exists"},
@@ -177,8 +178,8 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
         **_BODY_ERRORS,
         422: {
             "model": ValidationErrorBody,
-            "description": "Invalid input, or liked genres or items that do not exist (one entry each: "
-            "type unknown_genre or unknown_item; nothing is written)",
+            "description": "Invalid input, or liked genres, items or attributes that do not exist (one entry each: "
+            "type unknown_genre, unknown_item or unknown_attribute; nothing is written)",
         },
     },
     summary="Onboard a new user with liked genres and items (cold start)",

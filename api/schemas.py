@@ -140,9 +140,9 @@ class InteractionOut(BaseModel):
 
 
 class NewUserIn(BaseModel):
-    """Onboarding: a new user with the genres and items they say they like. Every genre and item must exist: an
-    unknown one is a 422 naming it (``loc`` ``["body", "liked_genres", index]``, ``type`` ``unknown_genre`` or
-    ``unknown_item``), and nothing is written."""
+    """Onboarding: a new user with the genres and items they say they like and their attributes. Every genre, item
+    and attribute must exist: an unknown one is a 422 naming it (``loc`` ``["body", "liked_genres", index]``,
+    ``type`` ``unknown_genre``, ``unknown_item`` or ``unknown_attribute``), and nothing is written."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -152,12 +152,21 @@ class NewUserIn(BaseModel):
     user_id: str = _CREATED_ID
     liked_genres: list[Name] = Field(default_factory=list, max_length=MAX_LIKED_GENRES)
     liked_items: list[Name] = Field(default_factory=list, max_length=MAX_LIKED_ITEMS)
+    attributes: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_LIKED_GENRES,
+        description="Attribute ids '<kind>:<value>' the user has (e.g. 'age:25-34', 'country:FR'), among those a load "
+        "created: popularity among users sharing them ranks the user's first lists.",
+    )
 
 
 class NewUserOut(BaseModel):
     user_id: str
     liked_genres: list[str] = Field(description="The genres linked (PREFERS).")
     liked_items: list[str] = Field(description="The items recorded as positives (each once).")
+    attributes: list[str] | None = Field(
+        None, description="The attributes linked (HAS_ATTRIBUTE); only when the body named attributes."
+    )
 
 
 class Health(BaseModel):

@@ -288,7 +288,7 @@ class Recommender:
             return None
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
-        scores = self._stage("model", lambda: model.scores(user_id, positives))
+        scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
         shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds)

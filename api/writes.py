@@ -12,7 +12,13 @@ from neo4j import Driver
 
 from api.errors import UnknownEntityError, UnknownNamesError, UserExistsError
 from api.schemas import InteractionIn, InteractionOut, NewUserIn, NewUserOut
-from graph.reads import interaction_targets, read_existing_genres, read_item_titles, user_exists
+from graph.reads import (
+    interaction_targets,
+    read_existing_attributes,
+    read_existing_genres,
+    read_item_titles,
+    user_exists,
+)
 from graph.writers import BatchWriter, create_user, write_interactions
 from schema.rows import InteractionRow
 
@@ -48,7 +54,7 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
 
     Raises:
         UserExistsError: The user exists already.
-        UnknownNamesError: Some liked genres or items do not exist.
+        UnknownNamesError: Some liked genres, items or attributes do not exist.
         DatabaseUnavailableError: Neo4j is unreachable.
     """
     if user_exists(driver, body.user_id, database=database):
@@ -57,9 +63,12 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
     known_genres = read_existing_genres(driver, body.liked_genres, database)
     unknown = [("liked_genres", n, "genre", g) for n, g in enumerate(body.liked_genres) if g not in known_genres]
     unknown += [("liked_items", n, "item", i) for n, i in enumerate(body.liked_items) if i not in titles]
+    if body.attributes:
+        known = read_existing_attributes(driver, body.attributes, database)
+        unknown += [("attributes", n, "attribute", a) for n, a in enumerate(body.attributes) if a not in known]
     if unknown:
         raise UnknownNamesError(unknown)
-    _, genres = create_user(driver, body.user_id, body.liked_genres, database)
+    _, genres = create_user(driver, body.user_id, body.liked_genres, database, attributes=body.attributes)
     known_items = [i for i in dict.fromkeys(body.liked_items) if i in titles]
     now = int(time.time())
     rows = [InteractionRow(user_id=body.user_id, item_id=i, weight=1.0, timestamp=now) for i in known_items]
@@ -69,6 +78,7 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
         user_id=body.user_id,
         liked_genres=genres,
         liked_items=known_items,
+        attributes=sorted(set(body.attributes)) if body.attributes else None,
     )
 
 

@@ -75,8 +75,14 @@ class ServingModel(Protocol):
 
     def knows_user(self, user_id: str) -> bool: ...
 
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
-        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time)."""
+    def scores(
+        self,
+        user_id: str,
+        positives: Sequence[tuple[str, int | None]],
+        attributes: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time) and
+        attributes (ids ``"<kind>:<value>"`` read live with them; None: as the model was fitted)."""
         ...
 
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
@@ -108,7 +114,13 @@ class EmbeddingModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
 
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+    def scores(
+        self,
+        user_id: str,
+        positives: Sequence[tuple[str, int | None]],
+        attributes: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        # user attributes reach an embedding model through training (GraphSAGE's user_attribute nodes), not here
         row = self._user_index.get(user_id)
         if row is not None:
             vector = self._users[row]
@@ -150,11 +162,17 @@ class BlendModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
 
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+    def scores(
+        self,
+        user_id: str,
+        positives: Sequence[tuple[str, int | None]],
+        attributes: Sequence[str] | None = None,
+    ) -> np.ndarray:
         known = [(self._item_index[i], -1 if t is None else int(t)) for i, t in positives if i in self._item_index]
         items = np.array([k for k, _ in known], dtype=np.int64)
         times = np.array([t for _, t in known], dtype=np.int64)
-        out = self._model.score(items, times, self._user_index.get(user_id))
+        index = None if attributes is None else self._model.attribute_index(attributes)
+        out = self._model.score(items, times, self._user_index.get(user_id), index)
         return np.asarray(out, dtype=np.float32)
 
     @property

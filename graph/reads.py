@@ -40,12 +40,14 @@ class UserContext:
         interactions: Every interaction, most recent first (those without timestamp last), then by item id.
         preferred_genres: Genre names the user chose at onboarding (PREFERS), sorted.
         rev: The user's ``interactionsRev`` (0 when never bumped).
+        attributes: The user's attribute ids (``"<kind>:<value>"``: age band, country, ...), sorted.
     """
 
     user_id: str
     interactions: tuple[Interaction, ...]
     preferred_genres: tuple[str, ...]
     rev: int = 0
+    attributes: tuple[str, ...] = ()
 
     @property
     def fingerprint(self) -> tuple[int, int, int]:
@@ -54,7 +56,7 @@ class UserContext:
 
 
 def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
-    """Read a user's interactions, preferred genres and interaction fingerprint in one round trip.
+    """Read a user's interactions, preferred genres, attributes and interaction fingerprint in one round trip.
 
     Args:
         driver: An open driver.
@@ -77,6 +79,7 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         interactions=tuple(Interaction._make(row) for row in record["interactions"]),
         preferred_genres=tuple(record["preferred_genres"]),
         rev=int(record["rev"]),
+        attributes=tuple(record["attributes"]),
     )
 
 
@@ -179,12 +182,26 @@ def read_existing_genres(driver: Driver, names: Sequence[str], database: str = "
     return {r["name"] for r in records}
 
 
+def read_existing_attributes(driver: Driver, ids: Sequence[str], database: str = "neo4j") -> set[str]:
+    """The ids among ``ids`` that are attributes in the graph (``"<kind>:<value>"``).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("attribute_ids"):
+        records, _, _ = driver.execute_query(
+            catalog.ATTRIBUTE_IDS, {"ids": list(ids)}, database_=database, routing_="r"
+        )
+    return {r["id"] for r in records}
+
+
 __all__ = [
     "Interaction",
     "UserContext",
     "interaction_targets",
     "item_exists",
     "most_active_users",
+    "read_existing_attributes",
     "read_existing_genres",
     "read_item_titles",
     "read_user_preferred_genres",

@@ -324,9 +324,12 @@ def read_item_ids(driver: Driver, database: str = "neo4j") -> set[str]:
 
 
 def create_user(
-    driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j"
+    driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j", attributes: Sequence[str] = ()
 ) -> tuple[bool, list[str]]:
-    """Create a user with their preferred genres (onboarding).
+    """Create a user with their preferred genres and attributes (onboarding).
+
+    Args:
+        attributes: Attribute ids (``"country:FR"``) to link; ids that are not in the graph are left out.
 
     Returns:
         (whether the user was new, the genre names that exist and were linked).
@@ -336,6 +339,8 @@ def create_user(
     """
     with database_errors("create_user", gone="Neo4j is unreachable"):
         records, _, _ = driver.execute_query(
-            catalog.CREATE_USER, {"userId": user_id, "genres": list(genres)}, database_=database
+            catalog.CREATE_USER,
+            {"userId": user_id, "genres": list(genres), "attributes": list(attributes)},
+            database_=database,
         )
     return bool(records[0]["created"]), list(records[0]["genres"])

@@ -1,11 +1,12 @@
 // Purpose: everything the API needs about a user before ranking, in one round trip: their interactions, the
-//          genres they prefer (onboarding) and interactionsRev, so that the interaction fingerprint
+//          genres they prefer (onboarding), their attributes and interactionsRev, so that the interaction fingerprint
 //          (user_fingerprint.cypher: the INTERACTED degree, rev, the PREFERS degree) follows from the same read and a
 //          request that cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
 // Parameters: $userId: string
 // Returns: interactions (list of [item_id, rating, weight, timestamp, polarity], most recent first — without timestamp
 //          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one),
-//          preferred_genres (names, sorted), rev (int; 0 when never bumped)
+//          preferred_genres (names, sorted), attributes (attributeIds "<kind>:<value>", sorted; the blend's peers
+//          feature), rev (int; 0 when never bumped)
 MATCH (u:User {userId: $userId})
 RETURN COLLECT {
          MATCH (u)-[r:INTERACTED]->(i)
@@ -14,4 +15,5 @@ RETURN COLLECT {
          RETURN row
        } AS interactions,
        COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres,
+       COLLECT { MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN a.attributeId AS id ORDER BY id } AS attributes,
        coalesce(u.interactionsRev, 0) AS rev

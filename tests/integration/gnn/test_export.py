@@ -35,6 +35,7 @@ def test_export_has_exact_edges_of_synthetic_world(
         "follows": len(ds.follows),
         "user_genres": 0,
         "item_attributes": 0,
+        "user_attributes": 0,
     }
     rows = {(r.user_id, r.item_id, r.rating, r.weight, r.timestamp, 1) for r in ds.interactions}
     assert set(export.interactions.itertuples(index=False, name=None)) == rows
