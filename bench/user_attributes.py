@@ -7,13 +7,15 @@ train-only graph (:func:`bench.api_rule.product_fit`) twice — with every featu
 ``ranker_features`` — each asked for every test user's top-20 as the API ranks them (:func:`bench.api_rule.api_lists`).
 NDCG@20 is reported overall and for the test users with at most 5 train positives. Beside them, the test NDCG@20 of
 the ``peers`` feature alone and of global popularity alone (both from a blend refitted on the train part).
+``--no-follows`` drops the world's follows, whose communities the ``social`` feature otherwise already reads.
 
-    .venv/bin/python -m bench.user_attributes [--seeds 1 2 3] [--users 300] [--items 600] [--noise 0.25]
+    .venv/bin/python -m bench.user_attributes [--seeds 1 2 3] [--users 300] [--items 600] [--noise 0.25] [--no-follows]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -113,6 +115,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--noise", type=float, default=0.25, help="probability that an attribute is random")
+    parser.add_argument("--no-follows", action="store_true", help="drop the follows (no social signal)")
     parser.add_argument("--out", type=Path, help="write the figures here (JSON)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
@@ -122,8 +125,11 @@ def main() -> None:
     for seed in args.seeds:
         started = time.perf_counter()
         world = generate_world(args.users, args.items, seed, user_attributes=True, attribute_noise=args.noise)
+        snapshot = build_graph_snapshot(dataset_export(world.dataset))
+        if args.no_follows:
+            snapshot = dataclasses.replace(snapshot, follow_index=torch.empty(2, 0, dtype=torch.long), snapshot_id="")
         with threadpool_limits(limits=1, user_api="blas"):
-            results[seed] = measure(build_graph_snapshot(dataset_export(world.dataset)))
+            results[seed] = measure(snapshot)
         r = results[seed]
         print(
             f"seed {seed}: {r['test_users']} test users, {r['few_users']} with ≤{FEW} train positives "
