@@ -28,14 +28,15 @@ class ValidationData:
 
     Attributes:
         users: ``[U]`` user_idx (the fold's evaluation users).
-        features: ``[len(FEATURES), U, I]`` float32 z-scores, feature-major: a blend of them is one
-            matrix-vector product over a contiguous ``[F, U·I]`` matrix, in NumPy and in autograd (about 5×
-            faster than contracting a user-major cube).
+        features: ``[F, U, I]`` float32 z-scores of the first ``F`` of FEATURES (at least :attr:`active`; the
+            features a model cannot have get no rows), feature-major: a blend of them is one matrix-vector product
+            over a contiguous ``[F, U·I]`` matrix, in NumPy and in autograd (about 5× faster than contracting a
+            user-major cube).
         exclude: ``[U, I]`` bool, the user's fit items (never ranked).
         target: ``[U, I]`` bool, the user's validation items.
         active: The features the model can have, the first ``active`` of FEATURES
-            (:attr:`gnn.blend.model.RankerModel.active`; None: all); the others (all zero) are left out of every
-            product, so their weights stay 0 and the others come out as they did before those features existed.
+            (:attr:`gnn.blend.model.RankerModel.active`; None: every row of ``features``); the others are left out
+            of every product, so their weights stay 0 and the others come out as before those features existed.
     """
 
     users: np.ndarray
@@ -90,13 +91,13 @@ def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> V
     """Features of the fold's evaluation users from a model fitted on the fold's train part."""
     users = fold.eval_users.numpy()
     num_items = model.num_items
-    feats = np.zeros((len(FEATURES), len(users), num_items), dtype=np.float32)
+    feats = np.zeros((model.active, len(users), num_items), dtype=np.float32)  # features it cannot have: no rows
     exclude = np.zeros((len(users), num_items), dtype=bool)
     target = np.zeros((len(users), num_items), dtype=bool)
     row_of = {int(u): r for r, u in enumerate(users)}
     for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
         items, times = model.history(u)
-        feats[:, r] = model.standardized(items, times, u)
+        feats[:, r] = model.standardized(items, times, u)[: model.active]
         exclude[r, items] = True
     t_users, t_items = fold.target[0].numpy(), fold.target[1].numpy()
     rows = np.array([row_of.get(int(u), -1) for u in t_users], dtype=np.int64)
