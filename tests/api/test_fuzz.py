@@ -91,8 +91,8 @@ def test_fuzz_api_with_neo4j_up(case: schemathesis.Case, url_up: str) -> None:
 
 
 def _refuses_unknown_names(response) -> bool:  # noqa: ANN001 - the transport's response
-    """POST /users refuses a schema-valid body that names genres or items the graph does not have: a 422 naming each
-    (docs/api.md); no schema can say which names exist, so that 422 is not a rejected valid request."""
+    """POST /users refuses a schema-valid body that names genres, items or attributes the graph does not have: a 422
+    naming each (docs/api.md); no schema can say which names exist, so that 422 is not a rejected valid request."""
     if response.status_code != 422:
         return False
     try:
@@ -100,7 +100,7 @@ def _refuses_unknown_names(response) -> bool:  # noqa: ANN001 - the transport's 
     except (ValueError, KeyError, TypeError):
         return False
     return bool(detail) and all(
-        isinstance(e, dict) and e.get("type") in ("unknown_genre", "unknown_item") for e in detail
+        isinstance(e, dict) and e.get("type") in ("unknown_genre", "unknown_item", "unknown_attribute") for e in detail
     )
 
 
