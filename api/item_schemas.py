@@ -19,8 +19,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from api.schemas import CREATED_ID_PATTERN, MAX_NAME_LENGTH, MAX_TIMESTAMP
-from schema.model import Role, check_item_label
+from api.schemas import CREATED_ID_PATTERN, MAX_NAME_LENGTH, MAX_TIMESTAMP, _whole_number
+from schema.model import RESERVED_ITEM_LABELS, Role, check_item_label
 
 #: Most genres, people, tags and attributes one item body may list.
 MAX_ITEM_TRAITS = 200
@@ -48,7 +48,8 @@ def _moment(value: object) -> object:
             raise PydanticCustomError(
                 "moment_parsing", "not an RFC 3339 date-time (e.g. 2026-01-31T18:00:00Z) nor epoch seconds"
             ) from None
-        return math.floor(moment.timestamp())
+        # RFC 3339 reaches a little past the ends of the integer range (year 1 at +23:59): those are its ends
+        return min(max(math.floor(moment.timestamp()), MIN_MOMENT), MAX_TIMESTAMP)
     return value
 
 
@@ -133,10 +134,11 @@ class ItemIn(BaseModel):
         min_length=1,
         max_length=64,
         pattern=r"^[A-Z][A-Za-z0-9]{0,63}$",
-        description="Domain label besides Item (PascalCase, e.g. Movie, Product); default: the label most items of "
-        "the catalogue carry.",
+        description="Domain label besides Item (PascalCase, e.g. Movie, Product; not one of the model's own labels "
+        "such as User or Genre); default: the label most items of the catalogue carry.",
+        json_schema_extra={"not": {"enum": sorted(RESERVED_ITEM_LABELS)}},
     )
-    year: int | None = Field(None, ge=1800, le=2100, strict=True)
+    year: Annotated[int | None, BeforeValidator(_whole_number)] = Field(None, ge=1800, le=2100, strict=True)
     genres: list[_Name] = Field(default_factory=list, max_length=MAX_ITEM_TRAITS)
     people: list[PersonIn] = Field(default_factory=list, max_length=MAX_ITEM_TRAITS)
     tags: list[TagIn] = Field(default_factory=list, max_length=MAX_ITEM_TRAITS)
