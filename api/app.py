@@ -28,8 +28,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from api.errors import RefusedError, UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
+from api.errors import (
+    EmptyWindowError,
+    ItemExistsError,
+    RefusedError,
+    UnknownEntityError,
+    UnknownNamesError,
+    UnknownSourceError,
+    UserExistsError,
+)
 from api.ingest_routes import ingest_router
+from api.item_routes import item_router
 from api.limits import ClientIds, ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
@@ -272,6 +281,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     _local_docs(app)
     app.include_router(router)
     app.include_router(ingest_router)
+    app.include_router(item_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
     app.state.clients = ClientIds(key)  # who a read comes from, for its budget of uncached work
 
@@ -339,6 +349,15 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(ItemExistsError)
+    async def item_exists(_request: Request, exc: ItemExistsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(EmptyWindowError)
+    async def empty_window(_request: Request, exc: EmptyWindowError) -> JSONResponse:
+        detail = _field_errors([{"loc": ("body",), "msg": str(exc), "type": "empty_availability_window"}])
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(DatabaseUnavailableError)
     async def unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:

@@ -186,6 +186,43 @@ def scored_items(
     return items
 
 
+def place_arrivals(
+    items: Sequence[RecommendedItem], arrivals: Sequence[Candidate], k: int, every: int, explain: bool = True
+) -> list[RecommendedItem]:
+    """``items`` with ``arrivals`` (items no model knows yet, from knowledge recall, best first) put at the model's
+    reserved new-arrival positions ``every, 2·every, …`` (1-based), the items there and after moving down one place
+    each, cut to ``k``. An arrival shows the score of the item it displaces (the model has none for it) and its
+    recall score over the best arrival's as its ``knowledge`` source; its paths say it is new.
+
+    Args:
+        items: The model's list, in order.
+        arrivals: At most as many as the model reserves positions.
+        k: Length of the list.
+        every: The reserved positions' spacing (0: none).
+        explain: Keep the arrivals' paths.
+    """
+    out = list(items)
+    if every <= 0 or not arrivals:
+        return out[:k]
+    top = max(c.score for c in arrivals) or 1.0
+    for n, c in enumerate(arrivals, start=1):
+        position = n * every - 1
+        if position > len(out) or position >= k:
+            break
+        displaced = out[position].score if position < len(out) else (out[-1].score if out else 0.0)
+        out.insert(
+            position,
+            RecommendedItem(
+                item_id=c.item_id,
+                title=c.title,
+                score=displaced,
+                sources={"knowledge": round(c.score / top, 4) if top > 0 else 0.0},
+                explanations=list(c.explanations[:MAX_EXPLANATIONS]) if explain else [],
+            ),
+        )
+    return out[:k]
+
+
 def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndarray:
     """A copy of ``scores`` with the items of ``seen`` at ``-inf``."""
     masked = scores.copy()
@@ -193,4 +230,14 @@ def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndar
     return masked
 
 
-__all__ = ["MAX_EXPLANATIONS", "blend", "cold_unseen", "diversify", "mmr", "pick", "scored_items", "unseen_ranking"]
+__all__ = [
+    "MAX_EXPLANATIONS",
+    "blend",
+    "cold_unseen",
+    "diversify",
+    "mmr",
+    "pick",
+    "place_arrivals",
+    "scored_items",
+    "unseen_ranking",
+]

@@ -34,11 +34,12 @@ import numpy as np
 from neo4j import Driver
 
 from api.cache import Answer, ResponseCache
+from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
-from api.ranking import MAX_EXPLANATIONS, blend, cold_unseen, pick, scored_items, unseen_ranking
+from api.ranking import MAX_EXPLANATIONS, blend, cold_unseen, pick, place_arrivals, scored_items, unseen_ranking
 from api.schemas import RecommendationsResponse, SimilarItemsResponse
 from api.settings import ApiSettings
 from graph import recall
@@ -50,6 +51,7 @@ from graph.explain import (
     explain_items,
     strongest_seeds,
 )
+from graph.items import recall_new_arrivals
 from graph.reads import (
     UserContext,
     item_exists,
@@ -68,6 +70,8 @@ MODEL_VERSION = "graph-recall-v1"
 #: Every user recall source the graph path can run, by name.
 SOURCES: dict[str, recall.RecallStrategy] = {**recall.STRATEGIES, "embedding": recall_embedding}
 MAX_ID_LENGTH = 1024
+#: Most items added since the model (most recent first) the new-arrival recall considers per request.
+MAX_NEW_ARRIVALS = 200
 T = TypeVar("T")
 
 
@@ -120,6 +124,8 @@ class Recommender:
             settings.miss_cost_rate,
             settings.miss_cost_burst,
         )
+        #: Hidden, windowed and added items (the run-time catalogue), for the model's ranking and the cache keys.
+        self.catalogue = Catalogue(driver, database, settings.catalogue_refresh_seconds)
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
         self.warmed = threading.Event()
 
@@ -205,7 +211,8 @@ class Recommender:
     ) -> tuple[Answer, int]:
         """The graph path (module docstring): the answer and how many of its items were asked for."""
         wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
-        key = ("graph", user_id, k, explain, tuple(names), filters.model_dump_json(), fingerprint)
+        revision = self.catalogue.state()[0]  # a catalogue change (hide, expiry, new item) is a new key
+        key = ("graph", user_id, k, explain, tuple(names), filters.model_dump_json(), fingerprint, revision)
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
@@ -256,7 +263,8 @@ class Recommender:
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
         wanted, k = k, max(k, self.settings.response_cache_pool)
-        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, fingerprint)
+        revision = self.catalogue.state()[0]  # a catalogue change (hide, expiry, new item) is a new key
+        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, fingerprint, revision)
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
@@ -286,7 +294,9 @@ class Recommender:
         positives = [(i.item_id, i.timestamp) for i in context.interactions if i.positive(min_rating)]
         if not positives:
             return None
-        seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
+        _, unavailable, added = self.catalogue.state()
+        # hidden and expired items are left out like seen ones (the explain query drops them too)
+        seen = {i.item_id for i in context.interactions} | set(filters.exclude_items) | unavailable
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
         ranked = unseen_ranking(model, scores, seen)
@@ -302,10 +312,48 @@ class Recommender:
             picked = self._stage("rerank", lambda: pick(model, scores, pool, k, self.settings.mmr_lambda, allowed))
             explained = survivors
         items = scored_items(model, scores, picked, explained, explain)
+        arrivals = self._new_arrivals(model, user_id, added, seen, seeds, explain, filters)
+        if arrivals:
+            items = place_arrivals(items, arrivals, k, getattr(model, "cold_slot_every", 0), explain)
         response = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
         answer = Answer(response)
         self.cache.put(key, answer, user_id)
         return answer, wanted
+
+    def _new_arrivals(
+        self,
+        model: ServingModel,
+        user_id: str,
+        added: Sequence[str],
+        seen: set[str],
+        seeds: list[str],
+        explain: bool,
+        filters: RecallFilters,
+    ) -> list[Candidate]:
+        """Items added through the API that the model does not know (no retrain since), found by knowledge recall
+        from the user's seeds, best first: as many as the model reserves new-arrival positions (none for models
+        without). Neo4j failing here costs only them."""
+        slots = getattr(model, "cold_slots", 0)
+        fresh = [i for i in added if i not in model.item_index and i not in seen][:MAX_NEW_ARRIVALS]
+        if not slots or not fresh or not seeds:
+            return []
+        try:
+            return self._stage(
+                "new_arrivals",
+                lambda: recall_new_arrivals(
+                    self.driver,
+                    user_id,
+                    fresh,
+                    seeds,
+                    k=slots,
+                    max_paths=MAX_EXPLANATIONS if explain else 0,
+                    filters=filters,
+                    database=self.database,
+                ),
+            )
+        except KgrecError as exc:
+            log.warning("new arrivals not recalled for user %s: %s", user_id[:100], exc)
+            return []
 
     def _explain_want(self, k: int, filters: RecallFilters) -> int:
         """How many of the best unseen items make MMR's pool (before the filters drop some)."""
@@ -459,7 +507,7 @@ class Recommender:
                 year_max=filters.year_max,
             )
             candidates = np.where(allowed, scores, -np.inf).astype(scores.dtype)
-        excluded = {i for i, _ in history} | set(filters.exclude_items)
+        excluded = {i for i, _ in history} | set(filters.exclude_items) | self.catalogue.unavailable()  # the last read
         pool = unseen_ranking(model, candidates, excluded)[: max(3 * k, 30)]
         cold = cold_unseen(model, candidates, excluded, k)  # the same new-arrival positions as the live path
         items = scored_items(model, scores, pick(model, scores, pool, k, self.settings.mmr_lambda, cold or None))
@@ -523,6 +571,8 @@ class Recommender:
         """
         if len(item_id) > MAX_ID_LENGTH or not item_exists(self.driver, item_id, database=self.database):
             raise UnknownEntityError(f"unknown item {item_id[:100]!r}")
+        if item_id in self.catalogue.unavailable():
+            raise UnknownEntityError(f"item {item_id[:100]!r} is hidden or outside its availability window")
         candidates = self._stage(
             "similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database)
         )

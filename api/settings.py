@@ -117,6 +117,12 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
     )
+    catalogue_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How often the hidden, windowed and added items are re-read for the model's ranking (changes "
+        "made through this process apply at once; through another, within this; 0 = only on this process's changes).",
+    )
     response_cache_pool: int = Field(
         20,
         ge=1,

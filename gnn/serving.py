@@ -180,6 +180,11 @@ class BlendModel:
         """Positions reserved for items without positives (``RankerConfig.cold_slots``; 0 = none)."""
         return self._model.config.cold_slots
 
+    @property
+    def cold_slot_every(self) -> int:
+        """The spacing of the reserved positions (``RankerConfig.cold_slot_every``): positions N, 2N, …"""
+        return self._model.config.cold_slot_every
+
     def cold_candidates(self, scores: np.ndarray, limit: int) -> list[int]:
         """Rows of the best cold items with a finite score (:meth:`gnn.blend.model.RankerModel.cold_candidates`)."""
         return self._model.cold_candidates(scores, limit).tolist()

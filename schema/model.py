@@ -106,7 +106,9 @@ NODE_PROPERTIES: dict[Label, tuple[str, ...]] = {
         "userId",
         "interactionsRev",
     ),  # interactionsRev: bumped by every interaction write that changes something
-    Label.ITEM: ("itemId", "title", "year", "imdbId"),
+    # hidden, availableFrom, availableUntil (epoch seconds): the run-time catalogue (POST/PATCH /items); an item
+    # hidden or outside its availability window is never recommended. addedAt: when the API added it (epoch seconds).
+    Label.ITEM: ("itemId", "title", "year", "imdbId", "hidden", "availableFrom", "availableUntil", "addedAt"),
     Label.GENRE: ("name",),
     Label.TAG: ("name",),
     Label.PERSON: ("personId", "name"),
