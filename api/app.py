@@ -36,9 +36,10 @@ from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
+from api.variants import load_variants
 from gnn.serving import limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
-from schema.errors import DatabaseUnavailableError, KgrecError
+from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = Fal
                         for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
                             if option.get("type") == "integer":
                                 option["maximum"] = max_k
+        group = schema.get("components", {}).get("schemas", {}).get("GroupRecommendationsIn", {})
+        for option in group.get("properties", {}).get("k", {}).get("anyOf", []):
+            if option.get("type") == "integer":
+                option["maximum"] = max_k
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -197,6 +202,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     """Build the app; settings default to the environment's."""
     api_settings = api_settings or get_api_settings()
     neo4j_settings = neo4j_settings or get_neo4j_settings()
+    variants = load_variants(api_settings.variants)  # a broken variants file stops the service here
+    if api_settings.serve_model == "none" and variants.model_versions:
+        raise ConfigError(
+            f"KGREC_VARIANTS names model versions ({', '.join(variants.model_versions)}) but KGREC_SERVE_MODEL=none"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -214,8 +224,14 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         metrics = Metrics()
         models = None
         if api_settings.serve_model != "none":
-            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
-            loaded = await asyncio.to_thread(models.reload)
+            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, variants.model_versions)
+            try:
+                loaded = await asyncio.to_thread(models.reload)
+            except ConfigError as exc:  # a variant names a model version that is not there: refuse to start
+                driver.close()
+                executor.shutdown(wait=False)
+                named = [v.name for v in variants.variants if v.model_version and repr(v.model_version) in str(exc)]
+                raise ConfigError(f"KGREC_VARIANTS: variant {', '.join(named)}: {exc}") from exc
             if loaded.version is None:
                 log.info(
                     "no promoted model under %s: ranking with graph recall only (run kgrec retrain)",
@@ -225,7 +241,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         app.state.metrics = metrics
         app.state.api_settings = api_settings
         app.state.recommender = Recommender(
-            driver, api_settings, executor, metrics, neo4j_settings.database, models=models
+            driver, api_settings, executor, metrics, neo4j_settings.database, models=models, variants=variants
         )
         recommender = app.state.recommender
         stop_warming = threading.Event()
