@@ -36,8 +36,8 @@ from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
-from api.variants import load_variants
-from gnn.serving import limit_scoring_threads
+from api.variants import Variants, load_variants
+from gnn.serving import find_version, limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
 from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
 
@@ -198,15 +198,37 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, send)
 
 
+def check_variants(api_settings: ApiSettings) -> Variants:
+    """The variants of ``KGREC_VARIANTS`` (:func:`api.variants.load_variants`), with every model version they name
+    present under the artifacts root.
+
+    Raises:
+        ConfigError: The file is broken, or a variant names a version that does not exist (the message names both),
+            or names one while KGREC_SERVE_MODEL=none.
+    """
+    variants = load_variants(api_settings.variants)
+    named = [v for v in variants.variants if v.model_version]
+    if named and api_settings.serve_model == "none":
+        raise ConfigError(
+            f"KGREC_VARIANTS: variant {named[0].name} names model version {named[0].model_version!r} but "
+            "KGREC_SERVE_MODEL=none serves no model"
+        )
+    kind = api_settings.serve_model
+    for variant in named:
+        if find_version(api_settings.artifacts_dir, variant.model_version or "", kind) is None:
+            kinds = "any model kind" if kind == "auto" else f"model kind {kind}"
+            raise ConfigError(
+                f"KGREC_VARIANTS: variant {variant.name}: model version {variant.model_version!r} does not exist under "
+                f"{api_settings.artifacts_dir} (for {kinds})"
+            )
+    return variants
+
+
 def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's."""
     api_settings = api_settings or get_api_settings()
     neo4j_settings = neo4j_settings or get_neo4j_settings()
-    variants = load_variants(api_settings.variants)  # a broken variants file stops the service here
-    if api_settings.serve_model == "none" and variants.model_versions:
-        raise ConfigError(
-            f"KGREC_VARIANTS names model versions ({', '.join(variants.model_versions)}) but KGREC_SERVE_MODEL=none"
-        )
+    variants = check_variants(api_settings)  # a broken variants file, or a missing version, stops the service here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,7 +5,8 @@ members it serves.
    (:func:`graph.reads.user_context`); an unknown member is a 404 naming it.
 2. **Scores per member**: with a model (the one of the group's variant, assigned by a stable hash of the sorted
    member ids, :func:`api.variants.group_key`), the model scores every item for each member from their live
-   positives, as for one user. Without a model the graph path answers each member (the blended recall sources, as
+   positives, as for one user (a member without positives is scored by their graph-path list, 0 where it found
+   nothing). Without a model the graph path answers each member (the blended recall sources, as
    ``GET /users/{id}/recommendations`` does) and an item a member's recall did not find scores 0 for them. With a
    model and Neo4j away, each member is scored from the history the model was fitted on (``degraded``, no paths;
    503 when the model does not know a member).
@@ -35,7 +36,7 @@ import numpy as np
 from api.errors import UnknownEntityError
 from api.limits import miss_cost
 from api.ranking import MAX_EXPLANATIONS, pick
-from api.schemas import GroupItem, GroupMemberScore, GroupRecommendationsResponse
+from api.schemas import GroupItem, GroupMemberScore, GroupRecommendationsResponse, RecommendationsResponse
 from api.variants import Variant, group_key
 from graph.errors import unreachable
 from graph.explain import ExplainedItem, explain_items, strongest_seeds
@@ -129,9 +130,25 @@ def recommend_group(
     seen = {i.item_id for c in known for i in c.interactions}
     if model is None:
         return _graph_group(rec, members, known, seen, k, aggregation, explain, client, variant.name)
+    # A member without positives (just onboarded) has no model scores: their graph-path list stands in (answered
+    # before the admission below, which it takes itself)
+    min_rating = rec.settings.min_rating
+    fallback = {
+        c.user_id: _graph_list(rec, c, explain, client)
+        for c in known
+        if not any(i.positive(min_rating) for i in c.interactions)
+    }
     cost = min(miss_cost(k, explain) * len(members), rec.settings.miss_cost_burst)
     with rec.gate.admit(client, cost):
-        return _model_group(rec, model, members, known, seen, k, aggregation, explain, variant)
+        return _model_group(rec, model, members, known, seen, k, aggregation, explain, variant, fallback)
+
+
+def _graph_list(rec: Recommender, context: UserContext, explain: bool, client: str | None) -> RecommendationsResponse:
+    """The member's graph-path list of :data:`GRAPH_FETCH` items (its own variant's, cached like any answer)."""
+    answer, _ = rec._graph_answer(
+        context.user_id, GRAPH_FETCH, explain, rec.source_names, RecallFilters(), context.fingerprint, client
+    )
+    return answer.response
 
 
 def _model_group(
@@ -144,19 +161,21 @@ def _model_group(
     aggregation: str,
     explain: bool,
     variant: Variant,
+    fallback: dict[str, RecommendationsResponse],
 ) -> GroupRecommendationsResponse:
     min_rating = rec.settings.min_rating
-    raw = np.stack(
-        [
-            rec._stage(
-                "model",
-                lambda c=c: model.scores(
-                    c.user_id, [(i.item_id, i.timestamp) for i in c.interactions if i.positive(min_rating)]
-                ),
-            )
-            for c in contexts
-        ]
-    )
+    rows = []
+    for c in contexts:
+        if c.user_id in fallback:  # graph recall's scores where it found items, 0 elsewhere
+            row = np.zeros(len(model.item_ids), dtype=np.float32)
+            for item in fallback[c.user_id].items:
+                if item.item_id in model.item_index:
+                    row[model.item_index[item.item_id]] = item.score
+            rows.append(row)
+            continue
+        positives = [(i.item_id, i.timestamp) for i in c.interactions if i.positive(min_rating)]
+        rows.append(rec._stage("model", lambda c=c, p=positives: model.scores(c.user_id, p)))
+    raw = np.stack(rows)
     z, group = _scores(model, raw, seen, aggregation)
     lam = rec.mmr_lambda(variant)
     pool = _best(group, max(2 * k, k + 10) if lam < 1.0 else k + 10)
@@ -271,13 +290,9 @@ def _graph_group(
     variant: str,
 ) -> GroupRecommendationsResponse:
     """Without a model: each member's graph-path answer, scores 0 where a member's recall did not find an item."""
-    names = rec.source_names
     answers = []
     for context in contexts:
-        answer, _ = rec._graph_answer(
-            context.user_id, GRAPH_FETCH, explain, names, RecallFilters(), context.fingerprint, client, variant=None
-        )
-        answers.append(answer.response)
+        answers.append(_graph_list(rec, context, explain, client))
     item_ids = sorted({i.item_id for a in answers for i in a.items} - seen)
     column = {item_id: c for c, item_id in enumerate(item_ids)}
     raw = np.zeros((len(members), len(item_ids)), dtype=np.float64)

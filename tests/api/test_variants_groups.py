@@ -22,7 +22,7 @@ from gnn.config import GnnSettings
 from gnn.jobs import RetrainReport, promote, retrain_job
 from graph.settings import Neo4jSettings
 from schema.errors import ConfigError
-from tests.api.conftest import FAST_LIGHTGCN, graph_only_settings, model_settings
+from tests.api.conftest import API_KEY, FAST_LIGHTGCN, graph_only_settings, model_settings
 
 USERS = [f"u{n}" for n in range(1, 121)]  # the synthetic world's users
 
@@ -139,10 +139,10 @@ def test_a_variant_naming_a_missing_version_stops_the_service(
         tmp_path,
         "variants:\n  - {name: a, share: 0.5}\n  - {name: ghost, share: 0.5, model_version: '19990101T000000Z'}\n",
     )
-    app = create_app(model_settings(settings.artifacts_dir, variants=path), neo4j_settings)
     with pytest.raises(ConfigError, match=r"variant ghost: model version '19990101T000000Z' does not exist"):
-        with TestClient(app):
-            pass
+        create_app(model_settings(settings.artifacts_dir, variants=path), neo4j_settings)
+    with pytest.raises(ConfigError, match=r"variant ghost names model version .* KGREC_SERVE_MODEL=none"):
+        create_app(model_settings(settings.artifacts_dir, variants=path, serve_model="none"), neo4j_settings)
 
 
 # --- groups ---------------------------------------------------------------------------------------------------------
@@ -298,3 +298,18 @@ def test_groups_while_neo4j_is_away(
         assert unknown.status_code == 503
     with TestClient(create_app(graph_only_settings(tmp_path), away)) as client:
         assert client.post("/groups/recommendations", json={"user_ids": members}).status_code == 503
+
+
+def test_a_member_without_positives_is_scored_by_graph_recall_on_the_model_path(
+    group_client: TestClient, world: SyntheticWorld
+) -> None:
+    genre = world.community_genres[world.user_community["u1"]][0]
+    created = group_client.post(
+        "/users", json={"user_id": "group-newcomer", "liked_genres": [genre]}, headers={"X-API-Key": API_KEY}
+    )
+    assert created.status_code == 201
+    body = _group(group_client, ["u1", "group-newcomer"], "average", k=10)
+    assert body["model_version"].startswith("lightgcn-") and len(body["items"]) == 10
+    newcomer = [m for i in body["items"] for m in i["members"] if m["user_id"] == "group-newcomer"]
+    assert len({m["score"] for m in newcomer}) > 1  # the newcomer's preferred-genre list, not a flat row of zeros
+    assert any(m["serves"] and m["explanations"] for m in newcomer)
