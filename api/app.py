@@ -75,12 +75,14 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
 
 def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = False) -> dict[str, Any]:
     """The OpenAPI schema with the bounds the server enforces: ``k``'s maximum set to KGREC_MAX_K, the names
-    ``sources`` may list, and the API key required of reads (GET) only when KGREC_READ_REQUIRES_KEY says so."""
+    ``sources`` may list, and the API key required of reads (GET, and POST /groups/recommendations) only when
+    KGREC_READ_REQUIRES_KEY says so."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for path in schema.get("paths", {}).values():
+        read_operations = {(r.path, m.lower()) for r in reads.routes for m in getattr(r, "methods", ())}
+        for url, path in schema.get("paths", {}).items():
             for method, operation in path.items():
-                if method == "get" and not read_requires_key:
+                if (method == "get" or (url, method) in read_operations) and not read_requires_key:
                     operation.pop("security", None)
                 for parameter in operation.get("parameters", []):
                     if parameter.get("name") == "sources" and parameter.get("in") == "query":
