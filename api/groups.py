@@ -39,7 +39,7 @@ from api.ranking import MAX_EXPLANATIONS, pick
 from api.schemas import GroupItem, GroupMemberScore, GroupRecommendationsResponse, RecommendationsResponse
 from api.variants import Variant, group_key
 from graph.errors import unreachable
-from graph.explain import ExplainedItem, explain_items, strongest_seeds
+from graph.explain import MAX_EXPLAIN_ITEMS, ExplainedItem, explain_items, strongest_seeds
 from graph.paths import Explanation
 from graph.reads import UserContext, user_context
 from graph.recall import RecallFilters
@@ -233,22 +233,21 @@ def _explain(
             wanted[members[m]].append(model.item_ids[row])
     out: dict[str, dict[str, ExplainedItem]] = {}
     for user_id, item_ids in wanted.items():
-        if not item_ids:
-            continue
-        found = rec._stage(
-            "explain",
-            lambda u=user_id, ids=item_ids: explain_items(
-                rec.driver,
-                u,
-                ids,
-                max_paths=MAX_EXPLANATIONS if explain else 0,
-                filters=RecallFilters(),
-                seed_ids=seeds[u],
-                database=rec.database,
-            ),
-        )
-        for item_id, entry in found.items():
-            out.setdefault(item_id, {})[user_id] = entry
+        for start in range(0, len(item_ids), MAX_EXPLAIN_ITEMS):  # one query explains at most MAX_EXPLAIN_ITEMS
+            found = rec._stage(
+                "explain",
+                lambda u=user_id, ids=item_ids[start : start + MAX_EXPLAIN_ITEMS]: explain_items(
+                    rec.driver,
+                    u,
+                    ids,
+                    max_paths=MAX_EXPLANATIONS if explain else 0,
+                    filters=RecallFilters(),
+                    seed_ids=seeds[u],
+                    database=rec.database,
+                ),
+            )
+            for item_id, entry in found.items():
+                out.setdefault(item_id, {})[user_id] = entry
     return out
 
 

@@ -313,3 +313,18 @@ def test_a_member_without_positives_is_scored_by_graph_recall_on_the_model_path(
     newcomer = [m for i in body["items"] for m in i["members"] if m["user_id"] == "group-newcomer"]
     assert len({m["score"] for m in newcomer}) > 1  # the newcomer's preferred-genre list, not a flat row of zeros
     assert any(m["serves"] and m["explanations"] for m in newcomer)
+
+
+def test_a_long_group_list_explains_more_items_than_one_query_takes(
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings, world: SyntheticWorld
+) -> None:
+    settings, _, _ = versions
+    members = _pair(world)
+    app = create_app(model_settings(settings.artifacts_dir, max_k=300, mmr_lambda=1.0), neo4j_settings)
+    with TestClient(app) as client:
+        items = _group(client, members, "average", k=300)["items"]
+    candidates = 240 - len(_touched(world, members))
+    assert candidates - 10 <= len(items) <= candidates  # (k is larger than the candidates: nearly all of them)
+    served = {u: sum(1 for i in items for m in i["members"] if m["user_id"] == u and m["serves"]) for u in members}
+    assert max(served.values()) > 100  # one member's explain calls took more than one query (MAX_EXPLAIN_ITEMS)
+    assert all(i["title"] for i in items)
