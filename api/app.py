@@ -45,9 +45,10 @@ from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
-from gnn.serving import limit_scoring_threads
+from api.variants import Variants, load_variants
+from gnn.serving import find_version, limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
-from schema.errors import DatabaseUnavailableError, KgrecError
+from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,14 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
 
 def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = False) -> dict[str, Any]:
     """The OpenAPI schema with the bounds the server enforces: ``k``'s maximum set to KGREC_MAX_K, the names
-    ``sources`` may list, and the API key required of reads (GET) only when KGREC_READ_REQUIRES_KEY says so."""
+    ``sources`` may list, and the API key required of reads (GET, and POST /groups/recommendations) only when
+    KGREC_READ_REQUIRES_KEY says so."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for path in schema.get("paths", {}).values():
+        read_operations = {(r.path, m.lower()) for r in reads.routes for m in getattr(r, "methods", ())}
+        for url, path in schema.get("paths", {}).items():
             for method, operation in path.items():
-                if method == "get" and not read_requires_key:
+                if (method == "get" or (url, method) in read_operations) and not read_requires_key:
                     operation.pop("security", None)
                 for parameter in operation.get("parameters", []):
                     if parameter.get("name") == "sources" and parameter.get("in") == "query":
@@ -99,6 +102,10 @@ def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = Fal
                         for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
                             if option.get("type") == "integer":
                                 option["maximum"] = max_k
+        group = schema.get("components", {}).get("schemas", {}).get("GroupRecommendationsIn", {})
+        for option in group.get("properties", {}).get("k", {}).get("anyOf", []):
+            if option.get("type") == "integer":
+                option["maximum"] = max_k
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -202,10 +209,37 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, send)
 
 
+def check_variants(api_settings: ApiSettings) -> Variants:
+    """The variants of ``KGREC_VARIANTS`` (:func:`api.variants.load_variants`), with every model version they name
+    present under the artifacts root.
+
+    Raises:
+        ConfigError: The file is broken, or a variant names a version that does not exist (the message names both),
+            or names one while KGREC_SERVE_MODEL=none.
+    """
+    variants = load_variants(api_settings.variants)
+    named = [v for v in variants.variants if v.model_version]
+    if named and api_settings.serve_model == "none":
+        raise ConfigError(
+            f"KGREC_VARIANTS: variant {named[0].name} names model version {named[0].model_version!r} but "
+            "KGREC_SERVE_MODEL=none serves no model"
+        )
+    kind = api_settings.serve_model
+    for variant in named:
+        if find_version(api_settings.artifacts_dir, variant.model_version or "", kind) is None:
+            kinds = "any model kind" if kind == "auto" else f"model kind {kind}"
+            raise ConfigError(
+                f"KGREC_VARIANTS: variant {variant.name}: model version {variant.model_version!r} does not exist under "
+                f"{api_settings.artifacts_dir} (for {kinds})"
+            )
+    return variants
+
+
 def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's."""
     api_settings = api_settings or get_api_settings()
     neo4j_settings = neo4j_settings or get_neo4j_settings()
+    variants = check_variants(api_settings)  # a broken variants file, or a missing version, stops the service here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -223,8 +257,14 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         metrics = Metrics()
         models = None
         if api_settings.serve_model != "none":
-            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
-            loaded = await asyncio.to_thread(models.reload)
+            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, variants.model_versions)
+            try:
+                loaded = await asyncio.to_thread(models.reload)
+            except ConfigError as exc:  # a variant names a model version that is not there: refuse to start
+                driver.close()
+                executor.shutdown(wait=False)
+                named = [v.name for v in variants.variants if v.model_version and repr(v.model_version) in str(exc)]
+                raise ConfigError(f"KGREC_VARIANTS: variant {', '.join(named)}: {exc}") from exc
             if loaded.version is None:
                 log.info(
                     "no promoted model under %s: ranking with graph recall only (run kgrec retrain)",
@@ -234,7 +274,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         app.state.metrics = metrics
         app.state.api_settings = api_settings
         app.state.recommender = Recommender(
-            driver, api_settings, executor, metrics, neo4j_settings.database, models=models
+            driver, api_settings, executor, metrics, neo4j_settings.database, models=models, variants=variants
         )
         recommender = app.state.recommender
         stop_warming = threading.Event()

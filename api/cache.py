@@ -19,12 +19,16 @@ class Answer:
         response: The full answer (its items are the cached pool, best first).
     """
 
-    __slots__ = ("response", "_head", "_items")
+    __slots__ = ("response", "_head", "_items", "_tail")
 
     def __init__(self, response: RecommendationsResponse) -> None:
         self.response = response
-        head = response.model_dump_json(exclude={"items"}).encode()  # b'{"user_id":..,"degraded":false}'
-        self._head = head[:-1] + b',"items":['
+        # b'{"user_id":..,"items":[],"variant":".."}' split around its empty list (a string value cannot hold the
+        # marker: its quotes would be escaped), so the fields after the items keep their place
+        empty = response.model_copy(update={"items": []}).model_dump_json().encode()
+        head, _, tail = empty.partition(b'"items":[]')
+        self._head = head + b'"items":['
+        self._tail = b"]" + tail
         self._items = [item.model_dump_json().encode() for item in response.items]
 
     def first(self, k: int) -> RecommendationsResponse:
@@ -33,7 +37,7 @@ class Answer:
 
     def json(self, k: int) -> bytes:
         """The JSON body of :meth:`first` (``k``), exactly as FastAPI would render it, without re-rendering."""
-        return self._head + b",".join(self._items[:k]) + b"]}"
+        return self._head + b",".join(self._items[:k]) + self._tail
 
 
 class ResponseCache:

@@ -12,8 +12,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import DriverDep, RecommenderDep, SettingsDep, require_json_body, require_read_key, require_write_key
+from api.groups import recommend_group
 from api.schemas import (
     ErrorBody,
+    GroupRecommendationsIn,
+    GroupRecommendationsResponse,
     Health,
     InteractionIn,
     InteractionOut,
@@ -153,6 +156,45 @@ def get_similar(
 ) -> SimilarItemsResponse:
     size = _check_k(k, settings)
     return recommender.similar(item_id, size, explain=explain)
+
+
+@reads.post(
+    "/groups/recommendations",
+    response_model=GroupRecommendationsResponse,
+    responses={
+        **_RECOMMEND_ERRORS,
+        404: {"model": ErrorBody, "description": "A member does not exist (the message names every unknown one)"},
+        413: {"model": ErrorBody, "description": "Body larger than KGREC_MAX_BODY_BYTES"},
+        415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input: fewer than 2 or more than 20 members, a member named twice, k above "
+            "KGREC_MAX_K, an unknown aggregation",
+        },
+    },
+    dependencies=[Depends(require_json_body)],
+    summary="One explained list for a group of users (average, least misery or most pleasure)",
+)
+def post_group_recommendations(
+    request: Request, body: GroupRecommendationsIn, recommender: RecommenderDep, settings: SettingsDep
+) -> GroupRecommendationsResponse:
+    """Each member's scores (the model's, else graph recall's) become z-scores over the candidates, are aggregated,
+    and the best items no member has interacted with are returned, each with every member's score and the paths of
+    the members it serves (docs/api.md)."""
+    if body.k is not None and body.k > settings.max_k:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("body", "k"),
+                    "msg": f"Input should be less than or equal to {settings.max_k}",
+                }
+            ]
+        )
+    client = request.app.state.clients(request.scope)
+    return recommend_group(
+        recommender, body.user_ids, body.k or settings.default_k, body.aggregation, explain=body.explain, client=client
+    )
 
 
 @writes.post(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from graph.paths import Explanation
 
@@ -61,6 +61,11 @@ class RecommendationsResponse(BaseModel):
         "(from the model alone: no paths, no titles).",
     )
     items: list[RecommendedItem] = Field(description="Best first: the order to show them (see each item's score).")
+    variant: str = Field(
+        "default",
+        description="The A/B variant that answered (KGREC_VARIANTS; 'default' without variants): a stable hash of the "
+        "user id assigns it.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -68,6 +73,7 @@ class RecommendationsResponse(BaseModel):
                 "user_id": "42",
                 "model_version": "graph-recall-v1",
                 "degraded": False,
+                "variant": "default",
                 "items": [
                     {
                         "item_id": "3114",
@@ -94,6 +100,81 @@ class RecommendationsResponse(BaseModel):
                 ],
             }
         }
+    )
+
+
+#: Most members a group request may name.
+MAX_GROUP_MEMBERS = 20
+
+
+class GroupRecommendationsIn(BaseModel):
+    """One list for a group of users (friends watching together)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"user_ids": ["42", "7"], "k": 10, "aggregation": "least_misery", "explain": True}
+        },
+    )
+
+    user_ids: list[Name] = Field(
+        min_length=2,
+        max_length=MAX_GROUP_MEMBERS,
+        json_schema_extra={"uniqueItems": True},
+        description=f"2 to {MAX_GROUP_MEMBERS} distinct user ids, each an existing user (unknown: 404 naming it).",
+    )
+    k: int | None = Field(None, ge=1, description="Number of items (default KGREC_DEFAULT_K, at most KGREC_MAX_K).")
+    aggregation: Literal["average", "least_misery", "most_pleasure"] = Field(
+        "average",
+        description="How the members' normalised scores combine: their mean (average), their minimum (least_misery: "
+        "nobody is left unhappy) or their maximum (most_pleasure: someone loves it).",
+    )
+    explain: bool = Field(True, description="Include each member's explanation paths.")
+
+    @field_validator("user_ids")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        doubled = sorted({u for u in value if value.count(u) > 1})
+        if doubled:
+            raise ValueError(f"user_ids must be distinct: {', '.join(repr(u) for u in doubled)} appear more than once")
+        return value
+
+
+class GroupMemberScore(BaseModel):
+    """What one member of the group thinks of an item."""
+
+    user_id: str
+    score: float = Field(
+        description="The member's normalised score of the item: a z-score over the group's candidate items (0 is the "
+        "member's mean, 1 one standard deviation above it)."
+    )
+    serves: bool = Field(description="The item serves this member: their score is at or above their mean (>= 0).")
+    explanations: list[Explanation] = Field(
+        default_factory=list, description="Paths from this member to the item (only for members it serves)."
+    )
+
+
+class GroupItem(BaseModel):
+    """One item of a group list, with every member's score and the paths of the members it serves."""
+
+    item_id: str
+    title: str | None = None
+    score: float = Field(description="The aggregation of the members' normalised scores (the list's order).")
+    members: list[GroupMemberScore] = Field(description="Every member, those the item serves first, best first.")
+
+
+class GroupRecommendationsResponse(BaseModel):
+    """A ranked list for a group: ``items`` in the order to show them (best first)."""
+
+    user_ids: list[str]
+    aggregation: str
+    model_version: str
+    degraded: bool = Field(
+        False, description="True when Neo4j was unreachable and the list comes from the model alone (no paths)."
+    )
+    items: list[GroupItem]
+    variant: str = Field(
+        "default", description="The A/B variant that answered: assigned by a stable hash of the sorted member ids."
     )
 
 

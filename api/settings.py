@@ -142,6 +142,11 @@ class ApiSettings(BaseSettings):
         description="Maximal marginal relevance trade-off: 1 = relevance only, lower = more diverse. 0.6 is the "
         "smallest λ whose validation NDCG@20 stays within 1% of λ = 1 on ml-latest-small (bench/mmr.py).",
     )
+    variants: Path | None = Field(
+        None,
+        description="YAML file of A/B variants (salt; name, share, model_version, mmr_lambda, exploration_share each); "
+        "unset: one variant, 'default', with these settings (docs/api.md).",
+    )
 
     ingest_max_rows: int = Field(
         10_000, ge=1, le=100_000, description="Most interactions one POST /interactions/batch may carry (more: 413)."

@@ -228,6 +228,25 @@ def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
     return None
 
 
+def find_version(root: Path, version: str, kind: str = "auto") -> Path | None:
+    """The directory of artifact ``version`` of ``kind`` (``auto``: the first of :data:`SERVABLE` that has it), or
+    None when no such version exists. ``version`` is a directory name; ``<kind>-<version>`` (a response's
+    ``model_version``) names the same one."""
+    for candidate in SERVABLE if kind == "auto" else (kind,):
+        for name in (version, version.removeprefix(f"{candidate}-")):
+            if name and "/" not in name and name not in (".", "..") and (root / candidate / name).is_dir():
+                return root / candidate / name
+    return None
+
+
+def load_serving_version(root: Path, version: str, kind: str = "auto") -> ServingModel | None:
+    """Load artifact ``version`` of ``kind`` (:func:`find_version`), promoted or not; None when it does not exist."""
+    path = find_version(root, version, kind)
+    if path is None:
+        return None
+    return BlendModel(path) if path.parent.name == "blend" else EmbeddingModel(path)
+
+
 def limit_scoring_threads(threads: int) -> None:
     """Cap the threads each scoring operation may use (torch's intra-op pool, and the BLAS and OpenMP pools of numpy
     and scipy), for the whole process.
