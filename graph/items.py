@@ -181,7 +181,7 @@ def recall_new_arrivals(
         "attributeWeight": caps.attribute_weight,
         **(filters or RecallFilters()).to_params(),
     }
-    records, _ = run_read("new_arrivals", catalog.RECALL_NEW_ARRIVALS, params, driver, database)
+    records, _ = run_read("new_arrivals", catalog.NEW_ARRIVALS, params, driver, database)
     return [
         Candidate(
             item_id=r["item_id"],
