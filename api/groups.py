@@ -53,8 +53,12 @@ log = logging.getLogger(__name__)
 
 #: The aggregations a group request may ask for.
 AGGREGATIONS = ("average", "least_misery", "most_pleasure")
-#: Items each member's graph recall returns on the path without a model (the union is the group's candidates).
-GRAPH_FETCH = 100
+
+
+def graph_fetch(k: int) -> int:
+    """Items each member's graph recall returns on the path without a model (their union is the group's candidates):
+    three times ``k``, at least 30 and at most 300."""
+    return min(max(3 * k, 30), 300)
 
 
 def normalise(raw: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -134,7 +138,7 @@ def recommend_group(
     # before the admission below, which it takes itself)
     min_rating = rec.settings.min_rating
     fallback = {
-        c.user_id: _graph_list(rec, c, explain, client)
+        c.user_id: _graph_list(rec, c, graph_fetch(k), explain, client)
         for c in known
         if not any(i.positive(min_rating) for i in c.interactions)
     }
@@ -143,10 +147,12 @@ def recommend_group(
         return _model_group(rec, model, members, known, seen, k, aggregation, explain, variant, fallback)
 
 
-def _graph_list(rec: Recommender, context: UserContext, explain: bool, client: str | None) -> RecommendationsResponse:
-    """The member's graph-path list of :data:`GRAPH_FETCH` items (its own variant's, cached like any answer)."""
+def _graph_list(
+    rec: Recommender, context: UserContext, size: int, explain: bool, client: str | None
+) -> RecommendationsResponse:
+    """The member's graph-path list of ``size`` items (its own variant's, cached like any answer)."""
     answer, _ = rec._graph_answer(
-        context.user_id, GRAPH_FETCH, explain, rec.source_names, RecallFilters(), context.fingerprint, client
+        context.user_id, size, explain, rec.source_names, RecallFilters(), context.fingerprint, client
     )
     return answer.response
 
@@ -291,7 +297,7 @@ def _graph_group(
     """Without a model: each member's graph-path answer, scores 0 where a member's recall did not find an item."""
     answers = []
     for context in contexts:
-        answers.append(_graph_list(rec, context, explain, client))
+        answers.append(_graph_list(rec, context, graph_fetch(k), explain, client))
     item_ids = sorted({i.item_id for a in answers for i in a.items} - seen)
     column = {item_id: c for c, item_id in enumerate(item_ids)}
     raw = np.zeros((len(members), len(item_ids)), dtype=np.float64)
