@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from api.errors import RefusedError, UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
+from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
 from api.ingest_routes import ingest_router
 from api.limits import ClientIds, ReadRateLimit
 from api.metrics import Metrics
@@ -264,6 +265,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             if watcher is not None:
                 watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(recommender.close)  # write the impressions still queued
             driver.close()
 
     app = FastAPI(
@@ -273,7 +275,10 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app.include_router(router)
     app.include_router(ingest_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
-    app.state.clients = ClientIds(key)  # who a read comes from, for its budget of uncached work
+    app.state.clients = ClientIds(key)
+    app.state.feedback = FeedbackConfig.load(
+        api_settings.feedback_kinds
+    )  # a bad file stops the start, with its reason  # who a read comes from, for its budget of uncached work
 
     def count_refusal(reason: str) -> None:
         metrics: Metrics | None = getattr(app.state, "metrics", None)
@@ -335,6 +340,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     async def refused(_request: Request, exc: RefusedError) -> JSONResponse:
         count_refusal(exc.reason)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(UnknownFeedbackTypeError)
+    async def unknown_feedback_type(_request: Request, exc: UnknownFeedbackTypeError) -> JSONResponse:
+        detail = _field_errors([{"loc": ("body", "type"), "msg": str(exc), "type": "unknown_feedback_type"}])
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:

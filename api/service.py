@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TypedDict, TypeVar, Unpack
@@ -35,11 +36,12 @@ from neo4j import Driver
 
 from api.cache import Answer, ResponseCache
 from api.errors import UnknownEntityError, UnknownSourceError
+from api.impressions import ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
-from api.ranking import MAX_EXPLANATIONS, blend, cold_unseen, pick, scored_items, unseen_ranking
-from api.schemas import RecommendationsResponse, SimilarItemsResponse
+from api.ranking import MAX_EXPLANATIONS, Exposure, blend, cold_unseen, pick, scored_items, unseen_ranking
+from api.schemas import DEFAULT_VARIANT, RecommendationsResponse, SimilarItemsResponse
 from api.settings import ApiSettings
 from graph import recall
 from graph.embeddings import recall_embedding
@@ -122,6 +124,64 @@ class Recommender:
         )
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
         self.warmed = threading.Event()
+        #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
+        self.impressions = (
+            ImpressionRecorder(
+                driver,
+                database,
+                metrics,
+                settings.impressions_queue,
+                settings.impressions_batch,
+                settings.impressions_flush_seconds,
+            )
+            if settings.impressions
+            else None
+        )
+
+    def variant_for(self, user_id: str) -> str:  # noqa: ARG002 - variants will assign users by their id
+        """The variant that answers ``user_id`` (the one place it is decided; every answer and impression says it)."""
+        return DEFAULT_VARIANT
+
+    def serve(self, user_id: str, k: int, *, client: str | None = None, **options: Unpack[RequestOptions]) -> bytes:
+        """The JSON body of one served list: :meth:`answer`'s list with a new ``recommendation_id``, recorded as an
+        impression (queued, never waited for: :mod:`api.impressions`). A cached answer is served by joining bytes.
+
+        Raises:
+            The errors of :meth:`answer`.
+        """
+        answer, count = self.answer(user_id, k, client=client, **options)
+        recommendation_id = uuid.uuid4().hex
+        if self.impressions is not None:
+            response = answer.response
+            self.impressions.record(
+                recommendation_id, user_id, response.variant, response.model_version, answer.item_ids[:count]
+            )
+        return answer.json(count, recommendation_id)
+
+    def close(self) -> None:
+        """Write the impressions still queued (the app's shutdown)."""
+        if self.impressions is not None:
+            self.impressions.close()
+
+    @property
+    def _exposure_on(self) -> bool:
+        return self.settings.fatigue_half_life > 0 or self.settings.rotation_lists > 0
+
+    def _key_fingerprint(self, fingerprint: tuple) -> tuple:
+        """The part of a cache key the user's state gives: their interactions (count, rev, preferred genres) and,
+        with fatigue or rotation on, how many lists were recorded for them in steps of KGREC_FATIGUE_REFRESH_LISTS
+        (of one with rotation), so exposure refreshes a cached answer that often."""
+        step = 1 if self.settings.rotation_lists > 0 else self.settings.fatigue_refresh_lists
+        epoch = fingerprint[3] // step if self._exposure_on and step > 0 else 0
+        return (*fingerprint[:3], epoch)
+
+    def _exposure(self, context: UserContext | None) -> Exposure | None:
+        """The user's exposure (fatigue factors, rotated items) from their context; None when off or none."""
+        if context is None or not context.shown or not self._exposure_on:
+            return None
+        return Exposure.of(
+            context.shown, context.lists_shown, self.settings.fatigue_half_life, self.settings.rotation_lists
+        )
 
     @property
     def source_names(self) -> list[str]:
@@ -140,7 +200,7 @@ class Recommender:
             DatabaseUnavailableError: Neo4j is unreachable (no source could answer).
         """
         answer, size = self.answer(user_id, k, **options)
-        return answer.first(size)
+        return answer.first(size, uuid.uuid4().hex)
 
     def answer(
         self,
@@ -205,19 +265,45 @@ class Recommender:
     ) -> tuple[Answer, int]:
         """The graph path (module docstring): the answer and how many of its items were asked for."""
         wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
-        key = ("graph", user_id, k, explain, tuple(names), filters.model_dump_json(), fingerprint)
+        variant = self.variant_for(user_id)
+        key = (
+            "graph",
+            user_id,
+            k,
+            explain,
+            tuple(names),
+            filters.model_dump_json(),
+            variant,
+            self._key_fingerprint(fingerprint),
+        )
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
         with self.gate.admit(client, miss_cost(k, explain)):
-            return self._graph_compute(user_id, k, wanted, explain, names, filters, key)
+            return self._graph_compute(user_id, k, wanted, explain, names, filters, key, variant)
 
     def _graph_compute(
-        self, user_id: str, k: int, wanted: int, explain: bool, names: list[str], filters: RecallFilters, key: tuple
+        self,
+        user_id: str,
+        k: int,
+        wanted: int,
+        explain: bool,
+        names: list[str],
+        filters: RecallFilters,
+        key: tuple,
+        variant: str = DEFAULT_VARIANT,
     ) -> tuple[Answer, int]:
         """The uncached part of :meth:`_graph_answer`."""
         fetch = min(max(3 * k, 30), 300)
-        preferred = read_user_preferred_genres(self.driver, user_id, self.database)
+        exposure = None
+        if self._exposure_on:  # the context carries the preferred genres and the exposure: still one round trip
+            context = user_context(self.driver, user_id, self.database)
+            preferred = list(context.preferred_genres) if context is not None else []
+            exposure = self._exposure(context)
+            if exposure is not None and exposure.rotated:  # ask the sources for as many items besides them
+                fetch = min(fetch + len(exposure.rotated), 300 + len(exposure.rotated))
+        else:
+            preferred = read_user_preferred_genres(self.driver, user_id, self.database)
 
         def call(name: str) -> Callable[[], list[Candidate]]:
             def run(source_filters: RecallFilters) -> list[Candidate]:
@@ -231,9 +317,9 @@ class Recommender:
         results, failed = self._run({name: call(name) for name in names})
         if failed and len(failed) == len(names):
             raise DatabaseUnavailableError(f"every recall source failed: {', '.join(sorted(failed))}")
-        items = blend(results, self.settings.source_weights, k, explain)
+        items = blend(results, self.settings.source_weights, k, explain, exposure)
         response = RecommendationsResponse(
-            user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items
+            user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), variant=variant, items=items
         )
         answer = Answer(response)
         if not failed:  # a partial (degraded) answer is never reused
@@ -256,12 +342,22 @@ class Recommender:
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
         wanted, k = k, max(k, self.settings.response_cache_pool)
-        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, fingerprint)
+        variant = self.variant_for(user_id)
+        key = (
+            user_id,
+            k,
+            explain,
+            filters.model_dump_json(),
+            model.kind,
+            model.version,
+            variant,
+            self._key_fingerprint(fingerprint),
+        )
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
         with self.gate.admit(client, miss_cost(k, explain)):
-            return self._model_compute(model, user_id, k, wanted, explain, filters, key, context)
+            return self._model_compute(model, user_id, k, wanted, explain, filters, key, context, variant)
 
     def _model_compute(
         self,
@@ -273,6 +369,7 @@ class Recommender:
         filters: RecallFilters,
         key: tuple,
         context: UserContext | None,
+        variant: str = DEFAULT_VARIANT,
     ) -> tuple[Answer, int] | None:
         """The uncached part of :meth:`_model_answer`."""
         if context is None:
@@ -289,6 +386,10 @@ class Recommender:
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         scores = self._stage("model", lambda: model.scores(user_id, positives))
+        exposure = self._exposure(context)
+        if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
+            scores = exposure.fatigue(model, scores)
+            seen |= exposure.rotated
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
         shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds)
@@ -302,7 +403,9 @@ class Recommender:
             picked = self._stage("rerank", lambda: pick(model, scores, pool, k, self.settings.mmr_lambda, allowed))
             explained = survivors
         items = scored_items(model, scores, picked, explained, explain)
-        response = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+        response = RecommendationsResponse(
+            user_id=user_id, model_version=f"{model.kind}-{model.version}", variant=variant, items=items
+        )
         answer = Answer(response)
         self.cache.put(key, answer, user_id)
         return answer, wanted
@@ -465,7 +568,11 @@ class Recommender:
         items = scored_items(model, scores, pick(model, scores, pool, k, self.settings.mmr_lambda, cold or None))
         log.warning("degraded answer for user %s: %s", user_id[:100], cause)
         response = RecommendationsResponse(
-            user_id=user_id, model_version=f"{model.kind}-{model.version}", degraded=True, items=items
+            user_id=user_id,
+            model_version=f"{model.kind}-{model.version}",
+            degraded=True,
+            variant=self.variant_for(user_id),
+            items=items,
         )
         return Answer(response), len(items)
 
