@@ -73,11 +73,17 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = False) -> dict[str, Any]:
+def _openapi_with_limits(
+    app: FastAPI, max_k: int, read_requires_key: bool = False, feedback_types: list[str] | None = None
+) -> dict[str, Any]:
     """The OpenAPI schema with the bounds the server enforces: ``k``'s maximum set to KGREC_MAX_K, the names
-    ``sources`` may list, and the API key required of reads (GET) only when KGREC_READ_REQUIRES_KEY says so."""
+    ``sources`` may list, the feedback types configured (KGREC_FEEDBACK_KINDS), and the API key required of reads
+    (GET) only when KGREC_READ_REQUIRES_KEY says so."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        feedback = schema.get("components", {}).get("schemas", {}).get("FeedbackIn")
+        if feedback is not None and feedback_types:
+            feedback["properties"]["type"]["enum"] = feedback_types
         for path in schema.get("paths", {}).values():
             for method, operation in path.items():
                 if method == "get" and not read_requires_key:
@@ -295,7 +301,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         on_refused=count_refusal,
     )
     app.openapi = lambda: _openapi_with_limits(  # type: ignore[method-assign]
-        app, api_settings.max_k, api_settings.read_requires_key
+        app, api_settings.max_k, api_settings.read_requires_key, sorted(app.state.feedback.kinds)
     )
     app.add_middleware(
         BodyLimitMiddleware,

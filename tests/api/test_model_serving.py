@@ -119,9 +119,15 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
         line = next((x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="hit"}')), None)
         return float(line.split()[-1]) if line else 0.0
 
-    first = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    def listed(params: dict[str, object]) -> dict:
+        """The list without its recommendation id (new for every response)."""
+        body = model_client.get("/users/u13/recommendations", params=params).json()
+        assert len(body.pop("recommendation_id")) == 32
+        return body
+
+    first = listed({"k": 10})
     before = hits()
-    again = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    again = listed({"k": 10})
     assert again == first and hits() == before + 1
     shorter = model_client.get("/users/u13/recommendations", params={"k": 5}).json()
     assert hits() == before + 2 and shorter["items"] == first["items"][:5]  # a slice of the cached pool
@@ -131,9 +137,9 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
     model_client.post(
         "/interactions", json={"user_id": "u13", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY}
     )
-    after = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    after = listed({"k": 10})
     assert hits() == before + 2 and target not in {i["item_id"] for i in after["items"]}
-    assert model_client.get("/users/u13/recommendations", params={"k": 10}).json() == after and hits() == before + 3
+    assert listed({"k": 10}) == after and hits() == before + 3
     # changing an existing interaction (a new rating for the same item) changes the fingerprint too
     model_client.post(
         "/interactions", json={"user_id": "u13", "item_id": target, "rating": 1.0}, headers={"X-API-Key": API_KEY}
