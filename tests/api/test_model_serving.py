@@ -402,3 +402,24 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     assert body["degraded"] is True
     degraded = [i["item_id"] for i in body["items"]]
     assert len(degraded) == 12 and {3, 7} <= {i for i, item in enumerate(degraded) if model.cold_mask[index[item]]}
+
+
+def test_fatigue_on_the_model_path_lowers_an_item_shown_and_ignored(
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
+) -> None:
+    settings, _ = trained
+    app = create_app(
+        model_settings(settings.artifacts_dir, mmr_lambda=1.0, fatigue_half_life=1.0, fatigue_refresh_lists=1),
+        neo4j_settings,
+    )
+    with TestClient(app) as client:
+
+        def top(n: int) -> list[str]:
+            body = client.get("/users/u41/recommendations", params={"k": n, "explain": "false"}).json()
+            return [i["item_id"] for i in body["items"]]
+
+        first = top(10)
+        for _ in range(3):  # shown and ignored three times: its score is an eighth (of a positive score)
+            app.state.recommender.impressions.flush()
+            later = top(10)
+        assert later[0] != first[0] and not set(later) <= set(first)  # items never shown come up
