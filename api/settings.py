@@ -188,10 +188,11 @@ class ApiSettings(BaseSettings):
         "score (score x 0.5^(shown/half-life)); 0 = off. Users without recorded impressions are unaffected.",
     )
     fatigue_refresh_lists: int = Field(
-        5,
+        0,
         ge=0,
-        description="A user's cached answer is recomputed (with fatigue) every this many lists recorded for them; "
-        "0 = only when their interactions change or KGREC_RESPONSE_CACHE_SECONDS passes.",
+        description="Also recompute a user's cached answer (with fatigue) every this many lists recorded for them, "
+        "at the cost of one miss each time; 0 = fatigue applies whenever an answer is computed (a new interaction "
+        "or feedback, KGREC_RESPONSE_CACHE_SECONDS passed, other options), and exposure alone never misses.",
     )
     rotation_lists: int = Field(
         0,

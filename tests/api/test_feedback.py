@@ -209,3 +209,17 @@ def test_rotation_leaves_out_the_items_of_the_last_list(
         _flush(client)
         third = {i["item_id"] for i in _list(client, "u22", k=6)["items"]}
         assert not second & third  # only the last list is rotated out
+
+
+def test_by_default_exposure_alone_keeps_the_cached_list_and_the_next_computed_one_is_fatigued(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
+    with TestClient(_app(tmp_path, neo4j_settings, fatigue_half_life=1.0)) as client:  # KGREC_FATIGUE_REFRESH_LISTS=0
+        first = _list(client, "u23", k=10)
+        for _ in range(4):
+            _flush(client)
+            assert _list(client, "u23", k=10)["items"] == first["items"]  # the cached answer: no miss for exposure
+        last = first["items"][-1]["item_id"]
+        _feedback(client, user_id="u23", item_id=last, type="view")  # an interaction: the next list is computed
+        after = _list(client, "u23", k=10)
+        assert _rank(after, first["items"][0]["item_id"]) > 0
