@@ -37,6 +37,7 @@ from api.errors import (
     UnknownSourceError,
     UserExistsError,
 )
+from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
 from api.ingest_routes import ingest_router
 from api.item_routes import item_router
 from api.limits import ClientIds, ReadRateLimit
@@ -82,12 +83,17 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = False) -> dict[str, Any]:
+def _openapi_with_limits(
+    app: FastAPI, max_k: int, read_requires_key: bool = False, feedback_types: list[str] | None = None
+) -> dict[str, Any]:
     """The OpenAPI schema with the bounds the server enforces: ``k``'s maximum set to KGREC_MAX_K, the names
-    ``sources`` may list, and the API key required of reads (GET, and POST /groups/recommendations) only when
-    KGREC_READ_REQUIRES_KEY says so."""
+    ``sources`` may list, the feedback types configured (KGREC_FEEDBACK_KINDS), and the API key required of reads
+    (GET, and POST /groups/recommendations) only when KGREC_READ_REQUIRES_KEY says so."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        feedback = schema.get("components", {}).get("schemas", {}).get("FeedbackIn")
+        if feedback is not None and feedback_types:
+            feedback["properties"]["type"]["enum"] = feedback_types
         read_operations = {(r.path, m.lower()) for r in reads.routes for m in getattr(r, "methods", ())}
         for url, path in schema.get("paths", {}).items():
             for method, operation in path.items():
@@ -313,6 +319,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             if watcher is not None:
                 watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(recommender.close)  # write the impressions still queued
             driver.close()
 
     app = FastAPI(
@@ -324,6 +331,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     app.include_router(item_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
     app.state.clients = ClientIds(key)  # who a read comes from, for its budget of uncached work
+    app.state.feedback = FeedbackConfig.load(api_settings.feedback_kinds)  # a bad file stops the start, with its reason
 
     def count_refusal(reason: str) -> None:
         metrics: Metrics | None = getattr(app.state, "metrics", None)
@@ -340,7 +348,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         on_refused=count_refusal,
     )
     app.openapi = lambda: _openapi_with_limits(  # type: ignore[method-assign]
-        app, api_settings.max_k, api_settings.read_requires_key
+        app, api_settings.max_k, api_settings.read_requires_key, sorted(app.state.feedback.kinds)
     )
     app.add_middleware(
         BodyLimitMiddleware,
@@ -385,6 +393,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     async def refused(_request: Request, exc: RefusedError) -> JSONResponse:
         count_refusal(exc.reason)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(UnknownFeedbackTypeError)
+    async def unknown_feedback_type(_request: Request, exc: UnknownFeedbackTypeError) -> JSONResponse:
+        detail = _field_errors([{"loc": ("body", "type"), "msg": str(exc), "type": "unknown_feedback_type"}])
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:

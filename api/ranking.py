@@ -34,8 +34,47 @@ class _Blended:
     explanations: list[tuple[float, Explanation]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Exposure:
+    """What a user's recorded impressions do to their next list (``KGREC_FATIGUE_HALF_LIFE``,
+    ``KGREC_ROTATION_LISTS``).
+
+    Attributes:
+        factors: Score factor of each item shown and not interacted with: ``0.5 ** (times shown / half-life)``.
+        rotated: Items shown in the user's last N lists, left out.
+    """
+
+    factors: dict[str, float] = field(default_factory=dict)
+    rotated: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, shown: Mapping[str, tuple[int, int]], lists_shown: int, half_life: float, rotation: int) -> Exposure:
+        """The exposure from ``shown`` (``{item: (times shown, the user's list number when last shown)}``)."""
+        factors = {i: 0.5 ** (n / half_life) for i, (n, _) in shown.items() if n > 0} if half_life > 0 else {}
+        rotated = (
+            frozenset(i for i, (_, last) in shown.items() if last > lists_shown - rotation) if rotation else frozenset()
+        )
+        return cls(factors, rotated)
+
+    def fatigue(self, model: ServingModel, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with each shown item's score lowered by its factor (multiplied by it; a negative score
+        loses the same share of its magnitude), before the ranking and the cut; ``scores`` itself when none."""
+        rows = [(model.item_index[i], f) for i, f in self.factors.items() if i in model.item_index]
+        if not rows:
+            return scores
+        out = scores.copy()
+        index = np.array([r for r, _ in rows], dtype=np.int64)
+        factor = np.array([f for _, f in rows], dtype=out.dtype)
+        out[index] = out[index] - (1.0 - factor) * np.abs(out[index])
+        return out
+
+
 def blend(
-    results: dict[str, list[Candidate]], weights: dict[str, float], k: int, explain: bool = True
+    results: dict[str, list[Candidate]],
+    weights: dict[str, float],
+    k: int,
+    explain: bool = True,
+    exposure: Exposure | None = None,
 ) -> list[RecommendedItem]:
     """Combine per-source candidate lists into one ranked list.
 
@@ -44,6 +83,8 @@ def blend(
         weights: Blend weight per source (missing = 1.0).
         k: Items to return.
         explain: Keep explanation paths.
+        exposure: The user's exposure: blended scores times the fatigue factors, rotated items left out (before
+            the cut).
 
     Returns:
         At most ``k`` items, by blended score, ties by item id.
@@ -62,6 +103,12 @@ def blend(
             entry.sources[source] = round(norm, 4)
             if explain:
                 entry.explanations.extend((weight * norm, e) for e in c.explanations)
+    if exposure is not None:
+        for item_id in exposure.rotated:
+            merged.pop(item_id, None)
+        for item_id, factor in exposure.factors.items():
+            if item_id in merged:
+                merged[item_id].score *= factor
     ranked = sorted(merged.values(), key=lambda b: (-b.score, b.item_id))[:k]
     return [
         RecommendedItem(
@@ -232,6 +279,7 @@ def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndar
 
 __all__ = [
     "MAX_EXPLANATIONS",
+    "Exposure",
     "blend",
     "cold_unseen",
     "diversify",

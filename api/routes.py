@@ -12,9 +12,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import DriverDep, RecommenderDep, SettingsDep, require_json_body, require_read_key, require_write_key
+from api.feedback import record_feedback
 from api.groups import recommend_group
 from api.schemas import (
     ErrorBody,
+    FeedbackIn,
+    FeedbackOut,
     GroupRecommendationsIn,
     GroupRecommendationsResponse,
     Health,
@@ -135,10 +138,10 @@ def get_recommendations(
     )
     # The body is rendered by the recommender (a cached answer is already JSON): the schema above still documents it.
     client = request.app.state.clients(request.scope)  # whose budget of uncached work a miss spends
-    answer, count = recommender.answer(
+    body = recommender.serve(
         user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters, client=client
     )
-    return Response(answer.json(count), media_type="application/json")
+    return Response(body, media_type="application/json")
 
 
 @reads.get(
@@ -206,6 +209,38 @@ def post_group_recommendations(
 )
 def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
     return record_interaction(driver, body, recommender.database)
+
+
+@writes.post(
+    "/feedback",
+    response_model=FeedbackOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **_KEY_ERRORS,
+        **_NOT_FOUND,
+        **_BODY_ERRORS,
+        404: {"model": ErrorBody, "description": "Unknown item"},
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input, or a feedback type that is not configured (type unknown_feedback_type; "
+            "nothing is written)",
+        },
+    },
+    summary="Record a feedback event (view, click, like, purchase, dislike, skip), attributed to the list shown",
+)
+def post_feedback(request: Request, body: FeedbackIn, driver: DriverDep, recommender: RecommenderDep) -> FeedbackOut:
+    """The event is combined into the user's interaction with the item (its type's weight and polarity; a dislike
+    makes it negative, and the item never comes back to this user) and reflected in the next list at once. With a
+    ``recommendation_id``, a click or purchase of a shown item counts for that list and its variant; an id that does
+    not exist or did not show the item leaves the event recorded but unattributed (``attribution`` says why)."""
+    return record_feedback(
+        driver,
+        body,
+        request.app.state.feedback,
+        request.app.state.metrics,
+        recommender.impressions,
+        recommender.database,
+    )
 
 
 @writes.post(

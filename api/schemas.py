@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from api.variants import DEFAULT_VARIANT
 from graph.paths import Explanation
 
 #: Longest id or genre name a body may carry.
@@ -60,12 +61,17 @@ class RecommendationsResponse(BaseModel):
         description="True when Neo4j (or some recall source) was unreachable and the list is a fallback "
         "(from the model alone: no paths, no titles).",
     )
-    items: list[RecommendedItem] = Field(description="Best first: the order to show them (see each item's score).")
     variant: str = Field(
-        "default",
+        DEFAULT_VARIANT,
         description="The A/B variant that answered (KGREC_VARIANTS; 'default' without variants): a stable hash of the "
         "user id assigns it.",
     )
+    recommendation_id: str = Field(
+        "",
+        description="This list's unique id (a new one for every response, cached or not): send it with POST /feedback "
+        "to attribute a click or purchase to the list.",
+    )
+    items: list[RecommendedItem] = Field(description="Best first: the order to show them (see each item's score).")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -74,6 +80,7 @@ class RecommendationsResponse(BaseModel):
                 "model_version": "graph-recall-v1",
                 "degraded": False,
                 "variant": "default",
+                "recommendation_id": "3f2b7c9e0d6a4e1f9b8c7d6e5f4a3b2c",
                 "items": [
                     {
                         "item_id": "3114",
@@ -218,6 +225,65 @@ class InteractionOut(BaseModel):
     user_id: str
     item_id: str
     created_user: bool = False
+
+
+class FeedbackIn(BaseModel):
+    """A feedback event of a user on an item: its type (view, click, like, purchase, dislike, skip, or those of
+    KGREC_FEEDBACK_KINDS) is combined into the pair's interaction with the type's weight and polarity. A negative
+    type (dislike) makes the item a negative for training; any feedback hides the item from the user's lists for
+    good. With the ``recommendation_id`` of the list that showed the item, a click or purchase counts for that list
+    and its variant."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "user_id": "42",
+                "item_id": "1",
+                "type": "click",
+                "recommendation_id": "3f2b7c9e0d6a4e1f9b8c7d6e5f4a3b2c",
+            }
+        },
+    )
+
+    user_id: str = _CREATED_ID
+    item_id: str = _ID
+    type: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The feedback type; unknown: 422 (the defaults: view, click, like, purchase, dislike, skip).",
+    )
+    timestamp: Annotated[int | None, BeforeValidator(_whole_number)] = Field(
+        None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        strict=True,
+        description="Unix seconds, 0 (1970) to 253402300799 (the end of year 9999); default: now.",
+    )
+    recommendation_id: str | None = Field(
+        None, min_length=1, max_length=MAX_NAME_LENGTH, description="The list that showed the item (attribution)."
+    )
+
+
+class FeedbackOut(BaseModel):
+    """What the feedback did: the pair's interaction as combined, and whether it was attributed to a list."""
+
+    user_id: str
+    item_id: str
+    type: str
+    created_user: bool = False
+    polarity: int = Field(description="The pair's polarity after this feedback: 1 positive, -1 negative.")
+    weight: float = Field(description="The pair's combined weight after this feedback.")
+    attributed: bool = Field(
+        description="The feedback counts for the list of recommendation_id (it exists, was this user's and showed "
+        "the item)."
+    )
+    attribution: str = Field(
+        description="none (no recommendation_id), attributed, unknown_recommendation (no such list: never served, "
+        "or its record was lost) or not_shown (the list is another user's or did not show this item); the feedback is "
+        "recorded in every case."
+    )
+    variant: str | None = Field(None, description="The attributed list's variant.")
 
 
 class NewUserIn(BaseModel):

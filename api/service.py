@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TypedDict, TypeVar, Unpack
@@ -36,10 +37,20 @@ from neo4j import Driver
 from api.cache import Answer, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
+from api.impressions import ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
-from api.ranking import MAX_EXPLANATIONS, blend, cold_unseen, pick, place_arrivals, scored_items, unseen_ranking
+from api.ranking import (
+    MAX_EXPLANATIONS,
+    Exposure,
+    blend,
+    cold_unseen,
+    pick,
+    place_arrivals,
+    scored_items,
+    unseen_ranking,
+)
 from api.schemas import RecommendationsResponse, SimilarItemsResponse
 from api.settings import ApiSettings
 from api.variants import Variant, Variants, default_variants
@@ -132,6 +143,60 @@ class Recommender:
         self.catalogue = Catalogue(driver, database, settings.catalogue_refresh_seconds)
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
         self.warmed = threading.Event()
+        #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
+        self.impressions = (
+            ImpressionRecorder(
+                driver,
+                database,
+                metrics,
+                settings.impressions_queue,
+                settings.impressions_batch,
+                settings.impressions_flush_seconds,
+            )
+            if settings.impressions
+            else None
+        )
+
+    def serve(self, user_id: str, k: int, *, client: str | None = None, **options: Unpack[RequestOptions]) -> bytes:
+        """The JSON body of one served list: :meth:`answer`'s list with a new ``recommendation_id``, recorded as an
+        impression (queued, never waited for: :mod:`api.impressions`). A cached answer is served by joining bytes.
+
+        Raises:
+            The errors of :meth:`answer`.
+        """
+        answer, count = self.answer(user_id, k, client=client, **options)
+        recommendation_id = uuid.uuid4().hex
+        if self.impressions is not None:
+            response = answer.response
+            self.impressions.record(
+                recommendation_id, user_id, response.variant, response.model_version, answer.item_ids[:count]
+            )
+        return answer.json(count, recommendation_id)
+
+    def close(self) -> None:
+        """Write the impressions still queued (the app's shutdown)."""
+        if self.impressions is not None:
+            self.impressions.close()
+
+    @property
+    def _exposure_on(self) -> bool:
+        return self.settings.fatigue_half_life > 0 or self.settings.rotation_lists > 0
+
+    def _key_fingerprint(self, fingerprint: tuple) -> tuple:
+        """The part of a cache key the user's state gives: their interactions (count, rev, preferred genres) and,
+        with fatigue or rotation on, how many lists were recorded for them in steps of KGREC_FATIGUE_REFRESH_LISTS
+        (of one with rotation), so exposure refreshes a cached answer that often."""
+        step = 1 if self.settings.rotation_lists > 0 else self.settings.fatigue_refresh_lists
+        epoch = fingerprint[3] // step if self._exposure_on and step > 0 else 0
+        return (*fingerprint[:3], epoch)
+
+    def _exposure(self, context: UserContext | None) -> Exposure | None:
+        """The user's exposure (fatigue factors, rotated items) from their context; None when off or none."""
+        if context is None or not context.shown or not self._exposure_on:
+            return None
+        return Exposure.of(
+            context.shown, context.lists_shown, self.settings.fatigue_half_life, self.settings.rotation_lists
+        )
 
     @property
     def source_names(self) -> list[str]:
@@ -162,7 +227,7 @@ class Recommender:
             DatabaseUnavailableError: Neo4j is unreachable (no source could answer).
         """
         answer, size = self.answer(user_id, k, **options)
-        return answer.first(size)
+        return answer.first(size, uuid.uuid4().hex)
 
     def answer(
         self,
@@ -238,7 +303,7 @@ class Recommender:
             explain,
             tuple(names),
             filters.model_dump_json(),
-            fingerprint,
+            self._key_fingerprint(fingerprint),
             revision,
             variant.name,
         )
@@ -261,7 +326,15 @@ class Recommender:
     ) -> tuple[Answer, int]:
         """The uncached part of :meth:`_graph_answer`."""
         fetch = min(max(3 * k, 30), 300)
-        preferred = read_user_preferred_genres(self.driver, user_id, self.database)
+        exposure = None
+        if self._exposure_on:  # the context carries the preferred genres and the exposure: still one round trip
+            context = user_context(self.driver, user_id, self.database)
+            preferred = list(context.preferred_genres) if context is not None else []
+            exposure = self._exposure(context)
+            if exposure is not None and exposure.rotated:  # ask the sources for as many items besides them
+                fetch = min(fetch + len(exposure.rotated), 300 + len(exposure.rotated))
+        else:
+            preferred = read_user_preferred_genres(self.driver, user_id, self.database)
 
         def call(name: str) -> Callable[[], list[Candidate]]:
             def run(source_filters: RecallFilters) -> list[Candidate]:
@@ -275,7 +348,7 @@ class Recommender:
         results, failed = self._run({name: call(name) for name in names})
         if failed and len(failed) == len(names):
             raise DatabaseUnavailableError(f"every recall source failed: {', '.join(sorted(failed))}")
-        items = blend(results, self.settings.source_weights, k, explain)
+        items = blend(results, self.settings.source_weights, k, explain, exposure)
         response = RecommendationsResponse(
             user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items, variant=variant.name
         )
@@ -311,7 +384,7 @@ class Recommender:
             filters.model_dump_json(),
             model.kind,
             model.version,
-            fingerprint,
+            self._key_fingerprint(fingerprint),
             revision,
             variant.name,
         )
@@ -350,6 +423,10 @@ class Recommender:
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items) | unavailable
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
+        exposure = self._exposure(context)
+        if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
+            scores = exposure.fatigue(model, scores)
+            seen |= exposure.rotated
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
         lam = self.mmr_lambda(variant)

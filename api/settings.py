@@ -178,6 +178,40 @@ class ApiSettings(BaseSettings):
     )
     miss_cost_burst: float = Field(40.0, ge=1, description="Cost units of uncached work a client may spend at once.")
 
+    # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
+    impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")
+    impressions_queue: int = Field(
+        10_000, ge=1, description="Served lists waiting to be written; one more is dropped (counted), never waited for."
+    )
+    impressions_batch: int = Field(500, ge=1, le=10_000, description="Served lists written per transaction.")
+    impressions_flush_seconds: float = Field(
+        1.0, gt=0, le=60, description="Longest a served list waits before it is written (what a crash can lose)."
+    )
+    feedback_kinds: Path | None = Field(
+        None,
+        description="YAML file of the feedback types of POST /feedback (weight, polarity, outcome of each; combine "
+        "rule); unset: the defaults of schema/kinds.py.",
+    )
+    fatigue_half_life: float = Field(
+        5.0,
+        ge=0,
+        description="Exposure fatigue: an item shown to a user this many times without an interaction loses half its "
+        "score (score x 0.5^(shown/half-life)); 0 = off. Users without recorded impressions are unaffected.",
+    )
+    fatigue_refresh_lists: int = Field(
+        0,
+        ge=0,
+        description="Also recompute a user's cached answer (with fatigue) every this many lists recorded for them, "
+        "at the cost of one miss each time; 0 = fatigue applies whenever an answer is computed (a new interaction "
+        "or feedback, KGREC_RESPONSE_CACHE_SECONDS passed, other options), and exposure alone never misses.",
+    )
+    rotation_lists: int = Field(
+        0,
+        ge=0,
+        description="Rotation: leave out items shown in the user's last N recorded lists (0 = off); each recorded "
+        "list then refreshes the user's cached answer.",
+    )
+
     @field_validator("api_key")
     @classmethod
     def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:

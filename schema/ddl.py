@@ -61,6 +61,12 @@ CONSTRAINTS: tuple[SchemaStatement, ...] = (
         "constraint",
         "CREATE CONSTRAINT attribute_attribute_id IF NOT EXISTS FOR (n:Attribute) REQUIRE n.attributeId IS UNIQUE",
     ),
+    SchemaStatement(
+        "recommendation_recommendation_id",
+        "constraint",
+        "CREATE CONSTRAINT recommendation_recommendation_id IF NOT EXISTS FOR (n:Recommendation) "
+        "REQUIRE n.recommendationId IS UNIQUE",
+    ),
 )
 
 #: Secondary indexes used by lookups: titles and names (exact and full-text), years, interaction time.
