@@ -131,7 +131,8 @@ def recommend_group(
     if unknown:
         raise UnknownEntityError(f"unknown user{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}")
     known = [c for c in contexts if c is not None]
-    seen = {i.item_id for c in known for i in c.interactions}
+    # items a member interacted with, and hidden or out-of-window ones (the run-time catalogue)
+    seen = {i.item_id for c in known for i in c.interactions} | rec.catalogue.unavailable()
     if model is None:
         return _graph_group(rec, members, known, seen, k, aggregation, explain, client, variant.name)
     # A member without positives (just onboarded) has no model scores: their graph-path list stands in (answered
@@ -351,7 +352,7 @@ def _degraded(
         )
     histories = [model.fitted_history(u) for u in members]
     raw = np.stack([model.scores(u, h) for u, h in zip(members, histories, strict=True)])
-    seen = {i for h in histories for i, _ in h}
+    seen = {i for h in histories for i, _ in h} | rec.catalogue.unavailable()  # the last read of the catalogue
     z, group = _scores(model, raw, seen, aggregation)
     picked = pick(model, group, _best(group, max(3 * k, 30)), k, rec.mmr_lambda(variant), None)
     items = [_item(model.item_ids[r], None, group[r], z[:, r], members) for r in picked]

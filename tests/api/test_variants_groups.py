@@ -328,3 +328,16 @@ def test_a_long_group_list_explains_more_items_than_one_query_takes(
     served = {u: sum(1 for i in items for m in i["members"] if m["user_id"] == u and m["serves"]) for u in members}
     assert max(served.values()) > 100  # one member's explain calls took more than one query (MAX_EXPLAIN_ITEMS)
     assert all(i["title"] for i in items)
+
+
+def test_a_hidden_item_leaves_group_lists(group_client: TestClient, world: SyntheticWorld) -> None:
+    members = _pair(world)
+    top = _group(group_client, members, "average", k=10)["items"][0]["item_id"]
+    key = {"X-API-Key": API_KEY}
+    assert group_client.patch(f"/items/{top}", json={"hidden": True}, headers=key).status_code == 200
+    try:
+        for aggregation in ("average", "least_misery", "most_pleasure"):
+            assert top not in {i["item_id"] for i in _group(group_client, members, aggregation, k=50)["items"]}
+    finally:
+        assert group_client.patch(f"/items/{top}", json={"hidden": False}, headers=key).status_code == 200
+    assert top in {i["item_id"] for i in _group(group_client, members, "average", k=10)["items"]}
