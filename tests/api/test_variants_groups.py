@@ -109,7 +109,7 @@ def test_without_variants_every_answer_is_the_default_variant(
     with TestClient(create_app(model_settings(settings.artifacts_dir), neo4j_settings)) as client:
         body = client.get("/users/u5/recommendations", params={"k": 4}).json()
         assert body["variant"] == "default" and body["model_version"] == f"lightgcn-{newer.artifact.version}"
-        assert list(body)[-1] == "variant"  # placed last
+        assert list(body)[-1] == "items"  # the list last, after its id and variant
 
 
 def test_a_variants_mmr_lambda_overrides_the_setting(

@@ -118,10 +118,10 @@ def test_a_missing_variants_file_is_refused(tmp_path: Path) -> None:
         load_variants(tmp_path / "absent.yaml")
 
 
-def test_the_answer_json_is_the_responses_with_the_variant_last() -> None:
+def test_the_answer_json_is_the_responses_with_its_variant_and_id() -> None:
     items = [RecommendedItem(item_id=f"i{n}", score=1.0 - n / 10, sources={"x": 1.0}) for n in range(3)]
     response = RecommendationsResponse(user_id='u"1', model_version="m", items=items, variant="new")
     answer = Answer(response)
-    assert answer.json(3) == response.model_dump_json().encode()
-    assert answer.json(2) == answer.first(2).model_dump_json().encode()
-    assert answer.json(2).endswith(b'],"variant":"new"}')
+    assert answer.json(3, "abc") == answer.first(3, "abc").model_dump_json().encode()
+    assert answer.json(2, "abc") == answer.first(2, "abc").model_dump_json().encode()
+    assert b'"variant":"new","recommendation_id":"abc","items":[' in answer.json(2, "abc")
