@@ -36,6 +36,7 @@ from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
+from api.writes import InteractionWriter
 from gnn.serving import limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
 from schema.errors import DatabaseUnavailableError, KgrecError
@@ -228,6 +229,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             driver, api_settings, executor, metrics, neo4j_settings.database, models=models
         )
         recommender = app.state.recommender
+        app.state.interaction_writer = InteractionWriter(driver, neo4j_settings.database, api_settings.write_group_rows)
         stop_warming = threading.Event()
 
         def warm() -> None:
@@ -264,6 +266,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             if watcher is not None:
                 watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(app.state.interaction_writer.close)
             driver.close()
 
     app = FastAPI(

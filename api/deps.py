@@ -13,6 +13,7 @@ from neo4j import Driver
 
 from api.service import Recommender
 from api.settings import ApiSettings
+from api.writes import InteractionWriter
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required for writes.")
 
@@ -27,6 +28,10 @@ def get_recommender(request: Request) -> Recommender:
 
 def get_driver(request: Request) -> Driver:
     return request.app.state.driver
+
+
+def get_interaction_writer(request: Request) -> InteractionWriter:
+    return request.app.state.interaction_writer
 
 
 def _check_key(settings: ApiSettings, given: str | None, what: str) -> None:
@@ -96,3 +101,4 @@ async def require_json_body(request: Request) -> None:
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 DriverDep = Annotated[Driver, Depends(get_driver)]
+InteractionWriterDep = Annotated[InteractionWriter, Depends(get_interaction_writer)]
