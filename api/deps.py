@@ -1,4 +1,7 @@
-"""Typed dependencies: the recommender, the driver, the API-key checks and the JSON-body check of writes."""
+"""Typed dependencies: the recommender, the driver, the API-key checks and the JSON-body check of writes.
+
+They are coroutines although none of them waits for anything: FastAPI runs a plain function dependency in its
+thread pool, a hop per dependency per request that costs more than the dependency itself."""
 
 from __future__ import annotations
 
@@ -18,19 +21,19 @@ from api.writes import InteractionWriter
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required for writes.")
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.api_settings
 
 
-def get_recommender(request: Request) -> Recommender:
+async def get_recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
-def get_driver(request: Request) -> Driver:
+async def get_driver(request: Request) -> Driver:
     return request.app.state.driver
 
 
-def get_interaction_writer(request: Request) -> InteractionWriter:
+async def get_interaction_writer(request: Request) -> InteractionWriter:
     return request.app.state.interaction_writer
 
 
@@ -45,7 +48,7 @@ def _check_key(settings: ApiSettings, given: str | None, what: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid API key")
 
 
-def require_write_key(
+async def require_write_key(
     settings: Annotated[ApiSettings, Depends(get_settings)],
     key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:
@@ -53,7 +56,7 @@ def require_write_key(
     _check_key(settings, key, "writes")
 
 
-def require_read_key(
+async def require_read_key(
     settings: Annotated[ApiSettings, Depends(get_settings)],
     key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:

@@ -124,7 +124,18 @@ def _csv(value: str | None) -> list[str]:
 @reads.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsResponse,
-    responses=_RECOMMEND_ERRORS,
+    responses={
+        **_RECOMMEND_ERRORS,
+        200: {
+            "links": {
+                "RecordInteraction": {
+                    "operationRef": "#/paths/~1interactions/post",
+                    "requestBody": {"user_id": "$response.body#/user_id", "item_id": "$response.body#/items/0/item_id"},
+                    "description": "Record that the user took the first item shown.",
+                },
+            }
+        },
+    },
     summary="Ranked, explained recommendations for a user",
 )
 def get_recommendations(
@@ -189,7 +200,25 @@ def get_similar(
     "/interactions",
     response_model=InteractionOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_KEY_ERRORS, **_NOT_FOUND, **_BODY_ERRORS},
+    responses={
+        **_KEY_ERRORS,
+        **_NOT_FOUND,
+        **_BODY_ERRORS,
+        201: {
+            "links": {
+                "Recommendations": {
+                    "operationRef": "#/paths/~1users~1{user_id}~1recommendations/get",
+                    "parameters": {"path.user_id": "$response.body#/user_id"},
+                    "description": "The user's recommendations, which reflect the interaction at once.",
+                },
+                "SimilarItems": {
+                    "operationRef": "#/paths/~1items~1{item_id}~1similar/get",
+                    "parameters": {"path.item_id": "$response.body#/item_id"},
+                    "description": "Items similar to the item of the interaction.",
+                },
+            }
+        },
+    },
     summary="Record an interaction (reflected in the next recommendations at once)",
 )
 async def post_interaction(body: InteractionIn, writer: InteractionWriterDep) -> InteractionOut:
