@@ -3,7 +3,7 @@
 Both only write to the graph; the next recommendation request reflects them at once, because answers are cached
 under the user's interaction fingerprint (:func:`graph.reads.user_fingerprint`).
 
-Single interactions are written by :class:`InteractionWriter`: one thread writes them as
+Single interactions are written by :class:`InteractionWriter`: two threads write them as
 :func:`graph.writers.write_interaction_groups` rows (the statement of ``POST /interactions/batch``), and the posts
 that arrive while it writes are written together in its next transaction. A post costs no round trip of its own
 (the statement finds the item, creates the user and answers which it did), concurrent posts share a commit, and
@@ -42,25 +42,30 @@ def interaction_row(body: InteractionIn) -> InteractionRow:
 class InteractionWriter:
     """Writes single interactions, those of concurrent requests together, each request answered on its own.
 
-    :meth:`submit` queues a row and returns a future of its outcome. One thread (started on the first row) takes
-    the queued rows in arrival order, up to ``max_rows`` of them, and writes them in one transaction; rows queued
-    meanwhile wait for the next. A row whose (user, item) pair is already in the transaction being formed waits for
-    the next one, so two posts of the same pair are applied in the order they arrived. Within one transaction only
-    the first row of a new user answers ``created_user``, as if the posts had been written one by one.
+    :meth:`submit` queues a row and returns a future of its outcome. ``threads`` threads (started on the first row)
+    each take the queued rows in arrival order, up to ``max_rows`` of them, and write them in one transaction; rows
+    queued meanwhile wait for the next. A thread leaves queued the rows of users another thread is writing, and a
+    row whose (user, item) pair is already in the transaction being formed, so the posts of one user are written one
+    transaction after the other and two posts of the same pair are applied in the order they arrived. Within one
+    transaction only the first row of a new user answers ``created_user``, as if the posts had been written one by
+    one.
 
     Args:
         driver: An open driver.
         database: Target database.
         max_rows: Most rows per transaction (1: one transaction per row).
+        threads: Transactions written at once (while one commits, the next is formed and sent).
     """
 
-    def __init__(self, driver: Driver, database: str = "neo4j", max_rows: int = 500) -> None:
+    def __init__(self, driver: Driver, database: str = "neo4j", max_rows: int = 500, threads: int = 2) -> None:
         self.driver = driver
         self.database = database
         self.max_rows = max(1, max_rows)
+        self.threads = max(1, threads)
         self._queue: deque[tuple[InteractionRow, Future[InteractionOutcome | None]]] = deque()
+        self._busy: set[str] = set()  # users whose rows a thread is writing
         self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._closed = False
         self.transactions = 0  # write transactions run so far
 
@@ -73,20 +78,22 @@ class InteractionWriter:
                 future.set_exception(DatabaseUnavailableError("the service is shutting down"))
                 return future
             self._queue.append((row, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="kgrec-interaction-writer", daemon=True)
-                self._thread.start()
+            if not self._workers:
+                for n in range(self.threads):
+                    worker = threading.Thread(target=self._run, name=f"kgrec-interaction-writer-{n}", daemon=True)
+                    self._workers.append(worker)
+                    worker.start()
             self._wake.notify()
         return future
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the thread; later rows fail with DatabaseUnavailableError."""
+        """Write what is queued, then stop the threads; later rows fail with DatabaseUnavailableError."""
         with self._wake:
             self._closed = True
-            self._wake.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+            self._wake.notify_all()
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout)
 
     def _take(self) -> list[tuple[InteractionRow, Future[InteractionOutcome | None]]]:
         """The next transaction's rows, in arrival order (called with the lock held)."""
@@ -96,7 +103,7 @@ class InteractionWriter:
         while self._queue and len(taken) < self.max_rows:
             entry = self._queue.popleft()
             pair = (entry[0].user_id, entry[0].item_id)
-            if pair in pairs:
+            if pair in pairs or entry[0].user_id in self._busy:
                 later.append(entry)
             else:
                 pairs.add(pair)
@@ -107,12 +114,21 @@ class InteractionWriter:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._queue and not self._closed:
-                    self._wake.wait()
-                if not self._queue:
-                    return
                 batch = self._take()
-            self._write(batch)
+                while not batch:
+                    if self._closed and not self._queue:
+                        return
+                    self._wake.wait()
+                    batch = self._take()
+                users = {row.user_id for row, _ in batch}
+                self._busy |= users
+            try:
+                self._write(batch)
+            finally:
+                with self._wake:
+                    self._busy -= users
+                    self.transactions += 1
+                    self._wake.notify_all()
 
     def _write(self, batch: list[tuple[InteractionRow, Future[InteractionOutcome | None]]]) -> None:
         try:
@@ -125,8 +141,6 @@ class InteractionWriter:
             for _, future in batch:
                 future.set_exception(exc)
             return
-        finally:
-            self.transactions += 1
         created: set[str] = set()
         for index, (row, future) in enumerate(batch):
             outcome = outcomes.get(index)
