@@ -5,7 +5,7 @@ under the user's interaction fingerprint (:func:`graph.reads.user_fingerprint`).
 
 Single interactions are written by :class:`InteractionWriter`: two threads write them as
 :func:`graph.writers.write_interaction_groups` rows (the statement of ``POST /interactions/batch``), and the posts
-that arrive while it writes are written together in its next transaction. A post costs no round trip of its own
+that arrive while a thread writes are written together in a next transaction. A post costs no round trip of its own
 (the statement finds the item, creates the user and answers which it did), concurrent posts share a commit, and
 each post still gets its own answer.
 """
