@@ -47,6 +47,7 @@ from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
 from api.variants import Variants, load_variants
+from api.writes import InteractionWriter
 from gnn.serving import find_version, limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
 from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
@@ -283,6 +284,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             driver, api_settings, executor, metrics, neo4j_settings.database, models=models, variants=variants
         )
         recommender = app.state.recommender
+        app.state.interaction_writer = InteractionWriter(driver, neo4j_settings.database, api_settings.write_group_rows)
         stop_warming = threading.Event()
 
         def warm() -> None:
@@ -320,6 +322,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
                 watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
             await asyncio.to_thread(recommender.close)  # write the impressions still queued
+            await asyncio.to_thread(app.state.interaction_writer.close)
             driver.close()
 
     app = FastAPI(

@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DriverDep, RecommenderDep, SettingsDep, require_json_body, require_read_key, require_write_key
+from api.deps import (
+    DriverDep,
+    InteractionWriterDep,
+    RecommenderDep,
+    SettingsDep,
+    require_json_body,
+    require_read_key,
+    require_write_key,
+)
 from api.feedback import record_feedback
 from api.groups import recommend_group
 from api.schemas import (
@@ -77,6 +85,24 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
     **_INVALID,
 }
+#: The comma-separated list parameters (``exclude_items``, ``include_genres``, ``exclude_genres``): at most
+#: MAX_LIST_ITEMS names of at most MAX_LIST_ITEM_LENGTH characters each, MAX_LIST_LENGTH characters in all (``sources``
+#: too). The longest request the schema allows, every character percent-encoded, stays under the HTTP server's
+#: 64 KiB request line (the fuzz test checks it).
+MAX_LIST_ITEMS = 50
+MAX_LIST_ITEM_LENGTH = 100
+MAX_LIST_LENGTH = 1000
+LIST_PATTERN = rf"^[^,]{{0,{MAX_LIST_ITEM_LENGTH}}}(,[^,]{{0,{MAX_LIST_ITEM_LENGTH}}}){{0,{MAX_LIST_ITEMS - 1}}}$"
+_LIST_LIMITS = (
+    f" At most {MAX_LIST_ITEMS} comma-separated names of at most {MAX_LIST_ITEM_LENGTH} characters, "
+    f"{MAX_LIST_LENGTH} characters in all (else 422)."
+)
+
+
+def _list_query(description: str) -> Any:
+    return Query(max_length=MAX_LIST_LENGTH, pattern=LIST_PATTERN, description=description + _LIST_LIMITS)
+
+
 #: The description of every ``k``; the schema's maximum is KGREC_MAX_K's value (set by :func:`api.app.create_app`).
 K_DESCRIPTION = "Number of items (default KGREC_DEFAULT_K, at most KGREC_MAX_K)."
 
@@ -104,7 +130,18 @@ def _csv(value: str | None) -> list[str]:
 @reads.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsResponse,
-    responses=_RECOMMEND_ERRORS,
+    responses={
+        **_RECOMMEND_ERRORS,
+        200: {
+            "links": {
+                "RecordInteraction": {
+                    "operationRef": "#/paths/~1interactions/post",
+                    "requestBody": {"user_id": "$response.body#/user_id", "item_id": "$response.body#/items/0/item_id"},
+                    "description": "Record that the user took the first item shown.",
+                },
+            }
+        },
+    },
     summary="Ranked, explained recommendations for a user",
 )
 def get_recommendations(
@@ -116,11 +153,15 @@ def get_recommendations(
     explain: Annotated[bool, Query(description="Include explanation paths.")] = True,
     sources: Annotated[
         str | None,
-        Query(description="Comma-separated recall sources (default all).", examples=["collaborative,knowledge"]),
+        Query(
+            max_length=MAX_LIST_LENGTH,
+            description=f"Comma-separated recall sources (default all), {MAX_LIST_LENGTH} characters at most.",
+            examples=["collaborative,knowledge"],
+        ),
     ] = None,
-    exclude_items: Annotated[str | None, Query(description="Comma-separated item ids to leave out.")] = None,
-    include_genres: Annotated[str | None, Query(description="Only items in one of these genres.")] = None,
-    exclude_genres: Annotated[str | None, Query(description="No items in these genres.")] = None,
+    exclude_items: Annotated[str | None, _list_query("Comma-separated item ids to leave out.")] = None,
+    include_genres: Annotated[str | None, _list_query("Only items in one of these genres (comma-separated).")] = None,
+    exclude_genres: Annotated[str | None, _list_query("No items in these genres (comma-separated).")] = None,
     year_min: Annotated[
         int | None, Query(ge=0, le=3000, description="Only items whose year is known and at least this.")
     ] = None,
@@ -204,11 +245,29 @@ def post_group_recommendations(
     "/interactions",
     response_model=InteractionOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_KEY_ERRORS, **_NOT_FOUND, **_BODY_ERRORS},
+    responses={
+        **_KEY_ERRORS,
+        **_NOT_FOUND,
+        **_BODY_ERRORS,
+        201: {
+            "links": {
+                "Recommendations": {
+                    "operationRef": "#/paths/~1users~1{user_id}~1recommendations/get",
+                    "parameters": {"path.user_id": "$response.body#/user_id"},
+                    "description": "The user's recommendations, which reflect the interaction at once.",
+                },
+                "SimilarItems": {
+                    "operationRef": "#/paths/~1items~1{item_id}~1similar/get",
+                    "parameters": {"path.item_id": "$response.body#/item_id"},
+                    "description": "Items similar to the item of the interaction.",
+                },
+            }
+        },
+    },
     summary="Record an interaction (reflected in the next recommendations at once)",
 )
-def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
-    return record_interaction(driver, body, recommender.database)
+async def post_interaction(body: InteractionIn, writer: InteractionWriterDep) -> InteractionOut:
+    return await record_interaction(writer, body)
 
 
 @writes.post(
@@ -316,4 +375,4 @@ def metrics(request: Request) -> Response:
 router.include_router(reads)
 router.include_router(writes)
 
-__all__ = ["MAX_ID_LENGTH", "router"]
+__all__ = ["LIST_PATTERN", "MAX_ID_LENGTH", "MAX_LIST_ITEMS", "MAX_LIST_ITEM_LENGTH", "MAX_LIST_LENGTH", "router"]

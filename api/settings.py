@@ -154,6 +154,13 @@ class ApiSettings(BaseSettings):
     ingest_max_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest body POST /interactions/batch reads (more: 413)."
     )
+    write_group_rows: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most single POST /interactions written in one transaction: posts that arrive while a write is "
+        "running are written together next, each answered on its own (1 = one transaction per post).",
+    )
     read_rate: float = Field(
         50.0, ge=0, description="Reads per second each client may sustain (by API key, else IP; 0 = no limit)."
     )
