@@ -28,17 +28,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from api.errors import RefusedError, UnknownEntityError, UnknownNamesError, UnknownSourceError, UserExistsError
+from api.errors import (
+    EmptyWindowError,
+    ItemExistsError,
+    RefusedError,
+    UnknownEntityError,
+    UnknownNamesError,
+    UnknownSourceError,
+    UserExistsError,
+)
+from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
 from api.ingest_routes import ingest_router
+from api.item_routes import item_router
 from api.limits import ClientIds, ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
 from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
-from gnn.serving import limit_scoring_threads
+from api.variants import Variants, load_variants
+from api.writes import InteractionWriter
+from gnn.serving import find_version, limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
-from schema.errors import DatabaseUnavailableError, KgrecError
+from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +84,21 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = False) -> dict[str, Any]:
+def _openapi_with_limits(
+    app: FastAPI, max_k: int, read_requires_key: bool = False, feedback_types: list[str] | None = None
+) -> dict[str, Any]:
     """The OpenAPI schema with the bounds the server enforces: ``k``'s maximum set to KGREC_MAX_K, the names
-    ``sources`` may list, and the API key required of reads (GET) only when KGREC_READ_REQUIRES_KEY says so."""
+    ``sources`` may list, the feedback types configured (KGREC_FEEDBACK_KINDS), and the API key required of reads
+    (GET, and POST /groups/recommendations) only when KGREC_READ_REQUIRES_KEY says so."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for path in schema.get("paths", {}).values():
+        feedback = schema.get("components", {}).get("schemas", {}).get("FeedbackIn")
+        if feedback is not None and feedback_types:
+            feedback["properties"]["type"]["enum"] = feedback_types
+        read_operations = {(r.path, m.lower()) for r in reads.routes for m in getattr(r, "methods", ())}
+        for url, path in schema.get("paths", {}).items():
             for method, operation in path.items():
-                if method == "get" and not read_requires_key:
+                if (method == "get" or (url, method) in read_operations) and not read_requires_key:
                     operation.pop("security", None)
                 for parameter in operation.get("parameters", []):
                     if parameter.get("name") == "sources" and parameter.get("in") == "query":
@@ -90,6 +109,10 @@ def _openapi_with_limits(app: FastAPI, max_k: int, read_requires_key: bool = Fal
                         for option in parameter["schema"].get("anyOf", [parameter["schema"]]):
                             if option.get("type") == "integer":
                                 option["maximum"] = max_k
+        group = schema.get("components", {}).get("schemas", {}).get("GroupRecommendationsIn", {})
+        for option in group.get("properties", {}).get("k", {}).get("anyOf", []):
+            if option.get("type") == "integer":
+                option["maximum"] = max_k
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -193,10 +216,37 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, send)
 
 
+def check_variants(api_settings: ApiSettings) -> Variants:
+    """The variants of ``KGREC_VARIANTS`` (:func:`api.variants.load_variants`), with every model version they name
+    present under the artifacts root.
+
+    Raises:
+        ConfigError: The file is broken, or a variant names a version that does not exist (the message names both),
+            or names one while KGREC_SERVE_MODEL=none.
+    """
+    variants = load_variants(api_settings.variants)
+    named = [v for v in variants.variants if v.model_version]
+    if named and api_settings.serve_model == "none":
+        raise ConfigError(
+            f"KGREC_VARIANTS: variant {named[0].name} names model version {named[0].model_version!r} but "
+            "KGREC_SERVE_MODEL=none serves no model"
+        )
+    kind = api_settings.serve_model
+    for variant in named:
+        if find_version(api_settings.artifacts_dir, variant.model_version or "", kind) is None:
+            kinds = "any model kind" if kind == "auto" else f"model kind {kind}"
+            raise ConfigError(
+                f"KGREC_VARIANTS: variant {variant.name}: model version {variant.model_version!r} does not exist under "
+                f"{api_settings.artifacts_dir} (for {kinds})"
+            )
+    return variants
+
+
 def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's."""
     api_settings = api_settings or get_api_settings()
     neo4j_settings = neo4j_settings or get_neo4j_settings()
+    variants = check_variants(api_settings)  # a broken variants file, or a missing version, stops the service here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -214,8 +264,14 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         metrics = Metrics()
         models = None
         if api_settings.serve_model != "none":
-            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model)
-            loaded = await asyncio.to_thread(models.reload)
+            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, variants.model_versions)
+            try:
+                loaded = await asyncio.to_thread(models.reload)
+            except ConfigError as exc:  # a variant names a model version that is not there: refuse to start
+                driver.close()
+                executor.shutdown(wait=False)
+                named = [v.name for v in variants.variants if v.model_version and repr(v.model_version) in str(exc)]
+                raise ConfigError(f"KGREC_VARIANTS: variant {', '.join(named)}: {exc}") from exc
             if loaded.version is None:
                 log.info(
                     "no promoted model under %s: ranking with graph recall only (run kgrec retrain)",
@@ -225,9 +281,10 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         app.state.metrics = metrics
         app.state.api_settings = api_settings
         app.state.recommender = Recommender(
-            driver, api_settings, executor, metrics, neo4j_settings.database, models=models
+            driver, api_settings, executor, metrics, neo4j_settings.database, models=models, variants=variants
         )
         recommender = app.state.recommender
+        app.state.interaction_writer = InteractionWriter(driver, neo4j_settings.database, api_settings.write_group_rows)
         stop_warming = threading.Event()
 
         def warm() -> None:
@@ -264,6 +321,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             if watcher is not None:
                 watcher.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(recommender.close)  # write the impressions still queued
+            await asyncio.to_thread(app.state.interaction_writer.close)
             driver.close()
 
     app = FastAPI(
@@ -272,8 +331,10 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
     _local_docs(app)
     app.include_router(router)
     app.include_router(ingest_router)
+    app.include_router(item_router)
     key = api_settings.api_key.get_secret_value() if api_settings.api_key else None
     app.state.clients = ClientIds(key)  # who a read comes from, for its budget of uncached work
+    app.state.feedback = FeedbackConfig.load(api_settings.feedback_kinds)  # a bad file stops the start, with its reason
 
     def count_refusal(reason: str) -> None:
         metrics: Metrics | None = getattr(app.state, "metrics", None)
@@ -290,7 +351,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         on_refused=count_refusal,
     )
     app.openapi = lambda: _openapi_with_limits(  # type: ignore[method-assign]
-        app, api_settings.max_k, api_settings.read_requires_key
+        app, api_settings.max_k, api_settings.read_requires_key, sorted(app.state.feedback.kinds)
     )
     app.add_middleware(
         BodyLimitMiddleware,
@@ -336,9 +397,23 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         count_refusal(exc.reason)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
 
+    @app.exception_handler(UnknownFeedbackTypeError)
+    async def unknown_feedback_type(_request: Request, exc: UnknownFeedbackTypeError) -> JSONResponse:
+        detail = _field_errors([{"loc": ("body", "type"), "msg": str(exc), "type": "unknown_feedback_type"}])
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(UserExistsError)
     async def user_exists(_request: Request, exc: UserExistsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(ItemExistsError)
+    async def item_exists(_request: Request, exc: ItemExistsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(EmptyWindowError)
+    async def empty_window(_request: Request, exc: EmptyWindowError) -> JSONResponse:
+        detail = _field_errors([{"loc": ("body",), "msg": str(exc), "type": "empty_availability_window"}])
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(DatabaseUnavailableError)
     async def unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:

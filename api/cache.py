@@ -19,21 +19,26 @@ class Answer:
         response: The full answer (its items are the cached pool, best first).
     """
 
-    __slots__ = ("response", "_head", "_items")
+    __slots__ = ("response", "_head", "_items", "item_ids")
 
     def __init__(self, response: RecommendationsResponse) -> None:
         self.response = response
-        head = response.model_dump_json(exclude={"items"}).encode()  # b'{"user_id":..,"degraded":false}'
-        self._head = head[:-1] + b',"items":['
+        # b'{"user_id":..,"degraded":false,"variant":"default"}': the recommendation id and the items are joined in
+        head = response.model_dump_json(exclude={"items", "recommendation_id"}).encode()
+        self._head = head[:-1] + b',"recommendation_id":"'
         self._items = [item.model_dump_json().encode() for item in response.items]
+        self.item_ids = [item.item_id for item in response.items]
 
-    def first(self, k: int) -> RecommendationsResponse:
-        """The answer cut to its first ``k`` items."""
-        return self.response.model_copy(update={"items": self.response.items[:k]})
+    def first(self, k: int, recommendation_id: str = "") -> RecommendationsResponse:
+        """The answer cut to its first ``k`` items, with ``recommendation_id``."""
+        return self.response.model_copy(
+            update={"items": self.response.items[:k], "recommendation_id": recommendation_id}
+        )
 
-    def json(self, k: int) -> bytes:
-        """The JSON body of :meth:`first` (``k``), exactly as FastAPI would render it, without re-rendering."""
-        return self._head + b",".join(self._items[:k]) + b"]}"
+    def json(self, k: int, recommendation_id: str = "") -> bytes:
+        """The JSON body of :meth:`first` (``k``, ``recommendation_id``: letters and digits), exactly as FastAPI would
+        render it, without re-rendering."""
+        return self._head + recommendation_id.encode() + b'","items":[' + b",".join(self._items[:k]) + b"]}"
 
 
 class ResponseCache:

@@ -1,4 +1,7 @@
-"""Typed dependencies: the recommender, the driver, the API-key checks and the JSON-body check of writes."""
+"""Typed dependencies: the recommender, the driver, the API-key checks and the JSON-body check of writes.
+
+They are coroutines although none of them waits for anything: FastAPI runs a plain function dependency in its
+thread pool, a hop per dependency per request that costs more than the dependency itself."""
 
 from __future__ import annotations
 
@@ -13,20 +16,25 @@ from neo4j import Driver
 
 from api.service import Recommender
 from api.settings import ApiSettings
+from api.writes import InteractionWriter
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required for writes.")
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.api_settings
 
 
-def get_recommender(request: Request) -> Recommender:
+async def get_recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
-def get_driver(request: Request) -> Driver:
+async def get_driver(request: Request) -> Driver:
     return request.app.state.driver
+
+
+async def get_interaction_writer(request: Request) -> InteractionWriter:
+    return request.app.state.interaction_writer
 
 
 def _check_key(settings: ApiSettings, given: str | None, what: str) -> None:
@@ -40,7 +48,7 @@ def _check_key(settings: ApiSettings, given: str | None, what: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid API key")
 
 
-def require_write_key(
+async def require_write_key(
     settings: Annotated[ApiSettings, Depends(get_settings)],
     key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:
@@ -48,7 +56,7 @@ def require_write_key(
     _check_key(settings, key, "writes")
 
 
-def require_read_key(
+async def require_read_key(
     settings: Annotated[ApiSettings, Depends(get_settings)],
     key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:
@@ -96,3 +104,4 @@ async def require_json_body(request: Request) -> None:
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 DriverDep = Annotated[Driver, Depends(get_driver)]
+InteractionWriterDep = Annotated[InteractionWriter, Depends(get_interaction_writer)]

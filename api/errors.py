@@ -17,11 +17,19 @@ class UserExistsError(KgrecError):
     """A user to onboard exists already (→ 409)."""
 
 
+class ItemExistsError(KgrecError):
+    """An item to add exists already with other content (→ 409)."""
+
+
+class EmptyWindowError(KgrecError):
+    """A change would leave an item's availability window empty (→ 422, type ``empty_availability_window``)."""
+
+
 class UnknownNamesError(KgrecError):
     """A body names genres or items that do not exist (→ 422, one entry per unknown name).
 
     Attributes:
-        unknown: ``(field, index in that list, kind, name)`` of each unknown name, kind ``genre`` or ``item``.
+        unknown: ``(field, index in that list, kind, name)`` of each unknown name, kind ``genre``, ``item`` or ``attribute``.
     """
 
     def __init__(self, unknown: list[tuple[str, int, str, str]]) -> None:
@@ -47,4 +55,12 @@ class RefusedError(KgrecError):
         self.reason = reason
 
 
-__all__ = ["RefusedError", "UnknownEntityError", "UnknownNamesError", "UnknownSourceError", "UserExistsError"]
+__all__ = [
+    "EmptyWindowError",
+    "ItemExistsError",
+    "RefusedError",
+    "UnknownEntityError",
+    "UnknownNamesError",
+    "UnknownSourceError",
+    "UserExistsError",
+]

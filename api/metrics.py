@@ -56,3 +56,37 @@ class Metrics:
         self.recall_errors = Counter(
             "kgrec_recall_errors", "Recall strategy calls that failed.", ["strategy"], registry=self.registry
         )
+        # online figures (api/impressions.py, api/feedback.py): what was shown and what users did with it, by variant
+        self.lists = Counter(
+            "kgrec_recommendation_lists",
+            "Recommendation lists served, by variant.",
+            ["variant"],
+            registry=self.registry,
+        )
+        self.impressions = Counter(
+            "kgrec_impressions", "Items shown in served lists, by variant.", ["variant"], registry=self.registry
+        )
+        self.impressions_dropped = Counter(
+            "kgrec_impressions_dropped",
+            "Served lists (queue_full) or list rows (write_failed) not recorded in Neo4j.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.clicks = Counter(
+            "kgrec_clicks",
+            "Shown items clicked (a conversion counts too), attributed to their list, by its variant.",
+            ["variant"],
+            registry=self.registry,
+        )
+        self.conversions = Counter(
+            "kgrec_conversions",
+            "Shown items converted (purchased), attributed to their list, by its variant.",
+            ["variant"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "kgrec_feedback",
+            "Feedback events recorded, by type and attribution (attributed, unattributed, none).",
+            ["type", "attribution"],
+            registry=self.registry,
+        )

@@ -34,8 +34,47 @@ class _Blended:
     explanations: list[tuple[float, Explanation]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Exposure:
+    """What a user's recorded impressions do to their next list (``KGREC_FATIGUE_HALF_LIFE``,
+    ``KGREC_ROTATION_LISTS``).
+
+    Attributes:
+        factors: Score factor of each item shown and not interacted with: ``0.5 ** (times shown / half-life)``.
+        rotated: Items shown in the user's last N lists, left out.
+    """
+
+    factors: dict[str, float] = field(default_factory=dict)
+    rotated: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, shown: Mapping[str, tuple[int, int]], lists_shown: int, half_life: float, rotation: int) -> Exposure:
+        """The exposure from ``shown`` (``{item: (times shown, the user's list number when last shown)}``)."""
+        factors = {i: 0.5 ** (n / half_life) for i, (n, _) in shown.items() if n > 0} if half_life > 0 else {}
+        rotated = (
+            frozenset(i for i, (_, last) in shown.items() if last > lists_shown - rotation) if rotation else frozenset()
+        )
+        return cls(factors, rotated)
+
+    def fatigue(self, model: ServingModel, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with each shown item's score lowered by its factor (multiplied by it; a negative score
+        loses the same share of its magnitude), before the ranking and the cut; ``scores`` itself when none."""
+        rows = [(model.item_index[i], f) for i, f in self.factors.items() if i in model.item_index]
+        if not rows:
+            return scores
+        out = scores.copy()
+        index = np.array([r for r, _ in rows], dtype=np.int64)
+        factor = np.array([f for _, f in rows], dtype=out.dtype)
+        out[index] = out[index] - (1.0 - factor) * np.abs(out[index])
+        return out
+
+
 def blend(
-    results: dict[str, list[Candidate]], weights: dict[str, float], k: int, explain: bool = True
+    results: dict[str, list[Candidate]],
+    weights: dict[str, float],
+    k: int,
+    explain: bool = True,
+    exposure: Exposure | None = None,
 ) -> list[RecommendedItem]:
     """Combine per-source candidate lists into one ranked list.
 
@@ -44,6 +83,8 @@ def blend(
         weights: Blend weight per source (missing = 1.0).
         k: Items to return.
         explain: Keep explanation paths.
+        exposure: The user's exposure: blended scores times the fatigue factors, rotated items left out (before
+            the cut).
 
     Returns:
         At most ``k`` items, by blended score, ties by item id.
@@ -62,6 +103,12 @@ def blend(
             entry.sources[source] = round(norm, 4)
             if explain:
                 entry.explanations.extend((weight * norm, e) for e in c.explanations)
+    if exposure is not None:
+        for item_id in exposure.rotated:
+            merged.pop(item_id, None)
+        for item_id, factor in exposure.factors.items():
+            if item_id in merged:
+                merged[item_id].score *= factor
     ranked = sorted(merged.values(), key=lambda b: (-b.score, b.item_id))[:k]
     return [
         RecommendedItem(
@@ -186,6 +233,43 @@ def scored_items(
     return items
 
 
+def place_arrivals(
+    items: Sequence[RecommendedItem], arrivals: Sequence[Candidate], k: int, every: int, explain: bool = True
+) -> list[RecommendedItem]:
+    """``items`` with ``arrivals`` (items no model knows yet, from knowledge recall, best first) put at the model's
+    reserved new-arrival positions ``every, 2·every, …`` (1-based), the items there and after moving down one place
+    each, cut to ``k``. An arrival shows the score of the item it displaces (the model has none for it) and its
+    recall score over the best arrival's as its ``knowledge`` source; its paths say it is new.
+
+    Args:
+        items: The model's list, in order.
+        arrivals: At most as many as the model reserves positions.
+        k: Length of the list.
+        every: The reserved positions' spacing (0: none).
+        explain: Keep the arrivals' paths.
+    """
+    out = list(items)
+    if every <= 0 or not arrivals:
+        return out[:k]
+    top = max(c.score for c in arrivals) or 1.0
+    for n, c in enumerate(arrivals, start=1):
+        position = n * every - 1
+        if position > len(out) or position >= k:
+            break
+        displaced = out[position].score if position < len(out) else (out[-1].score if out else 0.0)
+        out.insert(
+            position,
+            RecommendedItem(
+                item_id=c.item_id,
+                title=c.title,
+                score=displaced,
+                sources={"knowledge": round(c.score / top, 4) if top > 0 else 0.0},
+                explanations=list(c.explanations[:MAX_EXPLANATIONS]) if explain else [],
+            ),
+        )
+    return out[:k]
+
+
 def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndarray:
     """A copy of ``scores`` with the items of ``seen`` at ``-inf``."""
     masked = scores.copy()
@@ -193,4 +277,15 @@ def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndar
     return masked
 
 
-__all__ = ["MAX_EXPLANATIONS", "blend", "cold_unseen", "diversify", "mmr", "pick", "scored_items", "unseen_ranking"]
+__all__ = [
+    "MAX_EXPLANATIONS",
+    "Exposure",
+    "blend",
+    "cold_unseen",
+    "diversify",
+    "mmr",
+    "pick",
+    "place_arrivals",
+    "scored_items",
+    "unseen_ranking",
+]

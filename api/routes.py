@@ -11,9 +11,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import DriverDep, RecommenderDep, SettingsDep, require_json_body, require_read_key, require_write_key
+from api.deps import (
+    DriverDep,
+    InteractionWriterDep,
+    RecommenderDep,
+    SettingsDep,
+    require_json_body,
+    require_read_key,
+    require_write_key,
+)
+from api.feedback import record_feedback
+from api.groups import recommend_group
 from api.schemas import (
     ErrorBody,
+    FeedbackIn,
+    FeedbackOut,
+    GroupRecommendationsIn,
+    GroupRecommendationsResponse,
     Health,
     InteractionIn,
     InteractionOut,
@@ -71,6 +85,24 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
     **_INVALID,
 }
+#: The comma-separated list parameters (``exclude_items``, ``include_genres``, ``exclude_genres``): at most
+#: MAX_LIST_ITEMS names of at most MAX_LIST_ITEM_LENGTH characters each, MAX_LIST_LENGTH characters in all (``sources``
+#: too). The longest request the schema allows, every character percent-encoded, stays under the HTTP server's
+#: 64 KiB request line (the fuzz test checks it).
+MAX_LIST_ITEMS = 50
+MAX_LIST_ITEM_LENGTH = 100
+MAX_LIST_LENGTH = 1000
+LIST_PATTERN = rf"^[^,]{{0,{MAX_LIST_ITEM_LENGTH}}}(,[^,]{{0,{MAX_LIST_ITEM_LENGTH}}}){{0,{MAX_LIST_ITEMS - 1}}}$"
+_LIST_LIMITS = (
+    f" At most {MAX_LIST_ITEMS} comma-separated names of at most {MAX_LIST_ITEM_LENGTH} characters, "
+    f"{MAX_LIST_LENGTH} characters in all (else 422)."
+)
+
+
+def _list_query(description: str) -> Any:
+    return Query(max_length=MAX_LIST_LENGTH, pattern=LIST_PATTERN, description=description + _LIST_LIMITS)
+
+
 #: The description of every ``k``; the schema's maximum is KGREC_MAX_K's value (set by :func:`api.app.create_app`).
 K_DESCRIPTION = "Number of items (default KGREC_DEFAULT_K, at most KGREC_MAX_K)."
 
@@ -98,7 +130,18 @@ def _csv(value: str | None) -> list[str]:
 @reads.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsResponse,
-    responses=_RECOMMEND_ERRORS,
+    responses={
+        **_RECOMMEND_ERRORS,
+        200: {
+            "links": {
+                "RecordInteraction": {
+                    "operationRef": "#/paths/~1interactions/post",
+                    "requestBody": {"user_id": "$response.body#/user_id", "item_id": "$response.body#/items/0/item_id"},
+                    "description": "Record that the user took the first item shown.",
+                },
+            }
+        },
+    },
     summary="Ranked, explained recommendations for a user",
 )
 def get_recommendations(
@@ -110,11 +153,15 @@ def get_recommendations(
     explain: Annotated[bool, Query(description="Include explanation paths.")] = True,
     sources: Annotated[
         str | None,
-        Query(description="Comma-separated recall sources (default all).", examples=["collaborative,knowledge"]),
+        Query(
+            max_length=MAX_LIST_LENGTH,
+            description=f"Comma-separated recall sources (default all), {MAX_LIST_LENGTH} characters at most.",
+            examples=["collaborative,knowledge"],
+        ),
     ] = None,
-    exclude_items: Annotated[str | None, Query(description="Comma-separated item ids to leave out.")] = None,
-    include_genres: Annotated[str | None, Query(description="Only items in one of these genres.")] = None,
-    exclude_genres: Annotated[str | None, Query(description="No items in these genres.")] = None,
+    exclude_items: Annotated[str | None, _list_query("Comma-separated item ids to leave out.")] = None,
+    include_genres: Annotated[str | None, _list_query("Only items in one of these genres (comma-separated).")] = None,
+    exclude_genres: Annotated[str | None, _list_query("No items in these genres (comma-separated).")] = None,
     year_min: Annotated[
         int | None, Query(ge=0, le=3000, description="Only items whose year is known and at least this.")
     ] = None,
@@ -132,10 +179,10 @@ def get_recommendations(
     )
     # The body is rendered by the recommender (a cached answer is already JSON): the schema above still documents it.
     client = request.app.state.clients(request.scope)  # whose budget of uncached work a miss spends
-    answer, count = recommender.answer(
+    body = recommender.serve(
         user_id, size, explain=explain, sources=_csv(sources) or None, filters=filters, client=client
     )
-    return Response(answer.json(count), media_type="application/json")
+    return Response(body, media_type="application/json")
 
 
 @reads.get(
@@ -155,20 +202,110 @@ def get_similar(
     return recommender.similar(item_id, size, explain=explain)
 
 
+@reads.post(
+    "/groups/recommendations",
+    response_model=GroupRecommendationsResponse,
+    responses={
+        **_RECOMMEND_ERRORS,
+        404: {"model": ErrorBody, "description": "A member does not exist (the message names every unknown one)"},
+        413: {"model": ErrorBody, "description": "Body larger than KGREC_MAX_BODY_BYTES"},
+        415: {"model": ErrorBody, "description": "Body not JSON (Content-Type must be application/json)"},
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input: fewer than 2 or more than 20 members, a member named twice, k above "
+            "KGREC_MAX_K, an unknown aggregation",
+        },
+    },
+    dependencies=[Depends(require_json_body)],
+    summary="One explained list for a group of users (average, least misery or most pleasure)",
+)
+def post_group_recommendations(
+    request: Request, body: GroupRecommendationsIn, recommender: RecommenderDep, settings: SettingsDep
+) -> GroupRecommendationsResponse:
+    """Each member's scores (the model's, else graph recall's) become z-scores over the candidates, are aggregated,
+    and the best items no member has interacted with are returned, each with every member's score and the paths of
+    the members it serves (docs/api.md)."""
+    if body.k is not None and body.k > settings.max_k:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("body", "k"),
+                    "msg": f"Input should be less than or equal to {settings.max_k}",
+                }
+            ]
+        )
+    client = request.app.state.clients(request.scope)
+    return recommend_group(
+        recommender, body.user_ids, body.k or settings.default_k, body.aggregation, explain=body.explain, client=client
+    )
+
+
 @writes.post(
     "/interactions",
     response_model=InteractionOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_KEY_ERRORS, **_NOT_FOUND, **_BODY_ERRORS},
+    responses={
+        **_KEY_ERRORS,
+        **_NOT_FOUND,
+        **_BODY_ERRORS,
+        201: {
+            "links": {
+                "Recommendations": {
+                    "operationRef": "#/paths/~1users~1{user_id}~1recommendations/get",
+                    "parameters": {"path.user_id": "$response.body#/user_id"},
+                    "description": "The user's recommendations, which reflect the interaction at once.",
+                },
+                "SimilarItems": {
+                    "operationRef": "#/paths/~1items~1{item_id}~1similar/get",
+                    "parameters": {"path.item_id": "$response.body#/item_id"},
+                    "description": "Items similar to the item of the interaction.",
+                },
+            }
+        },
+    },
     summary="Record an interaction (reflected in the next recommendations at once)",
 )
-def post_interaction(body: InteractionIn, driver: DriverDep, recommender: RecommenderDep) -> InteractionOut:
-    return record_interaction(driver, body, recommender.database)
+async def post_interaction(body: InteractionIn, writer: InteractionWriterDep) -> InteractionOut:
+    return await record_interaction(writer, body)
+
+
+@writes.post(
+    "/feedback",
+    response_model=FeedbackOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **_KEY_ERRORS,
+        **_NOT_FOUND,
+        **_BODY_ERRORS,
+        404: {"model": ErrorBody, "description": "Unknown item"},
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input, or a feedback type that is not configured (type unknown_feedback_type; "
+            "nothing is written)",
+        },
+    },
+    summary="Record a feedback event (view, click, like, purchase, dislike, skip), attributed to the list shown",
+)
+def post_feedback(request: Request, body: FeedbackIn, driver: DriverDep, recommender: RecommenderDep) -> FeedbackOut:
+    """The event is combined into the user's interaction with the item (its type's weight and polarity; a dislike
+    makes it negative, and the item never comes back to this user) and reflected in the next list at once. With a
+    ``recommendation_id``, a click or purchase of a shown item counts for that list and its variant; an id that does
+    not exist or did not show the item leaves the event recorded but unattributed (``attribution`` says why)."""
+    return record_feedback(
+        driver,
+        body,
+        request.app.state.feedback,
+        request.app.state.metrics,
+        recommender.impressions,
+        recommender.database,
+    )
 
 
 @writes.post(
     "/users",
     response_model=NewUserOut,
+    response_model_exclude_none=True,
     status_code=status.HTTP_201_CREATED,
     responses={
         409: {"model": ErrorBody, "description": "User exists"},
@@ -177,8 +314,8 @@ def post_interaction(body: InteractionIn, driver: DriverDep, recommender: Recomm
         **_BODY_ERRORS,
         422: {
             "model": ValidationErrorBody,
-            "description": "Invalid input, or liked genres or items that do not exist (one entry each: "
-            "type unknown_genre or unknown_item; nothing is written)",
+            "description": "Invalid input, or liked genres, items or attributes that do not exist (one entry each: "
+            "type unknown_genre, unknown_item or unknown_attribute; nothing is written)",
         },
     },
     summary="Onboard a new user with liked genres and items (cold start)",
@@ -238,4 +375,4 @@ def metrics(request: Request) -> Response:
 router.include_router(reads)
 router.include_router(writes)
 
-__all__ = ["MAX_ID_LENGTH", "router"]
+__all__ = ["LIST_PATTERN", "MAX_ID_LENGTH", "MAX_LIST_ITEMS", "MAX_LIST_ITEM_LENGTH", "MAX_LIST_LENGTH", "router"]

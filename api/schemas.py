@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from api.variants import DEFAULT_VARIANT
 from graph.paths import Explanation
 
 #: Longest id or genre name a body may carry.
@@ -60,6 +61,16 @@ class RecommendationsResponse(BaseModel):
         description="True when Neo4j (or some recall source) was unreachable and the list is a fallback "
         "(from the model alone: no paths, no titles).",
     )
+    variant: str = Field(
+        DEFAULT_VARIANT,
+        description="The A/B variant that answered (KGREC_VARIANTS; 'default' without variants): a stable hash of the "
+        "user id assigns it.",
+    )
+    recommendation_id: str = Field(
+        "",
+        description="This list's unique id (a new one for every response, cached or not): send it with POST /feedback "
+        "to attribute a click or purchase to the list.",
+    )
     items: list[RecommendedItem] = Field(description="Best first: the order to show them (see each item's score).")
 
     model_config = ConfigDict(
@@ -68,6 +79,8 @@ class RecommendationsResponse(BaseModel):
                 "user_id": "42",
                 "model_version": "graph-recall-v1",
                 "degraded": False,
+                "variant": "default",
+                "recommendation_id": "3f2b7c9e0d6a4e1f9b8c7d6e5f4a3b2c",
                 "items": [
                     {
                         "item_id": "3114",
@@ -94,6 +107,81 @@ class RecommendationsResponse(BaseModel):
                 ],
             }
         }
+    )
+
+
+#: Most members a group request may name.
+MAX_GROUP_MEMBERS = 20
+
+
+class GroupRecommendationsIn(BaseModel):
+    """One list for a group of users (friends watching together)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"user_ids": ["42", "7"], "k": 10, "aggregation": "least_misery", "explain": True}
+        },
+    )
+
+    user_ids: list[Name] = Field(
+        min_length=2,
+        max_length=MAX_GROUP_MEMBERS,
+        json_schema_extra={"uniqueItems": True},
+        description=f"2 to {MAX_GROUP_MEMBERS} distinct user ids, each an existing user (unknown: 404 naming it).",
+    )
+    k: int | None = Field(None, ge=1, description="Number of items (default KGREC_DEFAULT_K, at most KGREC_MAX_K).")
+    aggregation: Literal["average", "least_misery", "most_pleasure"] = Field(
+        "average",
+        description="How the members' normalised scores combine: their mean (average), their minimum (least_misery: "
+        "nobody is left unhappy) or their maximum (most_pleasure: someone loves it).",
+    )
+    explain: bool = Field(True, description="Include each member's explanation paths.")
+
+    @field_validator("user_ids")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        doubled = sorted({u for u in value if value.count(u) > 1})
+        if doubled:
+            raise ValueError(f"user_ids must be distinct: {', '.join(repr(u) for u in doubled)} appear more than once")
+        return value
+
+
+class GroupMemberScore(BaseModel):
+    """What one member of the group thinks of an item."""
+
+    user_id: str
+    score: float = Field(
+        description="The member's normalised score of the item: a z-score over the group's candidate items (0 is the "
+        "member's mean, 1 one standard deviation above it)."
+    )
+    serves: bool = Field(description="The item serves this member: their score is at or above their mean (>= 0).")
+    explanations: list[Explanation] = Field(
+        default_factory=list, description="Paths from this member to the item (only for members it serves)."
+    )
+
+
+class GroupItem(BaseModel):
+    """One item of a group list, with every member's score and the paths of the members it serves."""
+
+    item_id: str
+    title: str | None = None
+    score: float = Field(description="The aggregation of the members' normalised scores (the list's order).")
+    members: list[GroupMemberScore] = Field(description="Every member, those the item serves first, best first.")
+
+
+class GroupRecommendationsResponse(BaseModel):
+    """A ranked list for a group: ``items`` in the order to show them (best first)."""
+
+    user_ids: list[str]
+    aggregation: str
+    model_version: str
+    degraded: bool = Field(
+        False, description="True when Neo4j was unreachable and the list comes from the model alone (no paths)."
+    )
+    items: list[GroupItem]
+    variant: str = Field(
+        "default", description="The A/B variant that answered: assigned by a stable hash of the sorted member ids."
     )
 
 
@@ -139,10 +227,69 @@ class InteractionOut(BaseModel):
     created_user: bool = False
 
 
+class FeedbackIn(BaseModel):
+    """A feedback event of a user on an item: its type (view, click, like, purchase, dislike, skip, or those of
+    KGREC_FEEDBACK_KINDS) is combined into the pair's interaction with the type's weight and polarity. A negative
+    type (dislike) makes the item a negative for training; any feedback hides the item from the user's lists for
+    good. With the ``recommendation_id`` of the list that showed the item, a click or purchase counts for that list
+    and its variant."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "user_id": "42",
+                "item_id": "1",
+                "type": "click",
+                "recommendation_id": "3f2b7c9e0d6a4e1f9b8c7d6e5f4a3b2c",
+            }
+        },
+    )
+
+    user_id: str = _CREATED_ID
+    item_id: str = _ID
+    type: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The feedback type; unknown: 422 (the defaults: view, click, like, purchase, dislike, skip).",
+    )
+    timestamp: Annotated[int | None, BeforeValidator(_whole_number)] = Field(
+        None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        strict=True,
+        description="Unix seconds, 0 (1970) to 253402300799 (the end of year 9999); default: now.",
+    )
+    recommendation_id: str | None = Field(
+        None, min_length=1, max_length=MAX_NAME_LENGTH, description="The list that showed the item (attribution)."
+    )
+
+
+class FeedbackOut(BaseModel):
+    """What the feedback did: the pair's interaction as combined, and whether it was attributed to a list."""
+
+    user_id: str
+    item_id: str
+    type: str
+    created_user: bool = False
+    polarity: int = Field(description="The pair's polarity after this feedback: 1 positive, -1 negative.")
+    weight: float = Field(description="The pair's combined weight after this feedback.")
+    attributed: bool = Field(
+        description="The feedback counts for the list of recommendation_id (it exists, was this user's and showed "
+        "the item)."
+    )
+    attribution: str = Field(
+        description="none (no recommendation_id), attributed, unknown_recommendation (no such list: never served, "
+        "or its record was lost) or not_shown (the list is another user's or did not show this item); the feedback is "
+        "recorded in every case."
+    )
+    variant: str | None = Field(None, description="The attributed list's variant.")
+
+
 class NewUserIn(BaseModel):
-    """Onboarding: a new user with the genres and items they say they like. Every genre and item must exist: an
-    unknown one is a 422 naming it (``loc`` ``["body", "liked_genres", index]``, ``type`` ``unknown_genre`` or
-    ``unknown_item``), and nothing is written."""
+    """Onboarding: a new user with the genres and items they say they like and their attributes. Every genre, item
+    and attribute must exist: an unknown one is a 422 naming it (``loc`` ``["body", "liked_genres", index]``,
+    ``type`` ``unknown_genre``, ``unknown_item`` or ``unknown_attribute``), and nothing is written."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -152,12 +299,21 @@ class NewUserIn(BaseModel):
     user_id: str = _CREATED_ID
     liked_genres: list[Name] = Field(default_factory=list, max_length=MAX_LIKED_GENRES)
     liked_items: list[Name] = Field(default_factory=list, max_length=MAX_LIKED_ITEMS)
+    attributes: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_LIKED_GENRES,
+        description="Attribute ids '<kind>:<value>' the user has (e.g. 'age:25-34', 'country:FR'), among those a load "
+        "created: popularity among users sharing them ranks the user's first lists.",
+    )
 
 
 class NewUserOut(BaseModel):
     user_id: str
     liked_genres: list[str] = Field(description="The genres linked (PREFERS).")
     liked_items: list[str] = Field(description="The items recorded as positives (each once).")
+    attributes: list[str] | None = Field(
+        None, description="The attributes linked (HAS_ATTRIBUTE); only when the body named attributes."
+    )
 
 
 class Health(BaseModel):

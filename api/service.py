@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TypedDict, TypeVar, Unpack
@@ -34,13 +35,25 @@ import numpy as np
 from neo4j import Driver
 
 from api.cache import Answer, ResponseCache
+from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
+from api.impressions import ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
-from api.ranking import MAX_EXPLANATIONS, blend, cold_unseen, pick, scored_items, unseen_ranking
+from api.ranking import (
+    MAX_EXPLANATIONS,
+    Exposure,
+    blend,
+    cold_unseen,
+    pick,
+    place_arrivals,
+    scored_items,
+    unseen_ranking,
+)
 from api.schemas import RecommendationsResponse, SimilarItemsResponse
 from api.settings import ApiSettings
+from api.variants import Variant, Variants, default_variants
 from graph import recall
 from graph.embeddings import recall_embedding
 from graph.errors import reason, unreachable
@@ -50,6 +63,7 @@ from graph.explain import (
     explain_items,
     strongest_seeds,
 )
+from graph.items import recall_new_arrivals
 from graph.reads import (
     UserContext,
     item_exists,
@@ -68,6 +82,8 @@ MODEL_VERSION = "graph-recall-v1"
 #: Every user recall source the graph path can run, by name.
 SOURCES: dict[str, recall.RecallStrategy] = {**recall.STRATEGIES, "embedding": recall_embedding}
 MAX_ID_LENGTH = 1024
+#: Most items added since the model (most recent first) the new-arrival recall considers per request.
+MAX_NEW_ARRIVALS = 200
 T = TypeVar("T")
 
 
@@ -94,7 +110,8 @@ class Recommender:
         executor: Runs recall sources in parallel.
         metrics: Where query times go.
         database: Neo4j database name.
-        models: The promoted model, when one serves.
+        models: The promoted model, when one serves (and the versions variants name).
+        variants: The A/B variants (:mod:`api.variants`); None: one variant, ``default``, with these settings.
     """
 
     def __init__(
@@ -105,8 +122,10 @@ class Recommender:
         metrics: Metrics,
         database: str = "neo4j",
         models: ModelHolder | None = None,
+        variants: Variants | None = None,
     ) -> None:
         self.driver = driver
+        self.variants = variants or default_variants()
         self.settings = settings
         self.executor = executor
         self.metrics = metrics
@@ -120,8 +139,64 @@ class Recommender:
             settings.miss_cost_rate,
             settings.miss_cost_burst,
         )
+        #: Hidden, windowed and added items (the run-time catalogue), for the model's ranking and the cache keys.
+        self.catalogue = Catalogue(driver, database, settings.catalogue_refresh_seconds)
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
         self.warmed = threading.Event()
+        #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
+        self.impressions = (
+            ImpressionRecorder(
+                driver,
+                database,
+                metrics,
+                settings.impressions_queue,
+                settings.impressions_batch,
+                settings.impressions_flush_seconds,
+            )
+            if settings.impressions
+            else None
+        )
+
+    def serve(self, user_id: str, k: int, *, client: str | None = None, **options: Unpack[RequestOptions]) -> bytes:
+        """The JSON body of one served list: :meth:`answer`'s list with a new ``recommendation_id``, recorded as an
+        impression (queued, never waited for: :mod:`api.impressions`). A cached answer is served by joining bytes.
+
+        Raises:
+            The errors of :meth:`answer`.
+        """
+        answer, count = self.answer(user_id, k, client=client, **options)
+        recommendation_id = uuid.uuid4().hex
+        if self.impressions is not None:
+            response = answer.response
+            self.impressions.record(
+                recommendation_id, user_id, response.variant, response.model_version, answer.item_ids[:count]
+            )
+        return answer.json(count, recommendation_id)
+
+    def close(self) -> None:
+        """Write the impressions still queued (the app's shutdown)."""
+        if self.impressions is not None:
+            self.impressions.close()
+
+    @property
+    def _exposure_on(self) -> bool:
+        return self.settings.fatigue_half_life > 0 or self.settings.rotation_lists > 0
+
+    def _key_fingerprint(self, fingerprint: tuple) -> tuple:
+        """The part of a cache key the user's state gives: their interactions (count, rev, preferred genres) and,
+        with fatigue or rotation on, how many lists were recorded for them in steps of KGREC_FATIGUE_REFRESH_LISTS
+        (of one with rotation), so exposure refreshes a cached answer that often."""
+        step = 1 if self.settings.rotation_lists > 0 else self.settings.fatigue_refresh_lists
+        epoch = fingerprint[3] // step if self._exposure_on and step > 0 else 0
+        return (*fingerprint[:3], epoch)
+
+    def _exposure(self, context: UserContext | None) -> Exposure | None:
+        """The user's exposure (fatigue factors, rotated items) from their context; None when off or none."""
+        if context is None or not context.shown or not self._exposure_on:
+            return None
+        return Exposure.of(
+            context.shown, context.lists_shown, self.settings.fatigue_half_life, self.settings.rotation_lists
+        )
 
     @property
     def source_names(self) -> list[str]:
@@ -130,6 +205,18 @@ class Recommender:
     @property
     def model(self) -> ServingModel | None:
         return self.models.model if self.models is not None else None
+
+    def variant_of(self, key: str) -> Variant:
+        """The variant of user ``key`` (:meth:`api.variants.Variants.assign`: a stable hash of salt and id)."""
+        return self.variants.assign(key)
+
+    def model_of(self, variant: Variant) -> ServingModel | None:
+        """The model that serves ``variant``: the artifact version it names, else the current model."""
+        return self.models.model_for(variant.model_version) if self.models is not None else None
+
+    def mmr_lambda(self, variant: Variant) -> float:
+        """The MMR λ of ``variant`` (its own, else KGREC_MMR_LAMBDA)."""
+        return self.settings.mmr_lambda if variant.mmr_lambda is None else variant.mmr_lambda
 
     def recommend(self, user_id: str, k: int, **options: Unpack[RequestOptions]) -> RecommendationsResponse:
         """Top-k items for a known user.
@@ -140,7 +227,7 @@ class Recommender:
             DatabaseUnavailableError: Neo4j is unreachable (no source could answer).
         """
         answer, size = self.answer(user_id, k, **options)
-        return answer.first(size)
+        return answer.first(size, uuid.uuid4().hex)
 
     def answer(
         self,
@@ -168,7 +255,8 @@ class Recommender:
         filters = filters or RecallFilters()
         if len(user_id) > MAX_ID_LENGTH:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
-        model = self.model if not sources else None
+        variant = self.variant_of(user_id)
+        model = self.model_of(variant) if not sources else None
         context: UserContext | None = None
         try:
             if model is not None and not self.cache.may_hold(user_id):
@@ -182,16 +270,16 @@ class Recommender:
                 )
         except DatabaseUnavailableError as exc:
             if model is not None:
-                return self._degraded(model, user_id, k, filters, exc)
+                return self._degraded(model, user_id, k, filters, exc, variant)
             raise unreachable("user", exc) from exc
         if fingerprint is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         if model is not None and fingerprint[0] > 0:
-            answered = self._model_answer(model, user_id, k, explain, filters, fingerprint, context, client)
+            answered = self._model_answer(model, user_id, k, explain, filters, fingerprint, context, client, variant)
             if answered is not None:
                 return answered
         # The graph path: users without positives (onboarding), requests naming sources, or no model.
-        return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client)
+        return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client, variant)
 
     def _graph_answer(
         self,
@@ -202,22 +290,51 @@ class Recommender:
         filters: RecallFilters,
         fingerprint: tuple,
         client: str | None = None,
+        variant: Variant | None = None,
     ) -> tuple[Answer, int]:
         """The graph path (module docstring): the answer and how many of its items were asked for."""
+        variant = variant or self.variant_of(user_id)
         wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
-        key = ("graph", user_id, k, explain, tuple(names), filters.model_dump_json(), fingerprint)
+        revision = self.catalogue.state()[0]  # a catalogue change (hide, expiry, new item) is a new key
+        key = (
+            "graph",
+            user_id,
+            k,
+            explain,
+            tuple(names),
+            filters.model_dump_json(),
+            self._key_fingerprint(fingerprint),
+            revision,
+            variant.name,
+        )
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
         with self.gate.admit(client, miss_cost(k, explain)):
-            return self._graph_compute(user_id, k, wanted, explain, names, filters, key)
+            return self._graph_compute(user_id, k, wanted, explain, names, filters, key, variant)
 
     def _graph_compute(
-        self, user_id: str, k: int, wanted: int, explain: bool, names: list[str], filters: RecallFilters, key: tuple
+        self,
+        user_id: str,
+        k: int,
+        wanted: int,
+        explain: bool,
+        names: list[str],
+        filters: RecallFilters,
+        key: tuple,
+        variant: Variant,
     ) -> tuple[Answer, int]:
         """The uncached part of :meth:`_graph_answer`."""
         fetch = min(max(3 * k, 30), 300)
-        preferred = read_user_preferred_genres(self.driver, user_id, self.database)
+        exposure = None
+        if self._exposure_on:  # the context carries the preferred genres and the exposure: still one round trip
+            context = user_context(self.driver, user_id, self.database)
+            preferred = list(context.preferred_genres) if context is not None else []
+            exposure = self._exposure(context)
+            if exposure is not None and exposure.rotated:  # ask the sources for as many items besides them
+                fetch = min(fetch + len(exposure.rotated), 300 + len(exposure.rotated))
+        else:
+            preferred = read_user_preferred_genres(self.driver, user_id, self.database)
 
         def call(name: str) -> Callable[[], list[Candidate]]:
             def run(source_filters: RecallFilters) -> list[Candidate]:
@@ -231,9 +348,9 @@ class Recommender:
         results, failed = self._run({name: call(name) for name in names})
         if failed and len(failed) == len(names):
             raise DatabaseUnavailableError(f"every recall source failed: {', '.join(sorted(failed))}")
-        items = blend(results, self.settings.source_weights, k, explain)
+        items = blend(results, self.settings.source_weights, k, explain, exposure)
         response = RecommendationsResponse(
-            user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items
+            user_id=user_id, model_version=MODEL_VERSION, degraded=bool(failed), items=items, variant=variant.name
         )
         answer = Answer(response)
         if not failed:  # a partial (degraded) answer is never reused
@@ -250,18 +367,32 @@ class Recommender:
         fingerprint: tuple,
         context: UserContext | None = None,
         client: str | None = None,
+        variant: Variant | None = None,
     ) -> tuple[Answer, int] | None:
         """The model path (module docstring): the answer and how many of its items were asked for; None = no
-        positives: let the graph path answer. ``context``: the user's context when already read."""
+        positives: let the graph path answer. ``context``: the user's context when already read; ``variant``: the
+        user's (its MMR λ and, carried along, its exploration share)."""
+        variant = variant or self.variant_of(user_id)
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
         wanted, k = k, max(k, self.settings.response_cache_pool)
-        key = (user_id, k, explain, filters.model_dump_json(), model.kind, model.version, fingerprint)
+        revision = self.catalogue.state()[0]  # a catalogue change (hide, expiry, new item) is a new key
+        key = (
+            user_id,
+            k,
+            explain,
+            filters.model_dump_json(),
+            model.kind,
+            model.version,
+            self._key_fingerprint(fingerprint),
+            revision,
+            variant.name,
+        )
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
         with self.gate.admit(client, miss_cost(k, explain)):
-            return self._model_compute(model, user_id, k, wanted, explain, filters, key, context)
+            return self._model_compute(model, user_id, k, wanted, explain, filters, key, context, variant)
 
     def _model_compute(
         self,
@@ -273,47 +404,95 @@ class Recommender:
         filters: RecallFilters,
         key: tuple,
         context: UserContext | None,
+        variant: Variant,
     ) -> tuple[Answer, int] | None:
         """The uncached part of :meth:`_model_answer`."""
         if context is None:
             try:
                 context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
             except DatabaseUnavailableError as exc:
-                return self._degraded(model, user_id, wanted, filters, exc)
+                return self._degraded(model, user_id, wanted, filters, exc, variant)
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
         positives = [(i.item_id, i.timestamp) for i in context.interactions if i.positive(min_rating)]
         if not positives:
             return None
-        seen = {i.item_id for i in context.interactions} | set(filters.exclude_items)
+        _, unavailable, added = self.catalogue.state()
+        # hidden and expired items are left out like seen ones (the explain query drops them too)
+        seen = {i.item_id for i in context.interactions} | set(filters.exclude_items) | unavailable
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
-        scores = self._stage("model", lambda: model.scores(user_id, positives))
+        scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
+        exposure = self._exposure(context)
+        if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
+            scores = exposure.fatigue(model, scores)
+            seen |= exposure.rotated
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
-        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds)
+        lam = self.mmr_lambda(variant)
+        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam)
         if shown is not None:
             picked, explained = shown
         else:
-            survivors, arrivals = self._explain_best(model, user_id, ranked, cold, k, explain, filters, seeds)
+            survivors, arrivals = self._explain_best(model, user_id, ranked, cold, k, explain, filters, seeds, lam)
             pool = [model.item_index[i] for i in survivors]
             survivors.update(arrivals)
             allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
-            picked = self._stage("rerank", lambda: pick(model, scores, pool, k, self.settings.mmr_lambda, allowed))
+            picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, allowed))
             explained = survivors
         items = scored_items(model, scores, picked, explained, explain)
-        response = RecommendationsResponse(user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items)
+        arrivals = self._new_arrivals(model, user_id, added, seen, seeds, explain, filters)
+        if arrivals:
+            items = place_arrivals(items, arrivals, k, getattr(model, "cold_slot_every", 0), explain)
+        response = RecommendationsResponse(
+            user_id=user_id, model_version=f"{model.kind}-{model.version}", items=items, variant=variant.name
+        )
         answer = Answer(response)
         self.cache.put(key, answer, user_id)
         return answer, wanted
 
-    def _explain_want(self, k: int, filters: RecallFilters) -> int:
+    def _new_arrivals(
+        self,
+        model: ServingModel,
+        user_id: str,
+        added: Sequence[str],
+        seen: set[str],
+        seeds: list[str],
+        explain: bool,
+        filters: RecallFilters,
+    ) -> list[Candidate]:
+        """Items added through the API that the model does not know (no retrain since), found by knowledge recall
+        from the user's seeds, best first: as many as the model reserves new-arrival positions (none for models
+        without). Neo4j failing here costs only them."""
+        slots = getattr(model, "cold_slots", 0)
+        fresh = [i for i in added if i not in model.item_index and i not in seen][:MAX_NEW_ARRIVALS]
+        if not slots or not fresh or not seeds:
+            return []
+        try:
+            return self._stage(
+                "new_arrivals",
+                lambda: recall_new_arrivals(
+                    self.driver,
+                    user_id,
+                    fresh,
+                    seeds,
+                    k=slots,
+                    max_paths=MAX_EXPLANATIONS if explain else 0,
+                    filters=filters,
+                    database=self.database,
+                ),
+            )
+        except KgrecError as exc:
+            log.warning("new arrivals not recalled for user %s: %s", user_id[:100], exc)
+            return []
+
+    def _explain_want(self, k: int, filters: RecallFilters, lam: float) -> int:
         """How many of the best unseen items make MMR's pool (before the filters drop some)."""
         # With genre or year filters ask for half as many again; MMR picks from twice k so that it has a choice.
         want = k
         if filters.narrows:
             want = max(want, k + k // 2, 20)
-        if self.settings.mmr_lambda < 1.0:
+        if lam < 1.0:
             want = max(want, 2 * k)
         return min(want, MAX_EXPLAIN_ITEMS)
 
@@ -328,6 +507,7 @@ class Recommender:
         explain: bool,
         filters: RecallFilters,
         seeds: list[str],
+        lam: float,
     ) -> tuple[list[int], dict[str, ExplainedItem]] | None:
         """Pick the items to show first, then explain only those: one explain query for ``k`` items.
 
@@ -351,7 +531,7 @@ class Recommender:
                 year_min=filters.year_min,
                 year_max=filters.year_max,
             )
-        want = self._explain_want(k, filters)
+        want = self._explain_want(k, filters, lam)
         # The batches _explain_best would send: the first `want` ranked rows, then MAX_EXPLAIN_ITEMS at a time
         # until `want` pass the filters; every row of a batch that passes joins the pool.
         pool: list[int] = []
@@ -369,7 +549,6 @@ class Recommender:
             spare = 3 * getattr(model, "cold_slots", 0) + (k if filters.narrows else 0)
             asked.update([i for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)])
             arrivals = [i for i in cold if i in asked and (allowed is None or allowed[i])]
-        lam = self.settings.mmr_lambda
         picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, arrivals))
         ids = [model.item_ids[i] for i in picked]
         explained = self._explain(user_id, ids, explain, filters, seeds)
@@ -405,6 +584,7 @@ class Recommender:
         explain: bool,
         filters: RecallFilters,
         seeds: list[str],
+        lam: float,
     ) -> tuple[dict[str, ExplainedItem], dict[str, ExplainedItem]]:
         """Explain the best ``ranked`` rows until enough pass the filters, and the new-arrival candidates ``cold``.
 
@@ -414,7 +594,7 @@ class Recommender:
         """
         # Explain the best unseen items; the query drops those that fail the filters, so ask for more if needed.
         # (The way when _explain_shown cannot be sure of the filters: it asks the graph about every candidate.)
-        want = self._explain_want(k, filters)
+        want = self._explain_want(k, filters, lam)
         survivors: dict[str, ExplainedItem] = {}
         start = 0
         # The new-arrival candidates ride along in the first explain query (the filters apply to them too) but
@@ -435,7 +615,13 @@ class Recommender:
         return survivors, arrivals
 
     def _degraded(
-        self, model: ServingModel, user_id: str, k: int, filters: RecallFilters, cause: Exception
+        self,
+        model: ServingModel,
+        user_id: str,
+        k: int,
+        filters: RecallFilters,
+        cause: Exception,
+        variant: Variant,
     ) -> tuple[Answer, int]:
         """Neo4j is away: rank from the interactions the model was fitted on, without paths or titles; the genre and
         year filters come from the model's item catalog."""
@@ -459,13 +645,17 @@ class Recommender:
                 year_max=filters.year_max,
             )
             candidates = np.where(allowed, scores, -np.inf).astype(scores.dtype)
-        excluded = {i for i, _ in history} | set(filters.exclude_items)
+        excluded = {i for i, _ in history} | set(filters.exclude_items) | self.catalogue.unavailable()  # the last read
         pool = unseen_ranking(model, candidates, excluded)[: max(3 * k, 30)]
         cold = cold_unseen(model, candidates, excluded, k)  # the same new-arrival positions as the live path
-        items = scored_items(model, scores, pick(model, scores, pool, k, self.settings.mmr_lambda, cold or None))
+        items = scored_items(model, scores, pick(model, scores, pool, k, self.mmr_lambda(variant), cold or None))
         log.warning("degraded answer for user %s: %s", user_id[:100], cause)
         response = RecommendationsResponse(
-            user_id=user_id, model_version=f"{model.kind}-{model.version}", degraded=True, items=items
+            user_id=user_id,
+            model_version=f"{model.kind}-{model.version}",
+            degraded=True,
+            items=items,
+            variant=variant.name,
         )
         return Answer(response), len(items)
 
@@ -523,6 +713,8 @@ class Recommender:
         """
         if len(item_id) > MAX_ID_LENGTH or not item_exists(self.driver, item_id, database=self.database):
             raise UnknownEntityError(f"unknown item {item_id[:100]!r}")
+        if item_id in self.catalogue.unavailable():
+            raise UnknownEntityError(f"item {item_id[:100]!r} is hidden or outside its availability window")
         candidates = self._stage(
             "similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database)
         )

@@ -117,6 +117,12 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
     )
+    catalogue_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How often the hidden, windowed and added items are re-read for the model's ranking (changes "
+        "made through this process apply at once; through another, within this; 0 = only on this process's changes).",
+    )
     response_cache_pool: int = Field(
         20,
         ge=1,
@@ -136,12 +142,24 @@ class ApiSettings(BaseSettings):
         description="Maximal marginal relevance trade-off: 1 = relevance only, lower = more diverse. 0.6 is the "
         "smallest λ whose validation NDCG@20 stays within 1% of λ = 1 on ml-latest-small (bench/mmr.py).",
     )
+    variants: Path | None = Field(
+        None,
+        description="YAML file of A/B variants (salt; name, share, model_version, mmr_lambda, exploration_share each); "
+        "unset: one variant, 'default', with these settings (docs/api.md).",
+    )
 
     ingest_max_rows: int = Field(
         10_000, ge=1, le=100_000, description="Most interactions one POST /interactions/batch may carry (more: 413)."
     )
     ingest_max_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest body POST /interactions/batch reads (more: 413)."
+    )
+    write_group_rows: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most single POST /interactions written in one transaction: posts that arrive while a write is "
+        "running are written together next, each answered on its own (1 = one transaction per post).",
     )
     read_rate: float = Field(
         50.0, ge=0, description="Reads per second each client may sustain (by API key, else IP; 0 = no limit)."
@@ -166,6 +184,40 @@ class ApiSettings(BaseSettings):
         "max(k, 20)/20, half without explanations; over budget: 429; 0 = no budget).",
     )
     miss_cost_burst: float = Field(40.0, ge=1, description="Cost units of uncached work a client may spend at once.")
+
+    # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
+    impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")
+    impressions_queue: int = Field(
+        10_000, ge=1, description="Served lists waiting to be written; one more is dropped (counted), never waited for."
+    )
+    impressions_batch: int = Field(500, ge=1, le=10_000, description="Served lists written per transaction.")
+    impressions_flush_seconds: float = Field(
+        1.0, gt=0, le=60, description="Longest a served list waits before it is written (what a crash can lose)."
+    )
+    feedback_kinds: Path | None = Field(
+        None,
+        description="YAML file of the feedback types of POST /feedback (weight, polarity, outcome of each; combine "
+        "rule); unset: the defaults of schema/kinds.py.",
+    )
+    fatigue_half_life: float = Field(
+        5.0,
+        ge=0,
+        description="Exposure fatigue: an item shown to a user this many times without an interaction loses half its "
+        "score (score x 0.5^(shown/half-life)); 0 = off. Users without recorded impressions are unaffected.",
+    )
+    fatigue_refresh_lists: int = Field(
+        0,
+        ge=0,
+        description="Also recompute a user's cached answer (with fatigue) every this many lists recorded for them, "
+        "at the cost of one miss each time; 0 = fatigue applies whenever an answer is computed (a new interaction "
+        "or feedback, KGREC_RESPONSE_CACHE_SECONDS passed, other options), and exposure alone never misses.",
+    )
+    rotation_lists: int = Field(
+        0,
+        ge=0,
+        description="Rotation: leave out items shown in the user's last N recorded lists (0 = off); each recorded "
+        "list then refreshes the user's cached answer.",
+    )
 
     @field_validator("api_key")
     @classmethod

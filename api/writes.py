@@ -2,22 +2,156 @@
 
 Both only write to the graph; the next recommendation request reflects them at once, because answers are cached
 under the user's interaction fingerprint (:func:`graph.reads.user_fingerprint`).
+
+Single interactions are written by :class:`InteractionWriter`: two threads write them as
+:func:`graph.writers.write_interaction_groups` rows (the statement of ``POST /interactions/batch``), and the posts
+that arrive while a thread writes are written together in a next transaction. A post costs no round trip of its own
+(the statement finds the item, creates the user and answers which it did), concurrent posts share a commit, and
+each post still gets its own answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future
 
 from neo4j import Driver
 
 from api.errors import UnknownEntityError, UnknownNamesError, UserExistsError
 from api.schemas import InteractionIn, InteractionOut, NewUserIn, NewUserOut
-from graph.reads import interaction_targets, read_existing_genres, read_item_titles, user_exists
-from graph.writers import BatchWriter, create_user, write_interactions
+from graph.reads import read_existing_attributes, read_existing_genres, read_item_titles, user_exists
+from graph.writers import BatchWriter, InteractionOutcome, create_user, write_interaction_groups, write_interactions
+from schema.errors import DatabaseUnavailableError
 from schema.rows import InteractionRow
 
 
-def record_interaction(driver: Driver, body: InteractionIn, database: str = "neo4j") -> InteractionOut:
+def interaction_row(body: InteractionIn) -> InteractionRow:
+    """The row of one ``POST /interactions`` body: a missing weight counts 1.0 and a missing timestamp is now."""
+    return InteractionRow(
+        user_id=body.user_id,
+        item_id=body.item_id,
+        rating=body.rating,
+        weight=body.weight if body.weight is not None else 1.0,
+        timestamp=body.timestamp if body.timestamp is not None else int(time.time()),
+    )
+
+
+class InteractionWriter:
+    """Writes single interactions, those of concurrent requests together, each request answered on its own.
+
+    :meth:`submit` queues a row and returns a future of its outcome. ``threads`` threads (started on the first row)
+    each take the queued rows in arrival order, up to ``max_rows`` of them, and write them in one transaction; rows
+    queued meanwhile wait for the next. A thread leaves queued the rows of users another thread is writing, and a
+    row whose (user, item) pair is already in the transaction being formed, so the posts of one user are written one
+    transaction after the other and two posts of the same pair are applied in the order they arrived. Within one
+    transaction only the first row of a new user answers ``created_user``, as if the posts had been written one by
+    one.
+
+    Args:
+        driver: An open driver.
+        database: Target database.
+        max_rows: Most rows per transaction (1: one transaction per row).
+        threads: Transactions written at once (while one commits, the next is formed and sent).
+    """
+
+    def __init__(self, driver: Driver, database: str = "neo4j", max_rows: int = 500, threads: int = 2) -> None:
+        self.driver = driver
+        self.database = database
+        self.max_rows = max(1, max_rows)
+        self.threads = max(1, threads)
+        self._queue: deque[tuple[InteractionRow, Future[InteractionOutcome | None]]] = deque()
+        self._busy: set[str] = set()  # users whose rows a thread is writing
+        self._wake = threading.Condition()
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+        self.transactions = 0  # write transactions run so far
+
+    def submit(self, row: InteractionRow) -> Future[InteractionOutcome | None]:
+        """Queue ``row``; the future holds its outcome (None: its item does not exist) or the write's error
+        (:class:`~schema.errors.DatabaseUnavailableError` when Neo4j is unreachable, or after :meth:`close`)."""
+        future: Future[InteractionOutcome | None] = Future()
+        with self._wake:
+            if self._closed:
+                future.set_exception(DatabaseUnavailableError("the service is shutting down"))
+                return future
+            self._queue.append((row, future))
+            if not self._workers:
+                for n in range(self.threads):
+                    worker = threading.Thread(target=self._run, name=f"kgrec-interaction-writer-{n}", daemon=True)
+                    self._workers.append(worker)
+                    worker.start()
+            self._wake.notify()
+        return future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the threads; later rows fail with DatabaseUnavailableError."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout)
+
+    def _take(self) -> list[tuple[InteractionRow, Future[InteractionOutcome | None]]]:
+        """The next transaction's rows, in arrival order (called with the lock held)."""
+        taken: list[tuple[InteractionRow, Future[InteractionOutcome | None]]] = []
+        later: deque[tuple[InteractionRow, Future[InteractionOutcome | None]]] = deque()
+        pairs: set[tuple[str, str]] = set()
+        while self._queue and len(taken) < self.max_rows:
+            entry = self._queue.popleft()
+            pair = (entry[0].user_id, entry[0].item_id)
+            if pair in pairs or entry[0].user_id in self._busy:
+                later.append(entry)
+            else:
+                pairs.add(pair)
+                taken.append(entry)
+        self._queue.extendleft(reversed(later))
+        return taken
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                batch = self._take()
+                while not batch:
+                    if self._closed and not self._queue:
+                        return
+                    self._wake.wait()
+                    batch = self._take()
+                users = {row.user_id for row, _ in batch}
+                self._busy |= users
+            try:
+                self._write(batch)
+            finally:
+                with self._wake:
+                    self._busy -= users
+                    self.transactions += 1
+                    self._wake.notify_all()
+
+    def _write(self, batch: list[tuple[InteractionRow, Future[InteractionOutcome | None]]]) -> None:
+        try:
+            outcomes = write_interaction_groups(
+                BatchWriter(self.driver, self.database, batch_size=self.max_rows),
+                [(index, row) for index, (row, _) in enumerate(batch)],
+                retry_seconds=None,  # the driver's retry time, as every other request: Neo4j away is a quick 503
+            )
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets the write's error
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        created: set[str] = set()
+        for index, (row, future) in enumerate(batch):
+            outcome = outcomes.get(index)
+            if outcome is not None and outcome.created_user:
+                if row.user_id in created:  # an earlier post of this transaction created the user
+                    outcome = InteractionOutcome(outcome.index, outcome.status, created_user=False)
+                created.add(row.user_id)
+            future.set_result(outcome)
+
+
+async def record_interaction(writer: InteractionWriter, body: InteractionIn) -> InteractionOut:
     """Record one interaction of a user (created if new) with an existing item.
 
     A missing weight counts 1.0 and a missing timestamp is now.
@@ -26,18 +160,10 @@ def record_interaction(driver: Driver, body: InteractionIn, database: str = "neo
         UnknownEntityError: The item does not exist.
         DatabaseUnavailableError: Neo4j is unreachable.
     """
-    item_found, existed = interaction_targets(driver, body.user_id, body.item_id, database)
-    if not item_found:
+    outcome = await asyncio.wrap_future(writer.submit(interaction_row(body)))
+    if outcome is None:
         raise UnknownEntityError(f"unknown item {body.item_id!r}")
-    row = InteractionRow(
-        user_id=body.user_id,
-        item_id=body.item_id,
-        rating=body.rating,
-        weight=body.weight if body.weight is not None else 1.0,
-        timestamp=body.timestamp if body.timestamp is not None else int(time.time()),
-    )
-    write_interactions(BatchWriter(driver, database), [row])
-    return InteractionOut(user_id=body.user_id, item_id=body.item_id, created_user=not existed)
+    return InteractionOut(user_id=body.user_id, item_id=body.item_id, created_user=outcome.created_user)
 
 
 def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> NewUserOut:
@@ -48,7 +174,7 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
 
     Raises:
         UserExistsError: The user exists already.
-        UnknownNamesError: Some liked genres or items do not exist.
+        UnknownNamesError: Some liked genres, items or attributes do not exist.
         DatabaseUnavailableError: Neo4j is unreachable.
     """
     if user_exists(driver, body.user_id, database=database):
@@ -57,9 +183,12 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
     known_genres = read_existing_genres(driver, body.liked_genres, database)
     unknown = [("liked_genres", n, "genre", g) for n, g in enumerate(body.liked_genres) if g not in known_genres]
     unknown += [("liked_items", n, "item", i) for n, i in enumerate(body.liked_items) if i not in titles]
+    if body.attributes:
+        known = read_existing_attributes(driver, body.attributes, database)
+        unknown += [("attributes", n, "attribute", a) for n, a in enumerate(body.attributes) if a not in known]
     if unknown:
         raise UnknownNamesError(unknown)
-    _, genres = create_user(driver, body.user_id, body.liked_genres, database)
+    _, genres = create_user(driver, body.user_id, body.liked_genres, database, attributes=body.attributes)
     known_items = [i for i in dict.fromkeys(body.liked_items) if i in titles]
     now = int(time.time())
     rows = [InteractionRow(user_id=body.user_id, item_id=i, weight=1.0, timestamp=now) for i in known_items]
@@ -69,7 +198,8 @@ def onboard_user(driver: Driver, body: NewUserIn, database: str = "neo4j") -> Ne
         user_id=body.user_id,
         liked_genres=genres,
         liked_items=known_items,
+        attributes=sorted(set(body.attributes)) if body.attributes else None,
     )
 
 
-__all__ = ["onboard_user", "record_interaction"]
+__all__ = ["InteractionWriter", "interaction_row", "onboard_user", "record_interaction"]

@@ -108,7 +108,7 @@ def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[b
         {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model, "KGREC_API_KEY": BENCH_KEY},
         "api_load_server.log",
         workers=workers,
-        timeout=60.0,
+        timeout=300.0,  # /ready waits for the warm cache, which takes longer on a busy machine
     )
 
 

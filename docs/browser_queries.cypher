@@ -22,6 +22,7 @@
 :param excludeGenres => [];
 :param yearMin => null;
 :param yearMax => null;
+:param now => null;
 :param minRating => 4.0;
 :param maxPaths => 3;
 :param maxSeeds => 50;
@@ -109,6 +110,9 @@ CALL (neighbours, excluded) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, contributions, raw / log(2.0 + COUNT { (rec)<-[:INTERACTED]-() }) AS score
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k
@@ -250,6 +254,9 @@ CALL (traits, excluded) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, score, contributions
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k
@@ -365,6 +372,9 @@ CALL (people, excluded) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, score, contributions
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k
@@ -513,6 +523,9 @@ CALL (now, excluded) {
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR rec.year >= $yearMin)
       AND ($yearMax IS NULL OR rec.year <= $yearMax)
+      AND NOT coalesce(rec.hidden, false)
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
     RETURN collect({rec: rec, pop: pop}) AS recent
   }
   CALL (recent, excluded) {
@@ -526,6 +539,9 @@ CALL (now, excluded) {
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR i.year >= $yearMin)
       AND ($yearMax IS NULL OR i.year <= $yearMax)
+      AND NOT coalesce(i.hidden, false)
+      AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now, timestamp() / 1000))
+      AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now, timestamp() / 1000))
     WITH i, COUNT { (i)<-[r:INTERACTED]-() WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 } AS n
     WHERE n > 0
     WITH collect({rec: i, n: toFloat(n)}) AS counted,
@@ -722,6 +738,9 @@ CALL (co, kg, coMax, kgMax) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, score, coPart, kgPart
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from etl.extract import MAX_LINE_BYTES, FileFormat, RawRecord, ReadStats, Reject, read_records
-from etl.mapping import AttributesSpec, InteractionsSpec, LookupSpec, Mapping, TagsSpec, _Section
+from etl.mapping import AttributesSpec, InteractionsSpec, LookupSpec, Mapping, TagsSpec, TreeSpec, _Section
 from etl.transform import (
     RowError,
     SkipRow,
@@ -28,6 +28,7 @@ from etl.transform import (
     to_people,
     to_tags,
     to_user,
+    tree_ancestors,
 )
 from schema.errors import DataError
 from schema.kinds import Event, combine
@@ -257,7 +258,12 @@ def build_from_mapping(
     _knowledge(b, "genres", mapping.genres, to_genres, lambda row: (row.item_id, row.genre))
     _knowledge(b, "people", mapping.people, to_people, lambda row: (row.item_id, row.person_id, row.role))
     item_attributes = [spec for spec in mapping.attributes if spec.owner == "items"]
-    _knowledge(b, "item_attributes", item_attributes, to_attributes, lambda row: (row.owner_id, row.kind, row.value))
+    trees = {id(spec): _read_tree(b, spec.parents) for spec in mapping.attributes if spec.parents is not None}
+
+    def attributes(record: RawRecord, spec: AttributesSpec) -> list[AttributeRow]:
+        return to_attributes(record, spec, trees.get(id(spec)))
+
+    _knowledge(b, "item_attributes", item_attributes, attributes, lambda row: (row.owner_id, row.kind, row.value))
     for row in _tags(b, mapping.tags):
         b.emit("tags", row)
     b.flush("tags")
@@ -283,7 +289,7 @@ def build_from_mapping(
     b.flush("follows")
 
     user_attributes = [spec for spec in mapping.attributes if spec.owner == "users"]
-    _user_attributes(b, user_attributes)
+    _user_attributes(b, user_attributes, attributes)
 
     for user in b.users.values():
         b.emit("users", user)
@@ -374,13 +380,15 @@ def _combined(mapping: Mapping, pair: list[tuple[InteractionRow, Event]]) -> Int
     )
 
 
-def _user_attributes(b: _Builder, specs: list[AttributesSpec]) -> None:
+def _user_attributes(
+    b: _Builder, specs: list[AttributesSpec], convert: Callable[[RawRecord, AttributesSpec], list[AttributeRow]]
+) -> None:
     seen: set[tuple[str, str, str]] = set()
     for spec in specs:
         section = f"user_attributes:{spec.file}"
         for record in b.records(section, spec.file, spec) or ():
             try:
-                rows = to_attributes(record, spec)
+                rows = convert(record, spec)
             except RowError as exc:
                 b.reject(section, record, str(exc))
                 continue
@@ -411,6 +419,10 @@ def check_sources(mapping: Mapping, paths: dict[str, Path | None], max_line_byte
         for lookup in (x for x in lookups if isinstance(x, LookupSpec)):
             for column in (lookup.key, lookup.value):
                 needed.setdefault(lookup.file, {}).setdefault(column, f"{kind}:{spec.file} lookup")
+        tree = getattr(spec, "parents", None)
+        if isinstance(tree, TreeSpec):
+            for column in (tree.id, tree.parent):
+                needed.setdefault(tree.file, {}).setdefault(column, f"{kind}:{spec.file} parents")
     for name, columns in needed.items():
         path = paths.get(name)
         if path is None:
@@ -502,6 +514,32 @@ def _read_lookup(b: _Builder, lookup: LookupSpec) -> dict[str, str] | None:
             continue
         table.setdefault(key, value)
     return table
+
+
+def _read_tree(b: _Builder, tree: TreeSpec) -> dict[str, tuple[str, ...]] | None:
+    """Value → ancestors from a parent table (:func:`etl.transform.tree_ancestors`); rows without a value, values
+    listed twice, unknown parents and cycles are rejected with their reason. None when the file is not given."""
+    section = f"tree:{tree.file}"
+    records = b.records(section, tree.file)
+    if records is None:
+        return None
+    parents: dict[str, str | None] = {}
+    rows: dict[str, RawRecord] = {}
+    for record in records:
+        child = record.fields.get(tree.id, "").strip()
+        parent = record.fields.get(tree.parent, "").strip() or None
+        if not child:
+            b.reject(section, record, f"parent table row without {tree.id!r}")
+            continue
+        if child in parents:
+            b.reject(section, record, f"{child!r} is listed twice (first at line {rows[child].line})")
+            continue
+        parents[child] = parent
+        rows[child] = record
+    ancestors, refused = tree_ancestors(parents)
+    for child, reason in refused.items():
+        b.reject(section, rows[child], reason)
+    return ancestors
 
 
 def _count_lines(path: Path) -> int:

@@ -263,6 +263,18 @@ class GenresSpec(_Section):
         return self
 
 
+class TreeSpec(_Spec):
+    """A parent table that expands an attribute value to its ancestors, such as RetailRocket's ``category_tree.csv``
+    (``categoryid,parentid``, the parent empty for a root): an item in category 1173 whose parent is 395, itself a
+    child of 231, gets the values 1173, 395 and 231. A row whose parent is not in the table, a value listed twice and
+    the rows of a cycle of parents are rejected with their reason (counted like any reject); their value is then a
+    root."""
+
+    file: str = Field(description="Name of a file under `files:` with one row per value.")
+    id: str = Field("categoryid", description="Column of the value (the child).")
+    parent: str = Field("parentid", description="Column of its parent value (empty for a root).")
+
+
 class AttributesSpec(_Section):
     """Item or user → attribute (:Attribute {kind, value}): a brand, a category, a price band; an age band, a
     country, an occupation. Give ``item`` or ``user`` (the id column), ``kind`` (the attribute's name) and the values
@@ -283,6 +295,9 @@ class AttributesSpec(_Section):
         None, description="Ascending bounds that turn a number into a band: [18, 25] gives '<18', '18-25', '25+'."
     )
     ignore: list[str] = Field(default_factory=list, description="Values that mean 'none'.")
+    parents: TreeSpec | None = Field(
+        None, description="A parent table (categoryid,parentid): each value also gives its ancestors as values."
+    )
 
     @field_validator("flags", mode="before")
     @classmethod
@@ -304,6 +319,8 @@ class AttributesSpec(_Section):
             raise ValueError("give either value (a column) or flags (0/1 columns), exactly one")
         if self.path and self.split is None:
             raise ValueError("path needs split (the separator between the levels)")
+        if self.parents is not None and (self.path or self.bands is not None):
+            raise ValueError("parents expands values by a parent table: do not combine it with path or bands")
         return self
 
     @property
@@ -385,6 +402,8 @@ class Mapping(_Spec):
                 names.append(("lookup.file", section.lookup.file))
             if isinstance(section, ItemsSpec) and isinstance(section.imdb_id, LookupSpec):
                 names.append(("imdb_id.file", section.imdb_id.file))
+            if isinstance(section, AttributesSpec) and section.parents is not None:
+                names.append(("parents.file", section.parents.file))
             for key, name in names:
                 if name not in self.files:
                     raise ValueError(

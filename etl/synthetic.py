@@ -4,6 +4,8 @@ The world has taste communities: each community prefers three of twelve genres, 
 follow each other, and they mostly rate items of their genres highly. Items carry genres, a
 director, two to four actors and tags that belong to their main genre, so knowledge paths are
 meaningful. Friends influence each other: every user also rates a few items their followees liked.
+Optionally users carry attributes (country, occupation, age band) that their community predicts up to noise, so
+that a model can learn taste from attributes alone (off by default: the world is then the same as without the option).
 The same seed always gives the same world (numpy's PCG64 generator).
 """
 
@@ -16,7 +18,16 @@ import numpy as np
 from etl.dataset import Dataset
 from etl.transform import slugify_name
 from schema.model import Label, Role
-from schema.rows import FollowRow, InteractionRow, ItemGenreRow, ItemPersonRow, ItemRow, ItemTagRow, UserRow
+from schema.rows import (
+    AttributeRow,
+    FollowRow,
+    InteractionRow,
+    ItemGenreRow,
+    ItemPersonRow,
+    ItemRow,
+    ItemTagRow,
+    UserRow,
+)
 
 GENRES = (
     "Action",
@@ -104,6 +115,10 @@ _LAST = (
 )
 _ADJ = ("Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Distant", "Electric", "Frozen", "Wild")
 _NOUN = ("Harbor", "Signal", "Garden", "Empire", "River", "Machine", "Promise", "Horizon", "Orchard", "Station")
+#: User attributes of the synthetic world: the country and two occupations of each community; age bands say nothing.
+COUNTRIES = ("FR", "DE", "JP", "BR")
+OCCUPATIONS = ("artist", "writer", "engineer", "scientist", "doctor", "nurse", "farmer", "chef")
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
 
 
 @dataclass
@@ -121,7 +136,15 @@ class SyntheticWorld:
     community_genres: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
-def generate_world(users: int = 300, items: int = 600, seed: int = 42, communities: int = 4) -> SyntheticWorld:
+def generate_world(
+    users: int = 300,
+    items: int = 600,
+    seed: int = 42,
+    communities: int = 4,
+    *,
+    user_attributes: bool = False,
+    attribute_noise: float = 0.25,
+) -> SyntheticWorld:
     """Generate a synthetic world.
 
     Args:
@@ -129,6 +152,10 @@ def generate_world(users: int = 300, items: int = 600, seed: int = 42, communiti
         items: Number of items (at least 12).
         seed: Random seed; the same arguments always give the same world.
         communities: Number of taste communities (1–4 fits twelve genres without overlap).
+        user_attributes: Give every user a country and an occupation that follow their community (each drawn at
+            random instead with probability ``attribute_noise``) and an age band that does not; drawn from a random
+            stream of their own, so every other part of the world is the same as without them.
+        attribute_noise: Probability that a user's country or occupation is drawn uniformly at random.
 
     Returns:
         The world with its planted structure.
@@ -138,6 +165,8 @@ def generate_world(users: int = 300, items: int = 600, seed: int = 42, communiti
     """
     if users < 4 or items < 12 or not 1 <= communities <= 4:
         raise ValueError("need users >= 4, items >= 12 and 1 <= communities <= 4")
+    if not 0.0 <= attribute_noise <= 1.0:
+        raise ValueError("attribute_noise is a probability: 0 to 1")
     rng = np.random.default_rng(seed)
     ds = Dataset(name="synthetic", item_labels=[Label.MOVIE])
     n_genres = len(GENRES)
@@ -213,11 +242,30 @@ def generate_world(users: int = 300, items: int = 600, seed: int = 42, communiti
                     user_id=user_ids[u], item_id=f"i{i + 1}", rating=rating, weight=1.0, timestamp=start + int(offset)
                 )
             )
+    if user_attributes:
+        ds.user_attributes = _user_attributes(user_ids, community, np.random.default_rng([seed, 1]), attribute_noise)
     return SyntheticWorld(
         dataset=ds,
         user_community={user_ids[u]: int(community[u]) for u in range(users)},
         community_genres=community_genres,
     )
+
+
+def _user_attributes(
+    user_ids: list[str], community: np.ndarray, rng: np.random.Generator, noise: float
+) -> list[AttributeRow]:
+    """Each user's country and occupation (their community's, or uniformly random with probability ``noise``) and
+    an age band (uniformly random)."""
+    rows = []
+    for u, user_id in enumerate(user_ids):
+        c = int(community[u])
+        country = COUNTRIES[c] if rng.random() >= noise else COUNTRIES[int(rng.integers(0, len(COUNTRIES)))]
+        own = OCCUPATIONS[2 * c + int(rng.integers(0, 2))]
+        occupation = own if rng.random() >= noise else OCCUPATIONS[int(rng.integers(0, len(OCCUPATIONS)))]
+        age = AGE_BANDS[int(rng.integers(0, len(AGE_BANDS)))]
+        for kind, value in (("country", country), ("occupation", occupation), ("age", age)):
+            rows.append(AttributeRow(owner_id=user_id, kind=kind, value=value))
+    return rows
 
 
 def _unique_names(n: int, rng: np.random.Generator) -> list[str]:

@@ -303,8 +303,11 @@ def band(value: float, bounds: list[float]) -> str:
     return f"{bounds[-1]:g}+"
 
 
-def to_attributes(record: RawRecord, spec: AttributesSpec) -> list[AttributeRow]:
-    """Attribute rows of one item or user (``owner_id`` is the item's or the user's id)."""
+def to_attributes(
+    record: RawRecord, spec: AttributesSpec, ancestors: dict[str, tuple[str, ...]] | None = None
+) -> list[AttributeRow]:
+    """Attribute rows of one item or user (``owner_id`` is the item's or the user's id); with ``ancestors`` (value →
+    its parent, grandparent, ...: the spec's parent table, :func:`tree_ancestors`) each value brings its ancestors."""
     owner = _cell(record, spec.item or spec.user or "", "item id" if spec.item else "user id")
     if spec.flags is not None:
         values = [value for column, value in spec.flags.items() if flag_set(record.fields.get(column))]
@@ -317,8 +320,49 @@ def to_attributes(record: RawRecord, spec: AttributesSpec) -> list[AttributeRow]
             values = [f" {spec.split} ".join(values[: n + 1]) for n in range(len(values))]
         if spec.bands is not None:
             values = [band(_number(v, spec.kind), spec.bands) for v in values]
+    if ancestors is not None:
+        values = list(dict.fromkeys(a for v in values for a in (v, *ancestors.get(v, ()))))
     ignore = set(spec.ignore)
     return [_validated(AttributeRow, owner_id=owner, kind=spec.kind, value=v) for v in values if v not in ignore]
+
+
+def tree_ancestors(parents: dict[str, str | None]) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Each value's ancestors (parent first) from a child → parent table, and the values refused with a reason.
+
+    A value whose parent is not in the table, and every value on a cycle of parents, is refused: its parent link is
+    not used (the value is a root). A value under a refused one keeps its ancestors up to it.
+
+    Returns:
+        (value → ancestors, refused value → reason in words).
+    """
+    refused: dict[str, str] = {}
+    for child, parent in parents.items():
+        if parent is not None and parent not in parents:
+            refused[child] = f"parent {parent!r} of {child!r} is not in the tree"
+    state: dict[str, int] = {}  # 1: on the current walk, 2: done
+    for start in parents:
+        walk: list[str] = []
+        node: str | None = start
+        while node is not None and node not in refused and state.get(node) != 2:
+            if state.get(node) == 1:
+                cycle = walk[walk.index(node) :]
+                for member in cycle:
+                    refused[member] = f"{member!r} is on a cycle of parents: {' → '.join([*cycle, node])}"
+                break
+            state[node] = 1
+            walk.append(node)
+            node = parents[node]
+        for member in walk:
+            state[member] = 2
+    out: dict[str, tuple[str, ...]] = {}
+    for start in parents:
+        chain: list[str] = []
+        node = start
+        while node not in refused and parents[node] is not None:
+            node = parents[node]  # type: ignore[assignment]
+            chain.append(node)
+        out[start] = tuple(chain)
+    return out, refused
 
 
 def to_people(record: RawRecord, spec: PeopleSpec) -> list[ItemPersonRow]:

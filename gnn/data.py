@@ -43,6 +43,9 @@ DIRECTED = ("person", "directed", "item")
 HAS_TAG = ("item", "has_tag", "tag")
 FOLLOWS = ("user", "follows", "user")
 PREFERS = ("user", "prefers", "genre")
+#: User attributes (age band, country, occupation): a node type of their own in GraphSAGE's graph, so each user's
+#: input is the mean of its attributes' learned embeddings (a multi-hot of its attributes times a learned matrix).
+HAS_USER_ATTRIBUTE = ("user", "has_attribute", "user_attribute")
 
 _DIGITS = re.compile(r"(\d+)", re.ASCII)
 
@@ -149,6 +152,8 @@ class GraphSnapshot:
         item_year: ``[num_items]`` int64 release year of each item, ``-1`` unknown (None: all unknown).
         edge_polarity: ``[E]`` int8, 1 or -1 for a negative interaction (a return, a dislike), which is never a
             positive (:func:`gnn.evaluation.positive_mask`) but stays an interaction (the item is seen). None: all 1.
+        user_attributes: Id map of the user attributes (``"<kind>:<value>"``, e.g. ``"age:25-34"``); None: none.
+        user_attribute_index: ``[2, A]`` (user_idx, user attribute index); None: none.
         snapshot_id: Hash of all of the above (16 hex digits); names the data an artifact was trained on.
     """
 
@@ -170,9 +175,15 @@ class GraphSnapshot:
     user_genre_index: Tensor
     item_year: Tensor | None = None
     edge_polarity: Tensor | None = None
+    user_attributes: IdMap | None = None
+    user_attribute_index: Tensor | None = None
     snapshot_id: str = field(default="")
 
     def __post_init__(self) -> None:
+        if self.user_attributes is None:
+            self.user_attributes = IdMap([])
+        if self.user_attribute_index is None:
+            self.user_attribute_index = torch.empty(2, 0, dtype=torch.long)
         if self.edge_polarity is None:
             self.edge_polarity = torch.ones(self.num_interactions, dtype=torch.int8)
         if self.edge_polarity.shape != (self.num_interactions,):
@@ -218,6 +229,7 @@ class GraphSnapshot:
             "follows": int(self.follow_index.size(1)),
             "user_genres": int(self.user_genre_index.size(1)),
             "item_years": int((self.item_year >= 0).sum()),
+            "user_attributes": int(self.user_attribute_index.size(1)),
         }
 
     def item_catalog(self) -> ItemCatalog:
@@ -266,13 +278,24 @@ class GraphSnapshot:
         data[HAS_TAG].edge_weight = self.item_tag_weight
         data[FOLLOWS].edge_index = self.follow_index
         data[PREFERS].edge_index = self.user_genre_index
+        if len(self.user_attributes):
+            data["user_attribute"].num_nodes = len(self.user_attributes)
+            data[HAS_USER_ATTRIBUTE].edge_index = self.user_attribute_index
         return data
+
+    def user_attribute_matrix(self) -> Tensor:
+        """``[num_users, num_user_attributes]`` bool: which attributes each user has (the multi-hot)."""
+        out = torch.zeros(self.num_users, len(self.user_attributes), dtype=torch.bool)
+        out[self.user_attribute_index[0], self.user_attribute_index[1]] = True
+        return out
 
     def save(self, directory: Path) -> Path:
         """Write ``snapshot.pt`` (tensors), ``id_maps.json`` and ``snapshot.json`` (id, counts) to ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         torch.save({name: getattr(self, name) for name in _TENSOR_FIELDS}, directory / SNAPSHOT_FILE)
         maps = {name: getattr(self, name).ids for name in _MAP_FIELDS}
+        if len(self.user_attributes):
+            maps["user_attributes"] = self.user_attributes.ids
         (directory / MAPS_FILE).write_text(json.dumps(maps), encoding="utf-8")
         meta = {"format": FORMAT_VERSION, "snapshot_id": self.snapshot_id, "counts": self.counts()}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -288,14 +311,17 @@ class GraphSnapshot:
         meta, maps, tensors = read_files(directory, "snapshot directory", META_FILE, MAPS_FILE, SNAPSHOT_FILE)
         if meta.get("format") not in READABLE_FORMATS:
             raise DataError(f"snapshot {directory} has format {meta.get('format')}, expected one of {READABLE_FORMATS}")
-        snapshot = cls(**{name: IdMap(maps[name]) for name in _MAP_FIELDS}, **tensors)
+        extra = {"user_attributes": IdMap(maps["user_attributes"])} if "user_attributes" in maps else {}
+        snapshot = cls(**{name: IdMap(maps[name]) for name in _MAP_FIELDS}, **extra, **tensors)
         if snapshot.snapshot_id != meta["snapshot_id"]:
             raise DataError(f"snapshot {directory}: content does not match its id {meta['snapshot_id']}")
         return snapshot
 
 
 _MAP_FIELDS = ("users", "items", "genres", "people", "tags")
-_TENSOR_FIELDS = tuple(f.name for f in fields(GraphSnapshot) if f.name not in _MAP_FIELDS and f.name != "snapshot_id")
+_TENSOR_FIELDS = tuple(
+    f.name for f in fields(GraphSnapshot) if f.name not in (*_MAP_FIELDS, "user_attributes", "snapshot_id")
+)
 
 
 def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
@@ -318,6 +344,7 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
             *export.follows["follower_id"],
             *export.follows["followee_id"],
             *export.user_genres["user_id"],
+            *export.user_attributes["user_id"],
         ]
     )
     items = IdMap.from_ids(
@@ -334,6 +361,7 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
     people = IdMap.from_ids(export.item_people["person_id"])
     item_tags = _tags_and_attributes(export)
     tags = IdMap.from_ids(item_tags["tag"])
+    user_attributes = IdMap.from_ids(export.user_attributes["attribute"].astype(str))
 
     u = users.to_index(inter["user_id"])
     i = items.to_index(inter["item_id"])
@@ -381,6 +409,11 @@ def build_graph_snapshot(export: GraphExport) -> GraphSnapshot:
         )[0],
         item_year=_item_years(items, export),
         edge_polarity=torch.from_numpy(np.ascontiguousarray(polarity)),
+        user_attributes=user_attributes,
+        user_attribute_index=_edges(
+            users.to_index(export.user_attributes["user_id"].astype(str).tolist()),
+            user_attributes.to_index(export.user_attributes["attribute"].astype(str).tolist()),
+        )[0],
     )
 
 
@@ -439,12 +472,18 @@ def _content_hash(snapshot: GraphSnapshot) -> str:
         digest.update(name.encode())
         digest.update("\x1f".join(getattr(snapshot, name).ids).encode("utf-8"))
         digest.update(b"\x1e")
+    if len(snapshot.user_attributes):
+        digest.update(b"user_attributes")
+        digest.update("\x1f".join(snapshot.user_attributes.ids).encode("utf-8"))
+        digest.update(b"\x1e")
     for name in _TENSOR_FIELDS:
         tensor = getattr(snapshot, name).contiguous()
         if name == "item_year" and not bool((tensor >= 0).any()):
             continue  # no known year: the id of a snapshot from before item_year existed stays the same
         if name == "edge_polarity" and not bool((tensor < 0).any()):
             continue  # no negative interaction: the id of a snapshot from before polarity existed stays the same
+        if name == "user_attribute_index" and not tensor.numel():
+            continue  # no user attribute: the id of a snapshot from before user attributes stays the same
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]

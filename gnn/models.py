@@ -263,16 +263,18 @@ def _key(edge_type: EdgeType) -> str:
 
 
 class KnowledgeSAGE(nn.Module):
-    """GraphSAGE over users, items and their knowledge: genres, people, tags, follows, onboarding genres.
+    """GraphSAGE over users, items and their knowledge: genres, people, tags, follows, onboarding genres, user
+    attributes.
 
     A user or item starts from a learned vector of its type, a projection of its log-degree and — when
     ``id_dropout`` < 1 — its own id embedding (items only, unless ``user_ids``), and becomes what its neighbourhood says: an item its genres,
-    people, tags and the users who liked it; a user the items they liked, the users they follow and the
-    genres they chose. Id embeddings carry collaborative detail for nodes with interactions; during training
+    people, tags and the users who liked it; a user the items they liked, the users they follow, the
+    genres they chose and their attributes (age band, country, occupation: a ``user_attribute`` node type whose
+    learned embeddings a user averages, i.e. its multi-hot attribute vector times a learned matrix). Id embeddings carry collaborative detail for nodes with interactions; during training
     each node's id embedding is dropped with probability ``id_dropout`` (and nodes without interactions never
     have one), so the weights also learn to embed a node from its neighbourhood alone — which is how items and
     users without interactions, and nodes added after training, get useful embeddings (inductively).
-    Genres, people and tags (shared attributes) have learned embeddings.
+    Genres, people, tags and user attributes (shared attributes) have learned embeddings.
 
     A layer is heterogeneous GraphSAGE with mean aggregation, summed over relations:
     ``h'_v = W_root[t] h_v + b[t] + Σ_r W_r · mean_{u ∈ N_r(v)} h_u`` (ReLU between layers), the function of

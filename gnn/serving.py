@@ -75,8 +75,14 @@ class ServingModel(Protocol):
 
     def knows_user(self, user_id: str) -> bool: ...
 
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
-        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time)."""
+    def scores(
+        self,
+        user_id: str,
+        positives: Sequence[tuple[str, int | None]],
+        attributes: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time) and
+        attributes (ids ``"<kind>:<value>"`` read live with them; None: as the model was fitted)."""
         ...
 
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
@@ -108,7 +114,13 @@ class EmbeddingModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
 
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+    def scores(
+        self,
+        user_id: str,
+        positives: Sequence[tuple[str, int | None]],
+        attributes: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        # user attributes reach an embedding model through training (GraphSAGE's user_attribute nodes), not here
         row = self._user_index.get(user_id)
         if row is not None:
             vector = self._users[row]
@@ -150,17 +162,28 @@ class BlendModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
 
-    def scores(self, user_id: str, positives: Sequence[tuple[str, int | None]]) -> np.ndarray:
+    def scores(
+        self,
+        user_id: str,
+        positives: Sequence[tuple[str, int | None]],
+        attributes: Sequence[str] | None = None,
+    ) -> np.ndarray:
         known = [(self._item_index[i], -1 if t is None else int(t)) for i, t in positives if i in self._item_index]
         items = np.array([k for k, _ in known], dtype=np.int64)
         times = np.array([t for _, t in known], dtype=np.int64)
-        out = self._model.score(items, times, self._user_index.get(user_id))
+        index = None if attributes is None else self._model.attribute_index(attributes)
+        out = self._model.score(items, times, self._user_index.get(user_id), index)
         return np.asarray(out, dtype=np.float32)
 
     @property
     def cold_slots(self) -> int:
         """Positions reserved for items without positives (``RankerConfig.cold_slots``; 0 = none)."""
         return self._model.config.cold_slots
+
+    @property
+    def cold_slot_every(self) -> int:
+        """The spacing of the reserved positions (``RankerConfig.cold_slot_every``): positions N, 2N, …"""
+        return self._model.config.cold_slot_every
 
     def cold_candidates(self, scores: np.ndarray, limit: int) -> list[int]:
         """Rows of the best cold items with a finite score (:meth:`gnn.blend.model.RankerModel.cold_candidates`)."""
@@ -203,6 +226,25 @@ def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
             continue
         return BlendModel(path) if candidate == "blend" else EmbeddingModel(path)
     return None
+
+
+def find_version(root: Path, version: str, kind: str = "auto") -> Path | None:
+    """The directory of artifact ``version`` of ``kind`` (``auto``: the first of :data:`SERVABLE` that has it), or
+    None when no such version exists. ``version`` is a directory name; ``<kind>-<version>`` (a response's
+    ``model_version``) names the same one."""
+    for candidate in SERVABLE if kind == "auto" else (kind,):
+        for name in (version, version.removeprefix(f"{candidate}-")):
+            if name and "/" not in name and name not in (".", "..") and (root / candidate / name).is_dir():
+                return root / candidate / name
+    return None
+
+
+def load_serving_version(root: Path, version: str, kind: str = "auto") -> ServingModel | None:
+    """Load artifact ``version`` of ``kind`` (:func:`find_version`), promoted or not; None when it does not exist."""
+    path = find_version(root, version, kind)
+    if path is None:
+        return None
+    return BlendModel(path) if path.parent.name == "blend" else EmbeddingModel(path)
 
 
 def limit_scoring_threads(threads: int) -> None:

@@ -140,7 +140,7 @@ class _SAGERunner:
     """GraphSAGE: an epoch cuts the shuffled train edges into ``1 / supervision_ratio`` parts; each part in turn
     supervises while only the other parts pass messages, so the model never predicts an edge it can see and
     every edge supervises once per epoch. Evaluation passes messages on all train edges. Knowledge edges
-    (genres, people, tags, follows, onboarding genres) always pass messages; their mean-aggregation matrices
+    (genres, people, tags, follows, onboarding genres, user attributes) always pass messages; their mean-aggregation matrices
     are built once, the interactions' once per part (and once for evaluation)."""
 
     def __init__(self, snapshot: GraphSnapshot, train_edges: Tensor, config: TrainConfig, device: torch.device) -> None:

@@ -49,6 +49,7 @@ class GraphExport:
         item_years: Columns ``item_id`` (str), ``year`` (int64 release year, ``NO_YEAR`` = unknown); items
             without a row have no known year.
         item_attributes: Columns ``item_id, attribute`` (the attribute's id, ``"<kind>:<value>"``).
+        user_attributes: Columns ``user_id, attribute`` (age band, country, occupation, ...: ``"<kind>:<value>"``).
         seconds: Wall time of the export.
     """
 
@@ -66,6 +67,9 @@ class GraphExport:
     item_attributes: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame({"item_id": [], "attribute": []}, dtype=object)
     )
+    user_attributes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"user_id": [], "attribute": []}, dtype=object)
+    )
     seconds: float = field(default=0.0, compare=False)
 
     def counts(self) -> dict[str, int]:
@@ -80,6 +84,7 @@ class GraphExport:
             "follows": len(self.follows),
             "user_genres": len(self.user_genres),
             "item_attributes": len(self.item_attributes),
+            "user_attributes": len(self.user_attributes),
         }
 
 
@@ -129,6 +134,9 @@ def _read_all(tx: ManagedTransaction) -> GraphExport:
         user_genres=_expand(tx.run(catalog.EXPORT_USER_GENRES), ("genre", "user_id"), ("user_id", "genre")),
         item_attributes=_expand(
             tx.run(catalog.EXPORT_ITEM_ATTRIBUTES), ("attribute", "item_id"), ("item_id", "attribute")
+        ),
+        user_attributes=_expand(
+            tx.run(catalog.EXPORT_USER_ATTRIBUTES), ("attribute", "user_id"), ("user_id", "attribute")
         ),
     )
 

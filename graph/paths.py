@@ -39,6 +39,7 @@ class Reason(StrEnum):
     SIMILAR_TRAIT = "similar_trait"
     PREFERRED_GENRE = "preferred_genre"
     TASTE_MATCH = "taste_match"
+    NEW_ARRIVAL = "new_arrival"
 
 
 class PathNode(BaseModel):
@@ -147,6 +148,10 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
         _expect(nodes, ("User", "Item", None, "Item"), rels, 3)
         trait = _SHARED_TRAIT[_trait_type(rels[1].type)]
         return f"Because you liked {names[1]}, " + trait.format(trait=names[2], kind=_attribute_kind(nodes[2]))
+    if reason is Reason.NEW_ARRIVAL:
+        _expect(nodes, ("User", "Item", None, "Item"), rels, 3)
+        trait = _SHARED_TRAIT[_trait_type(rels[1].type)]
+        return f"New: because you liked {names[1]}, " + trait.format(trait=names[2], kind=_attribute_kind(nodes[2]))
     if reason is Reason.FOLLOWEE:
         _expect(nodes, ("User", "User", "Item"))
         return f"Because {names[1]}, whom you follow, liked {names[2]}"

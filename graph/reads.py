@@ -7,7 +7,7 @@ Each is one catalogued query (``graph/queries/<name>.cypher``); they raise only 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from neo4j import Driver
@@ -40,21 +40,29 @@ class UserContext:
         interactions: Every interaction, most recent first (those without timestamp last), then by item id.
         preferred_genres: Genre names the user chose at onboarding (PREFERS), sorted.
         rev: The user's ``interactionsRev`` (0 when never bumped).
+        attributes: The user's attribute ids (``"<kind>:<value>"``: age band, country, ...), sorted.
+        shown: Exposure of the items recorded lists showed the user and that they have not interacted with:
+            ``{item_id: (times shown, the user's list number when last shown)}``.
+        lists_shown: How many lists were recorded for the user (``listsShown``).
     """
 
     user_id: str
     interactions: tuple[Interaction, ...]
     preferred_genres: tuple[str, ...]
     rev: int = 0
+    attributes: tuple[str, ...] = ()
+    shown: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lists_shown: int = 0
 
     @property
-    def fingerprint(self) -> tuple[int, int, int]:
-        """The same ``(interactions, rev, preferred genres)`` as :func:`user_fingerprint`, from this read."""
-        return len(self.interactions), self.rev, len(self.preferred_genres)
+    def fingerprint(self) -> tuple[int, int, int, int]:
+        """The same ``(interactions, rev, preferred genres, lists shown)`` as :func:`user_fingerprint`, from this
+        read."""
+        return len(self.interactions), self.rev, len(self.preferred_genres), self.lists_shown
 
 
 def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
-    """Read a user's interactions, preferred genres and interaction fingerprint in one round trip.
+    """Read a user's interactions, preferred genres, attributes and interaction fingerprint in one round trip.
 
     Args:
         driver: An open driver.
@@ -77,11 +85,15 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         interactions=tuple(Interaction._make(row) for row in record["interactions"]),
         preferred_genres=tuple(record["preferred_genres"]),
         rev=int(record["rev"]),
+        attributes=tuple(record["attributes"]),
+        shown={row[0]: (int(row[1] or 0), int(row[2])) for row in record["shown"]},
+        lists_shown=int(record["lists_shown"]),
     )
 
 
-def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple[int, int, int] | None:
-    """A cheap fingerprint of the user's interactions: their INTERACTED degree, ``interactionsRev`` and PREFERS degree.
+def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> tuple[int, int, int, int] | None:
+    """A cheap fingerprint of the user's interactions: their INTERACTED degree, ``interactionsRev``, PREFERS degree
+    and ``listsShown`` (lists recorded for them, which exposure fatigue and rotation read).
 
     Every kgrec write that creates or changes an interaction bumps ``interactionsRev``
     (``upsert_interactions.cypher``) and any writer that adds or removes one changes the degree, so the
@@ -89,7 +101,7 @@ def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> t
     answer cache on it.
 
     Returns:
-        ``(interactions, rev, preferred genres)``, or None when no user has this id.
+        ``(interactions, rev, preferred genres, lists shown)``, or None when no user has this id.
 
     Raises:
         DatabaseUnavailableError: Neo4j is unreachable.
@@ -98,7 +110,7 @@ def user_fingerprint(driver: Driver, user_id: str, database: str = "neo4j") -> t
     if not records:
         return None
     r = records[0]
-    return int(r["n"]), int(r["rev"]), int(r["preferred"])
+    return int(r["n"]), int(r["rev"]), int(r["preferred"]), int(r["lists"])
 
 
 def user_exists(driver: Driver, user_id: str, database: str = "neo4j") -> bool:
@@ -179,16 +191,59 @@ def read_existing_genres(driver: Driver, names: Sequence[str], database: str = "
     return {r["name"] for r in records}
 
 
+def read_existing_attributes(driver: Driver, ids: Sequence[str], database: str = "neo4j") -> set[str]:
+    """The ids among ``ids`` that are attributes in the graph (``"<kind>:<value>"``).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("attribute_ids"):
+        records, _, _ = driver.execute_query(
+            catalog.ATTRIBUTE_IDS, {"ids": list(ids)}, database_=database, routing_="r"
+        )
+    return {r["id"] for r in records}
+
+
+@dataclass(frozen=True, slots=True)
+class VariantFigures:
+    """The online figures of one variant (:func:`variant_report`): lists served, items shown in them, and the
+    distinct shown items clicked and converted (a conversion is a click too) by feedback attributed to them."""
+
+    variant: str
+    lists: int
+    impressions: int
+    clicks: int
+    conversions: int
+
+
+def variant_report(driver: Driver, since: int = 0, database: str = "neo4j") -> list[VariantFigures]:
+    """Per variant, the figures of the lists recorded at or after ``since`` (epoch seconds), by variant name.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    records, _ = run_read("variant_report", catalog.VARIANT_REPORT, {"since": int(since)}, driver, database)
+    return [
+        VariantFigures(
+            str(r["variant"]), int(r["lists"]), int(r["impressions"]), int(r["clicks"]), int(r["conversions"])
+        )
+        for r in records
+    ]
+
+
 __all__ = [
     "Interaction",
+    "VariantFigures",
     "UserContext",
     "interaction_targets",
     "item_exists",
     "most_active_users",
+    "read_existing_attributes",
     "read_existing_genres",
     "read_item_titles",
     "read_user_preferred_genres",
     "user_context",
     "user_exists",
     "user_fingerprint",
+    "variant_report",
 ]

@@ -37,6 +37,9 @@ class RecallFilters(BaseModel):
         exclude_genres: No items in any of these genres.
         year_min: Only items whose year is known and at least this.
         year_max: Only items whose year is known and at most this.
+        now: The clock of the availability rule (epoch seconds; None = the database server's clock): hidden items
+            and items outside their availability window (``availableFrom <= now < availableUntil``) are never
+            returned, whatever the other filters say.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -46,6 +49,7 @@ class RecallFilters(BaseModel):
     exclude_genres: list[str] = Field(default_factory=list)
     year_min: int | None = None
     year_max: int | None = None
+    now: int | None = None
 
     @property
     def narrows(self) -> bool:
@@ -62,6 +66,7 @@ class RecallFilters(BaseModel):
             "excludeGenres": list(self.exclude_genres),
             "yearMin": self.year_min,
             "yearMax": self.year_max,
+            "now": self.now,
         }
 
 

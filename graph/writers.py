@@ -19,6 +19,7 @@ from neo4j import Driver, ManagedTransaction
 from graph import catalog
 from graph.errors import database_errors
 from schema.errors import ConfigError
+from schema.kinds import CombineRule, Event, InteractionKind, combine
 from schema.model import Role, check_item_label
 from schema.rows import (
     AttributeRow,
@@ -228,6 +229,124 @@ def write_interaction_groups(
     }
 
 
+def write_impressions(writer: BatchWriter, rows: Sequence[Mapping[str, Any]]) -> WriteStats:
+    """Record served lists: a ``(:Recommendation)`` node each and the ``SHOWN`` exposure of their items.
+
+    Args:
+        writer: The batch writer.
+        rows: ``{recommendation_id, user_id, variant, model_version, shown_at, item_ids}`` per list, in the order
+            served (a user's lists are numbered in this order).
+    """
+    return writer.write(catalog.RECORD_IMPRESSIONS, rows)
+
+
+@dataclass(frozen=True)
+class FeedbackOutcome:
+    """What :func:`write_feedback` did.
+
+    Attributes:
+        created_user: The user did not exist before.
+        interaction: The pair's interaction as written (kinds combined).
+        found: None without a recommendation id; else whether the list exists.
+        shown: Whether that list was the user's and showed the item (the feedback is attributed to it).
+        variant: The list's variant (None when not found).
+        new_click: This feedback added a click of the item to the list.
+        new_conversion: This feedback added a conversion of the item to the list.
+    """
+
+    created_user: bool
+    interaction: InteractionRow
+    found: bool | None = None
+    shown: bool = False
+    variant: str | None = None
+    new_click: bool = False
+    new_conversion: bool = False
+
+
+def write_feedback(
+    driver: Driver,
+    user_id: str,
+    item_id: str,
+    kind: InteractionKind,
+    timestamp: int,
+    *,
+    kinds: Mapping[str, InteractionKind],
+    rule: CombineRule = CombineRule.SUM,
+    recommendation_id: str | None = None,
+    click: bool = False,
+    conversion: bool = False,
+    database: str = "neo4j",
+) -> FeedbackOutcome | None:
+    """Record one feedback event of ``kind``: combine it into the pair's interaction and attribute it to its list.
+
+    In one write transaction: the user is created on first sight and locked (:data:`graph.catalog.FEEDBACK_PAIR`);
+    the pair's current events (rebuilt from its ``kinds``/``kindCounts`` with the weights of ``kinds``; an
+    interaction without kinds counts as one event of kind ``interaction`` with its weight and polarity) and the new
+    one are combined by ``rule`` (:func:`schema.kinds.combine`) and written by the interaction write path
+    (``upsert_interactions.cypher``: ``interactionsRev`` bumped, so cached answers see it); with
+    ``recommendation_id``, the feedback is attributed to that list when it showed the item to this user
+    (``click``/``conversion``: what it counts as there).
+
+    Returns:
+        The outcome, or None when the item does not exist (nothing written).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j went away.
+    """
+
+    def work(tx: ManagedTransaction) -> FeedbackOutcome | None:
+        record = tx.run(catalog.FEEDBACK_PAIR, userId=user_id, itemId=item_id).single()
+        if record is None:
+            return None
+        events: list[Event] = []
+        if record["found"]:
+            sign = -1 if record["polarity"] < 0 else 1
+            old_kinds, old_counts = record["kinds"], record["kind_counts"]
+            if old_kinds and old_counts and len(old_kinds) == len(old_counts):
+                share = (record["weight"] or 0.0) / max(sum(old_counts), 1)
+                for name, count in zip(old_kinds, old_counts, strict=True):
+                    known = kinds.get(name)
+                    weight, polarity = (known.weight, known.polarity.sign) if known else (share, sign)
+                    events.extend(Event(name, weight, polarity, record["timestamp"]) for _ in range(int(count)))
+            else:
+                weight = record["weight"] if record["weight"] is not None else 1.0
+                events.append(Event("interaction", float(weight), sign, record["timestamp"]))
+        events.append(Event(kind.name, kind.weight, kind.polarity.sign, timestamp))
+        combined = combine(events, rule)
+        latest = max(t for t in (record["timestamp"], timestamp) if t is not None)
+        row = InteractionRow(
+            user_id=user_id,
+            item_id=item_id,
+            rating=record["rating"],
+            weight=combined.weight,
+            timestamp=latest,
+            polarity=combined.polarity,
+            kinds=combined.kinds,
+            kind_counts=combined.counts,
+        )
+        tx.run(catalog.UPSERT_INTERACTIONS, rows=[row.model_dump()]).consume()
+        outcome = FeedbackOutcome(created_user=bool(record["created_user"]), interaction=row)
+        if recommendation_id is None:
+            return outcome
+        params = {"userId": user_id, "itemId": item_id, "click": click, "conversion": conversion}
+        att = tx.run(catalog.ATTRIBUTE_FEEDBACK, recommendationId=recommendation_id, **params).single()
+        return FeedbackOutcome(
+            created_user=outcome.created_user,
+            interaction=row,
+            found=bool(att["found"]),
+            shown=bool(att["shown"]),
+            variant=att["variant"],
+            new_click=bool(att["new_click"]),
+            new_conversion=bool(att["new_conversion"]),
+        )
+
+    with (
+        database_errors("write_feedback", gone="Neo4j is unreachable"),
+        driver.session(database=database) as session,
+    ):
+        return session.execute_write(work)
+
+
 def delete_users(driver: Driver, user_ids: Sequence[str], database: str = "neo4j") -> int:
     """Delete the given users and their relationships; return how many existed.
 
@@ -324,9 +443,12 @@ def read_item_ids(driver: Driver, database: str = "neo4j") -> set[str]:
 
 
 def create_user(
-    driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j"
+    driver: Driver, user_id: str, genres: Sequence[str] = (), database: str = "neo4j", attributes: Sequence[str] = ()
 ) -> tuple[bool, list[str]]:
-    """Create a user with their preferred genres (onboarding).
+    """Create a user with their preferred genres and attributes (onboarding).
+
+    Args:
+        attributes: Attribute ids (``"country:FR"``) to link; ids that are not in the graph are left out.
 
     Returns:
         (whether the user was new, the genre names that exist and were linked).
@@ -336,6 +458,8 @@ def create_user(
     """
     with database_errors("create_user", gone="Neo4j is unreachable"):
         records, _, _ = driver.execute_query(
-            catalog.CREATE_USER, {"userId": user_id, "genres": list(genres)}, database_=database
+            catalog.CREATE_USER,
+            {"userId": user_id, "genres": list(genres), "attributes": list(attributes)},
+            database_=database,
         )
     return bool(records[0]["created"]), list(records[0]["genres"])

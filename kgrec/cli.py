@@ -16,7 +16,7 @@ import typer
 
 from graph.driver import create_driver
 from graph.settings import get_neo4j_settings
-from kgrec import cli_load, cli_serve, cli_train
+from kgrec import cli_load, cli_report, cli_serve, cli_train
 from kgrec.cli_common import console, fail
 from schema.ddl import apply_schema, describe_model
 from schema.errors import KgrecError
@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - only while the module is being written
 cli_train.register(app)  # train, evaluate, retrain, models
 cli_load.register(app)  # stats (the load group is added above)
 cli_serve.register(app)  # demo, serve, recommend
+cli_report.register(app)  # report (online figures by variant)
 
 
 @app.callback()

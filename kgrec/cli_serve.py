@@ -87,6 +87,12 @@ def serve(
         settings = get_api_settings()
     except Exception as exc:  # pydantic's ValidationError: a bad KGREC_* value
         raise fail(KgrecError(f"invalid API settings: {exc}")) from exc
+    from api.app import check_variants
+
+    try:
+        check_variants(settings)  # a broken KGREC_VARIANTS file or a missing model version: say so before starting
+    except KgrecError as exc:
+        raise fail(exc) from exc
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
     uvicorn.run(

@@ -61,12 +61,31 @@ CONSTRAINTS: tuple[SchemaStatement, ...] = (
         "constraint",
         "CREATE CONSTRAINT attribute_attribute_id IF NOT EXISTS FOR (n:Attribute) REQUIRE n.attributeId IS UNIQUE",
     ),
+    SchemaStatement(
+        "recommendation_recommendation_id",
+        "constraint",
+        "CREATE CONSTRAINT recommendation_recommendation_id IF NOT EXISTS FOR (n:Recommendation) "
+        "REQUIRE n.recommendationId IS UNIQUE",
+    ),
 )
 
 #: Secondary indexes used by lookups: titles and names (exact and full-text), years, interaction time.
 INDEXES: tuple[SchemaStatement, ...] = (
     SchemaStatement("item_title", "index", "CREATE INDEX item_title IF NOT EXISTS FOR (n:Item) ON (n.title)"),
     SchemaStatement("item_year", "index", "CREATE INDEX item_year IF NOT EXISTS FOR (n:Item) ON (n.year)"),
+    # the run-time catalogue's restricted and added items (graph/queries/restricted_items.cypher)
+    SchemaStatement("item_hidden", "index", "CREATE INDEX item_hidden IF NOT EXISTS FOR (n:Item) ON (n.hidden)"),
+    SchemaStatement(
+        "item_available_from",
+        "index",
+        "CREATE INDEX item_available_from IF NOT EXISTS FOR (n:Item) ON (n.availableFrom)",
+    ),
+    SchemaStatement(
+        "item_available_until",
+        "index",
+        "CREATE INDEX item_available_until IF NOT EXISTS FOR (n:Item) ON (n.availableUntil)",
+    ),
+    SchemaStatement("item_added_at", "index", "CREATE INDEX item_added_at IF NOT EXISTS FOR (n:Item) ON (n.addedAt)"),
     SchemaStatement("person_name", "index", "CREATE INDEX person_name IF NOT EXISTS FOR (n:Person) ON (n.name)"),
     SchemaStatement(
         "interacted_timestamp",

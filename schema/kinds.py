@@ -90,3 +90,35 @@ def combine(events: Sequence[Event], rule: CombineRule = CombineRule.SUM) -> Com
         order = {id(e): n for n, e in enumerate(events)}
         best = max(events, key=lambda e: (e.timestamp if e.timestamp is not None else -1, order[id(e)]))
     return Combined(float(sums[best.kind]), best.sign, kinds, tuple(counts[k] for k in kinds))
+
+
+class Outcome(StrEnum):
+    """What a feedback attributed to a shown list counts as in that list's online figures."""
+
+    NONE = "none"
+    CLICK = "click"  # a click of the list (CTR)
+    CONVERSION = "conversion"  # a conversion of the list, and a click too (a bought item was engaged with)
+
+
+@dataclass(frozen=True)
+class FeedbackKind(InteractionKind):
+    """A feedback type of the API (``POST /feedback``): an interaction kind, and what it counts as for the list it is
+    attributed to."""
+
+    outcome: Outcome = Outcome.NONE
+
+
+#: The feedback types and their defaults (weight of one event, polarity, outcome); a YAML file named by
+#: ``KGREC_FEEDBACK_KINDS`` overrides them. A negative type (dislike, skip) is never a positive for recall,
+#: explanations or training; like any interaction, it hides the item from its user for good.
+DEFAULT_FEEDBACK_KINDS: dict[str, FeedbackKind] = {
+    k.name: k
+    for k in (
+        FeedbackKind("view", 0.5),
+        FeedbackKind("click", 1.0, outcome=Outcome.CLICK),
+        FeedbackKind("like", 3.0, outcome=Outcome.CLICK),
+        FeedbackKind("purchase", 5.0, outcome=Outcome.CONVERSION),
+        FeedbackKind("dislike", 5.0, Polarity.NEGATIVE),
+        FeedbackKind("skip", 0.5, Polarity.NEGATIVE),
+    )
+}

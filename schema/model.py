@@ -22,6 +22,7 @@ class Label(StrEnum):
     ACTOR = "Actor"
     DIRECTOR = "Director"
     ATTRIBUTE = "Attribute"
+    RECOMMENDATION = "Recommendation"
 
 
 class RelType(StrEnum):
@@ -35,6 +36,7 @@ class RelType(StrEnum):
     FOLLOWS = "FOLLOWS"
     PREFERS = "PREFERS"
     HAS_ATTRIBUTE = "HAS_ATTRIBUTE"
+    SHOWN = "SHOWN"
 
 
 class Role(StrEnum):
@@ -98,6 +100,7 @@ NODE_KEYS: dict[Label, str] = {
     Label.TAG: "name",
     Label.PERSON: "personId",
     Label.ATTRIBUTE: "attributeId",
+    Label.RECOMMENDATION: "recommendationId",
 }
 
 #: Properties per label (key first), for documentation and `kgrec schema show`.
@@ -105,12 +108,27 @@ NODE_PROPERTIES: dict[Label, tuple[str, ...]] = {
     Label.USER: (
         "userId",
         "interactionsRev",
-    ),  # interactionsRev: bumped by every interaction write that changes something
-    Label.ITEM: ("itemId", "title", "year", "imdbId"),
+        "listsShown",
+    ),  # interactionsRev: bumped by every interaction write that changes something; listsShown: lists recorded
+    # hidden, availableFrom, availableUntil (epoch seconds): the run-time catalogue (POST/PATCH /items); an item
+    # hidden or outside its availability window is never recommended. addedAt: when the API added it (epoch seconds).
+    Label.ITEM: ("itemId", "title", "year", "imdbId", "hidden", "availableFrom", "availableUntil", "addedAt"),
     Label.GENRE: ("name",),
     Label.TAG: ("name",),
     Label.PERSON: ("personId", "name"),
     Label.ATTRIBUTE: ("attributeId", "kind", "value"),  # attributeId = "<kind>:<value>", e.g. "brand:Acme"
+    # one per list served (append-only): itemIds in the order shown (position = index); clickedItemIds and
+    # convertedItemIds: the shown items a feedback attributed to this list clicked or converted (each once)
+    Label.RECOMMENDATION: (
+        "recommendationId",
+        "userId",
+        "variant",
+        "modelVersion",
+        "shownAt",
+        "itemIds",
+        "clickedItemIds",
+        "convertedItemIds",
+    ),
 }
 
 #: (start label, type, end label, properties) for every relationship of the model.
@@ -126,6 +144,9 @@ RELATIONSHIPS: tuple[tuple[Label, RelType, Label, tuple[str, ...]], ...] = (
     (Label.USER, RelType.PREFERS, Label.GENRE, ()),
     (Label.ITEM, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
     (Label.USER, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
+    # exposure: how many recorded lists showed the item to the user, when last (epoch seconds), in which list, and
+    # lastList = the user's listsShown when it was last shown (rotation: the user's last N lists)
+    (Label.USER, RelType.SHOWN, Label.ITEM, ("count", "lastShown", "lastRecommendationId", "lastList")),
 )
 
 

@@ -26,6 +26,9 @@ FEATURES: tuple[str, ...] = (
     "lightgcn_cold",  # lightgcn of cold items only (their embeddings predicted from knowledge and year)
     "cold_prior",  # raw: cold · log((history items liked by nobody else + ½) / (history size + 5))
     "social",  # what the people the user follows liked, each followee's positives weighted 1/√(their count)
+    "peers",  # popularity among users sharing the user's attributes (age band, country, ...): the mean over the
+    # user's attributes of each attribute's smoothed share of its users who liked the item; absent (left out of every
+    # product, see RankerModel.active) when the data has no user attributes. Keep it last.
 )
 #: Features left unstandardised by :meth:`gnn.blend.model.RankerModel.standardized` (per-user offsets).
 RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
@@ -33,9 +36,9 @@ RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
 DAY = 86_400.0
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
-FORMAT_VERSION = 4  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
-# follows it reads (older models load, their weights mapped by feature name, new features at weight 0: they
-# score as before)
+FORMAT_VERSION = 5  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
+# follows it reads; 5: peers and the user attributes it reads (older models load, their weights mapped by feature
+# name, new features at weight 0: they score as before)
 YEAR = 365.2425 * DAY
 
 
@@ -66,6 +69,13 @@ class RankerConfig(BaseModel):
     tag_weight: float = Field(1.0, ge=0, description="Knowledge similarity: weight of the tag block.")
     pop_window_days: float = Field(30.0, gt=0, description="Time-local popularity: window before the user's latest.")
     fresh_years: float = Field(2.0, gt=0, description="Freshness: years after release at which it falls to 1/e.")
+    peer_prior: float = Field(
+        5.0,
+        ge=0,
+        description="Peers feature: pseudo-users of global taste added to each user attribute's group, so the share "
+        "of a small group (five users of one occupation) leans on overall popularity: (likes in the group + "
+        "peer_prior · global share) / (group size + peer_prior).",
+    )
     ranker_features: list[str] | None = Field(
         None, description="Features the ranker may weight (None: all of FEATURES; the others get weight 0)."
     )

@@ -47,7 +47,7 @@ def blend_score_fn(model: RankerModel, *, standardized_weights: np.ndarray | Non
         rows = []
         for u in users.tolist():
             items, times = model.history(u)
-            rows.append(weights @ model.standardized(items, times, u))
+            rows.append(model.combine(weights, model.standardized(items, times, u)))
         return torch.from_numpy(np.stack(rows).astype(np.float32))
 
     return score
@@ -64,5 +64,16 @@ def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
     """Validation NDCG@20 of each history-based component alone."""
     return {
         name: evaluate(component_score_fn(model, name), fold, ks=(20,))[VAL_METRIC]
-        for name in ("ease", "ease_recent", "sequence", "knowledge", "lightgcn", "als", "pop_window", "fresh", "social")
+        for name in (
+            "ease",
+            "ease_recent",
+            "sequence",
+            "knowledge",
+            "lightgcn",
+            "als",
+            "pop_window",
+            "fresh",
+            "social",
+            *(("peers",) if model.active > FEATURES.index("peers") else ()),
+        )
     }

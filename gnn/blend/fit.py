@@ -2,8 +2,9 @@
 fit (:func:`fit_ranker`: components on ``split.fit``, component search and ranker weights on validation, refit).
 
 Each step runs as a named phase (:mod:`gnn.phases`) so that a listener can time it: ``fit_components`` (each
-call) with ``ease``, ``knowledge``, ``sequence``, ``als``, ``lightgcn`` and ``cold_embeddings`` inside, and in
-:func:`fit_ranker` ``val_features``, ``component_search``, ``ranker_weights`` and ``refit``.
+call) with ``ease``, ``knowledge``, ``sequence``, ``als``, ``peers`` (with user attributes), ``lightgcn`` and
+``cold_embeddings`` inside, and in :func:`fit_ranker` ``val_features``, ``component_search``, ``ranker_weights`` and
+``refit``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gnn.blend.config import RankerConfig
 from gnn.blend.knowledge import content_embeddings, knowledge_matrix, year_basis
 from gnn.blend.linear import fit_als_component, fit_ease, fit_transitions
 from gnn.blend.model import Components, RankerModel
-from gnn.blend.scorers import UNKNOWN_TIME, TimedEvents
+from gnn.blend.scorers import UNKNOWN_TIME, TimedEvents, attribute_shares
 from gnn.blend.search import search_components
 from gnn.blend.weights import fit_weights, sample_fold_users, validation_data
 from gnn.config import resolve_device
@@ -71,6 +72,17 @@ def follow_matrix(snapshot: GraphSnapshot) -> sp.csr_matrix:
     n = snapshot.num_users
     out = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (follower[keep], followee[keep])), shape=(n, n))
     out.data[:] = 1.0  # duplicates summed by the constructor count once
+    return out
+
+
+def user_attribute_matrix(snapshot: GraphSnapshot) -> sp.csr_matrix | None:
+    """``[U, A]`` float32 CSR, 1 where the user has the attribute (age band, country, ...); None without any."""
+    if not len(snapshot.user_attributes):
+        return None
+    users, attributes = snapshot.user_attribute_index.numpy().astype(np.int64)
+    shape = (snapshot.num_users, len(snapshot.user_attributes))
+    out = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, attributes)), shape=shape)
+    out.data[:] = 1.0
     return out
 
 
@@ -138,6 +150,10 @@ def fit_components(
         with phase("als"):
             als_items, als_gram = fit_als_component(pairs, num_users, num_items, config)
         steps.update()
+        user_attributes, shares = user_attribute_matrix(snapshot), None
+        if user_attributes is not None:
+            with phase("peers"):
+                shares = attribute_shares(user_attributes, users, items, num_items, config.peer_prior)
         user_emb, item_emb, epochs = lightgcn_embeddings(
             snapshot,
             pairs,
@@ -165,6 +181,9 @@ def fit_components(
             epochs,
             snapshot.item_year.numpy().astype(np.int64),
             follow_matrix(snapshot),
+            user_attributes,
+            shares,
+            snapshot.user_attributes.ids if user_attributes is not None else None,
         )
 
 

@@ -26,6 +26,7 @@ from gnn.blend.scorers import (
     TimedEvents,
     als_scores,
     ease_scores,
+    peer_scores,
     recency_weights,
     social_matrix,
     zscore,
@@ -49,6 +50,11 @@ class Components:
         events: Everybody's timed positives.
         hist_ptr, hist_items, hist_times: Each user's positives (CSR by user_idx, oldest first).
         lightgcn_epochs: Epochs LightGCN was trained for.
+        user_attributes: ``[U, A]`` float32 CSR, 1 where the user has the attribute (age band, country, ...), as
+            fitted (None: no user attributes).
+        attribute_shares: ``[A, I]`` float32 per-attribute item popularity from the fit positives
+            (:func:`gnn.blend.scorers.attribute_shares`; None: no user attributes).
+        attribute_ids: The user attributes' ids (``"<kind>:<value>"``) by index.
     """
 
     ease: sp.csr_matrix
@@ -65,6 +71,9 @@ class Components:
     lightgcn_epochs: int = 0
     item_year: np.ndarray | None = None  # [I] int64 release years, -1 unknown (None: all unknown)
     follows: sp.csr_matrix | None = None  # [U, U] binary, row = follower, column = followee (None: nobody)
+    user_attributes: sp.csr_matrix | None = None
+    attribute_shares: np.ndarray | None = None
+    attribute_ids: list[str] | None = None
 
 
 class RankerModel:
@@ -105,6 +114,31 @@ class RankerModel:
         # release as a fractional year (mid-year), NaN unknown
         self._release = np.where(known, c.item_year.astype(np.float64) + 0.5, np.nan)
         self._social = social_matrix(c.follows, c.hist_ptr, c.hist_items, self.num_items)
+        self._attribute_index = {a: k for k, a in enumerate(c.attribute_ids or [])}
+        has_peers = c.attribute_shares is not None and c.attribute_shares.shape[0] > 0
+        #: Features this model can have: the first ``active`` of FEATURES (``peers``, the last, is absent without
+        #: user attributes). Every product of weights and features takes only these, so that a model of data
+        #: without user attributes scores bit for bit as before the feature existed.
+        self.active = len(FEATURES) if has_peers else FEATURES.index("peers")
+
+    def attribute_index(self, attribute_ids: Sequence[str]) -> np.ndarray:
+        """``[n]`` int64 indices of the user attributes the model knows among ``attribute_ids`` (others are left out:
+        an attribute nobody had when the model was fitted says nothing)."""
+        found = [self._attribute_index[a] for a in attribute_ids if a in self._attribute_index]
+        return np.asarray(found, dtype=np.int64)
+
+    def user_attributes(self, user_idx: int) -> np.ndarray:
+        """``[n]`` int64 the fitted user's attribute indices (empty without user attributes)."""
+        self._check_user(user_idx)
+        matrix = self.components.user_attributes
+        if matrix is None:
+            return np.empty(0, dtype=np.int64)
+        return matrix.indices[matrix.indptr[user_idx] : matrix.indptr[user_idx + 1]].astype(np.int64)
+
+    def combine(self, weights: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``weights · z`` over the :attr:`active` features (``z``: :meth:`standardized` rows, ``[F, …]``)."""
+        n = self.active
+        return weights[:n] @ z[:n]
 
     def history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
         """The user's positives as fitted: (item_idx ``[n]`` int64, epoch seconds ``[n]`` int64), oldest first.
@@ -117,7 +151,13 @@ class RankerModel:
         lo, hi = c.hist_ptr[user_idx], c.hist_ptr[user_idx + 1]
         return c.hist_items[lo:hi].copy(), c.hist_times[lo:hi].copy()
 
-    def features(self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None) -> np.ndarray:
+    def features(
+        self,
+        history_items: np.ndarray,
+        history_times: np.ndarray,
+        user_idx: int | None = None,
+        attributes: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Raw (unstandardised) component scores of every item for one user.
 
         Args:
@@ -125,6 +165,8 @@ class RankerModel:
             history_times: ``[n]`` int64 epoch seconds, ``-1`` unknown.
             user_idx: The user's index if the model knows the user (LightGCN uses its embedding); None uses
                 the mean embedding of the history items.
+            attributes: The user's attribute indices (:meth:`attribute_index` of their live attributes); None: the
+                fitted user's own (none for a user the model does not know).
 
         Returns:
             ``[len(FEATURES), num_items]`` float32.
@@ -164,6 +206,10 @@ class RankerModel:
         out[13] = self._cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
         if user_idx is not None and self._social.nnz:
             out[14] = self._social[user_idx].toarray().ravel()
+        if c.attribute_shares is not None and c.attribute_shares.shape[0]:
+            if attributes is None:
+                attributes = self.user_attributes(user_idx) if user_idx is not None else np.empty(0, np.int64)
+            out[15] = peer_scores(c.attribute_shares, np.asarray(attributes, dtype=np.int64))
         return out
 
     def _fresh(self, end: int) -> np.ndarray:
@@ -176,16 +222,26 @@ class RankerModel:
         return np.nan_to_num(fresh, nan=0.0).astype(np.float32)
 
     def standardized(
-        self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None
+        self,
+        history_items: np.ndarray,
+        history_times: np.ndarray,
+        user_idx: int | None = None,
+        attributes: np.ndarray | None = None,
     ) -> np.ndarray:
         """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0); the
         :data:`RAW_FEATURES` stay as they are."""
-        raw = self.features(history_items, history_times, user_idx)
+        raw = self.features(history_items, history_times, user_idx, attributes)
         z = zscore(raw)
         z[self._raw] = raw[self._raw]
         return z
 
-    def score(self, history_items: np.ndarray, history_times: np.ndarray, user_idx: int | None = None) -> np.ndarray:
+    def score(
+        self,
+        history_items: np.ndarray,
+        history_times: np.ndarray,
+        user_idx: int | None = None,
+        attributes: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Ranking scores of every item for one user (higher is better).
 
         Args:
@@ -194,6 +250,7 @@ class RankerModel:
             history_times: ``[n]`` int64 epoch seconds, ``-1`` unknown.
             user_idx: The user's index if the model was fitted with the user; None for a user unknown to it
                 (e.g. just created at onboarding): history-based components only.
+            attributes: The user's attribute indices, e.g. read live with the history (None: as fitted).
 
         Returns:
             ``[num_items]`` float32; the history items themselves get ``-inf`` (never recommended again).
@@ -203,8 +260,8 @@ class RankerModel:
         """
         if self.weights is None:
             raise DataError("the ranker has no weights yet (fit it with fit_ranker)")
-        z = self.standardized(history_items, history_times, user_idx)
-        out = self.weights @ z
+        z = self.standardized(history_items, history_times, user_idx, attributes)
+        out = self.combine(self.weights, z)
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
         return out.astype(np.float32, copy=False)
 
@@ -309,6 +366,10 @@ class RankerModel:
             "follow_ptr": follows.indptr,
             "follow_idx": follows.indices,
         }
+        if c.attribute_shares is not None and c.user_attributes is not None:
+            arrays.update(
+                attr_ptr=c.user_attributes.indptr, attr_idx=c.user_attributes.indices, attr_shares=c.attribute_shares
+            )
         np.savez(directory / MODEL_FILE, **arrays)
         meta = {
             "format": FORMAT_VERSION,
@@ -318,6 +379,7 @@ class RankerModel:
             "user_ids": self.user_ids,
             "item_ids": self.item_ids,
             "lightgcn_epochs": c.lightgcn_epochs,
+            "attribute_ids": list(c.attribute_ids or []),
             "meta": self.meta,
         }
         (directory / META_FILE).write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
@@ -367,6 +429,14 @@ class RankerModel:
             if "follow_ptr" in arrays
             else None,
         )
+        if "attr_shares" in arrays:
+            ids = list(meta.get("attribute_ids") or [])
+            components.attribute_ids = ids
+            components.attribute_shares = arrays["attr_shares"]
+            components.user_attributes = sp.csr_matrix(
+                (np.ones(len(arrays["attr_idx"]), dtype=np.float32), arrays["attr_idx"], arrays["attr_ptr"]),
+                shape=(num_users, len(ids)),
+            )
         weights = None
         if meta["weights"] is not None:  # an older model's features keep their weights, new ones get 0
             weights = np.zeros(len(FEATURES), dtype=np.float32)

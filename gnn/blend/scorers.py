@@ -133,3 +133,40 @@ def zscore(rows: np.ndarray) -> np.ndarray:
     """Per-row z-scores over the columns (a constant row becomes 0)."""
     std = rows.std(axis=1, keepdims=True)
     return (rows - rows.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
+def attribute_shares(
+    user_attributes: sp.csr_matrix, users: np.ndarray, items: np.ndarray, num_items: int, prior: float
+) -> np.ndarray:
+    """Per-attribute item popularity: for each user attribute (age band, country, ...), the smoothed share of its
+    users with positives who liked each item, ``(likes in the group + prior · global share) / (group size + prior)``.
+
+    Args:
+        user_attributes: ``[U, A]`` CSR, non-zero where the user has the attribute.
+        users, items: ``[n]`` the positives (user_idx, item_idx) the shares are counted on (the fit part).
+        num_items: Item index space.
+        prior: Pseudo-users of global taste in every group.
+
+    Returns:
+        ``[A, I]`` float32 (``A = 0`` rows when there are no attributes).
+    """
+    num_users, num_attributes = user_attributes.shape
+    if num_attributes == 0:
+        return np.zeros((0, num_items), dtype=np.float32)
+    liked = sp.csr_matrix((np.ones(len(users), dtype=np.float64), (users, items)), shape=(num_users, num_items))
+    liked.data[:] = 1.0  # a pair counts once
+    active = np.diff(liked.indptr) > 0
+    has = user_attributes.astype(bool).astype(np.float64).tocsr()
+    has = sp.diags(active.astype(np.float64)) @ has  # groups of users with positives
+    group = np.asarray(has.sum(axis=0)).ravel()
+    likes = (has.T @ liked).toarray()
+    overall = np.asarray(liked.sum(axis=0)).ravel() / max(int(active.sum()), 1)
+    return ((likes + prior * overall) / np.maximum(group + prior, 1e-12)[:, None]).astype(np.float32)
+
+
+def peer_scores(shares: np.ndarray, attributes: np.ndarray) -> np.ndarray:
+    """The ``peers`` feature of a user with the attribute indices ``attributes``: the mean of their rows of
+    :func:`attribute_shares` (``[I]`` float32, zeros without attributes)."""
+    if shares.shape[0] == 0 or len(attributes) == 0:
+        return np.zeros(shares.shape[1], dtype=np.float32)
+    return shares[np.unique(attributes)].mean(axis=0).astype(np.float32)

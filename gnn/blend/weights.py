@@ -28,17 +28,27 @@ class ValidationData:
 
     Attributes:
         users: ``[U]`` user_idx (the fold's evaluation users).
-        features: ``[len(FEATURES), U, I]`` float32 z-scores, feature-major: a blend of them is one
-            matrix-vector product over a contiguous ``[F, U·I]`` matrix, in NumPy and in autograd (about 5×
-            faster than contracting a user-major cube).
+        features: ``[F, U, I]`` float32 z-scores of the first ``F`` of FEATURES (at least :attr:`active`; the
+            features a model cannot have get no rows), feature-major: a blend of them is one matrix-vector product
+            over a contiguous ``[F, U·I]`` matrix, in NumPy and in autograd (about 5× faster than contracting a
+            user-major cube).
         exclude: ``[U, I]`` bool, the user's fit items (never ranked).
         target: ``[U, I]`` bool, the user's validation items.
+        active: The features the model can have, the first ``active`` of FEATURES
+            (:attr:`gnn.blend.model.RankerModel.active`; None: every row of ``features``); the others are left out
+            of every product, so their weights stay 0 and the others come out as before those features existed.
     """
 
     users: np.ndarray
     features: np.ndarray
     exclude: np.ndarray
     target: np.ndarray
+    active: int | None = None
+
+    @property
+    def num_active(self) -> int:
+        """How many leading features take part (:attr:`active`, or every row of the cube)."""
+        return self.features.shape[0] if self.active is None else self.active
 
     def ndcg(self, weights: np.ndarray, rows: np.ndarray | None = None, k: int = 20) -> float:
         """Mean NDCG@k over the users ``rows`` (default all) of the blend ``weights``."""
@@ -47,8 +57,9 @@ class ValidationData:
 
     def blend(self, weights: np.ndarray) -> np.ndarray:
         """``[U, I]`` float32 scores of every user and item under ``weights`` (``[len(FEATURES)]``)."""
-        f, u, i = self.features.shape
-        return (weights.astype(np.float32) @ self.features.reshape(f, u * i)).reshape(u, i)
+        _, u, i = self.features.shape
+        f = self.num_active
+        return (weights[:f].astype(np.float32) @ self.features[:f].reshape(f, u * i)).reshape(u, i)
 
 
 def ndcg_of_scores(scores: np.ndarray, exclude: np.ndarray, target: np.ndarray, k: int = 20) -> float:
@@ -80,18 +91,18 @@ def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> V
     """Features of the fold's evaluation users from a model fitted on the fold's train part."""
     users = fold.eval_users.numpy()
     num_items = model.num_items
-    feats = np.zeros((len(FEATURES), len(users), num_items), dtype=np.float32)
+    feats = np.zeros((model.active, len(users), num_items), dtype=np.float32)  # features it cannot have: no rows
     exclude = np.zeros((len(users), num_items), dtype=bool)
     target = np.zeros((len(users), num_items), dtype=bool)
     row_of = {int(u): r for r, u in enumerate(users)}
     for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
         items, times = model.history(u)
-        feats[:, r] = model.standardized(items, times, u)
+        feats[:, r] = model.standardized(items, times, u)[: model.active]
         exclude[r, items] = True
     t_users, t_items = fold.target[0].numpy(), fold.target[1].numpy()
     rows = np.array([row_of.get(int(u), -1) for u in t_users], dtype=np.int64)
     target[rows[rows >= 0], t_items[rows >= 0]] = True
-    return ValidationData(users, feats, exclude, target)
+    return ValidationData(users, feats, exclude, target, model.active)
 
 
 def feature_mask(config: RankerConfig) -> np.ndarray:
@@ -123,7 +134,7 @@ def search_linear_weights(
     best = data.ndcg(weights, rows)
     for _ in range(rounds):
         changed = False
-        for f in range(len(FEATURES)):
+        for f in range(data.num_active):
             if FEATURES[f] == "ease_recent" or not mask[f]:
                 continue
             for value in sorted({*grid, *(float(weights[f]) * m for m in (0.6, 0.8, 1.25, 1.6))}):
@@ -160,11 +171,13 @@ def learn_weights(
     rows = np.arange(len(data.users)) if rows is None else rows
     rows = rows[data.target[rows].any(axis=1)]
     l2 = config.ranker_l2 if l2 is None else l2
-    allowed = np.ones(len(FEATURES), dtype=bool) if mask is None else mask
+    num_features = data.num_active  # the features the model can have (a leading block of the cube's rows)
+    allowed = (np.ones(len(FEATURES), dtype=bool) if mask is None else mask)[:num_features]
     if init is None:
         init = np.eye(len(FEATURES), dtype=np.float32)[FEATURES.index("ease_recent")]
-    num_features, num_users, num_items = data.features.shape
-    x = data.features.reshape(num_features, num_users * num_items)  # a view, no copy
+    init = init[:num_features]
+    _, num_users, num_items = data.features.shape
+    x = data.features[:num_features].reshape(num_features, num_users * num_items)  # a view, no copy
     # Loss and gradient by hand, in place on one [users, items] buffer: autograd's temporaries over every
     # user's items cost three times the two matrix-vector products. Users outside ``rows`` are scored too
     # (no copy of the cube) and weigh 0. Each fitted user's validation items share the user's weight.
@@ -204,7 +217,7 @@ def learn_weights(
         state.get("func_evals", 0),
     )
     out = np.zeros(len(FEATURES), dtype=np.float32)
-    out[allowed] = w.detach().numpy()
+    out[np.flatnonzero(allowed)] = w.detach().numpy()
     return out
 
 

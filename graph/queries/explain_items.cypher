@@ -21,6 +21,8 @@
 //             $maxCoRatersPerSeed, $maxRatersPerItem, $maxTagsPerSeed, $maxTagsPerItem, $maxFollowees,
 //             $maxItemsPerFollowee: int; $excludeItems, $includeGenres, $excludeGenres: list of strings
 //             (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
+//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, paths (list of {reason: 'co_interaction' | 'shared_trait' | 'followee' | 'preferred_genre',
 //          nodes: [{label, id, name}], rels: [{type, start, end}]}, best first), ordered by item_id
 MATCH (i:Item)
@@ -30,6 +32,9 @@ WHERE i.itemId IN $itemIds
   AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
   AND ($yearMin IS NULL OR i.year >= $yearMin)
   AND ($yearMax IS NULL OR i.year <= $yearMax)
+  AND NOT coalesce(i.hidden, false)
+  AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now, timestamp() / 1000))
+  AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now, timestamp() / 1000))
 WITH collect(i) AS items
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {

@@ -12,6 +12,8 @@
 // Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxCoRatersPerSeed, $maxNeighbours,
 //             $maxItemsPerNeighbour, $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of strings
 //             (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
+//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'co_interaction', nodes: [{label, id, name}],
 //          rels: [{type, start, end}]}; path = user -INTERACTED-> seed <-INTERACTED- neighbour -INTERACTED-> item;
 //          the strongest neighbours' paths, one per seed), ordered by score desc, item_id asc
@@ -64,6 +66,9 @@ CALL (neighbours, excluded) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, contributions, raw / log(2.0 + COUNT { (rec)<-[:INTERACTED]-() }) AS score
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

@@ -4,6 +4,8 @@
 // Parameters: $userId: string; $k, $fetch: int ($fetch >= $k neighbours are read before filtering);
 //             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null
+//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score (cosine in [-1, 1]), paths ([{reason: 'taste_match', nodes: [], rels: []}]),
 //          ordered by score desc, item_id asc
 MATCH (u:User {userId: $userId})
@@ -15,6 +17,9 @@ WHERE NOT EXISTS { (u)-[:INTERACTED]->(rec) }
   AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
   AND ($yearMin IS NULL OR rec.year >= $yearMin)
   AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  AND NOT coalesce(rec.hidden, false)
+  AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+  AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
 RETURN rec.itemId AS item_id, rec.title AS title, score, [{reason: 'taste_match', nodes: [], rels: []}] AS paths
 ORDER BY score DESC, item_id ASC
 LIMIT $k

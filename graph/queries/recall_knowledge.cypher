@@ -13,6 +13,8 @@
 //             $maxItemsPerTrait, $maxPaths: int; $directorWeight, $actorWeight, $tagWeight, $genreWeight, $attributeWeight: float;
 //             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
+//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'shared_trait', nodes: [{label, id, name}],
 //          rels: [{type, start, end}]}; path = user -INTERACTED-> seed, seed and item both linked to one
 //          Person (ACTED_IN | DIRECTED), Genre (IN_GENRE), Tag (HAS_TAG) or Attribute
@@ -101,6 +103,9 @@ CALL (traits, excluded) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, score, contributions
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

@@ -21,6 +21,8 @@
 //             $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
 //             $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
+//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (at most one: {reason: 'popular_in_genre', nodes, rels} with
 //          user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item or user -PREFERS-> genre <-IN_GENRE- item,
 //          or, when no preferred genre matches and a peer liked it, {reason: 'popular_with_peers'} with
@@ -105,6 +107,9 @@ CALL (now, excluded) {
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR rec.year >= $yearMin)
       AND ($yearMax IS NULL OR rec.year <= $yearMax)
+      AND NOT coalesce(rec.hidden, false)
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
     RETURN collect({rec: rec, pop: pop}) AS recent
   }
   CALL (recent, excluded) {
@@ -118,6 +123,9 @@ CALL (now, excluded) {
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR i.year >= $yearMin)
       AND ($yearMax IS NULL OR i.year <= $yearMax)
+      AND NOT coalesce(i.hidden, false)
+      AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now, timestamp() / 1000))
+      AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now, timestamp() / 1000))
     WITH i, COUNT { (i)<-[r:INTERACTED]-() WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 } AS n
     WHERE n > 0
     WITH collect({rec: i, n: toFloat(n)}) AS counted,

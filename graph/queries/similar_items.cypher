@@ -14,6 +14,8 @@
 //             $maxItemsPerTrait, $maxPaths: int; $minRating, $coShrinkage, $coWeight, $traitWeight, $directorWeight,
 //             $actorWeight, $tagWeight, $genreWeight: float; $excludeItems, $includeGenres, $excludeGenres: list of
 //             strings (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
+//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'similar_co_interaction' | 'similar_trait', nodes, rels};
 //          path = item <-INTERACTED- user -INTERACTED-> similar item (the strongest such user only), or item and
 //          similar item both linked to one Person, Genre or Tag), ordered by score desc, item_id asc
@@ -112,6 +114,9 @@ CALL (co, kg, coMax, kgMax) {
     AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin IS NULL OR rec.year >= $yearMin)
     AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    AND NOT coalesce(rec.hidden, false)
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
   WITH rec, score, coPart, kgPart
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

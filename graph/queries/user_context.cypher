@@ -1,11 +1,14 @@
 // Purpose: everything the API needs about a user before ranking, in one round trip: their interactions, the
-//          genres they prefer (onboarding) and interactionsRev, so that the interaction fingerprint
-//          (user_fingerprint.cypher: the INTERACTED degree, rev, the PREFERS degree) follows from the same read and a
-//          request that cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
+//          genres they prefer (onboarding), their attributes, interactionsRev, and their exposure (the items recorded
+//          lists showed them, for fatigue and rotation), so that the interaction fingerprint (user_fingerprint.cypher:
+//          the INTERACTED degree, rev, the PREFERS degree, listsShown) follows from the same read and a request that
+//          cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
 // Parameters: $userId: string
 // Returns: interactions (list of [item_id, rating, weight, timestamp, polarity], most recent first — without timestamp
 //          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one),
-//          preferred_genres (names, sorted), rev (int; 0 when never bumped)
+//          preferred_genres (names, sorted), attributes (attributeIds "<kind>:<value>", sorted; the blend's peers
+//          feature), rev (int; 0 when never bumped), shown (list of [item_id, count, lastList] of the items shown and
+//          not interacted with, by item id), lists_shown (int: lists recorded; 0 when none)
 MATCH (u:User {userId: $userId})
 RETURN COLLECT {
          MATCH (u)-[r:INTERACTED]->(i)
@@ -14,4 +17,13 @@ RETURN COLLECT {
          RETURN row
        } AS interactions,
        COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres,
-       coalesce(u.interactionsRev, 0) AS rev
+       COLLECT { MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN a.attributeId AS id ORDER BY id } AS attributes,
+       coalesce(u.interactionsRev, 0) AS rev,
+       COLLECT {
+         MATCH (u)-[s:SHOWN]->(i)
+         WHERE NOT EXISTS { (u)-[:INTERACTED]->(i) }
+         WITH [i.itemId, s.count, coalesce(s.lastList, 0)] AS row
+         ORDER BY row[0]
+         RETURN row
+       } AS shown,
+       coalesce(u.listsShown, 0) AS lists_shown

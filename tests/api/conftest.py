@@ -48,16 +48,26 @@ def world(driver: Driver, neo4j_settings: Neo4jSettings, tmp_path_factory: pytes
 
 
 def model_settings(artifacts: Path, **extra: object) -> ApiSettings:
-    """API settings serving the promoted model under ``artifacts``: no watcher, no cache warming unless ``extra``
-    says otherwise."""
+    """API settings serving the promoted model under ``artifacts``: no watcher, no cache warming, no exposure
+    fatigue (answers stay the same however often a user is served) unless ``extra`` says otherwise."""
     return ApiSettings(
-        **{"api_key": API_KEY, "artifacts_dir": artifacts, "model_watch_seconds": 0, "cache_warm_users": 0, **extra}
+        **{
+            "api_key": API_KEY,
+            "artifacts_dir": artifacts,
+            "model_watch_seconds": 0,
+            "cache_warm_users": 0,
+            "fatigue_half_life": 0,
+            **extra,
+        }
     )
 
 
 def graph_only_settings(tmp_path: Path) -> ApiSettings:
-    """API settings with an empty artifacts root: no learned model, the graph-recall path answers."""
-    return ApiSettings(api_key=API_KEY, artifacts_dir=tmp_path / "no-artifacts", cache_warm_users=0)
+    """API settings with an empty artifacts root: no learned model, the graph-recall path answers (no exposure
+    fatigue, as :func:`model_settings`)."""
+    return ApiSettings(
+        api_key=API_KEY, artifacts_dir=tmp_path / "no-artifacts", cache_warm_users=0, fatigue_half_life=0
+    )
 
 
 @pytest.fixture

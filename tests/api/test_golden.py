@@ -43,6 +43,7 @@ from tests.api.conftest import API_KEY, FAST_BLEND, FAST_LIGHTGCN, model_setting
 GOLDEN = Path(__file__).parent / "golden" / "answers.json"
 RECORD = os.environ.get("KGREC_RECORD_GOLDEN") == "1"
 _VERSION = re.compile(rb'"model_version":"[^"]*"')
+_REC_ID = re.compile(rb'"recommendation_id":"[0-9a-f]{32}"')
 
 #: (name, path, query parameters) of the read requests, asked of every app below.
 READS: list[tuple[str, str, dict[str, object]]] = [
@@ -63,8 +64,10 @@ DEGRADED_READS = [r for r in READS if r[0] in {"top10", "top5-no-paths", "genre"
 
 
 def _body(response) -> str:  # noqa: ANN001 - httpx.Response
-    """``status body`` with the model version blanked (it names the artifact's timestamped version)."""
-    return f"{response.status_code} " + _VERSION.sub(b'"model_version":"*"', response.content).decode()
+    """``status body`` with the model version blanked (it names the artifact's timestamped version), and the
+    recommendation id (new for every response)."""
+    body = _REC_ID.sub(b'"recommendation_id":"*"', _VERSION.sub(b'"model_version":"*"', response.content))
+    return f"{response.status_code} " + body.decode()
 
 
 def _settings(artifacts: Path, **extra: object) -> ApiSettings:

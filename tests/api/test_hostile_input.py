@@ -19,6 +19,7 @@ from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
 from api.app import create_app
+from api.routes import LIST_PATTERN, MAX_LIST_ITEM_LENGTH, MAX_LIST_ITEMS, MAX_LIST_LENGTH
 from api.schemas import (
     CREATED_ID_PATTERN,
     MAX_LIKED_GENRES,
@@ -303,6 +304,46 @@ def test_openapi_documents_body_limits(client: TestClient) -> None:
         responses = spec["paths"][path]["post"]["responses"]
         assert {"413", "415", "422"} <= responses.keys()
         assert responses["413"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody"
+
+
+_LIST_PARAMETERS = ("exclude_items", "include_genres", "exclude_genres")
+
+
+@pytest.mark.parametrize("name", _LIST_PARAMETERS)
+@pytest.mark.parametrize(
+    ("value", "type_"),
+    [
+        (",".join(["g"] * (MAX_LIST_ITEMS + 1)), "string_pattern_mismatch"),
+        ("x" * (MAX_LIST_ITEM_LENGTH + 1), "string_pattern_mismatch"),
+        (",".join(["y" * 90] * 12), "string_too_long"),
+    ],
+    ids=["too-many-names", "name-too-long", "too-long-in-all"],
+)
+def test_list_parameter_over_its_bounds_is_422(client: TestClient, name: str, value: str, type_: str) -> None:
+    response = client.get("/users/u1/recommendations", params={name: value})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", name] and error["type"] == type_
+
+
+def test_list_parameter_at_its_bounds_is_answered(client: TestClient) -> None:
+    longest = ",".join(["z" * MAX_LIST_ITEM_LENGTH] * 9 + ["z" * (MAX_LIST_LENGTH - 9 * (MAX_LIST_ITEM_LENGTH + 1))])
+    most = ",".join(["Horror"] * MAX_LIST_ITEMS)
+    assert len(longest) == MAX_LIST_LENGTH
+    for value in (longest, most):
+        response = client.get("/users/u1/recommendations", params={name: value for name in _LIST_PARAMETERS})
+        assert response.status_code == 200, response.text
+    too_long_sources = ",".join(["social"] * 143) + ","  # 1,000 characters and one more
+    response = client.get("/users/u1/recommendations", params={"sources": too_long_sources})
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "string_too_long"
+
+
+def test_openapi_states_list_bounds(client: TestClient) -> None:
+    parameters = client.get("/openapi.json").json()["paths"]["/users/{user_id}/recommendations"]["get"]["parameters"]
+    schemas = {p["name"]: p["schema"]["anyOf"][0] for p in parameters if "anyOf" in p["schema"]}
+    for name in _LIST_PARAMETERS:
+        assert schemas[name] == {"type": "string", "maxLength": MAX_LIST_LENGTH, "pattern": LIST_PATTERN}
+    assert schemas["sources"]["maxLength"] == MAX_LIST_LENGTH
 
 
 # 4. API key strength.

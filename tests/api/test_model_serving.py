@@ -119,9 +119,15 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
         line = next((x for x in text.splitlines() if x.startswith('kgrec_response_cache_total{outcome="hit"}')), None)
         return float(line.split()[-1]) if line else 0.0
 
-    first = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    def listed(params: dict[str, object]) -> dict:
+        """The list without its recommendation id (new for every response)."""
+        body = model_client.get("/users/u13/recommendations", params=params).json()
+        assert len(body.pop("recommendation_id")) == 32
+        return body
+
+    first = listed({"k": 10})
     before = hits()
-    again = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    again = listed({"k": 10})
     assert again == first and hits() == before + 1
     shorter = model_client.get("/users/u13/recommendations", params={"k": 5}).json()
     assert hits() == before + 2 and shorter["items"] == first["items"][:5]  # a slice of the cached pool
@@ -131,9 +137,9 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
     model_client.post(
         "/interactions", json={"user_id": "u13", "item_id": target, "rating": 5.0}, headers={"X-API-Key": API_KEY}
     )
-    after = model_client.get("/users/u13/recommendations", params={"k": 10}).json()
+    after = listed({"k": 10})
     assert hits() == before + 2 and target not in {i["item_id"] for i in after["items"]}
-    assert model_client.get("/users/u13/recommendations", params={"k": 10}).json() == after and hits() == before + 3
+    assert listed({"k": 10}) == after and hits() == before + 3
     # changing an existing interaction (a new rating for the same item) changes the fingerprint too
     model_client.post(
         "/interactions", json={"user_id": "u13", "item_id": target, "rating": 1.0}, headers={"X-API-Key": API_KEY}
@@ -396,3 +402,24 @@ def _serve_new_arrivals(world: SyntheticWorld, neo4j_settings: Neo4jSettings, dr
     assert body["degraded"] is True
     degraded = [i["item_id"] for i in body["items"]]
     assert len(degraded) == 12 and {3, 7} <= {i for i, item in enumerate(degraded) if model.cold_mask[index[item]]}
+
+
+def test_fatigue_on_the_model_path_lowers_an_item_shown_and_ignored(
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
+) -> None:
+    settings, _ = trained
+    app = create_app(
+        model_settings(settings.artifacts_dir, mmr_lambda=1.0, fatigue_half_life=1.0, fatigue_refresh_lists=1),
+        neo4j_settings,
+    )
+    with TestClient(app) as client:
+
+        def top(n: int) -> list[str]:
+            body = client.get("/users/u41/recommendations", params={"k": n, "explain": "false"}).json()
+            return [i["item_id"] for i in body["items"]]
+
+        first = top(10)
+        for _ in range(3):  # shown and ignored three times: its score is an eighth (of a positive score)
+            app.state.recommender.impressions.flush()
+            later = top(10)
+        assert later[0] != first[0] and not set(later) <= set(first)  # items never shown come up

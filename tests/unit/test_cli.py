@@ -96,3 +96,23 @@ def test_importing_the_cli_and_torch_geometric_prints_no_deprecation_warning() -
     code = "import kgrec.cli, torch_geometric"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "torch.jit.script" not in run.stderr, run.stderr
+
+
+def test_serve_refuses_a_variant_naming_a_missing_model_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.settings import get_api_settings
+
+    variants = tmp_path / "variants.yaml"
+    variants.write_text(
+        "variants:\n  - {name: a, share: 0.5}\n  - {name: ghost, share: 0.5, model_version: v404}\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("KGREC_VARIANTS", str(variants))
+    monkeypatch.setenv("KGREC_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    get_api_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["serve"], env={"COLUMNS": "200", "TERM": "dumb"})
+    finally:
+        get_api_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "variant ghost: model version 'v404' does not exist" in result.output

@@ -100,13 +100,56 @@ def test_retailrocket_kinds_combine_into_one_interaction_per_pair(clean_db: Driv
     )
 
 
+def test_retailrocket_category_tree_expands_ancestors_and_rejects_a_broken_tree(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    def categories(item: str) -> list[str]:
+        rows, _, _ = clean_db.execute_query(
+            "MATCH (:Item {itemId: $i})-[:HAS_ATTRIBUTE]->(a:Attribute {kind: 'category'}) RETURN a.value AS v", i=item
+        )
+        return sorted(r["v"] for r in rows)
+
+    shape = write_retailrocket(tmp_path / "clean")
+    load_dataset(clean_db, read_mapping_dataset(shape.mapping)[0], reject_dir=tmp_path)
+    assert categories("355908") == ["1173", "231", "395"] and categories("318965") == ["231", "491"]
+    assert categories("253185") == ["1277"]
+
+    broken = write_retailrocket(tmp_path / "broken", broken_tree=True)
+    ds, _ = read_mapping_dataset(broken.mapping)
+    tree = sorted(r.reason for r in ds.rejects if r.source == "tree:categories")
+    assert tree == [
+        "'10' is on a cycle of parents: 10 → 11 → 10",
+        "'11' is on a cycle of parents: 10 → 11 → 10",
+        "'395' is listed twice (first at line 3)",
+        "parent '8888' of '9' is not in the tree",
+    ]
+    assert ds.source_rows["tree:categories"] == 9 and len(ds.rejects) == broken.rejects
+    attributes = {(r.owner_id, r.value) for r in ds.item_attributes}
+    assert {v for o, v in attributes if o == "253185"} == {"1277", "10"}  # up to the cycle, which is cut
+    assert {v for o, v in attributes if o == "355908"} == {"1173", "395", "231"}  # the first 395 row holds
+
+
+def test_parents_file_must_be_listed_and_combine_with_values_only(tmp_path: Path) -> None:
+    from etl.mapping import load_mapping
+    from schema.errors import ConfigError
+
+    shape = write_retailrocket(tmp_path)
+    text = shape.mapping.read_text()
+    shape.mapping.write_text(text.replace("parents: {file: categories", "parents: {file: nowhere"))
+    with pytest.raises(ConfigError, match=r"parents.file: file 'nowhere' is not listed"):
+        load_mapping(shape.mapping)
+    shape.mapping.write_text(text.replace("    parents:", "    path: true\n    split: '>'\n    parents:"))
+    with pytest.raises(ConfigError, match="do not combine it with path"):
+        load_mapping(shape.mapping)
+
+
 def test_cli_dry_run_validates_and_writes_nothing(cli_env: Neo4jSettings, clean_db: Driver, tmp_path: Path) -> None:
     shape = write_retailrocket(tmp_path)
     result = runner.invoke(app, ["load", "mapping", str(shape.mapping), "--dry-run", "--no-progress"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "dry run of retailrocket: nothing was written to Neo4j" in text
-    assert re.search(r"interactions\s*│\s*5\b", text) and re.search(r"item_attributes\s*│\s*4\b", text), text
+    assert re.search(r"interactions\s*│\s*5\b", text) and re.search(r"item_attributes\s*│\s*9\b", text), text
     assert "rejected 1 rows" in text
     nodes, rels = read_graph_counts(clean_db)
     assert nodes.get("*", 0) == 0 and rels.get("*", 0) == 0

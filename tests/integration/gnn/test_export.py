@@ -35,6 +35,7 @@ def test_export_has_exact_edges_of_synthetic_world(
         "follows": len(ds.follows),
         "user_genres": 0,
         "item_attributes": 0,
+        "user_attributes": 0,
     }
     rows = {(r.user_id, r.item_id, r.rating, r.weight, r.timestamp, 1) for r in ds.interactions}
     assert set(export.interactions.itertuples(index=False, name=None)) == rows
@@ -120,3 +121,17 @@ def test_export_keeps_values_aligned_when_some_are_missing(
         ("u1", "c"): (None, 200),
         ("u2", "c"): (2.0, none),
     }
+
+
+def test_export_of_user_attributes(clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:
+    ds = generate_world(users=40, items=60, seed=2, user_attributes=True).dataset
+    load_dataset(clean_db, ds, reject_dir=tmp_path)
+    create_user(clean_db, "newcomer", [], neo4j_settings.database, attributes=["country:FR", "planet:Mars"])
+    export = export_graph(clean_db, neo4j_settings.database)
+    expected = {(r.owner_id, f"{r.kind}:{r.value}") for r in ds.user_attributes} | {("newcomer", "country:FR")}
+    assert set(export.user_attributes.itertuples(index=False, name=None)) == expected
+    snapshot = build_graph_snapshot(export)
+    assert snapshot.counts()["user_attributes"] == len(expected)
+    user = snapshot.users.index("newcomer")
+    mine = snapshot.user_attribute_index[1][snapshot.user_attribute_index[0] == user]
+    assert snapshot.user_attributes.to_ids(mine) == ["country:FR"]

@@ -19,7 +19,7 @@ def test_fingerprint_follows_every_change_and_ignores_identical_writes(clean_db:
     write_items(writer, [ItemRow(item_id=i, title=i.upper()) for i in ("a", "b", "c")])
     clean_db.execute_query("MERGE (:Genre {name: 'Comedy'})")
     assert user_fingerprint(clean_db, "nobody") is None
-    assert user_fingerprint(clean_db, "me") == (0, 0, 0)
+    assert user_fingerprint(clean_db, "me") == (0, 0, 0, 0)
 
     write_interactions(writer, _rows(("a", 4.0, 100), ("b", 3.0, None)))
     first = user_fingerprint(clean_db, "me")

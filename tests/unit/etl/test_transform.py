@@ -110,3 +110,20 @@ def test_to_follows_mutual_and_self() -> None:
     assert [(r.follower_id, r.followee_id) for r in rows] == [("1", "2"), ("2", "1")]
     with pytest.raises(RowError, match="follows themself"):
         to_follows(rec(a="3", b="3"), spec)
+
+
+def test_tree_ancestors_walk_up_and_refuse_unknown_parents_and_cycles() -> None:
+    from etl.transform import tree_ancestors
+
+    parents = {"root": None, "a": "root", "b": "a", "c": "b", "x": "ghost", "y": "x", "s": "s", "p": "q", "q": "p"}
+    parents["under"] = "q"
+    ancestors, refused = tree_ancestors(parents)
+    assert ancestors["c"] == ("b", "a", "root") and ancestors["root"] == ()
+    assert ancestors["y"] == ("x",) and ancestors["x"] == ()  # x's parent is unknown: x is a root
+    assert ancestors["under"] == ("q",) and ancestors["p"] == () and ancestors["s"] == ()
+    assert refused == {
+        "x": "parent 'ghost' of 'x' is not in the tree",
+        "s": "'s' is on a cycle of parents: s → s",
+        "p": "'p' is on a cycle of parents: p → q → p",
+        "q": "'q' is on a cycle of parents: p → q → p",
+    }

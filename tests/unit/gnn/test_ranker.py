@@ -688,7 +688,7 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
         items, times = model.history(user)
         served = model.standardized(items, times, user)
         assert np.allclose(data.features[searched, r], served[searched], atol=1e-4)
-        others = np.setdiff1d(np.arange(len(FEATURES)), searched)
+        others = np.setdiff1d(np.arange(data.features.shape[0]), searched)
         assert np.array_equal(data.features[others, r], before[others, r])
     # fit_ranker records the search and refits with its choice
     fitted = fit_ranker(snapshot, split, config, final="train")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from etl.dataset import Dataset
 from graph.export import NO_TIMESTAMP, GraphExport
+from schema.model import attribute_id
 
 
 def make_export(
@@ -76,6 +77,10 @@ def export_from_dataset(dataset: Dataset) -> GraphExport:
                 "item_id": [i.item_id for i in dataset.items],
                 "year": [-1 if i.year is None else int(i.year) for i in dataset.items],
             }
+        ),
+        user_attributes=pd.DataFrame(
+            [(r.owner_id, attribute_id(r.kind, r.value)) for r in dataset.user_attributes],
+            columns=["user_id", "attribute"],
         ),
     )
 

@@ -165,7 +165,23 @@ def test_every_reason_has_a_sentence() -> None:
         "similar_trait",
         "preferred_genre",
         "taste_match",
+        "new_arrival",
     }
+
+
+def test_new_arrival_sentence_says_new_and_names_the_shared_trait() -> None:
+    user = PathNode(label="User", id="u9")
+    seed = PathNode(label="Item", id="1", name="Heat")
+    genre = PathNode(label="Genre", id="Crime", name="Crime")
+    item = PathNode(label="Item", id="n1", name="Night Run")
+    rels = [
+        PathRel(type="INTERACTED", start=0, end=1),
+        PathRel(type="IN_GENRE", start=1, end=2),
+        PathRel(type="IN_GENRE", start=3, end=2),
+    ]
+    assert describe_path(Reason.NEW_ARRIVAL, [user, seed, genre, item], rels) == (
+        "New: because you liked Heat, also in Crime"
+    )
 
 
 def test_attribute_sentences_name_the_kind() -> None:

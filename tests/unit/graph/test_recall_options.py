@@ -27,7 +27,9 @@ def test_filters_become_parameters_with_stable_list_types() -> None:
         "excludeGenres": [],
         "yearMin": None,
         "yearMax": None,
+        "now": None,
     }
+    assert RecallFilters(now=1_700_000_000).to_params()["now"] == 1_700_000_000
     assert RecallFilters(include_genres=["Drama"], year_min=1990).to_params()["includeGenres"] == ["Drama"]
 
 

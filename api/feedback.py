@@ -1,0 +1,166 @@
+"""Feedback (``POST /feedback``): typed events combined into the pair's interaction, attributed to the list shown.
+
+The types, their weights and polarities and what each counts as in a list's figures come from
+:data:`schema.kinds.DEFAULT_FEEDBACK_KINDS`, or from the YAML file named by ``KGREC_FEEDBACK_KINDS``::
+
+    combine: sum            # how a pair's events combine (schema/kinds.py): sum, strongest or latest
+    kinds:
+      click: {weight: 1, polarity: positive, outcome: click}
+      purchase: {weight: 5, outcome: conversion}
+      dislike: {weight: 5, polarity: negative}
+
+A negative type (dislike) makes the pair negative: never a positive for recall, explanations or training (it is
+exported with its polarity, so ``gnn.evaluation.positive_mask`` leaves it out), and, as any interaction, it hides the
+item from the user's lists for good. A feedback naming a ``recommendation_id`` is attributed to that list when the
+list exists, was served to this user and showed the item; otherwise it is still recorded, unattributed, and the
+answer says why (``unknown_recommendation``, ``not_shown``): the event is never lost for a bad id.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+from neo4j import Driver
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.errors import UnknownEntityError
+from api.impressions import ImpressionRecorder
+from api.metrics import Metrics
+from api.schemas import FeedbackIn, FeedbackOut
+from graph.writers import write_feedback
+from schema.errors import ConfigError
+from schema.kinds import DEFAULT_FEEDBACK_KINDS, CombineRule, FeedbackKind, Outcome
+from schema.model import Polarity
+
+
+class UnknownFeedbackTypeError(ValueError):
+    """A feedback type that is not configured (422)."""
+
+
+class _KindSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
+    polarity: Polarity = Polarity.POSITIVE
+    outcome: Outcome = Outcome.NONE
+
+
+class _FeedbackFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    combine: CombineRule = CombineRule.SUM
+    kinds: dict[str, _KindSpec] = Field(min_length=1)
+
+
+class FeedbackConfig:
+    """The feedback types and the combine rule of one app.
+
+    Args:
+        kinds: The types by name.
+        rule: How a pair's events combine.
+    """
+
+    def __init__(self, kinds: dict[str, FeedbackKind], rule: CombineRule = CombineRule.SUM) -> None:
+        self.kinds = kinds
+        self.rule = rule
+
+    @classmethod
+    def load(cls, path: Path | None) -> FeedbackConfig:
+        """The defaults, or the file at ``path`` (it replaces the whole table).
+
+        Raises:
+            ConfigError: The file is missing or not a valid table (the message says where).
+        """
+        if path is None:
+            return cls(dict(DEFAULT_FEEDBACK_KINDS))
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            spec = _FeedbackFile.model_validate(raw)
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"KGREC_FEEDBACK_KINDS {path}: {exc}") from exc
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"KGREC_FEEDBACK_KINDS {path}: {problems}") from exc
+        kinds = {n: FeedbackKind(n, k.weight, k.polarity, k.outcome) for n, k in spec.kinds.items()}
+        return cls(kinds, spec.combine)
+
+    def kind(self, name: str) -> FeedbackKind:
+        """The type called ``name``.
+
+        Raises:
+            UnknownFeedbackTypeError: No such type.
+        """
+        try:
+            return self.kinds[name]
+        except KeyError:
+            raise UnknownFeedbackTypeError(
+                f"unknown feedback type {name[:64]!r}; configured: {', '.join(sorted(self.kinds))}"
+            ) from None
+
+
+def record_feedback(
+    driver: Driver,
+    body: FeedbackIn,
+    config: FeedbackConfig,
+    metrics: Metrics,
+    recorder: ImpressionRecorder | None = None,
+    database: str = "neo4j",
+) -> FeedbackOut:
+    """Record one feedback event and attribute it to its list.
+
+    A list served a moment ago may still wait in the impression queue: it is written first, so that the feedback
+    finds it.
+
+    Raises:
+        UnknownFeedbackTypeError: The type is not configured.
+        UnknownEntityError: The item does not exist.
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    kind = config.kind(body.type)
+    rec_id = body.recommendation_id
+    if rec_id is not None and recorder is not None and recorder.pending(rec_id):
+        recorder.flush()
+    outcome = write_feedback(
+        driver,
+        body.user_id,
+        body.item_id,
+        kind,
+        body.timestamp if body.timestamp is not None else int(time.time()),
+        kinds=config.kinds,
+        rule=config.rule,
+        recommendation_id=rec_id,
+        click=kind.outcome is Outcome.CLICK,
+        conversion=kind.outcome is Outcome.CONVERSION,
+        database=database,
+    )
+    if outcome is None:
+        raise UnknownEntityError(f"unknown item {body.item_id!r}")
+    if rec_id is None:
+        attribution = "none"
+    elif outcome.shown:
+        attribution = "attributed"
+    else:
+        attribution = "not_shown" if outcome.found else "unknown_recommendation"
+    variant = outcome.variant if outcome.shown else None
+    if variant is not None:
+        if outcome.new_click:
+            metrics.clicks.labels(variant).inc()
+        if outcome.new_conversion:
+            metrics.conversions.labels(variant).inc()
+    metrics.feedback.labels(kind.name, attribution if attribution in ("none", "attributed") else "unattributed").inc()
+    return FeedbackOut(
+        user_id=body.user_id,
+        item_id=body.item_id,
+        type=kind.name,
+        created_user=outcome.created_user,
+        polarity=outcome.interaction.polarity,
+        weight=outcome.interaction.weight,
+        attributed=outcome.shown,
+        attribution=attribution,
+        variant=variant,
+    )
+
+
+__all__ = ["FeedbackConfig", "UnknownFeedbackTypeError", "record_feedback"]
