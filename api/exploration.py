@@ -75,17 +75,19 @@ class ItemStats:
 
 
 def explore_positions(k: int, share: float) -> list[int]:
-    """The positions (0-based) exploration fills in a list of ``k``: ``round(share·k)`` of them, spread evenly
-    over the list's second half and never the first position, so the best-ranked items stay on top."""
-    n = min(int(round(share * k)), max(k - 1, 0))
-    if n <= 0:
+    """The positions (0-based) exploration fills in a list of ``k``: every ``1/share``-th position (the last of each
+    run of ``1/share``), never the first. Every prefix of the list holds its share of explored positions, so a
+    client asking for fewer items than were computed still sees its share (``share`` 0.1: positions 9, 19, ...)."""
+    if share <= 0 or k < 2:
         return []
-    start = max(1, k // 2)
-    span = k - start
-    if n >= span:
-        return list(range(k - n, k))
-    step = span / n
-    return sorted({min(k - 1, start + int(step * j + step / 2)) for j in range(n)})
+    out: set[int] = set()
+    j = 0
+    while True:
+        position = max(1, int((j + 1) / share + 1e-9) - 1)
+        if position >= k:
+            return sorted(out)
+        out.add(position)
+        j += 1
 
 
 def thompson(

@@ -19,6 +19,7 @@ answer says why (``unknown_recommendation``, ``not_shown``): the event is never 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -107,8 +108,10 @@ def record_feedback(
     metrics: Metrics,
     recorder: ImpressionRecorder | None = None,
     database: str = "neo4j",
+    on_click: Callable[[str], None] | None = None,
 ) -> FeedbackOut:
-    """Record one feedback event and attribute it to its list.
+    """Record one feedback event and attribute it to its list (``on_click`` hears of each new attributed click, with
+    the item id: exploration counts it).
 
     A list served a moment ago may still wait in the impression queue: it is written first, so that the feedback
     finds it.
@@ -144,6 +147,8 @@ def record_feedback(
     else:
         attribution = "not_shown" if outcome.found else "unknown_recommendation"
     variant = outcome.variant if outcome.shown else None
+    if outcome.new_click and on_click is not None:
+        on_click(body.item_id)
     if variant is not None:
         if outcome.new_click:
             metrics.clicks.labels(variant).inc()

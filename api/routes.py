@@ -299,6 +299,7 @@ def post_feedback(request: Request, body: FeedbackIn, driver: DriverDep, recomme
         request.app.state.metrics,
         recommender.impressions,
         recommender.database,
+        on_click=recommender.count_click,
     )
 
 

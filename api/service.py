@@ -37,6 +37,7 @@ from neo4j import Driver
 from api.cache import Answer, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
+from api.exploration import ItemStats, thompson
 from api.impressions import ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
@@ -68,6 +69,7 @@ from graph.reads import (
     UserContext,
     item_exists,
     most_active_users,
+    read_item_exposure,
     read_user_preferred_genres,
     user_context,
     user_fingerprint,
@@ -141,6 +143,13 @@ class Recommender:
         )
         #: Hidden, windowed and added items (the run-time catalogue), for the model's ranking and the cache keys.
         self.catalogue = Catalogue(driver, database, settings.catalogue_refresh_seconds)
+        #: Impressions and clicks per item for exploration (api/exploration.py); counted only when it is on.
+        self.item_stats = ItemStats()
+        self._exploring = settings.exploration_share > 0 or any(
+            (v.exploration_share or 0) > 0 for v in self.variants.variants
+        )
+        self._stats_read_at = 0.0
+        self._stats_lock = threading.Lock()
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
         self.warmed = threading.Event()
         #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
@@ -166,6 +175,8 @@ class Recommender:
         """
         answer, count = self.answer(user_id, k, client=client, **options)
         recommendation_id = uuid.uuid4().hex
+        if self._exploring:
+            self.item_stats.record_impressions(answer.item_ids[:count])
         if self.impressions is not None:
             response = answer.response
             self.impressions.record(
@@ -213,6 +224,46 @@ class Recommender:
     def model_of(self, variant: Variant) -> ServingModel | None:
         """The model that serves ``variant``: the artifact version it names, else the current model."""
         return self.models.model_for(variant.model_version) if self.models is not None else None
+
+    def count_click(self, item_id: str) -> None:
+        """Count a new click attributed to a list that showed ``item_id`` (exploration learns from it)."""
+        if self._exploring:
+            self.item_stats.record_click(item_id)
+
+    def exploration_share(self, variant: Variant) -> float:
+        """The share of positions ``variant`` explores (its own, else KGREC_EXPLORATION_SHARE)."""
+        own = variant.exploration_share
+        return self.settings.exploration_share if own is None else own
+
+    def _explore(
+        self, model: ServingModel, picked: list[int], candidates: Sequence[int], share: float
+    ) -> tuple[list[int], set[str]]:
+        """Give ``share`` of ``picked``'s positions to ``candidates`` (rows below the cut, best first) by Thompson
+        sampling over their impressions and clicks (:func:`api.exploration.thompson`). Returns the rows to show and
+        the ids of the explored items."""
+        if share <= 0 or not picked:
+            return picked, set()
+        self._refresh_item_stats()
+        taken = set(picked)
+        pool = [model.item_ids[r] for r in candidates if r not in taken][: 4 * len(picked)]
+        out = thompson([model.item_ids[r] for r in picked], pool, self.item_stats, share, np.random.default_rng())
+        rows = [model.item_index[i] for i in out.items]
+        return rows, {i for i, flag in zip(out.items, out.explored, strict=True) if flag}
+
+    def _refresh_item_stats(self) -> None:
+        """Re-read every item's impressions and clicks from Neo4j when the last read is older than
+        KGREC_EXPLORATION_REFRESH_SECONDS (one request pays for it; the others go on with the counts they have)."""
+        if time.monotonic() - self._stats_read_at < self.settings.exploration_refresh_seconds:
+            return
+        if not self._stats_lock.acquire(blocking=False):
+            return
+        try:
+            self.item_stats.replace(read_item_exposure(self.driver, self.database))
+        except KgrecError as exc:
+            log.warning("exploration keeps its counts: %s", exc)
+        finally:
+            self._stats_read_at = time.monotonic()
+            self._stats_lock.release()
 
     def mmr_lambda(self, variant: Variant) -> float:
         """The MMR λ of ``variant`` (its own, else KGREC_MMR_LAMBDA)."""
@@ -430,17 +481,22 @@ class Recommender:
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
         lam = self.mmr_lambda(variant)
-        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam)
+        share = self.exploration_share(variant)
+        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam, share)
         if shown is not None:
-            picked, explained = shown
+            picked, explained, explored = shown
         else:
             survivors, arrivals = self._explain_best(model, user_id, ranked, cold, k, explain, filters, seeds, lam)
             pool = [model.item_index[i] for i in survivors]
             survivors.update(arrivals)
             allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
             picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, allowed))
+            picked, explored = self._explore(model, picked, pool, share)
             explained = survivors
         items = scored_items(model, scores, picked, explained, explain)
+        for item in items:
+            if item.item_id in explored:  # flagged among its sources; its explanation paths stay
+                item.sources["exploration"] = 1.0
         arrivals = self._new_arrivals(model, user_id, added, seen, seeds, explain, filters)
         if arrivals:
             items = place_arrivals(items, arrivals, k, getattr(model, "cold_slot_every", 0), explain)
@@ -508,8 +564,10 @@ class Recommender:
         filters: RecallFilters,
         seeds: list[str],
         lam: float,
-    ) -> tuple[list[int], dict[str, ExplainedItem]] | None:
-        """Pick the items to show first, then explain only those: one explain query for ``k`` items.
+        share: float = 0.0,
+    ) -> tuple[list[int], dict[str, ExplainedItem], set[str]] | None:
+        """Pick the items to show first (exploration's positions, ``share``, filled too), then explain only those:
+        one explain query for ``k`` items.
 
         MMR needs the model's vectors, not the paths, so the pool :meth:`_explain_best` would build (the same
         batches of the ranking, the same new-arrival candidates) is built here in-process, the genre and year
@@ -519,7 +577,8 @@ class Recommender:
         graph about every candidate. None too when filters narrow and the model has no catalog.
 
         Returns:
-            The rows to show, in order, and their explanations by item id; or None (see above).
+            The rows to show, in order, their explanations by item id and the ids of the explored items; or None (see
+            above).
         """
         allowed: np.ndarray | None = None
         if filters.narrows:
@@ -550,12 +609,16 @@ class Recommender:
             asked.update([i for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)])
             arrivals = [i for i in cold if i in asked and (allowed is None or allowed[i])]
         picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, arrivals))
+        explored: set[str] = set()
+        if share > 0:  # candidates just below the cut: the ranking's next rows that pass the filters
+            below = [i for i in ranked[: 5 * k + want] if allowed is None or allowed[i]]
+            picked, explored = self._explore(model, picked, below, share)
         ids = [model.item_ids[i] for i in picked]
         explained = self._explain(user_id, ids, explain, filters, seeds)
         if len(explained) < len(ids):
             self.metrics.explain_fallbacks.inc()
             return None
-        return picked, explained
+        return picked, explained, explored
 
     def _explain(
         self, user_id: str, item_ids: list[str], explain: bool, filters: RecallFilters, seeds: list[str]

@@ -199,6 +199,20 @@ class ApiSettings(BaseSettings):
         description="YAML file of the feedback types of POST /feedback (weight, polarity, outcome of each; combine "
         "rule); unset: the defaults of schema/kinds.py.",
     )
+    exploration_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Exploration: share of a list's positions (in its lower half, never the first) given to items just "
+        "below the cut, chosen by Thompson sampling over their impressions and clicks; each is marked by the source "
+        "'exploration' and explained like any item. 0 = off; a variant's exploration_share overrides it.",
+    )
+    exploration_refresh_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often exploration re-reads every item's impressions and clicks from Neo4j (between reads, "
+        "this process's own lists and clicks are counted in memory).",
+    )
     fatigue_half_life: float = Field(
         5.0,
         ge=0,

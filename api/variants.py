@@ -10,7 +10,7 @@ The variants are configuration, a YAML file named by ``KGREC_VARIANTS``::
         share: 0.2
         model_version: "20260401T120000Z"   # an artifact version under KGREC_ARTIFACTS_DIR
         mmr_lambda: 0.8          # this variant's MMR λ (default KGREC_MMR_LAMBDA)
-        exploration_share: 0.1   # carried with the request (for exploration)
+        exploration_share: 0.1   # this variant's share of explored positions (default KGREC_EXPLORATION_SHARE)
 
 Without a file there is one variant, ``default``, with the service's own settings (answers as before).
 
@@ -50,7 +50,11 @@ class Variant(BaseModel):
     )
     mmr_lambda: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False, description="MMR λ of this variant.")
     exploration_share: float | None = Field(
-        None, ge=0.0, le=1.0, allow_inf_nan=False, description="Share of positions explored (carried, not applied)."
+        None,
+        ge=0.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description="Share of positions explored (api/exploration.py); None: KGREC_EXPLORATION_SHARE.",
     )
 
 

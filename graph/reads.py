@@ -231,6 +231,18 @@ def variant_report(driver: Driver, since: int = 0, database: str = "neo4j") -> l
     ]
 
 
+def read_item_exposure(driver: Driver, database: str = "neo4j") -> dict[str, tuple[int, int]]:
+    """Impressions and attributed clicks of every item recorded lists have shown: ``{item_id: (impressions,
+    clicks)}`` (exploration's counts).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("item_exposure"):
+        records, _, _ = driver.execute_query(catalog.ITEM_EXPOSURE, database_=database, routing_="r")
+    return {r["item_id"]: (int(r["impressions"]), int(r["clicks"])) for r in records}
+
+
 __all__ = [
     "Interaction",
     "VariantFigures",
@@ -240,6 +252,7 @@ __all__ = [
     "most_active_users",
     "read_existing_attributes",
     "read_existing_genres",
+    "read_item_exposure",
     "read_item_titles",
     "read_user_preferred_genres",
     "user_context",

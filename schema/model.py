@@ -112,7 +112,19 @@ NODE_PROPERTIES: dict[Label, tuple[str, ...]] = {
     ),  # interactionsRev: bumped by every interaction write that changes something; listsShown: lists recorded
     # hidden, availableFrom, availableUntil (epoch seconds): the run-time catalogue (POST/PATCH /items); an item
     # hidden or outside its availability window is never recommended. addedAt: when the API added it (epoch seconds).
-    Label.ITEM: ("itemId", "title", "year", "imdbId", "hidden", "availableFrom", "availableUntil", "addedAt"),
+    # impressions, clicks: times recorded lists showed the item, and clicks attributed to them (exploration's counts).
+    Label.ITEM: (
+        "itemId",
+        "title",
+        "year",
+        "imdbId",
+        "hidden",
+        "availableFrom",
+        "availableUntil",
+        "addedAt",
+        "impressions",
+        "clicks",
+    ),
     Label.GENRE: ("name",),
     Label.TAG: ("name",),
     Label.PERSON: ("personId", "name"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from neo4j import Driver
 from pydantic import SecretStr
 
 from api.app import create_app
@@ -20,6 +21,7 @@ from api.variants import load_variants
 from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
 from gnn.jobs import RetrainReport, promote, retrain_job
+from graph.reads import read_item_exposure
 from graph.settings import Neo4jSettings
 from schema.errors import ConfigError
 from tests.api.conftest import API_KEY, FAST_LIGHTGCN, graph_only_settings, model_settings
@@ -341,3 +343,70 @@ def test_a_hidden_item_leaves_group_lists(group_client: TestClient, world: Synth
     finally:
         assert group_client.patch(f"/items/{top}", json={"hidden": False}, headers=key).status_code == 200
     assert top in {i["item_id"] for i in _group(group_client, members, "average", k=10)["items"]}
+
+
+# ---- exploration ------------------------------------------------------------------------------------------------
+
+
+def _explored(body: dict) -> list[int]:
+    return [n for n, item in enumerate(body["items"]) if "exploration" in item["sources"]]
+
+
+def test_exploration_fills_its_share_with_unseen_explained_items_below_the_cut(
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], world: SyntheticWorld, neo4j_settings: Neo4jSettings
+) -> None:
+    settings, _, _ = versions
+    plain = create_app(model_settings(settings.artifacts_dir, impressions=False), neo4j_settings)
+    with TestClient(plain) as client:
+        before = client.get("/users/u7/recommendations", params={"k": 10}).json()
+    assert _explored(before) == []
+    app = create_app(
+        model_settings(settings.artifacts_dir, exploration_share=0.2, impressions=False, response_cache_size=0),
+        neo4j_settings,
+    )
+    seen = _touched(world, ["u7"])
+    with TestClient(app) as client:
+        bodies = [client.get("/users/u7/recommendations", params={"k": 10}).json() for _ in range(5)]
+    for body in bodies:
+        assert _explored(body) == [4, 9]  # every fifth position, never the first
+        ids = [i["item_id"] for i in body["items"]]
+        assert len(set(ids)) == 10 and not set(ids) & seen
+        for n in _explored(body):
+            assert body["items"][n]["item_id"] not in {i["item_id"] for i in before["items"]}  # from below the cut
+            assert body["items"][n]["explanations"], "an explored item keeps its explanation paths"
+        kept = [i["item_id"] for n, i in enumerate(body["items"]) if n not in (4, 9)]
+        assert kept == [i["item_id"] for i in before["items"][:8]]  # the ranker's items keep their order
+
+
+def test_a_variants_exploration_share_overrides_the_setting(
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
+    settings, _, _ = versions
+    variants = _variants_file(tmp_path, "salt: s\nvariants:\n  - {name: explore, share: 1.0, exploration_share: 0.5}\n")
+    app = create_app(model_settings(settings.artifacts_dir, variants=variants, impressions=False), neo4j_settings)
+    with TestClient(app) as client:
+        body = client.get("/users/u8/recommendations", params={"k": 6}).json()
+    assert body["variant"] == "explore" and _explored(body) == [1, 3, 5]
+
+
+def test_exploration_learns_from_recorded_impressions_and_attributed_clicks(
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings, driver: Driver
+) -> None:
+    settings, _, _ = versions
+    app = create_app(model_settings(settings.artifacts_dir, exploration_share=0.2), neo4j_settings)
+    with TestClient(app) as client:
+        body = client.get("/users/u9/recommendations", params={"k": 10}).json()
+        recommender = client.app.state.recommender
+        recommender.impressions.flush()
+        item = body["items"][0]["item_id"]
+        before = read_item_exposure(driver)[item]
+        response = client.post(
+            "/feedback",
+            json={"user_id": "u9", "item_id": item, "type": "click", "recommendation_id": body["recommendation_id"]},
+            headers={"X-API-Key": API_KEY},
+        )
+        assert response.status_code == 201 and response.json()["attributed"]
+        after = read_item_exposure(driver)[item]
+        assert after[1] == before[1] + 1 and after[0] >= 1  # the click counted once, on the item it was for
+        shown, clicked, _ = recommender.item_stats.get([item])
+        assert shown[0] >= 1 and clicked[0] >= 1  # this process counted both between reads

@@ -8,10 +8,16 @@ from api.exploration import ItemStats, explore_positions, thompson
 
 @pytest.mark.parametrize(
     ("k", "share", "expected"),
-    [(20, 0.0, []), (20, 0.1, [12, 17]), (10, 0.2, [6, 8]), (1, 0.5, []), (4, 0.9, [1, 2, 3])],
+    [(20, 0.0, []), (20, 0.1, [9, 19]), (10, 0.2, [4, 9]), (1, 0.5, []), (6, 0.5, [1, 3, 5]), (4, 0.9, [1, 2, 3])],
 )
-def test_positions_sit_in_the_lower_half_and_never_first(k, share, expected):
+def test_positions_are_spread_and_never_first(k, share, expected):
     assert explore_positions(k, share) == expected
+
+
+def test_every_prefix_holds_its_share():
+    positions = explore_positions(100, 0.1)
+    for m in (10, 20, 50, 100):
+        assert sum(p < m for p in positions) == m // 10
 
 
 def test_no_share_or_no_candidates_leaves_the_list_alone():
