@@ -74,6 +74,15 @@ class ItemStats:
         return shown, np.minimum(clicked, shown), ctr
 
 
+def draw(items: Sequence[str], stats: ItemStats, rng: np.random.Generator) -> np.ndarray:
+    """One click-through rate per item drawn from its Beta posterior: the catalogue's CTR as a prior worth
+    :data:`PRIOR_IMPRESSIONS` impressions, plus the item's own impressions and clicks."""
+    shown, clicked, ctr = stats.get(items)
+    alpha = PRIOR_IMPRESSIONS * ctr + clicked
+    beta = PRIOR_IMPRESSIONS * (1.0 - ctr) + (shown - clicked)
+    return rng.beta(np.maximum(alpha, 1e-3), np.maximum(beta, 1e-3))
+
+
 def explore_positions(k: int, share: float) -> list[int]:
     """The positions (0-based) exploration fills in a list of ``k``: every ``1/share``-th position (the last of each
     run of ``1/share``), never the first. Every prefix of the list holds its share of explored positions, so a
@@ -115,10 +124,7 @@ def thompson(
     pool = [c for c in dict.fromkeys(candidates) if c not in set(ranked)]
     if not positions or not pool:
         return Explored(list(ranked), [False] * k)
-    shown, clicked, ctr = stats.get(pool)
-    alpha = PRIOR_IMPRESSIONS * ctr + clicked
-    beta = PRIOR_IMPRESSIONS * (1.0 - ctr) + (shown - clicked)
-    draws = rng.beta(np.maximum(alpha, 1e-3), np.maximum(beta, 1e-3))
+    draws = draw(pool, stats, rng)
     chosen = [pool[i] for i in np.argsort(-draws, kind="stable")[: len(positions)]]
     positions = positions[: len(chosen)]
     kept = iter(ranked[: k - len(chosen)])
@@ -134,4 +140,4 @@ def thompson(
     return Explored(items, flags)
 
 
-__all__ = ["PRIOR_IMPRESSIONS", "Explored", "ItemStats", "explore_positions", "thompson"]
+__all__ = ["PRIOR_IMPRESSIONS", "Explored", "ItemStats", "draw", "explore_positions", "thompson"]

@@ -37,7 +37,7 @@ from neo4j import Driver
 from api.cache import Answer, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
-from api.exploration import ItemStats, thompson
+from api.exploration import ItemStats, draw, thompson
 from api.impressions import ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
@@ -52,7 +52,7 @@ from api.ranking import (
     scored_items,
     unseen_ranking,
 )
-from api.schemas import RecommendationsResponse, SimilarItemsResponse
+from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsResponse
 from api.settings import ApiSettings
 from api.variants import Variant, Variants, default_variants
 from graph import recall
@@ -250,6 +250,36 @@ class Recommender:
         rows = [model.item_index[i] for i in out.items]
         return rows, {i for i, flag in zip(out.items, out.explored, strict=True) if flag}
 
+    def _explore_arrivals(
+        self, items: list[RecommendedItem], arrivals: list[Candidate], explain: bool
+    ) -> tuple[list[RecommendedItem], list[Candidate]]:
+        """Let items added through the API (``arrivals``: unknown to the model, from knowledge recall) compete for
+        the explored positions of ``items`` with the items exploration put there, by the same Thompson draws. An
+        arrival that wins takes the position (its recall score as its ``knowledge`` source, its paths saying it is
+        new); the arrivals that do not win are returned for the model's own new-arrival positions."""
+        positions = [n for n, item in enumerate(items) if "exploration" in item.sources]
+        by_id: dict[str, RecommendedItem | Candidate] = {items[n].item_id: items[n] for n in positions}
+        by_id.update({c.item_id: c for c in arrivals if c.item_id not in by_id})
+        pool = list(by_id)
+        order = np.argsort(-draw(pool, self.item_stats, np.random.default_rng()), kind="stable")
+        winners = [pool[i] for i in order[: len(positions)]]
+        top = max(c.score for c in arrivals) or 1.0
+        out = list(items)
+        for n, winner in zip(positions, winners, strict=True):
+            entry = by_id[winner]
+            if isinstance(entry, RecommendedItem):
+                out[n] = entry
+            else:
+                out[n] = RecommendedItem(
+                    item_id=entry.item_id,
+                    title=entry.title,
+                    score=items[n].score,
+                    sources={"knowledge": round(entry.score / top, 4) if top > 0 else 0.0, "exploration": 1.0},
+                    explanations=list(entry.explanations[:MAX_EXPLANATIONS]) if explain else [],
+                )
+        taken = set(winners)
+        return out, [c for c in arrivals if c.item_id not in taken]
+
     def _refresh_item_stats(self) -> None:
         """Re-read every item's impressions and clicks from Neo4j when the last read is older than
         KGREC_EXPLORATION_REFRESH_SECONDS (one request pays for it; the others go on with the counts they have)."""
@@ -422,7 +452,7 @@ class Recommender:
     ) -> tuple[Answer, int] | None:
         """The model path (module docstring): the answer and how many of its items were asked for; None = no
         positives: let the graph path answer. ``context``: the user's context when already read; ``variant``: the
-        user's (its MMR λ and, carried along, its exploration share)."""
+        user's (its model version, MMR λ and exploration share)."""
         variant = variant or self.variant_of(user_id)
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
@@ -497,7 +527,9 @@ class Recommender:
         for item in items:
             if item.item_id in explored:  # flagged among its sources; its explanation paths stay
                 item.sources["exploration"] = 1.0
-        arrivals = self._new_arrivals(model, user_id, added, seen, seeds, explain, filters)
+        arrivals = self._new_arrivals(model, user_id, added, seen, seeds, explain, filters, extra=len(explored))
+        if arrivals and explored:
+            items, arrivals = self._explore_arrivals(items, arrivals, explain)
         if arrivals:
             items = place_arrivals(items, arrivals, k, getattr(model, "cold_slot_every", 0), explain)
         response = RecommendationsResponse(
@@ -516,11 +548,13 @@ class Recommender:
         seeds: list[str],
         explain: bool,
         filters: RecallFilters,
+        extra: int = 0,
     ) -> list[Candidate]:
         """Items added through the API that the model does not know (no retrain since), found by knowledge recall
         from the user's seeds, best first: as many as the model reserves new-arrival positions (none for models
-        without). Neo4j failing here costs only them."""
-        slots = getattr(model, "cold_slots", 0)
+        without) plus ``extra`` (exploration's positions, which they compete for). Neo4j failing here costs only
+        them."""
+        slots = getattr(model, "cold_slots", 0) + extra
         fresh = [i for i in added if i not in model.item_index and i not in seen][:MAX_NEW_ARRIVALS]
         if not slots or not fresh or not seeds:
             return []

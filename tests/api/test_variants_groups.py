@@ -410,3 +410,28 @@ def test_exploration_learns_from_recorded_impressions_and_attributed_clicks(
         assert after[1] == before[1] + 1 and after[0] >= 1  # the click counted once, on the item it was for
         shown, clicked, _ = recommender.item_stats.get([item])
         assert shown[0] >= 1 and clicked[0] >= 1  # this process counted both between reads
+
+
+def test_items_added_through_the_api_compete_for_explored_positions(
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], world: SyntheticWorld, neo4j_settings: Neo4jSettings
+) -> None:
+    settings, _, _ = versions
+    liked = next(r.item_id for r in world.dataset.interactions if r.user_id == "u7" and (r.rating or 0) >= 4)
+    genres = sorted({g.genre for g in world.dataset.genres if g.item_id == liked})
+    app = create_app(
+        model_settings(settings.artifacts_dir, exploration_share=0.5, response_cache_size=0), neo4j_settings
+    )
+    key = {"X-API-Key": API_KEY}
+    with TestClient(app) as client:
+        body = {"item_id": "explore-new-1", "title": "Just Arrived", "genres": genres}
+        assert client.post("/items", json=body, headers=key).status_code == 201
+        try:
+            lists = [client.get("/users/u7/recommendations", params={"k": 6}).json() for _ in range(12)]
+        finally:
+            client.patch("/items/explore-new-1", json={"hidden": True}, headers=key)
+    found = [item for body in lists for item in body["items"] if item["item_id"] == "explore-new-1"]
+    assert found, "the new item never won an explored position in 12 lists"
+    for item in found:
+        assert set(item["sources"]) == {"knowledge", "exploration"} and item["explanations"]
+    for body in lists:
+        assert [n for n, i in enumerate(body["items"]) if "exploration" in i["sources"]] == [1, 3, 5]
