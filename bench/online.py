@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -113,6 +114,7 @@ def train_models(settings) -> tuple[str, str]:  # noqa: ANN001
     from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import retrain_job
 
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # the versions of an earlier run belong to another world
     gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "online_snapshots")
     weak_config = OUT / "online_weak_blend.yaml"
     weak_config.write_text("ranker_features: [pop_global]\n", encoding="utf-8")
