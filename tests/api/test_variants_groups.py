@@ -155,7 +155,9 @@ def group_client(
     versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings
 ) -> Iterator[TestClient]:
     settings, _, _ = versions
-    app = create_app(model_settings(settings.artifacts_dir, mmr_lambda=1.0, read_rate=0, miss_cost_rate=0), neo4j_settings)
+    app = create_app(
+        model_settings(settings.artifacts_dir, mmr_lambda=1.0, read_rate=0, miss_cost_rate=0), neo4j_settings
+    )
     with TestClient(app) as client:
         yield client
 
