@@ -99,36 +99,24 @@ def explore_positions(k: int, share: float) -> list[int]:
         j += 1
 
 
-def thompson(
-    ranked: Sequence[str],
-    candidates: Sequence[str],
-    stats: ItemStats,
-    share: float,
-    rng: np.random.Generator,
-) -> Explored:
-    """Give ``share`` of ``ranked``'s positions to ``candidates`` picked by Thompson sampling.
+def sample_order(
+    candidates: Sequence[str], ranked: Sequence[str], stats: ItemStats, rng: np.random.Generator
+) -> list[str]:
+    """``candidates`` not in ``ranked`` (duplicates once), ordered by one Thompson draw each, best first."""
+    taken = set(ranked)
+    pool = [c for c in dict.fromkeys(candidates) if c not in taken]
+    if not pool:
+        return []
+    return [pool[i] for i in np.argsort(-draw(pool, stats, rng), kind="stable")]
 
-    Args:
-        ranked: The list as the ranker made it, best first (its length is the list's length).
-        candidates: Items below the cut, best first (unseen, allowed, not in ``ranked``).
-        stats: Impressions and clicks per item.
-        share: Share of positions to explore, in [0, 1).
-        rng: The random source of the draws.
 
-    Returns:
-        The list with the explored positions filled; the items they displace drop off its end, so the ranker's
-        items keep their relative order.
-    """
+def place(ranked: Sequence[str], chosen: Sequence[str], share: float) -> Explored:
+    """``ranked`` with its explored positions (:func:`explore_positions`) given to ``chosen`` in order; the items
+    they displace drop off its end, so the ranker's items keep their relative order."""
     k = len(ranked)
-    positions = explore_positions(k, share)
-    pool = [c for c in dict.fromkeys(candidates) if c not in set(ranked)]
-    if not positions or not pool:
-        return Explored(list(ranked), [False] * k)
-    draws = draw(pool, stats, rng)
-    chosen = [pool[i] for i in np.argsort(-draws, kind="stable")[: len(positions)]]
-    positions = positions[: len(chosen)]
-    kept = iter(ranked[: k - len(chosen)])
-    explored_at = dict(zip(positions, chosen, strict=True))
+    positions = explore_positions(k, share)[: len(chosen)]
+    explored_at = dict(zip(positions, chosen[: len(positions)], strict=True))
+    kept = iter(ranked[: k - len(explored_at)])
     items, flags = [], []
     for p in range(k):
         if p in explored_at:
@@ -140,4 +128,35 @@ def thompson(
     return Explored(items, flags)
 
 
-__all__ = ["PRIOR_IMPRESSIONS", "Explored", "ItemStats", "draw", "explore_positions", "thompson"]
+def thompson(
+    ranked: Sequence[str],
+    candidates: Sequence[str],
+    stats: ItemStats,
+    share: float,
+    rng: np.random.Generator,
+) -> Explored:
+    """Give ``share`` of ``ranked``'s positions to ``candidates`` picked by Thompson sampling
+    (:func:`sample_order`, then :func:`place`).
+
+    Args:
+        ranked: The list as the ranker made it, best first (its length is the list's length).
+        candidates: Items below the cut, best first (unseen, allowed, not in ``ranked``).
+        stats: Impressions and clicks per item.
+        share: Share of positions to explore, in [0, 1).
+        rng: The random source of the draws.
+    """
+    if not explore_positions(len(ranked), share):
+        return Explored(list(ranked), [False] * len(ranked))
+    return place(ranked, sample_order(candidates, ranked, stats, rng), share)
+
+
+__all__ = [
+    "PRIOR_IMPRESSIONS",
+    "Explored",
+    "ItemStats",
+    "draw",
+    "explore_positions",
+    "place",
+    "sample_order",
+    "thompson",
+]

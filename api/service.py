@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import TypedDict, TypeVar, Unpack
 
@@ -37,7 +37,7 @@ from neo4j import Driver
 from api.cache import Answer, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
-from api.exploration import ItemStats, draw, thompson
+from api.exploration import ItemStats, draw, explore_positions, place, sample_order
 from api.impressions import ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
@@ -235,18 +235,35 @@ class Recommender:
         own = variant.exploration_share
         return self.settings.exploration_share if own is None else own
 
-    def _explore(
-        self, model: ServingModel, picked: list[int], candidates: Sequence[int], share: float
-    ) -> tuple[list[int], set[str]]:
-        """Give ``share`` of ``picked``'s positions to ``candidates`` (rows below the cut, best first) by Thompson
-        sampling over their impressions and clicks (:func:`api.exploration.thompson`). Returns the rows to show and
-        the ids of the explored items."""
-        if share <= 0 or not picked:
-            return picked, set()
+    def _explore_order(
+        self, model: ServingModel, picked: Sequence[int], candidates: Sequence[int], share: float
+    ) -> list[str]:
+        """The candidates for ``picked``'s explored positions (``candidates``: rows below the cut, best first), in
+        the order of one Thompson draw each over their impressions and clicks, three per position (so that the ones
+        the graph cannot explain can be passed over); none when ``share`` gives no position."""
+        positions = explore_positions(len(picked), share)
+        if not positions:
+            return []
         self._refresh_item_stats()
         taken = set(picked)
         pool = [model.item_ids[r] for r in candidates if r not in taken][: 4 * len(picked)]
-        out = thompson([model.item_ids[r] for r in picked], pool, self.item_stats, share, np.random.default_rng())
+        ids = [model.item_ids[r] for r in picked]
+        return sample_order(pool, ids, self.item_stats, np.random.default_rng())[: 3 * len(positions)]
+
+    def _explore(
+        self,
+        model: ServingModel,
+        picked: list[int],
+        order: Sequence[str],
+        share: float,
+        explained: Mapping[str, ExplainedItem],
+        explain: bool,
+    ) -> tuple[list[int], set[str]]:
+        """``picked`` with its explored positions given to the first items of ``order`` (:meth:`_explore_order`)
+        that ``explained`` holds, with at least one path when ``explain`` (an explored item is explained like any
+        other). Returns the rows to show and the ids of the explored items."""
+        fit = [i for i in order if i in explained and (not explain or explained[i].explanations)]
+        out = place([model.item_ids[r] for r in picked], fit, share)
         rows = [model.item_index[i] for i in out.items]
         return rows, {i for i, flag in zip(out.items, out.explored, strict=True) if flag}
 
@@ -521,7 +538,8 @@ class Recommender:
             survivors.update(arrivals)
             allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
             picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, allowed))
-            picked, explored = self._explore(model, picked, pool, share)
+            order = self._explore_order(model, picked, pool, share) if share > 0 else []
+            picked, explored = self._explore(model, picked, order, share, survivors, explain)
             explained = survivors
         items = scored_items(model, scores, picked, explained, explain)
         for item in items:
@@ -643,15 +661,18 @@ class Recommender:
             asked.update([i for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)])
             arrivals = [i for i in cold if i in asked and (allowed is None or allowed[i])]
         picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, arrivals))
-        explored: set[str] = set()
+        order: list[str] = []
         if share > 0:  # candidates just below the cut: the ranking's next rows that pass the filters
             below = [i for i in ranked[: 5 * k + want] if allowed is None or allowed[i]]
-            picked, explored = self._explore(model, picked, below, share)
+            order = self._explore_order(model, picked, below, share)[: max(MAX_EXPLAIN_ITEMS - len(picked), 0)]
         ids = [model.item_ids[i] for i in picked]
-        explained = self._explain(user_id, ids, explain, filters, seeds)
-        if len(explained) < len(ids):
+        explained = self._explain(user_id, ids + order, explain, filters, seeds)  # still one query
+        if any(i not in explained for i in ids):
             self.metrics.explain_fallbacks.inc()
             return None
+        explored: set[str] = set()
+        if order:
+            picked, explored = self._explore(model, picked, order, share, explained, explain)
         return picked, explained, explored
 
     def _explain(
