@@ -190,9 +190,14 @@ class ApiSettings(BaseSettings):
     impressions_queue: int = Field(
         10_000, ge=1, description="Served lists waiting to be written; one more is dropped (counted), never waited for."
     )
-    impressions_batch: int = Field(500, ge=1, le=10_000, description="Served lists written per transaction.")
+    impressions_batch: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="Served lists written per transaction (small transactions interleave with reads: fewer stalls).",
+    )
     impressions_flush_seconds: float = Field(
-        1.0, gt=0, le=60, description="Longest a served list waits before it is written (what a crash can lose)."
+        0.1, gt=0, le=60, description="Longest a served list waits before it is written (what a crash can lose)."
     )
     feedback_kinds: Path | None = Field(
         None,
