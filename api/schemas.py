@@ -181,7 +181,8 @@ class GroupRecommendationsResponse(BaseModel):
     )
     items: list[GroupItem]
     variant: str = Field(
-        "default", description="The A/B variant that answered: assigned by a stable hash of the sorted member ids."
+        DEFAULT_VARIANT,
+        description="The A/B variant that answered: assigned by a stable hash of the sorted member ids.",
     )
 
 

@@ -131,17 +131,6 @@ def item_exists(driver: Driver, item_id: str, database: str = "neo4j") -> bool:
     return bool(run_read("item_exists", catalog.ITEM_EXISTS, {"itemId": item_id}, driver, database)[0][0]["exists"])
 
 
-def interaction_targets(driver: Driver, user_id: str, item_id: str, database: str = "neo4j") -> tuple[bool, bool]:
-    """Whether the item and the user of an interaction exist, in one round trip: ``(item_exists, user_exists)``.
-
-    Raises:
-        DatabaseUnavailableError: Neo4j is unreachable.
-    """
-    params = {"userId": user_id, "itemId": item_id}
-    [record] = run_read("interaction_targets", catalog.INTERACTION_TARGETS, params, driver, database)[0]
-    return bool(record["item_exists"]), bool(record["user_exists"])
-
-
 def most_active_users(driver: Driver, limit: int, database: str = "neo4j") -> list[str]:
     """The ``limit`` users with the most interactions, most first (ties by user id).
 
@@ -247,7 +236,6 @@ __all__ = [
     "Interaction",
     "VariantFigures",
     "UserContext",
-    "interaction_targets",
     "item_exists",
     "most_active_users",
     "read_existing_attributes",

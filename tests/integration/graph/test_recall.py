@@ -451,10 +451,6 @@ def test_user_and_item_exist(load: Loader) -> None:
     driver = load("shared_actor")
     assert reads.user_exists(driver, "42") and not reads.user_exists(driver, "43")
     assert reads.item_exists(driver, "1") and not reads.item_exists(driver, "7")
-    assert reads.interaction_targets(driver, "42", "1") == (True, True)
-    assert reads.interaction_targets(driver, "43", "1") == (True, False)
-    assert reads.interaction_targets(driver, "42", "7") == (False, True)
-    assert reads.interaction_targets(driver, "43", "7") == (False, False)
 
 
 def test_on_timing_receives_each_query_time(load: Loader) -> None:
