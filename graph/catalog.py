@@ -78,3 +78,36 @@ FEEDBACK_PAIR = _load("feedback_pair")
 ATTRIBUTE_FEEDBACK = _load("attribute_feedback")
 VARIANT_REPORT = _load("variant_report")
 ITEM_EXPOSURE = _load("item_exposure")
+
+
+#: The statements that write; every other one only reads. A write runs in a write transaction (``execute_write``,
+#: ``routing_="w"``, a WRITE session), a read in a read transaction (``execute_read``, ``routing_="r"``, a READ
+#: session), so that through a ``neo4j://`` URI a cluster sends reads to its secondaries and writes to the leader.
+#: tests/integration/graph/test_access_modes.py checks this set against Neo4j's own query type, and every test checks
+#: each catalogued statement it runs against it (tests/access_modes.py).
+WRITES: frozenset[str] = frozenset(
+    {
+        "ATTRIBUTE_FEEDBACK",
+        "CLEAR_STALE_EMBEDDINGS",
+        "CREATE_ITEM",
+        "CREATE_USER",
+        "DELETE_USERS",
+        "FEEDBACK_PAIR",
+        "RECORD_IMPRESSIONS",
+        "UPDATE_ITEM",
+        "UPSERT_ACTED_IN",
+        "UPSERT_DIRECTED",
+        "UPSERT_FOLLOWS",
+        "UPSERT_INTERACTION_GROUPS",
+        "UPSERT_INTERACTIONS",
+        "UPSERT_ITEM_ATTRIBUTES",
+        "UPSERT_ITEM_GENRES",
+        "UPSERT_ITEM_TAGS",
+        "UPSERT_ITEMS",
+        "UPSERT_USER_ATTRIBUTES",
+        "UPSERT_USERS",
+        "WIPE_GRAPH",
+        "WRITE_ITEM_EMBEDDINGS",
+        "WRITE_USER_EMBEDDINGS",
+    }
+)

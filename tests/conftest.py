@@ -25,6 +25,7 @@ from graph.settings import Neo4jSettings, get_neo4j_settings
 from graph.writers import wipe_graph
 from schema.ddl import apply_schema
 from schema.errors import KgrecError
+from tests.fixtures.access_modes import AccessModes
 
 ROOT = Path(__file__).parents[1]
 #: The real datasets (never copied into the project): KGREC_DATASETS, by default the datasets folder beside it.
@@ -68,6 +69,30 @@ def neo4j_settings() -> Iterator[Neo4jSettings]:
     yield settings
     if not was_running:
         launcher.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def access_modes() -> Iterator[AccessModes]:
+    """The access mode of every catalogued statement the session runs (:mod:`tests.fixtures.access_modes`)."""
+    spy = AccessModes()
+    with spy.install():
+        yield spy
+
+
+@pytest.fixture(autouse=True)
+def reads_in_read_transactions(access_modes: AccessModes) -> Iterator[None]:
+    """Fail a test that ran a catalogued read in a write transaction or a write in a read one: a cluster behind a
+    ``neo4j://`` URI routes by that mode (graph/catalog.py's ``WRITES``)."""
+    since = access_modes.mark()
+    yield
+    wrong = access_modes.wrong(since)
+    access_modes.forget(since)
+    if wrong:
+        pytest.fail(
+            "catalogued statements ran in the wrong access mode (reads need execute_read / routing_='r' / a READ "
+            f"session, writes execute_write / routing_='w'; graph/catalog.py WRITES lists the writes): {', '.join(wrong)}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
