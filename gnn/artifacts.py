@@ -336,7 +336,8 @@ class ItemCatalog:
 
 def read_files(directory: Path, kind: str, *names: str) -> list[Any]:
     """The files ``names`` of a saved directory, in order: ``.json`` parsed, ``.pt`` loaded by ``torch.load``
-    (tensors only), ``.npz`` as a dict of arrays.
+    (tensors only, onto the CPU whatever device they were saved from: a model trained with ``--device cuda`` is
+    served on a machine without one), ``.npz`` as a dict of arrays.
 
     Args:
         directory: The directory.
@@ -351,7 +352,7 @@ def read_files(directory: Path, kind: str, *names: str) -> list[Any]:
         for name in names:
             file = directory / name
             if name.endswith(".pt"):
-                out.append(torch.load(file, weights_only=True))
+                out.append(torch.load(file, map_location="cpu", weights_only=True))
             elif name.endswith(".npz"):
                 out.append(dict(np.load(file)))
             else:

@@ -250,13 +250,13 @@ def embedding_score_fn(user_emb: Tensor, item_emb: Tensor, unknown_items: Tensor
     Args:
         user_emb: ``[num_users, d]``.
         item_emb: ``[num_items, d]`` (on the device of ``user_emb``).
-        unknown_items: ``[num_items]`` bool, items that score ``-inf`` (cannot be recommended).
+        unknown_items: ``[num_items]`` bool, items that score ``-inf`` (cannot be recommended), on any device.
     """
 
     def score(users: Tensor) -> Tensor:
         out = user_emb[users.to(user_emb.device)] @ item_emb.T
         if unknown_items is not None:
-            out[:, unknown_items] = -torch.inf
+            out[:, unknown_items.to(out.device)] = -torch.inf  # the mask is built on the CPU
         return out
 
     return score
