@@ -1,8 +1,29 @@
-"""Prometheus metrics of one app instance (own registry, so several apps can live in one process)."""
+"""Prometheus metrics of one app instance (own registry, so several apps can live in one process).
+
+With several worker processes behind one port (``kgrec serve --workers N``), each process counts in files under
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, which ``kgrec serve`` sets up), and ``/metrics``
+answers the sum over every worker, whichever one a scrape reaches (:func:`exposition`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+#: Set (to a directory shared by the workers) when several processes serve behind one port.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text of ``/metrics``: ``registry``'s metrics, or, in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``
+    set), every worker's summed (gauges: the live workers' sum)."""
+    if os.environ.get(MULTIPROC_ENV):
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+    return generate_latest(registry)
+
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
 
@@ -39,7 +60,10 @@ class Metrics:
             registry=self.registry,
         )
         self.cache_entries = Gauge(
-            "kgrec_response_cache_entries", "Answers held by the model-path cache.", registry=self.registry
+            "kgrec_response_cache_entries",
+            "Answers held by the model-path cache (every worker's).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.explain_fallbacks = Counter(
             "kgrec_explain_fallbacks",

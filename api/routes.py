@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import (
     DriverDep,
@@ -22,6 +22,7 @@ from api.deps import (
 )
 from api.feedback import record_feedback
 from api.groups import recommend_group
+from api.metrics import exposition
 from api.schemas import (
     ErrorBody,
     FeedbackIn,
@@ -360,7 +361,7 @@ def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
         )
     try:
         driver.verify_connectivity()
-        driver.execute_query("RETURN 1", database_=recommender.database)
+        driver.execute_query("RETURN 1", database_=recommender.database, routing_="r")  # any cluster member
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is logged, not answered
         log.warning("not ready: %s", reason(exc)[:500])
         body = Ready(status="unavailable", neo4j="unreachable", detail="Neo4j is unreachable")
@@ -368,9 +369,15 @@ def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
     return JSONResponse(Ready(status="ready", neo4j="ok").model_dump())
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Counters and histograms of the service; with several worker processes (`kgrec serve --workers`), "
+    "the sum over all of them.",
+    response_class=Response,
+)
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 router.include_router(reads)

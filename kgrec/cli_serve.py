@@ -6,6 +6,12 @@ synthetic world, trains and promotes the blend, shows explained recommendations 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -76,7 +82,14 @@ def demo(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: KGREC_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: KGREC_PORT or 8000).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Uvicorn worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes behind the one port (uvicorn workers), each with its own model copy and answer "
+            "cache; /metrics sums them all. See docs/scaling.md.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -95,16 +108,40 @@ def serve(
         raise fail(exc) from exc
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-        log_config=_serve_log_config(),
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+            log_config=_serve_log_config(),
+        )
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers to count in (one of your own is
+    emptied first; else a temporary one, removed at the end), so that /metrics sums every worker."""
+    from api.metrics import MULTIPROC_ENV
+
+    if workers <= 1:
+        yield
+        return
+    own = os.environ.get(MULTIPROC_ENV)
+    directory = Path(own) if own else Path(tempfile.mkdtemp(prefix="kgrec-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # counts of an earlier run would be added to this one's
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)  # inherited by the workers, read when they import prometheus_client
+    try:
+        yield
+    finally:
+        if not own:
+            shutil.rmtree(directory, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _serve_log_config() -> dict:

@@ -1,0 +1,46 @@
+"""/metrics with several worker processes: each counts in PROMETHEUS_MULTIPROC_DIR, and any of them answers the sum."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kgrec.cli_serve import _shared_metrics
+
+ROOT = Path(__file__).parents[3]
+COUNT = "from api.metrics import Metrics; Metrics().cache.labels('hit').inc({n})"
+SHOW = (
+    "import sys; from api.metrics import Metrics, exposition; sys.stdout.write(exposition(Metrics().registry).decode())"
+)
+
+
+def _python(code: str, env: dict[str, str]) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_metrics_are_summed_over_worker_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for n in (2, 3):  # two workers, each counting its own hits
+        _python(COUNT.format(n=n), env)
+    assert 'kgrec_response_cache_total{outcome="hit"} 5.0' in _python(SHOW, env)
+    single = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    assert 'kgrec_response_cache_total{outcome="hit"}' not in _python(SHOW, single)  # one process: its own only
+
+
+def test_serve_gives_several_workers_a_fresh_shared_directory(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with _shared_metrics(1):
+        assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    with _shared_metrics(2):
+        made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        assert made.is_dir()
+    assert not made.exists() and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    (tmp_path / "counter_123.db").write_bytes(b"old")  # a directory of the operator's own: emptied, kept
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with _shared_metrics(4):
+        assert not list(tmp_path.glob("*.db"))
+    assert tmp_path.is_dir()
