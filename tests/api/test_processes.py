@@ -1,0 +1,139 @@
+"""Several API processes against one Neo4j (two app instances here, as `kgrec serve --workers 2` runs two): each keeps
+its own answer cache and catalogue, and what one process writes reaches the others' answers.
+
+- An interaction written through one process changes the user's fingerprint in the graph, which every process reads
+  before a cache lookup: the other process's cached answer is not served again.
+- A hide through one process reaches the other's cached answers at its next catalogue read (every
+  ``KGREC_CATALOGUE_REFRESH_SECONDS``): the catalogue revision is part of the cache key.
+- Both processes record impressions of the same users at once; none is lost (the counters are incremented under
+  Neo4j's locks; transactions that deadlock are retried).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from neo4j import Driver
+
+from api.app import create_app
+from etl.synthetic import SyntheticWorld
+from gnn.config import GnnSettings
+from gnn.jobs import retrain_job
+from graph.settings import Neo4jSettings
+from tests.api.conftest import API_KEY, FAST_LIGHTGCN, model_settings
+
+KEY = {"X-API-Key": API_KEY}
+
+
+@pytest.fixture(scope="module")
+def artifacts(world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("processes")
+    settings = GnnSettings(artifacts_dir=root / "artifacts", snapshots_dir=root / "snapshots")
+    assert retrain_job(neo4j_settings, settings, FAST_LIGHTGCN, publish=False).promoted
+    return settings.artifacts_dir
+
+
+@pytest.fixture
+def two_processes(artifacts: Path, neo4j_settings: Neo4jSettings) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two app instances over the same model and Neo4j; the second never re-reads the catalogue by itself."""
+    settings = model_settings(artifacts, impressions=False)
+    with (
+        TestClient(create_app(settings, neo4j_settings)) as one,
+        TestClient(create_app(settings.model_copy(update={"catalogue_refresh_seconds": 0}), neo4j_settings)) as two,
+    ):
+        yield one, two
+
+
+def _ids(client: TestClient, user: str, k: int = 10) -> list[str]:
+    response = client.get(f"/users/{user}/recommendations", params={"k": k})
+    assert response.status_code == 200, response.text
+    return [item["item_id"] for item in response.json()["items"]]
+
+
+def _cache(client: TestClient, outcome: str) -> float:
+    found = re.search(rf'kgrec_response_cache_total{{outcome="{outcome}"}} (\S+)', client.get("/metrics").text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_an_interaction_through_one_process_is_reflected_by_the_others_cache(
+    two_processes: tuple[TestClient, TestClient], driver: Driver
+) -> None:
+    one, two = two_processes
+    user = "u6"
+    first = _ids(two, user)
+    hits = _cache(two, "hit")
+    assert _ids(two, user) == first and _cache(two, "hit") == hits + 1  # held by `two`
+    posted = one.post("/interactions", json={"user_id": user, "item_id": first[0], "rating": 5.0}, headers=KEY)
+    assert posted.status_code in (200, 201), posted.text
+    misses = _cache(two, "miss")
+    after = _ids(two, user)
+    assert first[0] not in after and len(after) == 10  # the item the user just rated is never recommended again
+    assert _cache(two, "miss") == misses + 1 and _cache(two, "hit") == hits + 1  # recomputed, not served stale
+    driver.execute_query("MATCH (:User {userId: $u})-[r:INTERACTED]->(:Item {itemId: $i}) DELETE r", u=user, i=first[0])
+
+
+def test_a_hide_through_one_process_leaves_the_others_cached_answers_at_its_next_catalogue_read(
+    two_processes: tuple[TestClient, TestClient],
+) -> None:
+    one, two = two_processes
+    user = "u8"
+    top = _ids(two, user)  # cached in `two`
+    try:
+        assert one.patch(f"/items/{top[0]}", json={"hidden": True}, headers=KEY).status_code == 200
+        two.app.state.recommender.catalogue.refresh()  # what its timer does every KGREC_CATALOGUE_REFRESH_SECONDS
+        misses = _cache(two, "miss")
+        after = _ids(two, user)
+        assert top[0] not in after and len(after) == 10 and after[:9] == top[1:]
+        assert _cache(two, "miss") == misses + 1  # a new catalogue revision: a new key, not the cached list
+    finally:
+        assert one.patch(f"/items/{top[0]}", json={"hidden": False}, headers=KEY).status_code == 200
+
+
+def test_impressions_recorded_by_two_processes_at_once_are_all_kept(
+    artifacts: Path, neo4j_settings: Neo4jSettings, driver: Driver
+) -> None:
+    users = ["u30", "u31", "u32"]
+    rounds = 12
+    driver.execute_query(
+        "MATCH (u:User) WHERE u.userId IN $users SET u.listsShown = 0 WITH u MATCH (u)-[s:SHOWN]->() DELETE s",
+        users=users,
+    )
+    driver.execute_query("MATCH (r:Recommendation) WHERE r.userId IN $users DELETE r", users=users)
+    # no answer cache and small, frequent batches: every request is a list, and the writers overlap
+    settings = model_settings(artifacts, response_cache_seconds=0, impressions_batch=2, impressions_flush_seconds=0.01)
+    served: list[str] = []
+    lock = threading.Lock()
+
+    def serve(client: TestClient) -> None:
+        for _ in range(rounds):
+            for user in users:
+                body = client.get(f"/users/{user}/recommendations", params={"k": 5}).json()
+                with lock:
+                    served.append(body["recommendation_id"])
+
+    with (
+        TestClient(create_app(settings, neo4j_settings)) as one,
+        TestClient(create_app(settings, neo4j_settings)) as two,
+    ):
+        threads = [threading.Thread(target=serve, args=(c,)) for c in (one, two)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    # both apps have stopped: their queues are written
+    assert len(served) == 2 * rounds * len(users)
+    records, _, _ = driver.execute_query(
+        "MATCH (r:Recommendation) WHERE r.userId IN $users RETURN collect(r.recommendationId) AS ids", users=users
+    )
+    assert sorted(records[0]["ids"]) == sorted(served)
+    records, _, _ = driver.execute_query(
+        "MATCH (u:User) WHERE u.userId IN $users OPTIONAL MATCH (u)-[s:SHOWN]->() WITH u, sum(s.count) AS shown "
+        "RETURN sum(u.listsShown) AS lists, sum(shown) AS shown",
+        users=users,
+    )
+    assert records[0]["lists"] == len(served) and records[0]["shown"] == 5 * len(served)
