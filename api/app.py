@@ -47,6 +47,7 @@ from api.routes import SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
 from api.variants import Variants, load_variants
+from api.workers import mark_when_warmed
 from api.writes import InteractionWriter
 from gnn.serving import find_version, limit_scoring_threads
 from graph.settings import Neo4jSettings, get_neo4j_settings
@@ -308,6 +309,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         on_reload(True)  # warm for whichever path serves: the model's, or graph recall's when there is none
         if not warmers:
             recommender.warmed.set()  # nothing to warm: /ready needs only Neo4j
+        warmed_mark = mark_when_warmed(recommender.warmed, stop_warming)  # several workers: /ready waits for all
         watcher = None
         if models is not None and api_settings.model_watch_seconds > 0:
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
@@ -316,6 +318,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             yield
         finally:
             stop_warming.set()
+            if warmed_mark is not None:
+                warmed_mark.unlink(missing_ok=True)
             for thread in warmers:
                 thread.join(timeout=30)  # the driver closes below: let a warming request finish first
             if watcher is not None:

@@ -41,6 +41,7 @@ from api.schemas import (
     ValidationErrorBody,
 )
 from api.service import MAX_ID_LENGTH, SOURCES
+from api.workers import workers_warmed
 from api.writes import onboard_user, record_interaction
 from graph.errors import reason
 from graph.recall import RecallFilters
@@ -353,9 +354,14 @@ def health(recommender: RecommenderDep) -> Health:
 )
 def ready(driver: DriverDep, recommender: RecommenderDep) -> Response:
     """200 once the service can answer at its usual speed: the model loaded (before the server accepts requests),
-    the first warming of the answer cache over (KGREC_CACHE_WARM_USERS) and Neo4j reachable; else 503."""
-    if not recommender.warmed.is_set():
-        body = Ready(status="warming", neo4j="unknown", detail="warming the answer cache (KGREC_CACHE_WARM_USERS)")
+    the first warming of the answer cache over (KGREC_CACHE_WARM_USERS) and Neo4j reachable; else 503. With several
+    worker processes (`kgrec serve --workers N`), every worker's first warming."""
+    warmed = workers_warmed()  # (warmed, workers) of the processes behind this port; None: this one alone
+    if not recommender.warmed.is_set() or (warmed is not None and warmed[0] < warmed[1]):
+        detail = "warming the answer cache (KGREC_CACHE_WARM_USERS)"
+        if warmed is not None:
+            detail += f": {warmed[0]} of {warmed[1]} workers warmed"
+        body = Ready(status="warming", neo4j="unknown", detail=detail)
         return JSONResponse(
             body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
         )

@@ -123,25 +123,29 @@ def serve(
 
 @contextmanager
 def _shared_metrics(workers: int) -> Iterator[None]:
-    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers to count in (one of your own is
-    emptied first; else a temporary one, removed at the end), so that /metrics sums every worker."""
+    """With several workers, a fresh directory they share: ``PROMETHEUS_MULTIPROC_DIR`` to count in (one of your own
+    is emptied first), so that /metrics sums every worker, and the marks of the warmed workers, so that /ready waits
+    for all of them (:mod:`api.workers`); removed at the end."""
     from api.metrics import MULTIPROC_ENV
+    from api.workers import WORKERS_DIR_ENV, WORKERS_ENV
 
     if workers <= 1:
         yield
         return
+    shared = Path(tempfile.mkdtemp(prefix="kgrec-workers-"))
     own = os.environ.get(MULTIPROC_ENV)
-    directory = Path(own) if own else Path(tempfile.mkdtemp(prefix="kgrec-metrics-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):  # counts of an earlier run would be added to this one's
+    metrics = Path(own) if own else shared / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    for stale in metrics.glob("*.db"):  # counts of an earlier run would be added to this one's
         stale.unlink()
-    os.environ[MULTIPROC_ENV] = str(directory)  # inherited by the workers, read when they import prometheus_client
+    added = {MULTIPROC_ENV: str(metrics), WORKERS_DIR_ENV: str(shared), WORKERS_ENV: str(workers)}
+    os.environ.update(added)  # inherited by the workers (prometheus_client reads its variable when imported)
     try:
         yield
     finally:
-        if not own:
-            shutil.rmtree(directory, ignore_errors=True)
-            os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(shared, ignore_errors=True)
+        for name in added if not own else (WORKERS_DIR_ENV, WORKERS_ENV):
+            os.environ.pop(name, None)
 
 
 def _serve_log_config() -> dict:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from neo4j import Driver
@@ -137,3 +139,30 @@ def test_impressions_recorded_by_two_processes_at_once_are_all_kept(
         users=users,
     )
     assert records[0]["lists"] == len(served) and records[0]["shown"] == 5 * len(served)
+
+
+def test_ready_waits_for_every_worker_behind_the_port(
+    artifacts: Path, neo4j_settings: Neo4jSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As under `kgrec serve --workers 2`: /ready is 200 only when both workers are warm, whichever one answers."""
+    monkeypatch.setenv("KGREC_SERVE_WORKERS_DIR", str(tmp_path))
+    monkeypatch.setenv("KGREC_SERVE_WORKERS", "2")
+    (tmp_path / "warmed-999999999-dead").touch()  # a worker that died: not counted
+    settings = model_settings(artifacts, impressions=False)
+    with TestClient(create_app(settings, neo4j_settings)) as one:
+        waiting = _ready(one, until=lambda r: "1 of 2" in r.text)
+        assert waiting.status_code == 503 and waiting.headers["Retry-After"] == "1"
+        with TestClient(create_app(settings, neo4j_settings)) as two:
+            assert _ready(one, until=lambda r: r.status_code == 200).json()["status"] == "ready"
+            assert _ready(two, until=lambda r: r.status_code == 200).status_code == 200
+        assert _ready(one, until=lambda r: r.status_code == 503).json()["detail"].endswith("1 of 2 workers warmed")
+
+
+def _ready(client: TestClient, until: Callable[[httpx.Response], bool]) -> httpx.Response:
+    """GET /ready until ``until`` holds (the warmed mark is left by a thread of the worker), at most 200 times."""
+    for _ in range(200):
+        response = client.get("/ready")
+        if until(response):
+            return response
+        time.sleep(0.05)
+    return response

@@ -32,15 +32,17 @@ def test_metrics_are_summed_over_worker_processes(tmp_path: Path) -> None:
 
 
 def test_serve_gives_several_workers_a_fresh_shared_directory(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    names = ("PROMETHEUS_MULTIPROC_DIR", "KGREC_SERVE_WORKERS_DIR", "KGREC_SERVE_WORKERS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
     with _shared_metrics(1):
-        assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+        assert not set(names) & set(os.environ)
     with _shared_metrics(2):
-        made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-        assert made.is_dir()
-    assert not made.exists() and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+        made = Path(os.environ["KGREC_SERVE_WORKERS_DIR"])
+        assert Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).is_dir() and os.environ["KGREC_SERVE_WORKERS"] == "2"
+    assert not made.exists() and not set(names) & set(os.environ)
     (tmp_path / "counter_123.db").write_bytes(b"old")  # a directory of the operator's own: emptied, kept
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     with _shared_metrics(4):
-        assert not list(tmp_path.glob("*.db"))
-    assert tmp_path.is_dir()
+        assert not list(tmp_path.glob("*.db")) and os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    assert tmp_path.is_dir() and os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
