@@ -332,6 +332,8 @@ def post_user(body: NewUserIn, driver: DriverDep, recommender: RecommenderDep) -
     response_model=ModelInfo,
     responses={409: {"model": ErrorBody, "description": "No model is served"}, **_KEY_ERRORS, **_BODY_ERRORS},
     summary="Load the newly promoted model now (requests keep being served during the swap)",
+    description="Reloads the process that answers; with several worker processes the others load it at their next "
+    "look for a new model (KGREC_MODEL_WATCH_SECONDS).",
 )
 def reload_model(recommender: RecommenderDep) -> ModelInfo:
     if recommender.models is None:
