@@ -79,6 +79,10 @@ def demo(
     serve(host=None, port=None, workers=1)
 
 
+#: How long a worker process may take to answer the parent's health ping (``kgrec serve --workers``).
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: KGREC_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: KGREC_PORT or 8000).")] = None,
@@ -118,6 +122,9 @@ def serve(
             log_level="info",
             access_log=False,
             log_config=_serve_log_config(),
+            # a worker answers the parent's health pings only once its imports (torch) let it; on a busy machine that
+            # takes longer than uvicorn's default 5 s, and the parent would kill and restart it again and again
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
 
 

@@ -46,3 +46,21 @@ def test_serve_gives_several_workers_a_fresh_shared_directory(tmp_path: Path, mo
     with _shared_metrics(4):
         assert not list(tmp_path.glob("*.db")) and os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
     assert tmp_path.is_dir() and os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+
+
+def test_serve_gives_workers_time_to_start_on_a_busy_machine(monkeypatch) -> None:  # noqa: ANN001
+    """uvicorn kills a worker that does not answer its health ping within the timeout (5 s by default); a worker busy
+    importing torch on a loaded machine takes longer, and was killed and restarted again and again."""
+    import uvicorn
+
+    from kgrec import cli_serve
+
+    seen: dict = {}
+
+    def run(app: str, **kwargs: object) -> None:
+        seen.update(kwargs, multiproc=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(uvicorn, "run", run)
+    cli_serve.serve(host="127.0.0.1", port=18999, workers=2)
+    assert seen["workers"] == 2 and seen["timeout_worker_healthcheck"] >= 60 and seen["multiproc"]
