@@ -449,7 +449,7 @@ def main() -> None:
                 },
                 "api_load_server_nocache.log",
                 workers=args.api_workers,
-                timeout=60.0,
+                timeout=300.0,  # several workers each import torch and load the model: minutes on a busy machine
             )
             asyncio.run(closed_loop(users, 2, 5.0, seed=98))  # warm the JIT of Neo4j's query plans
             before = read_metrics()
