@@ -132,8 +132,12 @@ class ImpressionRecorder:
                 shown[item_id] = (shown.get(item_id, (0, 0))[0] + 1, number)
         return len(rows), shown
 
-    def flush(self) -> int:
-        """Write every queued row now (in the caller's thread); returns how many lists were written."""
+    def flush(self, pace: bool = False) -> int:
+        """Write every queued row now (in the caller's thread); returns how many lists were written.
+
+        With ``pace`` (the background thread), each transaction of a window is followed by a pause as long as it
+        took (at most the window), so that recording takes at most about half of Neo4j's time and the reads and
+        writes of requests run in between."""
         written = 0
         with self._write_lock:
             while True:
@@ -143,16 +147,21 @@ class ImpressionRecorder:
                 if not rows:
                     return written
                 try:
-                    for part in impression_batches(rows, self.batch):
+                    parts = impression_batches(rows, self.batch)
+                    for number, part in enumerate(parts, start=1):
                         try:
                             stats = write_impressions(self.writer, part)
                             self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
                             written += len(part.lists)
+                            if pace and number < len(parts) and not self._stop.is_set():
+                                time.sleep(min(stats.seconds, self.every))
                         except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
                             log.warning("dropped %d impression rows: %s", len(part.lists), exc)
                             self.metrics.impressions_dropped.labels("write_failed").inc(len(part.lists))
                 finally:
                     self._forget(rows)
+                if pace:  # the rows queued meanwhile make the next window
+                    return written
 
     def _forget(self, rows: list[dict[str, Any]]) -> None:
         """Rows written (or dropped): no longer pending."""
@@ -202,7 +211,7 @@ class ImpressionRecorder:
             self._wake.wait(self.every)
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(pace=True)
             except Exception:  # noqa: BLE001 - the recorder must outlive any surprise; the rows are counted lost
                 log.exception("writing impressions failed")
             if self.retention_days > 0 and time.monotonic() - self._pruned_at >= self.PRUNE_EVERY:

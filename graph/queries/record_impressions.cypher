@@ -18,10 +18,9 @@ CREATE (:Recommendation {recommendationId: row.recommendation_id, userId: row.us
 WITH count(*) AS created
 UNWIND $users AS row
 MATCH (u:User {userId: row.user_id})
-WITH u, row, coalesce(u.listsShown, 0) AS before
-SET u.listsShown = before + row.lists
-WITH u, row.items AS shownItems, before
-UNWIND shownItems AS shown
+SET u.listsShown = coalesce(u.listsShown, 0) + row.lists
+WITH u, row, u.listsShown - row.lists AS before
+UNWIND row.items AS shown
 MATCH (i:Item {itemId: shown.item_id})
 MERGE (u)-[s:SHOWN]->(i)
 SET s.count = coalesce(s.count, 0) + shown.count, s.lastShown = shown.last_shown,
