@@ -444,6 +444,68 @@ def write_feedback(
         return session.execute_write(work)
 
 
+def write_exposure_feedback(
+    driver: Driver,
+    user_id: str,
+    item_id: str,
+    kind: InteractionKind,
+    timestamp: int,
+    *,
+    kinds: Mapping[str, InteractionKind] | None = None,
+    rule: CombineRule = CombineRule.SUM,
+    recommendation_id: str | None = None,
+    click: bool = False,
+    conversion: bool = False,
+    database: str = "neo4j",
+) -> FeedbackOutcome | None:
+    """Record one feedback event that counts as an ignored impression (``record_skip.cypher``: the user's ``SHOWN``
+    count of the item bumped, no interaction written) and attribute it to its list as :func:`write_feedback` does.
+    Takes :func:`write_feedback`'s arguments (``kinds`` and ``rule`` are not used: nothing is combined).
+
+    Returns:
+        The outcome (``interaction``: the pair's interaction as it stands, weight 0 when there is none), or None
+        when the item does not exist (nothing written).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j went away.
+    """
+    del kinds, rule  # nothing is combined: the pair's interaction is left as it is
+
+    def work(tx: ManagedTransaction) -> FeedbackOutcome | None:
+        record = tx.run(catalog.RECORD_SKIP, userId=user_id, itemId=item_id, timestamp=timestamp).single()
+        if record is None:
+            return None
+        row = InteractionRow(
+            user_id=user_id,
+            item_id=item_id,
+            rating=record["rating"],
+            weight=record["weight"] if record["weight"] is not None else 0.0,
+            timestamp=record["timestamp"],
+            polarity=-1 if record["polarity"] < 0 else 1,
+        )
+        outcome = FeedbackOutcome(created_user=bool(record["created_user"]), interaction=row)
+        if recommendation_id is None:
+            return outcome
+        params = {"userId": user_id, "itemId": item_id, "click": click, "conversion": conversion}
+        att = tx.run(catalog.ATTRIBUTE_FEEDBACK, recommendationId=recommendation_id, **params).single()
+        return FeedbackOutcome(
+            created_user=outcome.created_user,
+            interaction=row,
+            found=bool(att["found"]),
+            shown=bool(att["shown"]),
+            variant=att["variant"],
+            new_click=bool(att["new_click"]),
+            new_conversion=bool(att["new_conversion"]),
+        )
+
+    log.debug("feedback %s of %s on %s recorded as an ignored impression", kind.name, user_id, item_id)
+    with (
+        database_errors("write_exposure_feedback", gone="Neo4j is unreachable"),
+        driver.session(database=database) as session,
+    ):
+        return session.execute_write(work)
+
+
 def delete_users(driver: Driver, user_ids: Sequence[str], database: str = "neo4j") -> int:
     """Delete the given users and their relationships; return how many existed.
 

@@ -284,3 +284,36 @@ def test_lists_past_the_retention_are_pruned_and_exposure_kept(client: TestClien
     assert [r["id"] for r in kept] == [first["recommendation_id"]]
     assert driver.execute_query(exposure)[0] == before  # SHOWN counts and listsShown stay
     assert recorder.prune(now=old_day + 89 * 86_400) == 0  # nothing is older than 90 days then
+
+
+def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path, driver: Driver
+) -> None:
+    pair = (
+        "MATCH (u:User {userId: $u}), (i:Item {itemId: $i}) RETURN EXISTS { (u)-[:INTERACTED]->(i) } AS interacted, "
+        "COUNT { (u)-[:SHOWN]->(i) } AS shown_rels, [(u)-[s:SHOWN]->(i) | s.count][0] AS shown"
+    )
+    with TestClient(_app(tmp_path, neo4j_settings, fatigue_half_life=1.0)) as client:
+        body = _list(client, "u26", k=5)
+        _flush(client)
+        item = body["items"][0]["item_id"]
+        skipped = _feedback(
+            client, user_id="u26", item_id=item, type="skip", recommendation_id=body["recommendation_id"]
+        )
+        assert skipped["attribution"] == "attributed" and skipped["polarity"] == 1 and skipped["weight"] == 0.0
+        state = driver.execute_query(pair, {"u": "u26", "i": item})[0][0]
+        assert (state["interacted"], state["shown"]) == (False, 2)  # shown once by the list, once more by the skip
+        _feedback(client, user_id="u26", item_id=item, type="skip")
+        _feedback(client, user_id="u26", item_id=body["items"][-1]["item_id"], type="view")  # recompute the list
+        after = _list(client, "u26", k=5)
+        assert _rank(after, item) > 0  # faded by fatigue (three ignored impressions at half-life 1) ...
+    with TestClient(_app(tmp_path, neo4j_settings)) as client:  # ... but not hidden: without fatigue it is back
+        assert _rank(_list(client, "u26", k=5), item) == 0
+    table = tmp_path / "kinds.yaml"
+    table.write_text("kinds:\n  skip: {weight: 0.5, polarity: negative}\n")
+    with TestClient(_app(tmp_path, neo4j_settings, feedback_kinds=table)) as client:
+        body = _list(client, "u27", k=5)
+        item = body["items"][0]["item_id"]
+        assert _feedback(client, user_id="u27", item_id=item, type="skip")["polarity"] == -1
+        assert driver.execute_query(pair, {"u": "u27", "i": item})[0][0]["interacted"] is True
+        assert item not in {i["item_id"] for i in _list(client, "u27", k=50)["items"]}  # a negative: hidden
