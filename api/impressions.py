@@ -36,6 +36,10 @@ from schema.errors import KgrecError
 
 log = logging.getLogger(__name__)
 
+#: The variant of recorded similar-items lists (``GET /items/{id}/similar``): item pages are nobody's and no A/B
+#: variant's, so they are reported apart.
+SIMILAR_VARIANT = "similar"
+
 
 class ImpressionRecorder:
     """The bounded queue of served lists and the thread that writes them (one per app; thread-safe).
@@ -85,9 +89,11 @@ class ImpressionRecorder:
         self._start_lock = threading.Lock()
 
     def record(
-        self, recommendation_id: str, user_id: str, variant: str, model_version: str, item_ids: list[str]
+        self, recommendation_id: str, user_id: str | None, variant: str, model_version: str, item_ids: list[str]
     ) -> bool:
-        """Queue one served list (never blocks). Returns False when the queue was full and the list dropped."""
+        """Queue one served list (never blocks). Returns False when the queue was full and the list dropped.
+        ``user_id`` None: a list shown to nobody in particular (an item page's similar items): its node and the
+        items' impressions are written, no user's exposure."""
         self.metrics.lists.labels(variant).inc()
         self.metrics.impressions.labels(variant).inc(len(item_ids))
         row = {
@@ -104,7 +110,8 @@ class ImpressionRecorder:
                 return False
             self._queue.append(row)
             self._pending.add(recommendation_id)
-            self._by_user.setdefault(user_id, deque()).append(row)
+            if user_id is not None:
+                self._by_user.setdefault(user_id, deque()).append(row)
             size = len(self._queue)
         self._ensure_thread()
         if size * 2 >= self.capacity:
@@ -168,7 +175,7 @@ class ImpressionRecorder:
         with self._lock:
             for row in rows:
                 self._pending.discard(row["recommendation_id"])
-                queued = self._by_user.get(row["user_id"])
+                queued = self._by_user.get(row["user_id"]) if row["user_id"] is not None else None
                 if queued:
                     queued.popleft()  # a user's rows are taken in the order they were queued
                     if not queued:
@@ -222,4 +229,4 @@ class ImpressionRecorder:
                     log.warning("pruning recorded lists failed: %s", exc)
 
 
-__all__ = ["ImpressionRecorder"]
+__all__ = ["SIMILAR_VARIANT", "ImpressionRecorder"]

@@ -38,7 +38,7 @@ from api.cache import Answer, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.exploration import ItemStats, draw, explore_positions, place, sample_order
-from api.impressions import ImpressionRecorder
+from api.impressions import SIMILAR_VARIANT, ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
@@ -850,7 +850,11 @@ class Recommender:
         candidates = self._stage(
             "similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database)
         )
-        return SimilarItemsResponse(item_id=item_id, items=blend({"similar": candidates}, {}, k, explain))
+        items = blend({"similar": candidates}, {}, k, explain)
+        recommendation_id = uuid.uuid4().hex
+        if self.impressions is not None:  # an item page's list: recorded, attributable, nobody's exposure
+            self.impressions.record(recommendation_id, None, SIMILAR_VARIANT, "graph", [i.item_id for i in items])
+        return SimilarItemsResponse(item_id=item_id, items=items, recommendation_id=recommendation_id)
 
     def _check_sources(self, sources: Sequence[str] | None) -> list[str]:
         names = list(sources) if sources else self.source_names

@@ -280,6 +280,10 @@ def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[Im
     users: dict[str, dict[str, Any]] = {}
     items: dict[str, int] = {}
     for row in rows:
+        if row["user_id"] is None:  # nobody's list: its node and the items' impressions only
+            for item_id in row["item_ids"]:
+                items[item_id] = items.get(item_id, 0) + 1
+            continue
         user = users.setdefault(row["user_id"], {"user_id": row["user_id"], "lists": 0, "items": {}})
         user["lists"] += 1
         for item_id in row["item_ids"]:

@@ -317,3 +317,26 @@ def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
         assert _feedback(client, user_id="u27", item_id=item, type="skip")["polarity"] == -1
         assert driver.execute_query(pair, {"u": "u27", "i": item})[0][0]["interacted"] is True
         assert item not in {i["item_id"] for i in _list(client, "u27", k=50)["items"]}  # a negative: hidden
+
+
+def test_similar_items_lists_are_recorded_and_attributable(client: TestClient, driver: Driver) -> None:
+    first = client.get("/items/i5/similar", params={"k": 4}).json()
+    second = client.get("/items/i5/similar", params={"k": 4}).json()
+    assert re.fullmatch(r"[0-9a-f]{32}", first["recommendation_id"])
+    assert first["recommendation_id"] != second["recommendation_id"] and first["items"] == second["items"]
+    shown = [i["item_id"] for i in first["items"]]
+    assert _metric(client, "kgrec_recommendation_lists_total", variant="similar") == 2
+    clicked = _feedback(
+        client, user_id="u28", item_id=shown[0], type="click", recommendation_id=first["recommendation_id"]
+    )  # flushes the queued list first
+    assert clicked["attribution"] == "attributed" and clicked["variant"] == "similar"
+    records, _, _ = driver.execute_query(
+        "MATCH (r:Recommendation {recommendationId: $id}) RETURN r.itemIds AS items, r.userId AS user, "
+        "r.variant AS variant, r.clickedItemIds AS clicked",
+        {"id": first["recommendation_id"]},
+    )
+    assert [dict(r) for r in records] == [{"items": shown, "user": None, "variant": "similar", "clicked": [shown[0]]}]
+    nobody, _, _ = driver.execute_query(  # an item page's list is nobody's exposure
+        "MATCH (:User {userId: 'u28'})-[s:SHOWN]->() RETURN count(s) AS n"
+    )
+    assert nobody[0]["n"] == 0
