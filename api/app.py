@@ -285,7 +285,9 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             driver, api_settings, executor, metrics, neo4j_settings.database, models=models, variants=variants
         )
         recommender = app.state.recommender
-        app.state.interaction_writer = InteractionWriter(driver, neo4j_settings.database, api_settings.write_group_rows)
+        app.state.interaction_writer = InteractionWriter(
+            driver, neo4j_settings.database, api_settings.write_group_rows, metrics=metrics
+        )
         stop_warming = threading.Event()
 
         def warm() -> None:

@@ -8,12 +8,15 @@ The types, their weights and polarities and what each counts as in a list's figu
       click: {weight: 1, polarity: positive, outcome: click}
       purchase: {weight: 5, outcome: conversion}
       dislike: {weight: 5, polarity: negative}
+      skip: {exposure: true}  # an ignored impression, not an interaction (the default's skip)
 
 A negative type (dislike) makes the pair negative: never a positive for recall, explanations or training (it is
 exported with its polarity, so ``gnn.evaluation.positive_mask`` leaves it out), and, as any interaction, it hides the
 item from the user's lists for good. A feedback naming a ``recommendation_id`` is attributed to that list when the
 list exists, was served to this user and showed the item; otherwise it is still recorded, unattributed, and the
-answer says why (``unknown_recommendation``, ``not_shown``): the event is never lost for a bad id.
+answer says why (``unknown_recommendation``, ``not_shown``): the event is never lost for a bad id. An ``exposure``
+type (skip by default) writes no interaction: it counts one more ignored impression of the item for the user (the
+``SHOWN`` count that fatigue reads), so the item fades from their lists but is not hidden and not a training negative.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from api.errors import UnknownEntityError
 from api.impressions import ImpressionRecorder
 from api.metrics import Metrics
 from api.schemas import FeedbackIn, FeedbackOut
-from graph.writers import write_feedback
+from graph.writers import write_exposure_feedback, write_feedback
 from schema.errors import ConfigError
 from schema.kinds import DEFAULT_FEEDBACK_KINDS, CombineRule, FeedbackKind, Outcome
 from schema.model import Polarity
@@ -46,6 +49,7 @@ class _KindSpec(BaseModel):
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
     polarity: Polarity = Polarity.POSITIVE
     outcome: Outcome = Outcome.NONE
+    exposure: bool = False
 
 
 class _FeedbackFile(BaseModel):
@@ -84,7 +88,7 @@ class FeedbackConfig:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"KGREC_FEEDBACK_KINDS {path}: {problems}") from exc
-        kinds = {n: FeedbackKind(n, k.weight, k.polarity, k.outcome) for n, k in spec.kinds.items()}
+        kinds = {n: FeedbackKind(n, k.weight, k.polarity, k.outcome, k.exposure) for n, k in spec.kinds.items()}
         return cls(kinds, spec.combine)
 
     def kind(self, name: str) -> FeedbackKind:
@@ -125,7 +129,7 @@ def record_feedback(
     rec_id = body.recommendation_id
     if rec_id is not None and recorder is not None and recorder.pending(rec_id):
         recorder.flush()
-    outcome = write_feedback(
+    outcome = (write_exposure_feedback if kind.exposure else write_feedback)(
         driver,
         body.user_id,
         body.item_id,

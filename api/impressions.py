@@ -1,29 +1,44 @@
 """Recording what was shown: every served list becomes an impression row, written to Neo4j off the read path.
 
-A request only appends its row to an in-process bounded queue (no I/O, no wait); a background thread flushes the
-queue in batches (``KGREC_IMPRESSIONS_BATCH`` rows, at least every ``KGREC_IMPRESSIONS_FLUSH_SECONDS``) with one
-``UNWIND`` write each (:func:`graph.writers.write_impressions`: a ``(:Recommendation)`` node per list and the
-``SHOWN`` exposure of its items). A full queue drops the row and counts it (``kgrec_impressions_dropped{reason=
-"queue_full"}``), never blocking a request; a batch Neo4j refuses or cannot take is dropped and counted too
-(``reason="write_failed"``). The queue is flushed when the app stops. What a crash (or a kill -9) can lose: the rows
-still queued, at most ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` of lists (and never more than ``KGREC_IMPRESSIONS_QUEUE``).
+A request only appends its row to an in-process bounded queue (no I/O, no wait). A background thread takes what
+has queued every ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` (sooner when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and
+writes it aggregated (:func:`graph.writers.write_impressions`): a ``(:Recommendation)`` node per list, as served, but
+the ``SHOWN`` exposure once per (user, item) of the window with the window's count, each user's ``listsShown`` once,
+and each item's ``impressions`` once, so a user asking again and again and a popular item cost Neo4j one write per
+window instead of one per list. The window's rows go out in transactions of at most ``KGREC_IMPRESSIONS_BATCH``
+lists and users each (small transactions interleave with reads).
+
+Until they are written, the queued lists still count for fatigue and rotation: :meth:`ImpressionRecorder.
+pending_exposure` gives a user's queued exposure, which the service adds to what ``user_context`` reads.
+
+A full queue drops the row and counts it (``kgrec_impressions_dropped{reason="queue_full"}``), never blocking a
+request; a batch Neo4j refuses or cannot take is dropped and counted too (``reason="write_failed"``). The queue is
+flushed when the app stops. What a crash (or a kill -9) can lose: the rows still queued, at most
+``KGREC_IMPRESSIONS_FLUSH_SECONDS`` of lists (and never more than ``KGREC_IMPRESSIONS_QUEUE``).
+
+The same thread prunes the list nodes older than ``KGREC_IMPRESSIONS_RETENTION_DAYS`` (once a minute, 1,000 per
+transaction); the exposure aggregates stay.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from neo4j import Driver
 
 from api.metrics import Metrics
-from graph.writers import BatchWriter, write_impressions
+from graph.writers import BatchWriter, impression_batches, prune_recommendations, write_impressions
 from schema.errors import KgrecError
 
 log = logging.getLogger(__name__)
+
+#: The variant of recorded similar-items lists (``GET /items/{id}/similar``): item pages are nobody's and no A/B
+#: variant's, so they are reported apart.
+SIMILAR_VARIANT = "similar"
 
 
 class ImpressionRecorder:
@@ -34,20 +49,39 @@ class ImpressionRecorder:
         database: Neo4j database.
         metrics: Where lists, impressions and drops are counted.
         capacity: Most rows waiting; one more is dropped.
-        batch: Rows per write.
-        every: Longest a row waits before its batch is written (seconds).
+        batch: Most lists (and most users) per write transaction.
+        every: Longest a row waits before it is written (seconds): the aggregation window.
+        retention_days: Lists shown longer ago than this are pruned (:meth:`prune`) by the thread, at most every
+            ``PRUNE_EVERY`` seconds; 0: never.
     """
 
+    #: Seconds between two prunings, and the lists one pruning transaction deletes at most (small transactions).
+    PRUNE_EVERY = 60.0
+    PRUNE_BATCH = 1000
+
     def __init__(
-        self, driver: Driver, database: str, metrics: Metrics, capacity: int, batch: int, every: float
+        self,
+        driver: Driver,
+        database: str,
+        metrics: Metrics,
+        capacity: int,
+        batch: int,
+        every: float,
+        retention_days: float = 0.0,
     ) -> None:
-        self.writer = BatchWriter(driver, database, batch_size=batch)
+        self.driver = driver
+        self.database = database
+        self.retention_days = retention_days
+        self._pruned_at = 0.0
+        self.writer = BatchWriter(driver, database)
         self.metrics = metrics
+        self.capacity = capacity
         self.batch = batch
         self.every = every
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        self._queue: deque[dict[str, Any]] = deque()
         self._pending: set[str] = set()  # ids queued or being written
-        self._pending_lock = threading.Lock()
+        self._by_user: dict[str, deque[dict[str, Any]]] = {}  # rows queued or being written, per user, in order
+        self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one writer at a time keeps a user's lists in order
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -55,9 +89,11 @@ class ImpressionRecorder:
         self._start_lock = threading.Lock()
 
     def record(
-        self, recommendation_id: str, user_id: str, variant: str, model_version: str, item_ids: list[str]
+        self, recommendation_id: str, user_id: str | None, variant: str, model_version: str, item_ids: list[str]
     ) -> bool:
-        """Queue one served list (never blocks). Returns False when the queue was full and the list dropped."""
+        """Queue one served list (never blocks). Returns False when the queue was full and the list dropped.
+        ``user_id`` None: a list shown to nobody in particular (an item page's similar items): its node and the
+        items' impressions are written, no user's exposure."""
         self.metrics.lists.labels(variant).inc()
         self.metrics.impressions.labels(variant).inc(len(item_ids))
         row = {
@@ -66,42 +102,100 @@ class ImpressionRecorder:
             "variant": variant,
             "model_version": model_version,
             "shown_at": int(time.time()),
-            "item_ids": item_ids,
+            "item_ids": list(item_ids),
         }
-        with self._pending_lock:
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
+        with self._lock:
+            if len(self._queue) >= self.capacity:
                 self.metrics.impressions_dropped.labels("queue_full").inc()
                 return False
+            self._queue.append(row)
             self._pending.add(recommendation_id)
+            if user_id is not None:
+                self._by_user.setdefault(user_id, deque()).append(row)
+            size = len(self._queue)
         self._ensure_thread()
-        if self._queue.qsize() >= self.batch:
+        if size * 2 >= self.capacity:
             self._wake.set()
         return True
 
     def pending(self, recommendation_id: str) -> bool:
         """Whether this list is queued and not yet written."""
-        with self._pending_lock:
+        with self._lock:
             return recommendation_id in self._pending
 
-    def flush(self) -> int:
-        """Write every queued row now (in the caller's thread); returns how many were written."""
+    def pending_lists(self, user_id: str) -> int:
+        """How many of the user's lists are queued or being written."""
+        with self._lock:
+            return len(self._by_user.get(user_id, ()))
+
+    def pending_exposure(self, user_id: str) -> tuple[int, dict[str, tuple[int, int]]]:
+        """The user's lists not yet written: how many, and ``{item_id: (times shown, the number of the list that
+        last showed it among them, from 1)}`` — what fatigue and rotation add to the exposure read from Neo4j."""
+        with self._lock:
+            rows = list(self._by_user.get(user_id, ()))
+        shown: dict[str, tuple[int, int]] = {}
+        for number, row in enumerate(rows, start=1):
+            for item_id in row["item_ids"]:
+                shown[item_id] = (shown.get(item_id, (0, 0))[0] + 1, number)
+        return len(rows), shown
+
+    def flush(self, pace: bool = False) -> int:
+        """Write every queued row now (in the caller's thread); returns how many lists were written.
+
+        With ``pace`` (the background thread), each transaction of a window is followed by a pause as long as it
+        took (at most the window), so that recording takes at most about half of Neo4j's time and the reads and
+        writes of requests run in between."""
         written = 0
         with self._write_lock:
             while True:
-                rows = self._take()
+                with self._lock:
+                    rows = list(self._queue)
+                    self._queue.clear()
                 if not rows:
                     return written
                 try:
-                    write_impressions(self.writer, rows)
-                    written += len(rows)
-                except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
-                    log.warning("dropped %d impression rows: %s", len(rows), exc)
-                    self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
+                    parts = impression_batches(rows, self.batch)
+                    for number, part in enumerate(parts, start=1):
+                        try:
+                            stats = write_impressions(self.writer, part)
+                            self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
+                            written += len(part.lists)
+                            if pace and number < len(parts) and not self._stop.is_set():
+                                time.sleep(min(stats.seconds, self.every))
+                        except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
+                            log.warning("dropped %d impression rows: %s", len(part.lists), exc)
+                            self.metrics.impressions_dropped.labels("write_failed").inc(len(part.lists))
                 finally:
-                    with self._pending_lock:
-                        self._pending.difference_update(r["recommendation_id"] for r in rows)
+                    self._forget(rows)
+                if pace:  # the rows queued meanwhile make the next window
+                    return written
+
+    def _forget(self, rows: list[dict[str, Any]]) -> None:
+        """Rows written (or dropped): no longer pending."""
+        with self._lock:
+            for row in rows:
+                self._pending.discard(row["recommendation_id"])
+                queued = self._by_user.get(row["user_id"]) if row["user_id"] is not None else None
+                if queued:
+                    queued.popleft()  # a user's rows are taken in the order they were queued
+                    if not queued:
+                        del self._by_user[row["user_id"]]
+
+    def prune(self, now: float | None = None, max_batches: int = 20) -> int:
+        """Delete the recorded lists older than the retention, ``PRUNE_BATCH`` per transaction, at most
+        ``max_batches`` transactions (the rest waits for the next pruning); returns how many were deleted."""
+        if self.retention_days <= 0:
+            return 0
+        before = int((time.time() if now is None else now) - self.retention_days * 86_400)
+        deleted = 0
+        for _ in range(max_batches):
+            n = prune_recommendations(self.driver, before, self.PRUNE_BATCH, self.database)
+            deleted += n
+            if n < self.PRUNE_BATCH:
+                break
+        if deleted:
+            log.info("pruned %d recorded lists older than %g days", deleted, self.retention_days)
+        return deleted
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread and write what is queued (the app's shutdown)."""
@@ -110,15 +204,6 @@ class ImpressionRecorder:
         if self._thread is not None:
             self._thread.join(timeout)
         self.flush()
-
-    def _take(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        while len(rows) < self.batch:
-            try:
-                rows.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return rows
 
     def _ensure_thread(self) -> None:
         if self._thread is not None or self._stop.is_set():
@@ -133,9 +218,15 @@ class ImpressionRecorder:
             self._wake.wait(self.every)
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(pace=True)
             except Exception:  # noqa: BLE001 - the recorder must outlive any surprise; the rows are counted lost
                 log.exception("writing impressions failed")
+            if self.retention_days > 0 and time.monotonic() - self._pruned_at >= self.PRUNE_EVERY:
+                self._pruned_at = time.monotonic()
+                try:
+                    self.prune()
+                except KgrecError as exc:  # Neo4j away: the next pruning catches up
+                    log.warning("pruning recorded lists failed: %s", exc)
 
 
-__all__ = ["ImpressionRecorder"]
+__all__ = ["SIMILAR_VARIANT", "ImpressionRecorder"]

@@ -77,6 +77,20 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.write_seconds = Histogram(
+            "kgrec_write_stage_seconds",
+            "Where writes spend their time: single POST /interactions waiting in the writer's queue (queued) and in "
+            "their grouped transaction (transaction); recorded impressions' transactions (impressions).",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.write_group_rows = Histogram(
+            "kgrec_write_group_rows",
+            "Single posts written per grouped transaction.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=self.registry,
+        )
         self.recall_errors = Counter(
             "kgrec_recall_errors", "Recall strategy calls that failed.", ["strategy"], registry=self.registry
         )

@@ -189,6 +189,11 @@ class GroupRecommendationsResponse(BaseModel):
 class SimilarItemsResponse(BaseModel):
     item_id: str
     items: list[RecommendedItem]
+    recommendation_id: str | None = Field(
+        None,
+        description="This list's id, new for every answer: the list is recorded (variant 'similar', no user) when "
+        "KGREC_IMPRESSIONS is on; a POST /feedback naming it attributes a click on one of its items, by any user.",
+    )
 
 
 def _whole_number(value: object) -> object:

@@ -38,7 +38,7 @@ from api.cache import Answer, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.exploration import ItemStats, draw, explore_positions, place, sample_order
-from api.impressions import ImpressionRecorder
+from api.impressions import SIMILAR_VARIANT, ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
@@ -161,6 +161,7 @@ class Recommender:
                 settings.impressions_queue,
                 settings.impressions_batch,
                 settings.impressions_flush_seconds,
+                retention_days=settings.impressions_retention_days,
             )
             if settings.impressions
             else None
@@ -193,21 +194,34 @@ class Recommender:
     def _exposure_on(self) -> bool:
         return self.settings.fatigue_half_life > 0 or self.settings.rotation_lists > 0
 
-    def _key_fingerprint(self, fingerprint: tuple) -> tuple:
+    def _key_fingerprint(self, fingerprint: tuple, user_id: str) -> tuple:
         """The part of a cache key the user's state gives: their interactions (count, rev, preferred genres) and,
-        with fatigue or rotation on, how many lists were recorded for them in steps of KGREC_FATIGUE_REFRESH_LISTS
-        (of one with rotation), so exposure refreshes a cached answer that often."""
+        with fatigue or rotation on, how many lists were recorded for them (written or still queued) in steps of
+        KGREC_FATIGUE_REFRESH_LISTS (of one with rotation), so exposure refreshes a cached answer that often."""
         step = 1 if self.settings.rotation_lists > 0 else self.settings.fatigue_refresh_lists
-        epoch = fingerprint[3] // step if self._exposure_on and step > 0 else 0
-        return (*fingerprint[:3], epoch)
+        if not self._exposure_on or step <= 0:
+            return (*fingerprint[:3], 0)
+        lists = fingerprint[3] + (self.impressions.pending_lists(user_id) if self.impressions is not None else 0)
+        return (*fingerprint[:3], lists // step)
 
     def _exposure(self, context: UserContext | None) -> Exposure | None:
-        """The user's exposure (fatigue factors, rotated items) from their context; None when off or none."""
-        if context is None or not context.shown or not self._exposure_on:
+        """The user's exposure (fatigue factors, rotated items) from their context and the lists of theirs still
+        waiting to be written (:meth:`api.impressions.ImpressionRecorder.pending_exposure`); None when off or none."""
+        if context is None or not self._exposure_on:
             return None
-        return Exposure.of(
-            context.shown, context.lists_shown, self.settings.fatigue_half_life, self.settings.rotation_lists
-        )
+        shown, lists_shown = context.shown, context.lists_shown
+        if self.impressions is not None:
+            waiting, pending = self.impressions.pending_exposure(context.user_id)
+            if pending:
+                seen = {i.item_id for i in context.interactions}
+                shown = dict(shown)
+                for item_id, (count, number) in pending.items():
+                    if item_id not in seen:
+                        shown[item_id] = (shown.get(item_id, (0, 0))[0] + count, lists_shown + number)
+                lists_shown += waiting
+        if not shown:
+            return None
+        return Exposure.of(shown, lists_shown, self.settings.fatigue_half_life, self.settings.rotation_lists)
 
     @property
     def source_names(self) -> list[str]:
@@ -401,7 +415,7 @@ class Recommender:
             explain,
             tuple(names),
             filters.model_dump_json(),
-            self._key_fingerprint(fingerprint),
+            self._key_fingerprint(fingerprint, user_id),
             revision,
             variant.name,
         )
@@ -482,7 +496,7 @@ class Recommender:
             filters.model_dump_json(),
             model.kind,
             model.version,
-            self._key_fingerprint(fingerprint),
+            self._key_fingerprint(fingerprint, user_id),
             revision,
             variant.name,
         )
@@ -836,7 +850,11 @@ class Recommender:
         candidates = self._stage(
             "similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database)
         )
-        return SimilarItemsResponse(item_id=item_id, items=blend({"similar": candidates}, {}, k, explain))
+        items = blend({"similar": candidates}, {}, k, explain)
+        recommendation_id = uuid.uuid4().hex
+        if self.impressions is not None:  # an item page's list: recorded, attributable, nobody's exposure
+            self.impressions.record(recommendation_id, None, SIMILAR_VARIANT, "graph", [i.item_id for i in items])
+        return SimilarItemsResponse(item_id=item_id, items=items, recommendation_id=recommendation_id)
 
     def _check_sources(self, sources: Sequence[str] | None) -> list[str]:
         names = list(sources) if sources else self.source_names

@@ -194,10 +194,23 @@ class ApiSettings(BaseSettings):
         50,
         ge=1,
         le=10_000,
-        description="Served lists written per transaction (small transactions interleave with reads: fewer stalls).",
+        description="Most served lists (and most users' summed exposure) written per transaction (small transactions "
+        "interleave with reads: fewer stalls).",
     )
     impressions_flush_seconds: float = Field(
-        0.1, gt=0, le=60, description="Longest a served list waits before it is written (what a crash can lose)."
+        2.0,
+        gt=0,
+        le=60,
+        description="Lists are written every this many seconds, their exposure summed per (user, item) and per item "
+        "over the window (fewer writes); the longest a served list waits, so what a crash can lose. Fatigue and "
+        "rotation count the lists still waiting.",
+    )
+    impressions_retention_days: float = Field(
+        90.0,
+        ge=0,
+        description="Recorded lists (Recommendation nodes: attribution, kgrec report) older than this many days are "
+        "deleted in the background, in small batches; exposure counts (SHOWN, listsShown, item impressions) are "
+        "kept. 0 = keep every list.",
     )
     feedback_kinds: Path | None = Field(
         None,

@@ -21,11 +21,18 @@ from concurrent.futures import Future
 from neo4j import Driver
 
 from api.errors import UnknownEntityError, UnknownNamesError, UserExistsError
+from api.metrics import Metrics
 from api.schemas import InteractionIn, InteractionOut, NewUserIn, NewUserOut
 from graph.reads import read_existing_attributes, read_existing_genres, read_item_titles, user_exists
 from graph.writers import BatchWriter, InteractionOutcome, create_user, write_interaction_groups, write_interactions
 from schema.errors import DatabaseUnavailableError
 from schema.rows import InteractionRow
+
+#: A queued post: its row, the future of its outcome, when it was queued (perf_counter).
+_Entry = tuple[InteractionRow, "Future[InteractionOutcome | None]", float]
+
+#: How long a grouped write that failed transiently (a deadlock with a concurrent writer) is retried.
+RETRY_SECONDS = 15.0
 
 
 def interaction_row(body: InteractionIn) -> InteractionRow:
@@ -55,14 +62,24 @@ class InteractionWriter:
         database: Target database.
         max_rows: Most rows per transaction (1: one transaction per row).
         threads: Transactions written at once (while one commits, the next is formed and sent).
+        metrics: Where the time rows wait in the queue and in their transaction, and the rows per transaction, are
+            observed (``kgrec_write_stage_seconds``, ``kgrec_write_group_rows``); None: nowhere.
     """
 
-    def __init__(self, driver: Driver, database: str = "neo4j", max_rows: int = 500, threads: int = 2) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        database: str = "neo4j",
+        max_rows: int = 500,
+        threads: int = 2,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.driver = driver
+        self.metrics = metrics
         self.database = database
         self.max_rows = max(1, max_rows)
         self.threads = max(1, threads)
-        self._queue: deque[tuple[InteractionRow, Future[InteractionOutcome | None]]] = deque()
+        self._queue: deque[_Entry] = deque()
         self._busy: set[str] = set()  # users whose rows a thread is writing
         self._wake = threading.Condition()
         self._workers: list[threading.Thread] = []
@@ -77,7 +94,7 @@ class InteractionWriter:
             if self._closed:
                 future.set_exception(DatabaseUnavailableError("the service is shutting down"))
                 return future
-            self._queue.append((row, future))
+            self._queue.append((row, future, time.perf_counter()))
             if not self._workers:
                 for n in range(self.threads):
                     worker = threading.Thread(target=self._run, name=f"kgrec-interaction-writer-{n}", daemon=True)
@@ -95,10 +112,10 @@ class InteractionWriter:
         for worker in workers:
             worker.join(timeout)
 
-    def _take(self) -> list[tuple[InteractionRow, Future[InteractionOutcome | None]]]:
+    def _take(self) -> list[_Entry]:
         """The next transaction's rows, in arrival order (called with the lock held)."""
-        taken: list[tuple[InteractionRow, Future[InteractionOutcome | None]]] = []
-        later: deque[tuple[InteractionRow, Future[InteractionOutcome | None]]] = deque()
+        taken: list[_Entry] = []
+        later: deque[_Entry] = deque()
         pairs: set[tuple[str, str]] = set()
         while self._queue and len(taken) < self.max_rows:
             entry = self._queue.popleft()
@@ -120,7 +137,7 @@ class InteractionWriter:
                         return
                     self._wake.wait()
                     batch = self._take()
-                users = {row.user_id for row, _ in batch}
+                users = {row.user_id for row, _, _ in batch}
                 self._busy |= users
             try:
                 self._write(batch)
@@ -130,19 +147,27 @@ class InteractionWriter:
                     self.transactions += 1
                     self._wake.notify_all()
 
-    def _write(self, batch: list[tuple[InteractionRow, Future[InteractionOutcome | None]]]) -> None:
+    def _write(self, batch: list[_Entry]) -> None:
+        started = time.perf_counter()
+        if self.metrics is not None:
+            for _, _, queued in batch:
+                self.metrics.write_seconds.labels("queued").observe(started - queued)
+            self.metrics.write_group_rows.observe(len(batch))
         try:
             outcomes = write_interaction_groups(
                 BatchWriter(self.driver, self.database, batch_size=self.max_rows),
-                [(index, row) for index, (row, _) in enumerate(batch)],
-                retry_seconds=None,  # the driver's retry time, as every other request: Neo4j away is a quick 503
+                [(index, row) for index, (row, _, _) in enumerate(batch)],
+                retry_seconds=RETRY_SECONDS,  # deadlocks between the writer threads are retried; Neo4j away fails at once
             )
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the write's error
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.set_exception(exc)
             return
+        finally:
+            if self.metrics is not None:
+                self.metrics.write_seconds.labels("transaction").observe(time.perf_counter() - started)
         created: set[str] = set()
-        for index, (row, future) in enumerate(batch):
+        for index, (row, future, _) in enumerate(batch):
             outcome = outcomes.get(index)
             if outcome is not None and outcome.created_user:
                 if row.user_id in created:  # an earlier post of this transaction created the user

@@ -9,12 +9,14 @@ nothing.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neo4j import Driver, ManagedTransaction
+from neo4j import Driver, ManagedTransaction, Session
+from neo4j.exceptions import TransientError
 
 from graph import catalog
 from graph.errors import database_errors
@@ -104,24 +106,48 @@ class BatchWriter:
         Args:
             query: The statement (reads ``$rows``).
             batches: The rows of each transaction.
-            retry_seconds: How long the driver retries a transaction that failed transiently (a deadlock between
-                concurrent writers); None: the driver's setting.
+            retry_seconds: How long a transaction that failed transiently (a deadlock between concurrent writers) is
+                retried; an unreachable server fails at once. None: the driver's retry (which also waits for an
+                unreachable server for its ``max_transaction_retry_time``).
 
         Raises:
             DatabaseUnavailableError: Neo4j went away.
             KgrecError: Neo4j refused a batch (the message names the query's first line).
         """
         records: list[dict[str, Any]] = []
-        config = {} if retry_seconds is None else {"max_transaction_retry_time": retry_seconds}
-        with self.driver.session(database=self.database, **config) as session:
+        # With retry_seconds, each transaction is an explicit one and only transient errors are retried: the
+        # driver's own retry also waits out an unreachable server, which would hold a request for that long.
+        with self.driver.session(database=self.database) as session:
             for batch in batches:
                 with database_errors(
                     "write",
                     gone="Neo4j went away during a write",
                     refused=f"Neo4j refused a batch of {query.splitlines()[0]!r}",
                 ):
-                    records.extend(session.execute_write(_run_batch_returning, query, list(batch)))
+                    if retry_seconds is None:
+                        records.extend(session.execute_write(_run_batch_returning, query, list(batch)))
+                    else:
+                        records.extend(_retry_transient(session, query, list(batch), retry_seconds))
         return records
+
+
+def _retry_transient(session: Session, query: str, rows: list[Mapping[str, Any]], seconds: float) -> list[dict]:
+    """Run one write transaction, again after a transient error (a deadlock, a lock wait timed out) for up to
+    ``seconds``; any other error (Neo4j unreachable, a refused statement) is raised at once."""
+    deadline = time.monotonic() + seconds
+    delay = 0.05
+    while True:
+        try:
+            with session.begin_transaction() as tx:
+                records = [record.data() for record in tx.run(query, rows=rows)]
+                tx.commit()
+            return records
+        except TransientError:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info("write transaction failed transiently; retrying in %.2f s", delay)
+            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+            delay = min(delay * 2, 1.0)
 
 
 def _run_batch(tx: ManagedTransaction, query: str, rows: list[Mapping[str, Any]], params: dict[str, Any]) -> None:
@@ -229,15 +255,90 @@ def write_interaction_groups(
     }
 
 
-def write_impressions(writer: BatchWriter, rows: Sequence[Mapping[str, Any]]) -> WriteStats:
-    """Record served lists: a ``(:Recommendation)`` node each and the ``SHOWN`` exposure of their items.
+@dataclass(frozen=True)
+class ImpressionBatch:
+    """One transaction of recorded impressions (``record_impressions.cypher``).
 
-    Args:
-        writer: The batch writer.
-        rows: ``{recommendation_id, user_id, variant, model_version, shown_at, item_ids}`` per list, in the order
-            served (a user's lists are numbered in this order).
+    Attributes:
+        lists: ``{recommendation_id, user_id, variant, model_version, shown_at, item_ids}`` per served list: a
+            ``(:Recommendation)`` node each.
+        users: ``{user_id, lists, items: [{item_id, count, last_shown, last_recommendation_id, list}]}``: the
+            exposure of each user summed over the lists recorded together (``lists`` of them; ``list``: the number,
+            from 1, of the one that last showed the item).
+        items: ``{item_id, count}``: how often each item was shown in them.
     """
-    return writer.write(catalog.RECORD_IMPRESSIONS, rows)
+
+    lists: Sequence[Mapping[str, Any]]
+    users: Sequence[Mapping[str, Any]]
+    items: Sequence[Mapping[str, Any]]
+
+
+def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[ImpressionBatch]:
+    """The transactions that record ``rows`` (served lists, in the order served): each list's node as it is, the
+    exposure summed per (user, item) and per item over all of them, cut into transactions of at most ``batch`` lists
+    and ``batch`` users (items in proportion)."""
+    users: dict[str, dict[str, Any]] = {}
+    items: dict[str, int] = {}
+    for row in rows:
+        if row["user_id"] is None:  # nobody's list: its node and the items' impressions only
+            for item_id in row["item_ids"]:
+                items[item_id] = items.get(item_id, 0) + 1
+            continue
+        user = users.setdefault(row["user_id"], {"user_id": row["user_id"], "lists": 0, "items": {}})
+        user["lists"] += 1
+        for item_id in row["item_ids"]:
+            shown = user["items"].get(item_id)
+            if shown is None:
+                shown = user["items"][item_id] = {"item_id": item_id, "count": 0}
+            shown["count"] += 1
+            shown["last_shown"] = row["shown_at"]
+            shown["last_recommendation_id"] = row["recommendation_id"]
+            shown["list"] = user["lists"]  # the list's number among the user's lists of this window (from 1)
+            items[item_id] = items.get(item_id, 0) + 1
+    user_rows = [{**u, "items": list(u["items"].values())} for u in users.values()]
+    item_rows = [{"item_id": i, "count": n} for i, n in items.items()]
+    parts = max(-(-len(rows) // batch), -(-len(user_rows) // batch), 1)
+    item_step = -(-len(item_rows) // parts) or 1
+    return [
+        ImpressionBatch(
+            lists=list(rows[n * batch : (n + 1) * batch]),
+            users=user_rows[n * batch : (n + 1) * batch],
+            items=item_rows[n * item_step : (n + 1) * item_step],
+        )
+        for n in range(parts)
+    ]
+
+
+def write_impressions(writer: BatchWriter, batch: ImpressionBatch) -> WriteStats:
+    """Record served lists in one transaction: their ``(:Recommendation)`` nodes, the users' ``SHOWN`` exposure and
+    ``listsShown``, the items' ``impressions`` (:class:`ImpressionBatch`)."""
+    started = time.perf_counter()
+    with (
+        writer.driver.session(database=writer.database) as session,
+        database_errors("write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of impressions"),
+    ):
+        session.execute_write(_run_impressions, list(batch.lists), list(batch.users), list(batch.items))
+    return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
+
+
+def _run_impressions(tx: ManagedTransaction, lists: list, users: list, items: list) -> None:
+    tx.run(catalog.RECORD_IMPRESSIONS, lists=lists, users=users, items=items).consume()
+
+
+def prune_recommendations(driver: Driver, before: int, limit: int = 1000, database: str = "neo4j") -> int:
+    """Delete at most ``limit`` recorded lists (``(:Recommendation)`` nodes) shown before ``before`` (epoch seconds)
+    in one transaction; the exposure aggregates (``SHOWN``, ``listsShown``, item impressions) stay. Returns how many
+    were deleted.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+        KgrecError: Neo4j refused the statement.
+    """
+    with database_errors("prune_recommendations", refused="Neo4j refused to prune recorded lists"):
+        records, _, _ = driver.execute_query(
+            catalog.PRUNE_RECOMMENDATIONS, {"before": before, "limit": limit}, database_=database, routing_="w"
+        )
+    return int(records[0]["deleted"]) if records else 0
 
 
 @dataclass(frozen=True)
@@ -342,6 +443,68 @@ def write_feedback(
 
     with (
         database_errors("write_feedback", gone="Neo4j is unreachable"),
+        driver.session(database=database) as session,
+    ):
+        return session.execute_write(work)
+
+
+def write_exposure_feedback(
+    driver: Driver,
+    user_id: str,
+    item_id: str,
+    kind: InteractionKind,
+    timestamp: int,
+    *,
+    kinds: Mapping[str, InteractionKind] | None = None,
+    rule: CombineRule = CombineRule.SUM,
+    recommendation_id: str | None = None,
+    click: bool = False,
+    conversion: bool = False,
+    database: str = "neo4j",
+) -> FeedbackOutcome | None:
+    """Record one feedback event that counts as an ignored impression (``record_skip.cypher``: the user's ``SHOWN``
+    count of the item bumped, no interaction written) and attribute it to its list as :func:`write_feedback` does.
+    Takes :func:`write_feedback`'s arguments (``kinds`` and ``rule`` are not used: nothing is combined).
+
+    Returns:
+        The outcome (``interaction``: the pair's interaction as it stands, weight 0 when there is none), or None
+        when the item does not exist (nothing written).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j went away.
+    """
+    del kinds, rule  # nothing is combined: the pair's interaction is left as it is
+
+    def work(tx: ManagedTransaction) -> FeedbackOutcome | None:
+        record = tx.run(catalog.RECORD_SKIP, userId=user_id, itemId=item_id, timestamp=timestamp).single()
+        if record is None:
+            return None
+        row = InteractionRow(
+            user_id=user_id,
+            item_id=item_id,
+            rating=record["rating"],
+            weight=record["weight"] if record["weight"] is not None else 0.0,
+            timestamp=record["timestamp"],
+            polarity=-1 if record["polarity"] < 0 else 1,
+        )
+        outcome = FeedbackOutcome(created_user=bool(record["created_user"]), interaction=row)
+        if recommendation_id is None:
+            return outcome
+        params = {"userId": user_id, "itemId": item_id, "click": click, "conversion": conversion}
+        att = tx.run(catalog.ATTRIBUTE_FEEDBACK, recommendationId=recommendation_id, **params).single()
+        return FeedbackOutcome(
+            created_user=outcome.created_user,
+            interaction=row,
+            found=bool(att["found"]),
+            shown=bool(att["shown"]),
+            variant=att["variant"],
+            new_click=bool(att["new_click"]),
+            new_conversion=bool(att["new_conversion"]),
+        )
+
+    log.debug("feedback %s of %s on %s recorded as an ignored impression", kind.name, user_id, item_id)
+    with (
+        database_errors("write_exposure_feedback", gone="Neo4j is unreachable"),
         driver.session(database=database) as session,
     ):
         return session.execute_write(work)

@@ -86,6 +86,12 @@ INDEXES: tuple[SchemaStatement, ...] = (
         "CREATE INDEX item_available_until IF NOT EXISTS FOR (n:Item) ON (n.availableUntil)",
     ),
     SchemaStatement("item_added_at", "index", "CREATE INDEX item_added_at IF NOT EXISTS FOR (n:Item) ON (n.addedAt)"),
+    # pruning recorded lists past KGREC_IMPRESSIONS_RETENTION_DAYS (graph/queries/prune_recommendations.cypher)
+    SchemaStatement(
+        "recommendation_shown_at",
+        "index",
+        "CREATE INDEX recommendation_shown_at IF NOT EXISTS FOR (n:Recommendation) ON (n.shownAt)",
+    ),
     SchemaStatement("person_name", "index", "CREATE INDEX person_name IF NOT EXISTS FOR (n:Person) ON (n.name)"),
     SchemaStatement(
         "interacted_timestamp",

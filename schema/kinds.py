@@ -106,11 +106,15 @@ class FeedbackKind(InteractionKind):
     attributed to."""
 
     outcome: Outcome = Outcome.NONE
+    #: Recorded as an ignored impression (the user's ``SHOWN`` count of the item, which exposure fatigue reads)
+    #: instead of an interaction: the item is not hidden, training does not see it, its score fades with each one.
+    exposure: bool = False
 
 
 #: The feedback types and their defaults (weight of one event, polarity, outcome); a YAML file named by
-#: ``KGREC_FEEDBACK_KINDS`` overrides them. A negative type (dislike, skip) is never a positive for recall,
-#: explanations or training; like any interaction, it hides the item from its user for good.
+#: ``KGREC_FEEDBACK_KINDS`` overrides them. A negative type (dislike) is never a positive for recall, explanations or
+#: training; like any interaction, it hides the item from its user for good. A skip is an ignored impression
+#: (``exposure``): fatigue lowers the item, it is not hidden; a file can make it a negative interaction instead.
 DEFAULT_FEEDBACK_KINDS: dict[str, FeedbackKind] = {
     k.name: k
     for k in (
@@ -119,6 +123,6 @@ DEFAULT_FEEDBACK_KINDS: dict[str, FeedbackKind] = {
         FeedbackKind("like", 3.0, outcome=Outcome.CLICK),
         FeedbackKind("purchase", 5.0, outcome=Outcome.CONVERSION),
         FeedbackKind("dislike", 5.0, Polarity.NEGATIVE),
-        FeedbackKind("skip", 0.5, Polarity.NEGATIVE),
+        FeedbackKind("skip", 0.5, Polarity.NEGATIVE, exposure=True),
     )
 }

@@ -223,3 +223,120 @@ def test_by_default_exposure_alone_keeps_the_cached_list_and_the_next_computed_o
         _feedback(client, user_id="u23", item_id=last, type="view")  # an interaction: the next list is computed
         after = _list(client, "u23", k=10)
         assert _rank(after, first["items"][0]["item_id"]) > 0
+
+
+def test_lists_of_one_window_are_written_summed_and_count_for_exposure_before(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path, driver: Driver
+) -> None:
+    app = _app(tmp_path, neo4j_settings, rotation_lists=1, impressions_flush_seconds=60.0)
+    with TestClient(app) as client:
+        first = _list(client, "u24", k=5)
+        items = [i["item_id"] for i in first["items"]]
+
+        def impressions() -> dict[str, int]:
+            records, _, _ = driver.execute_query(
+                "MATCH (i:Item) WHERE i.itemId IN $ids RETURN i.itemId AS id, coalesce(i.impressions, 0) AS n",
+                {"ids": items},
+            )
+            return {r["id"]: r["n"] for r in records}
+
+        before = impressions()
+        second = _list(client, "u24", k=5)  # nothing written yet: rotation sees the first list, still queued
+        assert not set(items) & {i["item_id"] for i in second["items"]}
+        third = _list(client, "u24", k=5)
+        assert not {i["item_id"] for i in second["items"]} & {i["item_id"] for i in third["items"]}
+        assert app.state.recommender.impressions.pending_lists("u24") == 3
+        _flush(client)
+        assert app.state.recommender.impressions.pending_lists("u24") == 0
+        shown, _, _ = driver.execute_query(
+            "MATCH (u:User {userId: 'u24'})-[s:SHOWN]->(i) RETURN i.itemId AS item, s.count AS n, s.lastList AS last, "
+            "s.lastRecommendationId AS rec, u.listsShown AS lists"
+        )
+        lists = [first, second, third]
+        expected = {}
+        for number, body in enumerate(lists, start=1):
+            for item in body["items"]:
+                n = expected.get(item["item_id"], (0,))[0] + 1
+                expected[item["item_id"]] = (n, number, body["recommendation_id"], 3)
+        assert {r["item"]: (r["n"], r["last"], r["rec"], r["lists"]) for r in shown} == expected
+        after = impressions()
+        assert {i: after[i] - before[i] for i in items} == {i: expected[i][0] for i in items}
+        nodes, _, _ = driver.execute_query("MATCH (r:Recommendation {userId: 'u24'}) RETURN count(r) AS n")
+        assert nodes[0]["n"] == 3
+
+
+def test_lists_past_the_retention_are_pruned_and_exposure_kept(client: TestClient, driver: Driver) -> None:
+    recorder = client.app.state.recommender.impressions
+    assert recorder.retention_days == 90  # the default
+    first = _list(client, "u25", k=5)
+    _flush(client)
+    old_day = 1_600_000_000
+    driver.execute_query(  # three lists of long ago, beside the one just served
+        "UNWIND range(1, 3) AS n CREATE (:Recommendation {recommendationId: 'old-u25-' + n, userId: 'u25', "
+        "variant: 'default', modelVersion: 'm', shownAt: $at, itemIds: ['x']})",
+        {"at": old_day},
+    )
+    exposure = "MATCH (u:User {userId: 'u25'})-[s:SHOWN]->() RETURN sum(s.count) AS n, u.listsShown AS lists"
+    before, _, _ = driver.execute_query(exposure)
+    recorder.PRUNE_BATCH = 2  # two transactions
+    assert recorder.prune(now=old_day + 91 * 86_400) == 3
+    kept, _, _ = driver.execute_query("MATCH (r:Recommendation {userId: 'u25'}) RETURN r.recommendationId AS id")
+    assert [r["id"] for r in kept] == [first["recommendation_id"]]
+    assert driver.execute_query(exposure)[0] == before  # SHOWN counts and listsShown stay
+    assert recorder.prune(now=old_day + 89 * 86_400) == 0  # nothing is older than 90 days then
+
+
+def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path, driver: Driver
+) -> None:
+    pair = (
+        "MATCH (u:User {userId: $u}), (i:Item {itemId: $i}) RETURN EXISTS { (u)-[:INTERACTED]->(i) } AS interacted, "
+        "COUNT { (u)-[:SHOWN]->(i) } AS shown_rels, [(u)-[s:SHOWN]->(i) | s.count][0] AS shown"
+    )
+    with TestClient(_app(tmp_path, neo4j_settings, fatigue_half_life=1.0)) as client:
+        body = _list(client, "u26", k=5)
+        _flush(client)
+        item = body["items"][0]["item_id"]
+        skipped = _feedback(
+            client, user_id="u26", item_id=item, type="skip", recommendation_id=body["recommendation_id"]
+        )
+        assert skipped["attribution"] == "attributed" and skipped["polarity"] == 1 and skipped["weight"] == 0.0
+        state = driver.execute_query(pair, {"u": "u26", "i": item})[0][0]
+        assert (state["interacted"], state["shown"]) == (False, 2)  # shown once by the list, once more by the skip
+        _feedback(client, user_id="u26", item_id=item, type="skip")
+        _feedback(client, user_id="u26", item_id=body["items"][-1]["item_id"], type="view")  # recompute the list
+        after = _list(client, "u26", k=5)
+        assert _rank(after, item) > 0  # faded by fatigue (three ignored impressions at half-life 1) ...
+    with TestClient(_app(tmp_path, neo4j_settings)) as client:  # ... but not hidden: without fatigue it is back
+        assert _rank(_list(client, "u26", k=5), item) == 0
+    table = tmp_path / "kinds.yaml"
+    table.write_text("kinds:\n  skip: {weight: 0.5, polarity: negative}\n")
+    with TestClient(_app(tmp_path, neo4j_settings, feedback_kinds=table)) as client:
+        body = _list(client, "u27", k=5)
+        item = body["items"][0]["item_id"]
+        assert _feedback(client, user_id="u27", item_id=item, type="skip")["polarity"] == -1
+        assert driver.execute_query(pair, {"u": "u27", "i": item})[0][0]["interacted"] is True
+        assert item not in {i["item_id"] for i in _list(client, "u27", k=50)["items"]}  # a negative: hidden
+
+
+def test_similar_items_lists_are_recorded_and_attributable(client: TestClient, driver: Driver) -> None:
+    first = client.get("/items/i5/similar", params={"k": 4}).json()
+    second = client.get("/items/i5/similar", params={"k": 4}).json()
+    assert re.fullmatch(r"[0-9a-f]{32}", first["recommendation_id"])
+    assert first["recommendation_id"] != second["recommendation_id"] and first["items"] == second["items"]
+    shown = [i["item_id"] for i in first["items"]]
+    assert _metric(client, "kgrec_recommendation_lists_total", variant="similar") == 2
+    clicked = _feedback(
+        client, user_id="u28", item_id=shown[0], type="click", recommendation_id=first["recommendation_id"]
+    )  # flushes the queued list first
+    assert clicked["attribution"] == "attributed" and clicked["variant"] == "similar"
+    records, _, _ = driver.execute_query(
+        "MATCH (r:Recommendation {recommendationId: $id}) RETURN r.itemIds AS items, r.userId AS user, "
+        "r.variant AS variant, r.clickedItemIds AS clicked",
+        {"id": first["recommendation_id"]},
+    )
+    assert [dict(r) for r in records] == [{"items": shown, "user": None, "variant": "similar", "clicked": [shown[0]]}]
+    nobody, _, _ = driver.execute_query(  # an item page's list is nobody's exposure
+        "MATCH (:User {userId: 'u28'})-[s:SHOWN]->() RETURN count(s) AS n"
+    )
+    assert nobody[0]["n"] == 0

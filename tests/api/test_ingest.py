@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +173,52 @@ def test_openapi_documents_the_batch_route(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()["paths"]["/interactions/batch"]["post"]
     assert set(spec["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
     assert "413" in spec["responses"]
+
+
+class _RefusingServer:
+    """A TCP listener that accepts each connection and closes it at once (Neo4j away, the port open), counting
+    the connections: a write retried while Neo4j is away connects again and again."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def test_batch_answers_503_at_once_when_neo4j_is_away(neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:
+    server = _RefusingServer()
+    away = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{server.port}"})
+    rows = [{"user_id": "away-user", "item_id": "i1", "timestamp": 1_700_000_000}]
+    try:
+        with TestClient(create_app(graph_only_settings(tmp_path), away)) as down:
+            before = server.connections
+            response = down.post("/interactions/batch", json=rows, headers=KEY)
+            tried = server.connections - before
+            single = down.post("/interactions", json=rows[0], headers=KEY)
+            tried_single = server.connections - before - tried
+    finally:
+        server.close()
+    assert response.status_code == 503 and response.json() == {"detail": "Neo4j is unreachable"}
+    assert single.status_code == 503
+    # one attempt each: the driver's retry (KGREC/driver max_transaction_retry_time) would connect again and again
+    assert 1 <= tried <= 2 and 1 <= tried_single <= 2

@@ -8,7 +8,14 @@ from neo4j import Driver
 from typer.testing import CliRunner
 
 from graph.settings import Neo4jSettings
-from graph.writers import BatchWriter, write_feedback, write_impressions, write_items, write_users
+from graph.writers import (
+    BatchWriter,
+    impression_batches,
+    write_feedback,
+    write_impressions,
+    write_items,
+    write_users,
+)
 from kgrec.cli import app
 from kgrec.report import difference, wilson
 from schema.kinds import DEFAULT_FEEDBACK_KINDS
@@ -30,20 +37,19 @@ def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
         ("b1", "u2", "B", ["i0", "i1", "i2", "i3", "i4"]),
         ("b2", "u3", "B", ["i5", "i6", "i7", "i8", "i9"]),
     ]
-    write_impressions(
-        writer,
-        [
-            {
-                "recommendation_id": r,
-                "user_id": u,
-                "variant": v,
-                "model_version": "m-1",
-                "shown_at": 1_700_000_000,
-                "item_ids": i,
-            }
-            for r, u, v, i in lists
-        ],
-    )
+    rows = [
+        {
+            "recommendation_id": r,
+            "user_id": u,
+            "variant": v,
+            "model_version": "m-1",
+            "shown_at": 1_700_000_000,
+            "item_ids": i,
+        }
+        for r, u, v, i in lists
+    ]
+    for part in impression_batches(rows, 2):  # three transactions
+        write_impressions(writer, part)
     events = [  # (user, item, type, list)
         ("u0", "i1", "click", "a1"),
         ("u0", "i1", "click", "a1"),  # the same item of the same list: one click

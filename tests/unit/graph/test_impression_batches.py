@@ -1,0 +1,52 @@
+"""Impressions aggregated per (user, item) and per item before they are written (graph.writers.impression_batches)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from graph.writers import impression_batches
+
+
+def _row(rec: str, user: str, items: list[str], at: int = 1_700_000_000) -> dict:
+    return {
+        "recommendation_id": rec,
+        "user_id": user,
+        "variant": "default",
+        "model_version": "m",
+        "shown_at": at,
+        "item_ids": items,
+    }
+
+
+def test_exposure_is_summed_per_user_and_item_and_every_list_kept() -> None:
+    rows = [
+        _row("r1", "u1", ["a", "b"], 10),
+        _row("r2", "u2", ["a"], 11),
+        _row("r3", "u1", ["b", "c"], 12),
+        _row("r4", "u1", ["a"], 13),
+    ]
+    (batch,) = impression_batches(rows, 50)
+    assert [r["recommendation_id"] for r in batch.lists] == ["r1", "r2", "r3", "r4"]  # one node per list, in order
+    users = {u["user_id"]: u for u in batch.users}
+    assert users["u1"]["lists"] == 3 and users["u2"]["lists"] == 1
+    shown = {s["item_id"]: s for s in users["u1"]["items"]}
+    assert {i: (s["count"], s["list"], s["last_recommendation_id"], s["last_shown"]) for i, s in shown.items()} == {
+        "a": (2, 3, "r4", 13),  # shown by u1's first and third list of the window
+        "b": (2, 2, "r3", 12),
+        "c": (1, 2, "r3", 12),
+    }
+    assert {i["item_id"]: i["count"] for i in batch.items} == {"a": 3, "b": 2, "c": 1}
+
+
+def test_transactions_hold_at_most_batch_lists_and_users_and_lose_nothing() -> None:
+    rows = [_row(f"r{n}", f"u{n % 7}", [f"i{n % 5}", f"i{(n + 1) % 5}"]) for n in range(23)]
+    batches = impression_batches(rows, 4)
+    assert all(len(b.lists) <= 4 and len(b.users) <= 4 for b in batches)
+    assert [r["recommendation_id"] for b in batches for r in b.lists] == [f"r{n}" for n in range(23)]
+    assert sorted(u["user_id"] for b in batches for u in b.users) == sorted(f"u{n}" for n in range(7))  # each once
+    counts: dict[str, int] = {}
+    for b in batches:
+        for i in b.items:
+            counts[i["item_id"]] = counts.get(i["item_id"], 0) + i["count"]
+    assert counts == Counter(i for r in rows for i in r["item_ids"])  # each item once per transaction
+    assert impression_batches([], 4)[0].lists == []
