@@ -64,9 +64,10 @@ def activity(users: int, items: int, interactions: int, rng: np.random.Generator
     counts = MIN_ACTIVITY + np.floor(extra * weights / weights.sum()).astype(np.int64)
     counts = np.minimum(counts, cap)
     short = interactions - int(counts.sum())
-    if short > 0:  # the cap cut the head: spread what is left over the users below it, by weight again
-        room = cap - counts
-        share = np.floor(short * (weights * (room > 0)) / (weights * (room > 0)).sum()).astype(np.int64)
+    room = cap - counts
+    if short > 0 and room.any():  # the cap cut the head: spread what is left over the users below it, by weight
+        open_weights = weights * (room > 0)
+        share = np.floor(short * open_weights / open_weights.sum()).astype(np.int64)
         counts += np.minimum(share, room)
     return counts
 

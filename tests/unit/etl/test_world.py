@@ -63,3 +63,8 @@ def test_activity_sums_to_the_target_and_respects_the_floor_and_cap() -> None:
     counts = activity(1000, 500, 40_000, np.random.default_rng(1))
     assert counts.min() >= MIN_ACTIVITY and counts.max() <= 100  # a fifth of the catalogue
     assert 0.97 * 40_000 <= counts.sum() <= 40_000
+
+
+def test_a_catalogue_too_small_for_the_target_caps_every_user() -> None:
+    counts = activity(40, 30, 10_000, np.random.default_rng(2))
+    assert counts.tolist() == [6] * 40  # a fifth of 30 items each, far below the target
