@@ -84,7 +84,9 @@ def ensure_world(settings: Neo4jSettings, args: argparse.Namespace) -> tuple[Wor
 def zipf_cdf(n: int, exponent: float) -> np.ndarray:
     """The cumulative distribution over ranks 0..n-1 with P(rank r) ∝ (r + 1)^-exponent."""
     weights = 1.0 / np.power(np.arange(1, n + 1, dtype=np.float64), exponent)
-    return np.cumsum(weights) / weights.sum()
+    cdf = np.cumsum(weights) / weights.sum()
+    cdf[-1] = 1.0  # not a rounding error below it
+    return cdf
 
 
 async def realistic_loop(
