@@ -208,7 +208,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         f"achieved {run['achieved_rate']:.1f} req/s of {args.rate:.0f}; {run['distinct_users']:,} distinct users; "
         f"cache hits {'—' if ratio is None else f'{100 * ratio:.1f}%'}; API ready {ready_seconds:.0f} s after start"
     )
-    console.print(table)
+    Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
     stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
     stage_table.add_column("stage")
     stage_table.add_column("ms", justify="right")
