@@ -22,6 +22,10 @@ each stage per run (read from the API's /metrics) and the errors by kind are pri
     .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
     .venv/bin/python -m bench.api_load --misses [--miss-clients 4 --miss-rate 100 --abusers 8 --abuse-compare]
+    .venv/bin/python -m bench.api_load --realistic [--rate 100 --duration 60 --world-interactions 5000000 --model none]
+
+``--realistic`` runs instead bench/api_realistic.py: (h) the API on a synthetic world at real size (100k users, 50k
+items), users drawn Zipf-like, 10% of requests ``POST /interactions``.
 """
 
 from __future__ import annotations
@@ -184,7 +188,12 @@ class LeanClient:
             self._freed.notify()
 
     async def get(self, path: str) -> str:
-        """GET ``path``; returns ``"200"``, another status code, ``"bad body"`` or an exception's name.
+        """GET ``path``; returns ``"200"``, another status code, ``"bad body"`` or an exception's name (:meth:`send`)."""
+        return await self.send("GET", path)
+
+    async def send(self, method: str, path: str, body: bytes = b"") -> str:
+        """``method`` ``path`` with a JSON ``body`` (none when empty); returns ``"200"``, another status code,
+        ``"bad body"`` or an exception's name.
 
         Like any HTTP client, a request that finds its reused keep-alive connection closed by the server
         before a byte of the answer came back (uvicorn closes connections idle for 5 s) is sent once more
@@ -196,7 +205,10 @@ class LeanClient:
             try:
                 conn, reused = await self._acquire()
                 reader, writer = conn
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self._headers}\r\n".encode())
+                content = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
+                writer.write(
+                    f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self._headers}{content}\r\n".encode() + body
+                )
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = head[9:12].decode()
                 length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
@@ -204,7 +216,7 @@ class LeanClient:
                     raise ValueError("response without Content-Length")
                 body = await reader.readexactly(int(length.group(1)))
                 self._sent += 1
-                if status == "200" and self.check_every and self._sent % self.check_every == 0:
+                if method == "GET" and status == "200" and self.check_every and self._sent % self.check_every == 0:
                     items = json.loads(body)["items"]
                     explained = sum(1 for item in items if item["explanations"])
                     if len(items) != self.k or explained < 0.8 * self.k:  # issue 3: at least 80% carry a path
@@ -362,7 +374,12 @@ def _errors(run: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=150.0, help="open-loop arrival rate (requests/s)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open-loop arrival rate (requests/s) [default: 150; 100 with --realistic]",
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="open-loop duration (s)")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop concurrent clients")
     parser.add_argument("--saturation-duration", type=float, default=20.0, help="closed-loop duration (s)")
@@ -393,11 +410,42 @@ def main() -> None:
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument(
         "--model",
-        default="blend",
+        default=None,
         choices=["blend", "lightgcn", "none"],
-        help="model the API ranks with (none: graph recall sources only); trained if missing",
+        help="model the API ranks with (none: graph recall sources only); trained if missing [default: blend; "
+        "none with --realistic]",
     )
+    realistic = parser.add_argument_group("(h) --realistic: a synthetic world at size (bench/api_realistic.py)")
+    realistic.add_argument(
+        "--realistic",
+        action="store_true",
+        help="run only (h): the API on a synthetic world of --world-* size (its own Neo4j, .kgrec/neo4j-world-bench, "
+        "on the benchmark ports), an open loop of --rate requests/s for --duration s with --post-share writes",
+    )
+    realistic.add_argument("--world-users", type=int, default=100_000, help="(h): users of the world")
+    realistic.add_argument("--world-items", type=int, default=50_000, help="(h): items of the world")
+    realistic.add_argument("--world-interactions", type=int, default=5_000_000, help="(h): about how many interactions")
+    realistic.add_argument("--post-share", type=float, default=0.1, help="(h): share of requests that are POSTs")
+    realistic.add_argument("--zipf", type=float, default=1.0, help="(h): exponent of the users' request frequency")
+    realistic.add_argument("--warm-users", type=int, default=1000, help="(h): KGREC_CACHE_WARM_USERS of the API")
+    realistic.add_argument("--ready-timeout", type=float, default=1800.0, help="(h): seconds to wait for /ready")
     args = parser.parse_args()
+    if args.realistic:
+        from bench.api_realistic import run_realistic
+
+        args.rate = args.rate or 100.0
+        if not 0.0 <= args.post_share <= 1.0 or args.zipf < 0:
+            parser.error("--post-share is a share (0 to 1) and --zipf is at least 0")
+        run_realistic(
+            args,
+            int(os.environ.get("KGREC_BENCH_BOLT_PORT", "27687")),
+            int(os.environ.get("KGREC_BENCH_HTTP_PORT", "27474")),
+            API_PORT,
+            BENCH_KEY,
+        )
+        return
+    args.model = args.model or "blend"
+    args.rate = args.rate or 150.0
 
     OUT.mkdir(parents=True, exist_ok=True)
     settings = bench_settings()

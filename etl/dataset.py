@@ -63,6 +63,8 @@ class Dataset:
         source_rows: Data lines read, per section: the records plus the lines rejected while reading them
             (undecodable, too long, wrong column count); the denominator of the reject rate.
         blank: Blank lines skipped, per file name (counted once however many sections read the file).
+        emitted: Rows per kind. A dataset read with a sink (a load) does not keep its rows, which the sink has
+            written already; it only counts them here, so its memory does not grow with the data.
     """
 
     name: str
@@ -82,21 +84,26 @@ class Dataset:
     read: Counter[str] = field(default_factory=Counter)
     source_rows: Counter[str] = field(default_factory=Counter)
     blank: Counter[str] = field(default_factory=Counter)
+    emitted: Counter[str] = field(default_factory=Counter)
+
+    def count(self, kind: str) -> int:
+        """Rows of one kind ("users", "interactions", …): the rows kept, or those passed to a sink."""
+        return max(len(getattr(self, kind)), self.emitted[kind])
 
     @property
     def fact_count(self) -> int:
         return sum(
-            len(rows)
-            for rows in (
-                self.users,
-                self.items,
-                self.interactions,
-                self.genres,
-                self.people,
-                self.tags,
-                self.follows,
-                self.item_attributes,
-                self.user_attributes,
+            self.count(kind)
+            for kind in (
+                "users",
+                "items",
+                "interactions",
+                "genres",
+                "people",
+                "tags",
+                "follows",
+                "item_attributes",
+                "user_attributes",
             )
         )
 
@@ -138,9 +145,11 @@ class _Builder:
         self._buffers: dict[str, list] = {}  # type: ignore[type-arg]
 
     def emit(self, kind: str, row: object) -> None:
-        """Keep a validated row in the dataset and pass it on to the sink in chunks."""
-        getattr(self.ds, kind).append(row)
-        if self.sink is not None:
+        """Pass a validated row on to the sink in chunks and count it; without a sink, keep it in the dataset."""
+        self.ds.emitted[kind] += 1
+        if self.sink is None:
+            getattr(self.ds, kind).append(row)
+        else:
             buffer = self._buffers.setdefault(kind, [])
             buffer.append(row)
             if len(buffer) >= SINK_CHUNK:
@@ -209,7 +218,8 @@ def build_from_mapping(
         known_items: Item ids already in the graph; they may be referenced like catalogue items.
         progress: Factory of progress callbacks ``(name, total) -> tick(n)``.
         sink: Optional receiver of row chunks while reading goes on (items, interactions, genres,
-            people, follows as they come; tags once summed; users last).
+            people, follows as they come; tags once summed; users last); the dataset then counts the rows
+            (``Dataset.emitted``) instead of keeping them.
         max_line_bytes: Longest line of a file whose mapping does not set ``max_line_bytes``.
 
     Returns:
@@ -302,12 +312,20 @@ def _interactions(b: _Builder, mapping: Mapping) -> None:
     """Read every interaction section. Without kinds, a second row of a (user, item) pair is a duplicate (reject
     naming both places). With kinds, rows of a pair that all have a kind are events combined into one interaction by
     the mapping's rule (:func:`schema.kinds.combine`); a row without a kind still collides with any other row."""
-    first: dict[tuple[str, str], tuple[str, int, str | None]] = {}  # pair → (file, line, kind)
+    # pair → (line << 8) | (file number << 1) | (1 if the row has no kind), the pair an int of the user's and the
+    # item's numbers: about 100 bytes a pair instead of the ~300 of tuples of strings, so ten million fit in ~1 GB.
+    first: dict[int, int] = {}
+    user_numbers: dict[str, int] = {}
+    item_numbers: dict[str, int] = {}
+    file_names: list[str] = []
     events: dict[tuple[str, str], list[tuple[InteractionRow, Event]]] = {}
     kinded = bool(mapping.interaction_kinds)
     for spec in mapping.interactions:
         section = f"interactions:{spec.file}"
         where = Path(str(b.paths.get(spec.file) or spec.file)).name
+        if where not in file_names:
+            file_names.append(where)
+        file_number = file_names.index(where)
         for record in b.records(section, spec.file, spec) or ():
             try:
                 kind = interaction_kind(record, spec)
@@ -325,26 +343,28 @@ def _interactions(b: _Builder, mapping: Mapping) -> None:
             if row.item_id not in b.catalogue:
                 b.reject(section, record, f"unknown item {row.item_id!r} (not in the item catalogue)")
                 continue
-            key = (row.user_id, row.item_id)
+            user = user_numbers.setdefault(row.user_id, len(user_numbers))
+            key = (user << 32) | item_numbers.setdefault(row.item_id, len(item_numbers))
             previous = first.get(key)
-            if previous is not None and (kind is None or previous[2] is None):
-                hint = "" if previous[0] == where else "; give both sections a kind to combine them"
+            if previous is not None and (kind is None or previous & 1):
+                first_file = file_names[(previous >> 1) & 0x7F]
+                hint = "" if first_file == where else "; give both sections a kind to combine them"
                 b.reject(
                     section,
                     record,
-                    f"duplicate interaction of user {key[0]!r} with item {key[1]!r} (first at {previous[0]} line "
-                    f"{previous[1]}){hint}",
+                    f"duplicate interaction of user {row.user_id!r} with item {row.item_id!r} (first at {first_file} "
+                    f"line {previous >> 8}){hint}",
                 )
                 continue
             if previous is None:
-                first[key] = (where, record.line, kind)
+                first[key] = (record.line << 8) | (file_number << 1) | (kind is None)
             b.add_user(row.user_id)
             if not kinded:
                 b.emit("interactions", row)
                 continue
             if previous is not None:
                 b.ds.merged[section] += 1
-            events.setdefault(key, []).append((row, _event(mapping, spec, kind, row)))
+            events.setdefault((row.user_id, row.item_id), []).append((row, _event(mapping, spec, kind, row)))
     for pair in events.values():
         b.emit("interactions", _combined(mapping, pair))
     b.flush("interactions")

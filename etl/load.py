@@ -145,7 +145,7 @@ class _BackgroundWriter:
         if kind == "items":
             return writers.write_items(w, rows, self._labels, tick)
         if kind == "interactions":
-            return writers.write_interactions(w, rows, tick)
+            return writers.load_interactions(w, rows, tick)
         if kind == "genres":
             return writers.write_item_genres(w, rows, tick)
         if kind == "people":
@@ -230,7 +230,7 @@ def dataset_report(dataset: Dataset, reject_dir: Path, read_seconds: float = 0.0
     """What a load of ``dataset`` would write, without Neo4j (a dry run, and the base of a real load's report): rows
     per kind as phases of 0 seconds, rejects (written to the reject file), skipped and merged rows; no graph counts."""
     report = LoadReport(name=dataset.name, read_seconds=read_seconds)
-    report.phases = [PhaseStats(kind, len(getattr(dataset, kind)), 0.0) for kind in WRITE_ORDER]
+    report.phases = [PhaseStats(kind, dataset.count(kind), 0.0) for kind in WRITE_ORDER]
     report.rows_read = sum(dataset.read.values()) or dataset.fact_count
     report.rejects = len(dataset.rejects)
     report.rejects_by_reason = summarize_rejects(dataset.rejects)

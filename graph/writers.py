@@ -188,6 +188,38 @@ def write_interactions(
     return writer.write(catalog.UPSERT_INTERACTIONS, _dump(rows), progress=progress)
 
 
+def load_interactions(
+    writer: BatchWriter, rows: Sequence[InteractionRow], progress: ProgressFn | None = None
+) -> WriteStats:
+    """The bulk load's interaction write: as :func:`write_interactions` (idempotent, ``interactionsRev`` bumped when
+    something changed), with the rows of each batch grouped by user; a user without interactions yet gets them by
+    CREATE (``load_interactions.cypher``). Rows must name each (user, item) pair once (the loader rejects repeats).
+    """
+    stats = WriteStats()
+    start = time.perf_counter()
+    with writer.driver.session(database=writer.database) as session:
+        for offset in range(0, len(rows), writer.batch_size):
+            batch = rows[offset : offset + writer.batch_size]
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for row in batch:
+                groups.setdefault(row.user_id, []).append(row.model_dump(exclude={"user_id"}))
+            payload = [{"user_id": user, "rows": items} for user, items in groups.items()]
+            with database_errors(
+                "write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of interactions"
+            ):
+                session.execute_write(_run_groups, payload)
+            stats.rows += len(batch)
+            stats.batches += 1
+            if progress is not None:
+                progress(len(batch))
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _run_groups(tx: ManagedTransaction, groups: list[dict[str, Any]]) -> None:
+    tx.run(catalog.LOAD_INTERACTIONS, groups=groups).consume()
+
+
 @dataclass(frozen=True)
 class InteractionOutcome:
     """What writing one row of :func:`write_interaction_groups` did.

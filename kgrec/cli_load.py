@@ -339,6 +339,48 @@ def load_synthetic(
     _run_load(produce, item_labels=[Label.MOVIE], **options)
 
 
+@load_app.command("world")
+@loads
+def load_world(
+    directory: Annotated[
+        Path,
+        typer.Argument(help="Folder of the world's CSV files; written first when it holds none (or --regenerate)."),
+    ],
+    users: Annotated[int, typer.Option(min=4, help="Users of a world being written.")] = 100_000,
+    items: Annotated[int, typer.Option(min=12, help="Items of a world being written.")] = 50_000,
+    interactions: Annotated[
+        int, typer.Option(min=1, help="About how many interactions a world being written has (Zipf-like activity).")
+    ] = 5_000_000,
+    seed: Annotated[int, typer.Option(help="Random seed of a world being written (same seed, same files).")] = 42,
+    regenerate: Annotated[bool, typer.Option("--regenerate", help="Write the files even when they exist.")] = False,
+    generate_only: Annotated[bool, typer.Option("--generate-only", help="Write the files; load nothing.")] = False,
+    **options: Any,  # noqa: ANN401 - LOAD_OPTIONS
+) -> None:
+    """Load a synthetic world at real size (100k users, 50k items, millions of interactions by default), written to
+    CSV files first in bounded memory (etl/world.py) and loaded like any mapping (etl/mappings/world.yaml)."""
+    from etl.sources import shipped_mapping_path
+    from etl.world import WorldSummary, write_world
+
+    if regenerate or not (directory / "world.json").is_file():
+        bars = ProgressBars(options.get("progress"))
+        tick = bars("write world", users)
+        summary = write_world(directory, users, items, interactions, seed, progress=tick)
+        bars.close()
+        console.print(
+            f"wrote {summary.users:,} users, {summary.items:,} items, {summary.interactions:,} interactions and "
+            f"{summary.follows:,} follows to {directory} in {summary.seconds:.1f}s"
+        )
+    else:
+        import json
+
+        summary = WorldSummary(**json.loads((directory / "world.json").read_text(encoding="utf-8")))
+        console.print(
+            f"{directory} holds a world of {summary.interactions:,} interactions (--regenerate to rewrite it)"
+        )
+    if not generate_only:
+        _load_mapping(shipped_mapping_path("world"), {"world": str(directory.resolve())}, [Label.MOVIE], None, options)
+
+
 def stats() -> None:
     """Print node counts per label and relationship counts per type."""
     settings = get_neo4j_settings()

@@ -22,6 +22,26 @@ def test_cli_load_synthetic_prints_summary(cli_env: Neo4jSettings) -> None:
     assert "no rejected rows" in result.output
 
 
+def test_cli_load_world_writes_the_files_once_then_loads_them(
+    cli_env: Neo4jSettings, driver: Driver, tmp_path: Path
+) -> None:
+    folder = tmp_path / "world"
+    sizes = ["--users", "40", "--items", "30", "--interactions", "400"]
+    result = runner.invoke(app, ["load", "world", str(folder), *sizes, "--generate-only", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 40 users, 30 items" in " ".join(result.output.split()) and "write phases" not in result.output
+    written = json.loads((folder / "world.json").read_text())
+    result = runner.invoke(app, ["load", "world", str(folder), "--users", "99", "--replace", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert f"holds a world of {written['interactions']:,} interactions" in said  # not rewritten
+    assert "no rejected rows" in result.output
+    records, _, _ = driver.execute_query(
+        "MATCH (u:User) RETURN count(u) AS users, COUNT { ()-[:INTERACTED]->() } AS interactions"
+    )
+    assert (records[0]["users"], records[0]["interactions"]) == (40, written["interactions"])
+
+
 def test_cli_load_movielens_reports_rejects_and_file(cli_env: Neo4jSettings, tmp_path: Path) -> None:
     result = runner.invoke(
         app,

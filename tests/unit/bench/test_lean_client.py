@@ -60,3 +60,26 @@ def test_statuses_and_body_checks() -> None:
 
 def test_a_connection_closed_by_the_server_is_retried_once_on_a_new_one() -> None:
     assert _run([(200, _body(4, 4))], True, 3) == ["200", "200", "200"]
+
+
+def test_a_post_sends_its_json_body_and_is_not_checked_as_a_list() -> None:
+    received: list[bytes] = []
+
+    async def main() -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            received.append(head.split(b" ")[0] + b" " + await reader.readexactly(length))
+            writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        client = LeanClient(server.sockets[0].getsockname()[1], max_connections=1, check_every=1, k=4)
+        outcome = await client.send("POST", "/interactions", b'{"user_id": "u1"}')
+        await client.close()
+        server.close()
+        return outcome
+
+    assert asyncio.run(main()) == "201"
+    assert received == [b'POST {"user_id": "u1"}']

@@ -1,0 +1,234 @@
+"""(h) A realistic workload (``bench.api_load --realistic``): the API on a synthetic world at real size.
+
+The world (etl/world.py: 100,000 users, 50,000 items, millions of interactions by default) is written once under
+bench/out and loaded into the benchmark Neo4j unless it already holds it. The API serves it with the model
+``--model`` names (``none`` by default: graph recall; a model is trained by ``kgrec retrain`` when missing). An open
+loop sends ``--rate`` requests/s for ``--duration`` s: users are drawn Zipf-like over their activity rank (the most
+active users ask most often, as the warm set assumes), and a share (``--post-share``, 10%) of the requests are
+``POST /interactions`` of such a user with a random item, which makes that user's next list a miss. Printed beside
+the targets (p99 ≤ 100 ms, no errors): p50/p99 of reads, of writes and of all requests, errors, refusals, the cache
+hit ratio and the mean time of each stage (the API's /metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import OUT, private_server, serve_api
+from etl.load import load_stream
+from etl.sources import read_mapping_dataset, shipped_mapping_path
+from etl.world import WorldSummary, write_world
+from graph.driver import create_driver
+from graph.neo4j_local import launcher
+from graph.reads import most_active_users
+from graph.settings import Neo4jSettings
+from graph.writers import read_graph_counts
+from schema.model import Label
+
+console = Console()
+
+
+def world_settings(bolt_port: int, http_port: int) -> Neo4jSettings:
+    """The realistic run's own Neo4j (``.kgrec/neo4j-world-bench``): 2 GB heap, 3 GB page cache."""
+    return private_server("world-bench", bolt_port, http_port, heap="2g", pagecache="3g")
+
+
+def world_dir(args: argparse.Namespace) -> Path:
+    return OUT / f"world-{args.world_users}-{args.world_items}-{args.world_interactions}"
+
+
+def ensure_world(settings: Neo4jSettings, args: argparse.Namespace) -> tuple[WorldSummary, dict | None]:
+    """Write the world's files unless present, and load them unless the graph holds the world already.
+
+    Returns:
+        The world's summary and the load's figures (None when nothing was loaded).
+    """
+    folder = world_dir(args)
+    if (folder / "world.json").is_file():
+        summary = WorldSummary(**json.loads((folder / "world.json").read_text(encoding="utf-8")))
+    else:
+        console.print(f"writing the world to {folder} …")
+        summary = write_world(folder, args.world_users, args.world_items, args.world_interactions, seed=42)
+        console.print(f"  {summary.interactions:,} interactions in {summary.seconds:.0f} s")
+    with create_driver(settings) as driver:
+        nodes, rels = read_graph_counts(driver)
+        if nodes.get("User") == summary.users and rels.get("INTERACTED", 0) >= summary.interactions:
+            return summary, None
+        console.print(f"loading the world into {settings.uri} (kgrec load world) …")
+        variables = {"world": str(folder.resolve())}
+        report = load_stream(
+            driver,
+            lambda sink: read_mapping_dataset(shipped_mapping_path("world"), variables, sink=sink)[0],
+            item_labels=[Label.MOVIE],
+            replace=True,
+            reject_dir=OUT / "rejects",
+        )
+    figures = {
+        "seconds": report.seconds,
+        "phases": {p.name: {"rows": p.rows, "seconds": p.seconds} for p in report.phases},
+        "rejects": report.rejects,
+    }
+    console.print(f"  loaded in {report.seconds:.0f} s")
+    return summary, figures
+
+
+def zipf_cdf(n: int, exponent: float) -> np.ndarray:
+    """The cumulative distribution over ranks 0..n-1 with P(rank r) ∝ (r + 1)^-exponent."""
+    weights = 1.0 / np.power(np.arange(1, n + 1, dtype=np.float64), exponent)
+    cdf = np.cumsum(weights) / weights.sum()
+    cdf[-1] = 1.0  # not a rounding error below it
+    return cdf
+
+
+async def realistic_loop(
+    port: int, key: str, users: list[str], items: list[str], args: argparse.Namespace, seed: int = 7
+) -> dict:
+    """The open loop: reads and posts at ``args.rate`` per second, latency from each request's scheduled time."""
+    from bench.api_load import LeanClient, _figures
+
+    rng = random.Random(seed)
+    cdf = zipf_cdf(len(users), args.zipf)
+    n = int(args.rate * args.duration)
+    draws = np.minimum(np.searchsorted(cdf, np.random.default_rng(seed).random(n), side="right"), len(users) - 1)
+    client = LeanClient(port, max_connections=512, headers={"X-API-Key": key})
+    out: dict[str, list[tuple[float, str]]] = {"read": [], "write": []}
+    errors: dict[str, dict[str, int]] = {"read": {}, "write": {}}
+    clock = [int(time.time())]
+    start = time.perf_counter() + 0.2
+
+    async def one(i: int) -> None:
+        user = users[int(draws[i])]
+        write = rng.random() < args.post_share
+        item = rng.choice(items) if write else ""
+        scheduled = start + i / args.rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if write:
+            clock[0] += 1
+            body = json.dumps({"user_id": user, "item_id": item, "rating": 4.5, "timestamp": clock[0]}).encode()
+            outcome = await client.send("POST", "/interactions", body)
+            outcome = "200" if outcome in ("200", "201") else outcome
+        else:
+            outcome = await client.get(f"/users/{user}/recommendations?k=20&explain=true")
+        kind = "write" if write else "read"
+        if outcome != "200":
+            errors[kind][outcome] = errors[kind].get(outcome, 0) + 1
+        out[kind].append((time.perf_counter() - scheduled, outcome))
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.perf_counter() - start
+    await client.close()
+    every = out["read"] + out["write"]
+    merged: dict[str, int] = {}
+    for kinds in errors.values():
+        for k, v in kinds.items():
+            merged[k] = merged.get(k, 0) + v
+    return {
+        "requests": n,
+        "target_rate": args.rate,
+        "achieved_rate": n / wall,
+        "distinct_users": len({int(d) for d in draws}),
+        "all": _figures(every, merged),
+        "read": {"requests": len(out["read"]), **_figures(out["read"], errors["read"])},
+        "write": {"requests": len(out["write"]), **_figures(out["write"], errors["write"])},
+    }
+
+
+def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_port: int, key: str) -> None:
+    """(h): world, model, API, open loop; prints the tables and writes bench/out/api_realistic.json."""
+    from bench.api_load import ARTIFACTS, ensure_model, hit_ratio, read_metrics, stage_means
+    from bench.common import shut_down
+
+    settings = world_settings(bolt_port, http_port)
+    OUT.mkdir(parents=True, exist_ok=True)
+    launcher.start(settings)
+    api = None
+    try:
+        summary, load = ensure_world(settings, args)
+        model = args.model or "none"
+        version = ensure_model(settings, model)
+        with create_driver(settings) as driver:
+            users = most_active_users(driver, summary.users)
+            records, _, _ = driver.execute_query("MATCH (i:Item) RETURN i.itemId AS id ORDER BY id")
+            items = [r["id"] for r in records]
+        env = {
+            "KGREC_ARTIFACTS_DIR": str(ARTIFACTS),
+            "KGREC_SERVE_MODEL": model,
+            "KGREC_API_KEY": key,
+            "KGREC_CACHE_WARM_USERS": str(args.warm_users),
+        }
+        started = time.perf_counter()
+        api = serve_api(settings, api_port, env, "api_realistic_server.log", timeout=args.ready_timeout)
+        ready_seconds = time.perf_counter() - started
+        console.print(f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users)")
+        before = read_metrics()
+        console.print(
+            f"(h) realistic: {args.rate:.0f} requests/s for {args.duration:.0f} s, {100 * args.post_share:.0f}% "
+            f"POST /interactions, users Zipf({args.zipf:g}) by activity …"
+        )
+        run = asyncio.run(realistic_loop(api_port, key, users, items, args))
+        after = read_metrics()
+        run["cache_hit_ratio"] = hit_ratio(before, after)
+        stages = stage_means(before, after)
+    finally:
+        shut_down(api, settings, args.keep_server)
+
+    table = Table(
+        title=f"(h) realistic workload: {summary.users:,} users, {summary.items:,} items, "
+        f"{summary.interactions:,} interactions; model {model} {version or ''}",
+        show_edge=False,
+    )
+    for col in ("requests", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "refused", "target"):
+        table.add_column(col, justify="left" if col == "requests" else "right")
+    for name in ("read", "write", "all"):
+        fig = run[name]
+        table.add_row(
+            {"read": "GET recommendations k=20 explain", "write": "POST /interactions", "all": "all"}[name],
+            str(fig.get("requests", run["requests"])),
+            f"{fig['p50_ms']:.1f}",
+            f"{fig['p90_ms']:.1f}",
+            f"{fig['p99_ms']:.1f}",
+            f"{fig['max_ms']:.0f}",
+            str(sum(fig["errors"].values())) + (f" {fig['errors']}" if fig["errors"] else ""),
+            str(sum(fig["refused"].values())) + (f" {fig['refused']}" if fig["refused"] else ""),
+            "p99 ≤ 100, no errors" if name == "all" else "",
+        )
+    ratio = run["cache_hit_ratio"]
+    table.caption = (
+        f"achieved {run['achieved_rate']:.1f} req/s of {args.rate:.0f}; {run['distinct_users']:,} distinct users; "
+        f"cache hits {'—' if ratio is None else f'{100 * ratio:.1f}%'}; API ready {ready_seconds:.0f} s after start"
+    )
+    Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
+    stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
+    stage_table.add_column("stage")
+    stage_table.add_column("ms", justify="right")
+    for stage, ms in sorted(stages.items(), key=lambda kv: -kv[1]):
+        stage_table.add_row(stage, f"{ms:.2f}")
+    console.print(stage_table)
+    path = OUT / "api_realistic.json"
+    path.write_text(
+        json.dumps(
+            {
+                "world": {k: v for k, v in summary.__dict__.items() if k != "community_genres"},
+                "load": load,
+                "model": model,
+                "model_version": version,
+                "warm_users": args.warm_users,
+                "ready_seconds": ready_seconds,
+                "run": run,
+                "stage_ms": stages,
+            },
+            indent=2,
+        )
+    )
+    console.print(f"figures written to {path}")
