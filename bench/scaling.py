@@ -2,7 +2,8 @@
 
 For every size (a multiple of ml-latest-small's 100,836 interactions) a synthetic world (``etl.synthetic``,
 what ``kgrec load synthetic --users --items --seed`` loads) is generated and loaded into a private Neo4j
-(.kgrec/neo4j-scaling, ports 25687/25474; ``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
+(.kgrec/neo4j-scaling, ports 25687/25474 or ``KGREC_SCALING_BOLT_PORT``/``KGREC_SCALING_HTTP_PORT``;
+``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
 ``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
 developer's). Phases timed: generate, load (without wiping the previous size's graph, shown apart), export,
 split, fit (with the blend's own sub-phases: components fitted on the fit edges, ranker weights on validation,
@@ -57,8 +58,15 @@ SCALING = OUT / "scaling"
 
 
 def scaling_settings() -> Neo4jSettings:
-    """The scaling benchmark's own server: .kgrec/neo4j-scaling on 25687/25474 (heap 2g, page cache 1g)."""
-    return private_server("scaling", 25687, 25474, heap="2g", pagecache="1g")
+    """The scaling benchmark's own server: .kgrec/neo4j-scaling on 25687/25474 (or KGREC_SCALING_BOLT_PORT and
+    KGREC_SCALING_HTTP_PORT, so that two checkouts can run it side by side; heap 2g, page cache 1g)."""
+    return private_server(
+        "scaling",
+        int(os.environ.get("KGREC_SCALING_BOLT_PORT", "25687")),
+        int(os.environ.get("KGREC_SCALING_HTTP_PORT", "25474")),
+        heap="2g",
+        pagecache="1g",
+    )
 
 
 def world_size(scale: float, item_exponent: float = 0.5) -> tuple[int, int]:
@@ -66,6 +74,13 @@ def world_size(scale: float, item_exponent: float = 0.5) -> tuple[int, int]:
     users = max(4, round(scale * ML_SMALL_INTERACTIONS / SYNTHETIC_PER_USER))
     items = max(12, round(ML_SMALL_ITEMS * scale**item_exponent))
     return users, items
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far: on a shared machine the retrain's own work, which its wall
+    time is not."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -145,7 +160,8 @@ class Recorder:
 
 def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
     """Sizes of the blend's two dense structures for this split (its first, fit-edges pass), after the
-    default caps (``RankerConfig.ease_max_items``, ``ranker_max_users``); the uncapped sizes alongside."""
+    default caps (``RankerConfig.ease_max_items``, ``ease_max_solve``, ``ranker_max_users``, ``ranker_max_items``
+    with ``ranker_candidates``); the uncapped sizes alongside."""
     import numpy as np
 
     from gnn.blend.config import FEATURES, RankerConfig
@@ -153,15 +169,21 @@ def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
     config = RankerConfig()
     seen_all = int(np.unique(split.fit[1].numpy()).size)
     seen = seen_all if config.ease_max_items is None else min(seen_all, config.ease_max_items)
+    if config.ease_max_solve is not None and min(snapshot.num_users, seen) > config.ease_max_solve:
+        seen = config.ease_max_solve  # the solve bound (users and items both above it)
     val_all = int(split.validation().eval_users.numel())
     val_users = val_all if config.ranker_max_users is None else min(val_all, config.ranker_max_users)
+    columns = snapshot.num_items
+    if config.ranker_max_items is not None and columns > config.ranker_max_items:
+        columns = min(columns, config.ranker_candidates)  # each user's candidates only
     return {
         "ease_items_all": seen_all,
         "ease_items": seen,
         "ease_matrix_gb": seen * seen * 8 / 1e9,  # one float64 items×items (Gram and its factor, then P = B)
         "val_users_all": val_all,
         "val_users": val_users,
-        "val_features_gb": val_users * len(FEATURES) * snapshot.num_items * 4 / 1e9,  # float32 [F, U, I]
+        "val_columns": columns,
+        "val_features_gb": val_users * len(FEATURES) * columns * 4 / 1e9,  # float32 [F, U, columns]
         "features": len(FEATURES),
     }
 
@@ -237,7 +259,9 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
     shutil.rmtree(SCALING / "snapshots", ignore_errors=True)  # and saves its snapshot (no reuse)
     gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
     config = resolve_config("blend", gnn_settings.train_config, {"device": "cpu", "progress": False})  # bars off
+    cpu = cpu_seconds()
     retrain = retrain_job(settings, gnn_settings, config, keep=2, publish=True)
+    rec.record["retrain_cpu_seconds"] = cpu_seconds() - cpu
     rec.record["rss_after_mb"]["retrain"] = peak_rss_mb()
     rec.record["fit_phases"] = {k: retrain.artifact.timings.get(k) for k in FIT_PHASES}
     rec.record["retrain_seconds"] = retrain.seconds

@@ -265,6 +265,7 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
     for name in per[0]:
         row(name, [p[name] for p in per], fits.get(name))
     row("peak RSS, MiB", [r.get("peak_rss_mb") for r in results], fits.get("peak_rss_mb"), digits=0)
+    row("retrain CPU seconds (user + system)", [r.get("retrain_cpu_seconds") for r in results], digits=0)
     row("validation NDCG@20", [r.get("validation_ndcg20") for r in results], digits=4)
     row("LightGCN epochs", [r.get("lightgcn_epochs") for r in results])
     row("load average (1 min) at start", [r.get("loadavg_start") for r in results], digits=2)

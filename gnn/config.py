@@ -49,6 +49,13 @@ class TrainConfig(BaseSettings):
     reg: float = Field(1e-4, ge=0, description="L2 penalty on the batch's layer-0 embeddings.")
     batch_size: int = Field(4096, ge=1, description="Positive pairs per optimiser step.")
     negatives: int = Field(1, ge=1, le=100, description="Negative items sampled per positive pair.")
+    epoch_edge_budget: int | None = Field(
+        None,
+        ge=1,
+        description="LightGCN: bound on an epoch's message passing, in optimiser steps × training positives "
+        "(every step propagates over every edge): with more, an epoch takes fewer, larger batches (at least one), "
+        "so its cost grows linearly with the positives instead of quadratically. None: batches of batch_size.",
+    )
     max_epochs: int = Field(300, ge=1, description="Upper bound on epochs when early stopping does not stop.")
     patience: int = Field(
         50,

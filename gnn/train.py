@@ -211,6 +211,54 @@ class FitOptions(TypedDict, total=False):
     desc: str
 
 
+#: Pairs whose BPR loss is formed at once: a larger batch (``epoch_edge_budget``) is taken in chunks of this many,
+#: their gradients summed on the propagated embeddings before one backward pass through the propagation.
+LOSS_CHUNK = 65_536
+
+
+def epoch_batch_size(config: TrainConfig, positives: int) -> int:
+    """LightGCN's batch for ``positives`` training pairs: ``batch_size``, or larger so that an epoch takes at most
+    ``epoch_edge_budget // positives`` steps (at least one) when the budget is set (each step propagates over every
+    edge, so an epoch of ``positives / batch_size`` steps would cost ``positives²``)."""
+    size = config.batch_size
+    if config.epoch_edge_budget is not None and positives > 0:
+        max_steps = max(1, config.epoch_edge_budget // positives)
+        if -(-positives // size) > max_steps:
+            size = -(-positives // max_steps)
+    return size
+
+
+def _chunked_backward(
+    runner: _LightGCNRunner | _SAGERunner,
+    reg: float,
+    user_emb: Tensor,
+    item_emb: Tensor,
+    users: Tensor,
+    pos: Tensor,
+    neg: Tensor,
+) -> float:
+    """The loss and gradients of one large batch, :data:`LOSS_CHUNK` pairs at a time: each chunk's BPR loss and
+    penalty (weighted by its share of the batch, so the sum is the batch's mean) are differentiated against
+    detached copies of the propagated embeddings (and the layer-0 rows the penalty reads), then the summed
+    gradients go back through the propagation once. Returns the batch's loss."""
+    total_pairs = users.numel()
+    leaf_u = user_emb.detach().requires_grad_(True)
+    leaf_i = item_emb.detach().requires_grad_(True)
+    value = 0.0
+    for lo in range(0, total_pairs, LOSS_CHUNK):
+        u, p, n = users[lo : lo + LOSS_CHUNK], pos[lo : lo + LOSS_CHUNK], neg[lo : lo + LOSS_CHUNK]
+        share = u.numel() / total_pairs
+        with record_function(PHASES["loss"]):
+            loss = bpr_loss(leaf_u, leaf_i, u, p, n) + reg * runner.penalty(u, p, n, leaf_u, leaf_i)
+            loss = loss * share
+        with record_function(PHASES["backward"]):
+            loss.backward()  # the penalty's layer-0 rows reach the model's parameters directly
+        value += float(loss.detach())
+    with record_function(PHASES["backward"]):
+        torch.autograd.backward([user_emb, item_emb], [leaf_u.grad, leaf_i.grad])
+    return value
+
+
 def fit_lightgcn(
     train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig, **options: Unpack[FitOptions]
 ) -> FitResult:
@@ -282,6 +330,9 @@ def _fit(
     window = min(config.val_window, max(1, max_epochs // config.eval_every))
     window_vals: deque[float] = deque(maxlen=window)
     window_states: deque[tuple[int, dict[str, Tensor]]] = deque(maxlen=window // 2 + 1)
+    batch_size = (
+        epoch_batch_size(config, train_edges.size(1)) if isinstance(runner, _LightGCNRunner) else config.batch_size
+    )
     bar = tqdm(range(1, max_epochs + 1), desc=desc, unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         epoch_start = time.perf_counter()
@@ -290,23 +341,27 @@ def _fit(
         for supervision in runner.epoch_parts(generator):
             n = supervision.size(1)
             order = torch.randperm(n, generator=generator)
-            for start in range(0, n, config.batch_size):
+            for start in range(0, n, batch_size):
                 with record_function(PHASES["negatives"]):
-                    index = order[start : start + config.batch_size]
+                    index = order[start : start + batch_size]
                     users, pos = supervision[0, index], supervision[1, index]
                     neg = sampler.sample(users, config.negatives)
                     users, pos, neg = users.to(device), pos.to(device), neg.to(device)
                 with record_function(PHASES["propagate"]):
                     user_emb, item_emb = runner.embed(training=True)
-                with record_function(PHASES["loss"]):
-                    loss = bpr_loss(user_emb, item_emb, users, pos, neg)
-                    loss = loss + config.reg * runner.penalty(users, pos, neg, user_emb, item_emb)
                 optimizer.zero_grad(set_to_none=True)
-                with record_function(PHASES["backward"]):
-                    loss.backward()
+                if users.numel() <= LOSS_CHUNK:
+                    with record_function(PHASES["loss"]):
+                        loss = bpr_loss(user_emb, item_emb, users, pos, neg)
+                        loss = loss + config.reg * runner.penalty(users, pos, neg, user_emb, item_emb)
+                    with record_function(PHASES["backward"]):
+                        loss.backward()
+                    value = float(loss.detach())
+                else:
+                    value = _chunked_backward(runner, config.reg, user_emb, item_emb, users, pos, neg)
                 with record_function(PHASES["optimizer"]):
                     optimizer.step()
-                total += float(loss.detach()) * index.numel()
+                total += value * index.numel()
                 seen += index.numel()
         record = EpochRecord(epoch, total / max(seen, 1), None, time.perf_counter() - epoch_start)
         if val_fold is not None and epoch % config.eval_every == 0:

@@ -55,6 +55,14 @@ class RankerConfig(BaseModel):
         description="EASE^R: only the items with the most positives, at most this many (its dense "
         "items × items float64 inverse needs about 2 · 8 · n² bytes); the others get no EASE weights (None: all).",
     )
+    ease_max_solve: int | None = Field(
+        8_000,
+        ge=1,
+        description="EASE^R: bound on its dense solve, which costs the cube of min(users, items kept) (an items × "
+        "items inverse, or users × users by the Woodbury identity when users are fewer): above it only the "
+        "this many items with the most positives are kept, so a fit costs at most about 8000³ flops whatever the "
+        "data's size (ml-latest-small and Last.fm, with 610 and 1,877 users, solve below it; None: no bound).",
+    )
     ease_half_life: float = Field(
         5.0, gt=0, description="ease_recent: history positions after which EASE weights halve."
     )
@@ -149,6 +157,7 @@ class RankerConfig(BaseModel):
             "batch_size": 4096,
             "max_epochs": 300,
             "patience": 10,
+            "epoch_edge_budget": 4_000_000,
         },
         description="TrainConfig fields of the LightGCN component (early stopping on validation).",
     )
@@ -163,6 +172,38 @@ class RankerConfig(BaseModel):
     )
     ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
     ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")
+    ranker_max_items: int | None = Field(
+        20_000,
+        ge=1,
+        description="Ranker weights: with more items than this, each validation user's features are kept on "
+        "ranker_candidates items only (the best by any one feature), not on the whole catalogue, so the users × "
+        "features × items cube and every step of the weights' fit stay bounded (None: always the whole catalogue).",
+    )
+    ranker_candidates: int = Field(
+        2_000,
+        ge=50,
+        description="Ranker weights above ranker_max_items: items per validation user, those with the highest "
+        "z-score in any feature (their history excluded); validation items outside them count as misses.",
+    )
+    lightgcn_max_val_users: int | None = Field(
+        3_000,
+        ge=1,
+        description="LightGCN's early stopping measures validation NDCG@20 on a seeded sample of at most this many "
+        "validation users (every round ranks them over all items; None: every validation user).",
+    )
+    lightgcn_large_positives: int | None = Field(
+        500_000,
+        ge=0,
+        description="Above this many positives LightGCN is trained once, within lightgcn_large_budget, and not "
+        "refitted on every positive: the early-stopped embeddings are served (each of its steps propagates over "
+        "every edge, so a fit to convergence and its refit would cost steps × positives twice; None: never).",
+    )
+    lightgcn_large_budget: int = Field(
+        80_000_000,
+        ge=1,
+        description="LightGCN above lightgcn_large_positives: its epochs are bounded so that optimiser steps × "
+        "training positives stays within this (at least one epoch; about 100 steps at 800k positives, 10 at 8M).",
+    )
     ranker_max_users: int | None = Field(
         1000,
         ge=50,

@@ -26,7 +26,7 @@ from gnn.blend.model import Components, RankerModel
 from gnn.blend.scorers import UNKNOWN_TIME, TimedEvents, attribute_shares
 from gnn.blend.search import search_components
 from gnn.blend.weights import fit_weights, sample_fold_users, validation_data
-from gnn.config import resolve_device
+from gnn.config import TrainConfig, resolve_device
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, Split, positive_mask
 from gnn.phases import phase
@@ -99,6 +99,7 @@ def fit_components(
     *,
     val_fold: Fold | None = None,
     lightgcn_epochs: int | None = None,
+    lightgcn: tuple[np.ndarray, np.ndarray, int] | None = None,
     desc: str = "components",
 ) -> Components:
     """Fit every component on the positives ``pairs`` (their times looked up in the snapshot).
@@ -109,6 +110,8 @@ def fit_components(
         config: Hyper-parameters.
         val_fold: For LightGCN's early stopping (the epoch count is kept in the result).
         lightgcn_epochs: Fixed LightGCN epoch count (a refit with the count found on validation).
+        lightgcn: LightGCN's user and item embeddings and epoch count taken as they are instead of a fit (a
+            refit above ``lightgcn_large_positives`` keeps the early-stopped ones).
         desc: Progress label.
 
     Returns:
@@ -130,6 +133,7 @@ def fit_components(
                 config.ease_top_n,
                 device,
                 max_items=config.ease_max_items,
+                max_solve=config.ease_max_solve,
             )
         steps.update()
         with phase("knowledge"):
@@ -154,16 +158,19 @@ def fit_components(
         if user_attributes is not None:
             with phase("peers"):
                 shares = attribute_shares(user_attributes, users, items, num_items, config.peer_prior)
-        user_emb, item_emb, epochs = lightgcn_embeddings(
-            snapshot,
-            pairs,
-            knowledge,
-            events.global_counts == 0,
-            config,
-            val_fold=val_fold,
-            epochs=lightgcn_epochs,
-            desc=desc,
-        )
+        if lightgcn is not None:
+            user_emb, item_emb, epochs = lightgcn
+        else:
+            user_emb, item_emb, epochs = lightgcn_embeddings(
+                snapshot,
+                pairs,
+                knowledge,
+                events.global_counts == 0,
+                config,
+                val_fold=val_fold,
+                epochs=lightgcn_epochs,
+                desc=desc,
+            )
         steps.update()
         steps.close()
         return Components(
@@ -211,12 +218,13 @@ def lightgcn_embeddings(
         return np.zeros((num_users, 0), dtype=np.float32), np.zeros((num_items, 0), dtype=np.float32), 0
     from gnn.train import fit_lightgcn  # the GNN trainer (and PyG) only when LightGCN is fitted
 
+    train_config = lightgcn_config(config, int(pairs.size(1)), fixed=epochs is not None)
     with phase("lightgcn"):
         result = fit_lightgcn(
             pairs,
             num_users,
             num_items,
-            config.train_config(),
+            train_config,
             val_fold=val_fold,
             epochs=epochs,
             desc=f"{desc}: lightgcn",
@@ -229,6 +237,25 @@ def lightgcn_embeddings(
             features = sp.hstack([knowledge, config.cold_year_weight * year_basis(snapshot.item_year.numpy())]).tocsr()
             item_emb[cold] = content_embeddings(features, item_emb, ~cold, config.cold_map_lambda)[cold]
     return user_emb, item_emb, result.best_epoch
+
+
+def lightgcn_config(config: RankerConfig, positives: int, fixed: bool = False) -> TrainConfig:
+    """The LightGCN component's training config for ``positives`` training pairs: above
+    ``lightgcn_large_positives`` (and without a ``fixed`` epoch count), ``max_epochs`` bounded so that its
+    optimiser steps × positives stay within ``lightgcn_large_budget``: each step propagates over every edge, so
+    the fit costs O(budget) and its epochs, each at most ``epoch_edge_budget`` of work, stay linear in the positives."""
+    from gnn.train import epoch_batch_size
+
+    train_config = config.train_config()
+    limit = config.lightgcn_large_positives
+    if fixed or limit is None or positives <= limit:
+        return train_config
+    steps = -(-positives // epoch_batch_size(train_config, positives))
+    epochs = max(1, min(train_config.max_epochs, config.lightgcn_large_budget // (steps * positives)))
+    log.info(
+        "LightGCN on %d positives: at most %d epochs of %d steps (lightgcn_large_budget)", positives, epochs, steps
+    )
+    return train_config.model_copy(update={"max_epochs": epochs})
 
 
 def fit_ranker(
@@ -272,13 +299,17 @@ def fit_ranker(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     validation = split.validation()
-    early = fit_components(snapshot, split.fit, config, val_fold=validation, desc="fit components")
+    # LightGCN's early stopping ranks its validation users over every item every round: a bounded sample of them
+    lightgcn_val = sample_fold_users(validation, config.lightgcn_max_val_users, config.seed)
+    early = fit_components(snapshot, split.fit, config, val_fold=lightgcn_val, desc="fit components")
     timings["fit_components"] = time.perf_counter() - started
     probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
     t = time.perf_counter()
     sample = sample_fold_users(validation, config.ranker_max_users, config.seed)
+    # above ranker_max_items the features are kept on each user's best candidates (a bounded cube)
+    large = config.ranker_max_items is not None and snapshot.num_items > config.ranker_max_items
     with phase("val_features"):
-        data = validation_data(probe, sample)
+        data = validation_data(probe, sample, candidates=config.ranker_candidates if large else None)
     if config.component_search and reuse is None:
         with phase("component_search"):
             probe, search = search_components(snapshot, split.fit, probe, data)
@@ -295,7 +326,14 @@ def fit_ranker(
     with phase("refit"):
         edges = split.train if final == "train" else all_positives(snapshot, split.min_rating)
         epochs = max(early.lightgcn_epochs, 1)
-        components = fit_components(snapshot, edges, config, lightgcn_epochs=epochs, desc=f"refit on {final}")
+        keep = None  # above lightgcn_large_positives the early-stopped LightGCN is served as it is
+        limit = config.lightgcn_large_positives
+        if limit is not None and edges.size(1) > limit:
+            keep = (early.user_emb, early.item_emb, early.lightgcn_epochs)
+            log.info("LightGCN not refitted: %d positives > lightgcn_large_positives %d", edges.size(1), limit)
+        components = fit_components(
+            snapshot, edges, config, lightgcn_epochs=epochs, lightgcn=keep, desc=f"refit on {final}"
+        )
     timings["refit"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     meta = {

@@ -37,6 +37,7 @@ def fit_ease(
     device: torch.device | str = "cpu",
     max_items: int | None = None,
     block_rows: int = 2048,
+    max_solve: int | None = None,
 ) -> sp.csr_matrix:
     """EASE^R weights ``B = I − P·diagMat(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, over the items with a positive.
 
@@ -55,6 +56,8 @@ def fit_ease(
             the inverse is the users × users one of the Woodbury identity, on CPU.
         max_items: Cap on the items in the model (None: every item with a positive).
         block_rows: Rows of ``B`` pruned at a time.
+        max_solve: Bound on the dense solve, ``min(users, items kept)`` on a side (its cost is the cube): when
+            both exceed it, only the ``max_solve`` items with the most positives are kept (None: no bound).
 
     Returns:
         ``[num_items, num_items]`` float32 CSR; row ``j`` holds the weights from history item ``j`` to every
@@ -67,13 +70,18 @@ def fit_ease(
         raise DataError(f"EASE needs a positive lambda, got {lam}")
     if max_items is not None and max_items < 1:
         raise DataError(f"EASE needs max_items >= 1 (or None), got {max_items}")
+    if max_solve is not None and max_solve < 1:
+        raise DataError(f"EASE needs max_solve >= 1 (or None), got {max_solve}")
     matrix = interaction_matrix(pairs, num_users, num_items)
     counts = np.asarray(matrix.sum(axis=0)).ravel()
     seen = np.flatnonzero(counts > 0)
     if len(seen) == 0:
         return sp.csr_matrix((num_items, num_items), dtype=np.float32)
-    if max_items is not None and len(seen) > max_items:
-        popular = seen[np.argsort(-counts[seen], kind="stable")[:max_items]]
+    cap = max_items
+    if max_solve is not None and min(num_users, len(seen), cap or len(seen)) > max_solve:
+        cap = max_solve  # users and items both above it: the solve is items × items, bounded
+    if cap is not None and len(seen) > cap:
+        popular = seen[np.argsort(-counts[seen], kind="stable")[:cap]]
         seen = np.sort(popular)
     x = matrix[:, seen].astype(np.float64)
     if x.shape[0] < x.shape[1]:

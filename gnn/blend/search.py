@@ -23,7 +23,7 @@ from gnn.blend.config import FEATURES, META_FILE, RankerConfig
 from gnn.blend.linear import fit_als_component, fit_ease
 from gnn.blend.model import RankerModel
 from gnn.blend.scorers import als_scores, ease_scores, zscore
-from gnn.blend.weights import ValidationData, ndcg_of_scores
+from gnn.blend.weights import ValidationData
 from gnn.config import resolve_device
 from gnn.data import GraphSnapshot
 
@@ -45,6 +45,7 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "als_alpha",
             "ease_top_n",
             "ease_max_items",
+            "ease_max_solve",
             "als_iterations",
             "als_cg_steps",
             "ease_lambda",
@@ -200,7 +201,7 @@ def search_components(
     device = resolve_device(config.device)
 
     def ranked(score_rows: np.ndarray) -> float:
-        return ndcg_of_scores(score_rows.copy(), data.exclude, data.target)
+        return data.ndcg_of(data.columns(score_rows).copy())
 
     def feature_rows(fn: Any) -> np.ndarray:  # noqa: ANN401 - history -> [I] scores
         out = np.zeros((len(histories), num_items), dtype=np.float32)
@@ -215,7 +216,16 @@ def search_components(
 
     def try_ease(lam: float) -> float:
         nonlocal best_ease
-        ease = fit_ease(pairs, num_users, num_items, lam, config.ease_top_n, device, max_items=config.ease_max_items)
+        ease = fit_ease(
+            pairs,
+            num_users,
+            num_items,
+            lam,
+            config.ease_top_n,
+            device,
+            max_items=config.ease_max_items,
+            max_solve=config.ease_max_solve,
+        )
         plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
         recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
         ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
@@ -304,12 +314,12 @@ def search_components(
         update={"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]}
     )
     updates: dict[str, Any] = {"ease": ease}
-    data.features[FEATURES.index("ease")] = zscore(plain)
-    data.features[FEATURES.index("ease_recent")] = zscore(recent)
+    data.features[FEATURES.index("ease")] = data.columns(zscore(plain))
+    data.features[FEATURES.index("ease_recent")] = data.columns(zscore(recent))
     if best_als is not None:
         _, point, items_f, gram, rows = best_als
         updates.update(als_items=items_f, als_gram=gram)
-        data.features[FEATURES.index("als")] = zscore(rows)
+        data.features[FEATURES.index("als")] = data.columns(zscore(rows))
     components = dataclasses.replace(probe.components, **updates)
     report = {
         "ease": ease_report,

@@ -37,6 +37,11 @@ class ValidationData:
         active: The features the model can have, the first ``active`` of FEATURES
             (:attr:`gnn.blend.model.RankerModel.active`; None: every row of ``features``); the others are left out
             of every product, so their weights stay 0 and the others come out as before those features existed.
+        items: ``[U, C]`` item_idx of each user's columns when the features are kept on candidates only
+            (:func:`validation_data` with ``candidates``): then ``features``, ``exclude`` and ``target`` have ``C``
+            columns instead of ``I``; None: the columns are every item.
+        target_counts: ``[U]`` each user's validation items, candidates or not (the ideal of NDCG); None: the
+            ``target`` row sums.
     """
 
     users: np.ndarray
@@ -44,6 +49,23 @@ class ValidationData:
     exclude: np.ndarray
     target: np.ndarray
     active: int | None = None
+    items: np.ndarray | None = None
+    target_counts: np.ndarray | None = None
+
+    def columns(self, rows: np.ndarray) -> np.ndarray:
+        """``[U, I]`` per-item values of the users as ``[U, C]`` on their columns (the same array without
+        candidates)."""
+        return rows if self.items is None else np.take_along_axis(rows, self.items, axis=1)
+
+    def ndcg_of(self, scores: np.ndarray, rows: np.ndarray | None = None, k: int = 20) -> float:
+        """Mean NDCG@k of ``scores`` on the users' columns (``[U, C]``, overwritten where excluded) over ``rows``
+        (default all)."""
+        counts = self.target_counts
+        if rows is None:
+            return ndcg_of_scores(scores, self.exclude, self.target, k, counts)
+        return ndcg_of_scores(
+            scores, self.exclude[rows], self.target[rows], k, None if counts is None else counts[rows]
+        )
 
     @property
     def num_active(self) -> int:
@@ -53,7 +75,7 @@ class ValidationData:
     def ndcg(self, weights: np.ndarray, rows: np.ndarray | None = None, k: int = 20) -> float:
         """Mean NDCG@k over the users ``rows`` (default all) of the blend ``weights``."""
         rows = np.arange(len(self.users)) if rows is None else rows
-        return ndcg_of_scores(self.blend(weights)[rows], self.exclude[rows], self.target[rows], k)
+        return self.ndcg_of(self.blend(weights)[rows], rows, k)
 
     def blend(self, weights: np.ndarray) -> np.ndarray:
         """``[U, I]`` float32 scores of every user and item under ``weights`` (``[len(FEATURES)]``)."""
@@ -62,16 +84,20 @@ class ValidationData:
         return (weights[:f].astype(np.float32) @ self.features[:f].reshape(f, u * i)).reshape(u, i)
 
 
-def ndcg_of_scores(scores: np.ndarray, exclude: np.ndarray, target: np.ndarray, k: int = 20) -> float:
+def ndcg_of_scores(
+    scores: np.ndarray, exclude: np.ndarray, target: np.ndarray, k: int = 20, counts: np.ndarray | None = None
+) -> float:
     """Mean NDCG@k of ``[U, I]`` scores against ``[U, I]`` bool targets, ``exclude`` never ranked (the
-    scores are overwritten there)."""
+    scores are overwritten there); ``counts``: each user's targets for the ideal (default the row sums of
+    ``target``; more when only some of them are among the columns)."""
     scores[exclude] = -np.inf
-    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
     top_scores = np.take_along_axis(scores, top, axis=1)
     top = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
     hits = np.take_along_axis(target, top, axis=1)
     discount = 1.0 / np.log2(np.arange(2, k + 2))
-    n = np.minimum(target.sum(axis=1), k)
+    n = np.minimum(target.sum(axis=1) if counts is None else counts, k)
     ideal = np.cumsum(discount)[np.maximum(n, 1) - 1]
     return float(((hits * discount).sum(axis=1) / ideal).mean())
 
@@ -87,22 +113,64 @@ def sample_fold_users(fold: Fold, max_users: int | None, seed: int) -> Fold:
     return dataclasses.replace(fold, target=fold.target[:, chosen])
 
 
-def validation_data(model: RankerModel, fold: Fold, desc: str = "features") -> ValidationData:
-    """Features of the fold's evaluation users from a model fitted on the fold's train part."""
+#: Features whose z-scores choose a user's candidates (:func:`validation_data`): the scorers, not the indicators
+#: and cold-only features (every cold item ties on those).
+CANDIDATE_FEATURES: tuple[str, ...] = (
+    "ease",
+    "ease_recent",
+    "sequence",
+    "knowledge",
+    "lightgcn",
+    "als",
+    "pop_window",
+    "pop_global",
+    "social",
+    "peers",
+)
+
+
+def validation_data(
+    model: RankerModel, fold: Fold, desc: str = "features", candidates: int | None = None
+) -> ValidationData:
+    """Features of the fold's evaluation users from a model fitted on the fold's train part.
+
+    Args:
+        candidates: Keep each user's features on this many items only, those with the highest z-score in any of
+            :data:`CANDIDATE_FEATURES` (the history left out; ``ValidationData.items``), so that the cube is
+            ``[F, U, candidates]`` however large the catalogue; None (or at least the catalogue): every item.
+    """
     users = fold.eval_users.numpy()
     num_items = model.num_items
-    feats = np.zeros((model.active, len(users), num_items), dtype=np.float32)  # features it cannot have: no rows
-    exclude = np.zeros((len(users), num_items), dtype=bool)
-    target = np.zeros((len(users), num_items), dtype=bool)
+    width = num_items if candidates is None or candidates >= num_items else candidates
+    feats = np.zeros((model.active, len(users), width), dtype=np.float32)  # features it cannot have: no rows
+    exclude = np.zeros((len(users), width), dtype=bool)
+    target = np.zeros((len(users), width), dtype=bool)
+    columns = np.zeros((len(users), width), dtype=np.int64) if width < num_items else None
+    chooser = [FEATURES.index(f) for f in CANDIDATE_FEATURES if FEATURES.index(f) < model.active]
     row_of = {int(u): r for r, u in enumerate(users)}
-    for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
-        items, times = model.history(u)
-        feats[:, r] = model.standardized(items, times, u)[: model.active]
-        exclude[r, items] = True
     t_users, t_items = fold.target[0].numpy(), fold.target[1].numpy()
     rows = np.array([row_of.get(int(u), -1) for u in t_users], dtype=np.int64)
-    target[rows[rows >= 0], t_items[rows >= 0]] = True
-    return ValidationData(users, feats, exclude, target, model.active)
+    for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
+        items, times = model.history(u)
+        z = model.standardized(items, times, u)[: model.active]
+        if columns is None:
+            feats[:, r] = z
+            exclude[r, items] = True
+            continue
+        best = z[chooser].max(axis=0)
+        best[items] = -np.inf
+        pick = np.sort(np.argpartition(-best, width - 1)[:width])
+        columns[r] = pick
+        feats[:, r] = z[:, pick]
+        exclude[r] = ~np.isfinite(best[pick])  # history items, only when the user has fewer others than width
+    if columns is None:
+        target[rows[rows >= 0], t_items[rows >= 0]] = True
+        return ValidationData(users, feats, exclude, target, model.active)
+    counts = np.bincount(rows[rows >= 0], minlength=len(users))
+    full = np.zeros((len(users), num_items), dtype=bool)
+    full[rows[rows >= 0], t_items[rows >= 0]] = True
+    target = np.take_along_axis(full, columns, axis=1)
+    return ValidationData(users, feats, exclude, target, model.active, columns, counts)
 
 
 def feature_mask(config: RankerConfig) -> np.ndarray:

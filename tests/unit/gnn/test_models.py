@@ -278,3 +278,29 @@ def test_graphsage_is_deterministic_under_a_seed() -> None:
     a = fit_graphsage(snapshot, snapshot.edge_index, config)
     b = fit_graphsage(snapshot, snapshot.edge_index, config)
     assert torch.equal(a.item_emb, b.item_emb) and torch.equal(a.user_emb, b.user_emb)
+
+
+def test_epoch_edge_budget_takes_fewer_larger_batches_with_the_gradients_of_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gnn import train as train_module
+
+    config = TrainConfig(**FAST, max_epochs=3, seed=3)
+    budget = config.model_copy(update={"epoch_edge_budget": 4000})
+    assert train_module.epoch_batch_size(config, 1000) == 64  # no budget: batch_size
+    assert train_module.epoch_batch_size(budget, 1000) == 250  # 16 steps of 64 > 4 allowed: 4 steps of 250
+    assert train_module.epoch_batch_size(budget, 100) == 64  # 2 steps, 40 allowed: as it was
+    assert train_module.epoch_batch_size(budget, 10**6) == 10**6  # never less than one step
+    edges = _edges()
+    n = edges.size(1)
+    one_step = config.model_copy(update={"epoch_edge_budget": n})  # an epoch is one batch of every edge
+    a = fit_lightgcn(edges, 24, 24, one_step)
+    b = fit_lightgcn(edges, 24, 24, config.model_copy(update={"batch_size": n}))
+    assert torch.equal(a.user_emb, b.user_emb) and torch.equal(a.item_emb, b.item_emb)
+    assert not torch.equal(a.user_emb, fit_lightgcn(edges, 24, 24, config).user_emb)
+    # a batch larger than LOSS_CHUNK: its loss taken in chunks, one backward pass through the propagation
+    monkeypatch.setattr(train_module, "LOSS_CHUNK", 7)
+    assert n > 7
+    c = fit_lightgcn(edges, 24, 24, one_step)
+    assert torch.allclose(c.user_emb, a.user_emb, atol=1e-4) and torch.allclose(c.item_emb, a.item_emb, atol=1e-4)
+    assert [round(h.loss, 5) for h in c.history] == [round(h.loss, 5) for h in a.history]

@@ -351,6 +351,100 @@ def test_ease_with_fewer_users_than_items_takes_the_woodbury_path_to_the_same_we
     assert not full[3].any() and not full[:, 3].any()
 
 
+def test_ease_solve_bound_keeps_the_most_popular_items_when_users_and_items_both_exceed_it() -> None:
+    rng = np.random.default_rng(1)
+    dense = (rng.random((200, 40)) < rng.uniform(0.02, 0.5, size=40)).astype(np.float64)
+    pairs = torch.from_numpy(np.stack(np.nonzero(dense)).astype(np.int64))
+    bounded = fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_solve=10)
+    assert (bounded != fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_items=10)).nnz == 0
+    assert len(np.flatnonzero(np.abs(bounded).sum(axis=1))) == 10
+    # fewer users than the bound: the Woodbury solve is users × users, every item stays
+    few = (rng.random((15, 70)) < rng.uniform(0.05, 0.6, size=70)).astype(np.float64)
+    few_pairs = torch.from_numpy(np.stack(np.nonzero(few)).astype(np.int64))
+    whole = fit_ease(few_pairs, 15, 70, lam=2.0, top_n=None)
+    assert (fit_ease(few_pairs, 15, 70, lam=2.0, top_n=None, max_solve=20) != whole).nnz == 0
+    assert (fit_ease(few_pairs, 15, 70, lam=2.0, top_n=None, max_solve=14) != whole).nnz > 0  # 15 users > 14
+    with pytest.raises(DataError):
+        fit_ease(pairs, 200, 40, lam=3.0, top_n=None, max_solve=0)
+
+
+def test_validation_features_on_candidates_are_the_full_features_on_each_users_best_items() -> None:
+    from gnn.blend.weights import CANDIDATE_FEATURES, fit_weights, validation_data
+
+    world = generate_world(users=60, items=80, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    config = FAST.model_copy(update={"use_lightgcn": False, "als_factors": 4})
+    early = fit_components(snapshot, split.fit, config)
+    probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+    fold = sample_fold_users(split.validation(), None, 42)
+    full = validation_data(probe, fold)
+    same = validation_data(probe, fold, candidates=snapshot.num_items)
+    assert same.items is None and np.array_equal(same.features, full.features)
+    part = validation_data(probe, fold, candidates=30)
+    assert part.features.shape == (full.features.shape[0], len(full.users), 30) and part.items is not None
+    chooser = [FEATURES.index(f) for f in CANDIDATE_FEATURES if FEATURES.index(f) < full.features.shape[0]]
+    for r in range(len(full.users)):
+        cols = part.items[r]
+        assert not full.exclude[r, cols].any() and not part.exclude[r].any()  # never a history item
+        assert np.array_equal(part.features[:, r], full.features[:, r, cols])
+        assert np.array_equal(part.target[r], full.target[r, cols]) and part.target_counts[r] == full.target[r].sum()
+        best = full.features[chooser, r].max(axis=0)
+        others = np.setdiff1d(np.flatnonzero(~full.exclude[r]), cols)
+        assert best[cols].min() >= best[others].max()  # the best items by any one feature
+    assert part.ndcg_of(part.columns(np.zeros((len(full.users), snapshot.num_items), np.float32))) >= 0.0
+    weights, report = fit_weights(part, config)
+    assert weights.shape == (len(FEATURES),) and 0.0 < report["val_ndcg20"] <= 1.0
+    # a user's validation items outside the candidates count as misses: NDCG on them is at most the full one's
+    perfect = full.target.astype(np.float32)
+    assert part.ndcg_of(part.columns(perfect)) <= full.ndcg_of(perfect.copy()) == 1.0
+
+
+def test_lightgcn_refit_is_skipped_above_its_bound_and_early_stops_on_a_sample_of_validation_users() -> None:
+    world = generate_world(users=60, items=80, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    lightgcn = {**FAST.lightgcn, "max_epochs": 12, "patience": 2, "val_window": 1}
+    config = FAST.model_copy(
+        update={
+            "component_search": False,
+            "als_factors": 4,
+            "lightgcn_max_val_users": 10,
+            "cold_embeddings": False,
+            "lightgcn": lightgcn,
+        }
+    )
+    validation = split.validation()
+    assert validation.eval_users.numel() > 10
+    early = fit_components(snapshot, split.fit, config, val_fold=sample_fold_users(validation, 10, config.seed))
+    other = fit_components(snapshot, split.fit, config, val_fold=validation)
+    assert early.lightgcn_epochs != other.lightgcn_epochs  # the sample stops at another epoch here
+    kept = fit_ranker(
+        snapshot,
+        split,
+        config.model_copy(update={"lightgcn_large_positives": 0, "lightgcn_large_budget": 10**12}),
+        final="train",
+    )
+    assert np.array_equal(kept.components.user_emb, early.user_emb)  # the early-stopped LightGCN, not refitted
+    assert np.array_equal(kept.components.item_emb, early.item_emb)
+    assert kept.meta["lightgcn_epochs"] == early.lightgcn_epochs
+    refit = fit_ranker(snapshot, split, config, final="train")  # the default bound is far above this world
+    assert not np.array_equal(refit.components.user_emb, early.user_emb)
+    assert np.array_equal(refit.components.ease.toarray(), kept.components.ease.toarray())  # the others as before
+
+
+def test_lightgcn_epochs_are_bounded_by_the_work_budget_above_the_large_positives() -> None:
+    from gnn.blend.fit import lightgcn_config
+
+    config = RankerConfig(lightgcn_large_positives=1000, lightgcn_large_budget=10**7)
+    assert lightgcn_config(config, 1000).max_epochs == 300  # not above the bound: as configured
+    # 100k positives: 25 steps of 4096 (within epoch_edge_budget), 2.5M edge-steps an epoch, 4 fit in 10M
+    assert lightgcn_config(config, 100_000).max_epochs == 4
+    assert lightgcn_config(config, 100_000, fixed=True).max_epochs == 300  # a refit's fixed count is its own
+    assert lightgcn_config(config, 10**8).max_epochs == 1  # one step an epoch, and at least one epoch
+    assert lightgcn_config(config.model_copy(update={"lightgcn_large_positives": None}), 10**8).max_epochs == 300
+
+
 def test_sample_fold_users_keeps_whole_users_seeded_and_bounded() -> None:
     world = generate_world(users=150, items=60, seed=5)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
