@@ -61,6 +61,7 @@ from graph.errors import reason, unreachable
 from graph.explain import (
     MAX_EXPLAIN_ITEMS,
     ExplainedItem,
+    Neighbourhoods,
     explain_items,
     strongest_seeds,
 )
@@ -143,6 +144,9 @@ class Recommender:
         )
         #: Hidden, windowed and added items (the run-time catalogue), for the model's ranking and the cache keys.
         self.catalogue = Catalogue(driver, database, settings.catalogue_refresh_seconds)
+        #: The explanation query's seed and item sides read lately (graph/explain.py), dropped when the catalogue
+        #: or the current model changes.
+        self.neighbourhoods = Neighbourhoods(settings.explain_cache_size, settings.explain_cache_seconds)
         #: Impressions and clicks per item for exploration (api/exploration.py); counted only when it is on.
         self.item_stats = ItemStats()
         self._exploring = settings.exploration_share > 0 or any(
@@ -693,6 +697,8 @@ class Recommender:
         self, user_id: str, item_ids: list[str], explain: bool, filters: RecallFilters, seeds: list[str]
     ) -> dict[str, ExplainedItem]:
         """Titles and (with ``explain``) paths of ``item_ids`` that pass ``filters``, timed as the ``explain`` stage."""
+        model = self.model
+        self.neighbourhoods.keep_for((self.catalogue.state()[0], model.version if model is not None else None))
         return self._stage(
             "explain",
             lambda: explain_items(
@@ -703,6 +709,8 @@ class Recommender:
                 filters=filters,
                 seed_ids=seeds,
                 database=self.database,
+                neighbourhoods=self.neighbourhoods,
+                seeds_checked=True,  # strongest_seeds of the context this request has just read
             ),
         )
 

@@ -117,6 +117,18 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
     )
+    explain_cache_size: int = Field(
+        20_000,
+        ge=0,
+        description="Seed and item neighbourhoods kept for the explanation query (a node's first raters and its "
+        "traits, which do not depend on the user asking; 0 = off).",
+    )
+    explain_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Longest a kept neighbourhood is reused (bounds how stale the paths through other users can be, "
+        "as KGREC_RESPONSE_CACHE_SECONDS does for answers; 0 = off).",
+    )
     catalogue_refresh_seconds: float = Field(
         5.0,
         ge=0,

@@ -11,14 +11,17 @@ co-interaction, shared trait (people and tags before genres, rarest first), foll
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import catalog
-from graph.paths import Explanation, explanation_from_path
+from graph.paths import Explanation, built_explanation
 from graph.query import Caps, parse_caps, run_read
 from graph.reads import UserContext
 from graph.recall import RecallFilters, TimingFn
@@ -59,6 +62,72 @@ class ExplainedItem(BaseModel):
     explanations: list[Explanation] = Field(default_factory=list)
 
 
+class Neighbourhoods:
+    """A bounded, thread-safe LRU of the seed and item sides :func:`explain_items` reads (a node's first raters, its
+    traits with their degrees), which depend on the node alone and not on the user asking, so that the next request
+    explaining through the same items reads only the others.
+
+    An entry is used for at most ``seconds``: the paths it gives are graph paths read from Neo4j at most that long ago
+    (a rater added since may be missing from them, as in a cached answer). :meth:`clear` drops every entry (the
+    caller does it when the catalogue or the model changes).
+
+    Args:
+        size: Most entries held (0 = off).
+        seconds: Age after which an entry is read again (0 = off).
+    """
+
+    def __init__(self, size: int, seconds: float) -> None:
+        self.size = size if seconds > 0 else 0
+        self.seconds = seconds
+        self._entries: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._token: object = None
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def keep_for(self, token: object) -> None:
+        """Drop every entry when ``token`` (what the entries were read under: e.g. the catalogue revision and the
+        model version) differs from the last one given."""
+        with self._lock:
+            if token != self._token:
+                self._entries.clear()
+                self._token = token
+
+    def get(self, keys: Sequence[tuple]) -> dict[tuple, Any]:
+        """The fresh entries of ``keys`` that are held."""
+        if self.size <= 0:
+            return {}
+        now = time.monotonic()
+        out = {}
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None and now - entry[0] <= self.seconds:
+                    self._entries.move_to_end(key)
+                    out[key] = entry[1]
+            self.hits += len(out)
+            self.misses += len(keys) - len(out)
+        return out
+
+    def put(self, values: Mapping[tuple, Any]) -> None:
+        if self.size <= 0 or not values:
+            return
+        now = time.monotonic()
+        with self._lock:
+            for key, value in values.items():
+                self._entries[key] = (now, value)
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
 def explain_items(
     driver: Driver,
     user_id: str,
@@ -69,6 +138,8 @@ def explain_items(
     seed_ids: Sequence[str] | None = None,
     database: str = "neo4j",
     on_timing: TimingFn | None = None,
+    neighbourhoods: Neighbourhoods | None = None,
+    seeds_checked: bool = False,
     **caps: Any,
 ) -> dict[str, ExplainedItem]:
     """Explain why each of ``item_ids`` suits ``user_id``, in one query.
@@ -92,6 +163,10 @@ def explain_items(
             itself, reading all of their interactions (costly for heavy users).
         database: Neo4j database.
         on_timing: Optional callback receiving ("explain", query seconds).
+        neighbourhoods: Where the seed and item sides read before are kept (:class:`Neighbourhoods`); the query
+            reads only the sides it does not hold. None = every side is read.
+        seeds_checked: ``seed_ids`` are positives of the user the caller has just read (e.g. with
+            :func:`graph.reads.user_context`): they are not checked again.
         **caps: Overrides of the other :class:`ExplainCaps` fields.
 
     Returns:
@@ -111,25 +186,174 @@ def explain_items(
     limits = parse_caps(ExplainCaps, {**caps, "max_paths": max_paths})
     if not wanted:
         return {}
+    seed_caps = ("seed", limits.min_rating, limits.max_co_raters_per_seed, limits.max_tags_per_seed)
+    item_caps = ("item", limits.min_rating, limits.max_raters_per_item, limits.max_tags_per_item)
+    held: dict[tuple, Any] = {}
+    read_seeds: list[str] | None = None
+    read_items: list[str] | None = None
+    if neighbourhoods is not None and limits.max_paths > 0:
+        keys = [(*item_caps, i) for i in wanted] + [(*seed_caps, s) for s in seeds or []]
+        held = neighbourhoods.get(keys)
+        read_items = [i for i in wanted if (*item_caps, i) not in held]
+        read_seeds = None if seeds is None else [s for s in seeds if (*seed_caps, s) not in held]
     params = {
         "userId": user_id,
         "itemIds": wanted,
         "seedIds": seeds,
+        "checkSeeds": not seeds_checked,
+        "readSeeds": read_seeds,
+        "readItems": read_items,
         **limits.to_params(),
         **(filters or RecallFilters()).to_params(),
     }
     records, seconds = run_read("explain", catalog.EXPLAIN_ITEMS, params, driver, database)
     if on_timing is not None:
         on_timing("explain", seconds)
-    found = {
-        record["item_id"]: ExplainedItem(
-            item_id=record["item_id"],
-            title=record["title"],
-            explanations=[explanation_from_path(path) for path in record["paths"]],
-        )
-        for record in records
-    }
+    if not records:
+        return {}
+    record = records[0]
+    read = {(*seed_caps, side[0]): (side[1], side[2]) for side in record["seed_sides"]}
+    read.update({(*item_caps, side[0]): (side[1], side[2]) for side in record["item_sides"]})
+    if neighbourhoods is not None:
+        neighbourhoods.put(read)
+    sides = {**held, **read}
+    seed_sides = [sides.get((*seed_caps, seed[0]), ((), ())) for seed in record["seeds"]]
+    item_sides = [sides.get((*item_caps, item[0]), ((), ())) for item in record["items"]]
+    found = _explained(user_id, record, seed_sides, item_sides, limits)
     return {item_id: found[item_id] for item_id in wanted if item_id in found}
+
+
+#: The trait relationships whose stored direction runs from the trait to the item (people), not the other way.
+_FROM_TRAIT = frozenset({"ACTED_IN", "DIRECTED"})
+#: A trait's label in a path by the relationship type that links it to items.
+_TRAIT_LABEL = {"ACTED_IN": "Person", "DIRECTED": "Person", "HAS_TAG": "Tag", "HAS_ATTRIBUTE": "Attribute"}
+#: Shared-trait paths: people first, then tags and attributes, then genres.
+_TRAIT_RANK = {"IN_GENRE": 2, "HAS_TAG": 1, "HAS_ATTRIBUTE": 1}
+
+
+def _explained(
+    user_id: str, record: Any, seed_sides: list[Any], item_sides: list[Any], limits: ExplainCaps
+) -> dict[str, ExplainedItem]:
+    """The explained items of one row of ``explain_items.cypher`` and the sides of its seeds and items (held or
+    read): the seed side joined with the item side on the node in between, each item's paths of every kind ranked,
+    then taken round-robin (the best of each kind in kind order, then the second best, ...) up to ``max_paths``.
+
+    The rules: co-interaction — v among the seed's first ``max_co_raters_per_seed`` positive raters other than the
+    user and among the item's positive raters read; for each item, the seeds (strongest first) that reach it, a seed
+    never explaining itself; per seed the v who co-rated the most seeds, then the smallest userId. Shared trait — a
+    trait of the seed and of the item by the same relationship type; people before tags and attributes before
+    genres, then the rarest (fewest items), the strongest seed, the type, the key. Followee — by userId. Preferred
+    genre — the rarest, then by name.
+    """
+    max_paths = limits.max_paths
+    items: list[list[Any]] = record["items"]
+    seeds: list[list[Any]] = record["seeds"]
+    kinds: list[dict[int, list[dict[str, Any]]]] = [{}, {}, {}, {}]
+    if max_paths > 0 and items:
+        user = {"label": "User", "id": user_id, "name": None}
+        seed_ids = [seed[0] for seed in seeds]
+        item_ids = [item[0] for item in items]
+
+        def via_for(vias: list[int], n: int) -> int:
+            """The strongest seed of ``vias`` that is not item ``n`` itself (-1: none)."""
+            return min((x for x in vias if seed_ids[x] != item_ids[n]), default=-1)
+
+        # co_interaction: the seeds each co-rater v reaches, joined with the items v rated positively
+        co_vias: dict[str, list[int]] = {}
+        for via, (raters, _) in enumerate(seed_sides):
+            for v in [v for v in raters if v != user_id][: limits.max_co_raters_per_seed]:
+                co_vias.setdefault(v, []).append(via)
+        # shared_trait: the seeds each (type, key) trait reaches
+        trait_vias: dict[tuple[str, str], list[int]] = {}
+        for via, (_, traits) in enumerate(seed_sides):
+            for kind, key in traits:
+                trait_vias.setdefault((kind, key), []).append(via)
+        followed: dict[str, list[str]] = {}
+        for item_id, followee in record["followed"]:
+            followed.setdefault(item_id, []).append(followee)
+        preferred = set(record["preferred"])
+        for n, (raters, traits) in enumerate(item_sides):
+            reach: dict[int, list[tuple[int, str]]] = {}
+            for v in raters:
+                vias = co_vias.get(v)
+                if vias is not None and (via := via_for(vias, n)) >= 0:
+                    reach.setdefault(via, []).append((-len(vias), v))
+            if reach:
+                kinds[0][n] = [
+                    _co_path(user, seeds[via], min(reach[via])[1], items[n]) for via in sorted(reach)[:max_paths]
+                ]
+            options = []
+            genres = []
+            for kind, key, name, degree in traits:
+                vias = trait_vias.get((kind, key))
+                if vias is not None and (via := via_for(vias, n)) >= 0:
+                    options.append((_TRAIT_RANK.get(kind, 0), degree, via, kind, key, name))
+                if kind == "IN_GENRE" and key in preferred:
+                    genres.append((degree, key))
+            if options:
+                options.sort(key=lambda o: o[:5])
+                kinds[1][n] = [_trait_path(user, seeds[o[2]], o[3], o[4], o[5], items[n]) for o in options[:max_paths]]
+            if item_ids[n] in followed:
+                kinds[2][n] = [_followee_path(user, f, items[n]) for f in sorted(followed[item_ids[n]])[:max_paths]]
+            if genres:
+                kinds[3][n] = [_genre_path(user, genre, items[n]) for _, genre in sorted(genres)[:max_paths]]
+    out: dict[str, ExplainedItem] = {}
+    nodes_seen: dict[tuple, Any] = {}
+    for n, (item_id, title) in enumerate(items):
+        ranked = [kind.get(n, []) for kind in kinds]
+        paths = [paths[rank] for rank in range(max_paths) for paths in ranked if rank < len(paths)]
+        out[item_id] = ExplainedItem.model_construct(
+            item_id=item_id, title=title, explanations=[built_explanation(p, nodes_seen) for p in paths[:max_paths]]
+        )
+    return out
+
+
+def _co_path(user: dict[str, Any], seed: list[Any], v: str, item: list[Any]) -> dict[str, Any]:
+    return {
+        "reason": "co_interaction",
+        "nodes": [user, _item(seed), {"label": "User", "id": v, "name": None}, _item(item)],
+        "rels": [_rel("INTERACTED", 0, 1), _rel("INTERACTED", 2, 1), _rel("INTERACTED", 2, 3)],
+    }
+
+
+def _followee_path(user: dict[str, Any], followee: str, item: list[Any]) -> dict[str, Any]:
+    return {
+        "reason": "followee",
+        "nodes": [user, {"label": "User", "id": followee, "name": None}, _item(item)],
+        "rels": [_rel("FOLLOWS", 0, 1), _rel("INTERACTED", 1, 2)],
+    }
+
+
+def _genre_path(user: dict[str, Any], genre: str, item: list[Any]) -> dict[str, Any]:
+    return {
+        "reason": "preferred_genre",
+        "nodes": [user, {"label": "Genre", "id": genre, "name": genre}, _item(item)],
+        "rels": [_rel("PREFERS", 0, 1), _rel("IN_GENRE", 2, 1)],
+    }
+
+
+def _item(row: list[Any]) -> dict[str, Any]:
+    return {"label": "Item", "id": row[0], "name": row[1]}
+
+
+def _rel(kind: str, start: int, end: int) -> dict[str, Any]:
+    return {"type": kind, "start": start, "end": end}
+
+
+def _trait_path(
+    user: dict[str, Any], seed: list[Any], kind: str, key: str, name: str | None, item: list[Any]
+) -> dict[str, Any]:
+    """A shared-trait path: user -> seed, seed and item both linked to one trait by ``kind``."""
+    if kind in _FROM_TRAIT:
+        rels = [_rel("INTERACTED", 0, 1), _rel(kind, 2, 1), _rel(kind, 2, 3)]
+    else:
+        rels = [_rel("INTERACTED", 0, 1), _rel(kind, 1, 2), _rel(kind, 3, 2)]
+    label = _TRAIT_LABEL.get(kind, "Genre")
+    return {
+        "reason": "shared_trait",
+        "nodes": [user, _item(seed), {"label": label, "id": key, "name": name}, _item(item)],
+        "rels": rels,
+    }
 
 
 def strongest_seeds(context: UserContext, max_seeds: int = 20, min_rating: float = 4.0) -> list[str]:
@@ -164,6 +388,7 @@ __all__ = [
     "MAX_EXPLAIN_ITEMS",
     "ExplainCaps",
     "ExplainedItem",
+    "Neighbourhoods",
     "explain_items",
     "strongest_seeds",
 ]

@@ -9,6 +9,7 @@ a relationship's ``start``/``end`` index into ``nodes`` in the direction the rel
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal
@@ -103,6 +104,30 @@ def explanation_from_path(raw: Mapping[str, Any]) -> Explanation:
         return Explanation(text=describe_path(reason, nodes, rels), nodes=nodes, relationships=rels)
     except (KeyError, ValueError, IndexError) as exc:
         raise PathShapeError(f"malformed explanation path {dict(raw)!r}: {exc}") from exc
+
+
+def built_explanation(raw: Mapping[str, Any], nodes_seen: dict[tuple, PathNode] | None = None) -> Explanation:
+    """:func:`explanation_from_path` for a path map built in Python from ids the graph returned
+    (:mod:`graph.explain`), whose shape is right by construction: the same explanation, without validating it again.
+    ``nodes_seen``: the nodes already made (by label, id and name), shared between paths (the models are frozen).
+    """
+    seen = nodes_seen if nodes_seen is not None else {}
+    nodes = []
+    for node in raw["nodes"]:
+        key = (node["label"], node["id"], node["name"])
+        made = seen.get(key)
+        if made is None:
+            made = seen[key] = PathNode.model_construct(label=key[0], id=key[1], name=key[2])
+        nodes.append(made)
+    rels = [_rel(rel["type"], rel["start"], rel["end"]) for rel in raw["rels"]]
+    text = describe_path(Reason(raw["reason"]), nodes, rels)
+    return Explanation.model_construct(text=text, nodes=nodes, relationships=rels)
+
+
+@functools.cache
+def _rel(kind: str, start: int, end: int) -> PathRel:
+    """A relationship of a path (a frozen model: one instance per type and indexes, shared)."""
+    return PathRel.model_construct(type=kind, start=start, end=end)
 
 
 def display_name(node: PathNode) -> str:

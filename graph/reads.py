@@ -80,13 +80,15 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
     if not records:
         return None
     record = records[0]
+    interactions = tuple(Interaction._make(row) for row in record["interactions"])
+    seen = {i.item_id for i in interactions}
     return UserContext(
         user_id=user_id,
-        interactions=tuple(Interaction._make(row) for row in record["interactions"]),
+        interactions=interactions,
         preferred_genres=tuple(record["preferred_genres"]),
         rev=int(record["rev"]),
         attributes=tuple(record["attributes"]),
-        shown={row[0]: (int(row[1] or 0), int(row[2])) for row in record["shown"]},
+        shown={row[0]: (int(row[1] or 0), int(row[2])) for row in record["shown"] if row[0] not in seen},
         lists_shown=int(record["lists_shown"]),
     )
 

@@ -7,8 +7,10 @@
 // Returns: interactions (list of [item_id, rating, weight, timestamp, polarity], most recent first — without timestamp
 //          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one),
 //          preferred_genres (names, sorted), attributes (attributeIds "<kind>:<value>", sorted; the blend's peers
-//          feature), rev (int; 0 when never bumped), shown (list of [item_id, count, lastList] of the items shown and
-//          not interacted with, by item id), lists_shown (int: lists recorded; 0 when none)
+//          feature), rev (int; 0 when never bumped), shown (list of [item_id, count, lastList] of the items shown, by
+//          item id, interacted with or not: graph/reads.py leaves out the interacted ones, which it has, since a
+//          check per shown item here costs a walk of the user's interactions each), lists_shown (int: lists recorded;
+//          0 when none)
 MATCH (u:User {userId: $userId})
 RETURN COLLECT {
          MATCH (u)-[r:INTERACTED]->(i)
@@ -21,7 +23,6 @@ RETURN COLLECT {
        coalesce(u.interactionsRev, 0) AS rev,
        COLLECT {
          MATCH (u)-[s:SHOWN]->(i)
-         WHERE NOT EXISTS { (u)-[:INTERACTED]->(i) }
          WITH [i.itemId, s.count, coalesce(s.lastList, 0)] AS row
          ORDER BY row[0]
          RETURN row

@@ -14,12 +14,13 @@ from graph.explain import (
     MAX_EXPLAIN_ITEMS,
     ExplainCaps,
     ExplainedItem,
+    Neighbourhoods,
     explain_items,
     strongest_seeds,
 )
 from graph.reads import Interaction, user_context
 from graph.recall import RecallFilters
-from graph.writers import create_user, read_graph_counts
+from graph.writers import BatchWriter, create_user, read_graph_counts, write_impressions
 from schema.errors import ConfigError
 from schema.model import Role
 from tests.fixtures import graphs
@@ -345,6 +346,65 @@ def test_explain_items_with_seeds_from_the_user_context(world: Driver) -> None:
     assert explain_items(world, "ghost", ["r"], seed_ids=["h", "t"]) == {"r": ExplainedItem(item_id="r", title="Ronin")}
 
 
+def test_explain_items_with_seeds_checked_by_the_caller(world: Driver) -> None:
+    context = user_context(world, "me")
+    assert context is not None
+    seeds = strongest_seeds(context)
+    assert explain_items(world, "me", ALL, seed_ids=seeds, seeds_checked=True) == explain_items(world, "me", ALL)
+    # unchecked, a seed the user never liked is taken as given (the caller vouches for it); checked, it is dropped
+    unchecked = explain_items(world, "me", ALL, seed_ids=["a", "r"], seeds_checked=True)
+    checked = explain_items(world, "me", ALL, seed_ids=["a", "r"])
+    via = {e.nodes[1].id for item in unchecked.values() for e in item.explanations if e.nodes[1].label == "Item"}
+    assert via and via <= {"a", "r"}
+    assert [e for item in checked.values() for e in item.explanations if e.nodes[1].label == "Item"] == []
+
+
+def test_explain_items_keeps_neighbourhoods(world: Driver) -> None:
+    kept = Neighbourhoods(size=1000, seconds=3600)
+    context = user_context(world, "me")
+    assert context is not None
+    seeds = strongest_seeds(context)
+    first = explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=kept)
+    assert first == explain_items(world, "me", ALL) and paths(first) == EXPECTED
+    assert kept.hits == 0 and len(kept) == len(ALL) + len(seeds)  # every item's side and every seed's side
+    again = explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=kept)
+    assert again == first and kept.hits == len(ALL) + len(seeds)  # nothing read again
+    # a side is the node's alone: another user explained through the same items gets their own paths, as uncached
+    other = user_context(world, "bob")
+    assert other is not None
+    bob = strongest_seeds(other)
+    assert explain_items(world, "bob", ALL, seed_ids=bob, neighbourhoods=kept) == explain_items(world, "bob", ALL)
+    assert_paths_exist(world, list(again.values()), ("User", "me"))
+
+    # with every side held, the query reads no neighbourhood
+    params = {
+        "userId": "me",
+        "itemIds": ALL,
+        "seedIds": seeds,
+        "checkSeeds": True,
+        "readSeeds": [],
+        "readItems": [],
+        **ExplainCaps(max_paths=2).to_params(),
+        **RecallFilters().to_params(),
+    }
+    with world.session() as session:
+        plan = session.run("PROFILE " + catalog.EXPLAIN_ITEMS, params).consume().profile
+    expands = [(details, rows) for op, details, rows, _ in _profile_rows(plan, []) if op.startswith("Expand(All)")]
+    sides = [rows for details, rows in expands if details.startswith(("(s)", "(item)"))]
+    assert len(sides) >= 8 and not any(sides), expands  # the user's own side (followees) is still read
+
+    # the catalogue or the model changing drops every side; stale sides are read again; the size is bounded
+    kept.keep_for(("revision", 1))
+    assert len(kept) == 0
+    stale = Neighbourhoods(size=1000, seconds=1e-9)
+    explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=stale)
+    assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=stale) == first and stale.hits == 0
+    small = Neighbourhoods(size=3, seconds=3600)
+    assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=small) == first and len(small) == 3
+    off = Neighbourhoods(size=0, seconds=3600)
+    assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=off) == first and len(off) == 0
+
+
 def test_explain_items_timing_callback(world: Driver) -> None:
     timings: list[tuple[str, float]] = []
     explain_items(world, "me", ["r"], on_timing=lambda name, seconds: timings.append((name, seconds)))
@@ -392,6 +452,9 @@ def test_explain_items_is_bounded_for_a_heavy_user(clean_db: Driver, tmp_path: P
         "userId": "hv",
         "itemIds": ["goal", "p0"],
         "seedIds": None,
+        "checkSeeds": True,
+        "readSeeds": None,
+        "readItems": None,
         **ExplainCaps(**caps).to_params(),
         **RecallFilters().to_params(),
     }
@@ -452,7 +515,32 @@ def test_user_context_unknown_user(world: Driver) -> None:
     assert user_context(world, "") is None
 
 
+def test_user_context_shown_leaves_out_interacted_items(clean_db: Driver, tmp_path: Path) -> None:
+    load_dataset(clean_db, explain_world(), reject_dir=tmp_path)
+    lists = [("l1", ["h", "r", "x"]), ("l2", ["r", "a"])]  # "me" interacted with h and a, not with r and x
+    write_impressions(
+        BatchWriter(clean_db),
+        [
+            {
+                "recommendation_id": rid,
+                "user_id": "me",
+                "variant": "default",
+                "model_version": "m-1",
+                "shown_at": NOW,
+                "item_ids": items,
+            }
+            for rid, items in lists
+        ],
+    )
+    me = user_context(clean_db, "me")
+    assert me is not None and me.lists_shown == 2
+    assert {item_id: count for item_id, (count, _) in me.shown.items()} == {"r": 2, "x": 1}
+
+
 def test_explain_queries_are_catalogued() -> None:
     for constant in ("EXPLAIN_ITEMS", "USER_CONTEXT"):
         assert getattr(catalog, constant) == catalog.all_queries()[constant]
-    assert catalog.EXPLAIN_ITEMS.rstrip().splitlines()[-1] == "ORDER BY item_id ASC"
+    # one row of joins; the paths are ranked and built in Python (graph/explain.py)
+    last = catalog.EXPLAIN_ITEMS[catalog.EXPLAIN_ITEMS.rindex("\nRETURN ") :]
+    columns = [line.strip().rstrip(",").split(" AS ")[-1].split(", ") for line in last.strip().splitlines()]
+    assert sum(columns, []) == ["items", "seeds", "seed_sides", "item_sides", "followed", "preferred"]

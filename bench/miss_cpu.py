@@ -1,0 +1,94 @@
+"""The CPU a miss costs, per process: the API and Neo4j measured apart (``/proc/<pid>/stat`` around a run).
+
+The API is started against the benchmark graph with the answer cache off (``KGREC_RESPONSE_CACHE_SECONDS=0``, no warm
+set), so every request is a miss (k=20 with explanations, the blend of ``bench.api_load``). After a short warm-up,
+``--clients`` clients send back to back for ``--duration`` s; the CPU time (user + system) the API process and the
+Neo4j JVM used during the run, divided by the requests answered, is printed beside the throughput, the latency and
+the mean time of each stage (the API's /metrics). Repeat with ``--runs``: on a shared machine, compare runs taken
+under the same conditions only. Neo4j must be loaded with ml-latest-small and a model promoted: run
+``bench.api_load`` once with ``--keep-server`` (or it is started here from ``.kgrec/neo4j-bench``).
+
+    .venv/bin/python -m bench.miss_cpu [--clients 4 --duration 20 --runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.api_load import API_PORT, ARTIFACTS, BENCH_KEY, closed_loop, ensure_model, read_metrics, stage_means
+from bench.common import bench_settings, serve_api, stop_api
+from graph.driver import create_driver
+from graph.neo4j_local import launcher
+
+console = Console()
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=4, help="clients sending back to back")
+    parser.add_argument("--duration", type=float, default=20.0, help="length of each run (s)")
+    parser.add_argument("--runs", type=int, default=1, help="runs on the same API")
+    parser.add_argument("--model", default="blend", help="model the API serves")
+    args = parser.parse_args()
+    settings = bench_settings()
+    neo4j = launcher.start(settings)
+    if neo4j.pid is None:
+        raise SystemExit("the benchmark Neo4j did not start")
+    ensure_model(settings, args.model)
+    with create_driver(settings) as driver:
+        users = [r["id"] for r in driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")[0]]
+    env = {
+        "KGREC_ARTIFACTS_DIR": str(ARTIFACTS),
+        "KGREC_SERVE_MODEL": args.model,
+        "KGREC_API_KEY": BENCH_KEY,
+        "KGREC_RESPONSE_CACHE_SECONDS": "0",
+        "KGREC_CACHE_WARM_USERS": "0",
+        "KGREC_MISS_COST_RATE": "0",
+    }
+    api = serve_api(settings, API_PORT, env, "miss_cpu.log", timeout=300.0)
+    table = Table(title=f"every request a miss, {args.clients} clients, {args.duration:.0f} s")
+    for col in ("run", "answered/s", "p50 ms", "p99 ms", "API cpu ms/req", "Neo4j cpu ms/req", "load avg"):
+        table.add_column(col, justify="right")
+    try:
+        asyncio.run(closed_loop(users, 2, 5.0, seed=98))  # warm the query plans
+        for n in range(args.runs):
+            before = read_metrics()
+            api_cpu, db_cpu = cpu_seconds(api.pid), cpu_seconds(neo4j.pid)
+            run = asyncio.run(closed_loop(users, args.clients, args.duration, seed=4 + n))
+            api_used, db_used = cpu_seconds(api.pid) - api_cpu, cpu_seconds(neo4j.pid) - db_cpu
+            stages = stage_means(before, read_metrics())
+            answered = max(run["answered"], 1)
+            table.add_row(
+                str(n + 1),
+                f"{run['throughput_rps']:.1f}",
+                f"{run['p50_ms']:.1f}",
+                f"{run['p99_ms']:.1f}",
+                f"{1000 * api_used / answered:.2f}",
+                f"{1000 * db_used / answered:.2f}",
+                f"{os.getloadavg()[0]:.1f}",
+            )
+            console.print(
+                f"run {n + 1} stages (mean ms a call): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items()))
+            )
+            if run["errors"] or run["refused"]:
+                console.print(f"run {n + 1}: errors {run['errors']}, refused {run['refused']}")
+    finally:
+        stop_api(api)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
