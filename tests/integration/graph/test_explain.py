@@ -20,7 +20,7 @@ from graph.explain import (
 )
 from graph.reads import Interaction, user_context
 from graph.recall import RecallFilters
-from graph.writers import BatchWriter, create_user, read_graph_counts, write_impressions
+from graph.writers import BatchWriter, create_user, impression_batches, read_graph_counts, write_impressions
 from schema.errors import ConfigError
 from schema.model import Role
 from tests.fixtures import graphs
@@ -518,20 +518,19 @@ def test_user_context_unknown_user(world: Driver) -> None:
 def test_user_context_shown_leaves_out_interacted_items(clean_db: Driver, tmp_path: Path) -> None:
     load_dataset(clean_db, explain_world(), reject_dir=tmp_path)
     lists = [("l1", ["h", "r", "x"]), ("l2", ["r", "a"])]  # "me" interacted with h and a, not with r and x
-    write_impressions(
-        BatchWriter(clean_db),
-        [
-            {
-                "recommendation_id": rid,
-                "user_id": "me",
-                "variant": "default",
-                "model_version": "m-1",
-                "shown_at": NOW,
-                "item_ids": items,
-            }
-            for rid, items in lists
-        ],
-    )
+    rows = [
+        {
+            "recommendation_id": rid,
+            "user_id": "me",
+            "variant": "default",
+            "model_version": "m-1",
+            "shown_at": NOW,
+            "item_ids": items,
+        }
+        for rid, items in lists
+    ]
+    for part in impression_batches(rows, len(rows)):
+        write_impressions(BatchWriter(clean_db), part)
     me = user_context(clean_db, "me")
     assert me is not None and me.lists_shown == 2
     assert {item_id: count for item_id, (count, _) in me.shown.items()} == {"r": 2, "x": 1}
