@@ -47,6 +47,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The kinds of rows a Dataset holds, in the order a whole Dataset is written: nodes first, then what references them.
+KINDS = (
+    "users",
+    "items",
+    "interactions",
+    "genres",
+    "people",
+    "tags",
+    "follows",
+    "item_attributes",
+    "user_attributes",
+)
+
 
 @dataclass
 class Dataset:
@@ -92,20 +105,7 @@ class Dataset:
 
     @property
     def fact_count(self) -> int:
-        return sum(
-            self.count(kind)
-            for kind in (
-                "users",
-                "items",
-                "interactions",
-                "genres",
-                "people",
-                "tags",
-                "follows",
-                "item_attributes",
-                "user_attributes",
-            )
-        )
+        return sum(self.count(kind) for kind in KINDS)
 
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]

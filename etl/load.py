@@ -21,7 +21,7 @@ from pathlib import Path
 
 from neo4j import Driver
 
-from etl.dataset import Dataset, ProgressFactory, RowSink, no_progress
+from etl.dataset import KINDS, Dataset, ProgressFactory, RowSink, no_progress
 from etl.extract import Reject
 from graph import writers
 from graph.writers import BatchWriter
@@ -30,17 +30,7 @@ from schema.ddl import apply_schema
 log = logging.getLogger(__name__)
 
 #: The order in which a whole Dataset is written: nodes first, then what references them.
-WRITE_ORDER = (
-    "users",
-    "items",
-    "interactions",
-    "genres",
-    "people",
-    "tags",
-    "follows",
-    "item_attributes",
-    "user_attributes",
-)
+WRITE_ORDER = KINDS
 
 
 @dataclass

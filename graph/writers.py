@@ -458,20 +458,7 @@ def write_feedback(
             kind_counts=combined.counts,
         )
         tx.run(catalog.UPSERT_INTERACTIONS, rows=[row.model_dump()]).consume()
-        outcome = FeedbackOutcome(created_user=bool(record["created_user"]), interaction=row)
-        if recommendation_id is None:
-            return outcome
-        params = {"userId": user_id, "itemId": item_id, "click": click, "conversion": conversion}
-        att = tx.run(catalog.ATTRIBUTE_FEEDBACK, recommendationId=recommendation_id, **params).single()
-        return FeedbackOutcome(
-            created_user=outcome.created_user,
-            interaction=row,
-            found=bool(att["found"]),
-            shown=bool(att["shown"]),
-            variant=att["variant"],
-            new_click=bool(att["new_click"]),
-            new_conversion=bool(att["new_conversion"]),
-        )
+        return _attributed(tx, bool(record["created_user"]), row, recommendation_id, click, conversion)
 
     with (
         database_errors("write_feedback", gone="Neo4j is unreachable"),
@@ -519,20 +506,7 @@ def write_exposure_feedback(
             timestamp=record["timestamp"],
             polarity=-1 if record["polarity"] < 0 else 1,
         )
-        outcome = FeedbackOutcome(created_user=bool(record["created_user"]), interaction=row)
-        if recommendation_id is None:
-            return outcome
-        params = {"userId": user_id, "itemId": item_id, "click": click, "conversion": conversion}
-        att = tx.run(catalog.ATTRIBUTE_FEEDBACK, recommendationId=recommendation_id, **params).single()
-        return FeedbackOutcome(
-            created_user=outcome.created_user,
-            interaction=row,
-            found=bool(att["found"]),
-            shown=bool(att["shown"]),
-            variant=att["variant"],
-            new_click=bool(att["new_click"]),
-            new_conversion=bool(att["new_conversion"]),
-        )
+        return _attributed(tx, bool(record["created_user"]), row, recommendation_id, click, conversion)
 
     log.debug("feedback %s of %s on %s recorded as an ignored impression", kind.name, user_id, item_id)
     with (
@@ -658,3 +632,27 @@ def create_user(
             database_=database,
         )
     return bool(records[0]["created"]), list(records[0]["genres"])
+
+
+def _attributed(
+    tx: ManagedTransaction,
+    created_user: bool,
+    row: InteractionRow,
+    recommendation_id: str | None,
+    click: bool,
+    conversion: bool,
+) -> FeedbackOutcome:
+    """The outcome of a recorded feedback event, attributed to the list ``recommendation_id`` names (if any)."""
+    if recommendation_id is None:
+        return FeedbackOutcome(created_user=created_user, interaction=row)
+    params = {"userId": row.user_id, "itemId": row.item_id, "click": click, "conversion": conversion}
+    att = tx.run(catalog.ATTRIBUTE_FEEDBACK, recommendationId=recommendation_id, **params).single()
+    return FeedbackOutcome(
+        created_user=created_user,
+        interaction=row,
+        found=bool(att["found"]),
+        shown=bool(att["shown"]),
+        variant=att["variant"],
+        new_click=bool(att["new_click"]),
+        new_conversion=bool(att["new_conversion"]),
+    )
