@@ -292,7 +292,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
 
         def warm() -> None:
             try:
-                recommender.warm_cache(api_settings.cache_warm_users, stop_warming)
+                recommender.warm_cache(api_settings.cache_warm_users, stop_warming, api_settings.cache_warm_ready_users)
             except KgrecError as exc:  # Neo4j refused a query: one line, not a traceback
                 log.warning("warming the answer cache failed: %s", exc)
             except Exception:  # noqa: BLE001 - warming is an optimisation; never take the service down

@@ -799,23 +799,29 @@ class Recommender:
         )
         return Answer(response), len(items)
 
-    def warm_cache(self, limit: int, stop: threading.Event | None = None) -> int:
+    def warm_cache(self, limit: int, stop: threading.Event | None = None, ready_after: int | None = None) -> int:
         """Precompute the unfiltered answers of the ``limit`` most active users (in the background after a load).
 
         The model's users by activity when a model serves, else the graph's (graph recall answers); each is
         answered exactly as a request for ``response_cache_pool`` items would be, so later requests for up to
         that many items are cache hits.
 
+        Args:
+            limit: Users to warm.
+            stop: Set to stop early.
+            ready_after: Set :attr:`warmed` (/ready) once this many users are answered and warm the rest after it;
+                None = once all are.
+
         Returns:
             How many users were answered; stops early when ``stop`` is set, the model changes or Neo4j fails.
             However it ends, :attr:`warmed` is set.
         """
         try:
-            return self._warm(limit, stop)
+            return self._warm(limit, stop, limit if ready_after is None else ready_after)
         finally:
             self.warmed.set()
 
-    def _warm(self, limit: int, stop: threading.Event | None) -> int:
+    def _warm(self, limit: int, stop: threading.Event | None, ready_after: int) -> int:
         if self.cache.size <= 0 or limit <= 0:
             return 0
         model = self.model
@@ -830,6 +836,9 @@ class Recommender:
             return 0
         done = 0
         for user_id in users:
+            if done >= ready_after and not self.warmed.is_set():
+                log.info("answer cache: %d users warmed, ready; warming the other %d", done, len(users) - done)
+                self.warmed.set()
             if (stop is not None and stop.is_set()) or self.model is not model:
                 break
             try:

@@ -147,6 +147,13 @@ class ApiSettings(BaseSettings):
         description="After a model loads (or at start, for graph recall without one), precompute the answers of this "
         "many most active users (0 = off).",
     )
+    cache_warm_ready_users: int = Field(
+        1000,
+        ge=0,
+        description="How many of those (the most active first) /ready waits for; the rest are warmed in the "
+        "background after /ready turns 200, so a large warm set does not hold the service back "
+        "(0 = /ready does not wait for warming).",
+    )
     mmr_lambda: float = Field(
         0.6,
         ge=0,

@@ -26,8 +26,10 @@
 :param minRating => 4.0;
 :param maxPaths => 3;
 :param maxSeeds => 50;
+:param maxRatersScannedPerSeed => 500;
 :param maxCoRatersPerSeed => 50;
 :param maxNeighbours => 30;
+:param maxItemsScannedPerNeighbour => 3000;
 :param maxItemsPerNeighbour => 30;
 :param maxTraitDegree => 2000;
 :param maxItemsPerTrait => 30;
@@ -42,12 +44,14 @@
 :param maxFollowees => 100;
 :param maxFolloweesPerFollowee => 20;
 :param maxPeople => 50;
+:param maxItemsScannedPerPerson => 3000;
 :param maxItemsPerPerson => 50;
 :param window => 3000;
 :param halfLifeDays => 180.0;
 :param maxGenres => 3;
 :param genreBoost => 1.0;
 :param poolSize => 200;
+:param maxPeersScannedPerAttribute => 1000;
 :param maxPeersPerAttribute => 100;
 :param maxItemsPerPeer => 50;
 :param peerBoost => 1.0;
@@ -80,7 +84,12 @@ CALL (u, seeds) {
   WITH seedRank, seeds[seedRank] AS seed
   WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
   CALL (u, seed) {
-    MATCH (seed)<-[r:INTERACTED]-(v)
+    CALL (seed) {
+      MATCH (seed)<-[r:INTERACTED]-(v)
+      RETURN r, v
+      LIMIT $maxRatersScannedPerSeed
+    }
+    WITH r, v
     WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH v ORDER BY COUNT { (v)-[:INTERACTED]->() } ASC, v.userId ASC
     LIMIT $maxCoRatersPerSeed
@@ -98,7 +107,12 @@ CALL (neighbours, excluded) {
   WITH rank, neighbours[rank] AS nb
   CALL (nb, excluded) {
     WITH nb.user AS v
-    MATCH (v)-[r:INTERACTED]->(rec)
+    CALL (v) {
+      MATCH (v)-[r:INTERACTED]->(rec)
+      RETURN r, rec
+      LIMIT $maxItemsScannedPerNeighbour
+    }
+    WITH r, rec
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC
@@ -360,7 +374,12 @@ CALL (people, excluded) {
   WITH rank, people[rank] AS pe
   CALL (pe, excluded) {
     WITH pe.user AS p
-    MATCH (p)-[r:INTERACTED]->(rec)
+    CALL (p) {
+      MATCH (p)-[r:INTERACTED]->(rec)
+      RETURN r, rec
+      LIMIT $maxItemsScannedPerPerson
+    }
+    WITH r, rec
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC
@@ -481,7 +500,12 @@ CALL (u) {
   MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute)
   WHERE $peerBoost > 0
   CALL (u, a) {
-    MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+    CALL (a) {
+      MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+      RETURN peer
+      LIMIT $maxPeersScannedPerAttribute
+    }
+    WITH peer
     WHERE peer <> u
     WITH peer ORDER BY peer.userId ASC
     LIMIT $maxPeersPerAttribute
@@ -518,7 +542,7 @@ CALL (now, excluded) {
     WITH r, i
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
-    WHERE pop > 0 AND NOT rec IN excluded
+    WHERE pop > 0
       AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR rec.year >= $yearMin)
@@ -526,6 +550,9 @@ CALL (now, excluded) {
       AND NOT coalesce(rec.hidden, false)
       AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
       AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    WITH rec, pop ORDER BY pop DESC, rec.itemId ASC
+    WITH rec, pop WHERE NOT rec IN excluded
+    WITH rec, pop LIMIT $poolSize
     RETURN collect({rec: rec, pop: pop}) AS recent
   }
   CALL (recent, excluded) {

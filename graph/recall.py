@@ -110,12 +110,24 @@ class TraitCaps(Caps):
 class CollaborativeCaps(SeedCaps):
     """Caps of :data:`recall_collaborative`."""
 
+    max_raters_scanned_per_seed: int = Field(
+        500,
+        ge=1,
+        description="Raters of each seed read, in store order (latest written first in practice): bounds the cost "
+        "of a popular seed. Above every item's raters on ml-latest-small (329 at most).",
+    )
     max_co_raters_per_seed: int = Field(
-        50, ge=1, description="Co-raters read per seed (fewest interactions first, then by id)."
+        50, ge=1, description="Co-raters kept per seed among those read (fewest interactions first, then by id)."
     )
     max_neighbours: int = Field(30, ge=1, description="Most similar users kept.")
+    max_items_scanned_per_neighbour: int = Field(
+        3000,
+        ge=1,
+        description="Interactions of each neighbour read, in store order: bounds the cost of a heavy neighbour. "
+        "Above every user's interactions on ml-latest-small (2,698 at most).",
+    )
     max_items_per_neighbour: int = Field(
-        30, ge=1, description="Positives read per neighbour (highest rated, most recent, id)."
+        30, ge=1, description="Positives kept per neighbour among those read (highest rated, most recent, id)."
     )
 
 
@@ -136,6 +148,9 @@ class SocialCaps(Caps):
     max_followees: int = Field(100, ge=1, description="Followees of the user read (by user id).")
     max_followees_per_followee: int = Field(20, ge=1, description="Followees of each followee read (by user id).")
     max_people: int = Field(50, ge=1, description="Best-weighted followees and friends of friends kept.")
+    max_items_scanned_per_person: int = Field(
+        3000, ge=1, description="Interactions of each person read, in store order: bounds the cost of a heavy person."
+    )
     max_items_per_person: int = Field(
         50, ge=1, description="Positives read per person (highest rated, most recent, id)."
     )
@@ -150,8 +165,16 @@ class PopularityCaps(Caps):
     max_genres: int = Field(3, ge=0, description="Preferred genres kept.")
     genre_boost: float = Field(1.0, ge=0, description="score = pop · (1 + boost · share of its preferred genres).")
     pool_size: int = Field(200, ge=1, description="Most popular unseen items re-scored by genre (at least k).")
+    max_peers_scanned_per_attribute: int = Field(
+        1000,
+        ge=1,
+        description="Users of each of the user's attributes read, in store order: bounds the cost of a common "
+        "attribute (a country of millions).",
+    )
     max_peers_per_attribute: int = Field(
-        100, ge=0, description="Users sharing each of the user's attributes (age band, country, ...) read as peers."
+        100,
+        ge=0,
+        description="Users sharing each of the user's attributes (age band, country, ...) kept as peers (by id).",
     )
     max_items_per_peer: int = Field(50, ge=1, description="Positives read per peer (store order).")
     peer_boost: float = Field(1.0, ge=0, description="score += pop · boost · share of peers who liked the item.")

@@ -1,17 +1,21 @@
 // Purpose: collaborative recall (User→Item←User→Item): items liked by the users who share the most positives
 //          with the target user, with the concrete paths that produced each candidate.
 //   Seeds: the user's $maxSeeds strongest positives (rating, else weight, desc; most recent first; positive =
-//          rating >= $minRating or no rating, and not negative: polarity -1). Neighbours: co-raters who liked a seed (at most $maxCoRatersPerSeed
-//          per seed: those with the fewest interactions first, as they weigh most in sim, then by userId);
+//          rating >= $minRating or no rating, and not negative: polarity -1).
+//   Neighbours: co-raters who liked a seed, at most $maxCoRatersPerSeed per seed (those with the fewest
+//          interactions first, as they weigh most in sim, then by userId) among the seed's first
+//          $maxRatersScannedPerSeed raters in store order (in practice the latest written first), so a blockbuster
+//          seed costs no more than a niche one;
 //          sim(v) = Σ_shared seeds 1/ln(2 + deg(seed)) / sqrt(deg(v)), so sharing a blockbuster or being a heavy
 //          rater counts less; the $maxNeighbours most similar are kept.
 //          Candidates: up to $maxItemsPerNeighbour positives of each neighbour (highest rated, then most recent,
-//          then by itemId);
+//          then by itemId) among its first $maxItemsScannedPerNeighbour interactions in store order;
 //          score = Σ_v sim(v) · (1 + rating − $minRating, or 1 without rating) / ln(2 + deg(item)).
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
-// Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxCoRatersPerSeed, $maxNeighbours,
-//             $maxItemsPerNeighbour, $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of strings
-//             (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
+// Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxRatersScannedPerSeed,
+//             $maxCoRatersPerSeed, $maxNeighbours, $maxItemsScannedPerNeighbour, $maxItemsPerNeighbour,
+//             $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
+//             $yearMin, $yearMax: int or null (null = no bound)
 //             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'co_interaction', nodes: [{label, id, name}],
@@ -36,7 +40,12 @@ CALL (u, seeds) {
   WITH seedRank, seeds[seedRank] AS seed
   WITH seedRank, seed, 1.0 / log(2.0 + COUNT { (seed)<-[:INTERACTED]-() }) AS seedWeight
   CALL (u, seed) {
-    MATCH (seed)<-[r:INTERACTED]-(v)
+    CALL (seed) {
+      MATCH (seed)<-[r:INTERACTED]-(v)
+      RETURN r, v
+      LIMIT $maxRatersScannedPerSeed
+    }
+    WITH r, v
     WHERE v <> u AND (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH v ORDER BY COUNT { (v)-[:INTERACTED]->() } ASC, v.userId ASC
     LIMIT $maxCoRatersPerSeed
@@ -54,7 +63,12 @@ CALL (neighbours, excluded) {
   WITH rank, neighbours[rank] AS nb
   CALL (nb, excluded) {
     WITH nb.user AS v
-    MATCH (v)-[r:INTERACTED]->(rec)
+    CALL (v) {
+      MATCH (v)-[r:INTERACTED]->(rec)
+      RETURN r, rec
+      LIMIT $maxItemsScannedPerNeighbour
+    }
+    WITH r, rec
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC

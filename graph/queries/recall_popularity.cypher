@@ -12,13 +12,15 @@
 //   Preferred genres: the genres the user PREFERS (share 1) and those of their $maxSeeds strongest positives
 //          (share = fraction of those seeds in the genre); the $maxGenres largest shares are kept.
 //   Peers (demographic cold start): users sharing one of the user's attributes (HAS_ATTRIBUTE: age band, country,
-//          ...), at most $maxPeersPerAttribute per attribute (by userId); peerShare(item) = the fraction of those
+//          ...), at most $maxPeersPerAttribute per attribute (by userId, among its first $maxPeersScannedPerAttribute
+//          users in store order); peerShare(item) = the fraction of those
 //          (peer, attribute) pairs whose peer has the item among their $maxItemsPerPeer strongest positives
 //          (rating or weight, then most recent, then itemId).
-//   The $poolSize most popular unseen items that pass the filters are re-scored
+//   The $poolSize most popular unseen items that pass the filters (of the window; of the longer window too when it
+//          is thin) are re-scored
 //          score = pop · (1 + $genreBoost · Σ share of their preferred genres + $peerBoost · peerShare).
-// Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersPerAttribute,
-//             $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
+// Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersScannedPerAttribute,
+//             $maxPeersPerAttribute, $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
 //             $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
 //             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
@@ -65,7 +67,12 @@ CALL (u) {
   MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute)
   WHERE $peerBoost > 0
   CALL (u, a) {
-    MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+    CALL (a) {
+      MATCH (a)<-[:HAS_ATTRIBUTE]-(peer:User)
+      RETURN peer
+      LIMIT $maxPeersScannedPerAttribute
+    }
+    WITH peer
     WHERE peer <> u
     WITH peer ORDER BY peer.userId ASC
     LIMIT $maxPeersPerAttribute
@@ -102,7 +109,7 @@ CALL (now, excluded) {
     WITH r, i
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
-    WHERE pop > 0 AND NOT rec IN excluded
+    WHERE pop > 0
       AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR rec.year >= $yearMin)
@@ -110,6 +117,11 @@ CALL (now, excluded) {
       AND NOT coalesce(rec.hidden, false)
       AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
       AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    // most popular first, the user's own items skipped lazily: a heavy user's history is compared with the
+    // $poolSize best (and the seen among them), not with every item of the window
+    WITH rec, pop ORDER BY pop DESC, rec.itemId ASC
+    WITH rec, pop WHERE NOT rec IN excluded
+    WITH rec, pop LIMIT $poolSize
     RETURN collect({rec: rec, pop: pop}) AS recent
   }
   CALL (recent, excluded) {

@@ -3,11 +3,11 @@
 //   Fan-out: at most $maxFollowees followees of the user and $maxFolloweesPerFollowee of each followee (by userId);
 //          the $maxPeople best people (weight, then how many followees lead to them, then userId); up to
 //          $maxItemsPerPerson positives per person (highest rated, then most recent, then by itemId; positive =
-//          rating >= $minRating or no rating).
+//          rating >= $minRating or no rating) among its first $maxItemsScannedPerPerson interactions in store order.
 //          score(item) = Σ_person weight(person) · (1 + rating − $minRating, or 1 without rating).
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
 // Parameters: $userId: string; $k: int; $minRating, $hopDecay: float; $maxFollowees, $maxFolloweesPerFollowee,
-//             $maxPeople, $maxItemsPerPerson, $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of
+//             $maxPeople, $maxItemsScannedPerPerson, $maxItemsPerPerson, $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of
 //             strings (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
 //             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
@@ -53,7 +53,12 @@ CALL (people, excluded) {
   WITH rank, people[rank] AS pe
   CALL (pe, excluded) {
     WITH pe.user AS p
-    MATCH (p)-[r:INTERACTED]->(rec)
+    CALL (p) {
+      MATCH (p)-[r:INTERACTED]->(rec)
+      RETURN r, rec
+      LIMIT $maxItemsScannedPerPerson
+    }
+    WITH r, rec
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC

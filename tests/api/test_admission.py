@@ -1,4 +1,5 @@
-"""Readiness and admission on the real app and test Neo4j: /ready waits for the warm set, uncached work is bounded
+"""Readiness and admission on the real app and test Neo4j: /ready waits for the warm set (its first part when
+KGREC_CACHE_WARM_READY_USERS is smaller), uncached work is bounded
 (503 with Retry-After when the bound is reached), a client over its budget of uncached work gets 429, and a miss
 explains only the items it shows, with the same answer as explaining every candidate."""
 
@@ -69,6 +70,40 @@ def test_ready_waits_until_the_warm_set_is_warm(app_with) -> None:  # noqa: ANN0
     waiting = client.get("/ready")
     assert waiting.status_code == 503 and waiting.json()["status"] == "warming"
     recommender.warmed.set()
+    assert client.get("/ready").status_code == 200
+
+
+def test_ready_waits_only_for_the_first_part_and_the_rest_warms_after(
+    app_with,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """KGREC_CACHE_WARM_READY_USERS=4 of 12: /ready turns 200 while the warming thread is held at its fifth user,
+    and once released the other eight are warmed behind it."""
+    from api.service import Recommender
+
+    release = threading.Event()
+    answer = Recommender.answer
+    warming_calls = [0]
+
+    def held(self, user_id, k, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if threading.current_thread().name == "kgrec-cache-warm":
+            warming_calls[0] += 1
+            if warming_calls[0] == 5:
+                assert release.wait(120)  # a bound on the wait, not a speed check
+        return answer(self, user_id, k, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "answer", held)
+    app, client = app_with(cache_warm_users=12, cache_warm_ready_users=4)
+    recommender = app.state.recommender
+    deadline = time.monotonic() + 120
+    while (ready := client.get("/ready")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.status_code == 200  # the warming thread is still held at its fifth user
+    assert len(recommender.cache._entries) == 4  # noqa: SLF001
+    release.set()
+    while len(recommender.cache._entries) < 12 and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    assert len(recommender.cache._entries) == 12  # noqa: SLF001 - the rest warmed after /ready
     assert client.get("/ready").status_code == 200
 
 

@@ -183,6 +183,34 @@ def test_collaborative_caps_bound_the_neighbours(load: Loader) -> None:
     assert ids(recall.recall_collaborative(driver, "u1", k=10, max_seeds=1)) == ["3"]
 
 
+def _wide_fan_out(clean_db: Driver, tmp_path: Path) -> Driver:
+    """me likes S and follows r1; r1..r5 like S, r1 also likes x1..x6, r2..r5 each like one y item."""
+    items = [("S", "Seed", 2000), *((f"x{n}", f"X {n}", 2000) for n in range(1, 7))]
+    items += [(f"y{n}", f"Y {n}", 2000) for n in range(2, 6)]
+    ratings: list[graphs.Rating] = [("me", "S", 5.0, graphs.NOW)]
+    ratings += [(f"r{n}", "S", 5.0, graphs.NOW) for n in range(1, 6)]
+    ratings += [("r1", f"x{n}", 5.0, graphs.NOW + n) for n in range(1, 7)]
+    ratings += [(f"r{n}", f"y{n}", 5.0, graphs.NOW) for n in range(2, 6)]
+    load_dataset(clean_db, graphs.build("wide", items, ratings, follows=[("me", "r1")]), reject_dir=tmp_path)
+    return clean_db
+
+
+def test_scan_caps_bound_what_collaborative_and_social_read(clean_db: Driver, tmp_path: Path) -> None:
+    """Caps on what is read, whatever the store order: a seed's raters, a neighbour's and a person's interactions."""
+    driver = _wide_fan_out(clean_db, tmp_path)
+    everything = set(ids(recall.recall_collaborative(driver, "me", k=20)))
+    assert everything == {"x1", "x2", "x3", "x4", "x5", "x6", "y2", "y3", "y4", "y5"}
+    # two of S's six raters read (me among them, perhaps): one or two neighbours, never five
+    two_raters = recall.recall_collaborative(driver, "me", k=20, max_raters_scanned_per_seed=2)
+    neighbours = {p.nodes[2].id for c in two_raters for p in c.explanations}
+    assert 1 <= len(neighbours) <= 2 and set(ids(two_raters)) < everything
+    # two of r1's seven interactions read: at most two of its six unseen positives
+    few_items = set(ids(recall.recall_collaborative(driver, "me", k=20, max_items_scanned_per_neighbour=2)))
+    assert len(few_items & {"x1", "x2", "x3", "x4", "x5", "x6"}) <= 2 and {"y2", "y3", "y4", "y5"} <= few_items
+    assert set(ids(recall.recall_social(driver, "me", k=20))) == {"x1", "x2", "x3", "x4", "x5", "x6"}
+    assert len(recall.recall_social(driver, "me", k=20, max_items_scanned_per_person=2)) <= 2
+
+
 # --- knowledge -------------------------------------------------------------------------------------------------
 
 

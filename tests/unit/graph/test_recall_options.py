@@ -13,8 +13,10 @@ def test_caps_become_camel_case_parameters() -> None:
         "minRating": 4.0,
         "maxPaths": 3,
         "maxSeeds": 50,
+        "maxRatersScannedPerSeed": 500,
         "maxCoRatersPerSeed": 50,
         "maxNeighbours": 7,
+        "maxItemsScannedPerNeighbour": 3000,
         "maxItemsPerNeighbour": 30,
     }
     assert PopularityCaps().to_params()["halfLifeDays"] == 180.0
