@@ -8,7 +8,7 @@ Two paths, the first when a learned model is loaded (see :mod:`api.model`) and t
   applied from the item catalog saved with the model); a blend then fills its reserved new-arrival positions with
   items nobody has liked yet (``RankerConfig.cold_slots``, :func:`gnn.blend.cold.reserve_cold_slots`, the policy
   bench.quality measures); one query, :func:`graph.explain.explain_items`, explains only the items shown (and
-  applies the filters again). If Neo4j is unreachable, the model answers from the interactions it was fitted on,
+  applies the filters again), or none when every neighbourhood it needs is held (:class:`graph.explain.HeldUser`). If Neo4j is unreachable, the model answers from the interactions it was fitted on,
   ``degraded: true``, without paths, the genre and year filters applied from the item catalog saved with the model
   (503 only for users the model does not know). The two share their ranking tail (:mod:`api.ranking`).
 * **graph path** — every named recall source (Cypher: collaborative, knowledge, social, popularity, and
