@@ -8,7 +8,7 @@ Two paths, the first when a learned model is loaded (see :mod:`api.model`) and t
   applied from the item catalog saved with the model); a blend then fills its reserved new-arrival positions with
   items nobody has liked yet (``RankerConfig.cold_slots``, :func:`gnn.blend.cold.reserve_cold_slots`, the policy
   bench.quality measures); one query, :func:`graph.explain.explain_items`, explains only the items shown (and
-  applies the filters again). If Neo4j is unreachable, the model answers from the interactions it was fitted on,
+  applies the filters again), or none when every neighbourhood it needs is held (:class:`graph.explain.HeldUser`). If Neo4j is unreachable, the model answers from the interactions it was fitted on,
   ``degraded: true``, without paths, the genre and year filters applied from the item catalog saved with the model
   (503 only for users the model does not know). The two share their ranking tail (:mod:`api.ranking`).
 * **graph path** — every named recall source (Cypher: collaborative, knowledge, social, popularity, and
@@ -61,6 +61,7 @@ from graph.errors import reason, unreachable
 from graph.explain import (
     MAX_EXPLAIN_ITEMS,
     ExplainedItem,
+    HeldUser,
     Neighbourhoods,
     explain_items,
     strongest_seeds,
@@ -547,11 +548,15 @@ class Recommender:
         cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
         lam = self.mmr_lambda(variant)
         share = self.exploration_share(variant)
-        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam, share)
+        # a user who follows nobody is explained from held neighbourhoods alone when every one is held (no query)
+        held = HeldUser.of(context)
+        shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam, share, held)
         if shown is not None:
             picked, explained, explored = shown
         else:
-            survivors, arrivals = self._explain_best(model, user_id, ranked, cold, k, explain, filters, seeds, lam)
+            survivors, arrivals = self._explain_best(
+                model, user_id, ranked, cold, k, explain, filters, seeds, lam, held
+            )
             pool = [model.item_index[i] for i in survivors]
             survivors.update(arrivals)
             allowed = [i for i in cold if model.item_ids[i] in survivors] if cold else None
@@ -635,6 +640,7 @@ class Recommender:
         seeds: list[str],
         lam: float,
         share: float = 0.0,
+        held: HeldUser | None = None,
     ) -> tuple[list[int], dict[str, ExplainedItem], set[str]] | None:
         """Pick the items to show first (exploration's positions, ``share``, filled too), then explain only those:
         one explain query for ``k`` items.
@@ -684,7 +690,7 @@ class Recommender:
             below = [i for i in ranked[: 5 * k + want] if allowed is None or allowed[i]]
             order = self._explore_order(model, picked, below, share)[: max(MAX_EXPLAIN_ITEMS - len(picked), 0)]
         ids = [model.item_ids[i] for i in picked]
-        explained = self._explain(user_id, ids + order, explain, filters, seeds)  # still one query
+        explained = self._explain(user_id, ids + order, explain, filters, seeds, held)  # still one query (or none)
         if any(i not in explained for i in ids):
             self.metrics.explain_fallbacks.inc()
             return None
@@ -694,9 +700,17 @@ class Recommender:
         return picked, explained, explored
 
     def _explain(
-        self, user_id: str, item_ids: list[str], explain: bool, filters: RecallFilters, seeds: list[str]
+        self,
+        user_id: str,
+        item_ids: list[str],
+        explain: bool,
+        filters: RecallFilters,
+        seeds: list[str],
+        held: HeldUser | None = None,
     ) -> dict[str, ExplainedItem]:
-        """Titles and (with ``explain``) paths of ``item_ids`` that pass ``filters``, timed as the ``explain`` stage."""
+        """Titles and (with ``explain``) paths of ``item_ids`` that pass ``filters``, timed as the ``explain`` stage.
+        ``held``: the user as just read, for explaining from held neighbourhoods without a query (the items asked
+        about are never hidden or outside their window: the ranking left out the catalogue's unavailable items)."""
         model = self.model
         self.neighbourhoods.keep_for((self.catalogue.state()[0], model.version if model is not None else None))
         return self._stage(
@@ -711,6 +725,7 @@ class Recommender:
                 database=self.database,
                 neighbourhoods=self.neighbourhoods,
                 seeds_checked=True,  # strongest_seeds of the context this request has just read
+                held_user=held,
             ),
         )
 
@@ -725,6 +740,7 @@ class Recommender:
         filters: RecallFilters,
         seeds: list[str],
         lam: float,
+        held: HeldUser | None = None,
     ) -> tuple[dict[str, ExplainedItem], dict[str, ExplainedItem]]:
         """Explain the best ``ranked`` rows until enough pass the filters, and the new-arrival candidates ``cold``.
 
@@ -748,7 +764,7 @@ class Recommender:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
             in_ranking = set(batch)
-            explained = self._explain(user_id, batch + extra, explain, filters, seeds)
+            explained = self._explain(user_id, batch + extra, explain, filters, seeds, held)
             extra = []
             for item_id, entry in explained.items():
                 (survivors if item_id in in_ranking else arrivals)[item_id] = entry

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
@@ -140,6 +140,7 @@ def explain_items(
     on_timing: TimingFn | None = None,
     neighbourhoods: Neighbourhoods | None = None,
     seeds_checked: bool = False,
+    held_user: HeldUser | None = None,
     **caps: Any,
 ) -> dict[str, ExplainedItem]:
     """Explain why each of ``item_ids`` suits ``user_id``, in one query.
@@ -167,6 +168,11 @@ def explain_items(
             reads only the sides it does not hold. None = every side is read.
         seeds_checked: ``seed_ids`` are positives of the user the caller has just read (e.g. with
             :func:`graph.reads.user_context`): they are not checked again.
+        held_user: What the query would read about the user, as the caller has just read it (:class:`HeldUser`),
+            and the caller's word that ``item_ids`` may be shown now (not hidden, inside their availability
+            window). With it, ``seeds_checked``, no genre or year filter and every seed's and item's side (with its
+            title) held in ``neighbourhoods``, the paths are joined from those sides without a query: the same paths
+            the query would give, read from Neo4j at most ``neighbourhoods.seconds`` ago. Otherwise it is ignored.
         **caps: Overrides of the other :class:`ExplainCaps` fields.
 
     Returns:
@@ -196,6 +202,15 @@ def explain_items(
         held = neighbourhoods.get(keys)
         read_items = [i for i in wanted if (*item_caps, i) not in held]
         read_seeds = None if seeds is None else [s for s in seeds if (*seed_caps, s) not in held]
+        if (
+            held_user is not None
+            and seeds_checked
+            and seeds is not None
+            and not read_items
+            and not read_seeds
+            and not (filters is not None and filters.narrows)
+        ):
+            return _explained_from_held(user_id, wanted, seeds, held, seed_caps, item_caps, held_user, limits, filters)
     params = {
         "userId": user_id,
         "itemIds": wanted,
@@ -212,14 +227,69 @@ def explain_items(
     if not records:
         return {}
     record = records[0]
-    read = {(*seed_caps, side[0]): (side[1], side[2]) for side in record["seed_sides"]}
-    read.update({(*item_caps, side[0]): (side[1], side[2]) for side in record["item_sides"]})
+    # a side is kept with its node's title, so that a request holding every side needs no query (_explained_from_held)
+    titles = {row[0]: row[1] for row in (*record["seeds"], *record["items"])}
+    read = {(*seed_caps, side[0]): (side[1], side[2], titles.get(side[0])) for side in record["seed_sides"]}
+    read.update({(*item_caps, side[0]): (side[1], side[2], titles.get(side[0])) for side in record["item_sides"]})
     if neighbourhoods is not None:
         neighbourhoods.put(read)
     sides = {**held, **read}
-    seed_sides = [sides.get((*seed_caps, seed[0]), ((), ())) for seed in record["seeds"]]
-    item_sides = [sides.get((*item_caps, item[0]), ((), ())) for item in record["items"]]
-    found = _explained(user_id, record, seed_sides, item_sides, limits)
+    seed_sides = [sides.get((*seed_caps, seed[0]), _NO_SIDE) for seed in record["seeds"]]
+    item_sides = [sides.get((*item_caps, item[0]), _NO_SIDE) for item in record["items"]]
+    found = _explained(
+        user_id,
+        record["items"],
+        record["seeds"],
+        record["followed"],
+        record["preferred"],
+        seed_sides,
+        item_sides,
+        limits,
+    )
+    return {item_id: found[item_id] for item_id in wanted if item_id in found}
+
+
+#: The side of a node nobody read (no raters, no traits, no title).
+_NO_SIDE: tuple[tuple[str, ...], tuple[Any, ...], None] = ((), (), None)
+
+
+class HeldUser(NamedTuple):
+    """What :func:`explain_items` reads about the user, as the caller has just read it (with
+    :func:`graph.reads.user_context`), so that explaining from held sides needs no query.
+
+    Attributes:
+        preferred_genres: The genres the user prefers (PREFERS).
+    """
+
+    preferred_genres: tuple[str, ...]
+
+    @classmethod
+    def of(cls, context: UserContext) -> HeldUser | None:
+        """The held user of ``context``; None when the user follows somebody (the followee side is read per request,
+        never held)."""
+        return cls(context.preferred_genres) if context.follows == 0 else None
+
+
+def _explained_from_held(
+    user_id: str,
+    wanted: list[str],
+    seeds: list[str],
+    held: Mapping[tuple, Any],
+    seed_caps: tuple,
+    item_caps: tuple,
+    user: HeldUser,
+    limits: ExplainCaps,
+    filters: RecallFilters | None,
+) -> dict[str, ExplainedItem]:
+    """What the query and :func:`_explained` would give when every side is held: the items (``exclude_items`` left
+    out; the caller vouches for the rest), the first ``max_seeds`` distinct seeds, no followee (the user follows
+    nobody) and the preferred genres the caller read."""
+    excluded = set(filters.exclude_items) if filters is not None else set()
+    items = [[i, held[(*item_caps, i)][2]] for i in wanted if i not in excluded]
+    seed_rows = [[s, held[(*seed_caps, s)][2]] for s in list(dict.fromkeys(seeds))[: limits.max_seeds]]
+    seed_sides = [held[(*seed_caps, s)] for s, _ in seed_rows]
+    item_sides = [held[(*item_caps, i)] for i, _ in items]
+    found = _explained(user_id, items, seed_rows, [], user.preferred_genres, seed_sides, item_sides, limits)
     return {item_id: found[item_id] for item_id in wanted if item_id in found}
 
 
@@ -232,7 +302,14 @@ _TRAIT_RANK = {"IN_GENRE": 2, "HAS_TAG": 1, "HAS_ATTRIBUTE": 1}
 
 
 def _explained(
-    user_id: str, record: Any, seed_sides: list[Any], item_sides: list[Any], limits: ExplainCaps
+    user_id: str,
+    items: list[list[Any]],
+    seeds: list[list[Any]],
+    followed_rows: Sequence[Sequence[str]],
+    preferred_genres: Sequence[str],
+    seed_sides: list[Any],
+    item_sides: list[Any],
+    limits: ExplainCaps,
 ) -> dict[str, ExplainedItem]:
     """The explained items of one row of ``explain_items.cypher`` and the sides of its seeds and items (held or
     read): the seed side joined with the item side on the node in between, each item's paths of every kind ranked,
@@ -246,9 +323,8 @@ def _explained(
     genre — the rarest, then by name.
     """
     max_paths = limits.max_paths
-    items: list[list[Any]] = record["items"]
-    seeds: list[list[Any]] = record["seeds"]
-    kinds: list[dict[int, list[dict[str, Any]]]] = [{}, {}, {}, {}]
+    # each item's candidate paths of each kind, as (builder, arguments): only the ones kept are built
+    kinds: list[dict[int, list[tuple[Any, tuple]]]] = [{}, {}, {}, {}]
     if max_paths > 0 and items:
         user = {"label": "User", "id": user_id, "name": None}
         seed_ids = [seed[0] for seed in seeds]
@@ -260,19 +336,19 @@ def _explained(
 
         # co_interaction: the seeds each co-rater v reaches, joined with the items v rated positively
         co_vias: dict[str, list[int]] = {}
-        for via, (raters, _) in enumerate(seed_sides):
+        for via, (raters, *_) in enumerate(seed_sides):
             for v in [v for v in raters if v != user_id][: limits.max_co_raters_per_seed]:
                 co_vias.setdefault(v, []).append(via)
         # shared_trait: the seeds each (type, key) trait reaches
         trait_vias: dict[tuple[str, str], list[int]] = {}
-        for via, (_, traits) in enumerate(seed_sides):
+        for via, (_, traits, *_) in enumerate(seed_sides):
             for kind, key in traits:
                 trait_vias.setdefault((kind, key), []).append(via)
         followed: dict[str, list[str]] = {}
-        for item_id, followee in record["followed"]:
+        for item_id, followee in followed_rows:
             followed.setdefault(item_id, []).append(followee)
-        preferred = set(record["preferred"])
-        for n, (raters, traits) in enumerate(item_sides):
+        preferred = set(preferred_genres)
+        for n, (raters, traits, *_) in enumerate(item_sides):
             reach: dict[int, list[tuple[int, str]]] = {}
             for v in raters:
                 vias = co_vias.get(v)
@@ -280,7 +356,7 @@ def _explained(
                     reach.setdefault(via, []).append((-len(vias), v))
             if reach:
                 kinds[0][n] = [
-                    _co_path(user, seeds[via], min(reach[via])[1], items[n]) for via in sorted(reach)[:max_paths]
+                    (_co_path, (user, seeds[via], min(reach[via])[1], items[n])) for via in sorted(reach)[:max_paths]
                 ]
             options = []
             genres = []
@@ -292,18 +368,22 @@ def _explained(
                     genres.append((degree, key))
             if options:
                 options.sort(key=lambda o: o[:5])
-                kinds[1][n] = [_trait_path(user, seeds[o[2]], o[3], o[4], o[5], items[n]) for o in options[:max_paths]]
+                kinds[1][n] = [
+                    (_trait_path, (user, seeds[o[2]], o[3], o[4], o[5], items[n])) for o in options[:max_paths]
+                ]
             if item_ids[n] in followed:
-                kinds[2][n] = [_followee_path(user, f, items[n]) for f in sorted(followed[item_ids[n]])[:max_paths]]
+                kinds[2][n] = [(_followee_path, (user, f, items[n])) for f in sorted(followed[item_ids[n]])[:max_paths]]
             if genres:
-                kinds[3][n] = [_genre_path(user, genre, items[n]) for _, genre in sorted(genres)[:max_paths]]
+                kinds[3][n] = [(_genre_path, (user, genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
     out: dict[str, ExplainedItem] = {}
     nodes_seen: dict[tuple, Any] = {}
     for n, (item_id, title) in enumerate(items):
         ranked = [kind.get(n, []) for kind in kinds]
         paths = [paths[rank] for rank in range(max_paths) for paths in ranked if rank < len(paths)]
         out[item_id] = ExplainedItem.model_construct(
-            item_id=item_id, title=title, explanations=[built_explanation(p, nodes_seen) for p in paths[:max_paths]]
+            item_id=item_id,
+            title=title,
+            explanations=[built_explanation(build(*args), nodes_seen) for build, args in paths[:max_paths]],
         )
     return out
 
@@ -388,6 +468,7 @@ __all__ = [
     "MAX_EXPLAIN_ITEMS",
     "ExplainCaps",
     "ExplainedItem",
+    "HeldUser",
     "Neighbourhoods",
     "explain_items",
     "strongest_seeds",

@@ -44,6 +44,7 @@ class UserContext:
         shown: Exposure of the items recorded lists showed the user and that they have not interacted with:
             ``{item_id: (times shown, the user's list number when last shown)}``.
         lists_shown: How many lists were recorded for the user (``listsShown``).
+        follows: How many users the user follows (their FOLLOWS degree).
     """
 
     user_id: str
@@ -53,6 +54,7 @@ class UserContext:
     attributes: tuple[str, ...] = ()
     shown: dict[str, tuple[int, int]] = field(default_factory=dict)
     lists_shown: int = 0
+    follows: int = 0
 
     @property
     def fingerprint(self) -> tuple[int, int, int, int]:
@@ -90,6 +92,7 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         attributes=tuple(record["attributes"]),
         shown={row[0]: (int(row[1] or 0), int(row[2])) for row in record["shown"] if row[0] not in seen},
         lists_shown=int(record["lists_shown"]),
+        follows=int(record["follows"]),
     )
 
 

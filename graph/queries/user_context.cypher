@@ -10,7 +10,8 @@
 //          feature), rev (int; 0 when never bumped), shown (list of [item_id, count, lastList] of the items shown, by
 //          item id, interacted with or not: graph/reads.py leaves out the interacted ones, which it has, since a
 //          check per shown item here costs a walk of the user's interactions each), lists_shown (int: lists recorded;
-//          0 when none)
+//          0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query for a user who
+//          follows nobody when every neighbourhood it needs is held)
 MATCH (u:User {userId: $userId})
 RETURN COLLECT {
          MATCH (u)-[r:INTERACTED]->(i)
@@ -27,4 +28,5 @@ RETURN COLLECT {
          ORDER BY row[0]
          RETURN row
        } AS shown,
-       coalesce(u.listsShown, 0) AS lists_shown
+       coalesce(u.listsShown, 0) AS lists_shown,
+       COUNT { (u)-[:FOLLOWS]->() } AS follows

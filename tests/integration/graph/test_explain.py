@@ -14,6 +14,7 @@ from graph.explain import (
     MAX_EXPLAIN_ITEMS,
     ExplainCaps,
     ExplainedItem,
+    HeldUser,
     Neighbourhoods,
     explain_items,
     strongest_seeds,
@@ -403,6 +404,58 @@ def test_explain_items_keeps_neighbourhoods(world: Driver) -> None:
     assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=small) == first and len(small) == 3
     off = Neighbourhoods(size=0, seconds=3600)
     assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=off) == first and len(off) == 0
+
+
+def test_explain_items_from_held_sides_runs_no_query(world: Driver) -> None:
+    me = user_context(world, "me")
+    assert me is not None and me.follows == 1 and HeldUser.of(me) is None  # the followee side is never held
+    world.execute_query("MATCH (:User {userId: 'me'})-[f:FOLLOWS]->() DELETE f")
+    me = user_context(world, "me")
+    assert me is not None and me.follows == 0 and HeldUser.of(me) == HeldUser(("Comedy",))
+    held, seeds = HeldUser.of(me), strongest_seeds(me)
+    kept = Neighbourhoods(size=1000, seconds=3600)
+    queries: list[str] = []
+
+    def explain(**options: object) -> dict[str, ExplainedItem]:
+        return explain_items(
+            world,
+            "me",
+            ALL,
+            seed_ids=seeds,
+            seeds_checked=True,
+            neighbourhoods=kept,
+            held_user=held,
+            on_timing=lambda name, _seconds: queries.append(name),
+            **options,  # type: ignore[arg-type]
+        )
+
+    first = explain()
+    assert queries == ["explain"]  # nothing held yet
+    again = explain()
+    assert queries == ["explain"]  # every side held (with its title): joined without a query
+    assert again == first == explain_items(world, "me", ALL) and list(again) == list(first)
+    assert any(e.nodes[1].label == "Genre" for item in again.values() for e in item.explanations)  # held preferred
+    assert_paths_exist(world, list(again.values()), ("User", "me"))
+    # excluded items are left out without a query; a genre or year filter is the query's to apply
+    excluded = RecallFilters(exclude_items=["r", "w"])
+    assert explain(filters=excluded) == explain_items(world, "me", ALL, filters=excluded) and len(queries) == 1
+    crime = RecallFilters(include_genres=["Crime"])
+    assert explain(filters=crime) == explain_items(world, "me", ALL, filters=crime) and len(queries) == 2
+    # an item whose side is not held (here: unknown) sends the whole request to the query
+    assert (
+        explain_items(
+            world,
+            "me",
+            [*ALL, "nope"],
+            seed_ids=seeds,
+            seeds_checked=True,
+            neighbourhoods=kept,
+            held_user=held,
+            on_timing=lambda name, _s: queries.append(name),
+        )
+        == first
+    )
+    assert len(queries) == 3
 
 
 def test_explain_items_timing_callback(world: Driver) -> None:
