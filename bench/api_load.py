@@ -162,6 +162,9 @@ class LeanClient:
         self._open = 0
         self._freed = asyncio.Condition()
         self._sent = 0
+        #: The checked bodies that failed the check: (path, items, items explained), to tell a wrong answer from a
+        #: wrong check.
+        self.bad: list[tuple[str, int, int]] = []
 
     async def _acquire(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
         """A connection and whether it was reused from the idle pool."""
@@ -221,6 +224,7 @@ class LeanClient:
                     explained = sum(1 for item in items if item["explanations"])
                     if len(items) != self.k or explained < 0.8 * self.k:  # issue 3: at least 80% carry a path
                         status = "bad body"
+                        self.bad.append((path, len(items), explained))
                 await self._release(conn)
                 return status
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
@@ -294,7 +298,13 @@ async def open_loop(
     await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.perf_counter() - start
     await client.close()
-    return {"requests": n, "target_rate": rate, "achieved_rate": n / wall, **_figures(latencies, errors)}
+    return {
+        "requests": n,
+        "target_rate": rate,
+        "achieved_rate": n / wall,
+        **_figures(latencies, errors),
+        "bad_bodies": client.bad[:20],
+    }
 
 
 async def closed_loop(
@@ -331,6 +341,7 @@ async def closed_loop(
         "requests": len(latencies),
         "throughput_rps": figures["answered"] / wall,
         **figures,
+        "bad_bodies": client.bad[:20],
     }
 
 
@@ -536,6 +547,9 @@ def main() -> None:
     )
     if runs:
         console.print(table)
+    for name, run in runs.items():
+        for path, items, explained in run.get("bad_bodies", []):  # which answers failed the body check, and how
+            console.print(f"{labels[name]}: bad body {path}: {items} items, {explained} explained")
     stage_table = Table(title="mean ms per call of each stage (from /metrics of the answering worker)", show_edge=False)
     stage_table.add_column("stage")
     for run_name in stages:

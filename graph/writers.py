@@ -294,10 +294,10 @@ class ImpressionBatch:
     Attributes:
         lists: ``{recommendation_id, user_id, variant, model_version, shown_at, item_ids}`` per served list: a
             ``(:Recommendation)`` node each.
-        users: ``{user_id, lists, items: [{item_id, count, last_shown, last_recommendation_id, list}]}``: the
-            exposure of each user summed over the lists recorded together (``lists`` of them; ``list``: the number,
-            from 1, of the one that last showed the item).
-        items: ``{item_id, count}``: how often each item was shown in them.
+        users: ``{user_id, lists, items: [{item_id, count, last_shown, list}]}``: the exposure of each user summed
+            over the lists recorded together (``lists`` of them; ``list``: the number, from 1, of the one that last
+            showed the item), users and each user's items in id order.
+        items: ``{item_id, count}``: how often each item was shown in them, in id order.
     """
 
     lists: Sequence[Mapping[str, Any]]
@@ -324,11 +324,11 @@ def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[Im
                 shown = user["items"][item_id] = {"item_id": item_id, "count": 0}
             shown["count"] += 1
             shown["last_shown"] = row["shown_at"]
-            shown["last_recommendation_id"] = row["recommendation_id"]
             shown["list"] = user["lists"]  # the list's number among the user's lists of this window (from 1)
             items[item_id] = items.get(item_id, 0) + 1
-    user_rows = [{**u, "items": list(u["items"].values())} for u in users.values()]
-    item_rows = [{"item_id": i, "count": n} for i, n in items.items()]
+    # in id order, so that every writer locks users and items in the same order
+    user_rows = [{**u, "items": [u["items"][i] for i in sorted(u["items"])]} for _, u in sorted(users.items())]
+    item_rows = [{"item_id": i, "count": items[i]} for i in sorted(items)]
     parts = max(-(-len(rows) // batch), -(-len(user_rows) // batch), 1)
     item_step = -(-len(item_rows) // parts) or 1
     return [
@@ -343,13 +343,23 @@ def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[Im
 
 def write_impressions(writer: BatchWriter, batch: ImpressionBatch) -> WriteStats:
     """Record served lists in one transaction: their ``(:Recommendation)`` nodes, the users' ``SHOWN`` exposure and
-    ``listsShown``, the items' ``impressions`` (:class:`ImpressionBatch`)."""
+    ``listsShown``, the items' ``impressions`` (:class:`ImpressionBatch`), sent as positional rows (lists, not maps:
+    the statement's parameters)."""
     started = time.perf_counter()
+    lists = [
+        [r["recommendation_id"], r["user_id"], r["variant"], r["model_version"], r["shown_at"], r["item_ids"]]
+        for r in batch.lists
+    ]
+    users = [
+        [u["user_id"], u["lists"], [[s["item_id"], s["count"], s["last_shown"], s["list"]] for s in u["items"]]]
+        for u in batch.users
+    ]
+    items = [[i["item_id"], i["count"]] for i in batch.items]
     with (
         writer.driver.session(database=writer.database) as session,
         database_errors("write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of impressions"),
     ):
-        session.execute_write(_run_impressions, list(batch.lists), list(batch.users), list(batch.items))
+        session.execute_write(_run_impressions, lists, users, items)
     return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
 
 

@@ -158,7 +158,7 @@ RELATIONSHIPS: tuple[tuple[Label, RelType, Label, tuple[str, ...]], ...] = (
     (Label.USER, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
     # exposure: how many recorded lists showed the item to the user, when last (epoch seconds), in which list, and
     # lastList = the user's listsShown when it was last shown (rotation: the user's last N lists)
-    (Label.USER, RelType.SHOWN, Label.ITEM, ("count", "lastShown", "lastRecommendationId", "lastList")),
+    (Label.USER, RelType.SHOWN, Label.ITEM, ("count", "lastShown", "lastList")),
 )
 
 

@@ -1,31 +1,32 @@
 // Purpose: record served lists (impressions), aggregated over the lists recorded together: one append-only
 //          (:Recommendation) node per list with its items in the order shown (position = index), for attribution
 //          and the per-variant report; per (user, item) the aggregate
-//          (:User)-[:SHOWN {count, lastShown, lastRecommendationId, lastList}]->(:Item) that exposure fatigue and
-//          rotation read (user_context.cypher), once with the summed count; each user's listsShown once (lastList is
-//          its value after the list that last showed the item); each item's impressions count once (exploration
-//          reads it, item_exposure.cypher). A user or item gone meanwhile gets no SHOWN and no count (the list node
-//          is still written). The three parts are independent: each ends in an aggregation, so an empty part leaves
-//          the others alone.
-// Parameters: $lists: list of {recommendation_id, user_id, variant, model_version, shown_at (epoch seconds), item_ids};
-//             $users: list of {user_id, lists (int), items: list of {item_id, count, last_shown,
-//             last_recommendation_id, list (int, from 1: the user's list among these that last showed the item)}};
-//             $items: list of {item_id, count}
+//          (:User)-[:SHOWN {count, lastShown, lastList}]->(:Item) that exposure fatigue and rotation read
+//          (user_context.cypher), once with the summed count; each user's listsShown once (lastList is its value
+//          after the list that last showed the item); each item's impressions count once (exploration reads it,
+//          item_exposure.cypher). A user or item gone meanwhile gets no SHOWN and no count (the list node is still
+//          written). The three parts are independent: each ends in an aggregation, so an empty part leaves the others
+//          alone. Rows are positional lists, not maps (a smaller Bolt message: no key repeated per row), users and
+//          each user's items and the items sorted by id (locks taken in one order).
+// Parameters: $lists: list of [recommendation_id, user_id (null: nobody's list), variant, model_version,
+//             shown_at (epoch seconds), item_ids];
+//             $users: list of [user_id, lists (int), items: list of [item_id, count, last_shown (epoch seconds),
+//             list (int, from 1: the user's list among these that last showed the item)]];
+//             $items: list of [item_id, count]
 // Returns: nothing
 UNWIND $lists AS row
-CREATE (:Recommendation {recommendationId: row.recommendation_id, userId: row.user_id, variant: row.variant,
-                         modelVersion: row.model_version, shownAt: row.shown_at, itemIds: row.item_ids})
+CREATE (:Recommendation {recommendationId: row[0], userId: row[1], variant: row[2], modelVersion: row[3],
+                         shownAt: row[4], itemIds: row[5]})
 WITH count(*) AS created
 UNWIND $users AS row
-MATCH (u:User {userId: row.user_id})
-SET u.listsShown = coalesce(u.listsShown, 0) + row.lists
-WITH u, row, u.listsShown - row.lists AS before
-UNWIND row.items AS shown
-MATCH (i:Item {itemId: shown.item_id})
+MATCH (u:User {userId: row[0]})
+SET u.listsShown = coalesce(u.listsShown, 0) + row[1]
+WITH u, row, u.listsShown - row[1] AS before
+UNWIND row[2] AS shown
+MATCH (i:Item {itemId: shown[0]})
 MERGE (u)-[s:SHOWN]->(i)
-SET s.count = coalesce(s.count, 0) + shown.count, s.lastShown = shown.last_shown,
-    s.lastRecommendationId = shown.last_recommendation_id, s.lastList = before + shown.list
+SET s.count = coalesce(s.count, 0) + shown[1], s.lastShown = shown[2], s.lastList = before + shown[3]
 WITH count(*) AS merged
 UNWIND $items AS row
-MATCH (i:Item {itemId: row.item_id})
-SET i.impressions = coalesce(i.impressions, 0) + row.count
+MATCH (i:Item {itemId: row[0]})
+SET i.impressions = coalesce(i.impressions, 0) + row[1]

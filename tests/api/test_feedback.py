@@ -250,15 +250,15 @@ def test_lists_of_one_window_are_written_summed_and_count_for_exposure_before(
         assert app.state.recommender.impressions.pending_lists("u24") == 0
         shown, _, _ = driver.execute_query(
             "MATCH (u:User {userId: 'u24'})-[s:SHOWN]->(i) RETURN i.itemId AS item, s.count AS n, s.lastList AS last, "
-            "s.lastRecommendationId AS rec, u.listsShown AS lists"
+            "s.lastShown IS NOT NULL AS timed, u.listsShown AS lists"
         )
         lists = [first, second, third]
         expected = {}
         for number, body in enumerate(lists, start=1):
             for item in body["items"]:
                 n = expected.get(item["item_id"], (0,))[0] + 1
-                expected[item["item_id"]] = (n, number, body["recommendation_id"], 3)
-        assert {r["item"]: (r["n"], r["last"], r["rec"], r["lists"]) for r in shown} == expected
+                expected[item["item_id"]] = (n, number, True, 3)
+        assert {r["item"]: (r["n"], r["last"], r["timed"], r["lists"]) for r in shown} == expected
         after = impressions()
         assert {i: after[i] - before[i] for i in items} == {i: expected[i][0] for i in items}
         nodes, _, _ = driver.execute_query("MATCH (r:Recommendation {userId: 'u24'}) RETURN count(r) AS n")
