@@ -354,10 +354,13 @@ def search_components(
     if best_als is not None:
         _, point, items_f, gram, rows = best_als
         if als_pairs is not pairs:  # chosen on a sample of users: the ranker weights see it fitted on every user
-            trial = config.model_copy(
-                update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
-            )
-            items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
+            if point == (config.als_factors, config.als_regularization, config.als_alpha):
+                items_f, gram = probe.components.als_items, probe.components.als_gram  # the probe's, on every user
+            else:
+                trial = config.model_copy(
+                    update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
+                )
+                items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
             rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2]))
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))

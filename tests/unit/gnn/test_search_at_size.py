@@ -136,3 +136,24 @@ def test_transitions_summed_one_offset_at_a_time_equal_the_one_pass_sum(monkeypa
     # one positive per user: no transitions either way
     lone = linear.fit_transitions(np.arange(5), np.arange(5), np.zeros(5, dtype=np.int64), 50, window=4)
     assert lone.nnz == 0 and lone.shape == (50, 50)
+
+
+def test_search_at_size_keeps_the_probes_als_when_the_sample_chooses_the_configs_point() -> None:
+    world = generate_world(users=60, items=70, seed=9)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    config = CONFIG.model_copy(
+        update={
+            "component_search_large_positives": 0,
+            "component_search_max_positives": split.fit.size(1) // 2,
+            "als_factors_grid": [4],  # one point per axis: the config's own is chosen
+            "als_regularization_grid": [30.0],
+            "als_alpha_grid": [10.0],
+        }
+    )
+    early = fit_components(snapshot, split.fit, config)
+    probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+    data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+    model, report = search_components(snapshot, split.fit, probe, data)
+    assert report["als_positives"] < split.fit.size(1) and len(report["als"]) == 1
+    assert model.components.als_items is early.als_items  # fitted on every user already: not fitted again
