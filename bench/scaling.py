@@ -1,7 +1,8 @@
 """How ``kgrec retrain`` (the default model, the blend) scales with edges, on synthetic worlds of growing size.
 
-For every size (a multiple of ml-latest-small's 100,836 interactions) a synthetic world (``etl.synthetic``,
-what ``kgrec load synthetic --users --items --seed`` loads) is generated and loaded into a private Neo4j
+For every size (a multiple of ml-latest-small's 100,836 interactions) a synthetic world (``etl.world``, what
+``kgrec load world DIR --users --items --interactions --seed`` writes and loads: linear in the interactions, bounded
+memory; under bench/out/scaling/world-*, deleted after its size) is generated and loaded into a private Neo4j
 (.kgrec/neo4j-scaling, ports 25687/25474 or ``KGREC_SCALING_BOLT_PORT``/``KGREC_SCALING_HTTP_PORT``;
 ``--replace``), then ``gnn.jobs.retrain_job`` runs exactly as
 ``kgrec retrain`` runs it (model blend, CPU; artifacts and snapshots under bench/out/scaling/, never the
@@ -14,14 +15,16 @@ Each size runs in its own process, so its peak RSS (``resource.getrusage``) is i
 address-space limit (``--memory-limit-gb``) so a size that does not fit fails with MemoryError in the phase
 that explodes instead of waking the OOM killer on a shared machine, and a wall-time limit (``--timeout``).
 
-Sizes: ``users = scale · 100,836 / 23.8`` (a synthetic user has 23.8 interactions on average) and
-``items = 9,742 · scale^item_exponent`` (ml-latest-small's catalogue at 1×; catalogues grow slower than
-interactions — MovieLens from ml-latest-small to ml-latest: 330× the ratings, 9× the movies, exponent ≈ 0.38;
-the default 0.5 is on the generous side). Before fitting, the two dense structures of the blend are sized from
+Sizes: ``interactions = scale · 100,836``, ``users = scale · 1,000`` (about 100 interactions a user at every
+size, Zipf-like; 100,000 users at 100×, ``kgrec load world``'s default) and ``items = 9,742 · scale^item_exponent``
+(ml-latest-small's catalogue at 1×; catalogues grow slower than interactions — MovieLens from ml-latest-small to
+ml-latest: 330× the ratings, 9× the movies, exponent ≈ 0.38; the default 0.36 gives 51,000 items at 100×, about
+``kgrec load world``'s 50,000). CPU seconds of every phase are recorded beside its wall seconds (``cpu_phases``:
+the process's own user + system time, comparable on a shared machine). Before fitting, the two dense structures of the blend are sized from
 the split: EASE^R's ``items × items`` float64 Gram/inverse and the ranker's ``validation users × features ×
 items`` float32 feature cube.
 
-    nice -n 5 .venv/bin/python -m bench.scaling [--sizes 0.1,0.3,1,3,10] [--item-exponent 0.5]
+    nice -n 5 .venv/bin/python -m bench.scaling [--sizes 0.1,0.3,1,3,10] [--item-exponent 0.36]
                                                 [--memory-limit-gb 12] [--timeout 1500] [--keep-going]
 
 Prints one column per size, the power-law exponent b of every phase (time ∝ interactions^b, least squares in
@@ -31,7 +34,6 @@ log-log over the sizes that finished), and writes bench/out/scaling.json and ben
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -51,7 +53,8 @@ from graph.settings import Neo4jSettings
 
 ML_SMALL_INTERACTIONS = 100_836
 ML_SMALL_ITEMS = 9_742
-SYNTHETIC_PER_USER = 23.8  # mean interactions of a synthetic user (8 + Geometric(1/14) + 1–3 from followees)
+USERS_PER_SCALE = 1_000  # users of the 1× world (about 100 interactions each; 100,000 users at 100×)
+ITEM_EXPONENT = 0.36
 SEED = 42
 KNOWLEDGE = ("IN_GENRE", "ACTED_IN", "DIRECTED", "HAS_TAG")
 SCALING = OUT / "scaling"
@@ -69,11 +72,16 @@ def scaling_settings() -> Neo4jSettings:
     )
 
 
-def world_size(scale: float, item_exponent: float = 0.5) -> tuple[int, int]:
+def world_size(scale: float, item_exponent: float = ITEM_EXPONENT) -> tuple[int, int]:
     """``(users, items)`` of the synthetic world ``scale`` times ml-latest-small's interaction count."""
-    users = max(4, round(scale * ML_SMALL_INTERACTIONS / SYNTHETIC_PER_USER))
+    users = max(4, round(scale * USERS_PER_SCALE))
     items = max(12, round(ML_SMALL_ITEMS * scale**item_exponent))
     return users, items
+
+
+def world_interactions(scale: float) -> int:
+    """About how many interactions the world of ``scale`` has (``etl.world.write_world``'s target)."""
+    return max(1, round(scale * ML_SMALL_INTERACTIONS))
 
 
 def cpu_seconds() -> float:
@@ -106,6 +114,8 @@ class Recorder:
         record.setdefault("phases", {})
         record.setdefault("rss_after_mb", {})
         record.setdefault("calls", [])
+        record.setdefault("cpu_phases", {})
+        self.cpu_started: dict[str, float] = {}
         self.flush()
 
     def flush(self) -> None:
@@ -125,6 +135,8 @@ class Recorder:
     def __call__(self, event: PhaseEvent) -> None:
         """Record one phase event (see the class docstring)."""
         if event.kind == "start":
+            if not event.path:
+                self.cpu_started[event.name] = cpu_seconds()
             self.running(event.name)
             return
         if event.kind == "end" and event.name == "split" and "split" in event.data:
@@ -137,6 +149,8 @@ class Recorder:
             }
         if not event.path:  # generate, load, export, split, fit, promote, publish
             if event.kind == "end":  # a failed one stays ``running``
+                if event.name in self.cpu_started:  # this process's CPU seconds (Neo4j's are its own)
+                    self.record["cpu_phases"][event.name] = cpu_seconds() - self.cpu_started.pop(event.name)
                 self.phase(event.name, event.seconds - event.data.get("wipe_seconds", 0.0))
             return
         if event.kind == "failed":  # how long it ran before it failed (not a phase time); the innermost counts
@@ -188,7 +202,7 @@ def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
     }
 
 
-def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: float) -> int:
+def run_size(users: int, items: int, interactions: int, seed: int, out: Path, memory_limit_gb: float) -> int:
     """Generate, load and retrain one world; write its record to ``out``. Returns the exit code."""
     if memory_limit_gb > 0:
         limit = int(memory_limit_gb * 1024**3)
@@ -198,6 +212,7 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
         {
             "users_requested": users,
             "items_requested": items,
+            "interactions_requested": interactions,
             "seed": seed,
             "memory_limit_gb": memory_limit_gb,
             "pid": os.getpid(),
@@ -205,7 +220,7 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
     )
     try:
         with listening(rec):
-            return retrain_size(rec, users, items, seed)
+            return retrain_size(rec, users, items, interactions, seed)
     except BaseException as exc:  # MemoryError, torch's allocator RuntimeError, a Neo4j error: record and exit
         rec.record["ok"] = False
         rec.record["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
@@ -215,24 +230,33 @@ def run_size(users: int, items: int, seed: int, out: Path, memory_limit_gb: floa
         return 3
 
 
-def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
-    """Phases ``generate`` and ``load`` of one world, then ``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it
-    (its phases reach ``rec`` as they end). Returns the exit code (0)."""
-    from etl.load import emit_dataset, load_stream
+def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed: int) -> int:
+    """Phases ``generate`` (``etl.world.write_world`` to CSV files) and ``load`` (``kgrec load world``'s mapping,
+    ``--replace``) of one world, then ``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it (its phases reach
+    ``rec`` as they end). Returns the exit code (0)."""
+    from etl.load import load_stream
     from etl.settings import get_etl_settings
-    from etl.synthetic import generate_world
+    from etl.sources import read_mapping_dataset, shipped_mapping_path
+    from etl.world import write_world
     from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import retrain_job
     from graph.driver import create_driver
     from schema.model import Label
 
     settings = scaling_settings()
+    folder = SCALING / f"world-{users}x{items}x{interactions}"
+    shutil.rmtree(folder, ignore_errors=True)
     with phase("generate"):
-        world = generate_world(users=users, items=items, seed=seed)
+        write_world(folder, users, items, interactions, seed)
+    mapping = shipped_mapping_path("world")
+
+    def produce(sink: Any) -> Any:  # noqa: ANN401 - etl's RowSink and Dataset
+        return read_mapping_dataset(mapping, {"world": str(folder.resolve())}, sink=sink)[0]
+
     with phase("load") as data, create_driver(settings) as driver:
         report = load_stream(
             driver,
-            functools.partial(emit_dataset, world.dataset),
+            produce,
             item_labels=[Label.MOVIE],
             database=settings.database,
             replace=True,
@@ -241,7 +265,7 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
         )
         # --replace: the previous size's graph, shown apart (the recorder takes it out of the load)
         data["wipe_seconds"] = rec.record["wipe_seconds"] = sum(p.seconds for p in report.phases if p.name == "wipe")
-    del world
+    shutil.rmtree(folder, ignore_errors=True)
     rels, nodes = report.relationships, report.nodes
     rec.record["counts"] = {
         "users": nodes.get("User", 0),
@@ -279,7 +303,9 @@ def retrain_size(rec: Recorder, users: int, items: int, seed: int) -> int:
 # --- the command: every size in its own process, the table, the fit, the figure --------------------------
 
 
-def worker_command(users: int, items: int, seed: int, out: Path, memory_limit_gb: float) -> list[str]:
+def worker_command(
+    users: int, items: int, interactions: int, seed: int, out: Path, memory_limit_gb: float
+) -> list[str]:
     """The command line of one size's own process (``--worker``), which writes its record to ``out``."""
     return [
         sys.executable,
@@ -288,6 +314,7 @@ def worker_command(users: int, items: int, seed: int, out: Path, memory_limit_gb
         "--worker",
         str(users),
         str(items),
+        str(interactions),
         str(seed),
         "--worker-out",
         str(out),
@@ -306,8 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--item-exponent",
         type=float,
-        default=0.5,
-        help="items = 9,742 · scale^exponent (default %(default)s; 1 grows items like interactions)",
+        default=ITEM_EXPONENT,
+        help="items = 9,742 · scale^exponent (default %(default)s: 51,000 items at 100×; 1 grows items like "
+        "interactions)",
     )
     parser.add_argument("--seed", type=int, default=SEED, help="synthetic world seed (default %(default)s)")
     parser.add_argument(
@@ -337,14 +365,16 @@ def main(argv: list[str] | None = None) -> None:
         metavar="PATH",
         help="only print the table, fits and figure of an earlier run's JSON (e.g. bench/out/scaling.json)",
     )
-    parser.add_argument("--worker", nargs=3, type=int, metavar=("USERS", "ITEMS", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=4, type=int, metavar=("USERS", "ITEMS", "INTERACTIONS", "SEED"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     SCALING.mkdir(parents=True, exist_ok=True)
     if args.worker:
-        users, items, seed = args.worker
-        raise SystemExit(run_size(users, items, seed, args.worker_out, args.memory_limit_gb))
+        users, items, interactions, seed = args.worker
+        raise SystemExit(run_size(users, items, interactions, seed, args.worker_out, args.memory_limit_gb))
 
     if args.from_json:
         earlier = json.loads(args.from_json.read_text())
@@ -370,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
             users, items = world_size(0.01, args.item_exponent)
             print(f"warm-up (not reported): {users} users, {items} items …", flush=True)
             subprocess.run(
-                worker_command(users, items, args.seed, SCALING / "warmup.json", 0),
+                worker_command(users, items, world_interactions(0.01), args.seed, SCALING / "warmup.json", 0),
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -389,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.time()
             log = (SCALING / f"size-{scale:g}.log").open("wb")
             proc = subprocess.Popen(
-                worker_command(users, items, args.seed, out, args.memory_limit_gb),
+                worker_command(users, items, world_interactions(scale), args.seed, out, args.memory_limit_gb),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -78,6 +78,12 @@ def series(record: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
+def fit_power_law_of(results: list[dict[str, Any]], values: list[Any]) -> dict[str, float] | None:
+    """``fit_power_law`` of one per-size series against the sizes' interactions (sizes without counts left out)."""
+    pairs = [(r["counts"]["interactions"], v) for r, v in zip(results, values, strict=True) if r.get("counts")]
+    return fit_power_law([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+
+
 def power_law_fits(results: list[dict[str, Any]]) -> dict[str, Any]:
     """``fit_power_law`` of every series against interactions, over the sizes that have the figure; peak RSS over
     the sizes that finished."""
@@ -266,6 +272,10 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
         row(name, [p[name] for p in per], fits.get(name))
     row("peak RSS, MiB", [r.get("peak_rss_mb") for r in results], fits.get("peak_rss_mb"), digits=0)
     row("retrain CPU seconds (user + system)", [r.get("retrain_cpu_seconds") for r in results], digits=0)
+    for name in PHASES:  # the process's own CPU per phase (Neo4j's work during load/export/publish is not in it)
+        cpu = [r.get("cpu_phases", {}).get(name) for r in results]
+        if any(v is not None for v in cpu):
+            row(f"CPU seconds: {name}", cpu, fit_power_law_of(results, cpu), digits=0)
     row("validation NDCG@20", [r.get("validation_ndcg20") for r in results], digits=4)
     row("LightGCN epochs", [r.get("lightgcn_epochs") for r in results])
     row("load average (1 min) at start", [r.get("loadavg_start") for r in results], digits=2)

@@ -127,6 +127,21 @@ class RankerConfig(BaseModel):
     als_factors_max: int = Field(
         1024, ge=1, description="Component search: the most ALS factors a grid grown past its edge may reach."
     )
+    component_search_large_positives: int | None = Field(
+        500_000,
+        ge=0,
+        description="Component search above this many fit positives (gnn.blend.path): EASE^R's λ values are all "
+        "scored from one eigendecomposition of the Gram matrix (O(m³) once, then O(validation users · m²) per λ, "
+        "unpruned weights; the chosen λ fitted once) and ALS's candidates are fitted on a sample of users holding "
+        "at most component_search_max_positives positives (the chosen one refitted on every user). Below it "
+        "(ml-latest-small, Last.fm) each candidate is one fit on every positive (None: always).",
+    )
+    component_search_max_positives: int = Field(
+        1_000_000,
+        ge=1,
+        description="Component search above component_search_large_positives: ALS candidates are fitted on the "
+        "positives of a seeded sample of users holding at most this many.",
+    )
     ease_lambda_grid: list[float] = Field(
         [50.0, 100.0, 200.0, 400.0, 800.0], min_length=1, description="Component search: EASE^R λ values."
     )

@@ -160,6 +160,11 @@ def fit_transitions(
     """
     order = np.lexsort((items, times, users))
     u, i = users[order], items[order]
+    if len(u) * window > TRANSITIONS_CHUNKED_PAIRS:  # at size: one window offset at a time (bounded temporaries)
+        counts = _transition_counts_by_offset(u, i, num_items, window)
+        if counts is None:
+            return sp.csr_matrix((num_items, num_items), dtype=np.float32)
+        return _normalised_transitions(counts, items, num_items, top_n)
     rows, cols, vals = [], [], []
     for d in range(1, window + 1):
         same = u[d:] == u[:-d]
@@ -171,6 +176,36 @@ def fit_transitions(
     counts = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(num_items, num_items)
     )
+    return _normalised_transitions(counts, items, num_items, top_n)
+
+
+#: Above this many (position, offset) pairs, :func:`fit_transitions` sums its counts one window offset at a time:
+#: its peak is then the count matrix and one offset's pairs (about 24 bytes a positive) instead of every offset's
+#: (24 · window bytes a positive: 7 GB at 10M positives and a window of 30). Below it (ml-latest-small, Last.fm:
+#: about 3M) the counts are summed in one pass, as they always were.
+TRANSITIONS_CHUNKED_PAIRS = 50_000_000
+
+
+def _transition_counts_by_offset(u: np.ndarray, i: np.ndarray, num_items: int, window: int) -> sp.csr_matrix | None:
+    """``fit_transitions``' raw counts (``1 / distance`` summed per (earlier, later) item pair) of histories sorted
+    by user then time, built one offset at a time; None when no user has two positives."""
+    counts: sp.csr_matrix | None = None
+    for d in range(1, window + 1):
+        same = u[d:] == u[:-d]
+        if not same.any():
+            continue
+        part = sp.csr_matrix(
+            (np.full(int(same.sum()), 1.0 / d), (i[:-d][same], i[d:][same])), shape=(num_items, num_items)
+        )
+        counts = part if counts is None else counts + part
+        del part, same
+    return counts
+
+
+def _normalised_transitions(
+    counts: sp.csr_matrix, items: np.ndarray, num_items: int, top_n: int | None
+) -> sp.csr_matrix:
+    """Counts divided by ``sqrt(pop(a) · pop(b))``, the ``top_n`` largest per row kept, float32."""
     pop = np.bincount(items, minlength=num_items).astype(np.float64)
     scale = 1.0 / np.sqrt(np.maximum(pop, 1.0))
     weights = (sp.diags(scale) @ counts @ sp.diags(scale)).tocsr()

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from gnn.blend.config import FEATURES, META_FILE, RankerConfig
 from gnn.blend.linear import fit_als_component, fit_ease
 from gnn.blend.model import RankerModel
+from gnn.blend.path import EasePath, sample_user_pairs
 from gnn.blend.scorers import als_scores, ease_scores, zscore
 from gnn.blend.weights import ValidationData
 from gnn.config import resolve_device
@@ -52,6 +53,8 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "component_search_exhaustive",
             "component_search_extra_fits",
             "als_factors_max",
+            "component_search_large_positives",
+            "component_search_max_positives",
         )
     }
 
@@ -213,9 +216,26 @@ def search_components(
     ease_report: dict[str, dict[str, float]] = {}
     best_ease: tuple[float, float, sp.csr_matrix, np.ndarray, np.ndarray] | None = None  # only the best fit is kept
     ease_bar = tqdm(desc="search: EASE^R λ", disable=not config.progress, leave=False)
+    # at size: every λ from one eigendecomposition, ALS candidates on a bounded sample of users (gnn.blend.path)
+    large = (
+        config.component_search_large_positives is not None and pairs.size(1) > config.component_search_large_positives
+    )
+    path: EasePath | None = None
+    if large:
+        path = EasePath(
+            pairs, num_users, num_items, histories, config.ease_half_life, config.ease_max_items, config.ease_max_solve
+        )
 
     def try_ease(lam: float) -> float:
         nonlocal best_ease
+        if path is not None:  # scored on the path; only the chosen λ is fitted (below)
+            plain, recent = path.scores(lam)
+            ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
+            value = max(ease_report[f"{lam:g}"].values())
+            if best_ease is None or value > best_ease[0]:
+                best_ease = (value, lam, None, plain, recent)  # type: ignore[assignment]
+            ease_bar.update()
+            return value
         ease = fit_ease(
             pairs,
             num_users,
@@ -240,13 +260,28 @@ def search_components(
         config.ease_lambda_grid,
         config.ease_lambda,
         try_ease,
-        config.component_search_exhaustive,
+        config.component_search_exhaustive or large,  # on the path a λ costs O(S·m²): the whole grid
         extend=lambda values, high: grid_step(values, high, integer=False),
-        budget=budget,
+        budget=Budget(config.component_search_extra_fits) if large else budget,  # no fits: ALS keeps its own
     )
     ease_bar.close()
     assert best_ease is not None
     _, lam, ease, plain, recent = best_ease  # the climb's choice: both keep the first of equal scores
+    if path is not None:
+        del path
+        ease = fit_ease(
+            pairs,
+            num_users,
+            num_items,
+            lam,
+            config.ease_top_n,
+            device,
+            max_items=config.ease_max_items,
+            max_solve=config.ease_max_solve,
+        )
+        plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
+        recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
+    als_pairs = sample_user_pairs(pairs, config.component_search_max_positives, config.seed) if large else pairs
 
     als_report: dict[str, float] = {}
     als_scores_of: dict[tuple[int, float, float], float] = {}
@@ -262,7 +297,7 @@ def search_components(
             trial = config.model_copy(
                 update=dict(zip(("als_factors", "als_regularization", "als_alpha"), candidate, strict=True))
             )
-            items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
+            items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
             rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
             value = als_scores_of[candidate] = ranked(rows)
             name = f"factors={candidate[0]} regularization={candidate[1]:g} alpha={candidate[2]:g}"
@@ -318,6 +353,15 @@ def search_components(
     data.features[FEATURES.index("ease_recent")] = data.columns(zscore(recent))
     if best_als is not None:
         _, point, items_f, gram, rows = best_als
+        if als_pairs is not pairs:  # chosen on a sample of users: the ranker weights see it fitted on every user
+            if point == (config.als_factors, config.als_regularization, config.als_alpha):
+                items_f, gram = probe.components.als_items, probe.components.als_gram  # the probe's, on every user
+            else:
+                trial = config.model_copy(
+                    update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
+                )
+                items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
+            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2]))
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))
     components = dataclasses.replace(probe.components, **updates)
@@ -329,6 +373,8 @@ def search_components(
         "tried": tried_values,
         "extra_fits": budget.spent,
         "fit_positives": int(pairs.size(1)),
+        "ease_path": large,  # λ scored from one eigendecomposition (gnn.blend.path)
+        "als_positives": int(als_pairs.size(1)),  # the ALS candidates' fit positives (a sample of users at size)
         "grids": search_grids(config),
         "seconds": time.perf_counter() - started,
     }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from bench.scaling import world_size
@@ -28,11 +26,15 @@ def test_power_law_skips_missing_and_non_positive_points() -> None:
 
 
 def test_world_size_scales_users_with_interactions_and_items_by_the_exponent() -> None:
+    from bench.scaling import world_interactions
+
     users, items = world_size(1.0)
-    assert users == round(100_836 / 23.8) and items == 9_742
+    assert (users, items, world_interactions(1.0)) == (1_000, 9_742, 100_836)
     users10, items10 = world_size(10.0)
-    assert users10 == round(10 * 100_836 / 23.8) and abs(users10 - 10 * users) <= 10
-    assert items10 == round(9_742 * math.sqrt(10))
+    assert users10 == 10 * users and items10 == round(9_742 * 10**0.36)
+    users100, items100 = world_size(100.0)
+    assert users100 == 100_000 and 50_000 < items100 < 52_000  # about `kgrec load world`'s 10M world
+    assert world_interactions(100.0) == 10_083_600
     assert world_size(10.0, item_exponent=1.0)[1] == 97_420
 
 
