@@ -139,6 +139,14 @@ class RankerConfig(BaseModel):
     als_alpha_grid: list[float] = Field(
         [1.0, 3.0, 10.0, 30.0], min_length=1, description="Component search: ALS alpha (third)."
     )
+    als_scale_grid: list[float] = Field(
+        [1.0, 2.0, 4.0],
+        min_length=1,
+        description="Component search: factors by which regularisation and alpha are multiplied together (fourth, "
+        "from 1: the diagonal of the two, which interact — both weigh the observed entries against the unobserved "
+        "ones — so that one axis at a time stops short of a heavily regularised, high-confidence optimum; on Last.fm "
+        "30 / 10 → 120 / 40). [1.0]: off.",
+    )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(
         True, description="Predict LightGCN embeddings of items without positives from their knowledge and year."
