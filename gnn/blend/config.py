@@ -144,8 +144,8 @@ class RankerConfig(BaseModel):
         min_length=1,
         description="Component search: factors by which regularisation and alpha are multiplied together (fourth, "
         "from 1: the diagonal of the two, which interact — both weigh the observed entries against the unobserved "
-        "ones — so that one axis at a time stops short of a heavily regularised, high-confidence optimum; on Last.fm "
-        "30 / 10 → 120 / 40). [1.0]: off.",
+        "ones — so that one axis at a time stops short of a heavily regularised, high-confidence optimum; Last.fm's "
+        "retrain: 30 / 10 → 60 / 20). [1.0]: off.",
     )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(
