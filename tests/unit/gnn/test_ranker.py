@@ -468,9 +468,6 @@ def test_transitions_point_forward_in_time_and_recency_weights_halve() -> None:
     w = recency_weights(np.array([30, 10, 20, -1]), half_life=1.0)
     assert np.allclose(w, [1.0, 0.25, 0.5, 0.125])
     assert np.array_equal(recency_weights(np.array([3, 1]), math.inf), [1.0, 1.0])
-    # no known time at all (Last.fm): no order to weigh by, every item weighs 1 whatever the input order
-    assert np.array_equal(recency_weights(np.array([-1, -1, -1]), half_life=1.0), [1.0, 1.0, 1.0])
-    assert recency_weights(np.array([-1, 5]), half_life=1.0)[0] == 0.5  # one known time: the unknown is older
 
 
 def test_knowledge_rows_are_unit_and_idf_weighted() -> None:
