@@ -71,11 +71,15 @@ def _model_specs(quick: bool, snapshot: GraphSnapshot, with_graphsage: bool = Fa
             fit_als,
             {
                 "factors": Axis(grid([32, 64, 128], [32, 64, 128]), integer=True, low=2, high=512),
-                "regularization": Axis(grid([1.0, 5.0, 10.0, 20.0, 50.0], [1.0, 10.0, 50.0])),
-                "alpha": Axis(grid([0.5, 1.0, 2.0, 5.0], [0.5, 1.0, 2.0])),
+                "regularization": Axis(grid([1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0], [1.0, 10.0, 50.0])),
+                "alpha": Axis(grid([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0], [0.5, 1.0, 2.0])),
             },
             {"factors": 64, "regularization": 10.0, "alpha": 1.0},
             fixed={"iterations": 15},
+            # regularisation and alpha interact (both scale the weight of the observed entries against the
+            # unobserved ones): one axis at a time from the light start stops at 512 / 10 / 2 on Last.fm, below
+            # the heavily regularised, high-confidence region (128 / 100 / 40 there) that a second start reaches
+            starts=[{"factors": 128, "regularization": 100.0, "alpha": 40.0}],
         ),
         ModelSpec(
             "implicit BPR",

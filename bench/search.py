@@ -64,6 +64,9 @@ class ModelSpec:
     fixed: dict[str, Any] = field(default_factory=dict)
     reference: bool = True  # ranks only items seen in train
     early_stopping: bool = False  # the validation fit chooses the epoch count
+    #: Further starting points of the coordinate search (each climbed like ``start``; the best of all wins):
+    #: for axes that interact, where one axis at a time from one start stops in a local optimum.
+    starts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -186,7 +189,8 @@ def coordinate_search(
     jobs: int = 1,
     cache: TrialCache | None = None,
 ) -> list[Trial]:
-    """Coordinate search on validation NDCG@20; a grid grows past an edge while its best value lies there.
+    """Coordinate search on validation NDCG@20; a grid grows past an edge while its best value lies there. It climbs
+    from ``spec.start`` and then from each of ``spec.starts`` (trials shared); the best trial of all comes first.
 
     With ``jobs`` > 1 the values of one axis are fitted in that many processes at once, and a grid at its edge
     grows by ``jobs`` values at a time (the further ones speculatively, so both cores stay busy on the slow
@@ -256,26 +260,32 @@ def coordinate_search(
                 else []
             )
         )
-        best = trials[_key(spec.start)]
-        for _ in range(max_rounds):
-            changed = False
+        extras = ({**spec.start, **{k: v for k, v in extra.items() if k in spec.axes}} for extra in spec.starts)
+        for start in [dict(spec.start), *extras]:
             for name, axis in spec.axes.items():
-                while True:
-                    ordered = sorted(axis.values)
-                    run_all([{**best.params, name: value} for value in ordered])
-                    for value in ordered:
-                        trial = trials[_key({**best.params, name: value})]
-                        if trial.val > best.val:
-                            best, changed = trial, True
-                    ordered = sorted(axis.values)
-                    position = ordered.index(best.params[name])
-                    if position not in (0, len(ordered) - 1):
-                        break
-                    grown = [axis.extend(at_high=position > 0) for _ in range(jobs if parallel else 1)]
-                    if grown[0] is None:
-                        break
-            if not changed:
-                break
+                if start[name] not in axis.values:  # a start off the grid joins it
+                    axis.values.append(start[name])
+            run_all([start])
+            best = trials[_key(start)]
+            for _ in range(max_rounds):
+                changed = False
+                for name, axis in spec.axes.items():
+                    while True:
+                        ordered = sorted(axis.values)
+                        run_all([{**best.params, name: value} for value in ordered])
+                        for value in ordered:
+                            trial = trials[_key({**best.params, name: value})]
+                            if trial.val > best.val:
+                                best, changed = trial, True
+                        ordered = sorted(axis.values)
+                        position = ordered.index(best.params[name])
+                        if position not in (0, len(ordered) - 1):
+                            break
+                        grown = [axis.extend(at_high=position > 0) for _ in range(jobs if parallel else 1)]
+                        if grown[0] is None:
+                            break
+                if not changed:
+                    break
     finally:
         if pool is not None:
             pool.shutdown()

@@ -154,6 +154,15 @@ class RankerConfig(BaseModel):
     als_alpha_grid: list[float] = Field(
         [1.0, 3.0, 10.0, 30.0], min_length=1, description="Component search: ALS alpha (third)."
     )
+    als_scale_grid: list[float] = Field(
+        [1.0],
+        min_length=1,
+        description="Component search: factors by which regularisation and alpha are multiplied together (fourth, "
+        "from 1: the diagonal of the two, which interact — both weigh the observed entries against the unobserved "
+        "ones). [1.0] (the default): off. Measured with [1, 2, 4]: the ALS component alone gains on Last.fm "
+        "(validation NDCG@20 0.1815 → 0.1873 at 128 / 100 / 40), but the API's NDCG@20 on Last.fm fell (0.2856 → "
+        "0.2815, retrain choice 64 / 60 / 20) and ml-latest-small's choice was unchanged (docs/benchmarks.md §4).",
+    )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(
         True, description="Predict LightGCN embeddings of items without positives from their knowledge and year."

@@ -41,6 +41,7 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "als_factors_grid",
             "als_regularization_grid",
             "als_alpha_grid",
+            "als_scale_grid",
             "als_factors",
             "als_regularization",
             "als_alpha",
@@ -184,7 +185,8 @@ def search_components(
     on ``pairs`` (the split's fit part) and its feature alone ranks ``data``'s users (their fitted histories,
     fit items excluded, validation items the targets). EASE^R scores a λ by the better of its two features
     (``ease``, ``ease_recent``); ALS is a coordinate search, factors first, then regularisation, then alpha,
-    each from the best so far. Every grid is climbed from the config's value (:func:`climb`), or scored whole
+    each from the best so far, then both of these multiplied together by ``als_scale_grid``'s factors (the two
+    interact: the diagonal reaches what one axis at a time does not). Every grid is climbed from the config's value (:func:`climb`), or scored whole
     with ``component_search_exhaustive``; a choice at a grid's edge grows that grid past it (:func:`grid_step`)
     while each new value is better, for at most ``component_search_extra_fits`` fits over the whole search (ALS
     factors up to ``als_factors_max``). A choice still at the edge of what was tried is logged and reported.
@@ -335,6 +337,23 @@ def search_components(
             tried_values[name] = sorted(scored)
             if len(grid) > 1 and at_grid_edge(pick, list(scored)):
                 edges.append(f"{name}={pick:g}")
+        if len(config.als_scale_grid) > 1:  # regularisation and alpha together, from where the axes left them
+
+            def scaled(c: float, start: tuple = point) -> tuple[int, float, float]:
+                return (start[0], float(f"{start[1] * c:.4g}"), float(f"{start[2] * c:.4g}"))
+
+            pick, scored = climb(
+                config.als_scale_grid,
+                1.0,
+                lambda c: try_als(scaled(c)),
+                config.component_search_exhaustive,
+                extend=lambda values, at_high: grid_step(values, at_high, integer=False),
+                budget=budget,
+            )
+            point = scaled(pick)
+            tried_values["als_scale"] = sorted(scored)
+            if at_grid_edge(pick, list(scored)):
+                edges.append(f"als_scale={pick:g}")
     bar.close()
     if edges:
         log.warning(

@@ -80,3 +80,32 @@ def test_two_processes_grow_a_grid_at_its_edge_by_two_values_at_a_time() -> None
     assert sorted(t.params["x"] for t in one) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
     assert sorted(t.params["x"] for t in two) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
     assert one[0].params == two[0].params == {"x": 3.0}
+
+
+def _two_peaks(fold: Fold, params: dict[str, Any], val: Fold | None = None) -> Fitted:
+    """A low peak at (1, 1) and a higher one at (8, 8), each too narrow for a sweep of one axis from the
+    other's coordinates to feel (the shape of ALS's regularisation × alpha on Last.fm)."""
+    x, y = params["x"], params["y"]
+    near = 0.5 / (1.0 + 4 * ((x - 1.0) ** 2 + (y - 1.0) ** 2))
+    far = 1.0 / (1.0 + 4 * ((x - 8.0) ** 2 + (y - 8.0) ** 2))
+    return Fitted(
+        lambda users: torch.zeros(users.numel(), fold.num_items), 0.01, {"val_window_mean": near + far, "epochs": 1}
+    )
+
+
+def test_a_second_start_reaches_an_optimum_one_axis_at_a_time_cannot() -> None:
+    fold = tiny_fold(name="val")
+
+    def spec(starts: list[dict[str, Any]]) -> ModelSpec:
+        axes = {"x": Axis([0.5, 1.0, 2.0, 4.0], high=10.0), "y": Axis([0.5, 1.0, 2.0, 4.0], high=10.0)}
+        return ModelSpec("two peaks", _two_peaks, axes, {"x": 1.0, "y": 1.0}, early_stopping=True, starts=starts)
+
+    one = coordinate_search(spec([]), fold, None)
+    assert one[0].params == {"x": 1.0, "y": 1.0}  # stuck on the low peak: no sweep of one axis leaves it
+    two = coordinate_search(spec([{"x": 8.0, "y": 8.0}]), fold, None)
+    assert two[0].params == {"x": 8.0, "y": 8.0} and two[0].val > one[0].val
+    assert {_key(t.params) for t in one} <= {_key(t.params) for t in two}  # the first climb is the same
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted(params.items()))

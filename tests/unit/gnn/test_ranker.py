@@ -810,6 +810,52 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
             assert report["chosen"]["ease_lambda"] == 50.0 and report["grid_edges"][0] == "ease_lambda=50"
 
 
+def test_component_search_climbs_regularisation_and_alpha_together_after_each_alone() -> None:
+    from gnn.blend.search import search_components
+    from gnn.blend.weights import sample_fold_users, validation_data
+
+    world = generate_world(users=60, items=80, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    base = FAST.model_copy(
+        update={
+            "use_lightgcn": False,
+            "ease_lambda_grid": [5.0],
+            "als_factors_grid": [4],
+            "als_factors": 4,
+            "als_regularization_grid": [1.0, 3.0],
+            "als_regularization": 1.0,
+            "als_alpha_grid": [1.0, 3.0],
+            "als_alpha": 1.0,
+            "component_search_exhaustive": True,
+            "component_search_extra_fits": 0,
+        }
+    )
+    early = fit_components(snapshot, split.fit, base)
+    reports = {}
+    for name, grid in (("off", [1.0]), ("on", [0.1, 1.0, 10.0, 100.0])):
+        config = base.model_copy(update={"als_scale_grid": grid})
+        probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+        data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+        model, reports[name] = search_components(snapshot, split.fit, probe, data)
+        chosen = reports[name]["chosen"]
+        assert (model.config.als_regularization, model.config.als_alpha) == (
+            chosen["als_regularization"],
+            chosen["als_alpha"],
+        )
+    off, on = reports["off"], reports["on"]
+    assert "als_scale" not in off["tried"] and on["tried"]["als_scale"] == [0.1, 1.0, 10.0, 100.0]
+    assert set(off["als"]) < set(on["als"])  # the same axes first, then the diagonal from their choice
+    reg, alpha = off["chosen"]["als_regularization"], off["chosen"]["als_alpha"]
+    diagonal = {
+        c: on["als"][f"factors=4 regularization={reg * c:g} alpha={alpha * c:g}"] for c in (0.1, 1.0, 10.0, 100.0)
+    }
+    best = max(diagonal, key=lambda c: diagonal[c])  # exhaustive: the best point of the diagonal is chosen
+    assert (on["chosen"]["als_regularization"], on["chosen"]["als_alpha"]) == (reg * best, alpha * best)
+    assert max(on["als"].values()) == diagonal[best] >= max(off["als"].values())
+    assert len(set(np.round(list(diagonal.values()), 6))) > 1  # the diagonal's points really differ
+
+
 def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
     from gnn.blend.search import climb
 
