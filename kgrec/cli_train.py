@@ -40,7 +40,7 @@ CONFIG_HELP = (
     "als_alpha, als_iterations, als_half_life, als_cg_steps, component_search, component_search_reuse, "
     "component_search_exhaustive, component_search_extra_fits, als_factors_max, "
     "component_search_large_positives, component_search_max_positives, ease_lambda_grid, als_factors_grid, "
-    "als_regularization_grid, als_alpha_grid, "
+    "als_regularization_grid, als_alpha_grid, als_scale_grid, "
     "use_lightgcn, cold_embeddings, cold_map_lambda, cold_year_weight, lightgcn, ranker, ranker_l2, "
     "ranker_l2_grid, ranker_folds, ranker_iterations, ranker_max_items, ranker_candidates, lightgcn_max_val_users, "
     "lightgcn_large_positives, lightgcn_large_budget, ranker_max_users, cold_slots, cold_slot_every, "
