@@ -228,16 +228,8 @@ def search_components(
             pairs, num_users, num_items, histories, config.ease_half_life, config.ease_max_items, config.ease_max_solve
         )
 
-    def try_ease(lam: float) -> float:
-        nonlocal best_ease
-        if path is not None:  # scored on the path; only the chosen λ is fitted (below)
-            plain, recent = path.scores(lam)
-            ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
-            value = max(ease_report[f"{lam:g}"].values())
-            if best_ease is None or value > best_ease[0]:
-                best_ease = (value, lam, None, plain, recent)  # type: ignore[assignment]
-            ease_bar.update()
-            return value
+    def fit_scored(lam: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """EASE^R fitted at ``lam`` and its two feature rows (``ease``, ``ease_recent``) on ``data``'s users."""
         ease = fit_ease(
             pairs,
             num_users,
@@ -250,10 +242,18 @@ def search_components(
         )
         plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
         recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
+        return ease, plain, recent
+
+    def try_ease(lam: float) -> float:
+        nonlocal best_ease
+        if path is not None:  # scored on the path; only the chosen λ is fitted (below)
+            ease, (plain, recent) = None, path.scores(lam)
+        else:
+            ease, plain, recent = fit_scored(lam)
         ease_report[f"{lam:g}"] = {"ease": ranked(plain), "ease_recent": ranked(recent)}
         value = max(ease_report[f"{lam:g}"].values())
         if best_ease is None or value > best_ease[0]:
-            best_ease = (value, lam, ease, plain, recent)
+            best_ease = (value, lam, ease, plain, recent)  # type: ignore[assignment]
         ease_bar.update()
         return value
 
@@ -271,18 +271,7 @@ def search_components(
     _, lam, ease, plain, recent = best_ease  # the climb's choice: both keep the first of equal scores
     if path is not None:
         del path
-        ease = fit_ease(
-            pairs,
-            num_users,
-            num_items,
-            lam,
-            config.ease_top_n,
-            device,
-            max_items=config.ease_max_items,
-            max_solve=config.ease_max_solve,
-        )
-        plain = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[0])
-        recent = feature_rows(lambda i, t, e=ease: ease_scores(e, i, t, config.ease_half_life)[1])
+        ease, plain, recent = fit_scored(lam)
     als_pairs = sample_user_pairs(pairs, config.component_search_max_positives, config.seed) if large else pairs
 
     als_report: dict[str, float] = {}
