@@ -282,7 +282,10 @@ class RankerModel:
         Raises:
             DataError: The model has no ranker weights, or the inputs are malformed.
         """
-        weights = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
+        if self.group_weights is None:  # one set of weights: no need to count the history
+            weights = self.weights_for(0)
+        else:
+            weights = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
         z = self.standardized(history_items, history_times, user_idx, attributes)
         out = self.combine(weights, z)
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
