@@ -82,11 +82,16 @@ def references_under_the_api_rule(
     held: dict[str, set[str]],
     jobs: int = 1,
     resume: bool = False,
+    fixed: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each reference tuned on validation as ``bench.quality`` tunes it (``bench.search``, its trial cache in
     bench/out/trials-<dataset>.jsonl shared), refitted on the train part, its top-20 taken among the items seen
     in train without any item the user interacted with in train (the API's rule), scored per test user by
     :func:`ndcg_recall`.
+
+    Args:
+        fixed: Per reference name, parameters to fit it with as they are, without its search
+            (``--reference-params``); its other parameters are the search's starting values.
 
     Returns:
         Per reference: chosen parameters, mean NDCG@20 / Recall@20 and the per-user NDCG@20 by user id.
@@ -112,7 +117,9 @@ def references_under_the_api_rule(
         # implicit's own OpenMP threads call BLAS: more than one BLAS thread inside them only floods the log with
         # OpenBLAS's "OpenMP loop" warnings and oversubscribes the cores
         with threadpool_limits(limits=1 if name.startswith("implicit") else THREADS):
-            if spec.axes:
+            if fixed and name in fixed:
+                params = {**spec.fixed, **spec.start, **fixed[name]}
+            elif spec.axes:
                 best = coordinate_search(spec, val_fold, val_fold.train_item_mask(), jobs=jobs, cache=cache)[0]
                 params = {**spec.fixed, **best.params}
             else:
@@ -164,6 +171,15 @@ def main() -> None:
         help=f"reference models of bench.quality to measure beside the API (default: {', '.join(REFERENCES)}; "
         "none: --references with no name)",
     )
+    parser.add_argument(
+        "--reference-params",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="fit reference NAME with these parameters instead of searching them on validation, e.g. "
+        '\'implicit ALS={"factors": 128, "regularization": 100, "alpha": 40}\' (repeatable; NAME must be '
+        "among --references)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="trials of a reference's search fitted at once")
     parser.add_argument(
         "--resume",
@@ -185,6 +201,17 @@ def main() -> None:
     unknown_refs = [r for r in args.references if r not in known]
     if unknown_refs:
         parser.error(f"unknown references {unknown_refs}; choose from {sorted(known)}")
+    fixed_params: dict[str, dict[str, Any]] = {}
+    for text in args.reference_params:
+        name, _, params = text.partition("=")
+        if name not in args.references:
+            parser.error(f"--reference-params {name!r}: not among --references {args.references}")
+        try:
+            fixed_params[name] = json.loads(params)
+        except json.JSONDecodeError as exc:
+            parser.error(f"--reference-params {name!r}: not JSON ({exc})")
+        if not isinstance(fixed_params[name], dict):
+            parser.error(f"--reference-params {name!r}: give a JSON object of parameters")
     OUT.mkdir(parents=True, exist_ok=True)
     artifacts = OUT / f"acceptance_artifacts-{args.dataset}"
     settings = bench_settings()
@@ -285,7 +312,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     references = references_under_the_api_rule(
-        args.dataset, snapshot, split, args.references, held, args.jobs, args.resume
+        args.dataset, snapshot, split, args.references, held, args.jobs, args.resume, fixed_params
     )
     timings["references"] = time.perf_counter() - started
     users = sorted(held)

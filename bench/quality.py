@@ -1,6 +1,7 @@
 """Quality benchmark: every model on one snapshot, one split, one table (the protocol of docs/evaluation.md).
 
-The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474), exported once
+The dataset is loaded into a private Neo4j (.kgrec/neo4j-quality, ports 26687/26474, or KGREC_QUALITY_BOLT_PORT /
+KGREC_QUALITY_HTTP_PORT), exported once
 (``graph.export``), turned into a snapshot and split per user (``gnn.evaluation``); every model — the
 references (most-popular, item-kNN cosine, implicit ALS and BPR, EASE^R, PyG's LightGCN trained as its
 example does) and ours (``gnn``'s LightGCN, the blend of :mod:`gnn.blend` and, on request, the inductive
@@ -49,8 +50,15 @@ from graph.settings import Neo4jSettings
 
 
 def quality_settings() -> Neo4jSettings:
-    """The quality benchmark's own server: .kgrec/neo4j-quality on 26687/26474."""
-    return private_server("quality", 26687, 26474, heap="2g", pagecache="512m")
+    """The quality benchmark's own server: .kgrec/neo4j-quality on 26687/26474 (or KGREC_QUALITY_BOLT_PORT and
+    KGREC_QUALITY_HTTP_PORT, so that two checkouts can run it side by side)."""
+    return private_server(
+        "quality",
+        int(os.environ.get("KGREC_QUALITY_BOLT_PORT", "26687")),
+        int(os.environ.get("KGREC_QUALITY_HTTP_PORT", "26474")),
+        heap="2g",
+        pagecache="512m",
+    )
 
 
 #: The datasets ``--dataset`` loads (and a ``--snapshot`` directory may be named after).

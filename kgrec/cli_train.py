@@ -42,7 +42,7 @@ CONFIG_HELP = (
     "component_search_large_positives, component_search_max_positives, ease_lambda_grid, als_factors_grid, "
     "als_regularization_grid, als_alpha_grid, als_scale_grid, "
     "use_lightgcn, cold_embeddings, cold_map_lambda, cold_year_weight, lightgcn, ranker, ranker_l2, "
-    "ranker_l2_grid, ranker_folds, ranker_iterations, ranker_max_items, ranker_candidates, lightgcn_max_val_users, "
+    "ranker_l2_grid, ranker_user_groups, ranker_group_l2_grid, ranker_folds, ranker_iterations, ranker_max_items, ranker_candidates, lightgcn_max_val_users, "
     "lightgcn_large_positives, lightgcn_large_budget, ranker_max_users, cold_slots, cold_slot_every, "
     "cold_slot_margin, seed, device, num_threads, progress. "
     "lightgcn is a mapping of TrainConfig fields for its LightGCN component that replaces the component's "

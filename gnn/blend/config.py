@@ -36,9 +36,9 @@ RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
 DAY = 86_400.0
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
-FORMAT_VERSION = 5  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
-# follows it reads; 5: peers and the user attributes it reads (older models load, their weights mapped by feature
-# name, new features at weight 0: they score as before)
+FORMAT_VERSION = 6  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
+# follows it reads; 5: peers and the user attributes it reads; 6: per-user adaptive weights (user_groups) (older
+# models load, their weights mapped by feature name, new features at weight 0: they score as before)
 YEAR = 365.2425 * DAY
 
 
@@ -193,6 +193,24 @@ class RankerConfig(BaseModel):
         [0.01, 0.1, 0.3, 1.0, 3.0],
         description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
         "(None: ranker_l2 only).",
+    )
+    ranker_user_groups: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Per-user adaptive weights: the validation users are split into this many groups by the size "
+        "of their history (equal-count groups); each group's weights are the global ones plus a deviation learnt on "
+        "its users with an L2 pull towards the global ones (ranker_group_l2_grid), kept only when they beat the "
+        "global weights on the validation cross-fit. A served user takes the weights of the group their live "
+        "history's size falls in. 1 (the default): one set of weights for everybody. Measured with 3 on "
+        "ml-latest-small: the cross-fit chose them (0.1377 against 0.1365) but test NDCG@20 fell from 0.1340 to "
+        "0.1315 (docs/benchmarks.md §4).",
+    )
+    ranker_group_l2_grid: list[float] = Field(
+        [1.0, 10.0],
+        min_length=1,
+        description="Per-user adaptive weights: L2 penalties of a group's deviation from the global weights tried "
+        "on the cross-fit (the best kept).",
     )
     ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
     ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")

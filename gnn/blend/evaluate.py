@@ -47,7 +47,8 @@ def blend_score_fn(model: RankerModel, *, standardized_weights: np.ndarray | Non
         rows = []
         for u in users.tolist():
             items, times = model.history(u)
-            rows.append(model.combine(weights, model.standardized(items, times, u)))
+            w = model.weights_for(len(items)) if standardized_weights is None else weights
+            rows.append(model.combine(w, model.standardized(items, times, u)))
         return torch.from_numpy(np.stack(rows).astype(np.float32))
 
     return score

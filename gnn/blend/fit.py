@@ -347,4 +347,15 @@ def fit_ranker(
     log.info(
         "ranker: %s weights %s, validation NDCG@20 %.4f", report["chosen"], report["weights"], report["val_ndcg20"]
     )
-    return RankerModel(config, snapshot.users.ids, snapshot.items.ids, components, weights, meta)
+    groups = report.get("user_groups") or {}
+    group_weights = groups.get("weights")
+    return RankerModel(
+        config,
+        snapshot.users.ids,
+        snapshot.items.ids,
+        components,
+        weights,
+        meta,
+        None if group_weights is None else np.asarray(group_weights, dtype=np.float32),
+        groups.get("edges", []) if group_weights is not None else (),
+    )

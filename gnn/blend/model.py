@@ -26,6 +26,7 @@ from gnn.blend.scorers import (
     TimedEvents,
     als_scores,
     ease_scores,
+    group_of,
     peer_scores,
     recency_weights,
     social_matrix,
@@ -85,6 +86,10 @@ class RankerModel:
         components: Fitted component scorers.
         weights: ``[len(FEATURES)]`` ranker weights (None: not fitted yet — :meth:`score` raises).
         meta: Provenance and fit report (snapshot id, mode, validation figures, timings).
+        group_weights: ``[G, len(FEATURES)]`` per-user adaptive weights (``ranker_user_groups``): a user whose
+            history size falls in group ``g`` of ``group_edges`` is scored with row ``g`` instead of ``weights``
+            (None: ``weights`` for everybody).
+        group_edges: ``G − 1`` ascending history sizes that start groups 1 … G − 1.
     """
 
     def __init__(
@@ -95,6 +100,8 @@ class RankerModel:
         components: Components,
         weights: np.ndarray | None = None,
         meta: dict[str, Any] | None = None,
+        group_weights: np.ndarray | None = None,
+        group_edges: Sequence[int] = (),
     ) -> None:
         self.config = config
         self.user_ids = list(user_ids)
@@ -103,6 +110,10 @@ class RankerModel:
         self.components = components
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
         self.meta = dict(meta or {})
+        self.group_weights = None if group_weights is None else np.asarray(group_weights, dtype=np.float32)
+        self.group_edges = [int(e) for e in group_edges]
+        if self.group_weights is not None and self.group_weights.shape != (len(self.group_edges) + 1, len(FEATURES)):
+            raise DataError(f"group weights of shape {self.group_weights.shape} for {len(self.group_edges) + 1} groups")
         c = components
         self._pop_global = np.log1p(c.events.global_counts).astype(np.float32)
         self._cold = (c.events.global_counts == 0).astype(np.float32)
@@ -134,6 +145,19 @@ class RankerModel:
         if matrix is None:
             return np.empty(0, dtype=np.int64)
         return matrix.indices[matrix.indptr[user_idx] : matrix.indptr[user_idx + 1]].astype(np.int64)
+
+    def weights_for(self, size: int) -> np.ndarray:
+        """The ranker weights of a user whose history holds ``size`` distinct items: their group's
+        (:attr:`group_weights`) or the global ones.
+
+        Raises:
+            DataError: The model has no ranker weights.
+        """
+        if self.weights is None:
+            raise DataError("the ranker has no weights yet (fit it with fit_ranker)")
+        if self.group_weights is None:
+            return self.weights
+        return self.group_weights[int(group_of(size, self.group_edges))]
 
     def combine(self, weights: np.ndarray, z: np.ndarray) -> np.ndarray:
         """``weights · z`` over the :attr:`active` features (``z``: :meth:`standardized` rows, ``[F, …]``)."""
@@ -258,10 +282,12 @@ class RankerModel:
         Raises:
             DataError: The model has no ranker weights, or the inputs are malformed.
         """
-        if self.weights is None:
-            raise DataError("the ranker has no weights yet (fit it with fit_ranker)")
+        if self.group_weights is None:  # one set of weights: no need to count the history
+            weights = self.weights_for(0)
+        else:
+            weights = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
         z = self.standardized(history_items, history_times, user_idx, attributes)
-        out = self.combine(self.weights, z)
+        out = self.combine(weights, z)
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
         return out.astype(np.float32, copy=False)
 
@@ -375,6 +401,9 @@ class RankerModel:
             "format": FORMAT_VERSION,
             "features": list(FEATURES),
             "weights": None if self.weights is None else self.weights.tolist(),
+            "user_groups": None
+            if self.group_weights is None
+            else {"edges": self.group_edges, "weights": self.group_weights.tolist()},
             "config": self.config.model_dump(mode="json"),
             "user_ids": self.user_ids,
             "item_ids": self.item_ids,
@@ -441,8 +470,20 @@ class RankerModel:
         if meta["weights"] is not None:  # an older model's features keep their weights, new ones get 0
             weights = np.zeros(len(FEATURES), dtype=np.float32)
             weights[[FEATURES.index(f) for f in features]] = np.asarray(meta["weights"], dtype=np.float32)
+        groups = meta.get("user_groups")  # format 6
+        group_weights = None
+        if groups is not None:
+            group_weights = np.zeros((len(groups["edges"]) + 1, len(FEATURES)), dtype=np.float32)
+            group_weights[:, [FEATURES.index(f) for f in features]] = np.asarray(groups["weights"], dtype=np.float32)
         return cls(
-            RankerConfig(**meta["config"]), meta["user_ids"], meta["item_ids"], components, weights, meta["meta"]
+            RankerConfig(**meta["config"]),
+            meta["user_ids"],
+            meta["item_ids"],
+            components,
+            weights,
+            meta["meta"],
+            group_weights,
+            groups["edges"] if groups is not None else (),
         )
 
 

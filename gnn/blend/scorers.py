@@ -9,6 +9,8 @@ times are epoch seconds, ``-1`` = unknown.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -170,3 +172,10 @@ def peer_scores(shares: np.ndarray, attributes: np.ndarray) -> np.ndarray:
     if shares.shape[0] == 0 or len(attributes) == 0:
         return np.zeros(shares.shape[1], dtype=np.float32)
     return shares[np.unique(attributes)].mean(axis=0).astype(np.float32)
+
+
+def group_of(sizes: np.ndarray | int, edges: Sequence[int]) -> np.ndarray:
+    """The group of each history size under ``edges`` (ascending sizes that start a group): 0 below the first
+    edge, 1 from the first to below the second, and so on (the ranker's per-user adaptive weights,
+    :func:`gnn.blend.weights.group_edges`)."""
+    return np.searchsorted(np.asarray(edges, dtype=np.int64), np.asarray(sizes, dtype=np.int64), side="right")

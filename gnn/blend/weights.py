@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from gnn.blend.config import FEATURES, RankerConfig
 from gnn.blend.model import RankerModel
+from gnn.blend.scorers import group_of
 from gnn.evaluation import Fold
 from schema.errors import ConfigError
 
@@ -42,6 +43,8 @@ class ValidationData:
             columns instead of ``I``; None: the columns are every item.
         target_counts: ``[U]`` each user's validation items, candidates or not (the ideal of NDCG); None: the
             ``target`` row sums.
+        sizes: ``[U]`` the size of each user's history (what chooses a user's group of adaptive weights,
+            :func:`fit_group_weights`); None: unknown.
     """
 
     users: np.ndarray
@@ -51,6 +54,24 @@ class ValidationData:
     active: int | None = None
     items: np.ndarray | None = None
     target_counts: np.ndarray | None = None
+    sizes: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> ValidationData:
+        """The users ``rows`` alone (their features copied: a fit on a few users then costs only theirs)."""
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
+        return ValidationData(
+            self.users[rows],
+            self.features[:, rows],
+            self.exclude[rows],
+            self.target[rows],
+            self.active,
+            pick(self.items),
+            pick(self.target_counts),
+            pick(self.sizes),
+        )
 
     def columns(self, rows: np.ndarray) -> np.ndarray:
         """``[U, I]`` per-item values of the users as ``[U, C]`` on their columns (the same array without
@@ -146,12 +167,14 @@ def validation_data(
     exclude = np.zeros((len(users), width), dtype=bool)
     target = np.zeros((len(users), width), dtype=bool)
     columns = np.zeros((len(users), width), dtype=np.int64) if width < num_items else None
+    sizes = np.zeros(len(users), dtype=np.int64)
     chooser = [FEATURES.index(f) for f in CANDIDATE_FEATURES if FEATURES.index(f) < model.active]
     row_of = {int(u): r for r, u in enumerate(users)}
     t_users, t_items = fold.target[0].numpy(), fold.target[1].numpy()
     rows = np.array([row_of.get(int(u), -1) for u in t_users], dtype=np.int64)
     for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
         items, times = model.history(u)
+        sizes[r] = len(items)
         z = model.standardized(items, times, u)[: model.active]
         if columns is None:
             feats[:, r] = z
@@ -165,12 +188,12 @@ def validation_data(
         exclude[r] = ~np.isfinite(best[pick])  # history items, only when the user has fewer others than width
     if columns is None:
         target[rows[rows >= 0], t_items[rows >= 0]] = True
-        return ValidationData(users, feats, exclude, target, model.active)
+        return ValidationData(users, feats, exclude, target, model.active, sizes=sizes)
     counts = np.bincount(rows[rows >= 0], minlength=len(users))
     full = np.zeros((len(users), num_items), dtype=bool)
     full[rows[rows >= 0], t_items[rows >= 0]] = True
     target = np.take_along_axis(full, columns, axis=1)
-    return ValidationData(users, feats, exclude, target, model.active, columns, counts)
+    return ValidationData(users, feats, exclude, target, model.active, columns, counts, sizes)
 
 
 def feature_mask(config: RankerConfig) -> np.ndarray:
@@ -224,6 +247,7 @@ def learn_weights(
     *,
     l2: float | None = None,
     mask: np.ndarray | None = None,
+    center: np.ndarray | None = None,
 ) -> np.ndarray:
     """Listwise ranker: the weights maximising, per validation user, the softmax likelihood of their
     validation items among every item they could be shown (ListNet with binary relevance), with an L2
@@ -232,6 +256,8 @@ def learn_weights(
     Args:
         l2: L2 penalty (default ``config.ranker_l2``).
         mask: Features allowed a non-zero weight (default all).
+        center: The L2 penalty pulls the weights towards these (default 0): a group's weights towards the global
+            ones (:func:`fit_group_weights`).
 
     Returns:
         ``[len(FEATURES)]`` float32 weights.
@@ -244,6 +270,7 @@ def learn_weights(
     if init is None:
         init = np.eye(len(FEATURES), dtype=np.float32)[FEATURES.index("ease_recent")]
     init = init[:num_features]
+    pull = np.zeros(num_features, dtype=np.float32) if center is None else center[:num_features].astype(np.float32)
     _, num_users, num_items = data.features.shape
     x = data.features[:num_features].reshape(num_features, num_users * num_items)  # a view, no copy
     # Loss and gradient by hand, in place on one [users, items] buffer: autograd's temporaries over every
@@ -271,9 +298,10 @@ def learn_weights(
         # d loss / d s = weight_u · p − y, in place
         np.multiply(scores, (user_weight / np.exp(log_total)).astype(np.float32)[:, None], out=scores)
         flat[t_flat] -= t_value.astype(np.float32)
-        grad = (x @ flat)[allowed] + 2.0 * l2 * full[allowed]
+        off = full - pull
+        grad = (x @ flat)[allowed] + 2.0 * l2 * off[allowed]
         w.grad = torch.from_numpy(grad.astype(np.float32))
-        return torch.tensor(loss + l2 * float(full @ full))
+        return torch.tensor(loss + l2 * float(off @ off))
 
     optimizer.step(closure)
     state = optimizer.state[w]
@@ -308,6 +336,47 @@ def learned_path(
     for l2 in sorted(set(penalties), reverse=True):
         init = learn_weights(data, config, rows, init, l2=l2, mask=mask)
         out[l2] = init
+    return out
+
+
+def group_edges(sizes: np.ndarray, groups: int) -> list[int]:
+    """History sizes that separate ``groups`` equal-count groups of users (``sizes``: each user's history size):
+    a user of size ``n`` is in group ``searchsorted(edges, n, side="right")`` (:func:`group_of`). Ties may merge
+    groups, so there can be fewer than ``groups - 1`` edges."""
+    if groups <= 1 or not len(sizes):
+        return []
+    cuts = np.quantile(np.asarray(sizes, dtype=np.float64), np.arange(1, groups) / groups, method="higher")
+    return sorted({int(c) for c in cuts if int(c) > int(np.min(sizes))})
+
+
+def blend_groups(data: ValidationData, weights: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``[U, I]`` scores of every user under their group's weights (``weights``: ``[G, len(FEATURES)]``,
+    ``groups``: ``[U]``)."""
+    out = np.empty(data.exclude.shape, dtype=np.float32)
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        out[rows] = data.blend(weights[g])[rows]
+    return out
+
+
+def fit_group_weights(
+    data: ValidationData,
+    config: RankerConfig,
+    center: np.ndarray,
+    groups: np.ndarray,
+    num_groups: int,
+    rows: np.ndarray,
+    l2: float,
+    mask: np.ndarray,
+) -> np.ndarray:
+    """``[num_groups, len(FEATURES)]`` weights: per group, the listwise ranker on the group's users among ``rows``
+    pulled towards ``center`` (the global weights) by the L2 penalty ``l2``; a group without users keeps
+    ``center``. Each group is fitted on a copy of its users' features (a fraction of the cube)."""
+    out = np.tile(center.astype(np.float32), (num_groups, 1))
+    for g in range(num_groups):
+        members = rows[groups[rows] == g]
+        if len(members):
+            out[g] = learn_weights(data.subset(members), config, None, center, l2=l2, mask=mask, center=center)
     return out
 
 
@@ -348,4 +417,46 @@ def fit_weights(data: ValidationData, config: RankerConfig) -> tuple[np.ndarray,
         "val_ndcg20": data.ndcg(weights),
         "weights": dict(zip(FEATURES, weights.tolist(), strict=True)),
     }
+    if config.ranker_user_groups > 1 and data.sizes is not None:
+        report["user_groups"] = _user_groups(data, config, folds[chosen], splits, weights, cross[chosen], mask)
     return weights, report
+
+
+def _user_groups(
+    data: ValidationData,
+    config: RankerConfig,
+    fold_weights: list[np.ndarray],
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    weights: np.ndarray,
+    global_cross: float,
+    mask: np.ndarray,
+) -> dict[str, Any]:
+    """Per-user adaptive weights (``ranker_user_groups``): the groups' weights for each penalty of
+    ``ranker_group_l2_grid`` on the same cross-fit as the global weights (each fold's groups pulled towards that
+    fold's global weights), kept (``"weights"`` not None) only when the best beats the global weights' held-out
+    NDCG@20; then refitted on every validation user, pulled towards ``weights``."""
+    assert data.sizes is not None
+    edges = group_edges(data.sizes, config.ranker_user_groups)
+    groups = group_of(data.sizes, edges)
+    num_groups = len(edges) + 1
+    total = sum(len(b) for _, b in splits)
+    cross: dict[str, float] = {}
+    for l2 in config.ranker_group_l2_grid:
+        held = 0.0
+        for center, (a, b) in zip(fold_weights, splits, strict=True):
+            fitted = fit_group_weights(data, config, center, groups, num_groups, a, l2, mask)
+            held += data.ndcg_of(blend_groups(data, fitted, groups)[b], b) * len(b)
+        cross[f"l2={l2:g}"] = held / total
+    best = max(cross, key=lambda k: cross[k])
+    out: dict[str, Any] = {
+        "edges": edges,
+        "users": np.bincount(groups, minlength=num_groups).tolist(),
+        "cross_fit_ndcg20": cross,
+        "global_cross_fit_ndcg20": global_cross,
+        "weights": None,
+    }
+    if num_groups > 1 and cross[best] > global_cross:
+        l2 = float(best.removeprefix("l2="))
+        fitted = fit_group_weights(data, config, weights, groups, num_groups, np.arange(len(data.users)), l2, mask)
+        out.update(chosen=best, weights=fitted.tolist(), val_ndcg20=data.ndcg_of(blend_groups(data, fitted, groups)))
+    return out

@@ -973,3 +973,54 @@ def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: P
     # and reuse switched off searches every time
     config_file.write_text(yaml.safe_dump({**fields, "component_search_reuse": None}), encoding="utf-8")
     assert "reused" not in saved_search(train_blend(snapshot, split, settings, blend(), final="all").path)
+
+
+def test_user_groups_learn_each_groups_informative_component_and_beat_global_weights() -> None:
+    """Users with short histories find their items by sequence, users with long ones by pop_window: one set of
+    weights cannot serve both, the two groups' weights can, and the cross-fit keeps them."""
+    from gnn.blend.weights import blend_groups, fit_weights, group_edges
+
+    short, long = _planted_data("sequence", users=60, seed=1), _planted_data("pop_window", users=60, seed=2)
+    data = ValidationData(
+        np.arange(120),
+        np.concatenate([short.features, long.features], axis=1),
+        np.concatenate([short.exclude, long.exclude]),
+        np.concatenate([short.target, long.target]),
+        sizes=np.r_[np.full(60, 8), np.full(60, 40)],
+    )
+    assert group_edges(data.sizes, 2) == [40] and group_edges(data.sizes, 1) == []
+    config = FAST.model_copy(update={"ranker": "learned", "ranker_folds": 3, "ranker_user_groups": 2})
+    weights, report = fit_weights(data, config)
+    groups = report["user_groups"]
+    assert groups["edges"] == [40] and groups["users"] == [60, 60]
+    assert max(groups["cross_fit_ndcg20"].values()) > groups["global_cross_fit_ndcg20"] + 0.05
+    fitted = np.asarray(groups["weights"], dtype=np.float32)
+    seq, pop = FEATURES.index("sequence"), FEATURES.index("pop_window")
+    assert fitted[0, seq] > fitted[0, pop] and fitted[1, pop] > fitted[1, seq]
+    per_group = blend_groups(data, fitted, np.r_[np.zeros(60, int), np.ones(60, int)])
+    assert data.ndcg_of(per_group) > data.ndcg(weights) + 0.05
+    # one group only: nothing to adapt, the global weights are kept
+    _, alone = fit_weights(data, config.model_copy(update={"ranker_user_groups": 1}))
+    assert "user_groups" not in alone
+
+
+def test_user_group_weights_score_by_the_live_history_size_and_survive_save_load(tmp_path: Path) -> None:
+    snapshot = _genre_world()
+    base = _weights(ease=1.0)
+    model = _model(snapshot, base)
+    group_weights = np.stack([_weights(ease=1.0), _weights(knowledge=1.0)])
+    grouped = RankerModel(model.config, model.user_ids, model.item_ids, model.components, base, {}, group_weights, [4])
+    user = snapshot.users.index("u13")  # 3 positives: group 0
+    items, times = model.history(user)
+    assert np.array_equal(grouped.score(items, times, user), model.score(items, times, user))
+    more = np.r_[items, snapshot.items.index("c1")]  # a fourth positive read live: group 1, knowledge alone
+    knowledge = RankerModel(model.config, model.user_ids, model.item_ids, model.components, _weights(knowledge=1.0))
+    stamps = np.r_[times, times.max() + 1]
+    assert np.array_equal(grouped.score(more, stamps, user), knowledge.score(more, stamps, user))
+    assert not np.array_equal(grouped.score(more, stamps, user), model.score(more, stamps, user))
+    grouped.save(tmp_path / "m")
+    loaded = RankerModel.load(tmp_path / "m")
+    assert loaded.group_edges == [4] and np.array_equal(loaded.group_weights, group_weights)
+    assert np.array_equal(loaded.score(more, stamps, user), grouped.score(more, stamps, user))
+    with pytest.raises(DataError, match="group weights"):
+        RankerModel(model.config, model.user_ids, model.item_ids, model.components, base, {}, group_weights, [])
