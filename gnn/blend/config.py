@@ -98,6 +98,18 @@ class RankerConfig(BaseModel):
     als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
     als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
     als_cg_steps: int = Field(3, ge=1, description="ALS component: conjugate-gradient steps per half-step.")
+    als_large_positives: int | None = Field(
+        500_000,
+        ge=0,
+        description="ALS above this many positives: the per-positive dots of each conjugate-gradient step are one "
+        "sampled dense-dense product (float32 sums in another order), and a fit with an earlier fit's item factors "
+        "to start from (the refit on every positive from the fit on the fit edges; the component search's choice "
+        "on every user from its fit on the sample) runs als_warm_iterations rounds from them. Below it "
+        "(ml-latest-small, Last.fm) every fit starts from seeded noise with als_iterations rounds (None: never).",
+    )
+    als_warm_iterations: int = Field(
+        3, ge=1, description="ALS above als_large_positives: rounds of a fit warm-started from earlier item factors."
+    )
     component_search: bool = Field(
         True,
         description="Choose EASE^R's λ and ALS's factors, regularisation and alpha on validation before the "

@@ -100,6 +100,7 @@ def fit_components(
     val_fold: Fold | None = None,
     lightgcn_epochs: int | None = None,
     lightgcn: tuple[np.ndarray, np.ndarray, int] | None = None,
+    als_init: np.ndarray | None = None,
     desc: str = "components",
 ) -> Components:
     """Fit every component on the positives ``pairs`` (their times looked up in the snapshot).
@@ -112,6 +113,7 @@ def fit_components(
         lightgcn_epochs: Fixed LightGCN epoch count (a refit with the count found on validation).
         lightgcn: LightGCN's user and item embeddings and epoch count taken as they are instead of a fit (a
             refit above ``lightgcn_large_positives`` keeps the early-stopped ones).
+        als_init: ALS item factors to warm-start from above ``als_large_positives`` (the refit: the fit's).
         desc: Progress label.
 
     Returns:
@@ -152,7 +154,7 @@ def fit_components(
             transitions = fit_transitions(users, items, times, num_items, config.sequence_window, config.sequence_top_n)
         steps.update()
         with phase("als"):
-            als_items, als_gram = fit_als_component(pairs, num_users, num_items, config)
+            als_items, als_gram = fit_als_component(pairs, num_users, num_items, config, init=als_init)
         steps.update()
         user_attributes, shares = user_attribute_matrix(snapshot), None
         if user_attributes is not None:
@@ -332,7 +334,13 @@ def fit_ranker(
             keep = (early.user_emb, early.item_emb, early.lightgcn_epochs)
             log.info("LightGCN not refitted: %d positives > lightgcn_large_positives %d", edges.size(1), limit)
         components = fit_components(
-            snapshot, edges, config, lightgcn_epochs=epochs, lightgcn=keep, desc=f"refit on {final}"
+            snapshot,
+            edges,
+            config,
+            lightgcn_epochs=epochs,
+            lightgcn=keep,
+            als_init=early.als_items,  # used above als_large_positives only: a warm start, fewer rounds
+            desc=f"refit on {final}",
         )
     timings["refit"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started

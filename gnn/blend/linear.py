@@ -11,6 +11,9 @@ Everything is in index space (``user_idx``, ``item_idx``) of one :class:`gnn.dat
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -243,6 +246,8 @@ def fit_als(
     iterations: int,
     seed: int,
     cg_steps: int = 3,
+    sampled: bool = False,
+    init: np.ndarray | None = None,
 ) -> np.ndarray:
     """Item factors of implicit-feedback ALS (Hu, Koren & Volinsky 2008): confidence ``1 + alpha`` on
     positives, 1 elsewhere, preference 1 on positives. Each half-step solves every row's least-squares
@@ -259,6 +264,9 @@ def fit_als(
         factors, regularization, alpha, iterations: The usual ALS hyper-parameters.
         seed: Seed of the initial factors.
         cg_steps: Conjugate-gradient steps per half-step (``factors`` or more: the exact solve, up to rounding).
+        sampled: The per-positive products as one sampled dense-dense product (see :func:`als_half_step`).
+        init: ``[num_items, factors]`` item factors to start from instead of seeded noise (a warm start: an
+            earlier fit on overlapping positives); rows of items without positives start at zero.
 
     Returns:
         ``[num_items, factors]`` float32; rows of items without positives are zero.
@@ -267,21 +275,42 @@ def fit_als(
     matrix = interaction_matrix(pairs, num_users, num_items)
     by_item = matrix.T.tocsr()
     users_f = np.zeros((num_users, factors), dtype=np.float32)
-    items_f = rng.normal(0.0, 0.01, (num_items, factors)).astype(np.float32)
+    if init is not None:
+        if init.shape != (num_items, factors):
+            raise DataError(f"ALS warm start of shape {init.shape}, expected {(num_items, factors)}")
+        items_f = np.array(init, dtype=np.float32, copy=True)
+    else:
+        items_f = rng.normal(0.0, 0.01, (num_items, factors)).astype(np.float32)
     items_f[np.diff(by_item.indptr) == 0] = 0.0
     for _ in range(iterations):
-        als_half_step(items_f, users_f, matrix, regularization, alpha, cg_steps)
-        als_half_step(users_f, items_f, by_item, regularization, alpha, cg_steps)
+        als_half_step(items_f, users_f, matrix, regularization, alpha, cg_steps, sampled=sampled)
+        als_half_step(users_f, items_f, by_item, regularization, alpha, cg_steps, sampled=sampled)
     return items_f
 
 
+#: Positives per block of :func:`als_half_step`'s gathers: two ``[block, k]`` float32 buffers reused for every
+#: block, small enough to stay in cache (a fresh ``[nnz, k]`` gather per product cost most of ALS's time and
+#: its system time at size).
+ALS_GATHER_BLOCK = 1024
+
+
 def als_half_step(
-    source: np.ndarray, target: np.ndarray, csr: sp.csr_matrix, regularization: float, alpha: float, cg_steps: int
+    source: np.ndarray,
+    target: np.ndarray,
+    csr: sp.csr_matrix,
+    regularization: float,
+    alpha: float,
+    cg_steps: int,
+    *,
+    sampled: bool = False,
 ) -> None:
     """One ALS half-step in place: each row ``r`` of ``target`` moves towards the solution of
     ``(SᵀS + λI + α Σ_{i ∈ r} s_i s_iᵀ) x = (1 + α) Σ_{i ∈ r} s_i`` (``S`` = ``source``, ``i`` over the row's
     entries in ``csr``) by ``cg_steps`` conjugate-gradient steps from its current value, every row in
     lockstep with its own step sizes; rows without entries become zero.
+
+    ``SᵀS + λI`` is formed once per half-step (the Gram trick); a product ``A p`` costs O(nnz · k + m · k²): the
+    per-positive dots ``p_r · s_i`` and their weighted sum ``Σ (p_r · s_i) s_i`` (a sparse × dense product).
 
     Args:
         source: ``[n, k]`` float32 fixed factors.
@@ -289,22 +318,22 @@ def als_half_step(
         csr: ``[m, n]`` CSR of the positives (values ignored).
         regularization, alpha: λ and α.
         cg_steps: Conjugate-gradient steps.
+        sampled: The dots as one sampled dense-dense product (``torch.sparse.sampled_addmm``, several times
+            faster at size; float32 sums in another order, so factors differ in the last bits). Otherwise they
+            are summed row by row over gathers of ``ALS_GATHER_BLOCK`` positives into reused buffers.
     """
     k = source.shape[1]
     gram = (source.astype(np.float64).T @ source + regularization * np.eye(k)).astype(np.float32)
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     cols = csr.indices
-    chunk = max(1, (1 << 24) // max(k, 1))
+    row_dots = _sampled_dots(source, csr) if sampled else _blocked_dots(source, csr)
 
     def apply(p: np.ndarray) -> np.ndarray:  # A p for every row at once
-        dots = np.empty(len(cols), dtype=np.float32)
-        for lo in range(0, len(cols), chunk):
-            hi = lo + chunk
-            dots[lo:hi] = np.einsum("ij,ij->i", p[rows[lo:hi]], source[cols[lo:hi]])
+        dots = row_dots(p)
         return p @ gram + alpha * (sp.csr_matrix((dots, cols, csr.indptr), shape=csr.shape) @ source)
 
     ones = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, csr.indptr), shape=csr.shape)
     residual = (1.0 + alpha) * (ones @ source) - apply(target)
+    del ones
     direction = residual.copy()
     norm = np.einsum("ij,ij->i", residual, residual)
     for _ in range(cg_steps):
@@ -320,12 +349,65 @@ def als_half_step(
     target[np.diff(csr.indptr) == 0] = 0.0
 
 
+def _blocked_dots(source: np.ndarray, csr: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray]:
+    """``p ↦ [p_r · s_i for every entry (r, i) of csr]`` (float32, entry order), gathered ``ALS_GATHER_BLOCK``
+    entries at a time into two reused buffers; each dot is the same float32 sum as a whole-array gather's."""
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    cols = csr.indices
+    k = source.shape[1]
+    block = ALS_GATHER_BLOCK
+    left = np.empty((block, k), dtype=np.float32)
+    right = np.empty((block, k), dtype=np.float32)
+
+    def dots(p: np.ndarray) -> np.ndarray:
+        out = np.empty(len(cols), dtype=np.float32)
+        for lo in range(0, len(cols), block):
+            hi = min(lo + block, len(cols))
+            n = hi - lo
+            np.take(p, rows[lo:hi], axis=0, out=left[:n])
+            np.take(source, cols[lo:hi], axis=0, out=right[:n])
+            np.einsum("ij,ij->i", left[:n], right[:n], out=out[lo:hi])
+        return out
+
+    return dots
+
+
+def _sampled_dots(source: np.ndarray, csr: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray]:
+    """``p ↦ [p_r · s_i for every entry (r, i) of csr]`` by ``torch.sparse.sampled_addmm`` (no gathered copies)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        mask = torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.zeros(len(csr.indices), dtype=torch.float32),
+            size=csr.shape,
+            check_invariants=False,
+        )
+    right = torch.from_numpy(np.ascontiguousarray(source.T))
+
+    def dots(p: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            product = torch.sparse.sampled_addmm(mask, torch.from_numpy(np.ascontiguousarray(p)), right, beta=0.0)
+        return product.values().numpy()
+
+    return dots
+
+
 def fit_als_component(
-    pairs: Tensor, num_users: int, num_items: int, config: RankerConfig
+    pairs: Tensor, num_users: int, num_items: int, config: RankerConfig, *, init: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ALS item factors and the fold-in gram of ``config`` (zero factors without positives or with ALS off)."""
+    """ALS item factors and the fold-in gram of ``config`` (zero factors without positives or with ALS off).
+
+    Above ``config.als_large_positives`` positives the per-positive products are sampled dense-dense products
+    (:func:`als_half_step`), and ``init`` (item factors of an earlier fit with the same factors, e.g. the refit's
+    start from the fit on the fit edges) replaces the seeded start, with ``als_warm_iterations`` rounds instead
+    of ``als_iterations``. Below it (ml-latest-small, Last.fm) ``init`` is ignored and the fit is the one before.
+    """
     als_items = np.zeros((num_items, config.als_factors), dtype=np.float32)
     if config.als_factors and pairs.size(1):
+        large = config.als_large_positives is not None and pairs.size(1) > config.als_large_positives
+        warm = large and init is not None and init.shape == (num_items, config.als_factors)
         als_items = fit_als(
             pairs,
             num_users,
@@ -333,9 +415,11 @@ def fit_als_component(
             factors=config.als_factors,
             regularization=config.als_regularization,
             alpha=config.als_alpha,
-            iterations=config.als_iterations,
+            iterations=config.als_warm_iterations if warm else config.als_iterations,
             seed=config.seed,
             cg_steps=config.als_cg_steps,
+            sampled=large,
+            init=init if warm else None,
         )
     als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
     return als_items, als_gram

@@ -368,7 +368,7 @@ def search_components(
                 trial = config.model_copy(
                     update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
                 )
-                items_f, gram = fit_als_component(pairs, num_users, num_items, trial)
+                items_f, gram = fit_als_component(pairs, num_users, num_items, trial, init=items_f)  # warm
             rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2]))
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))
