@@ -194,6 +194,10 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         after = read_metrics()
         run["cache_hit_ratio"] = hit_ratio(before, after)
         run["cache_misses"] = after["cache"].get("miss", 0.0) - before["cache"].get("miss", 0.0)
+        # answers computed (not refused): every graph-path answer runs collaborative recall once, a model answer
+        # scores once
+        stage = "collaborative" if model == "none" else "model"
+        run["computed"] = after["count"].get(stage, 0.0) - before["count"].get(stage, 0.0)
         for name, start, end in zip(("neo4j_cpu_s", "api_cpu_s"), cpu_before, cpu_after, strict=True):
             run[name] = None if start is None or end is None else end - start
         stages = stage_means(before, after)
@@ -225,10 +229,11 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         f"achieved {run['achieved_rate']:.1f} req/s of {args.rate:.0f}; {run['distinct_users']:,} distinct users; "
         f"cache hits {'—' if ratio is None else f'{100 * ratio:.1f}%'}; API ready {ready_seconds:.0f} s after start"
     )
-    misses = run["cache_misses"]
+    computed = run["computed"]
+    table.caption += f"; {computed:,.0f} answers computed"
     for name, label in (("neo4j_cpu_s", "Neo4j"), ("api_cpu_s", "API")):
         if run[name] is not None:
-            per = f", {1000 * run[name] / misses:.1f} ms per cache miss" if misses else ""
+            per = f", {1000 * run[name] / computed:.1f} ms per computed answer" if computed else ""
             table.caption += f"; {label} CPU {run[name]:.1f} s during (h){per}"
     Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
     stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
