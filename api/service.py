@@ -72,7 +72,6 @@ from graph.reads import (
     item_exists,
     most_active_users,
     read_item_exposure,
-    read_user_preferred_genres,
     user_context,
     user_fingerprint,
 )
@@ -148,6 +147,8 @@ class Recommender:
         #: The explanation query's seed and item sides read lately (graph/explain.py), dropped when the catalogue
         #: or the current model changes.
         self.neighbourhoods = Neighbourhoods(settings.explain_cache_size, settings.explain_cache_seconds)
+        #: Popularity recall's window, the same for every user: re-read every KGREC_POPULARITY_REFRESH_SECONDS.
+        self.popular = recall.PopularityWindow(settings.popularity_refresh_seconds)
         #: Impressions and clicks per item for exploration (api/exploration.py); counted only when it is on.
         self.item_stats = ItemStats()
         self._exploring = settings.exploration_share > 0 or any(
@@ -443,19 +444,28 @@ class Recommender:
     ) -> tuple[Answer, int]:
         """The uncached part of :meth:`_graph_answer`."""
         fetch = min(max(3 * k, 30), 300)
-        exposure = None
-        if self._exposure_on:  # the context carries the preferred genres and the exposure: still one round trip
-            context = user_context(self.driver, user_id, self.database)
-            preferred = list(context.preferred_genres) if context is not None else []
-            exposure = self._exposure(context)
-            if exposure is not None and exposure.rotated:  # ask the sources for as many items besides them
-                fetch = min(fetch + len(exposure.rotated), 300 + len(exposure.rotated))
-        else:
-            preferred = read_user_preferred_genres(self.driver, user_id, self.database)
+        # One read of the user for every source: the preferred genres, the exposure, and the history the recall
+        # queries take as parameters (graph.recall.History) instead of each reading the interactions again.
+        context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+        preferred = list(context.preferred_genres) if context is not None else []
+        history = recall.History(context) if context is not None else None
+        exposure = self._exposure(context)
+        if exposure is not None and exposure.rotated:  # ask the sources for as many items besides them
+            fetch = min(fetch + len(exposure.rotated), 300 + len(exposure.rotated))
 
         def call(name: str) -> Callable[[], list[Candidate]]:
+            shared = {"popular": self.popular} if name == "popularity" else {}
+
             def run(source_filters: RecallFilters) -> list[Candidate]:
-                return SOURCES[name](self.driver, user_id, k=fetch, filters=source_filters, database=self.database)
+                return SOURCES[name](
+                    self.driver,
+                    user_id,
+                    k=fetch,
+                    filters=source_filters,
+                    database=self.database,
+                    history=history,
+                    **shared,
+                )
 
             if name == "popularity" and preferred and not filters.include_genres:
                 # the user's chosen genres first; when they hold fewer than k items, the rest from every genre

@@ -135,6 +135,12 @@ class ApiSettings(BaseSettings):
         description="How often the hidden, windowed and added items are re-read for the model's ranking (changes "
         "made through this process apply at once; through another, within this; 0 = only on this process's changes).",
     )
+    popularity_refresh_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often popularity recall's window (the most recent positives, time-decayed; the same for "
+        "every user) is re-read, in the background; 0 = read by every popularity call.",
+    )
     response_cache_pool: int = Field(
         20,
         ge=1,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -38,8 +39,18 @@ console = Console()
 
 
 def world_settings(bolt_port: int, http_port: int) -> Neo4jSettings:
-    """The realistic run's own Neo4j (``.kgrec/neo4j-world-bench``): 2 GB heap, 3 GB page cache."""
-    return private_server("world-bench", bolt_port, http_port, heap="2g", pagecache="3g")
+    """The realistic run's own Neo4j (``.kgrec/neo4j-world-bench``): 1.5 GB heap, 2.5 GB page cache (the machine's
+    memory is shared with the API, the load generator and other work)."""
+    return private_server("world-bench", bolt_port, http_port, heap="1500m", pagecache="2500m")
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (/proc; None when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def world_dir(args: argparse.Namespace) -> Path:
@@ -172,13 +183,23 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         ready_seconds = time.perf_counter() - started
         console.print(f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users)")
         before = read_metrics()
+        neo4j_pid = launcher.status(settings).pid
+        cpu_before = cpu_seconds(neo4j_pid), cpu_seconds(api.pid)
         console.print(
             f"(h) realistic: {args.rate:.0f} requests/s for {args.duration:.0f} s, {100 * args.post_share:.0f}% "
             f"POST /interactions, users Zipf({args.zipf:g}) by activity …"
         )
         run = asyncio.run(realistic_loop(api_port, key, users, items, args))
+        cpu_after = cpu_seconds(neo4j_pid), cpu_seconds(api.pid)
         after = read_metrics()
         run["cache_hit_ratio"] = hit_ratio(before, after)
+        run["cache_misses"] = after["cache"].get("miss", 0.0) - before["cache"].get("miss", 0.0)
+        # answers computed (not refused): every graph-path answer runs collaborative recall once, a model answer
+        # scores once
+        stage = "collaborative" if model == "none" else "model"
+        run["computed"] = after["count"].get(stage, 0.0) - before["count"].get(stage, 0.0)
+        for name, start, end in zip(("neo4j_cpu_s", "api_cpu_s"), cpu_before, cpu_after, strict=True):
+            run[name] = None if start is None or end is None else end - start
         stages = stage_means(before, after)
     finally:
         shut_down(api, settings, args.keep_server)
@@ -208,6 +229,12 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         f"achieved {run['achieved_rate']:.1f} req/s of {args.rate:.0f}; {run['distinct_users']:,} distinct users; "
         f"cache hits {'—' if ratio is None else f'{100 * ratio:.1f}%'}; API ready {ready_seconds:.0f} s after start"
     )
+    computed = run["computed"]
+    table.caption += f"; {computed:,.0f} answers computed"
+    for name, label in (("neo4j_cpu_s", "Neo4j"), ("api_cpu_s", "API")):
+        if run[name] is not None:
+            per = f", {1000 * run[name] / computed:.1f} ms per computed answer" if computed else ""
+            table.caption += f"; {label} CPU {run[name]:.1f} s during (h){per}"
     Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
     stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
     stage_table.add_column("stage")

@@ -23,6 +23,9 @@
 :param yearMin => null;
 :param yearMax => null;
 :param now => null;
+:param seedIds => null;
+:param seenIds => null;
+:param recent => null;
 :param minRating => 4.0;
 :param maxPaths => 3;
 :param maxSeeds => 50;
@@ -67,18 +70,32 @@
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
+  WITH u
+  WHERE $seedIds IS NULL AND u IS NOT NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  RETURN collect(s) AS seen,
-         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
-                 END) AS positives
-}
-CALL (positives) {
-  UNWIND positives AS p
-  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+  WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
+  ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
-  RETURN collect(p.item) AS seeds
+  RETURN collect(s) AS scanned
 }
+CALL () {
+  WITH 1 AS one
+  WHERE $seedIds IS NOT NULL
+  UNWIND range(0, size($seedIds) - 1) AS rank
+  MATCH (s:Item {itemId: $seedIds[rank]})
+  WITH s, rank ORDER BY rank ASC
+  LIMIT $maxSeeds
+  RETURN collect(s) AS given
+}
+CALL (u) {
+  WITH u
+  WHERE $seenIds IS NULL AND u IS NOT NULL
+  MATCH (u)-[:INTERACTED]->(s)
+  RETURN collect(s.itemId) AS read
+}
+WITH u, CASE WHEN $seedIds IS NULL THEN scanned ELSE given END AS seeds,
+     coalesce($seenIds, read) + $excludeItems AS excluded
 CALL (u, seeds) {
   UNWIND range(0, size(seeds) - 1) AS seedRank
   WITH seedRank, seeds[seedRank] AS seed
@@ -101,7 +118,7 @@ CALL (u, seeds) {
   LIMIT $maxNeighbours
   RETURN collect({user: v, sim: sim, viaSeed: viaSeed}) AS neighbours
 }
-WITH u, seeds, neighbours, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+WITH u, seeds, neighbours, excluded
 CALL (neighbours, excluded) {
   UNWIND range(0, size(neighbours) - 1) AS rank
   WITH rank, neighbours[rank] AS nb
@@ -113,7 +130,7 @@ CALL (neighbours, excluded) {
       LIMIT $maxItemsScannedPerNeighbour
     }
     WITH r, rec
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec.itemId IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerNeighbour
@@ -186,18 +203,32 @@ ORDER BY score DESC, candidate.itemId ASC;
 CALL () {
 MATCH (u:User {userId: $userId})
 CALL (u) {
+  WITH u
+  WHERE $seedIds IS NULL AND u IS NOT NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  RETURN collect(s) AS seen,
-         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
-                 END) AS positives
-}
-CALL (positives) {
-  UNWIND positives AS p
-  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+  WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
+  ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
-  RETURN collect(p.item) AS seeds
+  RETURN collect(s) AS scanned
 }
+CALL () {
+  WITH 1 AS one
+  WHERE $seedIds IS NOT NULL
+  UNWIND range(0, size($seedIds) - 1) AS rank
+  MATCH (s:Item {itemId: $seedIds[rank]})
+  WITH s, rank ORDER BY rank ASC
+  LIMIT $maxSeeds
+  RETURN collect(s) AS given
+}
+CALL (u) {
+  WITH u
+  WHERE $seenIds IS NULL AND u IS NOT NULL
+  MATCH (u)-[:INTERACTED]->(s)
+  RETURN collect(s.itemId) AS read
+}
+WITH u, CASE WHEN $seedIds IS NULL THEN scanned ELSE given END AS seeds,
+     coalesce($seenIds, read) + $excludeItems AS excluded
 CALL (seeds) {
   CALL () { MATCH (i:Item) RETURN count(i) AS itemCount }
   UNWIND range(0, size(seeds) - 1) AS seedRank
@@ -234,30 +265,30 @@ CALL (seeds) {
   LIMIT $maxTraits
   RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
 }
-WITH u, seeds, traits, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+WITH u, seeds, traits, excluded
 CALL (traits, excluded) {
   UNWIND range(0, size(traits) - 1) AS rank
   WITH rank, traits[rank] AS tr
   CALL (tr, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
-      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
+      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
+      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
+      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
+      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
     }
@@ -367,8 +398,8 @@ CALL (u, followees) {
 WITH u, followees, people
 WHERE size(people) > 0
 WITH u, followees, people,
-     COLLECT { MATCH (u)-[:INTERACTED]->(s) RETURN s }
-     + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+     coalesce($seenIds, COLLECT { MATCH (u)-[:INTERACTED]->(s) WHERE $seenIds IS NULL RETURN s.itemId })
+     + $excludeItems AS excluded
 CALL (people, excluded) {
   UNWIND range(0, size(people) - 1) AS rank
   WITH rank, people[rank] AS pe
@@ -380,7 +411,7 @@ CALL (people, excluded) {
       LIMIT $maxItemsScannedPerPerson
     }
     WITH r, rec
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec.itemId IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerPerson
@@ -466,18 +497,32 @@ ORDER BY score DESC, candidate.itemId ASC;
 CALL () {
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
+  WITH u
+  WHERE $seedIds IS NULL AND u IS NOT NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  RETURN collect(s) AS seen,
-         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
-                 END) AS positives
-}
-CALL (positives) {
-  UNWIND positives AS p
-  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+  WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
+  ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
-  RETURN collect(p.item) AS seeds
+  RETURN collect(s) AS scanned
 }
+CALL () {
+  WITH 1 AS one
+  WHERE $seedIds IS NOT NULL
+  UNWIND range(0, size($seedIds) - 1) AS rank
+  MATCH (s:Item {itemId: $seedIds[rank]})
+  WITH s, rank ORDER BY rank ASC
+  LIMIT $maxSeeds
+  RETURN collect(s) AS given
+}
+CALL (u) {
+  WITH u
+  WHERE $seenIds IS NULL AND u IS NOT NULL
+  MATCH (u)-[:INTERACTED]->(s)
+  RETURN collect(s.itemId) AS read
+}
+WITH u, CASE WHEN $seedIds IS NULL THEN scanned ELSE given END AS seeds,
+     coalesce($seenIds, read) + $excludeItems AS excluded
 CALL (u, seeds) {
   CALL (u, seeds) {
     MATCH (u)-[:PREFERS]->(g)
@@ -528,17 +573,16 @@ CALL () {
   MATCH ()-[r:INTERACTED]->()
   WHERE r.timestamp IS NOT NULL
   WITH r ORDER BY r.timestamp DESC
-  LIMIT 1
+  LIMIT CASE WHEN $recent IS NULL THEN 1 ELSE 0 END
   RETURN max(r.timestamp) AS now
 }
-WITH u, seeds, preferred, peerItems, now,
-     seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+WITH u, seeds, preferred, peerItems, now, excluded
 CALL (now, excluded) {
   CALL (now, excluded) {
     MATCH ()-[r:INTERACTED]->(i)
     WHERE r.timestamp IS NOT NULL
     WITH r, i ORDER BY r.timestamp DESC
-    LIMIT $window
+    LIMIT CASE WHEN $recent IS NULL THEN $window ELSE 0 END
     WITH r, i
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
@@ -551,17 +595,35 @@ CALL (now, excluded) {
       AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
       AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
     WITH rec, pop ORDER BY pop DESC, rec.itemId ASC
-    WITH rec, pop WHERE NOT rec IN excluded
+    WITH rec, pop WHERE NOT rec.itemId IN excluded
     WITH rec, pop LIMIT $poolSize
-    RETURN collect({rec: rec, pop: pop}) AS recent
+    RETURN collect({rec: rec, pop: pop}) AS computed
   }
+  CALL (excluded) {
+    WITH excluded
+    WHERE $recent IS NOT NULL
+    UNWIND $recent AS entry
+    WITH entry, excluded
+    WHERE NOT entry[0] IN excluded
+    MATCH (rec:Item {itemId: entry[0]})
+    WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin IS NULL OR rec.year >= $yearMin)
+      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+      AND NOT coalesce(rec.hidden, false)
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    WITH rec, entry[1] AS pop LIMIT $poolSize
+    RETURN collect({rec: rec, pop: pop}) AS given
+  }
+  WITH excluded, CASE WHEN $recent IS NULL THEN computed ELSE given END AS recent
   CALL (recent, excluded) {
     UNWIND recent AS r
     RETURN r.rec AS rec, r.pop AS pop, false AS overall
     UNION ALL
     UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
     MATCH (i:Item)
-    WHERE NOT i IN excluded AND NOT i IN [r IN recent | r.rec]
+    WHERE NOT i.itemId IN excluded AND NOT i IN [r IN recent | r.rec]
       AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR i.year >= $yearMin)

@@ -10,7 +10,11 @@ caps are typed per strategy below and can be overridden per call as keyword argu
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol
 
 from neo4j import Driver
@@ -19,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from graph import catalog
 from graph.paths import Explanation, explanation_from_path
 from graph.query import C, Caps, parse_caps, run_read
+from graph.reads import UserContext
 from schema.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Candidates returned when the caller does not say.
 DEFAULT_K = 20
@@ -88,6 +95,50 @@ class Candidate(BaseModel):
     score: float
     source: str
     explanations: list[Explanation] = Field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True)
+class History:
+    """The user's history as the recall strategies use it, read once per request and given to every strategy, so
+    that no recall query reads the user's interactions itself (a heavy user has thousands).
+
+    Built from the context the API reads anyway (:func:`graph.reads.user_context`). The strategies send the seeds
+    (the strongest positives, as many as their ``max_seeds``: rating, else weight, descending, then most recent,
+    then item id) and the seen items (every item the user interacted with, which recall never returns) as the
+    query parameters ``$seedIds`` and ``$seenIds``; called without a history, the queries read both themselves.
+
+    Attributes:
+        context: The user's context.
+    """
+
+    context: UserContext
+    _seen: list[str] | None = field(default=None, init=False, repr=False)
+    _seeds: dict[tuple[int, float], list[str]] = field(default_factory=dict, init=False, repr=False)
+
+    def seen(self) -> list[str]:
+        """Every item the user interacted with (positive, negative or below ``min_rating``)."""
+        if self._seen is None:
+            self._seen = [i.item_id for i in self.context.interactions]
+        return self._seen
+
+    def seeds(self, max_seeds: int, min_rating: float) -> list[str]:
+        """The ``max_seeds`` strongest positives, best first (the order the queries read them in)."""
+        key = (max_seeds, min_rating)
+        if key not in self._seeds:
+            from graph.explain import strongest_seeds  # graph.explain imports this module
+
+            self._seeds[key] = strongest_seeds(self.context, max_seeds=max_seeds, min_rating=min_rating)
+        return self._seeds[key]
+
+    def params(self, caps: Caps) -> dict[str, Any]:
+        """``$seedIds`` (for ``caps.max_seeds``, when the strategy has seeds) and ``$seenIds``."""
+        max_seeds = getattr(caps, "max_seeds", None)
+        seeds = None if max_seeds is None else self.seeds(max_seeds, caps.min_rating)
+        return {"seedIds": seeds, "seenIds": self.seen()}
+
+
+#: The history parameters of a call without a history: the query reads the user's seeds and seen items itself.
+NO_HISTORY: dict[str, Any] = {"seedIds": None, "seenIds": None}
 
 
 class SeedCaps(Caps):
@@ -217,6 +268,8 @@ class RecallStrategy(Protocol):
         filters: Business filters; None = none.
         database: Neo4j database.
         on_timing: Optional callback receiving (strategy name, query seconds).
+        history: The user's history read once for every strategy of a request (:class:`History`); None = the
+            query reads the user's seeds and seen items itself. Strategies that do not use it ignore it.
         **caps: Overrides of the strategy's caps (snake_case field names of its ``*Caps`` model).
 
     Returns:
@@ -238,6 +291,7 @@ class RecallStrategy(Protocol):
         database: str = "neo4j",
         *,
         on_timing: TimingFn | None = None,
+        history: History | None = None,
         **caps: Any,
     ) -> list[Candidate]: ...
 
@@ -251,13 +305,17 @@ class CypherRecall(Generic[C]):
         caps: Its caps model.
         doc: What it recalls and along which paths.
         anchor: The query parameter the id called with goes to (``userId``, or ``itemId`` for an item page).
+        uses_history: The query reads ``$seedIds`` and ``$seenIds`` (:class:`History`; null: it reads them itself).
     """
 
-    def __init__(self, name: str, query: str, caps: type[C], doc: str, anchor: str = "userId") -> None:
+    def __init__(
+        self, name: str, query: str, caps: type[C], doc: str, anchor: str = "userId", uses_history: bool = False
+    ) -> None:
         self.name = name
         self.query = query
         self.caps = caps
         self.anchor = anchor
+        self.uses_history = uses_history
         self.__doc__ = doc
 
     def __call__(
@@ -270,11 +328,30 @@ class CypherRecall(Generic[C]):
         database: str = "neo4j",
         *,
         on_timing: TimingFn | None = None,
+        history: History | None = None,
         **caps: Any,
     ) -> list[Candidate]:
         """Run the strategy as :class:`RecallStrategy` says, ``anchor_id`` being the user's id (the item's for an item
         page)."""
+        return self._call(driver, anchor_id, k, filters, database, on_timing, history, caps)
+
+    def _call(
+        self,
+        driver: Driver,
+        anchor_id: str,
+        k: int,
+        filters: RecallFilters | None,
+        database: str,
+        on_timing: TimingFn | None,
+        history: History | None,
+        caps: dict[str, Any],
+        extra: Callable[[C], dict[str, Any]] | None = None,
+    ) -> list[Candidate]:
         limits, params = self.prepare(parse_caps(self.caps, caps), k)
+        if self.uses_history:
+            params = {**params, **(NO_HISTORY if history is None else history.params(limits))}
+        if extra is not None:
+            params = {**params, **extra(limits)}
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         params = {
@@ -306,6 +383,65 @@ class CypherRecall(Generic[C]):
         return f"<recall strategy {self.name}>"
 
 
+class PopularityWindow:
+    """The popularity window of :data:`recall_popularity` (``popularity_window.cypher``: the ``window`` most recent
+    positives, time-decayed), the same for every user: read once and then every ``seconds`` instead of once per call.
+
+    Refreshed in the background: a call that finds the held window older than ``seconds`` starts one refresh on a
+    thread and goes on with the held one, so a request waits only for the first read (and for a window of other
+    caps, read like the first). Thread-safe.
+
+    Args:
+        seconds: Age after which the window is read again; 0 = never held (every call reads the interactions).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self._held: dict[tuple, tuple[float, list[list[Any]]]] = {}
+        self._refreshing: set[tuple] = set()
+        self._lock = threading.Lock()
+
+    def get(self, driver: Driver, caps: PopularityCaps, database: str = "neo4j") -> list[list[Any]] | None:
+        """The window for ``caps`` (``[[item_id, pop], ...]``, most popular first), or None when not held.
+
+        Raises:
+            DatabaseUnavailableError: Neo4j is unreachable (only when nothing is held for these caps).
+        """
+        if self.seconds <= 0:
+            return None
+        key = (id(driver), database, caps.window, caps.half_life_days, caps.min_rating)
+        with self._lock:
+            held = self._held.get(key)
+            stale = held is None or time.monotonic() - held[0] >= self.seconds
+            start = held is not None and stale and key not in self._refreshing
+            if start:
+                self._refreshing.add(key)
+        if held is None:
+            return self._read(key, driver, caps, database)
+        if start:
+            threading.Thread(
+                target=self._refresh, args=(key, driver, caps, database), name="popularity-window", daemon=True
+            ).start()
+        return held[1]
+
+    def _read(self, key: tuple, driver: Driver, caps: PopularityCaps, database: str) -> list[list[Any]]:
+        params = {"window": caps.window, "halfLifeDays": caps.half_life_days, "minRating": caps.min_rating}
+        records, _ = run_read("popularity_window", catalog.POPULARITY_WINDOW, params, driver, database)
+        recent = [list(pair) for pair in records[0]["recent"]] if records else []
+        with self._lock:
+            self._held[key] = (time.monotonic(), recent)
+        return recent
+
+    def _refresh(self, key: tuple, driver: Driver, caps: PopularityCaps, database: str) -> None:
+        try:
+            self._read(key, driver, caps, database)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the held window; the next call retries
+            log.warning("popularity window not refreshed: %s", exc)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+
 class _PopularityRecall(CypherRecall[PopularityCaps]):
     def prepare(self, caps: PopularityCaps, k: int) -> tuple[PopularityCaps, dict[str, Any]]:
         """The pool re-scored by genre holds at least ``k`` items."""
@@ -313,11 +449,33 @@ class _PopularityRecall(CypherRecall[PopularityCaps]):
             caps = caps.model_copy(update={"pool_size": k})
         return caps, {}
 
+    def __call__(
+        self,
+        driver: Driver,
+        anchor_id: str,
+        /,
+        k: int = DEFAULT_K,
+        filters: RecallFilters | None = None,
+        database: str = "neo4j",
+        *,
+        on_timing: TimingFn | None = None,
+        history: History | None = None,
+        popular: PopularityWindow | None = None,
+        **caps: Any,
+    ) -> list[Candidate]:
+        """As :class:`RecallStrategy` says; ``popular``: the held popularity window (None: the query computes it)."""
+
+        def recent(limits: PopularityCaps) -> dict[str, Any]:
+            return {"recent": None if popular is None else popular.get(driver, limits, database)}
+
+        return self._call(driver, anchor_id, k, filters, database, on_timing, history, caps, recent)
+
 
 recall_collaborative = CypherRecall(
     "collaborative",
     catalog.RECALL_COLLABORATIVE,
     CollaborativeCaps,
+    uses_history=True,
     doc="""
     Items liked by the users most similar to the user (see :class:`RecallStrategy`, :class:`CollaborativeCaps`).
 
@@ -329,6 +487,7 @@ recall_knowledge = CypherRecall(
     "knowledge",
     catalog.RECALL_KNOWLEDGE,
     KnowledgeCaps,
+    uses_history=True,
     doc="""
     Items sharing directors, actors, tags or genres with the user's positives (see :class:`KnowledgeCaps`).
 
@@ -340,6 +499,7 @@ recall_social = CypherRecall(
     "social",
     catalog.RECALL_SOCIAL,
     SocialCaps,
+    uses_history=True,
     doc="""
     Items liked by the people the user follows and, damped, by the people they follow (see :class:`SocialCaps`).
 
@@ -351,6 +511,7 @@ recall_popularity = _PopularityRecall(
     "popularity",
     catalog.RECALL_POPULARITY,
     PopularityCaps,
+    uses_history=True,
     doc="""
     Time-decayed popularity, boosted in the user's preferred genres (see :class:`PopularityCaps`).
 
@@ -386,12 +547,15 @@ STRATEGIES: dict[str, RecallStrategy] = {
 
 __all__ = [
     "DEFAULT_K",
+    "History",
     "STRATEGIES",
+    "NO_HISTORY",
     "Candidate",
     "CollaborativeCaps",
     "CypherRecall",
     "KnowledgeCaps",
     "PopularityCaps",
+    "PopularityWindow",
     "RecallFilters",
     "RecallStrategy",
     "SeedCaps",

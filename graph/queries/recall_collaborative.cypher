@@ -12,7 +12,10 @@
 //          then by itemId) among its first $maxItemsScannedPerNeighbour interactions in store order;
 //          score = Σ_v sim(v) · (1 + rating − $minRating, or 1 without rating) / ln(2 + deg(item)).
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
-// Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxRatersScannedPerSeed,
+// History: $seedIds (the user's seeds, strongest first, as graph/recall.py's History orders them) and $seenIds (every
+//          item the user interacted with) are read once per request for every strategy and given; when null, the
+//          query reads them from the user's interactions itself (as pasted in the Browser).
+// Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $k: int; $minRating: float; $maxSeeds, $maxRatersScannedPerSeed,
 //             $maxCoRatersPerSeed, $maxNeighbours, $maxItemsScannedPerNeighbour, $maxItemsPerNeighbour,
 //             $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
@@ -23,18 +26,34 @@
 //          the strongest neighbours' paths, one per seed), ordered by score desc, item_id asc
 MATCH (u:User {userId: $userId})
 CALL (u) {
+  // the seeds: given ($seedIds, read once per request for every strategy), or read here when null
+  WITH u
+  WHERE $seedIds IS NULL AND u IS NOT NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  RETURN collect(s) AS seen,
-         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
-                 END) AS positives
-}
-CALL (positives) {
-  UNWIND positives AS p
-  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+  WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
+  ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
-  RETURN collect(p.item) AS seeds
+  RETURN collect(s) AS scanned
 }
+CALL () {
+  WITH 1 AS one
+  WHERE $seedIds IS NOT NULL
+  UNWIND range(0, size($seedIds) - 1) AS rank
+  MATCH (s:Item {itemId: $seedIds[rank]})
+  WITH s, rank ORDER BY rank ASC
+  LIMIT $maxSeeds
+  RETURN collect(s) AS given
+}
+CALL (u) {
+  // the items never returned: the user's (given as $seenIds, or read here when null) and $excludeItems
+  WITH u
+  WHERE $seenIds IS NULL AND u IS NOT NULL
+  MATCH (u)-[:INTERACTED]->(s)
+  RETURN collect(s.itemId) AS read
+}
+WITH u, CASE WHEN $seedIds IS NULL THEN scanned ELSE given END AS seeds,
+     coalesce($seenIds, read) + $excludeItems AS excluded
 CALL (u, seeds) {
   UNWIND range(0, size(seeds) - 1) AS seedRank
   WITH seedRank, seeds[seedRank] AS seed
@@ -57,7 +76,7 @@ CALL (u, seeds) {
   LIMIT $maxNeighbours
   RETURN collect({user: v, sim: sim, viaSeed: viaSeed}) AS neighbours
 }
-WITH u, seeds, neighbours, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+WITH u, seeds, neighbours, excluded
 CALL (neighbours, excluded) {
   UNWIND range(0, size(neighbours) - 1) AS rank
   WITH rank, neighbours[rank] AS nb
@@ -69,7 +88,7 @@ CALL (neighbours, excluded) {
       LIMIT $maxItemsScannedPerNeighbour
     }
     WITH r, rec
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec.itemId IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerNeighbour

@@ -9,7 +9,10 @@
 //          expanded, each to at most $maxItemsPerTrait items (the most rated first, then by itemId).
 //          score(item) = Σ of the scores of its shared traits.
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
-// Parameters: $userId: string; $k: int; $minRating: float; $maxSeeds, $maxTagsPerSeed, $maxTraitDegree, $maxTraits,
+// History: $seedIds (the user's seeds, strongest first, as graph/recall.py's History orders them) and $seenIds (every
+//          item the user interacted with) are read once per request for every strategy and given; when null, the
+//          query reads them from the user's interactions itself (as pasted in the Browser).
+// Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $k: int; $minRating: float; $maxSeeds, $maxTagsPerSeed, $maxTraitDegree, $maxTraits,
 //             $maxItemsPerTrait, $maxPaths: int; $directorWeight, $actorWeight, $tagWeight, $genreWeight, $attributeWeight: float;
 //             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
@@ -21,18 +24,34 @@
 //          (HAS_ATTRIBUTE; id = attributeId, name = value)), ordered by score desc, item_id asc
 MATCH (u:User {userId: $userId})
 CALL (u) {
+  // the seeds: given ($seedIds, read once per request for every strategy), or read here when null
+  WITH u
+  WHERE $seedIds IS NULL AND u IS NOT NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  RETURN collect(s) AS seen,
-         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
-                 END) AS positives
-}
-CALL (positives) {
-  UNWIND positives AS p
-  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+  WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
+  ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
-  RETURN collect(p.item) AS seeds
+  RETURN collect(s) AS scanned
 }
+CALL () {
+  WITH 1 AS one
+  WHERE $seedIds IS NOT NULL
+  UNWIND range(0, size($seedIds) - 1) AS rank
+  MATCH (s:Item {itemId: $seedIds[rank]})
+  WITH s, rank ORDER BY rank ASC
+  LIMIT $maxSeeds
+  RETURN collect(s) AS given
+}
+CALL (u) {
+  // the items never returned: the user's (given as $seenIds, or read here when null) and $excludeItems
+  WITH u
+  WHERE $seenIds IS NULL AND u IS NOT NULL
+  MATCH (u)-[:INTERACTED]->(s)
+  RETURN collect(s.itemId) AS read
+}
+WITH u, CASE WHEN $seedIds IS NULL THEN scanned ELSE given END AS seeds,
+     coalesce($seenIds, read) + $excludeItems AS excluded
 CALL (seeds) {
   CALL () { MATCH (i:Item) RETURN count(i) AS itemCount }
   UNWIND range(0, size(seeds) - 1) AS seedRank
@@ -69,30 +88,30 @@ CALL (seeds) {
   LIMIT $maxTraits
   RETURN collect({trait: t, kind: kind, viaSeed: viaSeed, score: traitScore}) AS traits
 }
-WITH u, seeds, traits, seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+WITH u, seeds, traits, excluded
 CALL (traits, excluded) {
   UNWIND range(0, size(traits) - 1) AS rank
   WITH rank, traits[rank] AS tr
   CALL (tr, excluded) {
     WITH tr.trait AS t, tr.kind AS kind
     CALL (t, kind, excluded) {
-      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec IN excluded
+      MATCH (t)-[:DIRECTED]->(rec) WHERE kind = 'DIRECTED' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec IN excluded
+      MATCH (t)-[:ACTED_IN]->(rec) WHERE kind = 'ACTED_IN' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec IN excluded
+      MATCH (t)<-[:IN_GENRE]-(rec) WHERE kind = 'IN_GENRE' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec IN excluded
+      MATCH (t)<-[:HAS_TAG]-(rec) WHERE kind = 'HAS_TAG' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
       UNION ALL
-      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec IN excluded
+      MATCH (t)<-[:HAS_ATTRIBUTE]-(rec:Item) WHERE kind = 'HAS_ATTRIBUTE' AND NOT rec.itemId IN excluded
       WITH rec ORDER BY COUNT { (rec)<-[:INTERACTED]-() } DESC, rec.itemId ASC LIMIT $maxItemsPerTrait
       RETURN rec
     }

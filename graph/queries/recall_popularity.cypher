@@ -4,6 +4,9 @@
 //   pop(item) = Σ over the $window most recent timestamped positives (index-ordered scan of INTERACTED.timestamp)
 //          of 0.5^((now − timestamp) / $halfLifeDays days), now = the newest timestamp in the graph (deterministic on
 //          historic data).
+//          The same for every user: $recent, when given, is that window as popularity_window.cypher computes it
+//          ([item_id, pop], most popular first; held by graph/recall.py's PopularityWindow and refreshed every few
+//          seconds), and the query reads it instead of the interactions; null: computed here.
 //   The longer window: when fewer than $k items of the recent window pass the filters (a graph without
 //          timestamps, a catalogue whose recent activity is a few just-posted interactions, a narrow filter), every
 //          other item with positives is added, pop = its positive count scaled below the least popular recent item
@@ -19,7 +22,11 @@
 //   The $poolSize most popular unseen items that pass the filters (of the window; of the longer window too when it
 //          is thin) are re-scored
 //          score = pop · (1 + $genreBoost · Σ share of their preferred genres + $peerBoost · peerShare).
-// Parameters: $userId: string; $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersScannedPerAttribute,
+// History: $seedIds (the user's seeds, strongest first, as graph/recall.py's History orders them) and $seenIds (every
+//          item the user interacted with) are read once per request for every strategy and given; when null, the
+//          query reads them from the user's interactions itself (as pasted in the Browser).
+// Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $recent: list of [string, float] or null;
+//             $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersScannedPerAttribute,
 //             $maxPeersPerAttribute, $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
 //             $includeGenres, $excludeGenres: list of strings (empty = no filter);
 //             $yearMin, $yearMax: int or null (null = no bound)
@@ -33,18 +40,34 @@
 //          'popular_overall_in_genre' and 'popular_overall'), ordered by score desc, item_id asc
 OPTIONAL MATCH (u:User {userId: $userId})
 CALL (u) {
+  // the seeds: given ($seedIds, read once per request for every strategy), or read here when null
+  WITH u
+  WHERE $seedIds IS NULL AND u IS NOT NULL
   MATCH (u)-[r:INTERACTED]->(s)
-  RETURN collect(s) AS seen,
-         collect(CASE WHEN (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-                      THEN {item: s, strength: coalesce(r.rating, r.weight), ts: coalesce(r.timestamp, 0)}
-                 END) AS positives
-}
-CALL (positives) {
-  UNWIND positives AS p
-  WITH p ORDER BY p.strength DESC, p.ts DESC, p.item.itemId ASC
+  WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
+  WITH s, coalesce(r.rating, r.weight) AS strength, coalesce(r.timestamp, 0) AS ts
+  ORDER BY strength DESC, ts DESC, s.itemId ASC
   LIMIT $maxSeeds
-  RETURN collect(p.item) AS seeds
+  RETURN collect(s) AS scanned
 }
+CALL () {
+  WITH 1 AS one
+  WHERE $seedIds IS NOT NULL
+  UNWIND range(0, size($seedIds) - 1) AS rank
+  MATCH (s:Item {itemId: $seedIds[rank]})
+  WITH s, rank ORDER BY rank ASC
+  LIMIT $maxSeeds
+  RETURN collect(s) AS given
+}
+CALL (u) {
+  // the items never returned: the user's (given as $seenIds, or read here when null) and $excludeItems
+  WITH u
+  WHERE $seenIds IS NULL AND u IS NOT NULL
+  MATCH (u)-[:INTERACTED]->(s)
+  RETURN collect(s.itemId) AS read
+}
+WITH u, CASE WHEN $seedIds IS NULL THEN scanned ELSE given END AS seeds,
+     coalesce($seenIds, read) + $excludeItems AS excluded
 CALL (u, seeds) {
   CALL (u, seeds) {
     MATCH (u)-[:PREFERS]->(g)
@@ -92,20 +115,21 @@ CALL (u) {
   RETURN collect({item: x, share: toFloat(size(likers)) / total, via: likers[0]}) AS peerItems
 }
 CALL () {
+  // read only when the window is computed here (LIMIT 0 reads nothing)
   MATCH ()-[r:INTERACTED]->()
   WHERE r.timestamp IS NOT NULL
   WITH r ORDER BY r.timestamp DESC
-  LIMIT 1
+  LIMIT CASE WHEN $recent IS NULL THEN 1 ELSE 0 END
   RETURN max(r.timestamp) AS now
 }
-WITH u, seeds, preferred, peerItems, now,
-     seen + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+WITH u, seeds, preferred, peerItems, now, excluded
 CALL (now, excluded) {
   CALL (now, excluded) {
+    // the window computed here (when $recent is null; LIMIT 0 reads nothing) ...
     MATCH ()-[r:INTERACTED]->(i)
     WHERE r.timestamp IS NOT NULL
     WITH r, i ORDER BY r.timestamp DESC
-    LIMIT $window
+    LIMIT CASE WHEN $recent IS NULL THEN $window ELSE 0 END
     WITH r, i
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
@@ -120,17 +144,36 @@ CALL (now, excluded) {
     // most popular first, the user's own items skipped lazily: a heavy user's history is compared with the
     // $poolSize best (and the seen among them), not with every item of the window
     WITH rec, pop ORDER BY pop DESC, rec.itemId ASC
-    WITH rec, pop WHERE NOT rec IN excluded
+    WITH rec, pop WHERE NOT rec.itemId IN excluded
     WITH rec, pop LIMIT $poolSize
-    RETURN collect({rec: rec, pop: pop}) AS recent
+    RETURN collect({rec: rec, pop: pop}) AS computed
   }
+  CALL (excluded) {
+    // ... or given ($recent: popularity_window.cypher's list, already in that order): read lazily up to $poolSize
+    WITH excluded
+    WHERE $recent IS NOT NULL
+    UNWIND $recent AS entry
+    WITH entry, excluded
+    WHERE NOT entry[0] IN excluded
+    MATCH (rec:Item {itemId: entry[0]})
+    WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin IS NULL OR rec.year >= $yearMin)
+      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+      AND NOT coalesce(rec.hidden, false)
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    WITH rec, entry[1] AS pop LIMIT $poolSize
+    RETURN collect({rec: rec, pop: pop}) AS given
+  }
+  WITH excluded, CASE WHEN $recent IS NULL THEN computed ELSE given END AS recent
   CALL (recent, excluded) {
     UNWIND recent AS r
     RETURN r.rec AS rec, r.pop AS pop, false AS overall
     UNION ALL
     UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
     MATCH (i:Item)
-    WHERE NOT i IN excluded AND NOT i IN [r IN recent | r.rec]
+    WHERE NOT i.itemId IN excluded AND NOT i IN [r IN recent | r.rec]
       AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
       AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin IS NULL OR i.year >= $yearMin)

@@ -6,7 +6,9 @@
 //          rating >= $minRating or no rating) among its first $maxItemsScannedPerPerson interactions in store order.
 //          score(item) = Σ_person weight(person) · (1 + rating − $minRating, or 1 without rating).
 //          Items the user interacted with and $excludeItems are never returned; filters apply before LIMIT $k.
-// Parameters: $userId: string; $k: int; $minRating, $hopDecay: float; $maxFollowees, $maxFolloweesPerFollowee,
+// History: $seenIds (every item the user interacted with) is read once per request for every strategy and given;
+//          when null, the query reads it from the user's interactions itself (as pasted in the Browser).
+// Parameters: $userId: string; $seenIds: list of strings or null; $k: int; $minRating, $hopDecay: float; $maxFollowees, $maxFolloweesPerFollowee,
 //             $maxPeople, $maxItemsScannedPerPerson, $maxItemsPerPerson, $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of
 //             strings (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
 //             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
@@ -46,8 +48,10 @@ CALL (u, followees) {
 WITH u, followees, people
 WHERE size(people) > 0
 WITH u, followees, people,
-     COLLECT { MATCH (u)-[:INTERACTED]->(s) RETURN s }
-     + COLLECT { MATCH (x:Item) WHERE x.itemId IN $excludeItems RETURN x } AS excluded
+     // the items never returned: the user's (given as $seenIds, read once per request for every strategy, or read
+     // here when null) and $excludeItems
+     coalesce($seenIds, COLLECT { MATCH (u)-[:INTERACTED]->(s) WHERE $seenIds IS NULL RETURN s.itemId })
+     + $excludeItems AS excluded
 CALL (people, excluded) {
   UNWIND range(0, size(people) - 1) AS rank
   WITH rank, people[rank] AS pe
@@ -59,7 +63,7 @@ CALL (people, excluded) {
       LIMIT $maxItemsScannedPerPerson
     }
     WITH r, rec
-    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec IN excluded
+    WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 AND NOT rec.itemId IN excluded
     WITH rec, coalesce(1.0 + r.rating - $minRating, 1.0) AS pref, coalesce(r.timestamp, 0) AS ts
     ORDER BY pref DESC, ts DESC, rec.itemId ASC
     LIMIT $maxItemsPerPerson

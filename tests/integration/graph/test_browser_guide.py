@@ -170,6 +170,7 @@ def test_guide_contains_every_strategy_query_verbatim() -> None:
 
 def test_guide_params_are_the_default_caps_with_their_types(clean_db: Driver) -> None:
     expected: dict[str, Any] = {"userId": "1", "itemId": "1", "k": 10, **RecallFilters().to_params()}
+    expected |= {**recall.NO_HISTORY, "recent": None}  # the queries read the history and popularity's window
     for caps in (
         recall.CollaborativeCaps,
         recall.KnowledgeCaps,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -503,3 +504,61 @@ def test_unreachable_neo4j_raises_database_unavailable() -> None:
             reads.user_exists(driver, "42")
     finally:
         driver.close()
+
+
+# --- one history read per request, one popularity window for every user -----------------------------------------
+
+
+@pytest.mark.parametrize("graph", sorted(graphs.GRAPHS))
+def test_a_given_history_and_held_window_answer_as_the_queries_reading_them(load: Loader, graph: str) -> None:
+    """The API reads a user's history once and gives it to every strategy, and holds popularity's window: the answers
+    are those of the queries reading both themselves, for every user of every graph, with other caps and filters."""
+    driver = load(graph)
+    users = [r["id"] for r in driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")[0]]
+    window = recall.PopularityWindow(3600.0)
+    narrow = RecallFilters(exclude_genres=["Drama"], year_min=1990)
+    for user in users:
+        context = reads.user_context(driver, user)
+        assert context is not None
+        history = recall.History(context)
+        for name, strategy in recall.STRATEGIES.items():
+            extra: dict = {"popular": window} if name == "popularity" else {}
+            for caps, filters in (({}, None), ({"max_seeds": 1}, None), ({}, narrow)):
+                if name == "social" and caps:
+                    continue
+                own = strategy(driver, user, k=10, filters=filters, **caps)
+                given = strategy(driver, user, k=10, filters=filters, history=history, **extra, **caps)
+                assert given == own, (graph, user, name, caps, filters)
+
+
+def test_the_queries_read_the_given_history_not_the_users_interactions(load: Loader) -> None:
+    driver = load("shared_actor")
+    context = reads.user_context(driver, "42")
+    assert context is not None and recall.recall_knowledge(driver, "42", k=10)
+    nothing = recall.History(replace(context, interactions=()))
+    assert recall.recall_knowledge(driver, "42", k=10, history=nothing) == []  # no seeds given: no traits
+    # the seen items given are never returned, whatever the user's own interactions say
+    found = ids(recall.recall_knowledge(driver, "42", k=10))
+    more = recall.History(
+        replace(context, interactions=(*context.interactions, reads.Interaction(found[0], 1.0, None, None)))
+    )
+    assert found[0] not in ids(recall.recall_knowledge(driver, "42", k=10, history=more))
+
+
+def test_the_popularity_window_is_held_for_its_seconds(load: Loader) -> None:
+    driver = load("two_communities")
+    held, fresh = recall.PopularityWindow(3600.0), recall.PopularityWindow(0.0)
+    caps = recall.PopularityCaps()
+    assert fresh.get(driver, caps) is None  # 0 seconds: never held, the query computes it
+    before = held.get(driver, caps)
+    assert before and before == sorted(before, key=lambda pair: (-pair[1], pair[0]))
+    first = recall.recall_popularity(driver, "nobody", k=5, popular=held)
+    assert first == recall.recall_popularity(driver, "nobody", k=5)
+    newest = driver.execute_query("MATCH ()-[r:INTERACTED]->() RETURN max(r.timestamp) AS t")[0][0]["t"]
+    driver.execute_query(
+        "MATCH (i:Item) WHERE NOT i.itemId IN $top WITH i ORDER BY i.itemId LIMIT 1 "
+        "MATCH (u:User) CREATE (u)-[:INTERACTED {rating: 5.0, weight: 5.0, timestamp: $t}]->(i)",
+        {"top": [c.item_id for c in first], "t": newest + 1},
+    )
+    assert recall.recall_popularity(driver, "nobody", k=5, popular=held) == first  # held: as read an hour ago
+    assert recall.recall_popularity(driver, "nobody", k=5) != first  # read now: the new favourite is in
