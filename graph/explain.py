@@ -21,7 +21,7 @@ from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import catalog
-from graph.paths import Explanation, PathNode, PathRel, built_explanation
+from graph.paths import Explanation, built_explanation
 from graph.query import Caps, parse_caps, run_read
 from graph.reads import UserContext
 from graph.recall import RecallFilters, TimingFn
@@ -84,10 +84,6 @@ class Neighbourhoods:
         self._token: object = None
         self.hits = 0
         self.misses = 0
-        #: Built paths by what they join (kind, seed, via, item with their names), without the user's node: a path
-        #: depends on nothing else, so the next request explaining through the same nodes reuses it
-        #: (:func:`_explained`). At most ``size`` entries; emptied when full and with the sides.
-        self.paths: dict[tuple, tuple[str, tuple[PathNode, ...], list[PathRel]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,7 +91,6 @@ class Neighbourhoods:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self.paths = {}
 
     def keep_for(self, token: object) -> None:
         """Drop every entry when ``token`` (what the entries were read under: e.g. the catalogue revision and the
@@ -103,7 +98,6 @@ class Neighbourhoods:
         with self._lock:
             if token != self._token:
                 self._entries.clear()
-                self.paths = {}
                 self._token = token
 
     def get(self, keys: Sequence[tuple]) -> dict[tuple, Any]:
@@ -216,9 +210,7 @@ def explain_items(
             and not read_seeds
             and not (filters is not None and filters.narrows)
         ):
-            return _explained_from_held(
-                user_id, wanted, seeds, held, seed_caps, item_caps, held_user, limits, filters, neighbourhoods
-            )
+            return _explained_from_held(user_id, wanted, seeds, held, seed_caps, item_caps, held_user, limits, filters)
     params = {
         "userId": user_id,
         "itemIds": wanted,
@@ -253,7 +245,6 @@ def explain_items(
         seed_sides,
         item_sides,
         limits,
-        neighbourhoods,
     )
     return {item_id: found[item_id] for item_id in wanted if item_id in found}
 
@@ -289,7 +280,6 @@ def _explained_from_held(
     user: HeldUser,
     limits: ExplainCaps,
     filters: RecallFilters | None,
-    neighbourhoods: Neighbourhoods | None = None,
 ) -> dict[str, ExplainedItem]:
     """What the query and :func:`_explained` would give when every side is held: the items (``exclude_items`` left
     out; the caller vouches for the rest), the first ``max_seeds`` distinct seeds, no followee (the user follows
@@ -299,9 +289,7 @@ def _explained_from_held(
     seed_rows = [[s, held[(*seed_caps, s)][2]] for s in list(dict.fromkeys(seeds))[: limits.max_seeds]]
     seed_sides = [held[(*seed_caps, s)] for s, _ in seed_rows]
     item_sides = [held[(*item_caps, i)] for i, _ in items]
-    found = _explained(
-        user_id, items, seed_rows, [], user.preferred_genres, seed_sides, item_sides, limits, neighbourhoods
-    )
+    found = _explained(user_id, items, seed_rows, [], user.preferred_genres, seed_sides, item_sides, limits)
     return {item_id: found[item_id] for item_id in wanted if item_id in found}
 
 
@@ -322,7 +310,6 @@ def _explained(
     seed_sides: list[Any],
     item_sides: list[Any],
     limits: ExplainCaps,
-    neighbourhoods: Neighbourhoods | None = None,
 ) -> dict[str, ExplainedItem]:
     """The explained items of one row of ``explain_items.cypher`` and the sides of its seeds and items (held or
     read): the seed side joined with the item side on the node in between, each item's paths of every kind ranked,
@@ -390,30 +377,14 @@ def _explained(
                 kinds[3][n] = [(_genre_path, (user, genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
     out: dict[str, ExplainedItem] = {}
     nodes_seen: dict[tuple, Any] = {}
-    memo = neighbourhoods.paths if neighbourhoods is not None and neighbourhoods.size > 0 else None
-    user_node: PathNode | None = None
     for n, (item_id, title) in enumerate(items):
         ranked = [kind.get(n, []) for kind in kinds]
         paths = [paths[rank] for rank in range(max_paths) for paths in ranked if rank < len(paths)]
-        explanations = []
-        for build, args in paths[:max_paths]:
-            if memo is None:
-                explanations.append(built_explanation(build(*args), nodes_seen))
-                continue
-            key = (build, *(tuple(a) if isinstance(a, list) else a for a in args[1:]))
-            made = memo.get(key)
-            if made is None:
-                full = built_explanation(build(*args), nodes_seen)
-                made = (full.text, tuple(full.nodes[1:]), full.relationships)
-                if len(memo) >= neighbourhoods.size:
-                    memo.clear()
-                memo[key] = made
-            if user_node is None:
-                user_node = PathNode.model_construct(label="User", id=user_id, name=None)
-            explanations.append(
-                Explanation.model_construct(text=made[0], nodes=[user_node, *made[1]], relationships=made[2])
-            )
-        out[item_id] = ExplainedItem.model_construct(item_id=item_id, title=title, explanations=explanations)
+        out[item_id] = ExplainedItem.model_construct(
+            item_id=item_id,
+            title=title,
+            explanations=[built_explanation(build(*args), nodes_seen) for build, args in paths[:max_paths]],
+        )
     return out
 
 
