@@ -59,12 +59,14 @@ class Exposure:
     def fatigue(self, model: ServingModel, scores: np.ndarray) -> np.ndarray:
         """``scores`` with each shown item's score lowered by its factor (multiplied by it; a negative score
         loses the same share of its magnitude), before the ranking and the cut; ``scores`` itself when none."""
-        rows = [(model.item_index[i], f) for i, f in self.factors.items() if i in model.item_index]
-        if not rows:
+        rows = model.item_index
+        known = [i for i in self.factors if i in rows]
+        if not known:
             return scores
         out = scores.copy()
-        index = np.array([r for r, _ in rows], dtype=np.int64)
-        factor = np.array([f for _, f in rows], dtype=out.dtype)
+        index = np.fromiter(map(rows.__getitem__, known), dtype=np.int64, count=len(known))
+        factor = np.fromiter(map(self.factors.__getitem__, known), dtype=np.float64, count=len(known))
+        factor = factor.astype(out.dtype)
         out[index] = out[index] - (1.0 - factor) * np.abs(out[index])
         return out
 
@@ -153,22 +155,28 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -
     return picked
 
 
-def unseen_ranking(model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600) -> list[int]:
-    """Rows of the ``limit`` best-scored items not in ``seen`` (nor scored ``-inf``), best first (ties by row)."""
-    masked = _without(model, scores, seen)
+def unseen_ranking(
+    model: ServingModel, scores: np.ndarray, seen: set[str], limit: int = 600, masked: np.ndarray | None = None
+) -> list[int]:
+    """Rows of the ``limit`` best-scored items not in ``seen`` (nor scored ``-inf``), best first (ties by row).
+    ``masked``: :func:`unseen_scores` of the same arguments, when the caller has it."""
+    masked = unseen_scores(model, scores, seen) if masked is None else masked
     limit = min(limit, len(masked))
     top = np.argpartition(-masked, limit - 1)[:limit] if limit < len(masked) else np.arange(len(masked))
     top = top[np.isfinite(masked[top])]
-    return [int(i) for i in top[np.lexsort((top, -masked[top]))]]
+    return top[np.lexsort((top, -masked[top]))].tolist()
 
 
-def cold_unseen(model: ServingModel, scores: np.ndarray, seen: set[str], k: int) -> list[int]:
+def cold_unseen(
+    model: ServingModel, scores: np.ndarray, seen: set[str], k: int, masked: np.ndarray | None = None
+) -> list[int]:
     """Rows of the unseen cold items a blend may put in its reserved new-arrival positions, best first (a few more
-    than it has positions, for the ones the filters drop); none for other models."""
+    than it has positions, for the ones the filters drop); none for other models. ``masked``: as for
+    :func:`unseen_ranking`."""
     slots = getattr(model, "cold_slots", 0)
     if not slots:
         return []
-    return model.cold_candidates(_without(model, scores, seen), 3 * slots + k)
+    return model.cold_candidates(unseen_scores(model, scores, seen) if masked is None else masked, 3 * slots + k)
 
 
 def diversify(model: ServingModel, scores: np.ndarray, rows: np.ndarray, k: int, lam: float) -> list[int]:
@@ -270,10 +278,12 @@ def place_arrivals(
     return out[:k]
 
 
-def _without(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndarray:
+def unseen_scores(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndarray:
     """A copy of ``scores`` with the items of ``seen`` at ``-inf``."""
     masked = scores.copy()
-    masked[[model.item_index[i] for i in seen if i in model.item_index]] = -np.inf
+    rows = model.item_index
+    known = [i for i in seen if i in rows]
+    masked[np.fromiter(map(rows.__getitem__, known), dtype=np.int64, count=len(known))] = -np.inf
     return masked
 
 
@@ -288,4 +298,5 @@ __all__ = [
     "place_arrivals",
     "scored_items",
     "unseen_ranking",
+    "unseen_scores",
 ]

@@ -51,6 +51,7 @@ from api.ranking import (
     place_arrivals,
     scored_items,
     unseen_ranking,
+    unseen_scores,
 )
 from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsResponse
 from api.settings import ApiSettings
@@ -554,8 +555,9 @@ class Recommender:
         if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
             scores = exposure.fatigue(model, scores)
             seen |= exposure.rotated
-        ranked = unseen_ranking(model, scores, seen)
-        cold = cold_unseen(model, scores, seen, k)  # new-arrival candidates (blend: RankerConfig.cold_slots)
+        masked = unseen_scores(model, scores, seen)
+        ranked = unseen_ranking(model, scores, seen, masked=masked)
+        cold = cold_unseen(model, scores, seen, k, masked=masked)  # new-arrival candidates (RankerConfig.cold_slots)
         lam = self.mmr_lambda(variant)
         share = self.exploration_share(variant)
         # a user who follows nobody is explained from held neighbourhoods alone when every one is held (no query)

@@ -21,7 +21,7 @@ from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import catalog
-from graph.paths import Explanation, built_explanation
+from graph.paths import Explanation, PathNode, display_name, path_rel, shared_trait_sentence
 from graph.query import Caps, parse_caps, run_read
 from graph.reads import UserContext
 from graph.recall import RecallFilters, TimingFn
@@ -326,13 +326,17 @@ def _explained(
     # each item's candidate paths of each kind, as (builder, arguments): only the ones kept are built
     kinds: list[dict[int, list[tuple[Any, tuple]]]] = [{}, {}, {}, {}]
     if max_paths > 0 and items:
-        user = {"label": "User", "id": user_id, "name": None}
         seed_ids = [seed[0] for seed in seeds]
         item_ids = [item[0] for item in items]
 
         def via_for(vias: list[int], n: int) -> int:
-            """The strongest seed of ``vias`` that is not item ``n`` itself (-1: none)."""
-            return min((x for x in vias if seed_ids[x] != item_ids[n]), default=-1)
+            """The strongest seed of ``vias`` (ascending: they are appended in seed order) that is not item ``n``
+            itself (-1: none)."""
+            item_id = item_ids[n]
+            for x in vias:
+                if seed_ids[x] != item_id:
+                    return x
+            return -1
 
         # co_interaction: the seeds each co-rater v reaches, joined with the items v rated positively
         co_vias: dict[str, list[int]] = {}
@@ -356,7 +360,7 @@ def _explained(
                     reach.setdefault(via, []).append((-len(vias), v))
             if reach:
                 kinds[0][n] = [
-                    (_co_path, (user, seeds[via], min(reach[via])[1], items[n])) for via in sorted(reach)[:max_paths]
+                    (_co_path, (seeds[via], min(reach[via])[1], items[n])) for via in sorted(reach)[:max_paths]
                 ]
             options = []
             genres = []
@@ -368,72 +372,90 @@ def _explained(
                     genres.append((degree, key))
             if options:
                 options.sort(key=lambda o: o[:5])
-                kinds[1][n] = [
-                    (_trait_path, (user, seeds[o[2]], o[3], o[4], o[5], items[n])) for o in options[:max_paths]
-                ]
+                kinds[1][n] = [(_trait_path, (seeds[o[2]], o[3], o[4], o[5], items[n])) for o in options[:max_paths]]
             if item_ids[n] in followed:
-                kinds[2][n] = [(_followee_path, (user, f, items[n])) for f in sorted(followed[item_ids[n]])[:max_paths]]
+                kinds[2][n] = [(_followee_path, (f, items[n])) for f in sorted(followed[item_ids[n]])[:max_paths]]
             if genres:
-                kinds[3][n] = [(_genre_path, (user, genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
+                kinds[3][n] = [(_genre_path, (genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
     out: dict[str, ExplainedItem] = {}
-    nodes_seen: dict[tuple, Any] = {}
+    nodes_seen: dict[tuple, PathNode] = {}
+    user_node = _node(nodes_seen, "User", user_id, None)
     for n, (item_id, title) in enumerate(items):
         ranked = [kind.get(n, []) for kind in kinds]
         paths = [paths[rank] for rank in range(max_paths) for paths in ranked if rank < len(paths)]
         out[item_id] = ExplainedItem.model_construct(
             item_id=item_id,
             title=title,
-            explanations=[built_explanation(build(*args), nodes_seen) for build, args in paths[:max_paths]],
+            explanations=[build(nodes_seen, user_node, *args) for build, args in paths[:max_paths]],
         )
     return out
 
 
-def _co_path(user: dict[str, Any], seed: list[Any], v: str, item: list[Any]) -> dict[str, Any]:
-    return {
-        "reason": "co_interaction",
-        "nodes": [user, _item(seed), {"label": "User", "id": v, "name": None}, _item(item)],
-        "rels": [_rel("INTERACTED", 0, 1), _rel("INTERACTED", 2, 1), _rel("INTERACTED", 2, 3)],
-    }
+def _node(seen: dict[tuple, PathNode], label: str, key: str, name: str | None) -> PathNode:
+    """The path node (label, key, name), made once per request and shared between its paths (the models are
+    frozen)."""
+    made = seen.get((label, key, name))
+    if made is None:
+        made = seen[(label, key, name)] = PathNode.model_construct(label=label, id=key, name=name)
+    return made
 
 
-def _followee_path(user: dict[str, Any], followee: str, item: list[Any]) -> dict[str, Any]:
-    return {
-        "reason": "followee",
-        "nodes": [user, {"label": "User", "id": followee, "name": None}, _item(item)],
-        "rels": [_rel("FOLLOWS", 0, 1), _rel("INTERACTED", 1, 2)],
-    }
+#: The relationships of each path shape (shared: the models are frozen).
+_CO_RELS = [path_rel("INTERACTED", 0, 1), path_rel("INTERACTED", 2, 1), path_rel("INTERACTED", 2, 3)]
+_FOLLOWEE_RELS = [path_rel("FOLLOWS", 0, 1), path_rel("INTERACTED", 1, 2)]
+_GENRE_RELS = [path_rel("PREFERS", 0, 1), path_rel("IN_GENRE", 2, 1)]
 
 
-def _genre_path(user: dict[str, Any], genre: str, item: list[Any]) -> dict[str, Any]:
-    return {
-        "reason": "preferred_genre",
-        "nodes": [user, {"label": "Genre", "id": genre, "name": genre}, _item(item)],
-        "rels": [_rel("PREFERS", 0, 1), _rel("IN_GENRE", 2, 1)],
-    }
+def _co_path(seen: dict[tuple, PathNode], user: PathNode, seed: list[Any], v: str, item: list[Any]) -> Explanation:
+    """A co-interaction path: user -> seed <- v -> item (the sentence :func:`graph.paths.describe_path` writes)."""
+    first, last = _node(seen, "Item", seed[0], seed[1]), _node(seen, "Item", item[0], item[1])
+    return Explanation.model_construct(
+        text=f"Because users who liked {display_name(first)} also liked {display_name(last)}",
+        nodes=[user, first, _node(seen, "User", v, None), last],
+        relationships=_CO_RELS,
+    )
 
 
-def _item(row: list[Any]) -> dict[str, Any]:
-    return {"label": "Item", "id": row[0], "name": row[1]}
+def _followee_path(seen: dict[tuple, PathNode], user: PathNode, followee: str, item: list[Any]) -> Explanation:
+    """A followee path: user -> followee -> item."""
+    who, last = _node(seen, "User", followee, None), _node(seen, "Item", item[0], item[1])
+    return Explanation.model_construct(
+        text=f"Because {display_name(who)}, whom you follow, liked {display_name(last)}",
+        nodes=[user, who, last],
+        relationships=_FOLLOWEE_RELS,
+    )
 
 
-def _rel(kind: str, start: int, end: int) -> dict[str, Any]:
-    return {"type": kind, "start": start, "end": end}
+def _genre_path(seen: dict[tuple, PathNode], user: PathNode, genre: str, item: list[Any]) -> Explanation:
+    """A preferred-genre path: user -> genre <- item."""
+    middle = _node(seen, "Genre", genre, genre)
+    return Explanation.model_construct(
+        text=f"Because you like {display_name(middle)}",
+        nodes=[user, middle, _node(seen, "Item", item[0], item[1])],
+        relationships=_GENRE_RELS,
+    )
 
 
 def _trait_path(
-    user: dict[str, Any], seed: list[Any], kind: str, key: str, name: str | None, item: list[Any]
-) -> dict[str, Any]:
+    seen: dict[tuple, PathNode],
+    user: PathNode,
+    seed: list[Any],
+    kind: str,
+    key: str,
+    name: str | None,
+    item: list[Any],
+) -> Explanation:
     """A shared-trait path: user -> seed, seed and item both linked to one trait by ``kind``."""
     if kind in _FROM_TRAIT:
-        rels = [_rel("INTERACTED", 0, 1), _rel(kind, 2, 1), _rel(kind, 2, 3)]
+        rels = [path_rel("INTERACTED", 0, 1), path_rel(kind, 2, 1), path_rel(kind, 2, 3)]
     else:
-        rels = [_rel("INTERACTED", 0, 1), _rel(kind, 1, 2), _rel(kind, 3, 2)]
-    label = _TRAIT_LABEL.get(kind, "Genre")
-    return {
-        "reason": "shared_trait",
-        "nodes": [user, _item(seed), {"label": label, "id": key, "name": name}, _item(item)],
-        "rels": rels,
-    }
+        rels = [path_rel("INTERACTED", 0, 1), path_rel(kind, 1, 2), path_rel(kind, 3, 2)]
+    first, trait = _node(seen, "Item", seed[0], seed[1]), _node(seen, _TRAIT_LABEL.get(kind, "Genre"), key, name)
+    return Explanation.model_construct(
+        text=shared_trait_sentence(first, kind, trait),
+        nodes=[user, first, trait, _node(seen, "Item", item[0], item[1])],
+        relationships=rels,
+    )
 
 
 def strongest_seeds(context: UserContext, max_seeds: int = 20, min_rating: float = 4.0) -> list[str]:

@@ -125,9 +125,26 @@ def built_explanation(raw: Mapping[str, Any], nodes_seen: dict[tuple, PathNode] 
 
 
 @functools.cache
-def _rel(kind: str, start: int, end: int) -> PathRel:
-    """A relationship of a path (a frozen model: one instance per type and indexes, shared)."""
+def path_rel(kind: str, start: int, end: int) -> PathRel:
+    """A relationship of a path, for paths built from ids the graph returned (a frozen model: one instance per type
+    and indexes, shared)."""
     return PathRel.model_construct(type=kind, start=start, end=end)
+
+
+_rel = path_rel
+
+
+def shared_trait_sentence(seed: PathNode, kind: str, trait: PathNode) -> str:
+    """The sentence of a shared-trait path from ``seed`` through ``trait``, linked to items by ``kind``: "Because you
+    liked Heat, also directed by Michael Mann".
+
+    Raises:
+        ValueError: ``kind`` does not link an item to a trait.
+    """
+    template = _SHARED_TRAIT[_trait_type(kind)]
+    return f"Because you liked {display_name(seed)}, " + template.format(
+        trait=display_name(trait), kind=_attribute_kind(trait)
+    )
 
 
 def display_name(node: PathNode) -> str:
@@ -171,8 +188,7 @@ def describe_path(reason: Reason, nodes: Sequence[PathNode], rels: Sequence[Path
         return f"Because users who liked {names[1]} also liked {names[3]}"
     if reason is Reason.SHARED_TRAIT:
         _expect(nodes, ("User", "Item", None, "Item"), rels, 3)
-        trait = _SHARED_TRAIT[_trait_type(rels[1].type)]
-        return f"Because you liked {names[1]}, " + trait.format(trait=names[2], kind=_attribute_kind(nodes[2]))
+        return shared_trait_sentence(nodes[1], rels[1].type, nodes[2])
     if reason is Reason.NEW_ARRIVAL:
         _expect(nodes, ("User", "Item", None, "Item"), rels, 3)
         trait = _SHARED_TRAIT[_trait_type(rels[1].type)]
