@@ -368,7 +368,7 @@ def _run_impressions(tx: ManagedTransaction, lists: list, users: list, items: li
     tx.run(catalog.RECORD_IMPRESSIONS, lists=lists, users=users, items=items).consume()
 
 
-def key_shown(driver: Driver, database: str = "neo4j", users_per_batch: int = 500) -> int:
+def key_shown(driver: Driver, database: str = "neo4j", users_per_batch: int = 100) -> int:
     """Make sure every ``SHOWN`` has its key and the ``shown_pair`` index exists (what ``record_impressions.cypher``
     seeks); returns how many ``SHOWN`` were given a key (0 when the index was there already: one ``SHOW INDEXES``).
 
