@@ -38,6 +38,7 @@ from api.errors import (
     UserExistsError,
 )
 from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
+from api.heap import freeze_heap, thaw_heap
 from api.ingest_routes import ingest_router
 from api.item_routes import item_router
 from api.limits import ClientIds, ReadRateLimit
@@ -297,6 +298,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
                 log.warning("warming the answer cache failed: %s", exc)
             except Exception:  # noqa: BLE001 - warming is an optimisation; never take the service down
                 log.exception("warming the answer cache failed")
+            if api_settings.gc_freeze and not stop_warming.is_set():
+                freeze_heap()  # the warmed answers join the frozen heap (api/heap.py)
 
         warmers: list[threading.Thread] = []
 
@@ -315,6 +318,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         watcher = None
         if models is not None and api_settings.model_watch_seconds > 0:
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
+        if api_settings.gc_freeze:
+            freeze_heap()  # full collections walk only what requests allocate (api/heap.py)
         log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
         try:
             yield
@@ -330,6 +335,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             await asyncio.to_thread(recommender.close)  # write the impressions still queued
             await asyncio.to_thread(app.state.interaction_writer.close)
             driver.close()
+            if api_settings.gc_freeze:
+                thaw_heap()
 
     app = FastAPI(
         title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None

@@ -16,6 +16,10 @@ request; a batch Neo4j refuses or cannot take is dropped and counted too (``reas
 flushed when the app stops. What a crash (or a kill -9) can lose: the rows still queued, at most
 ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` of lists (and never more than ``KGREC_IMPRESSIONS_QUEUE``).
 
+Before its first write the thread makes sure the ``shown_pair`` index exists (:func:`graph.writers.key_shown`; on a
+graph recorded before it, every ``SHOWN`` is given its key first), so that a (user, item) exposure is found by an index
+seek, not by walking the user's ``SHOWN``.
+
 The same thread prunes the list nodes older than ``KGREC_IMPRESSIONS_RETENTION_DAYS`` (once a minute, 1,000 per
 transaction); the exposure aggregates stay.
 """
@@ -31,7 +35,7 @@ from typing import Any
 from neo4j import Driver
 
 from api.metrics import Metrics
-from graph.writers import BatchWriter, impression_batches, prune_recommendations, write_impressions
+from graph.writers import BatchWriter, impression_batches, key_shown, prune_recommendations, write_impressions
 from schema.errors import KgrecError
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,7 @@ class ImpressionRecorder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._keyed = False  # the shown_pair index the statement seeks exists (graph.writers.key_shown)
 
     def record(
         self, recommendation_id: str, user_id: str | None, variant: str, model_version: str, item_ids: list[str]
@@ -154,6 +159,14 @@ class ImpressionRecorder:
                 if not rows:
                     return written
                 try:
+                    if not self._keyed:  # once per process: the pairs' index (a graph written before it: keyed first)
+                        try:
+                            key_shown(self.driver, self.database)
+                            self._keyed = True
+                        except KgrecError as exc:  # Neo4j away or refusing: these rows are dropped, counted
+                            log.warning("dropped %d impression rows: %s", len(rows), exc)
+                            self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
+                            continue
                     parts = impression_batches(rows, self.batch)
                     for number, part in enumerate(parts, start=1):
                         try:

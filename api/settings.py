@@ -210,6 +210,13 @@ class ApiSettings(BaseSettings):
     )
     miss_cost_burst: float = Field(40.0, ge=1, description="Cost units of uncached work a client may spend at once.")
 
+    gc_freeze: bool = Field(
+        True,
+        description="Freeze the heap alive once the service has started and after each warming of the answer cache "
+        "(gc.freeze), so that Python's full garbage collections walk only what requests allocate and do not stall "
+        "them (api/heap.py).",
+    )
+
     # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
     impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")
     impressions_queue: int = Field(

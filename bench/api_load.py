@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -39,6 +40,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -284,6 +286,8 @@ async def open_loop(
     errors: dict[str, int] = {}
     client = client or LeanClient(API_PORT, max_connections=512)
     start = time.perf_counter() + 0.2
+    wall_offset = time.time() - time.perf_counter()  # to give the slowest requests a wall-clock time (server logs)
+    slowest: list[tuple[float, float]] = []
 
     async def one(i: int) -> None:
         scheduled = start + i / rate
@@ -293,17 +297,26 @@ async def open_loop(
         outcome = await client.get(path(rng))
         if outcome != "200":
             errors[outcome] = errors.get(outcome, 0) + 1
-        latencies.append((time.perf_counter() - scheduled, outcome))  # from the scheduled time
+        latency = time.perf_counter() - scheduled
+        latencies.append((latency, outcome))  # from the scheduled time
+        slowest.append((latency, scheduled + wall_offset))
 
     await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.perf_counter() - start
     await client.close()
     return {
         "requests": n,
+        "started_at": round(start + wall_offset, 3),
         "target_rate": rate,
         "achieved_rate": n / wall,
         **_figures(latencies, errors),
         "bad_bodies": client.bad[:20],
+        # the requests scheduled after the first second: without the start, when the client opens its connections
+        "p99_after_1s_ms": float(
+            np.percentile([1000 * t for t, at in slowest if at - wall_offset >= start + 1] or [0], 99)
+        ),
+        # the 1% slowest requests: [scheduled at (epoch seconds), latency ms], to set beside the server's logs
+        "slowest": [[round(at, 3), round(1000 * t, 1)] for t, at in sorted(slowest, reverse=True)[: max(n // 100, 1)]],
     }
 
 
@@ -374,6 +387,20 @@ def hit_ratio(before: dict, after: dict) -> float | None:
     hits = after["cache"].get("hit", 0.0) - before["cache"].get("hit", 0.0)
     misses = after["cache"].get("miss", 0.0) - before["cache"].get("miss", 0.0)
     return hits / (hits + misses) if hits + misses else None
+
+
+def _cpu_seconds(api_pid: int, neo4j_pidfile: Path) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the API process and the benchmark's Neo4j (Linux /proc; a process
+    whose figure cannot be read is left out)."""
+    out: dict[str, float] = {}
+    pids = {"api": str(api_pid)}
+    with contextlib.suppress(OSError):
+        pids["neo4j"] = neo4j_pidfile.read_text().strip()
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _errors(run: dict) -> str:
@@ -489,7 +516,13 @@ def main() -> None:
         if not args.only_ingest:
             before = read_metrics()
             console.print(f"(a) open loop: {args.rate:.0f} requests/s for {args.duration:.0f} s …")
+            cpu = _cpu_seconds(api.pid, settings.home / "run" / "neo4j.pid")
             runs["a"] = asyncio.run(open_loop(users, args.rate, args.duration))
+            runs["a"]["cpu_s"] = {
+                name: round(t - cpu[name], 2)
+                for name, t in _cpu_seconds(api.pid, settings.home / "run" / "neo4j.pid").items()
+                if name in cpu
+            }
             console.print(f"(b) closed loop: {args.clients} clients for {args.saturation_duration:.0f} s …")
             runs["b"] = asyncio.run(closed_loop(users, args.clients, args.saturation_duration))
             after = read_metrics()

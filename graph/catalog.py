@@ -79,6 +79,7 @@ RECORD_IMPRESSIONS = _load("record_impressions")
 PRUNE_RECOMMENDATIONS = _load("prune_recommendations")
 FEEDBACK_PAIR = _load("feedback_pair")
 RECORD_SKIP = _load("record_skip")
+KEY_SHOWN = _load("key_shown")
 ATTRIBUTE_FEEDBACK = _load("attribute_feedback")
 VARIANT_REPORT = _load("variant_report")
 ITEM_EXPOSURE = _load("item_exposure")
@@ -98,6 +99,7 @@ WRITES: frozenset[str] = frozenset(
         "DELETE_USERS",
         "FEEDBACK_PAIR",
         "LOAD_INTERACTIONS",
+        "KEY_SHOWN",
         "PRUNE_RECOMMENDATIONS",
         "RECORD_IMPRESSIONS",
         "RECORD_SKIP",

@@ -20,6 +20,7 @@ from neo4j.exceptions import TransientError
 
 from graph import catalog
 from graph.errors import database_errors
+from schema import ddl
 from schema.errors import ConfigError
 from schema.kinds import CombineRule, Event, InteractionKind, combine
 from schema.model import Role, check_item_label
@@ -365,6 +366,42 @@ def write_impressions(writer: BatchWriter, batch: ImpressionBatch) -> WriteStats
 
 def _run_impressions(tx: ManagedTransaction, lists: list, users: list, items: list) -> None:
     tx.run(catalog.RECORD_IMPRESSIONS, lists=lists, users=users, items=items).consume()
+
+
+def key_shown(driver: Driver, database: str = "neo4j", users_per_batch: int = 100) -> int:
+    """Make sure every ``SHOWN`` has its key and the ``shown_pair`` index exists (what ``record_impressions.cypher``
+    seeks); returns how many ``SHOWN`` were given a key (0 when the index was there already: one ``SHOW INDEXES``).
+
+    A graph written before the key existed is keyed once, ``users_per_batch`` users per transaction
+    (``key_shown.cypher``), then the index is created and awaited: its existence says that every ``SHOWN`` is keyed,
+    so a later call costs one read. Writers meanwhile (``record_skip.cypher``) key what they touch.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+        KgrecError: Neo4j refused a statement.
+    """
+    with database_errors("key_shown", refused="Neo4j refused to key the SHOWN relationships"):
+        rows, _, _ = driver.execute_query(
+            ddl.SHOW_SHOWN_PAIR_INDEX, {"name": ddl.SHOWN_PAIR_INDEX}, database_=database, routing_="r"
+        )
+        if rows:
+            if rows[0]["state"] != "ONLINE":
+                driver.execute_query(ddl.AWAIT_INDEX, {"name": ddl.SHOWN_PAIR_INDEX}, database_=database)
+            return 0
+        keyed, after = 0, ""
+        while True:
+            records, _, _ = driver.execute_query(
+                catalog.KEY_SHOWN, {"after": after, "limit": users_per_batch}, database_=database, routing_="w"
+            )
+            record = records[0] if records else None
+            if record is None or record["last"] is None:
+                break
+            keyed += int(record["keyed"])
+            after = record["last"]
+        driver.execute_query(ddl.CREATE_SHOWN_PAIR_INDEX.cypher, database_=database, routing_="w")
+        driver.execute_query(ddl.AWAIT_INDEX, {"name": ddl.SHOWN_PAIR_INDEX}, database_=database)
+    log.info("SHOWN keyed for the shown_pair index: %d relationships given a key", keyed)
+    return keyed
 
 
 def prune_recommendations(driver: Driver, before: int, limit: int = 1000, database: str = "neo4j") -> int:

@@ -157,8 +157,9 @@ RELATIONSHIPS: tuple[tuple[Label, RelType, Label, tuple[str, ...]], ...] = (
     (Label.ITEM, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
     (Label.USER, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
     # exposure: how many recorded lists showed the item to the user, when last (epoch seconds), in which list, and
-    # lastList = the user's listsShown when it was last shown (rotation: the user's last N lists)
-    (Label.USER, RelType.SHOWN, Label.ITEM, ("count", "lastShown", "lastList")),
+    # lastList = the user's listsShown when it was last shown (rotation: the user's last N lists); userId and itemId:
+    # the pair's key (the shown_pair index: the impression writer finds the pair without walking the user's SHOWN)
+    (Label.USER, RelType.SHOWN, Label.ITEM, ("count", "lastShown", "lastList", "userId", "itemId")),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from pathlib import Path
 from urllib.parse import quote
@@ -167,6 +168,22 @@ def test_openapi_documents_routes(client: TestClient) -> None:
         "paths"
     ].keys()
     assert client.get("/docs").status_code == 200
+
+
+def test_the_heap_is_frozen_while_serving_and_thawed_at_shutdown(
+    world: SyntheticWorld, neo4j_settings, tmp_path: Path
+) -> None:
+    """KGREC_GC_FREEZE (api/heap.py): the serving process's heap is out of Python's full collections from start-up
+    on, and given back at shutdown; off, nothing is frozen."""
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(graph_only_settings(tmp_path), neo4j_settings)) as client:
+        assert client.get("/users/u1/recommendations").status_code == 200
+        assert gc.get_freeze_count() > 10_000  # the imported modules, the app and its routes at least
+    assert gc.get_freeze_count() == 0
+    settings = graph_only_settings(tmp_path).model_copy(update={"gc_freeze": False})
+    with TestClient(create_app(settings, neo4j_settings)) as client:
+        assert client.get("/users/u1/recommendations").status_code == 200
+        assert gc.get_freeze_count() == 0
 
 
 def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:

@@ -1,0 +1,39 @@
+"""Keeping Python's full garbage collections short while serving.
+
+CPython's cyclic collector walks every tracked container of the generation it collects. The oldest generation of an
+API process holds everything imported and loaded (FastAPI and pydantic, torch, the model, the warmed answers): a
+full collection walks all of it and holds the GIL meanwhile, so every request in flight waits (measured: 0.4–1.8 s
+per full collection on the loaded 2-core machine, a few a minute at 150 requests/s, docs/benchmarks.md §5). Full
+collections come when enough objects survived two younger collections: requests in flight, and recorded lists
+waiting for the impression writer's next window (api/impressions.py), which is why recording made the stalls more
+frequent.
+
+:func:`freeze_heap` moves what is alive at that moment into the permanent generation (:func:`gc.freeze`), which
+collections skip: a full collection then walks only what was allocated since. It runs once the service has started
+(before the first request) and after each warming of the answer cache; :func:`gc.freeze` is a constant-time move, no
+collection. What it costs: frozen objects are still freed by reference counting, but garbage held in a reference
+cycle among them is not collected until :func:`thaw_heap` (the app's shutdown): what start-up left in cycles, and
+cycles of a model replaced by a reload, stay in memory. ``KGREC_GC_FREEZE=false`` turns it off.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def freeze_heap() -> None:
+    """Move every object the collector tracks into the permanent generation (:func:`gc.freeze`: a constant-time
+    move of the generations' lists, no walk of the heap, so it may run while requests are served)."""
+    gc.freeze()
+    log.debug("heap frozen")
+
+
+def thaw_heap() -> None:
+    """Give the frozen objects back to the collector (:func:`gc.unfreeze`; the app's shutdown)."""
+    gc.unfreeze()
+
+
+__all__ = ["freeze_heap", "thaw_heap"]
