@@ -291,7 +291,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         )
         stop_warming = threading.Event()
 
+        reloads = 0  # warmings after a model change: the first is the start's
+
         def warm() -> None:
+            nonlocal reloads
+            reloaded, reloads = reloads > 0, reloads + 1
             try:
                 recommender.warm_cache(api_settings.cache_warm_users, stop_warming, api_settings.cache_warm_ready_users)
             except KgrecError as exc:  # Neo4j refused a query: one line, not a traceback
@@ -299,7 +303,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             except Exception:  # noqa: BLE001 - warming is an optimisation; never take the service down
                 log.exception("warming the answer cache failed")
             if api_settings.gc_freeze and not stop_warming.is_set():
-                freeze_heap()  # the warmed answers join the frozen heap (api/heap.py)
+                # the warmed answers join the frozen heap; after a reload, the old model's cycles are collected first
+                freeze_heap(collect=reloaded)  # (api/heap.py)
 
         warmers: list[threading.Thread] = []
 

@@ -12,8 +12,10 @@ frequent.
 collections skip: a full collection then walks only what was allocated since. It runs once the service has started
 (before the first request) and after each warming of the answer cache; :func:`gc.freeze` is a constant-time move, no
 collection. What it costs: frozen objects are still freed by reference counting, but garbage held in a reference
-cycle among them is not collected until :func:`thaw_heap` (the app's shutdown): what start-up left in cycles, and
-cycles of a model replaced by a reload, stay in memory. ``KGREC_GC_FREEZE=false`` turns it off.
+cycle among them is not collected while frozen; so after a model has been replaced the app thaws, collects once and
+freezes again (``freeze_heap(collect=True)``: one full collection per reload, at the end of the new model's
+warming), and what start-up left in cycles stays until :func:`thaw_heap` (the app's shutdown).
+``KGREC_GC_FREEZE=false`` turns it off.
 """
 
 from __future__ import annotations
@@ -24,9 +26,19 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def freeze_heap() -> None:
+def freeze_heap(collect: bool = False) -> None:
     """Move every object the collector tracks into the permanent generation (:func:`gc.freeze`: a constant-time
-    move of the generations' lists, no walk of the heap, so it may run while requests are served)."""
+    move of the generations' lists, no walk of the heap, so it may run while requests are served).
+
+    Args:
+        collect: First give the frozen objects back and run one full collection (:func:`gc.collect`), so that
+            reference cycles that became garbage while frozen are freed: the app does this after a model has been
+            replaced (the old model's cycles), once per reload, instead of keeping them until shutdown.
+    """
+    if collect:
+        gc.unfreeze()
+        found = gc.collect()
+        log.info("heap collected before freezing again: %d unreachable objects freed", found)
     gc.freeze()
     log.debug("heap frozen")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from api.heap import freeze_heap, thaw_heap
 
@@ -21,3 +22,24 @@ def test_frozen_objects_leave_the_oldest_generation_until_thawed() -> None:
         thaw_heap()
     assert gc.get_freeze_count() == 0
     assert id(held[-1]) in {id(o) for o in gc.get_objects(2)}
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_collecting_frees_cycles_that_became_garbage_while_frozen() -> None:
+    first, second = _Node(), _Node()
+    first.other, second.other = second, first  # a reference cycle: reference counting alone never frees it
+    alive = weakref.ref(first)
+    try:
+        freeze_heap()
+        del first, second
+        gc.collect()
+        assert alive() is not None  # frozen: a full collection does not walk it
+        freeze_heap(collect=True)
+        assert alive() is None  # thawed, collected, frozen again: the cycle is gone
+        assert gc.get_freeze_count() > 0
+    finally:
+        thaw_heap()
