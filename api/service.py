@@ -398,7 +398,7 @@ class Recommender:
             if answered is not None:
                 return answered
         # The graph path: users without positives (onboarding), requests naming sources, or no model.
-        return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client, variant)
+        return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client, variant, context)
 
     def _graph_answer(
         self,
@@ -410,8 +410,10 @@ class Recommender:
         fingerprint: tuple,
         client: str | None = None,
         variant: Variant | None = None,
+        context: UserContext | None = None,
     ) -> tuple[Answer, int]:
-        """The graph path (module docstring): the answer and how many of its items were asked for."""
+        """The graph path (module docstring): the answer and how many of its items were asked for; ``context``: the
+        user's context when this request has read it already."""
         variant = variant or self.variant_of(user_id)
         wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
         revision = self.catalogue.state()[0]  # a catalogue change (hide, expiry, new item) is a new key
@@ -430,7 +432,7 @@ class Recommender:
         if cached is not None:
             return cached, wanted
         with self.gate.admit(client, miss_cost(k, explain)):
-            return self._graph_compute(user_id, k, wanted, explain, names, filters, key, variant)
+            return self._graph_compute(user_id, k, wanted, explain, names, filters, key, variant, context)
 
     def _graph_compute(
         self,
@@ -442,12 +444,14 @@ class Recommender:
         filters: RecallFilters,
         key: tuple,
         variant: Variant,
+        context: UserContext | None = None,
     ) -> tuple[Answer, int]:
         """The uncached part of :meth:`_graph_answer`."""
         fetch = min(max(3 * k, 30), 300)
         # One read of the user for every source: the preferred genres, the exposure, and the history the recall
         # queries take as parameters (graph.recall.History) instead of each reading the interactions again.
-        context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+        if context is None:
+            context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
         preferred = list(context.preferred_genres) if context is not None else []
         history = recall.History(context) if context is not None else None
         exposure = self._exposure(context)
