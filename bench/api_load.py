@@ -39,6 +39,7 @@ import random
 import re
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,32 +151,67 @@ class LeanClient:
     reads a ``Content-Length`` body (what the API sends); connections are reused through an idle pool.
     Every ``check_every``-th 200 body is parsed and must hold the ``k`` items asked for, at least 80% of
     them with an explanation path, so a fast wrong answer counts as an error.
+
+    Like any HTTP client, it does not reuse a connection the server has closed or is about to close: uvicorn closes
+    a keep-alive connection idle for 5 s (``timeout_keep_alive``), so an idle connection is dropped from the pool
+    when its read side has seen the server's close or when it has been idle ``keepalive_expiry`` seconds (default 4,
+    below the server's 5). Before, the pool handed out connections the server had closed seconds earlier, and after a
+    stall (when many connections were open at once and most then sat idle) the request and its one retry both met
+    closed ones: the ``IncompleteReadError`` of every earlier run of this benchmark.
     """
 
     def __init__(
-        self, port: int, max_connections: int, check_every: int = 10, k: int = 20, headers: dict[str, str] | None = None
+        self,
+        port: int,
+        max_connections: int,
+        check_every: int = 10,
+        k: int = 20,
+        headers: dict[str, str] | None = None,
+        keepalive_expiry: float = 4.0,
     ) -> None:
         self.port = port
         self.max_connections = max_connections
         self.check_every = check_every
         self.k = k
+        self.keepalive_expiry = keepalive_expiry
         self._headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        #: Idle connections with the time each was released, oldest first (the most recent is reused first).
+        self._idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = deque()
         self._open = 0
         self._freed = asyncio.Condition()
         self._sent = 0
         #: The checked bodies that failed the check: (path, items, items explained), to tell a wrong answer from a
         #: wrong check.
         self.bad: list[tuple[str, int, int]] = []
+        #: Idle connections dropped before reuse (closed by the server, or idle past ``keepalive_expiry``), and
+        #: requests sent again on a new connection after a reused one was found closed (the close raced the request).
+        self.expired = 0
+        self.retried = 0
 
-    async def _acquire(self) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
-        """A connection and whether it was reused from the idle pool."""
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        self._open -= 1
+        self.expired += 1
+
+    async def _acquire(self, reuse: bool = True) -> tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], bool]:
+        """A connection and whether it was reused from the idle pool (never, when not ``reuse``: a new one)."""
         async with self._freed:
-            while not self._idle and self._open >= self.max_connections:
+            while True:
+                now = time.perf_counter()
+                while self._idle and now - self._idle[0][2] >= self.keepalive_expiry:  # the oldest first
+                    self._drop(self._idle.popleft()[1])
+                while reuse and self._idle:
+                    reader, writer, _ = self._idle.pop()
+                    if not reader.at_eof() and not writer.is_closing():
+                        return (reader, writer), True
+                    self._drop(writer)  # the server closed it meanwhile
+                if self._open < self.max_connections:
+                    self._open += 1
+                    break
+                if self._idle:  # a new connection asked for, the pool full of idle ones: close the oldest
+                    self._drop(self._idle.popleft()[1])
+                    continue
                 await self._freed.wait()
-            if self._idle:
-                return self._idle.pop(), True
-            self._open += 1
         try:
             return await asyncio.open_connection("127.0.0.1", self.port), False
         except OSError:
@@ -189,7 +225,7 @@ class LeanClient:
             if conn is None:
                 self._open -= 1
             else:
-                self._idle.append(conn)
+                self._idle.append((*conn, time.perf_counter()))
             self._freed.notify()
 
     async def get(self, path: str) -> str:
@@ -201,14 +237,14 @@ class LeanClient:
         ``"bad body"`` or an exception's name.
 
         Like any HTTP client, a request that finds its reused keep-alive connection closed by the server
-        before a byte of the answer came back (uvicorn closes connections idle for 5 s) is sent once more
+        before a byte of the answer came back (the server's close crossed the request) is sent once more
         on a new connection; any other failure counts.
         """
         for attempt in range(2):
             conn = None
             reused = False
             try:
-                conn, reused = await self._acquire()
+                conn, reused = await self._acquire(reuse=attempt == 0)
                 reader, writer = conn
                 content = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
                 writer.write(
@@ -239,12 +275,13 @@ class LeanClient:
                     and (not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial)
                 )
                 if attempt == 0 and stale:
+                    self.retried += 1
                     continue
                 return type(exc).__name__
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
@@ -311,6 +348,8 @@ async def open_loop(
         "achieved_rate": n / wall,
         **_figures(latencies, errors),
         "bad_bodies": client.bad[:20],
+        # idle connections the client dropped before reuse (closed by the server or past keep-alive), requests retried
+        "connections": {"expired": client.expired, "retried": client.retried},
         # the requests scheduled after the first second: without the start, when the client opens its connections
         "p99_after_1s_ms": float(
             np.percentile([1000 * t for t, at in slowest if at - wall_offset >= start + 1] or [0], 99)
@@ -355,6 +394,7 @@ async def closed_loop(
         "throughput_rps": figures["answered"] / wall,
         **figures,
         "bad_bodies": client.bad[:20],
+        "connections": {"expired": client.expired, "retried": client.retried},
     }
 
 
@@ -581,6 +621,11 @@ def main() -> None:
     if runs:
         console.print(table)
     for name, run in runs.items():
+        if run.get("connections"):
+            console.print(
+                f"{labels[name]}: idle connections dropped before reuse {run['connections']['expired']}, "
+                f"requests retried on a new connection {run['connections']['retried']}"
+            )
         for path, items, explained in run.get("bad_bodies", []):  # which answers failed the body check, and how
             console.print(f"{labels[name]}: bad body {path}: {items} items, {explained} explained")
     stage_table = Table(title="mean ms per call of each stage (from /metrics of the answering worker)", show_edge=False)
