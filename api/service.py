@@ -155,6 +155,9 @@ class Recommender:
         self._exploring = settings.exploration_share > 0 or any(
             (v.exploration_share or 0) > 0 for v in self.variants.variants
         )
+        #: Exploration's random draws (KGREC_EXPLORATION_SEED; unset: fresh entropy). One generator for the process:
+        #: its methods hold its bit generator's lock, so concurrent requests may share it.
+        self.rng = np.random.default_rng(settings.exploration_seed)
         self._stats_read_at = 0.0
         self._stats_lock = threading.Lock()
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
@@ -269,7 +272,7 @@ class Recommender:
         taken = set(picked)
         pool = [model.item_ids[r] for r in candidates if r not in taken][: 4 * len(picked)]
         ids = [model.item_ids[r] for r in picked]
-        return sample_order(pool, ids, self.item_stats, np.random.default_rng())[: 3 * len(positions)]
+        return sample_order(pool, ids, self.item_stats, self.rng)[: 3 * len(positions)]
 
     def _explore(
         self,
@@ -299,7 +302,7 @@ class Recommender:
         by_id: dict[str, RecommendedItem | Candidate] = {items[n].item_id: items[n] for n in positions}
         by_id.update({c.item_id: c for c in arrivals if c.item_id not in by_id})
         pool = list(by_id)
-        order = np.argsort(-draw(pool, self.item_stats, np.random.default_rng()), kind="stable")
+        order = np.argsort(-draw(pool, self.item_stats, self.rng), kind="stable")
         winners = [pool[i] for i in order[: len(positions)]]
         top = max(c.score for c in arrivals) or 1.0
         out = list(items)
@@ -849,6 +852,8 @@ class Recommender:
             However it ends, :attr:`warmed` is set.
         """
         try:
+            if self.impressions is not None and not self.impressions.prepared:  # before /ready, once
+                self.impressions.prepare()
             return self._warm(limit, stop, limit if ready_after is None else ready_after)
         finally:
             self.warmed.set()

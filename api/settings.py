@@ -257,6 +257,12 @@ class ApiSettings(BaseSettings):
         "below the cut, chosen by Thompson sampling over their impressions and clicks; each is marked by the source "
         "'exploration' and explained like any item. 0 = off; a variant's exploration_share overrides it.",
     )
+    exploration_seed: int | None = Field(
+        None,
+        ge=0,
+        description="Seed of exploration's random draws (Thompson sampling), so that a run can be repeated exactly: "
+        "the same requests in the same order give the same explored items. Unset = fresh entropy at each start.",
+    )
     exploration_refresh_seconds: float = Field(
         30.0,
         gt=0,

@@ -272,6 +272,7 @@ def run_arm(name: str, settings, world, taste, versions, args) -> ArmLog:  # noq
         "KGREC_CACHE_WARM_USERS": "0",
         "KGREC_RESPONSE_CACHE_SIZE": "0",  # every visit computed: a simulated day passes between a user's visits
         "KGREC_EXPLORATION_SHARE": "0" if name == "no_exploration" else str(args.exploration_share),
+        "KGREC_EXPLORATION_SEED": str(args.seed),  # the arms draw from the same random source
         "KGREC_FATIGUE_HALF_LIFE": "0" if name == "no_fatigue" else str(args.fatigue_half_life),
     }
     console.print(f"[bold]{name}[/bold]: loading the world, starting the API …")

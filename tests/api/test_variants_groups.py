@@ -421,23 +421,49 @@ def test_items_added_through_the_api_compete_for_explored_positions(
     liked = next(r.item_id for r in world.dataset.interactions if r.user_id == "u7" and (r.rating or 0) >= 4)
     genres = sorted({g.genre for g in world.dataset.genres if g.item_id == liked})
     app = create_app(
-        model_settings(settings.artifacts_dir, exploration_share=0.5, response_cache_size=0), neo4j_settings
+        model_settings(
+            settings.artifacts_dir, exploration_share=0.5, exploration_seed=17, impressions=False, response_cache_size=0
+        ),
+        neo4j_settings,
     )
     key = {"X-API-Key": API_KEY}
     with TestClient(app) as client:
         body = {"item_id": "explore-new-1", "title": "Just Arrived", "genres": genres}
         assert client.post("/items", json=body, headers=key).status_code == 201
-        lists: list[dict] = []
         try:
-            # Thompson draws are random: ask until the new item has won an explored position (each list gives it
-            # about a 3-in-pool chance; 48 lists leave a negligible chance of never), at most 48 lists
-            while len(lists) < 48 and not any(i["item_id"] == "explore-new-1" for b in lists for i in b["items"]):
-                lists.append(client.get("/users/u7/recommendations", params={"k": 6}).json())
+            # seeded draws (KGREC_EXPLORATION_SEED), nothing recorded: the same lists on every run
+            lists = [client.get("/users/u7/recommendations", params={"k": 6}).json() for _ in range(24)]
         finally:
             client.patch("/items/explore-new-1", json={"hidden": True}, headers=key)
     found = [item for body in lists for item in body["items"] if item["item_id"] == "explore-new-1"]
-    assert found, f"the new item never won an explored position in {len(lists)} lists"
+    assert found, "the new item never won an explored position in 24 lists"
     for item in found:
         assert set(item["sources"]) == {"knowledge", "exploration"} and item["explanations"]
     for body in lists:
         assert [n for n, i in enumerate(body["items"]) if "exploration" in i["sources"]] == [1, 3, 5]
+
+
+def test_a_seeded_exploration_draws_the_same_items_again(
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings
+) -> None:
+    settings, _, _ = versions
+
+    def explored(seed: int) -> list[list[str]]:
+        app = create_app(
+            model_settings(
+                settings.artifacts_dir,
+                exploration_share=0.5,
+                exploration_seed=seed,
+                impressions=False,  # nothing written: every app reads the same counts
+                response_cache_size=0,
+            ),
+            neo4j_settings,
+        )
+        with TestClient(app) as client:
+            bodies = [client.get(f"/users/{user}/recommendations", params={"k": 6}).json() for user in ("u7", "u8") * 4]
+        return [[i["item_id"] for i in body["items"] if "exploration" in i["sources"]] for body in bodies]
+
+    first = explored(3)
+    assert all(len(items) == 3 for items in first)
+    assert explored(3) == first  # the same seed: the same draws, list by list
+    assert explored(4) != first  # another seed: other draws
