@@ -16,9 +16,10 @@ request; a batch Neo4j refuses or cannot take is dropped and counted too (``reas
 flushed when the app stops. What a crash (or a kill -9) can lose: the rows still queued, at most
 ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` of lists (and never more than ``KGREC_IMPRESSIONS_QUEUE``).
 
-Before its first write the thread makes sure the ``shown_pair`` index exists (:func:`graph.writers.key_shown`; on a
-graph recorded before it, every ``SHOWN`` is given its key first), so that a (user, item) exposure is found by an index
-seek, not by walking the user's ``SHOWN``.
+Before the app is ready (:meth:`ImpressionRecorder.prepare`, from the first cache warming), else before its first
+write, the recorder makes sure the ``shown_pair`` index exists (:func:`graph.writers.key_shown`; on a graph recorded before it,
+every ``SHOWN`` is given its key first), so that a (user, item) exposure is found by an index seek, not by walking the
+user's ``SHOWN``; ``prepare`` also has Neo4j plan the statement for the usual sizes of a window.
 
 The same thread prunes the list nodes older than ``KGREC_IMPRESSIONS_RETENTION_DAYS`` (once a minute, 1,000 per
 transaction); the exposure aggregates stay.
@@ -35,7 +36,14 @@ from typing import Any
 from neo4j import Driver
 
 from api.metrics import Metrics
-from graph.writers import BatchWriter, impression_batches, key_shown, prune_recommendations, write_impressions
+from graph.writers import (
+    BatchWriter,
+    impression_batches,
+    key_shown,
+    prune_recommendations,
+    warm_impressions,
+    write_impressions,
+)
 from schema.errors import KgrecError
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,8 @@ class ImpressionRecorder:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._keyed = False  # the shown_pair index the statement seeks exists (graph.writers.key_shown)
+        #: :meth:`prepare` has run (or is running).
+        self.prepared = False
 
     def record(
         self, recommendation_id: str, user_id: str | None, variant: str, model_version: str, item_ids: list[str]
@@ -122,6 +132,22 @@ class ImpressionRecorder:
         if size * 2 >= self.capacity:
             self._wake.set()
         return True
+
+    def prepare(self) -> None:
+        """What the first windows would otherwise wait for, done once: the ``shown_pair`` index (on a graph recorded
+        before it, every ``SHOWN`` is keyed first: a one-time migration that otherwise ran during the first window of
+        traffic, competing with it) and the impression statement's plans (:func:`graph.writers.warm_impressions`).
+        The service's first cache warming calls it before /ready; without warming, the thread calls it before its
+        first write. Neo4j away or refusing: logged, and the first write keys the graph as before."""
+        self.prepared = True
+        try:
+            if not self._keyed:
+                key_shown(self.driver, self.database)
+                self._keyed = True
+            seconds = warm_impressions(self.driver, self.database)
+            log.info("impression statement planned in %.2f s", seconds)
+        except KgrecError as exc:
+            log.warning("impressions not prepared at start-up (the first window will): %s", exc)
 
     def pending(self, recommendation_id: str) -> bool:
         """Whether this list is queued and not yet written."""
@@ -227,6 +253,8 @@ class ImpressionRecorder:
                 self._thread.start()
 
     def _run(self) -> None:
+        if not self.prepared:
+            self.prepare()
         while not self._stop.is_set():
             self._wake.wait(self.every)
             self._wake.clear()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from neo4j import Driver
 
+from api.impressions import ImpressionRecorder
+from api.metrics import Metrics
 from graph import catalog
 from graph.reads import user_context
 from graph.writers import (
     BatchWriter,
     impression_batches,
     key_shown,
+    warm_impressions,
     write_exposure_feedback,
     write_impressions,
     write_items,
@@ -125,3 +128,37 @@ def test_the_pair_is_sought_in_the_index_not_walked(clean_db: Driver) -> None:
     walk(summary.profile)
     assert "DirectedRelationshipIndexSeek" in operators
     assert not any(op.startswith("Expand") or "Merge" in op for op in operators)
+
+
+def _state(driver: Driver) -> tuple:
+    records, _, _ = driver.execute_query(
+        "MATCH (n) WITH count(n) AS nodes, sum(coalesce(n.listsShown, 0)) AS lists, "
+        "sum(coalesce(n.impressions, 0)) AS impressions "
+        "OPTIONAL MATCH ()-[s:SHOWN]->() RETURN nodes, lists, impressions, count(s) AS shown, sum(s.count) AS counts"
+    )
+    return tuple(records[0].values())
+
+
+def test_planning_the_statement_writes_nothing(clean_db: Driver) -> None:
+    _world(clean_db)
+    _record(clean_db, [("r1", "u1", ["a", "b"]), ("r2", "u2", ["a"])])
+    before = _state(clean_db)
+    warm_impressions(clean_db)
+    assert _state(clean_db) == before  # every transaction rolled back: no list node, count or pair added
+
+
+def test_the_recorder_keys_an_older_graph_and_plans_before_its_first_window(clean_db: Driver) -> None:
+    _world(clean_db)
+    _record(clean_db, [("r1", "u1", ["a", "b"])])
+    clean_db.execute_query(f"DROP INDEX {SHOWN_PAIR_INDEX}")
+    clean_db.execute_query("MATCH ()-[s:SHOWN]->() REMOVE s.userId, s.itemId")
+    recorder = ImpressionRecorder(clean_db, "neo4j", Metrics(), capacity=100, batch=50, every=60.0)
+    recorder.prepare()
+    assert recorder.prepared
+    assert key_shown(clean_db) == 0  # the index exists: prepare keyed the graph and created it
+    assert _pairs(clean_db) == [("u1", "a", 1, "u1", "a"), ("u1", "b", 1, "u1", "b")]
+    recorder.record("r2", "u1", "default", "m", ["b", "c"])
+    recorder.flush()
+    assert _pairs(clean_db) == [("u1", "a", 1, "u1", "a"), ("u1", "b", 2, "u1", "b"), ("u1", "c", 1, "u1", "c")]
+    me = user_context(clean_db, "u1")
+    assert me is not None and me.lists_shown == 2 and me.shown["c"] == (1, 2) and me.shown["a"] == (1, 1)
