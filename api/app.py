@@ -287,7 +287,11 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         )
         recommender = app.state.recommender
         app.state.interaction_writer = InteractionWriter(
-            driver, neo4j_settings.database, api_settings.write_group_rows, metrics=metrics
+            driver,
+            neo4j_settings.database,
+            api_settings.write_group_rows,
+            metrics=metrics,
+            timeout=api_settings.write_timeout_seconds,
         )
         stop_warming = threading.Event()
 

@@ -186,6 +186,13 @@ class ApiSettings(BaseSettings):
         description="Most single POST /interactions written in one transaction: posts that arrive while a write is "
         "running are written together next, each answered on its own (1 = one transaction per post).",
     )
+    write_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest a POST /interactions waits for its write (queued and written); Neo4j also ends the write "
+        "transaction after it. Past it the post is answered 503 with Retry-After (the write may still land).",
+    )
     read_rate: float = Field(
         50.0, ge=0, description="Reads per second each client may sustain (by API key, else IP; 0 = no limit)."
     )

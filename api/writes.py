@@ -7,7 +7,9 @@ Single interactions are written by :class:`InteractionWriter`: two threads write
 :func:`graph.writers.write_interaction_groups` rows (the statement of ``POST /interactions/batch``), and the posts
 that arrive while a thread writes are written together in a next transaction. A post costs no round trip of its own
 (the statement finds the item, creates the user and answers which it did), concurrent posts share a commit, and
-each post still gets its own answer.
+each post still gets its own answer. Every post is answered: a post waits at most ``timeout`` seconds (then 503;
+Neo4j ends the write transaction after as long), a failed write answers each of its posts with the error, and a
+writer thread that fails for any other reason answers its posts before it goes on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from neo4j import Driver
 
@@ -31,8 +33,10 @@ from schema.rows import InteractionRow
 #: A queued post: its row, the future of its outcome, when it was queued (perf_counter).
 _Entry = tuple[InteractionRow, "Future[InteractionOutcome | None]", float]
 
-#: How long a grouped write that failed transiently (a deadlock with a concurrent writer) is retried.
+#: How long a grouped write that failed transiently (a deadlock with a concurrent writer) is retried, at most.
 RETRY_SECONDS = 15.0
+#: How long a post waits for its write by default (``KGREC_WRITE_TIMEOUT_SECONDS``).
+WRITE_TIMEOUT_SECONDS = 10.0
 
 
 def interaction_row(body: InteractionIn) -> InteractionRow:
@@ -64,6 +68,9 @@ class InteractionWriter:
         threads: Transactions written at once (while one commits, the next is formed and sent).
         metrics: Where the time rows wait in the queue and in their transaction, and the rows per transaction, are
             observed (``kgrec_write_stage_seconds``, ``kgrec_write_group_rows``); None: nowhere.
+        timeout: Seconds after which Neo4j ends a write transaction (a write stuck on a lock or a stalled server then
+            fails, and its posts are answered, instead of holding a writer thread); transient failures are retried
+            for at most as long. :func:`record_interaction` waits as long for a post's answer.
     """
 
     def __init__(
@@ -73,8 +80,10 @@ class InteractionWriter:
         max_rows: int = 500,
         threads: int = 2,
         metrics: Metrics | None = None,
+        timeout: float = WRITE_TIMEOUT_SECONDS,
     ) -> None:
         self.driver = driver
+        self.timeout = timeout
         self.metrics = metrics
         self.database = database
         self.max_rows = max(1, max_rows)
@@ -95,11 +104,11 @@ class InteractionWriter:
                 future.set_exception(DatabaseUnavailableError("the service is shutting down"))
                 return future
             self._queue.append((row, future, time.perf_counter()))
-            if not self._workers:
-                for n in range(self.threads):
-                    worker = threading.Thread(target=self._run, name=f"kgrec-interaction-writer-{n}", daemon=True)
-                    self._workers.append(worker)
-                    worker.start()
+            self._workers = [worker for worker in self._workers if worker.is_alive()]  # none dies; if one did
+            for n in range(len(self._workers), self.threads):
+                worker = threading.Thread(target=self._run, name=f"kgrec-interaction-writer-{n}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
             self._wake.notify()
         return future
 
@@ -141,6 +150,10 @@ class InteractionWriter:
                 self._busy |= users
             try:
                 self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - the thread goes on; its posts are answered, never left waiting
+                gone = DatabaseUnavailableError(f"the interaction write failed: {exc!r}")
+                for _, future, _ in batch:
+                    _settle(future, error=gone)
             finally:
                 with self._wake:
                     self._busy -= users
@@ -157,11 +170,13 @@ class InteractionWriter:
             outcomes = write_interaction_groups(
                 BatchWriter(self.driver, self.database, batch_size=self.max_rows),
                 [(index, row) for index, (row, _, _) in enumerate(batch)],
-                retry_seconds=RETRY_SECONDS,  # deadlocks between the writer threads are retried; Neo4j away fails at once
+                # deadlocks between the writer threads are retried; Neo4j away fails at once; Neo4j ends a stuck write
+                retry_seconds=min(RETRY_SECONDS, self.timeout),
+                timeout=self.timeout,
             )
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the write's error
             for _, future, _ in batch:
-                future.set_exception(exc)
+                _settle(future, error=exc)
             return
         finally:
             if self.metrics is not None:
@@ -173,7 +188,25 @@ class InteractionWriter:
                 if row.user_id in created:  # an earlier post of this transaction created the user
                     outcome = InteractionOutcome(outcome.index, outcome.status, created_user=False)
                 created.add(row.user_id)
+            _settle(future, outcome)
+
+
+def _settle(
+    future: Future[InteractionOutcome | None],
+    outcome: InteractionOutcome | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Answer a post's future, unless it is answered or cancelled already (then setting it would raise and stop the
+    writer thread before the rest of its transaction's posts are answered)."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
             future.set_result(outcome)
+    except InvalidStateError:  # cancelled meanwhile
+        pass
 
 
 async def record_interaction(writer: InteractionWriter, body: InteractionIn) -> InteractionOut:
@@ -183,9 +216,15 @@ async def record_interaction(writer: InteractionWriter, body: InteractionIn) -> 
 
     Raises:
         UnknownEntityError: The item does not exist.
-        DatabaseUnavailableError: Neo4j is unreachable.
+        DatabaseUnavailableError: Neo4j is unreachable, or did not write the post within the writer's timeout (the
+            write may still land; a retry of the post is idempotent).
     """
-    outcome = await asyncio.wrap_future(writer.submit(interaction_row(body)))
+    future = writer.submit(interaction_row(body))
+    try:
+        # shielded: the wait ends, the writer's future is not cancelled (the writer answers it when its write ends)
+        outcome = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), writer.timeout)
+    except TimeoutError as exc:
+        raise DatabaseUnavailableError(f"Neo4j did not write the interaction within {writer.timeout:g} s") from exc
     if outcome is None:
         raise UnknownEntityError(f"unknown item {body.item_id!r}")
     return InteractionOut(user_id=body.user_id, item_id=body.item_id, created_user=outcome.created_user)

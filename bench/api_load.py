@@ -506,6 +506,12 @@ def main() -> None:
     realistic.add_argument("--post-share", type=float, default=0.1, help="(h): share of requests that are POSTs")
     realistic.add_argument("--zipf", type=float, default=1.0, help="(h): exponent of the users' request frequency")
     realistic.add_argument("--warm-users", type=int, default=1000, help="(h): KGREC_CACHE_WARM_USERS of the API")
+    realistic.add_argument(
+        "--one-client",
+        action="store_true",
+        help="(h): send every read with the API key, i.e. as one client (default: each user a client of its own, "
+        "by address, so the per-client budget of uncached work applies per user)",
+    )
     realistic.add_argument("--ready-timeout", type=float, default=1800.0, help="(h): seconds to wait for /ready")
     args = parser.parse_args()
     if args.realistic:

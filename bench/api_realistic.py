@@ -8,6 +8,15 @@ active users ask most often, as the warm set assumes), and a share (``--post-sha
 ``POST /interactions`` of such a user with a random item, which makes that user's next list a miss. Printed beside
 the targets (p99 ≤ 100 ms, no errors): p50/p99 of reads, of writes and of all requests, errors, refusals, the cache
 hit ratio and the mean time of each stage (the API's /metrics).
+
+Each simulated user is a client of its own, as the API tells clients apart: its reads carry no API key (reads do not
+need one) and come from an address of its own (``X-Forwarded-For``, which uvicorn takes from the local load
+generator as from a trusted proxy: ``FORWARDED_ALLOW_IPS``), so the per-client budget of uncached work
+(``KGREC_MISS_COST_RATE``) applies per user, as with real users, and a refusal measures overload. The posts are sent
+with the API key, as the backend recording events would (the key is required for writes; writes have no such
+budget). Each request has a connection of its own (distinct clients share no keep-alive pool), so a request never
+meets a pooled connection that the server closed while it sat idle. ``--one-client`` sends every read with the key
+through one pool of keep-alive connections instead: one client for the whole load, as before.
 """
 
 from __future__ import annotations
@@ -92,6 +101,11 @@ def ensure_world(settings: Neo4jSettings, args: argparse.Namespace) -> tuple[Wor
     return summary, figures
 
 
+def client_address(rank: int) -> str:
+    """The address the user of activity rank ``rank`` asks from (10.0.0.0/8, one per user)."""
+    return f"10.{(rank >> 16) & 255}.{(rank >> 8) & 255}.{rank & 255}"
+
+
 def zipf_cdf(n: int, exponent: float) -> np.ndarray:
     """The cumulative distribution over ranks 0..n-1 with P(rank r) ∝ (r + 1)^-exponent."""
     weights = 1.0 / np.power(np.arange(1, n + 1, dtype=np.float64), exponent)
@@ -110,14 +124,26 @@ async def realistic_loop(
     cdf = zipf_cdf(len(users), args.zipf)
     n = int(args.rate * args.duration)
     draws = np.minimum(np.searchsorted(cdf, np.random.default_rng(seed).random(n), side="right"), len(users) - 1)
-    client = LeanClient(port, max_connections=512, headers={"X-API-Key": key})
+    client = LeanClient(port, max_connections=512, headers={"X-API-Key": key})  # --one-client: every request
+    keyed = {"X-API-Key": key}
+
+    async def once(headers: dict[str, str], method: str, path: str, body: bytes = b"", check: bool = False) -> str:
+        """One request on a connection of its own (module docstring): a client of its own never finds a pooled
+        connection that the server closed while it sat idle; every tenth read's body is checked."""
+        own = LeanClient(port, max_connections=1, check_every=1 if check else 0, headers=headers)
+        try:
+            return await own.send(method, path, body)
+        finally:
+            await own.close()
+
     out: dict[str, list[tuple[float, str]]] = {"read": [], "write": []}
     errors: dict[str, dict[str, int]] = {"read": {}, "write": {}}
     clock = [int(time.time())]
     start = time.perf_counter() + 0.2
 
     async def one(i: int) -> None:
-        user = users[int(draws[i])]
+        rank = int(draws[i])
+        user = users[rank]
         write = rng.random() < args.post_share
         item = rng.choice(items) if write else ""
         scheduled = start + i / args.rate
@@ -127,10 +153,17 @@ async def realistic_loop(
         if write:
             clock[0] += 1
             body = json.dumps({"user_id": user, "item_id": item, "rating": 4.5, "timestamp": clock[0]}).encode()
-            outcome = await client.send("POST", "/interactions", body)
+            if args.one_client:
+                outcome = await client.send("POST", "/interactions", body)
+            else:
+                outcome = await once(keyed, "POST", "/interactions", body)
             outcome = "200" if outcome in ("200", "201") else outcome
         else:
-            outcome = await client.get(f"/users/{user}/recommendations?k=20&explain=true")
+            path = f"/users/{user}/recommendations?k=20&explain=true"
+            if args.one_client:
+                outcome = await client.get(path)
+            else:
+                outcome = await once({"X-Forwarded-For": client_address(rank)}, "GET", path, check=i % 10 == 0)
         kind = "write" if write else "read"
         if outcome != "200":
             errors[kind][outcome] = errors[kind].get(outcome, 0) + 1
@@ -149,6 +182,7 @@ async def realistic_loop(
         "target_rate": args.rate,
         "achieved_rate": n / wall,
         "distinct_users": len({int(d) for d in draws}),
+        "clients": 1 if args.one_client else len({int(d) for d in draws}) + 1,
         "all": _figures(every, merged),
         "read": {"requests": len(out["read"]), **_figures(out["read"], errors["read"])},
         "write": {"requests": len(out["write"]), **_figures(out["write"], errors["write"])},
@@ -177,6 +211,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
             "KGREC_SERVE_MODEL": model,
             "KGREC_API_KEY": key,
             "KGREC_CACHE_WARM_USERS": str(args.warm_users),
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",  # the load generator is the users' proxy (module docstring)
         }
         started = time.perf_counter()
         api = serve_api(settings, api_port, env, "api_realistic_server.log", timeout=args.ready_timeout)
@@ -226,7 +261,8 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         )
     ratio = run["cache_hit_ratio"]
     table.caption = (
-        f"achieved {run['achieved_rate']:.1f} req/s of {args.rate:.0f}; {run['distinct_users']:,} distinct users; "
+        f"achieved {run['achieved_rate']:.1f} req/s of {args.rate:.0f}; {run['distinct_users']:,} distinct users "
+        f"({'one client' if args.one_client else 'a client each'}); "
         f"cache hits {'—' if ratio is None else f'{100 * ratio:.1f}%'}; API ready {ready_seconds:.0f} s after start"
     )
     computed = run["computed"]

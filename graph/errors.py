@@ -17,6 +17,14 @@ from schema.errors import DatabaseUnavailableError, KgrecError
 
 #: Neo4j's codes of a refused login (wrong password, unknown user, too many failed attempts in a row).
 _SECURITY = "Neo.ClientError.Security."
+#: Neo4j's codes of a transaction it ended (its timeout passed, or it was terminated while waiting for a lock): the
+#: statement was not refused, the server could not finish it in time, so callers treat it as Neo4j being unavailable.
+_ENDED = (
+    "Neo.ClientError.Transaction.TransactionTimedOut",
+    "Neo.ClientError.Transaction.LockClientStopped",
+    "Neo.ClientError.Transaction.Terminated",
+    "Neo.TransientError.Transaction.",
+)
 #: What to do about a refused login.
 CHECK_LOGIN = "Check NEO4J_USER and NEO4J_PASSWORD."
 
@@ -44,7 +52,8 @@ def database_errors(what: str, *, refused: str | None = None, gone: str | None =
     Raises:
         DatabaseUnavailableError: The driver failed (``DriverError``: no server, connection lost, no connection
             free in time; or an ``OSError``), Neo4j refused the login (wrong password: unusable as if away, the
-            message says which setting to check), or Neo4j refused a statement and ``refused`` is None.
+            message says which setting to check), Neo4j refused a statement and ``refused`` is None, or Neo4j ended
+            the transaction (its timeout passed, or a transient failure outlived the caller's retries).
         KgrecError: Neo4j refused a statement (``Neo4jError``) and ``refused`` is given.
     """
     try:
@@ -52,7 +61,7 @@ def database_errors(what: str, *, refused: str | None = None, gone: str | None =
     except Neo4jError as exc:
         if (exc.code or "").startswith(_SECURITY):
             raise DatabaseUnavailableError(f"Neo4j rejected the login ({what}): {reason(exc)} {CHECK_LOGIN}") from exc
-        if refused is not None:
+        if refused is not None and not (exc.code or "").startswith(_ENDED):
             raise KgrecError(f"{refused}: {exc}") from exc
         raise _gone(what, gone, exc) from exc
     except (DriverError, OSError) as exc:

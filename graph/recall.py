@@ -167,6 +167,15 @@ class CollaborativeCaps(SeedCaps):
         description="Raters of each seed read, in store order (latest written first in practice): bounds the cost "
         "of a popular seed. Above every item's raters on ml-latest-small (329 at most).",
     )
+    max_raters_scanned: int = Field(
+        6000,
+        ge=1,
+        description="Raters read over all seeds together, shared evenly: each seed reads min(max_raters_scanned_per_seed, "
+        "max(max_co_raters_per_seed, ceil(this / seeds))), so a user whose 50 seeds are all popular reads 120 raters "
+        "of each, not 500 (a third of the walk, on a world at size), and a user with few seeds up to 500 of each. "
+        "Above every item's raters on the 120-user synthetic world; on ml-latest-small it binds on popular seeds. "
+        "Without a History the seeds are counted as max_seeds (the query reads them itself).",
+    )
     max_co_raters_per_seed: int = Field(
         50, ge=1, description="Co-raters kept per seed among those read (fewest interactions first, then by id)."
     )
@@ -180,6 +189,18 @@ class CollaborativeCaps(SeedCaps):
     max_items_per_neighbour: int = Field(
         30, ge=1, description="Positives kept per neighbour among those read (highest rated, most recent, id)."
     )
+
+    def raters_per_seed(self, seeds: int) -> int:
+        """The raters each of ``seeds`` seeds reads (``max_raters_scanned`` shared evenly, within the per-seed caps)."""
+        share = max(self.max_co_raters_per_seed, -(-self.max_raters_scanned // max(1, seeds)))
+        return min(self.max_raters_scanned_per_seed, share)
+
+    def to_params(self) -> dict[str, Any]:
+        """Query parameters; the total walk is sent as its share per seed (``$maxRatersScannedPerSeed``), which the
+        strategy sets from the user's seeds."""
+        params = super().to_params()
+        del params["maxRatersScanned"]
+        return params
 
 
 class KnowledgeCaps(SeedCaps, TraitCaps):
@@ -471,7 +492,29 @@ class _PopularityRecall(CypherRecall[PopularityCaps]):
         return self._call(driver, anchor_id, k, filters, database, on_timing, history, caps, recent)
 
 
-recall_collaborative = CypherRecall(
+class _CollaborativeRecall(CypherRecall[CollaborativeCaps]):
+    def __call__(
+        self,
+        driver: Driver,
+        anchor_id: str,
+        /,
+        k: int = DEFAULT_K,
+        filters: RecallFilters | None = None,
+        database: str = "neo4j",
+        *,
+        on_timing: TimingFn | None = None,
+        history: History | None = None,
+        **caps: Any,
+    ) -> list[Candidate]:
+        """As :class:`RecallStrategy` says; each seed reads its share of ``max_raters_scanned``
+        (:meth:`CollaborativeCaps.raters_per_seed`, the seeds counted from ``history``, else as ``max_seeds``)."""
+        limits = parse_caps(self.caps, caps)
+        seeds = limits.max_seeds if history is None else len(history.seeds(limits.max_seeds, limits.min_rating))
+        caps = {**caps, "max_raters_scanned_per_seed": limits.raters_per_seed(seeds)}
+        return self._call(driver, anchor_id, k, filters, database, on_timing, history, caps)
+
+
+recall_collaborative = _CollaborativeRecall(
     "collaborative",
     catalog.RECALL_COLLABORATIVE,
     CollaborativeCaps,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neo4j import Driver, ManagedTransaction, Session
+from neo4j import Driver, ManagedTransaction, Session, unit_of_work
 from neo4j.exceptions import TransientError
 
 from graph import catalog
@@ -100,7 +100,12 @@ class BatchWriter:
         return stats
 
     def write_returning(
-        self, query: str, batches: Sequence[Sequence[Mapping[str, Any]]], *, retry_seconds: float | None = None
+        self,
+        query: str,
+        batches: Sequence[Sequence[Mapping[str, Any]]],
+        *,
+        retry_seconds: float | None = None,
+        timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         """Write ``batches`` (already cut by the caller) with ``query``, one transaction each; return its records.
 
@@ -110,6 +115,8 @@ class BatchWriter:
             retry_seconds: How long a transaction that failed transiently (a deadlock between concurrent writers) is
                 retried; an unreachable server fails at once. None: the driver's retry (which also waits for an
                 unreachable server for its ``max_transaction_retry_time``).
+            timeout: Seconds after which Neo4j ends each transaction (a write stuck on a lock or a stalled server
+                then fails instead of holding its caller); None: the server's default.
 
         Raises:
             DatabaseUnavailableError: Neo4j went away.
@@ -126,20 +133,24 @@ class BatchWriter:
                     refused=f"Neo4j refused a batch of {query.splitlines()[0]!r}",
                 ):
                     if retry_seconds is None:
-                        records.extend(session.execute_write(_run_batch_returning, query, list(batch)))
+                        work = unit_of_work(timeout=timeout)(_run_batch_returning)
+                        records.extend(session.execute_write(work, query, list(batch)))
                     else:
-                        records.extend(_retry_transient(session, query, list(batch), retry_seconds))
+                        records.extend(_retry_transient(session, query, list(batch), retry_seconds, timeout))
         return records
 
 
-def _retry_transient(session: Session, query: str, rows: list[Mapping[str, Any]], seconds: float) -> list[dict]:
-    """Run one write transaction, again after a transient error (a deadlock, a lock wait timed out) for up to
-    ``seconds``; any other error (Neo4j unreachable, a refused statement) is raised at once."""
+def _retry_transient(
+    session: Session, query: str, rows: list[Mapping[str, Any]], seconds: float, timeout: float | None = None
+) -> list[dict]:
+    """Run one write transaction (ended by Neo4j after ``timeout`` s), again after a transient error (a deadlock, a
+    lock wait timed out) for up to ``seconds``; any other error (Neo4j unreachable, a refused statement) is raised at
+    once."""
     deadline = time.monotonic() + seconds
     delay = 0.05
     while True:
         try:
-            with session.begin_transaction() as tx:
+            with session.begin_transaction(timeout=timeout) as tx:
                 records = [record.data() for record in tx.run(query, rows=rows)]
                 tx.commit()
             return records
@@ -238,7 +249,10 @@ class InteractionOutcome:
 
 
 def write_interaction_groups(
-    writer: BatchWriter, rows: Sequence[tuple[int, InteractionRow]], retry_seconds: float | None = 30.0
+    writer: BatchWriter,
+    rows: Sequence[tuple[int, InteractionRow]],
+    retry_seconds: float | None = 30.0,
+    timeout: float | None = None,
 ) -> dict[int, InteractionOutcome]:
     """Write numbered interaction rows grouped by user, one ``UNWIND`` per transaction, with an outcome per row.
 
@@ -251,6 +265,7 @@ def write_interaction_groups(
         writer: The batch writer (driver, database, batch size).
         rows: (index, row) pairs; the index comes back in the outcome.
         retry_seconds: How long a transaction that deadlocked with a concurrent writer is retried.
+        timeout: Seconds after which Neo4j ends each transaction (None: the server's default).
 
     Returns:
         The outcome of each written row by index; rows with an unknown item are missing.
@@ -282,7 +297,9 @@ def write_interaction_groups(
         size += len(user_rows)
     if current:
         batches.append(current)
-    records = writer.write_returning(catalog.UPSERT_INTERACTION_GROUPS, batches, retry_seconds=retry_seconds)
+    records = writer.write_returning(
+        catalog.UPSERT_INTERACTION_GROUPS, batches, retry_seconds=retry_seconds, timeout=timeout
+    )
     return {
         int(r["index"]): InteractionOutcome(int(r["index"]), str(r["status"]), bool(r["created_user"])) for r in records
     }

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from neo4j import Driver, GraphDatabase
+from neo4j import Driver, GraphDatabase, Session, Transaction
 
+from api.app import create_app
 from api.writes import InteractionWriter
 from etl.synthetic import SyntheticWorld
+from graph.settings import Neo4jSettings
 from schema.errors import DatabaseUnavailableError
 from schema.rows import InteractionRow
-from tests.api.conftest import API_KEY
+from tests.api.conftest import API_KEY, graph_only_settings
 
 KEY = {"X-API-Key": API_KEY}
 
@@ -107,3 +110,81 @@ def test_writer_answers_neo4j_away_to_every_waiting_post() -> None:
     finally:
         writer.close()
         away.close()
+
+
+def _lock_user(driver: Driver, user_id: str) -> tuple[Session, Transaction]:
+    """An open transaction holding ``user_id``'s write lock: every write of that user's interactions waits for it."""
+    session = driver.session()
+    tx = session.begin_transaction()
+    tx.run("MATCH (u:User {userId: $u}) SET u.heldByTest = true", u=user_id).consume()
+    return session, tx
+
+
+def test_writer_answers_every_post_of_a_write_neo4j_cannot_finish(driver: Driver, world: SyntheticWorld) -> None:
+    """A write stuck in Neo4j (here on a lock held by another transaction) ends at the writer's timeout: each of its
+    posts gets the error (503 through the API), and the writer goes on writing later posts."""
+    items = [i.item_id for i in world.dataset.items[70:80]]
+    writer = InteractionWriter(driver, timeout=2.0)
+    try:
+        assert writer.submit(InteractionRow(user_id="stuck-user", item_id=items[0], weight=1.0, timestamp=1)).result(60)
+        session, tx = _lock_user(driver, "stuck-user")
+        try:
+            stuck = [
+                writer.submit(InteractionRow(user_id="stuck-user", item_id=i, weight=1.0, timestamp=2)) for i in items
+            ]
+            for future in stuck:
+                with pytest.raises(DatabaseUnavailableError):
+                    future.result(timeout=60)
+        finally:
+            tx.rollback()
+            session.close()
+        again = writer.submit(InteractionRow(user_id="stuck-user", item_id=items[1], weight=1.0, timestamp=3))
+        assert again.result(timeout=60) is not None
+    finally:
+        writer.close()
+    assert _stored(driver, "stuck-user") == {items[0]: None, items[1]: None}
+
+
+def test_writer_survives_a_post_whose_waiter_left(driver: Driver, world: SyntheticWorld) -> None:
+    """A post cancelled while its write runs (its waiter gone) does not stop the writer: the other posts of the same
+    transaction are answered, and later posts are written."""
+    items = [i.item_id for i in world.dataset.items[80:86]]
+    writer = InteractionWriter(driver, timeout=30.0)
+    try:
+        assert writer.submit(InteractionRow(user_id="left-user", item_id=items[0], weight=1.0, timestamp=1)).result(60)
+        session, tx = _lock_user(driver, "left-user")
+        try:
+            futures = [
+                writer.submit(InteractionRow(user_id="left-user", item_id=i, weight=1.0, timestamp=2))
+                for i in items[1:5]
+            ]
+            assert futures[0].cancel()  # as asyncio.wrap_future does when the awaiting request is cancelled
+        finally:
+            tx.rollback()
+            session.close()
+        assert all(f.result(timeout=60) is not None for f in futures[1:])
+        late = writer.submit(InteractionRow(user_id="left-user", item_id=items[5], weight=1.0, timestamp=3))
+        assert late.result(timeout=60) is not None
+    finally:
+        writer.close()
+    assert set(_stored(driver, "left-user")) == set(items)
+
+
+def test_post_that_neo4j_cannot_write_in_time_is_answered_503(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, driver: Driver, tmp_path: Path
+) -> None:
+    item = world.dataset.items[90].item_id
+    settings = graph_only_settings(tmp_path).model_copy(update={"write_timeout_seconds": 1.0})
+    with TestClient(create_app(settings, neo4j_settings)) as client:
+        first = {"user_id": "slow-user", "item_id": item, "timestamp": 1}
+        assert client.post("/interactions", json=first, headers=KEY).status_code == 201
+        session, tx = _lock_user(driver, "slow-user")
+        try:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                bodies = [{**first, "timestamp": 10 + n} for n in range(4)]
+                responses = list(pool.map(lambda b: client.post("/interactions", json=b, headers=KEY), bodies))
+        finally:
+            tx.rollback()
+            session.close()
+        assert [r.status_code for r in responses] == [503] * 4
+        assert client.post("/interactions", json={**first, "timestamp": 99}, headers=KEY).status_code == 201

@@ -212,6 +212,36 @@ def test_scan_caps_bound_what_collaborative_and_social_read(clean_db: Driver, tm
     assert len(recall.recall_social(driver, "me", k=20, max_items_scanned_per_person=2)) <= 2
 
 
+def test_collaborative_walk_is_shared_by_the_seeds(clean_db: Driver, tmp_path: Path) -> None:
+    """``max_raters_scanned`` bounds the raters read over all seeds: each seed reads its share (here one seed, S,
+    with six raters), never fewer than ``max_co_raters_per_seed`` nor more than ``max_raters_scanned_per_seed``."""
+    driver = _wide_fan_out(clean_db, tmp_path)
+    context = reads.user_context(driver, "me")
+    assert context is not None
+    history = recall.History(context)
+    everything = set(ids(recall.recall_collaborative(driver, "me", k=20, history=history)))
+    assert len(everything) == 10
+    bounded = {"max_raters_scanned": 2, "max_co_raters_per_seed": 2}
+    two = recall.recall_collaborative(driver, "me", k=20, history=history, **bounded)
+    neighbours = {p.nodes[2].id for c in two for p in c.explanations}
+    assert 1 <= len(neighbours) <= 2 and set(ids(two)) < everything
+    # the same share when the query reads the seeds itself and max_seeds is the one seed
+    own = recall.recall_collaborative(driver, "me", k=20, max_seeds=1, **bounded)
+    assert ids(own) == ids(two)
+    # a larger total reads every rater again; the per-seed cap still bounds it
+    assert (
+        set(ids(recall.recall_collaborative(driver, "me", k=20, history=history, max_raters_scanned=6))) == everything
+    )
+    capped = {"max_raters_scanned": 100, "max_raters_scanned_per_seed": 2, "max_co_raters_per_seed": 2}
+    assert set(ids(recall.recall_collaborative(driver, "me", k=20, history=history, **capped))) < everything
+
+
+def test_collaborative_share_per_seed() -> None:
+    caps = recall.CollaborativeCaps()
+    assert [caps.raters_per_seed(n) for n in (0, 1, 5, 12, 13, 50, 200)] == [500, 500, 500, 500, 462, 120, 50]
+    assert "maxRatersScanned" not in caps.to_params() and caps.to_params()["maxRatersScannedPerSeed"] == 500
+
+
 # --- knowledge -------------------------------------------------------------------------------------------------
 
 

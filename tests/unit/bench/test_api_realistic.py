@@ -1,8 +1,13 @@
 """bench/api_realistic.py's request mix: users drawn Zipf-like over their activity rank."""
 
-import numpy as np
+import asyncio
+import ipaddress
 
-from bench.api_realistic import zipf_cdf
+import numpy as np
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from api.limits import ClientIds
+from bench.api_realistic import client_address, zipf_cdf
 
 
 def test_zipf_cdf_puts_the_most_active_users_first() -> None:
@@ -13,3 +18,31 @@ def test_zipf_cdf_puts_the_most_active_users_first() -> None:
     assert len(np.unique(draws)) > 3000  # and the tail is still asked
     flat = np.searchsorted(zipf_cdf(1000, 0.0), np.random.default_rng(0).random(20_000), side="right")
     assert abs((flat < 500).mean() - 0.5) < 0.03  # exponent 0: uniform
+
+
+def test_each_user_reads_as_a_client_of_its_own() -> None:
+    """The realistic run's reads: an address per user through X-Forwarded-For, which uvicorn (trusting the local load
+    generator as a proxy) makes the request's client, so the API's per-client budget sees one client per user; a read
+    sent with the API key would be the one key's client whatever its address."""
+    addresses = [client_address(rank) for rank in range(100_000)]
+    assert len(set(addresses)) == 100_000 and all(
+        ipaddress.ip_address(a) in ipaddress.ip_network("10.0.0.0/8") for a in addresses[:10]
+    )
+    seen: list[str] = []
+    clients = ClientIds("the-key")
+
+    async def app(scope, receive, send) -> None:  # noqa: ANN001
+        seen.append(clients(scope))
+
+    proxy = ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1")
+
+    def read(headers: list[tuple[bytes, bytes]]) -> None:
+        scope = {"type": "http", "client": ("127.0.0.1", 40000), "headers": headers, "scheme": "http"}
+        asyncio.run(proxy(scope, None, None))
+
+    for rank in (0, 1, 99_999):
+        read([(b"x-forwarded-for", client_address(rank).encode())])
+    read([(b"x-forwarded-for", client_address(5).encode()), (b"x-api-key", b"the-key")])
+    read([(b"x-forwarded-for", client_address(6).encode()), (b"x-api-key", b"the-key")])
+    assert seen[:3] == [f"ip:{client_address(r)}" for r in (0, 1, 99_999)]
+    assert seen[3] == seen[4] and seen[3].startswith("key:")
