@@ -72,13 +72,14 @@ SCALING = OUT / "scaling"
 
 def scaling_settings() -> Neo4jSettings:
     """The scaling benchmark's own server: .kgrec/neo4j-scaling on 25687/25474 (or KGREC_SCALING_BOLT_PORT and
-    KGREC_SCALING_HTTP_PORT, so that two checkouts can run it side by side; heap 2g, page cache 1g)."""
+    KGREC_SCALING_HTTP_PORT, so that two checkouts can run it side by side; heap 2g, page cache 1g, or
+    KGREC_SCALING_HEAP and KGREC_SCALING_PAGECACHE)."""
     return private_server(
         "scaling",
         int(os.environ.get("KGREC_SCALING_BOLT_PORT", "25687")),
         int(os.environ.get("KGREC_SCALING_HTTP_PORT", "25474")),
-        heap="2g",
-        pagecache="1g",
+        heap=os.environ.get("KGREC_SCALING_HEAP", "2g"),
+        pagecache=os.environ.get("KGREC_SCALING_PAGECACHE", "1g"),
     )
 
 
@@ -223,6 +224,7 @@ def run_size(
     memory_limit_gb: float,
     existing: str | None = None,
     artifacts: Path | None = None,
+    keep_snapshot: bool = False,
 ) -> int:
     """Generate, load and retrain one world (or retrain the world already loaded at the URI ``existing``, its
     artifacts kept in ``artifacts``); write its record to ``out``. Returns the exit code."""
@@ -245,7 +247,7 @@ def run_size(
         with listening(rec):
             if existing:
                 return retrain_existing(rec, existing, artifacts)
-            return retrain_size(rec, users, items, interactions, seed)
+            return retrain_size(rec, users, items, interactions, seed, keep_snapshot)
     except BaseException as exc:  # MemoryError, torch's allocator RuntimeError, a Neo4j error: record and exit
         rec.record["ok"] = False
         rec.record["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
@@ -255,7 +257,9 @@ def run_size(
         return 3
 
 
-def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed: int) -> int:
+def retrain_size(
+    rec: Recorder, users: int, items: int, interactions: int, seed: int, keep_snapshot: bool = False
+) -> int:
     """Phases ``generate`` (``etl.world.write_world`` to CSV files) and ``load`` (``kgrec load world``'s mapping,
     ``--replace``) of one world, then ``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it (its phases reach
     ``rec`` as they end). Returns the exit code (0)."""
@@ -293,7 +297,7 @@ def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed:
 
     artifacts = SCALING / f"artifacts-{users}x{items}"
     shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
-    run_retrain(rec, settings, artifacts)
+    run_retrain(rec, settings, artifacts, SCALING / f"snapshots-{users}x{items}", keep_snapshot)
     shutil.rmtree(artifacts, ignore_errors=True)
     return 0
 
@@ -327,19 +331,20 @@ def retrain_existing(rec: Recorder, uri: str, artifacts: Path | None) -> int:
     rec.record["items_requested"] = rec.record["counts"]["items"]
     rec.record["interactions_requested"] = rec.record["counts"]["interactions"]
     folder = artifacts or SCALING / "artifacts-existing"
-    run_retrain(rec, settings, folder, keep_snapshot=True)
+    run_retrain(rec, settings, folder, SCALING / "snapshots-existing", keep_snapshot=True)
     return 0
 
 
-def run_retrain(rec: Recorder, settings: Neo4jSettings, artifacts: Path, keep_snapshot: bool = False) -> None:
+def run_retrain(
+    rec: Recorder, settings: Neo4jSettings, artifacts: Path, snapshots: Path, keep_snapshot: bool = False
+) -> None:
     """``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it (blend, CPU, bars off), artifacts in ``artifacts``, the
-    snapshot under bench/out/scaling/snapshots (deleted after unless ``keep_snapshot``: an existing world's is kept
-    for further measurements on the same data); its phases reach ``rec`` as they end, its totals are recorded
+    snapshot in ``snapshots`` (deleted after unless ``keep_snapshot``: kept, e.g. for ``bench.blend_share`` on the
+    same data; an existing world's always is); its phases reach ``rec`` as they end, its totals are recorded
     after."""
     from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import retrain_job
 
-    snapshots = SCALING / "snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)  # every size saves its snapshot (no reuse)
     gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=snapshots)
     config = resolve_config("blend", gnn_settings.train_config, {"device": "cpu", "progress": False})  # bars off
@@ -353,6 +358,7 @@ def run_retrain(rec: Recorder, settings: Neo4jSettings, artifacts: Path, keep_sn
     rec.record["promoted"] = retrain.promoted
     rec.record["lightgcn_epochs"] = retrain.artifact.metrics.get("best_epoch")
     rec.record["artifact"] = str(retrain.artifact.path)
+    rec.record["snapshot_dir"] = str(snapshots) if keep_snapshot else None
     rec.record["ok"] = True
     rec.record.pop("running", None)
     rec.flush()
@@ -372,11 +378,14 @@ def worker_command(
     memory_limit_gb: float,
     existing: str | None = None,
     artifacts: Path | None = None,
+    keep_snapshot: bool = False,
 ) -> list[str]:
     """The command line of one size's own process (``--worker``), which writes its record to ``out``."""
     extra = ["--worker-existing", existing] if existing else []
     if existing and artifacts is not None:
         extra += ["--artifacts", str(artifacts)]
+    if keep_snapshot:
+        extra.append("--keep-snapshots")
     return [
         sys.executable,
         "-m",
@@ -471,6 +480,12 @@ def main(argv: list[str] | None = None) -> None:
         help="where the retrain of an --existing world writes its artifacts, kept (default: bench/out/scaling/)",
     )
     parser.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep each size's snapshot (bench/out/scaling/snapshots-USERSxITEMS; an --existing world's is always "
+        "kept, in snapshots-existing), e.g. for bench.blend_share",
+    )
+    parser.add_argument(
         "--from-json",
         type=Path,
         nargs="+",
@@ -497,6 +512,7 @@ def main(argv: list[str] | None = None) -> None:
             args.memory_limit_gb,
             existing=args.worker_existing,
             artifacts=args.artifacts,
+            keep_snapshot=args.keep_snapshots,
         )
         raise SystemExit(code)
 
@@ -554,6 +570,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.memory_limit_gb,
                 existing.get(scale),
                 args.artifacts,
+                args.keep_snapshots,
             )
             proc = subprocess.Popen(
                 command,

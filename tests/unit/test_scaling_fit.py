@@ -162,7 +162,9 @@ def test_existing_worlds_and_merged_runs(tmp_path) -> None:  # noqa: ANN001
     command = worker_command(0, 0, 0, 42, tmp_path / "o.json", 12.0, "bolt://h:1", tmp_path / "art")
     assert command[command.index("--worker-existing") + 1] == "bolt://h:1"
     assert command[command.index("--artifacts") + 1] == str(tmp_path / "art")
-    assert "--worker-existing" not in worker_command(1, 2, 3, 42, tmp_path / "o.json", 12.0)
+    plain = worker_command(1, 2, 3, 42, tmp_path / "o.json", 12.0)
+    assert "--worker-existing" not in plain and "--artifacts" not in plain and "--keep-snapshots" not in plain
+    assert "--keep-snapshots" in worker_command(1, 2, 3, 42, tmp_path / "o.json", 12.0, keep_snapshot=True)
 
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps({"command": "a", "sizes": [{"scale": 1, "v": "a"}, {"scale": 10, "v": "a"}]}))
