@@ -26,9 +26,19 @@ items`` float32 feature cube.
 
     nice -n 5 .venv/bin/python -m bench.scaling [--sizes 0.1,0.3,1,3,10] [--item-exponent 0.36]
                                                 [--memory-limit-gb 12] [--timeout 1500] [--keep-going]
+                                                [--existing 100=bolt://localhost:17600 --artifacts DIR]
+
+A size given with ``--existing SCALE=URI`` is not generated nor loaded: its retrain runs against the world
+already loaded in the Neo4j at URI (e.g. the 10M world of ``kgrec load world``, which takes about 15 minutes
+to load; NEO4J_USER / NEO4J_PASSWORD or the local server's defaults), its counts read from the graph's count
+store, its artifacts written to ``--artifacts`` and kept there (the benchmark's own server is not started when
+every size is such a world). ``--from-json A.json B.json …`` merges the sizes of earlier runs (a later file's
+size replaces an earlier one's) into one table, fits and figure.
 
 Prints one column per size, the power-law exponent b of every phase (time ∝ interactions^b, least squares in
-log-log over the sizes that finished), and writes bench/out/scaling.json and bench/out/scaling.png.
+log-log over the sizes that finished), of wall seconds and of the process's CPU seconds (what the curve and the
+figure use: on a shared machine wall seconds are mostly waiting), and writes bench/out/scaling.json and
+bench/out/scaling.png.
 """
 
 from __future__ import annotations
@@ -62,13 +72,14 @@ SCALING = OUT / "scaling"
 
 def scaling_settings() -> Neo4jSettings:
     """The scaling benchmark's own server: .kgrec/neo4j-scaling on 25687/25474 (or KGREC_SCALING_BOLT_PORT and
-    KGREC_SCALING_HTTP_PORT, so that two checkouts can run it side by side; heap 2g, page cache 1g)."""
+    KGREC_SCALING_HTTP_PORT, so that two checkouts can run it side by side; heap 2g, page cache 1g, or
+    KGREC_SCALING_HEAP and KGREC_SCALING_PAGECACHE)."""
     return private_server(
         "scaling",
         int(os.environ.get("KGREC_SCALING_BOLT_PORT", "25687")),
         int(os.environ.get("KGREC_SCALING_HTTP_PORT", "25474")),
-        heap="2g",
-        pagecache="1g",
+        heap=os.environ.get("KGREC_SCALING_HEAP", "2g"),
+        pagecache=os.environ.get("KGREC_SCALING_PAGECACHE", "1g"),
     )
 
 
@@ -115,7 +126,7 @@ class Recorder:
         record.setdefault("rss_after_mb", {})
         record.setdefault("calls", [])
         record.setdefault("cpu_phases", {})
-        self.cpu_started: dict[str, float] = {}
+        self.cpu_started: dict[tuple[tuple[str, ...], str], float] = {}  # (path, name) -> CPU seconds at its start
         self.flush()
 
     def flush(self) -> None:
@@ -134,11 +145,12 @@ class Recorder:
 
     def __call__(self, event: PhaseEvent) -> None:
         """Record one phase event (see the class docstring)."""
+        key = (tuple(event.path), event.name)
         if event.kind == "start":
-            if not event.path:
-                self.cpu_started[event.name] = cpu_seconds()
+            self.cpu_started[key] = cpu_seconds()
             self.running(event.name)
             return
+        cpu = cpu_seconds() - self.cpu_started.pop(key) if key in self.cpu_started else None
         if event.kind == "end" and event.name == "split" and "split" in event.data:
             snapshot = event.data["snapshot"]
             self.record["dense"] = dense_sizes(snapshot, event.data["split"])
@@ -149,8 +161,8 @@ class Recorder:
             }
         if not event.path:  # generate, load, export, split, fit, promote, publish
             if event.kind == "end":  # a failed one stays ``running``
-                if event.name in self.cpu_started:  # this process's CPU seconds (Neo4j's are its own)
-                    self.record["cpu_phases"][event.name] = cpu_seconds() - self.cpu_started.pop(event.name)
+                if cpu is not None:  # this process's CPU seconds (Neo4j's are its own)
+                    self.record["cpu_phases"][event.name] = cpu
                 self.phase(event.name, event.seconds - event.data.get("wipe_seconds", 0.0))
             return
         if event.kind == "failed":  # how long it ran before it failed (not a phase time); the innermost counts
@@ -163,6 +175,7 @@ class Recorder:
                 {
                     "component": event.name,
                     "seconds": event.seconds,
+                    "cpu_seconds": cpu,
                     "peak_rss_mb": peak_rss_mb(),
                     "span": [now - event.seconds, now],
                     "path": list(event.path),
@@ -202,8 +215,19 @@ def dense_sizes(snapshot: Any, split: Any) -> dict[str, float]:  # noqa: ANN401
     }
 
 
-def run_size(users: int, items: int, interactions: int, seed: int, out: Path, memory_limit_gb: float) -> int:
-    """Generate, load and retrain one world; write its record to ``out``. Returns the exit code."""
+def run_size(
+    users: int,
+    items: int,
+    interactions: int,
+    seed: int,
+    out: Path,
+    memory_limit_gb: float,
+    existing: str | None = None,
+    artifacts: Path | None = None,
+    keep_snapshot: bool = False,
+) -> int:
+    """Generate, load and retrain one world (or retrain the world already loaded at the URI ``existing``, its
+    artifacts kept in ``artifacts``); write its record to ``out``. Returns the exit code."""
     if memory_limit_gb > 0:
         limit = int(memory_limit_gb * 1024**3)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -216,11 +240,14 @@ def run_size(users: int, items: int, interactions: int, seed: int, out: Path, me
             "seed": seed,
             "memory_limit_gb": memory_limit_gb,
             "pid": os.getpid(),
+            **({"existing": existing} if existing else {}),
         },
     )
     try:
         with listening(rec):
-            return retrain_size(rec, users, items, interactions, seed)
+            if existing:
+                return retrain_existing(rec, existing, artifacts)
+            return retrain_size(rec, users, items, interactions, seed, keep_snapshot)
     except BaseException as exc:  # MemoryError, torch's allocator RuntimeError, a Neo4j error: record and exit
         rec.record["ok"] = False
         rec.record["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
@@ -230,7 +257,9 @@ def run_size(users: int, items: int, interactions: int, seed: int, out: Path, me
         return 3
 
 
-def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed: int) -> int:
+def retrain_size(
+    rec: Recorder, users: int, items: int, interactions: int, seed: int, keep_snapshot: bool = False
+) -> int:
     """Phases ``generate`` (``etl.world.write_world`` to CSV files) and ``load`` (``kgrec load world``'s mapping,
     ``--replace``) of one world, then ``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it (its phases reach
     ``rec`` as they end). Returns the exit code (0)."""
@@ -238,8 +267,6 @@ def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed:
     from etl.settings import get_etl_settings
     from etl.sources import read_mapping_dataset, shipped_mapping_path
     from etl.world import write_world
-    from gnn.config import GnnSettings, resolve_config
-    from gnn.jobs import retrain_job
     from graph.driver import create_driver
     from schema.model import Label
 
@@ -266,7 +293,17 @@ def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed:
         # --replace: the previous size's graph, shown apart (the recorder takes it out of the load)
         data["wipe_seconds"] = rec.record["wipe_seconds"] = sum(p.seconds for p in report.phases if p.name == "wipe")
     shutil.rmtree(folder, ignore_errors=True)
-    rels, nodes = report.relationships, report.nodes
+    record_counts(rec, report.nodes, report.relationships)
+
+    artifacts = SCALING / f"artifacts-{users}x{items}"
+    shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
+    run_retrain(rec, settings, artifacts, SCALING / f"snapshots-{users}x{items}", keep_snapshot)
+    shutil.rmtree(artifacts, ignore_errors=True)
+    return 0
+
+
+def record_counts(rec: Recorder, nodes: dict[str, int], rels: dict[str, int]) -> None:
+    """The world's counts (nodes per label, relationships per type, ``*`` the totals) into the record."""
     rec.record["counts"] = {
         "users": nodes.get("User", 0),
         "items": nodes.get("Item", 0),
@@ -278,10 +315,38 @@ def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed:
     }
     rec.record["relationships"] = rels
 
-    artifacts = SCALING / f"artifacts-{users}x{items}"
-    shutil.rmtree(artifacts, ignore_errors=True)  # every size is a first retrain (promoted by the gate)
-    shutil.rmtree(SCALING / "snapshots", ignore_errors=True)  # and saves its snapshot (no reuse)
-    gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=SCALING / "snapshots")
+
+def retrain_existing(rec: Recorder, uri: str, artifacts: Path | None) -> int:
+    """The retrain of a world already loaded in the Neo4j at ``uri`` (no generate, no load; counts from the
+    graph's count store); its artifacts go to ``artifacts`` (default: under bench/out/scaling/) and are kept.
+    Returns the exit code (0)."""
+    from graph.driver import create_driver
+    from graph.writers import read_graph_counts
+
+    settings = Neo4jSettings(uri=uri)
+    with create_driver(settings) as driver:
+        nodes, rels = read_graph_counts(driver, settings.database)
+    record_counts(rec, nodes, rels)
+    rec.record["users_requested"] = rec.record["counts"]["users"]
+    rec.record["items_requested"] = rec.record["counts"]["items"]
+    rec.record["interactions_requested"] = rec.record["counts"]["interactions"]
+    folder = artifacts or SCALING / "artifacts-existing"
+    run_retrain(rec, settings, folder, SCALING / "snapshots-existing", keep_snapshot=True)
+    return 0
+
+
+def run_retrain(
+    rec: Recorder, settings: Neo4jSettings, artifacts: Path, snapshots: Path, keep_snapshot: bool = False
+) -> None:
+    """``gnn.jobs.retrain_job`` as ``kgrec retrain`` runs it (blend, CPU, bars off), artifacts in ``artifacts``, the
+    snapshot in ``snapshots`` (deleted after unless ``keep_snapshot``: kept, e.g. for ``bench.blend_share`` on the
+    same data; an existing world's always is); its phases reach ``rec`` as they end, its totals are recorded
+    after."""
+    from gnn.config import GnnSettings, resolve_config
+    from gnn.jobs import retrain_job
+
+    shutil.rmtree(snapshots, ignore_errors=True)  # every size saves its snapshot (no reuse)
+    gnn_settings = GnnSettings(artifacts_dir=artifacts, snapshots_dir=snapshots)
     config = resolve_config("blend", gnn_settings.train_config, {"device": "cpu", "progress": False})  # bars off
     cpu = cpu_seconds()
     retrain = retrain_job(settings, gnn_settings, config, keep=2, publish=True)
@@ -293,20 +358,34 @@ def retrain_size(rec: Recorder, users: int, items: int, interactions: int, seed:
     rec.record["promoted"] = retrain.promoted
     rec.record["lightgcn_epochs"] = retrain.artifact.metrics.get("best_epoch")
     rec.record["artifact"] = str(retrain.artifact.path)
+    rec.record["snapshot_dir"] = str(snapshots) if keep_snapshot else None
     rec.record["ok"] = True
     rec.record.pop("running", None)
     rec.flush()
-    shutil.rmtree(artifacts, ignore_errors=True)
-    return 0
+    if not keep_snapshot:
+        shutil.rmtree(snapshots, ignore_errors=True)
 
 
 # --- the command: every size in its own process, the table, the fit, the figure --------------------------
 
 
 def worker_command(
-    users: int, items: int, interactions: int, seed: int, out: Path, memory_limit_gb: float
+    users: int,
+    items: int,
+    interactions: int,
+    seed: int,
+    out: Path,
+    memory_limit_gb: float,
+    existing: str | None = None,
+    artifacts: Path | None = None,
+    keep_snapshot: bool = False,
 ) -> list[str]:
     """The command line of one size's own process (``--worker``), which writes its record to ``out``."""
+    extra = ["--worker-existing", existing] if existing else []
+    if existing and artifacts is not None:
+        extra += ["--artifacts", str(artifacts)]
+    if keep_snapshot:
+        extra.append("--keep-snapshots")
     return [
         sys.executable,
         "-m",
@@ -320,7 +399,34 @@ def worker_command(
         str(out),
         "--memory-limit-gb",
         str(memory_limit_gb),
+        *extra,
     ]
+
+
+def parse_existing(values: list[str]) -> dict[float, str]:
+    """``SCALE=URI`` pairs of ``--existing`` as {scale: uri}; SystemExit on a malformed one."""
+    out: dict[float, str] = {}
+    for value in values:
+        scale, sep, uri = value.partition("=")
+        try:
+            if not sep or not uri.strip():
+                raise ValueError(value)
+            out[float(scale)] = uri.strip()
+        except ValueError:
+            raise SystemExit(f"--existing {value!r}: expected SCALE=URI, e.g. 100=bolt://localhost:7687") from None
+    return out
+
+
+def merge_runs(paths: list[Path]) -> dict[str, Any]:
+    """The runs of several ``scaling.json`` files as one (each size once: a later file's replaces an earlier's)."""
+    merged: dict[float, dict[str, Any]] = {}
+    first: dict[str, Any] = {}
+    for path in paths:
+        run = json.loads(path.read_text())
+        first = first or run
+        for record in run["sizes"]:
+            merged[float(record["scale"])] = record
+    return {**first, "merged_from": [str(p) for p in paths], "sizes": [merged[k] for k in sorted(merged)]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -360,43 +466,83 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument(
+        "--existing",
+        action="append",
+        default=[],
+        metavar="SCALE=URI",
+        help="the size SCALE is the world already loaded in the Neo4j at URI (no generate, no load; e.g. "
+        "100=bolt://localhost:7687 for a 10M world of `kgrec load world`); repeatable",
+    )
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        metavar="DIR",
+        help="where the retrain of an --existing world writes its artifacts, kept (default: bench/out/scaling/)",
+    )
+    parser.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep each size's snapshot (bench/out/scaling/snapshots-USERSxITEMS; an --existing world's is always "
+        "kept, in snapshots-existing), e.g. for bench.blend_share",
+    )
+    parser.add_argument(
         "--from-json",
         type=Path,
+        nargs="+",
         metavar="PATH",
-        help="only print the table, fits and figure of an earlier run's JSON (e.g. bench/out/scaling.json)",
+        help="only print the table, fits and figure of earlier runs' JSON (e.g. bench/out/scaling.json); several "
+        "are merged by size, and the result written to the first",
     )
     parser.add_argument(
         "--worker", nargs=4, type=int, metavar=("USERS", "ITEMS", "INTERACTIONS", "SEED"), help=argparse.SUPPRESS
     )
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-existing", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     SCALING.mkdir(parents=True, exist_ok=True)
     if args.worker:
         users, items, interactions, seed = args.worker
-        raise SystemExit(run_size(users, items, interactions, seed, args.worker_out, args.memory_limit_gb))
+        code = run_size(
+            users,
+            items,
+            interactions,
+            seed,
+            args.worker_out,
+            args.memory_limit_gb,
+            existing=args.worker_existing,
+            artifacts=args.artifacts,
+            keep_snapshot=args.keep_snapshots,
+        )
+        raise SystemExit(code)
 
     if args.from_json:
-        earlier = json.loads(args.from_json.read_text())
+        earlier = merge_runs(args.from_json) if len(args.from_json) > 1 else json.loads(args.from_json[0].read_text())
         for record in earlier["sizes"]:
             subtract_pauses(record)
         fits = power_law_fits(earlier["sizes"])
         print_table(earlier["sizes"], fits)
         earlier["fits"] = fits
-        args.from_json.write_text(json.dumps(earlier, indent=2))
+        args.from_json[0].write_text(json.dumps(earlier, indent=2))
         counted = [r for r in earlier["sizes"] if r.get("counts")]
         if counted:
-            plot(counted, fits, args.from_json.with_suffix(".png"))
+            plot(counted, fits, args.from_json[0].with_suffix(".png"))
         return
 
     from graph.neo4j_local import launcher
 
     scales = [float(s) for s in args.sizes.split(",") if s.strip()]
+    existing = parse_existing(args.existing)
+    unknown = sorted(set(existing) - set(scales))
+    if unknown:
+        raise SystemExit(f"--existing names sizes not in --sizes: {', '.join(f'{s:g}' for s in unknown)}")
     settings = scaling_settings()
-    launcher.start(settings)
+    own_server = any(scale not in existing for scale in scales)
+    if own_server:
+        launcher.start(settings)
     results: list[dict[str, Any]] = []
     try:
-        if not args.no_warmup:
+        if not args.no_warmup and own_server:
             users, items = world_size(0.01, args.item_exponent)
             print(f"warm-up (not reported): {users} users, {items} items …", flush=True)
             subprocess.run(
@@ -411,15 +557,23 @@ def main(argv: list[str] | None = None) -> None:
             out = SCALING / f"size-{scale:g}.json"
             out.unlink(missing_ok=True)
             load_start = os.getloadavg()[0]
-            print(
-                f"[{time.strftime('%H:%M:%S')}] {scale:g}×: {users:,} users, {items:,} items "
-                f"(load average {load_start:.2f}) …",
-                flush=True,
-            )
+            world = f"the world at {existing[scale]}" if scale in existing else f"{users:,} users, {items:,} items"
+            print(f"[{time.strftime('%H:%M:%S')}] {scale:g}×: {world} (load average {load_start:.2f}) …", flush=True)
             started = time.time()
             log = (SCALING / f"size-{scale:g}.log").open("wb")
+            command = worker_command(
+                users,
+                items,
+                world_interactions(scale),
+                args.seed,
+                out,
+                args.memory_limit_gb,
+                existing.get(scale),
+                args.artifacts,
+                args.keep_snapshots,
+            )
             proc = subprocess.Popen(
-                worker_command(users, items, world_interactions(scale), args.seed, out, args.memory_limit_gb),
+                command,
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -465,7 +619,7 @@ def main(argv: list[str] | None = None) -> None:
             if not record.get("ok") and not args.keep_going:
                 break
     finally:
-        if not args.keep_server:
+        if own_server and not args.keep_server:
             launcher.stop(settings)
 
     fits = power_law_fits(results)

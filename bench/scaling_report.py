@@ -40,19 +40,40 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> dict[str, float] | 
     return {"b": b, "a": math.exp(intercept), "r2": r2, "points": n}
 
 
-def first_pass(record: dict[str, Any]) -> dict[str, float]:
-    """Seconds per blend component in its first call (the fit-edges pass; the refit pass is in ``refit``), the
-    trial fits of the component search left out."""
+def first_pass(record: dict[str, Any], key: str = "seconds") -> dict[str, float]:
+    """Seconds (``key``: wall ``seconds`` or ``cpu_seconds``) per blend component in its first call (the fit-edges
+    pass; the refit pass is in ``refit``), the trial fits of the component search left out."""
     out: dict[str, float] = {}
     for call in record.get("calls", []):
         if "component_search" not in call.get("path", ()):
-            out.setdefault(call["component"], call["seconds"])
+            out.setdefault(call["component"], call.get(key))
     return out
 
 
 #: Rows of the table, in order: (name, where the figure comes from).
 FIT_COMPONENTS = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
 RANKER_PARTS = ("val_features", "ranker_weights")
+#: The fit's parts timed as phases (their CPU seconds come from the calls; the wall ones from the artifact too).
+SEARCH = "component_search"
+
+
+def cpu_series(record: dict[str, Any]) -> dict[str, float | None]:
+    """CPU seconds (user + system of the size's own process; Neo4j's are not in them) of every phase and
+    component by the names of :func:`series` (None where not recorded: runs before calls had CPU seconds)."""
+    phases = record.get("cpu_phases", {})
+    calls = first_pass(record, "cpu_seconds")
+    out: dict[str, float | None] = {k: phases.get(k) for k in PHASES[:4]}
+    out["fit"] = phases.get("fit")
+    out[" fit_components (fit edges)"] = calls.get("fit_components")
+    out.update({f"   {k}": calls.get(k) for k in FIT_COMPONENTS})
+    parts = [calls.get(k) for k in (*RANKER_PARTS, SEARCH)]
+    out[" fit_ranker (validation)"] = sum(parts) if all(p is not None for p in parts) else None  # type: ignore[arg-type]
+    out.update({f"   {k}": calls.get(k) for k in (*RANKER_PARTS, SEARCH)})
+    out[" refit (every positive)"] = calls.get("refit")
+    out.update({k: phases.get(k) for k in PHASES[5:]})
+    out["retrain (export→publish)"] = record.get("retrain_cpu_seconds")
+    out["total (generate→publish)"] = sum(phases[k] for k in PHASES) if all(k in phases for k in PHASES) else None
+    return out
 
 
 def series(record: dict[str, Any]) -> dict[str, float | None]:
@@ -70,7 +91,7 @@ def series(record: dict[str, Any]) -> dict[str, float | None]:
     out[" fit_components (fit edges)"] = fit_phases.get("fit_components")
     out.update({f"   {k}": calls.get(k) for k in FIT_COMPONENTS})
     out[" fit_ranker (validation)"] = fit_phases.get("fit_ranker")
-    out.update({f"   {k}": calls.get(k) for k in RANKER_PARTS})
+    out.update({f"   {k}": calls.get(k) for k in (*RANKER_PARTS, SEARCH)})
     out[" refit (every positive)"] = fit_phases.get("refit")
     out.update({k: phases.get(k) for k in PHASES[5:]})
     out["retrain (export→publish)"] = record.get("retrain_seconds")
@@ -100,6 +121,12 @@ def power_law_fits(results: list[dict[str, Any]]) -> dict[str, Any]:
     rss = fit_power_law([r["counts"]["interactions"] for r in done], [r.get("peak_rss_mb") for r in done])
     if rss:
         fits["peak_rss_mb"] = rss
+    cpu: dict[str, Any] = {}
+    for name in cpu_series(counted[0]):
+        fit = fit_power_law(xs, [cpu_series(r)[name] for r in counted])
+        if fit:
+            cpu[name] = fit
+    fits["cpu"] = cpu  # exponents of the CPU seconds (the curve on a shared machine)
     return fits
 
 
@@ -196,7 +223,8 @@ def pauses_overlap(start: float, end: float) -> list[str]:
 
 
 def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> None:
-    """Log-log PNG of seconds per phase against interactions (matplotlib's Agg canvas, no pyplot)."""
+    """Log-log PNG of CPU seconds per phase against interactions (matplotlib's Agg canvas, no pyplot); wall
+    seconds for a run without CPU seconds per component."""
     from matplotlib.figure import Figure
 
     results = sorted(results, key=lambda r: r["scale"])
@@ -205,15 +233,15 @@ def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> Non
     from matplotlib import colormaps
 
     colours = colormaps["tab20"]
-    names = [n for n in series(results[0]) if n not in ("split", "promote", "   knowledge", "   sequence")]
+    use_cpu = any(v is not None for r in results for k, v in cpu_series(r).items() if k.startswith("   "))
+    of, exponents = (cpu_series, fits.get("cpu", {})) if use_cpu else (series, fits)
+    names = [n for n in of(results[0]) if n not in ("split", "promote", "   knowledge")]
     for k, name in enumerate(names):
-        points = [
-            (r["counts"]["interactions"], series(r)[name]) for r in results if r.get("counts") and series(r).get(name)
-        ]
+        points = [(r["counts"]["interactions"], of(r)[name]) for r in results if r.get("counts") and of(r).get(name)]
         if not points:
             continue
         xs, ys = zip(*points, strict=True)
-        fit = fits.get(name)
+        fit = exponents.get(name)
         label = name.strip() + (f" (b={fit['b']:.2f})" if fit else "")
         top = name in PHASES or name.startswith(("retrain", "total"))
         ax.plot(
@@ -228,8 +256,8 @@ def plot(results: list[dict[str, Any]], fits: dict[str, Any], path: Path) -> Non
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("interactions (INTERACTED edges)")
-    ax.set_ylabel("seconds")
-    ax.set_title("kgrec retrain (blend) on synthetic worlds")
+    ax.set_ylabel("CPU seconds (user + system of the retrain's process)" if use_cpu else "seconds (wall)")
+    ax.set_title("kgrec retrain (blend) on synthetic worlds" + (", CPU seconds" if use_cpu else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
@@ -270,12 +298,12 @@ def print_table(results: list[dict[str, Any]], fits: dict[str, Any]) -> None:
     per = [series(r) for r in results]
     for name in per[0]:
         row(name, [p[name] for p in per], fits.get(name))
+    cpu = [cpu_series(r) for r in results]
+    for name in cpu[0]:
+        if any(c[name] is not None for c in cpu):
+            row(f"CPU s: {name.strip()}", [c[name] for c in cpu], fits.get("cpu", {}).get(name), digits=1)
     row("peak RSS, MiB", [r.get("peak_rss_mb") for r in results], fits.get("peak_rss_mb"), digits=0)
     row("retrain CPU seconds (user + system)", [r.get("retrain_cpu_seconds") for r in results], digits=0)
-    for name in PHASES:  # the process's own CPU per phase (Neo4j's work during load/export/publish is not in it)
-        cpu = [r.get("cpu_phases", {}).get(name) for r in results]
-        if any(v is not None for v in cpu):
-            row(f"CPU seconds: {name}", cpu, fit_power_law_of(results, cpu), digits=0)
     row("validation NDCG@20", [r.get("validation_ndcg20") for r in results], digits=4)
     row("LightGCN epochs", [r.get("lightgcn_epochs") for r in results])
     row("load average (1 min) at start", [r.get("loadavg_start") for r in results], digits=2)

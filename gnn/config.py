@@ -56,6 +56,14 @@ class TrainConfig(BaseSettings):
         "(every step propagates over every edge): with more, an epoch takes fewer, larger batches (at least one), "
         "so its cost grows linearly with the positives instead of quadratically. None: batches of batch_size.",
     )
+    max_step_pairs: int | None = Field(
+        None,
+        ge=1,
+        description="LightGCN: at most this many of a step's positive pairs (the first of its shuffled batch, so a "
+        "fresh random share every step) form its BPR loss; the propagation still runs over every edge. With "
+        "full-batch steps at size the loss, its backward pass and the negatives then cost this many pairs, not "
+        "every positive. None: the whole batch.",
+    )
     max_epochs: int = Field(300, ge=1, description="Upper bound on epochs when early stopping does not stop.")
     patience: int = Field(
         50,

@@ -18,6 +18,7 @@ generators seeded with ``config.seed``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -259,6 +260,16 @@ def _chunked_backward(
     return value
 
 
+def evaluated_rows(fold: Fold) -> Fold:
+    """The fold with ``train`` kept to its evaluation users' rows: all that validation NDCG@20 reads of it (their
+    own items are excluded from their rankings), so every round scores the same while it no longer sorts or scans
+    every training positive (coverage and novelty, which read the rest, are not what early stopping looks at)."""
+    keep = torch.isin(fold.train[0], fold.eval_users)
+    if bool(keep.all()):
+        return fold
+    return dataclasses.replace(fold, train=fold.train[:, keep])
+
+
 def fit_lightgcn(
     train_edges: Tensor, num_users: int, num_items: int, config: TrainConfig, **options: Unpack[FitOptions]
 ) -> FitResult:
@@ -333,6 +344,9 @@ def _fit(
     batch_size = (
         epoch_batch_size(config, train_edges.size(1)) if isinstance(runner, _LightGCNRunner) else config.batch_size
     )
+    step_pairs = config.max_step_pairs or batch_size  # a step's supervising pairs (LightGCN at size: a sample)
+    if val_fold is not None:
+        val_fold = evaluated_rows(val_fold)
     bar = tqdm(range(1, max_epochs + 1), desc=desc, unit="epoch", disable=not config.progress, leave=False)
     for epoch in bar:
         epoch_start = time.perf_counter()
@@ -343,7 +357,7 @@ def _fit(
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, batch_size):
                 with record_function(PHASES["negatives"]):
-                    index = order[start : start + batch_size]
+                    index = order[start : start + min(batch_size, step_pairs)]
                     users, pos = supervision[0, index], supervision[1, index]
                     neg = sampler.sample(users, config.negatives)
                     users, pos, neg = users.to(device), pos.to(device), neg.to(device)

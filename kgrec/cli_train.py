@@ -29,7 +29,7 @@ MODEL_HELP = (
 CONFIG_HELP = (
     "[bold]--config[/]: a YAML mapping of the chosen model's config fields (default file: KGREC_TRAIN_CONFIG).\n\n"
     "[bold]lightgcn, graphsage[/] (gnn.config.TrainConfig): model, embedding_dim, num_layers, init_std, lr, lr_decay, "
-    "reg, batch_size, negatives, epoch_edge_budget, max_epochs, patience, min_epochs, eval_every, val_window, supervision_ratio, "
+    "reg, batch_size, negatives, epoch_edge_budget, max_step_pairs, max_epochs, patience, min_epochs, eval_every, val_window, supervision_ratio, "
     "id_dropout, user_ids, retrain, final_fit, seed, device, num_threads, progress. "
     "Defaults < the model's defaults (gnn.config.MODEL_DEFAULTS) < the file < KGREC_TRAIN_<FIELD> < flags; "
     "retrain always fits its final version on every positive (final_fit all).\n\n"
@@ -43,7 +43,8 @@ CONFIG_HELP = (
     "als_regularization_grid, als_alpha_grid, als_scale_grid, "
     "use_lightgcn, cold_embeddings, cold_map_lambda, cold_year_weight, lightgcn, ranker, ranker_l2, "
     "ranker_l2_grid, ranker_user_groups, ranker_group_l2_grid, ranker_folds, ranker_iterations, ranker_max_items, ranker_candidates, lightgcn_max_val_users, "
-    "lightgcn_large_positives, lightgcn_large_budget, ranker_max_users, cold_slots, cold_slot_every, "
+    "lightgcn_large_positives, lightgcn_large_budget, lightgcn_large_step_pairs, lightgcn_large_patience, "
+    "ranker_max_users, cold_slots, cold_slot_every, "
     "cold_slot_margin, seed, device, num_threads, progress. "
     "lightgcn is a mapping of TrainConfig fields for its LightGCN component that replaces the component's "
     "defaults as a whole (keep its epoch_edge_budget in it, or an epoch costs the square of the positives). Defaults < the file < flags: --max-epochs (train: also --embedding-dim, "

@@ -258,6 +258,19 @@ class RankerConfig(BaseModel):
         description="LightGCN above lightgcn_large_positives: its epochs are bounded so that optimiser steps × "
         "training positives stays within this (at least one epoch; about 100 steps at 800k positives, 10 at 8M).",
     )
+    lightgcn_large_step_pairs: int | None = Field(
+        1_048_576,
+        ge=1,
+        description="LightGCN above lightgcn_large_positives: at most this many positive pairs (a fresh random share "
+        "each step) form a step's BPR loss (TrainConfig.max_step_pairs); the propagation still runs over every edge "
+        "(None: every pair of the batch, which at 8M positives is every positive at every step).",
+    )
+    lightgcn_large_patience: int | None = Field(
+        3,
+        ge=1,
+        description="LightGCN above lightgcn_large_positives: early stopping's patience, in validation rounds (with "
+        "a window of as many rounds), within the lightgcn_large_budget epochs (None: the lightgcn settings' own).",
+    )
     ranker_max_users: int | None = Field(
         1000,
         ge=50,

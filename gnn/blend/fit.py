@@ -245,7 +245,9 @@ def lightgcn_config(config: RankerConfig, positives: int, fixed: bool = False) -
     """The LightGCN component's training config for ``positives`` training pairs: above
     ``lightgcn_large_positives`` (and without a ``fixed`` epoch count), ``max_epochs`` bounded so that its
     optimiser steps × positives stay within ``lightgcn_large_budget``: each step propagates over every edge, so
-    the fit costs O(budget) and its epochs, each at most ``epoch_edge_budget`` of work, stay linear in the positives."""
+    the fit costs O(budget) and its epochs, each at most ``epoch_edge_budget`` of work, stay linear in the positives.
+    There too, a step's BPR loss is formed on at most ``lightgcn_large_step_pairs`` of its pairs, and early stopping
+    waits ``lightgcn_large_patience`` rounds (its window as many) instead of the settings' own."""
     from gnn.train import epoch_batch_size
 
     train_config = config.train_config()
@@ -254,10 +256,22 @@ def lightgcn_config(config: RankerConfig, positives: int, fixed: bool = False) -
         return train_config
     steps = -(-positives // epoch_batch_size(train_config, positives))
     epochs = max(1, min(train_config.max_epochs, config.lightgcn_large_budget // (steps * positives)))
+    update: dict[str, Any] = {"max_epochs": epochs}
+    if config.lightgcn_large_step_pairs is not None:
+        update["max_step_pairs"] = config.lightgcn_large_step_pairs
+    if config.lightgcn_large_patience is not None:
+        update["patience"] = config.lightgcn_large_patience
+        update["val_window"] = min(train_config.val_window, config.lightgcn_large_patience)
+        update["min_epochs"] = 0
     log.info(
-        "LightGCN on %d positives: at most %d epochs of %d steps (lightgcn_large_budget)", positives, epochs, steps
+        "LightGCN on %d positives: at most %d epochs of %d steps (lightgcn_large_budget), %s pairs a step, patience %d",
+        positives,
+        epochs,
+        steps,
+        update.get("max_step_pairs", "all"),
+        update.get("patience", train_config.patience),
     )
-    return train_config.model_copy(update={"max_epochs": epochs})
+    return train_config.model_copy(update=update)
 
 
 def fit_ranker(

@@ -27,6 +27,7 @@ from gnn.blend.scorers import als_scores, ease_scores, zscore
 from gnn.blend.weights import ValidationData
 from gnn.config import resolve_device
 from gnn.data import GraphSnapshot
+from gnn.phases import phase
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", int, float)  # a grid value of the component search
@@ -224,9 +225,16 @@ def search_components(
     )
     path: EasePath | None = None
     if large:
-        path = EasePath(
-            pairs, num_users, num_items, histories, config.ease_half_life, config.ease_max_items, config.ease_max_solve
-        )
+        with phase("ease_path"):  # the Gram matrix and its eigendecomposition, once
+            path = EasePath(
+                pairs,
+                num_users,
+                num_items,
+                histories,
+                config.ease_half_life,
+                config.ease_max_items,
+                config.ease_max_solve,
+            )
 
     def fit_scored(lam: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """EASE^R fitted at ``lam`` and its two feature rows (``ease``, ``ease_recent``) on ``data``'s users."""
@@ -258,20 +266,22 @@ def search_components(
         return value
 
     budget = Budget(config.component_search_extra_fits)
-    _, ease_tried = climb(
-        config.ease_lambda_grid,
-        config.ease_lambda,
-        try_ease,
-        config.component_search_exhaustive or large,  # on the path a λ costs O(S·m²): the whole grid
-        extend=lambda values, high: grid_step(values, high, integer=False),
-        budget=Budget(config.component_search_extra_fits) if large else budget,  # no fits: ALS keeps its own
-    )
+    with phase("ease_lambdas"):
+        _, ease_tried = climb(
+            config.ease_lambda_grid,
+            config.ease_lambda,
+            try_ease,
+            config.component_search_exhaustive or large,  # on the path a λ costs O(S·m²): the whole grid
+            extend=lambda values, high: grid_step(values, high, integer=False),
+            budget=Budget(config.component_search_extra_fits) if large else budget,  # no fits: ALS keeps its own
+        )
     ease_bar.close()
     assert best_ease is not None
     _, lam, ease, plain, recent = best_ease  # the climb's choice: both keep the first of equal scores
     if path is not None:
         del path
-        ease, plain, recent = fit_scored(lam)
+        with phase("ease_chosen"):
+            ease, plain, recent = fit_scored(lam)
     als_pairs = sample_user_pairs(pairs, config.component_search_max_positives, config.seed) if large else pairs
 
     als_report: dict[str, float] = {}
@@ -288,8 +298,9 @@ def search_components(
             trial = config.model_copy(
                 update=dict(zip(("als_factors", "als_regularization", "als_alpha"), candidate, strict=True))
             )
-            items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
-            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
+            with phase("als_candidate"):  # a fit (on the user sample at size) and its feature's ranking
+                items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
+                rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
             value = als_scores_of[candidate] = ranked(rows)
             name = f"factors={candidate[0]} regularization={candidate[1]:g} alpha={candidate[2]:g}"
             als_report[name] = value
@@ -368,7 +379,8 @@ def search_components(
                 trial = config.model_copy(
                     update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
                 )
-                items_f, gram = fit_als_component(pairs, num_users, num_items, trial, init=items_f)  # warm
+                with phase("als_chosen"):
+                    items_f, gram = fit_als_component(pairs, num_users, num_items, trial, init=items_f)  # warm
             rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2]))
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))

@@ -105,3 +105,70 @@ def test_recorder_follows_the_phases_of_a_size(tmp_path) -> None:  # noqa: ANN00
     assert record["calls"][2]["path"] == ["fit", "fit_components"]
     assert first_pass(record)["ease"] == record["calls"][2]["seconds"]  # not the search's trial
     assert record["failed_call"]["component"] == "als" and record["running"] == "als"
+
+
+def test_recorder_gives_each_call_its_cpu_seconds_and_the_curve_uses_them(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from bench.scaling import Recorder
+    from bench.scaling_report import cpu_series, first_pass
+    from gnn.phases import listening, phase
+
+    rec = Recorder(tmp_path / "size.json", {"pid": 1})
+    with listening(rec), phase("fit"):
+        with phase("fit_components"), phase("lightgcn"):
+            sum(i * i for i in range(200_000))  # some CPU of its own
+        with phase("component_search"), phase("als"):
+            pass
+    record = json.loads((tmp_path / "size.json").read_text())
+    calls = {c["component"]: c for c in record["calls"]}
+    assert all(isinstance(c["cpu_seconds"], float) and c["cpu_seconds"] >= 0 for c in record["calls"])
+    assert calls["fit_components"]["cpu_seconds"] >= calls["lightgcn"]["cpu_seconds"] > 0  # nested within
+    assert record["cpu_phases"]["fit"] >= calls["fit_components"]["cpu_seconds"]
+    cpu = cpu_series(record)
+    assert cpu["   lightgcn"] == first_pass(record, "cpu_seconds")["lightgcn"] == calls["lightgcn"]["cpu_seconds"]
+    assert cpu["   als"] is None  # the search's trial is not the component's first pass
+    assert cpu["   component_search"] == calls["component_search"]["cpu_seconds"]
+    assert cpu["fit"] == record["cpu_phases"]["fit"]
+
+
+def test_cpu_exponents_are_fitted_beside_the_wall_ones() -> None:
+    from bench.scaling_report import power_law_fits
+
+    def size(n: int) -> dict:
+        calls = [{"component": "lightgcn", "seconds": 50.0, "cpu_seconds": 1e-4 * n, "path": ["fit", "fit_components"]}]
+        return {"counts": {"interactions": n}, "ok": True, "phases": {"fit": 10.0 * n**0.5}, "calls": calls}
+
+    fits = power_law_fits([size(10**5), size(10**6), size(10**7)])
+    assert fits["fit"]["b"] == pytest.approx(0.5)  # wall seconds
+    assert fits["cpu"]["   lightgcn"]["b"] == pytest.approx(1.0)  # CPU seconds
+    assert fits["   lightgcn"]["b"] == pytest.approx(0.0)  # its wall seconds, constant here
+
+
+def test_existing_worlds_and_merged_runs(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from bench.scaling import main, merge_runs, parse_existing, worker_command
+
+    assert parse_existing(["100=bolt://localhost:17600", "3 = neo4j://h:1"]) == {
+        100.0: "bolt://localhost:17600",
+        3.0: "neo4j://h:1",
+    }
+    for bad in ("100", "x=bolt://h:1", "100="):
+        with pytest.raises(SystemExit, match="SCALE=URI"):
+            parse_existing([bad])
+    with pytest.raises(SystemExit, match="not in --sizes: 100"):
+        main(["--sizes", "1", "--existing", "100=bolt://localhost:1"])
+    command = worker_command(0, 0, 0, 42, tmp_path / "o.json", 12.0, "bolt://h:1", tmp_path / "art")
+    assert command[command.index("--worker-existing") + 1] == "bolt://h:1"
+    assert command[command.index("--artifacts") + 1] == str(tmp_path / "art")
+    plain = worker_command(1, 2, 3, 42, tmp_path / "o.json", 12.0)
+    assert "--worker-existing" not in plain and "--artifacts" not in plain and "--keep-snapshots" not in plain
+    assert "--keep-snapshots" in worker_command(1, 2, 3, 42, tmp_path / "o.json", 12.0, keep_snapshot=True)
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"command": "a", "sizes": [{"scale": 1, "v": "a"}, {"scale": 10, "v": "a"}]}))
+    b.write_text(json.dumps({"command": "b", "sizes": [{"scale": 100, "v": "b"}, {"scale": 10, "v": "b"}]}))
+    merged = merge_runs([a, b])
+    assert [(r["scale"], r["v"]) for r in merged["sizes"]] == [(1, "a"), (10, "b"), (100, "b")]
+    assert merged["command"] == "a" and merged["merged_from"] == [str(a), str(b)]

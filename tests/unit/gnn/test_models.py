@@ -304,3 +304,38 @@ def test_epoch_edge_budget_takes_fewer_larger_batches_with_the_gradients_of_one(
     c = fit_lightgcn(edges, 24, 24, one_step)
     assert torch.allclose(c.user_emb, a.user_emb, atol=1e-4) and torch.allclose(c.item_emb, a.item_emb, atol=1e-4)
     assert [round(h.loss, 5) for h in c.history] == [round(h.loss, 5) for h in a.history]
+
+
+def test_validation_reads_only_its_users_rows_and_scores_as_the_whole_fold() -> None:
+    from gnn.evaluation import evaluate
+    from gnn.train import evaluated_rows
+
+    edges = _edges()
+    fold = _validation_fold(edges)  # targets of users 0 and 12 only
+    kept = evaluated_rows(fold)
+    assert kept.train.size(1) < fold.train.size(1)
+    assert set(kept.train[0].tolist()) == {0, 12} and torch.equal(kept.target, fold.target)
+    everyone = Fold("validation", 24, 24, train=edges, target=edges)
+    assert evaluated_rows(everyone) is everyone  # every train row is read: the fold as it is
+    emb = torch.randn(48, 8, generator=torch.Generator().manual_seed(1))
+    score = embedding_score_fn(emb[:24], emb[24:])
+    assert evaluate(score, kept, ks=(20,))["ndcg@20"] == evaluate(score, fold, ks=(20,))["ndcg@20"]
+    # the early-stopped fit is the one it was with the whole fold: the same rounds, the same epoch
+    config = TrainConfig(**FAST, max_epochs=12, patience=3, seed=0, val_window=2)
+    a = fit_lightgcn(edges, 24, 24, config, val_fold=fold)
+    b = fit_lightgcn(edges, 24, 24, config, val_fold=kept)
+    assert [h.val_ndcg for h in a.history] == [h.val_ndcg for h in b.history] and a.best_epoch == b.best_epoch
+    assert torch.equal(a.user_emb, b.user_emb)
+
+
+def test_max_step_pairs_forms_each_step_loss_on_a_share_of_its_batch() -> None:
+    edges = _edges()
+    n = edges.size(1)
+    full = TrainConfig(**{**FAST, "batch_size": n}, max_epochs=4, seed=3)
+    same = fit_lightgcn(edges, 24, 24, full.model_copy(update={"max_step_pairs": n}))
+    base = fit_lightgcn(edges, 24, 24, full)
+    assert torch.equal(same.user_emb, base.user_emb)  # a cap at the batch changes nothing
+    capped = fit_lightgcn(edges, 24, 24, full.model_copy(update={"max_step_pairs": n // 4}))
+    assert not torch.equal(capped.user_emb, base.user_emb)
+    assert len(capped.history) == 4  # still one step an epoch
+    assert capped.history[0].loss != base.history[0].loss  # the loss of the sampled pairs only

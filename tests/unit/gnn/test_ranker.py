@@ -1024,3 +1024,19 @@ def test_user_group_weights_score_by_the_live_history_size_and_survive_save_load
     assert np.array_equal(loaded.score(more, stamps, user), grouped.score(more, stamps, user))
     with pytest.raises(DataError, match="group weights"):
         RankerModel(model.config, model.user_ids, model.item_ids, model.components, base, {}, group_weights, [])
+
+
+def test_lightgcn_at_size_samples_each_steps_pairs_and_waits_less() -> None:
+    from gnn.blend.fit import lightgcn_config
+
+    config = RankerConfig(lightgcn_large_positives=1000, lightgcn_large_step_pairs=500, lightgcn_large_patience=2)
+    small = lightgcn_config(config, 1000)
+    assert small.max_step_pairs is None and small.patience == config.train_config().patience  # below: as configured
+    assert small.val_window == config.train_config().val_window
+    large = lightgcn_config(config, 100_000)
+    assert (large.max_step_pairs, large.patience, large.val_window) == (500, 2, 2)
+    assert lightgcn_config(config, 100_000, fixed=True).max_step_pairs is None  # a refit's count is its own
+    off = config.model_copy(update={"lightgcn_large_step_pairs": None, "lightgcn_large_patience": None})
+    assert lightgcn_config(off, 100_000).max_step_pairs is None
+    assert lightgcn_config(off, 100_000).patience == config.train_config().patience
+    assert RankerConfig().lightgcn_large_step_pairs == 2**20 and RankerConfig().lightgcn_large_patience == 3
