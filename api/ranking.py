@@ -18,7 +18,7 @@ import numpy as np
 from api.model import ServingModel
 from api.schemas import RecommendedItem
 from graph.explain import ExplainedItem
-from graph.paths import Explanation
+from graph.paths import Explanation, constructed
 from graph.recall import Candidate
 
 #: Explanation paths kept per recommended item.
@@ -230,12 +230,15 @@ def scored_items(
         entry = explained[model.item_ids[row]] if explained is not None else None
         score = float(scores[row])
         items.append(
-            RecommendedItem(
-                item_id=model.item_ids[row],
-                title=entry.title if entry is not None else None,
-                score=round(score, 6),
-                sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
-                explanations=list(entry.explanations) if entry is not None and explain else [],
+            constructed(  # the values are right by construction: no validation per item
+                RecommendedItem,
+                {
+                    "item_id": model.item_ids[row],
+                    "title": entry.title if entry is not None else None,
+                    "score": round(score, 6),
+                    "sources": {model.kind: round(score / top, 4) if top > 0 else 0.0},
+                    "explanations": list(entry.explanations) if entry is not None and explain else [],
+                },
             )
         )
     return items
