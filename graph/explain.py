@@ -352,11 +352,12 @@ def _explained(
         for item_id, followee in followed_rows:
             followed.setdefault(item_id, []).append(followee)
         preferred = set(preferred_genres)
+        co_raters = co_vias.keys()
         for n, (raters, traits, *_) in enumerate(item_sides):
             reach: dict[int, list[tuple[int, str]]] = {}
-            for v in raters:
-                vias = co_vias.get(v)
-                if vias is not None and (via := via_for(vias, n)) >= 0:
+            for v in co_raters & raters:  # the item's raters who co-rated a seed (C-level; the order does not matter)
+                vias = co_vias[v]
+                if (via := via_for(vias, n)) >= 0:
                     reach.setdefault(via, []).append((-len(vias), v))
             if reach:
                 kinds[0][n] = [
