@@ -209,6 +209,11 @@ def _overloaded(reason: str) -> RefusedError:
     )
 
 
+#: Request paths whose limited route :class:`ReadRateLimit` remembers.
+MAX_MATCHES = 20_000
+MAX_MATCHED_PATH = 200
+
+
 class ReadRateLimit:
     """ASGI middleware on the requests that match one of ``routes``: at most ``max_inflight`` at once (beyond: 503),
     and each takes a token of its client's bucket (none left: 429); both answer at once with ``Retry-After``.
@@ -240,13 +245,14 @@ class ReadRateLimit:
         self.max_inflight = max_inflight
         self.on_refused = on_refused
         self.inflight = 0  # touched only on the event loop
+        self._matches: dict[tuple[str, str, str], BaseRoute | None] = {}  # likewise
         self._message = f"read rate limit: at most {rate:g} requests/s per client (bursts of {burst})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self.buckets is None and self.max_inflight <= 0) or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = next((r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
+        route = self._route(scope)
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -266,6 +272,21 @@ class ReadRateLimit:
             await self.app(scope, receive, send)
         finally:
             self.inflight -= 1
+
+    def _route(self, scope: Scope) -> BaseRoute | None:
+        """The limited route ``scope`` matches (None: none), remembered by method and path (a read's route depends on
+        nothing else; at most MAX_MATCHES paths of at most MAX_MATCHED_PATH characters are remembered, then the memo starts
+        again)."""
+        key = (scope["method"], scope.get("root_path", ""), scope["path"])
+        if key in self._matches:
+            return self._matches[key]
+        route = next((r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
+        if len(key[2]) > MAX_MATCHED_PATH:
+            return route
+        if len(self._matches) >= MAX_MATCHES:
+            self._matches.clear()
+        self._matches[key] = route
+        return route
 
     async def _refuse(self, send: Send, status: int, retry: int, detail: str, reason: str) -> None:
         if self.on_refused is not None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ import numpy as np
 from api.model import ServingModel
 from api.schemas import RecommendedItem
 from graph.explain import ExplainedItem
-from graph.paths import Explanation
+from graph.paths import Explanation, constructed
 from graph.recall import Candidate
 
 #: Explanation paths kept per recommended item.
@@ -50,7 +51,10 @@ class Exposure:
     @classmethod
     def of(cls, shown: Mapping[str, tuple[int, int]], lists_shown: int, half_life: float, rotation: int) -> Exposure:
         """The exposure from ``shown`` (``{item: (times shown, the user's list number when last shown)}``)."""
-        factors = {i: 0.5 ** (n / half_life) for i, (n, _) in shown.items() if n > 0} if half_life > 0 else {}
+        factors = {}
+        if half_life > 0:
+            power = _fatigue_factors(half_life)  # times shown are small integers: each factor computed once
+            factors = {i: power[n] for i, (n, _) in shown.items() if n > 0}
         rotated = (
             frozenset(i for i, (_, last) in shown.items() if last > lists_shown - rotation) if rotation else frozenset()
         )
@@ -69,6 +73,23 @@ class Exposure:
         factor = factor.astype(out.dtype)
         out[index] = out[index] - (1.0 - factor) * np.abs(out[index])
         return out
+
+
+class _FatigueFactors(dict):
+    """``0.5 ** (n / half_life)`` by ``n``, each computed on first use (the same float as computing it each time)."""
+
+    def __init__(self, half_life: float) -> None:
+        super().__init__()
+        self.half_life = half_life
+
+    def __missing__(self, n: int) -> float:
+        value = self[n] = 0.5 ** (n / self.half_life)
+        return value
+
+
+@functools.lru_cache(maxsize=8)
+def _fatigue_factors(half_life: float) -> _FatigueFactors:
+    return _FatigueFactors(half_life)
 
 
 def blend(
@@ -230,12 +251,15 @@ def scored_items(
         entry = explained[model.item_ids[row]] if explained is not None else None
         score = float(scores[row])
         items.append(
-            RecommendedItem(
-                item_id=model.item_ids[row],
-                title=entry.title if entry is not None else None,
-                score=round(score, 6),
-                sources={model.kind: round(score / top, 4) if top > 0 else 0.0},
-                explanations=list(entry.explanations) if entry is not None and explain else [],
+            constructed(  # the values are right by construction: no validation per item
+                RecommendedItem,
+                {
+                    "item_id": model.item_ids[row],
+                    "title": entry.title if entry is not None else None,
+                    "score": round(score, 6),
+                    "sources": {model.kind: round(score / top, 4) if top > 0 else 0.0},
+                    "explanations": list(entry.explanations) if entry is not None and explain else [],
+                },
             )
         )
     return items

@@ -398,8 +398,9 @@ class Recommender:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         if model is not None and fingerprint[0] > 0:
             answered = self._model_answer(model, user_id, k, explain, filters, fingerprint, context, client, variant)
-            if answered is not None:
+            if not isinstance(answered, UserContext):
                 return answered
+            context = answered  # no positives: the graph path answers from the context the model path has read
         # The graph path: users without positives (onboarding), requests naming sources, or no model.
         return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client, variant, context)
 
@@ -503,10 +504,11 @@ class Recommender:
         context: UserContext | None = None,
         client: str | None = None,
         variant: Variant | None = None,
-    ) -> tuple[Answer, int] | None:
-        """The model path (module docstring): the answer and how many of its items were asked for; None = no
-        positives: let the graph path answer. ``context``: the user's context when already read; ``variant``: the
-        user's (its model version, MMR λ and exploration share)."""
+    ) -> tuple[Answer, int] | UserContext:
+        """The model path (module docstring): the answer and how many of its items were asked for; or, when the user
+        has no positives, their context as read (the graph path answers from it without reading it again).
+        ``context``: the user's context when already read; ``variant``: the user's (its model version, MMR λ and
+        exploration share)."""
         variant = variant or self.variant_of(user_id)
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
@@ -540,7 +542,7 @@ class Recommender:
         key: tuple,
         context: UserContext | None,
         variant: Variant,
-    ) -> tuple[Answer, int] | None:
+    ) -> tuple[Answer, int] | UserContext:
         """The uncached part of :meth:`_model_answer`."""
         if context is None:
             try:
@@ -552,7 +554,7 @@ class Recommender:
         min_rating = self.settings.min_rating
         positives = [(i.item_id, i.timestamp) for i in context.interactions if i.positive(min_rating)]
         if not positives:
-            return None
+            return context
         _, unavailable, added = self.catalogue.state()
         # hidden and expired items are left out like seen ones (the explain query drops them too)
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items) | unavailable

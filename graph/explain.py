@@ -21,7 +21,7 @@ from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import catalog
-from graph.paths import Explanation, PathNode, display_name, path_rel, shared_trait_sentence
+from graph.paths import Explanation, PathNode, constructed, display_name, path_rel, shared_trait_sentence
 from graph.query import Caps, parse_caps, run_read
 from graph.reads import UserContext
 from graph.recall import RecallFilters, TimingFn
@@ -352,11 +352,12 @@ def _explained(
         for item_id, followee in followed_rows:
             followed.setdefault(item_id, []).append(followee)
         preferred = set(preferred_genres)
+        co_raters = co_vias.keys()
         for n, (raters, traits, *_) in enumerate(item_sides):
             reach: dict[int, list[tuple[int, str]]] = {}
-            for v in raters:
-                vias = co_vias.get(v)
-                if vias is not None and (via := via_for(vias, n)) >= 0:
+            for v in co_raters & raters:  # the item's raters who co-rated a seed (C-level; the order does not matter)
+                vias = co_vias[v]
+                if (via := via_for(vias, n)) >= 0:
                     reach.setdefault(via, []).append((-len(vias), v))
             if reach:
                 kinds[0][n] = [
@@ -378,25 +379,35 @@ def _explained(
             if genres:
                 kinds[3][n] = [(_genre_path, (genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
     out: dict[str, ExplainedItem] = {}
-    nodes_seen: dict[tuple, PathNode] = {}
+    if len(_NODES) > MAX_HELD_NODES:
+        _NODES.clear()
+    nodes_seen = _NODES
     user_node = _node(nodes_seen, "User", user_id, None)
     for n, (item_id, title) in enumerate(items):
         ranked = [kind.get(n, []) for kind in kinds]
         paths = [paths[rank] for rank in range(max_paths) for paths in ranked if rank < len(paths)]
-        out[item_id] = ExplainedItem.model_construct(
-            item_id=item_id,
-            title=title,
-            explanations=[build(nodes_seen, user_node, *args) for build, args in paths[:max_paths]],
+        out[item_id] = constructed(
+            ExplainedItem,
+            {
+                "item_id": item_id,
+                "title": title,
+                "explanations": [build(nodes_seen, user_node, *args) for build, args in paths[:max_paths]],
+            },
         )
     return out
 
 
+#: Path nodes made so far by (label, key, name), shared between the paths of every request (the models are frozen,
+#: and a node is its three values: a changed title is another key); emptied when it holds more than MAX_HELD_NODES.
+_NODES: dict[tuple, PathNode] = {}
+MAX_HELD_NODES = 200_000
+
+
 def _node(seen: dict[tuple, PathNode], label: str, key: str, name: str | None) -> PathNode:
-    """The path node (label, key, name), made once per request and shared between its paths (the models are
-    frozen)."""
+    """The path node (label, key, name), made once and shared between paths (the models are frozen)."""
     made = seen.get((label, key, name))
     if made is None:
-        made = seen[(label, key, name)] = PathNode.model_construct(label=label, id=key, name=name)
+        made = seen[(label, key, name)] = constructed(PathNode, {"label": label, "id": key, "name": name})
     return made
 
 
@@ -409,30 +420,39 @@ _GENRE_RELS = [path_rel("PREFERS", 0, 1), path_rel("IN_GENRE", 2, 1)]
 def _co_path(seen: dict[tuple, PathNode], user: PathNode, seed: list[Any], v: str, item: list[Any]) -> Explanation:
     """A co-interaction path: user -> seed <- v -> item (the sentence :func:`graph.paths.describe_path` writes)."""
     first, last = _node(seen, "Item", seed[0], seed[1]), _node(seen, "Item", item[0], item[1])
-    return Explanation.model_construct(
-        text=f"Because users who liked {display_name(first)} also liked {display_name(last)}",
-        nodes=[user, first, _node(seen, "User", v, None), last],
-        relationships=_CO_RELS,
+    return constructed(
+        Explanation,
+        {
+            "text": f"Because users who liked {display_name(first)} also liked {display_name(last)}",
+            "nodes": [user, first, _node(seen, "User", v, None), last],
+            "relationships": _CO_RELS,
+        },
     )
 
 
 def _followee_path(seen: dict[tuple, PathNode], user: PathNode, followee: str, item: list[Any]) -> Explanation:
     """A followee path: user -> followee -> item."""
     who, last = _node(seen, "User", followee, None), _node(seen, "Item", item[0], item[1])
-    return Explanation.model_construct(
-        text=f"Because {display_name(who)}, whom you follow, liked {display_name(last)}",
-        nodes=[user, who, last],
-        relationships=_FOLLOWEE_RELS,
+    return constructed(
+        Explanation,
+        {
+            "text": f"Because {display_name(who)}, whom you follow, liked {display_name(last)}",
+            "nodes": [user, who, last],
+            "relationships": _FOLLOWEE_RELS,
+        },
     )
 
 
 def _genre_path(seen: dict[tuple, PathNode], user: PathNode, genre: str, item: list[Any]) -> Explanation:
     """A preferred-genre path: user -> genre <- item."""
     middle = _node(seen, "Genre", genre, genre)
-    return Explanation.model_construct(
-        text=f"Because you like {display_name(middle)}",
-        nodes=[user, middle, _node(seen, "Item", item[0], item[1])],
-        relationships=_GENRE_RELS,
+    return constructed(
+        Explanation,
+        {
+            "text": f"Because you like {display_name(middle)}",
+            "nodes": [user, middle, _node(seen, "Item", item[0], item[1])],
+            "relationships": _GENRE_RELS,
+        },
     )
 
 
@@ -451,10 +471,13 @@ def _trait_path(
     else:
         rels = [path_rel("INTERACTED", 0, 1), path_rel(kind, 1, 2), path_rel(kind, 3, 2)]
     first, trait = _node(seen, "Item", seed[0], seed[1]), _node(seen, _TRAIT_LABEL.get(kind, "Genre"), key, name)
-    return Explanation.model_construct(
-        text=shared_trait_sentence(first, kind, trait),
-        nodes=[user, first, trait, _node(seen, "Item", item[0], item[1])],
-        relationships=rels,
+    return constructed(
+        Explanation,
+        {
+            "text": shared_trait_sentence(first, kind, trait),
+            "nodes": [user, first, trait, _node(seen, "Item", item[0], item[1])],
+            "relationships": rels,
+        },
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -79,6 +79,22 @@ class Explanation(BaseModel):
                 where = f"{rel.type} {rel.start}->{rel.end}"
                 raise ValueError(f"relationship {where} points outside the {len(self.nodes)} nodes")
         return self
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def constructed(cls: type[M], values: dict[str, Any]) -> M:
+    """``cls.model_construct(**values)`` for ``values`` that give every field of ``cls`` in its order, right by
+    construction: the same instance (fields, fields set, equality, JSON), made without ``model_construct``'s per-call
+    walk over the fields and their defaults (a miss builds a few hundred path models). ``values`` becomes the
+    instance's ``__dict__``: do not reuse it."""
+    made = cls.__new__(cls)
+    object.__setattr__(made, "__dict__", values)
+    object.__setattr__(made, "__pydantic_fields_set__", set(values))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
 
 
 class PathShapeError(KgrecError):

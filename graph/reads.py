@@ -6,6 +6,7 @@ Each is one catalogued query (``graph/queries/<name>.cypher``); they raise only 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -29,6 +30,9 @@ class Interaction(NamedTuple):
     def positive(self, min_rating: float) -> bool:
         """Whether this interaction is a positive: not negative, and rated at least ``min_rating`` or unrated."""
         return self.polarity > 0 and (self.rating is None or self.rating >= min_rating)
+
+
+_INTERACTION = functools.partial(tuple.__new__, Interaction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,8 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
     if not records:
         return None
     record = records[0]
-    interactions = tuple(Interaction._make(row) for row in record["interactions"])
+    # every row has the five fields (the query's shape): built without a Python call per row
+    interactions = tuple(map(_INTERACTION, record["interactions"]))
     seen = {i.item_id for i in interactions}
     return UserContext(
         user_id=user_id,

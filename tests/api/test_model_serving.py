@@ -423,3 +423,32 @@ def test_fatigue_on_the_model_path_lowers_an_item_shown_and_ignored(
             app.state.recommender.impressions.flush()
             later = top(10)
         assert later[0] != first[0] and not set(later) <= set(first)  # items never shown come up
+
+
+def _context_reads(client: TestClient) -> float:
+    """How many user contexts the API has read so far (its ``user_context`` stage count)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith('kgrec_recall_query_seconds_count{strategy="user_context"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_user_without_positives_is_answered_by_the_graph_path_from_one_context_read(
+    model_client: TestClient,
+) -> None:
+    """A miss for a user with interactions but no positive: the model path reads the context, finds no positive and
+    hands the context to the graph path, which does not read it again (one read per request)."""
+    headers = {"X-API-Key": API_KEY}
+    assert model_client.post("/users", json={"user_id": "no-positives", "liked_genres": []}, headers=headers).is_success
+    low = {"user_id": "no-positives", "item_id": "i2", "rating": 1.0}
+    assert model_client.post("/interactions", json=low, headers=headers).is_success
+    first = model_client.get("/users/no-positives/recommendations", params={"k": 5})
+    assert first.status_code == 200 and first.json()["model_version"] == "graph-recall-v1"
+    # a held answer for the user: the next request reads the fingerprint first and the context only on the model path
+    low = {"user_id": "no-positives", "item_id": "i3", "rating": 1.5}
+    assert model_client.post("/interactions", json=low, headers=headers).is_success
+    before = _context_reads(model_client)
+    again = model_client.get("/users/no-positives/recommendations", params={"k": 5})
+    assert again.status_code == 200 and again.json()["model_version"] == "graph-recall-v1"
+    assert {"i2", "i3"}.isdisjoint(i["item_id"] for i in again.json()["items"])
+    assert _context_reads(model_client) - before == 1

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from api.errors import RefusedError
-from api.limits import MissGate, TokenBuckets, miss_cost
+from api.limits import MAX_MATCHED_PATH, MissGate, ReadRateLimit, TokenBuckets, miss_cost
 
 
 class Clock:
@@ -151,3 +151,31 @@ def test_the_miss_gate_refuses_after_its_longest_wait() -> None:
     assert refused.value.status == 503 and refused.value.reason == "wait_too_long"
     with gate.admit("b", 1.0):  # the slot is free again
         pass
+
+
+def test_the_read_limiter_remembers_the_route_of_a_path_but_not_of_a_long_one() -> None:
+    """The limited route of a request is matched once per method and path; a path longer than MAX_MATCHED_PATH is
+    matched every time and not kept; a path of no limited route is remembered as None."""
+    from fastapi import APIRouter
+    from starlette.routing import Match
+
+    reads = APIRouter()
+
+    @reads.get("/users/{user_id}/recommendations")
+    def recommendations(user_id: str) -> str:
+        return user_id
+
+    limiter = ReadRateLimit(lambda *_: None, reads.routes, rate=0, burst=1, max_inflight=1)  # type: ignore[arg-type]
+
+    def scope(path: str, method: str = "GET") -> dict:
+        return {"type": "http", "method": method, "path": path, "root_path": ""}
+
+    route = limiter._route(scope("/users/7/recommendations"))
+    assert route is not None and route.matches(scope("/users/7/recommendations"))[0] is Match.FULL
+    assert limiter._route(scope("/users/7/recommendations")) is route
+    assert limiter._route(scope("/users/7/recommendations", "POST")) is None
+    assert limiter._route(scope("/health")) is None
+    assert len(limiter._matches) == 3
+    long = f"/users/{'x' * MAX_MATCHED_PATH}/recommendations"
+    assert limiter._route(scope(long)) is route
+    assert len(limiter._matches) == 3
