@@ -95,6 +95,14 @@ class RankerConfig(BaseModel):
         description="ALS component: extra confidence of a positive (the component search chose 10 on "
         "ml-latest-small and on Last.fm).",
     )
+    als_reg_exponent: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="ALS component: frequency-scaled regularisation (Rendle et al. 2021, iALS revisited): a user's "
+        "or item's λ is als_regularization · (1 + (1 + als_alpha) · positives / other side's count) ** this, in the "
+        "fit and in a user's fold-in (0: the same λ for every row, plain ALS).",
+    )
     als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
     als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
     als_cg_steps: int = Field(3, ge=1, description="ALS component: conjugate-gradient steps per half-step.")
@@ -205,6 +213,14 @@ class RankerConfig(BaseModel):
         [0.01, 0.1, 0.3, 1.0, 3.0],
         description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
         "(None: ranker_l2 only).",
+    )
+    drop_orderless_features: bool = Field(
+        True,
+        description="Leave the features that need an order in time out of the ranker when the fit positives have no "
+        "time at all (decided from the data at fit, recorded in the artifact's validation report as "
+        "dropped_features): sequence (transitions from one item to the next in time), and ease_recent too when "
+        "every interaction weight is the same as well (no play counts to order a history by, "
+        ":meth:`gnn.blend.model.RankerModel.features`). Off: every feature, as ranker_features says.",
     )
     ranker_user_groups: int = Field(
         1,

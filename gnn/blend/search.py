@@ -289,7 +289,11 @@ def search_components(
                 update=dict(zip(("als_factors", "als_regularization", "als_alpha"), candidate, strict=True))
             )
             items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
-            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
+            rows = feature_rows(
+                lambda i, t: als_scores(
+                    items_f, gram, i, t, config.als_half_life, candidate[2], candidate[1], config.als_reg_exponent
+                )
+            )
             value = als_scores_of[candidate] = ranked(rows)
             name = f"factors={candidate[0]} regularization={candidate[1]:g} alpha={candidate[2]:g}"
             als_report[name] = value
@@ -369,7 +373,11 @@ def search_components(
                     update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
                 )
                 items_f, gram = fit_als_component(pairs, num_users, num_items, trial, init=items_f)  # warm
-            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2]))
+            rows = feature_rows(
+                lambda i, t: als_scores(
+                    items_f, gram, i, t, config.als_half_life, point[2], point[1], config.als_reg_exponent
+                )
+            )
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))
     components = dataclasses.replace(probe.components, **updates)

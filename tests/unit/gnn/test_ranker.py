@@ -127,6 +127,62 @@ def test_unknown_user_and_empty_history_give_finite_scores() -> None:
         model.score(np.array([0, 1]), np.array([0]), None)
 
 
+def _played_world() -> GraphSnapshot:
+    """Last.fm-like: no times, play counts as weights. u1..u8 listen to artists a1..a6 with distinct counts; the
+    items' ids run against their play counts for u1 (a1 the least played)."""
+    rows: list[tuple[str, str, float | None, int | None]] = []
+    plays: list[float] = []
+    for u in range(1, 9):
+        for k in range(1, 7):
+            if (u + k) % 5 == 0:
+                continue
+            rows.append((f"u{u}", f"a{k}", None, None))
+            plays.append(float(10 * k + u if u % 2 else 100 - 10 * k))
+    return build_graph_snapshot(make_export(rows, weights=plays))
+
+
+def test_play_counts_order_a_history_without_times_in_the_fit_and_when_served(tmp_path: Path) -> None:
+    """Without times the most played counts as the most recent: the fitted history is in that order, a served
+    history is put in it whatever order it comes in, the recency-weighted features follow the play counts, and
+    the weights survive save/load and reach BlendModel.scores."""
+    from gnn.serving import BlendModel
+
+    snapshot = _played_world()
+    model = _model(snapshot, _weights(ease=0.5, ease_recent=1.0, sequence=0.7, als=0.8))
+    for user in range(snapshot.num_users):
+        items, times = model.history(user)
+        plays = model.history_weights(user)
+        assert (times == -1).all() and len(plays) == len(items)
+        assert list(np.lexsort((items, plays))) == list(range(len(items)))  # least played first
+    user = snapshot.users.index("u1")
+    items, times = model.history(user)
+    plays = model.history_weights(user)
+    assert list(plays) == sorted(plays) and len(set(plays)) == len(plays) > 2
+    expected = model.score(items, times, user, weights=plays)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        shuffle = rng.permutation(len(items))
+        assert np.array_equal(model.score(items[shuffle], times[shuffle], user, weights=plays[shuffle]), expected)
+    # the recency-weighted features follow the play counts: reversed counts move ease_recent and the ALS fold-in
+    reversed_plays = plays[::-1].copy()
+    a = model.features(items, times, user, weights=plays)
+    b = model.features(items, times, user, weights=reversed_plays)
+    for name in ("ease_recent", "als"):
+        assert not np.allclose(a[FEATURES.index(name)], b[FEATURES.index(name)])
+    assert np.allclose(a[FEATURES.index("ease")], b[FEATURES.index("ease")])  # the plain sum does not
+    model.save(tmp_path / "blend")
+    loaded = RankerModel.load(tmp_path / "blend")
+    assert np.array_equal(loaded.history_weights(user), plays)
+    assert np.array_equal(loaded.score(items, times, user, weights=plays), expected)
+    (tmp_path / "blend" / "meta.json").write_text("{}", encoding="utf-8")
+    served = BlendModel(tmp_path / "blend")
+    positives = [(snapshot.items.ids[int(i)], None) for i in items]
+    assert np.array_equal(served.scores("u1", positives, None, list(plays)), expected)
+    assert not np.array_equal(served.scores("u1", positives, None, list(reversed_plays)), expected)
+    # without weights (a model fitted before they were kept, an API that does not pass them): all 1, item order
+    assert np.array_equal(served.scores("u1", positives), model.score(items, times, user))
+
+
 def test_save_load_round_trip_gives_identical_scores(tmp_path: Path) -> None:
     world = generate_world(users=40, items=60, seed=3)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
@@ -1024,3 +1080,32 @@ def test_user_group_weights_score_by_the_live_history_size_and_survive_save_load
     assert np.array_equal(loaded.score(more, stamps, user), grouped.score(more, stamps, user))
     with pytest.raises(DataError, match="group weights"):
         RankerModel(model.config, model.user_ids, model.item_ids, model.components, base, {}, group_weights, [])
+
+
+def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> None:
+    """Decided from the data at fit and recorded: with times, every feature; without times but with play counts,
+    sequence is left out; without either, ease_recent too; drop_orderless_features off keeps them."""
+    import dataclasses
+
+    from gnn.blend.fit import orderless_features
+
+    timed = _genre_world()
+    assert orderless_features(fit_components(timed, all_positives(timed), FAST), FAST) == []
+    played = _played_world()
+    components = fit_components(played, all_positives(played), FAST)
+    assert orderless_features(components, FAST) == ["sequence"]
+    components.hist_weights = np.ones_like(components.hist_weights)
+    assert orderless_features(components, FAST) == ["sequence", "ease_recent"]
+    off = FAST.model_copy(update={"drop_orderless_features": False})
+    assert orderless_features(components, off) == []
+    world = generate_world(users=40, items=60, seed=3)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    untimed = dataclasses.replace(snapshot, edge_time=torch.full_like(snapshot.edge_time, -1))
+    config = FAST.model_copy(update={"component_search": False})
+    model = fit_ranker(untimed, split_interactions(untimed, seed=42), config, final="train")
+    report = model.meta["validation"]
+    assert report["dropped_features"] == ["sequence", "ease_recent"]
+    assert model.weights[FEATURES.index("sequence")] == 0 and model.weights[FEATURES.index("ease_recent")] == 0
+    assert "sequence" not in model.config.ranker_features and "ease" in model.config.ranker_features
+    timed_model = fit_ranker(snapshot, split_interactions(snapshot, seed=42), config, final="train")
+    assert timed_model.meta["validation"]["dropped_features"] == [] and timed_model.config.ranker_features is None
