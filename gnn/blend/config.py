@@ -183,6 +183,14 @@ class RankerConfig(BaseModel):
         "(validation NDCG@20 0.1815 → 0.1873 at 128 / 100 / 40), but the API's NDCG@20 on Last.fm fell (0.2856 → "
         "0.2815, retrain choice 64 / 60 / 20) and ml-latest-small's choice was unchanged (docs/benchmarks.md §4).",
     )
+    als_reg_exponent_grid: list[float] = Field(
+        [0.0],
+        min_length=1,
+        description="Component search: ALS frequency-scaled regularisation exponents (als_reg_exponent; fourth, "
+        "after alpha, within [0, 2]). [0.0] (the default): plain ALS, not searched. The ALS component alone, "
+        "validation NDCG@20: Last.fm 0.1886 / 0.1897 / 0.1921 at 0 / 0.5 / 1, ml-latest-small 0.1143 / 0.1138 / "
+        "0.1099 (docs/benchmarks.md §4).",
+    )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(
         True, description="Predict LightGCN embeddings of items without positives from their knowledge and year."

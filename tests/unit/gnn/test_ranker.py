@@ -912,6 +912,46 @@ def test_component_search_climbs_regularisation_and_alpha_together_after_each_al
     assert len(set(np.round(list(diagonal.values()), 6))) > 1  # the diagonal's points really differ
 
 
+def test_component_search_chooses_the_frequency_scaled_regularisation_on_validation() -> None:
+    """als_reg_exponent_grid: the search scores each exponent after factors, regularisation and alpha, keeps the
+    best (names of plain ALS unchanged), serves it, and a grid of [0] fits nothing more."""
+    from gnn.blend.search import search_components
+    from gnn.blend.weights import sample_fold_users, validation_data
+
+    world = generate_world(users=60, items=80, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    base = FAST.model_copy(
+        update={
+            "use_lightgcn": False,
+            "ease_lambda_grid": [5.0],
+            "als_factors_grid": [4],
+            "als_factors": 4,
+            "als_regularization_grid": [3.0],
+            "als_regularization": 3.0,
+            "als_alpha_grid": [3.0],
+            "als_alpha": 3.0,
+            "component_search_exhaustive": True,
+            "component_search_extra_fits": 0,
+        }
+    )
+    early = fit_components(snapshot, split.fit, base)
+    reports, models = {}, {}
+    for name, grid in (("off", [0.0]), ("on", [0.0, 0.5, 1.0, 2.0])):
+        config = base.model_copy(update={"als_reg_exponent_grid": grid})
+        probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+        data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+        models[name], reports[name] = search_components(snapshot, split.fit, probe, data)
+    off, on = reports["off"], reports["on"]
+    assert list(off["als"]) == ["factors=4 regularization=3 alpha=3"] and off["chosen"]["als_reg_exponent"] == 0.0
+    scored = {0.0: on["als"]["factors=4 regularization=3 alpha=3"]}
+    scored.update({nu: on["als"][f"factors=4 regularization=3 alpha=3 reg_exponent={nu:g}"] for nu in (0.5, 1.0, 2.0)})
+    assert len(set(np.round(list(scored.values()), 6))) > 1  # the exponents really differ
+    best = max(scored, key=lambda nu: scored[nu])
+    assert on["chosen"]["als_reg_exponent"] == best == models["on"].config.als_reg_exponent
+    assert on["tried"]["als_reg_exponent"] == [0.0, 0.5, 1.0, 2.0]
+
+
 def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
     from gnn.blend.search import climb
 
