@@ -335,7 +335,8 @@ def search_components(
             )
             point = tuple(pick if j == axis else v for j, v in enumerate(point))  # type: ignore[assignment]
             tried_values[name] = sorted(scored)
-            if len(grid) > 1 and at_grid_edge(pick, list(scored)):
+            bound = name == "als_reg_exponent" and pick == 0  # plain ALS: an edge there is the axis' own bound
+            if len(grid) > 1 and at_grid_edge(pick, list(scored)) and not bound:
                 edges.append(f"{name}={pick:g}")
         if len(config.als_scale_grid) > 1:  # regularisation and alpha together, from where the axes left them
 

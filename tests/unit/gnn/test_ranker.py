@@ -821,9 +821,10 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     assert set(report["ease"]) == {"0.5", "1", "5", "50"}  # every value, and the start (FAST.ease_lambda)
     als = report["als"]
     best = max(als, key=lambda k: als[k])
+    exponent = f" reg_exponent={chosen['als_reg_exponent']:g}" if chosen["als_reg_exponent"] else ""
     assert (
         best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} "
-        f"alpha={chosen['als_alpha']:g}"
+        f"alpha={chosen['als_alpha']:g}{exponent}"
     )
     assert {
         "factors=2 regularization=30 alpha=10",
@@ -883,6 +884,7 @@ def test_component_search_climbs_regularisation_and_alpha_together_after_each_al
             "als_regularization": 1.0,
             "als_alpha_grid": [1.0, 3.0],
             "als_alpha": 1.0,
+            "als_reg_exponent_grid": [0.0],
             "component_search_exhaustive": True,
             "component_search_extra_fits": 0,
         }
@@ -950,6 +952,8 @@ def test_component_search_chooses_the_frequency_scaled_regularisation_on_validat
     best = max(scored, key=lambda nu: scored[nu])
     assert on["chosen"]["als_reg_exponent"] == best == models["on"].config.als_reg_exponent
     assert on["tried"]["als_reg_exponent"] == [0.0, 0.5, 1.0, 2.0]
+    # plain ALS (0) is the axis' own bound, not an edge to look past
+    assert not any(e.startswith("als_reg_exponent=0") for e in on["grid_edges"] + off["grid_edges"])
 
 
 def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
