@@ -180,8 +180,9 @@ def _model_group(
                     row[model.item_index[item.item_id]] = item.score
             rows.append(row)
             continue
-        positives = [(i.item_id, i.timestamp) for i in c.interactions if i.positive(min_rating)]
-        rows.append(rec._stage("model", lambda c=c, p=positives: model.scores(c.user_id, p)))
+        positive = [i for i in c.interactions if i.positive(min_rating)]
+        positives, plays = [(i.item_id, i.timestamp) for i in positive], [i.weight for i in positive]
+        rows.append(rec._stage("model", lambda c=c, p=positives, w=plays: model.scores(c.user_id, p, None, w)))
     raw = np.stack(rows)
     z, group = _scores(model, raw, seen, aggregation)
     lam = rec.mmr_lambda(variant)

@@ -552,14 +552,16 @@ class Recommender:
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
-        positives = [(i.item_id, i.timestamp) for i in context.interactions if i.positive(min_rating)]
+        positive = [i for i in context.interactions if i.positive(min_rating)]
+        positives = [(i.item_id, i.timestamp) for i in positive]
         if not positives:
             return context
         _, unavailable, added = self.catalogue.state()
         # hidden and expired items are left out like seen ones (the explain query drops them too)
         seen = {i.item_id for i in context.interactions} | set(filters.exclude_items) | unavailable
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
-        scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
+        plays = [i.weight for i in positive]  # play counts order a history without times (gnn.serving.BlendModel)
+        scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes, plays))
         exposure = self._exposure(context)
         if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
             scores = exposure.fatigue(model, scores)

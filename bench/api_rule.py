@@ -62,6 +62,7 @@ def api_lists(
     rated = rated_items(snapshot)
     ptr = torch.searchsorted(rated[0].contiguous(), torch.arange(snapshot.num_users + 1)).numpy()
     items_of, times_of = snapshot.edge_index[1].numpy(), snapshot.edge_time.numpy()
+    weights_of = snapshot.edge_weight.numpy()
     positive = (torch.isnan(snapshot.edge_rating) | (snapshot.edge_rating >= 4.0)).numpy()
     user_of = snapshot.edge_index[0].numpy()
     edge_ptr = np.searchsorted(user_of, np.arange(snapshot.num_users + 1))
@@ -78,7 +79,8 @@ def api_lists(
         if not positives:
             continue
         seen = {ids[int(i)] for i in rated[1, ptr[u] : ptr[u + 1]].tolist()}
-        scores = model.scores(snapshot.users.ids[u], positives)
+        plays = [float(w) for w in weights_of[lo:hi][mask]]  # the interactions' weights, as the API reads them
+        scores = model.scores(snapshot.users.ids[u], positives, None, plays)
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)
         head = set(ranked[:want])

@@ -123,7 +123,7 @@ def run_blend(
     for user in test_fold.eval_users[:200].tolist():
         items, times = model.history(user)
         t = time.perf_counter()
-        model.score(items, times, user)
+        model.score(items, times, user, weights=model.history_weights(user))
         latencies.append(time.perf_counter() - t)
     model.save(artifact_dir)
     reloaded = RankerModel.load(artifact_dir)

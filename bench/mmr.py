@@ -59,7 +59,8 @@ def mmr_lists(model: RankerModel, fold: Fold, lams: list[float], pool: int, k: i
     out = {lam: torch.full((len(users), k), -1, dtype=torch.long) for lam in lams}
     for row, user in enumerate(users):
         items, times = model.history(user)
-        scores = model.score(items, times, user).astype(np.float64)  # history items are -inf
+        plays = model.history_weights(user)
+        scores = model.score(items, times, user, weights=plays).astype(np.float64)  # history items are -inf
         n = min(pool, int(np.isfinite(scores).sum()))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.lexsort((top, -scores[top]))]

@@ -80,9 +80,11 @@ class ServingModel(Protocol):
         user_id: str,
         positives: Sequence[tuple[str, int | None]],
         attributes: Sequence[str] | None = None,
+        weights: Sequence[float | None] | None = None,
     ) -> np.ndarray:
-        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time) and
-        attributes (ids ``"<kind>:<value>"`` read live with them; None: as the model was fitted)."""
+        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time),
+        attributes (ids ``"<kind>:<value>"`` read live with them; None: as the model was fitted) and the positives'
+        interaction weights (play counts, aligned with ``positives``; None or a None weight: 1)."""
         ...
 
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
@@ -119,6 +121,7 @@ class EmbeddingModel:
         user_id: str,
         positives: Sequence[tuple[str, int | None]],
         attributes: Sequence[str] | None = None,
+        weights: Sequence[float | None] | None = None,
     ) -> np.ndarray:
         # user attributes reach an embedding model through training (GraphSAGE's user_attribute nodes), not here
         row = self._user_index.get(user_id)
@@ -167,12 +170,19 @@ class BlendModel:
         user_id: str,
         positives: Sequence[tuple[str, int | None]],
         attributes: Sequence[str] | None = None,
+        weights: Sequence[float | None] | None = None,
     ) -> np.ndarray:
-        known = [(self._item_index[i], -1 if t is None else int(t)) for i, t in positives if i in self._item_index]
-        items = np.array([k for k, _ in known], dtype=np.int64)
-        times = np.array([t for _, t in known], dtype=np.int64)
+        plays = weights if weights is not None else [None] * len(positives)
+        known = [
+            (self._item_index[i], -1 if t is None else int(t), 1.0 if w is None else float(w))
+            for (i, t), w in zip(positives, plays, strict=True)
+            if i in self._item_index
+        ]
+        items = np.array([k for k, _, _ in known], dtype=np.int64)
+        times = np.array([t for _, t, _ in known], dtype=np.int64)
         index = None if attributes is None else self._model.attribute_index(attributes)
-        out = self._model.score(items, times, self._user_index.get(user_id), index)
+        play = np.array([w for _, _, w in known], dtype=np.float64)
+        out = self._model.score(items, times, self._user_index.get(user_id), index, play)
         return np.asarray(out, dtype=np.float32)
 
     @property

@@ -95,6 +95,14 @@ class RankerConfig(BaseModel):
         description="ALS component: extra confidence of a positive (the component search chose 10 on "
         "ml-latest-small and on Last.fm).",
     )
+    als_reg_exponent: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="ALS component: frequency-scaled regularisation (Rendle et al. 2021, iALS revisited): a user's "
+        "or item's λ is als_regularization · (1 + (1 + als_alpha) · positives / other side's count) ** this, in the "
+        "fit and in a user's fold-in (0: the same λ for every row, plain ALS).",
+    )
     als_iterations: int = Field(10, ge=1, description="ALS component: alternating rounds.")
     als_half_life: float = Field(10.0, gt=0, description="ALS fold-in: history recency half-life.")
     als_cg_steps: int = Field(3, ge=1, description="ALS component: conjugate-gradient steps per half-step.")
@@ -175,6 +183,15 @@ class RankerConfig(BaseModel):
         "(validation NDCG@20 0.1815 → 0.1873 at 128 / 100 / 40), but the API's NDCG@20 on Last.fm fell (0.2856 → "
         "0.2815, retrain choice 64 / 60 / 20) and ml-latest-small's choice was unchanged (docs/benchmarks.md §4).",
     )
+    als_reg_exponent_grid: list[float] = Field(
+        [0.0, 0.5, 1.0],
+        min_length=1,
+        description="Component search: ALS frequency-scaled regularisation exponents (als_reg_exponent; fourth, "
+        "after alpha, climbed from als_reg_exponent within [0, 2]; [0.0]: plain ALS, no fit more). The ALS "
+        "component alone, validation NDCG@20: Last.fm 0.1886 / 0.1897 / 0.1921 at 0 / 0.5 / 1, ml-latest-small "
+        "0.1143 / 0.1138 / 0.1099; the blend on Last.fm through the API's rule 0.2892 → 0.2907 at 1 "
+        "(docs/benchmarks.md §4).",
+    )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(
         True, description="Predict LightGCN embeddings of items without positives from their knowledge and year."
@@ -205,6 +222,14 @@ class RankerConfig(BaseModel):
         [0.01, 0.1, 0.3, 1.0, 3.0],
         description="L2 penalties tried for the learned ranker, the best on the validation cross-fit kept "
         "(None: ranker_l2 only).",
+    )
+    drop_orderless_features: bool = Field(
+        True,
+        description="Leave the features that need an order in time out of the ranker when the fit positives have no "
+        "time at all (decided from the data at fit, recorded in the artifact's validation report as "
+        "dropped_features): sequence (transitions from one item to the next in time), and ease_recent too when "
+        "every interaction weight is the same as well (no play counts to order a history by, "
+        ":meth:`gnn.blend.model.RankerModel.features`). Off: every feature, as ranker_features says.",
     )
     ranker_user_groups: int = Field(
         1,

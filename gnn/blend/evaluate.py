@@ -24,7 +24,8 @@ def ranked_lists(model: RankerModel, fold: Fold, k: int = 20) -> Tensor:
     out = torch.full((users.numel(), k), -1, dtype=torch.long)
     for r, u in enumerate(users.tolist()):
         items, times = model.history(u)
-        picked = model.recommend(items, times, u, k, exclude=train_items[ptr[u] : ptr[u + 1]])
+        exclude = train_items[ptr[u] : ptr[u + 1]]
+        picked = model.recommend(items, times, u, k, exclude=exclude, weights=model.history_weights(u))
         out[r, : len(picked)] = torch.as_tensor(picked, dtype=torch.long)
     return out
 
@@ -48,7 +49,7 @@ def blend_score_fn(model: RankerModel, *, standardized_weights: np.ndarray | Non
         for u in users.tolist():
             items, times = model.history(u)
             w = model.weights_for(len(items)) if standardized_weights is None else weights
-            rows.append(model.combine(w, model.standardized(items, times, u)))
+            rows.append(model.combine(w, model.standardized(items, times, u, weights=model.history_weights(u))))
         return torch.from_numpy(np.stack(rows).astype(np.float32))
 
     return score

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gnn.blend.config import RankerConfig
+from gnn.blend.config import FEATURES, RankerConfig
 from gnn.blend.knowledge import content_embeddings, knowledge_matrix, year_basis
 from gnn.blend.linear import fit_als_component, fit_ease, fit_transitions
 from gnn.blend.model import Components, RankerModel
@@ -48,21 +48,30 @@ def pair_times(snapshot: GraphSnapshot, pairs: Tensor) -> np.ndarray:
     Raises:
         DataError: A pair is not an interaction of the snapshot.
     """
+    return pair_times_weights(snapshot, pairs)[0]
+
+
+def pair_times_weights(snapshot: GraphSnapshot, pairs: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pair_times` and the interaction weights (play counts; 1 for ratings) of the same interactions:
+    ``[n]`` int64 and ``[n]`` float32 (a weight that is not finite or not positive counts as 1)."""
     num_items = snapshot.num_items
     keys = (snapshot.edge_index[0] * num_items + snapshot.edge_index[1]).numpy()
     stamps = snapshot.edge_time.numpy()
-    order = np.lexsort((stamps, keys))
-    keys, stamps = keys[order], stamps[order]
+    plays = snapshot.edge_weight.numpy().astype(np.float32)
+    order = np.lexsort((plays, stamps, keys))
+    keys, stamps, plays = keys[order], stamps[order], plays[order]
     query = (pairs[0] * num_items + pairs[1]).numpy()
     if len(keys) == 0:
         if len(query):
             raise DataError("pairs given for a snapshot without interactions")
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     pos = np.searchsorted(keys, query, side="right") - 1
     found = (pos >= 0) & (keys[pos.clip(min=0)] == query)
     if not found.all():
         raise DataError(f"{int((~found).sum())} pairs are not interactions of snapshot {snapshot.snapshot_id}")
-    return np.where(stamps[pos] >= 0, stamps[pos], UNKNOWN_TIME).astype(np.int64)
+    weights = plays[pos]
+    weights = np.where(np.isfinite(weights) & (weights > 0), weights, 1.0).astype(np.float32)
+    return np.where(stamps[pos] >= 0, stamps[pos], UNKNOWN_TIME).astype(np.int64), weights
 
 
 def follow_matrix(snapshot: GraphSnapshot) -> sp.csr_matrix:
@@ -123,7 +132,7 @@ def fit_components(
     with phase("fit_components"):
         device = resolve_device(config.device)
         torch.set_num_threads(config.num_threads)
-        times = pair_times(snapshot, pairs)
+        times, plays = pair_times_weights(snapshot, pairs)
         users, items = pairs[0].numpy().astype(np.int64), pairs[1].numpy().astype(np.int64)
         steps = tqdm(total=5, desc=desc, disable=not config.progress, leave=False)
         with phase("ease"):
@@ -147,7 +156,9 @@ def fit_components(
             )
         steps.update()
         events = TimedEvents(items, times, num_items)
-        order = np.lexsort((np.arange(len(users)), times, users))
+        # each history oldest first, ties in time by weight (the most played as the most recent), then by item:
+        # the order RankerModel.features puts a served history in
+        order = np.lexsort((items, plays, times, users))
         hist_ptr = np.zeros(num_users + 1, dtype=np.int64)
         hist_ptr[1:] = np.cumsum(np.bincount(users, minlength=num_users))
         with phase("sequence"):
@@ -193,6 +204,7 @@ def fit_components(
             user_attributes,
             shares,
             snapshot.user_attributes.ids if user_attributes is not None else None,
+            plays[order],
         )
 
 
@@ -274,6 +286,19 @@ def lightgcn_config(config: RankerConfig, positives: int, fixed: bool = False) -
     return train_config.model_copy(update=update)
 
 
+def orderless_features(components: Components, config: RankerConfig) -> list[str]:
+    """The features ``drop_orderless_features`` leaves out of the ranker for these fitted components: none when
+    any fit positive has a time; else ``sequence`` (its transitions follow an order in time the data does not
+    have), and ``ease_recent`` too when every interaction weight is the same (no play counts to order a history
+    by either, so its recency weights would follow item ids)."""
+    if not config.drop_orderless_features or not len(components.hist_times) or (components.hist_times >= 0).any():
+        return []
+    plays = components.hist_weights
+    if plays is None or not len(plays) or float(plays.min()) == float(plays.max()):
+        return ["sequence", "ease_recent"]
+    return ["sequence"]
+
+
 def fit_ranker(
     snapshot: GraphSnapshot,
     split: Split,
@@ -331,8 +356,14 @@ def fit_ranker(
             probe, search = search_components(snapshot, split.fit, probe, data)
         config = probe.config
         early = probe.components
+    dropped = orderless_features(early, config)
+    if dropped:  # decided from the data: recorded in the config and the report the artifact keeps
+        kept = [f for f in (config.ranker_features or FEATURES) if f not in dropped]
+        config = config.model_copy(update={"ranker_features": kept})
+        log.info("no fit positive has a time: %s left out of the ranker", ", ".join(dropped))
     with phase("ranker_weights"):
         weights, report = fit_weights(data, config)
+    report["dropped_features"] = dropped
     report["ranker_users"] = len(data.users)  # validation users the weights were fitted on
     if search is not None:
         report["component_search"] = search

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from gnn.blend.config import RankerConfig
+from gnn.blend.scorers import frequency_regularization
 from schema.errors import DataError
 
 
@@ -248,6 +249,7 @@ def fit_als(
     cg_steps: int = 3,
     sampled: bool = False,
     init: np.ndarray | None = None,
+    reg_exponent: float = 0.0,
 ) -> np.ndarray:
     """Item factors of implicit-feedback ALS (Hu, Koren & Volinsky 2008): confidence ``1 + alpha`` on
     positives, 1 elsewhere, preference 1 on positives. Each half-step solves every row's least-squares
@@ -267,6 +269,8 @@ def fit_als(
         sampled: The per-positive products as one sampled dense-dense product (see :func:`als_half_step`).
         init: ``[num_items, factors]`` item factors to start from instead of seeded noise (a warm start: an
             earlier fit on overlapping positives); rows of items without positives start at zero.
+        reg_exponent: Frequency-scaled regularisation (:func:`gnn.blend.scorers.frequency_regularization`): each
+            user's and item's λ grows with its positives to this power (0: the same λ for every row).
 
     Returns:
         ``[num_items, factors]`` float32; rows of items without positives are zero.
@@ -282,9 +286,14 @@ def fit_als(
     else:
         items_f = rng.normal(0.0, 0.01, (num_items, factors)).astype(np.float32)
     items_f[np.diff(by_item.indptr) == 0] = 0.0
+    user_reg: float | np.ndarray = regularization
+    item_reg: float | np.ndarray = regularization
+    if reg_exponent:
+        user_reg = frequency_regularization(np.diff(matrix.indptr), num_items, alpha, regularization, reg_exponent)
+        item_reg = frequency_regularization(np.diff(by_item.indptr), num_users, alpha, regularization, reg_exponent)
     for _ in range(iterations):
-        als_half_step(items_f, users_f, matrix, regularization, alpha, cg_steps, sampled=sampled)
-        als_half_step(users_f, items_f, by_item, regularization, alpha, cg_steps, sampled=sampled)
+        als_half_step(items_f, users_f, matrix, user_reg, alpha, cg_steps, sampled=sampled)
+        als_half_step(users_f, items_f, by_item, item_reg, alpha, cg_steps, sampled=sampled)
     return items_f
 
 
@@ -298,7 +307,7 @@ def als_half_step(
     source: np.ndarray,
     target: np.ndarray,
     csr: sp.csr_matrix,
-    regularization: float,
+    regularization: float | np.ndarray,
     alpha: float,
     cg_steps: int,
     *,
@@ -316,20 +325,27 @@ def als_half_step(
         source: ``[n, k]`` float32 fixed factors.
         target: ``[m, k]`` float32 factors to update (in place).
         csr: ``[m, n]`` CSR of the positives (values ignored).
-        regularization, alpha: λ and α.
+        regularization, alpha: λ and α; λ may be ``[m]``, one per row of ``target`` (frequency-scaled
+            regularisation), added to each row's ``A p`` instead of to the shared Gram matrix.
         cg_steps: Conjugate-gradient steps.
         sampled: The dots as one sampled dense-dense product (``torch.sparse.sampled_addmm``, several times
             faster at size; float32 sums in another order, so factors differ in the last bits). Otherwise they
             are summed row by row over gathers of ``ALS_GATHER_BLOCK`` positives into reused buffers.
     """
     k = source.shape[1]
-    gram = (source.astype(np.float64).T @ source + regularization * np.eye(k)).astype(np.float32)
+    per_row = np.ndim(regularization) > 0
+    shared = 0.0 if per_row else float(regularization)
+    gram = (source.astype(np.float64).T @ source + shared * np.eye(k)).astype(np.float32)
+    rows_reg = np.asarray(regularization, dtype=np.float32)[:, None] if per_row else None
     cols = csr.indices
     row_dots = _sampled_dots(source, csr) if sampled else _blocked_dots(source, csr)
 
     def apply(p: np.ndarray) -> np.ndarray:  # A p for every row at once
         dots = row_dots(p)
-        return p @ gram + alpha * (sp.csr_matrix((dots, cols, csr.indptr), shape=csr.shape) @ source)
+        out = p @ gram + alpha * (sp.csr_matrix((dots, cols, csr.indptr), shape=csr.shape) @ source)
+        if rows_reg is not None:
+            out += rows_reg * p
+        return out
 
     ones = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, csr.indptr), shape=csr.shape)
     residual = (1.0 + alpha) * (ones @ source) - apply(target)
@@ -420,6 +436,7 @@ def fit_als_component(
             cg_steps=config.als_cg_steps,
             sampled=large,
             init=init if warm else None,
+            reg_exponent=config.als_reg_exponent,
         )
     als_gram = als_items.astype(np.float64).T @ als_items + config.als_regularization * np.eye(config.als_factors)
     return als_items, als_gram

@@ -50,6 +50,8 @@ class Components:
             ``als_itemsᵀ als_items + regularization · I`` (for the fold-in).
         events: Everybody's timed positives.
         hist_ptr, hist_items, hist_times: Each user's positives (CSR by user_idx, oldest first).
+        hist_weights: ``[n]`` float32 interaction weights aligned with ``hist_items`` (play counts; 1 for ratings),
+            which order a history's positions where times tie (:meth:`RankerModel.features`; None: all 1).
         lightgcn_epochs: Epochs LightGCN was trained for.
         user_attributes: ``[U, A]`` float32 CSR, 1 where the user has the attribute (age band, country, ...), as
             fitted (None: no user attributes).
@@ -75,6 +77,7 @@ class Components:
     user_attributes: sp.csr_matrix | None = None
     attribute_shares: np.ndarray | None = None
     attribute_ids: list[str] | None = None
+    hist_weights: np.ndarray | None = None
 
 
 class RankerModel:
@@ -175,12 +178,23 @@ class RankerModel:
         lo, hi = c.hist_ptr[user_idx], c.hist_ptr[user_idx + 1]
         return c.hist_items[lo:hi].copy(), c.hist_times[lo:hi].copy()
 
+    def history_weights(self, user_idx: int) -> np.ndarray:
+        """``[n]`` float64 interaction weights of :meth:`history`'s positives (play counts; 1 for ratings and for a
+        model fitted before weights were kept), to pass on as ``weights`` with them."""
+        self._check_user(user_idx)
+        c = self.components
+        lo, hi = c.hist_ptr[user_idx], c.hist_ptr[user_idx + 1]
+        if c.hist_weights is None:
+            return np.ones(hi - lo, dtype=np.float64)
+        return c.hist_weights[lo:hi].astype(np.float64)
+
     def features(
         self,
         history_items: np.ndarray,
         history_times: np.ndarray,
         user_idx: int | None = None,
         attributes: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Raw (unstandardised) component scores of every item for one user.
 
@@ -191,6 +205,10 @@ class RankerModel:
                 the mean embedding of the history items.
             attributes: The user's attribute indices (:meth:`attribute_index` of their live attributes); None: the
                 fitted user's own (none for a user the model does not know).
+            weights: ``[n]`` interaction weights (play counts; None or NaN: 1). Among positives of the same time
+                (all of them when times are unknown, as on Last.fm) the more played counts as the more recent, so
+                the recency-weighted components (``ease_recent``, ``sequence``, ``knowledge``, the ALS fold-in)
+                weigh a history by play count where it has no times.
 
         Returns:
             ``[len(FEATURES), num_items]`` float32.
@@ -198,7 +216,7 @@ class RankerModel:
         Raises:
             DataError: Shapes differ, or an item_idx / user_idx is out of range.
         """
-        items, times = self._check_history(history_items, history_times)
+        items, times = self._check_history(history_items, history_times, weights)
         c = self.components
         out = np.zeros((len(FEATURES), self.num_items), dtype=np.float32)
         if len(items):
@@ -216,7 +234,17 @@ class RankerModel:
             elif len(items):
                 out[4] = c.item_emb @ c.item_emb[items].mean(axis=0)
         if c.als_items.shape[1] and len(items):
-            out[5] = als_scores(c.als_items, c.als_gram, items, times, self.config.als_half_life, self.config.als_alpha)
+            cfg = self.config
+            out[5] = als_scores(
+                c.als_items,
+                c.als_gram,
+                items,
+                times,
+                cfg.als_half_life,
+                cfg.als_alpha,
+                cfg.als_regularization,
+                cfg.als_reg_exponent,
+            )
         known = times[times >= 0]
         end = int(known.max()) if len(known) else c.events.latest
         out[6] = np.log1p(c.events.window_counts(end, self._window))
@@ -251,10 +279,11 @@ class RankerModel:
         history_times: np.ndarray,
         user_idx: int | None = None,
         attributes: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0); the
         :data:`RAW_FEATURES` stay as they are."""
-        raw = self.features(history_items, history_times, user_idx, attributes)
+        raw = self.features(history_items, history_times, user_idx, attributes, weights)
         z = zscore(raw)
         z[self._raw] = raw[self._raw]
         return z
@@ -265,6 +294,7 @@ class RankerModel:
         history_times: np.ndarray,
         user_idx: int | None = None,
         attributes: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Ranking scores of every item for one user (higher is better).
 
@@ -275,6 +305,8 @@ class RankerModel:
             user_idx: The user's index if the model was fitted with the user; None for a user unknown to it
                 (e.g. just created at onboarding): history-based components only.
             attributes: The user's attribute indices, e.g. read live with the history (None: as fitted).
+            weights: ``[n]`` interaction weights, e.g. play counts read live with the history (None: all 1;
+                :meth:`features`).
 
         Returns:
             ``[num_items]`` float32; the history items themselves get ``-inf`` (never recommended again).
@@ -282,12 +314,13 @@ class RankerModel:
         Raises:
             DataError: The model has no ranker weights, or the inputs are malformed.
         """
+        play = weights
         if self.group_weights is None:  # one set of weights: no need to count the history
-            weights = self.weights_for(0)
+            ranker = self.weights_for(0)
         else:
-            weights = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
-        z = self.standardized(history_items, history_times, user_idx, attributes)
-        out = self.combine(weights, z)
+            ranker = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
+        z = self.standardized(history_items, history_times, user_idx, attributes, play)
+        out = self.combine(ranker, z)
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
         return out.astype(np.float32, copy=False)
 
@@ -325,10 +358,11 @@ class RankerModel:
         user_idx: int | None = None,
         k: int = 20,
         exclude: Sequence[int] = (),
+        weights: np.ndarray | None = None,
     ) -> list[int]:
         """The user's top-``k`` item_idx as a list is shown: :meth:`score` order (ties: lower item_idx first),
         the history and ``exclude`` left out, the reserved new-arrival positions applied (:meth:`place_cold`)."""
-        scores = self.score(history_items, history_times, user_idx).copy()
+        scores = self.score(history_items, history_times, user_idx, weights=weights).copy()
         scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
         return self.place_cold(top_items(scores, np.flatnonzero(np.isfinite(scores)), k).tolist(), scores, k)
 
@@ -336,24 +370,34 @@ class RankerModel:
         if not 0 <= user_idx < self.num_users:
             raise DataError(f"user_idx {user_idx} is outside 0..{self.num_users - 1}")
 
-    def _check_history(self, history_items: np.ndarray, history_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _check_history(
+        self, history_items: np.ndarray, history_times: np.ndarray, history_weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         items = np.asarray(history_items, dtype=np.int64).reshape(-1)
         times = np.asarray(history_times, dtype=np.int64).reshape(-1)
         if items.shape != times.shape:
             raise DataError(f"{len(items)} history items but {len(times)} times")
+        if history_weights is None:
+            plays = np.ones(len(items), dtype=np.float64)
+        else:
+            plays = np.asarray(history_weights, dtype=np.float64).reshape(-1)
+            if plays.shape != items.shape:
+                raise DataError(f"{len(items)} history items but {len(plays)} weights")
+            plays = np.where(np.isfinite(plays), plays, 1.0)
         if len(items) and (items.min() < 0 or items.max() >= self.num_items):
             raise DataError(f"history item_idx outside 0..{self.num_items - 1}")
         if len(items) != len(np.unique(items)):
             # the latest time of a repeated item
-            order = np.lexsort((times, items))
-            items, times = items[order], times[order]
+            order = np.lexsort((plays, times, items))
+            items, times, plays = items[order], times[order], plays[order]
             last = np.r_[items[1:] != items[:-1], True]
-            items, times = items[last], times[last]
+            items, times, plays = items[last], times[last], plays[last]
         times = np.where(times >= 0, times, UNKNOWN_TIME)
         # One order whatever order the history comes in (the API reads it from Neo4j, the fit from the snapshot):
-        # by time, ties (all of them when times are unknown, as on Last.fm) by item_idx, as the split orders them.
-        # The recency weights count positions in this order, so the served features are the fitted ones.
-        order = np.lexsort((items, times))
+        # by time, ties (all of them when times are unknown, as on Last.fm) by weight (the most played counts as the
+        # most recent), then by item_idx, as the split orders them. The recency weights count positions in this
+        # order, so the served features are the fitted ones.
+        order = np.lexsort((items, plays, times))
         return items[order], times[order]
 
     # --- persistence -----------------------------------------------------------------------------------
@@ -389,6 +433,7 @@ class RankerModel:
             "hist_items": c.hist_items,
             "hist_times": c.hist_times,
             "item_year": c.item_year,
+            **({} if c.hist_weights is None else {"hist_weights": c.hist_weights}),
             "follow_ptr": follows.indptr,
             "follow_idx": follows.indices,
         }
@@ -458,6 +503,8 @@ class RankerModel:
             if "follow_ptr" in arrays
             else None,
         )
+        if "hist_weights" in arrays:  # models fitted before the weights were kept: all 1
+            components.hist_weights = arrays["hist_weights"]
         if "attr_shares" in arrays:
             ids = list(meta.get("attribute_ids") or [])
             components.attribute_ids = ids

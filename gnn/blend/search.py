@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", int, float)  # a grid value of the component search
 
 
+#: The ALS settings a component search chooses, in the order of its candidates' tuples.
+ALS_AXES = ("als_factors", "als_regularization", "als_alpha", "als_reg_exponent")
+
+
 def search_grids(config: RankerConfig) -> dict[str, Any]:
     """The grids and starting values a component search explores (a reused choice must come from the same)."""
     return {
@@ -43,6 +47,8 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "als_regularization_grid",
             "als_alpha_grid",
             "als_scale_grid",
+            "als_reg_exponent_grid",
+            "als_reg_exponent",
             "als_factors",
             "als_regularization",
             "als_alpha",
@@ -285,24 +291,28 @@ def search_components(
     als_pairs = sample_user_pairs(pairs, config.component_search_max_positives, config.seed) if large else pairs
 
     als_report: dict[str, float] = {}
-    als_scores_of: dict[tuple[int, float, float], float] = {}
-    best_als: tuple[float, tuple[int, float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
-    point = (config.als_factors, config.als_regularization, config.als_alpha)
+    als_scores_of: dict[tuple[int, float, float, float], float] = {}
+    best_als: tuple[float, tuple[int, float, float, float], np.ndarray, np.ndarray, np.ndarray] | None = None
+    point = (config.als_factors, config.als_regularization, config.als_alpha, config.als_reg_exponent)
 
     bar = tqdm(desc="search: ALS candidates", disable=not config.progress or not config.als_factors, leave=False)
 
-    def try_als(candidate: tuple[int, float, float]) -> float:
+    def try_als(candidate: tuple[int, float, float, float]) -> float:
         nonlocal best_als
         if candidate not in als_scores_of:
             bar.update()
-            trial = config.model_copy(
-                update=dict(zip(("als_factors", "als_regularization", "als_alpha"), candidate, strict=True))
-            )
+            trial = config.model_copy(update=dict(zip(ALS_AXES, candidate, strict=True)))
             with phase("als_candidate"):  # a fit (on the user sample at size) and its feature's ranking
                 items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
-                rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, candidate[2]))
+                rows = feature_rows(
+                    lambda i, t: als_scores(
+                        items_f, gram, i, t, config.als_half_life, candidate[2], candidate[1], candidate[3]
+                    )
+                )
             value = als_scores_of[candidate] = ranked(rows)
             name = f"factors={candidate[0]} regularization={candidate[1]:g} alpha={candidate[2]:g}"
+            if candidate[3]:  # frequency-scaled regularisation (named only when on: the names of plain ALS stay)
+                name += f" reg_exponent={candidate[3]:g}"
             als_report[name] = value
             log.debug("component search: ALS %s: validation NDCG@20 %.4f", name, value)
             if best_als is None or value > best_als[0]:
@@ -318,6 +328,7 @@ def search_components(
             ("als_factors", config.als_factors_grid, True, float(config.als_factors_max)),
             ("als_regularization", config.als_regularization_grid, False, math.inf),
             ("als_alpha", config.als_alpha_grid, False, math.inf),
+            ("als_reg_exponent", config.als_reg_exponent_grid, False, 2.0),
         )
         for axis, (name, grid, integer, high) in enumerate(axes):
 
@@ -335,12 +346,13 @@ def search_components(
             )
             point = tuple(pick if j == axis else v for j, v in enumerate(point))  # type: ignore[assignment]
             tried_values[name] = sorted(scored)
-            if len(grid) > 1 and at_grid_edge(pick, list(scored)):
+            bound = name == "als_reg_exponent" and pick == 0  # plain ALS: an edge there is the axis' own bound
+            if len(grid) > 1 and at_grid_edge(pick, list(scored)) and not bound:
                 edges.append(f"{name}={pick:g}")
         if len(config.als_scale_grid) > 1:  # regularisation and alpha together, from where the axes left them
 
-            def scaled(c: float, start: tuple = point) -> tuple[int, float, float]:
-                return (start[0], float(f"{start[1] * c:.4g}"), float(f"{start[2] * c:.4g}"))
+            def scaled(c: float, start: tuple = point) -> tuple[int, float, float, float]:
+                return (start[0], float(f"{start[1] * c:.4g}"), float(f"{start[2] * c:.4g}"), start[3])
 
             pick, scored = climb(
                 config.als_scale_grid,
@@ -364,31 +376,29 @@ def search_components(
             budget.fits,
         )
 
-    chosen = config.model_copy(
-        update={"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]}
-    )
+    chosen = config.model_copy(update={"ease_lambda": lam, **dict(zip(ALS_AXES, point, strict=True))})
     updates: dict[str, Any] = {"ease": ease}
     data.features[FEATURES.index("ease")] = data.columns(zscore(plain))
     data.features[FEATURES.index("ease_recent")] = data.columns(zscore(recent))
     if best_als is not None:
         _, point, items_f, gram, rows = best_als
         if als_pairs is not pairs:  # chosen on a sample of users: the ranker weights see it fitted on every user
-            if point == (config.als_factors, config.als_regularization, config.als_alpha):
+            if point == (config.als_factors, config.als_regularization, config.als_alpha, config.als_reg_exponent):
                 items_f, gram = probe.components.als_items, probe.components.als_gram  # the probe's, on every user
             else:
-                trial = config.model_copy(
-                    update=dict(zip(("als_factors", "als_regularization", "als_alpha"), point, strict=True))
-                )
+                trial = config.model_copy(update=dict(zip(ALS_AXES, point, strict=True)))
                 with phase("als_chosen"):
                     items_f, gram = fit_als_component(pairs, num_users, num_items, trial, init=items_f)  # warm
-            rows = feature_rows(lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2]))
+            rows = feature_rows(
+                lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2], point[1], point[3])
+            )
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))
     components = dataclasses.replace(probe.components, **updates)
     report = {
         "ease": ease_report,
         "als": als_report,
-        "chosen": {"ease_lambda": lam, "als_factors": point[0], "als_regularization": point[1], "als_alpha": point[2]},
+        "chosen": {"ease_lambda": lam, **dict(zip(ALS_AXES, point, strict=True))},
         "grid_edges": edges,
         "tried": tried_values,
         "extra_fits": budget.spent,
@@ -399,7 +409,7 @@ def search_components(
         "seconds": time.perf_counter() - started,
     }
     log.info(
-        "component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g (%.0f s)",
+        "component search: EASE^R λ %g, ALS factors %d, regularisation %g, alpha %g, reg exponent %g (%.0f s)",
         lam,
         *point,
         report["seconds"],

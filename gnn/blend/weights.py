@@ -175,7 +175,7 @@ def validation_data(
     for r, u in enumerate(tqdm(users.tolist(), desc=desc, disable=not model.config.progress, leave=False)):
         items, times = model.history(u)
         sizes[r] = len(items)
-        z = model.standardized(items, times, u)[: model.active]
+        z = model.standardized(items, times, u, weights=model.history_weights(u))[: model.active]
         if columns is None:
             feats[:, r] = z
             exclude[r, items] = True

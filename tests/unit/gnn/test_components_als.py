@@ -171,3 +171,46 @@ def test_fit_als_component_warm_starts_only_above_als_large_positives() -> None:
     # factors of another width cannot warm-start: a seeded fit of als_iterations rounds instead
     other, _ = fit_als_component(pairs, 40, 70, large, init=converged[:, :5])
     assert np.abs(other - converged).max() > 1e-2
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_frequency_scaled_regularisation_is_the_exact_solve_with_each_rows_own_lambda(sampled: bool) -> None:
+    """iALS with frequency-scaled regularisation: each row's λ grows with its positives, and the half-step (both
+    product paths) and a user's fold-in solve with that row's λ."""
+    from gnn.blend.scorers import als_scores, frequency_regularization
+
+    rng = np.random.default_rng(1)
+    csr = _positives()
+    counts = np.diff(csr.indptr)
+    lam = frequency_regularization(counts, 70, 3.0, 2.0, 1.0)
+    assert lam[3] == 2.0 and np.all(np.diff(lam[np.argsort(counts)]) >= 0) and lam.max() > 2.5
+    assert np.array_equal(frequency_regularization(counts, 70, 3.0, 2.0, 0.0), np.full(40, 2.0))
+    source = rng.normal(0, 0.3, (70, 8)).astype(np.float32)
+    target = rng.normal(0, 0.3, (40, 8)).astype(np.float32)
+    als_half_step(source, target, csr, lam, 3.0, cg_steps=24, sampled=sampled)
+    for r in (0, 7, 21):
+        exact = _exact_half_step(source, csr[r], float(lam[r]), 3.0)[0]
+        assert np.abs(target[r] - exact).max() < 1e-4 * max(1.0, np.abs(exact).max())
+    plain = rng.normal(0, 0.3, (40, 8)).astype(np.float32)
+    als_half_step(source, plain, csr, 2.0, 3.0, cg_steps=24, sampled=sampled)
+    assert np.abs(plain - target).max() > 1e-3  # the scaling changed the rows with positives
+    # the fold-in of a history with its own λ: the gram holds the fitted λ (2), the scaling adds the rest
+    gram = source.astype(np.float64).T @ source + 2.0 * np.eye(8)
+    history = csr.indices[csr.indptr[0] : csr.indptr[1]]
+    scores = als_scores(source, gram, history, np.full(len(history), -1), np.inf, 3.0, 2.0, 1.0)
+    assert np.allclose(scores, source @ target[0], atol=1e-4)
+
+
+def test_fit_als_with_exponent_zero_is_plain_als_and_with_an_exponent_differs() -> None:
+    csr = _positives(9)
+    coo = csr.tocoo()
+    pairs = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    kw = dict(factors=6, regularization=1.0, alpha=2.0, iterations=5, seed=1, cg_steps=3)
+    plain = fit_als(pairs, 40, 70, **kw)
+    assert np.array_equal(fit_als(pairs, 40, 70, reg_exponent=0.0, **kw), plain)
+    scaled = fit_als(pairs, 40, 70, reg_exponent=1.0, **kw)
+    assert np.abs(scaled - plain).max() > 1e-3
+    config = RankerConfig(
+        als_factors=6, als_regularization=1.0, als_alpha=2.0, als_iterations=5, als_reg_exponent=1.0, seed=1
+    )
+    assert np.array_equal(fit_als_component(pairs, 40, 70, config)[0], scaled)

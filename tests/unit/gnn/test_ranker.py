@@ -127,6 +127,62 @@ def test_unknown_user_and_empty_history_give_finite_scores() -> None:
         model.score(np.array([0, 1]), np.array([0]), None)
 
 
+def _played_world() -> GraphSnapshot:
+    """Last.fm-like: no times, play counts as weights. u1..u8 listen to artists a1..a6 with distinct counts; the
+    items' ids run against their play counts for u1 (a1 the least played)."""
+    rows: list[tuple[str, str, float | None, int | None]] = []
+    plays: list[float] = []
+    for u in range(1, 9):
+        for k in range(1, 7):
+            if (u + k) % 5 == 0:
+                continue
+            rows.append((f"u{u}", f"a{k}", None, None))
+            plays.append(float(10 * k + u if u % 2 else 100 - 10 * k))
+    return build_graph_snapshot(make_export(rows, weights=plays))
+
+
+def test_play_counts_order_a_history_without_times_in_the_fit_and_when_served(tmp_path: Path) -> None:
+    """Without times the most played counts as the most recent: the fitted history is in that order, a served
+    history is put in it whatever order it comes in, the recency-weighted features follow the play counts, and
+    the weights survive save/load and reach BlendModel.scores."""
+    from gnn.serving import BlendModel
+
+    snapshot = _played_world()
+    model = _model(snapshot, _weights(ease=0.5, ease_recent=1.0, sequence=0.7, als=0.8))
+    for user in range(snapshot.num_users):
+        items, times = model.history(user)
+        plays = model.history_weights(user)
+        assert (times == -1).all() and len(plays) == len(items)
+        assert list(np.lexsort((items, plays))) == list(range(len(items)))  # least played first
+    user = snapshot.users.index("u1")
+    items, times = model.history(user)
+    plays = model.history_weights(user)
+    assert list(plays) == sorted(plays) and len(set(plays)) == len(plays) > 2
+    expected = model.score(items, times, user, weights=plays)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        shuffle = rng.permutation(len(items))
+        assert np.array_equal(model.score(items[shuffle], times[shuffle], user, weights=plays[shuffle]), expected)
+    # the recency-weighted features follow the play counts: reversed counts move ease_recent and the ALS fold-in
+    reversed_plays = plays[::-1].copy()
+    a = model.features(items, times, user, weights=plays)
+    b = model.features(items, times, user, weights=reversed_plays)
+    for name in ("ease_recent", "als"):
+        assert not np.allclose(a[FEATURES.index(name)], b[FEATURES.index(name)])
+    assert np.allclose(a[FEATURES.index("ease")], b[FEATURES.index("ease")])  # the plain sum does not
+    model.save(tmp_path / "blend")
+    loaded = RankerModel.load(tmp_path / "blend")
+    assert np.array_equal(loaded.history_weights(user), plays)
+    assert np.array_equal(loaded.score(items, times, user, weights=plays), expected)
+    (tmp_path / "blend" / "meta.json").write_text("{}", encoding="utf-8")
+    served = BlendModel(tmp_path / "blend")
+    positives = [(snapshot.items.ids[int(i)], None) for i in items]
+    assert np.array_equal(served.scores("u1", positives, None, list(plays)), expected)
+    assert not np.array_equal(served.scores("u1", positives, None, list(reversed_plays)), expected)
+    # without weights (a model fitted before they were kept, an API that does not pass them): all 1, item order
+    assert np.array_equal(served.scores("u1", positives), model.score(items, times, user))
+
+
 def test_save_load_round_trip_gives_identical_scores(tmp_path: Path) -> None:
     world = generate_world(users=40, items=60, seed=3)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
@@ -765,9 +821,10 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     assert set(report["ease"]) == {"0.5", "1", "5", "50"}  # every value, and the start (FAST.ease_lambda)
     als = report["als"]
     best = max(als, key=lambda k: als[k])
+    exponent = f" reg_exponent={chosen['als_reg_exponent']:g}" if chosen["als_reg_exponent"] else ""
     assert (
         best == f"factors={chosen['als_factors']} regularization={chosen['als_regularization']:g} "
-        f"alpha={chosen['als_alpha']:g}"
+        f"alpha={chosen['als_alpha']:g}{exponent}"
     )
     assert {
         "factors=2 regularization=30 alpha=10",
@@ -827,6 +884,7 @@ def test_component_search_climbs_regularisation_and_alpha_together_after_each_al
             "als_regularization": 1.0,
             "als_alpha_grid": [1.0, 3.0],
             "als_alpha": 1.0,
+            "als_reg_exponent_grid": [0.0],
             "component_search_exhaustive": True,
             "component_search_extra_fits": 0,
         }
@@ -854,6 +912,48 @@ def test_component_search_climbs_regularisation_and_alpha_together_after_each_al
     assert (on["chosen"]["als_regularization"], on["chosen"]["als_alpha"]) == (reg * best, alpha * best)
     assert max(on["als"].values()) == diagonal[best] >= max(off["als"].values())
     assert len(set(np.round(list(diagonal.values()), 6))) > 1  # the diagonal's points really differ
+
+
+def test_component_search_chooses_the_frequency_scaled_regularisation_on_validation() -> None:
+    """als_reg_exponent_grid: the search scores each exponent after factors, regularisation and alpha, keeps the
+    best (names of plain ALS unchanged), serves it, and a grid of [0] fits nothing more."""
+    from gnn.blend.search import search_components
+    from gnn.blend.weights import sample_fold_users, validation_data
+
+    world = generate_world(users=60, items=80, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    split = split_interactions(snapshot, seed=42)
+    base = FAST.model_copy(
+        update={
+            "use_lightgcn": False,
+            "ease_lambda_grid": [5.0],
+            "als_factors_grid": [4],
+            "als_factors": 4,
+            "als_regularization_grid": [3.0],
+            "als_regularization": 3.0,
+            "als_alpha_grid": [3.0],
+            "als_alpha": 3.0,
+            "component_search_exhaustive": True,
+            "component_search_extra_fits": 0,
+        }
+    )
+    early = fit_components(snapshot, split.fit, base)
+    reports, models = {}, {}
+    for name, grid in (("off", [0.0]), ("on", [0.0, 0.5, 1.0, 2.0])):
+        config = base.model_copy(update={"als_reg_exponent_grid": grid})
+        probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
+        data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+        models[name], reports[name] = search_components(snapshot, split.fit, probe, data)
+    off, on = reports["off"], reports["on"]
+    assert list(off["als"]) == ["factors=4 regularization=3 alpha=3"] and off["chosen"]["als_reg_exponent"] == 0.0
+    scored = {0.0: on["als"]["factors=4 regularization=3 alpha=3"]}
+    scored.update({nu: on["als"][f"factors=4 regularization=3 alpha=3 reg_exponent={nu:g}"] for nu in (0.5, 1.0, 2.0)})
+    assert len(set(np.round(list(scored.values()), 6))) > 1  # the exponents really differ
+    best = max(scored, key=lambda nu: scored[nu])
+    assert on["chosen"]["als_reg_exponent"] == best == models["on"].config.als_reg_exponent
+    assert on["tried"]["als_reg_exponent"] == [0.0, 0.5, 1.0, 2.0]
+    # plain ALS (0) is the axis' own bound, not an edge to look past
+    assert not any(e.startswith("als_reg_exponent=0") for e in on["grid_edges"] + off["grid_edges"])
 
 
 def test_climb_finds_the_peak_of_a_unimodal_curve_with_fewer_fits_than_the_grid() -> None:
@@ -1040,3 +1140,32 @@ def test_lightgcn_at_size_samples_each_steps_pairs_and_waits_less() -> None:
     assert lightgcn_config(off, 100_000).max_step_pairs is None
     assert lightgcn_config(off, 100_000).patience == config.train_config().patience
     assert RankerConfig().lightgcn_large_step_pairs == 2**20 and RankerConfig().lightgcn_large_patience == 3
+
+
+def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> None:
+    """Decided from the data at fit and recorded: with times, every feature; without times but with play counts,
+    sequence is left out; without either, ease_recent too; drop_orderless_features off keeps them."""
+    import dataclasses
+
+    from gnn.blend.fit import orderless_features
+
+    timed = _genre_world()
+    assert orderless_features(fit_components(timed, all_positives(timed), FAST), FAST) == []
+    played = _played_world()
+    components = fit_components(played, all_positives(played), FAST)
+    assert orderless_features(components, FAST) == ["sequence"]
+    components.hist_weights = np.ones_like(components.hist_weights)
+    assert orderless_features(components, FAST) == ["sequence", "ease_recent"]
+    off = FAST.model_copy(update={"drop_orderless_features": False})
+    assert orderless_features(components, off) == []
+    world = generate_world(users=40, items=60, seed=3)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    untimed = dataclasses.replace(snapshot, edge_time=torch.full_like(snapshot.edge_time, -1))
+    config = FAST.model_copy(update={"component_search": False})
+    model = fit_ranker(untimed, split_interactions(untimed, seed=42), config, final="train")
+    report = model.meta["validation"]
+    assert report["dropped_features"] == ["sequence", "ease_recent"]
+    assert model.weights[FEATURES.index("sequence")] == 0 and model.weights[FEATURES.index("ease_recent")] == 0
+    assert "sequence" not in model.config.ranker_features and "ease" in model.config.ranker_features
+    timed_model = fit_ranker(snapshot, split_interactions(snapshot, seed=42), config, final="train")
+    assert timed_model.meta["validation"]["dropped_features"] == [] and timed_model.config.ranker_features is None

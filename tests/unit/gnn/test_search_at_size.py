@@ -149,6 +149,7 @@ def test_search_at_size_keeps_the_probes_als_when_the_sample_chooses_the_configs
             "als_factors_grid": [4],  # one point per axis: the config's own is chosen
             "als_regularization_grid": [30.0],
             "als_alpha_grid": [10.0],
+            "als_reg_exponent_grid": [0.0],
         }
     )
     early = fit_components(snapshot, split.fit, config)

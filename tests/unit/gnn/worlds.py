@@ -22,14 +22,16 @@ def make_export(
     item_people: Sequence[tuple[str, str, str]] = (),
     item_tags: Sequence[tuple[str, str, float]] = (),
     follows: Sequence[tuple[str, str]] = (),
+    weights: Sequence[float] | None = None,
 ) -> GraphExport:
-    """A GraphExport from (user_id, item_id, rating, timestamp) rows and optional knowledge rows."""
+    """A GraphExport from (user_id, item_id, rating, timestamp) rows and optional knowledge rows; ``weights``: the
+    rows' interaction weights (play counts; default 1 each)."""
     frame = pd.DataFrame(
         {
             "user_id": [r[0] for r in interactions],
             "item_id": [r[1] for r in interactions],
             "rating": [math.nan if r[2] is None else float(r[2]) for r in interactions],
-            "weight": [1.0] * len(interactions),
+            "weight": [1.0] * len(interactions) if weights is None else [float(w) for w in weights],
             "timestamp": pd.array([NO_TIMESTAMP if r[3] is None else r[3] for r in interactions], dtype="int64"),
         }
     )
