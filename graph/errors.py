@@ -61,7 +61,9 @@ def database_errors(what: str, *, refused: str | None = None, gone: str | None =
     except Neo4jError as exc:
         if (exc.code or "").startswith(_SECURITY):
             raise DatabaseUnavailableError(f"Neo4j rejected the login ({what}): {reason(exc)} {CHECK_LOGIN}") from exc
-        if refused is not None and not (exc.code or "").startswith(_ENDED):
+        if refused is not None:
+            if (exc.code or "").startswith(_ENDED):  # not refused for what it asked: unavailable, as a 503 says
+                raise DatabaseUnavailableError(f"{refused}: Neo4j ended the transaction: {reason(exc)}") from exc
             raise KgrecError(f"{refused}: {exc}") from exc
         raise _gone(what, gone, exc) from exc
     except (DriverError, OSError) as exc:

@@ -11,7 +11,8 @@
 //          The (user, item) SHOWN is found by its key (userId, itemId) in the shown_pair index (graph.writers.key_shown
 //          creates it), not by MERGE, whose Expand(Into) walks the user's SHOWN (hundreds per user, growing with
 //          every list): 10.7k instead of 478k db hits for 50 lists of 20 on the benchmark graph. The user's
-//          listsShown is set first: its lock serialises writers of one user's exposure (another process's recorder,
+//          listsShown is set first, read inside its own SET (a read before the SET would take no lock and lose
+//          another writer's update): its lock serialises writers of one user's exposure (another process's recorder,
 //          record_skip.cypher's MERGE), so a pair cannot be created twice. A pair found is updated where it is found;
 //          only the pairs not found go on to the item's seek and the CREATE, so the Eager that a CREATE of keyed SHOWN
 //          after their seek needs holds the new pairs only (none once a user's lists repeat), not every pair, and
@@ -29,9 +30,8 @@ CREATE (:Recommendation {recommendationId: row[0], userId: row[1], variant: row[
 WITH count(*) AS created
 UNWIND $users AS row
 MATCH (u:User {userId: row[0]})
-WITH u, row, coalesce(u.listsShown, 0) AS before
-SET u.listsShown = before + row[1]
-WITH u, row, before
+SET u.listsShown = coalesce(u.listsShown, 0) + row[1]
+WITH u, row, u.listsShown - row[1] AS before
 UNWIND row[2] AS shown
 OPTIONAL MATCH ()-[s:SHOWN {userId: row[0], itemId: shown[0]}]->()
 USING INDEX SEEK s:SHOWN(userId, itemId)
