@@ -30,7 +30,7 @@ from pydantic import Field
 from graph import catalog
 from graph.errors import database_errors
 from graph.query import Caps
-from graph.recall import CypherRecall
+from graph.recall import CypherRecall, History
 from schema.ddl import VECTOR_INDEX, await_vector_index, ensure_vector_index
 from schema.errors import ConfigError, DataError
 
@@ -137,7 +137,9 @@ class EmbeddingCaps(Caps):
 
 
 class _EmbeddingRecall(CypherRecall[EmbeddingCaps]):
-    def prepare(self, caps: EmbeddingCaps, k: int) -> tuple[EmbeddingCaps, dict[str, Any]]:
+    def prepare(
+        self, caps: EmbeddingCaps, k: int, history: History | None = None
+    ) -> tuple[EmbeddingCaps, dict[str, Any]]:
         """The query reads ``oversample · k`` neighbours, at least ``k + 50``."""
         return caps, {"fetch": max(k * caps.oversample, k + 50)}
 

@@ -368,7 +368,7 @@ class CypherRecall(Generic[C]):
         caps: dict[str, Any],
         extra: Callable[[C], dict[str, Any]] | None = None,
     ) -> list[Candidate]:
-        limits, params = self.prepare(parse_caps(self.caps, caps), k)
+        limits, params = self.prepare(parse_caps(self.caps, caps), k, history)
         if self.uses_history:
             params = {**params, **(NO_HISTORY if history is None else history.params(limits))}
         if extra is not None:
@@ -396,8 +396,9 @@ class CypherRecall(Generic[C]):
             for record in records
         ]
 
-    def prepare(self, caps: C, k: int) -> tuple[C, dict[str, Any]]:
-        """The caps as sent for ``k`` items and the query's other parameters (none here)."""
+    def prepare(self, caps: C, k: int, history: History | None = None) -> tuple[C, dict[str, Any]]:
+        """The caps as sent for ``k`` items (and ``history``, when the request has read it) and the query's other
+        parameters (none here)."""
         return caps, {}
 
     def __repr__(self) -> str:
@@ -464,7 +465,9 @@ class PopularityWindow:
 
 
 class _PopularityRecall(CypherRecall[PopularityCaps]):
-    def prepare(self, caps: PopularityCaps, k: int) -> tuple[PopularityCaps, dict[str, Any]]:
+    def prepare(
+        self, caps: PopularityCaps, k: int, history: History | None = None
+    ) -> tuple[PopularityCaps, dict[str, Any]]:
         """The pool re-scored by genre holds at least ``k`` items."""
         if caps.pool_size < k:
             caps = caps.model_copy(update={"pool_size": k})
@@ -493,25 +496,13 @@ class _PopularityRecall(CypherRecall[PopularityCaps]):
 
 
 class _CollaborativeRecall(CypherRecall[CollaborativeCaps]):
-    def __call__(
-        self,
-        driver: Driver,
-        anchor_id: str,
-        /,
-        k: int = DEFAULT_K,
-        filters: RecallFilters | None = None,
-        database: str = "neo4j",
-        *,
-        on_timing: TimingFn | None = None,
-        history: History | None = None,
-        **caps: Any,
-    ) -> list[Candidate]:
-        """As :class:`RecallStrategy` says; each seed reads its share of ``max_raters_scanned``
-        (:meth:`CollaborativeCaps.raters_per_seed`, the seeds counted from ``history``, else as ``max_seeds``)."""
-        limits = parse_caps(self.caps, caps)
-        seeds = limits.max_seeds if history is None else len(history.seeds(limits.max_seeds, limits.min_rating))
-        caps = {**caps, "max_raters_scanned_per_seed": limits.raters_per_seed(seeds)}
-        return self._call(driver, anchor_id, k, filters, database, on_timing, history, caps)
+    def prepare(
+        self, caps: CollaborativeCaps, k: int, history: History | None = None
+    ) -> tuple[CollaborativeCaps, dict[str, Any]]:
+        """Each seed reads its share of ``max_raters_scanned`` (:meth:`CollaborativeCaps.raters_per_seed`, the seeds
+        counted from ``history``, else as ``max_seeds``)."""
+        seeds = caps.max_seeds if history is None else len(history.seeds(caps.max_seeds, caps.min_rating))
+        return caps.model_copy(update={"max_raters_scanned_per_seed": caps.raters_per_seed(seeds)}), {}
 
 
 recall_collaborative = _CollaborativeRecall(
