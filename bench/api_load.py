@@ -88,16 +88,17 @@ def ensure_movielens_loaded(settings) -> list[str]:  # noqa: ANN001
 ARTIFACTS = OUT / "api_load_artifacts"
 
 
-def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
-    """Make sure a ``model`` version is promoted for the bench graph (``kgrec retrain`` when there is none)."""
+def ensure_model(settings, model: str, root: Path = ARTIFACTS) -> str | None:  # noqa: ANN001
+    """Make sure a ``model`` version is promoted under the artifacts root ``root`` (``kgrec retrain`` on the bench
+    graph when there is none; a promoted version is served as it is, never retrained)."""
     if model == "none":
         return None
     from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import retrain_job
     from gnn.serving import current_version
 
-    gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "api_load_snapshots")
-    current = current_version(ARTIFACTS, model)
+    gnn = GnnSettings(artifacts_dir=root, snapshots_dir=OUT / "api_load_snapshots")
+    current = current_version(root, model)
     if current is None:
         console.print(f"training the {model} for the API (kgrec retrain --model {model}) …")
         started = time.perf_counter()
@@ -513,6 +514,14 @@ def main() -> None:
         "by address, so the per-client budget of uncached work applies per user)",
     )
     realistic.add_argument("--ready-timeout", type=float, default=1800.0, help="(h): seconds to wait for /ready")
+    realistic.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="(h): the artifacts root the API serves from (KGREC_ARTIFACTS_DIR; a --model version promoted there is "
+        "served as it is, e.g. one `kgrec retrain` fitted on the world) [default: bench/out/api_load_artifacts, "
+        "where a missing model is trained]",
+    )
     args = parser.parse_args()
     if args.realistic:
         from bench.api_realistic import run_realistic
