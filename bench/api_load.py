@@ -23,6 +23,7 @@ each stage per run (read from the API's /metrics) and the errors by kind are pri
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
     .venv/bin/python -m bench.api_load --misses [--miss-clients 4 --miss-rate 100 --abusers 8 --abuse-compare]
     .venv/bin/python -m bench.api_load --realistic [--rate 100 --duration 60 --world-interactions 5000000 --model none]
+                                       [--model blend --artifacts DIR]  # serve a promoted version from DIR
 
 ``--realistic`` runs instead bench/api_realistic.py: (h) the API on a synthetic world at real size (100k users, 50k
 items), users drawn Zipf-like, 10% of requests ``POST /interactions``.
