@@ -23,6 +23,7 @@ each stage per run (read from the API's /metrics) and the errors by kind are pri
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
     .venv/bin/python -m bench.api_load --misses [--miss-clients 4 --miss-rate 100 --abusers 8 --abuse-compare]
     .venv/bin/python -m bench.api_load --realistic [--rate 100 --duration 60 --world-interactions 5000000 --model none]
+                                       [--model blend --artifacts DIR]  # serve a promoted version from DIR
 
 ``--realistic`` runs instead bench/api_realistic.py: (h) the API on a synthetic world at real size (100k users, 50k
 items), users drawn Zipf-like, 10% of requests ``POST /interactions``.
@@ -88,16 +89,17 @@ def ensure_movielens_loaded(settings) -> list[str]:  # noqa: ANN001
 ARTIFACTS = OUT / "api_load_artifacts"
 
 
-def ensure_model(settings, model: str) -> str | None:  # noqa: ANN001
-    """Make sure a ``model`` version is promoted for the bench graph (``kgrec retrain`` when there is none)."""
+def ensure_model(settings, model: str, root: Path = ARTIFACTS) -> str | None:  # noqa: ANN001
+    """Make sure a ``model`` version is promoted under the artifacts root ``root`` (``kgrec retrain`` on the bench
+    graph when there is none; a promoted version is served as it is, never retrained)."""
     if model == "none":
         return None
     from gnn.config import GnnSettings, resolve_config
     from gnn.jobs import retrain_job
     from gnn.serving import current_version
 
-    gnn = GnnSettings(artifacts_dir=ARTIFACTS, snapshots_dir=OUT / "api_load_snapshots")
-    current = current_version(ARTIFACTS, model)
+    gnn = GnnSettings(artifacts_dir=root, snapshots_dir=OUT / "api_load_snapshots")
+    current = current_version(root, model)
     if current is None:
         console.print(f"training the {model} for the API (kgrec retrain --model {model}) …")
         started = time.perf_counter()
@@ -513,6 +515,14 @@ def main() -> None:
         "by address, so the per-client budget of uncached work applies per user)",
     )
     realistic.add_argument("--ready-timeout", type=float, default=1800.0, help="(h): seconds to wait for /ready")
+    realistic.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="(h): the artifacts root the API serves from (KGREC_ARTIFACTS_DIR; a --model version promoted there is "
+        "served as it is, e.g. one `kgrec retrain` fitted on the world) [default: bench/out/api_load_artifacts, "
+        "where a missing model is trained]",
+    )
     args = parser.parse_args()
     if args.realistic:
         from bench.api_realistic import run_realistic

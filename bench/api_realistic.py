@@ -37,6 +37,7 @@ from bench.common import OUT, private_server, serve_api
 from etl.load import load_stream
 from etl.sources import read_mapping_dataset, shipped_mapping_path
 from etl.world import WorldSummary, write_world
+from gnn.serving import current_version
 from graph.driver import create_driver
 from graph.neo4j_local import launcher
 from graph.reads import most_active_users
@@ -60,6 +61,19 @@ def cpu_seconds(pid: int | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def memory_mib(pid: int | None) -> dict[str, float]:
+    """Resident memory of a process now (``rss``) and at its peak (``hwm``), in MiB (/proc; empty when unreadable)."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            for key, name in (("VmRSS:", "rss"), ("VmHWM:", "hwm")):
+                if line.startswith(key):
+                    out[name] = int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 def world_dir(args: argparse.Namespace) -> Path:
@@ -201,13 +215,16 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
     try:
         summary, load = ensure_world(settings, args)
         model = args.model or "none"
-        version = ensure_model(settings, model)
+        artifacts = args.artifacts or ARTIFACTS
+        if args.artifacts is not None and model != "none" and current_version(args.artifacts, model) is None:
+            raise SystemExit(f"no promoted {model} under {args.artifacts} (<root>/{model}/current.json)")
+        version = ensure_model(settings, model, artifacts)
         with create_driver(settings) as driver:
             users = most_active_users(driver, summary.users)
             records, _, _ = driver.execute_query("MATCH (i:Item) RETURN i.itemId AS id ORDER BY id")
             items = [r["id"] for r in records]
         env = {
-            "KGREC_ARTIFACTS_DIR": str(ARTIFACTS),
+            "KGREC_ARTIFACTS_DIR": str(artifacts),
             "KGREC_SERVE_MODEL": model,
             "KGREC_API_KEY": key,
             "KGREC_CACHE_WARM_USERS": str(args.warm_users),
@@ -216,7 +233,11 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         started = time.perf_counter()
         api = serve_api(settings, api_port, env, "api_realistic_server.log", timeout=args.ready_timeout)
         ready_seconds = time.perf_counter() - started
-        console.print(f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users)")
+        api_memory = {"ready": memory_mib(api.pid)}
+        console.print(
+            f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users), "
+            f"RSS {api_memory['ready'].get('rss', 0):,.0f} MiB"
+        )
         before = read_metrics()
         neo4j_pid = launcher.status(settings).pid
         cpu_before = cpu_seconds(neo4j_pid), cpu_seconds(api.pid)
@@ -226,6 +247,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         )
         run = asyncio.run(realistic_loop(api_port, key, users, items, args))
         cpu_after = cpu_seconds(neo4j_pid), cpu_seconds(api.pid)
+        api_memory["after"] = memory_mib(api.pid)
         after = read_metrics()
         run["cache_hit_ratio"] = hit_ratio(before, after)
         run["cache_misses"] = after["cache"].get("miss", 0.0) - before["cache"].get("miss", 0.0)
@@ -267,6 +289,9 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
     )
     computed = run["computed"]
     table.caption += f"; {computed:,.0f} answers computed"
+    peak = api_memory.get("after", {}).get("hwm")
+    if peak is not None:
+        table.caption += f"; API peak RSS {peak:,.0f} MiB"
     for name, label in (("neo4j_cpu_s", "Neo4j"), ("api_cpu_s", "API")):
         if run[name] is not None:
             per = f", {1000 * run[name] / computed:.1f} ms per computed answer" if computed else ""
@@ -288,6 +313,8 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
                 "model_version": version,
                 "warm_users": args.warm_users,
                 "ready_seconds": ready_seconds,
+                "artifacts": str(args.artifacts) if args.artifacts else None,
+                "api_memory_mib": api_memory,
                 "run": run,
                 "stage_ms": stages,
             },

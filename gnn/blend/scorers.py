@@ -9,6 +9,7 @@ times are epoch seconds, ``-1`` = unknown.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,8 +68,10 @@ class TimedEvents:
 
     def window_counts(self, end: int, window: float) -> np.ndarray:
         """``[num_items]`` float64: positives with time in ``(end − window, end]``."""
-        hi = int(np.searchsorted(self.times, end, side="right"))
-        lo = int(np.searchsorted(self.times, end - window, side="right"))
+        # the bounds as integers: the times are whole seconds, so ``t <= x`` iff ``t <= floor(x)``, and a float
+        # bound would have numpy compare in float64, i.e. copy every event time on each call (10M events: ~0.1 s)
+        hi = int(np.searchsorted(self.times, int(end), side="right"))
+        lo = int(np.searchsorted(self.times, math.floor(end - window), side="right"))
         return np.bincount(self.items[lo:hi], minlength=self.num_items).astype(np.float64)
 
 
