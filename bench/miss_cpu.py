@@ -8,7 +8,10 @@ the mean time of each stage (the API's /metrics). Repeat with ``--runs``: on a s
 under the same conditions only. Neo4j must be loaded with ml-latest-small and a model promoted: run
 ``bench.api_load`` once with ``--keep-server`` (or it is started here from ``.kgrec/neo4j-bench``).
 
-    .venv/bin/python -m bench.miss_cpu [--clients 4 --duration 20 --runs 1]
+    .venv/bin/python -m bench.miss_cpu [--clients 4 --duration 20 --runs 1 --api-workers 1]
+
+With ``--api-workers 2`` the API runs two uvicorn worker processes; its CPU is then that of the server process and
+all of its live descendants (the workers), summed.
 """
 
 from __future__ import annotations
@@ -36,12 +39,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of ``pid`` and every live process descending from it (uvicorn's workers)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0.0
+    for member in tree:
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            continue
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=4, help="clients sending back to back")
     parser.add_argument("--duration", type=float, default=20.0, help="length of each run (s)")
     parser.add_argument("--runs", type=int, default=1, help="runs on the same API")
     parser.add_argument("--model", default="blend", help="model the API serves")
+    parser.add_argument(
+        "--api-workers", type=int, default=1, help="uvicorn worker processes of the API (their CPU is summed)"
+    )
     args = parser.parse_args()
     settings = bench_settings()
     neo4j = launcher.start(settings)
@@ -58,17 +86,18 @@ def main() -> None:
         "KGREC_CACHE_WARM_USERS": "0",
         "KGREC_MISS_COST_RATE": "0",
     }
-    api = serve_api(settings, API_PORT, env, "miss_cpu.log", timeout=300.0)
-    table = Table(title=f"every request a miss, {args.clients} clients, {args.duration:.0f} s")
+    api = serve_api(settings, API_PORT, env, "miss_cpu.log", workers=args.api_workers, timeout=300.0)
+    title = f"every request a miss, {args.clients} clients, {args.duration:.0f} s, {args.api_workers} API worker(s)"
+    table = Table(title=title)
     for col in ("run", "answered/s", "p50 ms", "p99 ms", "API cpu ms/req", "Neo4j cpu ms/req", "load avg"):
         table.add_column(col, justify="right")
     try:
         asyncio.run(closed_loop(users, 2, 5.0, seed=98))  # warm the query plans
         for n in range(args.runs):
             before = read_metrics()
-            api_cpu, db_cpu = cpu_seconds(api.pid), cpu_seconds(neo4j.pid)
+            api_cpu, db_cpu = tree_cpu_seconds(api.pid), cpu_seconds(neo4j.pid)
             run = asyncio.run(closed_loop(users, args.clients, args.duration, seed=4 + n))
-            api_used, db_used = cpu_seconds(api.pid) - api_cpu, cpu_seconds(neo4j.pid) - db_cpu
+            api_used, db_used = tree_cpu_seconds(api.pid) - api_cpu, cpu_seconds(neo4j.pid) - db_cpu
             stages = stage_means(before, read_metrics())
             answered = max(run["answered"], 1)
             table.add_row(

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -229,8 +230,15 @@ def explain_items(
     record = records[0]
     # a side is kept with its node's title, so that a request holding every side needs no query (_explained_from_held)
     titles = {row[0]: row[1] for row in (*record["seeds"], *record["items"])}
-    read = {(*seed_caps, side[0]): (side[1], side[2], titles.get(side[0])) for side in record["seed_sides"]}
-    read.update({(*item_caps, side[0]): (side[1], side[2], titles.get(side[0])) for side in record["item_sides"]})
+    read = {
+        (*seed_caps, side[0]): _held_side(side[1], side[2], titles.get(side[0]), False) for side in record["seed_sides"]
+    }
+    read.update(
+        {
+            (*item_caps, side[0]): _held_side(side[1], side[2], titles.get(side[0]), True)
+            for side in record["item_sides"]
+        }
+    )
     if neighbourhoods is not None:
         neighbourhoods.put(read)
     sides = {**held, **read}
@@ -301,6 +309,231 @@ _TRAIT_LABEL = {"ACTED_IN": "Person", "DIRECTED": "Person", "HAS_TAG": "Tag", "H
 _TRAIT_RANK = {"IN_GENRE": 2, "HAS_TAG": 1, "HAS_ATTRIBUTE": 1}
 
 
+class _Interner:
+    """Integer ids of the user ids (raters) and ``(type, key)`` traits of the sides, so that a request joins its sides
+    with integer arrays. Append-only and thread-safe; :func:`_interner` starts a new one past
+    :data:`MAX_INTERNED` values (sides made with an older one are converted again when used)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, int] = {}
+        self.values: list[Any] = []
+        self._lock = threading.Lock()
+
+    def of(self, values: Sequence[Any]) -> np.ndarray:
+        ids = self.ids
+        if any(v not in ids for v in values):
+            with self._lock:
+                for v in values:
+                    if v not in ids:
+                        self.values.append(v)
+                        ids[v] = len(self.values) - 1
+        return np.array([ids[v] for v in values], dtype=np.int64)
+
+
+#: Most values one interner holds (user ids and traits met in sides; each a few dozen bytes).
+MAX_INTERNED = 2_000_000
+_INTERNED = [_Interner()]
+
+
+def _interner() -> _Interner:
+    """The current interner (a new one once the current holds :data:`MAX_INTERNED` values)."""
+    current = _INTERNED[0]
+    if len(current.values) > MAX_INTERNED:
+        current = _INTERNED[0] = _Interner()
+    return current
+
+
+class _SideArrays(NamedTuple):
+    """A side's raters and traits as integer ids of ``interner``; for an item side also each trait's rank of kind
+    (people 0, tags and attributes 1, genres 2), its degree and whether it is a genre."""
+
+    interner: _Interner
+    raters: np.ndarray
+    traits: np.ndarray
+    rank: np.ndarray | None = None
+    degree: np.ndarray | None = None
+    genre: np.ndarray | None = None
+
+
+def _side_arrays(
+    raters: Sequence[str], traits: Sequence[Sequence[Any]], item: bool, interner: _Interner
+) -> _SideArrays:
+    keys = [(t[0], t[1]) for t in traits]
+    if not item:
+        return _SideArrays(interner, interner.of(raters), interner.of(keys))
+    return _SideArrays(
+        interner,
+        interner.of(raters),
+        interner.of(keys),
+        np.array([_TRAIT_RANK.get(t[0], 0) for t in traits], dtype=np.int64),
+        np.array([t[3] for t in traits], dtype=np.int64),
+        np.array([t[0] == "IN_GENRE" for t in traits], dtype=bool),
+    )
+
+
+def _held_side(raters: Sequence[str], traits: Sequence[Sequence[Any]], title: str | None, item: bool) -> tuple:
+    """A side as held and joined: (raters, traits, title, its arrays)."""
+    return (raters, traits, title, _side_arrays(raters, traits, item, _interner()))
+
+
+def _arrays_of(sides: Sequence[Any], item: bool, interner: _Interner) -> list[_SideArrays]:
+    return [
+        side[3] if len(side) > 3 and side[3].interner is interner else _side_arrays(side[0], side[1], item, interner)
+        for side in sides
+    ]
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _concat(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts end to end, and the index of the part each value came from."""
+    if not parts:
+        return _EMPTY, _EMPTY
+    lengths = [len(part) for part in parts]
+    return np.concatenate(parts), np.repeat(np.arange(len(parts), dtype=np.int64), lengths)
+
+
+def _reach(values: np.ndarray, vias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each distinct value of ``values`` (each reached from seed row ``vias``, ascending within a value's rows
+    when ``vias`` is sorted): the sorted distinct values, how many rows hold each, the first via and the first via
+    after it (-1: none) — the fallback when the first is the item itself."""
+    order = np.lexsort((vias, values))
+    sorted_values, sorted_vias = values[order], vias[order]
+    distinct, starts, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    first = sorted_vias[starts]
+    group = np.repeat(np.arange(len(distinct)), counts)
+    later = sorted_vias != first[group]
+    second = np.full(len(distinct), -1, dtype=np.int64)
+    groups, at = np.unique(group[later], return_index=True)
+    second[groups] = sorted_vias[later][at]
+    return distinct, counts, first, second
+
+
+def _found(
+    distinct: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    wanted: np.ndarray,
+    rows: np.ndarray,
+    self_via: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The positions in ``wanted`` (of item ``rows``) whose value is among ``distinct``, their index in it, and the
+    via that reaches each: the first, or the next when the first is the item itself (a seed never explains
+    itself); values with no such via are left out."""
+    if not len(distinct) or not len(wanted):
+        return _EMPTY, _EMPTY, _EMPTY
+    at = np.minimum(np.searchsorted(distinct, wanted), len(distinct) - 1)
+    hit = np.flatnonzero(distinct[at] == wanted)
+    at = at[hit]
+    via = first[at]
+    via = np.where(via == self_via[rows[hit]], second[at], via)
+    kept = via >= 0
+    return hit[kept], at[kept], via[kept]
+
+
+def _name_ranks(ids: np.ndarray, interner: _Interner) -> np.ndarray:
+    """The rank of each of ``ids`` by its value's own order (user ids and traits compare as strings and tuples)."""
+    distinct = np.unique(ids)
+    values = interner.values
+    names = [values[i] for i in distinct.tolist()]
+    ranks = np.empty(len(names), dtype=np.int64)
+    ranks[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    return ranks[np.searchsorted(distinct, ids)]
+
+
+def _leading(rows: np.ndarray, keep: int) -> np.ndarray:
+    """Of sorted ``rows``, the positions of the first ``keep`` of each row."""
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    return np.flatnonzero(rank < keep)
+
+
+def _self_vias(item_ids: Sequence[str], seeds: Sequence[Sequence[Any]]) -> np.ndarray:
+    """The seed row of each item that is also a seed (-1: none)."""
+    at = {seed[0]: x for x, seed in enumerate(seeds)}
+    return np.array([at.get(item_id, -1) for item_id in item_ids], dtype=np.int64)
+
+
+def _joined_co(
+    user_id: str,
+    item_ids: Sequence[str],
+    seeds: Sequence[Sequence[Any]],
+    seed_sides: Sequence[Any],
+    item_sides: Sequence[Any],
+    limits: ExplainCaps,
+) -> list[tuple[int, int, str]]:
+    """The co-interaction paths kept, as (item row, seed row, co-rater), by item then seed row (:func:`_explained`'s
+    rules): one vectorised join of the seeds' first co-raters with the items' raters."""
+    interner = _interner()
+    seed_raters, seed_rows = _concat([a.raters for a in _arrays_of(seed_sides, False, interner)])
+    item_raters, item_rows = _concat([a.raters for a in _arrays_of(item_sides, True, interner)])
+    if not len(seed_raters) or not len(item_raters):
+        return []
+    user = interner.ids.get(user_id, -1)
+    kept = seed_raters != user
+    seed_raters, seed_rows = seed_raters[kept], seed_rows[kept]
+    kept = _leading(seed_rows, limits.max_co_raters_per_seed)  # each seed's first co-raters other than the user
+    distinct, counts, first, second = _reach(seed_raters[kept], seed_rows[kept])
+    hit, at, via = _found(distinct, first, second, item_raters, item_rows, _self_vias(item_ids, seeds))
+    if not len(hit):
+        return []
+    rows, raters = item_rows[hit], item_raters[hit]
+    order = np.lexsort((_name_ranks(raters, interner), -counts[at], via, rows))
+    rows, via, raters = rows[order], via[order], raters[order]
+    # the best co-rater of each (item, seed), then each item's first max_paths seeds
+    best = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (via[1:] != via[:-1])])
+    rows, via, raters = rows[best], via[best], raters[best]
+    kept = _leading(rows, limits.max_paths)
+    values = interner.values
+    return [
+        (n, x, values[v])
+        for n, x, v in zip(rows[kept].tolist(), via[kept].tolist(), raters[kept].tolist(), strict=True)
+    ]
+
+
+def _joined_traits(
+    item_ids: Sequence[str],
+    seeds: Sequence[Sequence[Any]],
+    seed_sides: Sequence[Any],
+    item_sides: Sequence[Any],
+    preferred_genres: Sequence[str],
+    max_paths: int,
+) -> tuple[list[tuple[int, int, Sequence[Any]]], list[tuple[int, str]]]:
+    """The shared-trait paths kept, as (item row, seed row, the item's trait row), and the preferred-genre paths kept,
+    as (item row, genre), each by item then rank (:func:`_explained`'s rules), in one vectorised join."""
+    interner = _interner()
+    item_arrays = _arrays_of(item_sides, True, interner)
+    seed_traits, seed_rows = _concat([a.traits for a in _arrays_of(seed_sides, False, interner)])
+    traits, rows = _concat([a.traits for a in item_arrays])
+    if not len(traits):
+        return [], []
+    rank = np.concatenate([a.rank for a in item_arrays])
+    degree = np.concatenate([a.degree for a in item_arrays])
+    trait_rows = [t for side in item_sides for t in side[1]]
+    shared: list[tuple[int, int, Sequence[Any]]] = []
+    if len(seed_traits):
+        distinct, _, first, second = _reach(seed_traits, seed_rows)
+        hit, _, via = _found(distinct, first, second, traits, rows, _self_vias(item_ids, seeds))
+        if len(hit):
+            order = np.lexsort((_name_ranks(traits[hit], interner), via, degree[hit], rank[hit], rows[hit]))
+            hit, via = hit[order], via[order]
+            kept = _leading(rows[hit], max_paths)
+            shared = [
+                (n, x, trait_rows[j])
+                for n, x, j in zip(rows[hit][kept].tolist(), via[kept].tolist(), hit[kept].tolist(), strict=True)
+            ]
+    genres: list[tuple[int, str]] = []
+    liked = [interner.ids[g] for g in (("IN_GENRE", name) for name in preferred_genres) if g in interner.ids]
+    if liked:
+        genre = np.concatenate([a.genre for a in item_arrays])
+        hit = np.flatnonzero(genre & np.isin(traits, liked))
+        if len(hit):
+            hit = hit[np.lexsort((_name_ranks(traits[hit], interner), degree[hit], rows[hit]))]
+            kept = hit[_leading(rows[hit], max_paths)]
+            genres = [(n, trait_rows[j][1]) for n, j in zip(rows[kept].tolist(), kept.tolist(), strict=True)]
+    return shared, genres
+
+
 def _explained(
     user_id: str,
     items: list[list[Any]],
@@ -321,63 +554,30 @@ def _explained(
     trait of the seed and of the item by the same relationship type; people before tags and attributes before
     genres, then the rarest (fewest items), the strongest seed, the type, the key. Followee — by userId. Preferred
     genre — the rarest, then by name.
+
+    The join is one vectorised step over the request's sides (:func:`_joined`): each side's raters and traits are
+    integer arrays (:class:`_SideArrays`, made once when the side is read and held with it); only the paths kept are
+    built in Python.
     """
     max_paths = limits.max_paths
     # each item's candidate paths of each kind, as (builder, arguments): only the ones kept are built
     kinds: list[dict[int, list[tuple[Any, tuple]]]] = [{}, {}, {}, {}]
     if max_paths > 0 and items:
-        seed_ids = [seed[0] for seed in seeds]
         item_ids = [item[0] for item in items]
-
-        def via_for(vias: list[int], n: int) -> int:
-            """The strongest seed of ``vias`` (ascending: they are appended in seed order) that is not item ``n``
-            itself (-1: none)."""
-            item_id = item_ids[n]
-            for x in vias:
-                if seed_ids[x] != item_id:
-                    return x
-            return -1
-
-        # co_interaction: the seeds each co-rater v reaches, joined with the items v rated positively
-        co_vias: dict[str, list[int]] = {}
-        for via, (raters, *_) in enumerate(seed_sides):
-            for v in [v for v in raters if v != user_id][: limits.max_co_raters_per_seed]:
-                co_vias.setdefault(v, []).append(via)
-        # shared_trait: the seeds each (type, key) trait reaches
-        trait_vias: dict[tuple[str, str], list[int]] = {}
-        for via, (_, traits, *_) in enumerate(seed_sides):
-            for kind, key in traits:
-                trait_vias.setdefault((kind, key), []).append(via)
-        followed: dict[str, list[str]] = {}
-        for item_id, followee in followed_rows:
-            followed.setdefault(item_id, []).append(followee)
-        preferred = set(preferred_genres)
-        co_raters = co_vias.keys()
-        for n, (raters, traits, *_) in enumerate(item_sides):
-            reach: dict[int, list[tuple[int, str]]] = {}
-            for v in co_raters & raters:  # the item's raters who co-rated a seed (C-level; the order does not matter)
-                vias = co_vias[v]
-                if (via := via_for(vias, n)) >= 0:
-                    reach.setdefault(via, []).append((-len(vias), v))
-            if reach:
-                kinds[0][n] = [
-                    (_co_path, (seeds[via], min(reach[via])[1], items[n])) for via in sorted(reach)[:max_paths]
-                ]
-            options = []
-            genres = []
-            for kind, key, name, degree in traits:
-                vias = trait_vias.get((kind, key))
-                if vias is not None and (via := via_for(vias, n)) >= 0:
-                    options.append((_TRAIT_RANK.get(kind, 0), degree, via, kind, key, name))
-                if kind == "IN_GENRE" and key in preferred:
-                    genres.append((degree, key))
-            if options:
-                options.sort(key=lambda o: o[:5])
-                kinds[1][n] = [(_trait_path, (seeds[o[2]], o[3], o[4], o[5], items[n])) for o in options[:max_paths]]
-            if item_ids[n] in followed:
-                kinds[2][n] = [(_followee_path, (f, items[n])) for f in sorted(followed[item_ids[n]])[:max_paths]]
-            if genres:
-                kinds[3][n] = [(_genre_path, (genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
+        for n, via, v in _joined_co(user_id, item_ids, seeds, seed_sides, item_sides, limits):
+            kinds[0].setdefault(n, []).append((_co_path, (seeds[via], v, items[n])))
+        traits, genres = _joined_traits(item_ids, seeds, seed_sides, item_sides, preferred_genres, max_paths)
+        for n, via, (kind, key, name, _) in traits:
+            kinds[1].setdefault(n, []).append((_trait_path, (seeds[via], kind, key, name, items[n])))
+        for n, genre in genres:
+            kinds[3].setdefault(n, []).append((_genre_path, (genre, items[n])))
+        if followed_rows:
+            followed: dict[str, list[str]] = {}
+            for item_id, followee in followed_rows:
+                followed.setdefault(item_id, []).append(followee)
+            for n, item_id in enumerate(item_ids):
+                if item_id in followed:
+                    kinds[2][n] = [(_followee_path, (f, items[n])) for f in sorted(followed[item_id])[:max_paths]]
     out: dict[str, ExplainedItem] = {}
     if len(_NODES) > MAX_HELD_NODES:
         _NODES.clear()
