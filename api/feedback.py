@@ -15,12 +15,13 @@ exported with its polarity, so ``gnn.evaluation.positive_mask`` leaves it out), 
 item from the user's lists for good. A feedback naming a ``recommendation_id`` is attributed to that list when the
 list exists, was served to this user and showed the item; otherwise it is still recorded, unattributed, and the
 answer says why (``unknown_recommendation``, ``not_shown``): the event is never lost for a bad id. An ``exposure``
-type (skip by default) writes no interaction: it counts one more ignored impression of the item for the user (the
-``SHOWN`` count that fatigue reads), so the item fades from their lists but is not hidden and not a training negative.
+type (skip by default) writes no interaction: it counts one more ignored impression of the item for the user (its
+count in the user's exposure arrays, which fatigue reads), so the item fades from their lists but is not hidden and not a training negative.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ from api.errors import UnknownEntityError
 from api.impressions import ImpressionRecorder
 from api.metrics import Metrics
 from api.schemas import FeedbackIn, FeedbackOut
-from graph.writers import write_exposure_feedback, write_feedback
+from graph.writers import EXPOSURE_ITEMS, write_exposure_feedback, write_feedback
 from schema.errors import ConfigError
 from schema.kinds import DEFAULT_FEEDBACK_KINDS, CombineRule, FeedbackKind, Outcome
 from schema.model import Polarity
@@ -113,6 +114,7 @@ def record_feedback(
     recorder: ImpressionRecorder | None = None,
     database: str = "neo4j",
     on_click: Callable[[str], None] | None = None,
+    max_shown: int = EXPOSURE_ITEMS,
 ) -> FeedbackOut:
     """Record one feedback event and attribute it to its list (``on_click`` hears of each new attributed click, with
     the item id: exploration counts it).
@@ -129,7 +131,8 @@ def record_feedback(
     rec_id = body.recommendation_id
     if rec_id is not None and recorder is not None and recorder.pending(rec_id):
         recorder.flush()
-    outcome = (write_exposure_feedback if kind.exposure else write_feedback)(
+    write = functools.partial(write_exposure_feedback, max_shown=max_shown) if kind.exposure else write_feedback
+    outcome = write(
         driver,
         body.user_id,
         body.item_id,

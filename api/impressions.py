@@ -3,9 +3,10 @@
 A request only appends its row to an in-process bounded queue (no I/O, no wait). A background thread takes what
 has queued every ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` (sooner when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and
 writes it aggregated (:func:`graph.writers.write_impressions`): a ``(:Recommendation)`` node per list, as served, but
-the ``SHOWN`` exposure once per (user, item) of the window with the window's count, each user's ``listsShown`` once,
-and each item's ``impressions`` once, so a user asking again and again and a popular item cost Neo4j one write per
-window instead of one per list. The window's rows go out in transactions of at most ``KGREC_IMPRESSIONS_BATCH``
+each user's exposure (parallel arrays on the user node: item ids, counts, last-shown times and list numbers, bounded
+to the ``KGREC_EXPOSURE_ITEMS`` most recent items) and ``listsShown`` in one ``SET`` per user per window, and each
+item's ``impressions`` once, so a user asking again and again and a popular item cost Neo4j one write per window
+instead of one per list (and a user's twenty items one write, not twenty relationships). The window's rows go out in transactions of at most ``KGREC_IMPRESSIONS_BATCH``
 lists and users each (small transactions interleave with reads).
 
 Until they are written, the queued lists still count for fatigue and rotation: :meth:`ImpressionRecorder.
@@ -17,9 +18,9 @@ flushed when the app stops. What a crash (or a kill -9) can lose: the rows still
 ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` of lists (and never more than ``KGREC_IMPRESSIONS_QUEUE``).
 
 Before the app is ready (:meth:`ImpressionRecorder.prepare`, from the first cache warming), else before its first
-write, the recorder makes sure the ``shown_pair`` index exists (:func:`graph.writers.key_shown`; on a graph recorded before it,
-every ``SHOWN`` is given its key first), so that a (user, item) exposure is found by an index seek, not by walking the
-user's ``SHOWN``; ``prepare`` also has Neo4j plan the statement for the usual sizes of a window.
+write, the recorder converts a graph recorded before the exposure arrays (its ``SHOWN`` relationships,
+:func:`graph.writers.convert_shown`, once); ``prepare`` also has Neo4j plan the statement for the usual sizes of a
+window.
 
 The same thread prunes the list nodes older than ``KGREC_IMPRESSIONS_RETENTION_DAYS`` (once a minute, 1,000 per
 transaction); the exposure aggregates stay.
@@ -37,9 +38,10 @@ from neo4j import Driver
 
 from api.metrics import Metrics
 from graph.writers import (
+    EXPOSURE_ITEMS,
     BatchWriter,
+    convert_shown,
     impression_batches,
-    key_shown,
     prune_recommendations,
     warm_impressions,
     write_impressions,
@@ -65,6 +67,7 @@ class ImpressionRecorder:
         every: Longest a row waits before it is written (seconds): the aggregation window.
         retention_days: Lists shown longer ago than this are pruned (:meth:`prune`) by the thread, at most every
             ``PRUNE_EVERY`` seconds; 0: never.
+        max_shown: Most items a user's exposure arrays keep (the most recently shown).
     """
 
     #: Seconds between two prunings, and the lists one pruning transaction deletes at most (small transactions).
@@ -80,7 +83,9 @@ class ImpressionRecorder:
         batch: int,
         every: float,
         retention_days: float = 0.0,
+        max_shown: int = EXPOSURE_ITEMS,
     ) -> None:
+        self.max_shown = max_shown
         self.driver = driver
         self.database = database
         self.retention_days = retention_days
@@ -99,7 +104,7 @@ class ImpressionRecorder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._keyed = False  # the shown_pair index the statement seeks exists (graph.writers.key_shown)
+        self._converted = False  # no SHOWN of an older graph left to convert (graph.writers.convert_shown)
         #: :meth:`prepare` has run (or is running).
         self.prepared = False
 
@@ -134,16 +139,16 @@ class ImpressionRecorder:
         return True
 
     def prepare(self) -> None:
-        """What the first windows would otherwise wait for, done once: the ``shown_pair`` index (on a graph recorded
-        before it, every ``SHOWN`` is keyed first: a one-time migration that otherwise ran during the first window of
+        """What the first windows would otherwise wait for, done once: converting a graph recorded before the
+        exposure arrays (its ``SHOWN``: a one-time migration that would otherwise run during the first window of
         traffic, competing with it) and the impression statement's plans (:func:`graph.writers.warm_impressions`).
         The service's first cache warming calls it before /ready; without warming, the thread calls it before its
-        first write. Neo4j away or refusing: logged, and the first write keys the graph as before."""
+        first write. Neo4j away or refusing: logged, and the first write converts the graph."""
         self.prepared = True
         try:
-            if not self._keyed:
-                key_shown(self.driver, self.database)
-                self._keyed = True
+            if not self._converted:
+                convert_shown(self.driver, self.database, max_shown=self.max_shown)
+                self._converted = True
             seconds = warm_impressions(self.driver, self.database)
             log.info("impression statement planned in %.2f s", seconds)
         except KgrecError as exc:
@@ -185,10 +190,10 @@ class ImpressionRecorder:
                 if not rows:
                     return written
                 try:
-                    if not self._keyed:  # once per process: the pairs' index (a graph written before it: keyed first)
+                    if not self._converted:  # once per process: an older graph's SHOWN into the users' arrays
                         try:
-                            key_shown(self.driver, self.database)
-                            self._keyed = True
+                            convert_shown(self.driver, self.database, max_shown=self.max_shown)
+                            self._converted = True
                         except KgrecError as exc:  # Neo4j away or refusing: these rows are dropped, counted
                             log.warning("dropped %d impression rows: %s", len(rows), exc)
                             self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
@@ -196,7 +201,7 @@ class ImpressionRecorder:
                     parts = impression_batches(rows, self.batch)
                     for number, part in enumerate(parts, start=1):
                         try:
-                            stats = write_impressions(self.writer, part)
+                            stats = write_impressions(self.writer, part, self.max_shown)
                             self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
                             written += len(part.lists)
                             if pace and number < len(parts) and not self._stop.is_set():

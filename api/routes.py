@@ -302,6 +302,7 @@ def post_feedback(request: Request, body: FeedbackIn, driver: DriverDep, recomme
         recommender.impressions,
         recommender.database,
         on_click=recommender.count_click,
+        max_shown=recommender.settings.exposure_items,
     )
 
 

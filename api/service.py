@@ -172,6 +172,7 @@ class Recommender:
                 settings.impressions_batch,
                 settings.impressions_flush_seconds,
                 retention_days=settings.impressions_retention_days,
+                max_shown=settings.exposure_items,
             )
             if settings.impressions
             else None
@@ -714,7 +715,8 @@ class Recommender:
             order = self._explore_order(model, picked, below, share)[: max(MAX_EXPLAIN_ITEMS - len(picked), 0)]
         ids = [model.item_ids[i] for i in picked]
         explained = self._explain(user_id, ids + order, explain, filters, seeds, held)  # still one query (or none)
-        if any(i not in explained for i in ids):
+        # a picked item the graph dropped, or (with explanations) cannot explain: every shown item carries a path
+        if any(i not in explained or (explain and not explained[i].explanations) for i in ids):
             self.metrics.explain_fallbacks.inc()
             return None
         explored: set[str] = set()
@@ -767,6 +769,10 @@ class Recommender:
     ) -> tuple[dict[str, ExplainedItem], dict[str, ExplainedItem]]:
         """Explain the best ``ranked`` rows until enough pass the filters, and the new-arrival candidates ``cold``.
 
+        With ``explain``, an item the graph finds no path to is not in the pool (every shown item carries an
+        explanation, fatigued and explored lists included), unless fewer than ``k`` items with a path are found in
+        the batches asked: then the best ones without fill the pool up to ``k``.
+
         Returns:
             The explained ranked items that passed the filters, best first (MMR's pool), and the new-arrival
             candidates that passed them, by item id.
@@ -783,6 +789,7 @@ class Recommender:
         spare = 3 * getattr(model, "cold_slots", 0) + (k if filters.narrows else 0)
         extra = [model.item_ids[i] for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)]
         arrivals: dict[str, ExplainedItem] = {}
+        pathless: dict[str, ExplainedItem] = {}  # ranked items the graph cannot explain: the pool's last resort
         while len(survivors) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
@@ -790,7 +797,16 @@ class Recommender:
             explained = self._explain(user_id, batch + extra, explain, filters, seeds, held)
             extra = []
             for item_id, entry in explained.items():
-                (survivors if item_id in in_ranking else arrivals)[item_id] = entry
+                if item_id not in in_ranking:
+                    arrivals[item_id] = entry
+                elif explain and not entry.explanations:
+                    pathless[item_id] = entry
+                else:
+                    survivors[item_id] = entry
+        for item_id, entry in pathless.items():  # fewer than k explainable items: fill up with the best others
+            if len(survivors) >= k:
+                break
+            survivors[item_id] = entry
         return survivors, arrivals
 
     def _degraded(

@@ -248,8 +248,16 @@ class ApiSettings(BaseSettings):
         90.0,
         ge=0,
         description="Recorded lists (Recommendation nodes: attribution, kgrec report) older than this many days are "
-        "deleted in the background, in small batches; exposure counts (SHOWN, listsShown, item impressions) are "
-        "kept. 0 = keep every list.",
+        "deleted in the background, in small batches; exposure counts (the users' exposure arrays, listsShown, item "
+        "impressions) are kept. 0 = keep every list.",
+    )
+    exposure_items: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Most items a user's exposure keeps (the most recently shown; older ones are forgotten and no "
+        "longer fatigued): the arrays on the user node that fatigue and rotation read, written once per user per "
+        "impression window.",
     )
     feedback_kinds: Path | None = Field(
         None,

@@ -79,7 +79,7 @@ RECORD_IMPRESSIONS = _load("record_impressions")
 PRUNE_RECOMMENDATIONS = _load("prune_recommendations")
 FEEDBACK_PAIR = _load("feedback_pair")
 RECORD_SKIP = _load("record_skip")
-KEY_SHOWN = _load("key_shown")
+CONVERT_SHOWN = _load("convert_shown")
 ATTRIBUTE_FEEDBACK = _load("attribute_feedback")
 VARIANT_REPORT = _load("variant_report")
 ITEM_EXPOSURE = _load("item_exposure")
@@ -94,12 +94,12 @@ WRITES: frozenset[str] = frozenset(
     {
         "ATTRIBUTE_FEEDBACK",
         "CLEAR_STALE_EMBEDDINGS",
+        "CONVERT_SHOWN",
         "CREATE_ITEM",
         "CREATE_USER",
         "DELETE_USERS",
         "FEEDBACK_PAIR",
         "LOAD_INTERACTIONS",
-        "KEY_SHOWN",
         "PRUNE_RECOMMENDATIONS",
         "RECORD_IMPRESSIONS",
         "RECORD_SKIP",

@@ -95,7 +95,13 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         preferred_genres=tuple(record["preferred_genres"]),
         rev=int(record["rev"]),
         attributes=tuple(record["attributes"]),
-        shown={row[0]: (int(row[1] or 0), int(row[2])) for row in record["shown"] if row[0] not in seen},
+        shown={
+            item: (int(count or 0), int(last or 0))
+            for item, count, last in zip(
+                record["shown_items"], record["shown_counts"], record["shown_lists"], strict=False
+            )
+            if item not in seen
+        },
         lists_shown=int(record["lists_shown"]),
         follows=int(record["follows"]),
     )

@@ -305,6 +305,10 @@ def write_interaction_groups(
     }
 
 
+#: The most items a user's exposure arrays keep (the most recently shown; ``KGREC_EXPOSURE_ITEMS`` in the API).
+EXPOSURE_ITEMS = 500
+
+
 @dataclass(frozen=True)
 class ImpressionBatch:
     """One transaction of recorded impressions (``record_impressions.cypher``).
@@ -314,7 +318,8 @@ class ImpressionBatch:
             ``(:Recommendation)`` node each.
         users: ``{user_id, lists, items: [{item_id, count, last_shown, list}]}``: the exposure of each user summed
             over the lists recorded together (``lists`` of them; ``list``: the number, from 1, of the one that last
-            showed the item), users and each user's items in id order.
+            showed the item), users in id order, each user's items by ``list`` then id (the order they join the
+            user's exposure arrays in, the most recent last).
         items: ``{item_id, count}``: how often each item was shown in them, in id order.
     """
 
@@ -345,7 +350,10 @@ def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[Im
             shown["list"] = user["lists"]  # the list's number among the user's lists of this window (from 1)
             items[item_id] = items.get(item_id, 0) + 1
     # in id order, so that every writer locks users and items in the same order
-    user_rows = [{**u, "items": [u["items"][i] for i in sorted(u["items"])]} for _, u in sorted(users.items())]
+    user_rows = [
+        {**u, "items": sorted(u["items"].values(), key=lambda s: (s["list"], s["item_id"]))}
+        for _, u in sorted(users.items())
+    ]
     item_rows = [{"item_id": i, "count": items[i]} for i in sorted(items)]
     parts = max(-(-len(rows) // batch), -(-len(user_rows) // batch), 1)
     item_step = -(-len(item_rows) // parts) or 1
@@ -359,10 +367,11 @@ def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[Im
     ]
 
 
-def write_impressions(writer: BatchWriter, batch: ImpressionBatch) -> WriteStats:
-    """Record served lists in one transaction: their ``(:Recommendation)`` nodes, the users' ``SHOWN`` exposure and
-    ``listsShown``, the items' ``impressions`` (:class:`ImpressionBatch`), sent as positional rows (lists, not maps:
-    the statement's parameters)."""
+def write_impressions(writer: BatchWriter, batch: ImpressionBatch, max_shown: int = EXPOSURE_ITEMS) -> WriteStats:
+    """Record served lists in one transaction: their ``(:Recommendation)`` nodes, the users' exposure arrays (one
+    ``SET`` per user, bounded to the ``max_shown`` most recently shown items) and ``listsShown``, the items'
+    ``impressions`` (:class:`ImpressionBatch`), sent as positional rows (lists, not maps: the statement's
+    parameters)."""
     started = time.perf_counter()
     lists = [
         [r["recommendation_id"], r["user_id"], r["variant"], r["model_version"], r["shown_at"], r["item_ids"]]
@@ -377,12 +386,12 @@ def write_impressions(writer: BatchWriter, batch: ImpressionBatch) -> WriteStats
         writer.driver.session(database=writer.database) as session,
         database_errors("write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of impressions"),
     ):
-        session.execute_write(_run_impressions, lists, users, items)
+        session.execute_write(_run_impressions, lists, users, items, max_shown)
     return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
 
 
-def _run_impressions(tx: ManagedTransaction, lists: list, users: list, items: list) -> None:
-    tx.run(catalog.RECORD_IMPRESSIONS, lists=lists, users=users, items=items).consume()
+def _run_impressions(tx: ManagedTransaction, lists: list, users: list, items: list, max_shown: int) -> None:
+    tx.run(catalog.RECORD_IMPRESSIONS, lists=lists, users=users, items=items, maxShown=max_shown).consume()
 
 
 #: The (lists, users, items) sizes :func:`warm_impressions` plans ``record_impressions.cypher`` for: Neo4j caches a
@@ -414,46 +423,42 @@ def warm_impressions(driver: Driver, database: str = "neo4j") -> float:
                     lists=[[f"kgrec-warm-{n}", "", "", "", 0, [""]] for n in range(lists)],
                     users=[["", 1, [["", 1, 0, 1]] * max(items // users, 1)] for _ in range(users)],
                     items=[["", 1]] * items,
+                    maxShown=EXPOSURE_ITEMS,
                 ).consume()
             finally:
                 tx.close()  # rolled back: nothing is written
     return time.perf_counter() - started
 
 
-def key_shown(driver: Driver, database: str = "neo4j", users_per_batch: int = 100) -> int:
-    """Make sure every ``SHOWN`` has its key and the ``shown_pair`` index exists (what ``record_impressions.cypher``
-    seeks); returns how many ``SHOWN`` were given a key (0 when the index was there already: one ``SHOW INDEXES``).
-
-    A graph written before the key existed is keyed once, ``users_per_batch`` users per transaction
-    (``key_shown.cypher``), then the index is created and awaited: its existence says that every ``SHOWN`` is keyed,
-    so a later call costs one read. Writers meanwhile (``record_skip.cypher``) key what they touch.
+def convert_shown(
+    driver: Driver, database: str = "neo4j", users_per_batch: int = 100, max_shown: int = EXPOSURE_ITEMS
+) -> int:
+    """Convert a graph's ``SHOWN`` relationships (exposure as recorded before the user's exposure arrays) into the
+    arrays, ``users_per_batch`` users per transaction (``convert_shown.cypher``), then drop their ``shown_pair``
+    index; returns how many ``SHOWN`` were converted (0 on a graph without any: one read of the relationship type's
+    lookup index).
 
     Raises:
         DatabaseUnavailableError: Neo4j is unreachable.
         KgrecError: Neo4j refused a statement.
     """
-    with database_errors("key_shown", refused="Neo4j refused to key the SHOWN relationships"):
-        rows, _, _ = driver.execute_query(
-            ddl.SHOW_SHOWN_PAIR_INDEX, {"name": ddl.SHOWN_PAIR_INDEX}, database_=database, routing_="r"
-        )
-        if rows:
-            if rows[0]["state"] != "ONLINE":
-                driver.execute_query(ddl.AWAIT_INDEX, {"name": ddl.SHOWN_PAIR_INDEX}, database_=database)
-            return 0
-        keyed, after = 0, ""
+    converted = 0
+    with database_errors("convert_shown", refused="Neo4j refused to convert the SHOWN relationships"):
         while True:
             records, _, _ = driver.execute_query(
-                catalog.KEY_SHOWN, {"after": after, "limit": users_per_batch}, database_=database, routing_="w"
+                catalog.CONVERT_SHOWN,
+                {"limit": users_per_batch, "maxShown": max_shown},
+                database_=database,
+                routing_="w",
             )
             record = records[0] if records else None
-            if record is None or record["last"] is None:
+            if record is None or not record["users"]:
                 break
-            keyed += int(record["keyed"])
-            after = record["last"]
-        driver.execute_query(ddl.CREATE_SHOWN_PAIR_INDEX.cypher, database_=database, routing_="w")
-        driver.execute_query(ddl.AWAIT_INDEX, {"name": ddl.SHOWN_PAIR_INDEX}, database_=database)
-    log.info("SHOWN keyed for the shown_pair index: %d relationships given a key", keyed)
-    return keyed
+            converted += int(record["converted"])
+        if converted:
+            driver.execute_query(ddl.DROP_SHOWN_PAIR_INDEX, database_=database, routing_="w")
+            log.info("exposure converted to the users' arrays: %d SHOWN relationships", converted)
+    return converted
 
 
 def prune_recommendations(driver: Driver, before: int, limit: int = 1000, database: str = "neo4j") -> int:
@@ -579,9 +584,10 @@ def write_exposure_feedback(
     click: bool = False,
     conversion: bool = False,
     database: str = "neo4j",
+    max_shown: int = EXPOSURE_ITEMS,
 ) -> FeedbackOutcome | None:
-    """Record one feedback event that counts as an ignored impression (``record_skip.cypher``: the user's ``SHOWN``
-    count of the item bumped, no interaction written) and attribute it to its list as :func:`write_feedback` does.
+    """Record one feedback event that counts as an ignored impression (``record_skip.cypher``: the item's count in
+    the user's exposure arrays bumped, bounded to ``max_shown`` items, no interaction written) and attribute it to its list as :func:`write_feedback` does.
     Takes :func:`write_feedback`'s arguments (``kinds`` and ``rule`` are not used: nothing is combined).
 
     Returns:
@@ -594,7 +600,9 @@ def write_exposure_feedback(
     del kinds, rule  # nothing is combined: the pair's interaction is left as it is
 
     def work(tx: ManagedTransaction) -> FeedbackOutcome | None:
-        record = tx.run(catalog.RECORD_SKIP, userId=user_id, itemId=item_id, timestamp=timestamp).single()
+        record = tx.run(
+            catalog.RECORD_SKIP, userId=user_id, itemId=item_id, timestamp=timestamp, maxShown=max_shown
+        ).single()
         if record is None:
             return None
         row = InteractionRow(

@@ -122,17 +122,10 @@ CREATE_VECTOR_INDEX = SchemaStatement(
     "`vector.quantization.enabled`: false}}",
 )
 AWAIT_INDEX = "CALL db.awaitIndex($name, 300)"
-#: The keyed lookup of a user's exposure to an item: every ``SHOWN`` carries its user's and item's ids
-#: (``record_impressions.cypher`` finds the pair by this index instead of walking the user's ``SHOWN``). Not part of
-#: :func:`apply_schema`: ``graph.writers.key_shown`` creates it once every existing ``SHOWN`` has its keys, so that
-#: the index's existence says that the keys are complete.
+#: The keyed lookup of the (user, item) ``SHOWN`` relationships that graphs recorded before the exposure arrays
+#: (``record_impressions.cypher``) held; ``graph.writers.convert_shown`` drops it once they are converted.
 SHOWN_PAIR_INDEX = "shown_pair"
-SHOW_SHOWN_PAIR_INDEX = "SHOW INDEXES YIELD name, state WHERE name = $name RETURN state"
-CREATE_SHOWN_PAIR_INDEX = SchemaStatement(
-    SHOWN_PAIR_INDEX,
-    "index",
-    f"CREATE INDEX {SHOWN_PAIR_INDEX} IF NOT EXISTS FOR ()-[s:SHOWN]-() ON (s.userId, s.itemId)",
-)
+DROP_SHOWN_PAIR_INDEX = f"DROP INDEX {SHOWN_PAIR_INDEX} IF EXISTS"
 
 
 def apply_schema(driver: Driver, database: str = "neo4j", *, wait_seconds: int = 300) -> list[str]:

@@ -109,7 +109,13 @@ NODE_PROPERTIES: dict[Label, tuple[str, ...]] = {
         "userId",
         "interactionsRev",
         "listsShown",
-    ),  # interactionsRev: bumped by every interaction write that changes something; listsShown: lists recorded
+        "shownItems",
+        "shownCounts",
+        "shownTimes",
+        "shownLists",
+    ),  # interactionsRev: bumped by every interaction write that changes something; listsShown: lists recorded;
+    # shown*: the user's exposure, parallel arrays from the least to the most recently shown item, bounded (item ids,
+    # times shown, last shown in epoch seconds, the user's listsShown after the list that last showed it)
     # hidden, availableFrom, availableUntil (epoch seconds): the run-time catalogue (POST/PATCH /items); an item
     # hidden or outside its availability window is never recommended. addedAt: when the API added it (epoch seconds).
     # impressions, clicks: times recorded lists showed the item, and clicks attributed to them (exploration's counts).
@@ -156,9 +162,9 @@ RELATIONSHIPS: tuple[tuple[Label, RelType, Label, tuple[str, ...]], ...] = (
     (Label.USER, RelType.PREFERS, Label.GENRE, ()),
     (Label.ITEM, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
     (Label.USER, RelType.HAS_ATTRIBUTE, Label.ATTRIBUTE, ()),
-    # exposure: how many recorded lists showed the item to the user, when last (epoch seconds), in which list, and
-    # lastList = the user's listsShown when it was last shown (rotation: the user's last N lists); userId and itemId:
-    # the pair's key (the shown_pair index: the impression writer finds the pair without walking the user's SHOWN)
+    # exposure as graphs recorded before the users' exposure arrays held it (count, lastShown, lastList = the user's
+    # listsShown when last shown; userId, itemId: the pair's key): converted once into the arrays and deleted
+    # (graph/queries/convert_shown.cypher); nothing writes it any more
     (Label.USER, RelType.SHOWN, Label.ITEM, ("count", "lastShown", "lastList", "userId", "itemId")),
 )
 

@@ -22,7 +22,7 @@ from neo4j import Driver
 
 from graph.driver import create_driver
 from graph.settings import Neo4jSettings, get_neo4j_settings
-from graph.writers import key_shown, wipe_graph
+from graph.writers import wipe_graph
 from schema.ddl import apply_schema
 from schema.errors import KgrecError
 from tests.fixtures.access_modes import AccessModes
@@ -105,10 +105,9 @@ def driver(neo4j_settings: Neo4jSettings) -> Iterator[Driver]:
 
 @pytest.fixture
 def clean_db(driver: Driver, neo4j_settings: Neo4jSettings) -> Driver:
-    """The test database, emptied, with the schema applied (and the SHOWN pairs' index, graph.writers.key_shown)."""
+    """The test database, emptied, with the schema applied."""
     wipe_graph(driver, neo4j_settings.database)
     apply_schema(driver, neo4j_settings.database)
-    key_shown(driver, neo4j_settings.database)
     return driver
 
 

@@ -7,11 +7,12 @@
 // Returns: interactions (list of [item_id, rating, weight, timestamp, polarity], most recent first — without timestamp
 //          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one),
 //          preferred_genres (names, sorted), attributes (attributeIds "<kind>:<value>", sorted; the blend's peers
-//          feature), rev (int; 0 when never bumped), shown (list of [item_id, count, lastList] of the items shown, by
-//          item id, interacted with or not: graph/reads.py leaves out the interacted ones, which it has, since a
-//          check per shown item here costs a walk of the user's interactions each), lists_shown (int: lists recorded;
-//          0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query for a user who
-//          follows nobody when every neighbourhood it needs is held)
+//          feature), rev (int; 0 when never bumped), shown_items, shown_counts, shown_lists (the user's exposure arrays,
+//          record_impressions.cypher: the items recorded lists showed, times shown, the user's list number when last
+//          shown; empty when none; interacted with or not: graph/reads.py leaves out the interacted ones, which it
+//          has, since a check per shown item here costs a walk of the user's interactions each), lists_shown (int:
+//          lists recorded; 0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query for
+//          a user who follows nobody when every neighbourhood it needs is held)
 MATCH (u:User {userId: $userId})
 RETURN COLLECT {
          MATCH (u)-[r:INTERACTED]->(i)
@@ -22,11 +23,7 @@ RETURN COLLECT {
        COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres,
        COLLECT { MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN a.attributeId AS id ORDER BY id } AS attributes,
        coalesce(u.interactionsRev, 0) AS rev,
-       COLLECT {
-         MATCH (u)-[s:SHOWN]->(i)
-         WITH [i.itemId, s.count, coalesce(s.lastList, 0)] AS row
-         ORDER BY row[0]
-         RETURN row
-       } AS shown,
+       coalesce(u.shownItems, []) AS shown_items, coalesce(u.shownCounts, []) AS shown_counts,
+       coalesce(u.shownLists, []) AS shown_lists,
        coalesce(u.listsShown, 0) AS lists_shown,
        COUNT { (u)-[:FOLLOWS]->() } AS follows

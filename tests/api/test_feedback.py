@@ -78,8 +78,8 @@ def test_a_served_list_is_recorded_with_its_items_in_order(client: TestClient, d
     assert rec["items"] == [i["item_id"] for i in first["items"]]  # position = index
     assert (rec["variant"], rec["version"]) == ("default", first["model_version"]) and rec["at"] > 1_700_000_000
     shown, _, _ = driver.execute_query(
-        "MATCH (u:User {userId: 'u5'})-[s:SHOWN]->(i) RETURN i.itemId AS item, s.count AS n, s.lastList AS last, "
-        "u.listsShown AS lists"
+        "MATCH (u:User {userId: 'u5'}) UNWIND range(0, size(u.shownItems) - 1) AS k "
+        "RETURN u.shownItems[k] AS item, u.shownCounts[k] AS n, u.shownLists[k] AS last, u.listsShown AS lists"
     )
     assert {r["item"]: r["n"] for r in shown} == {i["item_id"]: 2 for i in first["items"]}
     assert {(r["last"], r["lists"]) for r in shown} == {(2, 2)}
@@ -249,8 +249,9 @@ def test_lists_of_one_window_are_written_summed_and_count_for_exposure_before(
         _flush(client)
         assert app.state.recommender.impressions.pending_lists("u24") == 0
         shown, _, _ = driver.execute_query(
-            "MATCH (u:User {userId: 'u24'})-[s:SHOWN]->(i) RETURN i.itemId AS item, s.count AS n, s.lastList AS last, "
-            "s.lastShown IS NOT NULL AS timed, u.listsShown AS lists"
+            "MATCH (u:User {userId: 'u24'}) UNWIND range(0, size(u.shownItems) - 1) AS k "
+            "RETURN u.shownItems[k] AS item, u.shownCounts[k] AS n, u.shownLists[k] AS last, "
+            "u.shownTimes[k] IS NOT NULL AS timed, u.listsShown AS lists"
         )
         lists = [first, second, third]
         expected = {}
@@ -276,13 +277,15 @@ def test_lists_past_the_retention_are_pruned_and_exposure_kept(client: TestClien
         "variant: 'default', modelVersion: 'm', shownAt: $at, itemIds: ['x']})",
         {"at": old_day},
     )
-    exposure = "MATCH (u:User {userId: 'u25'})-[s:SHOWN]->() RETURN sum(s.count) AS n, u.listsShown AS lists"
+    exposure = (
+        "MATCH (u:User {userId: 'u25'}) RETURN reduce(n = 0, c IN u.shownCounts | n + c) AS n, u.listsShown AS lists"
+    )
     before, _, _ = driver.execute_query(exposure)
     recorder.PRUNE_BATCH = 2  # two transactions
     assert recorder.prune(now=old_day + 91 * 86_400) == 3
     kept, _, _ = driver.execute_query("MATCH (r:Recommendation {userId: 'u25'}) RETURN r.recommendationId AS id")
     assert [r["id"] for r in kept] == [first["recommendation_id"]]
-    assert driver.execute_query(exposure)[0] == before  # SHOWN counts and listsShown stay
+    assert before[0]["n"] == 5 and driver.execute_query(exposure)[0] == before  # exposure and listsShown stay
     assert recorder.prune(now=old_day + 89 * 86_400) == 0  # nothing is older than 90 days then
 
 
@@ -291,7 +294,7 @@ def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
 ) -> None:
     pair = (
         "MATCH (u:User {userId: $u}), (i:Item {itemId: $i}) RETURN EXISTS { (u)-[:INTERACTED]->(i) } AS interacted, "
-        "COUNT { (u)-[:SHOWN]->(i) } AS shown_rels, [(u)-[s:SHOWN]->(i) | s.count][0] AS shown"
+        "[k IN range(0, size(coalesce(u.shownItems, [])) - 1) WHERE u.shownItems[k] = $i | u.shownCounts[k]][0] AS shown"
     )
     with TestClient(_app(tmp_path, neo4j_settings, fatigue_half_life=1.0)) as client:
         body = _list(client, "u26", k=5)
@@ -337,6 +340,6 @@ def test_similar_items_lists_are_recorded_and_attributable(client: TestClient, d
     )
     assert [dict(r) for r in records] == [{"items": shown, "user": None, "variant": "similar", "clicked": [shown[0]]}]
     nobody, _, _ = driver.execute_query(  # an item page's list is nobody's exposure
-        "MATCH (:User {userId: 'u28'})-[s:SHOWN]->() RETURN count(s) AS n"
+        "OPTIONAL MATCH (u:User {userId: 'u28'}) RETURN size(coalesce(u.shownItems, [])) AS n"
     )
     assert nobody[0]["n"] == 0

@@ -452,3 +452,54 @@ def test_a_user_without_positives_is_answered_by_the_graph_path_from_one_context
     assert again.status_code == 200 and again.json()["model_version"] == "graph-recall-v1"
     assert {"i2", "i3"}.isdisjoint(i["item_id"] for i in again.json()["items"])
     assert _context_reads(model_client) - before == 1
+
+
+def test_every_shown_item_carries_an_explanation_after_fatigue(
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings, driver: Driver
+) -> None:
+    """An item the model ranks high but the graph cannot explain (no trait, no rater: what fatigue brings up when
+    it lowers the items shown before) is not shown, whichever way the list is explained: every shown item carries a
+    path, fatigued and explored lists included, and the list still has k items."""
+    settings, _ = trained
+    app = create_app(
+        model_settings(
+            settings.artifacts_dir,
+            mmr_lambda=1.0,
+            fatigue_half_life=1.0,
+            fatigue_refresh_lists=1,
+            exploration_share=0.2,
+            explain_cache_size=0,  # every explanation read from the graph as it is now
+        ),
+        neo4j_settings,
+    )
+    with TestClient(app) as client:
+        first = client.get("/users/u43/recommendations", params={"k": 10}).json()
+        assert all(item["explanations"] for item in first["items"])
+        # the graph can no longer explain the user's second item: its relationships are taken away for the test
+        target = first["items"][1]["item_id"]
+        records, _, _ = driver.execute_query(
+            "MATCH (t:Item {itemId: $t})-[r]-() RETURN elementId(startNode(r)) AS s, elementId(endNode(r)) AS e, "
+            "type(r) AS type, properties(r) AS props",
+            t=target,
+        )
+        taken = [dict(r) for r in records]
+        assert taken
+        driver.execute_query("MATCH (t:Item {itemId: $t})-[r]-() DELETE r", t=target)
+        try:
+            bodies = []
+            for _ in range(3):  # the lists shown before fade: items further down the ranking come up
+                app.state.recommender.impressions.flush()
+                bodies.append(client.get("/users/u43/recommendations", params={"k": 10}).json())
+            for body in bodies:
+                shown = [item["item_id"] for item in body["items"]]
+                assert len(shown) == 10 and target not in shown
+                assert all(item["explanations"] for item in body["items"]), shown
+        finally:
+            for rel in taken:
+                driver.execute_query(
+                    f"MATCH (s) WHERE elementId(s) = $s MATCH (e) WHERE elementId(e) = $e "
+                    f"CREATE (s)-[r:{rel['type']}]->(e) SET r = $props",
+                    s=rel["s"],
+                    e=rel["e"],
+                    props=rel["props"],
+                )
