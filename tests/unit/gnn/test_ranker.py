@@ -230,7 +230,7 @@ def test_fit_announces_each_component_and_step_as_a_phase() -> None:
     snapshot = _genre_world()  # a5 and c5 have no positives: their LightGCN rows are predicted
     with listening(events.append):
         fit_components(snapshot, all_positives(snapshot), FAST, lightgcn_epochs=2)
-    components = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
+    components = ("ease", "knowledge", "sequence", "als", "rp3", "lightgcn", "cold_embeddings")
     assert [(e.name, e.path) for e in events if e.kind == "start"] == [
         ("fit_components", ()),
         *((name, ("fit_components",)) for name in components),
@@ -805,6 +805,7 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
             "als_regularization_grid": [0.3, 3.0],
             "als_alpha_grid": [1.0, 4.0],
             "als_factors": 4,
+            "rp3_beta_grid": [0.3],  # RP³β's own search: test_component_search_chooses_the_rp3_popularity_penalty
             "component_search_exhaustive": True,
             "component_search_extra_fits": 0,
         }
