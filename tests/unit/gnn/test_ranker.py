@@ -30,6 +30,7 @@ FAST = RankerConfig(
     device="cpu",
     progress=False,
     sequence_window=3,
+    rp3_top_n=300,  # RP³β is off by default; the unit tests fit it
     lightgcn={"embedding_dim": 8, "num_layers": 2, "lr": 0.05, "batch_size": 256, "max_epochs": 4, "patience": 2},
 )
 DAY = 86_400
