@@ -146,6 +146,7 @@ CANDIDATE_FEATURES: tuple[str, ...] = (
     "pop_window",
     "pop_global",
     "social",
+    "rp3",
     "peers",
 )
 
