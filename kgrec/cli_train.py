@@ -41,7 +41,6 @@ CONFIG_HELP = (
     "component_search_exhaustive, component_search_extra_fits, als_factors_max, "
     "component_search_large_positives, component_search_max_positives, ease_lambda_grid, als_factors_grid, "
     "als_regularization_grid, als_alpha_grid, als_scale_grid, als_reg_exponent, als_reg_exponent_grid, "
-    "rp3_top_n, rp3_alpha, rp3_beta, rp3_beta_grid, "
     "drop_orderless_features, "
     "use_lightgcn, cold_embeddings, cold_map_lambda, cold_year_weight, lightgcn, ranker, ranker_l2, "
     "ranker_l2_grid, ranker_user_groups, ranker_group_l2_grid, ranker_folds, ranker_iterations, ranker_max_items, ranker_candidates, lightgcn_max_val_users, "

@@ -26,7 +26,6 @@ FEATURES: tuple[str, ...] = (
     "lightgcn_cold",  # lightgcn of cold items only (their embeddings predicted from knowledge and year)
     "cold_prior",  # raw: cold · log((history items liked by nobody else + ½) / (history size + 5))
     "social",  # what the people the user follows liked, each followee's positives weighted 1/√(their count)
-    "rp3",  # RP³β: the random walk user → item → user → item, popular targets penalised (gnn.blend.linear.fit_rp3beta)
     "peers",  # popularity among users sharing the user's attributes (age band, country, ...): the mean over the
     # user's attributes of each attribute's smoothed share of its users who liked the item; absent (left out of every
     # product, see RankerModel.active) when the data has no user attributes. Keep it last.
@@ -37,9 +36,9 @@ RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
 DAY = 86_400.0
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
-FORMAT_VERSION = 7  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
-# follows it reads; 5: peers and the user attributes it reads; 6: per-user adaptive weights (user_groups); 7: rp3
-# (older models load, their weights mapped by feature name, new features at weight 0: they score as before)
+FORMAT_VERSION = 6  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
+# follows it reads; 5: peers and the user attributes it reads; 6: per-user adaptive weights (user_groups) (older
+# models load, their weights mapped by feature name, new features at weight 0: they score as before)
 YEAR = 365.2425 * DAY
 
 
@@ -192,27 +191,6 @@ class RankerConfig(BaseModel):
         "component alone, validation NDCG@20: Last.fm 0.1886 / 0.1897 / 0.1921 at 0 / 0.5 / 1, ml-latest-small "
         "0.1143 / 0.1138 / 0.1099; the blend on Last.fm through the API's rule 0.2892 → 0.2907 at 1 "
         "(docs/benchmarks.md §4).",
-    )
-    rp3_top_n: int = Field(
-        0,
-        ge=0,
-        description="RP³β component (the rp3 feature: a random walk user → item → user → item over the fit "
-        "positives, popular targets penalised by rp3_beta): weights kept per source item (0, the default, leaves "
-        "it out; 300 turns it on). Off by default: on Last.fm it moved the ranker's cross-fit NDCG@20 0.1844 → "
-        "0.1853 (within noise) and the API's 0.2907 → 0.2901, and it costs about 0.2 ms of CPU per uncached answer "
-        "(docs/benchmarks.md §4).",
-    )
-    rp3_alpha: float = Field(
-        1.0, gt=0, description="RP³β: exponent of the walk's transition probabilities (1: the plain walk)."
-    )
-    rp3_beta: float = Field(
-        0.3, ge=0, le=2, description="RP³β: popularity penalty, a target's weight divided by its positives ** this."
-    )
-    rp3_beta_grid: list[float] = Field(
-        [0.15, 0.3, 0.45],
-        min_length=1,
-        description="Component search: RP³β popularity penalties (climbed from rp3_beta, after ALS; each value one "
-        "sparse fit, O(Σ_u positives_u²) and the top rp3_top_n per item; [rp3_beta] alone: no fit more).",
     )
     use_lightgcn: bool = Field(True, description="Fit LightGCN embeddings as a component.")
     cold_embeddings: bool = Field(

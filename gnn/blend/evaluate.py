@@ -76,7 +76,6 @@ def evaluate_components(model: RankerModel, fold: Fold) -> dict[str, float]:
             "pop_window",
             "fresh",
             "social",
-            "rp3",
             *(("peers",) if model.active > FEATURES.index("peers") else ()),
         )
     }

@@ -21,9 +21,8 @@ from tqdm.auto import tqdm
 
 from gnn.blend.config import FEATURES, RankerConfig
 from gnn.blend.knowledge import content_embeddings, knowledge_matrix, year_basis
-from gnn.blend.linear import fit_als_component, fit_ease, fit_rp3beta, fit_transitions
+from gnn.blend.linear import fit_als_component, fit_ease, fit_transitions
 from gnn.blend.model import Components, RankerModel
-from gnn.blend.path import rp3_pairs
 from gnn.blend.scorers import UNKNOWN_TIME, TimedEvents, attribute_shares
 from gnn.blend.search import search_components
 from gnn.blend.weights import fit_weights, sample_fold_users, validation_data
@@ -168,12 +167,6 @@ def fit_components(
         with phase("als"):
             als_items, als_gram = fit_als_component(pairs, num_users, num_items, config, init=als_init)
         steps.update()
-        rp3 = None
-        if config.rp3_top_n:
-            with phase("rp3"):
-                rp3 = fit_rp3beta(
-                    rp3_pairs(pairs, config), num_users, num_items, config.rp3_alpha, config.rp3_beta, config.rp3_top_n
-                )
         user_attributes, shares = user_attribute_matrix(snapshot), None
         if user_attributes is not None:
             with phase("peers"):
@@ -212,7 +205,6 @@ def fit_components(
             shares,
             snapshot.user_attributes.ids if user_attributes is not None else None,
             plays[order],
-            rp3,
         )
 
 

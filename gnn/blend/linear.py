@@ -236,60 +236,6 @@ def _top_per_row(matrix: sp.csr_matrix, top_n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=matrix.shape)
 
 
-def fit_rp3beta(
-    pairs: Tensor,
-    num_users: int,
-    num_items: int,
-    alpha: float,
-    beta: float,
-    top_n: int | None,
-    block_items: int = 2048,
-    block_work: int = 20_000_000,
-) -> sp.csr_matrix:
-    """RP³β item-item weights (Christoffel et al. 2015; Paudel et al. 2017): a three-hop random walk item → user →
-    item over the fit positives, ``W[a, b] = Σ_u P(a→u)^α · P(u→b)^α / pop(b)^β`` (``P`` the transition
-    probabilities: 1 / the item's or the user's degree), the diagonal left out, the ``top_n`` largest per source item
-    kept. A user's score is the sum of the history's rows (:func:`gnn.blend.scorers.rp3_scores`): the walk from the
-    user, with popular targets penalised by ``β``.
-
-    Built a block of source items at a time (at most ``block_items``, and fewer while their products' work — the sum
-    over a block's items of their users' positives, a bound on the block's non-zeros — stays within ``block_work``),
-    each block pruned to ``top_n`` before the next: the peak is one block's product, not the item × item matrix.
-    The work in all is Σ_u positives_u² (:func:`fit_components` fits it on a sample of users at size).
-
-    Returns:
-        ``[num_items, num_items]`` float32 CSR, row = history item, column = target item.
-    """
-    x = interaction_matrix(pairs, num_users, num_items)
-    user_deg = np.asarray(x.sum(axis=1)).ravel()
-    item_deg = np.asarray(x.sum(axis=0)).ravel()
-    to_item = (sp.diags(1.0 / np.maximum(user_deg, 1.0)) @ x).tocsr()  # P(u → b)
-    to_user = (sp.diags(1.0 / np.maximum(item_deg, 1.0)) @ x.T.tocsr()).tocsr()  # P(a → u)
-    if alpha != 1.0:
-        to_item.data **= alpha
-        to_user.data **= alpha
-    penalty = np.where(item_deg > 0, np.power(np.maximum(item_deg, 1.0), -beta), 0.0)
-    to_item = (to_item @ sp.diags(penalty)).tocsr().astype(np.float32)
-    to_user = to_user.astype(np.float32)
-    work = np.cumsum(x.T.tocsr() @ user_deg)  # per source item: the products its walk takes
-    blocks = []
-    start = 0
-    while start < num_items:
-        stop = min(start + block_items, num_items)
-        base = work[start - 1] if start else 0.0
-        stop = max(start + 1, min(stop, int(np.searchsorted(work, base + block_work, side="right"))))
-        block = (to_user[start:stop] @ to_item).tocoo()
-        off = block.row + start != block.col  # an item's walk back to itself left out
-        block = sp.csr_matrix((block.data[off], (block.row[off], block.col[off])), shape=block.shape)
-        if top_n is not None:
-            block = _top_per_row(block, top_n)
-        blocks.append(block)
-        start = stop
-    weights = sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((num_items, num_items), dtype=np.float32)
-    weights.sort_indices()
-    return weights.astype(np.float32)
-
-
 def fit_als(
     pairs: Tensor,
     num_users: int,

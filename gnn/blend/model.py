@@ -29,13 +29,10 @@ from gnn.blend.scorers import (
     group_of,
     peer_scores,
     recency_weights,
-    rp3_scores,
     social_matrix,
     zscore,
 )
 from schema.errors import DataError
-
-_RP3, _PEERS = FEATURES.index("rp3"), FEATURES.index("peers")
 
 
 @dataclass
@@ -81,7 +78,6 @@ class Components:
     attribute_shares: np.ndarray | None = None
     attribute_ids: list[str] | None = None
     hist_weights: np.ndarray | None = None
-    rp3: sp.csr_matrix | None = None  # [I, I] float32 RP³β weights, row = history item (None: fitted before them)
 
 
 class RankerModel:
@@ -262,12 +258,10 @@ class RankerModel:
         out[13] = self._cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
         if user_idx is not None and self._social.nnz:
             out[14] = self._social[user_idx].toarray().ravel()
-        if c.rp3 is not None and len(items):
-            out[_RP3] = rp3_scores(c.rp3, items)
         if c.attribute_shares is not None and c.attribute_shares.shape[0]:
             if attributes is None:
                 attributes = self.user_attributes(user_idx) if user_idx is not None else np.empty(0, np.int64)
-            out[_PEERS] = peer_scores(c.attribute_shares, np.asarray(attributes, dtype=np.int64))
+            out[15] = peer_scores(c.attribute_shares, np.asarray(attributes, dtype=np.int64))
         return out
 
     def _fresh(self, end: int) -> np.ndarray:
@@ -440,11 +434,6 @@ class RankerModel:
             "hist_times": c.hist_times,
             "item_year": c.item_year,
             **({} if c.hist_weights is None else {"hist_weights": c.hist_weights}),
-            **(
-                {}
-                if c.rp3 is None
-                else {"rp3_data": c.rp3.data, "rp3_indices": c.rp3.indices, "rp3_indptr": c.rp3.indptr}
-            ),
             "follow_ptr": follows.indptr,
             "follow_idx": follows.indices,
         }
@@ -516,10 +505,6 @@ class RankerModel:
         )
         if "hist_weights" in arrays:  # models fitted before the weights were kept: all 1
             components.hist_weights = arrays["hist_weights"]
-        if "rp3_data" in arrays:  # format 7; before it no rp3 feature (weight 0)
-            components.rp3 = sp.csr_matrix(
-                (arrays["rp3_data"], arrays["rp3_indices"], arrays["rp3_indptr"]), shape=(num_items, num_items)
-            )
         if "attr_shares" in arrays:
             ids = list(meta.get("attribute_ids") or [])
             components.attribute_ids = ids

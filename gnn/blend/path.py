@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnn.blend.config import RankerConfig
 from gnn.blend.linear import interaction_matrix
 from gnn.blend.scorers import recency_weights
 
@@ -114,13 +113,3 @@ def sample_user_pairs(pairs: Tensor, max_positives: int, seed: int) -> Tensor:
     taken = ids[order][np.cumsum(counts[order]) <= max_positives]
     keep = np.isin(users, taken)
     return pairs[:, torch.from_numpy(keep)]
-
-
-def rp3_pairs(pairs: Tensor, config: RankerConfig) -> Tensor:
-    """The positives RP³β walks over: all of them, or above ``component_search_large_positives`` those of a seeded
-    sample of users holding at most ``component_search_max_positives`` (its work is Σ_u positives_u², which grows
-    faster than the data; the walk's item-item weights need many users per item, not every user)."""
-    limit = config.component_search_large_positives
-    if limit is None or pairs.size(1) <= limit:
-        return pairs
-    return sample_user_pairs(pairs, config.component_search_max_positives, config.seed)

@@ -133,15 +133,6 @@ def ease_scores(
     )
 
 
-def rp3_scores(rp3: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
-    """The ``rp3`` feature of a (non-empty) history: ``[I]`` float32, the sum of the history items' RP³β rows (the
-    walk user → item → user → item, :func:`gnn.blend.linear.fit_rp3beta`); zeros when the model has no RP³β
-    weights (fitted before them, or with ``rp3_top_n`` 0)."""
-    if not rp3.nnz:
-        return np.zeros(rp3.shape[1], dtype=np.float32)
-    return np.asarray(rp3[items].sum(axis=0)).ravel().astype(np.float32)
-
-
 def als_scores(
     als_items: np.ndarray,
     als_gram: np.ndarray,

@@ -20,10 +20,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from gnn.blend.config import FEATURES, META_FILE, RankerConfig
-from gnn.blend.linear import fit_als_component, fit_ease, fit_rp3beta
+from gnn.blend.linear import fit_als_component, fit_ease
 from gnn.blend.model import RankerModel
-from gnn.blend.path import EasePath, rp3_pairs, sample_user_pairs
-from gnn.blend.scorers import als_scores, ease_scores, rp3_scores, zscore
+from gnn.blend.path import EasePath, sample_user_pairs
+from gnn.blend.scorers import als_scores, ease_scores, zscore
 from gnn.blend.weights import ValidationData
 from gnn.config import resolve_device
 from gnn.data import GraphSnapshot
@@ -58,10 +58,6 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "als_iterations",
             "als_cg_steps",
             "ease_lambda",
-            "rp3_beta_grid",
-            "rp3_beta",
-            "rp3_alpha",
-            "rp3_top_n",
             "component_search_exhaustive",
             "component_search_extra_fits",
             "als_factors_max",
@@ -380,42 +376,8 @@ def search_components(
             budget.fits,
         )
 
-    rp3_report: dict[str, float] = {}
-    beta = config.rp3_beta
-    rp3_best: tuple[float, float, sp.csr_matrix, np.ndarray] | None = None
-    if config.rp3_top_n and len(config.rp3_beta_grid) > 1:
-
-        def try_rp3(value: float) -> float:
-            nonlocal rp3_best
-            with phase("rp3_candidate"):
-                weights = fit_rp3beta(
-                    rp3_pairs(pairs, config), num_users, num_items, config.rp3_alpha, value, config.rp3_top_n
-                )
-                rows = feature_rows(lambda i, t: rp3_scores(weights, i))
-            score = rp3_report[f"{value:g}"] = ranked(rows)
-            if rp3_best is None or score > rp3_best[0]:
-                rp3_best = (score, value, weights, rows)
-            return score
-
-        with phase("rp3_betas"):
-            beta, scored = climb(
-                config.rp3_beta_grid,
-                config.rp3_beta,
-                try_rp3,
-                config.component_search_exhaustive,
-                extend=lambda values, at_high: grid_step(values, at_high, integer=False, low=0.0, high=2.0),
-                budget=budget,
-            )
-        tried_values["rp3_beta"] = sorted(scored)
-        if at_grid_edge(beta, list(scored)) and beta > 0:
-            edges.append(f"rp3_beta={beta:g}")
-
-    chosen = config.model_copy(update={"ease_lambda": lam, **dict(zip(ALS_AXES, point, strict=True)), "rp3_beta": beta})
+    chosen = config.model_copy(update={"ease_lambda": lam, **dict(zip(ALS_AXES, point, strict=True))})
     updates: dict[str, Any] = {"ease": ease}
-    if rp3_best is not None:
-        _, beta, rp3_weights, rp3_rows = rp3_best
-        updates["rp3"] = rp3_weights
-        data.features[FEATURES.index("rp3")] = data.columns(zscore(rp3_rows))
     data.features[FEATURES.index("ease")] = data.columns(zscore(plain))
     data.features[FEATURES.index("ease_recent")] = data.columns(zscore(recent))
     if best_als is not None:
@@ -436,8 +398,7 @@ def search_components(
     report = {
         "ease": ease_report,
         "als": als_report,
-        "rp3": rp3_report,
-        "chosen": {"ease_lambda": lam, **dict(zip(ALS_AXES, point, strict=True)), "rp3_beta": beta},
+        "chosen": {"ease_lambda": lam, **dict(zip(ALS_AXES, point, strict=True))},
         "grid_edges": edges,
         "tried": tried_values,
         "extra_fits": budget.spent,

@@ -146,7 +146,6 @@ CANDIDATE_FEATURES: tuple[str, ...] = (
     "pop_window",
     "pop_global",
     "social",
-    "rp3",
     "peers",
 )
 

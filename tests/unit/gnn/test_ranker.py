@@ -30,7 +30,6 @@ FAST = RankerConfig(
     device="cpu",
     progress=False,
     sequence_window=3,
-    rp3_top_n=300,  # RP³β is off by default; the unit tests fit it
     lightgcn={"embedding_dim": 8, "num_layers": 2, "lr": 0.05, "batch_size": 256, "max_epochs": 4, "patience": 2},
 )
 DAY = 86_400
@@ -231,7 +230,7 @@ def test_fit_announces_each_component_and_step_as_a_phase() -> None:
     snapshot = _genre_world()  # a5 and c5 have no positives: their LightGCN rows are predicted
     with listening(events.append):
         fit_components(snapshot, all_positives(snapshot), FAST, lightgcn_epochs=2)
-    components = ("ease", "knowledge", "sequence", "als", "rp3", "lightgcn", "cold_embeddings")
+    components = ("ease", "knowledge", "sequence", "als", "lightgcn", "cold_embeddings")
     assert [(e.name, e.path) for e in events if e.kind == "start"] == [
         ("fit_components", ()),
         *((name, ("fit_components",)) for name in components),
@@ -806,7 +805,6 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
             "als_regularization_grid": [0.3, 3.0],
             "als_alpha_grid": [1.0, 4.0],
             "als_factors": 4,
-            "rp3_beta_grid": [0.3],  # RP³β's own search: test_component_search_chooses_the_rp3_popularity_penalty
             "component_search_exhaustive": True,
             "component_search_extra_fits": 0,
         }
@@ -1171,101 +1169,3 @@ def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> No
     assert "sequence" not in model.config.ranker_features and "ease" in model.config.ranker_features
     timed_model = fit_ranker(snapshot, split_interactions(snapshot, seed=42), config, final="train")
     assert timed_model.meta["validation"]["dropped_features"] == [] and timed_model.config.ranker_features is None
-
-
-def test_rp3beta_is_the_dense_three_hop_walk_divided_by_popularity_and_kept_per_row() -> None:
-    """fit_rp3beta: W = P(item→user)^α · P(user→item)^α / pop^β without the diagonal, the same in row blocks, and
-    only the top_n largest weights per source item."""
-    from gnn.blend.linear import fit_rp3beta
-
-    rng = np.random.default_rng(3)
-    dense = (rng.random((40, 15)) < 0.3).astype(np.float64)
-    dense[:, 14] = 0.0  # an item nobody has
-    pairs = torch.from_numpy(np.stack(np.nonzero(dense)).astype(np.int64))
-    for alpha, beta in ((1.0, 0.5), (0.7, 0.0), (1.0, 1.0)):
-        user_deg, item_deg = dense.sum(axis=1), dense.sum(axis=0)
-        p_ui = dense / np.maximum(user_deg, 1)[:, None]
-        p_iu = dense.T / np.maximum(item_deg, 1)[:, None]
-        expected = (p_iu**alpha) @ (p_ui**alpha) * np.where(item_deg > 0, np.maximum(item_deg, 1) ** -beta, 0)
-        np.fill_diagonal(expected, 0.0)
-        for block in (2048, 4):  # one block, and blocks that cut the diagonal at several offsets
-            full = fit_rp3beta(pairs, 40, 15, alpha, beta, None, block_items=block).toarray()
-            assert np.allclose(full, expected, atol=1e-5), (alpha, beta, block)
-        assert not full[14].any() and not full[:, 14].any() and not np.diag(full).any()
-    top = fit_rp3beta(pairs, 40, 15, 1.0, 0.5, 3, block_items=4)
-    assert np.diff(top.indptr).max() == 3
-    assert np.allclose(np.sort(top.toarray(), axis=1)[:, -3:], np.sort(expected_at(dense, 1.0, 0.5), axis=1)[:, -3:])
-
-
-def expected_at(dense: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    user_deg, item_deg = dense.sum(axis=1), dense.sum(axis=0)
-    p_ui = dense / np.maximum(user_deg, 1)[:, None]
-    p_iu = dense.T / np.maximum(item_deg, 1)[:, None]
-    out = (p_iu**alpha) @ (p_ui**alpha) * np.where(item_deg > 0, np.maximum(item_deg, 1) ** -beta, 0)
-    np.fill_diagonal(out, 0.0)
-    return out
-
-
-def test_rp3_feature_is_the_sum_of_the_history_rows_and_survives_save_load(tmp_path: Path) -> None:
-    """The rp3 feature scores what the walk from the history reaches; a model saved and loaded scores the same, and
-    rp3_top_n 0 leaves the component out (feature 0)."""
-    snapshot = _genre_world()
-    split = split_interactions(snapshot, seed=42)
-    model = _model(snapshot, _weights(rp3=1.0))
-    c = model.components
-    assert c.rp3 is not None and c.rp3.nnz
-    items, times = model.history(0)
-    raw = model.features(items, times, 0)[FEATURES.index("rp3")]
-    assert np.allclose(raw, np.asarray(c.rp3[items].sum(axis=0)).ravel())
-    assert raw.max() > 0
-    loaded = RankerModel.load(model.save(tmp_path / "m"))
-    assert np.array_equal(loaded.score(items, times, 0), model.score(items, times, 0))
-    off = fit_components(snapshot, split.fit, FAST.model_copy(update={"rp3_top_n": 0, "use_lightgcn": False}))
-    assert off.rp3 is None
-    bare = RankerModel(FAST, snapshot.users.ids, snapshot.items.ids, off, _weights(rp3=1.0))
-    assert not bare.features(items, times, 0)[FEATURES.index("rp3")].any()
-
-
-def test_component_search_chooses_the_rp3_popularity_penalty_on_validation() -> None:
-    """rp3_beta_grid: each penalty scored alone on validation after ALS, the best chosen and served; a grid of one
-    value fits nothing more."""
-    from gnn.blend.search import search_components
-    from gnn.blend.weights import sample_fold_users, validation_data
-
-    world = generate_world(users=60, items=80, seed=6)
-    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
-    split = split_interactions(snapshot, seed=42)
-    base = FAST.model_copy(
-        update={
-            "use_lightgcn": False,
-            "ease_lambda_grid": [5.0],
-            "als_factors_grid": [4],
-            "als_factors": 4,
-            "als_regularization_grid": [3.0],
-            "als_regularization": 3.0,
-            "als_alpha_grid": [3.0],
-            "als_alpha": 3.0,
-            "als_reg_exponent_grid": [0.0],
-            "component_search_exhaustive": True,
-            "component_search_extra_fits": 0,
-        }
-    )
-    early = fit_components(snapshot, split.fit, base)
-    reports, models = {}, {}
-    for name, grid in (("off", [0.5]), ("on", [0.0, 0.5, 1.0, 1.5])):
-        config = base.model_copy(update={"rp3_beta_grid": grid, "rp3_beta": 0.5})
-        probe = RankerModel(config, snapshot.users.ids, snapshot.items.ids, early)
-        data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
-        models[name], reports[name] = search_components(snapshot, split.fit, probe, data)
-    assert reports["off"]["rp3"] == {} and reports["off"]["chosen"]["rp3_beta"] == 0.5
-    scored = {float(k): v for k, v in reports["on"]["rp3"].items()}
-    assert set(scored) == {0.0, 0.5, 1.0, 1.5} and len(set(np.round(list(scored.values()), 6))) > 1
-    best = max(scored, key=lambda b: scored[b])
-    assert reports["on"]["chosen"]["rp3_beta"] == best == models["on"].config.rp3_beta
-    served = models["on"]
-    from gnn.blend.linear import fit_rp3beta
-
-    expected = fit_rp3beta(split.fit, snapshot.num_users, snapshot.num_items, 1.0, best, base.rp3_top_n)
-    assert served.components.rp3 is not None and np.allclose(served.components.rp3.toarray(), expected.toarray())
-    column = data.features[FEATURES.index("rp3")]
-    assert np.isfinite(column).all() and column.any()
