@@ -106,7 +106,7 @@ class FeedbackKind(InteractionKind):
     attributed to."""
 
     outcome: Outcome = Outcome.NONE
-    #: Recorded as an ignored impression (the user's ``SHOWN`` count of the item, which exposure fatigue reads)
+    #: Recorded as an ignored impression (the item's count in the user's exposure arrays, which exposure fatigue reads)
     #: instead of an interaction: the item is not hidden, training does not see it, its score fades with each one.
     exposure: bool = False
 
