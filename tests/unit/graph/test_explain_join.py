@@ -29,17 +29,7 @@ def reference_explained(
     item_sides: list[Any],
     limits: ExplainCaps,
 ) -> dict[str, ExplainedItem]:
-    """The explained items of one row of ``explain_items.cypher`` and the sides of its seeds and items (held or
-    read): the seed side joined with the item side on the node in between, each item's paths of every kind ranked,
-    then taken round-robin (the best of each kind in kind order, then the second best, ...) up to ``max_paths``.
-
-    The rules: co-interaction — v among the seed's first ``max_co_raters_per_seed`` positive raters other than the
-    user and among the item's positive raters read; for each item, the seeds (strongest first) that reach it, a seed
-    never explaining itself; per seed the v who co-rated the most seeds, then the smallest userId. Shared trait — a
-    trait of the seed and of the item by the same relationship type; people before tags and attributes before
-    genres, then the rarest (fewest items), the strongest seed, the type, the key. Followee — by userId. Preferred
-    genre — the rarest, then by name.
-    """
+    """The per-item join, by the rules :func:`graph.explain._explained` states (kept as the test's reference)."""
     max_paths = limits.max_paths
     # each item's candidate paths of each kind, as (builder, arguments): only the ones kept are built
     kinds: list[dict[int, list[tuple[Any, tuple]]]] = [{}, {}, {}, {}]
