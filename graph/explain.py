@@ -578,6 +578,14 @@ def _explained(
             for n, item_id in enumerate(item_ids):
                 if item_id in followed:
                     kinds[2][n] = [(_followee_path, (f, items[n])) for f in sorted(followed[item_id])[:max_paths]]
+    return _built(user_id, items, kinds, max_paths)
+
+
+def _built(
+    user_id: str, items: list[list[Any]], kinds: list[dict[int, list[tuple[Any, tuple]]]], max_paths: int
+) -> dict[str, ExplainedItem]:
+    """The explained items from each item's candidate paths of each kind (``kinds[kind][item row]``, best first, as
+    (builder, arguments)): taken round-robin over the kinds up to ``max_paths``, only those built."""
     out: dict[str, ExplainedItem] = {}
     if len(_NODES) > MAX_HELD_NODES:
         _NODES.clear()

@@ -373,25 +373,32 @@ def write_impressions(writer: BatchWriter, batch: ImpressionBatch, max_shown: in
     ``impressions`` (:class:`ImpressionBatch`), sent as positional rows (lists, not maps: the statement's
     parameters)."""
     started = time.perf_counter()
-    lists = [
-        [r["recommendation_id"], r["user_id"], r["variant"], r["model_version"], r["shown_at"], r["item_ids"]]
-        for r in batch.lists
-    ]
-    users = [
-        [u["user_id"], u["lists"], [[s["item_id"], s["count"], s["last_shown"], s["list"]] for s in u["items"]]]
-        for u in batch.users
-    ]
-    items = [[i["item_id"], i["count"]] for i in batch.items]
     with (
         writer.driver.session(database=writer.database) as session,
         database_errors("write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of impressions"),
     ):
-        session.execute_write(_run_impressions, lists, users, items, max_shown)
+        session.execute_write(_run_impressions, impression_parameters(batch, max_shown))
     return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
 
 
-def _run_impressions(tx: ManagedTransaction, lists: list, users: list, items: list, max_shown: int) -> None:
-    tx.run(catalog.RECORD_IMPRESSIONS, lists=lists, users=users, items=items, maxShown=max_shown).consume()
+def impression_parameters(batch: ImpressionBatch, max_shown: int = EXPOSURE_ITEMS) -> dict[str, Any]:
+    """``record_impressions.cypher``'s parameters for ``batch``: positional rows (lists, not maps)."""
+    return {
+        "lists": [
+            [r["recommendation_id"], r["user_id"], r["variant"], r["model_version"], r["shown_at"], r["item_ids"]]
+            for r in batch.lists
+        ],
+        "users": [
+            [u["user_id"], u["lists"], [[s["item_id"], s["count"], s["last_shown"], s["list"]] for s in u["items"]]]
+            for u in batch.users
+        ],
+        "items": [[i["item_id"], i["count"]] for i in batch.items],
+        "maxShown": max_shown,
+    }
+
+
+def _run_impressions(tx: ManagedTransaction, parameters: dict[str, Any]) -> None:
+    tx.run(catalog.RECORD_IMPRESSIONS, parameters).consume()
 
 
 #: The (lists, users, items) sizes :func:`warm_impressions` plans ``record_impressions.cypher`` for: Neo4j caches a

@@ -14,6 +14,7 @@ from graph.writers import (
     BatchWriter,
     convert_shown,
     impression_batches,
+    impression_parameters,
     warm_impressions,
     write_exposure_feedback,
     write_impressions,
@@ -129,19 +130,7 @@ def test_recording_writes_no_relationship_and_walks_none(clean_db: Driver) -> No
     )[0]
     with clean_db.session() as session:
         tx = session.begin_transaction()
-        summary = tx.run(
-            "PROFILE " + catalog.RECORD_IMPRESSIONS,
-            lists=[
-                [r["recommendation_id"], r["user_id"], r["variant"], r["model_version"], r["shown_at"], r["item_ids"]]
-                for r in part.lists
-            ],
-            users=[
-                [u["user_id"], u["lists"], [[s["item_id"], s["count"], s["last_shown"], s["list"]] for s in u["items"]]]
-                for u in part.users
-            ],
-            items=[[i["item_id"], i["count"]] for i in part.items],
-            maxShown=500,
-        ).consume()
+        summary = tx.run("PROFILE " + catalog.RECORD_IMPRESSIONS, impression_parameters(part, 500)).consume()
         tx.rollback()
     operators: list[str] = []
 

@@ -13,7 +13,6 @@ import pytest
 
 from graph import explain
 from graph.explain import ExplainCaps, ExplainedItem
-from graph.paths import constructed
 
 KINDS = ("ACTED_IN", "DIRECTED", "HAS_TAG", "HAS_ATTRIBUTE", "IN_GENRE")
 
@@ -90,23 +89,7 @@ def reference_explained(
                 ]
             if genres:
                 kinds[3][n] = [(explain._genre_path, (genre, items[n])) for _, genre in sorted(genres)[:max_paths]]
-    out: dict[str, ExplainedItem] = {}
-    if len(explain._NODES) > explain.MAX_HELD_NODES:
-        explain._NODES.clear()
-    nodes_seen = explain._NODES
-    user_node = explain._node(nodes_seen, "User", user_id, None)
-    for n, (item_id, title) in enumerate(items):
-        ranked = [kind.get(n, []) for kind in kinds]
-        paths = [paths[rank] for rank in range(max_paths) for paths in ranked if rank < len(paths)]
-        out[item_id] = constructed(
-            ExplainedItem,
-            {
-                "item_id": item_id,
-                "title": title,
-                "explanations": [build(nodes_seen, user_node, *args) for build, args in paths[:max_paths]],
-            },
-        )
-    return out
+    return explain._built(user_id, items, kinds, max_paths)  # the assembly both joins share
 
 
 def random_request(rng: random.Random, arrays: bool) -> tuple:
