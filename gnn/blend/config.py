@@ -40,6 +40,12 @@ FORMAT_VERSION = 6  # 2: item years and the fresh features; 3: lightgcn_cold, co
 # follows it reads; 5: peers and the user attributes it reads; 6: per-user adaptive weights (user_groups) (older
 # models load, their weights mapped by feature name, new features at weight 0: they score as before)
 YEAR = 365.2425 * DAY
+#: Decimals a served score keeps (:meth:`gnn.blend.model.RankerModel.score`). A blend's scores carry float noise in
+#: about the sixth decimal: the same model scores an item 1e-6 apart depending on the BLAS kernel and thread count a
+#: process happens to use (an extra all-zero feature column was enough), and near-tied items then swapped places
+#: depending on what ran before in the process. Rounded to a grid far above that noise, such items tie exactly and
+#: every list cut from the scores breaks the tie by item_idx (:func:`gnn.blend.cold.top_items`).
+SCORE_DECIMALS = 4
 
 
 class RankerConfig(BaseModel):

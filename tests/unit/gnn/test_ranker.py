@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from etl.synthetic import generate_world
-from gnn.blend.config import FEATURES, RankerConfig
+from gnn.blend.config import FEATURES, SCORE_DECIMALS, RankerConfig
 from gnn.blend.evaluate import blend_score_fn, ranked_lists
 from gnn.blend.fit import all_positives, fit_components, fit_ranker, pair_times
 from gnn.blend.knowledge import knowledge_matrix
@@ -82,6 +82,30 @@ def test_scores_do_not_depend_on_the_order_the_history_comes_in() -> None:
             assert np.array_equal(model.score(items[shuffle], stamps[shuffle], user), expected)
     # and the fitted history is already in that order: what validation scored is what is served
     assert list(np.lexsort((items, times))) == list(range(len(items)))
+
+
+def test_float_noise_in_the_weights_does_not_reorder_a_list() -> None:
+    """Served scores sit on a grid of SCORE_DECIMALS decimals, so weights that differ in the seventh digit (what
+    another BLAS kernel or thread count gives the same fit) score the same, and near ties break by item_idx."""
+    snapshot = _genre_world()
+    weights = _weights(ease=0.5, ease_recent=1.0, als=0.8, knowledge=0.3, pop_global=0.2)
+    model = _model(snapshot, weights)
+    user = snapshot.users.index("u13")
+    items, times = model.history(user)
+    scores = model.score(items, times, user)
+    finite = scores[np.isfinite(scores)]
+    assert np.allclose(finite * 10**SCORE_DECIMALS, np.round(finite * 10**SCORE_DECIMALS), atol=1e-2)
+    expected = model.recommend(items, times, user, k=10)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        model.weights = weights * (1 + rng.normal(0, 1e-7, len(weights))).astype(np.float32)
+        noisy = model.score(items, times, user)
+        # a score within the noise of a rounding boundary moves one step at most; the others stay bit for bit
+        assert np.abs(noisy[np.isfinite(noisy)] - finite).max() <= 1.01 * 10.0**-SCORE_DECIMALS
+        assert model.recommend(items, times, user, k=10) == expected
+    # exact ties come out by item_idx
+    model.weights = np.zeros_like(weights)
+    assert model.recommend(items, times, user, k=5) == sorted(set(range(snapshot.num_items)) - set(items.tolist()))[:5]
 
 
 def test_cold_item_sharing_traits_outranks_unrelated_cold_item() -> None:
