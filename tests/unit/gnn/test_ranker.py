@@ -1042,6 +1042,28 @@ def test_climb_grows_a_grid_past_its_edge_while_it_helps_and_within_the_budget()
     assert climb(grid, 64, peak_at(4096))[0] == 512
 
 
+def test_climb_takes_a_larger_value_only_for_more_than_min_gain() -> None:
+    """A flat curve (ALS factors on Last.fm: +0.4% from 256 to 512, +0.2% to 1,024) stops the climb upwards, past
+    the edge too; smaller values need no margin, and without one the climb goes on up as before."""
+    from gnn.blend.search import Budget, climb, grid_step
+
+    def extend(values: list[int], at_high: bool) -> int | None:
+        return grid_step(values, at_high, integer=True)
+
+    curve = {16: 0.15, 32: 0.17, 64: 0.178, 128: 0.182, 256: 0.1823, 512: 0.1831, 1024: 0.1834, 2048: 0.1835}
+    curve[4096] = 0.1835
+    grid = [32, 64, 128, 256, 512]
+    for exhaustive in (False, True):
+        best, scored = climb(grid, 64, curve.__getitem__, exhaustive, extend=extend, budget=Budget(4), min_gain=0.01)
+        assert best == 128, exhaustive
+        if not exhaustive:
+            assert max(scored) == 256  # one step past the choice, none beyond it
+        best, scored = climb(grid, 64, curve.__getitem__, exhaustive, extend=extend, budget=Budget(4))
+        assert best == 2048 and max(scored) == 4096, exhaustive  # up the flat curve, as far as the budget lets it
+    # downwards any gain counts: a start above a slightly better smaller value moves down
+    assert climb(grid, 512, {**curve, 256: 0.18315}.__getitem__, min_gain=0.01)[0] == 256
+
+
 def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: Path) -> None:
     import dataclasses
 
