@@ -38,6 +38,7 @@ from api.limits import miss_cost
 from api.ranking import MAX_EXPLANATIONS, pick
 from api.schemas import GroupItem, GroupMemberScore, GroupRecommendationsResponse, RecommendationsResponse
 from api.variants import Variant, group_key
+from gnn.serving import Positives
 from graph.errors import unreachable
 from graph.explain import MAX_EXPLAIN_ITEMS, ExplainedItem, explain_items, strongest_seeds
 from graph.paths import Explanation
@@ -132,7 +133,7 @@ def recommend_group(
         raise UnknownEntityError(f"unknown user{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}")
     known = [c for c in contexts if c is not None]
     # items a member interacted with, and hidden or out-of-window ones (the run-time catalogue)
-    seen = {i.item_id for c in known for i in c.interactions} | rec.catalogue.unavailable()
+    seen = set().union(*(c.columns.item_ids for c in known)) | rec.catalogue.unavailable()
     if model is None:
         return _graph_group(rec, members, known, seen, k, aggregation, explain, client, variant.name)
     # A member without positives (just onboarded) has no model scores: their graph-path list stands in (answered
@@ -141,7 +142,7 @@ def recommend_group(
     fallback = {
         c.user_id: _graph_list(rec, c, graph_fetch(k), explain, client)
         for c in known
-        if not any(i.positive(min_rating) for i in c.interactions)
+        if not c.columns.positive(min_rating).any()
     }
     cost = min(miss_cost(k, explain) * len(members), rec.settings.miss_cost_burst)
     with rec.gate.admit(client, cost):
@@ -180,9 +181,8 @@ def _model_group(
                     row[model.item_index[item.item_id]] = item.score
             rows.append(row)
             continue
-        positive = [i for i in c.interactions if i.positive(min_rating)]
-        positives, plays = [(i.item_id, i.timestamp) for i in positive], [i.weight for i in positive]
-        rows.append(rec._stage("model", lambda c=c, p=positives, w=plays: model.scores(c.user_id, p, None, w)))
+        positives = Positives.live(c, min_rating)
+        rows.append(rec._stage("model", lambda c=c, p=positives: model.scores(c.user_id, p)))
     raw = np.stack(rows)
     z, group = _scores(model, raw, seen, aggregation)
     lam = rec.mmr_lambda(variant)
@@ -352,7 +352,7 @@ def _degraded(
             f"Neo4j is unreachable and the model does not know user(s) {', '.join(repr(u[:100]) for u in unknown)}"
         )
     histories = [model.fitted_history(u) for u in members]
-    raw = np.stack([model.scores(u, h) for u, h in zip(members, histories, strict=True)])
+    raw = np.stack([model.scores(u, Positives.of(h)) for u, h in zip(members, histories, strict=True)])
     seen = {i for h in histories for i, _ in h} | rec.catalogue.unavailable()  # the last read of the catalogue
     z, group = _scores(model, raw, seen, aggregation)
     picked = pick(model, group, _best(group, max(3 * k, 30)), k, rec.mmr_lambda(variant), None)

@@ -56,6 +56,7 @@ from api.ranking import (
 from api.schemas import RecommendationsResponse, RecommendedItem, SimilarItemsResponse
 from api.settings import ApiSettings
 from api.variants import Variant, Variants, default_variants
+from gnn.serving import Positives
 from graph import recall
 from graph.embeddings import recall_embedding
 from graph.errors import reason, unreachable
@@ -224,7 +225,7 @@ class Recommender:
         if self.impressions is not None:
             waiting, pending = self.impressions.pending_exposure(context.user_id)
             if pending:
-                seen = {i.item_id for i in context.interactions}
+                seen = set(context.columns.item_ids)
                 shown = dict(shown)
                 for item_id, (count, number) in pending.items():
                     if item_id not in seen:
@@ -553,16 +554,14 @@ class Recommender:
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
-        positive = [i for i in context.interactions if i.positive(min_rating)]
-        positives = [(i.item_id, i.timestamp) for i in positive]
-        if not positives:
+        positives = Positives.live(context, min_rating)
+        if not len(positives.item_ids):
             return context
         _, unavailable, added = self.catalogue.state()
         # hidden and expired items are left out like seen ones (the explain query drops them too)
-        seen = {i.item_id for i in context.interactions} | set(filters.exclude_items) | unavailable
+        seen = set(context.columns.item_ids) | set(filters.exclude_items) | unavailable
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
-        plays = [i.weight for i in positive]  # play counts order a history without times (gnn.serving.BlendModel)
-        scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes, plays))
+        scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
         exposure = self._exposure(context)
         if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
             scores = exposure.fatigue(model, scores)
@@ -825,7 +824,7 @@ class Recommender:
                 f"Neo4j is unreachable and the model does not know user {user_id[:100]!r}: {reason(cause)}"
             )
         history = model.fitted_history(user_id)
-        scores = model.scores(user_id, history)
+        scores = model.scores(user_id, Positives.of(history))
         candidates = scores
         if filters.narrows:
             if model.catalog is None:

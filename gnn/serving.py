@@ -20,12 +20,15 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
+import pandas as pd
 
 from gnn.artifacts import ItemCatalog, load_artifact
 from gnn.blend.model import RankerModel
+from gnn.blend.scorers import UNKNOWN_TIME
+from graph.reads import UserContext, float_column
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,51 @@ def pointer_stamps(root: Path) -> tuple[float, ...]:
     return tuple(stamps)
 
 
+class Positives(NamedTuple):
+    """A user's positives as columns, one array per field (a heavy user has thousands, read on every computed answer:
+    no Python call per positive).
+
+    Attributes:
+        item_ids: ``[n]`` item ids (any that the model does not know are left out).
+        timestamps: ``[n]`` float64 epoch seconds, NaN where unknown.
+        weights: ``[n]`` float64 interaction weights (play counts), NaN where unknown (counts as 1); None: all 1.
+    """
+
+    item_ids: Sequence[str] | np.ndarray
+    timestamps: np.ndarray
+    weights: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, pairs: Sequence[tuple[str, int | None]], weights: Sequence[float | None] | None = None) -> Positives:
+        """The columns of ``(item id, unix time or None)`` pairs and of the weights aligned with them (None: all 1)."""
+        return cls(
+            [item for item, _ in pairs],
+            float_column([moment for _, moment in pairs]),
+            None if weights is None else float_column(weights),
+        )
+
+    @classmethod
+    def live(cls, context: UserContext, min_rating: float) -> Positives:
+        """The positives of a user's context as read from Neo4j (:meth:`graph.reads.InteractionColumns.positive`),
+        with their weights: play counts order a history without times (:meth:`BlendModel.scores`)."""
+        columns = context.columns
+        keep = columns.positive(min_rating)
+        return cls(columns.item_ids[keep], columns.timestamps[keep], columns.weights[keep])
+
+
+class ItemRows:
+    """Item ids to rows of a model's ``item_ids``, a whole array at once (a hash index in C, no dict lookup per id)."""
+
+    def __init__(self, item_ids: Sequence[str]) -> None:
+        self._index = pd.Index(np.asarray(item_ids, dtype=object), dtype=object)
+
+    def __call__(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """``[n]`` int64 rows of ``item_ids``, -1 for an id the model does not know."""
+        if len(item_ids) == 0:
+            return np.empty(0, dtype=np.int64)
+        return self._index.get_indexer(np.asarray(item_ids, dtype=object)).astype(np.int64, copy=False)
+
+
 class ServingModel(Protocol):
     """What the recommender needs from a learned model."""
 
@@ -66,6 +114,8 @@ class ServingModel(Protocol):
     version: str
     item_ids: list[str]
     item_index: dict[str, int]
+    #: :attr:`item_index` for many ids at once.
+    item_rows: ItemRows
     #: Each item's genres and year in ``item_ids`` order (None: an artifact saved before catalogs existed).
     catalog: ItemCatalog | None
 
@@ -75,16 +125,10 @@ class ServingModel(Protocol):
 
     def knows_user(self, user_id: str) -> bool: ...
 
-    def scores(
-        self,
-        user_id: str,
-        positives: Sequence[tuple[str, int | None]],
-        attributes: Sequence[str] | None = None,
-        weights: Sequence[float | None] | None = None,
-    ) -> np.ndarray:
-        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item id, unix time),
-        attributes (ids ``"<kind>:<value>"`` read live with them; None: as the model was fitted) and the positives'
-        interaction weights (play counts, aligned with ``positives``; None or a None weight: 1)."""
+    def scores(self, user_id: str, positives: Positives, attributes: Sequence[str] | None = None) -> np.ndarray:
+        """``[len(item_ids)]`` float32 scores (higher is better) from the user's positives (item ids, unix times and
+        interaction weights, e.g. play counts) and attributes (ids ``"<kind>:<value>"`` read live with them; None: as
+        the model was fitted)."""
         ...
 
     def fitted_history(self, user_id: str) -> list[tuple[str, int | None]]:
@@ -109,6 +153,7 @@ class EmbeddingModel:
         self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self.item_index = self._item_index
+        self.item_rows = ItemRows(self.item_ids)
         self.catalog = _catalog(path, self.item_ids)
         norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
         self._unit = (self._items / norms).astype(np.float32)
@@ -116,20 +161,15 @@ class EmbeddingModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
 
-    def scores(
-        self,
-        user_id: str,
-        positives: Sequence[tuple[str, int | None]],
-        attributes: Sequence[str] | None = None,
-        weights: Sequence[float | None] | None = None,
-    ) -> np.ndarray:
+    def scores(self, user_id: str, positives: Positives, attributes: Sequence[str] | None = None) -> np.ndarray:
         # user attributes reach an embedding model through training (GraphSAGE's user_attribute nodes), not here
         row = self._user_index.get(user_id)
         if row is not None:
             vector = self._users[row]
         else:
-            known = [self._item_index[i] for i, _ in positives if i in self._item_index]
-            if not known:
+            known = self.item_rows(positives.item_ids)
+            known = known[known >= 0]
+            if not len(known):
                 return np.zeros(len(self.item_ids), dtype=np.float32)
             vector = self._items[known].mean(axis=0)
         return (self._items @ vector).astype(np.float32)
@@ -156,6 +196,7 @@ class BlendModel:
         self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self.item_index = self._item_index
+        self.item_rows = ItemRows(self.item_ids)
         self.catalog = _catalog(path, self.item_ids)
         items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
         self._unit = None
@@ -165,24 +206,14 @@ class BlendModel:
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
 
-    def scores(
-        self,
-        user_id: str,
-        positives: Sequence[tuple[str, int | None]],
-        attributes: Sequence[str] | None = None,
-        weights: Sequence[float | None] | None = None,
-    ) -> np.ndarray:
-        plays = weights if weights is not None else [None] * len(positives)
-        known = [
-            (self._item_index[i], -1 if t is None else int(t), 1.0 if w is None else float(w))
-            for (i, t), w in zip(positives, plays, strict=True)
-            if i in self._item_index
-        ]
-        items = np.array([k for k, _, _ in known], dtype=np.int64)
-        times = np.array([t for _, t, _ in known], dtype=np.int64)
+    def scores(self, user_id: str, positives: Positives, attributes: Sequence[str] | None = None) -> np.ndarray:
+        rows = self.item_rows(positives.item_ids)
+        known = rows >= 0
+        times = np.where(np.isnan(positives.timestamps), UNKNOWN_TIME, positives.timestamps)[known].astype(np.int64)
+        # an unknown weight (NaN) counts as 1 (RankerModel.features)
+        play = np.ones(int(known.sum())) if positives.weights is None else positives.weights[known]
         index = None if attributes is None else self._model.attribute_index(attributes)
-        play = np.array([w for _, _, w in known], dtype=np.float64)
-        out = self._model.score(items, times, self._user_index.get(user_id), index, play)
+        out = self._model.score(rows[known], times, self._user_index.get(user_id), index, play)
         return np.asarray(out, dtype=np.float32)
 
     @property

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 from neo4j import Driver
 
 from graph import catalog
@@ -35,13 +36,77 @@ class Interaction(NamedTuple):
 _INTERACTION = functools.partial(tuple.__new__, Interaction)
 
 
+def float_column(values: Sequence[float | int | None]) -> np.ndarray:
+    """``[n]`` float64 of ``values``, NaN for None (one conversion in C, no Python call per value)."""
+    return np.array(values, dtype=np.float64).reshape(-1)
+
+
+class InteractionColumns:
+    """A user's interactions as one array per field (most recent first, those without timestamp last, then by item
+    id): what the model path reads of a history, so that a heavy user's thousands of interactions cost array
+    operations, not a Python call each. :meth:`rows` gives them as :class:`Interaction` tuples, built on first use.
+
+    Attributes:
+        item_ids: ``[n]`` object array of item ids.
+        ratings: ``[n]`` float64, NaN where there is no rating.
+        weights: ``[n]`` float64, NaN where there is no weight.
+        timestamps: ``[n]`` float64 epoch seconds, NaN where there is none (a float: null needs no sentinel, and
+            seconds stay exact).
+        polarities: ``[n]`` int64, 1 or -1 (:attr:`Interaction.polarity`).
+    """
+
+    __slots__ = ("_fields", "_rows", "item_ids", "polarities", "ratings", "timestamps", "weights")
+
+    def __init__(
+        self,
+        item_ids: Sequence[str],
+        ratings: Sequence[float | None],
+        weights: Sequence[float | None],
+        timestamps: Sequence[int | None],
+        polarities: Sequence[int],
+    ) -> None:
+        """The columns of parallel sequences, as read (None where a field is null)."""
+        self._fields = (item_ids, ratings, weights, timestamps, polarities)
+        self._rows: tuple[Interaction, ...] | None = None
+        self.item_ids = np.array(item_ids, dtype=object).reshape(-1)
+        self.ratings = float_column(ratings)
+        self.weights = float_column(weights)
+        self.timestamps = float_column(timestamps)
+        self.polarities = np.array(polarities, dtype=np.int64).reshape(-1)
+
+    @classmethod
+    def of(cls, interactions: Sequence[Interaction]) -> InteractionColumns:
+        """The columns of ``interactions``."""
+        columns = cls(*zip(*interactions, strict=True)) if interactions else cls((), (), (), (), ())
+        columns._rows = tuple(interactions)
+        return columns
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def rows(self) -> tuple[Interaction, ...]:
+        """Every interaction as a tuple (built once, without a Python call per row)."""
+        if self._rows is None:
+            self._rows = tuple(map(_INTERACTION, zip(*self._fields, strict=True)))
+        return self._rows
+
+    def row(self, position: int) -> Interaction:
+        """The interaction at ``position`` (without building the others)."""
+        return _INTERACTION(field[position] for field in self._fields)
+
+    def positive(self, min_rating: float) -> np.ndarray:
+        """``[n]`` bool: :meth:`Interaction.positive` of each interaction."""
+        return (self.polarities > 0) & (np.isnan(self.ratings) | (self.ratings >= min_rating))
+
+
 @dataclass(frozen=True, slots=True)
 class UserContext:
     """What the API reads about a user before ranking.
 
     Attributes:
         user_id: External user id.
-        interactions: Every interaction, most recent first (those without timestamp last), then by item id.
+        columns: Every interaction, most recent first (those without timestamp last), then by item id, as columns
+            (:attr:`interactions` as tuples).
         preferred_genres: Genre names the user chose at onboarding (PREFERS), sorted.
         rev: The user's ``interactionsRev`` (0 when never bumped).
         attributes: The user's attribute ids (``"<kind>:<value>"``: age band, country, ...), sorted.
@@ -52,7 +117,7 @@ class UserContext:
     """
 
     user_id: str
-    interactions: tuple[Interaction, ...]
+    columns: InteractionColumns
     preferred_genres: tuple[str, ...]
     rev: int = 0
     attributes: tuple[str, ...] = ()
@@ -61,14 +126,22 @@ class UserContext:
     follows: int = 0
 
     @property
+    def interactions(self) -> tuple[Interaction, ...]:
+        """Every interaction as a tuple, in :attr:`columns`' order."""
+        return self.columns.rows()
+
+    @property
     def fingerprint(self) -> tuple[int, int, int, int]:
         """The same ``(interactions, rev, preferred genres, lists shown)`` as :func:`user_fingerprint`, from this
         read."""
-        return len(self.interactions), self.rev, len(self.preferred_genres), self.lists_shown
+        return len(self.columns), self.rev, len(self.preferred_genres), self.lists_shown
 
 
 def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
     """Read a user's interactions, preferred genres, attributes and interaction fingerprint in one round trip.
+
+    The interactions come as parallel lists, one per field (a heavy user's thousands decode as five lists, not a list
+    each), and are kept as :class:`InteractionColumns`.
 
     Args:
         driver: An open driver.
@@ -86,12 +159,13 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
     if not records:
         return None
     record = records[0]
-    # every row has the five fields (the query's shape): built without a Python call per row
-    interactions = tuple(map(_INTERACTION, record["interactions"]))
-    seen = {i.item_id for i in interactions}
+    item_ids = record["item_ids"]
+    seen = set(item_ids)
     return UserContext(
         user_id=user_id,
-        interactions=interactions,
+        columns=InteractionColumns(
+            item_ids, record["ratings"], record["weights"], record["timestamps"], record["polarities"]
+        ),
         preferred_genres=tuple(record["preferred_genres"]),
         rev=int(record["rev"]),
         attributes=tuple(record["attributes"]),
@@ -250,8 +324,10 @@ def read_item_exposure(driver: Driver, database: str = "neo4j") -> dict[str, tup
 
 __all__ = [
     "Interaction",
+    "InteractionColumns",
     "VariantFigures",
     "UserContext",
+    "float_column",
     "item_exists",
     "most_active_users",
     "read_existing_attributes",

@@ -118,7 +118,7 @@ class History:
     def seen(self) -> list[str]:
         """Every item the user interacted with (positive, negative or below ``min_rating``)."""
         if self._seen is None:
-            self._seen = [i.item_id for i in self.context.interactions]
+            self._seen = self.context.columns.item_ids.tolist()
         return self._seen
 
     def seeds(self, max_seeds: int, min_rating: float) -> list[str]:

@@ -4,8 +4,10 @@
 //          the INTERACTED degree, rev, the PREFERS degree, listsShown) follows from the same read and a request that
 //          cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
 // Parameters: $userId: string
-// Returns: interactions (list of [item_id, rating, weight, timestamp, polarity], most recent first — without timestamp
-//          last — then by item id; rating, weight and timestamp may be null; polarity 1, or -1 for a negative one),
+// Returns: item_ids, ratings, weights, timestamps, polarities: the interactions as parallel lists, one per field (a heavy
+//          user's thousands decode as five lists, not a list each), most recent first — without timestamp last — then
+//          by item id; a rating, weight or timestamp may be null (kept in place: the lists are built from the
+//          relationships, not by collect(), which drops nulls); polarity 1, or -1 for a negative one;
 //          preferred_genres (names, sorted), attributes (attributeIds "<kind>:<value>", sorted; the blend's peers
 //          feature), rev (int; 0 when never bumped), shown_items, shown_counts, shown_lists (the user's exposure arrays,
 //          record_impressions.cypher: the items recorded lists showed, times shown, the user's list number when last
@@ -14,12 +16,17 @@
 //          lists recorded; 0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query for
 //          a user who follows nobody when every neighbourhood it needs is held)
 MATCH (u:User {userId: $userId})
-RETURN COLLECT {
-         MATCH (u)-[r:INTERACTED]->(i)
-         WITH [i.itemId, r.rating, r.weight, r.timestamp, coalesce(r.polarity, 1)] AS row
-         ORDER BY coalesce(row[3], -9223372036854775808) DESC, row[0] ASC
-         RETURN row
-       } AS interactions,
+CALL (u) {
+  MATCH (u)-[r:INTERACTED]->(i)
+  WITH i.itemId AS id, r
+  ORDER BY coalesce(r.timestamp, -9223372036854775808) DESC, id ASC
+  RETURN collect(id) AS item_ids, collect(r) AS rels
+}
+RETURN item_ids,
+       [r IN rels | r.rating] AS ratings,
+       [r IN rels | r.weight] AS weights,
+       [r IN rels | r.timestamp] AS timestamps,
+       [r IN rels | coalesce(r.polarity, 1)] AS polarities,
        COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres,
        COLLECT { MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN a.attributeId AS id ORDER BY id } AS attributes,
        coalesce(u.interactionsRev, 0) AS rev,

@@ -565,12 +565,15 @@ def test_the_queries_read_the_given_history_not_the_users_interactions(load: Loa
     driver = load("shared_actor")
     context = reads.user_context(driver, "42")
     assert context is not None and recall.recall_knowledge(driver, "42", k=10)
-    nothing = recall.History(replace(context, interactions=()))
+    nothing = recall.History(replace(context, columns=reads.InteractionColumns.of(())))
     assert recall.recall_knowledge(driver, "42", k=10, history=nothing) == []  # no seeds given: no traits
     # the seen items given are never returned, whatever the user's own interactions say
     found = ids(recall.recall_knowledge(driver, "42", k=10))
     more = recall.History(
-        replace(context, interactions=(*context.interactions, reads.Interaction(found[0], 1.0, None, None)))
+        replace(
+            context,
+            columns=reads.InteractionColumns.of((*context.interactions, reads.Interaction(found[0], 1.0, None, None))),
+        )
     )
     assert found[0] not in ids(recall.recall_knowledge(driver, "42", k=10, history=more))
 

@@ -17,7 +17,7 @@ import torch
 
 from gnn.artifacts import Artifact, load_artifact, write_artifact
 from gnn.config import resolve_device
-from gnn.serving import EmbeddingModel
+from gnn.serving import EmbeddingModel, Positives
 
 
 @contextmanager
@@ -56,7 +56,7 @@ def test_an_artifact_trained_on_cuda_serves_on_a_cpu_machine(tmp_path: Path) -> 
     back = load_artifact(path)
     assert back.user_embeddings.device.type == "cpu" and torch.equal(back.item_embeddings, _artifact().item_embeddings)
     model = EmbeddingModel(path)
-    assert model.scores("u2", []).tolist() == [0.0, 1.0, 3.0]
+    assert model.scores("u2", Positives.of([])).tolist() == [0.0, 1.0, 3.0]
     assert np.allclose(np.linalg.norm(model.item_vectors(), axis=1), 1.0)
 
 

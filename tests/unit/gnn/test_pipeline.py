@@ -13,7 +13,7 @@ from gnn.artifacts import Artifact, latest_version, list_versions, load_artifact
 from gnn.config import load_train_config, resolve_device
 from gnn.data import build_graph_snapshot
 from gnn.evaluation import split_interactions
-from gnn.serving import EmbeddingModel
+from gnn.serving import EmbeddingModel, Positives
 from gnn.train import save_artifact, train
 from schema.errors import ConfigError, DataError
 from tests.unit.gnn.worlds import export_from_dataset
@@ -106,12 +106,12 @@ def test_artifact_round_trip_and_versions(tmp_path: Path) -> None:
 def test_embedding_model_scores_by_dot_products(tmp_path: Path) -> None:
     model = EmbeddingModel(write_artifact(_artifact(), tmp_path))
     assert model.kind == "lightgcn" and model.knows_user("u1") and not model.knows_user("nobody")
-    scores = model.scores("u1", [("zz", None)])  # a known user: their embedding (positives not needed)
+    scores = model.scores("u1", Positives.of([("zz", None)]))  # a known user: their embedding (positives not needed)
     assert scores.dtype == np.float32 and scores.tolist() == [2.0, 1.0, 0.0]
-    assert model.scores("u2", []).tolist() == [0.0, 1.0, 3.0]
+    assert model.scores("u2", Positives.of([])).tolist() == [0.0, 1.0, 3.0]
     # a user the model does not know: the mean of their known positives' item embeddings, else nothing
-    assert model.scores("nobody", [("a", 1), ("zz", None)]).tolist() == [4.0, 2.0, 0.0]
-    assert model.scores("nobody", [("zz", None)]).tolist() == [0.0, 0.0, 0.0]
+    assert model.scores("nobody", Positives.of([("a", 1), ("zz", None)])).tolist() == [4.0, 2.0, 0.0]
+    assert model.scores("nobody", Positives.of([("zz", None)])).tolist() == [0.0, 0.0, 0.0]
     vectors = model.item_vectors()
     assert vectors is not None and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
     cosine = vectors @ vectors[model.item_index["a"]]
@@ -169,7 +169,7 @@ def test_train_end_to_end_on_synthetic_world(tmp_path: Path) -> None:
     assert (path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     served = EmbeddingModel(path)
     user = snapshot.users.ids[0]
-    assert served.knows_user(user) and served.scores(user, []).shape == (120,)
+    assert served.knows_user(user) and served.scores(user, Positives.of([])).shape == (120,)
     other = build_graph_snapshot(export_from_dataset(generate_world(users=20, items=30, seed=1).dataset))
     with pytest.raises(DataError):
         train(other, split, config)  # a split of another snapshot

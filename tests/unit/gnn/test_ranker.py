@@ -169,7 +169,7 @@ def test_play_counts_order_a_history_without_times_in_the_fit_and_when_served(tm
     """Without times the most played counts as the most recent: the fitted history is in that order, a served
     history is put in it whatever order it comes in, the recency-weighted features follow the play counts, and
     the weights survive save/load and reach BlendModel.scores."""
-    from gnn.serving import BlendModel
+    from gnn.serving import BlendModel, Positives
 
     snapshot = _played_world()
     model = _model(snapshot, _weights(ease=0.5, ease_recent=1.0, sequence=0.7, als=0.8))
@@ -200,11 +200,11 @@ def test_play_counts_order_a_history_without_times_in_the_fit_and_when_served(tm
     assert np.array_equal(loaded.score(items, times, user, weights=plays), expected)
     (tmp_path / "blend" / "meta.json").write_text("{}", encoding="utf-8")
     served = BlendModel(tmp_path / "blend")
-    positives = [(snapshot.items.ids[int(i)], None) for i in items]
-    assert np.array_equal(served.scores("u1", positives, None, list(plays)), expected)
-    assert not np.array_equal(served.scores("u1", positives, None, list(reversed_plays)), expected)
+    pairs = [(snapshot.items.ids[int(i)], None) for i in items]
+    assert np.array_equal(served.scores("u1", Positives.of(pairs, list(plays))), expected)
+    assert not np.array_equal(served.scores("u1", Positives.of(pairs, list(reversed_plays))), expected)
     # without weights (a model fitted before they were kept, an API that does not pass them): all 1, item order
-    assert np.array_equal(served.scores("u1", positives), model.score(items, times, user))
+    assert np.array_equal(served.scores("u1", Positives.of(pairs)), model.score(items, times, user))
 
 
 def test_save_load_round_trip_gives_identical_scores(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from gnn.blend.scorers import attribute_shares
 from gnn.config import TrainConfig
 from gnn.data import HAS_USER_ATTRIBUTE, GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import evaluate, split_interactions
-from gnn.serving import BlendModel
+from gnn.serving import BlendModel, Positives
 from tests.unit.gnn.worlds import export_from_dataset
 
 CONFIG = RankerConfig(
@@ -123,7 +123,7 @@ def test_served_peers_follow_the_live_attributes(world_snapshot: tuple[object, G
     cold = loaded.features(np.empty(0, np.int64), np.empty(0, np.int64), None, france)[PEERS]
     assert np.allclose(cold, shares[france[0]])
     assert not loaded.features(np.empty(0, np.int64), np.empty(0, np.int64), None)[PEERS].any()
-    positives = [(snapshot.items.ids[int(i)], int(t)) for i, t in zip(items, times, strict=True)]
+    positives = Positives.of([(snapshot.items.ids[int(i)], int(t)) for i, t in zip(items, times, strict=True)])
     with_fr = served.scores("someone-new", positives, ["country:FR"])
     with_jp = served.scores("someone-new", positives, ["country:JP"])
     assert not np.allclose(with_fr, with_jp)

@@ -1,0 +1,65 @@
+"""A user's history as columns (graph.reads.InteractionColumns) and what the model path derives from them: the
+same positives and seeds as the per-interaction definitions, ties, nulls and negatives included."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from graph.explain import strongest_seeds
+from graph.reads import Interaction, InteractionColumns, UserContext
+
+
+def _history(rng: random.Random, n: int) -> tuple[Interaction, ...]:
+    """``n`` interactions with few distinct ratings, weights and times (many ties), some of them null or negative."""
+    return tuple(
+        Interaction(
+            f"i{rng.randrange(10 * n)}",
+            rng.choice([None, 1.0, 3.5, 4.0, 4.5, 5.0]),
+            rng.choice([None, 1.0, 2.0, 7.0]),
+            rng.choice([None, 0, 100, 200, 1_700_000_000]),
+            rng.choice([1, 1, 1, -1]),
+        )
+        for _ in range(n)
+    )
+
+
+def _reference_seeds(interactions: tuple[Interaction, ...], max_seeds: int, min_rating: float) -> list[str]:
+    """strongest_seeds' definition, one interaction at a time: rating (else weight; neither: first) descending, then
+    the most recent (no time as 0), then item id."""
+    positives = sorted((i for i in interactions if i.positive(min_rating)), key=lambda i: i.item_id)
+    positives.sort(
+        key=lambda i: (
+            i.rating if i.rating is not None else (i.weight if i.weight is not None else float("inf")),
+            i.timestamp or 0,
+        ),
+        reverse=True,
+    )
+    return [i.item_id for i in positives[:max_seeds]]
+
+
+def test_columns_keep_every_field_and_give_the_same_positives() -> None:
+    rng = random.Random(3)
+    for n in (0, 1, 7, 300):
+        interactions = _history(rng, n)
+        columns = InteractionColumns.of(interactions)
+        rebuilt = InteractionColumns(*zip(*interactions, strict=True)) if n else InteractionColumns((), (), (), (), ())
+        assert rebuilt.rows() == interactions and len(rebuilt) == n
+        assert [rebuilt.row(p) for p in range(n)] == list(interactions)
+        for min_rating in (0.0, 4.0, 4.5):
+            expected = [i.positive(min_rating) for i in interactions]
+            assert columns.positive(min_rating).tolist() == expected
+        assert np.isnan(columns.ratings).tolist() == [i.rating is None for i in interactions]
+        assert np.isnan(columns.timestamps).tolist() == [i.timestamp is None for i in interactions]
+
+
+def test_seeds_from_columns_are_the_per_interaction_definition() -> None:
+    rng = random.Random(11)
+    for trial in range(60):
+        interactions = _history(rng, rng.choice([0, 3, 25, 400]))
+        context = UserContext("u", InteractionColumns.of(interactions), ())
+        for max_seeds in (1, 5, 20):
+            for min_rating in (0.0, 4.0):
+                got = strongest_seeds(context, max_seeds=max_seeds, min_rating=min_rating)
+                assert got == _reference_seeds(interactions, max_seeds, min_rating), (trial, max_seeds, min_rating)
