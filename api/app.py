@@ -38,7 +38,7 @@ from api.errors import (
     UserExistsError,
 )
 from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
-from api.heap import freeze_heap, thaw_heap
+from api.heap import freeze_heap, thaw_heap, young_threshold
 from api.ingest_routes import ingest_router
 from api.item_routes import item_router
 from api.limits import ClientIds, ReadRateLimit
@@ -329,6 +329,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             watcher = asyncio.create_task(_watch(models, api_settings.model_watch_seconds))
         if api_settings.gc_freeze:
             freeze_heap()  # full collections walk only what requests allocate (api/heap.py)
+        # fewer young collections per miss (api/heap.py); the process's threshold is given back at shutdown
+        default_young = young_threshold(api_settings.gc_young_threshold) if api_settings.gc_young_threshold else None
         log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
         try:
             yield
@@ -346,6 +348,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             driver.close()
             if api_settings.gc_freeze:
                 thaw_heap()
+            if default_young is not None:
+                young_threshold(default_young)
 
     app = FastAPI(
         title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None

@@ -16,6 +16,13 @@ cycle among them is not collected while frozen; so after a model has been replac
 freezes again (``freeze_heap(collect=True)``: one full collection per reload, at the end of the new model's
 warming), and what start-up left in cycles stays until :func:`thaw_heap` (the app's shutdown).
 ``KGREC_GC_FREEZE=false`` turns it off.
+
+Young collections cost too: a miss allocates thousands of container objects (the user's interactions as tuples, the
+explanation paths, the response models), so with CPython's default threshold (a collection of the youngest generation
+every 700 net allocations) each miss runs several, and each walks every young object still alive, i.e. the requests
+in flight (measured: about 5% of the time an API process holds the GIL under misses, docs/benchmarks.md §5).
+:func:`young_threshold` raises that threshold (``KGREC_GC_YOUNG_THRESHOLD``): fewer collections, each walking about
+as much, and garbage in reference cycles waits a little longer to be freed.
 """
 
 from __future__ import annotations
@@ -43,9 +50,17 @@ def freeze_heap(collect: bool = False) -> None:
     log.debug("heap frozen")
 
 
+def young_threshold(allocations: int) -> int:
+    """Collect the youngest generation every ``allocations`` net allocations of tracked objects
+    (:func:`gc.set_threshold`; the older generations' thresholds kept). Returns the threshold it replaces."""
+    previous, *older = gc.get_threshold()
+    gc.set_threshold(allocations, *older)
+    return previous
+
+
 def thaw_heap() -> None:
     """Give the frozen objects back to the collector (:func:`gc.unfreeze`; the app's shutdown)."""
     gc.unfreeze()
 
 
-__all__ = ["freeze_heap", "thaw_heap"]
+__all__ = ["freeze_heap", "thaw_heap", "young_threshold"]

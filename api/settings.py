@@ -223,6 +223,13 @@ class ApiSettings(BaseSettings):
         "(gc.freeze), so that Python's full garbage collections walk only what requests allocate and do not stall "
         "them (api/heap.py).",
     )
+    gc_young_threshold: int = Field(
+        20_000,
+        ge=0,
+        description="Net allocations between two collections of Python's youngest garbage-collector generation "
+        "(CPython's default is 700: a miss then runs several, each walking the objects of every request in flight; "
+        "api/heap.py). 0 = Python's default.",
+    )
 
     # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
     impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")

@@ -7,8 +7,10 @@ Neo4j JVM used during the run, divided by the requests answered, is printed besi
 the mean time of each stage (the API's /metrics). Repeat with ``--runs``: on a shared machine, compare runs taken
 under the same conditions only. Neo4j must be loaded with ml-latest-small and a model promoted: run
 ``bench.api_load`` once with ``--keep-server`` (or it is started here from ``.kgrec/neo4j-bench``).
+With ``--open-rate R`` each run is followed by an open loop of R misses a second for ``--duration`` s (latency counted
+from each request's scheduled time, as ``bench.api_load``'s), its own row: the p99 at a rate below saturation.
 
-    .venv/bin/python -m bench.miss_cpu [--clients 4 --duration 20 --runs 1 --api-workers 1]
+    .venv/bin/python -m bench.miss_cpu [--clients 4 --duration 20 --runs 1 --api-workers 1 --open-rate 100]
 
 With ``--api-workers 2`` the API runs two uvicorn worker processes; its CPU is then that of the server process and
 all of its live descendants (the workers), summed.
@@ -24,7 +26,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.api_load import API_PORT, ARTIFACTS, BENCH_KEY, closed_loop, ensure_model, read_metrics, stage_means
+from bench.api_load import (
+    API_PORT,
+    ARTIFACTS,
+    BENCH_KEY,
+    closed_loop,
+    ensure_model,
+    open_loop,
+    read_metrics,
+    stage_means,
+)
 from bench.common import bench_settings, serve_api, stop_api
 from graph.driver import create_driver
 from graph.neo4j_local import launcher
@@ -70,6 +81,9 @@ def main() -> None:
     parser.add_argument(
         "--api-workers", type=int, default=1, help="uvicorn worker processes of the API (their CPU is summed)"
     )
+    parser.add_argument(
+        "--open-rate", type=float, default=0.0, help="after each run, an open loop at this rate (misses/s); 0: none"
+    )
     args = parser.parse_args()
     settings = bench_settings()
     neo4j = launcher.start(settings)
@@ -87,33 +101,45 @@ def main() -> None:
         "KGREC_MISS_COST_RATE": "0",
     }
     api = serve_api(settings, API_PORT, env, "miss_cpu.log", workers=args.api_workers, timeout=300.0)
-    title = f"every request a miss, {args.clients} clients, {args.duration:.0f} s, {args.api_workers} API worker(s)"
+    title = f"every request a miss, {args.duration:.0f} s, {args.api_workers} API worker(s)"
     table = Table(title=title)
-    for col in ("run", "answered/s", "p50 ms", "p99 ms", "API cpu ms/req", "Neo4j cpu ms/req", "load avg"):
+    for col in ("run", "load", "answered/s", "p50 ms", "p99 ms", "API cpu ms/req", "Neo4j cpu ms/req", "load avg"):
         table.add_column(col, justify="right")
+    loops = [(f"{args.clients} clients", lambda seed: closed_loop(users, args.clients, args.duration, seed=seed))]
+    if args.open_rate > 0:
+        loops.append(
+            (f"open {args.open_rate:.0f}/s", lambda seed: open_loop(users, args.open_rate, args.duration, seed))
+        )
     try:
         asyncio.run(closed_loop(users, 2, 5.0, seed=98))  # warm the query plans
         for n in range(args.runs):
-            before = read_metrics()
-            api_cpu, db_cpu = tree_cpu_seconds(api.pid), cpu_seconds(neo4j.pid)
-            run = asyncio.run(closed_loop(users, args.clients, args.duration, seed=4 + n))
-            api_used, db_used = tree_cpu_seconds(api.pid) - api_cpu, cpu_seconds(neo4j.pid) - db_cpu
-            stages = stage_means(before, read_metrics())
-            answered = max(run["answered"], 1)
-            table.add_row(
-                str(n + 1),
-                f"{run['throughput_rps']:.1f}",
-                f"{run['p50_ms']:.1f}",
-                f"{run['p99_ms']:.1f}",
-                f"{1000 * api_used / answered:.2f}",
-                f"{1000 * db_used / answered:.2f}",
-                f"{os.getloadavg()[0]:.1f}",
-            )
-            console.print(
-                f"run {n + 1} stages (mean ms a call): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items()))
-            )
-            if run["errors"] or run["refused"]:
-                console.print(f"run {n + 1}: errors {run['errors']}, refused {run['refused']}")
+            for label, loop in loops:
+                before = read_metrics()
+                api_cpu, db_cpu = tree_cpu_seconds(api.pid), cpu_seconds(neo4j.pid)
+                run = asyncio.run(loop(4 + n))
+                api_used, db_used = tree_cpu_seconds(api.pid) - api_cpu, cpu_seconds(neo4j.pid) - db_cpu
+                stages = stage_means(before, read_metrics())
+                answered = max(run["answered"], 1)
+                # an open loop's answered/s: its achieved rate of requests times the share answered
+                rate = run.get(
+                    "throughput_rps", run.get("achieved_rate", 0.0) * run["answered"] / max(run["requests"], 1)
+                )
+                table.add_row(
+                    str(n + 1),
+                    label,
+                    f"{rate:.1f}",
+                    f"{run['p50_ms']:.1f}",
+                    f"{run['p99_ms']:.1f}",
+                    f"{1000 * api_used / answered:.2f}",
+                    f"{1000 * db_used / answered:.2f}",
+                    f"{os.getloadavg()[0]:.1f}",
+                )
+                console.print(
+                    f"run {n + 1}, {label}, stages (mean ms a call): "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items()))
+                )
+                if run["errors"] or run["refused"]:
+                    console.print(f"run {n + 1}, {label}: errors {run['errors']}, refused {run['refused']}")
     finally:
         stop_api(api)
     console.print(table)

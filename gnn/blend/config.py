@@ -40,6 +40,12 @@ FORMAT_VERSION = 6  # 2: item years and the fresh features; 3: lightgcn_cold, co
 # follows it reads; 5: peers and the user attributes it reads; 6: per-user adaptive weights (user_groups) (older
 # models load, their weights mapped by feature name, new features at weight 0: they score as before)
 YEAR = 365.2425 * DAY
+#: Decimals a served score keeps (:meth:`gnn.blend.model.RankerModel.score`). A blend's scores carry float noise in
+#: about the sixth decimal: the same model scores an item 1e-6 apart depending on the BLAS kernel and thread count a
+#: process happens to use (an extra all-zero feature column was enough), and near-tied items then swapped places
+#: depending on what ran before in the process. Rounded to a grid far above that noise, such items tie exactly and
+#: every list cut from the scores breaks the tie by item_idx (:func:`gnn.blend.cold.top_items`).
+SCORE_DECIMALS = 4
 
 
 class RankerConfig(BaseModel):
@@ -146,6 +152,15 @@ class RankerConfig(BaseModel):
     )
     als_factors_max: int = Field(
         1024, ge=1, description="Component search: the most ALS factors a grid grown past its edge may reach."
+    )
+    als_factors_min_gain: float = Field(
+        0.01,
+        ge=0,
+        description="Component search: more ALS factors are taken only when they raise the ALS component's "
+        "validation NDCG@20 by more than this fraction of the best so far (fewer, when they raise it at all; 0: any "
+        "gain). An uncached answer's fold-in costs O(n·k² + k³ + I·k) at k factors (on Last.fm's catalogue 2.9 ms "
+        "CPU at 256, 38 ms at 1,024), and Last.fm's curve is flat past 256 (+2.7% from 128 to 256, +0.4% to 512): "
+        "without a threshold the search crept up to 1,024, with 0.01 it keeps 256 (docs/benchmarks.md §4).",
     )
     component_search_large_positives: int | None = Field(
         500_000,

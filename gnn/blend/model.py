@@ -20,7 +20,17 @@ import scipy.sparse as sp
 
 from gnn.artifacts import read_files
 from gnn.blend.cold import reserve_cold_slots, top_items
-from gnn.blend.config import DAY, FEATURES, FORMAT_VERSION, META_FILE, MODEL_FILE, RAW_FEATURES, YEAR, RankerConfig
+from gnn.blend.config import (
+    DAY,
+    FEATURES,
+    FORMAT_VERSION,
+    META_FILE,
+    MODEL_FILE,
+    RAW_FEATURES,
+    SCORE_DECIMALS,
+    YEAR,
+    RankerConfig,
+)
 from gnn.blend.scorers import (
     UNKNOWN_TIME,
     TimedEvents,
@@ -309,7 +319,9 @@ class RankerModel:
                 :meth:`features`).
 
         Returns:
-            ``[num_items]`` float32; the history items themselves get ``-inf`` (never recommended again).
+            ``[num_items]`` float32 rounded to :data:`~gnn.blend.config.SCORE_DECIMALS` decimals (float noise
+            cannot reorder near-tied items: they tie, and lists break ties by item_idx); the history items
+            themselves get ``-inf`` (never recommended again).
 
         Raises:
             DataError: The model has no ranker weights, or the inputs are malformed.
@@ -320,9 +332,9 @@ class RankerModel:
         else:
             ranker = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
         z = self.standardized(history_items, history_times, user_idx, attributes, play)
-        out = self.combine(ranker, z)
+        out = np.round(self.combine(ranker, z), SCORE_DECIMALS).astype(np.float32, copy=False)
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
-        return out.astype(np.float32, copy=False)
+        return out
 
     @property
     def cold_mask(self) -> np.ndarray:

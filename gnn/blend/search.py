@@ -61,6 +61,7 @@ def search_grids(config: RankerConfig) -> dict[str, Any]:
             "component_search_exhaustive",
             "component_search_extra_fits",
             "als_factors_max",
+            "als_factors_min_gain",
             "component_search_large_positives",
             "component_search_max_positives",
         )
@@ -108,10 +109,14 @@ def climb(
     *,
     extend: Callable[[list[T], bool], T | None] | None = None,
     budget: Budget | None = None,
+    min_gain: float = 0.0,
 ) -> tuple[T, dict[T, float]]:
     """The best value of ``grid ∪ {start}`` by ``score``, found by hill-climbing from ``start``: the lower neighbour
     first, then down while each step is better; if going down did not help, up the same way. With
-    ``exhaustive``, every value is scored. Ties keep the value reached first.
+    ``exhaustive``, every value is scored (and the best chosen as a climb from the smallest would). Ties keep the
+    value reached first. A larger value counts as better only when its score beats the best by more than the
+    fraction ``min_gain`` (for an axis whose larger values cost more, such as ALS factors: a flat curve stops the
+    climb instead of creeping up it); a smaller one, when it beats it at all.
 
     When the best value so far is the last one in the direction the climb went (or, exhaustive, the grid's
     smallest or largest), the grid grows past that edge by ``extend(values, at_high)`` (:func:`grid_step`), one
@@ -128,6 +133,9 @@ def climb(
             scored[v] = score(v)
         return scored[v]
 
+    def beats(v: T, best: T) -> bool:
+        return tried(v) > scored[best] * (1.0 + min_gain if v > best else 1.0)
+
     def grow(best: T) -> T:
         """Past the edge ``best`` sits on while each new value is better (and fits are left)."""
         while extend is not None and len(values) > 1 and best in (values[0], values[-1]):
@@ -136,20 +144,22 @@ def climb(
             if new is None or budget is None or not budget.take():
                 break
             values.insert(len(values) if at_high else 0, new)
-            if tried(new) <= scored[best]:
+            if not beats(new, best):
                 break
             best = new
         return best
 
     if exhaustive:
+        best = values[0]
         for v in values:
-            tried(v)
-        return grow(max(scored, key=lambda v: scored[v])), scored
+            if beats(v, best):
+                best = v
+        return grow(best), scored
     best, at = start, values.index(start)
     tried(start)
     for step in (-1, 1):
         j = at + step
-        while 0 <= j < len(values) and tried(values[j]) > scored[best]:
+        while 0 <= j < len(values) and beats(values[j], best):
             best, j = values[j], j + step
         if best != start:
             break
@@ -343,6 +353,7 @@ def search_components(
                 config.component_search_exhaustive,
                 extend=lambda values, at_high, integer=integer, high=high: grid_step(values, at_high, integer, 0, high),
                 budget=budget,
+                min_gain=config.als_factors_min_gain if name == "als_factors" else 0.0,
             )
             point = tuple(pick if j == axis else v for j, v in enumerate(point))  # type: ignore[assignment]
             tried_values[name] = sorted(scored)

@@ -1,11 +1,12 @@
-"""Freezing the heap alive (api/heap.py): frozen objects are out of every collection until thawed."""
+"""Freezing the heap alive (api/heap.py): frozen objects are out of every collection until thawed; the youngest
+generation's threshold raised and given back."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from api.heap import freeze_heap, thaw_heap
+from api.heap import freeze_heap, thaw_heap, young_threshold
 
 
 def test_frozen_objects_leave_the_oldest_generation_until_thawed() -> None:
@@ -43,3 +44,14 @@ def test_collecting_frees_cycles_that_became_garbage_while_frozen() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         thaw_heap()
+
+
+def test_young_threshold_replaces_only_the_youngest_generations_and_gives_the_old_one_back() -> None:
+    before = gc.get_threshold()
+    previous = young_threshold(20_000)
+    try:
+        assert previous == before[0]
+        assert gc.get_threshold() == (20_000, *before[1:])
+    finally:
+        assert young_threshold(previous) == 20_000
+    assert gc.get_threshold() == before

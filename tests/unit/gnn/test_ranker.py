@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from etl.synthetic import generate_world
-from gnn.blend.config import FEATURES, RankerConfig
+from gnn.blend.config import FEATURES, SCORE_DECIMALS, RankerConfig
 from gnn.blend.evaluate import blend_score_fn, ranked_lists
 from gnn.blend.fit import all_positives, fit_components, fit_ranker, pair_times
 from gnn.blend.knowledge import knowledge_matrix
@@ -82,6 +82,30 @@ def test_scores_do_not_depend_on_the_order_the_history_comes_in() -> None:
             assert np.array_equal(model.score(items[shuffle], stamps[shuffle], user), expected)
     # and the fitted history is already in that order: what validation scored is what is served
     assert list(np.lexsort((items, times))) == list(range(len(items)))
+
+
+def test_float_noise_in_the_weights_does_not_reorder_a_list() -> None:
+    """Served scores sit on a grid of SCORE_DECIMALS decimals, so weights that differ in the seventh digit (what
+    another BLAS kernel or thread count gives the same fit) score the same, and near ties break by item_idx."""
+    snapshot = _genre_world()
+    weights = _weights(ease=0.5, ease_recent=1.0, als=0.8, knowledge=0.3, pop_global=0.2)
+    model = _model(snapshot, weights)
+    user = snapshot.users.index("u13")
+    items, times = model.history(user)
+    scores = model.score(items, times, user)
+    finite = scores[np.isfinite(scores)]
+    assert np.allclose(finite * 10**SCORE_DECIMALS, np.round(finite * 10**SCORE_DECIMALS), atol=1e-2)
+    expected = model.recommend(items, times, user, k=10)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        model.weights = weights * (1 + rng.normal(0, 1e-7, len(weights))).astype(np.float32)
+        noisy = model.score(items, times, user)
+        # a score within the noise of a rounding boundary moves one step at most; the others stay bit for bit
+        assert np.abs(noisy[np.isfinite(noisy)] - finite).max() <= 1.01 * 10.0**-SCORE_DECIMALS
+        assert model.recommend(items, times, user, k=10) == expected
+    # exact ties come out by item_idx
+    model.weights = np.zeros_like(weights)
+    assert model.recommend(items, times, user, k=5) == sorted(set(range(snapshot.num_items)) - set(items.tolist()))[:5]
 
 
 def test_cold_item_sharing_traits_outranks_unrelated_cold_item() -> None:
@@ -1016,6 +1040,28 @@ def test_climb_grows_a_grid_past_its_edge_while_it_helps_and_within_the_budget()
     budget = Budget(5)
     assert climb(grid, 64, peak_at(256), extend=extend, budget=budget)[0] == 256 and budget.spent == 0
     assert climb(grid, 64, peak_at(4096))[0] == 512
+
+
+def test_climb_takes_a_larger_value_only_for_more_than_min_gain() -> None:
+    """A flat curve (ALS factors on Last.fm: +0.4% from 256 to 512, +0.2% to 1,024) stops the climb upwards, past
+    the edge too; smaller values need no margin, and without one the climb goes on up as before."""
+    from gnn.blend.search import Budget, climb, grid_step
+
+    def extend(values: list[int], at_high: bool) -> int | None:
+        return grid_step(values, at_high, integer=True)
+
+    curve = {16: 0.15, 32: 0.17, 64: 0.178, 128: 0.182, 256: 0.1823, 512: 0.1831, 1024: 0.1834, 2048: 0.1835}
+    curve[4096] = 0.1835
+    grid = [32, 64, 128, 256, 512]
+    for exhaustive in (False, True):
+        best, scored = climb(grid, 64, curve.__getitem__, exhaustive, extend=extend, budget=Budget(4), min_gain=0.01)
+        assert best == 128, exhaustive
+        if not exhaustive:
+            assert max(scored) == 256  # one step past the choice, none beyond it
+        best, scored = climb(grid, 64, curve.__getitem__, exhaustive, extend=extend, budget=Budget(4))
+        assert best == 2048 and max(scored) == 4096, exhaustive  # up the flat curve, as far as the budget lets it
+    # downwards any gain counts: a start above a slightly better smaller value moves down
+    assert climb(grid, 512, {**curve, 256: 0.18315}.__getitem__, min_gain=0.01)[0] == 256
 
 
 def test_train_blend_reuses_the_promoted_search_until_the_data_grows(tmp_path: Path) -> None:

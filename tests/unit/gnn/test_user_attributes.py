@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from etl.synthetic import COUNTRIES, generate_world
-from gnn.blend.config import FEATURES, RankerConfig
+from gnn.blend.config import FEATURES, SCORE_DECIMALS, RankerConfig
 from gnn.blend.evaluate import component_score_fn
 from gnn.blend.fit import fit_components, fit_ranker
 from gnn.blend.model import RankerModel
@@ -143,8 +143,8 @@ def test_without_user_attributes_peers_is_absent() -> None:
     items, times = model.history(u)
     z = model.standardized(items, times, u)
     assert not z[PEERS].any()
-    # the score is the product over the features the model can have, nothing else
-    expected = model.weights[:PEERS] @ z[:PEERS]
+    # the score is the product over the features the model can have, nothing else (on the served grid)
+    expected = np.round(model.weights[:PEERS] @ z[:PEERS], SCORE_DECIMALS)
     expected[items] = -np.inf
     assert np.array_equal(model.score(items, times, u), expected.astype(np.float32))
 
