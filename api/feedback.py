@@ -119,7 +119,8 @@ def record_feedback(
     """Record one feedback event and attribute it to its list (``on_click`` hears of each new attributed click, with
     the item id: exploration counts it).
 
-    A list served a moment ago may still wait in the impression queue: it is written first, so that the feedback
+    A list served a moment ago may still wait in the impression queue: it is written first (with its user's other
+    queued lists, not the whole window: :meth:`api.impressions.ImpressionRecorder.flush_list`), so that the feedback
     finds it.
 
     Raises:
@@ -130,7 +131,7 @@ def record_feedback(
     kind = config.kind(body.type)
     rec_id = body.recommendation_id
     if rec_id is not None and recorder is not None and recorder.pending(rec_id):
-        recorder.flush()
+        recorder.flush_list(rec_id)
     write = functools.partial(write_exposure_feedback, max_shown=max_shown) if kind.exposure else write_feedback
     outcome = write(
         driver,

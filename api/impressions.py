@@ -189,30 +189,52 @@ class ImpressionRecorder:
                     self._queue.clear()
                 if not rows:
                     return written
-                try:
-                    if not self._converted:  # once per process: an older graph's SHOWN into the users' arrays
-                        try:
-                            convert_shown(self.driver, self.database, max_shown=self.max_shown)
-                            self._converted = True
-                        except KgrecError as exc:  # Neo4j away or refusing: these rows are dropped, counted
-                            log.warning("dropped %d impression rows: %s", len(rows), exc)
-                            self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
-                            continue
-                    parts = impression_batches(rows, self.batch)
-                    for number, part in enumerate(parts, start=1):
-                        try:
-                            stats = write_impressions(self.writer, part, self.max_shown)
-                            self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
-                            written += len(part.lists)
-                            if pace and number < len(parts) and not self._stop.is_set():
-                                time.sleep(min(stats.seconds, self.every))
-                        except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
-                            log.warning("dropped %d impression rows: %s", len(part.lists), exc)
-                            self.metrics.impressions_dropped.labels("write_failed").inc(len(part.lists))
-                finally:
-                    self._forget(rows)
+                written += self._write(rows, pace)
                 if pace:  # the rows queued meanwhile make the next window
                     return written
+
+    def flush_list(self, recommendation_id: str) -> int:
+        """Write one queued list now, with the other queued lists of its user (a user's lists are written in the
+        order served) but not the rest of the window: what a feedback naming a list still queued waits for, one
+        small transaction instead of the whole window. Returns how many lists were written (0: not queued)."""
+        with self._write_lock:  # a window being written finishes first: its lists are then no longer queued
+            with self._lock:
+                row = next((r for r in self._queue if r["recommendation_id"] == recommendation_id), None)
+                if row is None:
+                    return 0
+                user_id = row["user_id"]
+                rows = [r for r in self._queue if r is row or (user_id is not None and r["user_id"] == user_id)]
+                taken = {id(r) for r in rows}
+                self._queue = deque(r for r in self._queue if id(r) not in taken)
+            return self._write(rows, pace=False)
+
+    def _write(self, rows: list[dict[str, Any]], pace: bool) -> int:
+        """Write ``rows`` (taken from the queue; the write lock held) in transactions of at most ``batch`` lists;
+        returns how many lists were written. A batch Neo4j cannot take is dropped and counted."""
+        written = 0
+        try:
+            if not self._converted:  # once per process: an older graph's SHOWN into the users' arrays
+                try:
+                    convert_shown(self.driver, self.database, max_shown=self.max_shown)
+                    self._converted = True
+                except KgrecError as exc:  # Neo4j away or refusing: these rows are dropped, counted
+                    log.warning("dropped %d impression rows: %s", len(rows), exc)
+                    self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
+                    return 0
+            parts = impression_batches(rows, self.batch)
+            for number, part in enumerate(parts, start=1):
+                try:
+                    stats = write_impressions(self.writer, part, self.max_shown)
+                    self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
+                    written += len(part.lists)
+                    if pace and number < len(parts) and not self._stop.is_set():
+                        time.sleep(min(stats.seconds, self.every))
+                except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
+                    log.warning("dropped %d impression rows: %s", len(part.lists), exc)
+                    self.metrics.impressions_dropped.labels("write_failed").inc(len(part.lists))
+        finally:
+            self._forget(rows)
+        return written
 
     def _forget(self, rows: list[dict[str, Any]]) -> None:
         """Rows written (or dropped): no longer pending."""

@@ -244,12 +244,13 @@ class ApiSettings(BaseSettings):
         "interleave with reads: fewer stalls).",
     )
     impressions_flush_seconds: float = Field(
-        2.0,
+        10.0,
         gt=0,
         le=60,
         description="Lists are written every this many seconds, their exposure summed per (user, item) and per item "
-        "over the window (fewer writes); the longest a served list waits, so what a crash can lose. Fatigue and "
-        "rotation count the lists still waiting.",
+        "over the window (fewer writes: a longer window costs Neo4j and the API less per list); the longest a served "
+        "list waits, so what a crash can lose. Fatigue and rotation count the lists still waiting; a feedback naming "
+        "a waiting list writes its user's lists first.",
     )
     impressions_retention_days: float = Field(
         90.0,

@@ -266,6 +266,36 @@ def test_lists_of_one_window_are_written_summed_and_count_for_exposure_before(
         assert nodes[0]["n"] == 3
 
 
+def test_a_click_on_a_queued_list_writes_its_users_lists_not_the_window(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path, driver: Driver
+) -> None:
+    app = _app(tmp_path, neo4j_settings, impressions_flush_seconds=60.0)
+    with TestClient(app) as client:
+        recorder = app.state.recommender.impressions
+        first, second = _list(client, "u45", k=5), _list(client, "u45", k=5)
+        other = _list(client, "u46", k=5)
+        assert recorder.pending_lists("u45") == 2 and recorder.pending_lists("u46") == 1
+        out = _feedback(
+            client,
+            user_id="u45",
+            item_id=first["items"][0]["item_id"],
+            type="click",
+            recommendation_id=first["recommendation_id"],
+        )
+        assert out["attribution"] == "attributed"
+        # the clicked list and the user's later one are written, in order; the other user's list still waits
+        assert recorder.pending_lists("u45") == 0 and recorder.pending_lists("u46") == 1
+        assert recorder.pending(other["recommendation_id"]) and not recorder.pending(second["recommendation_id"])
+        records, _, _ = driver.execute_query(
+            "MATCH (r:Recommendation) WHERE r.userId IN ['u45', 'u46'] RETURN r.recommendationId AS id"
+        )
+        assert {r["id"] for r in records} == {first["recommendation_id"], second["recommendation_id"]}
+        lists, _, _ = driver.execute_query("MATCH (u:User {userId: 'u45'}) RETURN u.listsShown AS n")
+        assert lists[0]["n"] == 2
+        assert recorder.flush_list(other["recommendation_id"]) == 1 and recorder.pending_lists("u46") == 0
+        assert recorder.flush_list(other["recommendation_id"]) == 0  # written: nothing left to write
+
+
 def test_lists_past_the_retention_are_pruned_and_exposure_kept(client: TestClient, driver: Driver) -> None:
     recorder = client.app.state.recommender.impressions
     assert recorder.retention_days == 90  # the default

@@ -1,0 +1,83 @@
+"""What recording a served list costs, per list and per aggregation window: the API's writer and Neo4j measured apart.
+
+Served lists are made up as the API records them (``api.impressions.ImpressionRecorder``): the benchmark graph's users
+(ml-latest-small), each shown the same 20 items every time (a cached answer), users drawn at random. For each window
+size (``--windows``: lists written together, i.e. ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` × the rate of served lists; 300
+is 2 s at 150 lists/s), ``--lists`` lists are queued and written window after window by the recorder's own flush in
+this thread, in transactions of ``--batch`` lists; the CPU of this thread (``time.thread_time``: building the
+transactions, the driver) and of the Neo4j JVM (``/proc/<pid>/stat``) over all of them, divided by the lists, is
+printed, the window sizes alternated for ``--rounds`` rounds. The lists are written for real (the bench graph grows
+by their ``Recommendation`` nodes and the users' exposure). Neo4j must be loaded: run ``bench.api_load --keep-server``
+once first.
+
+    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch 50 --rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from collections import defaultdict
+
+from rich.console import Console
+from rich.table import Table
+
+from api.impressions import ImpressionRecorder
+from api.metrics import Metrics
+from bench.common import bench_settings
+from bench.miss_cpu import cpu_seconds
+from graph.driver import create_driver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--windows", default="300,1500", help="lists written together, comma-separated")
+    parser.add_argument("--lists", type=int, default=3000, help="lists recorded per window size and round")
+    parser.add_argument("--batch", type=int, default=50, help="lists per transaction (KGREC_IMPRESSIONS_BATCH)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, the window sizes alternated in each")
+    args = parser.parse_args()
+    windows = [int(w) for w in args.windows.split(",")]
+    settings = bench_settings()
+    neo4j_pid = int((settings.home / "run" / "neo4j.pid").read_text().split()[0])
+    driver = create_driver(settings)
+    users = [r["id"] for r in driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id").records]
+    items = [r["id"] for r in driver.execute_query("MATCH (i:Item) RETURN i.itemId AS id ORDER BY id").records]
+    if not users or len(items) < 20:
+        raise SystemExit("the benchmark graph is empty: run `python -m bench.api_load --keep-server` once first")
+    rng = random.Random(7)
+    answer = {u: rng.sample(items, 20) for u in users}
+    recorder = ImpressionRecorder(driver, "neo4j", Metrics(), capacity=10 * max(windows), batch=args.batch, every=3600)
+    recorder.prepare()
+    figures: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    console = Console()
+    for number in range(1, args.rounds + 1):
+        for window in windows:
+            own = neo4j = 0.0
+            done = 0
+            while done < args.lists:
+                for _ in range(window):
+                    user = rng.choice(users)
+                    recorder.record(os.urandom(16).hex(), user, "default", "bench", answer[user])
+                before, jvm = time.thread_time(), cpu_seconds(neo4j_pid)
+                recorder.flush()
+                own += time.thread_time() - before
+                neo4j += cpu_seconds(neo4j_pid) - jvm
+                done += window
+            figures[window].append((1e6 * own / done, 1e3 * neo4j / done))
+            console.print(
+                f"round {number}, window {window}: {figures[window][-1][0]:.0f} µs API, "
+                f"{figures[window][-1][1]:.3f} ms Neo4j a list"
+            )
+    driver.close()
+    table = Table(title=f"CPU per recorded list ({args.lists} lists a round, {args.batch} a transaction)")
+    for column in ("lists a window", "API writer µs / list", "Neo4j ms / list"):
+        table.add_column(column, justify="right")
+    for window, runs in figures.items():
+        table.add_row(str(window), " / ".join(f"{a:.0f}" for a, _ in runs), " / ".join(f"{n:.3f}" for _, n in runs))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
