@@ -30,7 +30,7 @@ from torch import Tensor
 from api.ranking import cold_unseen, pick, unseen_ranking
 from gnn.data import GraphSnapshot
 from gnn.evaluation import Fold, Split, evaluate, split_interactions
-from gnn.serving import BlendModel
+from gnn.serving import BlendModel, Positives
 
 
 def train_only(snapshot: GraphSnapshot, split: Split) -> GraphSnapshot:
@@ -80,7 +80,7 @@ def api_lists(
             continue
         seen = {ids[int(i)] for i in rated[1, ptr[u] : ptr[u + 1]].tolist()}
         plays = [float(w) for w in weights_of[lo:hi][mask]]  # the interactions' weights, as the API reads them
-        scores = model.scores(snapshot.users.ids[u], positives, None, plays)
+        scores = model.scores(snapshot.users.ids[u], Positives.of(positives, plays))
         ranked = unseen_ranking(model, scores, seen)
         cold = cold_unseen(model, scores, seen, k)
         head = set(ranked[:want])

@@ -38,7 +38,7 @@ CONFIG_HELP = (
     "knowledge_half_life, sequence_window, sequence_half_life, sequence_top_n, genre_weight, person_weight, "
     "tag_weight, pop_window_days, fresh_years, peer_prior, ranker_features, als_factors, als_regularization, "
     "als_alpha, als_iterations, als_half_life, als_cg_steps, als_large_positives, als_warm_iterations, component_search, component_search_reuse, "
-    "component_search_exhaustive, component_search_extra_fits, als_factors_max, "
+    "component_search_exhaustive, component_search_extra_fits, als_factors_max, als_factors_min_gain, "
     "component_search_large_positives, component_search_max_positives, ease_lambda_grid, als_factors_grid, "
     "als_regularization_grid, als_alpha_grid, als_scale_grid, als_reg_exponent, als_reg_exponent_grid, "
     "drop_orderless_features, "
