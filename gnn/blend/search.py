@@ -392,7 +392,14 @@ def search_components(
     data.features[FEATURES.index("ease")] = data.columns(zscore(plain))
     data.features[FEATURES.index("ease_recent")] = data.columns(zscore(recent))
     if best_als is not None:
-        _, point, items_f, gram, rows = best_als
+        _, fitted, items_f, gram, rows = best_als
+        if fitted != point:  # the climb kept a cheaper point than the best-scoring fit (als_factors_min_gain)
+            trial = config.model_copy(update=dict(zip(ALS_AXES, point, strict=True)))
+            with phase("als_chosen"):
+                items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
+            rows = feature_rows(
+                lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2], point[1], point[3])
+            )
         if als_pairs is not pairs:  # chosen on a sample of users: the ranker weights see it fitted on every user
             if point == (config.als_factors, config.als_regularization, config.als_alpha, config.als_reg_exponent):
                 items_f, gram = probe.components.als_items, probe.components.als_gram  # the probe's, on every user

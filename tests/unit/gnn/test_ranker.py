@@ -869,6 +869,20 @@ def test_component_search_picks_the_best_validation_candidates_and_the_served_fe
     fitted = fit_ranker(snapshot, split, config, final="train")
     assert fitted.meta["validation"]["component_search"]["chosen"] == chosen
     assert fitted.config.als_factors == chosen["als_factors"] and fitted.config.ease_lambda == chosen["ease_lambda"]
+    # a climb that keeps fewer factors than the best-scoring fit (als_factors_min_gain) serves, reports and fits
+    # the ranker's features on the point it kept, not on that fit
+    frugal = config.model_copy(update={"als_factors_min_gain": 100.0})
+    probe = RankerModel(frugal, snapshot.users.ids, snapshot.items.ids, early)
+    data = validation_data(probe, sample_fold_users(split.validation(), None, 42))
+    kept, kept_report = search_components(snapshot, split.fit, probe, data)
+    assert kept_report["chosen"]["als_factors"] == kept.config.als_factors == kept.components.als_items.shape[1] == 2
+    for r, user in enumerate(data.users.tolist()):
+        items, times = kept.history(user)
+        assert np.allclose(
+            data.features[FEATURES.index("als"), r],
+            kept.standardized(items, times, user)[FEATURES.index("als")],
+            atol=1e-4,
+        )
     off = fit_ranker(snapshot, split, config.model_copy(update={"component_search": False}), final="train")
     assert "component_search" not in off.meta["validation"] and off.config.als_factors == 4
     # with fits to spend past the edges, a choice at the top edge grows its grid (λ 500 beats 5 and 50 here)
