@@ -133,7 +133,7 @@ def recommend_group(
         raise UnknownEntityError(f"unknown user{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}")
     known = [c for c in contexts if c is not None]
     # items a member interacted with, and hidden or out-of-window ones (the run-time catalogue)
-    seen = set().union(*(c.columns.item_ids for c in known)) | rec.catalogue.unavailable()
+    seen = set().union(*(c.columns.seen for c in known)) | rec.catalogue.unavailable()
     if model is None:
         return _graph_group(rec, members, known, seen, k, aggregation, explain, client, variant.name)
     # A member without positives (just onboarded) has no model scores: their graph-path list stands in (answered

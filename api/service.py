@@ -225,7 +225,7 @@ class Recommender:
         if self.impressions is not None:
             waiting, pending = self.impressions.pending_exposure(context.user_id)
             if pending:
-                seen = set(context.columns.item_ids)
+                seen = context.columns.seen
                 shown = dict(shown)
                 for item_id, (count, number) in pending.items():
                     if item_id not in seen:
@@ -559,7 +559,7 @@ class Recommender:
             return context
         _, unavailable, added = self.catalogue.state()
         # hidden and expired items are left out like seen ones (the explain query drops them too)
-        seen = set(context.columns.item_ids) | set(filters.exclude_items) | unavailable
+        seen = context.columns.seen | set(filters.exclude_items) | unavailable
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
         exposure = self._exposure(context)

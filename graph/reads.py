@@ -55,7 +55,7 @@ class InteractionColumns:
         polarities: ``[n]`` int64, 1 or -1 (:attr:`Interaction.polarity`).
     """
 
-    __slots__ = ("_fields", "_rows", "item_ids", "polarities", "ratings", "timestamps", "weights")
+    __slots__ = ("_fields", "_rows", "_seen", "item_ids", "polarities", "ratings", "timestamps", "weights")
 
     def __init__(
         self,
@@ -68,6 +68,7 @@ class InteractionColumns:
         """The columns of parallel sequences, as read (None where a field is null)."""
         self._fields = (item_ids, ratings, weights, timestamps, polarities)
         self._rows: tuple[Interaction, ...] | None = None
+        self._seen: frozenset[str] | None = None
         self.item_ids = np.array(item_ids, dtype=object).reshape(-1)
         self.ratings = float_column(ratings)
         self.weights = float_column(weights)
@@ -89,6 +90,14 @@ class InteractionColumns:
         if self._rows is None:
             self._rows = tuple(map(_INTERACTION, zip(*self._fields, strict=True)))
         return self._rows
+
+    @property
+    def seen(self) -> frozenset[str]:
+        """Every item interacted with (positive, negative or below any rating), built once: the read, exposure and
+        ranking each exclude them."""
+        if self._seen is None:
+            self._seen = frozenset(self._fields[0])
+        return self._seen
 
     def row(self, position: int) -> Interaction:
         """The interaction at ``position`` (without building the others)."""
@@ -159,13 +168,13 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
     if not records:
         return None
     record = records[0]
-    item_ids = record["item_ids"]
-    seen = set(item_ids)
+    columns = InteractionColumns(
+        record["item_ids"], record["ratings"], record["weights"], record["timestamps"], record["polarities"]
+    )
+    seen = columns.seen
     return UserContext(
         user_id=user_id,
-        columns=InteractionColumns(
-            item_ids, record["ratings"], record["weights"], record["timestamps"], record["polarities"]
-        ),
+        columns=columns,
         preferred_genres=tuple(record["preferred_genres"]),
         rev=int(record["rev"]),
         attributes=tuple(record["attributes"]),
