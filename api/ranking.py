@@ -63,14 +63,13 @@ class Exposure:
     def fatigue(self, model: ServingModel, scores: np.ndarray) -> np.ndarray:
         """``scores`` with each shown item's score lowered by its factor (multiplied by it; a negative score
         loses the same share of its magnitude), before the ranking and the cut; ``scores`` itself when none."""
-        rows = model.item_index
-        known = [i for i in self.factors if i in rows]
-        if not known:
+        index = model.item_rows(list(self.factors))  # one lookup of every shown item, -1 for those the model lacks
+        known = index >= 0
+        if not known.any():
             return scores
         out = scores.copy()
-        index = np.fromiter(map(rows.__getitem__, known), dtype=np.int64, count=len(known))
-        factor = np.fromiter(map(self.factors.__getitem__, known), dtype=np.float64, count=len(known))
-        factor = factor.astype(out.dtype)
+        factor = np.fromiter(self.factors.values(), dtype=np.float64, count=len(self.factors))
+        index, factor = index[known], factor[known].astype(out.dtype)
         out[index] = out[index] - (1.0 - factor) * np.abs(out[index])
         return out
 

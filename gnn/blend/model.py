@@ -40,6 +40,7 @@ from gnn.blend.scorers import (
     peer_scores,
     recency_weights,
     social_matrix,
+    weighted_rows,
     zscore,
 )
 from schema.errors import DataError
@@ -231,9 +232,9 @@ class RankerModel:
         out = np.zeros((len(FEATURES), self.num_items), dtype=np.float32)
         if len(items):
             out[0], out[1] = ease_scores(c.ease, items, times, self.config.ease_half_life)
-            out[2] = c.transitions[items].T @ recency_weights(times, self.config.sequence_half_life)
+            out[2] = weighted_rows(c.transitions, items, recency_weights(times, self.config.sequence_half_life))
             w = recency_weights(times, self.config.knowledge_half_life)
-            profile = c.knowledge[items].T @ w
+            profile = weighted_rows(c.knowledge, items, w)
             norm = float(np.linalg.norm(profile))
             if norm > 0:
                 out[3] = c.knowledge @ (profile / norm)

@@ -9,6 +9,7 @@ import pytest
 
 from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
 from api.ranking import Exposure, blend
+from gnn.serving import ItemRows
 from graph.reads import VariantFigures
 from graph.recall import Candidate
 from kgrec.report import build_report, difference, wilson
@@ -20,6 +21,7 @@ from schema.model import Polarity
 class _Model:
     item_ids = ["a", "b", "c", "d"]
     item_index = {i: n for n, i in enumerate(item_ids)}
+    item_rows = ItemRows(item_index)
 
 
 def test_fatigue_halves_a_score_per_half_life_of_ignored_impressions() -> None:

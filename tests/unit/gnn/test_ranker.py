@@ -18,7 +18,7 @@ from gnn.blend.fit import all_positives, fit_components, fit_ranker, pair_times
 from gnn.blend.knowledge import knowledge_matrix
 from gnn.blend.linear import fit_ease, fit_transitions
 from gnn.blend.model import RankerModel
-from gnn.blend.scorers import recency_weights
+from gnn.blend.scorers import GATHER_IN_SCIPY, ease_scores, recency_weights, weighted_rows
 from gnn.blend.weights import ValidationData, learn_weights, sample_fold_users, search_linear_weights
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import evaluate, split_interactions
@@ -82,6 +82,28 @@ def test_scores_do_not_depend_on_the_order_the_history_comes_in() -> None:
             assert np.array_equal(model.score(items[shuffle], stamps[shuffle], user), expected)
     # and the fitted history is already in that order: what validation scored is what is served
     assert list(np.lexsort((items, times))) == list(range(len(items)))
+
+
+def test_history_sums_read_from_the_csr_arrays_equal_scipys_bit_for_bit() -> None:
+    """The serving-time sums over a history's rows (gathered straight from the CSR arrays up to GATHER_IN_SCIPY
+    items, by scipy beyond) are scipy's own sums, bit for bit: repeated items, empty rows and an empty history
+    included, so that served scores do not move."""
+    rng = np.random.default_rng(3)
+    dense = (rng.random((60, 40)) < 0.2) * rng.random((60, 40))
+    dense[5] = 0  # an empty row
+    matrix = sp.csr_matrix(dense.astype(np.float32))
+    for n in (0, 1, 2, 17, GATHER_IN_SCIPY, GATHER_IN_SCIPY + 1, 3 * GATHER_IN_SCIPY):
+        items = np.r_[[5], rng.integers(0, 60, n)][:n].astype(np.int64)
+        weights = rng.random(n)
+        got = weighted_rows(matrix, items, weights)
+        assert got.dtype == np.float64
+        assert np.array_equal(got, matrix[items].T @ weights)
+        if n:
+            times = rng.integers(0, 10**9, n)
+            plain, recent = ease_scores(matrix, items, times, 7.0)
+            assert plain.dtype == recent.dtype == np.float32
+            assert np.array_equal(plain, np.asarray(matrix[items].sum(axis=0)).ravel().astype(np.float32))
+            assert np.array_equal(recent, (matrix[items].T @ recency_weights(times, 7.0)).astype(np.float32))
 
 
 def test_float_noise_in_the_weights_does_not_reorder_a_list() -> None:
