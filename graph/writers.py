@@ -403,11 +403,10 @@ class ImpressionWindow:
         """The transactions that record this window: each list's node as it is, the exposure summed per (user, item)
         and per item, cut into transactions of at most ``batch`` lists and ``batch`` users (items in proportion),
         users and items in id order (every writer locks them in one order); one empty transaction for an empty
-        window. Each transaction's users are built when it is reached."""
-        user_ids = sorted(self._users)
-        item_rows = [{"item_id": i, "count": self._items[i]} for i in sorted(self._items)]
+        window. Each transaction's rows are built when it is reached."""
+        user_ids, item_ids = sorted(self._users), sorted(self._items)
         parts = max(-(-len(self.rows) // batch), -(-len(user_ids) // batch), 1)
-        item_step = -(-len(item_rows) // parts) or 1
+        item_step = -(-len(item_ids) // parts) or 1
         for n in range(parts):
             users = []
             for user_id in user_ids[n * batch : (n + 1) * batch]:
@@ -425,7 +424,7 @@ class ImpressionWindow:
             yield ImpressionBatch(
                 lists=self.rows[n * batch : (n + 1) * batch],
                 users=users,
-                items=item_rows[n * item_step : (n + 1) * item_step],
+                items=[{"item_id": i, "count": self._items[i]} for i in item_ids[n * item_step : (n + 1) * item_step]],
             )
 
 
