@@ -38,7 +38,7 @@ from api.errors import (
     UserExistsError,
 )
 from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
-from api.heap import freeze_heap, thaw_heap, young_threshold
+from api.heap import freeze_heap, switch_interval, thaw_heap, young_threshold
 from api.ingest_routes import ingest_router
 from api.item_routes import item_router
 from api.limits import ClientIds, ReadRateLimit
@@ -331,6 +331,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             freeze_heap()  # full collections walk only what requests allocate (api/heap.py)
         # fewer young collections per miss (api/heap.py); the process's threshold is given back at shutdown
         default_young = young_threshold(api_settings.gc_young_threshold) if api_settings.gc_young_threshold else None
+        default_switch = switch_interval(api_settings.gil_switch_ms) if api_settings.gil_switch_ms else None
         log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
         try:
             yield
@@ -350,6 +351,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
                 thaw_heap()
             if default_young is not None:
                 young_threshold(default_young)
+            if default_switch is not None:
+                switch_interval(default_switch)
 
     app = FastAPI(
         title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None

@@ -1,4 +1,4 @@
-"""Keeping Python's full garbage collections short while serving.
+"""Keeping the interpreter's pauses short while serving: garbage collections, and the interpreter lock's turns.
 
 CPython's cyclic collector walks every tracked container of the generation it collects. The oldest generation of an
 API process holds everything imported and loaded (FastAPI and pydantic, torch, the model, the warmed answers): a
@@ -23,12 +23,19 @@ every 700 net allocations) each miss runs several, and each walks every young ob
 in flight (measured: about 5% of the time an API process holds the GIL under misses, docs/benchmarks.md §5).
 :func:`young_threshold` raises that threshold (``KGREC_GC_YOUNG_THRESHOLD``): fewer collections, each walking about
 as much, and garbage in reference cycles waits a little longer to be freed.
+
+Threads take turns holding the interpreter's lock (the GIL): a thread that wants it waits until the holder blocks on
+I/O or has run for the switch interval (CPython: 5 ms). A request served on the event loop takes the lock again after
+each await; while a background thread computes (the impression writer's transactions, a miss's scoring in the thread
+pool) each of those takes can wait up to a whole interval, so a cached answer of 2 ms can take several intervals.
+:func:`switch_interval` shortens the turns (``KGREC_GIL_SWITCH_MS``): waits shorter, switches more frequent.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +65,17 @@ def young_threshold(allocations: int) -> int:
     return previous
 
 
+def switch_interval(milliseconds: float) -> float:
+    """Let a thread hold the interpreter lock for at most ``milliseconds`` while another waits for it
+    (:func:`sys.setswitchinterval`). Returns the interval it replaces, in milliseconds."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(milliseconds / 1000.0)
+    return previous * 1000.0
+
+
 def thaw_heap() -> None:
     """Give the frozen objects back to the collector (:func:`gc.unfreeze`; the app's shutdown)."""
     gc.unfreeze()
 
 
-__all__ = ["freeze_heap", "thaw_heap", "young_threshold"]
+__all__ = ["freeze_heap", "switch_interval", "thaw_heap", "young_threshold"]

@@ -1,8 +1,10 @@
 """Recording what was shown: every served list becomes an impression row, written to Neo4j off the read path.
 
-A request only appends its row to an in-process bounded queue (no I/O, no wait). A background thread takes what
-has queued every ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` (sooner when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and
-writes it aggregated (:func:`graph.writers.write_impressions`): a ``(:Recommendation)`` node per list, as served, but
+A request only adds its row to an in-process bounded queue (no I/O, no wait), which sums it into the window's
+aggregates at once (:class:`graph.writers.ImpressionWindow`, a few microseconds a list: the writer then only cuts
+transactions, instead of aggregating thousands of lists in one stretch of Python while requests wait for the
+interpreter's lock). A background thread takes what has queued every ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` (sooner
+when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and writes it (:func:`graph.writers.write_impressions`): a ``(:Recommendation)`` node per list, as served, but
 each user's exposure (parallel arrays on the user node: item ids, counts, last-shown times and list numbers, bounded
 to the ``KGREC_EXPOSURE_ITEMS`` most recent items) and ``listsShown`` in one ``SET`` per user per window, and each
 item's ``impressions`` once, so a user asking again and again and a popular item cost Neo4j one write per window
@@ -40,8 +42,8 @@ from api.metrics import Metrics
 from graph.writers import (
     EXPOSURE_ITEMS,
     BatchWriter,
+    ImpressionWindow,
     convert_shown,
-    impression_batches,
     prune_recommendations,
     warm_impressions,
     write_impressions,
@@ -95,7 +97,7 @@ class ImpressionRecorder:
         self.capacity = capacity
         self.batch = batch
         self.every = every
-        self._queue: deque[dict[str, Any]] = deque()
+        self._window = ImpressionWindow()  # the queue: lists aggregated as they arrive
         self._pending: set[str] = set()  # ids queued or being written
         self._by_user: dict[str, deque[dict[str, Any]]] = {}  # rows queued or being written, per user, in order
         self._lock = threading.Lock()
@@ -125,14 +127,14 @@ class ImpressionRecorder:
             "item_ids": list(item_ids),
         }
         with self._lock:
-            if len(self._queue) >= self.capacity:
+            if len(self._window) >= self.capacity:
                 self.metrics.impressions_dropped.labels("queue_full").inc()
                 return False
-            self._queue.append(row)
+            self._window.add(row)
             self._pending.add(recommendation_id)
             if user_id is not None:
                 self._by_user.setdefault(user_id, deque()).append(row)
-            size = len(self._queue)
+            size = len(self._window)
         self._ensure_thread()
         if size * 2 >= self.capacity:
             self._wake.set()
@@ -185,11 +187,10 @@ class ImpressionRecorder:
         with self._write_lock:
             while True:
                 with self._lock:
-                    rows = list(self._queue)
-                    self._queue.clear()
-                if not rows:
+                    window, self._window = self._window, ImpressionWindow()
+                if not window:
                     return written
-                written += self._write(rows, pace)
+                written += self._write(window, pace)
                 if pace:  # the rows queued meanwhile make the next window
                     return written
 
@@ -199,18 +200,13 @@ class ImpressionRecorder:
         small transaction instead of the whole window. Returns how many lists were written (0: not queued)."""
         with self._write_lock:  # a window being written finishes first: its lists are then no longer queued
             with self._lock:
-                row = next((r for r in self._queue if r["recommendation_id"] == recommendation_id), None)
-                if row is None:
-                    return 0
-                user_id = row["user_id"]
-                rows = [r for r in self._queue if r is row or (user_id is not None and r["user_id"] == user_id)]
-                taken = {id(r) for r in rows}
-                self._queue = deque(r for r in self._queue if id(r) not in taken)
-            return self._write(rows, pace=False)
+                taken = self._window.take(recommendation_id)
+            return 0 if taken is None else self._write(taken, pace=False)
 
-    def _write(self, rows: list[dict[str, Any]], pace: bool) -> int:
-        """Write ``rows`` (taken from the queue; the write lock held) in transactions of at most ``batch`` lists;
+    def _write(self, window: ImpressionWindow, pace: bool) -> int:
+        """Write ``window`` (taken from the queue; the write lock held) in transactions of at most ``batch`` lists;
         returns how many lists were written. A batch Neo4j cannot take is dropped and counted."""
+        rows = window.rows
         written = 0
         try:
             if not self._converted:  # once per process: an older graph's SHOWN into the users' arrays
@@ -221,14 +217,15 @@ class ImpressionRecorder:
                     log.warning("dropped %d impression rows: %s", len(rows), exc)
                     self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
                     return 0
-            parts = impression_batches(rows, self.batch)
-            for number, part in enumerate(parts, start=1):
+            took = 0.0  # the previous transaction's seconds: the pause before the next one (pace)
+            for part in window.batches(self.batch):
+                if pace and took and not self._stop.is_set():
+                    time.sleep(min(took, self.every))
                 try:
                     stats = write_impressions(self.writer, part, self.max_shown)
                     self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
                     written += len(part.lists)
-                    if pace and number < len(parts) and not self._stop.is_set():
-                        time.sleep(min(stats.seconds, self.every))
+                    took = stats.seconds
                 except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
                     log.warning("dropped %d impression rows: %s", len(part.lists), exc)
                     self.metrics.impressions_dropped.labels("write_failed").inc(len(part.lists))

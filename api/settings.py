@@ -230,6 +230,14 @@ class ApiSettings(BaseSettings):
         "(CPython's default is 700: a miss then runs several, each walking the objects of every request in flight; "
         "api/heap.py). 0 = Python's default.",
     )
+    gil_switch_ms: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Longest a thread holds Python's interpreter lock while another waits for it, in ms (CPython's "
+        "switch interval, 5 ms: a request on the event loop can wait that long each time it resumes while a background "
+        "thread computes; api/heap.py). 0 = Python's default.",
+    )
 
     # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
     impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")

@@ -6,7 +6,8 @@ size (``--windows``: lists written together, i.e. ``KGREC_IMPRESSIONS_FLUSH_SECO
 is 2 s at 150 lists/s), ``--lists`` lists are queued and written window after window by the recorder's own flush in
 this thread, in transactions of ``--batch`` lists; the CPU of this thread (``time.thread_time``: building the
 transactions, the driver) and of the Neo4j JVM (``/proc/<pid>/stat``) over all of them, divided by the lists, is
-printed, the window sizes alternated for ``--rounds`` rounds. The lists are written for real (the bench graph grows
+printed beside the CPU of queueing them (``record``, in the request's thread: it sums each list into the window), the
+window sizes alternated for ``--rounds`` rounds. The lists are written for real (the bench graph grows
 by their ``Recommendation`` nodes and the users' exposure). Neo4j must be loaded: run ``bench.api_load --keep-server``
 once first.
 
@@ -50,32 +51,39 @@ def main() -> None:
     answer = {u: rng.sample(items, 20) for u in users}
     recorder = ImpressionRecorder(driver, "neo4j", Metrics(), capacity=10 * max(windows), batch=args.batch, every=3600)
     recorder.prepare()
-    figures: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    figures: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
     console = Console()
     for number in range(1, args.rounds + 1):
         for window in windows:
-            own = neo4j = 0.0
+            queueing = own = neo4j = 0.0
             done = 0
             while done < args.lists:
                 for _ in range(window):
-                    user = rng.choice(users)
-                    recorder.record(os.urandom(16).hex(), user, "default", "bench", answer[user])
+                    user, recommendation_id = rng.choice(users), os.urandom(16).hex()
+                    before = time.thread_time()
+                    recorder.record(recommendation_id, user, "default", "bench", answer[user])
+                    queueing += time.thread_time() - before
                 before, jvm = time.thread_time(), cpu_seconds(neo4j_pid)
                 recorder.flush()
                 own += time.thread_time() - before
                 neo4j += cpu_seconds(neo4j_pid) - jvm
                 done += window
-            figures[window].append((1e6 * own / done, 1e3 * neo4j / done))
+            figures[window].append((1e6 * queueing / done, 1e6 * own / done, 1e3 * neo4j / done))
             console.print(
-                f"round {number}, window {window}: {figures[window][-1][0]:.0f} µs API, "
-                f"{figures[window][-1][1]:.3f} ms Neo4j a list"
+                f"round {number}, window {window}: {figures[window][-1][0]:.1f} µs queueing, "
+                f"{figures[window][-1][1]:.0f} µs API writer, {figures[window][-1][2]:.3f} ms Neo4j a list"
             )
     driver.close()
     table = Table(title=f"CPU per recorded list ({args.lists} lists a round, {args.batch} a transaction)")
-    for column in ("lists a window", "API writer µs / list", "Neo4j ms / list"):
+    for column in ("lists a window", "queueing µs / list", "API writer µs / list", "Neo4j ms / list"):
         table.add_column(column, justify="right")
     for window, runs in figures.items():
-        table.add_row(str(window), " / ".join(f"{a:.0f}" for a, _ in runs), " / ".join(f"{n:.3f}" for _, n in runs))
+        table.add_row(
+            str(window),
+            " / ".join(f"{q:.1f}" for q, _, _ in runs),
+            " / ".join(f"{a:.0f}" for _, a, _ in runs),
+            " / ".join(f"{n:.3f}" for _, _, n in runs),
+        )
     console.print(table)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -328,43 +328,113 @@ class ImpressionBatch:
     items: Sequence[Mapping[str, Any]]
 
 
-def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[ImpressionBatch]:
-    """The transactions that record ``rows`` (served lists, in the order served): each list's node as it is, the
-    exposure summed per (user, item) and per item over all of them, cut into transactions of at most ``batch`` lists
-    and ``batch`` users (items in proportion)."""
-    users: dict[str, dict[str, Any]] = {}
-    items: dict[str, int] = {}
-    for row in rows:
-        if row["user_id"] is None:  # nobody's list: its node and the items' impressions only
+class ImpressionWindow:
+    """Served lists aggregated as they are queued, for :class:`ImpressionBatch` transactions.
+
+    :meth:`add` sums a list into its user's exposure and the items' counts at once (a few microseconds a list), so
+    that cutting the window into transactions (:meth:`batches`) is little work: the writer of a busy window otherwise
+    aggregated thousands of lists in one stretch of Python, and held the interpreter's lock from the requests being
+    served for tens of milliseconds (more on a loaded machine). Not thread-safe: its owner locks.
+
+    Attributes:
+        rows: The lists, in the order added.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[Mapping[str, Any]] = []
+        # user -> [lists, {item: [count, last_shown, list]}]; item -> times shown
+        self._users: dict[str, list[Any]] = {}
+        self._items: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Add one served list (``recommendation_id``, ``user_id`` (None: nobody's list, whose items count but
+        give no one exposure), ``variant``, ``model_version``, ``shown_at``, ``item_ids``)."""
+        self.rows.append(row)
+        items = self._items
+        user_id = row["user_id"]
+        if user_id is None:
             for item_id in row["item_ids"]:
                 items[item_id] = items.get(item_id, 0) + 1
-            continue
-        user = users.setdefault(row["user_id"], {"user_id": row["user_id"], "lists": 0, "items": {}})
-        user["lists"] += 1
+            return
+        user = self._users.get(user_id)
+        if user is None:
+            user = self._users[user_id] = [0, {}]
+        user[0] += 1
+        number, shown_at, exposure = user[0], row["shown_at"], user[1]
         for item_id in row["item_ids"]:
-            shown = user["items"].get(item_id)
+            shown = exposure.get(item_id)
             if shown is None:
-                shown = user["items"][item_id] = {"item_id": item_id, "count": 0}
-            shown["count"] += 1
-            shown["last_shown"] = row["shown_at"]
-            shown["list"] = user["lists"]  # the list's number among the user's lists of this window (from 1)
+                exposure[item_id] = [1, shown_at, number]
+            else:
+                shown[0] += 1
+                shown[1] = shown_at
+                shown[2] = number  # the list's number among the user's lists of this window (from 1)
             items[item_id] = items.get(item_id, 0) + 1
-    # in id order, so that every writer locks users and items in the same order
-    user_rows = [
-        {**u, "items": sorted(u["items"].values(), key=lambda s: (s["list"], s["item_id"]))}
-        for _, u in sorted(users.items())
-    ]
-    item_rows = [{"item_id": i, "count": items[i]} for i in sorted(items)]
-    parts = max(-(-len(rows) // batch), -(-len(user_rows) // batch), 1)
-    item_step = -(-len(item_rows) // parts) or 1
-    return [
-        ImpressionBatch(
-            lists=list(rows[n * batch : (n + 1) * batch]),
-            users=user_rows[n * batch : (n + 1) * batch],
-            items=item_rows[n * item_step : (n + 1) * item_step],
-        )
-        for n in range(parts)
-    ]
+
+    def take(self, recommendation_id: str) -> ImpressionWindow | None:
+        """Move one list out of this window into a new one, with every other list of its user (their exposure is
+        summed together) and those lists' item counts; None when the list is not here."""
+        row = next((r for r in self.rows if r["recommendation_id"] == recommendation_id), None)
+        if row is None:
+            return None
+        user_id = row["user_id"]
+        taken = ImpressionWindow()
+        kept: list[Mapping[str, Any]] = []
+        for r in self.rows:
+            if r is row or (user_id is not None and r["user_id"] == user_id):
+                taken.add(r)
+                for item_id in r["item_ids"]:
+                    left = self._items[item_id] - 1
+                    if left:
+                        self._items[item_id] = left
+                    else:
+                        del self._items[item_id]
+            else:
+                kept.append(r)
+        self.rows = kept
+        if user_id is not None:
+            del self._users[user_id]
+        return taken
+
+    def batches(self, batch: int) -> Iterator[ImpressionBatch]:
+        """The transactions that record this window: each list's node as it is, the exposure summed per (user, item)
+        and per item, cut into transactions of at most ``batch`` lists and ``batch`` users (items in proportion),
+        users and items in id order (every writer locks them in one order); one empty transaction for an empty
+        window. Each transaction's rows are built when it is reached."""
+        user_ids, item_ids = sorted(self._users), sorted(self._items)
+        parts = max(-(-len(self.rows) // batch), -(-len(user_ids) // batch), 1)
+        item_step = -(-len(item_ids) // parts) or 1
+        for n in range(parts):
+            users = []
+            for user_id in user_ids[n * batch : (n + 1) * batch]:
+                lists, exposure = self._users[user_id]
+                shown = sorted(exposure.items(), key=lambda s: (s[1][2], s[0]))  # by list, then id: oldest first
+                users.append(
+                    {
+                        "user_id": user_id,
+                        "lists": lists,
+                        "items": [
+                            {"item_id": i, "count": c, "last_shown": at, "list": number} for i, (c, at, number) in shown
+                        ],
+                    }
+                )
+            yield ImpressionBatch(
+                lists=self.rows[n * batch : (n + 1) * batch],
+                users=users,
+                items=[{"item_id": i, "count": self._items[i]} for i in item_ids[n * item_step : (n + 1) * item_step]],
+            )
+
+
+def impression_batches(rows: Sequence[Mapping[str, Any]], batch: int) -> list[ImpressionBatch]:
+    """The transactions that record ``rows`` (served lists, in the order served): :meth:`ImpressionWindow.batches`
+    of a window holding them."""
+    window = ImpressionWindow()
+    for row in rows:
+        window.add(row)
+    return list(window.batches(batch))
 
 
 def write_impressions(writer: BatchWriter, batch: ImpressionBatch, max_shown: int = EXPOSURE_ITEMS) -> WriteStats:

@@ -1,12 +1,15 @@
 """Freezing the heap alive (api/heap.py): frozen objects are out of every collection until thawed; the youngest
-generation's threshold raised and given back."""
+generation's threshold raised and given back; the interpreter lock's switch interval set and given back."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
-from api.heap import freeze_heap, thaw_heap, young_threshold
+import pytest
+
+from api.heap import freeze_heap, switch_interval, thaw_heap, young_threshold
 
 
 def test_frozen_objects_leave_the_oldest_generation_until_thawed() -> None:
@@ -55,3 +58,14 @@ def test_young_threshold_replaces_only_the_youngest_generations_and_gives_the_ol
     finally:
         assert young_threshold(previous) == 20_000
     assert gc.get_threshold() == before
+
+
+def test_switch_interval_sets_the_interpreters_turns_in_milliseconds_and_gives_the_old_one_back() -> None:
+    before = sys.getswitchinterval()
+    previous = switch_interval(0.5)
+    try:
+        assert previous == pytest.approx(1000 * before)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        assert switch_interval(previous) == pytest.approx(0.5)
+    assert sys.getswitchinterval() == pytest.approx(before)

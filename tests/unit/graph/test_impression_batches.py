@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from graph.writers import impression_batches
+from graph.writers import ImpressionWindow, impression_batches
 
 
-def _row(rec: str, user: str, items: list[str], at: int = 1_700_000_000) -> dict:
+def _row(rec: str, user: str | None, items: list[str], at: int = 1_700_000_000) -> dict:
     return {
         "recommendation_id": rec,
         "user_id": user,
@@ -58,3 +58,30 @@ def test_transactions_hold_at_most_batch_lists_and_users_and_lose_nothing() -> N
             counts[i["item_id"]] = counts.get(i["item_id"], 0) + i["count"]
     assert counts == Counter(i for r in rows for i in r["item_ids"])  # each item once per transaction
     assert impression_batches([], 4)[0].lists == []
+
+
+def test_a_list_taken_out_takes_its_users_lists_and_their_counts_and_leaves_the_rest() -> None:
+    """A feedback naming a queued list writes that user's lists alone (api/impressions.py ``flush_list``)."""
+    window = ImpressionWindow()
+    for row in [
+        _row("r1", "u1", ["a", "b"], 10),
+        _row("r2", "u2", ["a", "c"], 11),
+        _row("r3", "u1", ["b"], 12),
+        _row("r4", None, ["c"], 13),  # an item page's list: nobody's
+    ]:
+        window.add(row)
+    assert window.take("missing") is None
+    taken = window.take("r3")
+    assert [r["recommendation_id"] for r in taken.rows] == ["r1", "r3"]
+    (part,) = taken.batches(50)
+    assert [(u["user_id"], u["lists"]) for u in part.users] == [("u1", 2)]
+    assert {s["item_id"]: (s["count"], s["list"]) for s in part.users[0]["items"]} == {"a": (1, 1), "b": (2, 2)}
+    assert {i["item_id"]: i["count"] for i in part.items} == {"a": 1, "b": 2}
+    (left,) = window.batches(50)
+    assert [r["recommendation_id"] for r in left.lists] == ["r2", "r4"]
+    assert [u["user_id"] for u in left.users] == ["u2"]
+    assert {i["item_id"]: i["count"] for i in left.items} == {"a": 1, "c": 2}  # u1's counts went with u1's lists
+    nobodys = window.take("r4")
+    assert [r["recommendation_id"] for r in nobodys.rows] == ["r4"] and len(window) == 1
+    (part,) = nobodys.batches(50)
+    assert part.users == [] and [(i["item_id"], i["count"]) for i in part.items] == [("c", 1)]
