@@ -95,15 +95,27 @@ class Positives(NamedTuple):
 
 
 class ItemRows:
-    """Item ids to rows of a model's ``item_ids``, a whole array at once (a hash index in C, no dict lookup per id)."""
+    """Item ids to rows of a model's ``item_ids``, a whole array at once: a hash index in C for many ids, the model's
+    dict for a few (the index's fixed cost, about 0.2 ms a call, is that of a thousand dict lookups; a typical
+    history is a few dozen ids, and a computed answer looks up two).
 
-    def __init__(self, item_ids: Sequence[str]) -> None:
+    Args:
+        item_ids: The model's item ids (unique), in row order.
+        rows: The same ids' rows as a dict (the model's ``item_index``).
+    """
+
+    #: Up to this many ids are looked up one by one in the dict.
+    FEW = 1_000
+
+    def __init__(self, item_ids: Sequence[str], rows: dict[str, int]) -> None:
         self._index = pd.Index(np.asarray(item_ids, dtype=object), dtype=object)
+        self._rows = rows
 
     def __call__(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """``[n]`` int64 rows of ``item_ids``, -1 for an id the model does not know."""
-        if len(item_ids) == 0:
-            return np.empty(0, dtype=np.int64)
+        if len(item_ids) <= self.FEW:
+            get = self._rows.get
+            return np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
         return self._index.get_indexer(np.asarray(item_ids, dtype=object)).astype(np.int64, copy=False)
 
 
@@ -153,7 +165,7 @@ class EmbeddingModel:
         self._user_index = {u: k for k, u in enumerate(artifact.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self.item_index = self._item_index
-        self.item_rows = ItemRows(self.item_ids)
+        self.item_rows = ItemRows(self.item_ids, self._item_index)
         self.catalog = _catalog(path, self.item_ids)
         norms = np.linalg.norm(self._items, axis=1, keepdims=True).clip(min=1e-12)
         self._unit = (self._items / norms).astype(np.float32)
@@ -205,7 +217,7 @@ class BlendModel:
         self._user_index = {u: k for k, u in enumerate(self._model.user_ids)}
         self._item_index = {i: k for k, i in enumerate(self.item_ids)}
         self.item_index = self._item_index
-        self.item_rows = ItemRows(self.item_ids)
+        self.item_rows = ItemRows(self.item_ids, self._item_index)
         self.catalog = _catalog(path, self.item_ids)
         items = np.asarray(self._model.components.item_emb, dtype=np.float32)  # its LightGCN component
         self._unit = None
