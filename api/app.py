@@ -266,7 +266,12 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         metrics = Metrics()
         models = None
         if api_settings.serve_model != "none":
-            models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, variants.model_versions)
+            models = ModelHolder(
+                api_settings.artifacts_dir,
+                api_settings.serve_model,
+                variants.model_versions,
+                api_settings.scoring_candidates,
+            )
             try:
                 loaded = await asyncio.to_thread(models.reload)
             except ConfigError as exc:  # a variant names a model version that is not there: refuse to start

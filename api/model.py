@@ -41,11 +41,15 @@ class ModelHolder:
         kind: ``auto`` or one of :data:`gnn.serving.SERVABLE`.
         versions: Artifact versions to hold besides the current one (loaded by :meth:`reload`; a version that does
             not exist makes the first load fail with :class:`~schema.errors.ConfigError`).
+        candidates: A blend's candidate set per component (``KGREC_SCORING_CANDIDATES``; :class:`gnn.serving.BlendModel`).
     """
 
-    def __init__(self, root: Path, kind: str = "auto", versions: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: Path, kind: str = "auto", versions: Sequence[str] = (), candidates: int | None = None
+    ) -> None:
         self.root = root
         self.kind = kind
+        self.candidates = candidates
         self.versions = tuple(dict.fromkeys(versions))
         self._pinned: dict[str, ServingModel] = {}
         self._model: ServingModel | None = None
@@ -72,7 +76,7 @@ class ModelHolder:
             if version in self._pinned:
                 continue
             try:
-                model = load_serving_version(self.root, version, self.kind)
+                model = load_serving_version(self.root, version, self.kind, self.candidates)
             except Exception as exc:  # a broken artifact: refuse to start rather than serve a variant without it
                 raise ConfigError(f"model version {version!r} under {self.root} does not load: {exc}") from exc
             if model is None:
@@ -94,7 +98,7 @@ class ModelHolder:
             old = self._model
             try:
                 torch.set_num_threads(1)
-                new = load_serving_model(self.root, self.kind)
+                new = load_serving_model(self.root, self.kind, self.candidates)
             except Exception:  # a broken artifact must not take the service down
                 log.exception("could not load a model from %s; keeping %s", self.root, old.version if old else None)
                 return ReloadResult(False, old.version if old else None, old.kind if old else None)

@@ -95,6 +95,13 @@ class ApiSettings(BaseSettings):
         description="Threads one model scoring may use (torch, BLAS); requests already run in parallel, so more "
         "oversubscribes the cores under load.",
     )
+    scoring_candidates: int | None = Field(
+        None,
+        ge=0,
+        description="A blend scores a candidate set of this many items per component instead of every item "
+        "(gnn.blend.config.RankerConfig.serve_candidates: cheaper at a large catalogue, scores estimated; "
+        "docs/benchmarks.md §5); 0: every item; unset: as the artifact was fitted.",
+    )
     min_rating: float = Field(
         4.0, description="Ratings at or above this are positives (unrated interactions always are)."
     )

@@ -98,7 +98,7 @@ def als_widths(
     most ``sample`` positives (``gnn.blend.path.sample_user_pairs``, the search's own), with CPU seconds."""
     from gnn.blend.linear import fit_als_component
     from gnn.blend.path import sample_user_pairs
-    from gnn.blend.scorers import als_scores
+    from gnn.blend.scorers import als_vector
 
     config = probe.config
     histories = [probe.history(int(u)) for u in data.users]
@@ -112,7 +112,7 @@ def als_widths(
             rows = np.zeros((len(histories), num_items), dtype=np.float32)
             for r, (items, times) in enumerate(histories):
                 if len(items):
-                    rows[r] = als_scores(items_f, gram, items, times, config.als_half_life, config.als_alpha)
+                    rows[r] = items_f @ als_vector(items_f, gram, items, times, config.als_half_life, config.als_alpha)
             ndcg = data.ndcg_of(data.columns(rows).copy())
             out[f"{name} {k}"] = {"ndcg20": ndcg, "cpu_seconds": cpu_seconds() - started}
             print(f"  ALS {k:>3} factors on {name} ({int(edges.size(1)):,} positives): NDCG@20 {ndcg:.4f}", flush=True)

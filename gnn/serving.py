@@ -185,10 +185,19 @@ class EmbeddingModel:
 
 
 class BlendModel:
-    """The two-stage ranker of :mod:`gnn.blend` as a :class:`ServingModel`."""
+    """The two-stage ranker of :mod:`gnn.blend` as a :class:`ServingModel`.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: The artifact's version directory.
+        candidates: Score a candidate set of this many items per component (``RankerConfig.serve_candidates``;
+            0: every item; None: as the artifact was fitted).
+    """
+
+    def __init__(self, path: Path, candidates: int | None = None) -> None:
         self._model = RankerModel.load(path)
+        if candidates is not None:
+            update = {"serve_candidates": candidates or None}
+            self._model.config = self._model.config.model_copy(update=update)
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
         self.kind = "blend"
         self.version = str(meta.get("version") or path.name)
@@ -259,13 +268,14 @@ def _catalog(path: Path, item_ids: list[str]) -> ItemCatalog | None:
     return catalog.aligned(item_ids)
 
 
-def load_serving_model(root: Path, kind: str = "auto") -> ServingModel | None:
-    """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one)."""
+def load_serving_model(root: Path, kind: str = "auto", candidates: int | None = None) -> ServingModel | None:
+    """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one); ``candidates``:
+    a blend's (:class:`BlendModel`)."""
     for candidate in SERVABLE if kind == "auto" else (kind,):
         path = current_version(root, candidate)
         if path is None:
             continue
-        return BlendModel(path) if candidate == "blend" else EmbeddingModel(path)
+        return BlendModel(path, candidates) if candidate == "blend" else EmbeddingModel(path)
     return None
 
 
@@ -280,12 +290,15 @@ def find_version(root: Path, version: str, kind: str = "auto") -> Path | None:
     return None
 
 
-def load_serving_version(root: Path, version: str, kind: str = "auto") -> ServingModel | None:
-    """Load artifact ``version`` of ``kind`` (:func:`find_version`), promoted or not; None when it does not exist."""
+def load_serving_version(
+    root: Path, version: str, kind: str = "auto", candidates: int | None = None
+) -> ServingModel | None:
+    """Load artifact ``version`` of ``kind`` (:func:`find_version`), promoted or not; None when it does not exist;
+    ``candidates``: a blend's (:class:`BlendModel`)."""
     path = find_version(root, version, kind)
     if path is None:
         return None
-    return BlendModel(path) if path.parent.name == "blend" else EmbeddingModel(path)
+    return BlendModel(path, candidates) if path.parent.name == "blend" else EmbeddingModel(path)
 
 
 def limit_scoring_threads(threads: int) -> None:

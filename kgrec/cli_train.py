@@ -46,7 +46,7 @@ CONFIG_HELP = (
     "ranker_l2_grid, ranker_user_groups, ranker_group_l2_grid, ranker_folds, ranker_iterations, ranker_max_items, ranker_candidates, lightgcn_max_val_users, "
     "lightgcn_large_positives, lightgcn_large_budget, lightgcn_large_step_pairs, lightgcn_large_patience, "
     "ranker_max_users, cold_slots, cold_slot_every, "
-    "cold_slot_margin, seed, device, num_threads, progress. "
+    "cold_slot_margin, serve_candidates, seed, device, num_threads, progress. "
     "lightgcn is a mapping of TrainConfig fields for its LightGCN component that replaces the component's "
     "defaults as a whole (keep its epoch_edge_budget in it, or an epoch costs the square of the positives). Defaults < the file < flags: --max-epochs (train: also --embedding-dim, "
     "--lr) sets the LightGCN component's; --seed, --device, --progress, --cold-slots the blend's."

@@ -341,6 +341,17 @@ class RankerConfig(BaseModel):
         "At 4 about half of the validation users get a cold item, at the cost of half of the margin-free policy "
         "(−1.8% validation NDCG@20) for the same cold-item hits.",
     )
+    serve_candidates: int | None = Field(
+        None,
+        ge=1,
+        description="Serving (RankerModel.score): score a candidate set instead of every item — the this many best "
+        "by LightGCN, by ALS, by EASE^R and by the sequence weights of the latest history items, by popularity "
+        "(overall and in the window), the this many best cold items by LightGCN, and a fixed uniform sample of "
+        "items whose features' means and deviations stand in for the catalogue's in the z-scores; every other item "
+        "scores -inf. A computed answer then costs the candidates' features instead of every item's (at 50,000 "
+        "items, docs/benchmarks.md §5). Scores differ from the whole catalogue's (the sample's z-scores); a set "
+        "that would hold half the catalogue or more scores every item. None: every item.",
+    )
     seed: int = Field(42, description="Seed of LightGCN, negative sampling and the ranker.")
     device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")
     num_threads: int = Field(1, ge=1, le=256, description="Torch CPU threads.")

@@ -8,6 +8,7 @@ back by :meth:`RankerModel.load`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from gnn.blend.config import (
 from gnn.blend.scorers import (
     UNKNOWN_TIME,
     TimedEvents,
-    als_scores,
+    als_vector,
     ease_scores,
     group_of,
     peer_scores,
@@ -44,6 +45,20 @@ from gnn.blend.scorers import (
     zscore,
 )
 from schema.errors import DataError
+
+#: Candidate set (``RankerConfig.serve_candidates``): items of the uniform sample whose features' means and
+#: deviations stand in for the catalogue's.
+CANDIDATE_SAMPLE = 2_000
+
+
+@dataclass
+class CandidateIndex:
+    """What :meth:`RankerModel.score` needs to pick a candidate set: the uniform sample, the items by overall
+    popularity and the cold items (item_idx)."""
+
+    sample: np.ndarray
+    popular: np.ndarray
+    cold: np.ndarray
 
 
 @dataclass
@@ -228,25 +243,26 @@ class RankerModel:
             DataError: Shapes differ, or an item_idx / user_idx is out of range.
         """
         items, times = self._check_history(history_items, history_times, weights)
+        return self._features(items, times, user_idx, attributes, self._user_vectors(items, times, user_idx))
+
+    def _user_vectors(
+        self, items: np.ndarray, times: np.ndarray, user_idx: int | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The user's LightGCN and ALS vectors from a checked history (None where the model has no such component
+        or the history cannot give one): an item's ``lightgcn`` and ``als`` features are its embedding and
+        factors dotted with them."""
         c = self.components
-        out = np.zeros((len(FEATURES), self.num_items), dtype=np.float32)
-        if len(items):
-            out[0], out[1] = ease_scores(c.ease, items, times, self.config.ease_half_life)
-            out[2] = weighted_rows(c.transitions, items, recency_weights(times, self.config.sequence_half_life))
-            w = recency_weights(times, self.config.knowledge_half_life)
-            profile = weighted_rows(c.knowledge, items, w)
-            norm = float(np.linalg.norm(profile))
-            if norm > 0:
-                out[3] = c.knowledge @ (profile / norm)
+        lightgcn = None
         if c.item_emb.shape[1]:
             if user_idx is not None:
                 self._check_user(user_idx)
-                out[4] = c.item_emb @ c.user_emb[user_idx]
+                lightgcn = c.user_emb[user_idx]
             elif len(items):
-                out[4] = c.item_emb @ c.item_emb[items].mean(axis=0)
+                lightgcn = c.item_emb[items].mean(axis=0)
+        als = None
         if c.als_items.shape[1] and len(items):
             cfg = self.config
-            out[5] = als_scores(
+            als = als_vector(
                 c.als_items,
                 c.als_gram,
                 items,
@@ -256,31 +272,88 @@ class RankerModel:
                 cfg.als_regularization,
                 cfg.als_reg_exponent,
             )
+        return lightgcn, als
+
+    def _every_item(
+        self, items: np.ndarray, times: np.ndarray, vectors: tuple[np.ndarray | None, np.ndarray | None]
+    ) -> dict[int, np.ndarray]:
+        """The features of every item that cost one product or count each (by :data:`FEATURES` index: ``ease``,
+        ``ease_recent``, ``sequence``, ``lightgcn``, ``als``, ``pop_window``), from a checked history and the user's
+        :meth:`_user_vectors`; those the model or the history cannot give are left out (0)."""
+        c = self.components
+        cfg = self.config
+        rows: dict[int, np.ndarray] = {}
+        if len(items):
+            rows[0], rows[1] = ease_scores(c.ease, items, times, cfg.ease_half_life)
+            rows[2] = weighted_rows(c.transitions, items, recency_weights(times, cfg.sequence_half_life))
+        lightgcn, als = vectors
+        if lightgcn is not None:
+            rows[4] = c.item_emb @ lightgcn
+        if als is not None:
+            rows[5] = c.als_items @ als
+        rows[6] = np.log1p(c.events.window_counts(self._end(times), self._window))
+        return rows
+
+    def _end(self, times: np.ndarray) -> int:
+        """The moment of a checked history's features: its latest known time (the latest event's without)."""
         known = times[times >= 0]
-        end = int(known.max()) if len(known) else c.events.latest
-        out[6] = np.log1p(c.events.window_counts(end, self._window))
-        out[7] = self._pop_global
-        out[8] = self._cold
-        out[9] = out[3] * self._cold
-        out[10] = self._fresh(end)
-        out[11] = out[10] * self._cold
-        out[12] = out[4] * self._cold
+        return int(known.max()) if len(known) else self.components.events.latest
+
+    def _features(
+        self,
+        items: np.ndarray,
+        times: np.ndarray,
+        user_idx: int | None,
+        attributes: np.ndarray | None,
+        vectors: tuple[np.ndarray | None, np.ndarray | None],
+        columns: np.ndarray | None = None,
+        every: dict[int, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """:meth:`features` of a checked history (:meth:`_check_history`) with the user's :meth:`_user_vectors`,
+        at ``columns`` only (``[F, len(columns)]``; None: every item). ``every``: :meth:`_every_item` of the same
+        history when the caller has it."""
+        c = self.components
+        cfg = self.config
+
+        def take(values: np.ndarray) -> np.ndarray:
+            return values if columns is None else values[columns]
+
+        every = self._every_item(items, times, vectors) if every is None else every
+        out = np.zeros((len(FEATURES), self.num_items if columns is None else len(columns)), dtype=np.float32)
+        for feature, values in every.items():
+            out[feature] = take(values)
+        if len(items):
+            w = recency_weights(times, cfg.knowledge_half_life)
+            profile = weighted_rows(c.knowledge, items, w)
+            norm = float(np.linalg.norm(profile))
+            if norm > 0:
+                out[3] = take(c.knowledge) @ (profile / norm)
+        end = self._end(times)
+        cold = take(self._cold)
+        out[7] = take(self._pop_global)
+        out[8] = cold
+        out[9] = out[3] * cold
+        out[10] = self._fresh(end, columns)
+        out[11] = out[10] * cold
+        out[12] = out[4] * cold
         solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
-        out[13] = self._cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
+        out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
         if user_idx is not None and self._social.nnz:
-            out[14] = self._social[user_idx].toarray().ravel()
+            out[14] = take(self._social[user_idx].toarray().ravel())
         if c.attribute_shares is not None and c.attribute_shares.shape[0]:
             if attributes is None:
                 attributes = self.user_attributes(user_idx) if user_idx is not None else np.empty(0, np.int64)
-            out[15] = peer_scores(c.attribute_shares, np.asarray(attributes, dtype=np.int64))
+            out[15] = take(peer_scores(c.attribute_shares, np.asarray(attributes, dtype=np.int64)))
         return out
 
-    def _fresh(self, end: int) -> np.ndarray:
+    def _fresh(self, end: int, columns: np.ndarray | None = None) -> np.ndarray:
         """``[I]`` float32 release recency at epoch second ``end``: 1 for items released at or after it, decaying
-        as ``exp(−years / fresh_years)`` for older ones, 0 for unknown years or an unknown moment."""
-        if end < 0 or np.isnan(self._release).all():
-            return np.zeros(self.num_items, dtype=np.float32)
-        age = 1970.0 + end / YEAR - self._release
+        as ``exp(−years / fresh_years)`` for older ones, 0 for unknown years or an unknown moment (at ``columns``
+        only: ``[len(columns)]``)."""
+        release = self._release if columns is None else self._release[columns]
+        if end < 0 or np.isnan(release).all():
+            return np.zeros(len(release), dtype=np.float32)
+        age = 1970.0 + end / YEAR - release
         fresh = np.exp(-np.maximum(age, 0.0) / self.config.fresh_years)
         return np.nan_to_num(fresh, nan=0.0).astype(np.float32)
 
@@ -332,10 +405,55 @@ class RankerModel:
             ranker = self.weights_for(0)
         else:
             ranker = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
-        z = self.standardized(history_items, history_times, user_idx, attributes, play)
-        out = np.round(self.combine(ranker, z), SCORE_DECIMALS).astype(np.float32, copy=False)
+        n = self.config.serve_candidates
+        columns = None
+        if n is not None:
+            items, times = self._check_history(history_items, history_times, play)
+            vectors = self._user_vectors(items, times, user_idx)
+            every = self._every_item(items, times, vectors)
+            columns = self._candidates(every, n)
+        if columns is None:
+            z = self.standardized(history_items, history_times, user_idx, attributes, play)
+            out = np.round(self.combine(ranker, z), SCORE_DECIMALS).astype(np.float32, copy=False)
+        else:
+            raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
+            # each feature's mean and deviation over the catalogue: exact for those computed for every item, the
+            # uniform sample's for the others
+            sample = raw[:, np.searchsorted(columns, self.candidate_index.sample)]
+            mean, std = sample.mean(axis=1), sample.std(axis=1)
+            for feature, values in {**every, 7: self._pop_global, 8: self._cold}.items():
+                mean[feature], std[feature] = values.mean(), values.std()
+            z = (raw - mean[:, None]) / np.where(std > 0, std, 1.0)[:, None]
+            z[self._raw] = raw[self._raw]
+            out = np.full(self.num_items, -np.inf, dtype=np.float32)
+            out[columns] = np.round(self.combine(ranker, z), SCORE_DECIMALS)
         out[np.asarray(history_items, dtype=np.int64)] = -np.inf
         return out
+
+    @functools.cached_property
+    def candidate_index(self) -> CandidateIndex:
+        """The :class:`CandidateIndex` of this model, built on first use (a served model with
+        ``serve_candidates``)."""
+        c = self.components
+        rng = np.random.default_rng(self.config.seed)
+        size = min(CANDIDATE_SAMPLE, self.num_items)
+        return CandidateIndex(
+            sample=np.sort(rng.choice(self.num_items, size=size, replace=False)),
+            popular=np.lexsort((np.arange(self.num_items), -c.events.global_counts)),
+            cold=np.flatnonzero(self.cold_mask),
+        )
+
+    def _candidates(self, every: dict[int, np.ndarray], n: int) -> np.ndarray | None:
+        """``RankerConfig.serve_candidates``'s candidate set (sorted item_idx, the uniform sample among them) from a
+        user's :meth:`_every_item` features, or None when it would hold half the catalogue or more (every item is
+        scored then)."""
+        index = self.candidate_index
+        picks = [index.sample, index.popular[:n]]
+        picks += [_best(every[f], n) for f in (1, 2, 4, 5, 6) if f in every]
+        if 4 in every:
+            picks.append(index.cold[_best(every[4][index.cold], n)])
+        columns = np.unique(np.concatenate(picks))
+        return None if 2 * len(columns) >= self.num_items else columns
 
     @property
     def cold_mask(self) -> np.ndarray:
@@ -545,6 +663,13 @@ class RankerModel:
             group_weights,
             groups["edges"] if groups is not None else (),
         )
+
+
+def _best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest ``scores`` (any order; all of them when there are no more)."""
+    if n >= len(scores):
+        return np.arange(len(scores))
+    return np.argpartition(-scores, n - 1)[:n]
 
 
 def _follows(components: Components, num_users: int) -> sp.csr_matrix:

@@ -151,7 +151,7 @@ def weighted_rows(matrix: sp.csr_matrix, items: np.ndarray, weights: np.ndarray)
     return np.bincount(matrix.indices[at], weights=products, minlength=matrix.shape[1]).astype(np.float64, copy=False)
 
 
-def als_scores(
+def als_vector(
     als_items: np.ndarray,
     als_gram: np.ndarray,
     items: np.ndarray,
@@ -161,15 +161,16 @@ def als_scores(
     regularization: float = 0.0,
     exponent: float = 0.0,
 ) -> np.ndarray:
-    """The ``als`` feature of a (non-empty) history: the user's vector folded in from the recency-weighted
-    history, dotted with every item's factors (``[I]`` float32). With ``exponent`` > 0 the user's regularisation
-    is :func:`frequency_regularization` of their history's size (``als_gram`` holds ``regularization``)."""
+    """The user's ALS vector (``[k]`` float32), folded in from the recency-weighted history: an item's ``als``
+    feature is its factors dotted with it (``als_items @`` this for every item; a few items' cost a few dot products).
+    With ``exponent`` > 0 the user's regularisation is :func:`frequency_regularization` of their history's size
+    (``als_gram`` holds ``regularization``)."""
     extra = 0.0
     if exponent:
         scaled = frequency_regularization(len(items), len(als_items), alpha, regularization, exponent)
         extra = float(scaled) - regularization
     x = als_fold_in(als_items, als_gram, items, recency_weights(times, half_life), alpha, extra)
-    return als_items @ x.astype(np.float32)
+    return x.astype(np.float32)
 
 
 def social_matrix(

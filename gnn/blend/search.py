@@ -23,7 +23,7 @@ from gnn.blend.config import FEATURES, META_FILE, RankerConfig
 from gnn.blend.linear import fit_als_component, fit_ease
 from gnn.blend.model import RankerModel
 from gnn.blend.path import EasePath, sample_user_pairs
-from gnn.blend.scorers import als_scores, ease_scores, zscore
+from gnn.blend.scorers import als_vector, ease_scores, zscore
 from gnn.blend.weights import ValidationData
 from gnn.config import resolve_device
 from gnn.data import GraphSnapshot
@@ -315,8 +315,11 @@ def search_components(
             with phase("als_candidate"):  # a fit (on the user sample at size) and its feature's ranking
                 items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
                 rows = feature_rows(
-                    lambda i, t: als_scores(
-                        items_f, gram, i, t, config.als_half_life, candidate[2], candidate[1], candidate[3]
+                    lambda i, t: (
+                        items_f
+                        @ als_vector(
+                            items_f, gram, i, t, config.als_half_life, candidate[2], candidate[1], candidate[3]
+                        )
                     )
                 )
             value = als_scores_of[candidate] = ranked(rows)
@@ -398,7 +401,9 @@ def search_components(
             with phase("als_chosen"):
                 items_f, gram = fit_als_component(als_pairs, num_users, num_items, trial)
             rows = feature_rows(
-                lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2], point[1], point[3])
+                lambda i, t: (
+                    items_f @ als_vector(items_f, gram, i, t, config.als_half_life, point[2], point[1], point[3])
+                )
             )
         if als_pairs is not pairs:  # chosen on a sample of users: the ranker weights see it fitted on every user
             if point == (config.als_factors, config.als_regularization, config.als_alpha, config.als_reg_exponent):
@@ -408,7 +413,9 @@ def search_components(
                 with phase("als_chosen"):
                     items_f, gram = fit_als_component(pairs, num_users, num_items, trial, init=items_f)  # warm
             rows = feature_rows(
-                lambda i, t: als_scores(items_f, gram, i, t, config.als_half_life, point[2], point[1], point[3])
+                lambda i, t: (
+                    items_f @ als_vector(items_f, gram, i, t, config.als_half_life, point[2], point[1], point[3])
+                )
             )
         updates.update(als_items=items_f, als_gram=gram)
         data.features[FEATURES.index("als")] = data.columns(zscore(rows))

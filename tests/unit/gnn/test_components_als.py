@@ -177,7 +177,7 @@ def test_fit_als_component_warm_starts_only_above_als_large_positives() -> None:
 def test_frequency_scaled_regularisation_is_the_exact_solve_with_each_rows_own_lambda(sampled: bool) -> None:
     """iALS with frequency-scaled regularisation: each row's λ grows with its positives, and the half-step (both
     product paths) and a user's fold-in solve with that row's λ."""
-    from gnn.blend.scorers import als_scores, frequency_regularization
+    from gnn.blend.scorers import als_vector, frequency_regularization
 
     rng = np.random.default_rng(1)
     csr = _positives()
@@ -197,7 +197,7 @@ def test_frequency_scaled_regularisation_is_the_exact_solve_with_each_rows_own_l
     # the fold-in of a history with its own λ: the gram holds the fitted λ (2), the scaling adds the rest
     gram = source.astype(np.float64).T @ source + 2.0 * np.eye(8)
     history = csr.indices[csr.indptr[0] : csr.indptr[1]]
-    scores = als_scores(source, gram, history, np.full(len(history), -1), np.inf, 3.0, 2.0, 1.0)
+    scores = source @ als_vector(source, gram, history, np.full(len(history), -1), np.inf, 3.0, 2.0, 1.0)
     assert np.allclose(scores, source @ target[0], atol=1e-4)
 
 

@@ -13,7 +13,7 @@ from gnn.artifacts import Artifact, latest_version, list_versions, load_artifact
 from gnn.config import load_train_config, resolve_device
 from gnn.data import build_graph_snapshot
 from gnn.evaluation import split_interactions
-from gnn.serving import EmbeddingModel, Positives
+from gnn.serving import EmbeddingModel, ItemRows, Positives
 from gnn.train import save_artifact, train
 from schema.errors import ConfigError, DataError
 from tests.unit.gnn.worlds import export_from_dataset
@@ -173,3 +173,17 @@ def test_train_end_to_end_on_synthetic_world(tmp_path: Path) -> None:
     other = build_graph_snapshot(export_from_dataset(generate_world(users=20, items=30, seed=1).dataset))
     with pytest.raises(DataError):
         train(other, split, config)  # a split of another snapshot
+
+
+def test_item_rows_answer_the_models_rows_and_minus_one_for_unknown_ids() -> None:
+    """:class:`ItemRows`: the same rows as the model's dict, -1 for unknown ids, in the order asked, whatever the
+    container and however many ids."""
+    ids = [f"i{k}" for k in range(3_000)]
+    rows = ItemRows({item: k for k, item in enumerate(ids)})
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 17, 999, 1_000, 1_001, 2_000):
+        asked = [ids[int(k)] if k % 7 else f"unknown{k}" for k in rng.choice(len(ids), n, replace=False)]
+        expected = np.array([int(a[1:]) if a.startswith("i") else -1 for a in asked], dtype=np.int64)
+        for container in (asked, np.asarray(asked, dtype=object)):
+            got = rows(container)
+            assert got.dtype == np.int64 and np.array_equal(got, expected)

@@ -1251,3 +1251,43 @@ def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> No
     assert "sequence" not in model.config.ranker_features and "ease" in model.config.ranker_features
     timed_model = fit_ranker(snapshot, split_interactions(snapshot, seed=42), config, final="train")
     assert timed_model.meta["validation"]["dropped_features"] == [] and timed_model.config.ranker_features is None
+
+
+def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves_the_rest_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve_candidates``: the best items of each cheap component, the most popular ones and a uniform sample are
+    scored; the others get ``-inf``. With weights on features whose catalogue mean and deviation the candidate path
+    computes exactly, a candidate scores what it scores over the whole catalogue; a set holding half the catalogue
+    or more is every item, bit for bit."""
+    import gnn.blend.model as blend_model
+
+    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
+    world = generate_world(users=60, items=300, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    weights = _weights(ease=0.5, ease_recent=0.4, sequence=0.3, als=1.0, pop_window=0.2, pop_global=0.6)
+    model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4}))
+    candidates = RankerModel(
+        model.config.model_copy(update={"serve_candidates": 15}), model.user_ids, model.item_ids, model.components
+    )
+    candidates.weights = model.weights
+    wide = RankerModel(
+        model.config.model_copy(update={"serve_candidates": 200}), model.user_ids, model.item_ids, model.components
+    )
+    wide.weights = model.weights
+    covered = 0
+    for user in range(0, snapshot.num_users, 3):
+        items, times = model.history(user)
+        full = model.score(items, times, user)
+        part = candidates.score(items, times, user)
+        assert np.array_equal(wide.score(items, times, user), full)
+        scored = np.flatnonzero(np.isfinite(part))
+        assert 0 < len(scored) < snapshot.num_items / 2
+        assert np.isin(np.setdiff1d(candidates.candidate_index.sample, items), scored).all()
+        assert np.isin(np.setdiff1d(candidates.candidate_index.popular[:15], items), scored).all()
+        assert np.allclose(part[scored], full[scored], atol=2e-4)
+        best = np.argsort(-full, kind="stable")[:5]
+        if np.isin(best, scored).all():  # the whole top 5 among the candidates: the same list
+            covered += 1
+            assert np.array_equal(np.argsort(-part, kind="stable")[:5], best)
+    assert covered >= 15
