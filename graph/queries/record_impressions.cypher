@@ -30,17 +30,25 @@ MATCH (u:User {userId: row[0]})
 SET u.listsShown = coalesce(u.listsShown, 0) + row[1]
 WITH u, row, u.listsShown - row[1] AS before, coalesce(u.shownItems, []) AS ids,
      [shown IN row[2] | shown[0]] AS fresh
-// the positions of the items shown again (a few) and of the others (kept in their order)
-WITH u, row, before, ids, fresh, [k IN range(0, size(ids) - 1) WHERE ids[k] IN fresh] AS again,
-     [k IN range(0, size(ids) - 1) WHERE NOT ids[k] IN fresh] AS kept,
+// the window shows again exactly the items last shown, in the same order (a cached answer shown again): they are
+// the arrays' tail, so the arrays are sliced, not walked item by item (Cypher evaluates a comprehension per element:
+// most of the statement's cost), and shownItems keeps its value (Neo4j does not rewrite an unchanged property)
+WITH u, row, before, ids, fresh, size(ids) - size(fresh) AS cut,
      coalesce(u.shownCounts, []) AS counts, coalesce(u.shownTimes, []) AS times, coalesce(u.shownLists, []) AS lists
-WITH u, size(kept) + size(fresh) - $maxShown AS over,
-     [k IN kept | ids[k]] + fresh AS ids,
-     [k IN kept | counts[k]] +
-     [shown IN row[2] | shown[1] + reduce(c = 0, k IN again | CASE WHEN ids[k] = shown[0] THEN counts[k] ELSE c END)]
-       AS counts,
-     [k IN kept | times[k]] + [shown IN row[2] | shown[2]] AS times,
-     [k IN kept | lists[k]] + [shown IN row[2] | before + shown[3]] AS lists
+WITH u, row, before, ids, fresh, cut, counts, times, lists, cut >= 0 AND ids[cut..] = fresh AS again_last
+// otherwise the positions of the items shown again (a few) and of the others (kept in their order)
+WITH u, row, before, ids, fresh, cut, counts, times, lists, again_last,
+     CASE WHEN again_last THEN [] ELSE [k IN range(0, size(ids) - 1) WHERE ids[k] IN fresh] END AS again,
+     CASE WHEN again_last THEN [] ELSE [k IN range(0, size(ids) - 1) WHERE NOT ids[k] IN fresh] END AS kept
+WITH u, size(ids) - $maxShown + CASE WHEN again_last THEN 0 ELSE size(kept) + size(fresh) - size(ids) END AS over,
+     CASE WHEN again_last THEN ids ELSE [k IN kept | ids[k]] + fresh END AS ids,
+     CASE WHEN again_last
+       THEN counts[..cut] + [j IN range(0, size(fresh) - 1) | counts[cut + j] + row[2][j][1]]
+       ELSE [k IN kept | counts[k]] +
+            [shown IN row[2] | shown[1] + reduce(c = 0, k IN again | CASE WHEN ids[k] = shown[0] THEN counts[k] ELSE c END)]
+     END AS counts,
+     CASE WHEN again_last THEN times[..cut] ELSE [k IN kept | times[k]] END + [shown IN row[2] | shown[2]] AS times,
+     CASE WHEN again_last THEN lists[..cut] ELSE [k IN kept | lists[k]] END + [shown IN row[2] | before + shown[3]] AS lists
 SET u.shownItems = CASE WHEN over > 0 THEN ids[over..] ELSE ids END,
     u.shownCounts = CASE WHEN over > 0 THEN counts[over..] ELSE counts END,
     u.shownTimes = CASE WHEN over > 0 THEN times[over..] ELSE times END,

@@ -86,6 +86,20 @@ def test_the_arrays_keep_the_most_recently_shown_items(clean_db: Driver) -> None
     assert [row[0] for row in _exposure(clean_db, "u1")] == ["c", "d", "b"]
 
 
+def test_the_same_items_shown_again_update_the_arrays_tail_as_any_other_window_would(clean_db: Driver) -> None:
+    """A window that shows again exactly the items last shown (a cached answer) takes the statement's sliced path: the
+    same arrays as the general one, the bound applied alike."""
+    _world(clean_db)
+    _record(clean_db, [("r1", "u1", ["a", "b"])])
+    _record(clean_db, [("r2", "u1", ["a", "b"])], at=NOW + 5)  # the tail again
+    assert _exposure(clean_db, "u1") == [("a", 2, NOW + 5, 2), ("b", 2, NOW + 5, 2)]
+    _record(clean_db, [("r3", "u1", ["b", "c"])], at=NOW + 9)  # not the tail: the general path
+    _record(clean_db, [("r4", "u1", ["b", "c"]), ("r5", "u1", ["b", "c"])], at=NOW + 12)  # the tail, twice
+    assert _exposure(clean_db, "u1") == [("a", 2, NOW + 5, 2), ("b", 5, NOW + 12, 5), ("c", 3, NOW + 12, 5)]
+    _record(clean_db, [("r6", "u1", ["b", "c"])], at=NOW + 20, max_shown=2)  # the tail, the bound lowered
+    assert _exposure(clean_db, "u1") == [("b", 6, NOW + 20, 6), ("c", 4, NOW + 20, 6)]
+
+
 def test_a_graph_recorded_with_shown_relationships_is_converted_once(clean_db: Driver) -> None:
     _world(clean_db)
     _record(clean_db, [("r1", "u1", ["c"])], at=NOW + 50)  # already in the arrays: keeps its place, adds the count
