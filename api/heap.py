@@ -28,7 +28,9 @@ Threads take turns holding the interpreter's lock (the GIL): a thread that wants
 I/O or has run for the switch interval (CPython: 5 ms). A request served on the event loop takes the lock again after
 each await; while a background thread computes (the impression writer's transactions, a miss's scoring in the thread
 pool) each of those takes can wait up to a whole interval, so a cached answer of 2 ms can take several intervals.
-:func:`switch_interval` shortens the turns (``KGREC_GIL_SWITCH_MS``): waits shorter, switches more frequent.
+:func:`switch_interval` shortens the turns (``KGREC_GIL_SWITCH_MS``): waits shorter, switches more frequent. Off by
+default: at 1 ms misses cost about a quarter more CPU and the read path's tail was no better on a quiet machine
+(docs/benchmarks.md §5).
 """
 
 from __future__ import annotations
