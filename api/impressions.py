@@ -5,10 +5,11 @@ aggregates at once (:class:`graph.writers.ImpressionWindow`, a few microseconds 
 transactions, instead of aggregating thousands of lists in one stretch of Python while requests wait for the
 interpreter's lock). A background thread takes what has queued every ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` (sooner
 when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and writes it (:func:`graph.writers.write_impressions`): a
-``(:Recommendation)`` node per list, as served, but each user's exposure (parallel arrays on the user node: item ids, counts, last-shown times and list numbers, bounded
-to the ``KGREC_EXPOSURE_ITEMS`` most recent items) and ``listsShown`` in one ``SET`` per user per window, and each
-item's ``impressions`` once, so a user asking again and again and a popular item cost Neo4j one write per window
-instead of one per list (and a user's twenty items one write, not twenty relationships). The window's rows go out in transactions of at most ``KGREC_IMPRESSIONS_BATCH``
+``(:Recommendation)`` node per list, as served, but each user's exposure (parallel arrays on the user node: item
+ids, counts, last-shown times and list numbers, bounded to the ``KGREC_EXPOSURE_ITEMS`` most recent items) and
+``listsShown`` in one ``SET`` per user per window, and each item's ``impressions`` once, so a user asking again and
+again and a popular item cost Neo4j one write per window instead of one per list (and a user's twenty items one
+write, not twenty relationships). The window's rows go out in transactions of at most ``KGREC_IMPRESSIONS_BATCH``
 lists and users each (small transactions interleave with reads).
 
 Until they are written, the queued lists still count for fatigue and rotation: :meth:`ImpressionRecorder.
