@@ -41,7 +41,8 @@ class ModelHolder:
         kind: ``auto`` or one of :data:`gnn.serving.SERVABLE`.
         versions: Artifact versions to hold besides the current one (loaded by :meth:`reload`; a version that does
             not exist makes the first load fail with :class:`~schema.errors.ConfigError`).
-        candidates: A blend's candidate set per component (``KGREC_SCORING_CANDIDATES``; :class:`gnn.serving.BlendModel`).
+        candidates: A blend's candidate set per component (``KGREC_SCORING_CANDIDATES``;
+            :class:`gnn.serving.BlendModel`).
     """
 
     def __init__(

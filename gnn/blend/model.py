@@ -367,7 +367,10 @@ class RankerModel:
     ) -> np.ndarray:
         """:meth:`features` as per-user z-scores over the items (a constant feature becomes 0); the
         :data:`RAW_FEATURES` stay as they are."""
-        raw = self.features(history_items, history_times, user_idx, attributes, weights)
+        return self._zscored(self.features(history_items, history_times, user_idx, attributes, weights))
+
+    def _zscored(self, raw: np.ndarray) -> np.ndarray:
+        """Every item's ``raw`` features as per-user z-scores, the :data:`RAW_FEATURES` as they are."""
         z = zscore(raw)
         z[self._raw] = raw[self._raw]
         return z
@@ -405,18 +408,15 @@ class RankerModel:
             ranker = self.weights_for(0)
         else:
             ranker = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
+        items, times = self._check_history(history_items, history_times, play)
+        vectors = self._user_vectors(items, times, user_idx)
         n = self.config.serve_candidates
-        columns = None
-        if n is not None:
-            items, times = self._check_history(history_items, history_times, play)
-            vectors = self._user_vectors(items, times, user_idx)
-            every = self._every_item(items, times, vectors)
-            columns = self._candidates(every, n)
-        if columns is None:
-            z = self.standardized(history_items, history_times, user_idx, attributes, play)
-            out = np.round(self.combine(ranker, z), SCORE_DECIMALS).astype(np.float32, copy=False)
+        every = None if n is None else self._every_item(items, times, vectors)
+        columns = None if every is None else self._candidates(every, n)
+        raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
+        if columns is None:  # every item: the features computed to choose candidates are not computed again
+            out = np.round(self.combine(ranker, self._zscored(raw)), SCORE_DECIMALS).astype(np.float32, copy=False)
         else:
-            raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
             # each feature's mean and deviation over the catalogue: exact for those computed for every item, the
             # uniform sample's for the others
             sample = raw[:, np.searchsorted(columns, self.candidate_index.sample)]

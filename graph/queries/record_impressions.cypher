@@ -45,10 +45,12 @@ WITH u, size(ids) - $maxShown + CASE WHEN again_last THEN 0 ELSE size(kept) + si
      CASE WHEN again_last
        THEN counts[..cut] + [j IN range(0, size(fresh) - 1) | counts[cut + j] + row[2][j][1]]
        ELSE [k IN kept | counts[k]] +
-            [shown IN row[2] | shown[1] + reduce(c = 0, k IN again | CASE WHEN ids[k] = shown[0] THEN counts[k] ELSE c END)]
+            [shown IN row[2] |
+             shown[1] + reduce(c = 0, k IN again | CASE WHEN ids[k] = shown[0] THEN counts[k] ELSE c END)]
      END AS counts,
      CASE WHEN again_last THEN times[..cut] ELSE [k IN kept | times[k]] END + [shown IN row[2] | shown[2]] AS times,
-     CASE WHEN again_last THEN lists[..cut] ELSE [k IN kept | lists[k]] END + [shown IN row[2] | before + shown[3]] AS lists
+     CASE WHEN again_last THEN lists[..cut] ELSE [k IN kept | lists[k]] END +
+     [shown IN row[2] | before + shown[3]] AS lists
 SET u.shownItems = CASE WHEN over > 0 THEN ids[over..] ELSE ids END,
     u.shownCounts = CASE WHEN over > 0 THEN counts[over..] ELSE counts END,
     u.shownTimes = CASE WHEN over > 0 THEN times[over..] ELSE times END,
