@@ -267,23 +267,34 @@ class RankerConfig(BaseModel):
     ranker_folds: int = Field(5, ge=2, le=10, description="Cross-fit folds over validation users.")
     ranker_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the learned ranker.")
     ranker_max_items: int | None = Field(
-        5_000,
+        20_000,
         ge=1,
         description="Ranker weights: with more items than this, each validation user's features are kept on "
-        "ranker_candidates items only (the best by any one feature), not on the whole catalogue: the listwise "
-        "ranker then learns to order the head a list is cut from instead of the whole tail, and the users × "
-        "features × items cube and every step of the weights' fit stay bounded (None: always the whole catalogue). "
-        "Served scores still cover every item. Measured against the whole catalogue (20,000, the default before): "
-        "Last.fm through the API's rule 0.2905 → 0.2933 NDCG@20, paired +0.0029 [+0.0012, +0.0047]; "
-        "ml-latest-small 0.1343 → 0.1350, paired +0.0007 [−0.0033, +0.0046] (docs/benchmarks.md §4).",
+        "ranker_candidates items only (the best by any one feature), not on the whole catalogue, so the users × "
+        "features × items cube and every step of the weights' fit stay bounded (None: always the whole catalogue).",
     )
     ranker_candidates: int = Field(
-        200,
+        2_000,
         ge=50,
         description="Ranker weights above ranker_max_items: items per validation user, those with the highest "
-        "z-score in any feature (their history excluded); validation items outside them count as misses. On "
-        "Last.fm's validation cross-fit 100 to 600 candidates scored alike and above 1,000, 2,000 and the whole "
-        "catalogue (docs/benchmarks.md §4).",
+        "z-score in any feature (their history excluded); validation items outside them count as misses.",
+    )
+    ranker_fit_candidates: int | None = Field(
+        200,
+        ge=20,
+        description="Ranker weights: fitted on each validation user's this many best items of the validation "
+        "features (the highest z-score in any feature, their history excluded; validation items outside them count "
+        "as misses), after the component search, which still scores the whole cube. The listwise ranker then learns "
+        "to order the head a list is cut from instead of telling popular items from the tail; served scores still "
+        "cover every item. None: every column of the cube (as before). Measured against None: Last.fm through the "
+        "API's rule 0.2905 → 0.2933 NDCG@20, paired +0.0029 [+0.0012, +0.0047] (100 to 600 scored alike on its "
+        "validation cross-fit); ml-latest-small (bench.quality) 0.1343 → 0.1356 (docs/benchmarks.md §4).",
+    )
+    ranker_fit_min_items: int = Field(
+        5_000,
+        ge=0,
+        description="ranker_fit_candidates applies to catalogues of more than this many items (measured on "
+        "ml-latest-small's 9,742 and Last.fm's 17,632); smaller ones keep every column, as before.",
     )
     lightgcn_max_val_users: int | None = Field(
         3_000,

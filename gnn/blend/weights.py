@@ -182,7 +182,7 @@ def validation_data(
             continue
         best = z[chooser].max(axis=0)
         best[items] = -np.inf
-        pick = np.sort(np.argpartition(-best, width - 1)[:width])
+        pick = best_columns(best, width)
         columns[r] = pick
         feats[:, r] = z[:, pick]
         exclude[r] = ~np.isfinite(best[pick])  # history items, only when the user has fewer others than width
@@ -194,6 +194,36 @@ def validation_data(
     full[rows[rows >= 0], t_items[rows >= 0]] = True
     target = np.take_along_axis(full, columns, axis=1)
     return ValidationData(users, feats, exclude, target, model.active, columns, counts, sizes)
+
+
+def best_columns(best: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` columns of the largest ``best`` values along the last axis, in ascending column order."""
+    return np.sort(np.argpartition(-best, width - 1, axis=-1)[..., :width], axis=-1)
+
+
+def head_columns(data: ValidationData, width: int | None) -> ValidationData:
+    """``data`` kept on each user's ``width`` best columns, the highest z-score in any of :data:`CANDIDATE_FEATURES`
+    (history left out), as :func:`validation_data` keeps its candidates (``ranker_fit_candidates``); ``data``
+    itself when it has no more columns than that or ``width`` is None. The targets outside them count as misses
+    (``target_counts`` keeps each user's whole count)."""
+    _, _, columns = data.features.shape
+    if width is None or columns <= width:
+        return data
+    chooser = [FEATURES.index(f) for f in CANDIDATE_FEATURES if FEATURES.index(f) < data.num_active]
+    best = data.features[chooser].max(axis=0)
+    best[data.exclude] = -np.inf
+    pick = best_columns(best, width)
+    counts = data.target.sum(axis=1) if data.target_counts is None else data.target_counts
+    return ValidationData(
+        data.users,
+        np.take_along_axis(data.features, pick[None], axis=2),
+        ~np.isfinite(np.take_along_axis(best, pick, axis=1)),  # history, only when a user has fewer others
+        np.take_along_axis(data.target, pick, axis=1),
+        data.active,
+        pick if data.items is None else np.take_along_axis(data.items, pick, axis=1),
+        counts,
+        data.sizes,
+    )
 
 
 def feature_mask(config: RankerConfig) -> np.ndarray:
@@ -384,7 +414,11 @@ def fit_weights(data: ValidationData, config: RankerConfig) -> tuple[np.ndarray,
     """Ranker weights on validation: learned (listwise, per L2 penalty of ``ranker_l2_grid``, fitted as one
     :func:`learned_path` per fold) vs linear search, compared on a ``ranker_folds``-fold cross-fit over
     validation users (fit on the other folds, measure NDCG@20 on the held-out one), then the winner refitted
-    on all validation users (a learned winner from the mean of its fold weights)."""
+    on all validation users (a learned winner from the mean of its fold weights); all of it on each user's
+    ``ranker_fit_candidates`` best columns (:func:`head_columns`) when the catalogue has more than
+    ``ranker_fit_min_items`` items (a cube kept on candidates comes from a catalogue above ``ranker_max_items``)."""
+    wide = data.items is not None or data.exclude.shape[1] > config.ranker_fit_min_items
+    data = head_columns(data, config.ranker_fit_candidates if wide else None)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(data.users))
     parts = np.array_split(order, config.ranker_folds)

@@ -19,7 +19,15 @@ from gnn.blend.knowledge import knowledge_matrix
 from gnn.blend.linear import fit_ease, fit_transitions
 from gnn.blend.model import RankerModel
 from gnn.blend.scorers import GATHER_IN_SCIPY, ease_scores, recency_weights, weighted_rows
-from gnn.blend.weights import ValidationData, learn_weights, sample_fold_users, search_linear_weights
+from gnn.blend.weights import (
+    CANDIDATE_FEATURES,
+    ValidationData,
+    fit_weights,
+    head_columns,
+    learn_weights,
+    sample_fold_users,
+    search_linear_weights,
+)
 from gnn.data import GraphSnapshot, build_graph_snapshot
 from gnn.evaluation import evaluate, split_interactions
 from schema.errors import DataError
@@ -328,6 +336,33 @@ def test_ranker_weights_favour_the_informative_component(informative: str) -> No
     others = np.delete(np.abs(linear), [FEATURES.index(informative), FEATURES.index("ease_recent")])
     assert linear[FEATURES.index(informative)] > 2 * max(float(others.max()), 0.1)
     assert data.ndcg(learned) > data.ndcg(_weights(ease_recent=1.0)) + 0.3
+
+
+def test_head_columns_keep_each_users_best_candidates_and_their_whole_target_count() -> None:
+    data = _planted_data("als", users=30, items=300, seed=4)
+    head = head_columns(data, 50)
+    chooser = [FEATURES.index(f) for f in CANDIDATE_FEATURES]
+    best = data.features[chooser].max(axis=0)
+    best[data.exclude] = -np.inf
+    assert head.features.shape == (len(FEATURES), 30, 50) and head.items is not None
+    for r in range(30):  # every kept column is at least as good as every dropped one, history never kept
+        kept = head.items[r]
+        dropped = np.setdiff1d(np.arange(300), kept)
+        assert not data.exclude[r, kept].any()
+        assert best[r, kept].min() >= best[r, dropped].max()
+        np.testing.assert_array_equal(head.features[:, r], data.features[:, r, kept])
+        assert head.target[r].sum() == data.target[r, kept].sum()
+    np.testing.assert_array_equal(head.target_counts, data.target.sum(axis=1))  # misses still count in the ideal
+    assert head_columns(data, 300) is data and head_columns(data, None) is data
+
+
+def test_ranker_weights_are_fitted_on_the_head_above_the_catalogue_bound_only() -> None:
+    data = _planted_data("als", users=40, items=300, seed=5)
+    config = FAST.model_copy(update={"ranker_fit_candidates": 40, "ranker_l2_grid": [0.1]})
+    on_head = fit_weights(data, config.model_copy(update={"ranker_fit_min_items": 100}))[0]
+    whole = fit_weights(data, config.model_copy(update={"ranker_fit_min_items": 300}))[0]
+    assert not np.allclose(on_head, whole, atol=1e-4)
+    np.testing.assert_allclose(whole, fit_weights(data, config.model_copy(update={"ranker_fit_candidates": None}))[0])
 
 
 def _naive_listwise_loss(data: ValidationData, weights: torch.Tensor, rows: np.ndarray, l2: float) -> torch.Tensor:
