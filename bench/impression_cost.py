@@ -1,7 +1,8 @@
 """What recording a served list costs, per list and per aggregation window: the API's writer and Neo4j measured apart.
 
 Served lists are made up as the API records them (``api.impressions.ImpressionRecorder``): the benchmark graph's users
-(ml-latest-small), each shown the same 20 items every time (a cached answer), users drawn at random. For each window
+(ml-latest-small), each shown the same 20 items every time (a cached answer), or with ``--changed N`` N of them
+replaced at random in each list (an answer recomputed, or rotation), users drawn at random. For each window
 size (``--windows``: lists written together, i.e. ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` × the rate of served lists; 300
 is 2 s at 150 lists/s), ``--lists`` lists are queued and written window after window by the recorder's own flush in
 this thread, in transactions of ``--batch`` lists; the CPU of this thread (``time.thread_time``: building the
@@ -11,7 +12,7 @@ window sizes alternated for ``--rounds`` rounds. The lists are written for real 
 by their ``Recommendation`` nodes and the users' exposure). Neo4j must be loaded: run ``bench.api_load --keep-server``
 once first.
 
-    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch 50 --rounds 2]
+    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch 50 --rounds 2 --changed 0]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=3000, help="lists recorded per window size and round")
     parser.add_argument("--batch", type=int, default=50, help="lists per transaction (KGREC_IMPRESSIONS_BATCH)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, the window sizes alternated in each")
+    parser.add_argument("--changed", type=int, default=0, help="items of a user's 20 replaced at random in each list")
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
     settings = bench_settings()
@@ -60,8 +62,12 @@ def main() -> None:
             while done < args.lists:
                 for _ in range(window):
                     user, recommendation_id = rng.choice(users), os.urandom(16).hex()
+                    shown = answer[user]
+                    if args.changed:  # distinct items: the kept ones, then others
+                        kept = rng.sample(shown, 20 - args.changed)
+                        shown = kept + [i for i in rng.sample(items, 2 * args.changed) if i not in kept][: args.changed]
                     before = time.thread_time()
-                    recorder.record(recommendation_id, user, "default", "bench", answer[user])
+                    recorder.record(recommendation_id, user, "default", "bench", shown)
                     queueing += time.thread_time() - before
                 before, jvm = time.thread_time(), cpu_seconds(neo4j_pid)
                 recorder.flush()
