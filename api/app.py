@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from neo4j import GraphDatabase
 from starlette.datastructures import Headers
@@ -41,10 +42,11 @@ from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
 from api.heap import freeze_heap, switch_interval, thaw_heap, young_threshold
 from api.ingest_routes import ingest_router
 from api.item_routes import item_router
+from api.lean import LeanRecommendations
 from api.limits import ClientIds, ReadRateLimit
 from api.metrics import Metrics
 from api.model import ModelHolder
-from api.routes import SOURCES_PATTERN, reads, router
+from api.routes import RECOMMENDATIONS_PATH, SOURCES_PATTERN, reads, router
 from api.service import Recommender
 from api.settings import ApiSettings, get_api_settings
 from api.variants import Variants, load_variants
@@ -375,6 +377,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         if metrics is not None:
             metrics.refused.labels(reason).inc()
 
+    recommendations = next(r for r in reads.routes if isinstance(r, APIRoute) and r.path == RECOMMENDATIONS_PATH)
+    app.add_middleware(LeanRecommendations, route=recommendations)  # innermost: inside the limits and the metrics
     app.add_middleware(  # inside the metrics middleware, which counts its 429s and 503s
         ReadRateLimit,
         routes=reads.routes,

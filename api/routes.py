@@ -125,12 +125,16 @@ def _check_k(k: int | None, settings: SettingsDep) -> int:
     return size
 
 
+#: The path of the hottest route (:mod:`api.lean` answers its common requests without FastAPI's dispatch).
+RECOMMENDATIONS_PATH = "/users/{user_id}/recommendations"
+
+
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
 @reads.get(
-    "/users/{user_id}/recommendations",
+    RECOMMENDATIONS_PATH,
     response_model=RecommendationsResponse,
     responses={
         **_RECOMMEND_ERRORS,
@@ -392,4 +396,12 @@ def metrics(request: Request) -> Response:
 router.include_router(reads)
 router.include_router(writes)
 
-__all__ = ["LIST_PATTERN", "MAX_ID_LENGTH", "MAX_LIST_ITEMS", "MAX_LIST_ITEM_LENGTH", "MAX_LIST_LENGTH", "router"]
+__all__ = [
+    "LIST_PATTERN",
+    "MAX_ID_LENGTH",
+    "MAX_LIST_ITEMS",
+    "MAX_LIST_ITEM_LENGTH",
+    "MAX_LIST_LENGTH",
+    "RECOMMENDATIONS_PATH",
+    "router",
+]
