@@ -46,6 +46,9 @@ from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY
 
 EXAMPLES = int(os.environ.get("KGREC_FUZZ_EXAMPLES", "25"))
+#: Seconds a fuzzed request may take: the checks are about answers, not speed, and schemathesis's own 10 s default
+#: turns a slow answer on a busy machine (k=1000 with explanations beside other jobs) into a failure.
+REQUEST_TIMEOUT = 120
 CREATED_ID = re.compile(CREATED_ID_PATTERN)
 SCENARIOS = int(os.environ.get("KGREC_FUZZ_SCENARIOS", "15"))
 STEPS = int(os.environ.get("KGREC_FUZZ_STEPS", "6"))
@@ -103,7 +106,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list
 @SCHEMA.parametrize()
 @FUZZ
 def test_fuzz_api_with_neo4j_up(case: schemathesis.Case, url_up: str) -> None:
-    response = case.call(base_url=url_up, headers={"X-API-Key": API_KEY})
+    response = case.call(base_url=url_up, headers={"X-API-Key": API_KEY}, timeout=REQUEST_TIMEOUT)
     excluded = [positive_data_acceptance] if _refuses_unknown_names(response) else []
     case.validate_response(response, excluded_checks=excluded, headers={"X-API-Key": API_KEY})
 
@@ -129,14 +132,14 @@ def _refuses_unknown_names(response) -> bool:  # noqa: ANN001 - the transport's 
 @SCHEMA.parametrize()
 @FUZZ
 def test_fuzz_api_without_a_key(case: schemathesis.Case, url_up: str) -> None:
-    case.call_and_validate(base_url=url_up)
+    case.call_and_validate(base_url=url_up, timeout=REQUEST_TIMEOUT)
 
 
 @SCHEMA.parametrize()
 @FUZZ
 def test_fuzz_api_with_neo4j_down(case: schemathesis.Case, url_down: str) -> None:
     """Neo4j away: the documented 503 is the only 5xx (the rest of the checks as above)."""
-    response = case.call(base_url=url_down, headers={"X-API-Key": API_KEY})
+    response = case.call(base_url=url_down, headers={"X-API-Key": API_KEY}, timeout=REQUEST_TIMEOUT)
     assert response.status_code < 500 or response.status_code == 503, f"{response.status_code} {response.text[:300]}"
     excluded = [not_a_server_error, *([positive_data_acceptance] if _refuses_unknown_names(response) else [])]
     case.validate_response(response, excluded_checks=excluded, headers={"X-API-Key": API_KEY})
@@ -161,7 +164,7 @@ _created = itertools.count()
 
 def _call(case: schemathesis.Case, url: str):  # noqa: ANN202 - the transport's response
     """Send a case with the write key and run every check on its response (as the single-operation phases do)."""
-    response = case.call(base_url=url, headers={"X-API-Key": API_KEY}, timeout=120)
+    response = case.call(base_url=url, headers={"X-API-Key": API_KEY}, timeout=REQUEST_TIMEOUT)
     excluded = [positive_data_acceptance] if _refuses_unknown_names(response) else []
     case.validate_response(response, excluded_checks=excluded, headers={"X-API-Key": API_KEY})
     return response
