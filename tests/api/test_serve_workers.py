@@ -22,13 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.miss_cpu import child_socket_inodes, tcp_sockets
 from graph.settings import Neo4jSettings
 from kgrec.supervisor import reuse_port_balances
 
 pytestmark = pytest.mark.skipif(not reuse_port_balances(), reason="SO_REUSEPORT spreads connections on Linux only")
 
 ROOT = Path(__file__).parents[2]
-LISTEN = "0A"  # the TCP state in /proc/net/tcp
+LISTEN = "0A"  # the state of a listening socket in /proc/net/tcp
 
 
 def _free_port() -> int:
@@ -174,42 +175,15 @@ def _connection_to(pid: int, port: int, worker: int) -> http.client.HTTPConnecti
 def _owner(pid: int, port: int, conn: http.client.HTTPConnection) -> int:
     """The worker holding the server's end of ``conn``."""
     client_port = conn.sock.getsockname()[1]
-    ends = {inode for local, remote, state, inode in _tcp() if local == port and remote == client_port}
-    return next(worker for worker, inodes in _worker_sockets(pid).items() if inodes & ends)
+    ends = {inode for local, remote, state, inode in tcp_sockets() if local == port and remote == client_port}
+    return next(worker for worker, inodes in child_socket_inodes(pid).items() if inodes & ends)
 
 
 def _listeners(pid: int, port: int) -> dict[int, int]:
     """Each socket listening on ``port`` (its inode) and the worker of ``pid`` that holds it."""
     listening = _listening_inodes(port)
-    return {inode: worker for worker, inodes in _worker_sockets(pid).items() for inode in inodes & listening}
+    return {inode: worker for worker, inodes in child_socket_inodes(pid).items() for inode in inodes & listening}
 
 
 def _listening_inodes(port: int) -> set[int]:
-    return {inode for local, _, state, inode in _tcp() if local == port and state == LISTEN}
-
-
-def _tcp() -> list[tuple[int, int, str, int]]:
-    """(local port, remote port, state, inode) of every IPv4 TCP socket, from /proc/net/tcp."""
-    rows = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = (int(address.split(":")[1], 16) for address in fields[1:3])
-        rows.append((local, remote, fields[3], int(fields[9])))
-    return rows
-
-
-def _worker_sockets(pid: int) -> dict[int, set[int]]:
-    """The socket inodes each child process of ``pid`` holds (the supervisor holds every listening socket too)."""
-    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    held = {}
-    for child in children:
-        inodes = set()
-        for fd in Path(f"/proc/{child}/fd").glob("*"):
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue  # closed meanwhile
-            if target.startswith("socket:["):
-                inodes.add(int(target[8:-1]))
-        held[child] = inodes
-    return held
+    return {inode for local, _, state, inode in tcp_sockets() if local == port and state == LISTEN}
