@@ -13,7 +13,9 @@ from each request's scheduled time, as ``bench.api_load``'s), its own row: the p
     .venv/bin/python -m bench.miss_cpu [--clients 4 --duration 20 --runs 1 --api-workers 1 --open-rate 100]
 
 With ``--api-workers 2`` the API runs two uvicorn worker processes; its CPU is then that of the server process and
-all of its live descendants (the workers), summed.
+all of its live descendants (the workers), summed, and the column "worker cpu %" shows each worker's share of it,
+largest first (``50/50``: both workers carried the load; ``90/10``: one of them held most connections), and
+"worker conns" the connections each worker held halfway through the run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -42,6 +45,7 @@ from graph.neo4j_local import launcher
 
 console = Console()
 _TICKS = os.sysconf("SC_CLK_TCK")
+ESTABLISHED = "01"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -50,26 +54,81 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """:func:`cpu_seconds` of ``pid`` and every live process descending from it (uvicorn's workers)."""
+def _parents() -> dict[int, int]:
+    """Every live process's parent (``/proc/<pid>/stat`` field 4)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue  # ended meanwhile
+    return parents
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of ``pid`` and every live process descending from it (uvicorn's workers)."""
+    parents = _parents()
     tree, grew = {pid}, True
     while grew:
         more = {child for child, parent in parents.items() if parent in tree} - tree
         tree |= more
         grew = bool(more)
-    total = 0.0
-    for member in tree:
-        try:
-            total += cpu_seconds(member)
-        except OSError:
-            continue
-    return total
+    return sum(_cpu_seconds_or_none(member) or 0.0 for member in tree)
+
+
+def worker_cpu_seconds(pid: int) -> dict[int, float]:
+    """:func:`cpu_seconds` of each live child of ``pid`` (the API's worker processes)."""
+    used = {child: _cpu_seconds_or_none(child) for child, parent in _parents().items() if parent == pid}
+    return {child: seconds for child, seconds in used.items() if seconds is not None}
+
+
+def worker_split(before: dict[int, float], after: dict[int, float]) -> str:
+    """The share (%) of the workers' CPU each worker used between two :func:`worker_cpu_seconds`, largest first, e.g.
+    ``52/48``: whether the connections were spread over the workers or one worker held most of them."""
+    used = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
+    total = sum(used)
+    return "/".join(f"{100 * u / total:.0f}" for u in used if u > 0.01 * total) if total > 0 else "-"
+
+
+def worker_connections(pid: int, port: int) -> dict[int, int]:
+    """The established connections to ``port`` each child of ``pid`` holds (``/proc/net/tcp`` and the children's
+    open files): how the kernel or the workers' accepts spread the clients' connections."""
+    established = {inode for local, _, state, inode in tcp_sockets() if local == port and state == ESTABLISHED}
+    return {child: len(inodes & established) for child, inodes in child_socket_inodes(pid).items()}
+
+
+def tcp_sockets() -> list[tuple[int, int, str, int]]:
+    """(local port, remote port, state, inode) of every IPv4 TCP socket, from ``/proc/net/tcp`` (state ``0A``:
+    listening, ``01``: established)."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.split(":")[1], 16) for address in fields[1:3])
+        rows.append((local, remote, fields[3], int(fields[9])))
+    return rows
+
+
+def child_socket_inodes(pid: int) -> dict[int, set[int]]:
+    """The inodes of the sockets each live child of ``pid`` holds open."""
+    held: dict[int, set[int]] = {}
+    for child in (child for child, parent in _parents().items() if parent == pid):
+        inodes: set[int] = set()
+        for fd in Path(f"/proc/{child}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+        held[child] = inodes
+    return held
+
+
+def _cpu_seconds_or_none(pid: int) -> float | None:
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return None  # ended meanwhile
 
 
 def main() -> None:
@@ -103,7 +162,10 @@ def main() -> None:
     api = serve_api(settings, API_PORT, env, "miss_cpu.log", workers=args.api_workers, timeout=300.0)
     title = f"every request a miss, {args.duration:.0f} s, {args.api_workers} API worker(s)"
     table = Table(title=title)
-    for col in ("run", "load", "answered/s", "p50 ms", "p99 ms", "API cpu ms/req", "Neo4j cpu ms/req", "load avg"):
+    columns = ["run", "load", "answered/s", "p50 ms", "p99 ms", "API cpu ms/req", "Neo4j cpu ms/req", "load avg"]
+    if args.api_workers > 1:
+        columns[6:6] = ["worker cpu %", "worker conns"]
+    for col in columns:
         table.add_column(col, justify="right")
     loops = [(f"{args.clients} clients", lambda seed: closed_loop(users, args.clients, args.duration, seed=seed))]
     if args.open_rate > 0:
@@ -115,9 +177,23 @@ def main() -> None:
         for n in range(args.runs):
             for label, loop in loops:
                 before = read_metrics()
-                api_cpu, db_cpu = tree_cpu_seconds(api.pid), cpu_seconds(neo4j.pid)
+                api_cpu, db_cpu, workers = (
+                    tree_cpu_seconds(api.pid),
+                    cpu_seconds(neo4j.pid),
+                    worker_cpu_seconds(api.pid),
+                )
+                held: dict[int, int] = {}  # sampled halfway through the run, when every client is connected
+                sample = threading.Timer(
+                    args.duration / 2, lambda into: into.update(worker_connections(api.pid, API_PORT)), args=(held,)
+                )
+                sample.start()
                 run = asyncio.run(loop(4 + n))
+                sample.join()
                 api_used, db_used = tree_cpu_seconds(api.pid) - api_cpu, cpu_seconds(neo4j.pid) - db_cpu
+                split = []
+                if args.api_workers > 1:
+                    conns = "/".join(str(c) for c in sorted(held.values(), reverse=True) if c)
+                    split = [worker_split(workers, worker_cpu_seconds(api.pid)), conns or "-"]
                 stages = stage_means(before, read_metrics())
                 answered = max(run["answered"], 1)
                 # an open loop's answered/s: its achieved rate of requests times the share answered
@@ -131,6 +207,7 @@ def main() -> None:
                     f"{run['p50_ms']:.1f}",
                     f"{run['p99_ms']:.1f}",
                     f"{1000 * api_used / answered:.2f}",
+                    *split,
                     f"{1000 * db_used / answered:.2f}",
                     f"{os.getloadavg()[0]:.1f}",
                 )

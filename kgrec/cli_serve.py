@@ -90,8 +90,9 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Worker processes behind the one port (uvicorn workers), each with its own model copy and answer "
-            "cache; /metrics sums them all. See docs/scaling.md.",
+            help="Worker processes behind the one port (uvicorn workers; on Linux each with a listening socket of its "
+            "own, so that the kernel spreads the connections), each with its own model copy and answer cache; /metrics "
+            "sums them all. See docs/scaling.md.",
         ),
     ] = 1,
 ) -> None:
@@ -99,6 +100,7 @@ def serve(
     import uvicorn
 
     from api.settings import get_api_settings
+    from kgrec.supervisor import reuse_port_balances, run_workers
 
     try:
         settings = get_api_settings()
@@ -112,20 +114,23 @@ def serve(
         raise fail(exc) from exc
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"kgrec API on http://{bind_host}:{bind_port}  (docs: http://{bind_host}:{bind_port}/docs)")
+    options = {
+        "factory": True,
+        "host": bind_host,
+        "port": bind_port,
+        "workers": workers,
+        "log_level": "info",
+        "access_log": False,
+        "log_config": _serve_log_config(),
+        # a worker answers the parent's health pings only once its imports (torch) let it; on a busy machine that
+        # takes longer than uvicorn's default 5 s, and the parent would kill and restart it again and again
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
+    }
     with _shared_metrics(workers):
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=bind_host,
-            port=bind_port,
-            workers=workers,
-            log_level="info",
-            access_log=False,
-            log_config=_serve_log_config(),
-            # a worker answers the parent's health pings only once its imports (torch) let it; on a busy machine that
-            # takes longer than uvicorn's default 5 s, and the parent would kill and restart it again and again
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-        )
+        if workers > 1 and reuse_port_balances():  # a listening socket per worker: the kernel spreads the connections
+            run_workers(uvicorn.Config("api.app:create_app", **options))
+        else:  # one socket, shared by the workers if several
+            uvicorn.run("api.app:create_app", **options)
 
 
 @contextmanager

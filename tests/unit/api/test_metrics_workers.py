@@ -50,17 +50,34 @@ def test_serve_gives_several_workers_a_fresh_shared_directory(tmp_path: Path, mo
 
 def test_serve_gives_workers_time_to_start_on_a_busy_machine(monkeypatch) -> None:  # noqa: ANN001
     """uvicorn kills a worker that does not answer its health ping within the timeout (5 s by default); a worker busy
-    importing torch on a loaded machine takes longer, and was killed and restarted again and again."""
+    importing torch on a loaded machine takes longer, and was killed and restarted again and again. Where the kernel
+    spreads connections over ``SO_REUSEPORT`` sockets (Linux), the workers get a socket each (kgrec.supervisor);
+    elsewhere, uvicorn's one shared socket."""
     import uvicorn
 
-    from kgrec import cli_serve
+    from kgrec import cli_serve, supervisor
 
     seen: dict = {}
 
     def run(app: str, **kwargs: object) -> None:
-        seen.update(kwargs, multiproc=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        seen.update(kwargs, multiproc=os.environ.get("PROMETHEUS_MULTIPROC_DIR"), runner="uvicorn")
+
+    def run_workers(config: uvicorn.Config) -> None:
+        seen.update(
+            workers=config.workers,
+            timeout_worker_healthcheck=config.timeout_worker_healthcheck,
+            multiproc=os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+            runner="reuse-port",
+        )
 
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.setattr(uvicorn, "run", run)
-    cli_serve.serve(host="127.0.0.1", port=18999, workers=2)
-    assert seen["workers"] == 2 and seen["timeout_worker_healthcheck"] >= 60 and seen["multiproc"]
+    monkeypatch.setattr(supervisor, "run_workers", run_workers)
+    for balances, runner in ((True, "reuse-port"), (False, "uvicorn")):
+        monkeypatch.setattr(supervisor, "reuse_port_balances", lambda balances=balances: balances)
+        seen.clear()
+        cli_serve.serve(host="127.0.0.1", port=18999, workers=2)
+        assert seen["workers"] == 2 and seen["timeout_worker_healthcheck"] >= 60 and seen["multiproc"]
+        assert seen["runner"] == runner
+    cli_serve.serve(host="127.0.0.1", port=18999, workers=1)
+    assert seen["workers"] == 1 and seen["runner"] == "uvicorn"  # one process: no supervisor
