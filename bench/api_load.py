@@ -49,6 +49,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from api.heap import time_collections
 from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down, stop_api
 from etl.load import load_stream
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
@@ -327,6 +328,8 @@ async def open_loop(
     start = time.perf_counter() + 0.2
     wall_offset = time.time() - time.perf_counter()  # to give the slowest requests a wall-clock time (server logs)
     slowest: list[tuple[float, float]] = []
+    collections: list[list[float]] = []  # this client's own garbage collections: a stall of the clock's reader
+    untime = time_collections(lambda gen, at, ms, cpu, _: collections.append([round(at, 4), round(ms, 2), gen]))
 
     async def one(i: int) -> None:
         scheduled = start + i / rate
@@ -340,7 +343,10 @@ async def open_loop(
         latencies.append((latency, outcome))  # from the scheduled time
         slowest.append((latency, scheduled + wall_offset))
 
-    await asyncio.gather(*(one(i) for i in range(n)))
+    try:
+        await asyncio.gather(*(one(i) for i in range(n)))
+    finally:
+        untime()
     wall = time.perf_counter() - start
     await client.close()
     return {
@@ -358,6 +364,10 @@ async def open_loop(
         ),
         # the 1% slowest requests: [scheduled at (epoch seconds), latency ms], to set beside the server's logs
         "slowest": [[round(at, 3), round(1000 * t, 1)] for t, at in sorted(slowest, reverse=True)[: max(n // 100, 1)]],
+        # every request, [scheduled at (epoch seconds), latency ms] in the order scheduled, and the client's own
+        # collections [start (epoch seconds), ms, generation]: bench/tail_events.py sets them against the server's
+        "timeline": sorted([round(at, 4), round(1000 * t, 2)] for t, at in slowest),
+        "client_gc": collections,
     }
 
 
