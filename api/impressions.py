@@ -131,7 +131,7 @@ class ImpressionRecorder:
             "variant": variant,
             "model_version": model_version,
             "shown_at": int(time.time()),
-            "item_ids": list(item_ids),
+            "item_ids": tuple(item_ids),  # a tuple of strings: the collector stops walking it after one look
         }
         with self._lock:
             if len(self._window) >= self.capacity:

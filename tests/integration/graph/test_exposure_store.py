@@ -1,10 +1,11 @@
 """A user's exposure as arrays on the user node (record_impressions.cypher, record_skip.cypher): one SET per user per
 window whichever writer made it, bounded to the most recent items, an older graph's SHOWN converted once, and no
 relationship walked or written per (user, item) pair; with the timeline on, the recorder logs each transaction's start
-and length."""
+and length; a written window leaves its rows to reference counting, not to the cyclic collector."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -226,3 +227,31 @@ def test_with_the_timeline_on_the_recorder_logs_each_write_transaction_with_its_
     starts = [float(m.group(1)) for m in parsed if m]
     assert before <= starts[0] <= starts[1] <= time.time()
     assert starts[1] >= starts[0] + float(parsed[0].group(2)) / 1000 - 0.001  # the second began after the first ended
+
+
+def test_a_written_window_leaves_none_of_its_rows_to_the_cyclic_collector(clean_db: Driver) -> None:
+    _world(clean_db)
+    rows = [
+        {
+            "recommendation_id": f"r{n}",
+            "user_id": f"u{1 + n % 2}",
+            "variant": "default",
+            "model_version": "m",
+            "shown_at": NOW + n,
+            "item_ids": ("a", "b", "c", "d"),
+        }
+        for n in range(200)
+    ]
+    (batch,) = impression_batches(rows, 500)
+    writer = BatchWriter(clean_db)
+    write_impressions(writer, batch)  # the statement planned and the connection opened before counting
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable is kept in gc.garbage, to be counted
+    try:
+        write_impressions(writer, batch)
+        gc.collect()
+        lists = sum(1 for found in gc.garbage if isinstance(found, list))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert lists < 50  # the driver's own few; the parameters alone are 200 list rows and 8 (user, item) rows
