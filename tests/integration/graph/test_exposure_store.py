@@ -231,24 +231,28 @@ def test_with_the_timeline_on_the_recorder_logs_each_write_transaction_with_its_
 
 def test_a_written_window_leaves_none_of_its_rows_to_the_cyclic_collector(clean_db: Driver) -> None:
     _world(clean_db)
-    rows = [
-        {
-            "recommendation_id": f"r{n}",
-            "user_id": f"u{1 + n % 2}",
-            "variant": "default",
-            "model_version": "m",
-            "shown_at": NOW + n,
-            "item_ids": ("a", "b", "c", "d"),
-        }
-        for n in range(200)
+    windows = [
+        [
+            {
+                "recommendation_id": f"{window}-{n}",
+                "user_id": f"u{1 + n % 2}",
+                "variant": "default",
+                "model_version": "m",
+                "shown_at": NOW + n,
+                "item_ids": ("a", "b", "c", "d"),
+            }
+            for n in range(200)
+        ]
+        for window in ("first", "second")
     ]
-    (batch,) = impression_batches(rows, 500)
     writer = BatchWriter(clean_db)
-    write_impressions(writer, batch)  # the statement planned and the connection opened before counting
+    (first,) = impression_batches(windows[0], 500)
+    write_impressions(writer, first)  # the statement planned and the connection opened before counting
+    (second,) = impression_batches(windows[1], 500)
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable is kept in gc.garbage, to be counted
     try:
-        write_impressions(writer, batch)
+        write_impressions(writer, second)
         gc.collect()
         lists = sum(1 for found in gc.garbage if isinstance(found, list))
     finally:
