@@ -1,11 +1,13 @@
-"""The API load benchmark's lean HTTP client: statuses, body checks, and a stale keep-alive connection."""
+"""The API load benchmark's lean HTTP client: statuses, body checks, and a stale keep-alive connection; the open
+loop's timeline of every request, with the client's collector off while it runs."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 
-from bench.api_load import LeanClient
+from bench.api_load import LeanClient, open_loop
 
 
 def _body(items: int, explained: int) -> bytes:
@@ -152,3 +154,34 @@ def test_a_close_that_crosses_the_request_is_retried_once_on_a_new_connection() 
     outcomes, accepted, client = _pool_run([(1, 0.0), (1, 0.0)], "on second request", max_connections=1)
     assert outcomes == ["200", "200"]
     assert accepted == 2 and client.retried == 1
+
+
+def test_the_open_loop_times_every_request_with_the_clients_collector_off_while_it_runs() -> None:
+    collecting: list[bool] = []
+
+    async def main() -> dict:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                collecting.append(gc.isenabled())  # the server runs in the client's loop: the client's state
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        client = LeanClient(server.sockets[0].getsockname()[1], max_connections=4, check_every=0)
+        run = await open_loop([], 100.0, 0.3, url=lambda _: "/x", client=client)
+        server.close()
+        return run
+
+    assert gc.isenabled()
+    run = asyncio.run(main())
+    assert gc.isenabled()  # given back
+    assert collecting == [False] * 30
+    assert len(run["timeline"]) == 30
+    assert [at for at, _ in run["timeline"]] == sorted(at for at, _ in run["timeline"])
+    assert abs(run["timeline"][0][0] - run["started_at"]) < 0.001  # the first request's scheduled time
+    assert run["client_gc"] == []
