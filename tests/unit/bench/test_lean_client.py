@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from collections.abc import Callable
 
 from bench.api_load import LeanClient, open_loop
 
@@ -16,7 +17,9 @@ def _body(items: int, explained: int) -> bytes:
     ).encode()
 
 
-async def _serve(bodies: list[tuple[int, bytes]], close_after_first: bool) -> tuple[asyncio.AbstractServer, list[int]]:
+async def _serve(
+    bodies: list[tuple[int, bytes]], close_after_first: bool, on_request: Callable[[], None] | None = None
+) -> tuple[asyncio.AbstractServer, list[int]]:
     served: list[int] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -25,6 +28,8 @@ async def _serve(bodies: list[tuple[int, bytes]], close_after_first: bool) -> tu
                 await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
+            if on_request is not None:
+                on_request()
             status, body = bodies[min(len(served), len(bodies) - 1)]
             served.append(status)
             writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
@@ -160,18 +165,8 @@ def test_the_open_loop_times_every_request_with_the_clients_collector_off_while_
     collecting: list[bool] = []
 
     async def main() -> dict:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                try:
-                    await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                collecting.append(gc.isenabled())  # the server runs in the client's loop: the client's state
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        # the server runs in the client's event loop: it sees the client's collector
+        server, _ = await _serve([(200, b"{}")], False, on_request=lambda: collecting.append(gc.isenabled()))
         client = LeanClient(server.sockets[0].getsockname()[1], max_connections=4, check_every=0)
         run = await open_loop([], 100.0, 0.3, url=lambda _: "/x", client=client)
         server.close()
