@@ -18,6 +18,8 @@ keep-alive client, so that it takes little of the two cores from the server). Af
 
 Every 200 must carry k items (one in ten bodies is parsed to check); the cache hit ratio, the mean time of
 each stage per run (read from the API's /metrics) and the errors by kind are printed beside the figures.
+bench/out/api_load.json keeps every request of (a) (scheduled time, latency) for bench/tail_events.py, which sets
+the slow ones against the API's timeline (``KGREC_DEBUG_TIMELINE=true``) and Neo4j's ``logs/gc.log``.
 
     .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
