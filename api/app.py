@@ -39,7 +39,7 @@ from api.errors import (
     UserExistsError,
 )
 from api.feedback import FeedbackConfig, UnknownFeedbackTypeError
-from api.heap import freeze_heap, switch_interval, thaw_heap, young_threshold
+from api.heap import freeze_heap, log_collection, switch_interval, thaw_heap, time_collections, young_threshold
 from api.ingest_routes import ingest_router
 from api.item_routes import item_router
 from api.lean import LeanRecommendations
@@ -339,6 +339,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         # fewer young collections per miss (api/heap.py); the process's threshold is given back at shutdown
         default_young = young_threshold(api_settings.gc_young_threshold) if api_settings.gc_young_threshold else None
         default_switch = switch_interval(api_settings.gil_switch_ms) if api_settings.gil_switch_ms else None
+        untime = time_collections(log_collection) if api_settings.debug_timeline else None
         log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
         try:
             yield
@@ -360,6 +361,8 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
                 young_threshold(default_young)
             if default_switch is not None:
                 switch_interval(default_switch)
+            if untime is not None:
+                untime()
 
     app = FastAPI(
         title="kgrec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None

@@ -31,6 +31,10 @@ pool) each of those takes can wait up to a whole interval, so a cached answer of
 :func:`switch_interval` shortens the turns (``KGREC_GIL_SWITCH_MS``): waits shorter, switches more frequent. Off by
 default: at 1 ms misses cost about a quarter more CPU and the read path's tail was no better on a quiet machine
 (docs/benchmarks.md §5).
+
+:func:`time_collections` reports every collection with its wall-clock start and length (the API logs them with
+``KGREC_DEBUG_TIMELINE``, :func:`log_collection`; bench.api_load times its own client's), so that a slow request can be
+set against the collections (bench/tail_events.py).
 """
 
 from __future__ import annotations
@@ -38,8 +42,12 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
+timeline = logging.getLogger("api.timeline")  # KGREC_DEBUG_TIMELINE (bench/tail_events.py)
 
 
 def freeze_heap(collect: bool = False) -> None:
@@ -75,9 +83,33 @@ def switch_interval(milliseconds: float) -> float:
     return previous * 1000.0
 
 
+def time_collections(report: Callable[[int, float, float, float, int], None]) -> Callable[[], None]:
+    """Call ``report(generation, start, ms, cpu_ms, collected)`` after each of this process's garbage collections:
+    ``start`` in epoch seconds, ``ms`` its wall time, ``cpu_ms`` the CPU time of the thread that ran it (the
+    collection's own work, which a busy machine does not stretch). Three clock reads a collection (a few a second
+    under load). Returns the function that removes the hook."""
+    started = [0.0, 0.0, 0.0]  # wall clock, perf counter, thread CPU time at the start of the current collection
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = time.time(), time.perf_counter(), time.thread_time()
+        else:
+            ms, cpu_ms = 1000 * (time.perf_counter() - started[1]), 1000 * (time.thread_time() - started[2])
+            report(info["generation"], started[0], ms, cpu_ms, info["collected"])
+
+    gc.callbacks.append(callback)
+    return lambda: gc.callbacks.remove(callback)
+
+
+def log_collection(generation: int, start: float, ms: float, cpu_ms: float, collected: int) -> None:
+    """A :func:`time_collections` report as a line of the ``api.timeline`` log (``KGREC_DEBUG_TIMELINE``):
+    ``gc gen=G start=EPOCH ms=M cpu_ms=C collected=N``."""
+    timeline.info("gc gen=%d start=%.4f ms=%.2f cpu_ms=%.2f collected=%d", generation, start, ms, cpu_ms, collected)
+
+
 def thaw_heap() -> None:
     """Give the frozen objects back to the collector (:func:`gc.unfreeze`; the app's shutdown)."""
     gc.unfreeze()
 
 
-__all__ = ["freeze_heap", "switch_interval", "thaw_heap", "young_threshold"]
+__all__ = ["freeze_heap", "switch_interval", "log_collection", "thaw_heap", "time_collections", "young_threshold"]

@@ -52,6 +52,7 @@ from graph.writers import (
 from schema.errors import KgrecError
 
 log = logging.getLogger(__name__)
+timeline = logging.getLogger("api.timeline")  # KGREC_DEBUG_TIMELINE: when each write ran (bench/tail_events.py)
 
 #: The variant of recorded similar-items lists (``GET /items/{id}/similar``): item pages are nobody's and no A/B
 #: variant's, so they are reported apart.
@@ -71,6 +72,9 @@ class ImpressionRecorder:
         retention_days: Lists shown longer ago than this are pruned (:meth:`prune`) by the thread, at most every
             ``PRUNE_EVERY`` seconds; 0: never.
         max_shown: Most items a user's exposure arrays keep (the most recently shown).
+        timeline: Log each write transaction's wall-clock start and length (INFO, logger ``api.timeline``:
+            ``impressions start=EPOCH ms=M cpu_ms=C lists=L users=U items=I``, C the writer thread's CPU time;
+            ``KGREC_DEBUG_TIMELINE``), to set slow requests against the writes (bench/tail_events.py).
     """
 
     #: Seconds between two prunings, and the lists one pruning transaction deletes at most (small transactions).
@@ -87,8 +91,10 @@ class ImpressionRecorder:
         every: float,
         retention_days: float = 0.0,
         max_shown: int = EXPOSURE_ITEMS,
+        timeline: bool = False,
     ) -> None:
         self.max_shown = max_shown
+        self.timeline = timeline
         self.driver = driver
         self.database = database
         self.retention_days = retention_days
@@ -125,7 +131,7 @@ class ImpressionRecorder:
             "variant": variant,
             "model_version": model_version,
             "shown_at": int(time.time()),
-            "item_ids": list(item_ids),
+            "item_ids": tuple(item_ids),  # a tuple of strings: the collector stops walking it after one look
         }
         with self._lock:
             if len(self._window) >= self.capacity:
@@ -223,8 +229,19 @@ class ImpressionRecorder:
                 if pace and took and not self._stop.is_set():
                     time.sleep(min(took, self.every))
                 try:
+                    started, cpu = time.time(), time.thread_time()
                     stats = write_impressions(self.writer, part, self.max_shown)
                     self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
+                    if self.timeline:
+                        timeline.info(
+                            "impressions start=%.4f ms=%.2f cpu_ms=%.2f lists=%d users=%d items=%d",
+                            started,
+                            1000 * stats.seconds,
+                            1000 * (time.thread_time() - cpu),
+                            len(part.lists),
+                            len(part.users),
+                            len(part.items),
+                        )
                     written += len(part.lists)
                     took = stats.seconds
                 except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on

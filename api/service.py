@@ -174,6 +174,7 @@ class Recommender:
                 settings.impressions_flush_seconds,
                 retention_days=settings.impressions_retention_days,
                 max_shown=settings.exposure_items,
+                timeline=settings.debug_timeline,
             )
             if settings.impressions
             else None

@@ -246,6 +246,13 @@ class ApiSettings(BaseSettings):
         "thread computes; api/heap.py). 0 = Python's default.",
     )
 
+    debug_timeline: bool = Field(
+        False,
+        description="Log (INFO, logger api.timeline) each of the process's garbage collections and each impression "
+        "write transaction with its wall-clock start and length, to set slow requests against them "
+        "(bench/tail_events.py). For diagnosis: a line per collection and per transaction.",
+    )
+
     # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
     impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")
     impressions_queue: int = Field(

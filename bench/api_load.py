@@ -18,6 +18,8 @@ keep-alive client, so that it takes little of the two cores from the server). Af
 
 Every 200 must carry k items (one in ten bodies is parsed to check); the cache hit ratio, the mean time of
 each stage per run (read from the API's /metrics) and the errors by kind are printed beside the figures.
+bench/out/api_load.json keeps every request of (a) (scheduled time, latency) for bench/tail_events.py, which sets
+the slow ones against the API's timeline (``KGREC_DEBUG_TIMELINE=true``) and Neo4j's ``logs/gc.log``.
 
     .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -49,6 +52,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from api.heap import time_collections
 from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down, stop_api
 from etl.load import load_stream
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
@@ -327,6 +331,14 @@ async def open_loop(
     start = time.perf_counter() + 0.2
     wall_offset = time.time() - time.perf_counter()  # to give the slowest requests a wall-clock time (server logs)
     slowest: list[tuple[float, float]] = []
+    # This client's own garbage collections stall the clock's reader: with the run's thousands of coroutines alive,
+    # one took 5-73 ms (up to 1.2 s on a loaded machine) and met 12% of the slowest requests' stalls (bench/
+    # tail_events.py). The collector is off for the run (its garbage is freed after it); any collection still made
+    # is reported.
+    collections: list[list[float]] = []
+    untime = time_collections(lambda gen, at, ms, cpu, _: collections.append([round(at, 4), round(ms, 2), gen]))
+    collecting = gc.isenabled()
+    gc.disable()
 
     async def one(i: int) -> None:
         scheduled = start + i / rate
@@ -340,7 +352,12 @@ async def open_loop(
         latencies.append((latency, outcome))  # from the scheduled time
         slowest.append((latency, scheduled + wall_offset))
 
-    await asyncio.gather(*(one(i) for i in range(n)))
+    try:
+        await asyncio.gather(*(one(i) for i in range(n)))
+    finally:
+        untime()
+        if collecting:
+            gc.enable()
     wall = time.perf_counter() - start
     await client.close()
     return {
@@ -358,6 +375,10 @@ async def open_loop(
         ),
         # the 1% slowest requests: [scheduled at (epoch seconds), latency ms], to set beside the server's logs
         "slowest": [[round(at, 3), round(1000 * t, 1)] for t, at in sorted(slowest, reverse=True)[: max(n // 100, 1)]],
+        # every request, [scheduled at (epoch seconds), latency ms] in the order scheduled, and the client's own
+        # collections [start (epoch seconds), ms, generation]: bench/tail_events.py sets them against the server's
+        "timeline": sorted([round(at, 4), round(1000 * t, 2)] for t, at in slowest),
+        "client_gc": collections,
     }
 
 

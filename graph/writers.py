@@ -336,13 +336,17 @@ class ImpressionWindow:
     aggregated thousands of lists in one stretch of Python, and held the interpreter's lock from the requests being
     served for tens of milliseconds (more on a loaded machine). Not thread-safe: its owner locks.
 
+    A user's sums are dicts of strings and ints, which Python's cyclic collector never tracks: a busy window holds
+    tens of thousands of (user, item) sums for up to ``KGREC_IMPRESSIONS_FLUSH_SECONDS``, and as lists (each tracked)
+    every young collection in that time walked them while requests waited (docs/benchmarks.md §5).
+
     Attributes:
         rows: The lists, in the order added.
     """
 
     def __init__(self) -> None:
         self.rows: list[Mapping[str, Any]] = []
-        # user -> [lists, {item: [count, last_shown, list]}]; item -> times shown
+        # user -> [lists, {item: count}, {item: number of the list that last showed it}, {list number: shown_at}]
         self._users: dict[str, list[Any]] = {}
         self._items: dict[str, int] = {}
 
@@ -361,17 +365,13 @@ class ImpressionWindow:
             return
         user = self._users.get(user_id)
         if user is None:
-            user = self._users[user_id] = [0, {}]
+            user = self._users[user_id] = [0, {}, {}, {}]
         user[0] += 1
-        number, shown_at, exposure = user[0], row["shown_at"], user[1]
+        number, counts, numbers = user[0], user[1], user[2]  # number: the list's among the user's of this window
+        user[3][number] = row["shown_at"]
         for item_id in row["item_ids"]:
-            shown = exposure.get(item_id)
-            if shown is None:
-                exposure[item_id] = [1, shown_at, number]
-            else:
-                shown[0] += 1
-                shown[1] = shown_at
-                shown[2] = number  # the list's number among the user's lists of this window (from 1)
+            counts[item_id] = counts.get(item_id, 0) + 1
+            numbers[item_id] = number
             items[item_id] = items.get(item_id, 0) + 1
 
     def take(self, recommendation_id: str) -> ImpressionWindow | None:
@@ -410,14 +410,15 @@ class ImpressionWindow:
         for n in range(parts):
             users = []
             for user_id in user_ids[n * batch : (n + 1) * batch]:
-                lists, exposure = self._users[user_id]
-                shown = sorted(exposure.items(), key=lambda s: (s[1][2], s[0]))  # by list, then id: oldest first
+                lists, counts, numbers, times = self._users[user_id]
+                shown = sorted(counts, key=lambda i: (numbers[i], i))  # by list, then id: oldest first
                 users.append(
                     {
                         "user_id": user_id,
                         "lists": lists,
                         "items": [
-                            {"item_id": i, "count": c, "last_shown": at, "list": number} for i, (c, at, number) in shown
+                            {"item_id": i, "count": counts[i], "last_shown": times[numbers[i]], "list": numbers[i]}
+                            for i in shown
                         ],
                     }
                 )
@@ -443,12 +444,30 @@ def write_impressions(writer: BatchWriter, batch: ImpressionBatch, max_shown: in
     ``impressions`` (:class:`ImpressionBatch`), sent as positional rows (lists, not maps: the statement's
     parameters)."""
     started = time.perf_counter()
-    with (
-        writer.driver.session(database=writer.database) as session,
-        database_errors("write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of impressions"),
-    ):
-        session.execute_write(_run_impressions, impression_parameters(batch, max_shown))
+    parameters = impression_parameters(batch, max_shown)
+    try:
+        with (
+            writer.driver.session(database=writer.database) as session,
+            database_errors(
+                "write", gone="Neo4j went away during a write", refused="Neo4j refused a batch of impressions"
+            ),
+        ):
+            session.execute_write(_run_impressions, parameters)
+    finally:
+        release_parameters(parameters)
     return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
+
+
+def release_parameters(parameters: dict[str, Any]) -> None:
+    """Empty a finished transaction's list parameters, so that reference counting frees their rows at once.
+
+    The driver keeps a transaction's parameters inside reference cycles of its own (its result, transaction and
+    hydration objects), which only Python's cyclic collector frees: a busy impression window's parameters (tens of
+    thousands of small lists) then waited for the collector, and every young collection meanwhile walked them while
+    requests waited (docs/benchmarks.md §5). Emptied, only the driver's few objects a transaction are left to it."""
+    for value in parameters.values():
+        if isinstance(value, list):
+            value.clear()
 
 
 def impression_parameters(batch: ImpressionBatch, max_shown: int = EXPOSURE_ITEMS) -> dict[str, Any]:

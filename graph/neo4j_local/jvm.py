@@ -69,6 +69,14 @@ def raise_nofile_limit() -> None:
         pass
 
 
+def gc_log_option(home: Path) -> str:
+    """The JVM option that logs every garbage collection (its pause and the CPU its threads used) and every
+    stop-the-world pause (safepoint) with its UTC time to ``home/logs/gc.log`` (four files of 10 MiB at most,
+    rotated): what a slow query can be set against (bench/tail_events.py). A few lines a second under load."""
+    log = home / "logs" / "gc.log"
+    return f"-Xlog:gc,gc+cpu,safepoint:file={log}:utctime,uptimemillis,tags:filecount=4,filesize=10m"
+
+
 def java_command(settings: Neo4jSettings, java: str, jars: Path, home: Path) -> list[str]:
     """The command line that runs the embedded server of ``home`` from ``jars`` with ``settings``' memory caps."""
     heap = parse_size(settings.heap, "NEO4J_HEAP")
@@ -80,6 +88,7 @@ def java_command(settings: Neo4jSettings, java: str, jars: Path, home: Path) -> 
         f"-Xmx{jvm_size(heap)}",
         *JVM_FLAGS,
         f"-XX:ErrorFile={home / 'logs' / 'hs_err_pid%p.log'}",
+        gc_log_option(home),
         "-cp",
         classpath,
         MAIN_CLASS,

@@ -10,6 +10,7 @@ Layout of ``settings.home`` (data survives restarts)::
     data/             databases (system, neo4j)
     logs/console.log  the JVM's stdout/stderr (user log, start/stop lines)
     logs/debug.log    Neo4j's debug log (also http.log, query.log, security.log)
+    logs/gc.log       the JVM's garbage collections and stop-the-world pauses, with their UTC times
     run/neo4j.pid     pid of the running JVM
     conf/neo4j.conf   optional extra settings (same keys as neo4j.conf; the launcher's own settings win)
 

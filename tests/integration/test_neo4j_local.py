@@ -122,6 +122,7 @@ def test_status_reports_the_running_server(settings: Neo4jSettings, server: neo4
     assert state.home == Path(settings.home).resolve()
     assert (state.home / "logs" / "debug.log").is_file()
     assert (state.home / "logs" / "console.log").is_file()
+    assert "Using G1" in (state.home / "logs" / "gc.log").read_text()  # the JVM logs its pauses (jvm.gc_log_option)
 
 
 def test_data_survives_restart_and_stop_stops(settings: Neo4jSettings, server: neo4j_local.ServerStatus) -> None:

@@ -1,9 +1,16 @@
 """A user's exposure as arrays on the user node (record_impressions.cypher, record_skip.cypher): one SET per user per
 window whichever writer made it, bounded to the most recent items, an older graph's SHOWN converted once, and no
-relationship walked or written per (user, item) pair."""
+relationship walked or written per (user, item) pair; with the timeline on, the recorder logs each transaction's start
+and length; a written window leaves its rows to reference counting, not to the cyclic collector."""
 
 from __future__ import annotations
 
+import gc
+import logging
+import re
+import time
+
+import pytest
 from neo4j import Driver
 
 from api.impressions import ImpressionRecorder
@@ -190,3 +197,65 @@ def test_the_recorder_converts_an_older_graph_and_plans_before_its_first_window(
     assert [(i, c, n) for i, c, _, n in _exposure(clean_db, "u1")] == [("a", 2, 2), ("b", 1, 2)]
     me = user_context(clean_db, "u1")
     assert me is not None and me.lists_shown == 2 and me.shown == {"a": (2, 2), "b": (1, 2)}
+
+
+def test_with_the_timeline_on_the_recorder_logs_each_write_transaction_with_its_start_and_length(
+    clean_db: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    _world(clean_db)
+    quiet = ImpressionRecorder(clean_db, "neo4j", Metrics(), capacity=100, batch=1, every=60.0)
+    recorder = ImpressionRecorder(clean_db, "neo4j", Metrics(), capacity=100, batch=1, every=60.0, timeline=True)
+    before = time.time()
+    with caplog.at_level(logging.INFO, logger="api.timeline"):
+        quiet.record("r0", "u1", "default", "m", ["c"])
+        quiet.flush()
+        recorder.record("r1", "u1", "default", "m", ["a", "b"])
+        recorder.record("r2", "u2", "default", "m", ["a"])
+        recorder.flush()  # batch=1: one transaction per list
+    quiet.close()
+    recorder.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "api.timeline"]
+    parsed = [
+        re.fullmatch(
+            r"impressions start=([0-9.]+) ms=([0-9.]+) cpu_ms=[0-9.]+ lists=(\d+) users=(\d+) items=(\d+)", line
+        )
+        for line in lines
+    ]
+    assert len(parsed) == 2 and all(parsed), lines  # the quiet recorder logged nothing
+    assert [(m.group(3), m.group(4)) for m in parsed if m] == [("1", "1"), ("1", "1")]
+    assert sum(int(m.group(5)) for m in parsed if m) == 2  # a and b, each item's count once
+    starts = [float(m.group(1)) for m in parsed if m]
+    assert before <= starts[0] <= starts[1] <= time.time()
+    assert starts[1] >= starts[0] + float(parsed[0].group(2)) / 1000 - 0.001  # the second began after the first ended
+
+
+def test_a_written_window_leaves_none_of_its_rows_to_the_cyclic_collector(clean_db: Driver) -> None:
+    _world(clean_db)
+    windows = [
+        [
+            {
+                "recommendation_id": f"{window}-{n}",
+                "user_id": f"u{1 + n % 2}",
+                "variant": "default",
+                "model_version": "m",
+                "shown_at": NOW + n,
+                "item_ids": ("a", "b", "c", "d"),
+            }
+            for n in range(200)
+        ]
+        for window in ("first", "second")
+    ]
+    writer = BatchWriter(clean_db)
+    (first,) = impression_batches(windows[0], 500)
+    write_impressions(writer, first)  # the statement planned and the connection opened before counting
+    (second,) = impression_batches(windows[1], 500)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable is kept in gc.garbage, to be counted
+    try:
+        write_impressions(writer, second)
+        gc.collect()
+        lists = sum(1 for found in gc.garbage if isinstance(found, list))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert lists < 50  # the driver's own few; the parameters alone are 200 list rows and 8 (user, item) rows

@@ -1,15 +1,17 @@
 """Freezing the heap alive (api/heap.py): frozen objects are out of every collection until thawed; the youngest
-generation's threshold raised and given back; the interpreter lock's switch interval set and given back."""
+generation's threshold raised and given back; the interpreter lock's switch interval set and given back; each
+collection reported with its start and length, until the hook is removed."""
 
 from __future__ import annotations
 
 import gc
 import sys
+import time
 import weakref
 
 import pytest
 
-from api.heap import freeze_heap, switch_interval, thaw_heap, young_threshold
+from api.heap import freeze_heap, switch_interval, thaw_heap, time_collections, young_threshold
 
 
 def test_frozen_objects_leave_the_oldest_generation_until_thawed() -> None:
@@ -69,3 +71,24 @@ def test_switch_interval_sets_the_interpreters_turns_in_milliseconds_and_gives_t
     finally:
         assert switch_interval(previous) == pytest.approx(0.5)
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_each_collection_is_reported_with_its_generation_start_and_length_until_the_hook_is_removed() -> None:
+    reports: list[tuple[int, float, float, float, int]] = []
+    remove = time_collections(lambda *report: reports.append(report))
+    before = time.time()
+    try:
+        first, second = _Node(), _Node()
+        first.other, second.other = second, first
+        del first, second
+        gc.collect()
+    finally:
+        remove()
+    last = reports[-1]
+    generation, start, ms, cpu_ms, collected = last
+    assert generation == 2
+    assert before <= start <= time.time()
+    assert ms >= 0 and cpu_ms >= 0
+    assert collected >= 2  # the cycle's two nodes
+    gc.collect()
+    assert reports[-1] is last  # removed: no more reports

@@ -1,11 +1,14 @@
-"""The API load benchmark's lean HTTP client: statuses, body checks, and a stale keep-alive connection."""
+"""The API load benchmark's lean HTTP client: statuses, body checks, and a stale keep-alive connection; the open
+loop's timeline of every request, with the client's collector off while it runs."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+from collections.abc import Callable
 
-from bench.api_load import LeanClient
+from bench.api_load import LeanClient, open_loop
 
 
 def _body(items: int, explained: int) -> bytes:
@@ -14,7 +17,9 @@ def _body(items: int, explained: int) -> bytes:
     ).encode()
 
 
-async def _serve(bodies: list[tuple[int, bytes]], close_after_first: bool) -> tuple[asyncio.AbstractServer, list[int]]:
+async def _serve(
+    bodies: list[tuple[int, bytes]], close_after_first: bool, on_request: Callable[[], None] | None = None
+) -> tuple[asyncio.AbstractServer, list[int]]:
     served: list[int] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -23,6 +28,8 @@ async def _serve(bodies: list[tuple[int, bytes]], close_after_first: bool) -> tu
                 await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
+            if on_request is not None:
+                on_request()
             status, body = bodies[min(len(served), len(bodies) - 1)]
             served.append(status)
             writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
@@ -152,3 +159,24 @@ def test_a_close_that_crosses_the_request_is_retried_once_on_a_new_connection() 
     outcomes, accepted, client = _pool_run([(1, 0.0), (1, 0.0)], "on second request", max_connections=1)
     assert outcomes == ["200", "200"]
     assert accepted == 2 and client.retried == 1
+
+
+def test_the_open_loop_times_every_request_with_the_clients_collector_off_while_it_runs() -> None:
+    collecting: list[bool] = []
+
+    async def main() -> dict:
+        # the server runs in the client's event loop: it sees the client's collector
+        server, _ = await _serve([(200, b"{}")], False, on_request=lambda: collecting.append(gc.isenabled()))
+        client = LeanClient(server.sockets[0].getsockname()[1], max_connections=4, check_every=0)
+        run = await open_loop([], 100.0, 0.3, url=lambda _: "/x", client=client)
+        server.close()
+        return run
+
+    assert gc.isenabled()
+    run = asyncio.run(main())
+    assert gc.isenabled()  # given back
+    assert collecting == [False] * 30
+    assert len(run["timeline"]) == 30
+    assert [at for at, _ in run["timeline"]] == sorted(at for at, _ in run["timeline"])
+    assert abs(run["timeline"][0][0] - run["started_at"]) < 0.001  # the first request's scheduled time
+    assert run["client_gc"] == []

@@ -1,10 +1,12 @@
-"""Impressions aggregated per (user, item) and per item before they are written (graph.writers.impression_batches)."""
+"""Impressions aggregated per (user, item) and per item before they are written (graph.writers.impression_batches),
+in sums Python's cyclic collector does not track; a finished transaction's list parameters emptied."""
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 
-from graph.writers import ImpressionWindow, impression_batches
+from graph.writers import ImpressionWindow, impression_batches, release_parameters
 
 
 def _row(rec: str, user: str | None, items: list[str], at: int = 1_700_000_000) -> dict:
@@ -85,3 +87,24 @@ def test_a_list_taken_out_takes_its_users_lists_and_their_counts_and_leaves_the_
     assert [r["recommendation_id"] for r in nobodys.rows] == ["r4"] and len(window) == 1
     (part,) = nobodys.batches(50)
     assert part.users == [] and [(i["item_id"], i["count"]) for i in part.items] == [("c", 1)]
+
+
+def test_a_windows_sums_add_no_object_for_the_collector_to_walk_per_user_and_item() -> None:
+    rows = [_row(f"r{n}", f"u{n % 10}", [f"i{(n + k) % 97}" for k in range(20)], 100 + n) for n in range(300)]
+    for row in rows:
+        row["item_ids"] = tuple(row["item_ids"])  # as the recorder queues them
+    window = ImpressionWindow()
+    gc.collect()
+    tracked = len(gc.get_objects())
+    for row in rows:
+        window.add(row)
+    assert len(gc.get_objects()) - tracked < 30  # about a container per user, not one per (user, item): 970 pairs
+    (batch,) = window.batches(500)
+    assert sum(len(u["items"]) for u in batch.users) == 970  # every pair still summed
+
+
+def test_releasing_a_transactions_parameters_empties_its_lists_only() -> None:
+    rows = [["r1", "u1"], ["r2", "u2"]]
+    parameters = {"lists": rows, "users": [["u1", 1, []]], "maxShown": 500}
+    release_parameters(parameters)
+    assert parameters == {"lists": [], "users": [], "maxShown": 500}
