@@ -10,7 +10,7 @@ import functools
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from neo4j import Driver
@@ -78,22 +78,16 @@ class InteractionColumns:
         self.polarities = np.array(polarities, dtype=np.int64).reshape(-1)
 
     @classmethod
-    def recent_first(
-        cls,
-        item_ids: Sequence[str],
-        ratings: Sequence[float | None],
-        weights: Sequence[float | None],
-        timestamps: Sequence[int | None],
-        polarities: Sequence[int],
-    ) -> InteractionColumns:
-        """The columns of parallel sequences read in any order, put in the columns' order (most recent first, those
-        without timestamp last, then by item id; interactions equal in both keep the order read).
+    def recent_first(cls, *fields: Sequence[Any]) -> InteractionColumns:
+        """The columns of parallel sequences (the constructor's five, in its order) read in any order, put in the
+        columns' order (most recent first, those without timestamp last, then by item id; interactions equal in both
+        keep the order read).
 
         user_context.cypher leaves the order to this: Neo4j's ORDER BY over a heavy user's interactions cost it more
         than the rest of the read (6,779 interactions: about 40-58 ms of its CPU with the sort, 17 ms without),
         and here it is one sort of the timestamps plus a sort by item id of each run of equal times only; the arrays
         are put in that order, the values as read only when :meth:`rows` or :meth:`row` asks for them."""
-        columns = cls(item_ids, ratings, weights, timestamps, polarities)
+        columns = cls(*fields)
         if len(columns) > 1:
             order = _recent_first(columns.item_ids, columns.timestamps)
             columns._order = order
