@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,11 +301,17 @@ def place_arrivals(
     return out[:k]
 
 
-def unseen_scores(model: ServingModel, scores: np.ndarray, seen: set[str]) -> np.ndarray:
-    """A copy of ``scores`` with the items of ``seen`` at ``-inf``."""
+def unseen_scores(
+    model: ServingModel, scores: np.ndarray, seen: Collection[str], rows: np.ndarray | None = None
+) -> np.ndarray:
+    """A copy of ``scores`` with the items of ``seen`` at ``-inf``, and those at ``rows`` (the model's rows of seen
+    items that the caller has looked up already, -1 for unknown ids: a heavy user's thousands of interactions are
+    looked up once per answer, for the model's positives and here)."""
     masked = scores.copy()
-    rows = model.item_rows(list(seen))  # a heavy user has seen thousands: one lookup of them all
-    masked[rows[rows >= 0]] = -np.inf
+    if rows is not None:
+        masked[rows[rows >= 0]] = -np.inf
+    found = model.item_rows(list(seen))  # a heavy user has seen thousands: one lookup of them all
+    masked[found[found >= 0]] = -np.inf
     return masked
 
 

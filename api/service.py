@@ -555,19 +555,23 @@ class Recommender:
         if context is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         min_rating = self.settings.min_rating
-        positives = Positives.live(context, min_rating)
+        # every interaction's row in the model, looked up once: the positives' (to score) and the seen items' (to mask)
+        rows = model.item_rows(context.columns.item_ids)
+        positives = Positives.live(context, min_rating, rows)
         if not len(positives.item_ids):
             return context
         _, unavailable, added = self.catalogue.state()
         # hidden and expired items are left out like seen ones (the explain query drops them too)
-        seen = context.columns.seen | set(filters.exclude_items) | unavailable
+        excluded = set(filters.exclude_items) | unavailable
+        seen = context.columns.seen | excluded
         seeds = strongest_seeds(context, min_rating=min_rating)  # spares the explain query a second history scan
         scores = self._stage("model", lambda: model.scores(user_id, positives, context.attributes))
         exposure = self._exposure(context)
         if exposure is not None:  # fatigue lowers the scores of items shown and ignored; rotation leaves some out
             scores = exposure.fatigue(model, scores)
             seen |= exposure.rotated
-        masked = unseen_scores(model, scores, seen)
+            excluded |= exposure.rotated
+        masked = unseen_scores(model, scores, excluded, rows)  # `seen`: the interactions' rows and `excluded`
         ranked = unseen_ranking(model, scores, seen, masked=masked)
         cold = cold_unseen(model, scores, seen, k, masked=masked)  # new-arrival candidates (RankerConfig.cold_slots)
         lam = self.mmr_lambda(variant)

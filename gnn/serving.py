@@ -70,11 +70,15 @@ class Positives(NamedTuple):
         item_ids: ``[n]`` item ids (any that the model does not know are left out).
         timestamps: ``[n]`` float64 epoch seconds, NaN where unknown.
         weights: ``[n]`` float64 interaction weights (play counts), NaN where unknown (counts as 1); None: all 1.
+        rows: ``[n]`` int64 the items' rows in the serving model's ``item_ids`` (-1 for an id it does not know), when
+            the caller has looked them up with that model's :attr:`ServingModel.item_rows` (the API looks up a
+            history's ids once per answer, for these and for the seen items); None: the model looks them up.
     """
 
     item_ids: Sequence[str] | np.ndarray
     timestamps: np.ndarray
     weights: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
     @classmethod
     def of(cls, pairs: Sequence[tuple[str, int | None]], weights: Sequence[float | None] | None = None) -> Positives:
@@ -86,12 +90,22 @@ class Positives(NamedTuple):
         )
 
     @classmethod
-    def live(cls, context: UserContext, min_rating: float) -> Positives:
+    def live(cls, context: UserContext, min_rating: float, rows: np.ndarray | None = None) -> Positives:
         """The positives of a user's context as read from Neo4j (:meth:`graph.reads.InteractionColumns.positive`),
-        with their weights: play counts order a history without times (:meth:`BlendModel.scores`)."""
+        with their weights: play counts order a history without times (:meth:`BlendModel.scores`). ``rows``: the
+        serving model's rows of every interaction of the context, in its order, when the caller has them."""
         columns = context.columns
         keep = columns.positive(min_rating)
-        return cls(columns.item_ids[keep], columns.timestamps[keep], columns.weights[keep])
+        return cls(
+            columns.item_ids[keep],
+            columns.timestamps[keep],
+            columns.weights[keep],
+            None if rows is None else rows[keep],
+        )
+
+    def rows_in(self, model: ServingModel) -> np.ndarray:
+        """``[n]`` int64 the items' rows in ``model`` (:attr:`rows` when the caller looked them up)."""
+        return model.item_rows(self.item_ids) if self.rows is None else self.rows
 
 
 class ItemRows:
@@ -167,7 +181,7 @@ class EmbeddingModel:
         if row is not None:
             vector = self._users[row]
         else:
-            known = self.item_rows(positives.item_ids)
+            known = positives.rows_in(self)
             known = known[known >= 0]
             if not len(known):
                 return np.zeros(len(self.item_ids), dtype=np.float32)
@@ -216,7 +230,7 @@ class BlendModel:
         return user_id in self._user_index
 
     def scores(self, user_id: str, positives: Positives, attributes: Sequence[str] | None = None) -> np.ndarray:
-        rows = self.item_rows(positives.item_ids)
+        rows = positives.rows_in(self)
         known = rows >= 0
         times = np.where(np.isnan(positives.timestamps), UNKNOWN_TIME, positives.timestamps)[known].astype(np.int64)
         # an unknown weight (NaN) counts as 1 (RankerModel.features)

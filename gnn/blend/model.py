@@ -375,6 +375,17 @@ class RankerModel:
         z[self._raw] = raw[self._raw]
         return z
 
+    def _weighted_zscores(self, raw: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """:meth:`_zscored` of ``raw`` (overwritten) for the rows that ``weights`` gives a non-zero weight, 0 for the
+        others: :meth:`combine` multiplies those by 0, so its sums are the same, bit for bit (a weight fitted to 0 is
+        common: a third of the features of a blend fitted at 50,000 items, whose z-scores cost 1 ms a list there)."""
+        used = np.zeros(len(raw), dtype=bool)
+        used[: self.active] = weights[: self.active] != 0
+        scaled = np.flatnonzero(used & ~self._raw)
+        raw[scaled] = zscore(raw[scaled])
+        raw[~used] = 0.0
+        return raw
+
     def score(
         self,
         history_items: np.ndarray,
@@ -415,7 +426,8 @@ class RankerModel:
         columns = None if every is None else self._candidates(every, n)
         raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
         if columns is None:  # every item: the features computed to choose candidates are not computed again
-            out = np.round(self.combine(ranker, self._zscored(raw)), SCORE_DECIMALS).astype(np.float32, copy=False)
+            out = np.round(self.combine(ranker, self._weighted_zscores(raw, ranker)), SCORE_DECIMALS)
+            out = out.astype(np.float32, copy=False)
         else:
             # each feature's mean and deviation over the catalogue: exact for those computed for every item, the
             # uniform sample's for the others

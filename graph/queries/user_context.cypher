@@ -5,9 +5,10 @@
 //          cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
 // Parameters: $userId: string
 // Returns: item_ids, ratings, weights, timestamps, polarities: the interactions as parallel lists, one per field (a heavy
-//          user's thousands decode as five lists, not a list each), most recent first — without timestamp last — then
-//          by item id; a rating, weight or timestamp may be null (kept in place: the lists are built from the
-//          relationships, not by collect(), which drops nulls); polarity 1, or -1 for a negative one;
+//          user's thousands decode as five lists, not a list each), in no particular order (graph/reads.py puts them
+//          most recent first — without timestamp last — then by item id: a sort here cost Neo4j more than the rest
+//          of the read for a heavy user); a rating, weight or timestamp may be null (kept in place: the lists are
+//          built from the relationships, not by collect(), which drops nulls); polarity 1, or -1 for a negative one;
 //          preferred_genres (names, sorted), attributes (attributeIds "<kind>:<value>", sorted; the blend's peers
 //          feature), rev (int; 0 when never bumped), shown_items, shown_counts, shown_lists (the user's exposure arrays,
 //          record_impressions.cypher: the items recorded lists showed, times shown, the user's list number when last
@@ -18,9 +19,7 @@
 MATCH (u:User {userId: $userId})
 CALL (u) {
   MATCH (u)-[r:INTERACTED]->(i)
-  WITH i.itemId AS id, r
-  ORDER BY coalesce(r.timestamp, -9223372036854775808) DESC, id ASC
-  RETURN collect(id) AS item_ids, collect(r) AS rels
+  RETURN collect(i.itemId) AS item_ids, collect(r) AS rels
 }
 RETURN item_ids,
        [r IN rels | r.rating] AS ratings,

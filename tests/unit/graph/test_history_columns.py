@@ -63,3 +63,15 @@ def test_seeds_from_columns_are_the_per_interaction_definition() -> None:
             for min_rating in (0.0, 4.0):
                 got = strongest_seeds(context, max_seeds=max_seeds, min_rating=min_rating)
                 assert got == _reference_seeds(interactions, max_seeds, min_rating), (trial, max_seeds, min_rating)
+
+
+def test_columns_read_in_any_order_are_put_most_recent_first_then_by_item_id() -> None:
+    # user_context.cypher returns the interactions unordered; recent_first gives the order the query's ORDER BY gave:
+    # time descending, without time last, then item id (equal in both: the order read)
+    rng = random.Random(5)
+    for n in (0, 1, 2, 9, 400):
+        interactions = _history(rng, n)
+        columns = InteractionColumns.recent_first(*(zip(*interactions, strict=True) if n else [()] * 5))
+        expected = sorted(interactions, key=lambda i: (i.timestamp is None, -(i.timestamp or 0), i.item_id))
+        assert columns.rows() == tuple(expected), n
+        assert np.array_equal(np.isnan(columns.timestamps), [i.timestamp is None for i in expected])
