@@ -22,7 +22,10 @@ explanation paths, the response models), so with CPython's default threshold (a 
 every 700 net allocations) each miss runs several, and each walks every young object still alive, i.e. the requests
 in flight (measured: about 5% of the time an API process holds the GIL under misses, docs/benchmarks.md §5).
 :func:`young_threshold` raises that threshold (``KGREC_GC_YOUNG_THRESHOLD``): fewer collections, each walking about
-as much, and garbage in reference cycles waits a little longer to be freed.
+as much, and garbage in reference cycles waits a little longer to be freed. Not too far, though: each collection holds
+the interpreter lock while it walks what came since the last, and every request waits meanwhile. The default, 5,000,
+costs misses no more CPU than 20,000 did, and its collections hold the lock about 2–3 ms instead of 8–27 ms (the
+read path's p99 with cached answers is those pauses: docs/benchmarks.md §5).
 
 Threads take turns holding the interpreter's lock (the GIL): a thread that wants it waits until the holder blocks on
 I/O or has run for the switch interval (CPython: 5 ms). A request served on the event loop takes the lock again after

@@ -231,7 +231,7 @@ class ApiSettings(BaseSettings):
         "them (api/heap.py).",
     )
     gc_young_threshold: int = Field(
-        20_000,
+        5_000,
         ge=0,
         description="Net allocations between two collections of Python's youngest garbage-collector generation "
         "(CPython's default is 700: a miss then runs several, each walking the objects of every request in flight; "
