@@ -1,5 +1,6 @@
 """The answer cache: computed answers with their JSON already rendered, keyed by the request and the user's
-interaction fingerprint (:func:`graph.reads.user_fingerprint`)."""
+interaction fingerprint (:func:`graph.reads.user_fingerprint`); and the users' histories held between requests
+(:class:`HeldHistories`), which :func:`graph.reads.user_context` reads again only when they have changed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter, OrderedDict
 
 from api.metrics import Metrics
 from api.schemas import RecommendationsResponse
+from graph.reads import HeldHistory
 
 
 class Answer:
@@ -103,4 +105,75 @@ class ResponseCache:
             del self._users[user_id]
 
 
-__all__ = ["Answer", "ResponseCache"]
+class HeldHistories:
+    """Users' interactions as last read (:class:`graph.reads.HeldHistory`: the decoded columns with the INTERACTED
+    degree and ``interactionsRev`` they were read at), so that a user who comes back, for an answer the answer cache
+    does not hold, costs Neo4j no walk of their interactions and the API no decoding of them.
+
+    A held history is only a proposal: :func:`graph.reads.user_context` reads the user's degree and revision in the
+    same query and reads the interactions again when either has changed (a post, a feedback, a dislike: whatever
+    changes the answer cache's fingerprint), so a new interaction is seen at once. What can age, for at most
+    ``ttl`` seconds as in the answer cache, is what a writer other than kgrec's changes without bumping the revision.
+    Thread-safe LRU bounded by the interactions held, summed over users (a history longer than the bound is not
+    held); ``size`` 0 (or ``ttl`` 0) disables it.
+
+    Args:
+        size: Most interactions held, summed over users (0 = off).
+        ttl: Age in seconds after which a history is read again.
+    """
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self.size = size if ttl > 0 else 0
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[float, HeldHistory]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def interactions(self) -> int:
+        """Interactions held, summed over users."""
+        return self._held
+
+    def get(self, user_id: str) -> HeldHistory | None:
+        """``user_id``'s history if one is held and younger than ``ttl``."""
+        if self.size <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is None:
+                return None
+            if now - entry[0] > self.ttl:
+                self._drop(user_id)
+                return None
+            self._entries.move_to_end(user_id)
+            return entry[1]
+
+    def put(self, user_id: str, history: HeldHistory) -> None:
+        """Hold ``history`` for ``user_id`` (replacing any other; its age restarts only when it was read anew)."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is not None and entry[1] is history:
+                self._entries.move_to_end(user_id)
+                return
+            if entry is not None:
+                self._drop(user_id)
+            if len(history.columns) > self.size:
+                return
+            self._entries[user_id] = (time.monotonic(), history)
+            self._held += len(history.columns)
+            while self._held > self.size:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, user_id: str) -> None:
+        """Remove ``user_id``'s history (held; under the lock)."""
+        _, history = self._entries.pop(user_id)
+        self._held -= len(history.columns)
+
+
+__all__ = ["Answer", "HeldHistories", "ResponseCache"]

@@ -42,7 +42,7 @@ from gnn.serving import Positives
 from graph.errors import unreachable
 from graph.explain import MAX_EXPLAIN_ITEMS, ExplainedItem, explain_items, strongest_seeds
 from graph.paths import Explanation
-from graph.reads import UserContext, user_context
+from graph.reads import UserContext
 from graph.recall import RecallFilters
 from schema.errors import DatabaseUnavailableError
 
@@ -123,7 +123,7 @@ def recommend_group(
     variant = rec.variant_of(group_key(members))
     model = rec.model_of(variant)
     try:
-        contexts = [rec._stage("user_context", lambda u=u: user_context(rec.driver, u, rec.database)) for u in members]
+        contexts = [rec.read_context(u) for u in members]
     except DatabaseUnavailableError as exc:
         if model is None:
             raise unreachable("group members", exc) from exc

@@ -65,6 +65,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.history_cache = Counter(
+            "kgrec_history_cache",
+            "Users' context reads by what the held histories gave: hit (the held interactions were still current and "
+            "not read again), stale (held but changed: read again), miss (none held).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.explain_fallbacks = Counter(
             "kgrec_explain_fallbacks",
             "Model-path answers whose shown items the graph did not all confirm (the candidates were then explained).",

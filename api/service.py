@@ -2,12 +2,13 @@
 
 Two paths, the first when a learned model is loaded (see :mod:`api.model`) and the request names no sources:
 
-* **model path** — one query reads the user's live interactions (:func:`graph.reads.user_context`); the model
-  scores every item from them (a just-posted interaction counts at once); maximal marginal relevance picks the
-  items to show from the best unseen ones (``mmr_lambda``, on the model's item vectors, the genre and year filters
-  applied from the item catalog saved with the model); a blend then fills its reserved new-arrival positions with
-  items nobody has liked yet (``RankerConfig.cold_slots``, :func:`gnn.blend.cold.reserve_cold_slots`, the policy
-  bench.quality measures); one query, :func:`graph.explain.explain_items`, explains only the items shown (and
+* **model path** — one query reads the user's live interactions (:func:`graph.reads.user_context`; a history held
+  from an earlier request, :class:`api.cache.HeldHistories`, is not read again while the user's interaction count
+  and revision are unchanged); the model scores every item from them (a just-posted interaction counts at once);
+  maximal marginal relevance picks the items to show from the best unseen ones (``mmr_lambda``, on the model's item
+  vectors, the genre and year filters applied from the item catalog saved with the model); a blend then fills its
+  reserved new-arrival positions with items nobody has liked yet (``RankerConfig.cold_slots``,
+  :func:`gnn.blend.cold.reserve_cold_slots`, the policy bench.quality measures); one query, :func:`graph.explain.explain_items`, explains only the items shown (and
   applies the filters again), or none when every neighbourhood it needs is held (:class:`graph.explain.HeldUser`). If Neo4j is unreachable, the model answers from the interactions it was fitted on,
   ``degraded: true``, without paths, the genre and year filters applied from the item catalog saved with the model
   (503 only for users the model does not know). The two share their ranking tail (:mod:`api.ranking`).
@@ -34,7 +35,7 @@ from typing import TypedDict, TypeVar, Unpack
 import numpy as np
 from neo4j import Driver
 
-from api.cache import Answer, ResponseCache
+from api.cache import Answer, HeldHistories, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.exploration import ItemStats, draw, explore_positions, place, sample_order
@@ -137,6 +138,8 @@ class Recommender:
         self.database = database
         self.models = models
         self.cache = ResponseCache(settings.response_cache_size, settings.response_cache_seconds, metrics)
+        #: Users' interactions as last read, read again only once changed (KGREC_HISTORY_CACHE_SIZE).
+        self.histories = HeldHistories(settings.history_cache_size, settings.response_cache_seconds)
         self.gate = MissGate(
             settings.miss_concurrency,
             settings.miss_queue,
@@ -206,6 +209,23 @@ class Recommender:
     @property
     def _exposure_on(self) -> bool:
         return self.settings.fatigue_half_life > 0 or self.settings.rotation_lists > 0
+
+    def read_context(self, user_id: str) -> UserContext | None:
+        """The user's context (:func:`graph.reads.user_context`, timed as the ``user_context`` stage), their
+        interactions taken from :attr:`histories` when their count and revision have not changed since (one query
+        either way); the history read is held for the next request.
+
+        Raises:
+            DatabaseUnavailableError: Neo4j is unreachable.
+        """
+        held = self.histories.get(user_id)
+        context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database, held=held))
+        if context is None or context.history is None:
+            return context
+        outcome = "miss" if held is None else "hit" if context.history is held else "stale"
+        self.metrics.history_cache.labels(outcome).inc()
+        self.histories.put(user_id, context.history)
+        return context
 
     def _key_fingerprint(self, fingerprint: tuple, user_id: str) -> tuple:
         """The part of a cache key the user's state gives: their interactions (count, rev, preferred genres) and,
@@ -387,7 +407,7 @@ class Recommender:
             if model is not None and not self.cache.may_hold(user_id):
                 # No answer held for this user: the lookup is a miss whatever the fingerprint, so read the context
                 # (which carries the fingerprint) at once: one round trip fewer.
-                context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+                context = self.read_context(user_id)
                 fingerprint = context.fingerprint if context is not None else None
             else:
                 fingerprint = self._stage(
@@ -458,7 +478,7 @@ class Recommender:
         # One read of the user for every source: the preferred genres, the exposure, and the history the recall
         # queries take as parameters (graph.recall.History) instead of each reading the interactions again.
         if context is None:
-            context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+            context = self.read_context(user_id)
         preferred = list(context.preferred_genres) if context is not None else []
         history = recall.History(context) if context is not None else None
         exposure = self._exposure(context)
@@ -549,7 +569,7 @@ class Recommender:
         """The uncached part of :meth:`_model_answer`."""
         if context is None:
             try:
-                context = self._stage("user_context", lambda: user_context(self.driver, user_id, self.database))
+                context = self.read_context(user_id)
             except DatabaseUnavailableError as exc:
                 return self._degraded(model, user_id, wanted, filters, exc, variant)
         if context is None:

@@ -124,6 +124,14 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
     )
+    history_cache_size: int = Field(
+        500_000,
+        ge=0,
+        description="Interactions of users' histories held between requests, summed over users (about 240 bytes "
+        "each): a user whose interaction count and revision are unchanged is answered without their history being "
+        "read again (any new interaction, feedback or dislike is read at once; held for at most "
+        "KGREC_RESPONSE_CACHE_SECONDS; 0 = off).",
+    )
     explain_cache_size: int = Field(
         20_000,
         ge=0,

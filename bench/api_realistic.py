@@ -7,7 +7,8 @@ loop sends ``--rate`` requests/s for ``--duration`` s: users are drawn Zipf-like
 active users ask most often, as the warm set assumes), and a share (``--post-share``, 10%) of the requests are
 ``POST /interactions`` of such a user with a random item, which makes that user's next list a miss. Printed beside
 the targets (p99 ≤ 100 ms, no errors): p50/p99 of reads, of writes and of all requests, errors, refusals, the cache
-hit ratio and the mean time of each stage (the API's /metrics).
+hit ratio and the mean time of each stage (the API's /metrics, summed over workers), the CPU the API's processes
+(with ``--api-workers N``, the supervisor and each worker: a socket each) and Neo4j used during the loop.
 
 Each simulated user is a client of its own, as the API tells clients apart: its reads carry no API key (reads do not
 need one) and come from an address of its own (``X-Forwarded-For``, which uvicorn takes from the local load
@@ -63,6 +64,22 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+def process_tree(pid: int | None) -> list[int]:
+    """``pid`` and its descendants (``kgrec serve --workers N``: the supervisor and its worker processes), from
+    /proc (the ones that cannot be read are left out)."""
+    if pid is None:
+        return []
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = [int(child) for child in task.read_text().split()]
+        except (OSError, ValueError):
+            continue
+        for child in children:
+            out.extend(process_tree(child))
+    return out
+
+
 def memory_mib(pid: int | None) -> dict[str, float]:
     """Resident memory of a process now (``rss``) and at its peak (``hwm``), in MiB (/proc; empty when unreadable)."""
     out: dict[str, float] = {}
@@ -74,6 +91,11 @@ def memory_mib(pid: int | None) -> dict[str, float]:
     except (OSError, ValueError, IndexError):
         pass
     return out
+
+
+def largest_memory(pids: list[int]) -> dict[str, float]:
+    """:func:`memory_mib` of the largest of ``pids`` by resident memory (with several API workers: a worker's)."""
+    return max((memory_mib(pid) for pid in pids), key=lambda m: m.get("rss", 0.0), default={})
 
 
 def world_dir(args: argparse.Namespace) -> Path:
@@ -231,32 +253,42 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
             "FORWARDED_ALLOW_IPS": "127.0.0.1",  # the load generator is the users' proxy (module docstring)
         }
         started = time.perf_counter()
-        api = serve_api(settings, api_port, env, "api_realistic_server.log", timeout=args.ready_timeout)
+        api = serve_api(
+            settings, api_port, env, "api_realistic_server.log", workers=args.api_workers, timeout=args.ready_timeout
+        )
         ready_seconds = time.perf_counter() - started
-        api_memory = {"ready": memory_mib(api.pid)}
+        api_pids = process_tree(api.pid)  # with --api-workers N: the supervisor and its workers
+        api_memory = {"ready": largest_memory(api_pids)}
         console.print(
             f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users), "
             f"RSS {api_memory['ready'].get('rss', 0):,.0f} MiB"
         )
         before = read_metrics()
         neo4j_pid = launcher.status(settings).pid
-        cpu_before = cpu_seconds(neo4j_pid), cpu_seconds(api.pid)
+        cpu_before = {pid: cpu_seconds(pid) for pid in [neo4j_pid, *api_pids]}
         console.print(
             f"(h) realistic: {args.rate:.0f} requests/s for {args.duration:.0f} s, {100 * args.post_share:.0f}% "
             f"POST /interactions, users Zipf({args.zipf:g}) by activity …"
         )
         run = asyncio.run(realistic_loop(api_port, key, users, items, args))
-        cpu_after = cpu_seconds(neo4j_pid), cpu_seconds(api.pid)
-        api_memory["after"] = memory_mib(api.pid)
+        cpu_after = {pid: cpu_seconds(pid) for pid in cpu_before}
+        api_memory["after"] = largest_memory(api_pids)
         after = read_metrics()
         run["cache_hit_ratio"] = hit_ratio(before, after)
         run["cache_misses"] = after["cache"].get("miss", 0.0) - before["cache"].get("miss", 0.0)
+        run["history_cache"] = {o: n - before["history"].get(o, 0.0) for o, n in after["history"].items()}
         # answers computed (not refused): every graph-path answer runs collaborative recall once, a model answer
         # scores once
         stage = "collaborative" if model == "none" else "model"
         run["computed"] = after["count"].get(stage, 0.0) - before["count"].get(stage, 0.0)
-        for name, start, end in zip(("neo4j_cpu_s", "api_cpu_s"), cpu_before, cpu_after, strict=True):
-            run[name] = None if start is None or end is None else end - start
+        used = {
+            pid: None if cpu_before[pid] is None or cpu_after[pid] is None else cpu_after[pid] - cpu_before[pid]
+            for pid in cpu_before
+        }
+        run["neo4j_cpu_s"] = used[neo4j_pid]
+        # every API process's CPU (a worker's own figure: api_process_cpu_s, the supervisor first)
+        run["api_process_cpu_s"] = [used[pid] for pid in api_pids]
+        run["api_cpu_s"] = None if None in run["api_process_cpu_s"] else sum(run["api_process_cpu_s"])
         stages = stage_means(before, after)
     finally:
         shut_down(api, settings, args.keep_server)
@@ -289,13 +321,19 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
     )
     computed = run["computed"]
     table.caption += f"; {computed:,.0f} answers computed"
+    held = run["history_cache"]
+    if held:
+        table.caption += "; context reads by held history: " + ", ".join(f"{n:,.0f} {o}" for o, n in held.items())
     peak = api_memory.get("after", {}).get("hwm")
     if peak is not None:
-        table.caption += f"; API peak RSS {peak:,.0f} MiB"
+        table.caption += f"; API peak RSS {peak:,.0f} MiB" + (" (the largest worker)" if args.api_workers > 1 else "")
     for name, label in (("neo4j_cpu_s", "Neo4j"), ("api_cpu_s", "API")):
         if run[name] is not None:
             per = f", {1000 * run[name] / computed:.1f} ms per computed answer" if computed else ""
             table.caption += f"; {label} CPU {run[name]:.1f} s during (h){per}"
+    if len(run["api_process_cpu_s"]) > 1:
+        each = ", ".join("?" if s is None else f"{s:.1f}" for s in run["api_process_cpu_s"])
+        table.caption += f" (by process, the supervisor first: {each} s)"
     Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
     stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
     stage_table.add_column("stage")
@@ -312,6 +350,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
                 "model": model,
                 "model_version": version,
                 "warm_users": args.warm_users,
+                "api_workers": args.api_workers,
                 "ready_seconds": ready_seconds,
                 "artifacts": str(args.artifacts) if args.artifacts else None,
                 "api_memory_mib": api_memory,

@@ -145,6 +145,22 @@ def _recent_first(item_ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     return order
 
 
+class HeldHistory(NamedTuple):
+    """A user's interactions as :func:`user_context` read them, with the version they were read at: what a caller
+    may hold between requests and give back to :func:`user_context`, which reads them again only when that version
+    has changed.
+
+    Attributes:
+        columns: The interactions (:attr:`UserContext.columns`).
+        interactions: The user's INTERACTED degree when they were read.
+        rev: The user's ``interactionsRev`` when they were read.
+    """
+
+    columns: InteractionColumns
+    interactions: int
+    rev: int
+
+
 @dataclass(frozen=True, slots=True)
 class UserContext:
     """What the API reads about a user before ranking.
@@ -160,6 +176,7 @@ class UserContext:
             ``{item_id: (times shown, the user's list number when last shown)}``.
         lists_shown: How many lists were recorded for the user (``listsShown``).
         follows: How many users the user follows (their FOLLOWS degree).
+        history: The interactions with the version they were read at (what a caller may hold: :class:`HeldHistory`).
     """
 
     user_id: str
@@ -170,6 +187,7 @@ class UserContext:
     shown: dict[str, tuple[int, int]] = field(default_factory=dict)
     lists_shown: int = 0
     follows: int = 0
+    history: HeldHistory | None = None
 
     @property
     def interactions(self) -> tuple[Interaction, ...]:
@@ -183,16 +201,23 @@ class UserContext:
         return len(self.columns), self.rev, len(self.preferred_genres), self.lists_shown
 
 
-def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserContext | None:
+def user_context(
+    driver: Driver, user_id: str, database: str = "neo4j", held: HeldHistory | None = None
+) -> UserContext | None:
     """Read a user's interactions, preferred genres, attributes and interaction fingerprint in one round trip.
 
     The interactions come as parallel lists, one per field (a heavy user's thousands decode as five lists, not a list
-    each), and are kept as :class:`InteractionColumns`.
+    each), and are kept as :class:`InteractionColumns`. With ``held`` (the user's :attr:`UserContext.history` from an
+    earlier read) they are not read or decoded again while the user's INTERACTED degree and ``interactionsRev`` are
+    still those ``held`` was read at: every kgrec write that adds or changes an interaction (a post, a feedback, a
+    dislike) changes one of them, as it changes :func:`user_fingerprint`. Everything else (preferred genres,
+    attributes, exposure, follows) is read every time.
 
     Args:
         driver: An open driver.
         user_id: External user id.
         database: Neo4j database.
+        held: The user's interactions as read before, or None.
 
     Returns:
         The user's context, or None when no user has this id.
@@ -201,19 +226,25 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         DatabaseUnavailableError: Neo4j is unreachable.
         KgrecError: Neo4j refused the query.
     """
-    records, _ = run_read("user_context", catalog.USER_CONTEXT, {"userId": user_id}, driver, database)
+    version = None if held is None else [held.interactions, held.rev]
+    records, _ = run_read("user_context", catalog.USER_CONTEXT, {"userId": user_id, "held": version}, driver, database)
     if not records:
         return None
     record = records[0]
-    columns = InteractionColumns.recent_first(
-        record["item_ids"], record["ratings"], record["weights"], record["timestamps"], record["polarities"]
-    )
-    seen = columns.seen
+    interactions, rev = int(record["interactions"]), int(record["rev"])
+    if held is not None and [interactions, rev] == version:
+        history = held
+    else:
+        columns = InteractionColumns.recent_first(
+            record["item_ids"], record["ratings"], record["weights"], record["timestamps"], record["polarities"]
+        )
+        history = HeldHistory(columns, interactions, rev)
+    seen = history.columns.seen
     return UserContext(
         user_id=user_id,
-        columns=columns,
+        columns=history.columns,
         preferred_genres=tuple(record["preferred_genres"]),
-        rev=int(record["rev"]),
+        rev=rev,
         attributes=tuple(record["attributes"]),
         shown={
             item: (int(count or 0), int(last or 0))
@@ -224,6 +255,7 @@ def user_context(driver: Driver, user_id: str, database: str = "neo4j") -> UserC
         },
         lists_shown=int(record["lists_shown"]),
         follows=int(record["follows"]),
+        history=history,
     )
 
 
@@ -369,6 +401,7 @@ def read_item_exposure(driver: Driver, database: str = "neo4j") -> dict[str, tup
 
 
 __all__ = [
+    "HeldHistory",
     "Interaction",
     "InteractionColumns",
     "VariantFigures",

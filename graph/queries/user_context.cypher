@@ -3,7 +3,10 @@
 //          lists showed them, for fatigue and rotation), so that the interaction fingerprint (user_fingerprint.cypher:
 //          the INTERACTED degree, rev, the PREFERS degree, listsShown) follows from the same read and a request that
 //          cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
-// Parameters: $userId: string
+// Parameters: $userId: string; $held: null, or [interactions, rev] of a history the caller holds (the INTERACTED
+//             degree and interactionsRev it was read at): while both are unchanged the interactions are not read
+//             again (their lists come back empty), so that a user who comes back costs an index seek and a few
+//             property reads however long their history
 // Returns: item_ids, ratings, weights, timestamps, polarities: the interactions as parallel lists, one per field (a heavy
 //          user's thousands decode as five lists, not a list each), in no particular order (graph/reads.py puts them
 //          most recent first — without timestamp last — then by item id: a sort here cost Neo4j more than the rest
@@ -15,9 +18,12 @@
 //          shown; empty when none; interacted with or not: graph/reads.py leaves out the interacted ones, which it
 //          has, since a check per shown item here costs a walk of the user's interactions each), lists_shown (int:
 //          lists recorded; 0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query for
-//          a user who follows nobody when every neighbourhood it needs is held)
+//          a user who follows nobody when every neighbourhood it needs is held), interactions (int: the INTERACTED
+//          degree, read once with rev before the interactions, so that the caller knows whether they were read)
 MATCH (u:User {userId: $userId})
-CALL (u) {
+WITH u, COUNT { (u)-[:INTERACTED]->() } AS interactions, coalesce(u.interactionsRev, 0) AS rev
+CALL (u, interactions, rev) {
+  WITH u, interactions, rev WHERE $held IS NULL OR [interactions, rev] <> $held
   MATCH (u)-[r:INTERACTED]->(i)
   RETURN collect(i.itemId) AS item_ids, collect(r) AS rels
 }
@@ -28,7 +34,7 @@ RETURN item_ids,
        [r IN rels | coalesce(r.polarity, 1)] AS polarities,
        COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name AS name ORDER BY name } AS preferred_genres,
        COLLECT { MATCH (u)-[:HAS_ATTRIBUTE]->(a:Attribute) RETURN a.attributeId AS id ORDER BY id } AS attributes,
-       coalesce(u.interactionsRev, 0) AS rev,
+       interactions, rev,
        coalesce(u.shownItems, []) AS shown_items, coalesce(u.shownCounts, []) AS shown_counts,
        coalesce(u.shownLists, []) AS shown_lists,
        coalesce(u.listsShown, 0) AS lists_shown,

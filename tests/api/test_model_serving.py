@@ -454,6 +454,86 @@ def test_a_user_without_positives_is_answered_by_the_graph_path_from_one_context
     assert _context_reads(model_client) - before == 1
 
 
+def _held(client: TestClient) -> dict[str, float]:
+    """The API's context reads so far by what its held histories gave (hit, stale, miss)."""
+    out = {"hit": 0.0, "stale": 0.0, "miss": 0.0}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("kgrec_history_cache_total{"):
+            out[line.split('outcome="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _shown(client: TestClient, user: str, **params: object) -> list[str]:
+    response = client.get(f"/users/{user}/recommendations", params={"k": 10, **params})
+    assert response.status_code == 200
+    return [i["item_id"] for i in response.json()["items"]]
+
+
+def test_a_held_history_answers_misses_until_the_user_interacts(
+    model_client: TestClient,
+    trained: tuple[GnnSettings, RetrainReport],
+    world: SyntheticWorld,
+    neo4j_settings: Neo4jSettings,
+) -> None:
+    """A miss for a user whose history is held and unchanged is answered without reading it again, from the same
+    interactions; a post or a dislike is seen by the next answer (its item never comes back), and a hidden item
+    stays out of answers computed from a held history. Without held histories the answers are the same."""
+    user, headers = "u23", {"X-API-Key": API_KEY}
+    rated = _rated(world, user)
+    first = _shown(model_client, user)
+    assert first and not set(first) & rated
+    before = _held(model_client)
+    assert _shown(model_client, user, k=25)[:10] == first  # another key: a miss, answered from the held history
+    assert _held(model_client)["hit"] - before["hit"] == 1
+
+    post = {"user_id": user, "item_id": first[0], "rating": 1.0}
+    assert model_client.post("/interactions", json=post, headers=headers).is_success
+    after_post = _shown(model_client, user)
+    assert first[0] not in after_post
+    assert _held(model_client)["stale"] - before["stale"] == 1  # the held one was read again
+
+    dislike = {"user_id": user, "item_id": after_post[0], "type": "dislike"}
+    assert model_client.post("/feedback", json=dislike, headers=headers).is_success
+    after_dislike = _shown(model_client, user)
+    assert after_post[0] not in after_dislike and first[0] not in after_dislike
+
+    hidden = after_dislike[0]
+    assert model_client.patch(f"/items/{hidden}", json={"hidden": True}, headers=headers).is_success
+    try:
+        held = _held(model_client)["hit"]
+        after_hide = _shown(model_client, user)  # a new catalogue: a miss, from the held history
+        assert _held(model_client)["hit"] - held == 1
+        assert not {hidden, after_post[0], first[0]} & set(after_hide)
+        settings, _ = trained
+        app = create_app(model_settings(settings.artifacts_dir, mmr_lambda=1.0, history_cache_size=0), neo4j_settings)
+        with TestClient(app) as fresh:
+            assert _shown(fresh, user) == after_hide
+            assert len(app.state.recommender.histories) == 0
+    finally:
+        assert model_client.patch(f"/items/{hidden}", json={"hidden": False}, headers=headers).is_success
+
+
+def test_held_histories_stay_within_their_bound(
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings, driver: Driver
+) -> None:
+    """KGREC_HISTORY_CACHE_SIZE bounds the interactions held, summed over users: the least recently read go first."""
+    from graph.reads import user_context
+
+    settings, _ = trained
+    users = [f"u{n}" for n in range(30, 36)]
+    sizes = {u: len(user_context(driver, u).columns) for u in users}
+    bound = sizes[users[-1]] + sizes[users[-2]]
+    app = create_app(model_settings(settings.artifacts_dir, history_cache_size=bound), neo4j_settings)
+    with TestClient(app) as client:
+        for user in users:
+            _shown(client, user)
+        histories = app.state.recommender.histories
+        assert 0 < histories.interactions <= bound and histories.interactions == sum(
+            sizes[u] for u in users if histories.get(u) is not None
+        )
+        assert histories.get(users[-1]) is not None and histories.get(users[0]) is None
+
+
 def test_every_shown_item_carries_an_explanation_after_fatigue(
     trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings, driver: Driver
 ) -> None:

@@ -1,10 +1,11 @@
-"""user_fingerprint on the real Neo4j: it changes exactly when the user's interactions (or onboarding genres) do."""
+"""user_fingerprint on the real Neo4j: it changes exactly when the user's interactions (or onboarding genres) do;
+and user_context reads a held history again exactly when the interactions have changed."""
 
 from __future__ import annotations
 
 from neo4j import Driver
 
-from graph.reads import user_fingerprint
+from graph.reads import user_context, user_fingerprint
 from graph.writers import BatchWriter, create_user, write_interactions, write_items, write_users
 from schema.rows import InteractionRow, ItemRow, UserRow
 
@@ -69,3 +70,36 @@ def test_reload_of_a_dataset_leaves_every_revision_unchanged(clean_db: Driver) -
     write_interactions(writer, rows)
     assert {f"u{u}": user_fingerprint(clean_db, f"u{u}") for u in range(10)} == before
     assert all(fp[0] == 8 and fp[1] == 8 for fp in before.values())  # one bump per created interaction
+
+
+def test_a_held_history_is_read_again_exactly_when_the_fingerprint_changes(clean_db: Driver) -> None:
+    """user_context with a held history: the same columns back while the user's interaction count and revision are
+    those it was read at (the rest of the context read anew), the interactions read again after any change."""
+    writer = BatchWriter(clean_db)
+    write_users(writer, [UserRow(user_id="me"), UserRow(user_id="other")])
+    write_items(writer, [ItemRow(item_id=i, title=i.upper()) for i in ("a", "b", "c")])
+    write_interactions(writer, _rows(("a", 4.0, 100), ("b", 3.0, None)))
+    first = user_context(clean_db, "me")
+    assert first is not None and first.history is not None and len(first.columns) == 2
+
+    again = user_context(clean_db, "me", held=first.history)
+    assert again is not None and again.history is first.history and again.columns is first.columns
+    assert again.fingerprint == user_fingerprint(clean_db, "me")
+    clean_db.execute_query("MATCH (u:User {userId: 'me'}) SET u.listsShown = 3")  # exposure: read anew, not held
+    assert user_context(clean_db, "me", held=first.history).lists_shown == 3
+
+    write_interactions(writer, [InteractionRow(user_id="other", item_id="c", rating=5.0)])  # someone else's
+    assert user_context(clean_db, "me", held=first.history).history is first.history
+
+    write_interactions(writer, _rows(("a", 5.0, 100)))  # a new rating for the same item: same count, new rev
+    rated = user_context(clean_db, "me", held=first.history)
+    assert rated.history is not first.history and rated.columns.row(0).rating == 5.0
+
+    write_interactions(writer, _rows(("c", 1.0, 300)))  # a new interaction: seen at once
+    added = user_context(clean_db, "me", held=rated.history)
+    assert "c" in added.columns.seen and added.fingerprint == user_fingerprint(clean_db, "me")
+
+    clean_db.execute_query("MATCH (:User {userId: 'me'})-[r:INTERACTED]->(:Item {itemId: 'c'}) DELETE r")
+    removed = user_context(clean_db, "me", held=added.history)  # removed by another writer: the count says so
+    assert "c" not in removed.columns.seen and len(removed.columns) == 2
+    assert user_context(clean_db, "nobody", held=removed.history) is None

@@ -1,9 +1,13 @@
-"""The answer cache's count of answers per user (:meth:`api.cache.ResponseCache.may_hold`)."""
+"""The answer cache's count of answers per user (:meth:`api.cache.ResponseCache.may_hold`), and the held histories'
+bound (:class:`api.cache.HeldHistories`)."""
 
 from __future__ import annotations
 
-from api.cache import Answer, ResponseCache
+import time
+
+from api.cache import Answer, HeldHistories, ResponseCache
 from api.schemas import RecommendationsResponse
+from graph.reads import HeldHistory, Interaction, InteractionColumns
 
 
 def _answer(user: str) -> Answer:
@@ -27,3 +31,34 @@ def test_a_cache_without_time_to_live_holds_nothing() -> None:
     cache = ResponseCache(size=100, ttl=0.0)
     cache.put(("a", 1), _answer("a"), "a")
     assert cache.get(("a", 1)) is None and not cache.may_hold("a") and cache.size == 0
+
+
+def _history(n: int, rev: int = 1) -> HeldHistory:
+    columns = InteractionColumns.of([Interaction(f"i{k}", 4.0, None, k) for k in range(n)])
+    return HeldHistory(columns, n, rev)
+
+
+def test_held_histories_keep_the_interactions_within_the_bound_least_recent_first() -> None:
+    held = HeldHistories(size=10, ttl=60.0)
+    a, b = _history(4), _history(5)
+    held.put("a", a)
+    held.put("b", b)
+    assert held.interactions == 9 and held.get("a") is a  # a is now the most recently used
+    held.put("c", _history(3))  # 12 > 10: b goes, the least recently used
+    assert held.get("b") is None and held.get("a") is a and held.interactions == 7
+    held.put("a", _history(6, rev=2))  # a re-read history replaces the old one: 6 + 3
+    assert held.interactions == 9 and held.get("a").rev == 2 and len(held) == 2
+    held.put("d", _history(11))  # longer than the bound: not held, nothing evicted for it
+    assert held.get("d") is None and held.interactions == 9
+    held.put("e", _history(10))  # exactly the bound: everything else goes
+    assert len(held) == 1 and held.interactions == 10 and held.get("e") is not None
+
+
+def test_held_histories_age_out_and_can_be_off() -> None:
+    held = HeldHistories(size=10, ttl=0.05)
+    held.put("a", _history(2))
+    time.sleep(0.1)
+    assert held.get("a") is None and held.interactions == 0 and len(held) == 0
+    for off in (HeldHistories(size=0, ttl=60.0), HeldHistories(size=10, ttl=0.0)):
+        off.put("a", _history(2))
+        assert off.get("a") is None and len(off) == 0

@@ -1,13 +1,18 @@
-"""bench/api_realistic.py's request mix: users drawn Zipf-like over their activity rank."""
+"""bench/api_realistic.py's request mix: users drawn Zipf-like over their activity rank; the API's processes whose CPU
+it counts."""
 
 import asyncio
 import ipaddress
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.limits import ClientIds
-from bench.api_realistic import client_address, zipf_cdf
+from bench.api_realistic import client_address, process_tree, zipf_cdf
 
 
 def test_zipf_cdf_puts_the_most_active_users_first() -> None:
@@ -46,3 +51,21 @@ def test_each_user_reads_as_a_client_of_its_own() -> None:
     read([(b"x-forwarded-for", client_address(6).encode()), (b"x-api-key", b"the-key")])
     assert seen[:3] == [f"ip:{client_address(r)}" for r in (0, 1, 99_999)]
     assert seen[3] == seen[4] and seen[3].startswith("key:")
+
+
+def test_process_tree_finds_the_workers_of_a_supervisor() -> None:
+    """``--api-workers N``: the supervisor's workers (and theirs) are counted, not only the process started."""
+    script = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import time; time.sleep(30)'])"
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        for _ in range(100):
+            tree = process_tree(parent.pid)
+            if len(tree) == 2:
+                break
+            time.sleep(0.05)
+        assert tree[0] == parent.pid and len(tree) == 2 and os.getpid() not in tree
+        assert os.getpid() in process_tree(os.getpid()) and parent.pid in process_tree(os.getpid())
+    finally:
+        for pid in process_tree(parent.pid)[::-1]:
+            os.kill(pid, 9)
+        parent.wait()
