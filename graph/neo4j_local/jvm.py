@@ -31,7 +31,6 @@ JVM_FLAGS: tuple[str, ...] = (
     "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
     "--enable-native-access=ALL-UNNAMED",
 )
-INITIAL_HEAP_BYTES = 256 * 1024**2
 NOFILE_WANTED = 65536
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
@@ -78,13 +77,19 @@ def gc_log_option(home: Path) -> str:
 
 
 def java_command(settings: Neo4jSettings, java: str, jars: Path, home: Path) -> list[str]:
-    """The command line that runs the embedded server of ``home`` from ``jars`` with ``settings``' memory caps."""
+    """The command line that runs the embedded server of ``home`` from ``jars`` with ``settings``' memory caps.
+
+    The heap starts at its maximum (``-Xms`` = ``-Xmx``, as Neo4j's operations manual recommends; no pre-touch, so
+    the memory is taken as the heap is first used): G1 sizes its young generation from the heap it has, and a heap
+    that starts small is grown reluctantly: the benchmark server's stayed at 287-455 MiB of 1 GiB for an hour, and
+    as its old generation filled, the young one shrank from 165 MiB to 27-75 MiB, so that with impressions recorded
+    a young pause (a stop of every query in flight) came 40-69 times a minute (docs/benchmarks.md §5)."""
     heap = parse_size(settings.heap, "NEO4J_HEAP")
     pagecache = parse_size(settings.pagecache, "NEO4J_PAGECACHE")
     classpath = os.pathsep.join([str(jars / "launcher"), str(jars / "lib" / "*"), str(jars / "plugins" / "*")])
     return [
         java,
-        f"-Xms{jvm_size(min(INITIAL_HEAP_BYTES, heap))}",
+        f"-Xms{jvm_size(heap)}",
         f"-Xmx{jvm_size(heap)}",
         *JVM_FLAGS,
         f"-XX:ErrorFile={home / 'logs' / 'hs_err_pid%p.log'}",

@@ -125,6 +125,17 @@ def test_status_reports_the_running_server(settings: Neo4jSettings, server: neo4
     assert "Using G1" in (state.home / "logs" / "gc.log").read_text()  # the JVM logs its pauses (jvm.gc_log_option)
 
 
+def test_the_heap_starts_at_its_maximum(settings: Neo4jSettings, server: neo4j_local.ServerStatus) -> None:
+    """The whole heap is the JVM's from the start (jvm.java_command): G1 sizes its young generation from it."""
+    with _driver(settings) as driver:
+        records, _, _ = driver.execute_query(
+            "CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes "
+            "RETURN attributes.HeapMemoryUsage.value.properties AS heap"
+        )
+    heap = records[0]["heap"]
+    assert heap["init"] == heap["max"] == 512 * 1024**2, heap
+
+
 def test_data_survives_restart_and_stop_stops(settings: Neo4jSettings, server: neo4j_local.ServerStatus) -> None:
     with _driver(settings) as driver:
         driver.execute_query("CREATE (:KgrecRestartProbe {token: $t})", t="survives", database_="neo4j")
