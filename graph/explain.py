@@ -400,14 +400,28 @@ def _reach(values: np.ndarray, vias: np.ndarray) -> tuple[np.ndarray, np.ndarray
     after it (-1: none) — the fallback when the first is the item itself."""
     order = np.lexsort((vias, values))
     sorted_values, sorted_vias = values[order], vias[order]
-    distinct, starts, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    # the runs of equal values in the sorted arrays (what np.unique would sort again to find)
+    starts = _run_starts(sorted_values)
+    distinct = sorted_values[starts]
+    counts = np.diff(np.append(starts, len(sorted_values)))
     first = sorted_vias[starts]
     group = np.repeat(np.arange(len(distinct)), counts)
-    later = sorted_vias != first[group]
+    later = np.flatnonzero(sorted_vias != first[group])  # ascending, so each group's first later row leads its run
     second = np.full(len(distinct), -1, dtype=np.int64)
-    groups, at = np.unique(group[later], return_index=True)
-    second[groups] = sorted_vias[later][at]
+    leads = later[_run_starts(group[later])]
+    second[group[leads]] = sorted_vias[leads]
     return distinct, counts, first, second
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """The positions where a run of equal values starts in sorted ``values`` (``np.unique``'s ``return_index`` of an
+    array already sorted, without sorting it again)."""
+    if not len(values):
+        return _EMPTY
+    starts = np.empty(len(values), dtype=bool)
+    starts[0] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return np.flatnonzero(starts)
 
 
 def _found(
@@ -434,7 +448,8 @@ def _found(
 
 def _name_ranks(ids: np.ndarray, interner: _Interner) -> np.ndarray:
     """The rank of each of ``ids`` by its value's own order (user ids and traits compare as strings and tuples)."""
-    distinct = np.unique(ids)
+    distinct = np.sort(ids)
+    distinct = distinct[_run_starts(distinct)]  # np.unique(ids)
     values = interner.values
     names = [values[i] for i in distinct.tolist()]
     ranks = np.empty(len(names), dtype=np.int64)

@@ -9,6 +9,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 
 from graph import explain
@@ -148,3 +149,24 @@ def test_sides_of_an_older_interner_are_converted_again(monkeypatch: pytest.Monk
     expected = dumped(reference_explained(*request))
     monkeypatch.setattr(explain, "_INTERNED", [explain._Interner()])
     assert dumped(explain._explained(*request)) == expected
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_reach_finds_the_runs_np_unique_finds(seed: int) -> None:
+    """``_reach`` finds the runs of its sorted values itself: the same distinct values, counts, first and second vias
+    as ``np.unique`` gives on them (repeated values and vias, a value reached from one via only, nothing at all)."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(0, 40))
+    values, vias = rng.integers(0, 8, size), rng.integers(0, 5, size)
+    order = np.lexsort((vias, values))
+    sorted_values, sorted_vias = values[order], vias[order]
+    distinct, starts, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    first = sorted_vias[starts]
+    group = np.repeat(np.arange(len(distinct)), counts)
+    later = sorted_vias != first[group]
+    second = np.full(len(distinct), -1, dtype=np.int64)
+    groups, at = np.unique(group[later], return_index=True)
+    second[groups] = sorted_vias[later][at]
+    found = explain._reach(values, vias)
+    for got, want in zip(found, (distinct, counts, first, second), strict=True):
+        assert got.tolist() == want.tolist()
