@@ -205,10 +205,12 @@ def _whole_number(value: object) -> object:
 
 
 class InteractionIn(BaseModel):
-    """A new interaction; written to Neo4j and reflected in the user's next recommendations."""
+    """A new interaction; written to Neo4j and reflected in the user's next recommendations. Ids lose surrounding
+    white space, as every loaded row's do (schema.rows): an id of white space alone is refused, not written."""
 
     model_config = ConfigDict(
         extra="forbid",
+        str_strip_whitespace=True,
         json_schema_extra={"example": {"user_id": "42", "item_id": "1", "rating": 4.5, "timestamp": 1700000000}},
     )
 

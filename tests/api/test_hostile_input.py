@@ -193,6 +193,20 @@ def test_writes_unreadable_user_id_is_422(
     assert not user_exists(driver, user_id)
 
 
+@pytest.mark.parametrize("item_id", [" ", "\x85", "\u3000"])
+def test_interactions_white_space_item_id_is_refused(client: TestClient, world: SyntheticWorld, item_id: str) -> None:
+    """An id that is white space alone (a loaded row strips it to nothing) is a 422, and a rejected batch row."""
+    body = {"user_id": world.dataset.users[0].user_id, "item_id": item_id}
+    posted = client.post("/interactions", json=body, headers=KEY)
+    assert posted.status_code == 422
+    [error] = posted.json()["detail"]
+    assert error["loc"] == ["body", "item_id"] and error["type"] == "string_too_short"
+    batch = client.post("/interactions/batch", json=[body], headers=KEY)
+    assert batch.status_code == 200
+    [row] = batch.json()["results"]
+    assert row["status"] == "rejected" and "item_id" in row["reason"]
+
+
 def test_openapi_user_id_pattern_is_the_servers(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["InteractionIn"]["properties"]["user_id"]["pattern"] == CREATED_ID_PATTERN
