@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from typing import TypedDict, TypeVar, Unpack
 
 import numpy as np
@@ -402,11 +403,32 @@ class Recommender:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         variant = self.variant_of(user_id)
         model = self.model_of(variant) if not sources else None
+        if model is not None and not self.cache.may_hold(user_id):
+            # No answer held for this user: the lookup is a miss whatever the fingerprint, so the miss is admitted
+            # first (a refused or queued request reads nothing) and the context, which carries the fingerprint, is
+            # read at once: one round trip fewer.
+            with self.gate.admit(client, miss_cost(max(k, self.settings.response_cache_pool), explain)):
+                return self._answer(user_id, k, explain, names, filters, client, variant, model, admitted=True)
+        return self._answer(user_id, k, explain, names, filters, client, variant, model, admitted=False)
+
+    def _answer(
+        self,
+        user_id: str,
+        k: int,
+        explain: bool,
+        names: list[str],
+        filters: RecallFilters,
+        client: str | None,
+        variant: Variant,
+        model: ServingModel | None,
+        *,
+        admitted: bool,
+    ) -> tuple[Answer, int]:
+        """:meth:`answer` once its variant and model are known; ``admitted``: the request already holds a slot of
+        :attr:`gate` (a user with no answer held, whose context is read at once in place of the fingerprint)."""
         context: UserContext | None = None
         try:
-            if model is not None and not self.cache.may_hold(user_id):
-                # No answer held for this user: the lookup is a miss whatever the fingerprint, so read the context
-                # (which carries the fingerprint) at once: one round trip fewer.
+            if admitted:
                 context = self.read_context(user_id)
                 fingerprint = context.fingerprint if context is not None else None
             else:
@@ -420,12 +442,16 @@ class Recommender:
         if fingerprint is None:
             raise UnknownEntityError(f"unknown user {user_id[:100]!r}")
         if model is not None and fingerprint[0] > 0:
-            answered = self._model_answer(model, user_id, k, explain, filters, fingerprint, context, client, variant)
+            answered = self._model_answer(
+                model, user_id, k, explain, filters, fingerprint, context, client, variant, admitted=admitted
+            )
             if not isinstance(answered, UserContext):
                 return answered
             context = answered  # no positives: the graph path answers from the context the model path has read
         # The graph path: users without positives (onboarding), requests naming sources, or no model.
-        return self._graph_answer(user_id, k, explain, names, filters, fingerprint, client, variant, context)
+        return self._graph_answer(
+            user_id, k, explain, names, filters, fingerprint, client, variant, context, admitted=admitted
+        )
 
     def _graph_answer(
         self,
@@ -438,9 +464,12 @@ class Recommender:
         client: str | None = None,
         variant: Variant | None = None,
         context: UserContext | None = None,
+        *,
+        admitted: bool = False,
     ) -> tuple[Answer, int]:
         """The graph path (module docstring): the answer and how many of its items were asked for; ``context``: the
-        user's context when this request has read it already."""
+        user's context when this request has read it already; ``admitted``: the request holds a slot of :attr:`gate`
+        already."""
         variant = variant or self.variant_of(user_id)
         wanted, k = k, max(k, self.settings.response_cache_pool)  # as on the model path: smaller k are slices
         revision = self.catalogue.state()[0]  # a catalogue change (hide, expiry, new item) is a new key
@@ -458,7 +487,7 @@ class Recommender:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
-        with self.gate.admit(client, miss_cost(k, explain)):
+        with self._admit(client, miss_cost(k, explain), admitted):
             return self._graph_compute(user_id, k, wanted, explain, names, filters, key, variant, context)
 
     def _graph_compute(
@@ -527,11 +556,13 @@ class Recommender:
         context: UserContext | None = None,
         client: str | None = None,
         variant: Variant | None = None,
+        *,
+        admitted: bool = False,
     ) -> tuple[Answer, int] | UserContext:
         """The model path (module docstring): the answer and how many of its items were asked for; or, when the user
         has no positives, their context as read (the graph path answers from it without reading it again).
         ``context``: the user's context when already read; ``variant``: the user's (its model version, MMR λ and
-        exploration share)."""
+        exploration share); ``admitted``: the request holds a slot of :attr:`gate` already."""
         variant = variant or self.variant_of(user_id)
         # The answer for the first `pool` items is computed and cached; greedy MMR is prefix-stable, so any
         # k <= pool is a slice of it. The key holds the fingerprint of the user's interactions: a new one misses.
@@ -551,7 +582,7 @@ class Recommender:
         cached = self.cache.get(key)
         if cached is not None:
             return cached, wanted
-        with self.gate.admit(client, miss_cost(k, explain)):
+        with self._admit(client, miss_cost(k, explain), admitted):
             return self._model_compute(model, user_id, k, wanted, explain, filters, key, context, variant)
 
     def _model_compute(
@@ -960,6 +991,10 @@ class Recommender:
         if unknown:
             raise UnknownSourceError(f"unknown source(s) {unknown}; available: {self.source_names}")
         return names
+
+    def _admit(self, client: str | None, cost: float, admitted: bool) -> AbstractContextManager[None]:
+        """A slot of :attr:`gate` for one uncached answer, or nothing when the request holds one already."""
+        return nullcontext() if admitted else self.gate.admit(client, cost)
 
     def _stage(self, name: str, fn: Callable[[], T]) -> T:
         """Run one stage of a request and record its time (``kgrec_recall_query_seconds{strategy=name}``)."""

@@ -118,9 +118,18 @@ def test_uncached_work_beyond_its_bound_is_refused_at_once_with_retry_after(app_
     with app.state.recommender.gate.admit(None, 1.0):  # the one computing slot is busy
         hit = client.get("/users/u7/recommendations", params={"k": 5})
         assert hit.status_code == 200  # a cache hit needs no slot
+        reads = [
+            _metric(client, "kgrec_recall_query_seconds_count", strategy=s)
+            for s in ("user_context", "user_fingerprint")
+        ]
         refused = client.get("/users/u8/recommendations", params={"k": 5})
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
         assert "bound of uncached work" in refused.json()["detail"]
+        # u8 has no answer held: the miss is refused before anything is read of them
+        assert [
+            _metric(client, "kgrec_recall_query_seconds_count", strategy=s)
+            for s in ("user_context", "user_fingerprint")
+        ] == reads
     assert _metric(client, "kgrec_refused_requests_total", reason="queue_full") == 1.0
     assert client.get("/users/u8/recommendations", params={"k": 5}).status_code == 200  # served once the slot is free
 
