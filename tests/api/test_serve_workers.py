@@ -95,7 +95,15 @@ def test_a_killed_worker_is_replaced_on_its_socket_and_ready_waits_for_it(
     killed, survivor = sorted(before.values())
     conn = _connection_to(pid, port, survivor)  # keep-alive: /ready from the worker still serving
     os.kill(killed, signal.SIGKILL)
-    _until(lambda: not Path(f"/proc/{killed}").exists())  # reaped by the supervisor, which starts its replacement
+
+    def reaped() -> bool:
+        """Whether the supervisor has reaped the killed worker (and started its replacement); each look also asks the
+        survivor for /health on ``conn``, so that the connection is never idle long enough for uvicorn to close it
+        (5 s without a request)."""
+        _request(conn, "/health").read()
+        return not Path(f"/proc/{killed}").exists()
+
+    _until(reaped)
     waiting = _request(conn, "/ready")
     assert waiting.status == 503 and b"1 of 2 workers warmed" in waiting.read()  # the replacement is not warm yet
     conn.close()
