@@ -83,7 +83,7 @@ def java_command(settings: Neo4jSettings, java: str, jars: Path, home: Path) -> 
     the memory is taken as the heap is first used): G1 sizes its young generation from the heap it has, and a heap
     that starts small is grown reluctantly: the benchmark server's stayed at 287-455 MiB of 1 GiB for an hour, and
     as its old generation filled, the young one shrank from 165 MiB to 27-75 MiB, so that with impressions recorded
-    a young pause (a stop of every query in flight) came 40-69 times a minute (docs/benchmarks.md §5)."""
+    a young pause (a stop of every query in flight) came 12-69 times a minute (docs/benchmarks.md §5)."""
     heap = parse_size(settings.heap, "NEO4J_HEAP")
     pagecache = parse_size(settings.pagecache, "NEO4J_PAGECACHE")
     classpath = os.pathsep.join([str(jars / "launcher"), str(jars / "lib" / "*"), str(jars / "plugins" / "*")])
