@@ -6,6 +6,7 @@ Each is one catalogued query (``graph/queries/<name>.cypher``); they raise only 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import operator
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from neo4j import Driver
 from graph import catalog
 from graph.errors import database_errors
 from graph.query import run_read
+from schema.rows import InteractionRow
 
 
 class Interaction(NamedTuple):
@@ -132,6 +134,25 @@ class InteractionColumns:
         """``[n]`` bool: :meth:`Interaction.positive` of each interaction."""
         return (self.polarities > 0) & (np.isnan(self.ratings) | (self.ratings >= min_rating))
 
+    def written(self, interactions: Sequence[Interaction]) -> InteractionColumns:
+        """These columns once ``interactions`` are written over them: each replaces the interaction with its item or
+        is added (the last of one item wins), in the columns' order, as :meth:`recent_first` puts a read of them.
+
+        A post adds or replaces one interaction of a history that may hold thousands: the others keep their order,
+        so each written one is put in its place by a binary search, not by sorting the history again."""
+        latest = {interaction.item_id: interaction for interaction in interactions}
+        rows = [row for row in self.rows() if row.item_id not in latest]
+        for interaction in latest.values():
+            bisect.insort(rows, interaction, key=_recent_key)
+        return InteractionColumns.of(rows)
+
+
+def _recent_key(interaction: Interaction) -> tuple[bool, float, str]:
+    """The columns' order of one interaction (:meth:`InteractionColumns.recent_first`): most recent first, those
+    without timestamp last, then by item id."""
+    timestamp = interaction.timestamp
+    return timestamp is None, -float(timestamp) if timestamp is not None else 0.0, interaction.item_id
+
 
 def _recent_first(item_ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     """The positions of :meth:`InteractionColumns.recent_first`'s order."""
@@ -159,6 +180,19 @@ class HeldHistory(NamedTuple):
     columns: InteractionColumns
     interactions: int
     rev: int
+
+    def written(self, interactions: Sequence[Interaction], version: tuple[int, int]) -> HeldHistory:
+        """This history once a write of ``interactions`` (:meth:`InteractionColumns.written`) has left the user at
+        ``version`` (INTERACTED degree, ``interactionsRev``): what a read would give after that write, provided the
+        write was the only change since this history was read (the caller checks that the version before the write
+        was this one's)."""
+        return HeldHistory(self.columns.written(interactions), *version)
+
+
+def written_interaction(row: InteractionRow) -> Interaction:
+    """The interaction a read gives back for a written ``row`` (:func:`user_context`: its rating, weight and
+    timestamp as written, polarity 1 or -1)."""
+    return Interaction(row.item_id, row.rating, row.weight, row.timestamp, -1 if row.polarity < 0 else 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,4 +452,5 @@ __all__ = [
     "user_exists",
     "user_fingerprint",
     "variant_report",
+    "written_interaction",
 ]
