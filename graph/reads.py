@@ -138,20 +138,45 @@ class InteractionColumns:
         """These columns once ``interactions`` are written over them: each replaces the interaction with its item or
         is added (the last of one item wins), in the columns' order, as :meth:`recent_first` puts a read of them.
 
-        A post adds or replaces one interaction of a history that may hold thousands: the others keep their order,
-        so each written one is put in its place by a binary search, not by sorting the history again."""
+        A post adds or replaces one interaction of a history that may hold thousands, so the arrays are not built
+        again from the values (about 10 ms of the API's CPU for 6,779 interactions under load, more than reading
+        them): a replaced interaction's row is deleted, each written one is inserted at the place a binary search of
+        the times (then of the item ids among equal times) finds, and the values as read are kept with the new ones
+        appended, :attr:`_order` pointing into them (a replaced value stays there unreferenced; its item id is
+        written again, so :attr:`seen` holds)."""
         latest = {interaction.item_id: interaction for interaction in interactions}
-        rows = [row for row in self.rows() if row.item_id not in latest]
+        if not latest:
+            return self
+        arrays = [self.item_ids, self.ratings, self.weights, self.timestamps, self.polarities]
+        order = self._order if self._order is not None else np.arange(len(self))
+        replaced = [item for item in latest if item in self.seen]
+        if replaced:
+            keep = functools.reduce(operator.and_, (self.item_ids != item for item in replaced))
+            arrays, order = [array[keep] for array in arrays], order[keep]
+        fields = [list(field) for field in self._fields]
         for interaction in latest.values():
-            bisect.insort(rows, interaction, key=_recent_key)
-        return InteractionColumns.of(rows)
-
-
-def _recent_key(interaction: Interaction) -> tuple[bool, float, str]:
-    """The columns' order of one interaction (:meth:`InteractionColumns.recent_first`): most recent first, those
-    without timestamp last, then by item id."""
-    timestamp = interaction.timestamp
-    return timestamp is None, -float(timestamp) if timestamp is not None else 0.0, interaction.item_id
+            key = np.inf if interaction.timestamp is None else -float(interaction.timestamp)
+            times = np.where(np.isnan(arrays[3]), np.inf, -arrays[3])  # ascending: the columns' order
+            low, high = np.searchsorted(times, key, "left"), np.searchsorted(times, key, "right")
+            at = int(low) + bisect.bisect_left(arrays[0][low:high].tolist(), interaction.item_id)
+            values = (
+                interaction.item_id,
+                *(np.nan if v is None else v for v in interaction[1:4]),
+                interaction.polarity,
+            )
+            arrays = [np.insert(array, at, value) for array, value in zip(arrays, values, strict=True)]
+            order = np.insert(order, at, len(fields[0]))
+            for column, value in zip(fields, interaction, strict=True):
+                column.append(value)
+        columns = InteractionColumns.__new__(InteractionColumns)
+        columns._fields = tuple(fields)
+        columns._order = order if len(order) > 1 else None  # rows() permutes two positions at least
+        columns._rows = None
+        columns._seen = None
+        columns.item_ids, columns.ratings, columns.weights, columns.timestamps, columns.polarities = arrays
+        if columns._order is None and len(order) == 1:
+            columns._fields = tuple([column[int(order[0])]] for column in fields)
+        return columns
 
 
 def _recent_first(item_ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

@@ -88,12 +88,20 @@ def test_written_interactions_are_put_in_place_as_a_read_of_them_would_be() -> N
         if held:
             written.append(Interaction(next(iter(held)), 2.0, 1.0, 150, -1))  # a changed one
         merged = {**held, **{i.item_id: i for i in written}}
-        expected = InteractionColumns.recent_first(*zip(*merged.values(), strict=True))
         updated = columns.written(written)
-        assert updated.rows() == expected.rows() and updated.seen == expected.seen, (n, k)
-        for name in ("item_ids", "ratings", "weights", "timestamps", "polarities"):
-            assert np.array_equal(getattr(updated, name), getattr(expected, name), equal_nan=name != "item_ids")
+        _same(updated, merged)
+        assert [updated.row(p) for p in range(len(updated))] == list(updated.rows())
+        again = [*_history(rng, 2), Interaction(written[0].item_id, None, 3.0, None, 1)]  # a post after a post
+        _same(updated.written(again), {**merged, **{i.item_id: i for i in again}})
         assert (
             columns.rows()
             == InteractionColumns.recent_first(*(zip(*held.values(), strict=True) if held else [()] * 5)).rows()
         )  # the held columns are left as they were
+
+
+def _same(columns: InteractionColumns, interactions: dict[str, Interaction]) -> None:
+    """``columns`` are those of a read of ``interactions``, field by field."""
+    expected = InteractionColumns.recent_first(*zip(*interactions.values(), strict=True))
+    assert columns.rows() == expected.rows() and columns.seen == expected.seen
+    for name in ("item_ids", "ratings", "weights", "timestamps", "polarities"):
+        assert np.array_equal(getattr(columns, name), getattr(expected, name), equal_nan=name != "item_ids")
