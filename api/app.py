@@ -299,6 +299,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
             api_settings.write_group_rows,
             metrics=metrics,
             timeout=api_settings.write_timeout_seconds,
+            histories=recommender.histories,
         )
         stop_warming = threading.Event()
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
 
 from api.metrics import Metrics
 from api.schemas import RecommendationsResponse
-from graph.reads import HeldHistory
+from graph.reads import HeldHistory, Interaction, written_interaction
+from graph.writers import InteractionOutcome
+from schema.rows import InteractionRow
 
 
 class Answer:
@@ -114,6 +117,8 @@ class HeldHistories:
     same query and reads the interactions again when either has changed (a post, a feedback, a dislike: whatever
     changes the answer cache's fingerprint), so a new interaction is seen at once. What can age, for at most
     ``ttl`` seconds as in the answer cache, is what a writer other than kgrec's changes without bumping the revision.
+    The process that writes an interaction applies it to the history it holds (:meth:`written`), so that the user's
+    next read finds it current instead of reading it all again.
     Thread-safe LRU bounded by the interactions held, summed over users (a history longer than the bound is not
     held); ``size`` 0 (or ``ttl`` 0) disables it.
 
@@ -163,12 +168,58 @@ class HeldHistories:
                 return
             if entry is not None:
                 self._drop(user_id)
-            if len(history.columns) > self.size:
+            self._hold(user_id, time.monotonic(), history)
+
+    def written(
+        self,
+        user_id: str,
+        interactions: Sequence[Interaction],
+        before: tuple[int, int],
+        after: tuple[int, int] | None,
+    ) -> None:
+        """A write of ``interactions`` of ``user_id`` moved them from version ``before`` to ``after`` (INTERACTED
+        degree, ``interactionsRev``; :class:`graph.writers.InteractionOutcome`): the history held at ``before`` gets
+        them (:meth:`graph.reads.HeldHistory.written`) and ``after``, so that the next read finds it current; one
+        held at another version missed a change of another writer (another process, a concurrent write) and is
+        dropped, to be read again, as is any when ``after`` is not known (None). Its age is kept: the rest of it is
+        no fresher than when it was read.
+
+        The update is computed outside the lock and put only if the held history is still the one it was computed
+        from (a read that put another meanwhile keeps it: any held history is right for its own version)."""
+        if self.size <= 0 or before == after:
+            return
+        with self._lock:
+            entry = self._entries.get(user_id)
+        if entry is None:
+            return
+        read_at, held = entry
+        at_before = (held.interactions, held.rev) == before
+        updated = held.written(interactions, after) if after is not None and at_before else None
+        with self._lock:
+            current = self._entries.get(user_id)
+            if current is None or current[1] is not held:
                 return
-            self._entries[user_id] = (time.monotonic(), history)
-            self._held += len(history.columns)
-            while self._held > self.size:
-                self._drop(next(iter(self._entries)))
+            self._drop(user_id)
+            if updated is not None:
+                self._hold(user_id, read_at, updated)
+
+    def apply_rows(self, written: Iterable[tuple[InteractionRow, InteractionOutcome]]) -> None:
+        """Apply interaction rows that :func:`graph.writers.write_interaction_groups` wrote, with their outcomes, to the
+        histories held of their users (:meth:`written`, once per user: a user's rows share a transaction)."""
+        users: dict[str, tuple[list[Interaction], InteractionOutcome]] = {}
+        for row, outcome in written:
+            users.setdefault(row.user_id, ([], outcome))[0].append(written_interaction(row))
+        for user_id, (interactions, outcome) in users.items():
+            self.written(user_id, interactions, outcome.before, outcome.after)
+
+    def _hold(self, user_id: str, read_at: float, history: HeldHistory) -> None:
+        """Hold ``history`` (none held for ``user_id``; under the lock), read at ``read_at``, within the bound."""
+        if len(history.columns) > self.size:
+            return
+        self._entries[user_id] = (read_at, history)
+        self._held += len(history.columns)
+        while self._held > self.size:
+            self._drop(next(iter(self._entries)))
 
     def _drop(self, user_id: str) -> None:
         """Remove ``user_id``'s history (held; under the lock)."""

@@ -30,10 +30,12 @@ import yaml
 from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api.cache import HeldHistories
 from api.errors import UnknownEntityError
 from api.impressions import ImpressionRecorder
 from api.metrics import Metrics
 from api.schemas import FeedbackIn, FeedbackOut
+from graph.reads import written_interaction
 from graph.writers import EXPOSURE_ITEMS, write_exposure_feedback, write_feedback
 from schema.errors import ConfigError
 from schema.kinds import DEFAULT_FEEDBACK_KINDS, CombineRule, FeedbackKind, Outcome
@@ -115,9 +117,11 @@ def record_feedback(
     database: str = "neo4j",
     on_click: Callable[[str], None] | None = None,
     max_shown: int = EXPOSURE_ITEMS,
+    histories: HeldHistories | None = None,
 ) -> FeedbackOut:
     """Record one feedback event and attribute it to its list (``on_click`` hears of each new attributed click, with
-    the item id: exploration counts it).
+    the item id: exploration counts it). The interaction written is applied to the user's history ``histories``
+    holds (:meth:`api.cache.HeldHistories.written`), so that their next read finds it current.
 
     A list served a moment ago may still wait in the impression queue: it is written first (with its user's other
     queued lists, not the whole window: :meth:`api.impressions.ImpressionRecorder.flush_list`), so that the feedback
@@ -148,6 +152,8 @@ def record_feedback(
     )
     if outcome is None:
         raise UnknownEntityError(f"unknown item {body.item_id!r}")
+    if histories is not None and outcome.before is not None:
+        histories.written(body.user_id, [written_interaction(outcome.interaction)], outcome.before, outcome.after)
     if rec_id is None:
         attribution = "none"
     elif outcome.shown:

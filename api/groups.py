@@ -21,8 +21,8 @@ members it serves.
    is, the member who likes it most; each served member's paths to the item are given
    (:func:`graph.explain.explain_items` from that member). Every member's score is given.
 
-Group answers are not cached; the computation is admitted by :class:`api.limits.MissGate` like a miss, at the cost of
-one miss per member (at most the client's burst).
+Group answers are not cached; with a model the request is admitted by :class:`api.limits.MissGate` like a miss, at
+the cost of one miss per member (at most the client's burst), before anything is read of its members.
 """
 
 from __future__ import annotations
@@ -122,39 +122,58 @@ def recommend_group(
         raise ValueError(f"unknown aggregation {aggregation!r}")
     variant = rec.variant_of(group_key(members))
     model = rec.model_of(variant)
-    try:
-        contexts = [rec.read_context(u) for u in members]
-    except DatabaseUnavailableError as exc:
-        if model is None:
+    if model is None:
+        # each member's graph-path answer is cached, and admitted when computed, as one user's
+        try:
+            known = _read_members(rec, members)
+        except DatabaseUnavailableError as exc:
             raise unreachable("group members", exc) from exc
-        return _degraded(rec, model, members, k, aggregation, variant, exc)
+        return _graph_group(rec, members, known, _seen(rec, known), k, aggregation, explain, client, variant.name)
+    # A group's answer is never cached: it is admitted before anything is read of its members (as a user with no
+    # answer held: api.service.Recommender.answer), so that a refused or queued request costs Neo4j nothing.
+    cost = min(miss_cost(k, explain) * len(members), rec.settings.miss_cost_burst)
+    with rec.gate.admit(client, cost):
+        try:
+            known = _read_members(rec, members)
+        except DatabaseUnavailableError as exc:
+            return _degraded(rec, model, members, k, aggregation, variant, exc)
+        # A member without positives (just onboarded) has no model scores: their graph-path list stands in (within
+        # this admission: computing it takes no slot of its own)
+        min_rating = rec.settings.min_rating
+        fallback = {
+            c.user_id: _graph_list(rec, c, graph_fetch(k), explain, client)
+            for c in known
+            if not c.columns.positive(min_rating).any()
+        }
+        return _model_group(rec, model, members, known, _seen(rec, known), k, aggregation, explain, variant, fallback)
+
+
+def _read_members(rec: Recommender, members: list[str]) -> list[UserContext]:
+    """Every member's context (:meth:`api.service.Recommender.read_context`).
+
+    Raises:
+        UnknownEntityError: A member does not exist (the message names every unknown one).
+        DatabaseUnavailableError: Neo4j is unreachable.
+    """
+    contexts = [rec.read_context(u) for u in members]
     unknown = [u for u, c in zip(members, contexts, strict=True) if c is None]
     if unknown:
         raise UnknownEntityError(f"unknown user{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}")
-    known = [c for c in contexts if c is not None]
-    # items a member interacted with, and hidden or out-of-window ones (the run-time catalogue)
-    seen = set().union(*(c.columns.seen for c in known)) | rec.catalogue.unavailable()
-    if model is None:
-        return _graph_group(rec, members, known, seen, k, aggregation, explain, client, variant.name)
-    # A member without positives (just onboarded) has no model scores: their graph-path list stands in (answered
-    # before the admission below, which it takes itself)
-    min_rating = rec.settings.min_rating
-    fallback = {
-        c.user_id: _graph_list(rec, c, graph_fetch(k), explain, client)
-        for c in known
-        if not c.columns.positive(min_rating).any()
-    }
-    cost = min(miss_cost(k, explain) * len(members), rec.settings.miss_cost_burst)
-    with rec.gate.admit(client, cost):
-        return _model_group(rec, model, members, known, seen, k, aggregation, explain, variant, fallback)
+    return [c for c in contexts if c is not None]
+
+
+def _seen(rec: Recommender, known: list[UserContext]) -> set[str]:
+    """Items any member interacted with, and hidden or out-of-window ones (the run-time catalogue)."""
+    return set().union(*(c.columns.seen for c in known)) | rec.catalogue.unavailable()
 
 
 def _graph_list(
     rec: Recommender, context: UserContext, size: int, explain: bool, client: str | None
 ) -> RecommendationsResponse:
-    """The member's graph-path list of ``size`` items (its own variant's, cached like any answer)."""
+    """The member's graph-path list of ``size`` items (its own variant's, cached like any answer), computed within
+    the group's admission."""
     answer, _ = rec._graph_answer(
-        context.user_id, size, explain, rec.source_names, RecallFilters(), context.fingerprint, client
+        context.user_id, size, explain, rec.source_names, RecallFilters(), context.fingerprint, client, admitted=True
     )
     return answer.response
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from neo4j import Driver
 from pydantic import BaseModel, Field, ValidationError
 
+from api.cache import HeldHistories
 from api.schemas import InteractionIn
 from graph.writers import BatchWriter, write_interaction_groups
 from schema.rows import InteractionRow
@@ -102,13 +103,17 @@ def _validation_reason(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors())[:500]
 
 
-def ingest_rows(driver: Driver, rows: list[Any], database: str = "neo4j") -> BatchOut:
+def ingest_rows(
+    driver: Driver, rows: list[Any], database: str = "neo4j", histories: HeldHistories | None = None
+) -> BatchOut:
     """Validate and write the rows of one batch; answer a result per row.
 
     Args:
         driver: An open driver.
         rows: The parsed rows (:func:`parse_rows`).
         database: Target database.
+        histories: The users' histories this process holds, to which the written rows are applied
+            (:meth:`api.cache.HeldHistories.apply_rows`); None: none held.
 
     Raises:
         DatabaseUnavailableError: Neo4j is unreachable.
@@ -141,6 +146,8 @@ def ingest_rows(driver: Driver, rows: list[Any], database: str = "neo4j") -> Bat
             results[earlier[0]].reason = f"superseded by row {index} (same user and item; the last one is written)"
         valid[(row.user_id, row.item_id)] = (index, row)
     outcomes = write_interaction_groups(BatchWriter(driver, database), list(valid.values())) if valid else {}
+    if histories is not None:
+        histories.apply_rows((row, outcomes[index]) for index, row in valid.values() if index in outcomes)
     for index, _ in valid.values():
         result = results[index]
         outcome = outcomes.get(index)

@@ -70,7 +70,7 @@ async def post_interaction_batch(
         raise HTTPException(413, str(exc)) from exc
     except MalformedBodyError as exc:
         raise RequestValidationError([{"loc": ("body",), "msg": str(exc), "type": "json_invalid"}]) from exc
-    return await run_in_threadpool(ingest_rows, driver, rows, recommender.database)
+    return await run_in_threadpool(ingest_rows, driver, rows, recommender.database, recommender.histories)
 
 
 __all__ = ["ingest_router"]

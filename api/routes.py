@@ -307,6 +307,7 @@ def post_feedback(request: Request, body: FeedbackIn, driver: DriverDep, recomme
         recommender.database,
         on_click=recommender.count_click,
         max_shown=recommender.settings.exposure_items,
+        histories=recommender.histories,
     )
 
 

@@ -1,7 +1,9 @@
 """The write requests: recording an interaction (``POST /interactions``) and onboarding a user (``POST /users``).
 
 Both only write to the graph; the next recommendation request reflects them at once, because answers are cached
-under the user's interaction fingerprint (:func:`graph.reads.user_fingerprint`).
+under the user's interaction fingerprint (:func:`graph.reads.user_fingerprint`). A written post is also applied to the
+history this process holds of its user (:meth:`api.cache.HeldHistories.apply_rows`), so that the next answer need
+not read that history again.
 
 Single interactions are written by :class:`InteractionWriter`: two threads write them as
 :func:`graph.writers.write_interaction_groups` rows (the statement of ``POST /interactions/batch``), and the posts
@@ -15,6 +17,7 @@ writer thread that fails for any other reason answers its posts before it goes o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -22,6 +25,7 @@ from concurrent.futures import Future, InvalidStateError
 
 from neo4j import Driver
 
+from api.cache import HeldHistories
 from api.errors import UnknownEntityError, UnknownNamesError, UserExistsError
 from api.metrics import Metrics
 from api.schemas import InteractionIn, InteractionOut, NewUserIn, NewUserOut
@@ -71,6 +75,9 @@ class InteractionWriter:
         timeout: Seconds after which Neo4j ends a write transaction (a write stuck on a lock or a stalled server then
             fails, and its posts are answered, instead of holding a writer thread); transient failures are retried
             for at most as long. :func:`record_interaction` waits as long for a post's answer.
+        histories: The users' histories this process holds, to which each written transaction's rows are applied
+            (:meth:`api.cache.HeldHistories.written`) before its posts are answered, so that a user's next read
+            finds them current; None: none held.
     """
 
     def __init__(
@@ -81,8 +88,10 @@ class InteractionWriter:
         threads: int = 2,
         metrics: Metrics | None = None,
         timeout: float = WRITE_TIMEOUT_SECONDS,
+        histories: HeldHistories | None = None,
     ) -> None:
         self.driver = driver
+        self.histories = histories
         self.timeout = timeout
         self.metrics = metrics
         self.database = database
@@ -181,12 +190,14 @@ class InteractionWriter:
         finally:
             if self.metrics is not None:
                 self.metrics.write_seconds.labels("transaction").observe(time.perf_counter() - started)
+        if self.histories is not None:
+            self.histories.apply_rows((row, outcomes[i]) for i, (row, _, _) in enumerate(batch) if i in outcomes)
         created: set[str] = set()
         for index, (row, future, _) in enumerate(batch):
             outcome = outcomes.get(index)
             if outcome is not None and outcome.created_user:
                 if row.user_id in created:  # an earlier post of this transaction created the user
-                    outcome = InteractionOutcome(outcome.index, outcome.status, created_user=False)
+                    outcome = dataclasses.replace(outcome, created_user=False)
                 created.add(row.user_id)
             _settle(future, outcome)
 

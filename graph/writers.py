@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from neo4j import Driver, ManagedTransaction, Session, unit_of_work
@@ -241,11 +241,17 @@ class InteractionOutcome:
         status: ``created`` (a new interaction), ``updated`` (an existing one whose rating, weight or timestamp
             changed) or ``unchanged`` (the same row was stored already).
         created_user: The row's user did not exist before this write.
+        before: The user's INTERACTED degree and ``interactionsRev`` just before this write's transaction changed
+            them (the version a history read then would have: :class:`graph.reads.HeldHistory`).
+        after: The same once the write is applied (read in its transaction, under the user's lock when it changed
+            anything); equal to ``before`` when none of the user's rows changed anything.
     """
 
     index: int
     status: str
     created_user: bool
+    before: tuple[int, int] = (0, 0)
+    after: tuple[int, int] = (0, 0)
 
 
 def write_interaction_groups(
@@ -300,9 +306,25 @@ def write_interaction_groups(
     records = writer.write_returning(
         catalog.UPSERT_INTERACTION_GROUPS, batches, retry_seconds=retry_seconds, timeout=timeout
     )
-    return {
-        int(r["index"]): InteractionOutcome(int(r["index"]), str(r["status"]), bool(r["created_user"])) for r in records
-    }
+    # each user's rows share a transaction: it added their "created" rows and, when any row created or changed an
+    # interaction, bumped the revision once
+    user_of = {row["index"]: user_id for user_id, user_rows in groups.items() for row in user_rows}
+    created: dict[str, int] = {}
+    changed: set[str] = set()
+    for r in records:
+        user_id = user_of[r["index"]]
+        created[user_id] = created.get(user_id, 0) + (r["status"] == "created")
+        if r["status"] != "unchanged":
+            changed.add(user_id)
+    outcomes = {}
+    for r in records:
+        user_id = user_of[r["index"]]
+        after = (int(r["interactions"]), int(r["rev"]))
+        before = (after[0] - created[user_id], after[1] - (user_id in changed))
+        outcomes[int(r["index"])] = InteractionOutcome(
+            int(r["index"]), str(r["status"]), bool(r["created_user"]), before, after
+        )
+    return outcomes
 
 
 #: The most items a user's exposure arrays keep (the most recently shown; ``KGREC_EXPOSURE_ITEMS`` in the API).
@@ -585,6 +607,10 @@ class FeedbackOutcome:
         variant: The list's variant (None when not found).
         new_click: This feedback added a click of the item to the list.
         new_conversion: This feedback added a conversion of the item to the list.
+        before: The user's INTERACTED degree and ``interactionsRev`` just before this write (as
+            :class:`InteractionOutcome`; read under the user's lock); None when it wrote no interaction (an ignored
+            impression).
+        after: The same once the write is applied; None when it is not known for sure (see :func:`write_feedback`).
     """
 
     created_user: bool
@@ -594,6 +620,8 @@ class FeedbackOutcome:
     variant: str | None = None
     new_click: bool = False
     new_conversion: bool = False
+    before: tuple[int, int] | None = None
+    after: tuple[int, int] | None = None
 
 
 def write_feedback(
@@ -658,7 +686,17 @@ def write_feedback(
             kind_counts=combined.counts,
         )
         tx.run(catalog.UPSERT_INTERACTIONS, rows=[row.model_dump()]).consume()
-        return _attributed(tx, bool(record["created_user"]), row, recommendation_id, click, conversion)
+        outcome = _attributed(tx, bool(record["created_user"]), row, recommendation_id, click, conversion)
+        interactions, rev = int(record["interactions"]), int(record["rev"])  # under the lock feedback_pair took
+        # The upsert bumped the revision once more if it created or changed the pair: surely so when the pair is new
+        # or its kind counts changed (the new event is counted: always, as schema.kinds.combine counts events);
+        # otherwise the version after is not claimed (None), rather than guessed.
+        old_counts = record["kind_counts"]
+        bumped = not record["found"] or (
+            row.kind_counts is not None and tuple(old_counts or ()) != tuple(row.kind_counts)
+        )
+        after = (interactions + (not record["found"]), rev + 1) if bumped else None
+        return replace(outcome, before=(interactions, rev - 1), after=after)
 
     with (
         database_errors("write_feedback", gone="Neo4j is unreachable"),

@@ -10,7 +10,10 @@
 //          and kindCounts (written by mapping loads) are left as they are.
 // Parameters: $rows: list of {user_id, rows: list of {index, item_id, rating, weight, timestamp, polarity}}
 // Returns: index (int, the row's index as given), status ("created", "updated" or "unchanged"),
-//          created_user (boolean: the user did not exist before this statement)
+//          created_user (boolean: the user did not exist before this statement), interactions and rev (ints: the
+//          user's INTERACTED degree and interactionsRev once its rows are written, read in this transaction after the
+//          user's lock was taken when a row created or changed an interaction, so that the writer knows the version
+//          its write left: the API updates a history it holds to it, graph/reads.py HeldHistory)
 UNWIND $rows AS batch
 CALL (batch) {
   UNWIND batch.rows AS row
@@ -40,6 +43,6 @@ WITH u, newUser,
                                               ELSE 'unchanged' END}) AS results,
      sum(CASE WHEN isNew OR differs THEN 1 ELSE 0 END) AS changes
 FOREACH (_ IN CASE WHEN changes > 0 THEN [1] ELSE [] END | SET u.interactionsRev = coalesce(u.interactionsRev, 0) + 1)
-WITH results, newUser
+WITH results, newUser, COUNT { (u)-[:INTERACTED]->() } AS interactions, coalesce(u.interactionsRev, 0) AS rev
 UNWIND results AS result
-RETURN result.index AS index, result.status AS status, newUser AS created_user
+RETURN result.index AS index, result.status AS status, newUser AS created_user, interactions, rev

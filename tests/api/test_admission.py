@@ -20,7 +20,7 @@ from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
 from gnn.jobs import retrain_job
 from graph.settings import Neo4jSettings
-from tests.api.conftest import FAST_BLEND, model_settings
+from tests.api.conftest import API_KEY, FAST_BLEND, model_settings
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,32 @@ def test_uncached_work_beyond_its_bound_is_refused_at_once_with_retry_after(app_
         ] == reads
     assert _metric(client, "kgrec_refused_requests_total", reason="queue_full") == 1.0
     assert client.get("/users/u8/recommendations", params={"k": 5}).status_code == 200  # served once the slot is free
+
+
+def test_a_refused_group_reads_nothing_of_its_members(app_with) -> None:  # noqa: ANN001
+    """A group's answer is never cached: with a model it is admitted before any member is read, so a refused group
+    request costs Neo4j nothing; admitted, it is answered (a member without positives by a graph-path list within the
+    group's own admission: no second slot)."""
+    app, client = app_with(miss_concurrency=1, miss_queue=0, miss_wait_seconds=0.0, miss_cost_rate=0.0)
+    body = {"user_ids": ["u7", "u8"], "k": 5}
+    reads = [
+        _metric(client, "kgrec_recall_query_seconds_count", strategy=s) for s in ("user_context", "user_fingerprint")
+    ]
+    with app.state.recommender.gate.admit(None, 1.0):  # the one computing slot is busy
+        refused = client.post("/groups/recommendations", json=body)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert [
+            _metric(client, "kgrec_recall_query_seconds_count", strategy=s)
+            for s in ("user_context", "user_fingerprint")
+        ] == reads
+    assert client.post("/groups/recommendations", json=body).status_code == 200  # served once the slot is free
+    assert _metric(client, "kgrec_recall_query_seconds_count", strategy="user_context") == reads[0] + 2
+    headers = {"X-API-Key": API_KEY}
+    assert client.post("/users", json={"user_id": "group-newcomer", "liked_genres": []}, headers=headers).is_success
+    low = {"user_id": "group-newcomer", "item_id": "i2", "rating": 0.5}  # interactions, but no positive
+    assert client.post("/interactions", json=low, headers=headers).is_success
+    newcomer = client.post("/groups/recommendations", json={"user_ids": ["u7", "group-newcomer"], "k": 5})
+    assert newcomer.status_code == 200 and newcomer.json()["items"]
 
 
 def test_reads_beyond_the_in_flight_bound_are_refused_while_one_waits(app_with) -> None:  # noqa: ANN001

@@ -18,6 +18,8 @@ from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
 from gnn.jobs import RetrainReport, promote, retrain_job
 from graph.settings import Neo4jSettings
+from graph.writers import BatchWriter, write_interactions
+from schema.rows import InteractionRow
 from tests.api.conftest import API_KEY, FAST_BLEND, FAST_LIGHTGCN, model_settings
 
 KEYS = {"User": "userId", "Item": "itemId", "Genre": "name", "Tag": "name", "Person": "personId"}
@@ -469,15 +471,18 @@ def _shown(client: TestClient, user: str, **params: object) -> list[str]:
     return [i["item_id"] for i in response.json()["items"]]
 
 
-def test_a_held_history_answers_misses_until_the_user_interacts(
+def test_a_held_history_answers_misses_and_takes_the_user_s_own_writes(
     model_client: TestClient,
     trained: tuple[GnnSettings, RetrainReport],
     world: SyntheticWorld,
     neo4j_settings: Neo4jSettings,
+    driver: Driver,
 ) -> None:
     """A miss for a user whose history is held and unchanged is answered without reading it again, from the same
-    interactions; a post or a dislike is seen by the next answer (its item never comes back), and a hidden item
-    stays out of answers computed from a held history. Without held histories the answers are the same."""
+    interactions. The user's own post, changed rating, dislike and batch are applied to the held history by the API that
+    wrote them: the next answer sees them without reading the history again, and is the answer of an API without
+    held histories; a write by another writer before the user's own (here straight to the graph) leaves the held
+    history behind, and it is read again. A hidden item stays out of answers computed from a held history."""
     user, headers = "u23", {"X-API-Key": API_KEY}
     rated = _rated(world, user)
     first = _shown(model_client, user)
@@ -486,25 +491,41 @@ def test_a_held_history_answers_misses_until_the_user_interacts(
     assert _shown(model_client, user, k=25)[:10] == first  # another key: a miss, answered from the held history
     assert _held(model_client)["hit"] - before["hit"] == 1
 
-    post = {"user_id": user, "item_id": first[0], "rating": 1.0}
-    assert model_client.post("/interactions", json=post, headers=headers).is_success
-    after_post = _shown(model_client, user)
-    assert first[0] not in after_post
-    assert _held(model_client)["stale"] - before["stale"] == 1  # the held one was read again
+    settings, _ = trained
+    app = create_app(model_settings(settings.artifacts_dir, mmr_lambda=1.0, history_cache_size=0), neo4j_settings)
+    with TestClient(app) as fresh:
 
-    dislike = {"user_id": user, "item_id": after_post[0], "type": "dislike"}
-    assert model_client.post("/feedback", json=dislike, headers=headers).is_success
-    after_dislike = _shown(model_client, user)
-    assert after_post[0] not in after_dislike and first[0] not in after_dislike
+        def answered(read: str, write: tuple[str, object]) -> list[str]:
+            """The answer after ``write``, equal to the fresh API's; the context read was a ``read``."""
+            held = _held(model_client)
+            assert model_client.post(write[0], json=write[1], headers=headers).is_success
+            shown = _shown(model_client, user)
+            assert {name: _held(model_client)[name] - held[name] for name in held} == {
+                name: float(name == read) for name in held
+            }
+            assert shown == _shown(fresh, user)
+            return shown
 
-    hidden = after_dislike[0]
+        after_post = answered("hit", ("/interactions", {"user_id": user, "item_id": first[0], "rating": 1.0}))
+        assert first[0] not in after_post
+        liked = max(rated)  # a rating of the history changed
+        answered("hit", ("/interactions", {"user_id": user, "item_id": liked, "rating": 0.5, "timestamp": 5}))
+        after_dislike = answered("hit", ("/feedback", {"user_id": user, "item_id": after_post[0], "type": "dislike"}))
+        assert after_post[0] not in after_dislike and first[0] not in after_dislike
+        batch = [{"user_id": user, "item_id": after_dislike[2], "rating": 1.0}, {"user_id": user, "item_id": liked}]
+        assert after_dislike[2] not in answered("hit", ("/interactions/batch", batch))
+
+        write_interactions(BatchWriter(driver), [InteractionRow(user_id=user, item_id=after_dislike[1], rating=5.0)])
+        after_other = answered("miss", ("/feedback", {"user_id": user, "item_id": after_dislike[0], "type": "like"}))
+        assert not {after_dislike[0], after_dislike[1]} & set(after_other)  # the other writer's item too
+
+    hidden = after_other[0]
     assert model_client.patch(f"/items/{hidden}", json={"hidden": True}, headers=headers).is_success
     try:
         held = _held(model_client)["hit"]
         after_hide = _shown(model_client, user)  # a new catalogue: a miss, from the held history
         assert _held(model_client)["hit"] - held == 1
         assert not {hidden, after_post[0], first[0]} & set(after_hide)
-        settings, _ = trained
         app = create_app(model_settings(settings.artifacts_dir, mmr_lambda=1.0, history_cache_size=0), neo4j_settings)
         with TestClient(app) as fresh:
             assert _shown(fresh, user) == after_hide

@@ -1,12 +1,23 @@
 """user_fingerprint on the real Neo4j: it changes exactly when the user's interactions (or onboarding genres) do;
-and user_context reads a held history again exactly when the interactions have changed."""
+user_context reads a held history again exactly when the interactions have changed; and a write's reported
+versions bring a held history to what a fresh read gives."""
 
 from __future__ import annotations
 
+import numpy as np
 from neo4j import Driver
 
-from graph.reads import user_context, user_fingerprint
-from graph.writers import BatchWriter, create_user, write_interactions, write_items, write_users
+from graph.reads import HeldHistory, InteractionColumns, user_context, user_fingerprint, written_interaction
+from graph.writers import (
+    BatchWriter,
+    create_user,
+    write_feedback,
+    write_interaction_groups,
+    write_interactions,
+    write_items,
+    write_users,
+)
+from schema.kinds import DEFAULT_FEEDBACK_KINDS
 from schema.rows import InteractionRow, ItemRow, UserRow
 
 
@@ -103,3 +114,74 @@ def test_a_held_history_is_read_again_exactly_when_the_fingerprint_changes(clean
     removed = user_context(clean_db, "me", held=added.history)  # removed by another writer: the count says so
     assert "c" not in removed.columns.seen and len(removed.columns) == 2
     assert user_context(clean_db, "nobody", held=removed.history) is None
+
+
+def _same_columns(ours: InteractionColumns, read: InteractionColumns) -> None:
+    """The same interactions in the same order, field by field (NaN where a field is null)."""
+    assert ours.rows() == read.rows() and ours.seen == read.seen
+    assert ours.item_ids.tolist() == read.item_ids.tolist()
+    for name in ("ratings", "weights", "timestamps", "polarities"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(read, name))
+
+
+def _brought(driver: Driver, held: HeldHistory, rows: list[InteractionRow], before: tuple, after: tuple) -> HeldHistory:
+    """``held`` with a write's ``rows`` applied at the version it reports: current for user_context (not read again)
+    and equal to a fresh read."""
+    assert (held.interactions, held.rev) == before and before != after
+    updated = held.written([written_interaction(row) for row in rows], after)
+    context = user_context(driver, "me", held=updated)
+    assert context is not None and context.history is updated
+    fresh = user_context(driver, "me")
+    assert fresh is not None
+    _same_columns(updated.columns, fresh.columns)
+    return updated
+
+
+def test_a_write_brings_a_held_history_to_what_a_read_gives(clean_db: Driver) -> None:
+    """write_interaction_groups and write_feedback report the user's version before and after the write: a history
+    held at the version before, with the written rows applied, is what a fresh read gives and user_context takes it
+    as current (a new interaction, a changed rating, rows without a time, a dislike); a history held before another
+    writer's change is not at the version before, and is read again."""
+    writer = BatchWriter(clean_db)
+    write_users(writer, [UserRow(user_id="me")])
+    write_items(writer, [ItemRow(item_id=i, title=i.upper()) for i in ("a", "b", "c", "d", "e", "f")])
+    write_interactions(writer, _rows(("a", 4.0, 100), ("b", 3.0, None)))
+    first = user_context(clean_db, "me")
+    assert first is not None and first.history is not None
+    held = first.history
+
+    def post(*specs: tuple[str, float | None, int | None]) -> tuple[list[InteractionRow], tuple, tuple]:
+        rows = _rows(*specs)
+        outcomes = write_interaction_groups(writer, list(enumerate(rows)))
+        written = [row for index, row in enumerate(rows) if index in outcomes]
+        assert {o.before for o in outcomes.values()} | {o.after for o in outcomes.values()} == {
+            outcomes[0].before,
+            outcomes[0].after,
+        }
+        return written, outcomes[0].before, outcomes[0].after
+
+    rows, before, after = post(("c", 2.5, 150))  # a new interaction, between the others by its time
+    assert after == (before[0] + 1, before[1] + 1)
+    held = _brought(clean_db, held, rows, before, after)
+    # in one transaction: a changed rating, a new one without time, one tied in time with c, an unknown item
+    rows, before, after = post(("a", 5.0, 100), ("d", None, None), ("e", 1.0, 150), ("nope", 1.0, 1))
+    assert len(rows) == 3 and after == (before[0] + 2, before[1] + 1)
+    held = _brought(clean_db, held, rows, before, after)
+    rows, before, after = post(("a", 5.0, 100))  # identical: nothing changes
+    assert before == after == (held.interactions, held.rev)
+
+    dislike = DEFAULT_FEEDBACK_KINDS["dislike"]
+    outcome = write_feedback(clean_db, "me", "b", dislike, 200, kinds=DEFAULT_FEEDBACK_KINDS)
+    assert outcome is not None and outcome.before is not None and outcome.after is not None
+    assert outcome.interaction.polarity == -1 and outcome.after[0] == outcome.before[0]
+    held = _brought(clean_db, held, [outcome.interaction], outcome.before, outcome.after)
+    like = DEFAULT_FEEDBACK_KINDS["like"]
+    outcome = write_feedback(clean_db, "me", "f", like, 50, kinds=DEFAULT_FEEDBACK_KINDS)  # a new pair, the oldest
+    assert outcome is not None and outcome.before is not None and outcome.after is not None
+    held = _brought(clean_db, held, [outcome.interaction], outcome.before, outcome.after)
+
+    # two writers: the second's version before is the first's after, not the version held before both
+    _, _, first_after = post(("c", 1.0, 150))
+    rows, second_before, second_after = post(("d", 2.0, 400))
+    assert second_before == first_after != (held.interactions, held.rev)
+    assert user_context(clean_db, "me", held=held).history is not held  # what was held is read again

@@ -34,7 +34,7 @@ def test_a_cache_without_time_to_live_holds_nothing() -> None:
 
 
 def _history(n: int, rev: int = 1) -> HeldHistory:
-    columns = InteractionColumns.of([Interaction(f"i{k}", 4.0, None, k) for k in range(n)])
+    columns = InteractionColumns.of([Interaction(f"i{k}", 4.0, None, n - k) for k in range(n)])  # most recent first
     return HeldHistory(columns, n, rev)
 
 
@@ -62,3 +62,36 @@ def test_held_histories_age_out_and_can_be_off() -> None:
     for off in (HeldHistories(size=0, ttl=60.0), HeldHistories(size=10, ttl=0.0)):
         off.put("a", _history(2))
         assert off.get("a") is None and len(off) == 0
+
+
+def test_a_write_brings_the_history_held_at_its_version_before_and_drops_another() -> None:
+    held = HeldHistories(size=10, ttl=60.0)
+    a = _history(3, rev=1)
+    held.put("a", a)
+    new = Interaction("new", 5.0, 1.0, 99)
+    held.written("a", [new], before=(3, 1), after=(4, 2))  # the write was the only change: applied
+    updated = held.get("a")
+    assert updated is not None and (updated.interactions, updated.rev) == (4, 2)
+    assert updated.columns.rows() == (new, *a.columns.rows()) and held.interactions == 4
+    held.written("a", [Interaction("i0", 1.0, 1.0, 0)], before=(4, 1), after=(4, 2))  # another writer came between
+    assert held.get("a") is None and held.interactions == 0
+    held.put("a", a)
+    held.written("a", [new], before=(3, 1), after=None)  # the version after is not known: read again
+    assert held.get("a") is None
+    held.written("nobody", [new], before=(0, 0), after=(1, 1))  # none held: nothing to do
+    assert len(held) == 0
+    held.put("b", _history(9))
+    held.written("b", [new], before=(9, 1), after=(10, 2))  # 10 interactions: within the bound, alone
+    assert held.get("b") is not None and held.interactions == 10
+    held.written("b", [Interaction("more", 1.0, 1.0, 1)], before=(10, 2), after=(11, 3))  # beyond it: not held
+    assert held.get("b") is None and held.interactions == 0
+
+
+def test_a_write_keeps_the_held_history_s_age() -> None:
+    held = HeldHistories(size=10, ttl=0.2)
+    held.put("a", _history(2))
+    time.sleep(0.15)
+    held.written("a", [Interaction("new", 5.0, 1.0, 99)], before=(2, 1), after=(3, 2))
+    assert held.get("a") is not None
+    time.sleep(0.1)  # read 0.25 s ago: aged out, though written 0.1 s ago
+    assert held.get("a") is None

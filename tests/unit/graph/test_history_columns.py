@@ -75,3 +75,33 @@ def test_columns_read_in_any_order_are_put_most_recent_first_then_by_item_id() -
         expected = sorted(interactions, key=lambda i: (i.timestamp is None, -(i.timestamp or 0), i.item_id))
         assert columns.rows() == tuple(expected), n
         assert np.array_equal(np.isnan(columns.timestamps), [i.timestamp is None for i in expected])
+
+
+def test_written_interactions_are_put_in_place_as_a_read_of_them_would_be() -> None:
+    # what the API applies to a held history after a post or a feedback: the columns equal recent_first's of the
+    # history with the written interactions replacing those of their items or added (the last of one item wins)
+    rng = random.Random(7)
+    for n, k in ((0, 1), (1, 1), (9, 2), (400, 3), (400, 1)):
+        held = {i.item_id: i for i in _history(rng, n)}  # one interaction per item, as in the graph
+        columns = InteractionColumns.recent_first(*(zip(*held.values(), strict=True) if held else [()] * 5))
+        written = list(_history(rng, k))
+        if held:
+            written.append(Interaction(next(iter(held)), 2.0, 1.0, 150, -1))  # a changed one
+        merged = {**held, **{i.item_id: i for i in written}}
+        updated = columns.written(written)
+        _same(updated, merged)
+        assert [updated.row(p) for p in range(len(updated))] == list(updated.rows())
+        again = [*_history(rng, 2), Interaction(written[0].item_id, None, 3.0, None, 1)]  # a post after a post
+        _same(updated.written(again), {**merged, **{i.item_id: i for i in again}})
+        assert (
+            columns.rows()
+            == InteractionColumns.recent_first(*(zip(*held.values(), strict=True) if held else [()] * 5)).rows()
+        )  # the held columns are left as they were
+
+
+def _same(columns: InteractionColumns, interactions: dict[str, Interaction]) -> None:
+    """``columns`` are those of a read of ``interactions``, field by field."""
+    expected = InteractionColumns.recent_first(*zip(*interactions.values(), strict=True))
+    assert columns.rows() == expected.rows() and columns.seen == expected.seen
+    for name in ("item_ids", "ratings", "weights", "timestamps", "polarities"):
+        assert np.array_equal(getattr(columns, name), getattr(expected, name), equal_nan=name != "item_ids")
