@@ -1,0 +1,120 @@
+"""What a candidate set (``RankerConfig.serve_candidates``) needs so that a served answer costs less than a product over
+every item: the catalogue's exact moments of the features that are linear in a user vector, and the best items by an
+inner product from an approximate nearest-neighbour index.
+
+A feature that is ``x_i = v_i · q`` for a user vector ``q`` (LightGCN's and ALS's dot products, the knowledge cosine,
+and their cold-item products, whose ``v_i`` is 0 for warm items) has over the catalogue the mean ``v̄ · q`` and the
+variance ``qᵀ Σ q`` (``Σ`` the covariance of the ``v_i``): :class:`LinearMoments` precomputes ``v̄`` and ``Σ`` once
+per model, so that the per-user z-score statistics cost O(d²) instead of O(items · d). :class:`InnerProductIndex`
+gives the n items of the largest ``v_i · q`` from an HNSW graph (faiss) instead of the product over every item.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+
+#: Catalogues below this many items choose their best items by the exact product (as cheap as a search there).
+ANN_MIN_ITEMS = 20_000
+#: HNSW neighbours per node and candidate-list depth while building (faiss's ``M`` and ``efConstruction``).
+HNSW_NEIGHBOURS, HNSW_BUILD_DEPTH = 16, 64
+#: A search for the best ``n`` explores ``HNSW_SEARCH_FACTOR · n`` nodes (faiss's ``efSearch``).
+HNSW_SEARCH_FACTOR = 2
+
+
+@dataclass
+class LinearMoments:
+    """Mean and deviation over the catalogue of a feature that is ``v_i · q`` for a user vector ``q``.
+
+    Attributes:
+        mean: ``[d]`` float64 ``v̄`` (the items' mean vector).
+        covariance: ``[d, d]`` float64 ``Σ`` (dense vectors) or None for sparse vectors.
+        gram: ``[d, d]`` float64 CSR ``Σ_i v_i v_iᵀ / items`` for sparse vectors (their dimension is too large for a
+            dense ``Σ``: the variance is then ``qᵀ G q − (v̄ · q)²`` over the non-zeros of ``q``), else None.
+    """
+
+    mean: np.ndarray
+    covariance: np.ndarray | None = None
+    gram: sp.csr_matrix | None = None
+
+    @classmethod
+    def of(cls, vectors: np.ndarray | sp.csr_matrix, rows: np.ndarray | None = None) -> LinearMoments:
+        """The moments of ``vectors`` (``[items, d]``), with only ``rows`` (bool ``[items]``) non-zero when given
+        (a cold-item product: 0 for every other item, which still counts in the mean)."""
+        items = vectors.shape[0]
+        if rows is not None:
+            keep = sp.diags(rows.astype(np.float64))
+            vectors = keep @ vectors if sp.issparse(vectors) else vectors * rows[:, None]
+        if sp.issparse(vectors):
+            matrix = sp.csr_matrix(vectors, dtype=np.float64)
+            mean = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel() / max(items, 1)
+            return cls(mean=mean, gram=sp.csr_matrix(matrix.T @ matrix) / max(items, 1))
+        dense = np.asarray(vectors, dtype=np.float64)
+        mean = dense.mean(axis=0) if items else np.zeros(dense.shape[1])
+        centred = dense - mean
+        return cls(mean=mean, covariance=centred.T @ centred / max(items, 1))
+
+    def __call__(self, q: np.ndarray) -> tuple[float, float]:
+        """(mean, population deviation) over the items of ``v_i · q``."""
+        q = np.asarray(q, dtype=np.float64)
+        if self.covariance is not None:
+            return float(self.mean @ q), math.sqrt(max(float(q @ self.covariance @ q), 0.0))
+        assert self.gram is not None
+        support = np.flatnonzero(q)
+        qs = q[support]
+        mean = float(self.mean[support] @ qs)
+        second = float(qs @ (self.gram[support][:, support] @ qs))
+        return mean, math.sqrt(max(second - mean * mean, 0.0))
+
+
+class InnerProductIndex:
+    """The items of the largest inner product with a query, without the product over every item.
+
+    Maximum inner product becomes nearest neighbour by one extra coordinate (``√(R² − |v_i|²)``, ``R`` the largest
+    norm; the query gets 0 there): ``|[v_i, ·] − [q, 0]|² = R² + |q|² − 2 v_i · q``. An HNSW graph over those points
+    (faiss ``IndexHNSWFlat``, L2) answers in about ``log(items)`` steps; it is built single-threaded, so the same
+    vectors give the same graph and the same answers in every process. Catalogues below :data:`ANN_MIN_ITEMS` use
+    the exact product.
+
+    Args:
+        vectors: ``[items, d]`` item vectors.
+    """
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index: faiss.IndexHNSWFlat | None = None
+        if len(self.vectors) < ANN_MIN_ITEMS:
+            return
+        norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+        extra = np.sqrt(np.maximum(norms.max() ** 2 - norms**2, 0.0))
+        points = np.ascontiguousarray(np.hstack([self.vectors, extra[:, None].astype(np.float32)]))
+        index = faiss.IndexHNSWFlat(points.shape[1], HNSW_NEIGHBOURS)
+        index.hnsw.efConstruction = HNSW_BUILD_DEPTH
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # insertion order, hence the graph, independent of thread timing
+        try:
+            index.add(points)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        self.index = index
+
+    def top(self, q: np.ndarray, n: int) -> np.ndarray:
+        """item_idx of (about, for the HNSW graph) the ``n`` largest ``v_i · q``, in no particular order."""
+        if self.index is None:
+            return best(self.vectors @ np.asarray(q, dtype=np.float32), n)
+        query = np.zeros((1, self.vectors.shape[1] + 1), dtype=np.float32)
+        query[0, :-1] = q
+        params = faiss.SearchParametersHNSW(efSearch=HNSW_SEARCH_FACTOR * n)
+        _, found = self.index.search(query, min(n, len(self.vectors)), params=params)
+        return found[0][found[0] >= 0]
+
+
+def best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest ``scores`` (any order; all of them when there are no more)."""
+    if n >= len(scores):
+        return np.arange(len(scores))
+    return np.argpartition(-scores, n - 1)[:n]
