@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 import gnn.blend.candidates as candidates
 from gnn.blend.candidates import InnerProductIndex, LinearMoments
+from gnn.serving import AUTO_CANDIDATES, ScoringCandidates
 
 
 @pytest.mark.parametrize("cold", [False, True])
@@ -31,14 +32,18 @@ def test_moments_of_dense_vectors_are_the_catalogues(cold: bool) -> None:
 
 def test_moments_of_sparse_vectors_are_the_catalogues() -> None:
     """The knowledge cosine: sparse item rows and a sparse profile, the moments from the Gram matrix over the
-    profile's non-zeros only."""
+    profile's non-zeros (a short profile) or from the product over the items (a profile whose Gram rows hold more
+    values than the items do)."""
     rng = np.random.default_rng(4)
     matrix = sp.random(3_000, 400, density=0.02, random_state=5, format="csr", dtype=np.float32)
     rows = rng.random(3_000) < 0.2
-    for mask in (None, rows):
+    for mask, support in ((None, 30), (rows, 30), (None, 300)):
         moments = LinearMoments.of(matrix, mask)
+        assert moments.gram is not None and moments.vectors is not None
         q = np.zeros(400)
-        q[rng.choice(400, 30, replace=False)] = rng.random(30)
+        q[rng.choice(400, support, replace=False)] = rng.random(support)
+        reads = int(np.diff(moments.gram.indptr)[q != 0].sum())
+        assert (reads > moments.vectors.nnz) == (support == 300)  # both ways are taken
         values = matrix.astype(np.float64) @ q
         if mask is not None:
             values = values * mask
@@ -71,3 +76,15 @@ def test_the_index_finds_the_largest_inner_products_and_answers_alike_when_rebui
         assert np.array_equal(top, again.top(q, 50))
         found.append(len(best & set(top.tolist())) / 50)
     assert np.mean(found) >= 0.9
+
+
+def test_a_blend_scores_candidates_by_size_only_when_nothing_else_says_so() -> None:
+    """``KGREC_SCORING_CANDIDATES`` wins (0: every item), then the artifact's own ``serve_candidates``; only a blend
+    of ``from_items`` items or more that sets nothing gets :data:`~gnn.serving.AUTO_CANDIDATES`."""
+    by_size = ScoringCandidates(None, 100_000)
+    assert by_size.resolve(None, 99_999) is None
+    assert by_size.resolve(None, 100_000) == AUTO_CANDIDATES
+    assert by_size.resolve(50, 500_000) == 50
+    assert ScoringCandidates(0, 100_000).resolve(50, 500_000) is None
+    assert ScoringCandidates(300, 100_000).resolve(None, 10) == 300
+    assert ScoringCandidates().resolve(None, 10**7) is None
