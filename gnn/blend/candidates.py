@@ -2,10 +2,13 @@
 every item: the catalogue's exact moments of the features that are linear in a user vector, and the best items by an
 inner product from an approximate nearest-neighbour index.
 
-A feature that is ``x_i = v_i · q`` for a user vector ``q`` (LightGCN's and ALS's dot products, the knowledge cosine,
-and their cold-item products, whose ``v_i`` is 0 for warm items) has over the catalogue the mean ``v̄ · q`` and the
-variance ``qᵀ Σ q`` (``Σ`` the covariance of the ``v_i``): :class:`LinearMoments` precomputes ``v̄`` and ``Σ`` once
-per model, so that the per-user z-score statistics cost O(d²) instead of O(items · d). :class:`InnerProductIndex`
+A feature that is ``x_i = v_i · q`` for a user vector ``q`` (LightGCN's and ALS's dot products, and LightGCN's
+cold-item product, whose ``v_i`` is 0 for warm items) has over the catalogue the mean ``v̄ · q`` and the variance
+``qᵀ Σ q`` (``Σ`` the covariance of the ``v_i``): :class:`LinearMoments` precomputes ``v̄`` and ``Σ`` once per model,
+so that the per-user z-score statistics cost O(d²) instead of O(items · d). (The knowledge cosine is linear in the
+profile too, but its vectors are sparse over tens of thousands of features: ``qᵀ Σ q`` over a profile's non-zeros
+reads the genre rows, which co-occur with every other feature, and cost as much as the product over 50,000 items,
+about 1 ms; it keeps the uniform sample's statistics.) :class:`InnerProductIndex`
 gives the n items of the largest ``v_i · q`` from an HNSW graph (faiss) instead of the product over every item.
 """
 
@@ -16,7 +19,6 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-import scipy.sparse as sp
 
 #: Catalogues below this many items choose their best items by the exact product: at 50,000 items (64 dimensions)
 #: it costs 0.7 ms, a search for 200 of ALS's 0.7 ms too (docs/benchmarks.md §5).
@@ -38,50 +40,27 @@ class LinearMoments:
 
     Attributes:
         mean: ``[d]`` float64 ``v̄`` (the items' mean vector).
-        covariance: ``[d, d]`` float64 ``Σ`` (dense vectors) or None for sparse vectors.
-        gram: ``[d, d]`` float64 CSR ``Σ_i v_i v_iᵀ / items`` for sparse vectors (their dimension is too large for a
-            dense ``Σ``: the variance is then ``qᵀ G q − (v̄ · q)²`` over the non-zeros of ``q``), else None.
-        vectors: The sparse vectors themselves (``[items, d]`` CSR), for a ``q`` whose rows of ``G`` hold more values
-            than they do: the knowledge profile of a user with thousands of items touches genre rows that co-occur
-            with every other feature, and the product over the items is then the cheaper exact way.
+        covariance: ``[d, d]`` float64 ``Σ``.
     """
 
     mean: np.ndarray
-    covariance: np.ndarray | None = None
-    gram: sp.csr_matrix | None = None
-    vectors: sp.csr_matrix | None = None
+    covariance: np.ndarray
 
     @classmethod
-    def of(cls, vectors: np.ndarray | sp.csr_matrix, rows: np.ndarray | None = None) -> LinearMoments:
+    def of(cls, vectors: np.ndarray, rows: np.ndarray | None = None) -> LinearMoments:
         """The moments of ``vectors`` (``[items, d]``), with only ``rows`` (bool ``[items]``) non-zero when given
         (a cold-item product: 0 for every other item, which still counts in the mean)."""
-        items = vectors.shape[0]
-        if rows is not None:
-            keep = sp.diags(rows.astype(np.float64))
-            vectors = keep @ vectors if sp.issparse(vectors) else vectors * rows[:, None]
-        if sp.issparse(vectors):
-            matrix = sp.csr_matrix(vectors, dtype=np.float64)
-            mean = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel() / max(items, 1)
-            return cls(mean=mean, gram=sp.csr_matrix(matrix.T @ matrix) / max(items, 1), vectors=matrix)
         dense = np.asarray(vectors, dtype=np.float64)
-        mean = dense.mean(axis=0) if items else np.zeros(dense.shape[1])
+        if rows is not None:
+            dense = dense * rows[:, None]
+        mean = dense.mean(axis=0) if len(dense) else np.zeros(dense.shape[1])
         centred = dense - mean
-        return cls(mean=mean, covariance=centred.T @ centred / max(items, 1))
+        return cls(mean=mean, covariance=centred.T @ centred / max(len(dense), 1))
 
     def __call__(self, q: np.ndarray) -> tuple[float, float]:
         """(mean, population deviation) over the items of ``v_i · q``."""
         q = np.asarray(q, dtype=np.float64)
-        if self.covariance is not None:
-            return float(self.mean @ q), math.sqrt(max(float(q @ self.covariance @ q), 0.0))
-        assert self.gram is not None and self.vectors is not None
-        support = np.flatnonzero(q)
-        if int((self.gram.indptr[support + 1] - self.gram.indptr[support]).sum()) > self.vectors.nnz:
-            values = self.vectors @ q
-            return float(values.mean()), float(values.std())
-        qs = q[support]
-        mean = float(self.mean[support] @ qs)
-        second = float(qs @ (self.gram[support] @ q))
-        return mean, math.sqrt(max(second - mean * mean, 0.0))
+        return float(self.mean @ q), math.sqrt(max(float(q @ self.covariance @ q), 0.0))
 
 
 class InnerProductIndex:

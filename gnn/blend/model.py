@@ -479,10 +479,7 @@ class RankerModel:
         rng = np.random.default_rng(self.config.seed)
         size = min(CANDIDATE_SAMPLE, self.num_items)
         cold = self.cold_mask
-        moments: dict[int, tuple[str, LinearMoments]] = {
-            3: ("knowledge", LinearMoments.of(c.knowledge)),
-            9: ("knowledge", LinearMoments.of(c.knowledge, cold)),
-        }
+        moments: dict[int, tuple[str, LinearMoments]] = {}
         if c.item_emb.shape[1]:
             moments[4] = ("lightgcn", LinearMoments.of(c.item_emb))
             moments[12] = ("lightgcn", LinearMoments.of(c.item_emb, cold))

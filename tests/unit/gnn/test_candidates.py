@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import gnn.blend.candidates as candidates
 from gnn.blend.candidates import InnerProductIndex, LinearMoments
@@ -28,29 +27,6 @@ def test_moments_of_dense_vectors_are_the_catalogues(cold: bool) -> None:
         mean, std = moments(q)
         assert mean == pytest.approx(values.mean(), rel=1e-9, abs=1e-9)
         assert std == pytest.approx(values.std(), rel=1e-9)
-
-
-def test_moments_of_sparse_vectors_are_the_catalogues() -> None:
-    """The knowledge cosine: sparse item rows and a sparse profile, the moments from the Gram matrix over the
-    profile's non-zeros (a short profile) or from the product over the items (a profile whose Gram rows hold more
-    values than the items do)."""
-    rng = np.random.default_rng(4)
-    matrix = sp.random(3_000, 400, density=0.02, random_state=5, format="csr", dtype=np.float32)
-    rows = rng.random(3_000) < 0.2
-    for mask, support in ((None, 30), (rows, 30), (None, 300)):
-        moments = LinearMoments.of(matrix, mask)
-        assert moments.gram is not None and moments.vectors is not None
-        q = np.zeros(400)
-        q[rng.choice(400, support, replace=False)] = rng.random(support)
-        reads = int(np.diff(moments.gram.indptr)[q != 0].sum())
-        assert (reads > moments.vectors.nnz) == (support == 300)  # both ways are taken
-        values = matrix.astype(np.float64) @ q
-        if mask is not None:
-            values = values * mask
-        mean, std = moments(q)
-        assert mean == pytest.approx(values.mean(), rel=1e-9)
-        assert std == pytest.approx(values.std(), rel=1e-9)
-    assert LinearMoments.of(matrix, np.zeros(3_000, dtype=bool))(q) == (0.0, 0.0)
 
 
 def test_the_index_finds_the_largest_inner_products_and_answers_alike_when_rebuilt(
