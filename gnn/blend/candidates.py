@@ -81,12 +81,14 @@ class InnerProductIndex:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.index: faiss.IndexHNSWFlat | None = None
         self.head = self.rest = np.empty(0, dtype=np.int64)
+        self.head_vectors = self.vectors[:0]
         if len(self.vectors) < ANN_MIN_ITEMS:
             return
         norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
         order = np.lexsort((np.arange(len(norms)), -norms))  # longest first, ties by item_idx
         head = int(math.ceil(EXACT_HEAD * len(norms)))
         self.head, self.rest = np.sort(order[:head]), np.sort(order[head:])
+        self.head_vectors = np.ascontiguousarray(self.vectors[self.head])
         norms = norms[self.rest]
         extra = np.sqrt(np.maximum(norms.max() ** 2 - norms**2, 0.0))
         points = np.hstack([self.vectors[self.rest], extra[:, None].astype(np.float32)])
@@ -109,8 +111,10 @@ class InnerProductIndex:
         query[0, :-1] = q
         params = faiss.SearchParametersHNSW(efSearch=HNSW_SEARCH_FACTOR * n)
         _, found = self.index.search(query, min(n, len(self.rest)), params=params)
-        candidates = np.concatenate([self.head, self.rest[found[0][found[0] >= 0]]])
-        return candidates[best(self.vectors[candidates] @ np.asarray(q, dtype=np.float32), n)]
+        found = self.rest[found[0][found[0] >= 0]]
+        q = np.asarray(q, dtype=np.float32)
+        scores = np.concatenate([self.head_vectors @ q, self.vectors[found] @ q])
+        return np.concatenate([self.head, found])[best(scores, n)]
 
 
 def best(scores: np.ndarray, n: int) -> np.ndarray:
