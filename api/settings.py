@@ -106,7 +106,7 @@ class ApiSettings(BaseSettings):
         "scoring_candidates_from_items.",
     )
     scoring_candidates_from_items: int | None = Field(
-        100_000,
+        50_000,
         ge=1,
         description="A blend of this many items or more scores a candidate set of gnn.serving.AUTO_CANDIDATES per "
         "component when neither scoring_candidates nor its artifact sets one: its best LightGCN and ALS items from "

@@ -366,7 +366,7 @@ class RankerConfig(BaseModel):
         "(overall and in the window), the this many best cold items by LightGCN, and a fixed uniform sample of "
         "items whose features' means and deviations stand in for the catalogue's in the z-scores where no exact ones "
         "are known (LightGCN's and ALS's come from the items' mean and covariance, their best items from an HNSW index "
-        "from 100,000 items: gnn.blend.candidates); every other item scores -inf. A computed answer then costs the candidates' features instead of every item's (at 50,000 "
+        "from 50,000 items: gnn.blend.candidates); every other item scores -inf. A computed answer then costs the candidates' features instead of every item's (at 50,000 "
         "items, docs/benchmarks.md §5). Scores differ from the whole catalogue's (the sample's z-scores); a set "
         "that would hold half the catalogue or more scores every item. None: every item.",
     )
