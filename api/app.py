@@ -272,7 +272,7 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
                 api_settings.artifacts_dir,
                 api_settings.serve_model,
                 variants.model_versions,
-                api_settings.scoring_candidates,
+                api_settings.candidates(),
             )
             try:
                 loaded = await asyncio.to_thread(models.reload)

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import torch
 
-from gnn.serving import ServingModel, load_serving_model, load_serving_version, pointer_stamps
+from gnn.serving import (
+    AS_FITTED,
+    ScoringCandidates,
+    ServingModel,
+    load_serving_model,
+    load_serving_version,
+    pointer_stamps,
+)
 from schema.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,12 +48,16 @@ class ModelHolder:
         kind: ``auto`` or one of :data:`gnn.serving.SERVABLE`.
         versions: Artifact versions to hold besides the current one (loaded by :meth:`reload`; a version that does
             not exist makes the first load fail with :class:`~schema.errors.ConfigError`).
-        candidates: A blend's candidate set per component (``KGREC_SCORING_CANDIDATES``;
-            :class:`gnn.serving.BlendModel`).
+        candidates: A blend's every item or candidate set (``KGREC_SCORING_CANDIDATES``,
+            ``KGREC_SCORING_CANDIDATES_FROM_ITEMS``; :class:`gnn.serving.ScoringCandidates`).
     """
 
     def __init__(
-        self, root: Path, kind: str = "auto", versions: Sequence[str] = (), candidates: int | None = None
+        self,
+        root: Path,
+        kind: str = "auto",
+        versions: Sequence[str] = (),
+        candidates: ScoringCandidates = AS_FITTED,
     ) -> None:
         self.root = root
         self.kind = kind

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gnn.serving import ScoringCandidates
+
 _PLACEHOLDERS = ("changeme", "change-me", "secret", "password", "xxx", "example", "qwerty", "letmein")
 #: A key must have at least this many characters ...
 MIN_KEY_LENGTH = 16
@@ -100,8 +102,22 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="A blend scores a candidate set of this many items per component instead of every item "
         "(gnn.blend.config.RankerConfig.serve_candidates: cheaper at a large catalogue, scores estimated; "
-        "docs/benchmarks.md §5); 0: every item; unset: as the artifact was fitted.",
+        "docs/benchmarks.md §5); 0: every item; unset: as the artifact was fitted, or by "
+        "scoring_candidates_from_items.",
     )
+    scoring_candidates_from_items: int | None = Field(
+        50_000,
+        ge=1,
+        description="A blend of this many items or more scores a candidate set of gnn.serving.AUTO_CANDIDATES per "
+        "component when neither scoring_candidates nor its artifact sets one: its best LightGCN and ALS items from "
+        "an HNSW index, the z-scores from exact catalogue moments, so that an answer's cost stops growing with the "
+        "catalogue (docs/benchmarks.md §5); unset: every item at any size.",
+    )
+
+    def candidates(self) -> ScoringCandidates:
+        """The blend's every item or candidate set from ``scoring_candidates`` and ``scoring_candidates_from_items``."""
+        return ScoringCandidates(self.scoring_candidates, self.scoring_candidates_from_items)
+
     min_rating: float = Field(
         4.0, description="Ratings at or above this are positives (unrated interactions always are)."
     )

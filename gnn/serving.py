@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -198,20 +199,56 @@ class EmbeddingModel:
         return self._unit
 
 
+#: Candidates per component of a blend that scores a candidate set because of its catalogue's size
+#: (:attr:`ScoringCandidates.from_items`): on the whole blend their top 20 share 0.98–0.99 with every item's, and a
+#: scoring costs 29% less than every item's at 50,000 items, half at 100,000, a quarter at 500,000 (docs/benchmarks.md §5).
+AUTO_CANDIDATES = 200
+
+
+@dataclass(frozen=True)
+class ScoringCandidates:
+    """Whether a blend scores every item or a candidate set (``RankerConfig.serve_candidates``).
+
+    Attributes:
+        per_component: A candidate set of this many items per component (``KGREC_SCORING_CANDIDATES``; 0: every
+            item; None: as the artifact was fitted, or by size).
+        from_items: A blend of this many items or more whose artifact and ``per_component`` set nothing scores
+            :data:`AUTO_CANDIDATES` per component (``KGREC_SCORING_CANDIDATES_FROM_ITEMS``; None: never by size).
+    """
+
+    per_component: int | None = None
+    from_items: int | None = None
+
+    def resolve(self, fitted: int | None, items: int) -> int | None:
+        """``serve_candidates`` for a blend of ``items`` items fitted with ``fitted`` (None: every item)."""
+        if self.per_component is not None:
+            return self.per_component or None
+        if fitted is None and self.from_items is not None and items >= self.from_items:
+            return AUTO_CANDIDATES
+        return fitted
+
+
+#: As the artifact was fitted, whatever its size (the default outside the API, whose settings choose).
+AS_FITTED = ScoringCandidates()
+
+
 class BlendModel:
     """The two-stage ranker of :mod:`gnn.blend` as a :class:`ServingModel`.
 
     Args:
         path: The artifact's version directory.
-        candidates: Score a candidate set of this many items per component (``RankerConfig.serve_candidates``;
-            0: every item; None: as the artifact was fitted).
+        candidates: Every item or a candidate set (default: as the artifact was fitted). With a candidate set the
+            model's :attr:`~gnn.blend.model.RankerModel.candidate_index` is built here, not on the first request.
     """
 
-    def __init__(self, path: Path, candidates: int | None = None) -> None:
+    def __init__(self, path: Path, candidates: ScoringCandidates = AS_FITTED) -> None:
         self._model = RankerModel.load(path)
-        if candidates is not None:
-            update = {"serve_candidates": candidates or None}
-            self._model.config = self._model.config.model_copy(update=update)
+        fitted = self._model.config.serve_candidates
+        chosen = candidates.resolve(fitted, self._model.num_items)
+        if chosen != fitted:
+            self._model.config = self._model.config.model_copy(update={"serve_candidates": chosen})
+        if chosen is not None:
+            self._model.candidate_index  # noqa: B018 (built now: a few seconds at 50,000 items)
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}
         self.kind = "blend"
         self.version = str(meta.get("version") or path.name)
@@ -282,7 +319,9 @@ def _catalog(path: Path, item_ids: list[str]) -> ItemCatalog | None:
     return catalog.aligned(item_ids)
 
 
-def load_serving_model(root: Path, kind: str = "auto", candidates: int | None = None) -> ServingModel | None:
+def load_serving_model(
+    root: Path, kind: str = "auto", candidates: ScoringCandidates = AS_FITTED
+) -> ServingModel | None:
     """Load the current artifact of ``kind`` (``auto``: the first of :data:`SERVABLE` that has one); ``candidates``:
     a blend's (:class:`BlendModel`)."""
     for candidate in SERVABLE if kind == "auto" else (kind,):
@@ -305,7 +344,7 @@ def find_version(root: Path, version: str, kind: str = "auto") -> Path | None:
 
 
 def load_serving_version(
-    root: Path, version: str, kind: str = "auto", candidates: int | None = None
+    root: Path, version: str, kind: str = "auto", candidates: ScoringCandidates = AS_FITTED
 ) -> ServingModel | None:
     """Load artifact ``version`` of ``kind`` (:func:`find_version`), promoted or not; None when it does not exist;
     ``candidates``: a blend's (:class:`BlendModel`)."""

@@ -192,7 +192,7 @@ def recommend(
     api_settings = ApiSettings(api_key=None)
     models = None
     if api_settings.serve_model != "none":
-        models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, (), api_settings.scoring_candidates)
+        models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, (), api_settings.candidates())
         models.reload()
     try:
         with create_driver(settings) as driver, ThreadPoolExecutor(4) as pool:

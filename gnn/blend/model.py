@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gnn.artifacts import read_files
+from gnn.blend.candidates import InnerProductIndex, LinearMoments, best
 from gnn.blend.cold import reserve_cold_slots, top_items
 from gnn.blend.config import (
     DAY,
@@ -52,13 +53,38 @@ CANDIDATE_SAMPLE = 2_000
 
 
 @dataclass
+class UserVectors:
+    """A user's vectors that item features are dot products with (None where the model or the history gives none):
+    the LightGCN embedding (``lightgcn``, ``lightgcn_cold``), the folded-in ALS factors (``als``) and the unit
+    knowledge profile (``knowledge``, ``knowledge_cold``)."""
+
+    lightgcn: np.ndarray | None
+    als: np.ndarray | None
+    knowledge: np.ndarray | None
+
+
+@dataclass
 class CandidateIndex:
-    """What :meth:`RankerModel.score` needs to pick a candidate set: the uniform sample, the items by overall
-    popularity and the cold items (item_idx)."""
+    """What :meth:`RankerModel.score` needs to pick and score a candidate set without a product over every item.
+
+    Attributes:
+        sample: The uniform sample (item_idx), whose z-score statistics stand in for the catalogue's where no exact
+            ones are known.
+        popular, cold: The items by overall popularity; the cold items (item_idx).
+        lightgcn, als: The best items by LightGCN's and by ALS's product (None without the component).
+        moments: By :data:`FEATURES` index, the features linear in one of :class:`UserVectors` (its attribute name)
+            with their exact catalogue moments.
+        constants: By :data:`FEATURES` index, the (mean, deviation) of the features that are the same for every
+            user (``pop_global``, ``cold``).
+    """
 
     sample: np.ndarray
     popular: np.ndarray
     cold: np.ndarray
+    lightgcn: InnerProductIndex | None
+    als: InnerProductIndex | None
+    moments: dict[int, tuple[str, LinearMoments]]
+    constants: dict[int, tuple[float, float]]
 
 
 @dataclass
@@ -245,12 +271,8 @@ class RankerModel:
         items, times = self._check_history(history_items, history_times, weights)
         return self._features(items, times, user_idx, attributes, self._user_vectors(items, times, user_idx))
 
-    def _user_vectors(
-        self, items: np.ndarray, times: np.ndarray, user_idx: int | None
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The user's LightGCN and ALS vectors from a checked history (None where the model has no such component
-        or the history cannot give one): an item's ``lightgcn`` and ``als`` features are its embedding and
-        factors dotted with them."""
+    def _user_vectors(self, items: np.ndarray, times: np.ndarray, user_idx: int | None) -> UserVectors:
+        """The user's :class:`UserVectors` from a checked history."""
         c = self.components
         lightgcn = None
         if c.item_emb.shape[1]:
@@ -272,25 +294,24 @@ class RankerModel:
                 cfg.als_regularization,
                 cfg.als_reg_exponent,
             )
-        return lightgcn, als
+        knowledge = None
+        if len(items):
+            profile = weighted_rows(c.knowledge, items, recency_weights(times, self.config.knowledge_half_life))
+            norm = float(np.linalg.norm(profile))
+            if norm > 0:
+                knowledge = profile / norm
+        return UserVectors(lightgcn, als, knowledge)
 
-    def _every_item(
-        self, items: np.ndarray, times: np.ndarray, vectors: tuple[np.ndarray | None, np.ndarray | None]
-    ) -> dict[int, np.ndarray]:
-        """The features of every item that cost one product or count each (by :data:`FEATURES` index: ``ease``,
-        ``ease_recent``, ``sequence``, ``lightgcn``, ``als``, ``pop_window``), from a checked history and the user's
-        :meth:`_user_vectors`; those the model or the history cannot give are left out (0)."""
+    def _every_item(self, items: np.ndarray, times: np.ndarray) -> dict[int, np.ndarray]:
+        """The features of every item that come from the history's rows or counts (by :data:`FEATURES` index:
+        ``ease``, ``ease_recent``, ``sequence``, ``pop_window``), from a checked history; those the history cannot
+        give are left out (0)."""
         c = self.components
         cfg = self.config
         rows: dict[int, np.ndarray] = {}
         if len(items):
             rows[0], rows[1] = ease_scores(c.ease, items, times, cfg.ease_half_life)
             rows[2] = weighted_rows(c.transitions, items, recency_weights(times, cfg.sequence_half_life))
-        lightgcn, als = vectors
-        if lightgcn is not None:
-            rows[4] = c.item_emb @ lightgcn
-        if als is not None:
-            rows[5] = c.als_items @ als
         rows[6] = np.log1p(c.events.window_counts(self._end(times), self._window))
         return rows
 
@@ -305,7 +326,7 @@ class RankerModel:
         times: np.ndarray,
         user_idx: int | None,
         attributes: np.ndarray | None,
-        vectors: tuple[np.ndarray | None, np.ndarray | None],
+        vectors: UserVectors,
         columns: np.ndarray | None = None,
         every: dict[int, np.ndarray] | None = None,
     ) -> np.ndarray:
@@ -313,21 +334,20 @@ class RankerModel:
         at ``columns`` only (``[F, len(columns)]``; None: every item). ``every``: :meth:`_every_item` of the same
         history when the caller has it."""
         c = self.components
-        cfg = self.config
 
         def take(values: np.ndarray) -> np.ndarray:
             return values if columns is None else values[columns]
 
-        every = self._every_item(items, times, vectors) if every is None else every
+        every = self._every_item(items, times) if every is None else every
         out = np.zeros((len(FEATURES), self.num_items if columns is None else len(columns)), dtype=np.float32)
         for feature, values in every.items():
             out[feature] = take(values)
-        if len(items):
-            w = recency_weights(times, cfg.knowledge_half_life)
-            profile = weighted_rows(c.knowledge, items, w)
-            norm = float(np.linalg.norm(profile))
-            if norm > 0:
-                out[3] = take(c.knowledge) @ (profile / norm)
+        if vectors.knowledge is not None:
+            out[3] = take(c.knowledge) @ vectors.knowledge
+        if vectors.lightgcn is not None:
+            out[4] = take(c.item_emb) @ vectors.lightgcn
+        if vectors.als is not None:
+            out[5] = take(c.als_items) @ vectors.als
         end = self._end(times)
         cold = take(self._cold)
         out[7] = take(self._pop_global)
@@ -422,19 +442,27 @@ class RankerModel:
         items, times = self._check_history(history_items, history_times, play)
         vectors = self._user_vectors(items, times, user_idx)
         n = self.config.serve_candidates
-        every = None if n is None else self._every_item(items, times, vectors)
-        columns = None if every is None else self._candidates(every, n)
+        every = None if n is None else self._every_item(items, times)
+        columns = None if every is None else self._candidates(every, vectors, n)
         raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
         if columns is None:  # every item: the features computed to choose candidates are not computed again
             out = np.round(self.combine(ranker, self._weighted_zscores(raw, ranker)), SCORE_DECIMALS)
             out = out.astype(np.float32, copy=False)
         else:
-            # each feature's mean and deviation over the catalogue: exact for those computed for every item, the
-            # uniform sample's for the others
-            sample = raw[:, np.searchsorted(columns, self.candidate_index.sample)]
+            # each feature's mean and deviation over the catalogue: exact for those computed for every item, for
+            # those linear in a user vector (LinearMoments) and for the constant ones; the uniform sample's for the
+            # others
+            index = self.candidate_index
+            sample = raw[:, np.searchsorted(columns, index.sample)]
             mean, std = sample.mean(axis=1), sample.std(axis=1)
-            for feature, values in {**every, 7: self._pop_global, 8: self._cold}.items():
+            for feature, values in every.items():
                 mean[feature], std[feature] = values.mean(), values.std()
+            for feature, (name, moments) in index.moments.items():
+                vector = getattr(vectors, name)
+                if vector is not None and ranker[feature] != 0:  # a weight of 0 takes no statistics
+                    mean[feature], std[feature] = moments(vector)
+            for feature, (centre, spread) in index.constants.items():
+                mean[feature], std[feature] = centre, spread
             z = (raw - mean[:, None]) / np.where(std > 0, std, 1.0)[:, None]
             z[self._raw] = raw[self._raw]
             out = np.full(self.num_items, -np.inf, dtype=np.float32)
@@ -444,26 +472,43 @@ class RankerModel:
 
     @functools.cached_property
     def candidate_index(self) -> CandidateIndex:
-        """The :class:`CandidateIndex` of this model, built on first use (a served model with
-        ``serve_candidates``)."""
+        """The :class:`CandidateIndex` of this model, built on first use (:class:`gnn.serving.BlendModel` builds it
+        when it loads a model with ``serve_candidates``: at 50,000 items the two HNSW graphs take a few seconds,
+        docs/benchmarks.md §5)."""
         c = self.components
         rng = np.random.default_rng(self.config.seed)
         size = min(CANDIDATE_SAMPLE, self.num_items)
+        cold = self.cold_mask
+        moments: dict[int, tuple[str, LinearMoments]] = {}
+        if c.item_emb.shape[1]:
+            moments[4] = ("lightgcn", LinearMoments.of(c.item_emb))
+            moments[12] = ("lightgcn", LinearMoments.of(c.item_emb, cold))
+        if c.als_items.shape[1]:
+            moments[5] = ("als", LinearMoments.of(c.als_items))
         return CandidateIndex(
             sample=np.sort(rng.choice(self.num_items, size=size, replace=False)),
             popular=np.lexsort((np.arange(self.num_items), -c.events.global_counts)),
-            cold=np.flatnonzero(self.cold_mask),
+            cold=np.flatnonzero(cold),
+            lightgcn=InnerProductIndex(c.item_emb) if c.item_emb.shape[1] else None,
+            als=InnerProductIndex(c.als_items) if c.als_items.shape[1] else None,
+            moments=moments,
+            constants={f: (float(v.mean()), float(v.std())) for f, v in ((7, self._pop_global), (8, self._cold))},
         )
 
-    def _candidates(self, every: dict[int, np.ndarray], n: int) -> np.ndarray | None:
+    def _candidates(self, every: dict[int, np.ndarray], vectors: UserVectors, n: int) -> np.ndarray | None:
         """``RankerConfig.serve_candidates``'s candidate set (sorted item_idx, the uniform sample among them) from a
-        user's :meth:`_every_item` features, or None when it would hold half the catalogue or more (every item is
-        scored then)."""
+        user's :meth:`_every_item` features and :class:`UserVectors` (LightGCN's and ALS's best items from their
+        :class:`~gnn.blend.candidates.InnerProductIndex`), or None when it would hold half the catalogue or more
+        (every item is scored then)."""
         index = self.candidate_index
         picks = [index.sample, index.popular[:n]]
-        picks += [_best(every[f], n) for f in (1, 2, 4, 5, 6) if f in every]
-        if 4 in every:
-            picks.append(index.cold[_best(every[4][index.cold], n)])
+        picks += [best(every[f], n) for f in (1, 2, 6) if f in every]
+        for search, vector in ((index.lightgcn, vectors.lightgcn), (index.als, vectors.als)):
+            if search is not None and vector is not None:
+                picks.append(search.top(vector, n))
+        if vectors.lightgcn is not None:
+            cold = self.components.item_emb[index.cold]
+            picks.append(index.cold[best(cold @ vectors.lightgcn, n)])
         columns = np.unique(np.concatenate(picks))
         return None if 2 * len(columns) >= self.num_items else columns
 
@@ -675,13 +720,6 @@ class RankerModel:
             group_weights,
             groups["edges"] if groups is not None else (),
         )
-
-
-def _best(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the ``n`` highest ``scores`` (any order; all of them when there are no more)."""
-    if n >= len(scores):
-        return np.arange(len(scores))
-    return np.argpartition(-scores, n - 1)[:n]
 
 
 def _follows(components: Components, num_users: int) -> sp.csr_matrix:

@@ -1291,17 +1291,23 @@ def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> No
 def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves_the_rest_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``serve_candidates``: the best items of each cheap component, the most popular ones and a uniform sample are
-    scored; the others get ``-inf``. With weights on features whose catalogue mean and deviation the candidate path
-    computes exactly, a candidate scores what it scores over the whole catalogue; a set holding half the catalogue
-    or more is every item, bit for bit."""
+    """``serve_candidates``: the best items of each cheap component (LightGCN's and ALS's from their HNSW graphs), the
+    most popular ones and a uniform sample are scored; the others get ``-inf``. With weights on features whose
+    catalogue mean and deviation the candidate path computes exactly (those read for every item, and the LightGCN and
+    ALS products by their moments), a candidate scores what it scores over the whole catalogue; a set
+    holding half the catalogue or more is every item, bit for bit."""
+    import gnn.blend.candidates as blend_candidates
     import gnn.blend.model as blend_model
 
     monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
+    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
     world = generate_world(users=60, items=300, seed=6)
     snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
-    weights = _weights(ease=0.5, ease_recent=0.4, sequence=0.3, als=1.0, pop_window=0.2, pop_global=0.6)
+    weights = _weights(ease=0.5, ease_recent=0.4, sequence=0.3, lightgcn=0.7, als=1.0, pop_window=0.2, pop_global=0.6)
     model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4}))
+    rng = np.random.default_rng(7)  # LightGCN vectors (the fit here leaves it out, for speed)
+    model.components.item_emb = rng.normal(size=(snapshot.num_items, 8)).astype(np.float32)
+    model.components.user_emb = rng.normal(size=(snapshot.num_users, 8)).astype(np.float32)
     candidates = RankerModel(
         model.config.model_copy(update={"serve_candidates": 15}), model.user_ids, model.item_ids, model.components
     )
