@@ -1332,3 +1332,36 @@ def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves
             covered += 1
             assert np.array_equal(np.argsort(-part, kind="stable")[:5], best)
     assert covered >= 15
+
+
+def test_a_served_blend_switches_to_its_candidate_set_by_size_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``gnn.serving.BlendModel`` of a blend fitted without a candidate set: at or above ``from_items``
+    (``KGREC_SCORING_CANDIDATES_FROM_ITEMS``) it scores :data:`~gnn.serving.AUTO_CANDIDATES` per component, its index
+    built when it loads and logged; ``KGREC_SCORING_CANDIDATES=0`` keeps every item, as fitted."""
+    import gnn.blend.model as blend_model
+    import gnn.serving as serving
+
+    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
+    monkeypatch.setattr(serving, "AUTO_CANDIDATES", 15)
+    world = generate_world(users=60, items=300, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    model = _model(
+        snapshot, _weights(ease=0.5, sequence=0.3, als=1.0, pop_global=0.6), FAST.model_copy(update={"als_factors": 4})
+    )
+    model.save(tmp_path / "blend")
+    (tmp_path / "blend" / "meta.json").write_text("{}", encoding="utf-8")
+    with caplog.at_level("INFO", logger="gnn.serving"):
+        by_size = serving.BlendModel(tmp_path / "blend", serving.ScoringCandidates(None, snapshot.num_items))
+    assert f"blend of {snapshot.num_items} items scores 15 candidates per component" in caplog.text
+    every = serving.BlendModel(tmp_path / "blend", serving.ScoringCandidates(0, snapshot.num_items))
+    below = serving.BlendModel(tmp_path / "blend", serving.ScoringCandidates(None, snapshot.num_items + 1))
+    for user in range(0, snapshot.num_users, 10):
+        items, _ = model.history(user)
+        positives = serving.Positives.of([(snapshot.items.ids[int(i)], None) for i in items])
+        part = by_size.scores(snapshot.users.ids[user], positives)
+        full = every.scores(snapshot.users.ids[user], positives)
+        assert np.array_equal(below.scores(snapshot.users.ids[user], positives), full)
+        scored = np.flatnonzero(np.isfinite(part))
+        assert 0 < len(scored) < snapshot.num_items / 2 and np.isfinite(full).sum() > snapshot.num_items / 2
