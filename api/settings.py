@@ -105,18 +105,18 @@ class ApiSettings(BaseSettings):
         "docs/benchmarks.md §5); 0: every item; unset: as the artifact was fitted, or by "
         "scoring_candidates_from_items.",
     )
-    scoring_candidates_from_items: int | None = Field(
+    scoring_candidates_from_items: int = Field(
         50_000,
-        ge=1,
+        ge=0,
         description="A blend of this many items or more scores a candidate set of gnn.serving.AUTO_CANDIDATES per "
         "component when neither scoring_candidates nor its artifact sets one: its best LightGCN and ALS items from "
         "an HNSW index, the z-scores from exact catalogue moments, so that an answer's cost stops growing with the "
-        "catalogue (docs/benchmarks.md §5); unset: every item at any size.",
+        "catalogue (docs/benchmarks.md §5); 0: never by size.",
     )
 
     def candidates(self) -> ScoringCandidates:
         """The blend's every item or candidate set from ``scoring_candidates`` and ``scoring_candidates_from_items``."""
-        return ScoringCandidates(self.scoring_candidates, self.scoring_candidates_from_items)
+        return ScoringCandidates(self.scoring_candidates, self.scoring_candidates_from_items or None)
 
     min_rating: float = Field(
         4.0, description="Ratings at or above this are positives (unrated interactions always are)."

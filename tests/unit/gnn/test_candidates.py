@@ -64,3 +64,21 @@ def test_a_blend_scores_candidates_by_size_only_when_nothing_else_says_so() -> N
     assert ScoringCandidates(0, 100_000).resolve(50, 500_000) is None
     assert ScoringCandidates(300, 100_000).resolve(None, 10) == 300
     assert ScoringCandidates().resolve(None, 10**7) is None
+
+
+def test_the_api_settings_give_the_size_switch_and_zero_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``KGREC_SCORING_CANDIDATES_FROM_ITEMS``: 50,000 by default, a number from the environment, 0 never by size;
+    ``KGREC_SCORING_CANDIDATES`` beside it still wins."""
+    from api.settings import ApiSettings
+
+    monkeypatch.delenv("KGREC_SCORING_CANDIDATES", raising=False)
+    monkeypatch.delenv("KGREC_SCORING_CANDIDATES_FROM_ITEMS", raising=False)
+    assert ApiSettings(api_key=None).candidates().resolve(None, 50_000) == AUTO_CANDIDATES
+    monkeypatch.setenv("KGREC_SCORING_CANDIDATES_FROM_ITEMS", "0")
+    assert ApiSettings(api_key=None).candidates() == ScoringCandidates(None, None)
+    assert ApiSettings(api_key=None).candidates().resolve(None, 10**7) is None
+    monkeypatch.setenv("KGREC_SCORING_CANDIDATES_FROM_ITEMS", "1000")
+    monkeypatch.setenv("KGREC_SCORING_CANDIDATES", "300")
+    assert ApiSettings(api_key=None).candidates().resolve(None, 999) == 300
+    monkeypatch.setenv("KGREC_SCORING_CANDIDATES", "0")
+    assert ApiSettings(api_key=None).candidates().resolve(None, 10**6) is None
