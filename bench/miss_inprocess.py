@@ -12,6 +12,13 @@ hashed (and written with ``--bodies FILE``), so two checkouts' answers can be co
 
 Run it from the checkout to measure (``PYTHONPATH`` at it); it needs the benchmark Neo4j (``bench.api_load
 --keep-server``) and the model ``bench.api_load`` trained.
+
+With ``--world-artifacts DIR`` the misses are those of a synthetic world instead: the realistic run's Neo4j
+(``bench.api_load --realistic … --keep-server`` left it loaded, on the same ports) and the blend promoted under
+``DIR``, each pass ``--draws`` users drawn Zipf-like over their activity rank as the realistic run draws them (its
+heavy users are drawn often: their histories of thousands of interactions are the expensive misses):
+
+    .venv/bin/python -m bench.miss_inprocess --world-artifacts DIR --draws 1000 --passes 2 --stages
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from api import cache, service
 from api.metrics import Metrics
 from api.model import ModelHolder
@@ -36,10 +45,12 @@ from api.ranking import Exposure
 from api.service import Recommender
 from api.settings import ApiSettings
 from bench.api_load import ARTIFACTS
+from bench.api_realistic import world_settings, zipf_cdf
 from bench.common import bench_settings
 from gnn.serving import limit_scoring_threads
 from graph import explain, reads
 from graph.driver import create_driver
+from graph.settings import Neo4jSettings
 
 _RECOMMENDATION_ID = re.compile(rb'"recommendation_id":"[0-9a-f]*"')
 #: The functions ``--stages`` times: (owner, attribute, label).
@@ -58,6 +69,21 @@ STAGES: list[tuple[Any, str, str]] = [
     (service, "scored_items", "items"),
     (cache.Answer, "__init__", "rendering (Answer)"),
 ]
+
+
+def world_server() -> Neo4jSettings:
+    """The realistic run's Neo4j on the benchmark's ports (as ``bench.api_load --realistic`` starts it)."""
+    return world_settings(
+        int(os.environ.get("KGREC_BENCH_BOLT_PORT", "27687")), int(os.environ.get("KGREC_BENCH_HTTP_PORT", "27474"))
+    )
+
+
+def drawn_users(driver: Any, draws: int, exponent: float) -> list[str]:
+    """``draws`` users drawn Zipf-like over their activity rank (seed 0), as the realistic run draws them."""
+    ranked = reads.most_active_users(driver, 10**9)
+    cdf = zipf_cdf(len(ranked), exponent)
+    rng = np.random.default_rng(0)
+    return [ranked[int(i)] for i in np.searchsorted(cdf, rng.random(draws))]
 
 
 def blank_ids(body: bytes) -> bytes:
@@ -90,9 +116,17 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=50, help="users answered before the first pass")
     parser.add_argument("--stages", action="store_true", help="a last pass timing each stage of a miss")
     parser.add_argument("--bodies", type=Path, help="write the last pass's bodies (ids blanked) here")
+    parser.add_argument(
+        "--world-artifacts",
+        type=Path,
+        help="the realistic run's world and the blend promoted under this artifacts root (module docstring)",
+    )
+    parser.add_argument("--draws", type=int, default=1000, help="with --world-artifacts: users drawn a pass")
+    parser.add_argument("--zipf", type=float, default=1.0, help="with --world-artifacts: the draw's exponent")
     args = parser.parse_args()
+    world = args.world_artifacts is not None
     settings = ApiSettings(
-        artifacts_dir=ARTIFACTS,
+        artifacts_dir=args.world_artifacts if world else ARTIFACTS,
         serve_model="blend",
         response_cache_seconds=0,
         impressions=False,
@@ -102,12 +136,16 @@ def main() -> None:
     limit_scoring_threads(settings.scoring_threads)
     if settings.gc_young_threshold > 0:
         gc.set_threshold(settings.gc_young_threshold)
-    with create_driver(bench_settings()) as driver, ThreadPoolExecutor(settings.recall_workers) as pool:
+    server = world_server() if world else bench_settings()
+    with create_driver(server) as driver, ThreadPoolExecutor(settings.recall_workers) as pool:
         models = ModelHolder(settings.artifacts_dir, "blend")
         models.reload()
         recommender = Recommender(driver, settings, pool, Metrics(), models=models)
-        users = [r["id"] for r in driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")[0]]
-        users = [u for u in users if u != "442"]
+        if world:
+            users = drawn_users(driver, args.draws, args.zipf)
+        else:
+            users = [r["id"] for r in driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")[0]]
+            users = [u for u in users if u != "442"]
         for user in users[: args.warm]:
             recommender.serve(user, 20)
         bodies: list[bytes] = []
