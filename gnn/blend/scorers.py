@@ -9,6 +9,7 @@ times are epoch seconds, ``-1`` = unknown.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -17,6 +18,13 @@ import scipy.sparse as sp
 
 #: The time of an interaction without a timestamp.
 UNKNOWN_TIME = -1
+
+#: A recency weight below which a candidate set's sums (``floor`` of :func:`ease_scores`, :func:`recent_part`,
+#: :func:`als_fold_in`) leave a positive out: ``2⁻¹⁰⁰`` (the 500th most recent positive at a half-life of 5, the
+#: 1,000th at 10) times any row of the fitted matrices is far below what a float32 feature or a float64 solve can
+#: hold next to the recent positives' terms. A heavy history's old positives are most of its rows: at 50,000 items
+#: its sequence rows, EASE^R's recent sum and the ALS fold-in cost a third of a scoring (docs/benchmarks.md §5).
+NEGLIGIBLE_WEIGHT = 2.0**-100
 
 
 def recency_weights(times: np.ndarray, half_life: float) -> np.ndarray:
@@ -40,6 +48,10 @@ def recency_weights(times: np.ndarray, half_life: float) -> np.ndarray:
     position = np.empty(n, dtype=np.float64)
     position[order] = np.arange(n - 1, -1, -1, dtype=np.float64)
     return np.power(0.5, position / half_life)
+
+
+#: At most this many running counts (``[checkpoints, items]`` int32) are kept for :meth:`TimedEvents.window_counts`.
+CHECKPOINT_CELLS = 2**23
 
 
 class TimedEvents:
@@ -67,12 +79,42 @@ class TimedEvents:
         return int(self.times[-1]) if len(self.times) else UNKNOWN_TIME
 
     def window_counts(self, end: int, window: float) -> np.ndarray:
-        """``[num_items]`` float64: positives with time in ``(end − window, end]``."""
+        """``[num_items]`` float64: positives with time in ``(end − window, end]``.
+
+        A window of more events than a checkpoint block (:attr:`checkpoints`) is the difference of the running counts
+        at the checkpoints nearest its bounds, corrected by the events between each bound and its checkpoint: the
+        same integers as counting the window's events (113,000 of them on average for the 3M world's 30-day window:
+        0.36 ms a request), reading at most one block's."""
         # the bounds as integers: the times are whole seconds, so ``t <= x`` iff ``t <= floor(x)``, and a float
         # bound would have numpy compare in float64, i.e. copy every event time on each call (10M events: ~0.1 s)
         hi = int(np.searchsorted(self.times, int(end), side="right"))
         lo = int(np.searchsorted(self.times, math.floor(end - window), side="right"))
-        return np.bincount(self.items[lo:hi], minlength=self.num_items).astype(np.float64)
+        block, running = self.checkpoints
+        if hi - lo <= block:
+            return np.bincount(self.items[lo:hi], minlength=self.num_items).astype(np.float64)
+        first, last = round(lo / block), round(hi / block)
+        counts = running[last].astype(np.float64)
+        counts -= running[first]
+        for bound, checkpoint, sign in ((hi, last * block, 1.0), (lo, first * block, -1.0)):
+            if bound != checkpoint:
+                between = self.items[min(bound, checkpoint) : max(bound, checkpoint)]
+                step = sign if bound > checkpoint else -sign
+                counts += step * np.bincount(between, minlength=self.num_items)
+        return counts
+
+    @functools.cached_property
+    def checkpoints(self) -> tuple[int, np.ndarray]:
+        """(block, ``[K + 1, num_items]`` int32): the running counts of the events before each multiple of ``block``
+        (the last row: all of them), for :meth:`window_counts`. ``block`` keeps the rows to :data:`CHECKPOINT_CELLS`
+        counts in all (50,000 items: 64 blocks, 12.8 MB), and to at most 64 blocks; built on first use (2M events:
+        about 20 ms)."""
+        rows = max(1, min(64, CHECKPOINT_CELLS // max(self.num_items, 1) - 1))
+        block = max(1, -(-len(self.items) // rows))
+        edges = range(0, len(self.items) + block, block)
+        running = np.zeros((len(edges), self.num_items), dtype=np.int32)
+        for k in range(1, len(edges)):
+            running[k] = running[k - 1] + np.bincount(self.items[edges[k - 1] : edges[k]], minlength=self.num_items)
+        return block, running
 
 
 def frequency_regularization(
@@ -100,6 +142,7 @@ def als_fold_in(
     weights: np.ndarray,
     alpha: float,
     extra_regularization: float = 0.0,
+    floor: float = 0.0,
 ) -> np.ndarray:
     """A user's ALS vector from their history (one least-squares solve against fixed item factors).
 
@@ -111,26 +154,43 @@ def als_fold_in(
         alpha: Confidence of a positive.
         extra_regularization: Added to ``gram``'s diagonal (a user's frequency-scaled regularisation beyond the
             fitted one, :func:`frequency_regularization`).
+        floor: Positives of a smaller weight are left out of the confidence term added to ``gram`` (their ``alpha ·
+            weight`` is below what the float64 sum holds next to ``gram``; they still count once on the right-hand
+            side). 0: all of them (the every-item path and the fit); :data:`NEGLIGIBLE_WEIGHT` for a candidate set.
 
     Returns:
         ``[d]`` float64.
     """
     y = item_factors[items].astype(np.float64)
-    a = gram + alpha * (y.T * weights) @ y
+    keep = weights >= floor
+    if keep.all():
+        a = gram + alpha * (y.T * weights) @ y
+    else:
+        recent = y[keep]
+        a = gram + alpha * (recent.T * weights[keep]) @ recent
     if extra_regularization:
         a[np.diag_indices_from(a)] += extra_regularization
     return np.linalg.solve(a, ((1.0 + alpha * weights)[:, None] * y).sum(axis=0))
 
 
 def ease_scores(
-    ease: sp.csr_matrix, items: np.ndarray, times: np.ndarray, half_life: float
+    ease: sp.csr_matrix, items: np.ndarray, times: np.ndarray, half_life: float, floor: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``ease`` and ``ease_recent`` features of a (non-empty) history: ``[I]`` float32 each."""
+    """The ``ease`` and ``ease_recent`` features of a (non-empty) history: ``[I]`` float32 each; ``ease_recent``
+    from the positives of a recency weight of at least ``floor`` only (:func:`recent_part`)."""
     rows = ease[items]
-    return (
-        rows.T @ np.ones(len(items), dtype=np.float32),  # rows.sum(axis=0): the same float32 sums, without np.matrix
-        (rows.T @ recency_weights(times, half_life)).astype(np.float32),
-    )
+    plain = rows.T @ np.ones(len(items), dtype=np.float32)  # rows.sum(axis=0): the same float32 sums, no np.matrix
+    weights = recency_weights(times, half_life)
+    recent, kept = recent_part(items, weights, floor)
+    if len(recent) < len(items):
+        return plain, weighted_rows(ease, recent, kept).astype(np.float32)
+    return plain, (rows.T @ weights).astype(np.float32)
+
+
+def recent_part(items: np.ndarray, weights: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The positives (item_idx, recency weight) of a weight of at least ``floor`` (all of them for 0), in order."""
+    keep = weights >= floor
+    return (items, weights) if keep.all() else (items[keep], weights[keep])
 
 
 #: History length above which :func:`weighted_rows` lets scipy gather the rows (faster in C for long histories).
@@ -160,16 +220,17 @@ def als_vector(
     alpha: float,
     regularization: float = 0.0,
     exponent: float = 0.0,
+    floor: float = 0.0,
 ) -> np.ndarray:
     """The user's ALS vector (``[k]`` float32), folded in from the recency-weighted history: an item's ``als``
     feature is its factors dotted with it (``als_items @`` this for every item; a few items' cost a few dot products).
     With ``exponent`` > 0 the user's regularisation is :func:`frequency_regularization` of their history's size
-    (``als_gram`` holds ``regularization``)."""
+    (``als_gram`` holds ``regularization``). ``floor``: :func:`als_fold_in`'s."""
     extra = 0.0
     if exponent:
         scaled = frequency_regularization(len(items), len(als_items), alpha, regularization, exponent)
         extra = float(scaled) - regularization
-    x = als_fold_in(als_items, als_gram, items, recency_weights(times, half_life), alpha, extra)
+    x = als_fold_in(als_items, als_gram, items, recency_weights(times, half_life), alpha, extra, floor)
     return x.astype(np.float32)
 
 
@@ -202,6 +263,22 @@ def zscore(rows: np.ndarray) -> np.ndarray:
     centred = rows - rows.mean(axis=1, keepdims=True)
     std = np.sqrt(np.square(centred).mean(axis=1, keepdims=True))
     return np.divide(centred, np.where(std > 0, std, 1.0), out=centred)
+
+
+def mean_and_deviation(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, population deviation) over the last axis: ``rows.mean(axis=-1)`` and ``rows.std(axis=-1)`` bit for
+    bit (numpy's ``std`` sums the squares about the same float mean), the mean summed once instead of twice."""
+    mean = rows.mean(axis=-1, keepdims=True)
+    std = np.sqrt(np.square(rows - mean).mean(axis=-1))
+    return mean[..., 0], std
+
+
+def distinct(items: np.ndarray, num_items: int) -> int:
+    """How many distinct item_idx (all in ``0..num_items − 1``) ``items`` holds: a mask over the items rather than
+    ``np.unique``'s hash and sort (a heavy history's thousands of items: 0.2 ms)."""
+    seen = np.zeros(num_items, dtype=bool)
+    seen[items] = True
+    return int(np.count_nonzero(seen))
 
 
 def attribute_shares(
