@@ -369,8 +369,11 @@ class RankerModel:
         out[12] = out[4] * cold
         solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
         out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
-        if user_idx is not None and self._social.nnz:
-            out[14] = take(self._social[user_idx].toarray().ravel())
+        if user_idx is not None and self._social.nnz:  # the user's row, without scipy's indexing
+            row = slice(self._social.indptr[user_idx], self._social.indptr[user_idx + 1])
+            social = np.zeros(self.num_items, dtype=np.float32)
+            social[self._social.indices[row]] = self._social.data[row]
+            out[14] = take(social)
         if c.attribute_shares is not None and c.attribute_shares.shape[0]:
             if attributes is None:
                 attributes = self.user_attributes(user_idx) if user_idx is not None else np.empty(0, np.int64)

@@ -104,13 +104,13 @@ def test_scores_do_not_depend_on_the_order_the_history_comes_in() -> None:
 
 def test_history_sums_read_from_the_csr_arrays_equal_scipys_bit_for_bit() -> None:
     """The serving-time sums over a history's rows (gathered straight from the CSR arrays up to GATHER_IN_SCIPY
-    items, by scipy beyond) are scipy's own sums, bit for bit: repeated items, empty rows and an empty history
-    included, so that served scores do not move."""
+    items, or EASE_FROM_ARRAYS non-zeros for EASE^R, by scipy beyond) are scipy's own sums, bit for bit: repeated
+    items, empty rows and an empty history included, so that served scores do not move."""
     rng = np.random.default_rng(3)
     dense = (rng.random((60, 40)) < 0.2) * rng.random((60, 40))
     dense[5] = 0  # an empty row
     matrix = sp.csr_matrix(dense.astype(np.float32))
-    for n in (0, 1, 2, 17, GATHER_IN_SCIPY, GATHER_IN_SCIPY + 1, 3 * GATHER_IN_SCIPY):
+    for n in (0, 1, 2, 17, GATHER_IN_SCIPY, GATHER_IN_SCIPY + 1, 3 * GATHER_IN_SCIPY, 3_000):
         items = np.r_[[5], rng.integers(0, 60, n)][:n].astype(np.int64)
         weights = rng.random(n)
         got = weighted_rows(matrix, items, weights)
