@@ -470,16 +470,21 @@ class RankerModel:
             # those linear in a user vector (LinearMoments) and for the constant ones; the uniform sample's for the
             # others
             index = self.candidate_index
-            sample = raw[:, np.searchsorted(columns, index.sample)]
-            mean, std = mean_and_deviation(sample)
+            mean, std = np.zeros(len(raw), dtype=raw.dtype), np.ones(len(raw), dtype=raw.dtype)
+            known = self._raw.copy()  # the raw features take no statistics
             for feature, values in every.items():
                 mean[feature], std[feature] = mean_and_deviation(values)
+                known[feature] = True
             for feature, (name, moments) in index.moments.items():
                 vector = getattr(vectors, name)
                 if vector is not None and ranker[feature] != 0:  # a weight of 0 takes no statistics
                     mean[feature], std[feature] = moments(vector)
+                    known[feature] = True
             for feature, (centre, spread) in index.constants.items():
                 mean[feature], std[feature] = centre, spread
+                known[feature] = True
+            rest = np.flatnonzero(~known)
+            mean[rest], std[rest] = mean_and_deviation(raw[rest][:, np.searchsorted(columns, index.sample)])
             z = (raw - mean[:, None]) / np.where(std > 0, std, 1.0)[:, None]
             z[self._raw] = raw[self._raw]
             out = np.full(self.num_items, -np.inf, dtype=np.float32)

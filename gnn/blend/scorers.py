@@ -44,9 +44,11 @@ def recency_weights(times: np.ndarray, half_life: float) -> np.ndarray:
     n = len(times)
     if n == 0 or not np.isfinite(half_life):
         return np.ones(n, dtype=np.float64)
-    order = np.lexsort((np.arange(n), times))  # oldest first
-    position = np.empty(n, dtype=np.float64)
-    position[order] = np.arange(n - 1, -1, -1, dtype=np.float64)
+    position = np.arange(n - 1, -1, -1, dtype=np.float64)
+    if np.any(times[1:] < times[:-1]):  # a checked history is oldest first already: no sort (a request sorts it once)
+        reordered = np.empty(n, dtype=np.float64)
+        reordered[np.lexsort((np.arange(n), times))] = position  # oldest first
+        position = reordered
     return np.power(0.5, position / half_life)
 
 
@@ -163,15 +165,13 @@ def als_fold_in(
     Returns:
         ``[d]`` float64.
     """
-    y = item_factors[items].astype(np.float64)
+    y = item_factors[items]
     keep = weights >= floor
-    if keep.all():
-        a = gram + alpha * (y.T * weights) @ y
-    else:
-        recent = y[keep]
-        a = gram + alpha * (recent.T * weights[keep]) @ recent
+    recent = (y if keep.all() else y[keep]).astype(np.float64)
+    a = gram + alpha * (recent.T * weights[keep]) @ recent
     if extra_regularization:
         a[np.diag_indices_from(a)] += extra_regularization
+    # float64 products of the float32 factors: the same as of their float64 copies, without copying them all
     return np.linalg.solve(a, ((1.0 + alpha * weights)[:, None] * y).sum(axis=0))
 
 
