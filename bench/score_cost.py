@@ -4,7 +4,7 @@ The current blend artifact under ``--artifacts`` is loaded as the API loads it (
 a candidate set from 50,000 items, one BLAS thread). ``--users`` users are drawn as ``bench.api_realistic`` draws
 them (Zipf by activity, ``--zipf``, seed ``--seed``), each scored on their fitted history with its rows looked up once
 (as the API passes them); after a warm-up pass, each draw is scored once and timed with ``time.process_time``. Printed:
-the CPU per scoring overall and by history length (distinct positives: < 100, 100–500, 500–2,000, ≥ 2,000), each
+the CPU per scoring overall and by history length (positives: < 100, 100–500, 500–2,000, ≥ 2,000), each
 bucket's share of the total, the load average before and after; with ``--profile``, the top functions of a cProfile
 pass over the same draws; with ``--save FILE``, each drawn user's best ``--top`` items (``.npz``) and, with
 ``--compare FILE``, how many users' best items (order included) and their scores differ from such a file: the way to check that a
@@ -28,7 +28,7 @@ import numpy as np
 from bench.api_realistic import zipf_cdf
 from gnn.serving import BlendModel, Positives, ScoringCandidates, limit_scoring_threads, load_serving_model
 
-#: Upper bounds of the history-length buckets (distinct positives); the last is open.
+#: Upper bounds of the history-length buckets (positives); the last is open.
 BUCKETS = (100, 500, 2_000)
 
 
