@@ -22,8 +22,8 @@ UNKNOWN_TIME = -1
 #: A recency weight below which a candidate set's sums (``floor`` of :func:`ease_scores`, :func:`recent_part`,
 #: :func:`als_fold_in`) leave a positive out: ``2⁻¹⁰⁰`` (the 500th most recent positive at a half-life of 5, the
 #: 1,000th at 10) times any row of the fitted matrices is far below what a float32 feature or a float64 solve can
-#: hold next to the recent positives' terms. A heavy history's old positives are most of its rows: at 50,000 items
-#: its sequence rows, EASE^R's recent sum and the ALS fold-in cost a third of a scoring (docs/benchmarks.md §5).
+#: hold next to the recent positives' terms. A heavy history's old positives are most of its rows: leaving them out
+#: took a third off the scoring of histories of 2,000 positives or more at 50,000 items (docs/benchmarks.md §5).
 NEGLIGIBLE_WEIGHT = 2.0**-100
 
 
