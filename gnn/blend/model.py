@@ -34,13 +34,17 @@ from gnn.blend.config import (
     RankerConfig,
 )
 from gnn.blend.scorers import (
+    NEGLIGIBLE_WEIGHT,
     UNKNOWN_TIME,
     TimedEvents,
     als_vector,
+    distinct,
     ease_scores,
     group_of,
+    mean_and_deviation,
     peer_scores,
     recency_weights,
+    recent_part,
     social_matrix,
     weighted_rows,
     zscore,
@@ -271,8 +275,11 @@ class RankerModel:
         items, times = self._check_history(history_items, history_times, weights)
         return self._features(items, times, user_idx, attributes, self._user_vectors(items, times, user_idx))
 
-    def _user_vectors(self, items: np.ndarray, times: np.ndarray, user_idx: int | None) -> UserVectors:
-        """The user's :class:`UserVectors` from a checked history."""
+    def _user_vectors(
+        self, items: np.ndarray, times: np.ndarray, user_idx: int | None, floor: float = 0.0
+    ) -> UserVectors:
+        """The user's :class:`UserVectors` from a checked history; ``floor``: the recency weight below which a positive
+        is left out of the weighted sums (:data:`~gnn.blend.scorers.NEGLIGIBLE_WEIGHT` for a candidate set, 0: none)."""
         c = self.components
         lightgcn = None
         if c.item_emb.shape[1]:
@@ -293,25 +300,29 @@ class RankerModel:
                 cfg.als_alpha,
                 cfg.als_regularization,
                 cfg.als_reg_exponent,
+                floor,
             )
         knowledge = None
         if len(items):
-            profile = weighted_rows(c.knowledge, items, recency_weights(times, self.config.knowledge_half_life))
+            recent = recent_part(items, recency_weights(times, self.config.knowledge_half_life), floor)
+            profile = weighted_rows(c.knowledge, *recent)
             norm = float(np.linalg.norm(profile))
             if norm > 0:
                 knowledge = profile / norm
         return UserVectors(lightgcn, als, knowledge)
 
-    def _every_item(self, items: np.ndarray, times: np.ndarray) -> dict[int, np.ndarray]:
+    def _every_item(self, items: np.ndarray, times: np.ndarray, floor: float = 0.0) -> dict[int, np.ndarray]:
         """The features of every item that come from the history's rows or counts (by :data:`FEATURES` index:
         ``ease``, ``ease_recent``, ``sequence``, ``pop_window``), from a checked history; those the history cannot
-        give are left out (0)."""
+        give are left out (0). ``floor``: :meth:`_user_vectors`'."""
         c = self.components
         cfg = self.config
         rows: dict[int, np.ndarray] = {}
         if len(items):
-            rows[0], rows[1] = ease_scores(c.ease, items, times, cfg.ease_half_life)
-            rows[2] = weighted_rows(c.transitions, items, recency_weights(times, cfg.sequence_half_life))
+            rows[0], rows[1] = ease_scores(c.ease, items, times, cfg.ease_half_life, floor)
+            rows[2] = weighted_rows(
+                c.transitions, *recent_part(items, recency_weights(times, cfg.sequence_half_life), floor)
+            )
         rows[6] = np.log1p(c.events.window_counts(self._end(times), self._window))
         return rows
 
@@ -358,8 +369,11 @@ class RankerModel:
         out[12] = out[4] * cold
         solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
         out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
-        if user_idx is not None and self._social.nnz:
-            out[14] = take(self._social[user_idx].toarray().ravel())
+        if user_idx is not None and self._social.nnz:  # the user's row, without scipy's indexing
+            row = slice(self._social.indptr[user_idx], self._social.indptr[user_idx + 1])
+            social = np.zeros(self.num_items, dtype=np.float32)
+            social[self._social.indices[row]] = self._social.data[row]
+            out[14] = take(social)
         if c.attribute_shares is not None and c.attribute_shares.shape[0]:
             if attributes is None:
                 attributes = self.user_attributes(user_idx) if user_idx is not None else np.empty(0, np.int64)
@@ -440,9 +454,12 @@ class RankerModel:
         else:
             ranker = self.weights_for(len(np.unique(np.asarray(history_items, dtype=np.int64))))
         items, times = self._check_history(history_items, history_times, play)
-        vectors = self._user_vectors(items, times, user_idx)
         n = self.config.serve_candidates
-        every = None if n is None else self._every_item(items, times)
+        # a candidate set's sums leave out the positives of a negligible recency weight; every item's keep them all,
+        # as fitted (docs/benchmarks.md §5: the same lists)
+        floor = 0.0 if n is None else NEGLIGIBLE_WEIGHT
+        vectors = self._user_vectors(items, times, user_idx, floor)
+        every = None if n is None else self._every_item(items, times, floor)
         columns = None if every is None else self._candidates(every, vectors, n)
         raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
         if columns is None:  # every item: the features computed to choose candidates are not computed again
@@ -453,16 +470,21 @@ class RankerModel:
             # those linear in a user vector (LinearMoments) and for the constant ones; the uniform sample's for the
             # others
             index = self.candidate_index
-            sample = raw[:, np.searchsorted(columns, index.sample)]
-            mean, std = sample.mean(axis=1), sample.std(axis=1)
+            mean, std = np.zeros(len(raw), dtype=raw.dtype), np.ones(len(raw), dtype=raw.dtype)
+            known = self._raw.copy()  # the raw features take no statistics
             for feature, values in every.items():
-                mean[feature], std[feature] = values.mean(), values.std()
+                mean[feature], std[feature] = mean_and_deviation(values)
+                known[feature] = True
             for feature, (name, moments) in index.moments.items():
                 vector = getattr(vectors, name)
                 if vector is not None and ranker[feature] != 0:  # a weight of 0 takes no statistics
                     mean[feature], std[feature] = moments(vector)
+                    known[feature] = True
             for feature, (centre, spread) in index.constants.items():
                 mean[feature], std[feature] = centre, spread
+                known[feature] = True
+            rest = np.flatnonzero(~known)
+            mean[rest], std[rest] = mean_and_deviation(raw[rest][:, np.searchsorted(columns, index.sample)])
             z = (raw - mean[:, None]) / np.where(std > 0, std, 1.0)[:, None]
             z[self._raw] = raw[self._raw]
             out = np.full(self.num_items, -np.inf, dtype=np.float32)
@@ -509,7 +531,10 @@ class RankerModel:
         if vectors.lightgcn is not None:
             cold = self.components.item_emb[index.cold]
             picks.append(index.cold[best(cold @ vectors.lightgcn, n)])
-        columns = np.unique(np.concatenate(picks))
+        chosen = np.zeros(self.num_items, dtype=bool)  # their union, sorted: np.unique's, without its hash and sort
+        for pick in picks:
+            chosen[pick] = True
+        columns = np.flatnonzero(chosen)
         return None if 2 * len(columns) >= self.num_items else columns
 
     @property
@@ -574,7 +599,7 @@ class RankerModel:
             plays = np.where(np.isfinite(plays), plays, 1.0)
         if len(items) and (items.min() < 0 or items.max() >= self.num_items):
             raise DataError(f"history item_idx outside 0..{self.num_items - 1}")
-        if len(items) != len(np.unique(items)):
+        if len(items) != distinct(items, self.num_items):
             # the latest time of a repeated item
             order = np.lexsort((plays, times, items))
             items, times, plays = items[order], times[order], plays[order]

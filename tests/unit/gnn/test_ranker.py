@@ -18,7 +18,17 @@ from gnn.blend.fit import all_positives, fit_components, fit_ranker, pair_times
 from gnn.blend.knowledge import knowledge_matrix
 from gnn.blend.linear import fit_ease, fit_transitions
 from gnn.blend.model import RankerModel
-from gnn.blend.scorers import GATHER_IN_SCIPY, ease_scores, recency_weights, weighted_rows
+from gnn.blend.scorers import (
+    GATHER_IN_SCIPY,
+    NEGLIGIBLE_WEIGHT,
+    als_vector,
+    distinct,
+    ease_scores,
+    mean_and_deviation,
+    recency_weights,
+    recent_part,
+    weighted_rows,
+)
 from gnn.blend.weights import (
     CANDIDATE_FEATURES,
     ValidationData,
@@ -94,13 +104,13 @@ def test_scores_do_not_depend_on_the_order_the_history_comes_in() -> None:
 
 def test_history_sums_read_from_the_csr_arrays_equal_scipys_bit_for_bit() -> None:
     """The serving-time sums over a history's rows (gathered straight from the CSR arrays up to GATHER_IN_SCIPY
-    items, by scipy beyond) are scipy's own sums, bit for bit: repeated items, empty rows and an empty history
-    included, so that served scores do not move."""
+    items, or EASE_FROM_ARRAYS non-zeros for EASE^R, by scipy beyond) are scipy's own sums, bit for bit: repeated
+    items, empty rows and an empty history included, so that served scores do not move."""
     rng = np.random.default_rng(3)
     dense = (rng.random((60, 40)) < 0.2) * rng.random((60, 40))
     dense[5] = 0  # an empty row
     matrix = sp.csr_matrix(dense.astype(np.float32))
-    for n in (0, 1, 2, 17, GATHER_IN_SCIPY, GATHER_IN_SCIPY + 1, 3 * GATHER_IN_SCIPY):
+    for n in (0, 1, 2, 17, GATHER_IN_SCIPY, GATHER_IN_SCIPY + 1, 3 * GATHER_IN_SCIPY, 3_000):
         items = np.r_[[5], rng.integers(0, 60, n)][:n].astype(np.int64)
         weights = rng.random(n)
         got = weighted_rows(matrix, items, weights)
@@ -1365,3 +1375,45 @@ def test_a_served_blend_switches_to_its_candidate_set_by_size_and_says_so(
         assert np.array_equal(below.scores(snapshot.users.ids[user], positives), full)
         scored = np.flatnonzero(np.isfinite(part))
         assert 0 < len(scored) < snapshot.num_items / 2 and np.isfinite(full).sum() > snapshot.num_items / 2
+
+
+def test_a_candidate_sets_floor_leaves_the_sums_as_they_were() -> None:
+    """The sums of a candidate set leave out positives of a recency weight below NEGLIGIBLE_WEIGHT (a heavy history's
+    old ones): EASE^R's recent sum and the recency-weighted rows come out the same, bit for bit, and the ALS vector
+    folded in from the recent positives only the same to float32; a short history is not cut at all."""
+    rng = np.random.default_rng(5)
+    num_items = 300
+    dense = (rng.random((num_items, num_items)) < 0.1) * rng.normal(0, 0.05, (num_items, num_items))
+    matrix = sp.csr_matrix(dense.astype(np.float32))
+    factors = rng.normal(0, 0.3, (num_items, 8)).astype(np.float32)
+    gram = factors.T.astype(np.float64) @ factors + 3.0 * np.eye(8)
+    for n in (3, 40, 1_500):
+        items = rng.choice(num_items * 10, n, replace=False) % num_items
+        times = np.sort(rng.integers(0, 10**9, n))
+        weights = recency_weights(times, 5.0)
+        kept, kept_weights = recent_part(items, weights, NEGLIGIBLE_WEIGHT)
+        assert len(kept) == (n if n < 500 else 501)
+        assert np.array_equal(weighted_rows(matrix, kept, kept_weights), weighted_rows(matrix, items, weights))
+        for got, want in zip(
+            ease_scores(matrix, items, times, 5.0, NEGLIGIBLE_WEIGHT),
+            ease_scores(matrix, items, times, 5.0),
+            strict=True,
+        ):
+            assert np.array_equal(got, want)
+        cut = als_vector(factors, gram, items, times, 5.0, 10.0, floor=NEGLIGIBLE_WEIGHT)
+        assert np.array_equal(cut, als_vector(factors, gram, items, times, 5.0, 10.0))
+
+
+def test_mean_and_deviation_and_distinct_are_numpys() -> None:
+    """The statistics of a candidate set's features are numpy's mean and std bit for bit, and the distinct count of
+    a history np.unique's, whatever the dtype and the duplicates."""
+    rng = np.random.default_rng(8)
+    for dtype in (np.float32, np.float64):
+        rows = (rng.normal(0, 3, (5, 50_001)) * (rng.random((5, 50_001)) < 0.05)).astype(dtype)
+        mean, std = mean_and_deviation(rows)
+        assert np.array_equal(mean, rows.mean(axis=1)) and np.array_equal(std, rows.std(axis=1))
+        mean, std = mean_and_deviation(rows[2])
+        assert mean == rows[2].mean() and std == rows[2].std()
+    for n in (0, 1, 50, 4_000):
+        items = rng.integers(0, 3_000, n)
+        assert distinct(items, 3_000) == len(np.unique(items))
