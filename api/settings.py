@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gnn.serving import ScoringCandidates
+from gnn.serving import CANDIDATES_FROM_ITEMS, ScoringCandidates
 
 _PLACEHOLDERS = ("changeme", "change-me", "secret", "password", "xxx", "example", "qwerty", "letmein")
 #: A key must have at least this many characters ...
@@ -106,12 +106,13 @@ class ApiSettings(BaseSettings):
         "scoring_candidates_from_items.",
     )
     scoring_candidates_from_items: int = Field(
-        50_000,
+        CANDIDATES_FROM_ITEMS,
         ge=0,
         description="A blend of this many items or more scores a candidate set of gnn.serving.AUTO_CANDIDATES per "
         "component when neither scoring_candidates nor its artifact sets one: its best LightGCN and ALS items from "
         "an HNSW index, the z-scores from exact catalogue moments, so that an answer's cost stops growing with the "
-        "catalogue (docs/benchmarks.md §5); 0: never by size.",
+        "catalogue (docs/benchmarks.md §5); 0: never by size. kgrec retrain saves that index's HNSW graphs with a "
+        "blend of the default's size or more, and the API reads them when it loads; otherwise it builds them.",
     )
 
     def candidates(self) -> ScoringCandidates:

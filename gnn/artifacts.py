@@ -7,6 +7,8 @@ Layout of one artifact (``<root>/<model>/<version>/``)::
     meta.json       model, version, created_at, seed, snapshot_id, code_version, config, metrics, history, timings
     curves.png      training curves (when the trainer drew them)
     catalog.json    each item's genres and year (:class:`ItemCatalog`): the API's filters when Neo4j is away
+    ranker.npz, ranker.json   a blend's model (:meth:`gnn.blend.model.RankerModel.save`)
+    ranker-*.hnsw   a blend's candidate index graphs (faiss), when the API scores its candidate set by default
 
 A version directory is written under a temporary name (``.tmp-<host>-<pid>-…``), its files and the directory are
 flushed to disk, and it is renamed into place, so a reader never sees a half-written artifact, even after a power

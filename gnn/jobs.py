@@ -45,7 +45,7 @@ from gnn.config import GnnSettings, TrainConfig
 from gnn.data import GraphSnapshot, IdMap, build_graph_snapshot
 from gnn.evaluation import Fold, ScoreFn, Split, embedding_score_fn, evaluate, split_interactions
 from gnn.phases import phase
-from gnn.serving import CURRENT_FILE, current_version
+from gnn.serving import BY_SIZE, CURRENT_FILE, current_version
 from gnn.train import save_artifact, train
 from graph.driver import open_driver
 from graph.embeddings import write_embeddings
@@ -149,7 +149,10 @@ def train_blend(
 
     The artifact holds the ranker's files (``ranker.npz``, ``ranker.json``) beside the usual embeddings and
     id maps (its LightGCN component's embeddings), so that listing, the promotion gate and publishing the
-    embeddings to Neo4j work as for any model. Test figures are measured only when ``final == "train"``.
+    embeddings to Neo4j work as for any model; and, when the API would score the blend's candidate set by default
+    (:data:`gnn.serving.BY_SIZE`: 50,000 items or more, or a fitted ``serve_candidates``), its candidate index's HNSW
+    graphs, which every API process then reads instead of building (phase ``candidate_graphs``). Test figures are
+    measured only when ``final == "train"``.
 
     Args:
         snapshot: The exported graph.
@@ -193,7 +196,8 @@ def train_blend(
         )
         model.meta.setdefault("timings", {})["test_scoring"] = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as staging:
-        model.save(Path(staging))
+        graphs = BY_SIZE.resolve(model.config.serve_candidates, model.num_items) is not None
+        model.save(Path(staging), candidate_graphs=graphs)
         files = {p.name: p.read_bytes() for p in Path(staging).iterdir() if p.is_file()}
     files[CATALOG_FILE] = snapshot.item_catalog().to_bytes()
     artifact = Artifact(

@@ -204,6 +204,9 @@ class EmbeddingModel:
 #: (:attr:`ScoringCandidates.from_items`): on the whole blend their top 20 share 0.98–0.99 with every item's, and a
 #: scoring costs 29% less than every item's at 50,000 items, half at 100,000, a quarter at 500,000 (docs/benchmarks.md §5).
 AUTO_CANDIDATES = 200
+#: The size switch's default (``KGREC_SCORING_CANDIDATES_FROM_ITEMS``): a blend of this many items or more scores
+#: :data:`AUTO_CANDIDATES` per component, and ``kgrec retrain`` saves its candidate index's graphs with it.
+CANDIDATES_FROM_ITEMS = 50_000
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,8 @@ class ScoringCandidates:
 
 #: As the artifact was fitted, whatever its size (the default outside the API, whose settings choose).
 AS_FITTED = ScoringCandidates()
+#: The API's default: as the artifact was fitted, or :data:`AUTO_CANDIDATES` from :data:`CANDIDATES_FROM_ITEMS` items.
+BY_SIZE = ScoringCandidates(None, CANDIDATES_FROM_ITEMS)
 
 
 class BlendModel:
@@ -239,7 +244,9 @@ class BlendModel:
     Args:
         path: The artifact's version directory.
         candidates: Every item or a candidate set (default: as the artifact was fitted). With a candidate set the
-            model's :attr:`~gnn.blend.model.RankerModel.candidate_index` is built here, not on the first request.
+            model's :attr:`~gnn.blend.model.RankerModel.candidate_index` is made here, not on the first request: its
+            HNSW graphs read from the artifact when ``kgrec retrain`` saved them there (a blend of
+            :data:`CANDIDATES_FROM_ITEMS` items or more), built otherwise.
     """
 
     def __init__(self, path: Path, candidates: ScoringCandidates = AS_FITTED) -> None:
@@ -250,14 +257,14 @@ class BlendModel:
             self._model.config = self._model.config.model_copy(update={"serve_candidates": chosen})
         if chosen is not None:
             started = time.perf_counter()
-            index = self._model.candidate_index  # built now, not on the first request
+            index = self._model.candidate_index  # made now, not on the first request
+            origins = sorted({s.origin for s in (index.lightgcn, index.als) if s is not None and s.origin is not None})
             log.info(
-                "blend of %d items scores %d candidates per component; its candidate index (%s) was built in %.1f s",
+                "blend of %d items scores %d candidates per component; its candidate index (%s) was %s in %.1f s",
                 self._model.num_items,
                 chosen,
-                "HNSW graphs"
-                if any(s is not None and s.index is not None for s in (index.lightgcn, index.als))
-                else "exact products",
+                "HNSW graphs" if origins else "exact products",
+                " and ".join(origins) or "built",
                 time.perf_counter() - started,
             )
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8")) if (path / "meta.json").is_file() else {}

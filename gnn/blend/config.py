@@ -36,6 +36,9 @@ RAW_FEATURES: frozenset[str] = frozenset({"cold_prior"})
 DAY = 86_400.0
 MODEL_FILE = "ranker.npz"
 META_FILE = "ranker.json"
+#: The candidate index's HNSW graphs saved with a model (:meth:`gnn.blend.model.RankerModel.save`), by component; their
+#: records (parameters, SHA-256) are ``candidate_graphs`` in ``ranker.json``.
+GRAPH_FILES = {"lightgcn": "ranker-lightgcn.hnsw", "als": "ranker-als.hnsw"}
 FORMAT_VERSION = 6  # 2: item years and the fresh features; 3: lightgcn_cold, cold_prior; 4: social and the
 # follows it reads; 5: peers and the user attributes it reads; 6: per-user adaptive weights (user_groups) (older
 # models load, their weights mapped by feature name, new features at weight 0: they score as before)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from gnn.blend.config import (
     DAY,
     FEATURES,
     FORMAT_VERSION,
+    GRAPH_FILES,
     META_FILE,
     MODEL_FILE,
     RAW_FEATURES,
@@ -49,7 +52,10 @@ from gnn.blend.scorers import (
     weighted_rows,
     zscore,
 )
+from gnn.phases import phase
 from schema.errors import DataError
+
+log = logging.getLogger(__name__)
 
 #: Candidate set (``RankerConfig.serve_candidates``): items of the uniform sample whose features' means and
 #: deviations stand in for the catalogue's.
@@ -149,6 +155,10 @@ class RankerModel:
             history size falls in group ``g`` of ``group_edges`` is scored with row ``g`` instead of ``weights``
             (None: ``weights`` for everybody).
         group_edges: ``G − 1`` ascending history sizes that start groups 1 … G − 1.
+
+    Attributes:
+        saved_graphs: The candidate index's HNSW graphs saved with the model, by component (``lightgcn``, ``als``):
+            the file and its record, set by :meth:`load` (empty: every graph is built).
     """
 
     def __init__(
@@ -171,6 +181,7 @@ class RankerModel:
         self.meta = dict(meta or {})
         self.group_weights = None if group_weights is None else np.asarray(group_weights, dtype=np.float32)
         self.group_edges = [int(e) for e in group_edges]
+        self.saved_graphs: dict[str, tuple[Path, dict[str, Any]]] = {}
         if self.group_weights is not None and self.group_weights.shape != (len(self.group_edges) + 1, len(FEATURES)):
             raise DataError(f"group weights of shape {self.group_weights.shape} for {len(self.group_edges) + 1} groups")
         c = components
@@ -495,8 +506,9 @@ class RankerModel:
     @functools.cached_property
     def candidate_index(self) -> CandidateIndex:
         """The :class:`CandidateIndex` of this model, built on first use (:class:`gnn.serving.BlendModel` builds it
-        when it loads a model with ``serve_candidates``: at 50,000 items the two HNSW graphs take a few seconds,
-        docs/benchmarks.md §5)."""
+        when it loads a model with ``serve_candidates``). Its HNSW graphs are read from :attr:`saved_graphs` where
+        they match the model's vectors, and built otherwise (at 50,000 items the two take a few seconds to build,
+        at 500,000 a minute and a half; docs/benchmarks.md §5)."""
         c = self.components
         rng = np.random.default_rng(self.config.seed)
         size = min(CANDIDATE_SAMPLE, self.num_items)
@@ -511,8 +523,8 @@ class RankerModel:
             sample=np.sort(rng.choice(self.num_items, size=size, replace=False)),
             popular=np.lexsort((np.arange(self.num_items), -c.events.global_counts)),
             cold=np.flatnonzero(cold),
-            lightgcn=InnerProductIndex(c.item_emb) if c.item_emb.shape[1] else None,
-            als=InnerProductIndex(c.als_items) if c.als_items.shape[1] else None,
+            lightgcn=InnerProductIndex(c.item_emb, self.saved_graphs.get("lightgcn")) if c.item_emb.shape[1] else None,
+            als=InnerProductIndex(c.als_items, self.saved_graphs.get("als")) if c.als_items.shape[1] else None,
             moments=moments,
             constants={f: (float(v.mean()), float(v.std())) for f, v in ((7, self._pop_global), (8, self._cold))},
         )
@@ -615,13 +627,25 @@ class RankerModel:
 
     # --- persistence -----------------------------------------------------------------------------------
 
-    def save(self, directory: Path) -> Path:
-        """Write ``ranker.npz`` (arrays) and ``ranker.json`` (config, id maps, weights, meta) to ``directory``.
+    def save(self, directory: Path, candidate_graphs: bool = False) -> Path:
+        """Write ``ranker.npz`` (arrays) and ``ranker.json`` (config, id maps, weights, meta) to ``directory``, and
+        with ``candidate_graphs`` the HNSW graphs of :attr:`candidate_index` (:data:`GRAPH_FILES`, built now unless
+        they were already), so that a served model reads them instead of building them when it loads.
+
+        Args:
+            directory: Where the files go.
+            candidate_graphs: Write the graphs, when the catalogue has any (``gnn.blend.candidates.ANN_MIN_ITEMS``
+                items or more); what they took is ``timings["candidate_graphs"]`` of :attr:`meta` (and of the
+                artifact's ``meta.json``).
 
         Returns:
             ``directory``.
         """
         directory.mkdir(parents=True, exist_ok=True)
+        graphs = self._save_graphs(directory) if candidate_graphs else {}
+        for name, file in GRAPH_FILES.items():
+            if name not in graphs:  # left by an earlier save to this directory: not this model's
+                (directory / file).unlink(missing_ok=True)
         c = self.components
         follows = _follows(c, self.num_users)
         arrays = {
@@ -667,10 +691,35 @@ class RankerModel:
             "item_ids": self.item_ids,
             "lightgcn_epochs": c.lightgcn_epochs,
             "attribute_ids": list(c.attribute_ids or []),
+            "candidate_graphs": graphs,
             "meta": self.meta,
         }
         (directory / META_FILE).write_text(json.dumps(meta, default=_json_default), encoding="utf-8")
         return directory
+
+    def _save_graphs(self, directory: Path) -> dict[str, dict[str, Any]]:
+        """Write the candidate index's HNSW graphs to ``directory``; their records by component (phase
+        ``candidate_graphs``, logged)."""
+        started = time.perf_counter()
+        records: dict[str, dict[str, Any]] = {}
+        with phase("candidate_graphs", items=self.num_items) as published:
+            index = self.candidate_index
+            for name, search in (("lightgcn", index.lightgcn), ("als", index.als)):
+                if search is not None and search.index is not None:
+                    records[name] = search.write(directory / GRAPH_FILES[name])
+            size = sum((directory / GRAPH_FILES[name]).stat().st_size for name in records)
+            published.update(graphs=len(records), bytes=size)
+        seconds = time.perf_counter() - started
+        if records:
+            self.meta.setdefault("timings", {})["candidate_graphs"] = seconds
+            log.info(
+                "wrote the HNSW graphs of %d items (%s, %.1f MB) in %.1f s",
+                self.num_items,
+                ", ".join(records),
+                size / 1e6,
+                seconds,
+            )
+        return records
 
     @classmethod
     def load(cls, directory: Path) -> RankerModel:
@@ -735,7 +784,7 @@ class RankerModel:
         if groups is not None:
             group_weights = np.zeros((len(groups["edges"]) + 1, len(FEATURES)), dtype=np.float32)
             group_weights[:, [FEATURES.index(f) for f in features]] = np.asarray(groups["weights"], dtype=np.float32)
-        return cls(
+        model = cls(
             RankerConfig(**meta["config"]),
             meta["user_ids"],
             meta["item_ids"],
@@ -745,6 +794,11 @@ class RankerModel:
             group_weights,
             groups["edges"] if groups is not None else (),
         )
+        graphs = meta.get("candidate_graphs") or {}  # models saved before the graphs were: built when needed
+        model.saved_graphs = {
+            name: (directory / GRAPH_FILES[name], graphs[name]) for name in GRAPH_FILES if name in graphs
+        }
+        return model
 
 
 def _follows(components: Components, num_users: int) -> sp.csr_matrix:

@@ -304,6 +304,46 @@ def test_blend_serves_with_live_history(
         assert moved
 
 
+def test_retrain_saves_the_candidate_graphs_of_a_blend_served_by_candidates_and_the_api_reads_them(
+    world: SyntheticWorld,
+    neo4j_settings: Neo4jSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A blend at or above the size switch's default (lowered here to 100 items, with graphs from one
+    item on): ``kgrec retrain`` writes its candidate index's HNSW graphs into the version directory (phase
+    ``candidate_graphs``, its time in ``meta.json``), and the API reads them when it loads instead of building them."""
+    import json
+
+    import gnn.blend.candidates as blend_candidates
+    import gnn.jobs as jobs
+    from gnn.blend.config import GRAPH_FILES
+    from gnn.phases import PhaseEvent, listening
+    from gnn.serving import ScoringCandidates
+
+    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
+    monkeypatch.setattr(jobs, "BY_SIZE", ScoringCandidates(None, 100))
+    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
+    phases: list[PhaseEvent] = []
+    with listening(phases.append):
+        report = retrain_job(neo4j_settings, settings, FAST_BLEND, publish=False)
+    path = report.artifact.path
+    assert report.promoted and path is not None
+    assert [e.path for e in phases if e.name == "candidate_graphs" and e.kind == "end"] == [("fit",)]
+    assert all((path / file).stat().st_size > 0 for file in GRAPH_FILES.values())
+    assert json.loads((path / "meta.json").read_text())["timings"]["candidate_graphs"] > 0
+    with caplog.at_level("INFO", logger="gnn.serving"):
+        app = create_app(
+            model_settings(settings.artifacts_dir, scoring_candidates_from_items=100),
+            neo4j_settings,
+        )
+        with TestClient(app) as client:
+            items = client.get("/users/u11/recommendations", params={"k": 10}).json()["items"]
+    assert len(items) == 10
+    assert "its candidate index (HNSW graphs) was read in" in caplog.text
+
+
 def test_mmr_in_the_api_picks_k_explained_items_from_a_wider_pool(
     model_client: TestClient, trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
 ) -> None:

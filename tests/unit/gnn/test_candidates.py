@@ -3,6 +3,9 @@ computation over every item."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import faiss
 import numpy as np
 import pytest
 
@@ -54,7 +57,73 @@ def test_the_index_finds_the_largest_inner_products_and_answers_alike_when_rebui
     assert np.mean(found) >= 0.9
 
 
-def test_a_blend_scores_candidates_by_size_only_when_nothing_else_says_so() -> None:
+def _spread_vectors(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(3_000, 12)) * rng.uniform(0.2, 3.0, size=(3_000, 1))).astype(np.float32)
+
+
+def test_a_saved_graph_is_read_back_and_answers_as_a_fresh_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:meth:`InnerProductIndex.write` then ``saved``: the graph is read, not built, and its answers are a fresh
+    build's for every query; the build is deterministic (two builds serialise to the same bytes), so a process that
+    reads the file answers as one that builds it."""
+    monkeypatch.setattr(candidates, "ANN_MIN_ITEMS", 1)
+    vectors = _spread_vectors(8)
+    built = InnerProductIndex(vectors)
+    record = built.write(tmp_path / "graph.hnsw")
+    assert built.origin == "built" and record["points"] == 3_000 - 150 and record["dimension"] == 13
+    read = InnerProductIndex(vectors, (tmp_path / "graph.hnsw", record))
+    fresh = InnerProductIndex(vectors)
+    assert read.origin == "read" and fresh.origin == "built"
+    assert np.array_equal(faiss.serialize_index(fresh.index), faiss.serialize_index(read.index))
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        q = rng.normal(size=12).astype(np.float32)
+        assert np.array_equal(read.top(q, 40), fresh.top(q, 40))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("a flipped byte", "do not match their checksum"),
+        ("a missing file", "unreadable"),
+        ("other vectors", "built from other vectors"),
+        ("other parameters", "saved for"),
+    ],
+)
+def test_a_saved_graph_that_does_not_match_is_built_again_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str, reason: str
+) -> None:
+    """A damaged file (checked by its SHA-256 before faiss parses it), a missing one, a graph of other vectors of the
+    same shape, or one built with other parameters is not used: the graph is built, one warning says why, and the
+    answers are a fresh build's."""
+    monkeypatch.setattr(candidates, "ANN_MIN_ITEMS", 1)
+    vectors = _spread_vectors(10)
+    path = tmp_path / "graph.hnsw"
+    record = InnerProductIndex(vectors).write(path)
+    if damage == "a flipped byte":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "a missing file":
+        path.unlink()
+    elif damage == "other vectors":
+        vectors = vectors.copy()
+        vectors[7] += 0.01
+    else:
+        monkeypatch.setattr(candidates, "HNSW_NEIGHBOURS", candidates.HNSW_NEIGHBOURS // 2)
+    with caplog.at_level("WARNING", logger="gnn.blend.candidates"):
+        again = InnerProductIndex(vectors, (path, record))
+    assert again.origin == "built"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gnn.blend.candidates"]
+    assert len(warnings) == 1 and "graph.hnsw is not used" in warnings[0] and reason in warnings[0]
+    fresh = InnerProductIndex(vectors)
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        q = rng.normal(size=12).astype(np.float32)
+        assert np.array_equal(again.top(q, 40), fresh.top(q, 40))
+
     """``KGREC_SCORING_CANDIDATES`` wins (0: every item), then the artifact's own ``serve_candidates``; only a blend
     of ``from_items`` items or more that sets nothing gets :data:`~gnn.serving.AUTO_CANDIDATES`."""
     by_size = ScoringCandidates(None, 100_000)

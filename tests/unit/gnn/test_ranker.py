@@ -1417,3 +1417,56 @@ def test_mean_and_deviation_and_distinct_are_numpys() -> None:
     for n in (0, 1, 50, 4_000):
         items = rng.integers(0, 3_000, n)
         assert distinct(items, 3_000) == len(np.unique(items))
+
+
+def test_a_blend_saved_with_its_candidate_graphs_serves_them_read_and_scores_as_when_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``RankerModel.save(candidate_graphs=True)`` writes LightGCN's and ALS's HNSW graphs and their records;
+    ``gnn.serving.BlendModel`` then reads them (and says so) and scores every user as a model whose graphs are built;
+    a model saved without them (an older artifact) builds them; a damaged file is built again, not an error."""
+    import gnn.blend.candidates as blend_candidates
+    import gnn.blend.model as blend_model
+    import gnn.serving as serving
+    from gnn.blend.config import GRAPH_FILES
+
+    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
+    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
+    world = generate_world(users=60, items=300, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    weights = _weights(ease=0.5, sequence=0.3, lightgcn=0.7, als=1.0, pop_global=0.6)
+    model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4, "serve_candidates": 15}))
+    rng = np.random.default_rng(7)  # LightGCN vectors (the fit here leaves it out, for speed)
+    model.components.item_emb = rng.normal(size=(snapshot.num_items, 8)).astype(np.float32)
+    model.components.user_emb = rng.normal(size=(snapshot.num_users, 8)).astype(np.float32)
+    with caplog.at_level("INFO", logger="gnn.blend.model"):
+        model.save(tmp_path / "saved", candidate_graphs=True)
+    assert "wrote the HNSW graphs of 300 items (lightgcn, als" in caplog.text
+    assert model.meta["timings"]["candidate_graphs"] > 0
+    records = json.loads((tmp_path / "saved" / "ranker.json").read_text())["candidate_graphs"]
+    assert set(records) == {"lightgcn", "als"} and all((tmp_path / "saved" / f).is_file() for f in GRAPH_FILES.values())
+    model.save(tmp_path / "older")
+    assert not any((tmp_path / "older" / f).exists() for f in GRAPH_FILES.values())
+    for name in ("saved", "older"):
+        (tmp_path / name / "meta.json").write_text("{}", encoding="utf-8")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="gnn.serving"):
+        read = serving.BlendModel(tmp_path / "saved")
+        assert "its candidate index (HNSW graphs) was read in" in caplog.text
+        caplog.clear()
+        built = serving.BlendModel(tmp_path / "older")
+        assert "its candidate index (HNSW graphs) was built in" in caplog.text
+    data = bytearray((tmp_path / "saved" / GRAPH_FILES["als"]).read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "saved" / GRAPH_FILES["als"]).write_bytes(bytes(data))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        damaged = serving.BlendModel(tmp_path / "saved")
+    assert "ranker-als.hnsw is not used" in caplog.text and "was built and read in" in caplog.text
+    for user in range(0, snapshot.num_users, 4):
+        items, _ = model.history(user)
+        positives = serving.Positives.of([(snapshot.items.ids[int(i)], None) for i in items])
+        scores = read.scores(snapshot.users.ids[user], positives)
+        assert np.isfinite(scores).sum() < snapshot.num_items / 2  # a candidate set
+        assert np.array_equal(scores, built.scores(snapshot.users.ids[user], positives))
+        assert np.array_equal(scores, damaged.scores(snapshot.users.ids[user], positives))
