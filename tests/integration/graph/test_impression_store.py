@@ -1,10 +1,10 @@
 """The impression stores (graph/impressions.py): the SQLite store gives what the graph gives for the same lists and
 feedback (exposure and lists shown, attribution, skips, item counts, the variant report, pruning), survives a restart,
-and two stores on one file (two API workers) lose nothing of each other's writes."""
+and two processes on one file (two API workers) lose nothing of each other's writes."""
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -171,29 +171,34 @@ def test_a_new_store_on_the_same_file_sees_what_was_written(clean_db: Driver, tm
         open_impression_store("sqlite", clean_db)
 
 
-def test_two_stores_on_one_file_as_two_workers_lose_no_write(clean_db: Driver, tmp_path: Path) -> None:
+def _serve(path: Path, number: int, per_worker: int) -> None:
+    """One API worker's writes: it shows u1 an item every worker shows and one of its own, and u2 skips an item."""
+    store = SqliteImpressionStore(path)
+    for n in range(per_worker):
+        rows = _rows([(f"w{number}-{n}", "u1", "A", ["i3", f"i{6 + number}"])])
+        for part in impression_batches(rows, 50):
+            store.write(part)
+        store.record_skip("u2", "i3", NOW + n)
+    store.close()
+
+
+def test_two_processes_on_one_file_as_two_workers_lose_no_write(clean_db: Driver, tmp_path: Path) -> None:
     _world(clean_db)
     path = tmp_path / "shared.sqlite3"
-    workers = [SqliteImpressionStore(path), SqliteImpressionStore(path)]
     per_worker = 40
-
-    def serve(number: int, store: SqliteImpressionStore) -> None:
-        for n in range(per_worker):  # both workers show u1 the same item and another one each time
-            rows = _rows([(f"w{number}-{n}", "u1", "A", ["i3", f"i{6 + number}"])])
-            for part in impression_batches(rows, 50):
-                store.write(part)
-            store.record_skip("u2", "i3", NOW + n)
-
-    threads = [threading.Thread(target=serve, args=(n, s)) for n, s in enumerate(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    shown, lists = _exposure(workers[0], clean_db, "u1")
+    SqliteImpressionStore(path).close()  # the tables, before the workers start
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_serve, args=(path, n, per_worker)) for n in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    store = SqliteImpressionStore(path)
+    shown, lists = _exposure(store, clean_db, "u1")
     assert lists == 2 * per_worker
     assert shown["i3"][0] == 2 * per_worker and shown["i6"][0] == shown["i7"][0] == per_worker
-    assert _exposure(workers[1], clean_db, "u2")[0] == {"i3": (2 * per_worker, 0)}
-    assert workers[1].item_exposure()["i3"] == (2 * per_worker, 0)
-    assert [(f.lists, f.impressions) for f in workers[1].variant_report()] == [(2 * per_worker, 4 * per_worker)]
-    for store in workers:
-        store.close()
+    assert _exposure(store, clean_db, "u2")[0] == {"i3": (2 * per_worker, 0)}
+    assert store.item_exposure()["i3"] == (2 * per_worker, 0)
+    assert [(f.lists, f.impressions) for f in store.variant_report()] == [(2 * per_worker, 4 * per_worker)]
+    store.close()
