@@ -65,7 +65,8 @@ class ImpressionRecorder:
         every: Longest a row waits before it is written (seconds): the aggregation window.
         retention_days: Lists shown longer ago than this are pruned (:meth:`prune`) by the thread, at most every
             ``PRUNE_EVERY`` seconds; 0: never.
-        max_shown: Most items a user's exposure arrays keep (the most recently shown).
+        max_shown: Most items a user's exposure arrays keep (the most recently shown), for the graph's store when
+            ``store`` is None (a store given keeps its own bound).
         timeline: Log each write transaction's wall-clock start and length (INFO, logger ``api.timeline``:
             ``impressions start=EPOCH ms=M cpu_ms=C lists=L users=U items=I``, C the writer thread's CPU time;
             ``KGREC_DEBUG_TIMELINE``), to set slow requests against the writes (bench/tail_events.py).
@@ -90,7 +91,6 @@ class ImpressionRecorder:
         timeline: bool = False,
         store: ImpressionStore | None = None,
     ) -> None:
-        self.max_shown = max_shown
         self.timeline = timeline
         self.store = store if store is not None else Neo4jImpressionStore(driver, database, max_shown)
         self.retention_days = retention_days
