@@ -17,6 +17,10 @@ list exists, was served to this user and showed the item; otherwise it is still 
 answer says why (``unknown_recommendation``, ``not_shown``): the event is never lost for a bad id. An ``exposure``
 type (skip by default) writes no interaction: it counts one more ignored impression of the item for the user (its
 count in the user's exposure arrays, which fatigue reads), so the item fades from their lists but is not hidden and not a training negative.
+
+With the impressions outside the graph (``KGREC_IMPRESSION_STORE=sqlite``), the graph's transaction writes only the
+interaction; the attribution and a skip's exposure go to the store after it (:class:`graph.impressions.
+SqliteImpressionStore`), by the same rules.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -35,6 +40,7 @@ from api.errors import UnknownEntityError
 from api.impressions import ImpressionRecorder
 from api.metrics import Metrics
 from api.schemas import FeedbackIn, FeedbackOut
+from graph.impressions import ImpressionStore, SqliteImpressionStore
 from graph.reads import written_interaction
 from graph.writers import EXPOSURE_ITEMS, write_exposure_feedback, write_feedback
 from schema.errors import ConfigError
@@ -118,10 +124,12 @@ def record_feedback(
     on_click: Callable[[str], None] | None = None,
     max_shown: int = EXPOSURE_ITEMS,
     histories: HeldHistories | None = None,
+    store: ImpressionStore | None = None,
 ) -> FeedbackOut:
     """Record one feedback event and attribute it to its list (``on_click`` hears of each new attributed click, with
     the item id: exploration counts it). The interaction written is applied to the user's history ``histories``
-    holds (:meth:`api.cache.HeldHistories.written`), so that their next read finds it current.
+    holds (:meth:`api.cache.HeldHistories.written`), so that their next read finds it current. ``store``: where
+    impressions are kept (None: the graph, in the feedback's own transaction).
 
     A list served a moment ago may still wait in the impression queue: it is written first (with its user's other
     queued lists, not the whole window: :meth:`api.impressions.ImpressionRecorder.flush_list`), so that the feedback
@@ -136,22 +144,35 @@ def record_feedback(
     rec_id = body.recommendation_id
     if rec_id is not None and recorder is not None and recorder.pending(rec_id):
         recorder.flush_list(rec_id)
-    write = functools.partial(write_exposure_feedback, max_shown=max_shown) if kind.exposure else write_feedback
+    outside = store if isinstance(store, SqliteImpressionStore) else None  # None: the graph's transaction does it
+    write = (
+        functools.partial(write_exposure_feedback, max_shown=max_shown, exposure=outside is None)
+        if kind.exposure
+        else write_feedback
+    )
+    timestamp = body.timestamp if body.timestamp is not None else int(time.time())
+    click, conversion = kind.outcome is Outcome.CLICK, kind.outcome is Outcome.CONVERSION
     outcome = write(
         driver,
         body.user_id,
         body.item_id,
         kind,
-        body.timestamp if body.timestamp is not None else int(time.time()),
+        timestamp,
         kinds=config.kinds,
         rule=config.rule,
-        recommendation_id=rec_id,
-        click=kind.outcome is Outcome.CLICK,
-        conversion=kind.outcome is Outcome.CONVERSION,
+        recommendation_id=rec_id if outside is None else None,
+        click=click,
+        conversion=conversion,
         database=database,
     )
     if outcome is None:
         raise UnknownEntityError(f"unknown item {body.item_id!r}")
+    if outside is not None:
+        if kind.exposure:
+            outside.record_skip(body.user_id, body.item_id, timestamp)
+        if rec_id is not None:
+            attribution = outside.attribute(rec_id, body.user_id, body.item_id, click=click, conversion=conversion)
+            outcome = replace(outcome, **attribution._asdict())
     if histories is not None and outcome.before is not None:
         histories.written(body.user_id, [written_interaction(outcome.interaction)], outcome.before, outcome.after)
     if rec_id is None:

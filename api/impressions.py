@@ -1,10 +1,12 @@
-"""Recording what was shown: every served list becomes an impression row, written to Neo4j off the read path.
+"""Recording what was shown: every served list becomes an impression row, written to the impression store (Neo4j,
+or a SQLite file: :mod:`graph.impressions`, ``KGREC_IMPRESSION_STORE``) off the read path.
 
 A request only adds its row to an in-process bounded queue (no I/O, no wait), which sums it into the window's
 aggregates at once (:class:`graph.writers.ImpressionWindow`, a few microseconds a list: the writer then only cuts
 transactions, instead of aggregating thousands of lists in one stretch of Python while requests wait for the
 interpreter's lock). A background thread takes what has queued every ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` (sooner
-when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and writes it (:func:`graph.writers.write_impressions`): a
+when ``KGREC_IMPRESSIONS_QUEUE`` is half full) and writes it (:meth:`graph.impressions.ImpressionStore.write`; in
+Neo4j :func:`graph.writers.write_impressions`): a
 ``(:Recommendation)`` node per list, as served, but each user's exposure (parallel arrays on the user node: item
 ids, counts, last-shown times and list numbers, bounded to the ``KGREC_EXPOSURE_ITEMS`` most recent items) and
 ``listsShown`` in one ``SET`` per user per window, and each item's ``impressions`` once, so a user asking again and
@@ -13,17 +15,16 @@ write, not twenty relationships). The window's rows go out in transactions of at
 lists and users each (small transactions interleave with reads).
 
 Until they are written, the queued lists still count for fatigue and rotation: :meth:`ImpressionRecorder.
-pending_exposure` gives a user's queued exposure, which the service adds to what ``user_context`` reads.
+pending_exposure` gives a user's queued exposure, which the service adds to what the store holds.
 
 A full queue drops the row and counts it (``kgrec_impressions_dropped{reason="queue_full"}``), never blocking a
-request; a batch Neo4j refuses or cannot take is dropped and counted too (``reason="write_failed"``). The queue is
+request; a batch the store refuses or cannot take is dropped and counted too (``reason="write_failed"``). The queue is
 flushed when the app stops. What a crash (or a kill -9) can lose: the rows still queued, at most
 ``KGREC_IMPRESSIONS_FLUSH_SECONDS`` of lists (and never more than ``KGREC_IMPRESSIONS_QUEUE``).
 
 Before the app is ready (:meth:`ImpressionRecorder.prepare`, from the first cache warming), else before its first
-write, the recorder converts a graph recorded before the exposure arrays (its ``SHOWN`` relationships,
-:func:`graph.writers.convert_shown`, once); ``prepare`` also has Neo4j plan the statement for the usual sizes of a
-window.
+write, the store is prepared (:meth:`graph.impressions.ImpressionStore.prepare`; in Neo4j: a graph recorded before the
+exposure arrays converted, once, and the statement planned for the usual sizes of a window).
 
 The same thread prunes the list nodes older than ``KGREC_IMPRESSIONS_RETENTION_DAYS`` (once a minute, 1,000 per
 transaction); the exposure aggregates stay.
@@ -40,15 +41,8 @@ from typing import Any
 from neo4j import Driver
 
 from api.metrics import Metrics
-from graph.writers import (
-    EXPOSURE_ITEMS,
-    BatchWriter,
-    ImpressionWindow,
-    convert_shown,
-    prune_recommendations,
-    warm_impressions,
-    write_impressions,
-)
+from graph.impressions import ImpressionStore, Neo4jImpressionStore
+from graph.writers import EXPOSURE_ITEMS, ImpressionWindow
 from schema.errors import KgrecError
 
 log = logging.getLogger(__name__)
@@ -71,10 +65,13 @@ class ImpressionRecorder:
         every: Longest a row waits before it is written (seconds): the aggregation window.
         retention_days: Lists shown longer ago than this are pruned (:meth:`prune`) by the thread, at most every
             ``PRUNE_EVERY`` seconds; 0: never.
-        max_shown: Most items a user's exposure arrays keep (the most recently shown).
+        max_shown: Most items a user's exposure arrays keep (the most recently shown), for the graph's store when
+            ``store`` is None (a store given keeps its own bound).
         timeline: Log each write transaction's wall-clock start and length (INFO, logger ``api.timeline``:
             ``impressions start=EPOCH ms=M cpu_ms=C lists=L users=U items=I``, C the writer thread's CPU time;
             ``KGREC_DEBUG_TIMELINE``), to set slow requests against the writes (bench/tail_events.py).
+        store: Where the lists are written; None: the graph (:class:`graph.impressions.Neo4jImpressionStore` of
+            ``driver``).
     """
 
     #: Seconds between two prunings, and the lists one pruning transaction deletes at most (small transactions).
@@ -92,14 +89,12 @@ class ImpressionRecorder:
         retention_days: float = 0.0,
         max_shown: int = EXPOSURE_ITEMS,
         timeline: bool = False,
+        store: ImpressionStore | None = None,
     ) -> None:
-        self.max_shown = max_shown
         self.timeline = timeline
-        self.driver = driver
-        self.database = database
+        self.store = store if store is not None else Neo4jImpressionStore(driver, database, max_shown)
         self.retention_days = retention_days
         self._pruned_at = 0.0
-        self.writer = BatchWriter(driver, database)
         self.metrics = metrics
         self.capacity = capacity
         self.batch = batch
@@ -113,7 +108,6 @@ class ImpressionRecorder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._converted = False  # no SHOWN of an older graph left to convert (graph.writers.convert_shown)
         #: :meth:`prepare` has run (or is running).
         self.prepared = False
 
@@ -148,18 +142,16 @@ class ImpressionRecorder:
         return True
 
     def prepare(self) -> None:
-        """What the first windows would otherwise wait for, done once: converting a graph recorded before the
-        exposure arrays (its ``SHOWN``: a one-time migration that would otherwise run during the first window of
-        traffic, competing with it) and the impression statement's plans (:func:`graph.writers.warm_impressions`).
-        The service's first cache warming calls it before /ready; without warming, the thread calls it before its
-        first write. Neo4j away or refusing: logged, and the first write converts the graph."""
+        """What the first windows would otherwise wait for, done once (:meth:`graph.impressions.ImpressionStore.
+        prepare`: in Neo4j, converting a graph recorded before the exposure arrays, a one-time migration that would
+        otherwise run during the first window of traffic, and the impression statement's plans). The service's first
+        cache warming calls it before /ready; without warming, the thread calls it before its first write. The store
+        away or refusing: logged, and the first write converts the graph."""
         self.prepared = True
+        started = time.perf_counter()
         try:
-            if not self._converted:
-                convert_shown(self.driver, self.database, max_shown=self.max_shown)
-                self._converted = True
-            seconds = warm_impressions(self.driver, self.database)
-            log.info("impression statement planned in %.2f s", seconds)
+            self.store.prepare()
+            log.info("impression store prepared in %.2f s", time.perf_counter() - started)
         except KgrecError as exc:
             log.warning("impressions not prepared at start-up (the first window will): %s", exc)
 
@@ -212,25 +204,17 @@ class ImpressionRecorder:
 
     def _write(self, window: ImpressionWindow, pace: bool) -> int:
         """Write ``window`` (taken from the queue; the write lock held) in transactions of at most ``batch`` lists;
-        returns how many lists were written. A batch Neo4j cannot take is dropped and counted."""
+        returns how many lists were written. A batch the store cannot take is dropped and counted."""
         rows = window.rows
         written = 0
         try:
-            if not self._converted:  # once per process: an older graph's SHOWN into the users' arrays
-                try:
-                    convert_shown(self.driver, self.database, max_shown=self.max_shown)
-                    self._converted = True
-                except KgrecError as exc:  # Neo4j away or refusing: these rows are dropped, counted
-                    log.warning("dropped %d impression rows: %s", len(rows), exc)
-                    self.metrics.impressions_dropped.labels("write_failed").inc(len(rows))
-                    return 0
             took = 0.0  # the previous transaction's seconds: the pause before the next one (pace)
             for part in window.batches(self.batch):
                 if pace and took and not self._stop.is_set():
                     time.sleep(min(took, self.every))
                 try:
                     started, cpu = time.time(), time.thread_time()
-                    stats = write_impressions(self.writer, part, self.max_shown)
+                    stats = self.store.write(part)
                     self.metrics.write_seconds.labels("impressions").observe(stats.seconds)
                     if self.timeline:
                         timeline.info(
@@ -244,7 +228,7 @@ class ImpressionRecorder:
                         )
                     written += len(part.lists)
                     took = stats.seconds
-                except KgrecError as exc:  # Neo4j away or refusing: drop the batch, count it, carry on
+                except KgrecError as exc:  # the store away or refusing: drop the batch, count it, carry on
                     log.warning("dropped %d impression rows: %s", len(part.lists), exc)
                     self.metrics.impressions_dropped.labels("write_failed").inc(len(part.lists))
         finally:
@@ -270,7 +254,7 @@ class ImpressionRecorder:
         before = int((time.time() if now is None else now) - self.retention_days * 86_400)
         deleted = 0
         for _ in range(max_batches):
-            n = prune_recommendations(self.driver, before, self.PRUNE_BATCH, self.database)
+            n = self.store.prune(before, self.PRUNE_BATCH)
             deleted += n
             if n < self.PRUNE_BATCH:
                 break
@@ -308,7 +292,7 @@ class ImpressionRecorder:
                 self._pruned_at = time.monotonic()
                 try:
                     self.prune()
-                except KgrecError as exc:  # Neo4j away: the next pruning catches up
+                except KgrecError as exc:  # the store away: the next pruning catches up
                     log.warning("pruning recorded lists failed: %s", exc)
 
 

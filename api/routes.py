@@ -308,6 +308,7 @@ def post_feedback(request: Request, body: FeedbackIn, driver: DriverDep, recomme
         on_click=recommender.count_click,
         max_shown=recommender.settings.exposure_items,
         histories=recommender.histories,
+        store=recommender.impression_store,
     )
 
 

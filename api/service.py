@@ -70,12 +70,12 @@ from graph.explain import (
     explain_items,
     strongest_seeds,
 )
+from graph.impressions import open_impression_store
 from graph.items import recall_new_arrivals
 from graph.reads import (
     UserContext,
     item_exists,
     most_active_users,
-    read_item_exposure,
     user_context,
     user_fingerprint,
 )
@@ -167,6 +167,10 @@ class Recommender:
         self._stats_lock = threading.Lock()
         #: Set once the first warming of the answer cache is over (or when there is none): /ready waits for it.
         self.warmed = threading.Event()
+        #: Where impressions, exposure and attributed clicks are kept (KGREC_IMPRESSION_STORE).
+        self.impression_store = open_impression_store(
+            settings.impression_store, driver, database, settings.impression_db, settings.exposure_items
+        )
         #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
         self.impressions = (
             ImpressionRecorder(
@@ -179,6 +183,7 @@ class Recommender:
                 retention_days=settings.impressions_retention_days,
                 max_shown=settings.exposure_items,
                 timeline=settings.debug_timeline,
+                store=self.impression_store,
             )
             if settings.impressions
             else None
@@ -203,9 +208,10 @@ class Recommender:
         return answer.json(count, recommendation_id)
 
     def close(self) -> None:
-        """Write the impressions still queued (the app's shutdown)."""
+        """Write the impressions still queued and close their store (the app's shutdown)."""
         if self.impressions is not None:
             self.impressions.close()
+        self.impression_store.close()
 
     @property
     def _exposure_on(self) -> bool:
@@ -231,19 +237,22 @@ class Recommender:
     def _key_fingerprint(self, fingerprint: tuple, user_id: str) -> tuple:
         """The part of a cache key the user's state gives: their interactions (count, rev, preferred genres) and,
         with fatigue or rotation on, how many lists were recorded for them (written or still queued) in steps of
-        KGREC_FATIGUE_REFRESH_LISTS (of one with rotation), so exposure refreshes a cached answer that often."""
+        KGREC_FATIGUE_REFRESH_LISTS (of one with rotation), so exposure refreshes a cached answer that often (the
+        lists written: the fingerprint's ``listsShown``, or the impression store's own count)."""
         step = 1 if self.settings.rotation_lists > 0 else self.settings.fatigue_refresh_lists
         if not self._exposure_on or step <= 0:
             return (*fingerprint[:3], 0)
-        lists = fingerprint[3] + (self.impressions.pending_lists(user_id) if self.impressions is not None else 0)
+        lists = self.impression_store.lists_shown(user_id, fingerprint[3])
+        lists += self.impressions.pending_lists(user_id) if self.impressions is not None else 0
         return (*fingerprint[:3], lists // step)
 
     def _exposure(self, context: UserContext | None) -> Exposure | None:
-        """The user's exposure (fatigue factors, rotated items) from their context and the lists of theirs still
-        waiting to be written (:meth:`api.impressions.ImpressionRecorder.pending_exposure`); None when off or none."""
+        """The user's exposure (fatigue factors, rotated items) from the impression store (in Neo4j: read with their
+        context) and the lists of theirs still waiting to be written
+        (:meth:`api.impressions.ImpressionRecorder.pending_exposure`); None when off or none."""
         if context is None or not self._exposure_on:
             return None
-        shown, lists_shown = context.shown, context.lists_shown
+        shown, lists_shown = self.impression_store.exposure(context)
         if self.impressions is not None:
             waiting, pending = self.impressions.pending_exposure(context.user_id)
             if pending:
@@ -346,14 +355,14 @@ class Recommender:
         return out, [c for c in arrivals if c.item_id not in taken]
 
     def _refresh_item_stats(self) -> None:
-        """Re-read every item's impressions and clicks from Neo4j when the last read is older than
+        """Re-read every item's impressions and clicks from the impression store when the last read is older than
         KGREC_EXPLORATION_REFRESH_SECONDS (one request pays for it; the others go on with the counts they have)."""
         if time.monotonic() - self._stats_read_at < self.settings.exploration_refresh_seconds:
             return
         if not self._stats_lock.acquire(blocking=False):
             return
         try:
-            self.item_stats.replace(read_item_exposure(self.driver, self.database))
+            self.item_stats.replace(self.impression_store.item_exposure())
         except KgrecError as exc:
             log.warning("exploration keeps its counts: %s", exc)
         finally:

@@ -279,7 +279,20 @@ class ApiSettings(BaseSettings):
     )
 
     # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
-    impressions: bool = Field(True, description="Record every served list and its items in Neo4j (impressions).")
+    impressions: bool = Field(True, description="Record every served list and its items (impressions).")
+    impression_store: str = Field(
+        "neo4j",
+        pattern="^(neo4j|sqlite)$",
+        description="Where impressions, exposure and attributed clicks are kept (graph/impressions.py): neo4j (the "
+        "graph: list nodes, exposure arrays on the user, item counters) or sqlite (a file on this host, "
+        "KGREC_IMPRESSION_DB: Neo4j does none of the recording's work; one file per host, so API processes on several "
+        "hosts need neo4j).",
+    )
+    impression_db: Path = Field(
+        Path(".kgrec/impressions.sqlite3"),
+        description="The SQLite file of KGREC_IMPRESSION_STORE=sqlite (created with its directory; every API process "
+        "of the host opens the same one).",
+    )
     impressions_queue: int = Field(
         10_000, ge=1, description="Served lists waiting to be written; one more is dropped (counted), never waited for."
     )

@@ -1,4 +1,5 @@
-"""What recording a served list costs, per list and per aggregation window: the API's writer and Neo4j measured apart.
+"""What recording a served list costs, per list and per aggregation window: the API's writer and Neo4j measured apart,
+in either impression store (``--store``: the graph, or the SQLite file of ``KGREC_IMPRESSION_STORE=sqlite``).
 
 Served lists are made up as the API records them (``api.impressions.ImpressionRecorder``): the benchmark graph's users
 (ml-latest-small), each shown the same 20 items every time (a cached answer), or with ``--changed N`` N of them
@@ -8,11 +9,13 @@ is 2 s at 150 lists/s), ``--lists`` lists are queued and written window after wi
 this thread, in transactions of ``--batch`` lists; the CPU of this thread (``time.thread_time``: building the
 transactions, the driver) and of the Neo4j JVM (``/proc/<pid>/stat``) over all of them, divided by the lists, is
 printed beside the CPU of queueing them (``record``, in the request's thread: it sums each list into the window), the
-window sizes alternated for ``--rounds`` rounds. The lists are written for real (the bench graph grows
-by their ``Recommendation`` nodes and the users' exposure). Neo4j must be loaded: run ``bench.api_load --keep-server``
-once first.
+stores and window sizes alternated for ``--rounds`` rounds. With the SQLite store the writer's CPU is SQLite's too
+(it runs in the writer's thread). The lists are written for real (the bench graph grows by their ``Recommendation``
+nodes and the users' exposure; the SQLite file, ``--db``, by its rows). Neo4j must be loaded: run ``bench.api_load
+--keep-server`` once first.
 
-    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch 50 --rounds 2 --changed 0]
+    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch 50 --rounds 2 --changed 0
+                                               --store neo4j,sqlite --db .kgrec/bench-impressions.sqlite3]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import random
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -31,6 +35,7 @@ from api.metrics import Metrics
 from bench.common import bench_settings
 from bench.miss_cpu import cpu_seconds
 from graph.driver import create_driver
+from graph.impressions import STORES, open_impression_store
 
 
 def main() -> None:
@@ -40,8 +45,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="lists per transaction (KGREC_IMPRESSIONS_BATCH)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, the window sizes alternated in each")
     parser.add_argument("--changed", type=int, default=0, help="items of a user's 20 replaced at random in each list")
+    parser.add_argument("--store", default="neo4j", help=f"impression stores, comma-separated, alternated: {STORES}")
+    parser.add_argument("--db", type=Path, default=Path(".kgrec/bench-impressions.sqlite3"), help="the SQLite file")
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
+    kinds = args.store.split(",")
+    if not set(kinds) <= set(STORES):
+        parser.error(f"--store: one or more of {', '.join(STORES)}")
     settings = bench_settings()
     neo4j_pid = int((settings.home / "run" / "neo4j.pid").read_text().split()[0])
     driver = create_driver(settings)
@@ -51,12 +61,18 @@ def main() -> None:
         raise SystemExit("the benchmark graph is empty: run `python -m bench.api_load --keep-server` once first")
     rng = random.Random(7)
     answer = {u: rng.sample(items, 20) for u in users}
-    recorder = ImpressionRecorder(driver, "neo4j", Metrics(), capacity=10 * max(windows), batch=args.batch, every=3600)
-    recorder.prepare()
-    figures: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
+    recorders = {}
+    for kind in kinds:
+        store = open_impression_store(kind, driver, "neo4j", args.db)
+        recorders[kind] = ImpressionRecorder(
+            driver, "neo4j", Metrics(), capacity=10 * max(windows), batch=args.batch, every=3600, store=store
+        )
+        recorders[kind].prepare()
+    figures: dict[tuple[str, int], list[tuple[float, float, float]]] = defaultdict(list)
     console = Console()
     for number in range(1, args.rounds + 1):
-        for window in windows:
+        for kind, window in ((kind, window) for kind in kinds for window in windows):
+            recorder = recorders[kind]
             queueing = own = neo4j = 0.0
             done = 0
             while done < args.lists:
@@ -74,17 +90,21 @@ def main() -> None:
                 own += time.thread_time() - before
                 neo4j += cpu_seconds(neo4j_pid) - jvm
                 done += window
-            figures[window].append((1e6 * queueing / done, 1e6 * own / done, 1e3 * neo4j / done))
+            run = figures[kind, window]
+            run.append((1e6 * queueing / done, 1e6 * own / done, 1e3 * neo4j / done))
             console.print(
-                f"round {number}, window {window}: {figures[window][-1][0]:.1f} µs queueing, "
-                f"{figures[window][-1][1]:.0f} µs API writer, {figures[window][-1][2]:.3f} ms Neo4j a list"
+                f"round {number}, {kind}, window {window}: {run[-1][0]:.1f} µs queueing, "
+                f"{run[-1][1]:.0f} µs API writer, {run[-1][2]:.3f} ms Neo4j a list"
             )
+    for recorder in recorders.values():
+        recorder.store.close()
     driver.close()
     table = Table(title=f"CPU per recorded list ({args.lists} lists a round, {args.batch} a transaction)")
-    for column in ("lists a window", "queueing µs / list", "API writer µs / list", "Neo4j ms / list"):
+    for column in ("store", "lists a window", "queueing µs / list", "API writer µs / list", "Neo4j ms / list"):
         table.add_column(column, justify="right")
-    for window, runs in figures.items():
+    for (kind, window), runs in figures.items():
         table.add_row(
+            kind,
             str(window),
             " / ".join(f"{q:.1f}" for q, _, _ in runs),
             " / ".join(f"{a:.0f}" for _, a, _ in runs),

@@ -79,6 +79,7 @@ RECORD_IMPRESSIONS = _load("record_impressions")
 PRUNE_RECOMMENDATIONS = _load("prune_recommendations")
 FEEDBACK_PAIR = _load("feedback_pair")
 RECORD_SKIP = _load("record_skip")
+SKIP_PAIR = _load("skip_pair")
 CONVERT_SHOWN = _load("convert_shown")
 ATTRIBUTE_FEEDBACK = _load("attribute_feedback")
 VARIANT_REPORT = _load("variant_report")
@@ -103,6 +104,7 @@ WRITES: frozenset[str] = frozenset(
         "PRUNE_RECOMMENDATIONS",
         "RECORD_IMPRESSIONS",
         "RECORD_SKIP",
+        "SKIP_PAIR",
         "UPDATE_ITEM",
         "UPSERT_ACTED_IN",
         "UPSERT_DIRECTED",

@@ -719,10 +719,13 @@ def write_exposure_feedback(
     conversion: bool = False,
     database: str = "neo4j",
     max_shown: int = EXPOSURE_ITEMS,
+    exposure: bool = True,
 ) -> FeedbackOutcome | None:
     """Record one feedback event that counts as an ignored impression (``record_skip.cypher``: the item's count in
     the user's exposure arrays bumped, bounded to ``max_shown`` items, no interaction written) and attribute it to its list as :func:`write_feedback` does.
-    Takes :func:`write_feedback`'s arguments (``kinds`` and ``rule`` are not used: nothing is combined).
+    Takes :func:`write_feedback`'s arguments (``kinds`` and ``rule`` are not used: nothing is combined). ``exposure``
+    False: the exposure is kept outside the graph (``skip_pair.cypher``: the user created on first sight, the pair
+    read, nothing else written; graph/impressions.py counts the impression).
 
     Returns:
         The outcome (``interaction``: the pair's interaction as it stands, weight 0 when there is none), or None
@@ -735,7 +738,11 @@ def write_exposure_feedback(
 
     def work(tx: ManagedTransaction) -> FeedbackOutcome | None:
         record = tx.run(
-            catalog.RECORD_SKIP, userId=user_id, itemId=item_id, timestamp=timestamp, maxShown=max_shown
+            catalog.RECORD_SKIP if exposure else catalog.SKIP_PAIR,
+            userId=user_id,
+            itemId=item_id,
+            timestamp=timestamp,
+            maxShown=max_shown,
         ).single()
         if record is None:
             return None

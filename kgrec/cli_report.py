@@ -1,4 +1,5 @@
-"""``kgrec report``: the online figures of each variant from the lists recorded in Neo4j."""
+"""``kgrec report``: the online figures of each variant from the recorded lists, in the configured impression store
+(``KGREC_IMPRESSION_STORE``: Neo4j, or the SQLite file ``KGREC_IMPRESSION_DB``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from api.settings import ApiSettings
 from graph.driver import create_driver
-from graph.reads import variant_report
+from graph.impressions import open_impression_store
 from graph.settings import get_neo4j_settings
 from kgrec.cli_common import console, fail
 from kgrec.report import as_json, build_report
@@ -33,10 +35,15 @@ def report(
     """Per variant: lists, impressions, clicks, CTR and conversions with 95% intervals, and the CTR difference from
     the baseline with its 95% interval (from the recorded lists and the feedback attributed to them)."""
     settings = get_neo4j_settings()
+    api = ApiSettings(api_key=None)  # only where impressions are kept
     since = int(time.time() - days * 86400) if days is not None else 0
     try:
         with create_driver(settings) as driver:
-            figures = variant_report(driver, since, settings.database)
+            store = open_impression_store(api.impression_store, driver, settings.database, api.impression_db)
+            try:
+                figures = store.variant_report(since)
+            finally:
+                store.close()
         rows = build_report(figures, baseline)
     except KgrecError as exc:
         raise fail(exc) from exc

@@ -6,12 +6,14 @@ its own answer cache and catalogue, and what one process writes reaches the othe
 - A hide through one process reaches the other's cached answers at its next catalogue read (every
   ``KGREC_CATALOGUE_REFRESH_SECONDS``): the catalogue revision is part of the cache key.
 - Both processes record impressions of the same users at once; none is lost (the counters are incremented under
-  Neo4j's locks; transactions that deadlock are retried).
+  Neo4j's locks; transactions that deadlock are retried), in the graph or in one SQLite file
+  (``KGREC_IMPRESSION_STORE=sqlite``: each write transaction takes the file's write lock first).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,8 +98,9 @@ def test_a_hide_through_one_process_leaves_the_others_cached_answers_at_its_next
         assert one.patch(f"/items/{top[0]}", json={"hidden": False}, headers=KEY).status_code == 200
 
 
+@pytest.mark.parametrize("store", ["neo4j", "sqlite"])
 def test_impressions_recorded_by_two_processes_at_once_are_all_kept(
-    artifacts: Path, neo4j_settings: Neo4jSettings, driver: Driver
+    artifacts: Path, neo4j_settings: Neo4jSettings, driver: Driver, store: str, tmp_path: Path
 ) -> None:
     users = ["u30", "u31", "u32"]
     rounds = 12
@@ -108,7 +111,15 @@ def test_impressions_recorded_by_two_processes_at_once_are_all_kept(
     )
     driver.execute_query("MATCH (r:Recommendation) WHERE r.userId IN $users DELETE r", users=users)
     # no answer cache and small, frequent batches: every request is a list, and the writers overlap
-    settings = model_settings(artifacts, response_cache_seconds=0, impressions_batch=2, impressions_flush_seconds=0.01)
+    db = tmp_path / "impressions.sqlite3"
+    settings = model_settings(
+        artifacts,
+        response_cache_seconds=0,
+        impressions_batch=2,
+        impressions_flush_seconds=0.01,
+        impression_store=store,
+        impression_db=db,
+    )
     served: list[str] = []
     lock = threading.Lock()
 
@@ -130,6 +141,13 @@ def test_impressions_recorded_by_two_processes_at_once_are_all_kept(
             thread.join()
     # both apps have stopped: their queues are written
     assert len(served) == 2 * rounds * len(users)
+    if store == "sqlite":
+        with sqlite3.connect(db) as file:
+            ids = [r[0] for r in file.execute("SELECT recommendation_id FROM lists")]
+            lists = file.execute("SELECT sum(lists_shown) FROM users").fetchone()[0]
+            shown = file.execute("SELECT sum(count) FROM exposure").fetchone()[0]
+        assert sorted(ids) == sorted(served) and (lists, shown) == (len(served), 5 * len(served))
+        return
     records, _, _ = driver.execute_query(
         "MATCH (r:Recommendation) WHERE r.userId IN $users RETURN collect(r.recommendationId) AS ids", users=users
     )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from neo4j import Driver
 from typer.testing import CliRunner
 
+from graph.impressions import SqliteImpressionStore, open_impression_store
 from graph.settings import Neo4jSettings
 from graph.writers import (
     BatchWriter,
     impression_batches,
     write_feedback,
-    write_impressions,
     write_items,
     write_users,
 )
@@ -24,9 +26,13 @@ from schema.rows import ItemRow, UserRow
 runner = CliRunner()
 
 
+@pytest.mark.parametrize("store_kind", ["neo4j", "sqlite"])
 def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
-    clean_db: Driver, cli_env: Neo4jSettings
+    clean_db: Driver, cli_env: Neo4jSettings, store_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("KGREC_IMPRESSION_STORE", store_kind)  # the store `kgrec report` reads
+    monkeypatch.setenv("KGREC_IMPRESSION_DB", str(tmp_path / "impressions.sqlite3"))
+    store = open_impression_store(store_kind, clean_db, path=tmp_path / "impressions.sqlite3")
     writer = BatchWriter(clean_db)
     write_users(writer, [UserRow(user_id=f"u{n}") for n in range(4)])
     write_items(writer, [ItemRow(item_id=f"i{n}") for n in range(10)])
@@ -49,7 +55,7 @@ def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
         for r, u, v, i in lists
     ]
     for part in impression_batches(rows, 2):  # three transactions
-        write_impressions(writer, part)
+        store.write(part)
     events = [  # (user, item, type, list)
         ("u0", "i1", "click", "a1"),
         ("u0", "i1", "click", "a1"),  # the same item of the same list: one click
@@ -62,6 +68,7 @@ def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
     ]
     for user, item, kind, rec in events:
         k = DEFAULT_FEEDBACK_KINDS[kind]
+        click, conversion = k.outcome.value == "click", k.outcome.value == "conversion"
         write_feedback(
             clean_db,
             user,
@@ -69,10 +76,12 @@ def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
             k,
             1_700_000_100,
             kinds=DEFAULT_FEEDBACK_KINDS,
-            recommendation_id=rec,
-            click=k.outcome.value == "click",
-            conversion=k.outcome.value == "conversion",
+            recommendation_id=rec if store.in_graph else None,  # else attributed by the store
+            click=click,
+            conversion=conversion,
         )
+        if isinstance(store, SqliteImpressionStore):
+            store.attribute(rec, user, item, click=click, conversion=conversion)
     result = runner.invoke(app, ["report", "--json", "--baseline", "A"])
     assert result.exit_code == 0, result.output
     rows = {r["variant"]: r for r in json.loads(result.output)["variants"]}
@@ -85,3 +94,4 @@ def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
     table = runner.invoke(app, ["report"])
     assert table.exit_code == 0 and "CTR" in table.output and "baseline" in table.output
     assert runner.invoke(app, ["report", "--days", "1", "--json"]).output.count('"variant"') == 0  # all long ago
+    store.close()

@@ -1,0 +1,437 @@
+"""Where recorded impressions live: the served lists, each user's exposure, each item's impressions and clicks.
+
+One interface (:class:`ImpressionStore`), two stores, chosen by ``KGREC_IMPRESSION_STORE`` in the API:
+
+* :class:`Neo4jImpressionStore` (``neo4j``, the default): the graph itself (``record_impressions.cypher``): a
+  ``(:Recommendation)`` node per list, the exposure as arrays on the user node (read with the user's context and
+  fingerprint, ``user_context.cypher``), the items' ``impressions`` and ``clicks``; attribution and a skip's exposure
+  run inside the feedback's own transaction (:func:`graph.writers.write_feedback`).
+* :class:`SqliteImpressionStore` (``sqlite``): a SQLite file on the API's host (``KGREC_IMPRESSION_DB``). The lists and
+  the clicks and conversions attributed to them are append-only rows (pruned by age only); the exposure (per user and
+  item: times shown, last shown, the user's list number when last shown, bounded to the most recent ``max_shown``
+  items) and the per-item counts are aggregates updated once per user and item per window, as in the graph. Neo4j then
+  does none of the recording's work: on the 2-core machine the whole p99 cost of recording under load was Neo4j's side
+  of the write (docs/benchmarks.md §5), which SQLite does in the recorder's thread in C, the interpreter's lock
+  released while it steps. The file is in WAL mode (readers never wait for the writer), ``synchronous=NORMAL``
+  (a commit survives a crash of the process; a power cut may lose the last ones), every read-modify-write in a
+  ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker processes of one host share one
+  file. A file is per host: API processes on several hosts need the Neo4j store (docs/architecture.md).
+
+Both live here, in the graph layer, because they store the same facts in the same shapes (:class:`graph.writers.
+ImpressionBatch` in, :class:`graph.reads.VariantFigures` out) and the layers above read them: the API's recorder,
+feedback and exploration, ``kgrec report`` and the benchmarks (kgrec/ and bench/ do not import the API's service).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+from neo4j import Driver
+
+from graph.reads import UserContext, VariantFigures, read_item_exposure, variant_report
+from graph.writers import (
+    EXPOSURE_ITEMS,
+    BatchWriter,
+    ImpressionBatch,
+    WriteStats,
+    convert_shown,
+    prune_recommendations,
+    warm_impressions,
+    write_impressions,
+)
+from schema.errors import KgrecError
+
+#: The stores ``KGREC_IMPRESSION_STORE`` names.
+STORES = ("neo4j", "sqlite")
+
+
+class ImpressionStoreError(KgrecError):
+    """The impression store could not be read or written (SQLite: the file locked past the busy timeout, unwritable,
+    or damaged)."""
+
+
+class ImpressionStore(ABC):
+    """Recorded lists, exposure and item counts (module docstring). Thread-safe."""
+
+    #: Whether the feedback's graph transaction attributes it and counts a skip's exposure itself (the Neo4j store);
+    #: otherwise :meth:`SqliteImpressionStore.attribute` and :meth:`SqliteImpressionStore.record_skip` do.
+    in_graph: bool = True
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """What the first window would otherwise wait for, done once before the app is ready."""
+
+    @abstractmethod
+    def write(self, batch: ImpressionBatch) -> WriteStats:
+        """Record one transaction of served lists: the lists, the users' exposure and listsShown, the items'
+        impressions.
+
+        Raises:
+            KgrecError: The store could not take it (the caller drops the batch and counts it).
+        """
+
+    @abstractmethod
+    def prune(self, before: int, limit: int) -> int:
+        """Delete at most ``limit`` lists shown before ``before`` (epoch seconds) and what was attributed to them;
+        exposure and item counts stay. Returns how many lists were deleted."""
+
+    @abstractmethod
+    def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
+        """The written exposure of ``context``'s user: ``{item_id: (times shown, the user's list number when last
+        shown)}`` of the items not interacted with, and how many lists were recorded for them."""
+
+    @abstractmethod
+    def lists_shown(self, user_id: str, in_graph: int) -> int:
+        """How many lists were recorded for the user (written); ``in_graph``: the ``listsShown`` their fingerprint
+        read from Neo4j."""
+
+    @abstractmethod
+    def item_exposure(self) -> dict[str, tuple[int, int]]:
+        """``{item_id: (impressions, attributed clicks)}`` of every item shown at least once (exploration)."""
+
+    @abstractmethod
+    def variant_report(self, since: int = 0) -> list[VariantFigures]:
+        """Per variant, by name, the figures of the lists recorded at or after ``since`` (epoch seconds)."""
+
+    def close(self) -> None:  # noqa: B027 - the Neo4j store holds nothing of its own
+        """Release what the store holds (the app's shutdown)."""
+
+
+class Neo4jImpressionStore(ImpressionStore):
+    """The impressions in the graph (module docstring): today's statements, unchanged.
+
+    Args:
+        driver: Open driver.
+        database: Neo4j database.
+        max_shown: Most items a user's exposure arrays keep.
+    """
+
+    in_graph = True
+
+    def __init__(self, driver: Driver, database: str = "neo4j", max_shown: int = EXPOSURE_ITEMS) -> None:
+        self.driver = driver
+        self.database = database
+        self.max_shown = max_shown
+        self.writer = BatchWriter(driver, database)
+        self._converted = False  # no SHOWN of an older graph left to convert (graph.writers.convert_shown)
+
+    def prepare(self) -> None:
+        """Convert a graph recorded before the exposure arrays (its ``SHOWN``: a one-time migration that would
+        otherwise run during the first window of traffic) and have Neo4j plan the impression statement
+        (:func:`graph.writers.warm_impressions`)."""
+        self._convert()
+        warm_impressions(self.driver, self.database)
+
+    def write(self, batch: ImpressionBatch) -> WriteStats:
+        self._convert()  # once per process: an older graph's SHOWN into the users' arrays
+        return write_impressions(self.writer, batch, self.max_shown)
+
+    def _convert(self) -> None:
+        if not self._converted:
+            convert_shown(self.driver, self.database, max_shown=self.max_shown)
+            self._converted = True
+
+    def prune(self, before: int, limit: int) -> int:
+        return prune_recommendations(self.driver, before, limit, self.database)
+
+    def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
+        """Read with the context itself (``user_context.cypher``): nothing more to read."""
+        return context.shown, context.lists_shown
+
+    def lists_shown(self, user_id: str, in_graph: int) -> int:
+        """Read with the fingerprint itself: ``in_graph``."""
+        return in_graph
+
+    def item_exposure(self) -> dict[str, tuple[int, int]]:
+        return read_item_exposure(self.driver, self.database)
+
+    def variant_report(self, since: int = 0) -> list[VariantFigures]:
+        return variant_report(self.driver, since, self.database)
+
+
+class Attribution(NamedTuple):
+    """What :meth:`SqliteImpressionStore.attribute` found and did (the fields of :class:`graph.writers.
+    FeedbackOutcome` that ``attribute_feedback.cypher`` gives in the graph)."""
+
+    found: bool
+    shown: bool
+    variant: str | None
+    new_click: bool
+    new_conversion: bool
+
+
+#: The SQLite store's tables. ``lists`` and ``outcomes`` are append-only (pruned by age); ``exposure`` (``seq``: the
+#: order items joined the user's exposure, the most recent highest, as the graph's arrays are ordered; not indexed:
+#: every window rewrites the ``seq`` of the items it shows, and an index on it cost about a quarter of the writer's
+#: time, where ordering a user's rows is needed only to forget the oldest), ``users`` and ``items`` are aggregates.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (
+    recommendation_id TEXT PRIMARY KEY, user_id TEXT, variant TEXT NOT NULL, model_version TEXT NOT NULL,
+    shown_at INTEGER NOT NULL, item_ids TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS lists_shown_at ON lists (shown_at);
+CREATE TABLE IF NOT EXISTS outcomes (
+    recommendation_id TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL,
+    PRIMARY KEY (recommendation_id, kind, item_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposure (
+    user_id TEXT NOT NULL, item_id TEXT NOT NULL, count INTEGER NOT NULL, last_shown INTEGER NOT NULL,
+    list INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, item_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY, lists_shown INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY, impressions INTEGER NOT NULL, clicks INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+_SHOWN = (
+    "INSERT INTO exposure (user_id, item_id, count, last_shown, list, seq) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_id, item_id) DO UPDATE SET count = count + excluded.count, last_shown = excluded.last_shown, "
+    "list = excluded.list, seq = excluded.seq"
+)
+_USER = (
+    "INSERT INTO users (user_id, lists_shown, seq) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET lists_shown = excluded.lists_shown, seq = excluded.seq"
+)
+# the user's items beyond the max_shown most recent (seq at or below the max_shown + 1-th highest's) are forgotten
+_COUNT = "SELECT count(*) FROM exposure WHERE user_id = ?"
+_TRIM = (
+    "DELETE FROM exposure WHERE user_id = ?1 AND seq <= "
+    "(SELECT seq FROM exposure WHERE user_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)"
+)
+_ITEM_SHOWN = (
+    "INSERT INTO items (item_id, impressions, clicks) VALUES (?, ?, 0) "
+    "ON CONFLICT (item_id) DO UPDATE SET impressions = impressions + excluded.impressions"
+)
+_ITEM_CLICKED = (
+    "INSERT INTO items (item_id, impressions, clicks) VALUES (?, 0, 1) "
+    "ON CONFLICT (item_id) DO UPDATE SET clicks = clicks + 1"
+)
+_REPORT = """
+SELECT variant, count(*), sum(size),
+       sum((SELECT count(*) FROM outcomes o WHERE o.recommendation_id = l.recommendation_id AND o.kind = 'click')),
+       sum((SELECT count(*) FROM outcomes o WHERE o.recommendation_id = l.recommendation_id AND o.kind = 'conversion'))
+FROM lists l WHERE shown_at >= ? GROUP BY variant ORDER BY variant
+"""
+
+
+class SqliteImpressionStore(ImpressionStore):
+    """The impressions in a SQLite file (module docstring). Each thread has its own connection; several processes
+    may open one file.
+
+    Args:
+        path: The file (created with its directory).
+        max_shown: Most items a user's exposure keeps (the most recently shown).
+        busy_seconds: Longest a statement waits for another connection's write lock before failing.
+    """
+
+    in_graph = False
+
+    def __init__(self, path: Path, max_shown: int = EXPOSURE_ITEMS, busy_seconds: float = 30.0) -> None:
+        self.path = Path(path)
+        self.max_shown = max_shown
+        self.busy_seconds = busy_seconds
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with _errors("create"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit: every transaction is begun explicitly)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_seconds * 1000)}")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self, what: str, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction: ``BEGIN IMMEDIATE`` for a write (the file's write lock taken before anything is read, so
+        that two processes' read-modify-writes are serialised), a deferred one for a read (one snapshot)."""
+        with _errors(what):
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def prepare(self) -> None:
+        """Nothing to plan: the tables exist from the constructor."""
+
+    def write(self, batch: ImpressionBatch) -> WriteStats:
+        started = time.perf_counter()
+        with self._transaction("write impressions") as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO lists VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r["recommendation_id"],
+                        r["user_id"],
+                        r["variant"],
+                        r["model_version"],
+                        r["shown_at"],
+                        json.dumps(list(r["item_ids"])),
+                        len(r["item_ids"]),
+                    )
+                    for r in batch.lists
+                ],
+            )
+            for user in batch.users:
+                user_id = user["user_id"]
+                before, seq = db.execute(
+                    "SELECT lists_shown, seq FROM users WHERE user_id = ?", (user_id,)
+                ).fetchone() or (0, 0)
+                db.executemany(
+                    _SHOWN,
+                    [
+                        (user_id, s["item_id"], s["count"], s["last_shown"], before + s["list"], seq + n)
+                        for n, s in enumerate(user["items"], start=1)  # by list, then id: oldest first
+                    ],
+                )
+                db.execute(_USER, (user_id, before + user["lists"], seq + len(user["items"])))
+                self._bound(db, user_id)
+            db.executemany(_ITEM_SHOWN, [(i["item_id"], i["count"]) for i in batch.items])
+        return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
+
+    def record_skip(self, user_id: str, item_id: str, timestamp: int) -> None:
+        """One more ignored impression of the item for the user (``record_skip.cypher``'s exposure part): its count
+        and last-shown time bumped in place, or the item added as the most recent with list number 0 (rotation leaves
+        it alone), the exposure bounded to ``max_shown`` items; listsShown unchanged."""
+        with self._transaction("record a skip") as db:
+            seq = (db.execute("SELECT seq FROM users WHERE user_id = ?", (user_id,)).fetchone() or (0,))[0]
+            bumped = db.execute(
+                "UPDATE exposure SET count = count + 1, last_shown = ? WHERE user_id = ? AND item_id = ?",
+                (timestamp, user_id, item_id),
+            ).rowcount
+            if not bumped:
+                db.execute("INSERT INTO exposure VALUES (?, ?, 1, ?, 0, ?)", (user_id, item_id, timestamp, seq + 1))
+                db.execute(
+                    "INSERT INTO users VALUES (?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq",
+                    (user_id, seq + 1),
+                )
+                self._bound(db, user_id)
+
+    def _bound(self, db: sqlite3.Connection, user_id: str) -> None:
+        """Forget the user's least recently shown items beyond ``max_shown`` (the count first: a range of the primary
+        key, where ordering the rows by ``seq`` sorts them)."""
+        if db.execute(_COUNT, (user_id,)).fetchone()[0] > self.max_shown:
+            db.execute(_TRIM, (user_id, self.max_shown))
+
+    def attribute(
+        self, recommendation_id: str, user_id: str, item_id: str, *, click: bool, conversion: bool
+    ) -> Attribution:
+        """Attribute a feedback to the list it names, by ``attribute_feedback.cypher``'s rules: when the list exists,
+        was this user's (or nobody's) and showed the item, a click (a conversion is a click too) of the item counts
+        once per list, and a new one in the item's clicks."""
+        with self._transaction("attribute feedback") as db:
+            row = db.execute(
+                "SELECT user_id, variant, item_ids FROM lists WHERE recommendation_id = ?", (recommendation_id,)
+            ).fetchone()
+            if row is None:
+                return Attribution(found=False, shown=False, variant=None, new_click=False, new_conversion=False)
+            owner, variant, item_ids = row
+            shown = owner in (None, user_id) and item_id in json.loads(item_ids)
+            new_click = shown and (click or conversion) and self._outcome(db, recommendation_id, "click", item_id)
+            if new_click:
+                db.execute(_ITEM_CLICKED, (item_id,))
+            new_conversion = shown and conversion and self._outcome(db, recommendation_id, "conversion", item_id)
+            return Attribution(True, shown, variant, new_click, new_conversion)
+
+    @staticmethod
+    def _outcome(db: sqlite3.Connection, recommendation_id: str, kind: str, item_id: str) -> bool:
+        """Append the outcome unless the list has it already; whether it was new."""
+        cursor = db.execute("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?)", (recommendation_id, kind, item_id))
+        return cursor.rowcount == 1
+
+    def prune(self, before: int, limit: int) -> int:
+        with self._transaction("prune lists") as db:
+            ids = [
+                (r[0],)
+                for r in db.execute("SELECT recommendation_id FROM lists WHERE shown_at < ? LIMIT ?", (before, limit))
+            ]
+            db.executemany("DELETE FROM outcomes WHERE recommendation_id = ?", ids)
+            db.executemany("DELETE FROM lists WHERE recommendation_id = ?", ids)
+        return len(ids)
+
+    def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
+        seen = context.columns.seen
+        with self._transaction("read exposure", write=False) as db:
+            rows = db.execute("SELECT item_id, count, list FROM exposure WHERE user_id = ?", (context.user_id,))
+            shown = {item: (count, last) for item, count, last in rows if item not in seen}
+            lists = db.execute("SELECT lists_shown FROM users WHERE user_id = ?", (context.user_id,)).fetchone()
+        return shown, lists[0] if lists else 0
+
+    def lists_shown(self, user_id: str, in_graph: int) -> int:
+        """Read from the file (``in_graph`` is not this store's)."""
+        with _errors("read lists shown"):
+            row = self._db().execute("SELECT lists_shown FROM users WHERE user_id = ?", (user_id,)).fetchone()
+        return row[0] if row else 0
+
+    def item_exposure(self) -> dict[str, tuple[int, int]]:
+        with _errors("read item exposure"):
+            rows = self._db().execute("SELECT item_id, impressions, clicks FROM items WHERE impressions > 0")
+            return {item: (impressions, clicks) for item, impressions, clicks in rows}
+
+    def variant_report(self, since: int = 0) -> list[VariantFigures]:
+        with _errors("read the variant report"):
+            rows = self._db().execute(_REPORT, (int(since),)).fetchall()
+        return [VariantFigures(str(v), int(n), int(shown or 0), int(c or 0), int(x or 0)) for v, n, shown, c, x in rows]
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """SQLite's errors as kgrec's (:class:`ImpressionStoreError`)."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise ImpressionStoreError(f"the impression store could not {what}: {exc}") from exc
+
+
+def open_impression_store(
+    kind: str, driver: Driver, database: str = "neo4j", path: Path | None = None, max_shown: int = EXPOSURE_ITEMS
+) -> ImpressionStore:
+    """The store ``kind`` names (:data:`STORES`); ``path``: the SQLite file (``sqlite`` needs it).
+
+    Raises:
+        ImpressionStoreError: The SQLite file cannot be created or opened.
+        ValueError: No such store, or ``sqlite`` without a path.
+    """
+    if kind == "neo4j":
+        return Neo4jImpressionStore(driver, database, max_shown)
+    if kind == "sqlite" and path is not None:
+        return SqliteImpressionStore(path, max_shown)
+    raise ValueError(f"no impression store {kind!r} (path {path}); known: {', '.join(STORES)}")
+
+
+__all__ = [
+    "STORES",
+    "Attribution",
+    "ImpressionStore",
+    "ImpressionStoreError",
+    "Neo4jImpressionStore",
+    "SqliteImpressionStore",
+    "open_impression_store",
+]

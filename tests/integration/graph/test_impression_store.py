@@ -1,0 +1,204 @@
+"""The impression stores (graph/impressions.py): the SQLite store gives what the graph gives for the same lists and
+feedback (exposure and lists shown, attribution, skips, item counts, the variant report, pruning), survives a restart,
+and two processes on one file (two API workers) lose nothing of each other's writes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from neo4j import Driver
+
+from graph.impressions import (
+    Attribution,
+    ImpressionStore,
+    Neo4jImpressionStore,
+    SqliteImpressionStore,
+    open_impression_store,
+)
+from graph.reads import user_context
+from graph.writers import (
+    BatchWriter,
+    impression_batches,
+    write_exposure_feedback,
+    write_feedback,
+    write_interactions,
+    write_items,
+    write_users,
+)
+from schema.kinds import DEFAULT_FEEDBACK_KINDS
+from schema.rows import InteractionRow, ItemRow, UserRow
+
+NOW = 1_700_000_000
+ITEMS = [f"i{n}" for n in range(12)]
+
+
+def _world(driver: Driver) -> None:
+    writer = BatchWriter(driver)
+    write_users(writer, [UserRow(user_id=u) for u in ("u1", "u2", "u3")])
+    write_items(writer, [ItemRow(item_id=i) for i in ITEMS])
+    write_interactions(writer, [InteractionRow(user_id="u1", item_id="i5", rating=5.0, timestamp=NOW)])
+
+
+def _rows(lists: list[tuple[str, str | None, str, list[str]]], at: int = NOW) -> list[dict[str, object]]:
+    return [
+        {"recommendation_id": r, "user_id": u, "variant": v, "model_version": "m", "shown_at": at, "item_ids": i}
+        for r, u, v, i in lists
+    ]
+
+
+#: Windows of served lists: items shown again, more items than the exposure keeps (4), a list of nobody's.
+WINDOWS = [
+    [("r1", "u1", "A", ["i0", "i1", "i2"]), ("r2", "u1", "A", ["i2", "i3"]), ("r3", "u2", "B", ["i1", "i4"])],
+    [("r4", "u1", "A", ["i5", "i6"]), ("r5", None, "similar", ["i7", "i8"])],
+    [("r6", "u1", "A", ["i5", "i6"]), ("r7", "u2", "B", ["i1", "i4"]), ("r8", "u2", "B", ["i9"])],
+]
+
+
+def _record(store: ImpressionStore, batch: int = 2) -> None:
+    for window in WINDOWS:
+        for part in impression_batches(_rows(window), batch):
+            store.write(part)
+
+
+def _both(driver: Driver, tmp_path: Path) -> tuple[Neo4jImpressionStore, SqliteImpressionStore]:
+    _world(driver)
+    graph, sqlite = Neo4jImpressionStore(driver, max_shown=4), SqliteImpressionStore(tmp_path / "i.db", max_shown=4)
+    _record(graph)
+    _record(sqlite)
+    return graph, sqlite
+
+
+def _exposure(store: ImpressionStore, driver: Driver, user_id: str) -> tuple[dict[str, tuple[int, int]], int]:
+    context = user_context(driver, user_id)
+    assert context is not None
+    return store.exposure(context)
+
+
+def test_the_sqlite_store_gives_the_graphs_exposure_for_the_same_lists_and_skips(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    graph, sqlite = _both(clean_db, tmp_path)
+    skip = DEFAULT_FEEDBACK_KINDS["skip"]
+    for user, item in (("u1", "i6"), ("u1", "i11"), ("u2", "i4"), ("u3", "i2")):  # shown, new, shown, a new user's
+        write_exposure_feedback(clean_db, user, item, skip, NOW + 5, max_shown=4)
+        write_exposure_feedback(clean_db, user, item, skip, NOW + 5, max_shown=4, exposure=False)
+        sqlite.record_skip(user, item, NOW + 5)
+    for user in ("u1", "u2", "u3"):
+        mine = _exposure(sqlite, clean_db, user)
+        assert mine == _exposure(graph, clean_db, user), user
+        assert sqlite.lists_shown(user, -1) == mine[1]
+    # u1: 4 lists, exposure bounded to the 4 most recent items (i5 interacted with: left out), i11 skipped: list 0
+    assert _exposure(sqlite, clean_db, "u1") == ({"i3": (1, 2), "i6": (3, 4), "i11": (1, 0)}, 4)
+    assert _exposure(sqlite, clean_db, "u2") == ({"i1": (2, 2), "i4": (3, 2), "i9": (1, 3)}, 3)
+    assert _exposure(sqlite, clean_db, "u3") == ({"i2": (1, 0)}, 0)
+    assert graph.lists_shown("u1", 4) == 4  # the graph's store: what the fingerprint read
+    assert sqlite.item_exposure() == graph.item_exposure()
+    assert sqlite.item_exposure()["i1"] == (3, 0)
+
+
+def test_attribution_follows_the_graphs_rules(clean_db: Driver, tmp_path: Path) -> None:
+    graph, sqlite = _both(clean_db, tmp_path)
+    cases = [  # (user, item, kind, list, expected)
+        ("u1", "i1", "click", "r1", Attribution(True, True, "A", True, False)),
+        ("u1", "i1", "click", "r1", Attribution(True, True, "A", False, False)),  # once per list
+        ("u1", "i2", "purchase", "r1", Attribution(True, True, "A", True, True)),  # a conversion is a click too
+        ("u1", "i2", "purchase", "r1", Attribution(True, True, "A", False, False)),
+        ("u1", "i4", "click", "r1", Attribution(True, False, "A", False, False)),  # not shown in it
+        ("u2", "i1", "click", "r1", Attribution(True, False, "A", False, False)),  # not u2's list
+        ("u2", "i7", "click", "r5", Attribution(True, True, "similar", True, False)),  # nobody's: anyone's
+        ("u2", "i4", "view", "r3", Attribution(True, True, "B", False, False)),  # neither a click nor a conversion
+        ("u2", "i4", "click", "nope", Attribution(False, False, None, False, False)),
+    ]
+    for user, item, name, rec, expected in cases:
+        kind = DEFAULT_FEEDBACK_KINDS[name]
+        click, conversion = kind.outcome.value == "click", kind.outcome.value == "conversion"
+        out = write_feedback(
+            clean_db,
+            user,
+            item,
+            kind,
+            NOW,
+            kinds=DEFAULT_FEEDBACK_KINDS,
+            recommendation_id=rec,
+            click=click,
+            conversion=conversion,
+        )
+        assert out is not None
+        in_graph = Attribution(out.found, out.shown, out.variant, out.new_click, out.new_conversion)
+        assert in_graph == expected == sqlite.attribute(rec, user, item, click=click, conversion=conversion)
+    assert sqlite.item_exposure() == graph.item_exposure()
+    assert sqlite.item_exposure()["i1"] == (3, 1) and sqlite.item_exposure()["i7"] == (1, 1)
+    assert sqlite.variant_report() == graph.variant_report()
+    assert [(f.variant, f.lists, f.impressions, f.clicks, f.conversions) for f in sqlite.variant_report()] == [
+        ("A", 4, 9, 2, 1),
+        ("B", 3, 5, 0, 0),
+        ("similar", 1, 2, 1, 0),
+    ]
+    assert sqlite.variant_report(since=NOW + 1) == graph.variant_report(since=NOW + 1) == []
+
+
+def test_pruning_deletes_old_lists_and_their_outcomes_and_keeps_the_exposure(clean_db: Driver, tmp_path: Path) -> None:
+    graph, sqlite = _both(clean_db, tmp_path)
+    for store in (graph, sqlite):
+        for part in impression_batches(_rows([("new", "u2", "B", ["i3"])], at=NOW + 100), 50):
+            store.write(part)
+    assert sqlite.attribute("r3", "u2", "i1", click=True, conversion=False).new_click
+    exposure = _exposure(sqlite, clean_db, "u1")
+    assert sqlite.prune(NOW + 1, 3) == graph.prune(NOW + 1, 3) == 3  # at most the limit
+    assert sqlite.prune(NOW + 1, 100) == graph.prune(NOW + 1, 100) == 5
+    assert sqlite.prune(NOW + 1, 100) == 0
+    assert [(f.variant, f.lists) for f in sqlite.variant_report()] == [("B", 1)]
+    assert sqlite.attribute("r3", "u2", "i1", click=True, conversion=False).found is False
+    assert _exposure(sqlite, clean_db, "u1") == exposure  # the aggregates stay
+    assert sqlite.item_exposure()["i1"] == (3, 1)
+    assert sqlite.variant_report() == graph.variant_report()
+
+
+def test_a_new_store_on_the_same_file_sees_what_was_written(clean_db: Driver, tmp_path: Path) -> None:
+    _world(clean_db)
+    path = tmp_path / "deep" / "dir" / "impressions.sqlite3"  # created with its directory
+    first = open_impression_store("sqlite", clean_db, path=path, max_shown=4)
+    _record(first)
+    before = (_exposure(first, clean_db, "u2"), first.item_exposure(), first.variant_report())
+    first.close()
+    again = open_impression_store("sqlite", clean_db, path=path, max_shown=4)
+    assert (_exposure(again, clean_db, "u2"), again.item_exposure(), again.variant_report()) == before
+    assert before[0] == ({"i1": (2, 2), "i4": (2, 2), "i9": (1, 3)}, 3)
+    again.close()
+    with pytest.raises(ValueError, match="no impression store"):
+        open_impression_store("sqlite", clean_db)
+
+
+def _serve(path: Path, number: int, per_worker: int) -> None:
+    """One API worker's writes: it shows u1 an item every worker shows and one of its own, and u2 skips an item."""
+    store = SqliteImpressionStore(path)
+    for n in range(per_worker):
+        rows = _rows([(f"w{number}-{n}", "u1", "A", ["i3", f"i{6 + number}"])])
+        for part in impression_batches(rows, 50):
+            store.write(part)
+        store.record_skip("u2", "i3", NOW + n)
+    store.close()
+
+
+def test_two_processes_on_one_file_as_two_workers_lose_no_write(clean_db: Driver, tmp_path: Path) -> None:
+    _world(clean_db)
+    path = tmp_path / "shared.sqlite3"
+    per_worker = 40
+    SqliteImpressionStore(path).close()  # the tables, before the workers start
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_serve, args=(path, n, per_worker)) for n in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    store = SqliteImpressionStore(path)
+    shown, lists = _exposure(store, clean_db, "u1")
+    assert lists == 2 * per_worker
+    assert shown["i3"][0] == 2 * per_worker and shown["i6"][0] == shown["i7"][0] == per_worker
+    assert _exposure(store, clean_db, "u2")[0] == {"i3": (2 * per_worker, 0)}
+    assert store.item_exposure()["i3"] == (2 * per_worker, 0)
+    assert [(f.lists, f.impressions) for f in store.variant_report()] == [(2 * per_worker, 4 * per_worker)]
+    store.close()
