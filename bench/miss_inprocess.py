@@ -1,6 +1,7 @@
 """The CPU of a miss inside the API's process, without HTTP: ``Recommender.serve`` for every user, in turn.
 
-The recommender is built as the app builds it (the bench model of ``bench.api_load``, one scoring thread, young
+The recommender is built as the app builds it (the bench model of ``bench.api_load``, one scoring thread, a blend's
+candidate set as KGREC_SCORING_CANDIDATES_FROM_ITEMS chooses it, young
 collections every KGREC_GC_YOUNG_THRESHOLD allocations) with the answer cache and impression recording off, so every
 call is a miss (k=20 with explanations). After ``--warm`` users, ``--passes`` passes over every user (the onboarding
 user 442, answered by the graph path, left out) print the process CPU a miss; the first pass pays the cold
@@ -138,7 +139,7 @@ def main() -> None:
         gc.set_threshold(settings.gc_young_threshold)
     server = world_server() if world else bench_settings()
     with create_driver(server) as driver, ThreadPoolExecutor(settings.recall_workers) as pool:
-        models = ModelHolder(settings.artifacts_dir, "blend")
+        models = ModelHolder(settings.artifacts_dir, "blend", (), settings.candidates())  # as the API holds it
         models.reload()
         recommender = Recommender(driver, settings, pool, Metrics(), models=models)
         if world:
