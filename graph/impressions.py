@@ -370,6 +370,14 @@ class SqliteImpressionStore(ImpressionStore):
             db.executemany("DELETE FROM lists WHERE recommendation_id = ?", ids)
         return len(ids)
 
+    def clear(self) -> None:
+        """Delete every list, outcome, exposure and count, in one write transaction (the graph they named was replaced:
+        ``kgrec load --replace``, as wiping the graph empties the graph's store); the file stays, and an API that has it
+        open records on into it."""
+        with self._transaction("clear") as db:
+            for table in ("lists", "outcomes", "exposure", "users", "items"):
+                db.execute(f"DELETE FROM {table}")  # the store's own tables
+
     def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
         seen = context.columns.seen
         with self._transaction("read exposure", write=False) as db:
