@@ -315,9 +315,9 @@ class ApiSettings(BaseSettings):
     impressions_retention_days: float = Field(
         90.0,
         ge=0,
-        description="Recorded lists (Recommendation nodes: attribution, kgrec report) older than this many days are "
-        "deleted in the background, in small batches; exposure counts (the users' exposure arrays, listsShown, item "
-        "impressions) are kept. 0 = keep every list.",
+        description="Recorded lists (attribution, kgrec report: rows of the SQLite file, or Recommendation nodes in the "
+        "graph) older than this many days are deleted in the background, in small batches; exposure counts (each user's "
+        "exposure, listsShown, item impressions) are kept. 0 = keep every list.",
     )
     exposure_items: int = Field(
         500,
