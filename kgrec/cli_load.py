@@ -37,8 +37,8 @@ ReplaceOpt = Annotated[
     bool,
     typer.Option(
         "--replace",
-        help="Delete the whole graph before loading, and the impressions recorded on it (the API's SQLite file, "
-        "KGREC_IMPRESSION_DB, is emptied too).",
+        help="Delete the whole graph before loading (and, after it, empty the API's SQLite impression file, "
+        "KGREC_IMPRESSION_DB, whose lists named the graph replaced).",
     ),
 ]
 BatchOpt = Annotated[
