@@ -281,17 +281,17 @@ class ApiSettings(BaseSettings):
     # impressions, feedback and exposure (api/impressions.py, api/feedback.py, api/ranking.py)
     impressions: bool = Field(True, description="Record every served list and its items (impressions).")
     impression_store: str = Field(
-        "neo4j",
+        "sqlite",
         pattern="^(neo4j|sqlite)$",
-        description="Where impressions, exposure and attributed clicks are kept (graph/impressions.py): neo4j (the "
-        "graph: list nodes, exposure arrays on the user, item counters) or sqlite (a file on this host, "
-        "KGREC_IMPRESSION_DB: Neo4j does none of the recording's work; one file per host, so API processes on several "
-        "hosts need neo4j).",
+        description="Where impressions, exposure and attributed clicks are kept (graph/impressions.py): sqlite (a file "
+        "on this host, KGREC_IMPRESSION_DB: Neo4j does none of the recording's work, which keeps the read path's p99 "
+        "within 10% of recording off, docs/benchmarks.md §5) or neo4j (the graph: list nodes, exposure arrays on the "
+        "user, item counters). One file per host: API processes on several hosts behind one graph need neo4j.",
     )
     impression_db: Path = Field(
         Path(".kgrec/impressions.sqlite3"),
         description="The SQLite file of KGREC_IMPRESSION_STORE=sqlite (created with its directory; every API process "
-        "of the host opens the same one).",
+        "of the host opens the same one; relative to the working directory).",
     )
     impressions_queue: int = Field(
         10_000, ge=1, description="Served lists waiting to be written; one more is dropped (counted), never waited for."
@@ -315,9 +315,9 @@ class ApiSettings(BaseSettings):
     impressions_retention_days: float = Field(
         90.0,
         ge=0,
-        description="Recorded lists (Recommendation nodes: attribution, kgrec report) older than this many days are "
-        "deleted in the background, in small batches; exposure counts (the users' exposure arrays, listsShown, item "
-        "impressions) are kept. 0 = keep every list.",
+        description="Recorded lists (attribution, kgrec report: rows of the SQLite file, or Recommendation nodes in the "
+        "graph) older than this many days are deleted in the background, in small batches; exposure counts (each user's "
+        "exposure, listsShown, item impressions) are kept. 0 = keep every list.",
     )
     exposure_items: int = Field(
         500,

@@ -36,7 +36,7 @@ from rich.console import Console
 
 from bench.api_rule import rated_items, train_only
 from bench.baselines import SEED, THREADS, VAL_METRIC
-from bench.common import OUT, bench_settings, serve_api, shut_down
+from bench.common import OUT, bench_settings, remove_impressions, serve_api, shut_down
 from bench.models import model_specs
 from bench.quality import DATASETS, dataset_rows
 from bench.search import TrialCache, coordinate_search
@@ -222,6 +222,7 @@ def main() -> None:
         with create_driver(settings) as driver:
             started = time.perf_counter()
             load_dataset(driver, dataset_rows(args.dataset), replace=True, reject_dir=OUT / "rejects")
+            remove_impressions(settings)  # the lists of the graph replaced
             timings["load"] = time.perf_counter() - started
             snapshot = build_graph_snapshot(export_graph(driver, settings.database))
             split = split_interactions(snapshot)

@@ -53,7 +53,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.heap import time_collections
-from bench.common import OUT, bench_settings, require_dataset, serve_api, shut_down, stop_api
+from bench.common import OUT, bench_settings, remove_impressions, require_dataset, serve_api, shut_down, stop_api
 from etl.load import load_stream
 from etl.sources import movielens_variables, read_mapping_dataset, shipped_mapping_path
 from graph.driver import create_driver
@@ -86,6 +86,7 @@ def ensure_movielens_loaded(settings) -> list[str]:  # noqa: ANN001
                 replace=True,
                 reject_dir=OUT / "rejects",
             )
+            remove_impressions(settings)  # the lists of the graph replaced
         records, _, _ = driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")
     return [r["id"] for r in records]
 

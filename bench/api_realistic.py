@@ -34,7 +34,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, private_server, serve_api
+from bench.common import OUT, private_server, remove_impressions, serve_api
 from etl.load import load_stream
 from etl.sources import read_mapping_dataset, shipped_mapping_path
 from etl.world import WorldSummary, write_world
@@ -128,6 +128,7 @@ def ensure_world(settings: Neo4jSettings, args: argparse.Namespace) -> tuple[Wor
             replace=True,
             reject_dir=OUT / "rejects",
         )
+        remove_impressions(settings)  # the lists of the graph replaced
     figures = {
         "seconds": report.seconds,
         "phases": {p.name: {"rows": p.rows, "seconds": p.seconds} for p in report.phases},

@@ -47,6 +47,21 @@ def bench_settings() -> Neo4jSettings:
     )
 
 
+def impression_db(settings: Neo4jSettings) -> Path:
+    """The SQLite impression file (``KGREC_IMPRESSION_DB``, the default impression store) of the APIs a benchmark
+    serves against ``settings``' server: beside that server's data, ``.kgrec/neo4j-<name>-impressions.sqlite3``, so
+    that a benchmark's lists stay with the graph they were served from and never reach the developer's own file."""
+    return settings.home.with_name(f"{settings.home.name}-impressions.sqlite3")
+
+
+def remove_impressions(settings: Neo4jSettings) -> None:
+    """Delete :func:`impression_db` with its WAL and shared-memory files (a benchmark that replaces its graph: the
+    lists and exposure of the graph before must not count)."""
+    path = impression_db(settings)
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def require_dataset(name: str) -> Path:
     path = DATASETS / name
     if not path.is_dir():
@@ -60,7 +75,9 @@ def serve_api(
     """Start ``kgrec serve`` on ``port`` against ``settings``' server and wait until /ready answers 200.
 
     The server runs ``python -m kgrec.cli serve`` from the repository root, so it serves this checkout's code
-    whichever checkout the interpreter's environment was installed from. The read rate limit is off (``KGREC_READ_RATE=0``) unless ``env`` sets it: a benchmark's clients all come from
+    whichever checkout the interpreter's environment was installed from. Its impressions go to :func:`impression_db`
+    (the SQLite store's, even where the environment names another file) unless ``env`` names one. The read rate
+    limit is off (``KGREC_READ_RATE=0``) unless ``env`` sets it: a benchmark's clients all come from
     one address, and it measures what the service can answer, not the limit.
 
     Args:
@@ -76,6 +93,7 @@ def serve_api(
     """
     full_env = {
         **os.environ,
+        "KGREC_IMPRESSION_DB": str(impression_db(settings)),
         "KGREC_READ_RATE": "0",
         "NEO4J_URI": settings.uri,
         "NEO4J_PASSWORD": settings.password.get_secret_value(),

@@ -44,7 +44,12 @@ class _FixedAnswer:
 
 def _app(variant: str, artifacts: Path) -> FastAPI:
     settings = ApiSettings(  # the read rate limit off, as the benchmarks serve (bench.common.serve_api)
-        api_key=KEY, artifacts_dir=artifacts, cache_warm_users=0, serve_model="none", read_rate=0
+        api_key=KEY,
+        artifacts_dir=artifacts,
+        cache_warm_users=0,
+        serve_model="none",
+        read_rate=0,
+        impression_db=artifacts / "impressions.sqlite3",  # the temporary folder's, not the working directory's
     )
     app = create_app(settings, Neo4jSettings(uri="bolt://127.0.0.1:1", password="unused-password"))
     if variant == "fastapi":

@@ -47,7 +47,7 @@ from api.service import Recommender
 from api.settings import ApiSettings
 from bench.api_load import ARTIFACTS
 from bench.api_realistic import world_settings, zipf_cdf
-from bench.common import bench_settings
+from bench.common import bench_settings, impression_db
 from gnn.serving import limit_scoring_threads
 from graph import explain, reads
 from graph.driver import create_driver
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--zipf", type=float, default=1.0, help="with --world-artifacts: the draw's exponent")
     args = parser.parse_args()
     world = args.world_artifacts is not None
+    server = world_server() if world else bench_settings()
     settings = ApiSettings(
         artifacts_dir=args.world_artifacts if world else ARTIFACTS,
         serve_model="blend",
@@ -133,11 +134,11 @@ def main() -> None:
         impressions=False,
         cache_warm_users=0,
         read_rate=0,
+        impression_db=impression_db(server),  # the exposure the benchmark's API recorded on this graph
     )
     limit_scoring_threads(settings.scoring_threads)
     if settings.gc_young_threshold > 0:
         gc.set_threshold(settings.gc_young_threshold)
-    server = world_server() if world else bench_settings()
     with create_driver(server) as driver, ThreadPoolExecutor(settings.recall_workers) as pool:
         models = ModelHolder(settings.artifacts_dir, "blend", (), settings.candidates())  # as the API holds it
         models.reload()

@@ -44,7 +44,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import OUT, ROOT, private_server, serve_api, stop_api
+from bench.common import OUT, ROOT, impression_db, private_server, remove_impressions, serve_api, stop_api
 from etl.load import load_dataset
 from etl.synthetic import SyntheticWorld, generate_world
 from graph.driver import create_driver
@@ -104,8 +104,10 @@ def build_world(users: int, items: int, seed: int) -> tuple[SyntheticWorld, Tast
 
 
 def load_world(settings, world: SyntheticWorld) -> None:  # noqa: ANN001
+    """The world in place of the arm before's, and none of its impressions (the graph's, or the SQLite file's)."""
     with create_driver(settings) as driver:
         load_dataset(driver, world.dataset, replace=True, reject_dir=OUT / "rejects")
+    remove_impressions(settings)
 
 
 def train_models(settings) -> tuple[str, str]:  # noqa: ANN001
@@ -293,6 +295,7 @@ def run_arm(name: str, settings, world, taste, versions, args) -> ArmLog:  # noq
             "NEO4J_URI": settings.uri,
             "NEO4J_PASSWORD": settings.password.get_secret_value(),
             "KGREC_ARTIFACTS_DIR": str(ARTIFACTS),
+            "KGREC_IMPRESSION_DB": str(impression_db(settings)),  # the API's (bench.common.serve_api)
         }
     )
     return log

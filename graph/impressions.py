@@ -2,20 +2,22 @@
 
 One interface (:class:`ImpressionStore`), two stores, chosen by ``KGREC_IMPRESSION_STORE`` in the API:
 
-* :class:`Neo4jImpressionStore` (``neo4j``, the default): the graph itself (``record_impressions.cypher``): a
-  ``(:Recommendation)`` node per list, the exposure as arrays on the user node (read with the user's context and
-  fingerprint, ``user_context.cypher``), the items' ``impressions`` and ``clicks``; attribution and a skip's exposure
-  run inside the feedback's own transaction (:func:`graph.writers.write_feedback`).
-* :class:`SqliteImpressionStore` (``sqlite``): a SQLite file on the API's host (``KGREC_IMPRESSION_DB``). The lists and
-  the clicks and conversions attributed to them are append-only rows (pruned by age only); the exposure (per user and
-  item: times shown, last shown, the user's list number when last shown, bounded to the most recent ``max_shown``
-  items) and the per-item counts are aggregates updated once per user and item per window, as in the graph. Neo4j then
-  does none of the recording's work: on the 2-core machine the whole p99 cost of recording under load was Neo4j's side
-  of the write (docs/benchmarks.md §5), which SQLite does in the recorder's thread in C, the interpreter's lock
-  released while it steps. The file is in WAL mode (readers never wait for the writer), ``synchronous=NORMAL``
-  (a commit survives a crash of the process; a power cut may lose the last ones), every read-modify-write in a
-  ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker processes of one host share one
-  file. A file is per host: API processes on several hosts need the Neo4j store (docs/architecture.md).
+* :class:`Neo4jImpressionStore` (``neo4j``): the graph itself (``record_impressions.cypher``): a ``(:Recommendation)``
+  node per list, the exposure as arrays on the user node (read with the user's context and fingerprint,
+  ``user_context.cypher``), the items' ``impressions`` and ``clicks``; attribution and a skip's exposure run inside
+  the feedback's own transaction (:func:`graph.writers.write_feedback`). The store of API processes on several hosts.
+* :class:`SqliteImpressionStore` (``sqlite``, the default): a SQLite file on the API's host (``KGREC_IMPRESSION_DB``).
+  The lists and the clicks and conversions attributed to them are append-only rows (pruned by age only); the exposure
+  (per user and item: times shown, last shown, the user's list number when last shown, bounded to the most recent
+  ``max_shown`` items) and the per-item counts are aggregates updated once per user and item per window, as in the
+  graph. Neo4j then does none of the recording's work: on the 2-core machine the whole p99 cost of recording under
+  load was Neo4j's side of the write (docs/benchmarks.md §5), which SQLite does in the recorder's thread in C, the
+  interpreter's lock released while it steps; on a quiet machine it kept the read path's p99 within 10% of recording
+  off, where the graph's store did not (hence the default). The file is in WAL mode (readers never wait for the
+  writer), ``synchronous=NORMAL`` (a commit survives a crash of the process; a power cut may lose the last ones), every
+  read-modify-write in a ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker processes of
+  one host share one file. A file is per host: API processes on several hosts need the Neo4j store
+  (docs/architecture.md).
 
 Both live here, in the graph layer, because they store the same facts in the same shapes (:class:`graph.writers.
 ImpressionBatch` in, :class:`graph.reads.VariantFigures` out) and the layers above read them: the API's recorder,
@@ -367,6 +369,14 @@ class SqliteImpressionStore(ImpressionStore):
             db.executemany("DELETE FROM outcomes WHERE recommendation_id = ?", ids)
             db.executemany("DELETE FROM lists WHERE recommendation_id = ?", ids)
         return len(ids)
+
+    def clear(self) -> None:
+        """Delete every list, outcome, exposure and count, in one write transaction (the graph they named was replaced:
+        ``kgrec load --replace``, as wiping the graph empties the graph's store); the file stays, and an API that has it
+        open records on into it."""
+        with self._transaction("clear") as db:
+            for table in ("lists", "outcomes", "exposure", "users", "items"):
+                db.execute(f"DELETE FROM {table}")  # the store's own tables
 
     def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
         seen = context.columns.seen

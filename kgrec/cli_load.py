@@ -15,10 +15,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from api.settings import ApiSettings
 from etl.dataset import Dataset, RowSink
 from etl.load import LoadReport, emit_dataset, load_stream
 from etl.settings import get_etl_settings
 from graph.driver import create_driver
+from graph.impressions import SqliteImpressionStore
 from graph.settings import get_neo4j_settings
 from graph.writers import read_graph_counts, read_item_ids
 from kgrec.cli_common import OptionTable, console, err, fail, with_options
@@ -31,7 +33,14 @@ load_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Delete the whole graph before loading.")]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Delete the whole graph before loading (and, after it, empty the API's SQLite impression file, "
+        "KGREC_IMPRESSION_DB, whose lists named the graph replaced).",
+    ),
+]
 BatchOpt = Annotated[
     int | None, typer.Option("--batch-size", min=1, help="Rows per write transaction (default: 10000).")
 ]
@@ -108,6 +117,8 @@ def _run_load(
                 reject_dir=rejects_dir or etl_settings.reject_dir,
                 progress=bars,
             )
+        if replace:
+            _forget_impressions()
     except KgrecError as exc:
         bars.close()
         raise fail(exc) from exc
@@ -115,6 +126,25 @@ def _run_load(
     print_report(report)
     _check_reject_rate(report, max_reject_rate)
     return report
+
+
+def _forget_impressions() -> None:
+    """Empty the SQLite impression file of the API run here (``KGREC_IMPRESSION_STORE=sqlite``, the default, and
+    ``KGREC_IMPRESSION_DB``) after a replace: its lists, exposure and counts named the replaced graph's users and items,
+    as the graph's own store did, which the wipe removed. A file that does not exist is not created."""
+    api = ApiSettings(api_key=None)
+    if api.impression_store != "sqlite" or not api.impression_db.is_file():
+        return
+    store = SqliteImpressionStore(api.impression_db)
+    try:
+        store.clear()
+    finally:
+        store.close()
+    console.print(
+        f"emptied the impression store {api.impression_db} (its lists named the replaced graph)",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _dry_run(produce: Produce, *, replace: bool, reject_dir: Path, bars: ProgressBars) -> LoadReport:

@@ -1,5 +1,5 @@
 """``kgrec report``: the online figures of each variant from the recorded lists, in the configured impression store
-(``KGREC_IMPRESSION_STORE``: Neo4j, or the SQLite file ``KGREC_IMPRESSION_DB``)."""
+(``KGREC_IMPRESSION_STORE``: the SQLite file ``KGREC_IMPRESSION_DB`` by default, or Neo4j)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def report(
     as_json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Per variant: lists, impressions, clicks, CTR and conversions with 95% intervals, and the CTR difference from
-    the baseline with its 95% interval (from the recorded lists and the feedback attributed to them)."""
+    the baseline with its 95% interval (from the recorded lists and the feedback attributed to them, in the API's
+    impression store: KGREC_IMPRESSION_STORE, the SQLite file KGREC_IMPRESSION_DB by default, or neo4j)."""
     settings = get_neo4j_settings()
     api = ApiSettings(api_key=None)  # only where impressions are kept
     since = int(time.time() - days * 86400) if days is not None else 0
@@ -53,7 +54,13 @@ def report(
         typer.echo(json.dumps({"since": since, "variants": as_json(rows)}, indent=2))
         return
     if not rows:
-        console.print("no recorded lists (is KGREC_IMPRESSIONS on in the API?)")
+        where = "the graph" if api.impression_store == "neo4j" else str(api.impression_db)
+        console.print(
+            f"no recorded lists in {where} (is KGREC_IMPRESSIONS on in the API, and are KGREC_IMPRESSION_STORE and "
+            "KGREC_IMPRESSION_DB set here as there?)",
+            soft_wrap=True,
+            highlight=False,
+        )
         return
     table = Table(title="online figures by variant (95% intervals)")
     for column in ("variant", "lists", "impressions", "clicks", "CTR", "conversions", "conv. rate", "CTR − baseline"):

@@ -95,6 +95,25 @@ def reads_in_read_transactions(access_modes: AccessModes) -> Iterator[None]:
         )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def module_impression_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A SQLite impression file of the module's own (``KGREC_IMPRESSION_DB``) for the apps its module-scoped fixtures
+    start, in process or as ``kgrec serve`` subprocesses: never the repository's ``.kgrec/impressions.sqlite3`` (the
+    default, relative to the working directory), and nothing recorded by another module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KGREC_IMPRESSION_DB", str(tmp_path_factory.mktemp("impressions") / "impressions.sqlite3"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def impression_db(
+    module_impression_db: None, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A SQLite impression file of the test's own for the apps and commands it starts (:func:`module_impression_db`
+    for one test): what a test records is not read by the next. Apps it starts twice (a restart) share it."""
+    monkeypatch.setenv("KGREC_IMPRESSION_DB", str(tmp_path_factory.mktemp("impressions") / "impressions.sqlite3"))
+
+
 @pytest.fixture(scope="session")
 def driver(neo4j_settings: Neo4jSettings) -> Iterator[Driver]:
     """A driver to the test database, for the whole session."""

@@ -1,4 +1,9 @@
-"""Impressions, feedback types, attribution and exposure fatigue, against the real Neo4j (synthetic world)."""
+"""Impressions, feedback types, attribution and exposure fatigue, against the real Neo4j (synthetic world).
+
+The tests that read what was recorded from the graph (its ``Recommendation`` nodes, the users' exposure arrays, the
+items' counters) run the graph's impression store (``KGREC_IMPRESSION_STORE=neo4j``: :data:`GRAPH_STORE`); the others
+the default store. The same rules with the SQLite store, read from its file: tests/api/test_impression_store_sqlite.py.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY, graph_only_settings
 
 HEADERS = {"X-API-Key": API_KEY}
+#: The settings of an app whose impressions are recorded in the graph, where these tests read them ...
+GRAPH_STORE = {"impression_store": "neo4j"}
+#: ... and the mark that gives them to a test's ``client``.
+in_graph = pytest.mark.parametrize("client", [GRAPH_STORE], ids=["neo4j-store"], indirect=True)
 
 
 def _app(tmp_path: Path, neo4j_settings: Neo4jSettings, **extra: object):  # noqa: ANN202 - FastAPI
@@ -27,8 +36,11 @@ def _app(tmp_path: Path, neo4j_settings: Neo4jSettings, **extra: object):  # noq
 
 
 @pytest.fixture
-def client(world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(_app(tmp_path, neo4j_settings)) as test_client:
+def client(
+    request: pytest.FixtureRequest, world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> Iterator[TestClient]:
+    """An app of the default settings, or of those the test's :data:`in_graph` mark gives."""
+    with TestClient(_app(tmp_path, neo4j_settings, **getattr(request, "param", {}))) as test_client:
         yield test_client
 
 
@@ -65,6 +77,7 @@ def test_every_list_has_its_own_recommendation_id_even_from_the_cache(client: Te
     assert all(b["items"] == bodies[0]["items"] and b["variant"] == "default" for b in bodies)
 
 
+@in_graph
 def test_a_served_list_is_recorded_with_its_items_in_order(client: TestClient, driver: Driver) -> None:
     first, second = _list(client, "u5"), _list(client, "u5")
     _flush(client)
@@ -115,6 +128,7 @@ def test_a_disliked_item_never_comes_back_and_trains_as_a_negative(
     assert snapshot.edge_polarity[edge] == -1 and not bool(positive_mask(snapshot)[edge])
 
 
+@in_graph
 def test_a_click_on_a_shown_item_is_attributed_to_its_list_once(client: TestClient, driver: Driver) -> None:
     shown = _list(client, "u12")
     rec_id, items = shown["recommendation_id"], [i["item_id"] for i in shown["items"]]
@@ -228,7 +242,7 @@ def test_by_default_exposure_alone_keeps_the_cached_list_and_the_next_computed_o
 def test_lists_of_one_window_are_written_summed_and_count_for_exposure_before(
     world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path, driver: Driver
 ) -> None:
-    app = _app(tmp_path, neo4j_settings, rotation_lists=1, impressions_flush_seconds=60.0)
+    app = _app(tmp_path, neo4j_settings, **GRAPH_STORE, rotation_lists=1, impressions_flush_seconds=60.0)
     with TestClient(app) as client:
         first = _list(client, "u24", k=5)
         items = [i["item_id"] for i in first["items"]]
@@ -269,7 +283,7 @@ def test_lists_of_one_window_are_written_summed_and_count_for_exposure_before(
 def test_a_click_on_a_queued_list_writes_its_users_lists_not_the_window(
     world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path, driver: Driver
 ) -> None:
-    app = _app(tmp_path, neo4j_settings, impressions_flush_seconds=60.0)
+    app = _app(tmp_path, neo4j_settings, **GRAPH_STORE, impressions_flush_seconds=60.0)
     with TestClient(app) as client:
         recorder = app.state.recommender.impressions
         first, second = _list(client, "u45", k=5), _list(client, "u45", k=5)
@@ -296,6 +310,7 @@ def test_a_click_on_a_queued_list_writes_its_users_lists_not_the_window(
         assert recorder.flush_list(other["recommendation_id"]) == 0  # written: nothing left to write
 
 
+@in_graph
 def test_lists_past_the_retention_are_pruned_and_exposure_kept(client: TestClient, driver: Driver) -> None:
     recorder = client.app.state.recommender.impressions
     assert recorder.retention_days == 90  # the default
@@ -326,7 +341,7 @@ def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
         "MATCH (u:User {userId: $u}), (i:Item {itemId: $i}) RETURN EXISTS { (u)-[:INTERACTED]->(i) } AS interacted, "
         "[k IN range(0, size(coalesce(u.shownItems, [])) - 1) WHERE u.shownItems[k] = $i | u.shownCounts[k]][0] AS shown"
     )
-    with TestClient(_app(tmp_path, neo4j_settings, fatigue_half_life=1.0)) as client:
+    with TestClient(_app(tmp_path, neo4j_settings, **GRAPH_STORE, fatigue_half_life=1.0)) as client:
         body = _list(client, "u26", k=5)
         _flush(client)
         item = body["items"][0]["item_id"]
@@ -340,11 +355,12 @@ def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
         _feedback(client, user_id="u26", item_id=body["items"][-1]["item_id"], type="view")  # recompute the list
         after = _list(client, "u26", k=5)
         assert _rank(after, item) > 0  # faded by fatigue (three ignored impressions at half-life 1) ...
-    with TestClient(_app(tmp_path, neo4j_settings)) as client:  # ... but not hidden: without fatigue it is back
+    # ... but not hidden: without fatigue it is back
+    with TestClient(_app(tmp_path, neo4j_settings, **GRAPH_STORE)) as client:
         assert _rank(_list(client, "u26", k=5), item) == 0
     table = tmp_path / "kinds.yaml"
     table.write_text("kinds:\n  skip: {weight: 0.5, polarity: negative}\n")
-    with TestClient(_app(tmp_path, neo4j_settings, feedback_kinds=table)) as client:
+    with TestClient(_app(tmp_path, neo4j_settings, **GRAPH_STORE, feedback_kinds=table)) as client:
         body = _list(client, "u27", k=5)
         item = body["items"][0]["item_id"]
         assert _feedback(client, user_id="u27", item_id=item, type="skip")["polarity"] == -1
@@ -352,6 +368,7 @@ def test_a_skip_is_an_ignored_impression_not_a_hide_unless_configured(
         assert item not in {i["item_id"] for i in _list(client, "u27", k=50)["items"]}  # a negative: hidden
 
 
+@in_graph
 def test_similar_items_lists_are_recorded_and_attributable(client: TestClient, driver: Driver) -> None:
     first = client.get("/items/i5/similar", params={"k": 4}).json()
     second = client.get("/items/i5/similar", params={"k": 4}).json()

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from neo4j import Driver
 from pydantic import SecretStr
 
 from api.app import create_app
@@ -21,7 +20,7 @@ from api.variants import load_variants
 from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
 from gnn.jobs import RetrainReport, promote, retrain_job
-from graph.reads import read_item_exposure
+from graph.impressions import STORES
 from graph.settings import Neo4jSettings
 from schema.errors import ConfigError
 from tests.api.conftest import API_KEY, FAST_LIGHTGCN, graph_only_settings, model_settings
@@ -391,24 +390,27 @@ def test_a_variants_exploration_share_overrides_the_setting(
     assert body["variant"] == "explore" and _explored(body) == [1, 3, 5]
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_exploration_learns_from_recorded_impressions_and_attributed_clicks(
-    versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings, driver: Driver
+    versions: tuple[GnnSettings, RetrainReport, RetrainReport], neo4j_settings: Neo4jSettings, store: str
 ) -> None:
     settings, _, _ = versions
-    app = create_app(model_settings(settings.artifacts_dir, exploration_share=0.2), neo4j_settings)
+    app = create_app(
+        model_settings(settings.artifacts_dir, exploration_share=0.2, impression_store=store), neo4j_settings
+    )
     with TestClient(app) as client:
         body = client.get("/users/u9/recommendations", params={"k": 10}).json()
         recommender = client.app.state.recommender
         recommender.impressions.flush()
         item = body["items"][0]["item_id"]
-        before = read_item_exposure(driver)[item]
+        before = recommender.impression_store.item_exposure()[item]  # what exploration re-reads
         response = client.post(
             "/feedback",
             json={"user_id": "u9", "item_id": item, "type": "click", "recommendation_id": body["recommendation_id"]},
             headers={"X-API-Key": API_KEY},
         )
         assert response.status_code == 201 and response.json()["attributed"]
-        after = read_item_exposure(driver)[item]
+        after = recommender.impression_store.item_exposure()[item]
         assert after[1] == before[1] + 1 and after[0] >= 1  # the click counted once, on the item it was for
         shown, clicked, _ = recommender.item_stats.get([item])
         assert shown[0] >= 1 and clicked[0] >= 1  # this process counted both between reads

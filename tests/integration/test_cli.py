@@ -1,6 +1,7 @@
 """The `kgrec` command against the real test server, the way a user runs it."""
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -8,7 +9,9 @@ import pytest
 from neo4j import Driver
 from typer.testing import CliRunner
 
+from graph.impressions import SqliteImpressionStore
 from graph.settings import Neo4jSettings
+from graph.writers import impression_batches
 from kgrec.cli import app
 
 MINI = Path(__file__).parents[1] / "fixtures" / "mini_movielens"
@@ -20,6 +23,28 @@ def test_cli_load_synthetic_prints_summary(cli_env: Neo4jSettings) -> None:
     assert result.exit_code == 0, result.output
     assert "INTERACTED" in result.output and "write phases" in result.output
     assert "no rejected rows" in result.output
+
+
+def test_cli_load_replace_empties_the_sqlite_impression_file(cli_env: Neo4jSettings) -> None:
+    store = SqliteImpressionStore(Path(os.environ["KGREC_IMPRESSION_DB"]))  # the test's own file (tests/conftest.py)
+    row = {
+        "recommendation_id": "r1",
+        "user_id": "u1",
+        "variant": "A",
+        "model_version": "m",
+        "shown_at": 1,
+        "item_ids": ["i1"],
+    }
+    for part in impression_batches([row], 50):
+        store.write(part)
+    load = ["load", "synthetic", "--users", "30", "--items", "60", "--no-progress"]
+    assert runner.invoke(app, load).exit_code == 0  # a load on top keeps the lists
+    assert [f.lists for f in store.variant_report()] == [1] and store.lists_shown("u1", 0) == 1
+    result = runner.invoke(app, [*load, "--replace"])
+    assert result.exit_code == 0, result.output
+    assert "emptied the impression store" in result.output
+    assert store.variant_report() == [] and store.lists_shown("u1", 0) == 0 and store.item_exposure() == {}
+    store.close()
 
 
 def test_cli_load_world_writes_the_files_once_then_loads_them(

@@ -94,4 +94,6 @@ def test_report_counts_lists_impressions_clicks_and_conversions_per_variant(
     table = runner.invoke(app, ["report"])
     assert table.exit_code == 0 and "CTR" in table.output and "baseline" in table.output
     assert runner.invoke(app, ["report", "--days", "1", "--json"]).output.count('"variant"') == 0  # all long ago
+    where = "the graph" if store_kind == "neo4j" else "impressions.sqlite3"  # an empty report says where it looked
+    assert where in runner.invoke(app, ["report", "--days", "1"]).output
     store.close()

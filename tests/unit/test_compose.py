@@ -20,6 +20,9 @@ def test_compose_file_declares_neo4j_and_api() -> None:
     assert api["build"] == "."
     assert api["depends_on"]["neo4j"]["condition"] == "service_healthy"
     assert "${NEO4J_PASSWORD:?" in api["environment"]["NEO4J_PASSWORD"]
+    impressions = Path(api["environment"]["KGREC_IMPRESSION_DB"])  # the default store's file: on a volume
+    volumes = {Path(target): name for name, target in (v.split(":") for v in api["volumes"])}
+    assert volumes.get(impressions.parent) in compose["volumes"]
     assert (ROOT / "Dockerfile").is_file()
 
 

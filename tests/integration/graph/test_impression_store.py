@@ -171,6 +171,21 @@ def test_a_new_store_on_the_same_file_sees_what_was_written(clean_db: Driver, tm
         open_impression_store("sqlite", clean_db)
 
 
+def test_clearing_the_file_forgets_everything_and_recording_goes_on(clean_db: Driver, tmp_path: Path) -> None:
+    _world(clean_db)
+    path = tmp_path / "impressions.sqlite3"
+    api, load = SqliteImpressionStore(path, max_shown=4), SqliteImpressionStore(path, max_shown=4)  # two processes'
+    _record(api)
+    assert load.variant_report() and load.item_exposure()
+    load.clear()  # kgrec load --replace
+    assert (api.variant_report(), api.item_exposure(), _exposure(api, clean_db, "u2")) == ([], {}, ({}, 0))
+    assert api.attribute("r3", "u2", "i1", click=True, conversion=False).found is False
+    _record(api)  # the API records on into the same file, from nothing
+    assert _exposure(api, clean_db, "u2") == ({"i1": (2, 2), "i4": (2, 2), "i9": (1, 3)}, 3)
+    api.close()
+    load.close()
+
+
 def _serve(path: Path, number: int, per_worker: int) -> None:
     """One API worker's writes: it shows u1 an item every worker shows and one of its own, and u2 skips an item."""
     store = SqliteImpressionStore(path)
