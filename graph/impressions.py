@@ -17,7 +17,9 @@ One interface (:class:`ImpressionStore`), two stores, chosen by ``KGREC_IMPRESSI
   writer), ``synchronous=NORMAL`` (a commit survives a crash of the process; a power cut may lose the last ones), every
   read-modify-write in a ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker processes of
   one host share one file. A file is per host: API processes on several hosts need the Neo4j store
-  (docs/architecture.md).
+  (docs/architecture.md). A file records the graph it was written for (the Neo4j database's id, ``db.info()``), and is
+  opened for no other: read for another graph, its lists and exposure would fatigue and rotate items of users who
+  merely share an id (:meth:`SqliteImpressionStore.bind`).
 
 Both live here, in the graph layer, because they store the same facts in the same shapes (:class:`graph.writers.
 ImpressionBatch` in, :class:`graph.reads.VariantFigures` out) and the layers above read them: the API's recorder,
@@ -27,6 +29,7 @@ feedback and exploration, ``kgrec report`` and the benchmarks (kgrec/ and bench/
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -38,6 +41,8 @@ from typing import NamedTuple
 
 from neo4j import Driver
 
+from graph import catalog
+from graph.query import run_read
 from graph.reads import UserContext, VariantFigures, read_item_exposure, variant_report
 from graph.writers import (
     EXPOSURE_ITEMS,
@@ -49,7 +54,9 @@ from graph.writers import (
     warm_impressions,
     write_impressions,
 )
-from schema.errors import KgrecError
+from schema.errors import ConfigError, DatabaseUnavailableError, KgrecError
+
+log = logging.getLogger(__name__)
 
 #: The stores ``KGREC_IMPRESSION_STORE`` names.
 STORES = ("neo4j", "sqlite")
@@ -189,6 +196,7 @@ CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY, lists_shown INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY, impressions INTEGER NOT NULL, clicks INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
 _SHOWN = (
@@ -375,8 +383,27 @@ class SqliteImpressionStore(ImpressionStore):
         ``kgrec load --replace``, as wiping the graph empties the graph's store); the file stays, and an API that has it
         open records on into it."""
         with self._transaction("clear") as db:
-            for table in ("lists", "outcomes", "exposure", "users", "items"):
-                db.execute(f"DELETE FROM {table}")  # the store's own tables
+            for table in ("lists", "outcomes", "exposure", "users", "items", "meta"):
+                db.execute(f"DELETE FROM {table}")  # the store's own tables (meta: the next bind() adopts the graph)
+
+    def bind(self, graph: str) -> None:
+        """Check that this file records the graph whose database id is ``graph`` (:func:`graph_id`), recording it
+        if the file records none yet (new, emptied by :meth:`clear`, or written before files recorded their graph).
+
+        Raises:
+            ConfigError: The file records another graph: its lists and exposure name that graph's users and items,
+                and read for this one they would fatigue and rotate the wrong items.
+        """
+        with self._transaction("bind") as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'graph_id'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('graph_id', ?)", (graph,))
+        if row is not None and row[0] != graph:
+            raise ConfigError(
+                f"the impression file {self.path} records another graph (Neo4j database id {row[0]}) than the one "
+                f"this process uses ({graph}): set KGREC_IMPRESSION_DB to a file of its own for this graph, or delete "
+                "the file to start afresh (`kgrec load --replace` empties it)"
+            )
 
     def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
         seen = context.columns.seen
@@ -420,19 +447,40 @@ def _errors(what: str) -> Iterator[None]:
         raise ImpressionStoreError(f"the impression store could not {what}: {exc}") from exc
 
 
+def graph_id(driver: Driver, database: str = "neo4j") -> str:
+    """The id of the Neo4j database ``database`` (``db.info()``: fixed when its store is created).
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable.
+        KgrecError: Neo4j refused the query.
+    """
+    records, _ = run_read("graph id", catalog.GRAPH_ID, {}, driver, database)
+    return str(records[0]["id"])
+
+
 def open_impression_store(
     kind: str, driver: Driver, database: str = "neo4j", path: Path | None = None, max_shown: int = EXPOSURE_ITEMS
 ) -> ImpressionStore:
-    """The store ``kind`` names (:data:`STORES`); ``path``: the SQLite file (``sqlite`` needs it).
+    """The store ``kind`` names (:data:`STORES`); ``path``: the SQLite file (``sqlite`` needs it), bound to the graph
+    (:meth:`SqliteImpressionStore.bind`; not checked, with a warning, while Neo4j is unreachable).
 
     Raises:
+        ConfigError: The SQLite file records another graph.
         ImpressionStoreError: The SQLite file cannot be created or opened.
         ValueError: No such store, or ``sqlite`` without a path.
     """
     if kind == "neo4j":
         return Neo4jImpressionStore(driver, database, max_shown)
     if kind == "sqlite" and path is not None:
-        return SqliteImpressionStore(path, max_shown)
+        store = SqliteImpressionStore(path, max_shown)
+        try:
+            store.bind(graph_id(driver, database))
+        except DatabaseUnavailableError as exc:
+            log.warning("the impression file %s was not checked against the graph (Neo4j unreachable): %s", path, exc)
+        except ConfigError:
+            store.close()
+            raise
+        return store
     raise ValueError(f"no impression store {kind!r} (path {path}); known: {', '.join(STORES)}")
 
 
@@ -443,5 +491,6 @@ __all__ = [
     "ImpressionStoreError",
     "Neo4jImpressionStore",
     "SqliteImpressionStore",
+    "graph_id",
     "open_impression_store",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from neo4j import Driver
 
@@ -14,6 +15,7 @@ from api.app import create_app
 from etl.synthetic import SyntheticWorld
 from graph.impressions import SqliteImpressionStore
 from graph.settings import Neo4jSettings
+from schema.errors import ConfigError
 from tests.api.conftest import API_KEY, graph_only_settings
 
 HEADERS = {"X-API-Key": API_KEY}
@@ -181,3 +183,18 @@ def test_item_pages_lists_are_attributable_and_old_lists_pruned(
         assert sum(f.lists for f in _store(client).variant_report()) == 2
         assert recorder.prune(now=time.time() + 91 * 86_400) == 2
         assert _store(client).variant_report() == [] and _store(client).lists_shown("u65", 0) == 1  # exposure stays
+
+
+def test_an_api_does_not_start_on_the_impression_file_of_another_graph(
+    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
+    other = SqliteImpressionStore(tmp_path / "impressions.sqlite3")
+    other.bind("the-id-of-another-graph")  # as an API serving another Neo4j database recorded it
+    other.close()
+    with pytest.raises(ConfigError, match="records another graph"), TestClient(_app(tmp_path, neo4j_settings)):
+        pass
+    emptied = SqliteImpressionStore(tmp_path / "impressions.sqlite3")
+    emptied.clear()  # kgrec load --replace
+    emptied.close()
+    with TestClient(_app(tmp_path, neo4j_settings)) as client:  # the file now takes this graph
+        assert _items(_list(client, "u61"))

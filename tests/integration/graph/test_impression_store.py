@@ -15,6 +15,7 @@ from graph.impressions import (
     ImpressionStore,
     Neo4jImpressionStore,
     SqliteImpressionStore,
+    graph_id,
     open_impression_store,
 )
 from graph.reads import user_context
@@ -27,6 +28,7 @@ from graph.writers import (
     write_items,
     write_users,
 )
+from schema.errors import ConfigError
 from schema.kinds import DEFAULT_FEEDBACK_KINDS
 from schema.rows import InteractionRow, ItemRow, UserRow
 
@@ -184,6 +186,25 @@ def test_clearing_the_file_forgets_everything_and_recording_goes_on(clean_db: Dr
     assert _exposure(api, clean_db, "u2") == ({"i1": (2, 2), "i4": (2, 2), "i9": (1, 3)}, 3)
     api.close()
     load.close()
+
+
+def test_a_file_is_read_only_for_the_graph_it_recorded(clean_db: Driver, tmp_path: Path) -> None:
+    _world(clean_db)
+    graph = graph_id(clean_db)
+    assert graph and graph == graph_id(clean_db)  # the database's own id, the same on every read
+    path = tmp_path / "impressions.sqlite3"
+    store = open_impression_store("sqlite", clean_db, path=path, max_shown=4)  # a new file takes this graph's id
+    _record(store)
+    store.close()
+    open_impression_store("sqlite", clean_db, path=path, max_shown=4).close()  # the same graph: opened as it is
+    other = SqliteImpressionStore(path, max_shown=4)
+    with pytest.raises(ConfigError, match=f"{path.name} records another graph .*{graph}.*KGREC_IMPRESSION_DB"):
+        other.bind("the-id-of-another-graph")
+    other.clear()  # kgrec load --replace: emptied, the file takes the next graph that binds it
+    other.bind("the-id-of-another-graph")
+    with pytest.raises(ConfigError, match="records another graph"):
+        open_impression_store("sqlite", clean_db, path=path, max_shown=4)
+    other.close()
 
 
 def _serve(path: Path, number: int, per_worker: int) -> None:
