@@ -291,7 +291,8 @@ class ApiSettings(BaseSettings):
     impression_db: Path = Field(
         Path(".kgrec/impressions.sqlite3"),
         description="The SQLite file of KGREC_IMPRESSION_STORE=sqlite (created with its directory; every API process "
-        "of the host opens the same one; relative to the working directory).",
+        "of the host opens the same one; relative to the working directory; it records the graph it was written for "
+        "and is opened for no other).",
     )
     impressions_queue: int = Field(
         10_000, ge=1, description="Served lists waiting to be written; one more is dropped (counted), never waited for."
