@@ -19,6 +19,7 @@ from gnn.blend.config import RankerConfig
 from gnn.config import TrainConfig
 from gnn.phases import phase
 from kgrec.cli import app
+from kgrec.cli_serve import api_examples
 from kgrec.cli_train import CONFIG_HELP
 from kgrec.progress import phase_lines
 
@@ -116,3 +117,17 @@ def test_serve_refuses_a_variant_naming_a_missing_model_version(
         get_api_settings.cache_clear()
     assert result.exit_code == 1
     assert "variant ghost: model version 'v404' does not exist" in result.output
+
+
+def test_the_demo_shows_a_write_only_when_the_server_accepts_writes() -> None:
+    """Without KGREC_API_KEY the server refuses every write (403): the demo says how to set a key instead."""
+    base = "http://127.0.0.1:8000"
+    with_key, without = api_examples(base, write_key=True), api_examples(base, write_key=False)
+    assert (
+        with_key[:2]
+        == without[:2]
+        == [f"  curl '{base}/users/u1/recommendations?k=5'", f"  curl '{base}/items/i1/similar?k=5'"]
+    )
+    assert "X-API-Key: $KGREC_API_KEY" in with_key[2] and "-X POST" in with_key[2]
+    assert not any("-X POST" in line for line in without)
+    assert "export KGREC_API_KEY=$(openssl rand -hex 16)" in without[2]
