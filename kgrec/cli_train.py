@@ -315,8 +315,10 @@ def models(
         )
         return
     table = Table(title=f"models under {root}")
-    for column in ("model", "version", "current", "snapshot", "val NDCG@20", "test NDCG@20", "final fit"):
-        table.add_column(column)
+    # the version is what `kgrec evaluate DIR` and KGREC_VARIANTS name: shown whole (folded in a narrow terminal, not
+    # cut to "20261206…"); it ends with the first 12 characters of its snapshot's id
+    for column in ("model", "version", "current", "val NDCG@20", "test NDCG@20", "final fit"):
+        table.add_column(column, overflow="fold" if column == "version" else "ellipsis")
     for name in names:
         current = current_version(root, name)
         for path in reversed(list_versions(root, name)):
@@ -328,7 +330,6 @@ def models(
                 name,
                 path.name,
                 "*" if path == current else "",
-                str(meta.get("snapshot_id", "")),
                 f"{val:.4f}" if val is not None else "-",
                 f"{test:.4f}" if test is not None else "-",
                 str(meta.get("config", {}).get("final_fit", "train")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -89,6 +90,20 @@ def test_models_without_any_model_says_how_to_make_one(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "no saved model" in result.output and "kgrec retrain" in result.output
     assert "┃" not in result.output  # no empty table
+
+
+def test_models_shows_each_version_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
+    """Two versions of one day differ only past their first 8 characters: cut to "20261206…" they read the same."""
+    versions = ["20261206T203820677221Z-d00c4dafb49b", "20261206T204016387914Z-df6a0dbc7448"]
+    for version in versions:
+        (tmp_path / "blend" / version).mkdir(parents=True)
+        meta = {"snapshot_id": version[-12:], "metrics": {"validation": {"ndcg@20": 0.3}}, "config": {}}
+        (tmp_path / "blend" / version / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    (tmp_path / "blend" / "current.json").write_text(json.dumps({"version": versions[1]}), encoding="utf-8")
+    result = CliRunner().invoke(app, ["models", "--artifacts", str(tmp_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    cells = "".join(line.split("│")[2].strip() for line in result.output.splitlines() if line.startswith("│"))
+    assert all(v in cells for v in versions), result.output
 
 
 def test_importing_the_cli_and_torch_geometric_prints_no_deprecation_warning() -> None:
