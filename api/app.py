@@ -341,7 +341,12 @@ def create_app(api_settings: ApiSettings | None = None, neo4j_settings: Neo4jSet
         default_young = young_threshold(api_settings.gc_young_threshold) if api_settings.gc_young_threshold else None
         default_switch = switch_interval(api_settings.gil_switch_ms) if api_settings.gil_switch_ms else None
         untime = time_collections(log_collection) if api_settings.debug_timeline else None
-        log.info("kgrec API ready to serve; Neo4j at %s", neo4j_settings.uri)
+        # /ready waits for the warming (KGREC_CACHE_WARM_READY_USERS): say so, not "ready" while it answers 503
+        log.info(
+            "kgrec API started; Neo4j at %s%s",
+            neo4j_settings.uri,
+            "; warming the answer cache, /ready answers 503 until it is warm" if warmers else "",
+        )
         try:
             yield
         finally:

@@ -60,6 +60,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GATE_METRIC = "ndcg@20"
+#: Below this share of the current version's items still in the graph, the current version was trained on another
+#: catalogue (a load with ``--replace`` of other data): it can no longer rank the graph, so the new version is
+#: promoted whatever the two validation figures, which then measure different data sets.
+MIN_ITEMS_KEPT = 0.5
 
 
 @contextmanager
@@ -327,13 +331,15 @@ def prune_versions(root: Path, model: str, keep: int) -> list[Path]:
 @dataclass
 class RetrainReport:
     """What a retrain did: the new version, both validation figures (on the same snapshot or not), whether the
-    new version was promoted, and which old versions were deleted."""
+    new version was promoted, and which old versions were deleted. ``items_kept``: the share of the current
+    version's items still in the graph (None without a current version)."""
 
     artifact: Artifact
     new_val: float
     current_val: float | None
     promoted: bool
     same_data: bool
+    items_kept: float | None
     pruned: list[Path]
     seconds: float
     embeddings: dict[str, int] | None = None
@@ -362,7 +368,9 @@ def retrain_job(
     The gate compares the validation NDCG@20 recorded in each artifact: each was measured by a model fitted
     without its validation interactions. Re-scoring the current model on the new validation fold would not
     be fair — it was retrained on all of its train, validation included. When the snapshot changed, the two
-    figures come from different (each honest) validation data; the report says whether it did.
+    figures come from different (each honest) validation data; the report says whether it did. When fewer than
+    :data:`MIN_ITEMS_KEPT` of the current version's items are still in the graph, the current version cannot rank
+    it and the new one is promoted.
 
     Phases (and the report's ``timings``): ``export``, ``split`` (publishing ``snapshot`` and ``split``),
     ``fit``, ``promote`` (gate, save, prune) and ``publish`` (embeddings to Neo4j).
@@ -390,14 +398,16 @@ def retrain_job(
     with timed_phase("promote", timings) as data:
         new_val = float(artifact.metrics["validation"][GATE_METRIC])
         current_path = current_version(settings.artifacts_dir, kind)
-        current_val = None
+        current_val = items_kept = None
         same_data = False
         if current_path is not None:
             current = load_artifact(current_path)
             current_val = float(current.metrics["validation"][GATE_METRIC])
             same_data = current.snapshot_id == snapshot.snapshot_id
+            graph_items = set(snapshot.items.ids)
+            items_kept = sum(i in graph_items for i in current.item_ids) / max(len(current.item_ids), 1)
         path = path or save_artifact(artifact, settings.artifacts_dir, snapshot.item_catalog())
-        promoted = current_val is None or new_val >= current_val
+        promoted = current_val is None or items_kept < MIN_ITEMS_KEPT or new_val >= current_val
         if promoted:
             promote(
                 path,
@@ -416,5 +426,14 @@ def retrain_job(
         has_vectors = artifact.item_embeddings.ndim == 2 and artifact.item_embeddings.size(1) > 0
         embeddings = publish_embeddings(neo4j, artifact) if promoted and publish and has_vectors else None
     return RetrainReport(
-        artifact, new_val, current_val, promoted, same_data, pruned, time.perf_counter() - started, embeddings, timings
+        artifact,
+        new_val,
+        current_val,
+        promoted,
+        same_data,
+        items_kept,
+        pruned,
+        time.perf_counter() - started,
+        embeddings,
+        timings,
     )

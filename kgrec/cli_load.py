@@ -213,6 +213,27 @@ def _percent(share: float) -> str:
     return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
+def print_graph_counts(title: str, nodes: dict[str, int], relationships: dict[str, int]) -> None:
+    """Print node counts per label beside relationship counts per type (``*``: all of them)."""
+    graph = Table(title=title, show_edge=False)
+    graph.add_column("nodes", style="cyan")
+    graph.add_column("count", justify="right")
+    graph.add_column("relationships", style="magenta")
+    graph.add_column("count", justify="right")
+    nodes_sorted = sorted(nodes.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+    rels = sorted(relationships.items(), key=lambda kv: (kv[0] != "*", kv[0]))
+    for k in range(max(len(nodes_sorted), len(rels))):
+        n = nodes_sorted[k] if k < len(nodes_sorted) else ("", None)
+        r = rels[k] if k < len(rels) else ("", None)
+        graph.add_row(
+            "all" if n[0] == "*" else n[0],
+            "" if n[1] is None else f"{n[1]:,}",
+            "all" if r[0] == "*" else r[0],
+            "" if r[1] is None else f"{r[1]:,}",
+        )
+    console.print(graph)
+
+
 def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
     """Print a load's closing summary: graph counts, phases with rows/s, rejects and skips (a dry run: the rows that
     would be written per kind instead of graph counts and phases)."""
@@ -225,23 +246,7 @@ def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
         console.print(would)
         _print_tail(report)
         return
-    graph = Table(title=f"graph after loading {report.name}", show_edge=False)
-    graph.add_column("nodes", style="cyan")
-    graph.add_column("count", justify="right")
-    graph.add_column("relationships", style="magenta")
-    graph.add_column("count", justify="right")
-    nodes = sorted(report.nodes.items(), key=lambda kv: (kv[0] != "*", kv[0]))
-    rels = sorted(report.relationships.items(), key=lambda kv: (kv[0] != "*", kv[0]))
-    for k in range(max(len(nodes), len(rels))):
-        n = nodes[k] if k < len(nodes) else ("", None)
-        r = rels[k] if k < len(rels) else ("", None)
-        graph.add_row(
-            "all" if n[0] == "*" else n[0],
-            "" if n[1] is None else f"{n[1]:,}",
-            "all" if r[0] == "*" else r[0],
-            "" if r[1] is None else f"{r[1]:,}",
-        )
-    console.print(graph)
+    print_graph_counts(f"graph after loading {report.name}", report.nodes, report.relationships)
 
     if report.phases:
         phases = Table(title="write phases", show_edge=False)
@@ -419,7 +424,7 @@ def stats() -> None:
             nodes, rels = read_graph_counts(driver, settings.database)
     except KgrecError as exc:
         raise fail(exc) from exc
-    print_report(LoadReport(name="(current graph)", nodes=nodes, relationships=rels))
+    print_graph_counts("graph", nodes, rels)
 
 
 def register(app: typer.Typer) -> None:

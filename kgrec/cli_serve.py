@@ -67,16 +67,27 @@ def demo(
     base = f"http://{api.host}:{api.port}"
     console.print()
     console.print(f"[bold]API[/] on {base} (docs: {base}/docs). Try, in another terminal:")
-    console.print(f"  curl '{base}/users/u1/recommendations?k=5'", highlight=False, soft_wrap=True)
-    console.print(f"  curl '{base}/items/i1/similar?k=5'", highlight=False, soft_wrap=True)
-    console.print(
-        f"  curl -X POST {base}/interactions -H \"X-API-Key: $KGREC_API_KEY\" -H 'Content-Type: application/json' "
-        """-d '{"user_id": "u1", "item_id": "i2", "rating": 5}'""",
-        highlight=False,
-        soft_wrap=True,
-    )
+    for line in api_examples(base, write_key=api.api_key is not None):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print("Ctrl-C stops the API; `kgrec neo4j stop` stops Neo4j.")
     serve(host=None, port=None, workers=1)
+
+
+def api_examples(base: str, write_key: bool) -> list[str]:
+    """The requests the demo suggests: two reads, and a write when the server has a write key (without
+    KGREC_API_KEY it refuses every write, so the demo says how to set one instead of showing a request that fails)."""
+    lines = [f"  curl '{base}/users/u1/recommendations?k=5'", f"  curl '{base}/items/i1/similar?k=5'"]
+    if write_key:
+        lines.append(
+            f"  curl -X POST {base}/interactions -H \"X-API-Key: $KGREC_API_KEY\" -H 'Content-Type: application/json' "
+            """-d '{"user_id": "u1", "item_id": "i2", "rating": 5}'"""
+        )
+    else:
+        lines.append(
+            "Writes (POST, PATCH) need a key, and none is set: stop this, `export KGREC_API_KEY=$(openssl rand -hex 16)` "
+            "and run `kgrec serve` (Neo4j and the trained model stay)."
+        )
+    return lines
 
 
 #: How long a worker process may take to answer the parent's health ping (``kgrec serve --workers``).

@@ -257,11 +257,13 @@ def evaluate(
 def retrain(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     """Export → train (epochs chosen on validation, final fit on every positive) → promote if not worse.
 
-    Promotion compares validation NDCG@20 with the current version's and switches atomically; the API
-    picks the new version up on `POST /admin/reload`. Run it from cron, e.g. nightly:
+    Promotion compares validation NDCG@20 with the current version's and switches atomically; a current version
+    whose items are mostly gone from the graph (other data loaded with --replace) is replaced whatever its figure.
+    A running API picks the new version up within KGREC_MODEL_WATCH_SECONDS, or at once on `POST /admin/reload`.
+    Run it from cron, e.g. nightly:
     `0 3 * * * cd /srv/kgrec && .venv/bin/kgrec retrain >> .kgrec/retrain.log 2>&1`
     """
-    from gnn.jobs import retrain_job
+    from gnn.jobs import MIN_ITEMS_KEPT, retrain_job
 
     neo4j, settings, typed = _resolve(options)
     keep, publish = options["keep"], options["publish"]
@@ -270,11 +272,12 @@ def retrain(**options: Any) -> None:  # noqa: ANN401 - OPTIONS
     console.print(metrics_table(f"{artifact.model} {artifact.version}", {"validation": artifact.metrics["validation"]}))
     print_component_search(artifact.metrics)
     previous = "none" if report.current_val is None else f"{report.current_val:.4f}"
-    data = (
-        "first version"
-        if report.current_val is None
-        else ("same data" if report.same_data else "the graph changed since")
-    )
+    if report.current_val is None:
+        data = "first version"
+    elif report.items_kept is not None and report.items_kept < MIN_ITEMS_KEPT:
+        data = f"on another catalogue: {report.items_kept:.0%} of its items are in the graph"
+    else:
+        data = "same data" if report.same_data else "the graph changed since"
     if report.promoted:
         console.print(
             f"[green]promoted[/] {artifact.version}: validation NDCG@20 {report.new_val:.4f} "
@@ -312,8 +315,10 @@ def models(
         )
         return
     table = Table(title=f"models under {root}")
-    for column in ("model", "version", "current", "snapshot", "val NDCG@20", "test NDCG@20", "final fit"):
-        table.add_column(column)
+    # the version is what `kgrec evaluate DIR` and KGREC_VARIANTS name: shown whole (folded in a narrow terminal, not
+    # cut to "20261206…"); it ends with the first 12 characters of its snapshot's id
+    for column in ("model", "version", "current", "val NDCG@20", "test NDCG@20", "final fit"):
+        table.add_column(column, overflow="fold" if column == "version" else "ellipsis")
     for name in names:
         current = current_version(root, name)
         for path in reversed(list_versions(root, name)):
@@ -325,7 +330,6 @@ def models(
                 name,
                 path.name,
                 "*" if path == current else "",
-                str(meta.get("snapshot_id", "")),
                 f"{val:.4f}" if val is not None else "-",
                 f"{test:.4f}" if test is not None else "-",
                 str(meta.get("config", {}).get("final_fit", "train")),

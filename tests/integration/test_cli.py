@@ -94,6 +94,8 @@ def test_cli_load_movielens_reports_rejects_and_file(cli_env: Neo4jSettings, tmp
     stats = runner.invoke(app, ["stats"])
     assert stats.exit_code == 0
     assert "ACTED_IN" in stats.output
+    # the counts alone: stats loads nothing, so it reports no load and no rejects
+    assert "after loading" not in stats.output and "rejected" not in stats.output
 
 
 def test_cli_missing_folder_is_a_clear_error(cli_env: Neo4jSettings, tmp_path: Path) -> None:

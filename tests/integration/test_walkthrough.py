@@ -132,11 +132,14 @@ def test_a_view_and_a_purchase_of_one_product_are_one_interaction_with_both_kind
 def test_the_browser_steps_run_for_a_shop_customer(shop: Driver) -> None:
     session = BrowserSession(shop)
     session.paste(GUIDE.read_text(encoding="utf-8"))  # step 4.2: the whole file
-    [records] = session.paste(
-        guide_blocks()["popularity"].replace(":param userId => '1';", ":param userId => 'c001';")  # step 4.3
-    )
-    assert len(records) == session.params["k"] == 10
-    assert ":param userId => 'c001';" in WALKTHROUGH.read_text(encoding="utf-8")
+    # step 4.3: a block pasted as it is draws for the MovieLens user its own :param line sets, not for c001
+    block = guide_blocks()["collaborative"]
+    session.paste(":param userId => 'c001';")
+    assert session.paste(block) == [[]]
+    [records] = session.paste(block.replace(":param userId => '1';", ":param userId => 'c001';"))
+    assert records and session.params["userId"] == "c001"
+    text = " ".join(WALKTHROUGH.read_text(encoding="utf-8").split())
+    assert "with its `:param userId => '1';` line changed to `:param userId => 'c001';`" in text
 
 
 @pytest.fixture

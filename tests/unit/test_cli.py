@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from gnn.blend.config import RankerConfig
 from gnn.config import TrainConfig
 from gnn.phases import phase
 from kgrec.cli import app
+from kgrec.cli_serve import api_examples
 from kgrec.cli_train import CONFIG_HELP
 from kgrec.progress import phase_lines
 
@@ -90,6 +92,20 @@ def test_models_without_any_model_says_how_to_make_one(tmp_path: Path) -> None:
     assert "┃" not in result.output  # no empty table
 
 
+def test_models_shows_each_version_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
+    """Two versions of one day differ only past their first 8 characters: cut to "20261206…" they read the same."""
+    versions = ["20261206T203820677221Z-d00c4dafb49b", "20261206T204016387914Z-df6a0dbc7448"]
+    for version in versions:
+        (tmp_path / "blend" / version).mkdir(parents=True)
+        meta = {"snapshot_id": version[-12:], "metrics": {"validation": {"ndcg@20": 0.3}}, "config": {}}
+        (tmp_path / "blend" / version / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    (tmp_path / "blend" / "current.json").write_text(json.dumps({"version": versions[1]}), encoding="utf-8")
+    result = CliRunner().invoke(app, ["models", "--artifacts", str(tmp_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    cells = "".join(line.split("│")[2].strip() for line in result.output.splitlines() if line.startswith("│"))
+    assert all(v in cells for v in versions), result.output
+
+
 def test_importing_the_cli_and_torch_geometric_prints_no_deprecation_warning() -> None:
     """The console script imports kgrec.cli before main() runs, and PyTorch Geometric warns at import: the filter
     must be in place by then."""
@@ -116,3 +132,17 @@ def test_serve_refuses_a_variant_naming_a_missing_model_version(
         get_api_settings.cache_clear()
     assert result.exit_code == 1
     assert "variant ghost: model version 'v404' does not exist" in result.output
+
+
+def test_the_demo_shows_a_write_only_when_the_server_accepts_writes() -> None:
+    """Without KGREC_API_KEY the server refuses every write (403): the demo says how to set a key instead."""
+    base = "http://127.0.0.1:8000"
+    with_key, without = api_examples(base, write_key=True), api_examples(base, write_key=False)
+    assert (
+        with_key[:2]
+        == without[:2]
+        == [f"  curl '{base}/users/u1/recommendations?k=5'", f"  curl '{base}/items/i1/similar?k=5'"]
+    )
+    assert "X-API-Key: $KGREC_API_KEY" in with_key[2] and "-X POST" in with_key[2]
+    assert not any("-X POST" in line for line in without)
+    assert "export KGREC_API_KEY=$(openssl rand -hex 16)" in without[2]

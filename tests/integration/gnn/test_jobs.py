@@ -8,6 +8,7 @@ import pytest
 from neo4j import Driver
 
 from etl.load import load_dataset
+from etl.sources import read_mapping_dataset
 from etl.synthetic import generate_world
 from gnn.artifacts import list_versions, load_artifact
 from gnn.config import GnnSettings, resolve_config
@@ -69,6 +70,23 @@ def test_retrain_promotes_only_when_not_worse_and_prunes(
     versions = list_versions(settings.artifacts_dir, "lightgcn")
     assert first.artifact.path not in versions and second.artifact.path in versions and len(versions) == 2
     assert load_artifact(worse.artifact.path).metrics["validation"]["ndcg@20"] == pytest.approx(worse.new_val)
+
+
+def test_retrain_replaces_a_version_trained_on_another_catalogue(
+    clean_db: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path
+) -> None:
+    """After other data is loaded with --replace, the current version knows none of the graph's items: a new version
+    is promoted even with a lower validation figure (measured on other data), or the API would keep the old one."""
+    settings = GnnSettings(artifacts_dir=tmp_path / "artifacts", snapshots_dir=tmp_path / "snapshots")
+    shop, _ = read_mapping_dataset(Path(__file__).parents[3] / "docs" / "walkthrough" / "shop.yaml")
+    load_dataset(clean_db, shop, reject_dir=tmp_path)
+    first = retrain_job(neo4j_settings, settings, FAST, publish=False)
+    load_dataset(clean_db, generate_world(users=60, items=100, seed=9).dataset, reject_dir=tmp_path, replace=True)
+    crippled = resolve_config("lightgcn", flags={**FLAGS, "max_epochs": 1, "lr": 1e-6, "seed": 3})
+    other = retrain_job(neo4j_settings, settings, crippled, publish=False)
+    assert other.new_val < other.current_val == pytest.approx(first.new_val)
+    assert other.items_kept == 0.0 and other.promoted
+    assert current_version(settings.artifacts_dir, "lightgcn") == other.artifact.path
 
 
 def test_retrain_serves_from_every_positive_and_publishes_embeddings(
