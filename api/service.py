@@ -46,6 +46,7 @@ from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
 from api.ranking import (
     MAX_EXPLANATIONS,
+    MMR_CHOICE,
     Exposure,
     blend,
     cold_unseen,
@@ -712,7 +713,7 @@ class Recommender:
         if filters.narrows:
             want = max(want, k + k // 2, 20)
         if lam < 1.0:
-            want = max(want, 2 * k)
+            want = max(want, MMR_CHOICE * k)
         return min(want, MAX_EXPLAIN_ITEMS)
 
     def _explain_shown(
