@@ -24,6 +24,9 @@ from graph.recall import Candidate
 
 #: Explanation paths kept per recommended item.
 MAX_EXPLANATIONS = 3
+#: MMR chooses ``k`` items among about ``MMR_CHOICE * k``: the API's pool holds that many of the best unseen items
+#: (:meth:`api.service.Recommender._explain_want`), and :func:`mmr` scales relevance down to the score at that depth.
+MMR_CHOICE = 2
 
 
 @dataclass
@@ -147,8 +150,14 @@ def blend(
 def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -> list[int]:
     """Maximal marginal relevance: pick ``k`` positions greedily by ``λ·rel − (1−λ)·max cos(to picked)``.
 
+    ``rel`` is the score scaled so that the pool's best is 1 and its ``MMR_CHOICE · k``-th best is 0 (its last when
+    it holds fewer; the items below score below 0), not between the pool's best and worst: how deep the pool
+    reaches must not change the trade-off among its best items. Scaled to the worst, a pool extended with weaker
+    items (the explain fallback's further batches, the degraded path's wider pool) squeezed the relevance gaps at the
+    top, and an item far less relevant but unlike the first pick jumped to position 2.
+
     Args:
-        relevance: ``[n]`` scores of the pool, best first or not (min-max scaled here).
+        relevance: ``[n]`` scores of the pool, best first or not.
         vectors: ``[n, d]`` unit vectors of the pool (None, or ``lam >= 1``: plain relevance order).
         k: Items to pick.
         lam: Trade-off in [0, 1]; 1 = relevance only.
@@ -160,8 +169,8 @@ def mmr(relevance: np.ndarray, vectors: np.ndarray | None, k: int, lam: float) -
     order = [int(i) for i in np.argsort(-relevance, kind="stable")]
     if vectors is None or lam >= 1.0 or n <= 1:
         return order[:k]
-    span = float(relevance.max() - relevance.min()) or 1.0
-    rel = (relevance - relevance.min()) / span
+    floor = float(relevance[order[min(n, max(MMR_CHOICE * k, 2)) - 1]])
+    rel = (relevance - floor) / (float(relevance[order[0]] - floor) or 1.0)
     picked = [order[0]]
     closest = vectors @ vectors[order[0]]
     available = np.ones(n, dtype=bool)

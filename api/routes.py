@@ -21,6 +21,7 @@ from api.deps import (
     require_write_key,
 )
 from api.feedback import record_feedback
+from api.genres import unknown_genre
 from api.groups import recommend_group
 from api.metrics import exposition
 from api.schemas import (
@@ -40,7 +41,7 @@ from api.schemas import (
     SimilarItemsResponse,
     ValidationErrorBody,
 )
-from api.service import MAX_ID_LENGTH, SOURCES
+from api.service import MAX_ID_LENGTH, SOURCES, Recommender
 from api.workers import workers_warmed
 from api.writes import onboard_user, record_interaction
 from graph.errors import reason
@@ -125,6 +126,33 @@ def _check_k(k: int | None, settings: SettingsDep) -> int:
     return size
 
 
+def _check_filters(filters: RecallFilters, recommender: Recommender) -> None:
+    """Refuse, like any invalid parameter, a year range that holds no year and genres the graph does not have (one
+    entry each, type ``empty_year_range`` or ``unknown_genre``): either would otherwise answer an empty list, as if
+    the user had nothing to recommend. The genres are checked against the set held in memory (:mod:`api.genres`),
+    not read per request; when no set is known (Neo4j away since the start, no model catalog) they are not checked."""
+    errors: list[dict[str, Any]] = []
+    if filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
+        errors.append(
+            {
+                "type": "empty_year_range",
+                "loc": ("query", "year_max"),
+                "msg": f"year_max {filters.year_max} is below year_min {filters.year_min}: no year is in the range",
+            }
+        )
+    named = {"include_genres": filters.include_genres, "exclude_genres": filters.exclude_genres}
+    known = recommender.genre_names() if filters.include_genres or filters.exclude_genres else None
+    if known is not None:
+        errors.extend(
+            {"type": "unknown_genre", "loc": ("query", field, index), "msg": unknown_genre(name, known)}
+            for field, names in named.items()
+            for index, name in enumerate(names)
+            if name not in known
+        )
+    if errors:
+        raise RequestValidationError(errors)
+
+
 #: The path of the hottest route (:mod:`api.lean` answers its common requests without FastAPI's dispatch).
 RECOMMENDATIONS_PATH = "/users/{user_id}/recommendations"
 
@@ -138,6 +166,12 @@ def _csv(value: str | None) -> list[str]:
     response_model=RecommendationsResponse,
     responses={
         **_RECOMMEND_ERRORS,
+        422: {
+            "model": ValidationErrorBody,
+            "description": "Invalid input; a year range that holds no year (year_min above year_max, type "
+            "empty_year_range); genres the graph does not have in include_genres or exclude_genres (one entry each, "
+            "type unknown_genre, its message naming the closest genres)",
+        },
         200: {
             "links": {
                 "RecordInteraction": {
@@ -166,13 +200,18 @@ def get_recommendations(
         ),
     ] = None,
     exclude_items: Annotated[str | None, _list_query("Comma-separated item ids to leave out.")] = None,
-    include_genres: Annotated[str | None, _list_query("Only items in one of these genres (comma-separated).")] = None,
-    exclude_genres: Annotated[str | None, _list_query("No items in these genres (comma-separated).")] = None,
+    include_genres: Annotated[
+        str | None, _list_query("Only items in one of these genres (comma-separated; each a genre of the graph).")
+    ] = None,
+    exclude_genres: Annotated[
+        str | None, _list_query("No items in these genres (comma-separated; each a genre of the graph).")
+    ] = None,
     year_min: Annotated[
         int | None, Query(ge=0, le=3000, description="Only items whose year is known and at least this.")
     ] = None,
     year_max: Annotated[
-        int | None, Query(ge=0, le=3000, description="Only items whose year is known and at most this.")
+        int | None,
+        Query(ge=0, le=3000, description="Only items whose year is known and at most this (not below year_min)."),
     ] = None,
 ) -> Response:
     size = _check_k(k, settings)
@@ -183,6 +222,7 @@ def get_recommendations(
         year_min=year_min,
         year_max=year_max,
     )
+    _check_filters(filters, recommender)
     # The body is rendered by the recommender (a cached answer is already JSON): the schema above still documents it.
     client = request.app.state.clients(request.scope)  # whose budget of uncached work a miss spends
     body = recommender.serve(

@@ -40,12 +40,14 @@ from api.cache import Answer, HeldHistories, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.exploration import ItemStats, draw, explore_positions, place, sample_order
+from api.genres import GenreNames
 from api.impressions import SIMILAR_VARIANT, ImpressionRecorder
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
 from api.ranking import (
     MAX_EXPLANATIONS,
+    MMR_CHOICE,
     Exposure,
     blend,
     cold_unseen,
@@ -150,6 +152,8 @@ class Recommender:
         )
         #: Hidden, windowed and added items (the run-time catalogue), for the model's ranking and the cache keys.
         self.catalogue = Catalogue(driver, database, settings.catalogue_refresh_seconds)
+        #: The graph's genre names, which the genre filters of a request must name (re-read as often as the catalogue).
+        self.genres = GenreNames(driver, database, settings.catalogue_refresh_seconds)
         #: The explanation query's seed and item sides read lately (graph/explain.py), dropped when the catalogue
         #: or the current model changes.
         self.neighbourhoods = Neighbourhoods(settings.explain_cache_size, settings.explain_cache_seconds)
@@ -273,6 +277,15 @@ class Recommender:
     @property
     def model(self) -> ServingModel | None:
         return self.models.model if self.models is not None else None
+
+    def genre_names(self) -> frozenset[str] | None:
+        """The genres a request's filters may name: the graph's (held, :class:`api.genres.GenreNames`); while Neo4j
+        has never answered, those of the served model's item catalog; None when neither is known (no check)."""
+        names = self.genres.names()
+        model = self.model
+        if names is None and model is not None and model.catalog is not None:
+            return frozenset(model.catalog.genres)
+        return names
 
     def variant_of(self, key: str) -> Variant:
         """The variant of user ``key`` (:meth:`api.variants.Variants.assign`: a stable hash of salt and id)."""
@@ -712,7 +725,7 @@ class Recommender:
         if filters.narrows:
             want = max(want, k + k // 2, 20)
         if lam < 1.0:
-            want = max(want, 2 * k)
+            want = max(want, MMR_CHOICE * k)
         return min(want, MAX_EXPLAIN_ITEMS)
 
     def _explain_shown(

@@ -3,7 +3,8 @@
 The API (``api.service``) re-ranks the blend's top pool with maximal marginal relevance — greedy picks by
 ``λ·relevance − (1−λ)·max cosine to the items already picked``, cosines of the blend's item vectors
 (``gnn.serving.BlendModel.item_vectors``: its LightGCN component's item embeddings, unit-normalised), relevance
-min-max scaled within the pool. This measures that re-ranking as the API does it — the same ``mmr()``, a pool
+scaled between the pool's best score and its ``2k``-th best (``api.ranking.MMR_CHOICE``; a deeper pool does not
+change the scale). This measures that re-ranking as the API does it — the same ``mmr()``, a pool
 of the blend's best ``--pool`` unseen items (the API asks for ``response_cache_pool`` = 50 items and explains
 ``50 + 50 // 2`` = 75 candidates), the first 20 picks — on the validation split, so λ is chosen without
 seeing test: components fitted on ``split.fit``, ranker weights fitted on ``split.val`` (as

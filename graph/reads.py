@@ -407,6 +407,17 @@ def read_existing_genres(driver: Driver, names: Sequence[str], database: str = "
     return {r["name"] for r in records}
 
 
+def read_genre_names(driver: Driver, database: str = "neo4j") -> frozenset[str]:
+    """Every genre's name in the graph.
+
+    Raises:
+        DatabaseUnavailableError: Neo4j is unreachable or refused the query.
+    """
+    with database_errors("all_genres"):
+        records, _, _ = driver.execute_query(catalog.ALL_GENRES, database_=database, routing_="r")
+    return frozenset(r["name"] for r in records)
+
+
 def read_existing_attributes(driver: Driver, ids: Sequence[str], database: str = "neo4j") -> set[str]:
     """The ids among ``ids`` that are attributes in the graph (``"<kind>:<value>"``).
 
@@ -470,6 +481,7 @@ __all__ = [
     "most_active_users",
     "read_existing_attributes",
     "read_existing_genres",
+    "read_genre_names",
     "read_item_exposure",
     "read_item_titles",
     "read_user_preferred_genres",

@@ -44,6 +44,9 @@ REQUESTS: list[tuple[str, str, str | None]] = [
     ("bad explain", "/users/u7/recommendations?explain=maybe", API_KEY),
     ("unknown parameter", "/users/u7/recommendations?k=5&colour=red", API_KEY),
     ("a filter", "/users/u7/recommendations?k=5&include_genres=Drama", API_KEY),
+    ("a year range holding no year", "/users/u7/recommendations?k=5&year_min=2020&year_max=2000", API_KEY),
+    ("an unknown genre", "/users/u7/recommendations?include_genres=Bogus", API_KEY),
+    ("an unknown excluded genre", "/users/u7/recommendations?k=5&explain=false&exclude_genres=Drama,Dramma", API_KEY),
     ("unknown user", "/users/nobody/recommendations?k=5", API_KEY),
     ("wrong key", "/users/u7/recommendations?k=5", "not-the-key"),
     ("blank key", "/users/u7/recommendations?k=5", ""),
@@ -82,12 +85,14 @@ def _answer(client: TestClient, url: str, key: str | None) -> tuple[int, list[tu
 
 def test_the_lean_path_answers_as_fastapi_does(clients: tuple[TestClient, TestClient]) -> None:
     lean, plain = clients
-    statuses = set()
+    statuses = {}
     for name, url, key in REQUESTS:
         expected = _answer(plain, url, key)
         assert _answer(lean, url, key) == expected, name
-        statuses.add(expected[0])
-    assert statuses >= {200, 401, 403, 404, 422}  # the set reaches each kind of answer
+        statuses[name] = expected[0]
+    assert set(statuses.values()) >= {200, 401, 403, 404, 422}  # the set reaches each kind of answer
+    refused = ("a year range holding no year", "an unknown genre", "an unknown excluded genre")
+    assert [statuses[name] for name in refused] == [422] * len(refused)  # filters that would answer an empty list
     counts = [_ROUTE_COUNTS.findall(c.get("/metrics").text) for c in (lean, plain)]
     assert counts[0] == counts[1] and counts[0]  # counted under the same route label, by the same statuses
 

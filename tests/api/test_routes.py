@@ -13,6 +13,7 @@ from neo4j import Driver
 from pydantic import SecretStr
 
 from api.app import create_app
+from api.genres import GenreNames
 from etl.synthetic import SyntheticWorld
 from graph.settings import Neo4jSettings
 from tests.api.conftest import API_KEY, graph_only_settings
@@ -54,6 +55,56 @@ def test_recommendations_respect_sources_and_filters(client: TestClient) -> None
     first = body["items"][0]["item_id"]
     without = client.get("/users/u2/recommendations", params={"k": 5, "sources": "knowledge", "exclude_items": first})
     assert first not in {i["item_id"] for i in without.json()["items"]}
+
+
+def test_a_year_range_holding_no_year_is_422(client: TestClient) -> None:
+    """An empty range is refused like an invalid parameter, not answered with an empty list; one year is a range."""
+    response = client.get("/users/u2/recommendations", params={"year_min": 2020, "year_max": 2000})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {
+            "loc": ["query", "year_max"],
+            "msg": "year_max 2000 is below year_min 2020: no year is in the range",
+            "type": "empty_year_range",
+        }
+    ]
+    assert client.get("/users/u2/recommendations", params={"year_min": 2000, "year_max": 2000}).status_code == 200
+
+
+def test_a_genre_filter_naming_an_unknown_genre_is_422(client: TestClient, world: SyntheticWorld) -> None:
+    """As POST /users refuses an unknown genre, so do the filters, each unknown name with its place in its list, the
+    closest genres and the graph's genres; a request naming only known genres is answered."""
+    genres = sorted({row.genre for row in world.dataset.genres})
+    response = client.get(
+        "/users/u2/recommendations", params={"include_genres": "Bogus", "exclude_genres": "Drama, Dramma"}
+    )
+    assert response.status_code == 422, response.text
+    bogus, typo = response.json()["detail"]
+    assert bogus["loc"] == ["query", "include_genres", 0] and bogus["type"] == "unknown_genre"
+    assert bogus["msg"] == f"unknown genre 'Bogus'; the genres are {', '.join(genres)}"
+    assert typo["loc"] == ["query", "exclude_genres", 1] and typo["type"] == "unknown_genre"
+    assert typo["msg"].startswith("unknown genre 'Dramma' (did you mean 'Drama'")
+    unknown_user = client.get("/users/nobody/recommendations", params={"include_genres": "Bogus"})
+    assert unknown_user.status_code == 422  # the request is refused before the user is looked up
+    known = client.get("/users/u2/recommendations", params={"include_genres": "Drama", "exclude_genres": "Comedy"})
+    assert known.status_code == 200 and known.json()["items"]
+
+
+def test_genre_names_are_held_not_read_per_request(
+    world: SyntheticWorld, driver: Driver, neo4j_settings: Neo4jSettings
+) -> None:
+    """The names the filters are checked against are read once and again only when due: a genre loaded since is
+    unknown until then (no query per request), known to a set due at every call."""
+    database = neo4j_settings.database
+    held = GenreNames(driver, database, refresh_seconds=3600)
+    due = GenreNames(driver, database, refresh_seconds=1e-9)
+    assert held.names() == due.names() == {row.genre for row in world.dataset.genres}
+    driver.execute_query("CREATE (:Genre {name: 'Loaded Since'})", database_=database)
+    try:
+        assert "Loaded Since" not in (held.names() or ())
+        assert "Loaded Since" in (due.names() or ())
+    finally:
+        driver.execute_query("MATCH (g:Genre {name: 'Loaded Since'}) DELETE g", database_=database)
 
 
 @pytest.mark.parametrize("k", ["-3", "0", "abc", "100000"])
@@ -200,6 +251,8 @@ def test_neo4j_unreachable_degrades_not_crashes(neo4j_settings: Neo4jSettings, t
         assert ready.status_code == 503 and ready.json()["neo4j"] == "unreachable"
         recs = client.get("/users/u1/recommendations")
         assert recs.status_code == 503 and "unreachable" in recs.json()["detail"]
+        filtered = client.get("/users/u1/recommendations", params={"include_genres": "Bogus"})
+        assert filtered.status_code == 503  # no genre set known: not checked, and the answer is the same 503
         posted = client.post("/interactions", json={"user_id": "u1", "item_id": "i1"}, headers={"X-API-Key": API_KEY})
         assert posted.status_code == 503
 
