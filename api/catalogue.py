@@ -31,7 +31,7 @@ from collections.abc import Callable
 from neo4j import Driver
 
 from api.errors import EmptyWindowError, ItemExistsError, UnknownEntityError, UnknownNamesError
-from api.item_schemas import ItemIn, ItemOut, ItemPatch, TagIn, window_error
+from api.item_schemas import ItemIn, ItemOut, ItemPatch, window_error
 from graph.items import (
     CatalogueItem,
     Restriction,
@@ -180,7 +180,7 @@ def add_item(driver: Driver, body: ItemIn, catalogue: Catalogue, database: str =
         "labels": [body.label] if body.label is not None else None,
         "genres": sorted(set(body.genres)),
         "people": [{"person_id": p.person_id, "name": p.name, "role": p.role.value} for p in body.people],
-        "tags": [{"tag": t.tag, "weight": t.weight} for t in _merged_tags(body)],
+        "tags": [{"tag": tag, "weight": weight} for tag, weight in _merged_tags(body).items()],
         "attributes": [{"kind": a.kind, "value": a.value} for a in body.attributes],
         "hidden": True if body.hidden else None,
         "availableFrom": body.available_from,
@@ -227,12 +227,13 @@ def patch_item(driver: Driver, item_id: str, body: ItemPatch, catalogue: Catalog
     return _out(item_id, existing.title, existing.hidden, existing.available_from, existing.available_until, catalogue)
 
 
-def _merged_tags(body: ItemIn) -> list[TagIn]:
-    """The body's tags, repeated names summed (as a load does)."""
+def _merged_tags(body: ItemIn) -> dict[str, float]:
+    """The body's tags by name, the weights of a repeated name summed (as a load does; the sum may pass the bound
+    each given weight has: it is not a ``TagIn``)."""
     weights: dict[str, float] = {}
     for t in body.tags:
         weights[t.tag] = weights.get(t.tag, 0.0) + t.weight
-    return [TagIn(tag=name, weight=w) for name, w in weights.items()]
+    return weights
 
 
 def _same(existing: CatalogueItem, body: ItemIn) -> bool:
@@ -243,7 +244,7 @@ def _same(existing: CatalogueItem, body: ItemIn) -> bool:
         and (body.label is None or body.label in existing.labels)
         and existing.genres == frozenset(body.genres)
         and {(p, role) for p, _, role in existing.people} == {(p.person_id, p.role.value) for p in body.people}
-        and existing.tags == frozenset((t.tag, float(t.weight)) for t in _merged_tags(body))
+        and existing.tags == frozenset((tag, float(weight)) for tag, weight in _merged_tags(body).items())
         and existing.attributes == frozenset((a.kind, a.value) for a in body.attributes)
         and existing.hidden == body.hidden
         and existing.available_from == body.available_from

@@ -100,6 +100,18 @@ def test_post_item_creates_it_once_and_a_retry_changes_nothing(client: TestClien
     assert _count(driver, "MATCH (i:Item {itemId: 'cat-new-1'}) WHERE i.title = 'Night Run' RETURN count(i) AS n")
 
 
+def test_a_repeated_tag_may_sum_past_one_weights_bound_and_its_retry_is_the_same_item(
+    client: TestClient, driver: Driver
+) -> None:
+    # each weight is within TagIn's bound (1,000,000); their sum is not, and is what the graph keeps (as a load does)
+    body = {"item_id": "cat-heavy-tag", "title": "Heavy Tag", "tags": [{"tag": "epic", "weight": 1_000_000.0}] * 2}
+    first = client.post("/items", json=body, headers=KEY)
+    assert first.status_code == 201, first.text
+    assert _count(driver, "MATCH (:Item {itemId: 'cat-heavy-tag'})-[h:HAS_TAG]->() RETURN h.weight AS n") == 2_000_000
+    again = client.post("/items", json=body, headers=KEY)  # a retry of the same body: the same item, not a 500 or 409
+    assert again.status_code == 200 and again.json() == first.json()
+
+
 def test_post_item_refuses_unknown_genres_by_name_and_writes_nothing(client: TestClient, driver: Driver) -> None:
     body = {"item_id": "cat-bad-genre", "title": "X", "genres": ["Comedy", "Comdey", "Nope"]}
     response = client.post("/items", json=body, headers=KEY)
