@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -210,6 +210,8 @@ _USER = (
 )
 # the user's items beyond the max_shown most recent (seq at or below the max_shown + 1-th highest's) are forgotten
 _COUNT = "SELECT count(*) FROM exposure WHERE user_id = ?"
+#: Most ids in one ``IN (...)`` list (SQLite allows 32,766 parameters a statement).
+_IN_CHUNK = 500
 _TRIM = (
     "DELETE FROM exposure WHERE user_id = ?1 AND seq <= "
     "(SELECT seq FROM exposure WHERE user_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)"
@@ -301,22 +303,55 @@ class SqliteImpressionStore(ImpressionStore):
                     for r in batch.lists
                 ],
             )
-            for user in batch.users:
-                user_id = user["user_id"]
-                before, seq = db.execute(
-                    "SELECT lists_shown, seq FROM users WHERE user_id = ?", (user_id,)
-                ).fetchone() or (0, 0)
-                db.executemany(
-                    _SHOWN,
-                    [
-                        (user_id, s["item_id"], s["count"], s["last_shown"], before + s["list"], seq + n)
-                        for n, s in enumerate(user["items"], start=1)  # by list, then id: oldest first
-                    ],
-                )
-                db.execute(_USER, (user_id, before + user["lists"], seq + len(user["items"])))
-                self._bound(db, user_id)
-            db.executemany(_ITEM_SHOWN, [(i["item_id"], i["count"]) for i in batch.items])
+            if batch.users:
+                self._expose(db, batch.users)
+            db.executemany(_ITEM_SHOWN, batch.items)
         return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
+
+    def _expose(
+        self, db: sqlite3.Connection, users: Sequence[tuple[str, int, list[tuple[str, int, int, int]]]]
+    ) -> None:
+        """Add the users' exposure (:class:`graph.writers.ImpressionBatch` ``users``) in a few statements for all of
+        them: their counters read at once, every (user, item) upserted in one ``executemany``, the counters written in
+        another, and the exposure bounded only for users who may hold more than ``max_shown`` items (``seq`` counts
+        every item ever added, so a user whose ``seq`` is at most ``max_shown`` cannot)."""
+        ids = [user[0] for user in users]
+        known: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for user_id, lists_shown, seq in db.execute(
+                f"SELECT user_id, lists_shown, seq FROM users WHERE user_id IN ({marks})", chunk
+            ):
+                known[user_id] = (lists_shown, seq)
+        shown: list[tuple[str, str, int, int, int, int]] = []
+        counters: list[tuple[str, int, int]] = []
+        crowded: list[str] = []
+        for user_id, lists, items in users:
+            before, seq = known.get(user_id, (0, 0))
+            shown.extend(
+                (user_id, item_id, count, last_shown, before + number, seq + n)
+                for n, (item_id, count, last_shown, number) in enumerate(
+                    items, start=1
+                )  # by list, then id: oldest first
+            )
+            seq += len(items)
+            counters.append((user_id, before + lists, seq))
+            if seq > self.max_shown:
+                crowded.append(user_id)
+        db.executemany(_SHOWN, shown)
+        db.executemany(_USER, counters)
+        for start in range(0, len(crowded), _IN_CHUNK):
+            chunk = crowded[start : start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            over = [
+                (user_id, self.max_shown)
+                for user_id, count in db.execute(
+                    f"SELECT user_id, count(*) FROM exposure WHERE user_id IN ({marks}) GROUP BY user_id", chunk
+                )
+                if count > self.max_shown
+            ]
+            db.executemany(_TRIM, over)
 
     def record_skip(self, user_id: str, item_id: str, timestamp: int) -> None:
         """One more ignored impression of the item for the user (``record_skip.cypher``'s exposure part): its count

@@ -29,23 +29,23 @@ def test_exposure_is_summed_per_user_and_item_and_every_list_kept() -> None:
     ]
     (batch,) = impression_batches(rows, 50)
     assert [r["recommendation_id"] for r in batch.lists] == ["r1", "r2", "r3", "r4"]  # one node per list, in order
-    users = {u["user_id"]: u for u in batch.users}
-    assert users["u1"]["lists"] == 3 and users["u2"]["lists"] == 1
-    shown = {s["item_id"]: s for s in users["u1"]["items"]}
-    assert {i: (s["count"], s["list"], s["last_shown"]) for i, s in shown.items()} == {
+    users = {u[0]: u for u in batch.users}
+    assert users["u1"][1] == 3 and users["u2"][1] == 1
+    shown = {item_id: (count, number, last_shown) for item_id, count, last_shown, number in users["u1"][2]}
+    assert shown == {
         "a": (2, 3, 13),  # shown by u1's first and third list of the window
         "b": (2, 2, 12),
         "c": (1, 2, 12),
     }
-    assert {i["item_id"]: i["count"] for i in batch.items} == {"a": 3, "b": 2, "c": 1}
+    assert dict(batch.items) == {"a": 3, "b": 2, "c": 1}
 
 
 def test_users_and_items_go_in_id_order() -> None:
     """Every writer locks users and items in one order (fewer deadlocks with concurrent writes of the same nodes)."""
     (batch,) = impression_batches([_row("r1", "u9", ["z", "b", "m"]), _row("r2", "u1", ["y", "a"])], 50)
-    assert [u["user_id"] for u in batch.users] == ["u1", "u9"]
-    assert [[s["item_id"] for s in u["items"]] for u in batch.users] == [["a", "y"], ["b", "m", "z"]]
-    assert [i["item_id"] for i in batch.items] == ["a", "b", "m", "y", "z"]
+    assert [u[0] for u in batch.users] == ["u1", "u9"]
+    assert [[s[0] for s in u[2]] for u in batch.users] == [["a", "y"], ["b", "m", "z"]]
+    assert [i[0] for i in batch.items] == ["a", "b", "m", "y", "z"]
 
 
 def test_transactions_hold_at_most_batch_lists_and_users_and_lose_nothing() -> None:
@@ -53,11 +53,11 @@ def test_transactions_hold_at_most_batch_lists_and_users_and_lose_nothing() -> N
     batches = impression_batches(rows, 4)
     assert all(len(b.lists) <= 4 and len(b.users) <= 4 for b in batches)
     assert [r["recommendation_id"] for b in batches for r in b.lists] == [f"r{n}" for n in range(23)]
-    assert sorted(u["user_id"] for b in batches for u in b.users) == sorted(f"u{n}" for n in range(7))  # each once
+    assert sorted(u[0] for b in batches for u in b.users) == sorted(f"u{n}" for n in range(7))  # each once
     counts: dict[str, int] = {}
     for b in batches:
-        for i in b.items:
-            counts[i["item_id"]] = counts.get(i["item_id"], 0) + i["count"]
+        for item_id, count in b.items:
+            counts[item_id] = counts.get(item_id, 0) + count
     assert counts == Counter(i for r in rows for i in r["item_ids"])  # each item once per transaction
     assert impression_batches([], 4)[0].lists == []
 
@@ -76,17 +76,17 @@ def test_a_list_taken_out_takes_its_users_lists_and_their_counts_and_leaves_the_
     taken = window.take("r3")
     assert [r["recommendation_id"] for r in taken.rows] == ["r1", "r3"]
     (part,) = taken.batches(50)
-    assert [(u["user_id"], u["lists"]) for u in part.users] == [("u1", 2)]
-    assert {s["item_id"]: (s["count"], s["list"]) for s in part.users[0]["items"]} == {"a": (1, 1), "b": (2, 2)}
-    assert {i["item_id"]: i["count"] for i in part.items} == {"a": 1, "b": 2}
+    assert [(u[0], u[1]) for u in part.users] == [("u1", 2)]
+    assert {s[0]: (s[1], s[3]) for s in part.users[0][2]} == {"a": (1, 1), "b": (2, 2)}
+    assert dict(part.items) == {"a": 1, "b": 2}
     (left,) = window.batches(50)
     assert [r["recommendation_id"] for r in left.lists] == ["r2", "r4"]
-    assert [u["user_id"] for u in left.users] == ["u2"]
-    assert {i["item_id"]: i["count"] for i in left.items} == {"a": 1, "c": 2}  # u1's counts went with u1's lists
+    assert [u[0] for u in left.users] == ["u2"]
+    assert dict(left.items) == {"a": 1, "c": 2}  # u1's counts went with u1's lists
     nobodys = window.take("r4")
     assert [r["recommendation_id"] for r in nobodys.rows] == ["r4"] and len(window) == 1
     (part,) = nobodys.batches(50)
-    assert part.users == [] and [(i["item_id"], i["count"]) for i in part.items] == [("c", 1)]
+    assert part.users == [] and list(part.items) == [("c", 1)]
 
 
 def test_a_windows_sums_add_no_object_for_the_collector_to_walk_per_user_and_item() -> None:
@@ -100,7 +100,7 @@ def test_a_windows_sums_add_no_object_for_the_collector_to_walk_per_user_and_ite
         window.add(row)
     assert len(gc.get_objects()) - tracked < 30  # about a container per user, not one per (user, item): 970 pairs
     (batch,) = window.batches(500)
-    assert sum(len(u["items"]) for u in batch.users) == 970  # every pair still summed
+    assert sum(len(u[2]) for u in batch.users) == 970  # every pair still summed
 
 
 def test_releasing_a_transactions_parameters_empties_its_lists_only() -> None:
