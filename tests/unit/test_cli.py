@@ -146,3 +146,16 @@ def test_the_demo_shows_a_write_only_when_the_server_accepts_writes() -> None:
     assert "X-API-Key: $KGREC_API_KEY" in with_key[2] and "-X POST" in with_key[2]
     assert not any("-X POST" in line for line in without)
     assert "export KGREC_API_KEY=$(openssl rand -hex 16)" in without[2]
+
+
+def test_help_of_every_command_shows_no_type_label_on_a_flag() -> None:
+    """A flag takes no value, so its row in the help table has no type: typer 0.29 printed ``<bool>`` beside every
+    flag (``--help  <bool>``), hence the version range of typer in pyproject.toml."""
+    runner = CliRunner()
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) > 10
+    for path, _ in commands:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "--help" in result.output
+        assert "<bool>" not in result.output, f"kgrec {' '.join(path)} --help:\n{result.output}"
