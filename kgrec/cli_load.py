@@ -248,6 +248,7 @@ def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
         _print_tail(report)
         return
     print_graph_counts(f"graph after loading {report.name}", report.nodes, report.relationships)
+    _print_changes(report)
 
     if report.phases:
         phases = Table(title="write phases", show_edge=False)
@@ -257,6 +258,27 @@ def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
             phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
         console.print(phases)
     _print_tail(report)
+
+
+def _print_changes(report: LoadReport) -> None:
+    """One line under the graph counts: what the load created or changed, or that the graph was already up to date
+    (a reload of the same files), from the writes' own counts (:attr:`etl.load.LoadReport.changes`)."""
+    if report.unchanged:
+        console.print(
+            "unchanged: every row was already in the graph (no node, relationship or label created, no interaction "
+            "changed)",
+            highlight=False,
+        )
+        return
+    if not report.rows_written:
+        return
+    changes = report.changes
+    parts = [f"created {changes['nodes_created']:,} nodes and {changes['relationships_created']:,} relationships"]
+    if changes["labels_added"] and not changes["nodes_created"]:
+        parts.append(f"added {changes['labels_added']:,} labels to existing nodes")
+    if changes["interactions_changed"]:
+        parts.append(f"changed {changes['interactions_changed']:,} existing interactions")
+    console.print("; ".join(parts), highlight=False)
 
 
 def _print_tail(report: LoadReport) -> None:
