@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kgrec needs Python 3.11+; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "Installing kgrec with its dependencies (PyTorch, PyTorch Geometric, FAISS, FastAPI, the test and bench tools) into $(VENV): the first run downloads several GB and takes minutes, quietly."
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 

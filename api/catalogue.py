@@ -32,6 +32,7 @@ from neo4j import Driver
 
 from api.errors import EmptyWindowError, ItemExistsError, UnknownEntityError, UnknownNamesError
 from api.item_schemas import ItemIn, ItemOut, ItemPatch, window_error
+from api.refresh import Refresh
 from graph.items import (
     CatalogueItem,
     Restriction,
@@ -65,12 +66,10 @@ class Catalogue:
     ) -> None:
         self.driver = driver
         self.database = database
-        self.refresh_seconds = refresh_seconds
         self.clock = clock
         self._lock = threading.Lock()
-        self._refreshing = threading.Lock()
+        self._refresh = Refresh(refresh_seconds)
         self._items: dict[str, Restriction] = {}
-        self._read_at: float | None = None  # monotonic time of the last attempt
         self._revision = 0
         self._unavailable: frozenset[str] = frozenset()
         self._added: tuple[str, ...] = ()
@@ -87,11 +86,10 @@ class Catalogue:
             items = read_restricted_items(self.driver, self.database)
         except KgrecError as exc:
             log.warning("catalogue restrictions not refreshed: %s", exc)
-            with self._lock:
-                self._read_at = time.monotonic()
             return False
+        finally:
+            self._refresh.tried()  # a read asked for restarts the wait for the next one
         with self._lock:
-            self._read_at = time.monotonic()
             self._items = {r.item_id: r for r in items}
             self._recompute(int(self.clock()))
         return True
@@ -99,13 +97,7 @@ class Catalogue:
     def _maybe_refresh(self) -> None:
         """Refresh when the last read is older than ``refresh_seconds`` (one caller reads; the others go on with the
         set they have)."""
-        read_at = self._read_at
-        due = read_at is None or (self.refresh_seconds > 0 and time.monotonic() - read_at >= self.refresh_seconds)
-        if due and self._refreshing.acquire(blocking=False):
-            try:
-                self.refresh()
-            finally:
-                self._refreshing.release()
+        self._refresh.run_if_due(self.refresh)
 
     def _recompute(self, now: int) -> None:
         """The unavailable and added sets at ``now`` (under the lock); a new revision when either changed."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import difflib
 import logging
-import threading
-import time
 from collections.abc import Collection
 
 from neo4j import Driver
 
+from api.refresh import Refresh
 from graph.reads import read_genre_names
 from schema.errors import KgrecError
 
@@ -40,32 +39,20 @@ class GenreNames:
     def __init__(self, driver: Driver, database: str = "neo4j", refresh_seconds: float = 5.0) -> None:
         self.driver = driver
         self.database = database
-        self.refresh_seconds = refresh_seconds
         self._names: frozenset[str] | None = None
-        self._read_at: float | None = None  # monotonic time of the last attempt
-        self._reading = threading.Lock()
+        self._refresh = Refresh(refresh_seconds)
 
     def names(self) -> frozenset[str] | None:
         """The genre names, re-read first when due (one caller reads while the others use the set they have; before
         any set, they wait for that read). None when Neo4j has not answered yet."""
-        if self._due() and self._reading.acquire(blocking=self._names is None):
-            try:
-                if self._due():
-                    self._read()
-            finally:
-                self._reading.release()
+        self._refresh.run_if_due(self._read, wait=self._names is None)
         return self._names
-
-    def _due(self) -> bool:
-        read_at = self._read_at
-        return read_at is None or (self.refresh_seconds > 0 and time.monotonic() - read_at >= self.refresh_seconds)
 
     def _read(self) -> None:
         try:
             self._names = read_genre_names(self.driver, self.database)
         except KgrecError as exc:  # Neo4j away: the last set stands, tried again when due
             log.warning("genre names not read: %s", exc)
-        self._read_at = time.monotonic()
 
 
 def unknown_genre(name: str, known: Collection[str]) -> str:

@@ -6,10 +6,11 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gnn.serving import CANDIDATES_FROM_ITEMS, ScoringCandidates
+from schema.errors import ConfigError
 
 _PLACEHOLDERS = ("changeme", "change-me", "secret", "password", "xxx", "example", "qwerty", "letmein")
 #: A key must have at least this many characters ...
@@ -388,6 +389,36 @@ class ApiSettings(BaseSettings):
             return None
         check_api_key(value.get_secret_value())
         return value
+
+
+def load_api_settings(**values: object) -> ApiSettings:
+    """The API settings from the environment (and ``.env``), ``values`` overriding them, for a command to use.
+
+    Raises:
+        ConfigError: A KGREC_* variable is invalid; the message names each one, the value given, what is expected
+            and the default that unsetting it gives.
+    """
+    try:
+        return ApiSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid_settings(exc)) from None
+
+
+def describe_invalid_settings(exc: ValidationError) -> str:
+    """One paragraph for a person: each invalid KGREC_* variable with its value, what is expected and its default."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = ApiSettings.model_fields.get(name)
+        variable = f"KGREC_{name.upper()}" if name else "the API settings"
+        secret = field is not None and "SecretStr" in str(field.annotation)  # never echo a key
+        given = f"={error['input']!r}" if name and not secret and not isinstance(error.get("input"), dict) else ""
+        default = f" (default when unset: {field.get_default(call_default_factory=True)!r})" if field else ""
+        problems.append(f"{variable}{given}: {error['msg']}{default}")
+    return (
+        f"invalid API setting{'s' if len(problems) > 1 else ''} in the environment or .env: {'; '.join(problems)}. "
+        f"Correct or unset {'them' if len(problems) > 1 else 'it'} and run the command again."
+    )
 
 
 @lru_cache(maxsize=1)

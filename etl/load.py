@@ -35,11 +35,13 @@ WRITE_ORDER = KINDS
 
 @dataclass
 class PhaseStats:
-    """One kind of row: rows written and seconds spent writing them."""
+    """One kind of row: rows written and seconds spent writing them, and what the writes created or changed
+    (:class:`graph.writers.WriteStats`' ``changes``)."""
 
     name: str
     rows: int
     seconds: float
+    changes: Counter[str] = field(default_factory=Counter)
 
     @property
     def rows_per_second(self) -> float:
@@ -71,6 +73,21 @@ class LoadReport:
     rows_written: int = 0
     source_rows: int = 0
     blank_lines: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def changes(self) -> Counter[str]:
+        """What the writes created or changed, summed over the phases (:class:`graph.writers.WriteStats`)."""
+        total: Counter[str] = Counter()
+        for phase in self.phases:
+            total.update(phase.changes)
+        return total
+
+    @property
+    def unchanged(self) -> bool:
+        """Rows were written and every one was already in the graph: no node, relationship or label created and no
+        interaction changed (a reload of the same files). Known from the writes' own counts, without reading the graph;
+        properties such as an item's title are rewritten and not compared."""
+        return self.rows_written > 0 and not any(self.changes.values())
 
     @property
     def reject_rate(self) -> float:
@@ -125,6 +142,7 @@ class _BackgroundWriter:
                 phase = self.phases.setdefault(kind, PhaseStats(kind, 0, 0.0))
                 phase.rows += stats.rows
                 phase.seconds += stats.seconds
+                phase.changes.update(stats.changes)
         except BaseException as exc:  # handed to the reading thread, which re-raises it
             self._error = exc
 

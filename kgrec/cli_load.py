@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.settings import ApiSettings
+from api.settings import ApiSettings, load_api_settings
 from etl.dataset import Dataset, RowSink
 from etl.load import LoadReport, emit_dataset, load_stream
 from etl.settings import get_etl_settings
@@ -104,6 +104,8 @@ def _run_load(
         _check_reject_rate(report, max_reject_rate)
         return report
     try:
+        # where the impressions a replace forgets are kept: read (and refused when invalid) before the graph is wiped
+        api = load_api_settings(api_key=None) if replace else None
         driver = create_driver(settings)
         with driver:
             known = set() if replace else read_item_ids(driver, settings.database)
@@ -117,8 +119,8 @@ def _run_load(
                 reject_dir=rejects_dir or etl_settings.reject_dir,
                 progress=bars,
             )
-        if replace:
-            _forget_impressions()
+        if api is not None:
+            _forget_impressions(api)
     except KgrecError as exc:
         bars.close()
         raise fail(exc) from exc
@@ -128,11 +130,10 @@ def _run_load(
     return report
 
 
-def _forget_impressions() -> None:
+def _forget_impressions(api: ApiSettings) -> None:
     """Empty the SQLite impression file of the API run here (``KGREC_IMPRESSION_STORE=sqlite``, the default, and
     ``KGREC_IMPRESSION_DB``) after a replace: its lists, exposure and counts named the replaced graph's users and items,
     as the graph's own store did, which the wipe removed. A file that does not exist is not created."""
-    api = ApiSettings(api_key=None)
     if api.impression_store != "sqlite" or not api.impression_db.is_file():
         return
     store = SqliteImpressionStore(api.impression_db)
@@ -247,6 +248,7 @@ def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
         _print_tail(report)
         return
     print_graph_counts(f"graph after loading {report.name}", report.nodes, report.relationships)
+    _print_changes(report)
 
     if report.phases:
         phases = Table(title="write phases", show_edge=False)
@@ -256,6 +258,27 @@ def print_report(report: LoadReport, *, dry_run: bool = False) -> None:
             phases.add_row(p.name, f"{p.rows:,}", f"{p.seconds:.2f}", f"{p.rows_per_second:,.0f}" if p.rows else "")
         console.print(phases)
     _print_tail(report)
+
+
+def _print_changes(report: LoadReport) -> None:
+    """One line under the graph counts: what the load created or changed, or that the graph was already up to date
+    (a reload of the same files), from the writes' own counts (:attr:`etl.load.LoadReport.changes`)."""
+    if report.unchanged:
+        console.print(
+            "unchanged: every row was already in the graph (no node, relationship or label created, no interaction "
+            "changed)",
+            highlight=False,
+        )
+        return
+    if not report.rows_written:
+        return
+    changes = report.changes
+    parts = [f"created {changes['nodes_created']:,} nodes and {changes['relationships_created']:,} relationships"]
+    if changes["labels_added"] and not changes["nodes_created"]:
+        parts.append(f"added {changes['labels_added']:,} labels to existing nodes")
+    if changes["interactions_changed"]:
+        parts.append(f"changed {changes['interactions_changed']:,} existing interactions")
+    console.print("; ".join(parts), highlight=False)
 
 
 def _print_tail(report: LoadReport) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.settings import ApiSettings
+from api.settings import load_api_settings
 from graph.driver import create_driver
 from graph.impressions import open_impression_store
 from graph.settings import get_neo4j_settings
@@ -36,9 +36,9 @@ def report(
     the baseline with its 95% interval (from the recorded lists and the feedback attributed to them, in the API's
     impression store: KGREC_IMPRESSION_STORE, the SQLite file KGREC_IMPRESSION_DB by default, or neo4j)."""
     settings = get_neo4j_settings()
-    api = ApiSettings(api_key=None)  # only where impressions are kept
     since = int(time.time() - days * 86400) if days is not None else 0
     try:
+        api = load_api_settings(api_key=None)  # only where impressions are kept
         with create_driver(settings) as driver:
             store = open_impression_store(api.impression_store, driver, settings.database, api.impression_db)
             try:

@@ -109,14 +109,15 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
+    from pydantic import ValidationError
 
-    from api.settings import get_api_settings
+    from api.settings import describe_invalid_settings, get_api_settings
     from kgrec.supervisor import reuse_port_balances, run_workers
 
     try:
         settings = get_api_settings()
-    except Exception as exc:  # pydantic's ValidationError: a bad KGREC_* value
-        raise fail(KgrecError(f"invalid API settings: {exc}")) from exc
+    except ValidationError as exc:  # a bad KGREC_* value
+        raise fail(KgrecError(describe_invalid_settings(exc))) from None
     from api.app import check_variants
 
     try:
@@ -197,10 +198,13 @@ def recommend(
     from api.metrics import Metrics
     from api.model import ModelHolder
     from api.service import Recommender
-    from api.settings import ApiSettings
+    from api.settings import load_api_settings
 
     settings = get_neo4j_settings()
-    api_settings = ApiSettings(api_key=None)
+    try:
+        api_settings = load_api_settings(api_key=None)
+    except KgrecError as exc:
+        raise fail(exc) from exc
     models = None
     if api_settings.serve_model != "none":
         models = ModelHolder(api_settings.artifacts_dir, api_settings.serve_model, (), api_settings.candidates())

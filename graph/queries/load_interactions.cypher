@@ -4,12 +4,15 @@
 //          yet (every user of a first load) gets its relationships by CREATE: no existence check per relationship,
 //          whose cost grows with the degrees of the user and the item. A user that has interactions merges them.
 //          interactionsRev is bumped once per group that created or changed an interaction.
+//          created counts the CREATEd interactions; changes the MERGEd ones that were created or given different
+//          values (a created one always differs: every row has a weight), so the existing interactions that changed
+//          are changes minus the MERGE's creations (the summary's relationships_created minus created).
 //          polarity is stored only when negative (-1); kinds and kindCounts only when given. A group must not name
 //          the same item twice, and a user must appear in one group per call (the loader groups its rows).
 // Parameters: $groups: list of {user_id, rows: list of {item_id, rating, weight, timestamp, polarity, kinds,
 //             kind_counts}}; items exist already (rows naming another item are not written), users are created on
 //             first sight
-// Returns: nothing
+// Returns: created, changes: summed over the groups (one row)
 UNWIND $groups AS g
 MERGE (u:User {userId: g.user_id})
 WITH u, g, COUNT { (u)-[:INTERACTED]->() } = 0 AS fresh
@@ -41,6 +44,7 @@ CALL (u, g, fresh) {
       r.kinds = row.kinds, r.kindCounts = row.kind_counts
   RETURN sum(CASE WHEN changed THEN 1 ELSE 0 END) AS changes
 }
-WITH u, created + changes AS touched
-WHERE touched > 0
+WITH u, created, changes
+WHERE created + changes > 0
 SET u.interactionsRev = coalesce(u.interactionsRev, 0) + 1
+RETURN sum(created) AS created, sum(changes) AS changes

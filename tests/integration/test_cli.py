@@ -68,28 +68,32 @@ def test_cli_load_world_writes_the_files_once_then_loads_them(
 
 
 def test_cli_load_movielens_reports_rejects_and_file(cli_env: Neo4jSettings, tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "load",
-            "movielens",
-            str(MINI),
-            "--actors",
-            str(MINI / "actors.csv"),
-            "--hetrec",
-            str(MINI / "hetrec"),
-            "--replace",
-            "--no-progress",
-            "--rejects-dir",
-            str(tmp_path),
-            "--max-reject-rate",
-            "0.2",  # the fixture rejects 8 of its 58 rows on purpose
-        ],
-    )
+    load = [
+        "load",
+        "movielens",
+        str(MINI),
+        "--actors",
+        str(MINI / "actors.csv"),
+        "--hetrec",
+        str(MINI / "hetrec"),
+        "--replace",
+        "--no-progress",
+        "--rejects-dir",
+        str(tmp_path),
+        "--max-reject-rate",
+        "0.2",  # the fixture rejects 8 of its 58 rows on purpose
+    ]
+    result = runner.invoke(app, load)
     assert result.exit_code == 0, result.output
     assert "rejected 8 rows" in result.output
     assert (tmp_path / "movielens.rejects.csv").is_file()
     assert "skipped" in result.output
+    assert "created " in result.output and "unchanged" not in result.output
+
+    again = runner.invoke(app, [arg for arg in load if arg != "--replace"])  # the same files once more
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "unchanged: every row was already in the graph" in said and "created " not in said
 
     stats = runner.invoke(app, ["stats"])
     assert stats.exit_code == 0

@@ -146,3 +146,45 @@ def test_the_demo_shows_a_write_only_when_the_server_accepts_writes() -> None:
     assert "X-API-Key: $KGREC_API_KEY" in with_key[2] and "-X POST" in with_key[2]
     assert not any("-X POST" in line for line in without)
     assert "export KGREC_API_KEY=$(openssl rand -hex 16)" in without[2]
+
+
+def test_help_of_every_command_shows_no_type_label_on_a_flag() -> None:
+    """A flag takes no value, so its row in the help table has no type: typer 0.29 printed ``<bool>`` beside every
+    flag (``--help  <bool>``), hence the version range of typer in pyproject.toml."""
+    runner = CliRunner()
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) > 10
+    for path, _ in commands:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "--help" in result.output
+        assert "<bool>" not in result.output, f"kgrec {' '.join(path)} --help:\n{result.output}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("KGREC_IMPRESSIONS_BATCH", "abc", "KGREC_IMPRESSIONS_BATCH='abc': Input should be a valid integer"),
+        ("KGREC_IMPRESSION_STORE", "bogus", "KGREC_IMPRESSION_STORE='bogus': String should match pattern"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["report"], ["load", "synthetic", "--users", "20", "--items", "40", "--replace", "--no-progress"]],
+    ids=["report", "load-replace"],
+)
+def test_an_invalid_api_setting_is_one_clear_error_not_a_traceback(
+    command: list[str], variable: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kgrec report` and `kgrec load --replace` read the API settings (where the impressions are kept); a bad KGREC_*
+    value stops them, before any Neo4j is reached, with the variable, its value, what is expected and its default."""
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("NEO4J_URI", "bolt://127.0.0.1:9")  # nothing listens there: the setting must fail first
+    result = CliRunner().invoke(app, command, env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    text = " ".join(result.output.split())
+    assert text.startswith("error: invalid API setting in the environment or .env:"), text
+    assert expected in text and "default when unset" in text
+    assert "Traceback" not in text and "validation error" not in text and "unreachable" not in text.lower()
+    assert len(result.output.strip().splitlines()) == 1 or "\n\n" not in result.output  # one paragraph

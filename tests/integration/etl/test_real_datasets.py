@@ -31,6 +31,8 @@ def test_ml_latest_small_with_knowledge_exact_and_idempotent(clean_db: Driver, t
     assert dict(records[0]) == {"rated": 100_836, "timed": 100_836}
     second = load_dataset(clean_db, _movielens(dataset_dir("ml-latest-small")), reject_dir=tmp_path)
     assert (second.nodes, second.relationships) == (first.nodes, first.relationships)
+    assert first.changes["relationships_created"] == first.relationships["*"] and not first.unchanged
+    assert second.unchanged, +second.changes  # nothing created or changed, as the writes reported
 
 
 def test_ratings_with_1000_broken_rows_loads_every_good_row(clean_db: Driver, tmp_path: Path) -> None:

@@ -56,9 +56,15 @@ def test_world_loads_exactly_and_a_reload_changes_nothing(clean_db: Driver, tmp_
     assert {(u, i): (rating, ts) for u, i, rating, ts, *_ in stored} == files
     assert all(w == 1.0 and p is None and rev >= 1 for *_, w, p, rev in stored)
 
+    created = report.changes
+    assert created["nodes_created"] == report.nodes["*"]  # clean_db starts empty
+    assert created["relationships_created"] == report.relationships["*"] and created["interactions_changed"] == 0
+    assert not report.unchanged
+
     again = _load(clean_db, folder, tmp_path, batch_size=1000)
     assert _state(clean_db) == stored  # not even interactionsRev moved
     assert (again.nodes, again.relationships) == (report.nodes, report.relationships)
+    assert again.unchanged and again.rows_written == report.rows_written  # the writes said so themselves
 
 
 def test_a_reload_with_changed_and_new_rows_merges_them(clean_db: Driver, tmp_path: Path) -> None:
@@ -77,6 +83,8 @@ def test_a_reload_with_changed_and_new_rows_merges_them(clean_db: Driver, tmp_pa
         out.writerows(changed + rows[1:])
     report = _load(clean_db, folder, tmp_path)
     assert report.relationships["INTERACTED"] == len(rows) + 1
+    assert not report.unchanged
+    assert +report.changes == {"relationships_created": 1, "interactions_changed": 1}
     after = user_fingerprint(clean_db, user)
     assert after[0] == before[0] + 1 and after[1] > before[1]
     records, _, _ = clean_db.execute_query(
