@@ -33,8 +33,6 @@ transaction); the exposure aggregates stay.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import time
 from collections import deque
@@ -74,8 +72,6 @@ class ImpressionRecorder:
             ``KGREC_DEBUG_TIMELINE``), to set slow requests against the writes (bench/tail_events.py).
         store: Where the lists are written; None: the graph (:class:`graph.impressions.Neo4jImpressionStore` of
             ``driver``).
-        nice: Niceness added to the writing thread's (Linux, where a thread has its own; elsewhere ignored): a window's
-            transactions then take a core only when the requests' threads leave one.
     """
 
     #: Seconds between two prunings, and the lists one pruning transaction deletes at most (small transactions).
@@ -94,10 +90,8 @@ class ImpressionRecorder:
         max_shown: int = EXPOSURE_ITEMS,
         timeline: bool = False,
         store: ImpressionStore | None = None,
-        nice: int = 0,
     ) -> None:
         self.timeline = timeline
-        self.nice = nice
         self.store = store if store is not None else Neo4jImpressionStore(driver, database, max_shown)
         self.retention_days = retention_days
         self._pruned_at = 0.0
@@ -285,12 +279,6 @@ class ImpressionRecorder:
                 self._thread.start()
 
     def _run(self) -> None:
-        if self.nice and sys.platform.startswith("linux"):
-            try:  # Linux schedules threads apart: this thread's niceness leaves the requests' threads theirs
-                me = threading.get_native_id()
-                os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + self.nice))
-            except OSError as exc:
-                log.warning("the impression writer runs at the requests' priority: %s", exc)
         if not self.prepared:
             self.prepare()
         while not self._stop.is_set():

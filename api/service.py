@@ -188,7 +188,6 @@ class Recommender:
                 max_shown=settings.exposure_items,
                 timeline=settings.debug_timeline,
                 store=self.impression_store,
-                nice=settings.impressions_nice,
             )
             if settings.impressions
             else None

@@ -305,14 +305,6 @@ class ApiSettings(BaseSettings):
         description="Most served lists (and most users' summed exposure) written per transaction (small transactions "
         "interleave with reads: fewer stalls).",
     )
-    impressions_nice: int = Field(
-        10,
-        ge=0,
-        le=19,
-        description="Niceness added to the thread that writes impressions (Linux; 0 = as the requests): the "
-        "kernel runs the requests' threads first when both want a core, so a window's write waits for a quiet moment "
-        "instead of taking a core from the read path.",
-    )
     impressions_flush_seconds: float = Field(
         10.0,
         gt=0,

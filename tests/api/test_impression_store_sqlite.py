@@ -4,9 +4,6 @@ attribution, skips, item pages' lists, exploration's counts, pruning, a restart;
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -201,25 +198,3 @@ def test_an_api_does_not_start_on_the_impression_file_of_another_graph(
     emptied.close()
     with TestClient(_app(tmp_path, neo4j_settings)) as client:  # the file now takes this graph
         assert _items(_list(client, "u61"))
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have a niceness of their own on Linux only")
-def test_the_writer_thread_runs_nicer_than_the_requests(
-    world: SyntheticWorld, neo4j_settings: Neo4jSettings, tmp_path: Path
-) -> None:
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    with TestClient(_app(tmp_path, neo4j_settings, impressions_nice=7)) as client:
-        _list(client, "u61")  # the first list starts the writer
-        recorder = client.app.state.recommender.impressions
-        deadline = time.monotonic() + 10
-        while recorder._thread is None or recorder._thread.native_id is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        niceness = None
-        while niceness != min(base + 7, 19) and time.monotonic() < deadline:
-            time.sleep(0.01)
-            niceness = os.getpriority(os.PRIO_PROCESS, recorder._thread.native_id)
-        assert niceness == min(base + 7, 19)  # the writer's own thread
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the requests' unchanged
-        _flush(client)
-        assert _store(client).lists_shown("u61", 0) == 1  # and it writes
