@@ -124,6 +124,14 @@ def child_socket_inodes(pid: int) -> dict[int, set[int]]:
     return held
 
 
+def _recorded(before: dict, after: dict) -> str:
+    """The lists the API recorded between two :func:`bench.api_load.read_metrics` snapshots, and those its recorder
+    dropped (a full queue: the writer fell behind)."""
+    delta = {k: v - before["impressions"].get(k, 0.0) for k, v in after["impressions"].items()}
+    dropped = ", ".join(f"{k} {v:.0f}" for k, v in sorted(delta.items()) if k != "lists" and v) or "none dropped"
+    return f"{delta.get('lists', 0.0):.0f} lists, {dropped}"
+
+
 def _cpu_seconds_or_none(pid: int) -> float | None:
     try:
         return cpu_seconds(pid)
@@ -194,7 +202,8 @@ def main() -> None:
                 if args.api_workers > 1:
                     conns = "/".join(str(c) for c in sorted(held.values(), reverse=True) if c)
                     split = [worker_split(workers, worker_cpu_seconds(api.pid)), conns or "-"]
-                stages = stage_means(before, read_metrics())
+                after = read_metrics()
+                stages = stage_means(before, after)
                 answered = max(run["answered"], 1)
                 # an open loop's answered/s: its achieved rate of requests times the share answered
                 rate = run.get(
@@ -217,6 +226,7 @@ def main() -> None:
                 )
                 if run["errors"] or run["refused"]:
                     console.print(f"run {n + 1}, {label}: errors {run['errors']}, refused {run['refused']}")
+                console.print(f"run {n + 1}, {label}, impressions: {_recorded(before, after)}")
     finally:
         stop_api(api)
     console.print(table)

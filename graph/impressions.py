@@ -286,11 +286,16 @@ class SqliteImpressionStore(ImpressionStore):
         """Nothing to plan: the tables exist from the constructor."""
 
     def write(self, batch: ImpressionBatch) -> WriteStats:
+        """One transaction. Every statement's rows are generated as SQLite takes them (``executemany`` of a generator):
+        the few microseconds of Python a row alternate with SQLite's steps, which run without the interpreter's lock,
+        so a request waiting for the lock gets it at the next row. Rows built into lists first were stretches of
+        pure Python of up to a millisecond, which a waiting request sat through (the lock changes hands on its own only
+        every ``sys.getswitchinterval()``, 5 ms)."""
         started = time.perf_counter()
         with self._transaction("write impressions") as db:
             db.executemany(
                 "INSERT OR IGNORE INTO lists VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
+                (
                     (
                         r["recommendation_id"],
                         r["user_id"],
@@ -301,48 +306,40 @@ class SqliteImpressionStore(ImpressionStore):
                         len(r["item_ids"]),
                     )
                     for r in batch.lists
-                ],
+                ),
             )
             if batch.users:
                 self._expose(db, batch.users)
-            db.executemany(_ITEM_SHOWN, batch.items)
+            db.executemany(_ITEM_SHOWN, iter(batch.items))
         return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
 
     def _expose(
         self, db: sqlite3.Connection, users: Sequence[tuple[str, int, list[tuple[str, int, int, int]]]]
     ) -> None:
         """Add the users' exposure (:class:`graph.writers.ImpressionBatch` ``users``) in a few statements for all of
-        them: their counters read at once, every (user, item) upserted in one ``executemany``, the counters written in
+        them: their counters read at once, every (user, item) upserted by one ``executemany``, the counters written by
         another, and the exposure bounded only for users who may hold more than ``max_shown`` items (``seq`` counts
         every item ever added, so a user whose ``seq`` is at most ``max_shown`` cannot)."""
-        ids = [user[0] for user in users]
         known: dict[str, tuple[int, int]] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
+        for chunk in _chunks([user[0] for user in users]):
             marks = ", ".join("?" * len(chunk))
             for user_id, lists_shown, seq in db.execute(
                 f"SELECT user_id, lists_shown, seq FROM users WHERE user_id IN ({marks})", chunk
             ):
                 known[user_id] = (lists_shown, seq)
-        shown: list[tuple[str, str, int, int, int, int]] = []
-        counters: list[tuple[str, int, int]] = []
-        crowded: list[str] = []
-        for user_id, lists, items in users:
-            before, seq = known.get(user_id, (0, 0))
-            shown.extend(
-                (user_id, item_id, count, last_shown, before + number, seq + n)
-                for n, (item_id, count, last_shown, number) in enumerate(
-                    items, start=1
-                )  # by list, then id: oldest first
-            )
-            seq += len(items)
-            counters.append((user_id, before + lists, seq))
-            if seq > self.max_shown:
-                crowded.append(user_id)
-        db.executemany(_SHOWN, shown)
-        db.executemany(_USER, counters)
-        for start in range(0, len(crowded), _IN_CHUNK):
-            chunk = crowded[start : start + _IN_CHUNK]
+        counters: list[tuple[str, int, int]] = []  # filled as the rows are taken
+
+        def shown() -> Iterator[tuple[str, str, int, int, int, int]]:
+            for user_id, lists, items in users:
+                before, seq = known.get(user_id, (0, 0))
+                for n, (item_id, count, last_shown, number) in enumerate(items, start=1):  # oldest first
+                    yield user_id, item_id, count, last_shown, before + number, seq + n
+                counters.append((user_id, before + lists, seq + len(items)))
+
+        db.executemany(_SHOWN, shown())
+        db.executemany(_USER, iter(counters))
+        crowded = [user_id for user_id, _, seq in counters if seq > self.max_shown]
+        for chunk in _chunks(crowded):
             marks = ", ".join("?" * len(chunk))
             over = [
                 (user_id, self.max_shown)
@@ -471,6 +468,12 @@ class SqliteImpressionStore(ImpressionStore):
         for db in connections:
             db.close()
         self._local = threading.local()
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    """``ids`` in pieces of at most :data:`_IN_CHUNK` (one ``IN (...)`` list each)."""
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
 
 
 @contextmanager
