@@ -182,7 +182,7 @@ class Recommender:
                 database,
                 metrics,
                 settings.impressions_queue,
-                settings.impressions_batch,
+                settings.impressions_batch_size(),
                 settings.impressions_flush_seconds,
                 retention_days=settings.impressions_retention_days,
                 max_shown=settings.exposure_items,
