@@ -308,8 +308,8 @@ class ApiSettings(BaseSettings):
         le=10_000,
         description="Most served lists (and most users' summed exposure) written per transaction (small transactions "
         "interleave with reads: fewer stalls). Unset: 10 with the SQLite store, whose transaction of 50 lists took "
-        "several milliseconds of a core from the requests (p99 of cached hits 24% above recording off against 1% at "
-        "10, docs/benchmarks.md §5); 50 with the graph's, where more transactions cost Neo4j more.",
+        "several milliseconds of a core from the requests (cached hits' p99 was lower at 10 than at 50 in each of three "
+        "alternated quiet rounds, docs/benchmarks.md §5); 50 with the graph's, where more transactions cost Neo4j more.",
     )
     impressions_flush_seconds: float = Field(
         10.0,
