@@ -24,8 +24,12 @@ the slow ones against the API's timeline (``KGREC_DEBUG_TIMELINE=true``) and Neo
     .venv/bin/python -m bench.api_load [--rate 150 --duration 30 --clients 32 --api-workers 1 --model blend]
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
     .venv/bin/python -m bench.api_load --misses [--miss-clients 4 --miss-rate 100 --abusers 8 --abuse-compare]
+    .venv/bin/python -m bench.api_load --impressions-compare 6 [--rate 150 --duration 30]
     .venv/bin/python -m bench.api_load --realistic [--rate 100 --duration 60 --world-interactions 5000000 --model none]
                                        [--model blend --artifacts DIR]  # serve a promoted version from DIR
+
+``--impressions-compare ROUNDS`` runs instead bench/api_impressions.py: ROUNDS pairs of API starts with impressions
+recorded and without, run (a) in each, and the pooled percentiles' ratios with bootstrap intervals over the rounds.
 
 ``--realistic`` runs instead bench/api_realistic.py: (h) the API on a synthetic world at real size (100k users, 50k
 items), users drawn Zipf-like, 10% of requests ``POST /interactions``.
@@ -115,11 +119,17 @@ def ensure_model(settings, model: str, root: Path = ARTIFACTS) -> str | None:  #
     return current.name if current else None
 
 
-def start_api(settings, workers: int, model: str = "none") -> subprocess.Popen[bytes]:  # noqa: ANN001
+def start_api(
+    settings,  # noqa: ANN001
+    workers: int,
+    model: str = "none",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """The benchmark's API (the answer cache on, warmed), with ``env`` beside its own settings."""
     return serve_api(
         settings,
         API_PORT,
-        {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model, "KGREC_API_KEY": BENCH_KEY},
+        {"KGREC_ARTIFACTS_DIR": str(ARTIFACTS), "KGREC_SERVE_MODEL": model, "KGREC_API_KEY": BENCH_KEY, **(env or {})},
         "api_load_server.log",
         workers=workers,
         timeout=300.0,  # /ready waits for the warm cache, which takes longer on a busy machine
@@ -519,6 +529,14 @@ def main() -> None:
     parser.add_argument("--abusers", type=int, default=8, help="(g): anonymous clients asking k=100, random filters")
     parser.add_argument("--normal-rate", type=float, default=50.0, help="(g): open-loop rate of normal traffic")
     parser.add_argument("--abuse-compare", action="store_true", help="(g): also run it with the cost budget off")
+    parser.add_argument(
+        "--impressions-compare",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="run only the comparison of the read path with impressions recorded and without (bench/"
+        "api_impressions.py): ROUNDS pairs of API starts, each run (a) at --rate for --duration, pooled",
+    )
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument(
         "--model",
@@ -583,6 +601,11 @@ def main() -> None:
     try:
         users = ensure_movielens_loaded(settings)
         version = ensure_model(settings, args.model)
+        if args.impressions_compare > 0:
+            from bench.api_impressions import report, run_compare
+
+            report(run_compare(settings, users, args))
+            return
         if args.misses:
             from bench.api_misses import misses_table, run_misses
 

@@ -1,0 +1,185 @@
+"""The read path with impressions recorded against without (``python -m bench.api_load --impressions-compare N``).
+
+Recording what was shown must not slow the answers: the criterion is that the read path's latency with impressions
+recorded stays within 10% of its latency with recording off. On a 2-core machine one run's p99 moves by ±20% from
+run to run with nothing changed (docs/benchmarks.md §5), so one pair of runs cannot tell a 10% difference. This
+benchmark runs ``N`` rounds, each a pair of API starts on the benchmark graph, one with ``KGREC_IMPRESSIONS=false``
+and one with ``true`` (the order alternates from round to round, and both runs of a round send the same requests):
+the answer cache warmed, a 10 s closed-loop warm-up, then the open loop of run (a) (``--rate`` requests/s for
+``--duration`` s). Every request scheduled after a run's first second (before it, the client opens its connections)
+counts. It prints, per round and pooled over the rounds, p50, p90, p99 and p99.9, and the ratio of recording on to
+off at each with a 95% bootstrap interval over rounds (rounds drawn with replacement, both runs of a round together).
+The figures go to ``bench/out/api_impressions.json`` and a plot of the pooled latency quantiles to
+``bench/out/api_impressions.png``.
+
+Run it alone: another job on the two cores moves the tail more than recording does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.api_load import closed_loop, open_loop, read_metrics, start_api, wait_for_cache
+from bench.common import OUT, stop_api
+
+console = Console()
+
+#: The two configurations, by name: the API's environment beside the benchmark's own.
+CONFIGS = {"off": {"KGREC_IMPRESSIONS": "false"}, "on": {"KGREC_IMPRESSIONS": "true"}}
+#: The percentiles compared.
+QUANTILES = (50.0, 90.0, 99.0, 99.9)
+#: The criterion: recording on at most this many times recording off.
+TARGET_RATIO = 1.10
+
+
+def after_first_second(run: dict) -> np.ndarray:
+    """The latencies (ms) of an open loop's requests scheduled after its first second (``timeline``)."""
+    start = run["started_at"] + 1.0
+    return np.array([ms for at, ms in run["timeline"] if at >= start], dtype=np.float64)
+
+
+def pooled_ratio(
+    off: Sequence[np.ndarray], on: Sequence[np.ndarray], q: float, draws: int = 2000, seed: int = 1
+) -> tuple[float, float, float]:
+    """The ratio of ``on``'s pooled ``q``-th percentile to ``off``'s (every round's latencies together), and its 95%
+    bootstrap interval: rounds drawn with replacement, the two runs of a round drawn together.
+
+    Args:
+        off: Per round, the latencies with recording off.
+        on: Per round, the latencies with recording on (as many rounds as ``off``).
+        q: The percentile (0–100).
+        draws: Bootstrap draws.
+        seed: The draws' seed.
+
+    Returns:
+        (ratio, low, high).
+    """
+    if len(off) != len(on) or not off:
+        raise ValueError("pooled_ratio needs as many rounds of each configuration, at least one")
+    ratio = float(np.percentile(np.concatenate(on), q) / np.percentile(np.concatenate(off), q))
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(draws)
+    for n in range(draws):
+        picked = rng.integers(0, len(off), len(off))
+        ratios[n] = np.percentile(np.concatenate([on[i] for i in picked]), q) / np.percentile(
+            np.concatenate([off[i] for i in picked]), q
+        )
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return ratio, float(low), float(high)
+
+
+def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
+    """``args.impressions_compare`` rounds of the pair (module docstring); returns the figures, JSON-ready."""
+    rounds: list[dict[str, dict]] = []
+    for r in range(args.impressions_compare):
+        order = ("off", "on") if r % 2 == 0 else ("on", "off")
+        figures: dict[str, dict] = {}
+        for name in order:
+            console.print(f"round {r + 1} of {args.impressions_compare}, recording {name}: starting the API …")
+            api = start_api(settings, args.api_workers, args.model, CONFIGS[name])
+            try:
+                wait_for_cache(args.api_workers, timeout=300.0)
+                asyncio.run(closed_loop(users, 8, 10.0, seed=99))
+                run = asyncio.run(open_loop(users, args.rate, args.duration, seed=r + 1))
+                lists = read_metrics()["impressions"].get("lists", 0.0)
+            finally:
+                stop_api(api)
+            latencies = after_first_second(run)
+            figures[name] = {
+                "requests": len(latencies),
+                "errors": run["errors"],
+                "lists_recorded": lists,
+                **{f"p{q:g}_ms": float(np.percentile(latencies, q)) for q in QUANTILES},
+                "latencies_ms": [round(float(x), 2) for x in latencies],
+            }
+        rounds.append(figures)
+    off = [np.array(r["off"]["latencies_ms"]) for r in rounds]
+    on = [np.array(r["on"]["latencies_ms"]) for r in rounds]
+    pooled = {
+        name: {f"p{q:g}_ms": float(np.percentile(np.concatenate(arrays), q)) for q in QUANTILES}
+        for name, arrays in (("off", off), ("on", on))
+    }
+    ratios = {f"p{q:g}": pooled_ratio(off, on, q) for q in QUANTILES}
+    return {"rate": args.rate, "duration": args.duration, "rounds": rounds, "pooled": pooled, "ratios": ratios}
+
+
+def compare_table(result: dict) -> Table:
+    """Per round and pooled: each configuration's percentiles, then the ratios with their intervals."""
+    table = Table(
+        title=f"GET /users/{{id}}/recommendations?k=20&explain=true, {result['rate']:.0f}/s for "
+        f"{result['duration']:.0f} s: recording impressions off and on (ms, requests after the first second)",
+        show_edge=False,
+    )
+    table.add_column("round")
+    for name in CONFIGS:
+        for q in QUANTILES:
+            table.add_column(f"{name} p{q:g}", justify="right")
+    table.add_column("lists recorded", justify="right")
+    table.add_column("errors", justify="right")
+    for n, figures in enumerate(result["rounds"], start=1):
+        errors = sum(sum(figures[name]["errors"].values()) for name in CONFIGS)
+        table.add_row(
+            str(n),
+            *(f"{figures[name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES),
+            f"{figures['on']['lists_recorded']:.0f}",
+            str(errors),
+        )
+    table.add_row(
+        "pooled", *(f"{result['pooled'][name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES), "", ""
+    )
+    ratios = result["ratios"]
+    table.caption = "on / off, pooled, [95% bootstrap interval over rounds]: " + "; ".join(
+        f"p{q:g} {ratios[f'p{q:g}'][0]:.3f} [{ratios[f'p{q:g}'][1]:.3f}, {ratios[f'p{q:g}'][2]:.3f}]" for q in QUANTILES
+    )
+    table.caption += f". Target: on within {100 * (TARGET_RATIO - 1):.0f}% of off (ratio ≤ {TARGET_RATIO:.2f})"
+    return table
+
+
+def plot_compare(result: dict, path: str) -> None:
+    """The pooled latency quantiles of both configurations (left) and each round's p99 (right), to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    levels = np.array([50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9])
+    ticks = -np.log10(1 - levels / 100)  # the tail spread out: 90 → 1, 99 → 2, 99.9 → 3
+    for name in CONFIGS:
+        pooled = np.concatenate([np.array(r[name]["latencies_ms"]) for r in result["rounds"]])
+        left.plot(ticks, np.percentile(pooled, levels), marker="o", label=f"recording {name}")
+        right.plot(
+            range(1, len(result["rounds"]) + 1),
+            [r[name]["p99_ms"] for r in result["rounds"]],
+            marker="o",
+            label=f"recording {name}",
+        )
+    left.set_xticks(ticks, [f"p{q:g}" for q in levels], rotation=45)
+    left.set_ylabel("ms")
+    left.set_title("pooled over the rounds")
+    right.set_xticks(range(1, len(result["rounds"]) + 1))
+    right.set_xlabel("round")
+    right.set_ylabel("p99 ms")
+    right.set_title("each round's p99")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(result: dict) -> None:
+    """Print the table and write the JSON and the plot under bench/out."""
+    import json
+
+    Console(width=max(console.width, 150)).print(compare_table(result))
+    path = OUT / "api_impressions.json"
+    path.write_text(json.dumps(result), encoding="utf-8")
+    plot_compare(result, str(OUT / "api_impressions.png"))
+    console.print(f"figures written to {path}, plot to {OUT / 'api_impressions.png'}")

@@ -1,0 +1,61 @@
+"""bench.api_impressions' statistics: the requests it counts and the pooled ratio with its interval over rounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.api_impressions import after_first_second, compare_table, pooled_ratio
+
+
+def test_after_first_second_leaves_out_the_requests_of_the_first_second() -> None:
+    run = {"started_at": 100.0, "timeline": [[100.2, 9.0], [100.99, 8.0], [101.0, 3.0], [105.5, 4.0]]}
+    assert after_first_second(run).tolist() == [3.0, 4.0]
+
+
+def test_pooled_ratio_of_equal_rounds_is_one_with_a_tight_interval() -> None:
+    rng = np.random.default_rng(3)
+    rounds = [rng.exponential(3.0, 4000) for _ in range(4)]
+    ratio, low, high = pooled_ratio(rounds, [r.copy() for r in rounds], 99)
+    assert ratio == pytest.approx(1.0) and low == pytest.approx(1.0) and high == pytest.approx(1.0)
+
+
+def test_pooled_ratio_finds_a_slower_configuration_and_its_interval_holds_it() -> None:
+    rng = np.random.default_rng(4)
+    off = [rng.exponential(3.0, 4000) for _ in range(6)]
+    on = [1.3 * rng.exponential(3.0, 4000) for _ in range(6)]
+    ratio, low, high = pooled_ratio(off, on, 99, draws=500)
+    assert 1.15 < ratio < 1.45
+    assert low < ratio < high and low > 1.0  # six rounds of 4,000 tell 30% apart from nothing
+
+
+def test_pooled_ratio_interval_widens_with_one_stalled_round() -> None:
+    rng = np.random.default_rng(5)
+    off = [rng.exponential(3.0, 4000) for _ in range(6)]
+    on = [rng.exponential(3.0, 4000) for _ in range(6)]
+    _, low, high = pooled_ratio(off, on, 99, draws=500)
+    on[2] = on[2] + np.where(rng.random(4000) < 0.03, 40.0, 0.0)  # one round's stalls
+    ratio, stalled_low, stalled_high = pooled_ratio(off, on, 99, draws=500)
+    assert ratio > 1.1 and stalled_high - stalled_low > 10 * (high - low)  # one round moves the pooled p99
+
+
+def test_pooled_ratio_needs_paired_rounds() -> None:
+    with pytest.raises(ValueError):
+        pooled_ratio([np.ones(3)], [], 99)
+
+
+def test_compare_table_has_a_row_per_round_and_the_pooled_row() -> None:
+    figures = {
+        name: {"errors": {}, "lists_recorded": 10.0, "p50_ms": 3.0, "p90_ms": 4.0, "p99_ms": 6.0, "p99.9_ms": 9.0}
+        for name in ("off", "on")
+    }
+    result = {
+        "rate": 150.0,
+        "duration": 30.0,
+        "rounds": [figures, figures],
+        "pooled": {name: {"p50_ms": 3.0, "p90_ms": 4.0, "p99_ms": 6.0, "p99.9_ms": 9.0} for name in ("off", "on")},
+        "ratios": {q: (1.0, 0.9, 1.1) for q in ("p50", "p90", "p99", "p99.9")},
+    }
+    table = compare_table(result)
+    assert table.row_count == 3
+    assert "p99 1.000 [0.900, 1.100]" in str(table.caption)
