@@ -289,8 +289,8 @@ class ApiSettings(BaseSettings):
         "sqlite",
         pattern="^(neo4j|sqlite)$",
         description="Where impressions, exposure and attributed clicks are kept (graph/impressions.py): sqlite (a file "
-        "on this host, KGREC_IMPRESSION_DB: Neo4j does none of the recording's work, which keeps the read path's p99 "
-        "within 10% of recording off, docs/benchmarks.md §5) or neo4j (the graph: list nodes, exposure arrays on the "
+        "on this host, KGREC_IMPRESSION_DB: Neo4j does none of the recording's work, and the read path's tail pays less "
+        "for recording than with the graph's, docs/benchmarks.md §5) or neo4j (the graph: list nodes, exposure arrays on the "
         "user, item counters). One file per host: API processes on several hosts behind one graph need neo4j.",
     )
     impression_db: Path = Field(
@@ -310,6 +310,20 @@ class ApiSettings(BaseSettings):
         "interleave with reads: fewer stalls). Unset: 10 with the SQLite store, whose transaction of 50 lists took "
         "several milliseconds of a core from the requests (cached hits' p99 was lower at 10 than at 50 in each of three "
         "alternated quiet rounds, docs/benchmarks.md §5); 50 with the graph's, where more transactions cost Neo4j more.",
+    )
+    impressions_writer: str = Field(
+        "thread",
+        pattern="^(thread|process)$",
+        description="Where the SQLite store's writes run (graph/impression_writer.py): thread (a thread of the API's "
+        "process) or process (a child process of each API process: the API only pickles each transaction's rows, "
+        "and the writes take no turns at its interpreter lock). The graph's store always writes from a thread.",
+    )
+    impressions_writer_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="With KGREC_IMPRESSIONS_WRITER=process: the writer process's niceness above the API's (it yields "
+        "the cores to requests and Neo4j; 0: the same priority).",
     )
     impressions_flush_seconds: float = Field(
         10.0,
@@ -379,6 +393,11 @@ class ApiSettings(BaseSettings):
         description="Rotation: leave out items shown in the user's last N recorded lists (0 = off); each recorded "
         "list then refreshes the user's cached answer.",
     )
+
+    def impressions_writer_niceness(self) -> int | None:
+        """The SQLite store's ``writer_nice`` (:func:`graph.impressions.open_impression_store`): None when its writes
+        run in the API's process."""
+        return self.impressions_writer_nice if self.impressions_writer == "process" else None
 
     def impressions_batch_size(self) -> int:
         """``impressions_batch``, or the impression store's default when it is unset."""
