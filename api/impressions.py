@@ -68,8 +68,7 @@ class ImpressionRecorder:
         max_shown: Most items a user's exposure arrays keep (the most recently shown), for the graph's store when
             ``store`` is None (a store given keeps its own bound).
         timeline: Log each write transaction's wall-clock start and length (INFO, logger ``api.timeline``:
-            ``impressions start=EPOCH ms=M cpu_ms=C lists=L users=U items=I``, C the writer thread's CPU time (with
-            ``KGREC_IMPRESSIONS_WRITER=process``, its sending the rows only);
+            ``impressions start=EPOCH ms=M cpu_ms=C lists=L users=U items=I``, C the writer thread's CPU time;
             ``KGREC_DEBUG_TIMELINE``), to set slow requests against the writes (bench/tail_events.py).
         store: Where the lists are written; None: the graph (:class:`graph.impressions.Neo4jImpressionStore` of
             ``driver``).

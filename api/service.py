@@ -173,12 +173,7 @@ class Recommender:
         self.warmed = threading.Event()
         #: Where impressions, exposure and attributed clicks are kept (KGREC_IMPRESSION_STORE).
         self.impression_store = open_impression_store(
-            settings.impression_store,
-            driver,
-            database,
-            settings.impression_db,
-            settings.exposure_items,
-            writer_nice=settings.impressions_writer_niceness() if settings.impressions else None,
+            settings.impression_store, driver, database, settings.impression_db, settings.exposure_items
         )
         #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
         self.impressions = (

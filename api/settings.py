@@ -311,20 +311,6 @@ class ApiSettings(BaseSettings):
         "several milliseconds of a core from the requests (cached hits' p99 was lower at 10 than at 50 in each of three "
         "alternated quiet rounds, docs/benchmarks.md §5); 50 with the graph's, where more transactions cost Neo4j more.",
     )
-    impressions_writer: str = Field(
-        "thread",
-        pattern="^(thread|process)$",
-        description="Where the SQLite store's writes run (graph/impression_writer.py): thread (a thread of the API's "
-        "process) or process (a child process of each API process: the API only pickles each transaction's rows, "
-        "and the writes take no turns at its interpreter lock). The graph's store always writes from a thread.",
-    )
-    impressions_writer_nice: int = Field(
-        0,
-        ge=0,
-        le=19,
-        description="With KGREC_IMPRESSIONS_WRITER=process: the writer process's niceness above the API's (it yields "
-        "the cores to requests and Neo4j; 0: the same priority).",
-    )
     impressions_flush_seconds: float = Field(
         10.0,
         gt=0,
@@ -393,11 +379,6 @@ class ApiSettings(BaseSettings):
         description="Rotation: leave out items shown in the user's last N recorded lists (0 = off); each recorded "
         "list then refreshes the user's cached answer.",
     )
-
-    def impressions_writer_niceness(self) -> int | None:
-        """The SQLite store's ``writer_nice`` (:func:`graph.impressions.open_impression_store`): None when its writes
-        run in the API's process."""
-        return self.impressions_writer_nice if self.impressions_writer == "process" else None
 
     def impressions_batch_size(self) -> int:
         """``impressions_batch``, or the impression store's default when it is unset."""

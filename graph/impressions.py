@@ -12,9 +12,9 @@ One interface (:class:`ImpressionStore`), two stores, chosen by ``KGREC_IMPRESSI
   ``max_shown`` items) and the per-item counts are aggregates updated once per user and item per window, as in the
   graph. Neo4j then does none of the recording's work: on the 2-core machine the whole p99 cost of recording under
   load was Neo4j's side of the write (docs/benchmarks.md §5), which SQLite does in the recorder's thread in C, the
-  interpreter's lock released while it steps (or in a writer process of its own, ``writer_nice``); on a quiet machine
-  it costs the read path's p99 less than the graph's store (hence the default; the figures against recording off:
-  ``bench.api_load --impressions-compare``, docs/benchmarks.md §5). The file is in WAL mode (readers never wait for the
+  interpreter's lock released while it steps; on a quiet machine it costs the read path's p99 less than the graph's
+  store (hence the default; the figures against recording off: ``bench.api_load --impressions-compare``,
+  docs/benchmarks.md §5). The file is in WAL mode (readers never wait for the
   writer), ``synchronous=NORMAL`` (a commit survives a crash of the process; a power cut may lose the last ones), every
   read-modify-write in a ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker processes of
   one host share one file. A file is per host: API processes on several hosts need the Neo4j store
@@ -43,7 +43,6 @@ from typing import NamedTuple
 from neo4j import Driver
 
 from graph import catalog
-from graph.impression_writer import WriterProcess
 from graph.query import run_read
 from graph.reads import UserContext, VariantFigures, read_item_exposure, variant_report
 from graph.writers import (
@@ -242,25 +241,14 @@ class SqliteImpressionStore(ImpressionStore):
         path: The file (created with its directory).
         max_shown: Most items a user's exposure keeps (the most recently shown).
         busy_seconds: Longest a statement waits for another connection's write lock before failing.
-        writer_nice: Run :meth:`write` and :meth:`prune` in a process of their own at this niceness above the
-            caller's (:mod:`graph.impression_writer`, started by :meth:`prepare` or the first write); None: in the
-            calling thread.
     """
 
     in_graph = False
 
-    def __init__(
-        self,
-        path: Path,
-        max_shown: int = EXPOSURE_ITEMS,
-        busy_seconds: float = 30.0,
-        writer_nice: int | None = None,
-    ) -> None:
+    def __init__(self, path: Path, max_shown: int = EXPOSURE_ITEMS, busy_seconds: float = 30.0) -> None:
         self.path = Path(path)
         self.max_shown = max_shown
         self.busy_seconds = busy_seconds
-        #: The writer process, when the writes run in one.
-        self.writer = None if writer_nice is None else WriterProcess(self.path, max_shown, busy_seconds, writer_nice)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -296,19 +284,14 @@ class SqliteImpressionStore(ImpressionStore):
             db.execute("COMMIT")
 
     def prepare(self) -> None:
-        """Start the writer process, if the writes run in one (the tables exist from the constructor)."""
-        if self.writer is not None:
-            self.writer.call("prepare")
+        """Nothing to plan: the tables exist from the constructor."""
 
     def write(self, batch: ImpressionBatch) -> WriteStats:
-        """One transaction, in the writer process when there is one (its :meth:`write`). Every statement's rows are generated as SQLite takes them (``executemany`` of a generator):
+        """One transaction. Every statement's rows are generated as SQLite takes them (``executemany`` of a generator):
         the few microseconds of Python a row alternate with SQLite's steps, which run without the interpreter's lock,
         so a request waiting for the lock gets it at the next row. Rows built into lists first were stretches of
         pure Python of up to a millisecond, which a waiting request sat through (the lock changes hands on its own only
         every ``sys.getswitchinterval()``, 5 ms)."""
-        if self.writer is not None:
-            stats: WriteStats = self.writer.call("write", batch)
-            return stats
         started = time.perf_counter()
         with self._transaction("write impressions") as db:
             db.executemany(
@@ -419,9 +402,6 @@ class SqliteImpressionStore(ImpressionStore):
         return cursor.rowcount == 1
 
     def prune(self, before: int, limit: int) -> int:
-        if self.writer is not None:
-            deleted: int = self.writer.call("prune", before, limit)
-            return deleted
         with self._transaction("prune lists") as db:
             ids = [
                 (r[0],)
@@ -483,9 +463,7 @@ class SqliteImpressionStore(ImpressionStore):
         return [VariantFigures(str(v), int(n), int(shown or 0), int(c or 0), int(x or 0)) for v, n, shown, c, x in rows]
 
     def close(self) -> None:
-        """Close every thread's connection, and end the writer process after its transaction in progress."""
-        if self.writer is not None:
-            self.writer.close()
+        """Close every thread's connection."""
         with self._lock:
             connections, self._connections = self._connections, []
         for db in connections:
@@ -520,17 +498,10 @@ def graph_id(driver: Driver, database: str = "neo4j") -> str:
 
 
 def open_impression_store(
-    kind: str,
-    driver: Driver,
-    database: str = "neo4j",
-    path: Path | None = None,
-    max_shown: int = EXPOSURE_ITEMS,
-    writer_nice: int | None = None,
+    kind: str, driver: Driver, database: str = "neo4j", path: Path | None = None, max_shown: int = EXPOSURE_ITEMS
 ) -> ImpressionStore:
     """The store ``kind`` names (:data:`STORES`); ``path``: the SQLite file (``sqlite`` needs it), bound to the graph
-    (:meth:`SqliteImpressionStore.bind`; not checked, with a warning, while Neo4j is unreachable); ``writer_nice``:
-    the SQLite store's writes in a process of their own at that niceness (None: in the caller's threads; the graph's
-    store ignores it).
+    (:meth:`SqliteImpressionStore.bind`; not checked, with a warning, while Neo4j is unreachable).
 
     Raises:
         ConfigError: The SQLite file records another graph.
@@ -540,7 +511,7 @@ def open_impression_store(
     if kind == "neo4j":
         return Neo4jImpressionStore(driver, database, max_shown)
     if kind == "sqlite" and path is not None:
-        store = SqliteImpressionStore(path, max_shown, writer_nice=writer_nice)
+        store = SqliteImpressionStore(path, max_shown)
         try:
             store.bind(graph_id(driver, database))
         except DatabaseUnavailableError as exc:

@@ -238,27 +238,3 @@ def test_two_processes_on_one_file_as_two_workers_lose_no_write(clean_db: Driver
     assert store.item_exposure()["i3"] == (2 * per_worker, 0)
     assert [(f.lists, f.impressions) for f in store.variant_report()] == [(2 * per_worker, 4 * per_worker)]
     store.close()
-
-
-def test_the_writer_process_writes_what_the_thread_writes(clean_db: Driver, tmp_path: Path) -> None:
-    _world(clean_db)
-    thread = SqliteImpressionStore(tmp_path / "thread.db", max_shown=4)
-    process = open_impression_store("sqlite", clean_db, path=tmp_path / "process.db", max_shown=4, writer_nice=0)
-    assert isinstance(process, SqliteImpressionStore) and process.writer is not None
-    try:
-        process.prepare()  # the child started before the first write
-        child = process.writer.pid
-        assert child is not None
-        _record(thread)
-        _record(process)
-        assert process.writer.pid == child  # one child for every write
-        for user in ("u1", "u2", "u3"):
-            assert _exposure(process, clean_db, user) == _exposure(thread, clean_db, user)
-        assert process.item_exposure() == thread.item_exposure()
-        assert process.variant_report() == thread.variant_report()
-        assert process.prune(NOW + 1, 3) == thread.prune(NOW + 1, 3) == 3
-        assert process.variant_report() == thread.variant_report()
-    finally:
-        process.close()
-        thread.close()
-    assert process.writer.pid is None  # closing the store ended its child
