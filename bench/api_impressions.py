@@ -8,7 +8,9 @@ and one with ``true`` (the order alternates from round to round, and both runs o
 the answer cache warmed, a 10 s closed-loop warm-up, then the open loop of run (a) (``--rate`` requests/s for
 ``--duration`` s). Every request scheduled after a run's first second (before it, the client opens its connections)
 counts. It prints, per round and pooled over the rounds, p50, p90, p99 and p99.9, and the ratio of recording on to
-off at each with a 95% bootstrap interval over rounds (rounds drawn with replacement, both runs of a round together).
+off at each with a 95% bootstrap interval over rounds (rounds drawn with replacement, both runs of a round together),
+and the API process's CPU a request of the open loop in each run (/proc), averaged over the rounds: what recording
+costs the API, a steadier figure on this machine than the tail's latency.
 The figures go to ``bench/out/api_impressions.json`` and a plot of the pooled latency quantiles to
 ``bench/out/api_impressions.png``.
 
@@ -24,7 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.api_load import closed_loop, open_loop, read_metrics, start_api, wait_for_cache
+from bench.api_load import _cpu_seconds, closed_loop, hit_ratio, open_loop, read_metrics, start_api, wait_for_cache
 from bench.common import OUT, stop_api
 
 console = Console()
@@ -76,6 +78,7 @@ def pooled_ratio(
 def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
     """``args.impressions_compare`` rounds of the pair (module docstring); returns the figures, JSON-ready."""
     rounds: list[dict[str, dict]] = []
+    pidfile = settings.home / "run" / "neo4j.pid"
     for r in range(args.impressions_compare):
         order = ("off", "on") if r % 2 == 0 else ("on", "off")
         figures: dict[str, dict] = {}
@@ -85,15 +88,19 @@ def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
             try:
                 wait_for_cache(args.api_workers, timeout=300.0)
                 asyncio.run(closed_loop(users, 8, 10.0, seed=99))
+                before, cpu = read_metrics(), _cpu_seconds(api.pid, pidfile)
                 run = asyncio.run(open_loop(users, args.rate, args.duration, seed=r + 1))
-                lists = read_metrics()["impressions"].get("lists", 0.0)
+                used, after = _cpu_seconds(api.pid, pidfile), read_metrics()
             finally:
                 stop_api(api)
             latencies = after_first_second(run)
             figures[name] = {
                 "requests": len(latencies),
                 "errors": run["errors"],
-                "lists_recorded": lists,
+                "lists_recorded": after["impressions"].get("lists", 0.0) - before["impressions"].get("lists", 0.0),
+                "cache_hit_ratio": hit_ratio(before, after),
+                # CPU a request of the open loop (every request, the first second's too), by process
+                **{f"{p}_cpu_ms": 1000 * (used[p] - cpu[p]) / run["requests"] for p in cpu if p in used},
                 **{f"p{q:g}_ms": float(np.percentile(latencies, q)) for q in QUANTILES},
                 "latencies_ms": [round(float(x), 2) for x in latencies],
             }
@@ -119,6 +126,8 @@ def compare_table(result: dict) -> Table:
     for name in CONFIGS:
         for q in QUANTILES:
             table.add_column(f"{name} p{q:g}", justify="right")
+    for name in CONFIGS:
+        table.add_column(f"{name} API CPU ms/req", justify="right")
     table.add_column("lists recorded", justify="right")
     table.add_column("errors", justify="right")
     for n, figures in enumerate(result["rounds"], start=1):
@@ -126,18 +135,37 @@ def compare_table(result: dict) -> Table:
         table.add_row(
             str(n),
             *(f"{figures[name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES),
+            *(_cpu(figures[name]) for name in CONFIGS),
             f"{figures['on']['lists_recorded']:.0f}",
             str(errors),
         )
     table.add_row(
-        "pooled", *(f"{result['pooled'][name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES), "", ""
+        "pooled",
+        *(f"{result['pooled'][name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES),
+        *(_cpu({"api_cpu_ms": mean_cpu(result, name)}) for name in CONFIGS),
+        "",
+        "",
     )
     ratios = result["ratios"]
     table.caption = "on / off, pooled, [95% bootstrap interval over rounds]: " + "; ".join(
         f"p{q:g} {ratios[f'p{q:g}'][0]:.3f} [{ratios[f'p{q:g}'][1]:.3f}, {ratios[f'p{q:g}'][2]:.3f}]" for q in QUANTILES
     )
+    off_cpu, on_cpu = mean_cpu(result, "off"), mean_cpu(result, "on")
+    if off_cpu and on_cpu:
+        table.caption += f". The API's CPU a request, on / off: {on_cpu / off_cpu:.3f}"
     table.caption += f". Target: on within {100 * (TARGET_RATIO - 1):.0f}% of off (ratio ≤ {TARGET_RATIO:.2f})"
     return table
+
+
+def _cpu(figures: dict) -> str:
+    value = figures.get("api_cpu_ms")
+    return "" if value is None else f"{value:.3f}"
+
+
+def mean_cpu(result: dict, name: str) -> float | None:
+    """The API's CPU a request of configuration ``name``, averaged over the rounds (None: not read)."""
+    values = [r[name]["api_cpu_ms"] for r in result["rounds"] if "api_cpu_ms" in r[name]]
+    return sum(values) / len(values) if values else None
 
 
 def plot_compare(result: dict, path: str) -> None:

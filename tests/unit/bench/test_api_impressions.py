@@ -59,3 +59,6 @@ def test_compare_table_has_a_row_per_round_and_the_pooled_row() -> None:
     table = compare_table(result)
     assert table.row_count == 3
     assert "p99 1.000 [0.900, 1.100]" in str(table.caption)
+    assert "CPU a request" not in str(table.caption)  # not read: not shown
+    result["rounds"] = [{"off": {**figures["off"], "api_cpu_ms": 2.0}, "on": {**figures["on"], "api_cpu_ms": 2.5}}]
+    assert "The API's CPU a request, on / off: 1.250" in str(compare_table(result).caption)
