@@ -12,7 +12,9 @@ off at each with a 95% bootstrap interval over rounds (rounds drawn with replace
 and the API process's CPU a request of the open loop in each run (/proc), averaged over the rounds: what recording
 costs the API, a steadier figure on this machine than the tail's latency.
 The figures go to ``bench/out/api_impressions.json`` and a plot of the pooled latency quantiles to
-``bench/out/api_impressions.png``.
+``bench/out/api_impressions.png``; each run's files to ``bench/out/api_impressions/roundN_{off,on}``, which
+``bench.tail_events`` reads (with ``KGREC_DEBUG_TIMELINE=true`` in the environment, the API's log holds its
+collections and write transactions to set the slow requests against).
 
 Run it alone: another job on the two cores moves the tail more than recording does.
 """
@@ -20,7 +22,10 @@ Run it alone: another job on the two cores moves the tail more than recording do
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -43,6 +48,17 @@ def after_first_second(run: dict) -> np.ndarray:
     """The latencies (ms) of an open loop's requests scheduled after its first second (``timeline``)."""
     start = run["started_at"] + 1.0
     return np.array([ms for at, ms in run["timeline"] if at >= start], dtype=np.float64)
+
+
+def keep_run(folder: Path, run: dict, logs: Sequence[Path]) -> None:
+    """A run's files as ``bench.tail_events FOLDER`` reads them: its (a) (``api_load.json``) and copies of ``logs``
+    that exist (the API's ``api_load_server.log``: with ``KGREC_DEBUG_TIMELINE=true`` in the environment, its
+    collections and write transactions; Neo4j's ``gc.log``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "api_load.json").write_text(json.dumps({"runs": {"a": run}}), encoding="utf-8")
+    for source in logs:
+        if source.exists():
+            shutil.copyfile(source, folder / source.name)
 
 
 def pooled_ratio(
@@ -93,6 +109,8 @@ def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
                 used, after = _cpu_seconds(api.pid, pidfile), read_metrics()
             finally:
                 stop_api(api)
+            logs = (OUT / "api_load_server.log", settings.home / "logs" / "gc.log")
+            keep_run(OUT / "api_impressions" / f"round{r + 1}_{name}", run, logs)
             latencies = after_first_second(run)
             figures[name] = {
                 "requests": len(latencies),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from bench.api_impressions import after_first_second, compare_table, pooled_ratio
+from bench.api_impressions import after_first_second, compare_table, keep_run, pooled_ratio
+from bench.tail_events import load_run
 
 
 def test_after_first_second_leaves_out_the_requests_of_the_first_second() -> None:
@@ -62,3 +65,14 @@ def test_compare_table_has_a_row_per_round_and_the_pooled_row() -> None:
     assert "CPU a request" not in str(table.caption)  # not read: not shown
     result["rounds"] = [{"off": {**figures["off"], "api_cpu_ms": 2.0}, "on": {**figures["on"], "api_cpu_ms": 2.5}}]
     assert "The API's CPU a request, on / off: 1.250" in str(compare_table(result).caption)
+
+
+def test_a_kept_run_is_what_tail_events_reads(tmp_path: Path) -> None:
+    run = {"started_at": 100.0, "timeline": [[101.5, 3.0]], "client_gc": [[101.0, 2.0, 0]]}
+    log = tmp_path / "api_load_server.log"
+    log.write_text("nothing of the timeline\n")
+    keep_run(tmp_path / "round1_on", run, [log, tmp_path / "gc.log"])  # no gc.log: left out
+    assert sorted(p.name for p in (tmp_path / "round1_on").iterdir()) == ["api_load.json", "api_load_server.log"]
+    read, events = load_run(tmp_path / "round1_on")
+    assert read == run
+    assert [event[:2] for event in events["client gc"]] == [(101.0, pytest.approx(101.002))]
