@@ -9,8 +9,9 @@ the answer cache warmed, a 10 s closed-loop warm-up, then the open loop of run (
 ``--duration`` s). Every request scheduled after a run's first second (before it, the client opens its connections)
 counts. It prints, per round and pooled over the rounds, p50, p90, p99 and p99.9, and the ratio of recording on to
 off at each with a 95% bootstrap interval over rounds (rounds drawn with replacement, both runs of a round together),
-and the API process's CPU a request of the open loop in each run (/proc), averaged over the rounds: what recording
-costs the API, a steadier figure on this machine than the tail's latency.
+and the API process's CPU a request of the open loop in each run (/proc; with ``--api-workers`` above 1, the
+supervisor's only), averaged over the rounds: what recording costs the API, a steadier figure on this machine than
+the tail's latency.
 The figures go to ``bench/out/api_impressions.json`` and a plot of the pooled latency quantiles to
 ``bench/out/api_impressions.png``; each run's files to ``bench/out/api_impressions/roundN_{off,on}``, which
 ``bench.tail_events`` reads (with ``KGREC_DEBUG_TIMELINE=true`` in the environment, the API's log holds its
