@@ -289,9 +289,10 @@ class ApiSettings(BaseSettings):
         "sqlite",
         pattern="^(neo4j|sqlite)$",
         description="Where impressions, exposure and attributed clicks are kept (graph/impressions.py): sqlite (a file "
-        "on this host, KGREC_IMPRESSION_DB: Neo4j does none of the recording's work, and the read path's tail pays less "
-        "for recording than with the graph's, docs/benchmarks.md §5) or neo4j (the graph: list nodes, exposure arrays on the "
-        "user, item counters). One file per host: API processes on several hosts behind one graph need neo4j.",
+        "on this host, KGREC_IMPRESSION_DB: Neo4j does none of the recording's work, and the read path's tail pays "
+        "less for recording than with the graph's, docs/benchmarks.md §5) or neo4j (the graph: list nodes, exposure "
+        "arrays on the user, item counters). One file per host: API processes on several hosts behind one graph need "
+        "neo4j.",
     )
     impression_db: Path = Field(
         Path(".kgrec/impressions.sqlite3"),

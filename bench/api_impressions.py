@@ -34,6 +34,7 @@ from rich.table import Table
 
 from bench.api_load import _cpu_seconds, closed_loop, hit_ratio, open_loop, read_metrics, start_api, wait_for_cache
 from bench.common import OUT, stop_api
+from bench.tail_events import run_requests
 
 console = Console()
 
@@ -43,12 +44,6 @@ CONFIGS = {"off": {"KGREC_IMPRESSIONS": "false"}, "on": {"KGREC_IMPRESSIONS": "t
 QUANTILES = (50.0, 90.0, 99.0, 99.9)
 #: The criterion: recording on at most this many times recording off.
 TARGET_RATIO = 1.10
-
-
-def after_first_second(run: dict) -> np.ndarray:
-    """The latencies (ms) of an open loop's requests scheduled after its first second (``timeline``)."""
-    start = run["started_at"] + 1.0
-    return np.array([ms for at, ms in run["timeline"] if at >= start], dtype=np.float64)
 
 
 def keep_run(folder: Path, run: dict, logs: Sequence[Path]) -> None:
@@ -112,7 +107,7 @@ def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
                 stop_api(api)
             logs = (OUT / "api_load_server.log", settings.home / "logs" / "gc.log")
             keep_run(OUT / "api_impressions" / f"round{r + 1}_{name}", run, logs)
-            latencies = after_first_second(run)
+            latencies = run_requests(run)[1]  # the requests after the run's first second
             figures[name] = {
                 "requests": len(latencies),
                 "errors": run["errors"],
@@ -154,14 +149,14 @@ def compare_table(result: dict) -> Table:
         table.add_row(
             str(n),
             *(f"{figures[name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES),
-            *(_cpu(figures[name]) for name in CONFIGS),
+            *(_cpu(figures[name].get("api_cpu_ms")) for name in CONFIGS),
             f"{figures['on']['lists_recorded']:.0f}",
             str(errors),
         )
     table.add_row(
         "pooled",
         *(f"{result['pooled'][name][f'p{q:g}_ms']:.2f}" for name in CONFIGS for q in QUANTILES),
-        *(_cpu({"api_cpu_ms": mean_cpu(result, name)}) for name in CONFIGS),
+        *(_cpu(mean_cpu(result, name)) for name in CONFIGS),
         "",
         "",
     )
@@ -176,8 +171,7 @@ def compare_table(result: dict) -> Table:
     return table
 
 
-def _cpu(figures: dict) -> str:
-    value = figures.get("api_cpu_ms")
+def _cpu(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 

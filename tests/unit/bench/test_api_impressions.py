@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.api_impressions import after_first_second, compare_table, keep_run, pooled_ratio
-from bench.tail_events import load_run
+from bench.api_impressions import compare_table, keep_run, pooled_ratio
+from bench.tail_events import load_run, run_requests
 
 
-def test_after_first_second_leaves_out_the_requests_of_the_first_second() -> None:
+def test_the_requests_counted_leave_out_the_first_second() -> None:
     run = {"started_at": 100.0, "timeline": [[100.2, 9.0], [100.99, 8.0], [101.0, 3.0], [105.5, 4.0]]}
-    assert after_first_second(run).tolist() == [3.0, 4.0]
+    assert run_requests(run)[1].tolist() == [3.0, 4.0]
 
 
 def test_pooled_ratio_of_equal_rounds_is_one_with_a_tight_interval() -> None:
