@@ -80,7 +80,7 @@ class RecommendationsResponse(BaseModel):
                 "model_version": "graph-recall-v1",
                 "degraded": False,
                 "variant": "default",
-                "recommendation_id": "3f2b7c9e0d6a4e1f9b8c7d6e5f4a3b2c",
+                "recommendation_id": "01a24edc822372118880185c604e0c23",
                 "items": [
                     {
                         "item_id": "3114",
@@ -249,7 +249,7 @@ class FeedbackIn(BaseModel):
                 "user_id": "42",
                 "item_id": "1",
                 "type": "click",
-                "recommendation_id": "3f2b7c9e0d6a4e1f9b8c7d6e5f4a3b2c",
+                "recommendation_id": "01a24edc822372118880185c604e0c23",
             }
         },
     )

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, nullcontext
@@ -41,7 +40,7 @@ from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.exploration import ItemStats, draw, explore_positions, place, sample_order
 from api.genres import GenreNames
-from api.impressions import SIMILAR_VARIANT, ImpressionRecorder
+from api.impressions import SIMILAR_VARIANT, ImpressionRecorder, new_recommendation_id
 from api.limits import MissGate, miss_cost
 from api.metrics import Metrics
 from api.model import ModelHolder, ServingModel
@@ -201,7 +200,7 @@ class Recommender:
             The errors of :meth:`answer`.
         """
         answer, count = self.answer(user_id, k, client=client, **options)
-        recommendation_id = uuid.uuid4().hex
+        recommendation_id = new_recommendation_id()
         if self._exploring:
             self.item_stats.record_impressions(answer.item_ids[:count])
         if self.impressions is not None:
@@ -395,7 +394,7 @@ class Recommender:
             DatabaseUnavailableError: Neo4j is unreachable (no source could answer).
         """
         answer, size = self.answer(user_id, k, **options)
-        return answer.first(size, uuid.uuid4().hex)
+        return answer.first(size, new_recommendation_id())
 
     def answer(
         self,
@@ -1002,7 +1001,7 @@ class Recommender:
             "similar", lambda: recall.similar_items(self.driver, item_id, k=k, database=self.database)
         )
         items = blend({"similar": candidates}, {}, k, explain)
-        recommendation_id = uuid.uuid4().hex
+        recommendation_id = new_recommendation_id()
         if self.impressions is not None:  # an item page's list: recorded, attributable, nobody's exposure
             self.impressions.record(recommendation_id, None, SIMILAR_VARIANT, "graph", [i.item_id for i in items])
         return SimilarItemsResponse(item_id=item_id, items=items, recommendation_id=recommendation_id)

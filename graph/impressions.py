@@ -182,6 +182,7 @@ class Attribution(NamedTuple):
 #: order items joined the user's exposure, the most recent highest, as the graph's arrays are ordered; not indexed:
 #: every window rewrites the ``seq`` of the items it shows, and an index on it cost about a quarter of the writer's
 #: time, where ordering a user's rows is needed only to forget the oldest), ``users`` and ``items`` are aggregates.
+#: ``users.items`` counts the user's ``exposure`` rows, kept by triggers (:data:`_TRIGGERS`).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (
     recommendation_id TEXT PRIMARY KEY, user_id TEXT, variant TEXT NOT NULL, model_version TEXT NOT NULL,
@@ -194,11 +195,23 @@ CREATE TABLE IF NOT EXISTS exposure (
     user_id TEXT NOT NULL, item_id TEXT NOT NULL, count INTEGER NOT NULL, last_shown INTEGER NOT NULL,
     list INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, item_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY, lists_shown INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
+    user_id TEXT PRIMARY KEY, lists_shown INTEGER NOT NULL, seq INTEGER NOT NULL, items INTEGER NOT NULL DEFAULT 0)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY, impressions INTEGER NOT NULL, clicks INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+#: ``users.items``, each user's count of ``exposure`` rows, kept in step by SQLite itself: a row inserted (an upsert's
+#: update branch fires no insert trigger) adds one, creating the user's row if needed; a row deleted takes one off.
+#: The writer then reads whether a user holds more than ``max_shown`` items from one row, where it counted the user's
+#: rows (up to ``max_shown`` of them) after every window: a quarter of its time once every user was at the bound.
+_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS exposure_added AFTER INSERT ON exposure BEGIN "
+    "INSERT INTO users (user_id, lists_shown, seq, items) VALUES (NEW.user_id, 0, 0, 1) "
+    "ON CONFLICT (user_id) DO UPDATE SET items = items + 1; END",
+    "CREATE TRIGGER IF NOT EXISTS exposure_removed AFTER DELETE ON exposure BEGIN "
+    "UPDATE users SET items = items - 1 WHERE user_id = OLD.user_id; END",
+)
 
 _SHOWN = (
     "INSERT INTO exposure (user_id, item_id, count, last_shown, list, seq) VALUES (?, ?, ?, ?, ?, ?) "
@@ -210,7 +223,6 @@ _USER = (
     "ON CONFLICT (user_id) DO UPDATE SET lists_shown = excluded.lists_shown, seq = excluded.seq"
 )
 # the user's items beyond the max_shown most recent (seq at or below the max_shown + 1-th highest's) are forgotten
-_COUNT = "SELECT count(*) FROM exposure WHERE user_id = ?"
 #: Most ids in one ``IN (...)`` list (SQLite allows 32,766 parameters a statement).
 _IN_CHUNK = 500
 _TRIM = (
@@ -255,6 +267,12 @@ class SqliteImpressionStore(ImpressionStore):
         with _errors("create"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db().executescript(_SCHEMA)
+        with self._transaction("add the exposure counts") as db:  # a file written before users.items
+            if "items" not in {row[1] for row in db.execute("PRAGMA table_info(users)")}:
+                db.execute("ALTER TABLE users ADD COLUMN items INTEGER NOT NULL DEFAULT 0")
+                db.execute("UPDATE users SET items = (SELECT count(*) FROM exposure e WHERE e.user_id = users.user_id)")
+            for trigger in _TRIGGERS:
+                db.execute(trigger)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (autocommit: every transaction is begun explicitly)."""
@@ -319,8 +337,8 @@ class SqliteImpressionStore(ImpressionStore):
     ) -> None:
         """Add the users' exposure (:class:`graph.writers.ImpressionBatch` ``users``) in a few statements for all of
         them: their counters read at once, every (user, item) upserted by one ``executemany``, the counters written by
-        another, and the exposure bounded only for users who may hold more than ``max_shown`` items (``seq`` counts
-        every item ever added, so a user whose ``seq`` is at most ``max_shown`` cannot)."""
+        another, and the exposure bounded for the users who now hold more than ``max_shown`` items (their count,
+        ``users.items``, read for those whose ``seq``, which counts every item ever added, is over ``max_shown``)."""
         known: dict[str, tuple[int, int]] = {}
         for chunk in _chunks([user[0] for user in users]):
             marks = ", ".join("?" * len(chunk))
@@ -342,13 +360,10 @@ class SqliteImpressionStore(ImpressionStore):
         crowded = [user_id for user_id, _, seq in counters if seq > self.max_shown]
         for chunk in _chunks(crowded):
             marks = ", ".join("?" * len(chunk))
-            over = [
-                (user_id, self.max_shown)
-                for user_id, count in db.execute(
-                    f"SELECT user_id, count(*) FROM exposure WHERE user_id IN ({marks}) GROUP BY user_id", chunk
-                )
-                if count > self.max_shown
-            ]
+            over = db.execute(
+                f"SELECT user_id, ? FROM users WHERE user_id IN ({marks}) AND items > ?",
+                (self.max_shown, *chunk, self.max_shown),
+            ).fetchall()
             db.executemany(_TRIM, over)
 
     def record_skip(self, user_id: str, item_id: str, timestamp: int) -> None:
@@ -364,15 +379,16 @@ class SqliteImpressionStore(ImpressionStore):
             if not bumped:
                 db.execute("INSERT INTO exposure VALUES (?, ?, 1, ?, 0, ?)", (user_id, item_id, timestamp, seq + 1))
                 db.execute(
-                    "INSERT INTO users VALUES (?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq",
+                    "INSERT INTO users (user_id, lists_shown, seq) VALUES (?, 0, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq",
                     (user_id, seq + 1),
                 )
                 self._bound(db, user_id)
 
     def _bound(self, db: sqlite3.Connection, user_id: str) -> None:
-        """Forget the user's least recently shown items beyond ``max_shown`` (the count first: a range of the primary
-        key, where ordering the rows by ``seq`` sorts them)."""
-        if db.execute(_COUNT, (user_id,)).fetchone()[0] > self.max_shown:
+        """Forget the user's least recently shown items beyond ``max_shown`` (their count read first from
+        ``users.items``: ordering the rows by ``seq`` sorts them)."""
+        if db.execute("SELECT items FROM users WHERE user_id = ?", (user_id,)).fetchone()[0] > self.max_shown:
             db.execute(_TRIM, (user_id, self.max_shown))
 
     def attribute(
@@ -416,7 +432,7 @@ class SqliteImpressionStore(ImpressionStore):
         ``kgrec load --replace``, as wiping the graph empties the graph's store); the file stays, and an API that has it
         open records on into it."""
         with self._transaction("clear") as db:
-            for table in ("lists", "outcomes", "exposure", "users", "items", "meta"):
+            for table in ("lists", "outcomes", "users", "exposure", "items", "meta"):
                 db.execute(f"DELETE FROM {table}")  # the store's own tables (meta: the next bind() adopts the graph)
 
     def bind(self, graph: str) -> None:

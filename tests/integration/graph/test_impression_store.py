@@ -5,6 +5,7 @@ and two processes on one file (two API workers) lose nothing of each other's wri
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,20 @@ def _exposure(store: ImpressionStore, driver: Driver, user_id: str) -> tuple[dic
     return store.exposure(context)
 
 
+def _miscounted(path: Path) -> list[tuple[str, int, int]]:
+    """The users whose ``users.items`` (kept by triggers) is not their count of exposure rows."""
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT u.user_id, u.items, (SELECT count(*) FROM exposure e WHERE e.user_id = u.user_id) AS rows "
+            "FROM users u WHERE u.items != rows"
+        ).fetchall()
+
+
 def test_the_sqlite_store_gives_the_graphs_exposure_for_the_same_lists_and_skips(
     clean_db: Driver, tmp_path: Path
 ) -> None:
     graph, sqlite = _both(clean_db, tmp_path)
+    assert _miscounted(sqlite.path) == []
     skip = DEFAULT_FEEDBACK_KINDS["skip"]
     for user, item in (("u1", "i6"), ("u1", "i11"), ("u2", "i4"), ("u3", "i2")):  # shown, new, shown, a new user's
         write_exposure_feedback(clean_db, user, item, skip, NOW + 5, max_shown=4)
@@ -96,6 +107,7 @@ def test_the_sqlite_store_gives_the_graphs_exposure_for_the_same_lists_and_skips
     assert _exposure(sqlite, clean_db, "u2") == ({"i1": (2, 2), "i4": (3, 2), "i9": (1, 3)}, 3)
     assert _exposure(sqlite, clean_db, "u3") == ({"i2": (1, 0)}, 0)
     assert graph.lists_shown("u1", 4) == 4  # the graph's store: what the fingerprint read
+    assert _miscounted(sqlite.path) == []
     assert sqlite.item_exposure() == graph.item_exposure()
     assert sqlite.item_exposure()["i1"] == (3, 0)
 
@@ -173,6 +185,37 @@ def test_a_new_store_on_the_same_file_sees_what_was_written(clean_db: Driver, tm
         open_impression_store("sqlite", clean_db)
 
 
+def test_a_file_written_before_the_exposure_counts_gets_them_and_stays_bounded(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    _world(clean_db)
+    path = tmp_path / "old.sqlite3"
+    first = SqliteImpressionStore(path, max_shown=4)
+    for part in impression_batches(_rows(WINDOWS[0]), 2):
+        first.write(part)
+    first.close()
+    with sqlite3.connect(path) as db:  # the file as written before users.items and its triggers
+        db.execute("DROP TRIGGER exposure_added")
+        db.execute("DROP TRIGGER exposure_removed")
+        db.execute("ALTER TABLE users DROP COLUMN items")
+    again = SqliteImpressionStore(path, max_shown=4)
+    assert _miscounted(path) == []
+    with sqlite3.connect(path) as db:
+        assert dict(db.execute("SELECT user_id, items FROM users")) == {"u1": 4, "u2": 2}
+    for window in WINDOWS[1:]:
+        for part in impression_batches(_rows(window), 2):
+            again.write(part)
+    again.record_skip("u1", "i11", NOW + 5)  # a new item past the bound: the oldest goes
+    fresh = SqliteImpressionStore(tmp_path / "new.sqlite3", max_shown=4)
+    _record(fresh)
+    fresh.record_skip("u1", "i11", NOW + 5)
+    for user in ("u1", "u2"):
+        assert _exposure(again, clean_db, user) == _exposure(fresh, clean_db, user), user
+    assert _miscounted(path) == [] and _miscounted(fresh.path) == []
+    again.close()
+    fresh.close()
+
+
 def test_clearing_the_file_forgets_everything_and_recording_goes_on(clean_db: Driver, tmp_path: Path) -> None:
     _world(clean_db)
     path = tmp_path / "impressions.sqlite3"
@@ -180,6 +223,7 @@ def test_clearing_the_file_forgets_everything_and_recording_goes_on(clean_db: Dr
     _record(api)
     assert load.variant_report() and load.item_exposure()
     load.clear()  # kgrec load --replace
+    assert _miscounted(path) == []
     assert (api.variant_report(), api.item_exposure(), _exposure(api, clean_db, "u2")) == ([], {}, ({}, 0))
     assert api.attribute("r3", "u2", "i1", click=True, conversion=False).found is False
     _record(api)  # the API records on into the same file, from nothing
@@ -237,4 +281,5 @@ def test_two_processes_on_one_file_as_two_workers_lose_no_write(clean_db: Driver
     assert _exposure(store, clean_db, "u2")[0] == {"i3": (2 * per_worker, 0)}
     assert store.item_exposure()["i3"] == (2 * per_worker, 0)
     assert [(f.lists, f.impressions) for f in store.variant_report()] == [(2 * per_worker, 4 * per_worker)]
+    assert _miscounted(path) == []
     store.close()
