@@ -18,6 +18,11 @@ The figures go to ``bench/out/api_impressions.json`` and a plot of the pooled la
 collections and write transactions to set the slow requests against).
 
 Run it alone: another job on the two cores moves the tail more than recording does.
+
+Series taken at different times pool into one comparison (their rounds together, as if run in one command; the rate
+and duration must match): ``python -m bench.api_load --impressions-pool A.json B.json`` (copies of
+``bench/out/api_impressions.json``) prints the same table over every round and writes
+``bench/out/api_impressions_pooled.json`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -119,6 +124,12 @@ def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
                 "latencies_ms": [round(float(x), 2) for x in latencies],
             }
         rounds.append(figures)
+    return summarise(rounds, args.rate, args.duration)
+
+
+def summarise(rounds: list[dict[str, dict]], rate: float, duration: float) -> dict:
+    """The comparison over ``rounds`` (each ``{"off": figures, "on": figures}``, as :func:`run_compare` records
+    them): the pooled percentiles, their ratios on / off with intervals, and the API's CPU ratio (:func:`cpu_ratio`)."""
     off = [np.array(r["off"]["latencies_ms"]) for r in rounds]
     on = [np.array(r["on"]["latencies_ms"]) for r in rounds]
     pooled = {
@@ -126,7 +137,43 @@ def run_compare(settings, users: list[str], args) -> dict:  # noqa: ANN001
         for name, arrays in (("off", off), ("on", on))
     }
     ratios = {f"p{q:g}": pooled_ratio(off, on, q) for q in QUANTILES}
-    return {"rate": args.rate, "duration": args.duration, "rounds": rounds, "pooled": pooled, "ratios": ratios}
+    return {
+        "rate": rate,
+        "duration": duration,
+        "rounds": rounds,
+        "pooled": pooled,
+        "ratios": ratios,
+        "cpu_ratio": cpu_ratio(rounds),
+    }
+
+
+def cpu_ratio(rounds: Sequence[dict[str, dict]], draws: int = 2000, seed: int = 1) -> tuple[float, float, float] | None:
+    """The API's CPU a request with recording on over off (the means over the rounds), and its 95% bootstrap interval
+    over rounds (both runs of a round drawn together); None when a round lacks the figure."""
+    if not rounds or any("api_cpu_ms" not in r[name] for r in rounds for name in CONFIGS):
+        return None
+    off = np.array([r["off"]["api_cpu_ms"] for r in rounds])
+    on = np.array([r["on"]["api_cpu_ms"] for r in rounds])
+    picked = np.random.default_rng(seed).integers(0, len(rounds), (draws, len(rounds)))
+    low, high = np.percentile(on[picked].mean(axis=1) / off[picked].mean(axis=1), [2.5, 97.5])
+    return float(on.mean() / off.mean()), float(low), float(high)
+
+
+def pool_series(paths: Sequence[Path]) -> dict:
+    """The rounds of several series (``bench/out/api_impressions.json`` files) as one comparison (:func:`summarise`).
+
+    Raises:
+        ValueError: The series ran at different rates or durations, or a file holds no rounds.
+    """
+    series = [json.loads(Path(path).read_text(encoding="utf-8")) for path in paths]
+    shapes = {(s["rate"], s["duration"]) for s in series}
+    if len(shapes) != 1:
+        raise ValueError(f"the series ran at different rates and durations (requests/s, s): {sorted(shapes)}")
+    rounds = [r for s in series for r in s["rounds"]]
+    if not rounds or any(not s["rounds"] for s in series):
+        raise ValueError("a series holds no rounds")
+    rate, duration = shapes.pop()
+    return summarise(rounds, rate, duration)
 
 
 def compare_table(result: dict) -> Table:
@@ -164,9 +211,9 @@ def compare_table(result: dict) -> Table:
     table.caption = "on / off, pooled, [95% bootstrap interval over rounds]: " + "; ".join(
         f"p{q:g} {ratios[f'p{q:g}'][0]:.3f} [{ratios[f'p{q:g}'][1]:.3f}, {ratios[f'p{q:g}'][2]:.3f}]" for q in QUANTILES
     )
-    off_cpu, on_cpu = mean_cpu(result, "off"), mean_cpu(result, "on")
-    if off_cpu and on_cpu:
-        table.caption += f". The API's CPU a request, on / off: {on_cpu / off_cpu:.3f}"
+    cpu = result.get("cpu_ratio")
+    if cpu:
+        table.caption += f". The API's CPU a request, on / off: {cpu[0]:.3f} [{cpu[1]:.3f}, {cpu[2]:.3f}]"
     table.caption += f". Target: on within {100 * (TARGET_RATIO - 1):.0f}% of off (ratio ≤ {TARGET_RATIO:.2f})"
     return table
 
@@ -215,12 +262,10 @@ def plot_compare(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def report(result: dict) -> None:
-    """Print the table and write the JSON and the plot under bench/out."""
-    import json
-
+def report(result: dict, name: str = "api_impressions") -> None:
+    """Print the table and write the JSON and the plot under bench/out (``name``.json, ``name``.png)."""
     Console(width=max(console.width, 150)).print(compare_table(result))
-    path = OUT / "api_impressions.json"
+    path = OUT / f"{name}.json"
     path.write_text(json.dumps(result), encoding="utf-8")
-    plot_compare(result, str(OUT / "api_impressions.png"))
-    console.print(f"figures written to {path}, plot to {OUT / 'api_impressions.png'}")
+    plot_compare(result, str(OUT / f"{name}.png"))
+    console.print(f"{len(result['rounds'])} rounds: figures written to {path}, plot to {OUT / f'{name}.png'}")

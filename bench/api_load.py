@@ -25,11 +25,13 @@ the slow ones against the API's timeline (``KGREC_DEBUG_TIMELINE=true``) and Neo
                                        [--ingest-duration 20 --ingest-clients 4 --ingest-batch 500 --single-clients 20]
     .venv/bin/python -m bench.api_load --misses [--miss-clients 4 --miss-rate 100 --abusers 8 --abuse-compare]
     .venv/bin/python -m bench.api_load --impressions-compare 6 [--rate 150 --duration 30]
+    .venv/bin/python -m bench.api_load --impressions-pool A.json B.json  # series of --impressions-compare, pooled
     .venv/bin/python -m bench.api_load --realistic [--rate 100 --duration 60 --world-interactions 5000000 --model none]
                                        [--model blend --artifacts DIR]  # serve a promoted version from DIR
 
 ``--impressions-compare ROUNDS`` runs instead bench/api_impressions.py: ROUNDS pairs of API starts with impressions
-recorded and without, run (a) in each, and the pooled percentiles' ratios with bootstrap intervals over the rounds.
+recorded and without, run (a) in each, and the pooled percentiles' ratios with bootstrap intervals over the rounds;
+``--impressions-pool`` pools the rounds of several such series (their JSON files) into one comparison.
 
 ``--realistic`` runs instead bench/api_realistic.py: (h) the API on a synthetic world at real size (100k users, 50k
 items), users drawn Zipf-like, 10% of requests ``POST /interactions``.
@@ -537,6 +539,14 @@ def main() -> None:
         help="run only the comparison of the read path with impressions recorded and without (bench/"
         "api_impressions.py): ROUNDS pairs of API starts, each run (a) at --rate for --duration, pooled",
     )
+    parser.add_argument(
+        "--impressions-pool",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="pool the rounds of several --impressions-compare series (copies of bench/out/api_impressions.json) into "
+        "one comparison; runs nothing",
+    )
     parser.add_argument("--keep-server", action="store_true", help="leave the benchmark Neo4j running")
     parser.add_argument(
         "--model",
@@ -574,6 +584,14 @@ def main() -> None:
         "where a missing model is trained]",
     )
     args = parser.parse_args()
+    if args.impressions_pool:
+        from bench.api_impressions import pool_series, report
+
+        try:
+            report(pool_series(args.impressions_pool), "api_impressions_pooled")
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--impressions-pool: {exc}")
+        return
     if args.realistic:
         from bench.api_realistic import run_realistic
 

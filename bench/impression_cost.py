@@ -14,8 +14,14 @@ stores and window sizes alternated for ``--rounds`` rounds. With the SQLite stor
 nodes and the users' exposure; the SQLite file, ``--db``, by its rows). Neo4j must be loaded: run ``bench.api_load
 --keep-server`` once first.
 
-    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch 50 --rounds 2 --changed 0
-                                               --store neo4j,sqlite --db .kgrec/bench-impressions.sqlite3]
+The lists' ids are the API's (``--ids time``: UUIDs of version 7, :func:`api.impressions.new_recommendation_id`), or
+random ones (``random``: 32 random hex digits, as UUIDs of version 4 were), or both alternated (``time,random``):
+what the order of the ids costs the store's index on them grows with the lists the store holds, so measure it on a
+file of the size in question (``--db .kgrec/neo4j-bench-impressions.sqlite3``, the file ``bench.api_load``'s runs
+have filled, or a copy of it).
+
+    .venv/bin/python -m bench.impression_cost [--windows 300,1500 --lists 3000 --batch N --rounds 2 --changed 0
+                                               --store neo4j,sqlite --ids time --db .kgrec/bench-impressions.sqlite3]
 """
 
 from __future__ import annotations
@@ -30,28 +36,37 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from api.impressions import ImpressionRecorder
+from api.impressions import ImpressionRecorder, new_recommendation_id
 from api.metrics import Metrics
+from api.settings import ApiSettings
 from bench.common import bench_settings
 from bench.miss_cpu import cpu_seconds
 from graph.driver import create_driver
 from graph.impressions import STORES, open_impression_store
+
+#: How the lists' ids are made (``--ids``): as the API makes them (ordered by time), or at random.
+IDS = {"time": new_recommendation_id, "random": lambda: os.urandom(16).hex()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", default="300,1500", help="lists written together, comma-separated")
     parser.add_argument("--lists", type=int, default=3000, help="lists recorded per window size and round")
-    parser.add_argument("--batch", type=int, default=50, help="lists per transaction (KGREC_IMPRESSIONS_BATCH)")
+    parser.add_argument(
+        "--batch", type=int, help="lists per transaction (KGREC_IMPRESSIONS_BATCH; default: the store's own)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="rounds, the window sizes alternated in each")
     parser.add_argument("--changed", type=int, default=0, help="items of a user's 20 replaced at random in each list")
     parser.add_argument("--store", default="neo4j", help=f"impression stores, comma-separated, alternated: {STORES}")
     parser.add_argument("--db", type=Path, default=Path(".kgrec/bench-impressions.sqlite3"), help="the SQLite file")
+    parser.add_argument("--ids", default="time", help=f"the lists' ids, comma-separated, alternated: {', '.join(IDS)}")
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
-    kinds = args.store.split(",")
+    kinds, id_kinds = args.store.split(","), args.ids.split(",")
     if not set(kinds) <= set(STORES):
         parser.error(f"--store: one or more of {', '.join(STORES)}")
+    if not set(id_kinds) <= set(IDS):
+        parser.error(f"--ids: one or more of {', '.join(IDS)}")
     settings = bench_settings()
     neo4j_pid = int((settings.home / "run" / "neo4j.pid").read_text().split()[0])
     driver = create_driver(settings)
@@ -64,20 +79,22 @@ def main() -> None:
     recorders = {}
     for kind in kinds:
         store = open_impression_store(kind, driver, "neo4j", args.db)
+        batch = args.batch or ApiSettings(api_key=None, impression_store=kind).impressions_batch_size()
         recorders[kind] = ImpressionRecorder(
-            driver, "neo4j", Metrics(), capacity=10 * max(windows), batch=args.batch, every=3600, store=store
+            driver, "neo4j", Metrics(), capacity=10 * max(windows), batch=batch, every=3600, store=store
         )
         recorders[kind].prepare()
-    figures: dict[tuple[str, int], list[tuple[float, float, float]]] = defaultdict(list)
+    figures: dict[tuple[str, int, str], list[tuple[float, float, float]]] = defaultdict(list)
     console = Console()
+    runs = [(kind, window, ids) for kind in kinds for window in windows for ids in id_kinds]
     for number in range(1, args.rounds + 1):
-        for kind, window in ((kind, window) for kind in kinds for window in windows):
-            recorder = recorders[kind]
+        for kind, window, ids in runs if number % 2 else runs[::-1]:  # the order alternates from round to round
+            recorder, new_id = recorders[kind], IDS[ids]
             queueing = own = neo4j = 0.0
             done = 0
             while done < args.lists:
                 for _ in range(window):
-                    user, recommendation_id = rng.choice(users), os.urandom(16).hex()
+                    user, recommendation_id = rng.choice(users), new_id()
                     shown = answer[user]
                     if args.changed:  # distinct items: the kept ones, then others
                         kept = rng.sample(shown, 20 - args.changed)
@@ -90,22 +107,24 @@ def main() -> None:
                 own += time.thread_time() - before
                 neo4j += cpu_seconds(neo4j_pid) - jvm
                 done += window
-            run = figures[kind, window]
+            run = figures[kind, window, ids]
             run.append((1e6 * queueing / done, 1e6 * own / done, 1e3 * neo4j / done))
             console.print(
-                f"round {number}, {kind}, window {window}: {run[-1][0]:.1f} µs queueing, "
+                f"round {number}, {kind}, window {window}, {ids} ids: {run[-1][0]:.1f} µs queueing, "
                 f"{run[-1][1]:.0f} µs API writer, {run[-1][2]:.3f} ms Neo4j a list"
             )
     for recorder in recorders.values():
         recorder.store.close()
     driver.close()
-    table = Table(title=f"CPU per recorded list ({args.lists} lists a round, {args.batch} a transaction)")
-    for column in ("store", "lists a window", "queueing µs / list", "API writer µs / list", "Neo4j ms / list"):
+    batches = ", ".join(f"{kind} {recorder.batch}" for kind, recorder in recorders.items())
+    table = Table(title=f"CPU per recorded list ({args.lists} lists a round; lists a transaction: {batches})")
+    for column in ("store", "lists a window", "ids", "queueing µs / list", "API writer µs / list", "Neo4j ms / list"):
         table.add_column(column, justify="right")
-    for (kind, window), runs in figures.items():
+    for (kind, window, ids), runs in sorted(figures.items()):
         table.add_row(
             kind,
             str(window),
+            ids,
             " / ".join(f"{q:.1f}" for q, _, _ in runs),
             " / ".join(f"{a:.0f}" for _, a, _ in runs),
             " / ".join(f"{n:.3f}" for _, _, n in runs),

@@ -1,13 +1,15 @@
-"""bench.api_impressions' statistics: the requests it counts and the pooled ratio with its interval over rounds."""
+"""bench.api_impressions' statistics: the requests it counts, the pooled ratio with its interval over rounds, the API's
+CPU ratio, and series pooled from their files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.api_impressions import compare_table, keep_run, pooled_ratio
+from bench.api_impressions import compare_table, cpu_ratio, keep_run, pool_series, pooled_ratio, summarise
 from bench.tail_events import load_run, run_requests
 
 
@@ -64,7 +66,43 @@ def test_compare_table_has_a_row_per_round_and_the_pooled_row() -> None:
     assert "p99 1.000 [0.900, 1.100]" in str(table.caption)
     assert "CPU a request" not in str(table.caption)  # not read: not shown
     result["rounds"] = [{"off": {**figures["off"], "api_cpu_ms": 2.0}, "on": {**figures["on"], "api_cpu_ms": 2.5}}]
-    assert "The API's CPU a request, on / off: 1.250" in str(compare_table(result).caption)
+    result["cpu_ratio"] = cpu_ratio(result["rounds"])
+    assert "The API's CPU a request, on / off: 1.250 [1.250, 1.250]" in str(compare_table(result).caption)
+
+
+def _round(rng: np.random.Generator, off_cpu: float, on_cpu: float | None) -> dict[str, dict]:
+    figures = {}
+    for name, cpu in (("off", off_cpu), ("on", on_cpu)):
+        figures[name] = {"latencies_ms": rng.exponential(3.0, 500).round(2).tolist(), "errors": {}}
+        if cpu is not None:
+            figures[name]["api_cpu_ms"] = cpu
+    return figures
+
+
+def test_cpu_ratio_is_the_ratio_of_the_means_and_its_interval_spans_the_rounds() -> None:
+    rng = np.random.default_rng(6)
+    offs = [2.0, 1.6, 1.8, 2.2, 1.7, 1.9]
+    ons = [1.05 * c + d for c, d in zip(offs, (0.3, -0.1, 0.2, 0.0, 0.1, -0.05), strict=True)]
+    rounds = [_round(rng, a, b) for a, b in zip(offs, ons, strict=True)]
+    ratio, low, high = cpu_ratio(rounds)
+    assert ratio == pytest.approx(sum(ons) / sum(offs))
+    assert low < ratio < high and low > 0.95 and high < 1.25
+    assert cpu_ratio([*rounds, _round(rng, 2.0, None)]) is None  # a round without the figure: none claimed
+
+
+def test_series_pool_into_one_comparison_of_all_their_rounds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    rounds = [_round(rng, 2.0, 2.0 + 0.1 * n) for n in range(5)]
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(summarise(rounds[:2], 150.0, 30.0)))
+    second.write_text(json.dumps(summarise(rounds[2:], 150.0, 30.0)))
+    pooled = pool_series([first, second])
+    assert len(pooled["rounds"]) == 5
+    assert pooled["ratios"] == summarise(rounds, 150.0, 30.0)["ratios"]
+    assert pooled["cpu_ratio"][0] == pytest.approx(sum(2.0 + 0.1 * n for n in range(5)) / 10.0)
+    second.write_text(json.dumps(summarise(rounds[2:], 100.0, 30.0)))
+    with pytest.raises(ValueError, match="different rates"):
+        pool_series([first, second])
 
 
 def test_a_kept_run_is_what_tail_events_reads(tmp_path: Path) -> None:
