@@ -8,8 +8,8 @@ One interface (:class:`ImpressionStore`), two stores, chosen by ``KGREC_IMPRESSI
   the feedback's own transaction (:func:`graph.writers.write_feedback`). The store of API processes on several hosts.
 * :class:`SqliteImpressionStore` (``sqlite``, the default): a SQLite file on the API's host (``KGREC_IMPRESSION_DB``).
   The lists and the clicks and conversions attributed to them are append-only rows (pruned by age only); the exposure
-  (per user and item: times shown, last shown, the user's list number when last shown, bounded to the most recent
-  ``max_shown`` items) and the per-item counts are aggregates updated once per user and item per window, as in the
+  (per user and item: times shown, last shown, the user's list number when last shown, read as the most recent
+  ``max_shown`` items: the rows beyond them are deleted once they are a tenth more) and the per-item counts are aggregates updated once per user and item per window, as in the
   graph. Neo4j then does none of the recording's work: on the 2-core machine the whole p99 cost of recording under
   load was Neo4j's side of the write (docs/benchmarks.md §5), which SQLite does in the recorder's thread in C, the
   interpreter's lock released while it steps; on a quiet machine it costs the read path's p99 less than the graph's
@@ -251,7 +251,10 @@ class SqliteImpressionStore(ImpressionStore):
 
     Args:
         path: The file (created with its directory).
-        max_shown: Most items a user's exposure keeps (the most recently shown).
+        max_shown: Most items a user's exposure gives (the most recently shown). The file keeps up to a tenth more
+            (``slack``): a user over ``max_shown + slack`` loses their oldest rows down to ``max_shown``, one sort of
+            their rows every ``slack`` new items instead of one after every list with new items (a user's sort cost
+            about 0.24 ms at 500 items); :meth:`exposure` reads the ``max_shown`` most recent.
         busy_seconds: Longest a statement waits for another connection's write lock before failing.
     """
 
@@ -260,6 +263,7 @@ class SqliteImpressionStore(ImpressionStore):
     def __init__(self, path: Path, max_shown: int = EXPOSURE_ITEMS, busy_seconds: float = 30.0) -> None:
         self.path = Path(path)
         self.max_shown = max_shown
+        self.slack = max_shown // 10
         self.busy_seconds = busy_seconds
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -337,8 +341,9 @@ class SqliteImpressionStore(ImpressionStore):
     ) -> None:
         """Add the users' exposure (:class:`graph.writers.ImpressionBatch` ``users``) in a few statements for all of
         them: their counters read at once, every (user, item) upserted by one ``executemany``, the counters written by
-        another, and the exposure bounded for the users who now hold more than ``max_shown`` items (their count,
-        ``users.items``, read for those whose ``seq``, which counts every item ever added, is over ``max_shown``)."""
+        another, and the exposure cut back to ``max_shown`` items for the users who now hold more than ``max_shown +
+        slack`` (their count, ``users.items``, read for those whose ``seq``, which counts every item ever added, is
+        over ``max_shown``)."""
         known: dict[str, tuple[int, int]] = {}
         for chunk in _chunks([user[0] for user in users]):
             marks = ", ".join("?" * len(chunk))
@@ -362,14 +367,14 @@ class SqliteImpressionStore(ImpressionStore):
             marks = ", ".join("?" * len(chunk))
             over = db.execute(
                 f"SELECT user_id, ? FROM users WHERE user_id IN ({marks}) AND items > ?",
-                (self.max_shown, *chunk, self.max_shown),
+                (self.max_shown, *chunk, self.max_shown + self.slack),
             ).fetchall()
             db.executemany(_TRIM, over)
 
     def record_skip(self, user_id: str, item_id: str, timestamp: int) -> None:
         """One more ignored impression of the item for the user (``record_skip.cypher``'s exposure part): its count
         and last-shown time bumped in place, or the item added as the most recent with list number 0 (rotation leaves
-        it alone), the exposure bounded to ``max_shown`` items; listsShown unchanged."""
+        it alone), the exposure bounded as by :meth:`write`; listsShown unchanged."""
         with self._transaction("record a skip") as db:
             seq = (db.execute("SELECT seq FROM users WHERE user_id = ?", (user_id,)).fetchone() or (0,))[0]
             bumped = db.execute(
@@ -386,9 +391,10 @@ class SqliteImpressionStore(ImpressionStore):
                 self._bound(db, user_id)
 
     def _bound(self, db: sqlite3.Connection, user_id: str) -> None:
-        """Forget the user's least recently shown items beyond ``max_shown`` (their count read first from
-        ``users.items``: ordering the rows by ``seq`` sorts them)."""
-        if db.execute("SELECT items FROM users WHERE user_id = ?", (user_id,)).fetchone()[0] > self.max_shown:
+        """Forget the user's least recently shown items beyond ``max_shown`` once they hold more than ``max_shown +
+        slack`` (their count read first from ``users.items``: ordering the rows by ``seq`` sorts them)."""
+        items = db.execute("SELECT items FROM users WHERE user_id = ?", (user_id,)).fetchone()[0]
+        if items > self.max_shown + self.slack:
             db.execute(_TRIM, (user_id, self.max_shown))
 
     def attribute(
@@ -457,10 +463,15 @@ class SqliteImpressionStore(ImpressionStore):
     def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
         seen = context.columns.seen
         with self._transaction("read exposure", write=False) as db:
-            rows = db.execute("SELECT item_id, count, list FROM exposure WHERE user_id = ?", (context.user_id,))
+            lists, items = db.execute(
+                "SELECT lists_shown, items FROM users WHERE user_id = ?", (context.user_id,)
+            ).fetchone() or (0, 0)
+            query = "SELECT item_id, count, list FROM exposure WHERE user_id = ?"
+            if items > self.max_shown:  # up to a tenth more kept: the most recent max_shown are the exposure
+                query += f" ORDER BY seq DESC LIMIT {int(self.max_shown)}"
+            rows = db.execute(query, (context.user_id,))
             shown = {item: (count, last) for item, count, last in rows if item not in seen}
-            lists = db.execute("SELECT lists_shown FROM users WHERE user_id = ?", (context.user_id,)).fetchone()
-        return shown, lists[0] if lists else 0
+        return shown, lists
 
     def lists_shown(self, user_id: str, in_graph: int) -> int:
         """Read from the file (``in_graph`` is not this store's)."""

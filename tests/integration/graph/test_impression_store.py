@@ -185,6 +185,33 @@ def test_a_new_store_on_the_same_file_sees_what_was_written(clean_db: Driver, tm
         open_impression_store("sqlite", clean_db)
 
 
+def test_the_file_keeps_a_tenth_more_rows_and_gives_the_graphs_most_recent_items(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    _world(clean_db)
+    extra = [f"j{n:02d}" for n in range(30)]
+    write_items(BatchWriter(clean_db), [ItemRow(item_id=i) for i in extra])
+    graph, sqlite = Neo4jImpressionStore(clean_db, max_shown=20), SqliteImpressionStore(tmp_path / "s.db", max_shown=20)
+    assert sqlite.slack == 2
+    with sqlite3.connect(sqlite.path) as db:
+        for n in range(10):  # u2 is shown three new items a list, a window each
+            rows = _rows([(f"s{n}", "u2", "A", extra[3 * n : 3 * n + 3])], at=NOW + n)
+            for store in (graph, sqlite):
+                for part in impression_batches(rows, 10):
+                    store.write(part)
+            kept = db.execute("SELECT items FROM users WHERE user_id = 'u2'").fetchone()[0]
+            assert kept == (3 * n + 3 if 3 * n + 3 <= 22 else 20), n  # 21 and 22 kept; 23 or 24 > 20 + 2: back to 20
+            assert _exposure(sqlite, clean_db, "u2") == _exposure(graph, clean_db, "u2"), n
+    shown, lists = _exposure(sqlite, clean_db, "u2")
+    assert lists == 10 and len(shown) == 20 and min(shown) == "j10"  # the 20 most recent: j10 to j29
+    sqlite.record_skip("u2", "i0", NOW + 20)  # 21 rows kept, the 20 most recent read
+    write_exposure_feedback(clean_db, "u2", "i0", DEFAULT_FEEDBACK_KINDS["skip"], NOW + 20, max_shown=20)
+    assert _exposure(sqlite, clean_db, "u2") == _exposure(graph, clean_db, "u2")
+    assert "i0" in _exposure(sqlite, clean_db, "u2")[0]
+    assert _miscounted(sqlite.path) == []
+    sqlite.close()
+
+
 def test_a_file_written_before_the_exposure_counts_gets_them_and_stays_bounded(
     clean_db: Driver, tmp_path: Path
 ) -> None:
