@@ -9,15 +9,15 @@ One interface (:class:`ImpressionStore`), two stores, chosen by ``KGREC_IMPRESSI
 * :class:`SqliteImpressionStore` (``sqlite``, the default): a SQLite file on the API's host (``KGREC_IMPRESSION_DB``).
   The lists and the clicks and conversions attributed to them are append-only rows (pruned by age only); the exposure
   (per user and item: times shown, last shown, the user's list number when last shown, read as the most recent
-  ``max_shown`` items: the rows beyond them are deleted once they are a tenth more) and the per-item counts are aggregates updated once per user and item per window, as in the
-  graph. Neo4j then does none of the recording's work: on the 2-core machine the whole p99 cost of recording under
-  load was Neo4j's side of the write (docs/benchmarks.md §5), which SQLite does in the recorder's thread in C, the
-  interpreter's lock released while it steps; on a quiet machine it costs the read path's p99 less than the graph's
-  store (hence the default; the figures against recording off: ``bench.api_load --impressions-compare``,
-  docs/benchmarks.md §5). The file is in WAL mode (readers never wait for the
-  writer), ``synchronous=NORMAL`` (a commit survives a crash of the process; a power cut may lose the last ones), every
-  read-modify-write in a ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker processes of
-  one host share one file. A file is per host: API processes on several hosts need the Neo4j store
+  ``max_shown`` items: the rows beyond them are deleted once they are a tenth more) and the per-item counts are
+  aggregates updated once per user and item per window, as in the graph. Neo4j then does none of the recording's work:
+  on the 2-core machine the whole p99 cost of recording under load was Neo4j's side of the write (docs/benchmarks.md
+  §5), which SQLite does in the recorder's thread in C, the interpreter's lock released while it steps; on a quiet
+  machine it costs the read path's p99 less than the graph's store (hence the default; the figures against recording
+  off: ``bench.api_load --impressions-compare``, docs/benchmarks.md §5). The file is in WAL mode (readers never wait
+  for the writer), ``synchronous=NORMAL`` (a commit survives a crash of the process; a power cut may lose the last
+  ones), every read-modify-write in a ``BEGIN IMMEDIATE`` transaction and a busy timeout, so that several API worker
+  processes of one host share one file. A file is per host: API processes on several hosts need the Neo4j store
   (docs/architecture.md). A file records the graph it was written for (the Neo4j database's id, ``db.info()``), and is
   opened for no other: read for another graph, its lists and exposure would fatigue and rotate items of users who
   merely share an id (:meth:`SqliteImpressionStore.bind`).
