@@ -169,11 +169,10 @@ def pool_series(paths: Sequence[Path]) -> dict:
     shapes = {(s["rate"], s["duration"]) for s in series}
     if len(shapes) != 1:
         raise ValueError(f"the series ran at different rates and durations (requests/s, s): {sorted(shapes)}")
-    rounds = [r for s in series for r in s["rounds"]]
-    if not rounds or any(not s["rounds"] for s in series):
+    if any(not s["rounds"] for s in series):
         raise ValueError("a series holds no rounds")
     rate, duration = shapes.pop()
-    return summarise(rounds, rate, duration)
+    return summarise([r for s in series for r in s["rounds"]], rate, duration)
 
 
 def compare_table(result: dict) -> Table:

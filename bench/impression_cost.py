@@ -86,9 +86,9 @@ def main() -> None:
         recorders[kind].prepare()
     figures: dict[tuple[str, int, str], list[tuple[float, float, float]]] = defaultdict(list)
     console = Console()
-    runs = [(kind, window, ids) for kind in kinds for window in windows for ids in id_kinds]
+    order = [(kind, window, ids) for kind in kinds for window in windows for ids in id_kinds]
     for number in range(1, args.rounds + 1):
-        for kind, window, ids in runs if number % 2 else runs[::-1]:  # the order alternates from round to round
+        for kind, window, ids in order if number % 2 else order[::-1]:  # alternated from round to round
             recorder, new_id = recorders[kind], IDS[ids]
             queueing = own = neo4j = 0.0
             done = 0

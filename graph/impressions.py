@@ -203,8 +203,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 """
 #: ``users.items``, each user's count of ``exposure`` rows, kept in step by SQLite itself: a row inserted (an upsert's
 #: update branch fires no insert trigger) adds one, creating the user's row if needed; a row deleted takes one off.
-#: The writer then reads whether a user holds more than ``max_shown`` items from one row, where it counted the user's
-#: rows (up to ``max_shown`` of them) after every window: a quarter of its time once every user was at the bound.
+#: The writer then reads whether a user holds more than ``max_shown + slack`` items from one row, where it counted the
+#: user's rows (up to ``max_shown`` of them) after every window: a sixth of its time once every user was at the bound.
 _TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS exposure_added AFTER INSERT ON exposure BEGIN "
     "INSERT INTO users (user_id, lists_shown, seq, items) VALUES (NEW.user_id, 0, 0, 1) "
