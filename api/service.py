@@ -172,7 +172,12 @@ class Recommender:
         self.warmed = threading.Event()
         #: Where impressions, exposure and attributed clicks are kept (KGREC_IMPRESSION_STORE).
         self.impression_store = open_impression_store(
-            settings.impression_store, driver, database, settings.impression_db, settings.exposure_items
+            settings.impression_store,
+            driver,
+            database,
+            settings.impression_db,
+            settings.exposure_items,
+            settings.exposure_cache_size,
         )
         #: Where served lists go (KGREC_IMPRESSIONS; None: not recorded).
         self.impressions = (

@@ -328,6 +328,15 @@ class ApiSettings(BaseSettings):
         "graph) older than this many days are deleted in the background, in small batches; exposure counts (each user's "
         "exposure, listsShown, item impressions) are kept. 0 = keep every list.",
     )
+    exposure_cache_size: int = Field(
+        500_000,
+        ge=0,
+        description="Exposure rows of users held between requests with KGREC_IMPRESSION_STORE=sqlite, summed over "
+        "users (about 160 bytes each, per worker; a user at the KGREC_EXPOSURE_ITEMS bound holds up to a tenth more "
+        "rows than it): while the file's version of a user (their lists and items recorded) is the one held, a miss "
+        "reads one row instead of their few hundred; the process that records a user's lists applies them to the rows "
+        "it holds, and a list another process records is read again (0 = off).",
+    )
     exposure_items: int = Field(
         500,
         ge=1,

@@ -32,9 +32,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -245,6 +248,125 @@ FROM lists l WHERE shown_at >= ? GROUP BY variant ORDER BY variant
 """
 
 
+#: A user's exposure rows as held: ``{item_id: (times shown, list number when last shown, seq)}``.
+ExposureRows = dict[str, tuple[int, int, int]]
+#: The version of a user's exposure in a SQLite file: the file's generation (``meta``, new at every :meth:`
+#: SqliteImpressionStore.clear`), the user's ``lists_shown`` and ``seq``. Every change of a user's rows changes it: a
+#: list written adds to ``lists_shown`` (and to ``seq`` with each item), a skip adds to ``seq``, a clear renews the
+#: generation.
+_VERSION = "SELECT (SELECT value FROM meta WHERE key = 'generation'), lists_shown, seq FROM users WHERE user_id = ?"
+
+
+class HeldExposure:
+    """Users' exposure rows as last read from a SQLite file, with the version they were read at (:data:`_VERSION`),
+    so that a user who comes back costs one row's read instead of their few hundred (about 1 ms of a miss's CPU in the
+    API at 500 items, docs/benchmarks.md §5). A held entry is used only while the file's version of the user is the
+    one it was read at; the process that writes a user's lists applies them to the rows it holds (:meth:`written`),
+    so that its next read finds them current, and another process's write changes the version, so they are read
+    again. Thread-safe LRU bounded by the rows held, summed over users (a user with more rows is not held); ``size``
+    0 disables it. The rows of an entry are never changed in place (a reader may be walking them): a write replaces
+    them.
+
+    Args:
+        size: Most rows held, summed over users (0 = off).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, tuple[tuple, ExposureRows]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def rows(self) -> int:
+        """Rows held, summed over users."""
+        return self._held
+
+    def get(self, user_id: str, version: tuple) -> ExposureRows | None:
+        """The rows held for ``user_id`` at ``version``, else None (an entry at another version is dropped)."""
+        if self.size <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is None:
+                return None
+            if entry[0] != version:
+                self._drop(user_id)
+                return None
+            self._entries.move_to_end(user_id)
+            return entry[1]
+
+    def put(self, user_id: str, version: tuple, rows: ExposureRows) -> None:
+        """Hold ``rows``, read at ``version``, for ``user_id`` (replacing any other)."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            if user_id in self._entries:
+                self._drop(user_id)
+            if len(rows) > self.size:
+                return
+            self._entries[user_id] = (version, rows)
+            self._held += len(rows)
+            while self._held > self.size:
+                self._drop(next(iter(self._entries)))
+
+    def held_at(self, user_id: str, version: tuple) -> ExposureRows | None:
+        """The rows held for ``user_id`` if held at ``version`` (for :meth:`written`; the entry stays as it is)."""
+        with self._lock:
+            entry = self._entries.get(user_id)
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    def written(self, user_id: str, before: tuple, after: tuple, rows: ExposureRows | None) -> None:
+        """A write moved ``user_id`` from version ``before`` to ``after``: the entry held at ``before`` becomes
+        ``rows`` at ``after`` (None: it is dropped); one held at another version is dropped (it missed a change)."""
+        with self._lock:
+            entry = self._entries.get(user_id)
+            if entry is None:
+                return
+            self._drop(user_id)
+        if rows is not None and entry[0] == before:
+            self.put(user_id, after, rows)
+
+    def drop(self, user_id: str) -> None:
+        """Forget ``user_id``'s rows."""
+        with self._lock:
+            if user_id in self._entries:
+                self._drop(user_id)
+
+    def clear(self) -> None:
+        """Forget every user's rows."""
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+    def _drop(self, user_id: str) -> None:
+        """Remove ``user_id``'s rows (held; under the lock)."""
+        _, rows = self._entries.pop(user_id)
+        self._held -= len(rows)
+
+
+def written_rows(
+    held: ExposureRows, items: Sequence[tuple[str, int, int, int]], known: tuple[int, int], max_shown: int, slack: int
+) -> ExposureRows:
+    """``held`` (a user's rows at ``known``: ``lists_shown``, ``seq``) after :meth:`SqliteImpressionStore._expose`
+    wrote one user's window to the file, computed as its statements compute it: each item (oldest first: id, times
+    shown, last shown, list number within the window) upserted with its count added, its list number and ``seq``
+    set, then, over ``max_shown + slack`` rows, all but the ``max_shown`` of the highest ``seq`` forgotten
+    (``_TRIM``)."""
+    rows = dict(held)
+    before, seq = known
+    for n, (item_id, count, _, number) in enumerate(items, start=1):
+        old = rows.get(item_id)
+        rows[item_id] = ((old[0] if old is not None else 0) + count, before + number, seq + n)
+    if seq + len(items) > max_shown and len(rows) > max_shown + slack:
+        cut = sorted(row[2] for row in rows.values())[-max_shown]
+        rows = {item: row for item, row in rows.items() if row[2] >= cut}
+    return rows
+
+
 class SqliteImpressionStore(ImpressionStore):
     """The impressions in a SQLite file (module docstring). Each thread has its own connection; several processes
     may open one file.
@@ -256,15 +378,20 @@ class SqliteImpressionStore(ImpressionStore):
             their rows every ``slack`` new items instead of one after every list with new items (a user's sort cost
             about 0.24 ms at 500 items); :meth:`exposure` reads the ``max_shown`` most recent.
         busy_seconds: Longest a statement waits for another connection's write lock before failing.
+        held_rows: Most exposure rows held in the process between reads, summed over users (:class:`HeldExposure`;
+            0 = none held: every read reads the user's rows).
     """
 
     in_graph = False
 
-    def __init__(self, path: Path, max_shown: int = EXPOSURE_ITEMS, busy_seconds: float = 30.0) -> None:
+    def __init__(
+        self, path: Path, max_shown: int = EXPOSURE_ITEMS, busy_seconds: float = 30.0, held_rows: int = 0
+    ) -> None:
         self.path = Path(path)
         self.max_shown = max_shown
         self.slack = max_shown // 10
         self.busy_seconds = busy_seconds
+        self.held = HeldExposure(held_rows)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -315,6 +442,7 @@ class SqliteImpressionStore(ImpressionStore):
         pure Python of up to a millisecond, which a waiting request sat through (the lock changes hands on its own only
         every ``sys.getswitchinterval()``, 5 ms)."""
         started = time.perf_counter()
+        written: list[tuple[str, tuple, tuple, list[tuple[str, int, int, int]]]] = []
         with self._transaction("write impressions") as db:
             db.executemany(
                 "INSERT OR IGNORE INTO lists VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -332,18 +460,27 @@ class SqliteImpressionStore(ImpressionStore):
                 ),
             )
             if batch.users:
-                self._expose(db, batch.users)
+                written = self._expose(db, batch.users)
             db.executemany(_ITEM_SHOWN, iter(batch.items))
+        for user_id, at, after, items in written:  # committed: the held rows follow
+            held = self.held.held_at(user_id, at)
+            rows = None if held is None else written_rows(held, items, at[1:], self.max_shown, self.slack)
+            self.held.written(user_id, at, after, rows)
         return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
 
     def _expose(
         self, db: sqlite3.Connection, users: Sequence[tuple[str, int, list[tuple[str, int, int, int]]]]
-    ) -> None:
+    ) -> list[tuple[str, tuple, tuple, list[tuple[str, int, int, int]]]]:
         """Add the users' exposure (:class:`graph.writers.ImpressionBatch` ``users``) in a few statements for all of
         them: their counters read at once, every (user, item) upserted by one ``executemany``, the counters written by
         another, and the exposure cut back to ``max_shown`` items for the users who now hold more than ``max_shown +
         slack`` (their count, ``users.items``, read for those whose ``seq``, which counts every item ever added, is
-        over ``max_shown``)."""
+        over ``max_shown``).
+
+        Returns:
+            What the window did to each user, to apply to the rows :attr:`held` holds once the transaction is
+            committed: (user id, their version before it, after it, the items written); none when none are held.
+        """
         known: dict[str, tuple[int, int]] = {}
         for chunk in _chunks([user[0] for user in users]):
             marks = ", ".join("?" * len(chunk))
@@ -370,6 +507,13 @@ class SqliteImpressionStore(ImpressionStore):
                 (self.max_shown, *chunk, self.max_shown + self.slack),
             ).fetchall()
             db.executemany(_TRIM, over)
+        if not len(self.held):
+            return []
+        (generation,) = db.execute("SELECT (SELECT value FROM meta WHERE key = 'generation')").fetchone()
+        return [
+            (user_id, (generation, *known.get(user_id, (0, 0))), (generation, *counter[1:]), items)
+            for (user_id, _, items), counter in zip(users, counters, strict=True)
+        ]
 
     def record_skip(self, user_id: str, item_id: str, timestamp: int) -> None:
         """One more ignored impression of the item for the user (``record_skip.cypher``'s exposure part): its count
@@ -381,7 +525,9 @@ class SqliteImpressionStore(ImpressionStore):
                 "UPDATE exposure SET count = count + 1, last_shown = ? WHERE user_id = ? AND item_id = ?",
                 (timestamp, user_id, item_id),
             ).rowcount
-            if not bumped:
+            if bumped:  # the rows changed: so does the user's version (held rows elsewhere are read again)
+                db.execute("UPDATE users SET seq = seq + 1 WHERE user_id = ?", (user_id,))
+            else:
                 db.execute("INSERT INTO exposure VALUES (?, ?, 1, ?, 0, ?)", (user_id, item_id, timestamp, seq + 1))
                 db.execute(
                     "INSERT INTO users (user_id, lists_shown, seq) VALUES (?, 0, ?) "
@@ -440,6 +586,9 @@ class SqliteImpressionStore(ImpressionStore):
         with self._transaction("clear") as db:
             for table in ("lists", "outcomes", "users", "exposure", "items", "meta"):
                 db.execute(f"DELETE FROM {table}")  # the store's own tables (meta: the next bind() adopts the graph)
+            # a new generation: every process's held rows are read again (a user's counts may come back the same)
+            db.execute("INSERT INTO meta VALUES ('generation', ?)", (uuid.uuid4().hex,))
+        self.held.clear()
 
     def bind(self, graph: str) -> None:
         """Check that this file records the graph whose database id is ``graph`` (:func:`graph_id`), recording it
@@ -461,18 +610,26 @@ class SqliteImpressionStore(ImpressionStore):
             )
 
     def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
-        seen = context.columns.seen
+        """The user's version first (one row): their rows come from :attr:`held` while it is the one they were held
+        at, else from the file (in the same snapshot) and are held."""
+        user_id = context.user_id
         with self._transaction("read exposure", write=False) as db:
-            rows = db.execute(
-                "SELECT item_id, count, list, seq FROM exposure WHERE user_id = ?", (context.user_id,)
-            ).fetchall()
-            lists = db.execute("SELECT lists_shown FROM users WHERE user_id = ?", (context.user_id,)).fetchone()
+            version = db.execute(_VERSION, (user_id,)).fetchone()
+            if version is None:  # no row in users: nothing was ever recorded for the user
+                return {}, 0
+            rows = self.held.get(user_id, version)
+            if rows is None:
+                read = db.execute("SELECT item_id, count, list, seq FROM exposure WHERE user_id = ?", (user_id,))
+                rows = {sys.intern(item): (count, last, seq) for item, count, last, seq in read}
+                self.held.put(user_id, version, rows)
+        seen = context.columns.seen
         if len(rows) > self.max_shown:  # up to a tenth more kept: the most recent max_shown are the exposure
             # (their seq picked here: SQLite's ORDER BY seq LIMIT cost 0.14 ms more a read at 550 rows, this 0.04)
-            cut = sorted([row[3] for row in rows])[-self.max_shown]
-            rows = [row for row in rows if row[3] >= cut]
-        shown = {item: (count, last) for item, count, last, _ in rows if item not in seen}
-        return shown, lists[0] if lists else 0
+            cut = sorted([row[2] for row in rows.values()])[-self.max_shown]
+            shown = {item: (row[0], row[1]) for item, row in rows.items() if row[2] >= cut and item not in seen}
+        else:
+            shown = {item: (row[0], row[1]) for item, row in rows.items() if item not in seen}
+        return shown, version[1]
 
     def lists_shown(self, user_id: str, in_graph: int) -> int:
         """Read from the file (``in_graph`` is not this store's)."""
@@ -526,10 +683,16 @@ def graph_id(driver: Driver, database: str = "neo4j") -> str:
 
 
 def open_impression_store(
-    kind: str, driver: Driver, database: str = "neo4j", path: Path | None = None, max_shown: int = EXPOSURE_ITEMS
+    kind: str,
+    driver: Driver,
+    database: str = "neo4j",
+    path: Path | None = None,
+    max_shown: int = EXPOSURE_ITEMS,
+    held_rows: int = 0,
 ) -> ImpressionStore:
     """The store ``kind`` names (:data:`STORES`); ``path``: the SQLite file (``sqlite`` needs it), bound to the graph
-    (:meth:`SqliteImpressionStore.bind`; not checked, with a warning, while Neo4j is unreachable).
+    (:meth:`SqliteImpressionStore.bind`; not checked, with a warning, while Neo4j is unreachable); ``held_rows``: the
+    SQLite store's :class:`HeldExposure` bound (the graph's store reads the exposure with the user's context).
 
     Raises:
         ConfigError: The SQLite file records another graph.
@@ -539,7 +702,7 @@ def open_impression_store(
     if kind == "neo4j":
         return Neo4jImpressionStore(driver, database, max_shown)
     if kind == "sqlite" and path is not None:
-        store = SqliteImpressionStore(path, max_shown)
+        store = SqliteImpressionStore(path, max_shown, held_rows=held_rows)
         try:
             store.bind(graph_id(driver, database))
         except DatabaseUnavailableError as exc:

@@ -5,6 +5,7 @@ and two processes on one file (two API workers) lose nothing of each other's wri
 from __future__ import annotations
 
 import multiprocessing
+import random
 import sqlite3
 from pathlib import Path
 
@@ -310,3 +311,65 @@ def test_two_processes_on_one_file_as_two_workers_lose_no_write(clean_db: Driver
     assert [(f.lists, f.impressions) for f in store.variant_report()] == [(2 * per_worker, 4 * per_worker)]
     assert _miscounted(path) == []
     store.close()
+
+
+def _version(path: Path, user_id: str) -> tuple | None:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT (SELECT value FROM meta WHERE key = 'generation'), lists_shown, seq FROM users WHERE user_id = ?",
+            (user_id,),
+        ).fetchone()
+
+
+def test_held_exposure_is_the_files_through_own_and_other_writers_skips_and_clears(
+    clean_db: Driver, tmp_path: Path
+) -> None:
+    _world(clean_db)
+    extra = [f"j{n:02d}" for n in range(30)]
+    write_items(BatchWriter(clean_db), [ItemRow(item_id=i) for i in extra])
+    path = tmp_path / "held.sqlite3"
+    held = SqliteImpressionStore(path, max_shown=20, held_rows=10_000)
+    other = SqliteImpressionStore(path, max_shown=20)  # another worker on the file
+    plain = SqliteImpressionStore(path, max_shown=20)  # reads the file every time
+    users, pool = ("u1", "u2", "u3"), ITEMS + extra
+    rng = random.Random(7)
+    for step in range(80):
+        writer = held if rng.random() < 0.7 else other
+        action = rng.random()
+        if action < 0.75:  # a window of one to three lists of a few users, items shown again among them
+            lists = [
+                (f"w{step}-{n}", rng.choice(users), "A", rng.sample(pool, rng.randint(1, 8)))
+                for n in range(rng.randint(1, 3))
+            ]
+            for part in impression_batches(_rows(lists, at=NOW + step), 10):
+                writer.write(part)
+        else:
+            writer.record_skip(rng.choice(users), rng.choice(pool), NOW + step)
+        for user in users:
+            assert _exposure(held, clean_db, user) == _exposure(plain, clean_db, user), (step, user)
+    assert len(held.held) == 3 and held.held.rows > 60  # every user held, past the bound of 20 (a tenth more kept)
+    assert _miscounted(path) == []
+
+    # the writer applies a window to the rows it holds: the user's next read is the held entry at the file's version
+    _exposure(held, clean_db, "u2")
+    for part in impression_batches(_rows([("own", "u2", "A", ["j01", "j02"])], at=NOW + 100), 10):
+        held.write(part)
+    version = _version(path, "u2")
+    assert version is not None and held.held.held_at("u2", version) is not None
+    assert _exposure(held, clean_db, "u2") == _exposure(plain, clean_db, "u2")
+
+    # another worker clears the file and records the same counts again: a new generation, so the rows are read again
+    other.clear()
+    for part in impression_batches(_rows([("a", "u3", "A", ["j03", "j04"])], at=NOW + 200), 10):
+        held.write(part)
+    assert _exposure(held, clean_db, "u3") == ({"j03": (1, 1), "j04": (1, 1)}, 1)  # held at lists 1, seq 2
+    at = _version(path, "u3")
+    other.clear()
+    for part in impression_batches(_rows([("b", "u3", "A", ["j05", "j06"])], at=NOW + 300), 10):
+        other.write(part)
+    version = _version(path, "u3")
+    assert version is not None and at is not None and version[1:] == at[1:] and version[0] != at[0]
+    assert _exposure(held, clean_db, "u3") == ({"j05": (1, 1), "j06": (1, 1)}, 1) == _exposure(plain, clean_db, "u3")
+    assert _exposure(held, clean_db, "u1") == ({}, 0)  # cleared: nothing recorded for u1 since
+    for store in (held, other, plain):
+        store.close()
