@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, nullcontext
-from typing import TypedDict, TypeVar, Unpack
+from typing import NamedTuple, TypedDict, TypeVar, Unpack
 
 import numpy as np
 from neo4j import Driver
@@ -107,6 +107,14 @@ class RequestOptions(TypedDict, total=False):
     explain: bool
     sources: Sequence[str] | None
     filters: RecallFilters | None
+
+
+class AskedGraph(NamedTuple):
+    """What :meth:`Recommender._explain_shown` asked the graph before it fell back: the item ids asked and the
+    explained ones among them (an id asked and absent was dropped by the graph)."""
+
+    ids: frozenset[str]
+    explained: dict[str, ExplainedItem]
 
 
 class Recommender:
@@ -656,11 +664,11 @@ class Recommender:
         # a user who follows nobody is explained from held neighbourhoods alone when every one is held (no query)
         held = HeldUser.of(context)
         shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam, share, held)
-        if shown is not None:
+        if shown is not None and not isinstance(shown, AskedGraph):
             picked, explained, explored = shown
         else:
             survivors, arrivals = self._explain_best(
-                model, user_id, ranked, cold, k, explain, filters, seeds, lam, held
+                model, user_id, ranked, cold, k, explain, filters, seeds, lam, held, asked=shown
             )
             pool = [model.item_index[i] for i in survivors]
             survivors.update(arrivals)
@@ -746,7 +754,7 @@ class Recommender:
         lam: float,
         share: float = 0.0,
         held: HeldUser | None = None,
-    ) -> tuple[list[int], dict[str, ExplainedItem], set[str]] | None:
+    ) -> tuple[list[int], dict[str, ExplainedItem], set[str]] | AskedGraph | None:
         """Pick the items to show first (exploration's positions, ``share``, filled too), then explain only those:
         one explain query for ``k`` items.
 
@@ -754,12 +762,13 @@ class Recommender:
         batches of the ranking, the same new-arrival candidates) is built here in-process, the genre and year
         filters applied from the item catalog saved with the model; the picked items are then explained (the query
         applies the filters again). If the graph drops a picked item (gone from the graph, or its genres or year
-        changed since the model was fitted), None: the caller takes :meth:`_explain_best`'s way, which asks the
-        graph about every candidate. None too when filters narrow and the model has no catalog.
+        changed since the model was fitted), or cannot explain it, the caller takes :meth:`_explain_best`'s way, which
+        asks the graph about the other candidates (those asked here are not asked again: :class:`AskedGraph`). None
+        when filters narrow and the model has no catalog (nothing asked).
 
         Returns:
-            The rows to show, in order, their explanations by item id and the ids of the explored items; or None (see
-            above).
+            The rows to show, in order, their explanations by item id and the ids of the explored items; or what was
+            asked and found, or None (see above).
         """
         allowed: np.ndarray | None = None
         if filters.narrows:
@@ -799,7 +808,7 @@ class Recommender:
         # a picked item the graph dropped, or (with explanations) cannot explain: every shown item carries a path
         if any(i not in explained or (explain and not explained[i].explanations) for i in ids):
             self.metrics.explain_fallbacks.inc()
-            return None
+            return AskedGraph(frozenset(ids + order), explained)
         explored: set[str] = set()
         if order:
             picked, explored = self._explore(model, picked, order, share, explained, explain)
@@ -847,12 +856,15 @@ class Recommender:
         seeds: list[str],
         lam: float,
         held: HeldUser | None = None,
+        asked: AskedGraph | None = None,
     ) -> tuple[dict[str, ExplainedItem], dict[str, ExplainedItem]]:
         """Explain the best ``ranked`` rows until enough pass the filters, and the new-arrival candidates ``cold``.
 
         With ``explain``, an item the graph finds no path to is not in the pool (every shown item carries an
         explanation, fatigued and explored lists included), unless fewer than ``k`` items with a path are found in
-        the batches asked: then the best ones without fill the pool up to ``k``.
+        the batches asked: then the best ones without fill the pool up to ``k``. ``asked``: items this request has
+        asked about already (:meth:`_explain_shown`), whose answers are taken as they came (an item's explanation does
+        not depend on the others asked with it) instead of being asked again.
 
         Returns:
             The explained ranked items that passed the filters, best first (MMR's pool), and the new-arrival
@@ -875,7 +887,7 @@ class Recommender:
             batch = [model.item_ids[i] for i in ranked[start : start + MAX_EXPLAIN_ITEMS if start else want]]
             start += len(batch)
             in_ranking = set(batch)
-            explained = self._explain(user_id, batch + extra, explain, filters, seeds, held)
+            explained = self._explain_unasked(user_id, batch + extra, explain, filters, seeds, held, asked)
             extra = []
             for item_id, entry in explained.items():
                 if item_id not in in_ranking:
@@ -889,6 +901,29 @@ class Recommender:
                 break
             survivors[item_id] = entry
         return survivors, arrivals
+
+    def _explain_unasked(
+        self,
+        user_id: str,
+        item_ids: list[str],
+        explain: bool,
+        filters: RecallFilters,
+        seeds: list[str],
+        held: HeldUser | None,
+        asked: AskedGraph | None,
+    ) -> dict[str, ExplainedItem]:
+        """:meth:`_explain` of the ``item_ids`` not in ``asked``, with ``asked``'s answers for the others, in the order
+        of ``item_ids`` (an asked item the graph dropped stays dropped)."""
+        if asked is None or not asked.ids.intersection(item_ids):
+            return self._explain(user_id, item_ids, explain, filters, seeds, held)
+        unasked = [i for i in item_ids if i not in asked.ids]
+        fresh = self._explain(user_id, unasked, explain, filters, seeds, held) if unasked else {}
+        out: dict[str, ExplainedItem] = {}
+        for item_id in item_ids:
+            entry = asked.explained.get(item_id) if item_id in asked.ids else fresh.get(item_id)
+            if entry is not None:
+                out[item_id] = entry
+        return out
 
     def _degraded(
         self,

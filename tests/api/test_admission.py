@@ -232,6 +232,40 @@ def test_a_miss_explains_only_the_items_it_shows_and_they_are_those_of_explainin
     assert _metric(client, "kgrec_recall_query_seconds_count", strategy="explain") > 2 * len(requests) - 1
 
 
+def test_a_fallback_asks_only_about_candidates_not_asked_yet_and_answers_as_explaining_every_candidate(
+    app_with,  # noqa: ANN001
+) -> None:
+    app, client = app_with(response_cache_size=0)
+    recommender = app.state.recommender
+    users = ("u3", "u11", "u21", "u50")
+    best = {u: client.get(f"/users/{u}/recommendations", params={"k": 5}).json()["items"][0]["item_id"] for u in users}
+    explain = recommender._explain  # noqa: SLF001
+    asked: list[str] = []
+
+    def graph_without_the_best(user_id: str, item_ids: list[str], *args: object, **kwargs: object) -> dict:
+        """The graph as if each user's best item had left it (dropped from what it explains, as the query drops
+        an item that is gone): every list that picks it must fall back."""
+        asked.extend(item_ids)
+        return {i: e for i, e in explain(user_id, item_ids, *args, **kwargs).items() if i not in best.values()}
+
+    recommender._explain = graph_without_the_best  # noqa: SLF001
+    requests = [(user, {"k": k, **f}) for user in users for k in (5, 20) for f in FILTERS]
+    before = _metric(client, "kgrec_explain_fallbacks_total")
+    shown = []
+    for user, params in requests:
+        asked.clear()
+        shown.append(client.get(f"/users/{user}/recommendations", params=params))
+        assert len(asked) == len(set(asked)), (user, params)  # nothing asked twice by one request
+    assert all(r.status_code == 200 for r in shown)
+    assert _metric(client, "kgrec_explain_fallbacks_total") - before >= len(users)  # at least each user's k=5
+    for response in shown:
+        assert not {item["item_id"] for item in response.json()["items"]} & set(best.values())
+    recommender._explain_shown = lambda *args, **kwargs: None  # noqa: SLF001 - the way of explaining every candidate
+    every = [client.get(f"/users/{user}/recommendations", params=params) for user, params in requests]
+    for (user, params), one, other in zip(requests, shown, every, strict=True):
+        assert _without_id(one.content) == _without_id(other.content), (user, params)
+
+
 def _without_id(body: bytes) -> bytes:
     """A list's body without its recommendation id (new for every response)."""
     return re.sub(rb'"recommendation_id":"[0-9a-f]{32}"', b'"recommendation_id":""', body)
