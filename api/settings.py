@@ -334,8 +334,8 @@ class ApiSettings(BaseSettings):
         description="Exposure rows of users held between requests with KGREC_IMPRESSION_STORE=sqlite, summed over "
         "users (about 160 bytes each, per worker; a user at the KGREC_EXPOSURE_ITEMS bound holds up to a tenth more "
         "rows than it): while the file's version of a user (their lists and items recorded) is the one held, a miss "
-        "reads one row instead of their few hundred; the process that records a user's lists applies them to the rows "
-        "it holds, and a list another process records is read again (0 = off).",
+        "reads one row instead of their few hundred; the process that records a user's lists keeps them beside the "
+        "rows it holds for the next read to apply, and a list another process records makes them read again (0 = off).",
     )
     exposure_items: int = Field(
         500,

@@ -272,23 +272,37 @@ class _HeldRows(dict):
 _VERSION = "SELECT (SELECT value FROM meta WHERE key = 'generation'), lists_shown, seq FROM users WHERE user_id = ?"
 
 
+#: A window :meth:`SqliteImpressionStore.write` wrote for a user: their version before it, after it, and its items
+#: (oldest first: id, times shown, last shown, list number within the window).
+Window = tuple[tuple, tuple, Sequence[tuple[str, int, int, int]]]
+
+
 class HeldExposure:
     """Users' exposure rows as last read from a SQLite file, with the version they were read at (:data:`_VERSION`),
     so that a user who comes back costs one row's read instead of their few hundred (about 1 ms of a miss's CPU in the
-    API at 500 items, docs/benchmarks.md §5). A held entry is used only while the file's version of the user is the
-    one it was read at; the process that writes a user's lists applies them to the rows it holds (:meth:`written`),
-    so that its next read finds them current, and another process's write changes the version, so they are read
-    again. Thread-safe LRU bounded by the rows held, summed over users (a user with more rows is not held); ``size``
-    0 disables it. The rows of an entry are never changed in place (a reader may be walking them): a write replaces
-    them.
+    API at 500 items, docs/benchmarks.md §5). A held entry is used only at the file's version of the user. The process
+    that writes a user's window keeps it beside the rows it holds (:meth:`written`: no work in the writer's thread but
+    an append), and the next read that finds the file at the version after it applies the windows to the rows
+    (:func:`written_rows`, tens of microseconds); a window of another process changes the version to one no kept
+    window reaches, so the rows are read again. At most :attr:`MAX_WINDOWS` windows wait per user (a user whose lists
+    are served from the answer cache is written often and read seldom): one more drops the entry. Thread-safe LRU
+    bounded by the rows held, summed over users (a user with more rows is not held); ``size`` 0 disables it. The rows
+    of an entry are never changed in place (a reader may be walking them): applying windows makes new ones.
 
     Args:
         size: Most rows held, summed over users (0 = off).
+        max_shown: The store's ``max_shown``, and ``slack``: what :func:`written_rows` cuts to.
+        slack: The store's ``slack``.
     """
 
-    def __init__(self, size: int) -> None:
+    #: Most windows kept per user until their next read.
+    MAX_WINDOWS = 8
+
+    def __init__(self, size: int, max_shown: int = EXPOSURE_ITEMS, slack: int = 0) -> None:
         self.size = size
-        self._entries: OrderedDict[str, tuple[tuple, ExposureRows]] = OrderedDict()
+        self.max_shown = max_shown
+        self.slack = slack
+        self._entries: OrderedDict[str, tuple[tuple, ExposureRows, tuple[Window, ...]]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
 
@@ -301,18 +315,31 @@ class HeldExposure:
         return self._held
 
     def get(self, user_id: str, version: tuple) -> ExposureRows | None:
-        """The rows held for ``user_id`` at ``version``, else None (an entry at another version is dropped)."""
+        """The rows of ``user_id`` at ``version``: those held at it, or those held with the windows kept after them
+        that reach it applied (then held at it); else None (and an entry that no kept window brings to ``version`` is
+        dropped)."""
         if self.size <= 0:
             return None
         with self._lock:
             entry = self._entries.get(user_id)
             if entry is None:
                 return None
-            if entry[0] != version:
+            at, rows, windows = entry
+            if at == version:
+                self._entries.move_to_end(user_id)
+                return rows
+            reach = next((n for n, window in enumerate(windows, start=1) if window[1] == version), 0)
+            if not reach:
                 self._drop(user_id)
                 return None
-            self._entries.move_to_end(user_id)
-            return entry[1]
+        for before, _, items in windows[:reach]:  # outside the lock: the writer only appends meanwhile
+            rows = written_rows(rows, items, before[1:], self.max_shown, self.slack)
+        with self._lock:
+            current = self._entries.get(user_id)
+            if current is not None and current[0] == at and current[2][:reach] == windows[:reach]:
+                self._drop(user_id)
+                self._hold(user_id, version, rows, current[2][reach:])
+        return rows
 
     def put(self, user_id: str, version: tuple, rows: ExposureRows) -> None:
         """Hold ``rows``, read at ``version``, for ``user_id`` (replacing any other)."""
@@ -321,29 +348,21 @@ class HeldExposure:
         with self._lock:
             if user_id in self._entries:
                 self._drop(user_id)
-            if len(rows) > self.size:
-                return
-            self._entries[user_id] = (version, rows)
-            self._held += len(rows)
-            while self._held > self.size:
-                self._drop(next(iter(self._entries)))
+            self._hold(user_id, version, rows, ())
 
-    def held_at(self, user_id: str, version: tuple) -> ExposureRows | None:
-        """The rows held for ``user_id`` if held at ``version`` (for :meth:`written`; the entry stays as it is)."""
-        with self._lock:
-            entry = self._entries.get(user_id)
-        return entry[1] if entry is not None and entry[0] == version else None
-
-    def written(self, user_id: str, before: tuple, after: tuple, rows: ExposureRows | None) -> None:
-        """A write moved ``user_id`` from version ``before`` to ``after``: the entry held at ``before`` becomes
-        ``rows`` at ``after`` (None: it is dropped); one held at another version is dropped (it missed a change)."""
+    def written(self, user_id: str, before: tuple, after: tuple, items: Sequence[tuple[str, int, int, int]]) -> None:
+        """A committed window moved ``user_id`` from version ``before`` to ``after``: kept beside the rows held, when
+        they are at ``before`` (held at it, or with the windows kept reaching it); any other entry is dropped (it
+        missed a change), as is one with :attr:`MAX_WINDOWS` windows kept already."""
         with self._lock:
             entry = self._entries.get(user_id)
             if entry is None:
                 return
-            self._drop(user_id)
-        if rows is not None and entry[0] == before:
-            self.put(user_id, after, rows)
+            at, rows, windows = entry
+            if (windows[-1][1] if windows else at) != before or len(windows) >= self.MAX_WINDOWS:
+                self._drop(user_id)
+                return
+            self._entries[user_id] = (at, rows, (*windows, (before, after, items)))
 
     def drop(self, user_id: str) -> None:
         """Forget ``user_id``'s rows."""
@@ -357,9 +376,19 @@ class HeldExposure:
             self._entries.clear()
             self._held = 0
 
+    def _hold(self, user_id: str, version: tuple, rows: ExposureRows, windows: tuple[Window, ...]) -> None:
+        """Hold ``rows`` at ``version`` with ``windows`` kept after it (none held for ``user_id``; under the lock),
+        within the bound."""
+        if len(rows) > self.size:
+            return
+        self._entries[user_id] = (version, rows, windows)
+        self._held += len(rows)
+        while self._held > self.size:
+            self._drop(next(iter(self._entries)))
+
     def _drop(self, user_id: str) -> None:
         """Remove ``user_id``'s rows (held; under the lock)."""
-        _, rows = self._entries.pop(user_id)
+        _, rows, _ = self._entries.pop(user_id)
         self._held -= len(rows)
 
 
@@ -406,7 +435,7 @@ class SqliteImpressionStore(ImpressionStore):
         self.max_shown = max_shown
         self.slack = max_shown // 10
         self.busy_seconds = busy_seconds
-        self.held = HeldExposure(held_rows)
+        self.held = HeldExposure(held_rows, max_shown, self.slack)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -477,10 +506,8 @@ class SqliteImpressionStore(ImpressionStore):
             if batch.users:
                 written = self._expose(db, batch.users)
             db.executemany(_ITEM_SHOWN, iter(batch.items))
-        for user_id, at, after, items in written:  # committed: the held rows follow
-            held = self.held.held_at(user_id, at)
-            rows = None if held is None else written_rows(held, items, at[1:], self.max_shown, self.slack)
-            self.held.written(user_id, at, after, rows)
+        for user_id, at, after, items in written:  # committed: kept for the held rows' next read
+            self.held.written(user_id, at, after, items)
         return WriteStats(rows=len(batch.lists), batches=1, seconds=time.perf_counter() - started)
 
     def _expose(

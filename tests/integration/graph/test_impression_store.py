@@ -350,12 +350,13 @@ def test_held_exposure_is_the_files_through_own_and_other_writers_skips_and_clea
     assert len(held.held) == 3 and held.held.rows > 60  # every user held, past the bound of 20 (a tenth more kept)
     assert _miscounted(path) == []
 
-    # the writer applies a window to the rows it holds: the user's next read is the held entry at the file's version
+    # the writer keeps its windows beside the rows it holds: the next read applies them instead of reading the rows
     _exposure(held, clean_db, "u2")
-    for part in impression_batches(_rows([("own", "u2", "A", ["j01", "j02"])], at=NOW + 100), 10):
-        held.write(part)
+    for n in range(2):
+        for part in impression_batches(_rows([(f"own{n}", "u2", "A", ["j01", f"j0{n + 2}"])], at=NOW + 100), 10):
+            held.write(part)
     version = _version(path, "u2")
-    assert version is not None and held.held.held_at("u2", version) is not None
+    assert version is not None and held.held.get("u2", version) is not None
     assert _exposure(held, clean_db, "u2") == _exposure(plain, clean_db, "u2")
 
     # another worker clears the file and records the same counts again: a new generation, so the rows are read again

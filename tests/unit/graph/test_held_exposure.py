@@ -33,18 +33,39 @@ def test_the_bound_is_on_rows_summed_over_users_least_recently_used_first() -> N
     assert off.get("u", V1) is None and len(off) == 0
 
 
-def test_a_write_moves_the_entry_it_was_computed_from_and_drops_any_other() -> None:
+def test_windows_wait_beside_the_rows_and_a_read_at_their_version_applies_them() -> None:
+    held = HeldExposure(100, max_shown=10, slack=1)
+    rows = {"a": (1, 1, 1), "b": (1, 1, 2), "c": (1, 1, 3)}
+    held.put("u", V1, rows)
+    held.written("u", V1, V2, [("d", 1, 0, 1), ("a", 1, 0, 1)])  # lists 1 -> 2, seq 3 -> 5
+    held.written("u", V2, V3, [("e", 1, 0, 1)])  # lists 2 -> 3, seq 5 -> 6
+    assert held.get("u", V1) is rows  # the file not yet at the windows' versions: the rows as read
+    at_v2 = held.get("u", V2)
+    assert at_v2 == {"a": (2, 2, 5), "b": (1, 1, 2), "c": (1, 1, 3), "d": (1, 2, 4)} and held.rows == 4
+    assert held.get("u", V1) is None  # held at V2 now: an older version is not served (nor kept)
+    held.put("u", V2, at_v2)
+    held.written("u", V2, V3, [("e", 1, 0, 1)])
+    assert held.get("u", V3) == {**at_v2, "e": (1, 3, 6)}
+    assert rows == {"a": (1, 1, 1), "b": (1, 1, 2), "c": (1, 1, 3)}  # never changed in place
+
+
+def test_a_window_from_another_version_or_one_too_many_drops_the_entry() -> None:
     held = HeldExposure(100)
     held.put("u", V1, {"a": (1, 1, 1)})
-    after = {"a": (2, 2, 4), "b": (1, 2, 5)}
-    held.written("u", V1, V2, after)
-    assert held.get("u", V2) is after and held.held_at("u", V1) is None
-    held.written("u", V1, V3, {"x": (1, 3, 6)})  # computed from a version no longer held: dropped, not replaced
+    held.written("u", V2, V3, [("x", 1, 0, 1)])  # the rows missed the window before it (another process's)
     assert len(held) == 0
-    held.put("u", V2, after)
-    held.written("u", V2, V3, None)  # nothing computed (e.g. the window's rows were not known): dropped
-    assert held.get("u", V3) is None and held.get("u", V2) is None
-    held.written("nobody", V1, V2, after)  # a user not held stays not held
+    held.put("u", V1, {"a": (1, 1, 1)})
+    assert held.get("u", ("g", 9, 9)) is None and len(held) == 0  # a version no kept window reaches
+    held.put("u", V1, {"a": (1, 1, 1)})
+    version = V1
+    for n in range(HeldExposure.MAX_WINDOWS):
+        after = ("g", 2 + n, 4 + n)
+        held.written("u", version, after, [("a", 1, 0, 1)])
+        version = after
+    assert len(held) == 1
+    held.written("u", version, ("g", 99, 99), [("a", 1, 0, 1)])  # one more: read again instead
+    assert len(held) == 0
+    held.written("nobody", V1, V2, [("a", 1, 0, 1)])  # a user not held stays not held
     assert len(held) == 0
 
 
