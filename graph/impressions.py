@@ -364,12 +364,6 @@ class HeldExposure:
                 return
             self._entries[user_id] = (at, rows, (*windows, (before, after, items)))
 
-    def drop(self, user_id: str) -> None:
-        """Forget ``user_id``'s rows."""
-        with self._lock:
-            if user_id in self._entries:
-                self._drop(user_id)
-
     def clear(self) -> None:
         """Forget every user's rows."""
         with self._lock:
