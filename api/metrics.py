@@ -72,6 +72,14 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.exposure_cache = Counter(
+            "kgrec_exposure_cache",
+            "Exposure reads of the SQLite impression store by what the rows held in the process gave: hit (held at the "
+            "file's version), applied (this process's windows applied to them), stale (another process wrote since: "
+            "read again), miss (none held).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.explain_fallbacks = Counter(
             "kgrec_explain_fallbacks",
             "Model-path answers whose shown items the graph did not all confirm (the candidates were then explained).",

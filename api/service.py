@@ -262,13 +262,16 @@ class Recommender:
         lists += self.impressions.pending_lists(user_id) if self.impressions is not None else 0
         return (*fingerprint[:3], lists // step)
 
+    def _count_held_exposure(self, outcome: str) -> None:
+        self.metrics.exposure_cache.labels(outcome).inc()
+
     def _exposure(self, context: UserContext | None) -> Exposure | None:
         """The user's exposure (fatigue factors, rotated items) from the impression store (in Neo4j: read with their
         context) and the lists of theirs still waiting to be written
         (:meth:`api.impressions.ImpressionRecorder.pending_exposure`); None when off or none."""
         if context is None or not self._exposure_on:
             return None
-        shown, lists_shown = self.impression_store.exposure(context)
+        shown, lists_shown = self.impression_store.exposure(context, self._count_held_exposure)
         if self.impressions is not None:
             waiting, pending = self.impressions.pending_exposure(context.user_id)
             if pending:

@@ -38,7 +38,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -97,10 +97,13 @@ class ImpressionStore(ABC):
         exposure and item counts stay. Returns how many lists were deleted."""
 
     @abstractmethod
-    def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
+    def exposure(
+        self, context: UserContext, count: Callable[[str], None] | None = None
+    ) -> tuple[dict[str, tuple[int, int]], int]:
         """The written exposure of ``context``'s user: ``{item_id: (times shown, the user's list number when last
         shown)}`` of the items not interacted with, and how many lists were recorded for them. The dict may be the
-        store's own (held between reads): read it, do not change it."""
+        store's own (held between reads): read it, do not change it. ``count``: called with what the rows held in
+        the process gave (:meth:`HeldExposure.get`'s outcomes), by a store that holds them."""
 
     @abstractmethod
     def lists_shown(self, user_id: str, in_graph: int) -> int:
@@ -156,8 +159,10 @@ class Neo4jImpressionStore(ImpressionStore):
     def prune(self, before: int, limit: int) -> int:
         return prune_recommendations(self.driver, before, limit, self.database)
 
-    def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
-        """Read with the context itself (``user_context.cypher``): nothing more to read."""
+    def exposure(
+        self, context: UserContext, count: Callable[[str], None] | None = None
+    ) -> tuple[dict[str, tuple[int, int]], int]:
+        """Read with the context itself (``user_context.cypher``): nothing more to read (or count)."""
         return context.shown, context.lists_shown
 
     def lists_shown(self, user_id: str, in_graph: int) -> int:
@@ -314,24 +319,32 @@ class HeldExposure:
         """Rows held, summed over users."""
         return self._held
 
-    def get(self, user_id: str, version: tuple) -> ExposureRows | None:
+    def get(self, user_id: str, version: tuple, count: Callable[[str], None] | None = None) -> ExposureRows | None:
         """The rows of ``user_id`` at ``version``: those held at it, or those held with the windows kept after them
         that reach it applied (then held at it); else None (and an entry that no kept window brings to ``version`` is
-        dropped)."""
+        dropped). ``count`` is called with the outcome: ``hit``, ``applied`` (windows applied), ``stale`` (held, but
+        at a version the kept windows do not reach: read again) or ``miss`` (none held)."""
         if self.size <= 0:
             return None
         with self._lock:
             entry = self._entries.get(user_id)
             if entry is None:
-                return None
-            at, rows, windows = entry
-            if at == version:
-                self._entries.move_to_end(user_id)
-                return rows
-            reach = next((n for n, window in enumerate(windows, start=1) if window[1] == version), 0)
-            if not reach:
-                self._drop(user_id)
-                return None
+                outcome = "miss"
+            else:
+                at, rows, windows = entry
+                reach = next((n for n, window in enumerate(windows, start=1) if window[1] == version), 0)
+                if at == version:
+                    self._entries.move_to_end(user_id)
+                    outcome = "hit"
+                elif not reach:
+                    self._drop(user_id)
+                    outcome = "stale"
+                else:
+                    outcome = "applied"
+        if count is not None:
+            count(outcome)
+        if outcome != "applied":
+            return rows if outcome == "hit" else None
         for before, _, items in windows[:reach]:  # outside the lock: the writer only appends meanwhile
             rows = written_rows(rows, items, before[1:], self.max_shown, self.slack)
         with self._lock:
@@ -645,7 +658,9 @@ class SqliteImpressionStore(ImpressionStore):
                 "the file to start afresh (`kgrec load --replace` empties it)"
             )
 
-    def exposure(self, context: UserContext) -> tuple[dict[str, tuple[int, int]], int]:
+    def exposure(
+        self, context: UserContext, count: Callable[[str], None] | None = None
+    ) -> tuple[dict[str, tuple[int, int]], int]:
         """The user's version first (one row): their rows come from :attr:`held` while it is the one they were held
         at, else from the file (in the same snapshot) and are held."""
         user_id = context.user_id
@@ -653,7 +668,7 @@ class SqliteImpressionStore(ImpressionStore):
             version = db.execute(_VERSION, (user_id,)).fetchone()
             if version is None:  # no row in users: nothing was ever recorded for the user
                 return {}, 0
-            rows = self.held.get(user_id, version)
+            rows = self.held.get(user_id, version, count)
             if rows is None:
                 read = db.execute("SELECT item_id, count, list, seq FROM exposure WHERE user_id = ?", (user_id,))
                 rows = _HeldRows({sys.intern(item): (count, last, seq) for item, count, last, seq in read})

@@ -54,6 +54,15 @@ def _feedback(client: TestClient, **body: object) -> dict:
     return response.json()
 
 
+def _exposure_reads(client: TestClient) -> dict[str, float]:
+    """The exposure reads so far by what the held rows gave (``kgrec_exposure_cache_total``), those counted only."""
+    out = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("kgrec_exposure_cache_total{"):
+            out[line.split('outcome="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+    return {outcome: n for outcome, n in out.items() if n}
+
+
 def _graph_exposure(driver: Driver, user: str) -> tuple[int, int]:
     """What the graph holds of the user's exposure: (items in the arrays, listsShown), and no list node."""
     records, _, _ = driver.execute_query(
@@ -80,6 +89,8 @@ def test_the_lists_are_the_same_as_with_the_graphs_store(
                 lists.append(_items(_list(client, "u60", k=6)))
                 _flush(client)
             served[store] = lists
+            if store == "sqlite":  # read once from the file, then held: this process's windows applied to the rows
+                assert _exposure_reads(client) == {"miss": 1.0, "applied": 2.0}
     assert served["sqlite"] == served["neo4j"]
     assert not set(served["sqlite"][0]) & set(served["sqlite"][1])  # rotation did act
 

@@ -333,6 +333,7 @@ def test_held_exposure_is_the_files_through_own_and_other_writers_skips_and_clea
     plain = SqliteImpressionStore(path, max_shown=20)  # reads the file every time
     users, pool = ("u1", "u2", "u3"), ITEMS + extra
     rng = random.Random(7)
+    outcomes: list[str] = []
     for step in range(80):
         writer = held if rng.random() < 0.7 else other
         action = rng.random()
@@ -346,7 +347,10 @@ def test_held_exposure_is_the_files_through_own_and_other_writers_skips_and_clea
         else:
             writer.record_skip(rng.choice(users), rng.choice(pool), NOW + step)
         for user in users:
-            assert _exposure(held, clean_db, user) == _exposure(plain, clean_db, user), (step, user)
+            context = user_context(clean_db, user)
+            assert context is not None
+            assert held.exposure(context, outcomes.append) == plain.exposure(context), (step, user)
+    assert {"miss", "hit", "applied", "stale"} <= set(outcomes)  # own windows applied, other writers' read again
     assert len(held.held) == 3 and held.held.rows > 60  # every user held, past the bound of 20 (a tenth more kept)
     assert _miscounted(path) == []
 

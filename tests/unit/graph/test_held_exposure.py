@@ -83,3 +83,14 @@ def test_written_rows_upserts_in_order_and_cuts_back_to_the_most_recent_beyond_t
     }
     # 4 rows = bound + slack: kept
     assert len(written_rows(held, [("d", 1, 0, 1)], (2, 3), 3, 1)) == 4
+
+
+def test_each_read_counts_what_the_held_rows_gave() -> None:
+    held, outcomes = HeldExposure(100, max_shown=10), []
+    assert held.get("u", V1, outcomes.append) is None
+    held.put("u", V1, {"a": (1, 1, 1)})
+    held.get("u", V1, outcomes.append)
+    held.written("u", V1, V2, [("b", 1, 0, 1)])
+    held.get("u", V2, outcomes.append)
+    held.get("u", V3, outcomes.append)  # another process wrote: dropped
+    assert outcomes == ["miss", "hit", "applied", "stale"]
