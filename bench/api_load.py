@@ -437,16 +437,24 @@ async def closed_loop(
 _HIST = re.compile(r'^kgrec_recall_query_seconds_(sum|count)\{strategy="([^"]+)"\} ([0-9.e+-]+)$', re.M)
 _CACHE = re.compile(r'^kgrec_response_cache_total\{outcome="(hit|miss)"\} ([0-9.e+-]+)$', re.M)
 _HISTORY = re.compile(r'^kgrec_history_cache_total\{outcome="(hit|stale|miss)"\} ([0-9.e+-]+)$', re.M)
+_EXPOSURE = re.compile(r'^kgrec_exposure_cache_total\{outcome="(hit|applied|stale|miss)"\} ([0-9.e+-]+)$', re.M)
 _LISTS = re.compile(r"^kgrec_recommendation_lists_total\{[^}]*\} ([0-9.e+-]+)$", re.M)
 _DROPPED = re.compile(r'^kgrec_impressions_dropped_total\{reason="([^"]+)"\} ([0-9.e+-]+)$', re.M)
 
 
 def read_metrics() -> dict[str, dict[str, float]]:
     """Cumulative stage sums/counts, answer cache outcomes, held histories' outcomes (``history``: hit, stale,
-    miss) and the impression recorder's lists (``impressions``: ``lists`` recorded, and dropped by reason) of the API
+    miss), held exposure rows' outcomes (``exposure``: hit, applied, stale, miss) and the impression recorder's lists (``impressions``: ``lists`` recorded, and dropped by reason) of the API
     (every worker's, summed: ``kgrec serve`` counts them in one directory)."""
     text = httpx.get(f"http://127.0.0.1:{API_PORT}/metrics", timeout=10).text
-    out: dict[str, dict[str, float]] = {"sum": {}, "count": {}, "cache": {}, "history": {}, "impressions": {}}
+    out: dict[str, dict[str, float]] = {
+        "sum": {},
+        "count": {},
+        "cache": {},
+        "history": {},
+        "exposure": {},
+        "impressions": {},
+    }
     out["impressions"]["lists"] = sum(float(value) for value in _LISTS.findall(text))
     for reason, value in _DROPPED.findall(text):
         out["impressions"][f"dropped {reason}"] = float(value)
@@ -456,6 +464,8 @@ def read_metrics() -> dict[str, dict[str, float]]:
         out["cache"][outcome] = float(value)
     for outcome, value in _HISTORY.findall(text):
         out["history"][outcome] = float(value)
+    for outcome, value in _EXPOSURE.findall(text):
+        out["exposure"][outcome] = float(value)
     return out
 
 

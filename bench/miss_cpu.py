@@ -132,6 +132,18 @@ def _recorded(before: dict, after: dict) -> str:
     return f"{delta.get('lists', 0.0):.0f} lists, {dropped}"
 
 
+def exposure_reads(before: dict, after: dict) -> str:
+    """The run's exposure reads by what the workers' held rows gave (SQLite store), with the share from memory."""
+    reads = {
+        k: after["exposure"].get(k, 0.0) - before["exposure"].get(k, 0.0) for k in ("hit", "applied", "stale", "miss")
+    }
+    total = sum(reads.values())
+    if not total:
+        return "none counted"
+    held = (reads["hit"] + reads["applied"]) / total
+    return ", ".join(f"{k} {v:.0f}" for k, v in reads.items()) + f" ({100 * held:.0f}% without reading the rows)"
+
+
 def _cpu_seconds_or_none(pid: int) -> float | None:
     try:
         return cpu_seconds(pid)
@@ -227,6 +239,7 @@ def main() -> None:
                 if run["errors"] or run["refused"]:
                     console.print(f"run {n + 1}, {label}: errors {run['errors']}, refused {run['refused']}")
                 console.print(f"run {n + 1}, {label}, impressions: {_recorded(before, after)}")
+                console.print(f"run {n + 1}, {label}, exposure reads: {exposure_reads(before, after)}")
     finally:
         stop_api(api)
     console.print(table)

@@ -1,4 +1,4 @@
-"""bench.miss_cpu's per-worker CPU: whether both API workers carried a run's load or one held most connections."""
+"""bench.miss_cpu: whether both API workers carried a run's load or one held most connections, and the exposure reads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bench.miss_cpu import worker_connections, worker_cpu_seconds, worker_split
+from bench.miss_cpu import exposure_reads, worker_connections, worker_cpu_seconds, worker_split
 
 
 def test_worker_split_gives_each_workers_share_of_the_run_largest_first() -> None:
@@ -52,3 +52,10 @@ def test_worker_connections_counts_the_connections_each_child_accepted() -> None
             assert worker_connections(os.getpid(), port)[child.pid] == 1
     finally:
         child.communicate("")
+
+
+def testexposure_reads_are_the_runs_counts_with_the_share_not_read_from_the_file() -> None:
+    before = {"exposure": {"hit": 10.0, "miss": 5.0}}
+    after = {"exposure": {"hit": 40.0, "applied": 20.0, "stale": 15.0, "miss": 30.0}}
+    assert exposure_reads(before, after) == "hit 30, applied 20, stale 15, miss 25 (56% without reading the rows)"
+    assert exposure_reads(before, before) == "none counted"
