@@ -444,8 +444,9 @@ _DROPPED = re.compile(r'^kgrec_impressions_dropped_total\{reason="([^"]+)"\} ([0
 
 def read_metrics() -> dict[str, dict[str, float]]:
     """Cumulative stage sums/counts, answer cache outcomes, held histories' outcomes (``history``: hit, stale,
-    miss), held exposure rows' outcomes (``exposure``: hit, applied, stale, miss) and the impression recorder's lists (``impressions``: ``lists`` recorded, and dropped by reason) of the API
-    (every worker's, summed: ``kgrec serve`` counts them in one directory)."""
+    miss), held exposure rows' outcomes (``exposure``: hit, applied, stale, miss) and the impression recorder's lists
+    (``impressions``: ``lists`` recorded, and dropped by reason) of the API (every worker's, summed: ``kgrec serve``
+    counts them in one directory)."""
     text = httpx.get(f"http://127.0.0.1:{API_PORT}/metrics", timeout=10).text
     out: dict[str, dict[str, float]] = {
         "sum": {},
