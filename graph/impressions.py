@@ -254,14 +254,11 @@ FROM lists l WHERE shown_at >= ? GROUP BY variant ORDER BY variant
 """
 
 
-#: A user's exposure rows as held: ``{item_id: (times shown, list number when last shown, seq)}``.
-ExposureRows = dict[str, tuple[int, int, int]]
-
-
-class _HeldRows(dict):
-    """A user's :data:`ExposureRows` as :class:`HeldExposure` holds them, with what :meth:`SqliteImpressionStore.
-    exposure` gives of them (``view``: the ``max_shown`` most recent as ``{item_id: (times shown, list number)}``),
-    computed by the first read that needs it (550 rows' sort and copy cost about 0.4 ms of a miss)."""
+class ExposureRows(dict):
+    """A user's exposure rows as :class:`HeldExposure` holds them, ``{item_id: (times shown, list number when last
+    shown, seq)}``, with what :meth:`SqliteImpressionStore.exposure` gives of them (``view``: the ``max_shown`` most
+    recent as ``{item_id: (times shown, list number)}``), computed by the first read that needs it (550 rows' sort
+    and copy cost about 0.4 ms of a miss)."""
 
     __slots__ = ("view",)
 
@@ -274,12 +271,15 @@ class _HeldRows(dict):
 #: SqliteImpressionStore.clear`), the user's ``lists_shown`` and ``seq``. Every change of a user's rows changes it: a
 #: list written adds to ``lists_shown`` (and to ``seq`` with each item), a skip adds to ``seq``, a clear renews the
 #: generation.
-_VERSION = "SELECT (SELECT value FROM meta WHERE key = 'generation'), lists_shown, seq FROM users WHERE user_id = ?"
+_GENERATION = "(SELECT value FROM meta WHERE key = 'generation')"
+_VERSION = f"SELECT {_GENERATION}, lists_shown, seq FROM users WHERE user_id = ?"
 
 
 #: A window :meth:`SqliteImpressionStore.write` wrote for a user: their version before it, after it, and its items
 #: (oldest first: id, times shown, last shown, list number within the window).
 Window = tuple[tuple, tuple, Sequence[tuple[str, int, int, int]]]
+#: A window as :meth:`SqliteImpressionStore._expose` returns it: the user's id, then the :data:`Window`.
+_Written = tuple[str, tuple, tuple, Sequence[tuple[str, int, int, int]]]
 
 
 class HeldExposure:
@@ -332,15 +332,14 @@ class HeldExposure:
                 outcome = "miss"
             else:
                 at, rows, windows = entry
-                reach = next((n for n, window in enumerate(windows, start=1) if window[1] == version), 0)
                 if at == version:
                     self._entries.move_to_end(user_id)
                     outcome = "hit"
-                elif not reach:
-                    self._drop(user_id)
-                    outcome = "stale"
                 else:
-                    outcome = "applied"
+                    reach = next((n for n, window in enumerate(windows, start=1) if window[1] == version), 0)
+                    outcome = "applied" if reach else "stale"
+                    if not reach:
+                        self._drop(user_id)
         if count is not None:
             count(outcome)
         if outcome != "applied":
@@ -407,14 +406,14 @@ def written_rows(
     shown, last shown, list number within the window) upserted with its count added, its list number and ``seq``
     set, then, over ``max_shown + slack`` rows, all but the ``max_shown`` of the highest ``seq`` forgotten
     (``_TRIM``)."""
-    rows = _HeldRows(held)
+    rows = ExposureRows(held)
     before, seq = known
     for n, (item_id, count, _, number) in enumerate(items, start=1):
         old = rows.get(item_id)
         rows[item_id] = ((old[0] if old is not None else 0) + count, before + number, seq + n)
     if seq + len(items) > max_shown and len(rows) > max_shown + slack:
         cut = sorted(row[2] for row in rows.values())[-max_shown]
-        rows = _HeldRows({item: row for item, row in rows.items() if row[2] >= cut})
+        rows = ExposureRows({item: row for item, row in rows.items() if row[2] >= cut})
     return rows
 
 
@@ -493,7 +492,7 @@ class SqliteImpressionStore(ImpressionStore):
         pure Python of up to a millisecond, which a waiting request sat through (the lock changes hands on its own only
         every ``sys.getswitchinterval()``, 5 ms)."""
         started = time.perf_counter()
-        written: list[tuple[str, tuple, tuple, list[tuple[str, int, int, int]]]] = []
+        written: list[_Written] = []
         with self._transaction("write impressions") as db:
             db.executemany(
                 "INSERT OR IGNORE INTO lists VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -519,7 +518,7 @@ class SqliteImpressionStore(ImpressionStore):
 
     def _expose(
         self, db: sqlite3.Connection, users: Sequence[tuple[str, int, list[tuple[str, int, int, int]]]]
-    ) -> list[tuple[str, tuple, tuple, list[tuple[str, int, int, int]]]]:
+    ) -> list[_Written]:
         """Add the users' exposure (:class:`graph.writers.ImpressionBatch` ``users``) in a few statements for all of
         them: their counters read at once, every (user, item) upserted by one ``executemany``, the counters written by
         another, and the exposure cut back to ``max_shown`` items for the users who now hold more than ``max_shown +
@@ -558,7 +557,7 @@ class SqliteImpressionStore(ImpressionStore):
             db.executemany(_TRIM, over)
         if not len(self.held):
             return []
-        (generation,) = db.execute("SELECT (SELECT value FROM meta WHERE key = 'generation')").fetchone()
+        (generation,) = db.execute(f"SELECT {_GENERATION}").fetchone()
         return [
             (user_id, (generation, *known.get(user_id, (0, 0))), (generation, *counter[1:]), items)
             for (user_id, _, items), counter in zip(users, counters, strict=True)
@@ -671,13 +670,11 @@ class SqliteImpressionStore(ImpressionStore):
             rows = self.held.get(user_id, version, count)
             if rows is None:
                 read = db.execute("SELECT item_id, count, list, seq FROM exposure WHERE user_id = ?", (user_id,))
-                rows = _HeldRows({sys.intern(item): (count, last, seq) for item, count, last, seq in read})
+                rows = ExposureRows({sys.intern(item): (count, last, seq) for item, count, last, seq in read})
                 self.held.put(user_id, version, rows)
-        view = rows.view if isinstance(rows, _HeldRows) else None
+        view = rows.view
         if view is None:
-            view = self._view(rows)
-            if isinstance(rows, _HeldRows):
-                rows.view = view  # (two readers may both compute it: the same dict)
+            view = rows.view = self._view(rows)  # (two readers may both compute it: the same dict)
         seen = context.columns.seen
         return (view if seen.isdisjoint(view) else {i: v for i, v in view.items() if i not in seen}), version[1]
 

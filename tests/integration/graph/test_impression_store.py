@@ -45,6 +45,14 @@ def _world(driver: Driver) -> None:
     write_interactions(writer, [InteractionRow(user_id="u1", item_id="i5", rating=5.0, timestamp=NOW)])
 
 
+def _world_with_more_items(driver: Driver) -> list[str]:
+    """:func:`_world` and 30 more items (``j00`` to ``j29``, returned): more than a bound of 20 holds."""
+    _world(driver)
+    extra = [f"j{n:02d}" for n in range(30)]
+    write_items(BatchWriter(driver), [ItemRow(item_id=i) for i in extra])
+    return extra
+
+
 def _rows(lists: list[tuple[str, str | None, str, list[str]]], at: int = NOW) -> list[dict[str, object]]:
     return [
         {"recommendation_id": r, "user_id": u, "variant": v, "model_version": "m", "shown_at": at, "item_ids": i}
@@ -189,9 +197,7 @@ def test_a_new_store_on_the_same_file_sees_what_was_written(clean_db: Driver, tm
 def test_the_file_keeps_a_tenth_more_rows_and_gives_the_graphs_most_recent_items(
     clean_db: Driver, tmp_path: Path
 ) -> None:
-    _world(clean_db)
-    extra = [f"j{n:02d}" for n in range(30)]
-    write_items(BatchWriter(clean_db), [ItemRow(item_id=i) for i in extra])
+    extra = _world_with_more_items(clean_db)
     graph, sqlite = Neo4jImpressionStore(clean_db, max_shown=20), SqliteImpressionStore(tmp_path / "s.db", max_shown=20)
     assert sqlite.slack == 2
     with sqlite3.connect(sqlite.path) as db:
@@ -324,9 +330,7 @@ def _version(path: Path, user_id: str) -> tuple | None:
 def test_held_exposure_is_the_files_through_own_and_other_writers_skips_and_clears(
     clean_db: Driver, tmp_path: Path
 ) -> None:
-    _world(clean_db)
-    extra = [f"j{n:02d}" for n in range(30)]
-    write_items(BatchWriter(clean_db), [ItemRow(item_id=i) for i in extra])
+    extra = _world_with_more_items(clean_db)
     path = tmp_path / "held.sqlite3"
     held = SqliteImpressionStore(path, max_shown=20, held_rows=10_000)
     other = SqliteImpressionStore(path, max_shown=20)  # another worker on the file
