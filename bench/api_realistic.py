@@ -8,7 +8,9 @@ active users ask most often, as the warm set assumes), and a share (``--post-sha
 ``POST /interactions`` of such a user with a random item, which makes that user's next list a miss. Printed beside
 the targets (p99 ≤ 100 ms, no errors): p50/p99 of reads, of writes and of all requests, errors, refusals, the cache
 hit ratio and the mean time of each stage (the API's /metrics, summed over workers), the CPU the API's processes
-(with ``--api-workers N``, the supervisor and each worker: a socket each) and Neo4j used during the loop.
+(with ``--api-workers N``, the supervisor and each worker: a socket each), Neo4j and the load generator used during
+the loop, and the machine's busy, idle and stolen core seconds (/proc/stat: idle seconds beside a saturated API process
+say that one interpreter, not the cores, is the bound; stolen ones that the hypervisor slowed the run down).
 
 Each simulated user is a client of its own, as the API tells clients apart: its reads carry no API key (reads do not
 need one) and come from an address of its own (``X-Forwarded-For``, which uvicorn takes from the local load
@@ -62,6 +64,23 @@ def cpu_seconds(pid: int | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def machine_cpu() -> dict[str, float] | None:
+    """The machine's CPU seconds so far, summed over its cores (/proc/stat's first line): ``busy`` (user, nice,
+    system, irq, softirq), ``idle`` (idle and iowait) and ``steal`` (time the hypervisor gave this machine's virtual
+    cores to others: a run with much of it ran slower than its CPU figures say). None when it cannot be read."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return {
+        "busy": (user + nice + system + irq + softirq) / tick,
+        "idle": (idle + iowait) / tick,
+        "steal": steal / tick,
+    }
 
 
 def process_tree(pid: int | None) -> list[int]:
@@ -267,12 +286,19 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         before = read_metrics()
         neo4j_pid = launcher.status(settings).pid
         cpu_before = {pid: cpu_seconds(pid) for pid in [neo4j_pid, *api_pids]}
+        machine_before, client_before = machine_cpu(), time.process_time()
         console.print(
             f"(h) realistic: {args.rate:.0f} requests/s for {args.duration:.0f} s, {100 * args.post_share:.0f}% "
             f"POST /interactions, users Zipf({args.zipf:g}) by activity …"
         )
         run = asyncio.run(realistic_loop(api_port, key, users, items, args))
         cpu_after = {pid: cpu_seconds(pid) for pid in cpu_before}
+        machine_after, run["client_cpu_s"] = machine_cpu(), time.process_time() - client_before
+        run["machine_cpu_s"] = (
+            None
+            if machine_before is None or machine_after is None
+            else {kind: machine_after[kind] - machine_before[kind] for kind in machine_after}
+        )
         api_memory["after"] = largest_memory(api_pids)
         after = read_metrics()
         run["cache_hit_ratio"] = hit_ratio(before, after)
@@ -335,6 +361,13 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
     if len(run["api_process_cpu_s"]) > 1:
         each = ", ".join("?" if s is None else f"{s:.1f}" for s in run["api_process_cpu_s"])
         table.caption += f" (by process, the supervisor first: {each} s)"
+    table.caption += f"; the load generator's CPU {run['client_cpu_s']:.1f} s"
+    machine = run["machine_cpu_s"]
+    if machine is not None:
+        table.caption += (
+            f"; the machine's cores: {machine['busy']:.1f} s busy, {machine['idle']:.1f} s idle, "
+            f"{machine['steal']:.1f} s stolen by the hypervisor"
+        )
     Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
     stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
     stage_table.add_column("stage")

@@ -12,7 +12,7 @@ import numpy as np
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.limits import ClientIds
-from bench.api_realistic import client_address, process_tree, zipf_cdf
+from bench.api_realistic import client_address, machine_cpu, process_tree, zipf_cdf
 
 
 def test_zipf_cdf_puts_the_most_active_users_first() -> None:
@@ -69,3 +69,16 @@ def test_process_tree_finds_the_workers_of_a_supervisor() -> None:
         for pid in process_tree(parent.pid)[::-1]:
             os.kill(pid, 9)
         parent.wait()
+
+
+def test_the_machine_cpu_counts_this_process_busy_work() -> None:
+    """The run's machine accounting: a quarter second of this process's CPU shows in the machine's busy seconds,
+    and no kind of second runs backwards."""
+    before = machine_cpu()
+    started = time.process_time()
+    while time.process_time() - started < 0.25:
+        pass
+    after = machine_cpu()
+    assert before is not None and after is not None and set(after) == {"busy", "idle", "steal"}
+    assert all(after[kind] >= before[kind] for kind in after)
+    assert after["busy"] - before["busy"] >= 0.2
