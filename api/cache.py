@@ -4,16 +4,24 @@ interaction fingerprint (:func:`graph.reads.user_fingerprint`); and the users' h
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import sqlite3
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from api.metrics import Metrics
 from api.schemas import RecommendationsResponse
 from graph.reads import HeldHistory, Interaction, written_interaction
 from graph.writers import InteractionOutcome
 from schema.rows import InteractionRow
+
+log = logging.getLogger(__name__)
 
 
 class Answer:
@@ -24,15 +32,37 @@ class Answer:
         response: The full answer (its items are the cached pool, best first).
     """
 
-    __slots__ = ("response", "_head", "_items", "item_ids")
+    __slots__ = ("_response", "_head", "_items", "item_ids")
 
     def __init__(self, response: RecommendationsResponse) -> None:
-        self.response = response
+        self._response: RecommendationsResponse | None = response
         # b'{"user_id":..,"degraded":false,"variant":"default"}': the recommendation id and the items are joined in
         head = response.model_dump_json(exclude={"items", "recommendation_id"}).encode()
         self._head = head[:-1] + b',"recommendation_id":"'
         self._items = [item.model_dump_json().encode() for item in response.items]
         self.item_ids = [item.item_id for item in response.items]
+
+    @classmethod
+    def of_parts(cls, head: bytes, items: bytes, item_ids: str) -> Answer:
+        """The answer whose :meth:`parts` these are (its response is read from its JSON when first asked for)."""
+        answer = cls.__new__(cls)
+        answer._response = None
+        answer._head = head
+        answer._items = items.split(b"\n") if items else []
+        answer.item_ids = json.loads(item_ids)
+        return answer
+
+    def parts(self) -> tuple[bytes, bytes, str]:
+        """The rendered head, the rendered items (one a line: JSON escapes line breaks inside its strings) and the
+        item ids as JSON: what :meth:`of_parts` takes back."""
+        return self._head, b"\n".join(self._items), json.dumps(self.item_ids)
+
+    @property
+    def response(self) -> RecommendationsResponse:
+        """The full answer (for an answer read back from its parts, parsed from its JSON once)."""
+        if self._response is None:
+            self._response = RecommendationsResponse.model_validate_json(self.json(len(self._items)))
+        return self._response
 
     def first(self, k: int, recommendation_id: str = "") -> RecommendationsResponse:
         """The answer cut to its first ``k`` items, with ``recommendation_id``."""
@@ -46,6 +76,153 @@ class Answer:
         return self._head + recommendation_id.encode() + b'","items":[' + b",".join(self._items[:k]) + b"]}"
 
 
+_SHARED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key BLOB PRIMARY KEY, user_id TEXT NOT NULL, stored REAL NOT NULL, head BLOB NOT NULL, items BLOB NOT NULL,
+    item_ids TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_user ON answers (user_id, stored);
+CREATE INDEX IF NOT EXISTS answers_stored ON answers (stored);
+"""
+
+
+class SharedAnswers:
+    """The answers the worker processes of one ``kgrec serve --workers N`` share: a SQLite file in the directory that
+    serve gives them (:func:`api.workers.shared_answers_path`), so that a list one worker computed is a hit in the
+    others (each worker otherwise holds only what it computed, and a user's requests reach any worker).
+
+    A key is the digest of the :class:`ResponseCache` key, whose parts are the same in every worker for the same
+    request, user state, catalogue (a digest of it, :mod:`api.catalogue`) and model version; the file is new with each
+    ``kgrec serve`` and removed with it, so it never serves another run's answers. Rows older than ``ttl`` are not
+    read and are deleted now and then with the oldest beyond ``size``. It is a cache: a statement that fails (a
+    locked or broken file) is counted and logged, and the request goes on as a miss, or without sharing its answer.
+
+    Args:
+        path: The file (created).
+        ttl: Seconds an answer is reused (``KGREC_RESPONSE_CACHE_SECONDS``, as in each worker).
+        size: Most answers kept (``KGREC_RESPONSE_CACHE_SIZE``).
+        metrics: Counts each read and write by outcome (``kgrec_shared_answers_total``).
+        busy_seconds: Longest a statement waits for another worker's write.
+    """
+
+    #: Writes between two sweeps of the expired and surplus rows.
+    SWEEP_EVERY = 512
+
+    def __init__(
+        self, path: Path, ttl: float, size: int, metrics: Metrics | None = None, busy_seconds: float = 0.1
+    ) -> None:
+        self.path = Path(path)
+        self.ttl = ttl
+        self.size = size
+        self.metrics = metrics
+        self.busy_seconds = busy_seconds
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._writes = 0
+        self._warned = False
+        with self._errors("create"):
+            self._db().executescript(_SHARED_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=OFF")  # a cache: a crash may lose the last answers, nothing else
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @staticmethod
+    def digest(key: tuple) -> bytes:
+        """The file's key of a :class:`ResponseCache` key (its parts are strings, numbers and tuples of them: their
+        ``repr`` is the same in every worker)."""
+        return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()
+
+    def get(self, key: tuple) -> tuple[float, Answer, str] | None:
+        """``(age in seconds, answer, user id)`` of the answer stored under ``key`` within ``ttl``, else None."""
+        row = None
+        with self._errors("read"):
+            row = (
+                self._db()
+                .execute(
+                    "SELECT stored, head, items, item_ids, user_id FROM answers WHERE key = ? AND stored >= ?",
+                    (self.digest(key), time.time() - self.ttl),
+                )
+                .fetchone()
+            )
+        self._count("hit" if row is not None else "miss")
+        if row is None:
+            return None
+        stored, head, items, item_ids, user_id = row
+        return max(0.0, time.time() - stored), Answer.of_parts(head, items, item_ids), user_id
+
+    def holds(self, user_id: str) -> bool:
+        """Whether some answer for ``user_id`` is stored within ``ttl``."""
+        with self._errors("read"):
+            return (
+                self._db()
+                .execute(
+                    "SELECT 1 FROM answers WHERE user_id = ? AND stored >= ? LIMIT 1", (user_id, time.time() - self.ttl)
+                )
+                .fetchone()
+                is not None
+            )
+        return False
+
+    def put(self, key: tuple, answer: Answer, user_id: str) -> None:
+        """Store ``answer`` under ``key`` (one short write transaction; a sweep every :attr:`SWEEP_EVERY` writes)."""
+        with self._lock:
+            self._writes += 1
+            sweep = self._writes % self.SWEEP_EVERY == 0
+        with self._errors("write"):
+            db = self._db()
+            db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+                (self.digest(key), user_id, time.time(), *answer.parts()),
+            )
+            self._count("stored")
+            if sweep:
+                self.sweep()
+
+    def sweep(self) -> int:
+        """Delete the rows older than ``ttl`` and the oldest beyond ``size``; returns how many went."""
+        with self._errors("sweep"):
+            db = self._db()
+            gone = db.execute("DELETE FROM answers WHERE stored < ?", (time.time() - self.ttl,)).rowcount
+            gone += db.execute(
+                "DELETE FROM answers WHERE key IN (SELECT key FROM answers ORDER BY stored DESC LIMIT -1 OFFSET ?)",
+                (self.size,),
+            ).rowcount
+            return gone
+        return 0
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.shared_answers.labels(outcome).inc()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """A failing statement is counted (``failed``) and logged once a process; the caller goes on without it."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            self._count("failed")
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "shared answers: %s of %s failed (%s); this request goes on without them", what, self.path, exc
+                )
+
+
 class ResponseCache:
     """Answers (model and graph path), keyed by the request *and the user's interaction fingerprint as just read*.
 
@@ -55,18 +232,24 @@ class ResponseCache:
     that cannot be a hit (:meth:`may_hold` is False) skips the fingerprint read and goes straight to the computation.
     """
 
-    def __init__(self, size: int, ttl: float, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, size: int, ttl: float, metrics: Metrics | None = None, shared: SharedAnswers | None = None
+    ) -> None:
         self.size = size if ttl > 0 else 0
         self.ttl = ttl
         self.metrics = metrics
+        #: The answers of the other workers of this `kgrec serve` (None: this process's own only).
+        self.shared = shared if self.size > 0 else None
         self._entries: OrderedDict[tuple, tuple[float, Answer, str]] = OrderedDict()
         self._users: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def may_hold(self, user_id: str) -> bool:
-        """Whether some answer for ``user_id`` is held (it may be stale or for other options): False means that
-        any lookup for this user now is a miss."""
-        return self.size > 0 and self._users.get(user_id, 0) > 0
+        """Whether some answer for ``user_id`` is held, here or by another worker (it may be stale or for other
+        options): False means that any lookup for this user now is a miss."""
+        if self.size <= 0:
+            return False
+        return self._users.get(user_id, 0) > 0 or (self.shared is not None and self.shared.holds(user_id))
 
     def get(self, key: tuple) -> Answer | None:
         if self.size <= 0:
@@ -81,18 +264,29 @@ class ResponseCache:
                 hit = None
                 if entry is not None:
                     self._drop(key)
+        if hit is None and self.shared is not None:
+            found = self.shared.get(key)
+            if found is not None:  # held here for what is left of its time
+                age, hit, user_id = found
+                self._hold(key, now - age, hit, user_id)
         if self.metrics is not None:
             self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
         return hit
 
     def put(self, key: tuple, value: Answer, user_id: str) -> None:
-        """Hold ``value`` under ``key`` (an answer for ``user_id``)."""
+        """Hold ``value`` under ``key`` (an answer for ``user_id``), and offer it to the other workers."""
         if self.size <= 0:
             return
+        self._hold(key, time.monotonic(), value, user_id)
+        if self.shared is not None:
+            self.shared.put(key, value, user_id)
+
+    def _hold(self, key: tuple, stored: float, value: Answer, user_id: str) -> None:
+        """Hold ``value`` under ``key`` as stored at monotonic time ``stored``."""
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = (time.monotonic(), value, user_id)
+            self._entries[key] = (stored, value, user_id)
             self._users[user_id] += 1
             while len(self._entries) > self.size:
                 self._drop(next(iter(self._entries)))
@@ -227,4 +421,4 @@ class HeldHistories:
         self._held -= len(history.columns)
 
 
-__all__ = ["Answer", "HeldHistories", "ResponseCache"]
+__all__ = ["Answer", "HeldHistories", "ResponseCache", "SharedAnswers"]

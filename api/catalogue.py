@@ -14,15 +14,19 @@ Availability is enforced twice, once per kind of ranking:
   the model picked (hidden in another process since the last read), the model path picks again from what the graph
   kept. When Neo4j is away, the last set read serves the degraded answers.
 
-Cached answers: :meth:`Catalogue.revision` changes whenever the set of unavailable items changes (a hide, an
-expiry, a window opening) or an item is added, and it is part of every answer cache key, so no cached list outlives a
-change. Filtering cached lists at serve time instead would re-render every hit and return short lists; a revision
-costs one recomputation per user after a catalogue change, which is rare next to reads, and nothing while the
-catalogue does not change (revision 0 and an empty set when nothing is restricted: the read path is unchanged).
+Cached answers: the catalogue's revision (:meth:`Catalogue.state`) changes whenever the set of unavailable items
+changes (a hide, an expiry, a window opening) or an item is added, and it is part of every answer cache key, so no
+cached list outlives a change. Filtering cached lists at serve time instead would re-render every hit and return short
+lists; a revision costs one recomputation per user after a catalogue change, which is rare next to reads, and nothing
+while the catalogue does not change (an empty set when nothing is restricted: the read path is unchanged). The revision
+is a digest of the two sets, not a count of changes, so processes that read the same catalogue name it alike and can
+share answers (:class:`api.cache.SharedAnswers`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -70,7 +74,7 @@ class Catalogue:
         self._lock = threading.Lock()
         self._refresh = Refresh(refresh_seconds)
         self._items: dict[str, Restriction] = {}
-        self._revision = 0
+        self._revision = _digest(frozenset(), ())
         self._unavailable: frozenset[str] = frozenset()
         self._added: tuple[str, ...] = ()
         self._valid_until = float("inf")  # the next window bound after which the unavailable set changes
@@ -115,11 +119,10 @@ class Catalogue:
         ]
         self._valid_until = min(bounds, default=float("inf"))
         if not self._computed or unavailable != self._unavailable or added != self._added:
-            if self._computed:
-                self._revision += 1
+            self._revision = _digest(unavailable, added)
             self._unavailable, self._added, self._computed = unavailable, added, True
 
-    def state(self) -> tuple[int, frozenset[str], tuple[str, ...]]:
+    def state(self) -> tuple[str, frozenset[str], tuple[str, ...]]:
         """``(revision, unavailable, added)`` now: the answer cache's catalogue revision, the ids of the items that
         may not be recommended now, and the ids of the items added through the API, most recent first (refreshing
         first when due)."""
@@ -217,6 +220,12 @@ def patch_item(driver: Driver, item_id: str, body: ItemPatch, catalogue: Catalog
             catalogue,
         )
     return _out(item_id, existing.title, existing.hidden, existing.available_from, existing.available_until, catalogue)
+
+
+def _digest(unavailable: frozenset[str], added: tuple[str, ...]) -> str:
+    """The catalogue revision of these sets: the same in every process that reads them (module docstring)."""
+    text = json.dumps([sorted(unavailable), list(added)])
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def _merged_tags(body: ItemIn) -> dict[str, float]:

@@ -80,6 +80,14 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.shared_answers = Counter(
+            "kgrec_shared_answers",
+            "The answers the workers of one `kgrec serve --workers N` share (KGREC_SHARED_ANSWERS), by outcome: hit (an "
+            "answer another worker computed), miss, stored, failed (a statement of the shared file failed: the request "
+            "went on without it).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.explain_fallbacks = Counter(
             "kgrec_explain_fallbacks",
             "Model-path answers whose shown items the graph did not all confirm (the candidates were then explained).",

@@ -146,6 +146,13 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Longest a cached answer is reused (bounds how stale other users' paths can be).",
     )
+    shared_answers: bool = Field(
+        True,
+        description="With `kgrec serve --workers N`, the workers share their computed answers through a SQLite file "
+        "in the directory serve gives them (created and removed with it), so that an answer one worker computed is a "
+        "hit in the others; a lookup a worker cannot answer costs one indexed read of the file. One process: no "
+        "effect.",
+    )
     history_cache_size: int = Field(
         500_000,
         ge=0,

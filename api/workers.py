@@ -60,6 +60,13 @@ def workers_warmed() -> tuple[int, int] | None:
     return live, workers
 
 
+def shared_answers_path() -> Path | None:
+    """The file in which the workers of this `kgrec serve` share their answers (:class:`api.cache.SharedAnswers`), or
+    None when this process serves alone."""
+    shared = _shared()
+    return None if shared is None else shared[0] / "answers.sqlite3"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -70,4 +77,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["WORKERS_DIR_ENV", "WORKERS_ENV", "mark_when_warmed", "workers_warmed"]
+__all__ = ["WORKERS_DIR_ENV", "WORKERS_ENV", "mark_when_warmed", "shared_answers_path", "workers_warmed"]

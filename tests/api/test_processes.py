@@ -185,3 +185,72 @@ def _ready(client: TestClient, until: Callable[[httpx.Response], bool]) -> httpx
             return response
         time.sleep(0.05)
     return response
+
+
+def _shared(client: TestClient, outcome: str) -> float:
+    found = re.search(rf'kgrec_shared_answers_total{{outcome="{outcome}"}} (\S+)', client.get("/metrics").text)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_workers_of_one_serve_share_their_answers_and_an_interaction_reaches_both(
+    artifacts: Path,
+    neo4j_settings: Neo4jSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    share: bool,
+) -> None:
+    """As under `kgrec serve --workers 2` (their shared directory and count): a list one worker computed is the other's
+    hit, the same bytes apart from its recommendation id; after an interaction written through one, the other computes
+    the new list, which is then the first's hit. With KGREC_SHARED_ANSWERS=false each computes its own."""
+    monkeypatch.setenv("KGREC_SERVE_WORKERS_DIR", str(tmp_path))
+    monkeypatch.setenv("KGREC_SERVE_WORKERS", "2")
+    settings = model_settings(artifacts, impressions=False, shared_answers=share)
+    user = "u12"
+
+    def body(client: TestClient) -> dict:
+        response = client.get(f"/users/{user}/recommendations", params={"k": 10})
+        assert response.status_code == 200, response.text
+        return {**response.json(), "recommendation_id": None}
+
+    with (
+        TestClient(create_app(settings, neo4j_settings)) as one,
+        TestClient(create_app(settings, neo4j_settings)) as two,
+    ):
+        first = body(one)
+        assert body(two) == first
+        assert (_cache(two, "hit"), _cache(two, "miss")) == ((1.0, 0.0) if share else (0.0, 1.0))
+        assert _shared(two, "hit") == (1.0 if share else 0.0) and (tmp_path / "answers.sqlite3").exists() == share
+        top = first["items"][0]["item_id"]
+        posted = two.post("/interactions", json={"user_id": user, "item_id": top, "rating": 5.0}, headers=KEY)
+        assert posted.status_code in (200, 201), posted.text
+        try:
+            after = body(one)  # the fingerprint moved: a miss in `one` (and in the file)
+            assert top not in [i["item_id"] for i in after["items"]] and len(after["items"]) == 10
+            assert _cache(one, "miss") == 2.0
+            assert body(two) == after and _cache(two, "hit") == (2.0 if share else 0.0)
+        finally:
+            one.app.state.recommender.driver.execute_query(
+                "MATCH (:User {userId: $u})-[r:INTERACTED]->(:Item {itemId: $i}) DELETE r", u=user, i=top
+            )
+
+
+def test_workers_name_the_same_catalogue_alike_whatever_changes_each_saw(
+    artifacts: Path, neo4j_settings: Neo4jSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalogue's part of a key is a digest of what it holds, not a count of the changes a worker saw: one worker
+    saw an item hidden and shown again, the other saw neither, and the list the first computes is the second's hit."""
+    monkeypatch.setenv("KGREC_SERVE_WORKERS_DIR", str(tmp_path))
+    monkeypatch.setenv("KGREC_SERVE_WORKERS", "2")
+    settings = model_settings(artifacts, impressions=False)
+    user = "u14"
+    with (
+        TestClient(create_app(settings, neo4j_settings)) as one,
+        TestClient(create_app(settings, neo4j_settings)) as two,
+    ):
+        item = _ids(one, "u15")[0]
+        assert one.patch(f"/items/{item}", json={"hidden": True}, headers=KEY).status_code == 200
+        assert item not in _ids(one, "u15")
+        assert one.patch(f"/items/{item}", json={"hidden": False}, headers=KEY).status_code == 200
+        shown = _ids(one, user)  # computed by `one` after both changes
+        assert _ids(two, user) == shown and _shared(two, "hit") == 1.0 and _cache(two, "miss") == 0.0
