@@ -95,7 +95,8 @@ class SharedAnswers:
     request, user state, catalogue (a digest of it, :mod:`api.catalogue`) and model version; the file is new with each
     ``kgrec serve`` and removed with it, so it never serves another run's answers. Rows older than ``ttl`` are not
     read and are deleted now and then with the oldest beyond ``size``. It is a cache: a statement that fails (a
-    locked or broken file) is counted and logged, and the request goes on as a miss, or without sharing its answer.
+    locked or broken file) is counted and logged, and the request goes on as a miss, or without sharing its answer; a
+    file that cannot be created or opened leaves it off (:attr:`enabled`), the worker keeping its own answers only.
 
     Args:
         path: The file (created).
@@ -121,15 +122,22 @@ class SharedAnswers:
         self._lock = threading.Lock()
         self._writes = 0
         self._warned = False
+        #: False when the file could not be created or opened: the workers then keep their own answers only.
+        self.enabled = False
         with self._errors("create"):
             self._db().executescript(_SHARED_SCHEMA)
+            self.enabled = True
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=self.busy_seconds, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")  # a cache: a crash may lose the last answers, nothing else
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=OFF")  # a cache: a crash may lose the last answers, nothing else
+            except sqlite3.Error:
+                db.close()
+                raise
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -239,7 +247,7 @@ class ResponseCache:
         self.ttl = ttl
         self.metrics = metrics
         #: The answers of the other workers of this `kgrec serve` (None: this process's own only).
-        self.shared = shared if self.size > 0 else None
+        self.shared = shared if self.size > 0 and shared is not None and shared.enabled else None
         self._entries: OrderedDict[tuple, tuple[float, Answer, str]] = OrderedDict()
         self._users: Counter[str] = Counter()
         self._lock = threading.Lock()
