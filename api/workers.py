@@ -1,10 +1,12 @@
-"""Readiness of several worker processes behind one port (``kgrec serve --workers N``).
+"""Readiness of several worker processes behind one port (``kgrec serve --workers N``), and the file in which they
+share their answers.
 
 Each worker warms its own answer cache; a load balancer's ``/ready`` probe reaches whichever worker accepts it. So
 that ``/ready`` turns 200 only when every worker serves hits, ``kgrec serve`` names a directory shared by the workers
 (``KGREC_SERVE_WORKERS_DIR``) and their number (``KGREC_SERVE_WORKERS``); each worker leaves a ``warmed-<pid>-<random>`` mark
 there once warm, and any worker answers ``/ready`` 200 only when N live workers have marked. Without these variables
-(one process, or processes on ports of their own behind a proxy) each process answers for itself.
+(one process, or processes on ports of their own behind a proxy) each process answers for itself. The same directory
+holds the SQLite file of the answers the workers share (:func:`shared_answers_path`, :class:`api.cache.SharedAnswers`).
 """
 
 from __future__ import annotations
