@@ -151,8 +151,8 @@ class SharedAnswers:
 
     def get(self, key: tuple) -> tuple[float, Answer, str] | None:
         """``(age in seconds, answer, user id)`` of the answer stored under ``key`` within ``ttl``, else None."""
-        row = None
-        with self._errors("read"):
+        row, read = None, False
+        with self._errors("read"):  # a read that fails is counted as failed, not as a miss
             row = (
                 self._db()
                 .execute(
@@ -161,7 +161,9 @@ class SharedAnswers:
                 )
                 .fetchone()
             )
-        self._count("hit" if row is not None else "miss")
+            read = True
+        if read:
+            self._count("hit" if row is not None else "miss")
         if row is None:
             return None
         stored, head, items, item_ids, user_id = row

@@ -100,8 +100,11 @@ def test_a_statement_that_fails_is_counted_and_the_request_goes_on(tmp_path: Pat
     other.execute("BEGIN EXCLUSIVE")  # another worker holding the file's locks longer than the wait
     answer = _answer("u1")
     cache.put(("u1", 1), answer, "u1")  # its write fails: held here all the same
-    assert cache.get(("u1", 1)) is answer and _count(metrics, "failed") >= 1 and _count(metrics, "stored") == 0
+    assert cache.get(("u1", 1)) is answer and _count(metrics, "failed") == 1 and _count(metrics, "stored") == 0
+    assert cache.get(("u2", 1)) is None and _count(metrics, "miss") == 1  # a reader still reads in WAL mode
     other.execute("ROLLBACK")
-    other.close()
     cache.put(("u1", 2), answer, "u1")
     assert _count(metrics, "stored") == 1
+    other.execute("DROP TABLE answers")  # a read that fails is a failure, not a miss
+    assert cache.get(("u3", 1)) is None and _count(metrics, "miss") == 1 and _count(metrics, "failed") == 2
+    other.close()
