@@ -242,14 +242,16 @@ class ResponseCache:
     that cannot be a hit (:meth:`may_hold` is False) skips the fingerprint read and goes straight to the computation.
     """
 
-    def __init__(
-        self, size: int, ttl: float, metrics: Metrics | None = None, shared: SharedAnswers | None = None
-    ) -> None:
+    def __init__(self, size: int, ttl: float, metrics: Metrics | None = None, shared: Path | None = None) -> None:
         self.size = size if ttl > 0 else 0
         self.ttl = ttl
         self.metrics = metrics
-        #: The answers of the other workers of this `kgrec serve` (None: this process's own only).
-        self.shared = shared if self.size > 0 and shared is not None and shared.enabled else None
+        #: The answers of the other workers of this `kgrec serve`, in the file ``shared`` (None: without one, with the
+        #: cache off, or when the file cannot be opened: this process's own only).
+        self.shared = SharedAnswers(shared, ttl, self.size, metrics) if shared is not None and self.size > 0 else None
+        if self.shared is not None and not self.shared.enabled:
+            self.shared.close()
+            self.shared = None
         self._entries: OrderedDict[tuple, tuple[float, Answer, str]] = OrderedDict()
         self._users: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -290,6 +292,11 @@ class ResponseCache:
         self._hold(key, time.monotonic(), value, user_id)
         if self.shared is not None:
             self.shared.put(key, value, user_id)
+
+    def close(self) -> None:
+        """Close the shared file's connections (the app's shutdown)."""
+        if self.shared is not None:
+            self.shared.close()
 
     def _hold(self, key: tuple, stored: float, value: Answer, user_id: str) -> None:
         """Hold ``value`` under ``key`` as stored at monotonic time ``stored``."""

@@ -35,7 +35,7 @@ from typing import NamedTuple, TypedDict, TypeVar, Unpack
 import numpy as np
 from neo4j import Driver
 
-from api.cache import Answer, HeldHistories, ResponseCache, SharedAnswers
+from api.cache import Answer, HeldHistories, ResponseCache
 from api.catalogue import Catalogue
 from api.errors import UnknownEntityError, UnknownSourceError
 from api.exploration import ItemStats, draw, explore_positions, place, sample_order
@@ -148,13 +148,12 @@ class Recommender:
         self.metrics = metrics
         self.database = database
         self.models = models
-        shared_path = shared_answers_path() if settings.shared_answers else None
-        shared = (
-            None
-            if shared_path is None or settings.response_cache_size <= 0 or settings.response_cache_seconds <= 0
-            else SharedAnswers(shared_path, settings.response_cache_seconds, settings.response_cache_size, metrics)
+        self.cache = ResponseCache(
+            settings.response_cache_size,
+            settings.response_cache_seconds,
+            metrics,
+            shared_answers_path() if settings.shared_answers else None,
         )
-        self.cache = ResponseCache(settings.response_cache_size, settings.response_cache_seconds, metrics, shared)
         #: Users' interactions as last read, read again only once changed (KGREC_HISTORY_CACHE_SIZE).
         self.histories = HeldHistories(settings.history_cache_size, settings.response_cache_seconds)
         self.gate = MissGate(
@@ -235,8 +234,7 @@ class Recommender:
         if self.impressions is not None:
             self.impressions.close()
         self.impression_store.close()
-        if self.cache.shared is not None:
-            self.cache.shared.close()
+        self.cache.close()
 
     @property
     def _exposure_on(self) -> bool:

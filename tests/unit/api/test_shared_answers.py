@@ -35,8 +35,8 @@ def _count(metrics: Metrics, outcome: str) -> float:
 def test_an_answer_one_worker_stores_is_a_hit_in_another_byte_for_byte(tmp_path: Path) -> None:
     path = tmp_path / "answers.sqlite3"
     metrics_two = Metrics()
-    one = ResponseCache(100, 60.0, shared=SharedAnswers(path, 60.0, 100))
-    two = ResponseCache(100, 60.0, metrics_two, shared=SharedAnswers(path, 60.0, 100, metrics_two))
+    one = ResponseCache(100, 60.0, shared=path)
+    two = ResponseCache(100, 60.0, metrics_two, shared=path)
     stored = _answer("u1")
     assert not two.may_hold("u1")
     one.put(("u1", 20, True, "rev"), stored, "u1")
@@ -55,12 +55,12 @@ def test_an_answer_one_worker_stores_is_a_hit_in_another_byte_for_byte(tmp_path:
 
 def test_an_answer_held_from_the_file_keeps_the_age_it_had_there(tmp_path: Path) -> None:
     path = tmp_path / "answers.sqlite3"
-    one = ResponseCache(100, 1.0, shared=SharedAnswers(path, 1.0, 100))
-    two = ResponseCache(100, 1.0, shared=SharedAnswers(path, 1.0, 100))
+    one = ResponseCache(100, 2.0, shared=path)
+    two = ResponseCache(100, 2.0, shared=path)
     one.put(("u1", 1), _answer("u1"), "u1")
-    time.sleep(0.6)
-    assert two.get(("u1", 1)) is not None  # 0.6 s old: read, and held for what is left of its second
-    time.sleep(0.6)
+    time.sleep(0.5)
+    assert two.get(("u1", 1)) is not None  # 0.5 s old: read, and held for what is left of its two seconds
+    time.sleep(1.7)
     assert two.get(("u1", 1)) is None and one.get(("u1", 1)) is None and not two.may_hold("u1")
 
 
@@ -83,9 +83,8 @@ def test_a_broken_file_costs_the_sharing_not_the_request(tmp_path: Path) -> None
     path = tmp_path / "answers.sqlite3"
     path.write_bytes(b"not a database file " * 100)
     metrics = Metrics()
-    shared = SharedAnswers(path, 60.0, 100, metrics)
-    assert not shared.enabled and _count(metrics, "failed") == 1  # the file could not be opened: sharing is off
-    cache = ResponseCache(100, 60.0, metrics, shared=shared)
+    cache = ResponseCache(100, 60.0, metrics, shared=path)
+    assert _count(metrics, "failed") == 1  # the file could not be opened: sharing is off
     answer = _answer("u1")
     cache.put(("u1", 1), answer, "u1")  # held here only
     assert cache.shared is None and cache.get(("u1", 1)) is answer and cache.may_hold("u1")
@@ -95,7 +94,7 @@ def test_a_broken_file_costs_the_sharing_not_the_request(tmp_path: Path) -> None
 def test_a_statement_that_fails_is_counted_and_the_request_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "answers.sqlite3"
     metrics = Metrics()
-    cache = ResponseCache(100, 60.0, metrics, shared=SharedAnswers(path, 60.0, 100, metrics))
+    cache = ResponseCache(100, 60.0, metrics, shared=path)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another worker holding the file's locks longer than the wait
     answer = _answer("u1")
