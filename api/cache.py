@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS answers (
 );
 CREATE INDEX IF NOT EXISTS answers_user ON answers (user_id, stored);
 CREATE INDEX IF NOT EXISTS answers_stored ON answers (stored);
+CREATE TABLE IF NOT EXISTS warming (
+    version TEXT NOT NULL, user_id TEXT NOT NULL, claimed REAL NOT NULL, PRIMARY KEY (version, user_id)
+);
 """
 
 
@@ -97,6 +100,9 @@ class SharedAnswers:
     read and are deleted now and then with the oldest beyond ``size``. It is a cache: a statement that fails (a
     locked or broken file) is counted and logged, and the request goes on as a miss, or without sharing its answer; a
     file that cannot be created or opened leaves it off (:attr:`enabled`), the worker keeping its own answers only.
+
+    The workers also split the warming of their caches through it (:meth:`claim`): each computes the users it claims
+    first and leaves the others' to them, so N workers warm a set in about an Nth of the time one takes.
 
     Args:
         path: The file (created).
@@ -182,6 +188,18 @@ class SharedAnswers:
             )
         return False
 
+    def claim(self, version: str, user_id: str) -> bool:
+        """Claim the warming of ``user_id``'s answer by the model ``version``: True for the first worker that claims
+        it (and when the file fails: the worker then warms it itself), False for the others."""
+        with self._errors("claim"):
+            return (
+                self._db()
+                .execute("INSERT OR IGNORE INTO warming VALUES (?, ?, ?)", (version, user_id, time.time()))
+                .rowcount
+                == 1
+            )
+        return True
+
     def put(self, key: tuple, answer: Answer, user_id: str) -> None:
         """Store ``answer`` under ``key`` (one short write transaction; a sweep every :attr:`SWEEP_EVERY` writes)."""
         with self._lock:
@@ -198,9 +216,11 @@ class SharedAnswers:
                 self.sweep()
 
     def sweep(self) -> int:
-        """Delete the rows older than ``ttl`` and the oldest beyond ``size``; returns how many went."""
+        """Delete the rows older than ``ttl`` and the oldest beyond ``size``, and the warming claims older than ``ttl``;
+        returns how many answers went."""
         with self._errors("sweep"):
             db = self._db()
+            db.execute("DELETE FROM warming WHERE claimed < ?", (time.time() - self.ttl,))
             gone = db.execute("DELETE FROM answers WHERE stored < ?", (time.time() - self.ttl,)).rowcount
             gone += db.execute(
                 "DELETE FROM answers WHERE key IN (SELECT key FROM answers ORDER BY stored DESC LIMIT -1 OFFSET ?)",
@@ -292,6 +312,11 @@ class ResponseCache:
         self._hold(key, time.monotonic(), value, user_id)
         if self.shared is not None:
             self.shared.put(key, value, user_id)
+
+    def claim(self, version: str, user_id: str) -> bool:
+        """Whether this worker warms ``user_id``'s answer by the model ``version`` (:meth:`SharedAnswers.claim`;
+        always True without a shared file)."""
+        return self.shared is None or self.shared.claim(version, user_id)
 
     def close(self) -> None:
         """Close the shared file's connections (the app's shutdown)."""

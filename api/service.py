@@ -985,16 +985,18 @@ class Recommender:
 
         The model's users by activity when a model serves, else the graph's (graph recall answers); each is
         answered exactly as a request for ``response_cache_pool`` items would be, so later requests for up to
-        that many items are cache hits.
+        that many items are cache hits. The workers of one ``kgrec serve --workers N`` split the set: each answers
+        the users it claims first in the shared answers file (:meth:`api.cache.ResponseCache.claim`) and finds the
+        others' answers there when they are asked for.
 
         Args:
             limit: Users to warm.
             stop: Set to stop early.
-            ready_after: Set :attr:`warmed` (/ready) once this many users are answered and warm the rest after it;
-                None = once all are.
+            ready_after: Set :attr:`warmed` (/ready) once the first this many users are passed (answered here, or
+                claimed by another worker) and warm the rest after it; None = once all are.
 
         Returns:
-            How many users were answered; stops early when ``stop`` is set, the model changes or Neo4j fails.
+            How many users were answered here; stops early when ``stop`` is set, the model changes or Neo4j fails.
             However it ends, :attr:`warmed` is set.
         """
         try:
@@ -1017,13 +1019,21 @@ class Recommender:
         except DatabaseUnavailableError as exc:
             log.warning("answer cache not warmed: %s", exc)
             return 0
-        done = 0
-        for user_id in users:
-            if done >= ready_after and not self.warmed.is_set():
-                log.info("answer cache: %d users warmed, ready; warming the other %d", done, len(users) - done)
+        version = f"{model.kind}-{model.version}" if model is not None else "graph recall"
+        done = left = 0
+        for position, user_id in enumerate(users):
+            if position >= ready_after and not self.warmed.is_set():
+                log.info(
+                    "answer cache: the first %d users warmed, ready; warming the other %d",
+                    position,
+                    len(users) - position,
+                )
                 self.warmed.set()
             if (stop is not None and stop.is_set()) or self.model is not model:
                 break
+            if not self.cache.claim(version, user_id):  # another worker of this serve warms it
+                left += 1
+                continue
             try:
                 answer, _ = self.answer(user_id, self.settings.response_cache_pool)
             except UnknownEntityError:
@@ -1033,8 +1043,7 @@ class Recommender:
             if answer.response.degraded:
                 break  # Neo4j went away: nothing more worth caching
             done += 1
-        what = f"{model.kind} {model.version}" if model is not None else "graph recall"
-        log.info("answer cache warmed for %d users of %s", done, what)
+        log.info("answer cache warmed for %d users of %s (%d left to the other workers)", done, version, left)
         return done
 
     def similar(self, item_id: str, k: int, *, explain: bool = True) -> SimilarItemsResponse:

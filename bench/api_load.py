@@ -580,6 +580,13 @@ def main() -> None:
     realistic.add_argument("--zipf", type=float, default=1.0, help="(h): exponent of the users' request frequency")
     realistic.add_argument("--warm-users", type=int, default=1000, help="(h): KGREC_CACHE_WARM_USERS of the API")
     realistic.add_argument(
+        "--warm-ready-users",
+        type=int,
+        default=None,
+        help="(h): KGREC_CACHE_WARM_READY_USERS of the API, the warmed users /ready waits for before the loop starts "
+        "(the rest are warmed during it) [default: all of --warm-users]",
+    )
+    realistic.add_argument(
         "--one-client",
         action="store_true",
         help="(h): send every read with the API key, i.e. as one client (default: each user a client of its own, "

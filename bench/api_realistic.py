@@ -265,11 +265,13 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
             users = most_active_users(driver, summary.users)
             records, _, _ = driver.execute_query("MATCH (i:Item) RETURN i.itemId AS id ORDER BY id")
             items = [r["id"] for r in records]
+        ready_users = args.warm_users if args.warm_ready_users is None else min(args.warm_ready_users, args.warm_users)
         env = {
             "KGREC_ARTIFACTS_DIR": str(artifacts),
             "KGREC_SERVE_MODEL": model,
             "KGREC_API_KEY": key,
             "KGREC_CACHE_WARM_USERS": str(args.warm_users),
+            "KGREC_CACHE_WARM_READY_USERS": str(ready_users),
             "FORWARDED_ALLOW_IPS": "127.0.0.1",  # the load generator is the users' proxy (module docstring)
         }
         started = time.perf_counter()
@@ -280,7 +282,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         api_pids = process_tree(api.pid)  # with --api-workers N: the supervisor and its workers
         api_memory = {"ready": largest_memory(api_pids)}
         console.print(
-            f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users), "
+            f"API ready in {ready_seconds:.0f} s (warm set: {args.warm_users} users, {ready_users} before /ready), "
             f"RSS {api_memory['ready'].get('rss', 0):,.0f} MiB"
         )
         before = read_metrics()
@@ -384,6 +386,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
                 "model": model,
                 "model_version": version,
                 "warm_users": args.warm_users,
+                "warm_ready_users": ready_users,
                 "api_workers": args.api_workers,
                 "ready_seconds": ready_seconds,
                 "artifacts": str(args.artifacts) if args.artifacts else None,

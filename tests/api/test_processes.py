@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 
 from api.app import create_app
+from api.cache import SharedAnswers
 from etl.synthetic import SyntheticWorld
 from gnn.config import GnnSettings
 from gnn.jobs import retrain_job
@@ -254,3 +255,30 @@ def test_workers_name_the_same_catalogue_alike_whatever_changes_each_saw(
         assert one.patch(f"/items/{item}", json={"hidden": False}, headers=KEY).status_code == 200
         shown = _ids(one, user)  # computed by `one` after both changes
         assert _ids(two, user) == shown and _shared(two, "hit") == 1.0 and _cache(two, "miss") == 0.0
+
+
+def test_workers_of_one_serve_split_the_warming_of_their_caches(
+    artifacts: Path, neo4j_settings: Neo4jSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker computes only the warm users no other worker of its serve has claimed; a user claimed by another is
+    not computed twice while warming, and is answered on demand when that worker never stored it."""
+    warm = 12
+    settings = model_settings(artifacts, impressions=False, cache_warm_users=warm)
+    with TestClient(create_app(settings, neo4j_settings)) as alone:  # no serve around it: warms every user itself
+        recommender = alone.app.state.recommender
+        assert recommender.warmed.wait(60) and _cache(alone, "miss") == warm
+        version = f"{recommender.model.kind}-{recommender.model.version}"
+        users = list(recommender.model.users_by_activity()[:warm])
+    monkeypatch.setenv("KGREC_SERVE_WORKERS_DIR", str(tmp_path))
+    monkeypatch.setenv("KGREC_SERVE_WORKERS", "2")
+    other = SharedAnswers(tmp_path / "answers.sqlite3", 60.0, 100)  # the other worker, busy with the even ones
+    assert all(other.claim(version, user) for user in users[::2])
+    with TestClient(create_app(settings, neo4j_settings)) as worker:
+        assert worker.app.state.recommender.warmed.wait(60)
+        assert _cache(worker, "miss") == warm // 2 and _shared(worker, "stored") == warm // 2
+        hits = _cache(worker, "hit")
+        _ids(worker, users[1])  # warmed here
+        assert _cache(worker, "hit") == hits + 1
+        _ids(worker, users[0])  # claimed by the other, which stored nothing: computed now
+        assert _cache(worker, "miss") == warm // 2 + 1
+    other.close()

@@ -107,3 +107,21 @@ def test_a_statement_that_fails_is_counted_and_the_request_goes_on(tmp_path: Pat
     other.execute("DROP TABLE answers")  # a read that fails is a failure, not a miss
     assert cache.get(("u3", 1)) is None and _count(metrics, "miss") == 1 and _count(metrics, "failed") == 2
     other.close()
+
+
+def test_the_workers_split_a_warming_by_claims_per_model_version(tmp_path: Path) -> None:
+    path = tmp_path / "answers.sqlite3"
+    metrics = Metrics()
+    one = ResponseCache(100, 60.0, metrics, shared=path)
+    two = ResponseCache(100, 60.0, shared=path)
+    assert one.claim("blend-1", "u1") and not two.claim("blend-1", "u1") and not one.claim("blend-1", "u1")
+    assert two.claim("blend-1", "u2") and two.claim("blend-2", "u1")  # another user, another model's warming
+    assert ResponseCache(100, 60.0).claim("blend-1", "u1")  # alone: every user is this worker's
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE warming SET claimed = claimed - 3600 WHERE user_id = 'u2'")
+    one.shared.sweep()  # claims older than the time to live go with the answers
+    assert {row[0] for row in db.execute("SELECT user_id FROM warming")} == {"u1"}
+    db.execute("BEGIN EXCLUSIVE")  # a claim that cannot be written: this worker warms the user itself
+    assert one.claim("blend-1", "u1") and _count(metrics, "failed") == 1
+    db.execute("ROLLBACK")
+    db.close()
