@@ -671,7 +671,7 @@ class Recommender:
         cold = cold_unseen(model, scores, seen, k, masked=masked)  # new-arrival candidates (RankerConfig.cold_slots)
         lam = self.mmr_lambda(variant)
         share = self.exploration_share(variant)
-        # a user who follows nobody is explained from held neighbourhoods alone when every one is held (no query)
+        # explained from held neighbourhoods alone (no query) when every one is held, the user's followees' among them
         held = HeldUser.of(context)
         shown = self._explain_shown(model, user_id, scores, ranked, cold, k, explain, filters, seeds, lam, share, held)
         if shown is not None and not isinstance(shown, AskedGraph):
@@ -1043,7 +1043,8 @@ class Recommender:
             if answer.response.degraded:
                 break  # Neo4j went away: nothing more worth caching
             done += 1
-        log.info("answer cache warmed for %d users of %s (%d left to the other workers)", done, version, left)
+        others = f" ({left} left to the other workers of this serve)" if left else ""
+        log.info("answer cache warmed for %d users of %s%s", done, version, others)
         return done
 
     def similar(self, item_id: str, k: int, *, explain: bool = True) -> SimilarItemsResponse:

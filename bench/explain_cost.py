@@ -62,6 +62,10 @@ def main() -> None:
                     "userId": user,
                     "itemIds": [i for i in popular if i not in seen][:count],
                     "seedIds": strongest_seeds(context),
+                    "checkSeeds": True,
+                    "readSeeds": None,  # every side read: the query's whole cost
+                    "readItems": None,
+                    "heldFollowees": [],
                     **caps,
                     **RecallFilters().to_params(),
                 }

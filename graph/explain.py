@@ -172,8 +172,10 @@ def explain_items(
         held_user: What the query would read about the user, as the caller has just read it (:class:`HeldUser`),
             and the caller's word that ``item_ids`` may be shown now (not hidden, inside their availability
             window). With it, ``seeds_checked``, no genre or year filter and every seed's and item's side (with its
-            title) held in ``neighbourhoods``, the paths are joined from those sides without a query: the same paths
-            the query would give, read from Neo4j at most ``neighbourhoods.seconds`` ago. Otherwise it is ignored.
+            title) held in ``neighbourhoods``, and for a user who follows somebody their followees (read at the
+            user's present FOLLOWS degree) and each followee's side, the paths are joined from those sides without a
+            query: the same paths the query would give, read from Neo4j at most ``neighbourhoods.seconds`` ago.
+            Otherwise it is ignored.
         **caps: Overrides of the other :class:`ExplainCaps` fields.
 
     Returns:
@@ -195,12 +197,24 @@ def explain_items(
         return {}
     seed_caps = ("seed", limits.min_rating, limits.max_co_raters_per_seed, limits.max_tags_per_seed)
     item_caps = ("item", limits.min_rating, limits.max_raters_per_item, limits.max_tags_per_item)
+    followee_caps = ("followee", limits.min_rating, limits.max_items_per_followee)
+    followees_key = ("followees", limits.max_followees, user_id)
     held: dict[tuple, Any] = {}
     read_seeds: list[str] | None = None
     read_items: list[str] | None = None
+    held_followees: list[str] = []
     if neighbourhoods is not None and limits.max_paths > 0:
-        keys = [(*item_caps, i) for i in wanted] + [(*seed_caps, s) for s in seeds or []]
+        keys = [(*item_caps, i) for i in wanted] + [(*seed_caps, s) for s in seeds or []] + [followees_key]
         held = neighbourhoods.get(keys)
+        # the user's followees as last read: the query reads the sides of the others (it reads the followees too)
+        listed = held.get(followees_key)
+        if listed is not None and listed[1]:
+            held.update(neighbourhoods.get([(*followee_caps, f) for f in listed[1]]))
+            held_followees = [f for f in listed[1] if (*followee_caps, f) in held]
+        # without a query only while the user's FOLLOWS degree is still the one they were read at
+        followees = (
+            listed[1] if listed is not None and held_user is not None and listed[0] == held_user.follows else None
+        )
         read_items = [i for i in wanted if (*item_caps, i) not in held]
         read_seeds = None if seeds is None else [s for s in seeds if (*seed_caps, s) not in held]
         if (
@@ -209,9 +223,21 @@ def explain_items(
             and seeds is not None
             and not read_items
             and not read_seeds
+            and (held_user.follows == 0 or (followees is not None and len(held_followees) == len(followees)))
             and not (filters is not None and filters.narrows)
         ):
-            return _explained_from_held(user_id, wanted, seeds, held, seed_caps, item_caps, held_user, limits, filters)
+            user_followees = followees if held_user.follows else ()
+            return _explained_from_held(
+                user_id,
+                wanted,
+                seeds,
+                held,
+                (seed_caps, item_caps, followee_caps),
+                user_followees,
+                held_user,
+                limits,
+                filters,
+            )
     params = {
         "userId": user_id,
         "itemIds": wanted,
@@ -219,6 +245,7 @@ def explain_items(
         "checkSeeds": not seeds_checked,
         "readSeeds": read_seeds,
         "readItems": read_items,
+        "heldFollowees": held_followees,
         **limits.to_params(),
         **(filters or RecallFilters()).to_params(),
     }
@@ -239,16 +266,18 @@ def explain_items(
             for side in record["item_sides"]
         }
     )
+    read.update({(*followee_caps, side[0]): tuple(side[1]) for side in record["followee_sides"]})
     if neighbourhoods is not None:
-        neighbourhoods.put(read)
+        neighbourhoods.put({**read, followees_key: (record["follows"], tuple(record["followees"]))})
     sides = {**held, **read}
     seed_sides = [sides.get((*seed_caps, seed[0]), _NO_SIDE) for seed in record["seeds"]]
     item_sides = [sides.get((*item_caps, item[0]), _NO_SIDE) for item in record["items"]]
+    followed = _followed(record["items"], record["followees"], sides, followee_caps)
     found = _explained(
         user_id,
         record["items"],
         record["seeds"],
-        record["followed"],
+        followed,
         record["preferred"],
         seed_sides,
         item_sides,
@@ -267,15 +296,31 @@ class HeldUser(NamedTuple):
 
     Attributes:
         preferred_genres: The genres the user prefers (PREFERS).
+        follows: The user's FOLLOWS degree: the followees held for the user (and their sides) are used while it is
+            the degree they were read at.
     """
 
     preferred_genres: tuple[str, ...]
+    follows: int = 0
 
     @classmethod
-    def of(cls, context: UserContext) -> HeldUser | None:
-        """The held user of ``context``; None when the user follows somebody (the followee side is read per request,
-        never held)."""
-        return cls(context.preferred_genres) if context.follows == 0 else None
+    def of(cls, context: UserContext) -> HeldUser:
+        """The held user of ``context``."""
+        return cls(context.preferred_genres, context.follows)
+
+
+def _followed(
+    items: Sequence[Sequence[Any]], followees: Sequence[str], sides: Mapping[tuple, Any], followee_caps: tuple
+) -> list[tuple[str, str]]:
+    """``(item id, followee)`` for each of ``items`` (rows of item id first) among the positives of each followee's side
+    (the query's followee part, joined here so that a followee's side can be held)."""
+    wanted = {item[0] for item in items}
+    return [
+        (item_id, followee)
+        for followee in followees
+        for item_id in sides.get((*followee_caps, followee), ())
+        if item_id in wanted
+    ]
 
 
 def _explained_from_held(
@@ -283,21 +328,24 @@ def _explained_from_held(
     wanted: list[str],
     seeds: list[str],
     held: Mapping[tuple, Any],
-    seed_caps: tuple,
-    item_caps: tuple,
+    caps: tuple[tuple, tuple, tuple],
+    followees: Sequence[str],
     user: HeldUser,
     limits: ExplainCaps,
     filters: RecallFilters | None,
 ) -> dict[str, ExplainedItem]:
     """What the query and :func:`_explained` would give when every side is held: the items (``exclude_items`` left
-    out; the caller vouches for the rest), the first ``max_seeds`` distinct seeds, no followee (the user follows
-    nobody) and the preferred genres the caller read."""
+    out; the caller vouches for the rest), the first ``max_seeds`` distinct seeds, the held ``followees`` (none when
+    the user follows nobody) and the preferred genres the caller read. ``caps``: the seed, item and followee sides'
+    key prefixes."""
+    seed_caps, item_caps, followee_caps = caps
     excluded = set(filters.exclude_items) if filters is not None else set()
     items = [[i, held[(*item_caps, i)][2]] for i in wanted if i not in excluded]
     seed_rows = [[s, held[(*seed_caps, s)][2]] for s in list(dict.fromkeys(seeds))[: limits.max_seeds]]
     seed_sides = [held[(*seed_caps, s)] for s, _ in seed_rows]
     item_sides = [held[(*item_caps, i)] for i, _ in items]
-    found = _explained(user_id, items, seed_rows, [], user.preferred_genres, seed_sides, item_sides, limits)
+    followed = _followed(items, followees, held, followee_caps)
+    found = _explained(user_id, items, seed_rows, followed, user.preferred_genres, seed_sides, item_sides, limits)
     return {item_id: found[item_id] for item_id in wanted if item_id in found}
 
 

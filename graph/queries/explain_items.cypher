@@ -16,22 +16,25 @@
 //   Item side (of the surviving items in $readItems; null = of every one): the raters with a positive on it among its
 //          first $maxRatersPerItem raters in store order; its traits: Person, its first $maxTagsPerItem tags in store
 //          order, Attribute, Genre, each with its degree (items linked to it that way).
-//   User side: followee — the items among the first $maxItemsPerFollowee positives (store order) of the user's first
-//          $maxFollowees followees by userId; the genres the user prefers.
+//   User side: the user's first $maxFollowees followees by userId and their FOLLOWS degree; the followee side (of the
+//          followees not in $heldFollowees): the followee's first $maxItemsPerFollowee positives in
+//          store order, which depend on the followee only, so the caller may keep them as it keeps the seed and item
+//          sides (graph/explain.py intersects them with the items); the genres the user prefers.
 //   An unknown user gets every surviving item and no seeds. Items the user interacted with are not filtered out.
 // Parameters: $userId: string; $itemIds: list of strings; $seedIds: list of strings or null; $checkSeeds: boolean;
 //             $readSeeds, $readItems:
 //             list of strings or null; $minRating: float; $maxPaths, $maxSeeds, $maxCoRatersPerSeed,
 //             $maxRatersPerItem, $maxTagsPerSeed, $maxTagsPerItem, $maxFollowees, $maxItemsPerFollowee: int;
 //             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter); $yearMin, $yearMax:
-//             int or null (null = no bound)
+//             int or null (null = no bound); $heldFollowees: list of user ids whose followee side the caller holds
 //             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: one row. items: [[item_id, title]] of the surviving items; seeds: [[item_id, title]], strongest first;
 //          seed_sides: [[item_id, [rater user_id …], [[type, key] …]]]; item_sides: [[item_id, [rater user_id …],
 //          [[type, key, name, degree] …]]] (type: ACTED_IN, DIRECTED, HAS_TAG, HAS_ATTRIBUTE or IN_GENRE; key:
 //          personId, the tag's or genre's name, or attributeId; name: the person's name, the tag's or genre's name,
-//          or the attribute's value); followed: [[item_id, followee_user_id]]; preferred: [genre name]
+//          or the attribute's value); followees: [user_id] (by userId); followee_sides: [[user_id, [item_id …]]];
+//          follows: the user's FOLLOWS degree (0 for an unknown user); preferred: [genre name]
 MATCH (i:Item)
 WHERE i.itemId IN $itemIds
   AND NOT i.itemId IN $excludeItems
@@ -127,23 +130,26 @@ CALL (u, items) {
       RETURN ['HAS_ATTRIBUTE', t.attributeId, t.value, COUNT { (t)<-[:HAS_ATTRIBUTE]-(:Item) }] AS trait
     }]) AS itemSides
 }
-CALL (u, items) {
+CALL (u) {
   MATCH (u)-[:FOLLOWS]->(f:User)
   WITH f ORDER BY f.userId ASC
   LIMIT $maxFollowees
-  CALL (f) {
+  WITH f, NOT f.userId IN $heldFollowees AS read
+  CALL (f, read) {
+    WITH f, read WHERE read
     MATCH (f)-[r:INTERACTED]->(x)
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
-    RETURN x
+    WITH x
     LIMIT $maxItemsPerFollowee
+    RETURN collect(x.itemId) AS liked
   }
-  WITH f, x
-  WHERE x IN items
-  RETURN collect([x.itemId, f.userId]) AS followed
+  RETURN collect(f.userId) AS followees, collect(CASE WHEN read THEN [f.userId, liked] END) AS followeeSides
 }
 RETURN [i IN items | [i.itemId, i.title]] AS items,
        [s IN seeds | [s.itemId, s.title]] AS seeds,
        seedSides AS seed_sides,
        itemSides AS item_sides,
-       followed,
+       followees,
+       followeeSides AS followee_sides,
+       CASE WHEN u IS NULL THEN 0 ELSE COUNT { (u)-[:FOLLOWS]->() } END AS follows,
        COLLECT { MATCH (u)-[:PREFERS]->(g:Genre) RETURN g.name } AS preferred

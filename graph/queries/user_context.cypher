@@ -17,8 +17,9 @@
 //          record_impressions.cypher: the items recorded lists showed, times shown, the user's list number when last
 //          shown; empty when none; interacted with or not: graph/reads.py leaves out the interacted ones, which it
 //          has, since a check per shown item here costs a walk of the user's interactions each), lists_shown (int:
-//          lists recorded; 0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query for
-//          a user who follows nobody when every neighbourhood it needs is held), interactions (int: the INTERACTED
+//          lists recorded; 0 when none), follows (int: the user's FOLLOWS degree; graph/explain.py needs no query when
+//          every neighbourhood it needs is held, the user's followees among them while this is the degree they were
+//          read at), interactions (int: the INTERACTED
 //          degree, read once with rev before the interactions, so that the caller knows whether they were read)
 MATCH (u:User {userId: $userId})
 WITH u, COUNT { (u)-[:INTERACTED]->() } AS interactions, coalesce(u.interactionsRev, 0) AS rev

@@ -367,9 +367,10 @@ def test_explain_items_keeps_neighbourhoods(world: Driver) -> None:
     seeds = strongest_seeds(context)
     first = explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=kept)
     assert first == explain_items(world, "me", ALL) and paths(first) == EXPECTED
-    assert kept.hits == 0 and len(kept) == len(ALL) + len(seeds)  # every item's side and every seed's side
+    # every item's side and every seed's side, the user's followees and their one followee's side (ana's positives)
+    assert kept.hits == 0 and len(kept) == len(ALL) + len(seeds) + 2
     again = explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=kept)
-    assert again == first and kept.hits == len(ALL) + len(seeds)  # nothing read again
+    assert again == first and kept.hits == len(ALL) + len(seeds) + 2  # nothing read again
     # a side is the node's alone: another user explained through the same items gets their own paths, as uncached
     other = user_context(world, "bob")
     assert other is not None
@@ -385,14 +386,15 @@ def test_explain_items_keeps_neighbourhoods(world: Driver) -> None:
         "checkSeeds": True,
         "readSeeds": [],
         "readItems": [],
+        "heldFollowees": ["ana"],
         **ExplainCaps(max_paths=2).to_params(),
         **RecallFilters().to_params(),
     }
     with world.session() as session:
         plan = session.run("PROFILE " + catalog.EXPLAIN_ITEMS, params).consume().profile
     expands = [(details, rows) for op, details, rows, _ in _profile_rows(plan, []) if op.startswith("Expand(All)")]
-    sides = [rows for details, rows in expands if details.startswith(("(s)", "(item)"))]
-    assert len(sides) >= 8 and not any(sides), expands  # the user's own side (followees) is still read
+    sides = [rows for details, rows in expands if details.startswith(("(s)", "(item)", "(f)"))]
+    assert len(sides) >= 9 and not any(sides), expands  # the user's followees are still read, not their sides
 
     # the catalogue or the model changing drops every side; stale sides are read again; the size is bounded
     kept.keep_for(("revision", 1))
@@ -408,10 +410,7 @@ def test_explain_items_keeps_neighbourhoods(world: Driver) -> None:
 
 def test_explain_items_from_held_sides_runs_no_query(world: Driver) -> None:
     me = user_context(world, "me")
-    assert me is not None and me.follows == 1 and HeldUser.of(me) is None  # the followee side is never held
-    world.execute_query("MATCH (:User {userId: 'me'})-[f:FOLLOWS]->() DELETE f")
-    me = user_context(world, "me")
-    assert me is not None and me.follows == 0 and HeldUser.of(me) == HeldUser(("Comedy",))
+    assert me is not None and me.follows == 1 and HeldUser.of(me) == HeldUser(("Comedy",), 1)
     held, seeds = HeldUser.of(me), strongest_seeds(me)
     kept = Neighbourhoods(size=1000, seconds=3600)
     queries: list[str] = []
@@ -424,23 +423,40 @@ def test_explain_items_from_held_sides_runs_no_query(world: Driver) -> None:
             seed_ids=seeds,
             seeds_checked=True,
             neighbourhoods=kept,
-            held_user=held,
             on_timing=lambda name, _seconds: queries.append(name),
-            **options,  # type: ignore[arg-type]
+            **{"held_user": held, **options},  # type: ignore[arg-type]
         )
 
     first = explain()
     assert queries == ["explain"]  # nothing held yet
+    followed = explain()
+    assert queries == ["explain"]  # every side held, the followee's too: joined without a query
+    assert followed == first == explain_items(world, "me", ALL) and list(followed) == list(first)
+    assert paths(followed) == EXPECTED  # the followee paths (ana's) among them, from her held side
+    # a follow added since the followees were read: they are not the user's any more, the query runs
+    world.execute_query("MATCH (me:User {userId: 'me'}), (bob:User {userId: 'bob'}) CREATE (me)-[:FOLLOWS]->(bob)")
+    try:
+        more = user_context(world, "me")
+        assert more is not None and more.follows == 2
+        assert explain(held_user=HeldUser.of(more)) == explain_items(world, "me", ALL) and len(queries) == 2
+    finally:
+        world.execute_query("MATCH (:User {userId: 'me'})-[f:FOLLOWS]->(:User {userId: 'bob'}) DELETE f")
+    world.execute_query("MATCH (:User {userId: 'me'})-[f:FOLLOWS]->() DELETE f")
+    me = user_context(world, "me")
+    assert me is not None and me.follows == 0 and HeldUser.of(me) == HeldUser(("Comedy",), 0)
+    held = HeldUser.of(me)
+    queries.clear()
     again = explain()
-    assert queries == ["explain"]  # every side held (with its title): joined without a query
-    assert again == first == explain_items(world, "me", ALL) and list(again) == list(first)
+    assert queries == []  # a user who follows nobody now: every side held, no followee, joined without a query
+    first = explain_items(world, "me", ALL)
+    assert again == first and list(again) == list(first) and again != followed
     assert any(e.nodes[1].label == "Genre" for item in again.values() for e in item.explanations)  # held preferred
     assert_paths_exist(world, list(again.values()), ("User", "me"))
     # excluded items are left out without a query; a genre or year filter is the query's to apply
     excluded = RecallFilters(exclude_items=["r", "w"])
-    assert explain(filters=excluded) == explain_items(world, "me", ALL, filters=excluded) and len(queries) == 1
+    assert explain(filters=excluded) == explain_items(world, "me", ALL, filters=excluded) and queries == []
     crime = RecallFilters(include_genres=["Crime"])
-    assert explain(filters=crime) == explain_items(world, "me", ALL, filters=crime) and len(queries) == 2
+    assert explain(filters=crime) == explain_items(world, "me", ALL, filters=crime) and len(queries) == 1
     # an item whose side is not held (here: unknown) sends the whole request to the query
     assert (
         explain_items(
@@ -455,7 +471,7 @@ def test_explain_items_from_held_sides_runs_no_query(world: Driver) -> None:
         )
         == first
     )
-    assert len(queries) == 3
+    assert len(queries) == 2
 
 
 def test_explain_items_timing_callback(world: Driver) -> None:
@@ -508,6 +524,7 @@ def test_explain_items_is_bounded_for_a_heavy_user(clean_db: Driver, tmp_path: P
         "checkSeeds": True,
         "readSeeds": None,
         "readItems": None,
+        "heldFollowees": [],
         **ExplainCaps(**caps).to_params(),
         **RecallFilters().to_params(),
     }
@@ -595,4 +612,13 @@ def test_explain_queries_are_catalogued() -> None:
     # one row of joins; the paths are ranked and built in Python (graph/explain.py)
     last = catalog.EXPLAIN_ITEMS[catalog.EXPLAIN_ITEMS.rindex("\nRETURN ") :]
     columns = [line.strip().rstrip(",").split(" AS ")[-1].split(", ") for line in last.strip().splitlines()]
-    assert sum(columns, []) == ["items", "seeds", "seed_sides", "item_sides", "followed", "preferred"]
+    assert sum(columns, []) == [
+        "items",
+        "seeds",
+        "seed_sides",
+        "item_sides",
+        "followees",
+        "followee_sides",
+        "follows",
+        "preferred",
+    ]
