@@ -164,8 +164,8 @@ class ApiSettings(BaseSettings):
     explain_cache_size: int = Field(
         20_000,
         ge=0,
-        description="Seed and item neighbourhoods kept for the explanation query (a node's first raters and its "
-        "traits, which do not depend on the user asking; 0 = off).",
+        description="Neighbourhoods kept for the explanation query (a seed's or item's first raters and its traits, a "
+        "followee's first positives, which do not depend on the user asking, and a user's followees; 0 = off).",
     )
     explain_cache_seconds: float = Field(
         300.0,
