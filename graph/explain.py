@@ -268,7 +268,9 @@ def explain_items(
     )
     read.update({(*followee_caps, side[0]): tuple(side[1]) for side in record["followee_sides"]})
     if neighbourhoods is not None:
-        neighbourhoods.put({**read, followees_key: (record["follows"], tuple(record["followees"]))})
+        # the user's followees with the degree they were read at (without paths the query reads neither)
+        user_side = {followees_key: (record["follows"], tuple(record["followees"]))} if limits.max_paths > 0 else {}
+        neighbourhoods.put({**read, **user_side})
     sides = {**held, **read}
     seed_sides = [sides.get((*seed_caps, seed[0]), _NO_SIDE) for seed in record["seeds"]]
     item_sides = [sides.get((*item_caps, item[0]), _NO_SIDE) for item in record["items"]]

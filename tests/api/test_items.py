@@ -320,7 +320,8 @@ def test_a_change_made_through_another_process_reaches_the_model_path(
     blend: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings, tmp_path: Path
 ) -> None:
     """Two API processes (two apps): a hide through one leaves the other's lists at its next catalogue read, and
-    even before it the explain query drops the hidden item the other's model picked."""
+    even before it a miss whose explain query runs drops the hidden item the other's model picked. (A miss explained
+    from held neighbourhoods, without the query, takes the item's availability from the catalogue as last read.)"""
     settings = model_settings(blend[0].artifacts_dir, mmr_lambda=1.0, catalogue_refresh_seconds=0)
     with (
         TestClient(create_app(settings, neo4j_settings)) as one,
@@ -328,9 +329,14 @@ def test_a_change_made_through_another_process_reaches_the_model_path(
     ):
         user = "u21"
         top = _ids(two.get(f"/users/{user}/recommendations", params={"k": 10, "exclude_items": "a"}).json())
+        recommender = two.app.state.recommender
         try:
-            _patch(one, top[0], hidden=True)  # `two` never re-reads the catalogue (refresh 0)
+            _patch(one, top[0], hidden=True)  # `two` never re-reads the catalogue by itself (refresh 0)
+            recommender.neighbourhoods.clear()  # nothing held: the explain query runs, and drops the item
             fresh = _ids(two.get(f"/users/{user}/recommendations", params={"k": 10, "exclude_items": "b"}).json())
             assert top[0] not in fresh and len(fresh) == 10
+            assert recommender.catalogue.refresh()  # its next read of the catalogue: the ranking leaves it out
+            held = _ids(two.get(f"/users/{user}/recommendations", params={"k": 10, "exclude_items": "c"}).json())
+            assert top[0] not in held and len(held) == 10
         finally:
             _patch(one, top[0], hidden=False)

@@ -404,6 +404,8 @@ def test_explain_items_keeps_neighbourhoods(world: Driver) -> None:
     assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=stale) == first and stale.hits == 0
     small = Neighbourhoods(size=3, seconds=3600)
     assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=small) == first and len(small) == 3
+    titles_only = Neighbourhoods(size=1000, seconds=3600)  # without paths nothing is read, nothing kept
+    assert explain_items(world, "me", ALL, max_paths=0, neighbourhoods=titles_only) and len(titles_only) == 0
     off = Neighbourhoods(size=0, seconds=3600)
     assert explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=off) == first and len(off) == 0
 
