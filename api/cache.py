@@ -32,24 +32,35 @@ class Answer:
         response: The full answer (its items are the cached pool, best first).
     """
 
-    __slots__ = ("_response", "_head", "_items", "item_ids")
+    __slots__ = ("_response", "_head", "_items", "item_ids", "model_version", "variant", "degraded")
+
+    #: What closes the rendered head: the recommendation id follows it.
+    _ID_OPEN = b',"recommendation_id":"'
 
     def __init__(self, response: RecommendationsResponse) -> None:
         self._response: RecommendationsResponse | None = response
         # b'{"user_id":..,"degraded":false,"variant":"default"}': the recommendation id and the items are joined in
         head = response.model_dump_json(exclude={"items", "recommendation_id"}).encode()
-        self._head = head[:-1] + b',"recommendation_id":"'
+        self._head = head[:-1] + self._ID_OPEN
         self._items = [item.model_dump_json().encode() for item in response.items]
         self.item_ids = [item.item_id for item in response.items]
+        self.model_version, self.variant, self.degraded = response.model_version, response.variant, response.degraded
 
     @classmethod
     def of_parts(cls, head: bytes, items: bytes, item_ids: str) -> Answer:
-        """The answer whose :meth:`parts` these are (its response is read from its JSON when first asked for)."""
+        """The answer whose :meth:`parts` these are. Its head's fields are read from the head alone (a few hundred
+        bytes); the whole response, items included, only when first asked for (:attr:`response`)."""
         answer = cls.__new__(cls)
         answer._response = None
         answer._head = head
         answer._items = items.split(b"\n") if items else []
         answer.item_ids = json.loads(item_ids)
+        fields = json.loads(head[: -len(cls._ID_OPEN)] + b"}")
+        answer.model_version, answer.variant, answer.degraded = (
+            fields["model_version"],
+            fields["variant"],
+            fields["degraded"],
+        )
         return answer
 
     def parts(self) -> tuple[bytes, bytes, str]:

@@ -223,9 +223,8 @@ class Recommender:
         if self._exploring:
             self.item_stats.record_impressions(answer.item_ids[:count])
         if self.impressions is not None:
-            response = answer.response
             self.impressions.record(
-                recommendation_id, user_id, response.variant, response.model_version, answer.item_ids[:count]
+                recommendation_id, user_id, answer.variant, answer.model_version, answer.item_ids[:count]
             )
         return answer.json(count, recommendation_id)
 
@@ -1040,7 +1039,7 @@ class Recommender:
                 continue  # known to the model, gone from the graph
             except DatabaseUnavailableError:
                 break
-            if answer.response.degraded:
+            if answer.degraded:
                 break  # Neo4j went away: nothing more worth caching
             done += 1
         others = f" ({left} left to the other workers of this serve)" if left else ""

@@ -43,6 +43,9 @@ def test_an_answer_one_worker_stores_is_a_hit_in_another_byte_for_byte(tmp_path:
     assert two.may_hold("u1") and not two.may_hold("u2")
     found = two.get(("u1", 20, True, "rev"))
     assert found is not None and found is not stored
+    # what serving a hit needs of the head is read from the head alone: the items are not parsed for it
+    assert (found.model_version, found.variant, found.degraded) == ("blend-1", "default", False)
+    assert found._response is None
     for k in (1, 2, 3):
         assert found.json(k, "abc") == stored.json(k, "abc")
     assert found.item_ids == stored.item_ids and found.first(2, "x") == stored.first(2, "x")
