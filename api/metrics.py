@@ -90,7 +90,14 @@ class Metrics:
         )
         self.explain_fallbacks = Counter(
             "kgrec_explain_fallbacks",
-            "Model-path answers whose shown items the graph did not all confirm (the candidates were then explained).",
+            "Model-path answers whose shown items the graph did not all confirm within the rounds of picking again "
+            "(the candidates were then explained in batches).",
+            registry=self.registry,
+        )
+        self.explain_repicks = Counter(
+            "kgrec_explain_repicks",
+            "Rounds in which MMR picked a model-path answer's items again because the graph dropped a picked item or "
+            "found no path to it (that item left the pool, the next ranked one joined it).",
             registry=self.registry,
         )
         self.refused = Counter(

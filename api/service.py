@@ -24,6 +24,7 @@ it (the client's budget of uncached work, then a computing slot).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -93,6 +94,10 @@ SOURCES: dict[str, recall.RecallStrategy] = {**recall.STRATEGIES, "embedding": r
 MAX_ID_LENGTH = 1024
 #: Most items added since the model (most recent first) the new-arrival recall considers per request.
 MAX_NEW_ARRIVALS = 200
+#: Rounds of MMR's pick on the shown-items path: a picked item the graph cannot explain leaves the pool and MMR picks
+#: again, asking only about the items it had not asked about; after this many the candidates are explained in
+#: batches instead (Recommender._explain_best, counted by kgrec_explain_fallbacks).
+MAX_PICK_ROUNDS = 4
 T = TypeVar("T")
 
 
@@ -765,15 +770,19 @@ class Recommender:
         held: HeldUser | None = None,
     ) -> tuple[list[int], dict[str, ExplainedItem], set[str]] | AskedGraph | None:
         """Pick the items to show first (exploration's positions, ``share``, filled too), then explain only those:
-        one explain query for ``k`` items.
+        one explain query for ``k`` items (more only when the graph cannot explain a picked one, below).
 
         MMR needs the model's vectors, not the paths, so the pool :meth:`_explain_best` would build (the same
         batches of the ranking, the same new-arrival candidates) is built here in-process, the genre and year
         filters applied from the item catalog saved with the model; the picked items are then explained (the query
         applies the filters again). If the graph drops a picked item (gone from the graph, or its genres or year
-        changed since the model was fitted), or cannot explain it, the caller takes :meth:`_explain_best`'s way, which
-        asks the graph about the other candidates (those asked here are not asked again: :class:`AskedGraph`). None
-        when filters narrow and the model has no catalog (nothing asked).
+        changed since the model was fitted), or cannot explain it, that item leaves the pool, the next rows of the
+        ranking that pass the filters take its place (the pool keeps its size, so MMR's scale of relevance stays that
+        of as many items), and MMR picks again; only the newly picked items are asked about. So a list is answered as
+        if the request had excluded the picked items the graph could not explain. After :data:`MAX_PICK_ROUNDS`
+        rounds the caller takes :meth:`_explain_best`'s way, which asks the graph about the other candidates (those
+        asked here are not asked again: :class:`AskedGraph`). None when filters narrow and the model has no catalog
+        (nothing asked).
 
         Returns:
             The rows to show, in order, their explanations by item id and the ids of the explored items; or what was
@@ -790,10 +799,58 @@ class Recommender:
                 year_max=filters.year_max,
             )
         want = self._explain_want(k, filters, lam)
-        # The batches _explain_best would send: the first `want` ranked rows, then MAX_EXPLAIN_ITEMS at a time
-        # until `want` pass the filters; every row of a batch that passes joins the pool.
+        asked_ids: set[str] = set()  # the item ids the graph was asked about
+        explained: dict[str, ExplainedItem] = {}
+        gone: set[int] = set()  # picked rows the graph dropped or (with explanations) could not explain
+        for round_ in range(MAX_PICK_ROUNDS):
+            if gone:  # the ranking as if the request had excluded them (as far as the pool can reach into it)
+                reach = 6 * MAX_EXPLAIN_ITEMS + 5 * k + len(gone)
+                ranked = [r for r in ranked[:reach] if r not in gone]
+                cold = [r for r in cold if r not in gone]
+            pool, arrivals = self._shown_pool(model, ranked, cold, k, filters, want, allowed)
+            picked = self._stage("rerank", functools.partial(pick, model, scores, pool, k, lam, arrivals))
+            order: list[str] = []
+            if share > 0:  # candidates just below the cut: the ranking's next rows that pass the filters
+                below = [i for i in ranked[: 5 * k + want] if allowed is None or allowed[i]]
+                order = self._explore_order(model, picked, below, share)[: max(MAX_EXPLAIN_ITEMS - len(picked), 0)]
+            ids = [model.item_ids[i] for i in picked]
+            fresh = [i for i in ids + order if i not in asked_ids]
+            if fresh:  # one query (or none) a round, about the items not asked yet
+                asked_ids.update(fresh)
+                explained.update(self._explain(user_id, fresh, explain, filters, seeds, held))
+            # every shown item carries a path: a picked item without one leaves, and MMR picks again
+            missing = {
+                r
+                for r, i in zip(picked, ids, strict=True)
+                if i not in explained or (explain and not explained[i].explanations)
+            }
+            if not missing:
+                break
+            if round_ + 1 == MAX_PICK_ROUNDS:
+                self.metrics.explain_fallbacks.inc()
+                return AskedGraph(frozenset(asked_ids), explained)
+            self.metrics.explain_repicks.inc()
+            gone |= missing
+        explored: set[str] = set()
+        if order:
+            picked, explored = self._explore(model, picked, order, share, explained, explain)
+        return picked, explained, explored
+
+    @staticmethod
+    def _shown_pool(
+        model: ServingModel,
+        ranked: list[int],
+        cold: list[int],
+        k: int,
+        filters: RecallFilters,
+        want: int,
+        allowed: np.ndarray | None,
+    ) -> tuple[list[int], list[int] | None]:
+        """MMR's pool and the new-arrival candidates as :meth:`_explain_best` would gather them: the batches it
+        would send (the first ``want`` ranked rows, then MAX_EXPLAIN_ITEMS at a time until ``want`` pass the
+        filters, every row of a batch that passes joining the pool), and the new-arrival candidates asked about
+        beside the first batch (None: the model has none)."""
         pool: list[int] = []
-        arrivals: list[int] | None = None
         asked: set[int] = set()
         start = 0
         while len(pool) < want and start < len(ranked) and start < 5 * MAX_EXPLAIN_ITEMS:
@@ -801,27 +858,12 @@ class Recommender:
             start += len(batch)
             asked.update(batch)
             pool.extend(i for i in batch if allowed is None or allowed[i])
-        if cold:
-            # the new-arrival candidates asked about beside the first batch (as in _explain_best)
-            head = set(ranked[:want])
-            spare = 3 * getattr(model, "cold_slots", 0) + (k if filters.narrows else 0)
-            asked.update([i for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)])
-            arrivals = [i for i in cold if i in asked and (allowed is None or allowed[i])]
-        picked = self._stage("rerank", lambda: pick(model, scores, pool, k, lam, arrivals))
-        order: list[str] = []
-        if share > 0:  # candidates just below the cut: the ranking's next rows that pass the filters
-            below = [i for i in ranked[: 5 * k + want] if allowed is None or allowed[i]]
-            order = self._explore_order(model, picked, below, share)[: max(MAX_EXPLAIN_ITEMS - len(picked), 0)]
-        ids = [model.item_ids[i] for i in picked]
-        explained = self._explain(user_id, ids + order, explain, filters, seeds, held)  # still one query (or none)
-        # a picked item the graph dropped, or (with explanations) cannot explain: every shown item carries a path
-        if any(i not in explained or (explain and not explained[i].explanations) for i in ids):
-            self.metrics.explain_fallbacks.inc()
-            return AskedGraph(frozenset(ids + order), explained)
-        explored: set[str] = set()
-        if order:
-            picked, explored = self._explore(model, picked, order, share, explained, explain)
-        return picked, explained, explored
+        if not cold:
+            return pool, None
+        head = set(ranked[:want])
+        spare = 3 * getattr(model, "cold_slots", 0) + (k if filters.narrows else 0)
+        asked.update([i for i in cold if i not in head][: max(min(MAX_EXPLAIN_ITEMS - want, spare), 0)])
+        return pool, [i for i in cold if i in asked and (allowed is None or allowed[i])]
 
     def _explain(
         self,

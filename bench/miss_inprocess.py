@@ -151,11 +151,16 @@ def main() -> None:
         for user in users[: args.warm]:
             recommender.serve(user, 20)
         bodies: list[bytes] = []
+        fallbacks = recommender.metrics.explain_fallbacks
         for n in range(args.passes):
-            started = time.process_time()
+            started, fell_back = time.process_time(), fallbacks._value.get()
             bodies = [recommender.serve(user, 20) for user in users]
             used = time.process_time() - started
-            print(f"pass {n + 1}: {1000 * used / len(users):.2f} ms CPU a miss, load {os.getloadavg()[0]:.1f}")
+            print(
+                f"pass {n + 1}: {1000 * used / len(users):.2f} ms CPU a miss, load {os.getloadavg()[0]:.1f}; "
+                f"{fallbacks._value.get() - fell_back:.0f} of {len(users)} asked the graph about more candidates "
+                "(a picked item dropped or unexplained)"
+            )
         blanked = [blank_ids(body) for body in bodies]
         print("bodies sha256", hashlib.sha256(b"\n".join(blanked)).hexdigest())
         if args.bodies is not None:

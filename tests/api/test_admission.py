@@ -206,64 +206,109 @@ FILTERS: list[dict[str, object]] = [
 ]
 
 
-def test_a_miss_explains_only_the_items_it_shows_and_they_are_those_of_explaining_every_candidate(
+def _asking(recommender: object) -> tuple[list[list[str]], dict[str, str]]:
+    """Wrap ``recommender._explain`` to record, per request, the items each call asked about, and the items asked
+    that came back without a path (or not at all: dropped by the graph). Returns the calls (cleared by the caller) and
+    the pathless items by id."""
+    explain = recommender._explain  # noqa: SLF001
+    calls: list[list[str]] = []
+    pathless: dict[str, str] = {}
+
+    def recorded(user_id: str, item_ids: list[str], explain_on: bool, *args: object, **kwargs: object) -> dict:
+        calls.append(list(item_ids))
+        out = explain(user_id, item_ids, explain_on, *args, **kwargs)
+        pathless.update({i: i for i in item_ids if i not in out or (explain_on and not out[i].explanations)})
+        return out
+
+    recommender._explain = recorded  # noqa: SLF001
+    return calls, pathless
+
+
+def _excluding(params: dict[str, object], items: set[str]) -> dict[str, object]:
+    """``params`` with ``items`` added to its exclude_items."""
+    named = [i for i in str(params.get("exclude_items", "")).split(",") if i]
+    return {**params, "exclude_items": ",".join(sorted({*named, *items}))}
+
+
+def test_a_miss_explains_only_the_items_it_shows_and_a_pathless_pick_is_answered_as_if_excluded(
     app_with,  # noqa: ANN001
 ) -> None:
-    app, client = app_with(response_cache_size=0)
+    """One explain query per request, of the shown items only. A picked item the graph cannot explain leaves MMR's
+    pool and MMR picks again, asking only about the new picks: the list is the one the same request gets with those
+    items excluded, and, when no pick needed that, the one of explaining every candidate."""
+    app, client = app_with(response_cache_size=0, fatigue_half_life=0)  # lists comparable across requests
     recommender = app.state.recommender
+    calls, pathless = _asking(recommender)
     requests = [(user, {"k": k, **f}) for user in ("u3", "u11", "u21", "u50") for k in (5, 20) for f in FILTERS]
-    shown = [client.get(f"/users/{user}/recommendations", params=params) for user, params in requests]
+    shown, gone, repicked = [], [], 0
+    for user, params in requests:
+        calls.clear()
+        pathless.clear()
+        before = _metric(client, "kgrec_explain_repicks_total")
+        shown.append(client.get(f"/users/{user}/recommendations", params=params))
+        asked = [i for call in calls for i in call]
+        assert len(asked) == len(set(asked)), (user, params)  # nothing asked twice by one request
+        rounds = _metric(client, "kgrec_explain_repicks_total") - before
+        assert len(calls) <= 1 + rounds, (user, params)  # one query, and one more a round of picking again at most
+        size = max(params["k"], recommender.settings.response_cache_pool)  # a smaller k: a slice of the pool's list
+        assert len(calls[0]) <= size, (user, params)  # the first: the shown items only
+        gone.append(set(pathless))
+        repicked += rounds > 0
     assert all(r.status_code == 200 for r in shown)
-    # one explain query per request, of the shown items only, unless a shown item has no path in the graph: then
-    # the request falls back to explaining every candidate (every shown item carries an explanation); no
-    # fingerprint read when no answer can be held
-    fallbacks = _metric(client, "kgrec_explain_fallbacks_total")
-    assert fallbacks < len(requests) / 4
-    explains = _metric(client, "kgrec_recall_query_seconds_count", strategy="explain")
-    assert len(requests) + fallbacks <= explains <= len(requests) + 5 * fallbacks  # a fallback: at most 5 batches
+    assert _metric(client, "kgrec_explain_fallbacks_total") == 0
     assert _metric(client, "kgrec_recall_query_seconds_count", strategy="user_fingerprint") == 0
-    for (_, params), response in zip(requests, shown, strict=True):
+    assert repicked < len(requests) / 4  # the next test makes the graph drop picked items
+    for (_, params), response, left in zip(requests, shown, gone, strict=True):
+        items = response.json()["items"]
+        assert not {item["item_id"] for item in items} & left
         if params.get("explain") != "false":
-            assert all(item["explanations"] for item in response.json()["items"]), params
+            assert all(item["explanations"] for item in items), params
+    # the same requests with the pathless picks excluded: the same lists, and no item left without a path
+    for (user, params), response, left in zip(requests, shown, gone, strict=True):
+        if left:
+            again = client.get(f"/users/{user}/recommendations", params=_excluding(params, left))
+            assert _without_id(again.content) == _without_id(response.content), (user, params, left)
     recommender._explain_shown = lambda *args, **kwargs: None  # noqa: SLF001 - the way of explaining every candidate
     every = [client.get(f"/users/{user}/recommendations", params=params) for user, params in requests]
-    for (user, params), one, other in zip(requests, shown, every, strict=True):
-        assert _without_id(one.content) == _without_id(other.content), (user, params)
-    assert _metric(client, "kgrec_recall_query_seconds_count", strategy="explain") > 2 * len(requests) - 1
+    for (user, params), one, other, left in zip(requests, shown, every, gone, strict=True):
+        if not left:
+            assert _without_id(one.content) == _without_id(other.content), (user, params)
 
 
-def test_a_fallback_asks_only_about_candidates_not_asked_yet_and_answers_as_explaining_every_candidate(
+def test_a_picked_item_the_graph_drops_is_answered_as_if_the_request_had_excluded_it(
     app_with,  # noqa: ANN001
 ) -> None:
-    app, client = app_with(response_cache_size=0)
+    app, client = app_with(response_cache_size=0, fatigue_half_life=0)  # lists comparable across requests
     recommender = app.state.recommender
     users = ("u3", "u11", "u21", "u50")
     best = {u: client.get(f"/users/{u}/recommendations", params={"k": 5}).json()["items"][0]["item_id"] for u in users}
+    calls, pathless = _asking(recommender)
     explain = recommender._explain  # noqa: SLF001
-    asked: list[str] = []
 
     def graph_without_the_best(user_id: str, item_ids: list[str], *args: object, **kwargs: object) -> dict:
         """The graph as if each user's best item had left it (dropped from what it explains, as the query drops
-        an item that is gone): every list that picks it must fall back."""
-        asked.extend(item_ids)
+        an item that is gone): every list that picks it must pick again."""
         return {i: e for i, e in explain(user_id, item_ids, *args, **kwargs).items() if i not in best.values()}
 
     recommender._explain = graph_without_the_best  # noqa: SLF001
     requests = [(user, {"k": k, **f}) for user in users for k in (5, 20) for f in FILTERS]
-    before = _metric(client, "kgrec_explain_fallbacks_total")
-    shown = []
+    before = _metric(client, "kgrec_explain_repicks_total")
+    shown, gone = [], []
     for user, params in requests:
-        asked.clear()
+        calls.clear()
+        pathless.clear()
         shown.append(client.get(f"/users/{user}/recommendations", params=params))
+        asked = [i for call in calls for i in call]
         assert len(asked) == len(set(asked)), (user, params)  # nothing asked twice by one request
+        gone.append(set(pathless) | (set(best.values()) & set(asked)))  # every user's best is dropped
     assert all(r.status_code == 200 for r in shown)
-    assert _metric(client, "kgrec_explain_fallbacks_total") - before >= len(users)  # at least each user's k=5
-    for response in shown:
+    assert _metric(client, "kgrec_explain_repicks_total") - before >= len(users)  # at least each user's k=5
+    assert _metric(client, "kgrec_explain_fallbacks_total") == 0
+    recommender._explain = explain  # noqa: SLF001 - the graph as it is
+    for (user, params), response, left in zip(requests, shown, gone, strict=True):
         assert not {item["item_id"] for item in response.json()["items"]} & set(best.values())
-    recommender._explain_shown = lambda *args, **kwargs: None  # noqa: SLF001 - the way of explaining every candidate
-    every = [client.get(f"/users/{user}/recommendations", params=params) for user, params in requests]
-    for (user, params), one, other in zip(requests, shown, every, strict=True):
-        assert _without_id(one.content) == _without_id(other.content), (user, params)
+        again = client.get(f"/users/{user}/recommendations", params=_excluding(params, left))
+        assert _without_id(again.content) == _without_id(response.content), (user, params, left)
 
 
 def _without_id(body: bytes) -> bytes:
