@@ -151,15 +151,16 @@ def main() -> None:
         for user in users[: args.warm]:
             recommender.serve(user, 20)
         bodies: list[bytes] = []
-        fallbacks = recommender.metrics.explain_fallbacks
+        fallbacks, repicks = recommender.metrics.explain_fallbacks, recommender.metrics.explain_repicks
         for n in range(args.passes):
-            started, fell_back = time.process_time(), fallbacks._value.get()
+            started = time.process_time()
+            fell_back, picked_again = fallbacks._value.get(), repicks._value.get()
             bodies = [recommender.serve(user, 20) for user in users]
             used = time.process_time() - started
             print(
                 f"pass {n + 1}: {1000 * used / len(users):.2f} ms CPU a miss, load {os.getloadavg()[0]:.1f}; "
-                f"{fallbacks._value.get() - fell_back:.0f} of {len(users)} asked the graph about more candidates "
-                "(a picked item dropped or unexplained)"
+                f"{repicks._value.get() - picked_again:.0f} rounds of picking again (a picked item without a path), "
+                f"{fallbacks._value.get() - fell_back:.0f} of {len(users)} misses explained the candidates in batches"
             )
         blanked = [blank_ids(body) for body in bodies]
         print("bodies sha256", hashlib.sha256(b"\n".join(blanked)).hexdigest())
