@@ -206,18 +206,18 @@ FILTERS: list[dict[str, object]] = [
 ]
 
 
-def _asking(recommender: object) -> tuple[list[list[str]], dict[str, str]]:
+def _asking(recommender: object) -> tuple[list[list[str]], set[str]]:
     """Wrap ``recommender._explain`` to record, per request, the items each call asked about, and the items asked
-    that came back without a path (or not at all: dropped by the graph). Returns the calls (cleared by the caller) and
-    the pathless items by id."""
+    that came back without a path (or not at all: dropped by the graph). Returns the calls and the pathless items (both
+    cleared by the caller)."""
     explain = recommender._explain  # noqa: SLF001
     calls: list[list[str]] = []
-    pathless: dict[str, str] = {}
+    pathless: set[str] = set()
 
     def recorded(user_id: str, item_ids: list[str], explain_on: bool, *args: object, **kwargs: object) -> dict:
         calls.append(list(item_ids))
         out = explain(user_id, item_ids, explain_on, *args, **kwargs)
-        pathless.update({i: i for i in item_ids if i not in out or (explain_on and not out[i].explanations)})
+        pathless.update(i for i in item_ids if i not in out or (explain_on and not out[i].explanations))
         return out
 
     recommender._explain = recorded  # noqa: SLF001
