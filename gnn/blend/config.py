@@ -366,12 +366,14 @@ class RankerConfig(BaseModel):
         ge=1,
         description="Serving (RankerModel.score): score a candidate set instead of every item — the this many best "
         "by LightGCN, by ALS, by EASE^R and by the sequence weights of the latest history items, by popularity "
-        "(overall and in the window), the this many best cold items by LightGCN, and a fixed uniform sample of "
-        "items whose features' means and deviations stand in for the catalogue's in the z-scores where no exact ones "
-        "are known (LightGCN's and ALS's come from the items' mean and covariance, their best items from an HNSW index "
-        "from 50,000 items: gnn.blend.candidates); every other item scores -inf. A computed answer then costs the candidates' features instead of every item's (at 50,000 "
-        "items, docs/benchmarks.md §5). Scores differ from the whole catalogue's (the sample's z-scores); a set "
-        "that would hold half the catalogue or more scores every item. None: every item.",
+        "(overall and in the window) and the this many best cold items by LightGCN (their best items from an HNSW "
+        "index from 50,000 items: gnn.blend.candidates); every other item scores -inf. A feature's z-score takes the "
+        "catalogue's mean and deviation where they are known exactly (those computed for every item; LightGCN's and "
+        "ALS's from the items' mean and covariance), else a fixed uniform sample's, on which only those features are "
+        "computed; a feature of weight 0 is not computed. A computed answer then costs the candidates' features "
+        "instead of every item's (at 50,000 items, docs/benchmarks.md §5). Scores differ from the whole catalogue's "
+        "(the sample's z-scores); a set that would hold half the catalogue or more scores every item. None: every "
+        "item.",
     )
     seed: int = Field(42, description="Seed of LightGCN, negative sampling and the ranker.")
     device: Device = Field("auto", description="auto (CUDA when available), cpu or cuda.")

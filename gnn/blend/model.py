@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ from schema.errors import DataError
 log = logging.getLogger(__name__)
 
 #: Candidate set (``RankerConfig.serve_candidates``): items of the uniform sample whose features' means and
-#: deviations stand in for the catalogue's.
+#: deviations stand in for the catalogue's where no exact ones are known (the sample is not scored as candidates).
 CANDIDATE_SAMPLE = 2_000
 
 
@@ -351,41 +351,51 @@ class RankerModel:
         vectors: UserVectors,
         columns: np.ndarray | None = None,
         every: dict[int, np.ndarray] | None = None,
+        only: Collection[int] | None = None,
     ) -> np.ndarray:
         """:meth:`features` of a checked history (:meth:`_check_history`) with the user's :meth:`_user_vectors`,
         at ``columns`` only (``[F, len(columns)]``; None: every item). ``every``: :meth:`_every_item` of the same
-        history when the caller has it."""
+        history when the caller has it. ``only``: the features (:data:`FEATURES` indices) to compute, the others
+        left 0 (None: all of them)."""
         c = self.components
 
         def take(values: np.ndarray) -> np.ndarray:
             return values if columns is None else values[columns]
 
+        def wanted(*features: int) -> bool:
+            return only is None or any(f in only for f in features)
+
         every = self._every_item(items, times) if every is None else every
         out = np.zeros((len(FEATURES), self.num_items if columns is None else len(columns)), dtype=np.float32)
         for feature, values in every.items():
-            out[feature] = take(values)
-        if vectors.knowledge is not None:
+            if wanted(feature):
+                out[feature] = take(values)
+        if vectors.knowledge is not None and wanted(3, 9):
             out[3] = take(c.knowledge) @ vectors.knowledge
-        if vectors.lightgcn is not None:
+        if vectors.lightgcn is not None and wanted(4, 12):
             out[4] = take(c.item_emb) @ vectors.lightgcn
-        if vectors.als is not None:
+        if vectors.als is not None and wanted(5):
             out[5] = take(c.als_items) @ vectors.als
         end = self._end(times)
-        cold = take(self._cold)
-        out[7] = take(self._pop_global)
-        out[8] = cold
-        out[9] = out[3] * cold
-        out[10] = self._fresh(end, columns)
-        out[11] = out[10] * cold
-        out[12] = out[4] * cold
-        solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
-        out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
-        if user_idx is not None and self._social.nnz:  # the user's row, without scipy's indexing
+        cold = take(self._cold) if wanted(8, 9, 11, 12, 13) else None
+        if wanted(7):
+            out[7] = take(self._pop_global)
+        if cold is not None:
+            out[8] = cold
+            out[9] = out[3] * cold
+            out[12] = out[4] * cold
+            solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
+            out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
+        if wanted(10, 11):
+            out[10] = self._fresh(end, columns)
+        if cold is not None:
+            out[11] = out[10] * cold
+        if user_idx is not None and self._social.nnz and wanted(14):  # the user's row, without scipy's indexing
             row = slice(self._social.indptr[user_idx], self._social.indptr[user_idx + 1])
             social = np.zeros(self.num_items, dtype=np.float32)
             social[self._social.indices[row]] = self._social.data[row]
             out[14] = take(social)
-        if c.attribute_shares is not None and c.attribute_shares.shape[0]:
+        if c.attribute_shares is not None and c.attribute_shares.shape[0] and wanted(15):
             if attributes is None:
                 attributes = self.user_attributes(user_idx) if user_idx is not None else np.empty(0, np.int64)
             out[15] = take(peer_scores(c.attribute_shares, np.asarray(attributes, dtype=np.int64)))
@@ -472,7 +482,11 @@ class RankerModel:
         vectors = self._user_vectors(items, times, user_idx, floor)
         every = None if n is None else self._every_item(items, times, floor)
         columns = None if every is None else self._candidates(every, vectors, n)
-        raw = self._features(items, times, user_idx, attributes, vectors, columns, every)
+        # the features the ranker weighs: a candidate set computes no others (combine multiplies them by 0)
+        used = np.zeros(len(FEATURES), dtype=bool)
+        used[: self.active] = ranker[: self.active] != 0
+        weighed = None if columns is None else set(np.flatnonzero(used).tolist())
+        raw = self._features(items, times, user_idx, attributes, vectors, columns, every, weighed)
         if columns is None:  # every item: the features computed to choose candidates are not computed again
             out = np.round(self.combine(ranker, self._weighted_zscores(raw, ranker)), SCORE_DECIMALS)
             out = out.astype(np.float32, copy=False)
@@ -483,19 +497,24 @@ class RankerModel:
             index = self.candidate_index
             mean, std = np.zeros(len(raw), dtype=raw.dtype), np.ones(len(raw), dtype=raw.dtype)
             known = self._raw.copy()  # the raw features take no statistics
+            # (a feature of weight 0 takes none: it is 0 and multiplied by 0)
             for feature, values in every.items():
-                mean[feature], std[feature] = mean_and_deviation(values)
+                if used[feature]:
+                    mean[feature], std[feature] = mean_and_deviation(values)
                 known[feature] = True
             for feature, (name, moments) in index.moments.items():
                 vector = getattr(vectors, name)
-                if vector is not None and ranker[feature] != 0:  # a weight of 0 takes no statistics
+                if vector is not None and used[feature]:
                     mean[feature], std[feature] = moments(vector)
                     known[feature] = True
             for feature, (centre, spread) in index.constants.items():
                 mean[feature], std[feature] = centre, spread
                 known[feature] = True
-            rest = np.flatnonzero(~known)
-            mean[rest], std[rest] = mean_and_deviation(raw[rest][:, np.searchsorted(columns, index.sample)])
+            # the others' over the uniform sample, computed there for those features alone
+            rest = np.flatnonzero(~known & used)
+            if len(rest):
+                sample = self._features(items, times, user_idx, attributes, vectors, index.sample, every, set(rest))
+                mean[rest], std[rest] = mean_and_deviation(sample[rest])
             z = (raw - mean[:, None]) / np.where(std > 0, std, 1.0)[:, None]
             z[self._raw] = raw[self._raw]
             out = np.full(self.num_items, -np.inf, dtype=np.float32)
@@ -530,12 +549,12 @@ class RankerModel:
         )
 
     def _candidates(self, every: dict[int, np.ndarray], vectors: UserVectors, n: int) -> np.ndarray | None:
-        """``RankerConfig.serve_candidates``'s candidate set (sorted item_idx, the uniform sample among them) from a
+        """``RankerConfig.serve_candidates``'s candidate set (sorted item_idx) from a
         user's :meth:`_every_item` features and :class:`UserVectors` (LightGCN's and ALS's best items from their
         :class:`~gnn.blend.candidates.InnerProductIndex`), or None when it would hold half the catalogue or more
         (every item is scored then)."""
         index = self.candidate_index
-        picks = [index.sample, index.popular[:n]]
+        picks = [index.popular[:n]]
         picks += [best(every[f], n) for f in (1, 2, 6) if f in every]
         for search, vector in ((index.lightgcn, vectors.lightgcn), (index.als, vectors.als)):
             if search is not None and vector is not None:

@@ -1301,8 +1301,9 @@ def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> No
 def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves_the_rest_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``serve_candidates``: the best items of each cheap component (LightGCN's and ALS's from their HNSW graphs), the
-    most popular ones and a uniform sample are scored; the others get ``-inf``. With weights on features whose
+    """``serve_candidates``: the best items of each cheap component (LightGCN's and ALS's from their HNSW graphs) and
+    the most popular ones are scored; the others get ``-inf``, the uniform sample's too (it gives statistics, not
+    candidates). With weights on features whose
     catalogue mean and deviation the candidate path computes exactly (those read for every item, and the LightGCN and
     ALS products by their moments), a candidate scores what it scores over the whole catalogue; a set
     holding half the catalogue or more is every item, bit for bit."""
@@ -1326,7 +1327,7 @@ def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves
         model.config.model_copy(update={"serve_candidates": 200}), model.user_ids, model.item_ids, model.components
     )
     wide.weights = model.weights
-    covered = 0
+    covered = unsampled = 0
     for user in range(0, snapshot.num_users, 3):
         items, times = model.history(user)
         full = model.score(items, times, user)
@@ -1334,7 +1335,7 @@ def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves
         assert np.array_equal(wide.score(items, times, user), full)
         scored = np.flatnonzero(np.isfinite(part))
         assert 0 < len(scored) < snapshot.num_items / 2
-        assert np.isin(np.setdiff1d(candidates.candidate_index.sample, items), scored).all()
+        unsampled += not np.isin(np.setdiff1d(candidates.candidate_index.sample, items), scored).all()
         assert np.isin(np.setdiff1d(candidates.candidate_index.popular[:15], items), scored).all()
         assert np.allclose(part[scored], full[scored], atol=2e-4)
         best = np.argsort(-full, kind="stable")[:5]
@@ -1342,6 +1343,48 @@ def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves
             covered += 1
             assert np.array_equal(np.argsort(-part, kind="stable")[:5], best)
     assert covered >= 15
+    assert unsampled > 0  # the sample alone makes no item a candidate
+
+
+def test_a_candidate_set_neither_computes_nor_weighs_a_feature_of_weight_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A candidate set computes only the features the ranker weighs (at the candidates, and at the uniform sample
+    those whose statistics it gives): a feature of weight 0 is never computed, and the scores are those of the same
+    weights where the feature is computed and multiplied by 0 (the whole catalogue's), within one rounding step."""
+    import gnn.blend.candidates as blend_candidates
+    import gnn.blend.model as blend_model
+
+    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
+    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
+    world = generate_world(users=60, items=300, seed=6)
+    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    weights = _weights(ease=0.5, sequence=0.3, als=1.0, pop_global=0.6, fresh=0.2)
+    model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4, "serve_candidates": 15}))
+    computed: list[int | None] = []
+    fresh = blend_model.RankerModel._fresh
+
+    def counted(self: RankerModel, end: int, columns: np.ndarray | None = None) -> np.ndarray:
+        computed.append(None if columns is None else len(columns))
+        return fresh(self, end, columns)
+
+    monkeypatch.setattr(blend_model.RankerModel, "_fresh", counted)
+    sample = len(model.candidate_index.sample)
+    users = range(0, snapshot.num_users, 5)
+    with_fresh = [model.score(*model.history(user), user) for user in users]
+    assert computed and sample in computed  # weighed, with the sample's statistics: computed there too
+    computed.clear()
+    model.weights = model.weights.copy()
+    model.weights[FEATURES.index("fresh")] = 0.0
+    whole = RankerModel(
+        model.config.model_copy(update={"serve_candidates": None}), model.user_ids, model.item_ids, model.components
+    )
+    whole.weights = model.weights
+    for user, before in zip(users, with_fresh, strict=True):
+        items, times = model.history(user)
+        part = model.score(items, times, user)
+        scored = np.isfinite(part)
+        assert np.array_equal(scored, np.isfinite(before))  # the same candidates
+        assert np.allclose(part[scored], whole.score(items, times, user)[scored], atol=2e-4)
+    assert computed == [None] * len(users)  # only by the whole catalogue's scoring
 
 
 def test_a_served_blend_switches_to_its_candidate_set_by_size_and_says_so(
