@@ -20,6 +20,9 @@ With ``--world-artifacts DIR`` the misses are those of a synthetic world instead
 heavy users are drawn often: their histories of thousands of interactions are the expensive misses):
 
     .venv/bin/python -m bench.miss_inprocess --world-artifacts DIR --draws 1000 --passes 2 --stages
+
+``--beyond 5000`` draws only users past the realistic run's warm set (5,000 by default): most of that run's computed
+answers are such users' first requests, light histories whose neighbourhoods are seldom held yet.
 """
 
 from __future__ import annotations
@@ -79,10 +82,17 @@ def world_server() -> Neo4jSettings:
     )
 
 
-def drawn_users(driver: Any, draws: int, exponent: float) -> list[str]:
-    """``draws`` users drawn Zipf-like over their activity rank (seed 0), as the realistic run draws them."""
+def drawn_users(driver: Any, draws: int, exponent: float, beyond: int = 0) -> list[str]:
+    """``draws`` users drawn Zipf-like over their activity rank (seed 0), as the realistic run draws them; with
+    ``beyond``, only among the users ranked past the first ``beyond`` (the realistic run's warm set: most of its
+    computed answers are users drawn there, whose first request is a miss), with the same Zipf weights."""
     ranked = reads.most_active_users(driver, 10**9)
     cdf = zipf_cdf(len(ranked), exponent)
+    if beyond > 0:
+        if beyond >= len(ranked):
+            raise SystemExit(f"--beyond {beyond}: the world has {len(ranked)} users")
+        cdf = (cdf[beyond:] - cdf[beyond - 1]) / (1.0 - cdf[beyond - 1])
+        ranked = ranked[beyond:]
     rng = np.random.default_rng(0)
     return [ranked[int(i)] for i in np.searchsorted(cdf, rng.random(draws))]
 
@@ -124,6 +134,13 @@ def main() -> None:
     )
     parser.add_argument("--draws", type=int, default=1000, help="with --world-artifacts: users drawn a pass")
     parser.add_argument("--zipf", type=float, default=1.0, help="with --world-artifacts: the draw's exponent")
+    parser.add_argument(
+        "--beyond",
+        type=int,
+        default=0,
+        help="with --world-artifacts: draw only users ranked past this many by activity (e.g. the realistic run's "
+        "warm set, 5000: the users whose first request is a miss there)",
+    )
     args = parser.parse_args()
     world = args.world_artifacts is not None
     server = world_server() if world else bench_settings()
@@ -144,7 +161,7 @@ def main() -> None:
         models.reload()
         recommender = Recommender(driver, settings, pool, Metrics(), models=models)
         if world:
-            users = drawn_users(driver, args.draws, args.zipf)
+            users = drawn_users(driver, args.draws, args.zipf, args.beyond)
         else:
             users = [r["id"] for r in driver.execute_query("MATCH (u:User) RETURN u.userId AS id ORDER BY id")[0]]
             users = [u for u in users if u != "442"]
