@@ -1298,6 +1298,17 @@ def test_features_that_need_time_leave_the_ranker_when_the_data_has_none() -> No
     assert timed_model.meta["validation"]["dropped_features"] == [] and timed_model.config.ranker_features is None
 
 
+def _small_candidate_world(monkeypatch: pytest.MonkeyPatch) -> GraphSnapshot:
+    """A world of 300 items whose candidate sets are small enough to test: a uniform sample of 20 items and HNSW
+    graphs from one item."""
+    import gnn.blend.candidates as blend_candidates
+    import gnn.blend.model as blend_model
+
+    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
+    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
+    return build_graph_snapshot(export_from_dataset(generate_world(users=60, items=300, seed=6).dataset))
+
+
 def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves_the_rest_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1307,13 +1318,8 @@ def test_a_candidate_set_scores_its_items_as_the_whole_catalogue_does_and_leaves
     catalogue mean and deviation the candidate path computes exactly (those read for every item, and the LightGCN and
     ALS products by their moments), a candidate scores what it scores over the whole catalogue; a set
     holding half the catalogue or more is every item, bit for bit."""
-    import gnn.blend.candidates as blend_candidates
-    import gnn.blend.model as blend_model
 
-    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
-    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
-    world = generate_world(users=60, items=300, seed=6)
-    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    snapshot = _small_candidate_world(monkeypatch)
     weights = _weights(ease=0.5, ease_recent=0.4, sequence=0.3, lightgcn=0.7, als=1.0, pop_window=0.2, pop_global=0.6)
     model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4}))
     rng = np.random.default_rng(7)  # LightGCN vectors (the fit here leaves it out, for speed)
@@ -1350,13 +1356,9 @@ def test_a_candidate_set_neither_computes_nor_weighs_a_feature_of_weight_0(monke
     """A candidate set computes only the features the ranker weighs (at the candidates, and at the uniform sample
     those whose statistics it gives): a feature of weight 0 is never computed, and the scores are those of the same
     weights where the feature is computed and multiplied by 0 (the whole catalogue's), within one rounding step."""
-    import gnn.blend.candidates as blend_candidates
     import gnn.blend.model as blend_model
 
-    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
-    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
-    world = generate_world(users=60, items=300, seed=6)
-    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    snapshot = _small_candidate_world(monkeypatch)
     weights = _weights(ease=0.5, sequence=0.3, als=1.0, pop_global=0.6, fresh=0.2)
     model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4, "serve_candidates": 15}))
     computed: list[int | None] = []
@@ -1468,15 +1470,10 @@ def test_a_blend_saved_with_its_candidate_graphs_serves_them_read_and_scores_as_
     """``RankerModel.save(candidate_graphs=True)`` writes LightGCN's and ALS's HNSW graphs and their records;
     ``gnn.serving.BlendModel`` then reads them (and says so) and scores every user as a model whose graphs are built;
     a model saved without them (an older artifact) builds them; a damaged file is built again, not an error."""
-    import gnn.blend.candidates as blend_candidates
-    import gnn.blend.model as blend_model
     import gnn.serving as serving
     from gnn.blend.config import GRAPH_FILES
 
-    monkeypatch.setattr(blend_model, "CANDIDATE_SAMPLE", 20)
-    monkeypatch.setattr(blend_candidates, "ANN_MIN_ITEMS", 1)
-    world = generate_world(users=60, items=300, seed=6)
-    snapshot = build_graph_snapshot(export_from_dataset(world.dataset))
+    snapshot = _small_candidate_world(monkeypatch)
     weights = _weights(ease=0.5, sequence=0.3, lightgcn=0.7, als=1.0, pop_global=0.6)
     model = _model(snapshot, weights, FAST.model_copy(update={"als_factors": 4, "serve_candidates": 15}))
     rng = np.random.default_rng(7)  # LightGCN vectors (the fit here leaves it out, for speed)
