@@ -380,16 +380,15 @@ class RankerModel:
         cold = take(self._cold) if wanted(8, 9, 11, 12, 13) else None
         if wanted(7):
             out[7] = take(self._pop_global)
-        if cold is not None:
-            out[8] = cold
-            out[9] = out[3] * cold
-            out[12] = out[4] * cold
-            solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
-            out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
         if wanted(10, 11):
             out[10] = self._fresh(end, columns)
         if cold is not None:
+            out[8] = cold
+            out[9] = out[3] * cold
             out[11] = out[10] * cold
+            out[12] = out[4] * cold
+            solo = int((c.events.global_counts[items] <= 1).sum()) if len(items) else 0
+            out[13] = cold * np.float32(math.log((solo + 0.5) / (len(items) + 5.0)))
         if user_idx is not None and self._social.nnz and wanted(14):  # the user's row, without scipy's indexing
             row = slice(self._social.indptr[user_idx], self._social.indptr[user_idx + 1])
             social = np.zeros(self.num_items, dtype=np.float32)
@@ -430,12 +429,18 @@ class RankerModel:
         z[self._raw] = raw[self._raw]
         return z
 
+    def _weighed(self, weights: np.ndarray) -> np.ndarray:
+        """``[F]`` bool: the features ``weights`` gives a non-zero weight among the :attr:`active` ones (the only ones
+        :meth:`combine` reads)."""
+        used = np.zeros(len(FEATURES), dtype=bool)
+        used[: self.active] = weights[: self.active] != 0
+        return used
+
     def _weighted_zscores(self, raw: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """:meth:`_zscored` of ``raw`` (overwritten) for the rows that ``weights`` gives a non-zero weight, 0 for the
         others: :meth:`combine` multiplies those by 0, so its sums are the same, bit for bit (a weight fitted to 0 is
         common: a third of the features of a blend fitted at 50,000 items, whose z-scores cost 1 ms a list there)."""
-        used = np.zeros(len(raw), dtype=bool)
-        used[: self.active] = weights[: self.active] != 0
+        used = self._weighed(weights)
         scaled = np.flatnonzero(used & ~self._raw)
         raw[scaled] = zscore(raw[scaled])
         raw[~used] = 0.0
@@ -483,8 +488,7 @@ class RankerModel:
         every = None if n is None else self._every_item(items, times, floor)
         columns = None if every is None else self._candidates(every, vectors, n)
         # the features the ranker weighs: a candidate set computes no others (combine multiplies them by 0)
-        used = np.zeros(len(FEATURES), dtype=bool)
-        used[: self.active] = ranker[: self.active] != 0
+        used = self._weighed(ranker)
         weighed = None if columns is None else set(np.flatnonzero(used).tolist())
         raw = self._features(items, times, user_idx, attributes, vectors, columns, every, weighed)
         if columns is None:  # every item: the features computed to choose candidates are not computed again
