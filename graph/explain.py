@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graph import catalog
 from graph.paths import Explanation, PathNode, constructed, display_name, path_rel, shared_trait_sentence
-from graph.query import Caps, parse_caps, run_read
+from graph.query import Caps, parse_caps, run_read, typed_ids
 from graph.reads import UserContext
 from graph.recall import RecallFilters, TimingFn
 from schema.errors import ConfigError
@@ -243,9 +243,10 @@ def explain_items(
         "itemIds": wanted,
         "seedIds": seeds,
         "checkSeeds": not seeds_checked,
-        "readSeeds": read_seeds,
-        "readItems": read_items,
-        "heldFollowees": held_followees,
+        # never an empty list: one parameter type, one plan in Neo4j's cache (graph.query.typed_ids)
+        "readSeeds": None if read_seeds is None else typed_ids(read_seeds),
+        "readItems": None if read_items is None else typed_ids(read_items),
+        "heldFollowees": typed_ids(held_followees),
         **limits.to_params(),
         **(filters or RecallFilters()).to_params(),
     }

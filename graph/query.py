@@ -49,6 +49,20 @@ def parse_caps(model: type[C], overrides: Mapping[str, Any]) -> C:
         raise ConfigError(f"invalid {model.__name__}: {problems}") from exc
 
 
+#: What :func:`typed_ids` appends: no node's id is empty (schema/rows.py), so ``x IN list`` is unchanged by it.
+NO_ID = ""
+
+
+def typed_ids(ids: list[str]) -> list[str]:
+    """``ids`` with :data:`NO_ID` appended, for a list parameter that may be empty and is only tested for membership.
+
+    Neo4j caches a query's plan per query string *and parameter types*, and an empty list is a type of its own (a list
+    of strings is another): a query that is sent both gets planned once for each, and planning the explanation query
+    costs Neo4j about a second of CPU (2–5 s on a loaded machine), during which every other query waits for the cores
+    (docs/benchmarks.md §5). With the sentinel, the list is never empty."""
+    return [*ids, NO_ID]
+
+
 def run_read(
     name: str, query: str, params: dict[str, Any], driver: Driver, database: str
 ) -> tuple[list[Record], float]:
@@ -79,4 +93,4 @@ def run_read(
     return records, time.perf_counter() - started
 
 
-__all__ = ["Caps", "parse_caps", "run_read"]
+__all__ = ["NO_ID", "Caps", "parse_caps", "run_read", "typed_ids"]

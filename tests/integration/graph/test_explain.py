@@ -19,6 +19,7 @@ from graph.explain import (
     explain_items,
     strongest_seeds,
 )
+from graph.query import NO_ID, run_read
 from graph.reads import Interaction, user_context
 from graph.recall import RecallFilters
 from graph.writers import BatchWriter, create_user, impression_batches, read_graph_counts, write_impressions
@@ -624,3 +625,31 @@ def test_explain_queries_are_catalogued() -> None:
         "follows",
         "preferred",
     ]
+
+
+def test_explain_items_sends_its_id_lists_never_empty(world: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neo4j plans a query once per parameter *types*, and an empty list is a type apart from a list of strings: the
+    lists of held sides and followees carry the sentinel id, so the query keeps one plan however much is held, and
+    the answers are those read without held sides."""
+    sent: list[dict] = []
+
+    def spy(name: str, query: str, params: dict, driver: Driver, database: str) -> tuple:
+        sent.append(dict(params))
+        return run_read(name, query, params, driver, database)
+
+    monkeypatch.setattr("graph.explain.run_read", spy)
+    kept = Neighbourhoods(size=1000, seconds=3600)
+    context = user_context(world, "me")
+    assert context is not None
+    seeds = strongest_seeds(context)
+    first = explain_items(world, "me", ALL[:5], seed_ids=seeds, neighbourhoods=kept)  # nothing held yet
+    again = explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=kept)  # every seed side held, half the items
+    assert first == explain_items(world, "me", ALL[:5]) and again == explain_items(world, "me", ALL)
+    lists = [(p["readSeeds"], p["readItems"], p["heldFollowees"]) for p in sent if p["readItems"] is not None]
+    assert len(lists) == 2 and all(
+        isinstance(ids, list) and ids and ids[-1] == NO_ID and all(isinstance(i, str) for i in ids)
+        for row in lists
+        for ids in row
+    ), lists
+    assert lists[1][0] == [NO_ID] and lists[1][1] == [*ALL[5:], NO_ID] and lists[1][2] == ["ana", NO_ID]
+    assert lists[0][2] == [NO_ID]  # no followee side held yet: the sentinel alone
