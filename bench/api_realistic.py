@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +118,40 @@ def largest_memory(pids: list[int]) -> dict[str, float]:
     return max((memory_mib(pid) for pid in pids), key=lambda m: m.get("rss", 0.0), default={})
 
 
+class CpuSampler:
+    """CPU seconds used by each process of ``pids`` (name: pid) and by the machine, every ``every`` seconds while it
+    runs (a thread): set against a run's slow seconds, they say which process had the cores then. ``timeline``:
+    ``{"t": [wall clock], name: [CPU s in each interval], "busy"/"steal": [the machine's]}``."""
+
+    def __init__(self, pids: dict[str, int | None], every: float = 0.25) -> None:
+        self.pids, self.every = pids, every
+        self.timeline: dict[str, list[float]] = {"t": [], **{name: [] for name in pids}, "busy": [], "steal": []}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _read(self) -> dict[str, float]:
+        machine = machine_cpu() or {}
+        now = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
+        return {**now, "busy": machine.get("busy", 0.0), "steal": machine.get("steal", 0.0)}
+
+    def _run(self) -> None:
+        last = self._read()
+        while not self._stop.wait(self.every):
+            now = self._read()
+            self.timeline["t"].append(round(time.time(), 3))
+            for name, value in now.items():
+                self.timeline[name].append(round(value - last[name], 3))
+            last = now
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def world_dir(args: argparse.Namespace) -> Path:
     return OUT / f"world-{args.world_users}-{args.world_items}-{args.world_interactions}"
 
@@ -170,6 +205,65 @@ def zipf_cdf(n: int, exponent: float) -> np.ndarray:
     return cdf
 
 
+#: The kinds of request of the realistic loop (:func:`request_kinds`).
+KINDS = ("held", "first", "after post", "post")
+
+
+def request_kinds(ranks: list[int], writes: list[bool], warm_users: int) -> list[str]:
+    """Each request's kind, from the order of the requests alone: ``post``; a read of a user in the warm set (the
+    ``warm_users`` most active) or read before, with no post of theirs since (``held``: the API should hold the
+    answer); the first read of any other user (``first``); a read after a post of the user's (``after post``). Both
+    of the last should be computed. Requests in flight at once, and answers that aged out of the cache, make a few
+    reads differ from their kind."""
+    held = set(range(warm_users))
+    posted: set[int] = set()
+    kinds = []
+    for rank, write in zip(ranks, writes, strict=True):
+        if write:
+            kinds.append("post")
+            posted.add(rank)
+        elif rank in posted:
+            kinds.append("after post")
+            posted.discard(rank)
+            held.add(rank)
+        else:
+            kinds.append("held" if rank in held else "first")
+            held.add(rank)
+    return kinds
+
+
+def kind_figures(by_kind: dict[str, list[float]], share: float = 0.01) -> dict[str, dict[str, float]]:
+    """Per kind of request: how many, p50 and p99 in ms, and how many are among the slowest ``share`` of all."""
+    every = sorted((t for times in by_kind.values() for t in times), reverse=True)
+    cut = every[max(0, int(len(every) * share) - 1)] if every else 0.0
+    figures = {}
+    for kind, times in by_kind.items():
+        ms = np.array(times or [0.0]) * 1000
+        figures[kind] = {
+            "requests": len(times),
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "in_slowest": sum(1 for t in times if t >= cut),
+        }
+    return figures
+
+
+def slowest(timeline: list[tuple[float, float, str]], share: float = 0.01) -> dict:
+    """The slowest ``share`` of the requests: each with when it was due (s after the start), its latency (ms) and
+    kind, by time; how many distinct seconds of the run they fell in (a few: stalls; many: load); and the p99 of the
+    requests due in each second of the run."""
+    cut = max(1, int(len(timeline) * share))
+    worst = sorted(sorted(timeline, key=lambda row: -row[1])[:cut])
+    per_second: dict[int, list[float]] = {}
+    for due, latency, _ in timeline:
+        per_second.setdefault(int(due), []).append(1000 * latency)
+    return {
+        "seconds": len({int(due) for due, _, _ in worst}),
+        "requests": [[round(due, 3), round(1000 * latency, 1), kind] for due, latency, kind in worst],
+        "p99_by_second": [round(float(np.percentile(per_second[s], 99)), 1) for s in sorted(per_second)],
+    }
+
+
 async def realistic_loop(
     port: int, key: str, users: list[str], items: list[str], args: argparse.Namespace, seed: int = 7
 ) -> dict:
@@ -195,13 +289,22 @@ async def realistic_loop(
     out: dict[str, list[tuple[float, str]]] = {"read": [], "write": []}
     errors: dict[str, dict[str, int]] = {"read": {}, "write": {}}
     clock = [int(time.time())]
+    # Each request's kind, in the order they are sent: a post, or a read the API should answer from its cache
+    # ("held") or compute ("first" read of a user outside the warm set, or the first read "after post").
+    writes, picked = [], []
+    for _ in range(n):  # drawn in this order since the first runs: the same seed gives the same requests
+        writes.append(rng.random() < args.post_share)
+        picked.append(rng.choice(items) if writes[-1] else "")
+    kinds = request_kinds([int(d) for d in draws], writes, args.warm_users)
+    by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    timeline: list[tuple[float, float, str]] = []  # (when it was due, s after the start; latency; kind)
     start = time.perf_counter() + 0.2
+    started_at = time.time() + 0.2  # the loop's start on the wall clock: run.slowest's times count from it
 
     async def one(i: int) -> None:
         rank = int(draws[i])
         user = users[rank]
-        write = rng.random() < args.post_share
-        item = rng.choice(items) if write else ""
+        write, item = writes[i], picked[i]
         scheduled = start + i / args.rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
@@ -223,7 +326,10 @@ async def realistic_loop(
         kind = "write" if write else "read"
         if outcome != "200":
             errors[kind][outcome] = errors[kind].get(outcome, 0) + 1
-        out[kind].append((time.perf_counter() - scheduled, outcome))
+        latency = time.perf_counter() - scheduled
+        out[kind].append((latency, outcome))
+        by_kind[kinds[i]].append(latency)
+        timeline.append((scheduled - start, latency, kinds[i]))
 
     await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.perf_counter() - start
@@ -242,6 +348,9 @@ async def realistic_loop(
         "all": _figures(every, merged),
         "read": {"requests": len(out["read"]), **_figures(out["read"], errors["read"])},
         "write": {"requests": len(out["write"]), **_figures(out["write"], errors["write"])},
+        "kinds": kind_figures(by_kind),
+        "slowest": slowest(timeline),
+        "started_at": started_at,
     }
 
 
@@ -293,7 +402,10 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
             f"(h) realistic: {args.rate:.0f} requests/s for {args.duration:.0f} s, {100 * args.post_share:.0f}% "
             f"POST /interactions, users Zipf({args.zipf:g}) by activity …"
         )
-        run = asyncio.run(realistic_loop(api_port, key, users, items, args))
+        sampler = CpuSampler({"neo4j": neo4j_pid, **{f"api {n}": pid for n, pid in enumerate(api_pids)}})
+        with sampler:
+            run = asyncio.run(realistic_loop(api_port, key, users, items, args))
+        run["cpu_timeline"] = sampler.timeline
         cpu_after = {pid: cpu_seconds(pid) for pid in cpu_before}
         machine_after, run["client_cpu_s"] = machine_cpu(), time.process_time() - client_before
         run["machine_cpu_s"] = (
@@ -371,6 +483,21 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
             f"{machine['steal']:.1f} s stolen by the hypervisor"
         )
     Console(width=max(console.width, 140)).print(table)  # nine columns: no wrapping
+    kind_table = Table(
+        title="by kind of request (the loop's own classification: held = should be a hit)", show_edge=False
+    )
+    for col in ("kind", "n", "p50 ms", "p99 ms", "among the slowest 1%"):
+        kind_table.add_column(col, justify="left" if col == "kind" else "right")
+    for kind, fig in run["kinds"].items():
+        kind_table.add_row(
+            kind, str(fig["requests"]), f"{fig['p50_ms']:.1f}", f"{fig['p99_ms']:.1f}", str(fig["in_slowest"])
+        )
+    console.print(kind_table)
+    worst = run["slowest"]
+    console.print(
+        f"the slowest 1% ({len(worst['requests'])} requests) fell in {worst['seconds']} distinct seconds of the run "
+        "(their times are in the JSON: run.slowest)"
+    )
     stage_table = Table(title="mean ms per call of each stage during (h) (/metrics)", show_edge=False)
     stage_table.add_column("stage")
     stage_table.add_column("ms", justify="right")

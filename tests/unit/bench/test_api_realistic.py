@@ -12,7 +12,16 @@ import numpy as np
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.limits import ClientIds
-from bench.api_realistic import client_address, machine_cpu, process_tree, zipf_cdf
+from bench.api_realistic import (
+    CpuSampler,
+    client_address,
+    kind_figures,
+    machine_cpu,
+    process_tree,
+    request_kinds,
+    slowest,
+    zipf_cdf,
+)
 
 
 def test_zipf_cdf_puts_the_most_active_users_first() -> None:
@@ -23,6 +32,19 @@ def test_zipf_cdf_puts_the_most_active_users_first() -> None:
     assert len(np.unique(draws)) > 3000  # and the tail is still asked
     flat = np.searchsorted(zipf_cdf(1000, 0.0), np.random.default_rng(0).random(20_000), side="right")
     assert abs((flat < 500).mean() - 0.5) < 0.03  # exponent 0: uniform
+
+
+def test_each_read_is_classed_by_whether_the_api_should_hold_its_answer() -> None:
+    """Warm users (ranks below the warm set) and users read before are held; a first read of another user, or the
+    first read after a post of the user's, is to be computed; a second read after that post is held again."""
+    ranks = [0, 7, 7, 3, 0, 0, 9, 9, 9, 9]
+    writes = [False, False, False, True, True, False, True, False, False, False]
+    assert request_kinds(ranks, writes, warm_users=5) == [
+        "held", "first", "held", "post", "post", "after post", "post", "after post", "held", "held",
+    ]  # fmt: skip
+    figures = kind_figures({"held": [0.001] * 98, "first": [0.5], "after post": [0.2], "post": []})
+    assert figures["first"]["in_slowest"] == 1 and figures["held"]["in_slowest"] == 0
+    assert figures["after post"]["requests"] == 1 and figures["post"]["requests"] == 0
 
 
 def test_each_user_reads_as_a_client_of_its_own() -> None:
@@ -82,3 +104,32 @@ def test_the_machine_cpu_counts_this_process_busy_work() -> None:
     assert before is not None and after is not None and set(after) == {"busy", "idle", "steal"}
     assert all(after[kind] >= before[kind] for kind in after)
     assert after["busy"] - before["busy"] >= 0.2
+
+
+def test_the_cpu_sampler_gives_each_interval_to_the_process_that_used_it() -> None:
+    """The run's CPU timeline: while this process spins, its intervals hold about the sampler's period of CPU each;
+    once it sleeps, about none; the machine's busy column is at least this process's."""
+    with CpuSampler({"me": os.getpid()}, every=0.1) as sampler:
+        started = time.process_time()
+        while time.process_time() - started < 0.6:
+            pass
+        spun = len(sampler.timeline["t"])
+        time.sleep(0.5)
+    timeline = sampler.timeline
+    assert set(timeline) == {"t", "me", "busy", "steal"} and len(timeline["t"]) >= 8
+    assert all(len(column) == len(timeline["t"]) for column in timeline.values())
+    assert sum(timeline["me"][:spun]) >= 0.4
+    assert sum(timeline["me"][spun + 1 :]) < 0.1
+    assert sum(timeline["busy"]) >= sum(timeline["me"]) - 0.05
+
+
+def test_the_slowest_requests_are_listed_by_time_with_each_second_p99() -> None:
+    """The slowest 1% by when they were due, the distinct seconds they fell in, and the p99 of each second."""
+    timeline = [(i / 100, 0.010, "held") for i in range(300)]
+    timeline[150] = (1.5, 0.900, "first")
+    timeline[151] = (1.51, 0.800, "after post")
+    timeline[250] = (2.5, 0.700, "held")
+    worst = slowest(timeline)
+    assert worst["requests"] == [[1.5, 900.0, "first"], [1.51, 800.0, "after post"], [2.5, 700.0, "held"]]
+    assert worst["seconds"] == 2
+    assert worst["p99_by_second"][0] == 10.0 and worst["p99_by_second"][1] > 700 and len(worst["p99_by_second"]) == 3
