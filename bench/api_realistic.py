@@ -118,6 +118,39 @@ def largest_memory(pids: list[int]) -> dict[str, float]:
     return max((memory_mib(pid) for pid in pids), key=lambda m: m.get("rss", 0.0), default={})
 
 
+def plot_timeline(
+    timeline: list[tuple[float, float, str]], cpu: dict[str, list[float]], started_at: float, path: Path
+) -> None:
+    """Every request's latency by when it was due, by kind (top), over the cores each process used (bottom): a stall
+    shows as a column of slow requests, and the process that had the cores meanwhile under it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, height_ratios=(3, 2))
+    for kind in KINDS:
+        rows = [(due, 1000 * latency) for due, latency, k in timeline if k == kind]
+        if rows:
+            due, ms = zip(*rows, strict=True)
+            top.scatter(due, ms, s=3, label=kind)
+    top.set_yscale("log")
+    top.axhline(100, color="grey", linewidth=0.8, linestyle="--")
+    top.set_ylabel("latency ms (log)")
+    top.legend(loc="upper right", markerscale=4)
+    times = [t - started_at for t in cpu["t"]]
+    every = (times[1] - times[0]) if len(times) > 1 else 1.0
+    for name, values in cpu.items():
+        if name not in ("t", "steal") and any(values):
+            bottom.plot(times, [v / every for v in values], label=name, linewidth=1)
+    bottom.set_ylabel("cores")
+    bottom.set_xlabel("seconds into the run")
+    bottom.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 class CpuSampler:
     """CPU seconds used by each process of ``pids`` (name: pid) and by the machine, every ``every`` seconds while it
     runs (a thread): set against a run's slow seconds, they say which process had the cores then. ``timeline``:
@@ -350,6 +383,7 @@ async def realistic_loop(
         "write": {"requests": len(out["write"]), **_figures(out["write"], errors["write"])},
         "kinds": kind_figures(by_kind),
         "slowest": slowest(timeline),
+        "timeline": timeline,  # drawn by plot_timeline, then dropped from the JSON
         "started_at": started_at,
     }
 
@@ -406,6 +440,7 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
         with sampler:
             run = asyncio.run(realistic_loop(api_port, key, users, items, args))
         run["cpu_timeline"] = sampler.timeline
+        plot_timeline(run.pop("timeline"), sampler.timeline, run["started_at"], OUT / "api_realistic_timeline.png")
         cpu_after = {pid: cpu_seconds(pid) for pid in cpu_before}
         machine_after, run["client_cpu_s"] = machine_cpu(), time.process_time() - client_before
         run["machine_cpu_s"] = (
@@ -524,4 +559,6 @@ def run_realistic(args: argparse.Namespace, bolt_port: int, http_port: int, api_
             indent=2,
         )
     )
-    console.print(f"figures written to {path}")
+    console.print(
+        f"figures written to {path}; every request and the CPU by process: {OUT / 'api_realistic_timeline.png'}"
+    )

@@ -7,16 +7,19 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.limits import ClientIds
 from bench.api_realistic import (
+    KINDS,
     CpuSampler,
     client_address,
     kind_figures,
     machine_cpu,
+    plot_timeline,
     process_tree,
     request_kinds,
     slowest,
@@ -133,3 +136,12 @@ def test_the_slowest_requests_are_listed_by_time_with_each_second_p99() -> None:
     assert worst["requests"] == [[1.5, 900.0, "first"], [1.51, 800.0, "after post"], [2.5, 700.0, "held"]]
     assert worst["seconds"] == 2
     assert worst["p99_by_second"][0] == 10.0 and worst["p99_by_second"][1] > 700 and len(worst["p99_by_second"]) == 3
+
+
+def test_the_timeline_plot_draws_every_request_over_the_cores(tmp_path: Path) -> None:
+    timeline = [(i / 10, 0.01 + (0.5 if 20 <= i < 25 else 0.0), KINDS[i % len(KINDS)]) for i in range(60)]
+    cpu = {"t": [100.0 + i / 4 for i in range(24)], "neo4j": [0.05] * 24, "api 0": [0.1] * 24, "busy": [0.2] * 24}
+    cpu["steal"] = [0.0] * 24
+    path = tmp_path / "timeline.png"
+    plot_timeline(timeline, cpu, 100.0, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
