@@ -143,8 +143,8 @@ def answers(fresh_neo4j: Neo4jSettings, tmp_path_factory: pytest.TempPathFactory
     yield got
 
 
-#: A score in a body, and the most a recorded one may differ by: one step of the 4-decimal rounding (blend scores
-#: are rounded to gnn.blend.config.SCORE_DECIMALS, 4). The platform's float kernels (AVX2 or AVX-512 BLAS, say) can put a
+#: A score in a body, and the most a recorded one may differ by: one step of the rounding of blend scores
+#: (gnn.blend.config.SCORE_DECIMALS, 4 decimals). The platform's float kernels (AVX2 or AVX-512 BLAS, say) can put a
 #: score on the other side of a rounding boundary; the items, their order and their paths must still be the same.
 _SCORE = re.compile(r'"score":(-?[0-9.eE+-]+)')
 _SCORE_STEP = 1.0001e-4
