@@ -31,6 +31,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -118,9 +119,7 @@ def largest_memory(pids: list[int]) -> dict[str, float]:
     return max((memory_mib(pid) for pid in pids), key=lambda m: m.get("rss", 0.0), default={})
 
 
-def plot_timeline(
-    timeline: list[tuple[float, float, str]], cpu: dict[str, list[float]], started_at: float, path: Path
-) -> None:
+def plot_timeline(timeline: list[Timed], cpu: dict[str, list[float]], started_at: float, path: Path) -> None:
     """Every request's latency by when it was due, by kind (top), over the cores each process used (bottom): a stall
     shows as a column of slow requests, and the process that had the cores meanwhile under it."""
     import matplotlib
@@ -265,28 +264,39 @@ def request_kinds(ranks: list[int], writes: list[bool], warm_users: int) -> list
     return kinds
 
 
-def kind_figures(by_kind: dict[str, list[float]], share: float = 0.01) -> dict[str, dict[str, float]]:
-    """Per kind of request: how many, p50 and p99 in ms, and how many are among the slowest ``share`` of all."""
-    every = sorted((t for times in by_kind.values() for t in times), reverse=True)
-    cut = every[max(0, int(len(every) * share) - 1)] if every else 0.0
-    figures = {}
-    for kind, times in by_kind.items():
-        ms = np.array(times or [0.0]) * 1000
-        figures[kind] = {
-            "requests": len(times),
-            "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)),
-            "in_slowest": sum(1 for t in times if t >= cut),
+#: A request of the realistic loop as :func:`kind_figures` and :func:`slowest` read it: when it was due (s after the
+#: start), its latency (s) and its kind.
+Timed = tuple[float, float, str]
+
+
+def _worst(timeline: list[Timed], share: float) -> list[Timed]:
+    """The slowest ``share`` of ``timeline`` (one request at least), by when they were due."""
+    return sorted(sorted(timeline, key=lambda row: -row[1])[: max(1, int(len(timeline) * share))])
+
+
+def kind_figures(timeline: list[Timed], share: float = 0.01) -> dict[str, dict[str, float]]:
+    """Per kind of request (each of :data:`KINDS`): how many, p50 and p99 in ms, and how many are among the slowest
+    ``share`` of all (:func:`slowest`'s)."""
+    worst = Counter(kind for _, _, kind in _worst(timeline, share)) if timeline else Counter()
+    by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for _, latency, kind in timeline:
+        by_kind[kind].append(1000 * latency)
+    return {
+        kind: {
+            "requests": len(ms),
+            "p50_ms": float(np.percentile(ms or [0.0], 50)),
+            "p99_ms": float(np.percentile(ms or [0.0], 99)),
+            "in_slowest": worst[kind],
         }
-    return figures
+        for kind, ms in by_kind.items()
+    }
 
 
-def slowest(timeline: list[tuple[float, float, str]], share: float = 0.01) -> dict:
+def slowest(timeline: list[Timed], share: float = 0.01) -> dict:
     """The slowest ``share`` of the requests: each with when it was due (s after the start), its latency (ms) and
     kind, by time; how many distinct seconds of the run they fell in (a few: stalls; many: load); and the p99 of the
     requests due in each second of the run."""
-    cut = max(1, int(len(timeline) * share))
-    worst = sorted(sorted(timeline, key=lambda row: -row[1])[:cut])
+    worst = _worst(timeline, share)
     per_second: dict[int, list[float]] = {}
     for due, latency, _ in timeline:
         per_second.setdefault(int(due), []).append(1000 * latency)
@@ -329,8 +339,7 @@ async def realistic_loop(
         writes.append(rng.random() < args.post_share)
         picked.append(rng.choice(items) if writes[-1] else "")
     kinds = request_kinds([int(d) for d in draws], writes, args.warm_users)
-    by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    timeline: list[tuple[float, float, str]] = []  # (when it was due, s after the start; latency; kind)
+    timeline: list[Timed] = []
     start = time.perf_counter() + 0.2
     started_at = time.time() + 0.2  # the loop's start on the wall clock: run.slowest's times count from it
 
@@ -361,7 +370,6 @@ async def realistic_loop(
             errors[kind][outcome] = errors[kind].get(outcome, 0) + 1
         latency = time.perf_counter() - scheduled
         out[kind].append((latency, outcome))
-        by_kind[kinds[i]].append(latency)
         timeline.append((scheduled - start, latency, kinds[i]))
 
     await asyncio.gather(*(one(i) for i in range(n)))
@@ -381,7 +389,7 @@ async def realistic_loop(
         "all": _figures(every, merged),
         "read": {"requests": len(out["read"]), **_figures(out["read"], errors["read"])},
         "write": {"requests": len(out["write"]), **_figures(out["write"], errors["write"])},
-        "kinds": kind_figures(by_kind),
+        "kinds": kind_figures(timeline),
         "slowest": slowest(timeline),
         "timeline": timeline,  # drawn by plot_timeline, then dropped from the JSON
         "started_at": started_at,

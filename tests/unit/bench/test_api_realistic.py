@@ -45,7 +45,7 @@ def test_each_read_is_classed_by_whether_the_api_should_hold_its_answer() -> Non
     assert request_kinds(ranks, writes, warm_users=5) == [
         "held", "first", "held", "post", "post", "after post", "post", "after post", "held", "held",
     ]  # fmt: skip
-    figures = kind_figures({"held": [0.001] * 98, "first": [0.5], "after post": [0.2], "post": []})
+    figures = kind_figures([(0.0, 0.001, "held")] * 98 + [(0.5, 0.5, "first"), (0.6, 0.2, "after post")])
     assert figures["first"]["in_slowest"] == 1 and figures["held"]["in_slowest"] == 0
     assert figures["after post"]["requests"] == 1 and figures["post"]["requests"] == 0
 
