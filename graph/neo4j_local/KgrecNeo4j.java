@@ -88,6 +88,12 @@ public final class KgrecNeo4j {
         config.put(GraphDatabaseSettings.load_csv_file_url_root, home.resolve("import"));
         // Bolt's Netty waits a 2 s quiet period on shutdown by default; not needed for a dev server.
         config.put(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 0);
+        // Cypher keys its plan cache on each list and string parameter's size bucket (0, 1, 2-10, 11-100, ...) as
+        // well as its type, so one query sent with lists of varying length is planned once per combination of
+        // buckets. The explanation query has five such lists: on the 3M-interaction world it met 11 combinations in
+        // 600 requests, each planned for 1-3 s of CPU while other queries waited (docs/benchmarks.md section 5).
+        // kgrec's queries bound their lists themselves, so one plan per query and parameter types serves them all.
+        config.put(GraphDatabaseInternalSettings.cypher_size_hint_parameters, false);
         builder.setConfig(config);
         builder.setUserLogProvider(new Log4jLogProvider(System.out));
 
