@@ -240,10 +240,10 @@ def explain_items(
             )
     params = {
         "userId": user_id,
-        "itemIds": wanted,
-        "seedIds": seeds,
+        # every id list padded to one length bucket: one parameter type, one plan in Neo4j's cache (typed_ids)
+        "itemIds": typed_ids(wanted),
+        "seedIds": None if seeds is None else typed_ids(seeds),
         "checkSeeds": not seeds_checked,
-        # never an empty list: one parameter type, one plan in Neo4j's cache (graph.query.typed_ids)
         "readSeeds": None if read_seeds is None else typed_ids(read_seeds),
         "readItems": None if read_items is None else typed_ids(read_items),
         "heldFollowees": typed_ids(held_followees),

@@ -7,7 +7,7 @@ Used by :mod:`graph.recall`, :mod:`graph.embeddings`, :mod:`graph.explain` and :
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from neo4j import READ_ACCESS, Driver, Record
@@ -49,18 +49,24 @@ def parse_caps(model: type[C], overrides: Mapping[str, Any]) -> C:
         raise ConfigError(f"invalid {model.__name__}: {problems}") from exc
 
 
-#: What :func:`typed_ids` appends: no node's id is empty (schema/rows.py), so ``x IN list`` is unchanged by it.
+#: What :func:`typed_ids` pads with: no node's id is empty (schema/rows.py), so ``x IN list`` is unchanged by it.
 NO_ID = ""
 
+#: The length :func:`typed_ids` pads a list to: every list of 11 to 100 entries is in one size bucket of Neo4j's plan
+#: cache (buckets are powers of ten: 0, 1, 2–10, 11–100, …).
+ONE_BUCKET = 11
 
-def typed_ids(ids: list[str]) -> list[str]:
-    """``ids`` with :data:`NO_ID` appended, for a list parameter that may be empty and is only tested for membership.
 
-    Neo4j caches a query's plan per query string *and parameter types*, and an empty list is a type of its own (a list
-    of strings is another): a query that is sent both gets planned once for each, and planning the explanation query
-    costs Neo4j about a second of CPU (2–5 s on a loaded machine), during which every other query waits for the cores
-    (docs/benchmarks.md §5). With the sentinel, the list is never empty."""
-    return [*ids, NO_ID]
+def typed_ids(ids: Sequence[str]) -> list[str]:
+    """``ids`` padded with :data:`NO_ID` to at least :data:`ONE_BUCKET` entries, for a list parameter that is only
+    tested for membership (or looked up id by id) and holds at most 100 ids.
+
+    Neo4j caches a query's plan per query string and parameter *types*, and by default a list's type includes the
+    power-of-ten bucket of its length: an empty list, a list of one, of 2–10 and of 11–100 ids are four types, and a
+    query sent with each is planned once for each combination. Planning the explanation query costs Neo4j 1–3 s of
+    CPU, during which every other query waits for the cores (docs/benchmarks.md §5). The server kgrec starts leaves
+    lengths out of the cache key (``KgrecNeo4j.java``); padded lists give one plan on any other server too."""
+    return [*ids, *[NO_ID] * (ONE_BUCKET - len(ids))]
 
 
 def run_read(
@@ -93,4 +99,4 @@ def run_read(
     return records, time.perf_counter() - started
 
 
-__all__ = ["NO_ID", "Caps", "parse_caps", "run_read", "typed_ids"]
+__all__ = ["NO_ID", "ONE_BUCKET", "Caps", "parse_caps", "run_read", "typed_ids"]

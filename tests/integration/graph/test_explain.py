@@ -19,7 +19,7 @@ from graph.explain import (
     explain_items,
     strongest_seeds,
 )
-from graph.query import NO_ID, run_read
+from graph.query import NO_ID, ONE_BUCKET, run_read
 from graph.reads import Interaction, user_context
 from graph.recall import RecallFilters
 from graph.writers import BatchWriter, create_user, impression_batches, read_graph_counts, write_impressions
@@ -627,10 +627,11 @@ def test_explain_queries_are_catalogued() -> None:
     ]
 
 
-def test_explain_items_sends_its_id_lists_never_empty(world: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Neo4j plans a query once per parameter *types*, and an empty list is a type apart from a list of strings: the
-    lists of held sides and followees carry the sentinel id, so the query keeps one plan however much is held, and
-    the answers are those read without held sides."""
+def test_explain_items_sends_its_id_lists_in_one_length_bucket(world: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neo4j plans a query once per parameter *types*, and by default a list's type includes its length's power-of-ten
+    bucket (an empty list is one apart): every id list of the query is padded with the sentinel id into the bucket of
+    11–100, so the query keeps one plan however many items, seeds and sides there are, and the answers are those
+    read without held sides."""
     sent: list[dict] = []
 
     def spy(name: str, query: str, params: dict, driver: Driver, database: str) -> tuple:
@@ -645,11 +646,14 @@ def test_explain_items_sends_its_id_lists_never_empty(world: Driver, monkeypatch
     first = explain_items(world, "me", ALL[:5], seed_ids=seeds, neighbourhoods=kept)  # nothing held yet
     again = explain_items(world, "me", ALL, seed_ids=seeds, neighbourhoods=kept)  # every seed side held, half the items
     assert first == explain_items(world, "me", ALL[:5]) and again == explain_items(world, "me", ALL)
-    lists = [(p["readSeeds"], p["readItems"], p["heldFollowees"]) for p in sent if p["readItems"] is not None]
+    names = ("itemIds", "seedIds", "readSeeds", "readItems", "heldFollowees")
+    lists = [[p[name] for name in names] for p in sent if p["readItems"] is not None]
     assert len(lists) == 2 and all(
-        isinstance(ids, list) and ids and ids[-1] == NO_ID and all(isinstance(i, str) for i in ids)
+        isinstance(ids, list) and ONE_BUCKET <= len(ids) <= 100 and all(isinstance(i, str) for i in ids)
         for row in lists
         for ids in row
     ), lists
-    assert lists[1][0] == [NO_ID] and lists[1][1] == [*ALL[5:], NO_ID] and lists[1][2] == ["ana", NO_ID]
-    assert lists[0][2] == [NO_ID]  # no followee side held yet: the sentinel alone
+    given = [[[i for i in ids if i != NO_ID] for ids in row] for row in lists]
+    assert given[0][0] == ALL[:5] and given[1][0] == ALL and given[0][1] == given[1][1] == list(seeds)
+    assert given[1][2:] == [[], ALL[5:], ["ana"]]
+    assert given[0][4] == []  # no followee side held yet: the sentinels alone
