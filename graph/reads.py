@@ -285,7 +285,8 @@ def user_context(
         DatabaseUnavailableError: Neo4j is unreachable.
         KgrecError: Neo4j refused the query.
     """
-    version = None if held is None else [held.interactions, held.rev]
+    # a pair in both cases (no degree is -1): a null would be a parameter type of its own, and a plan (graph.query)
+    version = [-1, -1] if held is None else [held.interactions, held.rev]
     records, _ = run_read("user_context", catalog.USER_CONTEXT, {"userId": user_id, "held": version}, driver, database)
     if not records:
         return None

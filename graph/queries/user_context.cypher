@@ -3,10 +3,11 @@
 //          lists showed them, for fatigue and rotation), so that the interaction fingerprint (user_fingerprint.cypher:
 //          the INTERACTED degree, rev, the PREFERS degree, listsShown) follows from the same read and a request that
 //          cannot be a cache hit needs no separate fingerprint query. No row when the user does not exist.
-// Parameters: $userId: string; $held: null, or [interactions, rev] of a history the caller holds (the INTERACTED
-//             degree and interactionsRev it was read at): while both are unchanged the interactions are not read
-//             again (their lists come back empty), so that a user who comes back costs an index seek and a few
-//             property reads however long their history
+// Parameters: $userId: string; $held: [interactions, rev] of a history the caller holds (the INTERACTED degree and
+//             interactionsRev it was read at), or [-1, -1] when it holds none (never null, a parameter type of its own:
+//             graph/query.py): while both are unchanged the interactions are not read again (their lists come back
+//             empty), so that a user who comes back costs an index seek and a few property reads however long their
+//             history
 // Returns: item_ids, ratings, weights, timestamps, polarities: the interactions as parallel lists, one per field (a heavy
 //          user's thousands decode as five lists, not a list each), in no particular order (graph/reads.py puts them
 //          most recent first — without timestamp last — then by item id: a sort here cost Neo4j more than the rest
@@ -24,7 +25,7 @@
 MATCH (u:User {userId: $userId})
 WITH u, COUNT { (u)-[:INTERACTED]->() } AS interactions, coalesce(u.interactionsRev, 0) AS rev
 CALL (u, interactions, rev) {
-  WITH u, interactions, rev WHERE $held IS NULL OR [interactions, rev] <> $held
+  WITH u, interactions, rev WHERE [interactions, rev] <> $held
   MATCH (u)-[r:INTERACTED]->(i)
   RETURN collect(i.itemId) AS item_ids, collect(r) AS rels
 }

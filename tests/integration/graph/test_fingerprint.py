@@ -5,8 +5,10 @@ versions bring a held history to what a fresh read gives."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from neo4j import Driver
 
+from graph.query import run_read
 from graph.reads import HeldHistory, InteractionColumns, user_context, user_fingerprint, written_interaction
 from graph.writers import (
     BatchWriter,
@@ -114,6 +116,27 @@ def test_a_held_history_is_read_again_exactly_when_the_fingerprint_changes(clean
     removed = user_context(clean_db, "me", held=added.history)  # removed by another writer: the count says so
     assert "c" not in removed.columns.seen and len(removed.columns) == 2
     assert user_context(clean_db, "nobody", held=removed.history) is None
+
+
+def test_user_context_sends_held_as_a_pair_either_way(clean_db: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neo4j plans a query once per parameter types, and null is a type apart from a list: ``$held`` is a pair of
+    ints whether a history is held or not (-1, -1 for none), so the context read keeps one plan."""
+    sent: list[object] = []
+
+    def spy(name: str, query: str, params: dict, driver: Driver, database: str) -> tuple:
+        sent.append(params["held"])
+        return run_read(name, query, params, driver, database)
+
+    writer = BatchWriter(clean_db)
+    write_users(writer, [UserRow(user_id="me")])
+    write_items(writer, [ItemRow(item_id="a", title="A")])
+    write_interactions(writer, _rows(("a", 4.0, 100)))
+    monkeypatch.setattr("graph.reads.run_read", spy)
+    first = user_context(clean_db, "me")
+    assert first is not None and len(first.columns) == 1  # nothing held: read, although no degree is -1
+    assert user_context(clean_db, "me", held=first.history).history is first.history
+    assert sent[0] == [-1, -1] and sent[1] == [1, first.rev]
+    assert all(isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) for x in v) for v in sent)
 
 
 def _same_columns(ours: InteractionColumns, read: InteractionColumns) -> None:
