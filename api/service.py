@@ -1077,6 +1077,11 @@ class Recommender:
                 continue
             try:
                 answer, _ = self.answer(user_id, self.settings.response_cache_pool)
+                if done == 0:
+                    # Only requests send the fingerprint read (a held answer is checked with it): its plan is made
+                    # here, before /ready, not by the first requests after it, which would wait for it (a plan
+                    # costs Neo4j up to a second of CPU on a loaded machine: graph/query.py)
+                    user_fingerprint(self.driver, user_id, self.database)
             except UnknownEntityError:
                 continue  # known to the model, gone from the graph
             except DatabaseUnavailableError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -151,11 +152,21 @@ def test_answers_are_cached_until_the_user_interacts(model_client: TestClient, w
 
 
 def test_cache_is_warmed_for_active_users_after_a_load(
-    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings
+    trained: tuple[GnnSettings, RetrainReport], neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
 
+    import api.service
+
     settings, _ = trained
+    fingerprinted: list[str] = []
+    read = api.service.user_fingerprint
+
+    def spy(driver: Any, user_id: str, database: str = "neo4j") -> Any:
+        fingerprinted.append(user_id)
+        return read(driver, user_id, database)
+
+    monkeypatch.setattr(api.service, "user_fingerprint", spy)
     app = create_app(
         model_settings(settings.artifacts_dir, cache_warm_users=5),
         neo4j_settings,
@@ -167,6 +178,7 @@ def test_cache_is_warmed_for_active_users_after_a_load(
             time.sleep(0.2)
         assert len(recommender.cache._entries) == 5  # exactly the five most active users, nothing more
         user = recommender.model.users_by_activity()[0]
+        assert fingerprinted == [user]  # the fingerprint read's plan made once, before any request
         client.get(f"/users/{user}/recommendations", params={"k": 7})
         text = client.get("/metrics").text
         assert 'kgrec_response_cache_total{outcome="hit"} 1.0' in text
