@@ -69,6 +69,14 @@ def typed_ids(ids: Sequence[str]) -> list[str]:
     return [*ids, *[NO_ID] * (ONE_BUCKET - len(ids))]
 
 
+def boxed(value: int | None) -> list[int | None]:
+    """``value`` as a list of one, for an int parameter that may be null (``$p[0]`` in the query).
+
+    Null and an int are two parameter types, so a query sent with both is planned for each (:func:`typed_ids`); a
+    list of one holding either is one type (a list of non-strings, of length 1)."""
+    return [value]
+
+
 def run_read(
     name: str, query: str, params: dict[str, Any], driver: Driver, database: str
 ) -> tuple[list[Record], float]:
@@ -99,4 +107,4 @@ def run_read(
     return records, time.perf_counter() - started
 
 
-__all__ = ["NO_ID", "ONE_BUCKET", "Caps", "parse_caps", "run_read", "typed_ids"]
+__all__ = ["NO_ID", "ONE_BUCKET", "Caps", "boxed", "parse_caps", "run_read", "typed_ids"]

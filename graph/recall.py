@@ -15,14 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol
+from typing import Annotated, Any, Generic, Protocol
 
 from neo4j import Driver
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph import catalog
 from graph.paths import Explanation, explanation_from_path
-from graph.query import C, Caps, parse_caps, run_read
+from graph.query import C, Caps, boxed, parse_caps, run_read, typed_ids
 from graph.reads import UserContext
 from schema.errors import ConfigError
 
@@ -51,9 +51,10 @@ class RecallFilters(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    exclude_items: list[str] = Field(default_factory=list)
-    include_genres: list[str] = Field(default_factory=list)
-    exclude_genres: list[str] = Field(default_factory=list)
+    # never empty strings: the queries take '' for "no entry" (to_params)
+    exclude_items: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    include_genres: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    exclude_genres: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     year_min: int | None = None
     year_max: int | None = None
     now: int | None = None
@@ -66,14 +67,17 @@ class RecallFilters(BaseModel):
         )
 
     def to_params(self) -> dict[str, Any]:
-        """Query parameters (camelCase) of these filters."""
+        """Query parameters (camelCase) of these filters, each of one parameter type whatever is set, so that a
+        query keeps one plan in Neo4j's cache (graph/query.py): the id and genre lists padded with the empty string
+        (``typed_ids``: a genre filter is off when its first entry is ``''``), the year bounds and the clock as a list
+        of one that holds null when unset (``boxed``: ``$yearMin[0]``)."""
         return {
-            "excludeItems": list(self.exclude_items),
-            "includeGenres": list(self.include_genres),
-            "excludeGenres": list(self.exclude_genres),
-            "yearMin": self.year_min,
-            "yearMax": self.year_max,
-            "now": self.now,
+            "excludeItems": typed_ids(self.exclude_items),
+            "includeGenres": typed_ids(self.include_genres),
+            "excludeGenres": typed_ids(self.exclude_genres),
+            "yearMin": boxed(self.year_min),
+            "yearMax": boxed(self.year_max),
+            "now": boxed(self.now),
         }
 
 

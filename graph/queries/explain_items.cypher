@@ -25,9 +25,10 @@
 //             $readSeeds, $readItems:
 //             list of strings or null; $minRating: float; $maxPaths, $maxSeeds, $maxCoRatersPerSeed,
 //             $maxRatersPerItem, $maxTagsPerSeed, $maxTagsPerItem, $maxFollowees, $maxItemsPerFollowee: int;
-//             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter); $yearMin, $yearMax:
-//             int or null (null = no bound); $heldFollowees: list of user ids whose followee side the caller holds
-//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry '');
+//             $yearMin, $yearMax: [int or null] (null = no bound); $heldFollowees: list of user ids whose followee
+//             side the caller holds
+//             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: one row. items: [[item_id, title]] of the surviving items; seeds: [[item_id, title]], strongest first;
 //          seed_sides: [[item_id, [rater user_id …], [[type, key] …]]]; item_sides: [[item_id, [rater user_id …],
@@ -38,13 +39,13 @@
 MATCH (i:Item)
 WHERE i.itemId IN $itemIds
   AND NOT i.itemId IN $excludeItems
-  AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-  AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-  AND ($yearMin IS NULL OR i.year >= $yearMin)
-  AND ($yearMax IS NULL OR i.year <= $yearMax)
+  AND ($includeGenres[0] = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+  AND ($excludeGenres[0] = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  AND ($yearMin[0] IS NULL OR i.year >= $yearMin[0])
+  AND ($yearMax[0] IS NULL OR i.year <= $yearMax[0])
   AND NOT coalesce(i.hidden, false)
-  AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now, timestamp() / 1000))
-  AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now, timestamp() / 1000))
+  AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now[0], timestamp() / 1000))
+  AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now[0], timestamp() / 1000))
 WITH collect(i) AS items
 OPTIONAL MATCH (u:User {userId: $userId})
 WHERE $maxPaths > 0 AND size(items) > 0

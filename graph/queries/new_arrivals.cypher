@@ -9,8 +9,9 @@
 //          $excludeItems are never returned; the filters apply before LIMIT $k.
 // Parameters: $userId: string; $itemIds, $seedIds: list of strings; $k, $maxSeeds, $maxPaths: int; $directorWeight,
 //             $actorWeight, $tagWeight, $genreWeight, $attributeWeight: float; $excludeItems, $includeGenres,
-//             $excludeGenres: list of strings (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
-//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             $excludeGenres: padded lists of strings (no filter: first entry ''); $yearMin, $yearMax: [int or null]
+//             (null = no bound)
+//             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'new_arrival', nodes: [{label, id, name}],
 //          rels: [{type, start, end}]}; path = user -INTERACTED-> seed, seed and item both linked to one Person,
@@ -29,13 +30,13 @@ UNWIND $itemIds AS candidate
 MATCH (rec:Item {itemId: candidate})
 WHERE NOT EXISTS { (u)-[:INTERACTED]->(rec) }
   AND NOT rec.itemId IN $excludeItems
-  AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-  AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-  AND ($yearMin IS NULL OR rec.year >= $yearMin)
-  AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  AND ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+  AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+  AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
   AND NOT coalesce(rec.hidden, false)
-  AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-  AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+  AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+  AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
 CALL (rec) {
   MATCH (rec)<-[:DIRECTED]-(t)
   RETURN t, 'DIRECTED' AS kind, $directorWeight AS kindWeight, COUNT { (t)-[:ACTED_IN|DIRECTED]->() } AS degree

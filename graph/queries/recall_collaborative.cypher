@@ -17,9 +17,10 @@
 //          query reads them from the user's interactions itself (as pasted in the Browser).
 // Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $k: int; $minRating: float; $maxSeeds, $maxRatersScannedPerSeed,
 //             $maxCoRatersPerSeed, $maxNeighbours, $maxItemsScannedPerNeighbour, $maxItemsPerNeighbour,
-//             $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
-//             $yearMin, $yearMax: int or null (null = no bound)
-//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (no filter:
+//             first entry '');
+//             $yearMin, $yearMax: [int or null] (null = no bound)
+//             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'co_interaction', nodes: [{label, id, name}],
 //          rels: [{type, start, end}]}; path = user -INTERACTED-> seed <-INTERACTED- neighbour -INTERACTED-> item;
@@ -95,13 +96,13 @@ CALL (neighbours, excluded) {
     RETURN rec, pref
   }
   WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, contributions, raw / log(2.0 + COUNT { (rec)<-[:INTERACTED]-() }) AS score
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

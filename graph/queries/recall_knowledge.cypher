@@ -14,9 +14,9 @@
 //          query reads them from the user's interactions itself (as pasted in the Browser).
 // Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $k: int; $minRating: float; $maxSeeds, $maxTagsPerSeed, $maxTraitDegree, $maxTraits,
 //             $maxItemsPerTrait, $maxPaths: int; $directorWeight, $actorWeight, $tagWeight, $genreWeight, $attributeWeight: float;
-//             $excludeItems, $includeGenres, $excludeGenres: list of strings (empty = no filter);
-//             $yearMin, $yearMax: int or null (null = no bound)
-//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry '');
+//             $yearMin, $yearMax: [int or null] (null = no bound)
+//             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'shared_trait', nodes: [{label, id, name}],
 //          rels: [{type, start, end}]}; path = user -INTERACTED-> seed, seed and item both linked to one
@@ -118,13 +118,13 @@ CALL (traits, excluded) {
     RETURN rec
   }
   WITH rec, sum(tr.score) AS score, collect(rank) AS contributions
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, score, contributions
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

@@ -28,9 +28,9 @@
 // Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $recent: list of [string, float] or null;
 //             $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersScannedPerAttribute,
 //             $maxPeersPerAttribute, $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
-//             $includeGenres, $excludeGenres: list of strings (empty = no filter);
-//             $yearMin, $yearMax: int or null (null = no bound)
-//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry '');
+//             $yearMin, $yearMax: [int or null] (null = no bound)
+//             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (at most one: {reason: 'popular_in_genre', nodes, rels} with
 //          user -INTERACTED-> seed -IN_GENRE-> genre <-IN_GENRE- item or user -PREFERS-> genre <-IN_GENRE- item,
@@ -134,13 +134,13 @@ CALL (now, excluded) {
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     WHERE pop > 0
-      AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-      AND ($yearMin IS NULL OR rec.year >= $yearMin)
-      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+      AND ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+      AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
       AND NOT coalesce(rec.hidden, false)
-      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
     // most popular first, the user's own items skipped lazily: a heavy user's history is compared with the
     // $poolSize best (and the seen among them), not with every item of the window
     WITH rec, pop ORDER BY pop DESC, rec.itemId ASC
@@ -156,13 +156,13 @@ CALL (now, excluded) {
     WITH entry, excluded
     WHERE NOT entry[0] IN excluded
     MATCH (rec:Item {itemId: entry[0]})
-    WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-      AND ($yearMin IS NULL OR rec.year >= $yearMin)
-      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+      AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
       AND NOT coalesce(rec.hidden, false)
-      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
     WITH rec, entry[1] AS pop LIMIT $poolSize
     RETURN collect({rec: rec, pop: pop}) AS given
   }
@@ -174,13 +174,13 @@ CALL (now, excluded) {
     UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
     MATCH (i:Item)
     WHERE NOT i.itemId IN excluded AND NOT i IN [r IN recent | r.rec]
-      AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-      AND ($yearMin IS NULL OR i.year >= $yearMin)
-      AND ($yearMax IS NULL OR i.year <= $yearMax)
+      AND ($includeGenres[0] = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND ($excludeGenres[0] = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin[0] IS NULL OR i.year >= $yearMin[0])
+      AND ($yearMax[0] IS NULL OR i.year <= $yearMax[0])
       AND NOT coalesce(i.hidden, false)
-      AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now, timestamp() / 1000))
-      AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now, timestamp() / 1000))
+      AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now[0], timestamp() / 1000))
+      AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now[0], timestamp() / 1000))
     WITH i, COUNT { (i)<-[r:INTERACTED]-() WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 } AS n
     WHERE n > 0
     WITH collect({rec: i, n: toFloat(n)}) AS counted,

@@ -12,9 +12,9 @@
 //          before LIMIT $k.
 // Parameters: $itemId: string; $k, $maxCoRaters, $maxItemsPerUser, $maxItemTags, $maxTraitDegree,
 //             $maxItemsPerTrait, $maxPaths: int; $minRating, $coShrinkage, $coWeight, $traitWeight, $directorWeight,
-//             $actorWeight, $tagWeight, $genreWeight: float; $excludeItems, $includeGenres, $excludeGenres: list of
-//             strings (empty = no filter); $yearMin, $yearMax: int or null (null = no bound)
-//             $now: int or null (epoch seconds; null = the server's clock): hidden items and items outside
+//             $actorWeight, $tagWeight, $genreWeight: float; $excludeItems, $includeGenres, $excludeGenres: padded
+//             lists of strings (no filter: first entry ''); $yearMin, $yearMax: [int or null] (null = no bound)
+//             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'similar_co_interaction' | 'similar_trait', nodes, rels};
 //          path = item <-INTERACTED- user -INTERACTED-> similar item (the strongest such user only), or item and
@@ -110,13 +110,13 @@ CALL (co, kg, coMax, kgMax) {
   UNWIND [c IN co WHERE coMax > 0 | {rec: c.rec, s: $coWeight * c.score / coMax, co: c}]
        + [c IN kg WHERE kgMax > 0 | {rec: c.rec, s: $traitWeight * c.score / kgMax, kg: c}] AS c
   WITH c.rec AS rec, sum(c.s) AS score, collect(c.co)[0] AS coPart, collect(c.kg)[0] AS kgPart
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, score, coPart, kgPart
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from graph import neo4j_local
 from graph.settings import Neo4jSettings
+from tests.fixtures.plans import plans_after
 
 pytestmark = pytest.mark.integration
 
@@ -136,23 +137,15 @@ def test_the_heap_starts_at_its_maximum(settings: Neo4jSettings, server: neo4j_l
     assert heap["init"] == heap["max"] == 512 * 1024**2, heap
 
 
-def _cached_after(driver: neo4j.Driver, query: str, lists: list[list[str]]) -> int:
-    """How many plans Neo4j's query caches hold after ``query`` ran once with each of ``lists`` as ``$ids``."""
-    driver.execute_query("CALL db.clearQueryCaches()")
-    for ids in lists:
-        driver.execute_query(query, ids=ids)
-    records, _, _ = driver.execute_query("CALL db.clearQueryCaches()")
-    return int(records[0]["value"].split(" of ")[1].split()[0])  # "Query caches successfully cleared of N queries."
-
-
 def test_one_plan_serves_lists_of_every_length(settings: Neo4jSettings, server: neo4j_local.ServerStatus) -> None:
     """A list parameter's length does not make a query plan again (KgrecNeo4j: no size hints in the cache key).
     Neo4j's default keys the plan on the length's power-of-ten bucket: a list of 1, of 3 and of 20 ids would be three
     plans."""
     query = "MATCH (i:Item) WHERE i.itemId IN $ids RETURN count(i) AS n"
+    lists = [["a"], ["a", "b", "c"], [f"i{n}" for n in range(20)], ["b"]]
     with _driver(settings) as driver:
-        one = _cached_after(driver, query, [["a"]])
-        every = _cached_after(driver, query, [["a"], ["a", "b", "c"], [f"i{n}" for n in range(20)], ["b"]])
+        one = plans_after(driver, lambda: driver.execute_query(query, ids=["a"]))
+        every = plans_after(driver, lambda: [driver.execute_query(query, ids=ids) for ids in lists])
     assert one >= 1
     assert every == one
 

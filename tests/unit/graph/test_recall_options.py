@@ -1,8 +1,12 @@
 """Recall options: caps, filters and argument checks that fail before any query runs (no database)."""
 
+import math
+
 import pytest
+from pydantic import ValidationError
 
 from graph import recall
+from graph.query import NO_ID
 from graph.recall import CollaborativeCaps, PopularityCaps, RecallFilters, SimilarCaps
 from schema.errors import ConfigError
 
@@ -22,17 +26,35 @@ def test_caps_become_camel_case_parameters() -> None:
     assert PopularityCaps().to_params()["halfLifeDays"] == 180.0
 
 
-def test_filters_become_parameters_with_stable_list_types() -> None:
-    assert RecallFilters().to_params() == {
-        "excludeItems": [],
-        "includeGenres": [],
-        "excludeGenres": [],
-        "yearMin": None,
-        "yearMax": None,
-        "now": None,
-    }
-    assert RecallFilters(now=1_700_000_000).to_params()["now"] == 1_700_000_000
-    assert RecallFilters(include_genres=["Drama"], year_min=1990).to_params()["includeGenres"] == ["Drama"]
+def _neo4j_type(value: object) -> tuple:
+    """The part of a parameter's value that Neo4j 5 keys a cached plan on: its type and, for a list, whether it holds
+    strings and the power-of-ten bucket of its length (exact for 0 and 1)."""
+    if isinstance(value, list):
+        bucket = len(value) if len(value) <= 1 else 10 ** math.ceil(math.log10(len(value)))
+        return ("list", bool(value) and all(isinstance(v, str) for v in value), bucket)
+    return (type(value).__name__,)
+
+
+def test_filters_become_parameters_of_one_type_whatever_is_set() -> None:
+    off = RecallFilters().to_params()
+    on = RecallFilters(
+        exclude_items=["a", "b"],
+        include_genres=["Drama"],
+        exclude_genres=["Horror"],
+        year_min=1990,
+        year_max=2000,
+        now=1_700_000_000,
+    ).to_params()
+    assert off.keys() == on.keys()
+    assert {k: _neo4j_type(v) for k, v in off.items()} == {k: _neo4j_type(v) for k, v in on.items()}
+    assert off["yearMin"] == off["yearMax"] == off["now"] == [None]
+    assert on["yearMin"] == [1990] and on["yearMax"] == [2000] and on["now"] == [1_700_000_000]
+    # the genre lists are off when their first entry is the sentinel, and the queries test exactly that
+    assert off["includeGenres"][0] == off["excludeGenres"][0] == NO_ID
+    assert on["includeGenres"][0] == "Drama" and on["excludeGenres"][0] == "Horror"
+    assert [i for i in on["excludeItems"] if i != NO_ID] == ["a", "b"]
+    with pytest.raises(ValidationError):
+        RecallFilters(include_genres=[""])  # the sentinel itself: it would switch the filter off
 
 
 @pytest.mark.parametrize(
