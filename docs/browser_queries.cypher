@@ -13,16 +13,16 @@
 // the way Browser runs a paste (statements split on `;`, `:param` values evaluated by the server) and checks that it
 // stays in sync with the queries and their caps.
 
-// ---- parameters: caps at the defaults of graph/recall.py (filters empty = no filter)
+// ---- parameters: caps at the defaults of graph/recall.py (filters off: [] or [null]; on: ['Drama'], [1990])
 :param userId => '1';
 :param itemId => '1';
 :param k => 10;
 :param excludeItems => [];
 :param includeGenres => [];
 :param excludeGenres => [];
-:param yearMin => null;
-:param yearMax => null;
-:param now => null;
+:param yearMin => [null];
+:param yearMax => [null];
+:param now => [null];
 :param seedIds => null;
 :param seenIds => null;
 :param recent => null;
@@ -137,13 +137,13 @@ CALL (neighbours, excluded) {
     RETURN rec, pref
   }
   WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, contributions, raw / log(2.0 + COUNT { (rec)<-[:INTERACTED]-() }) AS score
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k
@@ -295,13 +295,13 @@ CALL (traits, excluded) {
     RETURN rec
   }
   WITH rec, sum(tr.score) AS score, collect(rank) AS contributions
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, score, contributions
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k
@@ -418,13 +418,13 @@ CALL (people, excluded) {
     RETURN rec, pref
   }
   WITH rec, sum(pe.weight * pref) AS score, collect({c: pe.weight * pref, rank: rank}) AS contributions
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, score, contributions
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k
@@ -587,13 +587,13 @@ CALL (now, excluded) {
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     WHERE pop > 0
-      AND (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-      AND ($yearMin IS NULL OR rec.year >= $yearMin)
-      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+      AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+      AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
       AND NOT coalesce(rec.hidden, false)
-      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
     WITH rec, pop ORDER BY pop DESC, rec.itemId ASC
     WITH rec, pop WHERE NOT rec.itemId IN excluded
     WITH rec, pop LIMIT $poolSize
@@ -606,13 +606,13 @@ CALL (now, excluded) {
     WITH entry, excluded
     WHERE NOT entry[0] IN excluded
     MATCH (rec:Item {itemId: entry[0]})
-    WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-      AND ($yearMin IS NULL OR rec.year >= $yearMin)
-      AND ($yearMax IS NULL OR rec.year <= $yearMax)
+    WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+      AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
       AND NOT coalesce(rec.hidden, false)
-      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+      AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+      AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
     WITH rec, entry[1] AS pop LIMIT $poolSize
     RETURN collect({rec: rec, pop: pop}) AS given
   }
@@ -624,13 +624,13 @@ CALL (now, excluded) {
     UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
     MATCH (i:Item)
     WHERE NOT i.itemId IN excluded AND NOT i IN [r IN recent | r.rec]
-      AND (size($includeGenres) = 0 OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND (size($excludeGenres) = 0 OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-      AND ($yearMin IS NULL OR i.year >= $yearMin)
-      AND ($yearMax IS NULL OR i.year <= $yearMax)
+      AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND ($yearMin[0] IS NULL OR i.year >= $yearMin[0])
+      AND ($yearMax[0] IS NULL OR i.year <= $yearMax[0])
       AND NOT coalesce(i.hidden, false)
-      AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now, timestamp() / 1000))
-      AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now, timestamp() / 1000))
+      AND (i.availableFrom IS NULL OR i.availableFrom <= coalesce($now[0], timestamp() / 1000))
+      AND (i.availableUntil IS NULL OR i.availableUntil > coalesce($now[0], timestamp() / 1000))
     WITH i, COUNT { (i)<-[r:INTERACTED]-() WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0 } AS n
     WHERE n > 0
     WITH collect({rec: i, n: toFloat(n)}) AS counted,
@@ -823,13 +823,13 @@ CALL (co, kg, coMax, kgMax) {
   UNWIND [c IN co WHERE coMax > 0 | {rec: c.rec, s: $coWeight * c.score / coMax, co: c}]
        + [c IN kg WHERE kgMax > 0 | {rec: c.rec, s: $traitWeight * c.score / kgMax, kg: c}] AS c
   WITH c.rec AS rec, sum(c.s) AS score, collect(c.co)[0] AS coPart, collect(c.kg)[0] AS kgPart
-  WHERE (size($includeGenres) = 0 OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND (size($excludeGenres) = 0 OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
-    AND ($yearMin IS NULL OR rec.year >= $yearMin)
-    AND ($yearMax IS NULL OR rec.year <= $yearMax)
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
+    AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
-    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now, timestamp() / 1000))
-    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now, timestamp() / 1000))
+    AND (rec.availableFrom IS NULL OR rec.availableFrom <= coalesce($now[0], timestamp() / 1000))
+    AND (rec.availableUntil IS NULL OR rec.availableUntil > coalesce($now[0], timestamp() / 1000))
   WITH rec, score, coPart, kgPart
   ORDER BY score DESC, rec.itemId ASC
   LIMIT $k

@@ -25,7 +25,7 @@
 //             $readSeeds, $readItems:
 //             list of strings or null; $minRating: float; $maxPaths, $maxSeeds, $maxCoRatersPerSeed,
 //             $maxRatersPerItem, $maxTagsPerSeed, $maxTagsPerItem, $maxFollowees, $maxItemsPerFollowee: int;
-//             $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry '');
+//             $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (off when empty or led by '');
 //             $yearMin, $yearMax: [int or null] (null = no bound); $heldFollowees: list of user ids whose followee
 //             side the caller holds
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
@@ -39,8 +39,8 @@
 MATCH (i:Item)
 WHERE i.itemId IN $itemIds
   AND NOT i.itemId IN $excludeItems
-  AND ($includeGenres[0] = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-  AND ($excludeGenres[0] = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+  AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
   AND ($yearMin[0] IS NULL OR i.year >= $yearMin[0])
   AND ($yearMax[0] IS NULL OR i.year <= $yearMax[0])
   AND NOT coalesce(i.hidden, false)

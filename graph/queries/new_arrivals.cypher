@@ -9,7 +9,7 @@
 //          $excludeItems are never returned; the filters apply before LIMIT $k.
 // Parameters: $userId: string; $itemIds, $seedIds: list of strings; $k, $maxSeeds, $maxPaths: int; $directorWeight,
 //             $actorWeight, $tagWeight, $genreWeight, $attributeWeight: float; $excludeItems, $includeGenres,
-//             $excludeGenres: padded lists of strings (no filter: first entry ''); $yearMin, $yearMax: [int or null]
+//             $excludeGenres: padded lists of strings (off when empty or led by ''); $yearMin, $yearMax: [int or null]
 //             (null = no bound)
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
@@ -30,8 +30,8 @@ UNWIND $itemIds AS candidate
 MATCH (rec:Item {itemId: candidate})
 WHERE NOT EXISTS { (u)-[:INTERACTED]->(rec) }
   AND NOT rec.itemId IN $excludeItems
-  AND ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-  AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+  AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
   AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
   AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
   AND NOT coalesce(rec.hidden, false)

@@ -17,8 +17,8 @@
 //          query reads them from the user's interactions itself (as pasted in the Browser).
 // Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $k: int; $minRating: float; $maxSeeds, $maxRatersScannedPerSeed,
 //             $maxCoRatersPerSeed, $maxNeighbours, $maxItemsScannedPerNeighbour, $maxItemsPerNeighbour,
-//             $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (no filter:
-//             first entry '');
+//             $maxPaths: int; $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (off when
+//             empty or led by '');
 //             $yearMin, $yearMax: [int or null] (null = no bound)
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
@@ -96,8 +96,8 @@ CALL (neighbours, excluded) {
     RETURN rec, pref
   }
   WITH rec, sum(nb.sim * pref) AS raw, collect({c: nb.sim * pref, rank: rank}) AS contributions
-  WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
     AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)

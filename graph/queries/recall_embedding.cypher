@@ -2,7 +2,7 @@
 //   vector index item_embedding (approximate nearest neighbours). Vectors are stored so that cosine order equals
 //   the model's dot-product order (see graph/embeddings.py). Users without an embedding get nothing.
 // Parameters: $userId: string; $k, $fetch: int ($fetch >= $k neighbours are read before filtering);
-//             $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry '');
+//             $excludeItems, $includeGenres, $excludeGenres: padded lists of strings (off when empty or led by '');
 //             $yearMin, $yearMax: [int or null]
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
@@ -13,8 +13,8 @@ WHERE u.embedding IS NOT NULL
 CALL db.index.vector.queryNodes('item_embedding', $fetch, u.embedding) YIELD node AS rec, score
 WHERE NOT EXISTS { (u)-[:INTERACTED]->(rec) }
   AND NOT rec.itemId IN $excludeItems
-  AND ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-  AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+  AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
   AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
   AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
   AND NOT coalesce(rec.hidden, false)

@@ -28,7 +28,7 @@
 // Parameters: $userId: string; $seedIds, $seenIds: lists of strings or null; $recent: list of [string, float] or null;
 //             $k, $window, $maxSeeds, $maxGenres, $poolSize, $maxPeersScannedPerAttribute,
 //             $maxPeersPerAttribute, $maxItemsPerPeer: int; $minRating, $halfLifeDays, $genreBoost, $peerBoost: float; $excludeItems,
-//             $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry '');
+//             $includeGenres, $excludeGenres: padded lists of strings (off when empty or led by '');
 //             $yearMin, $yearMax: [int or null] (null = no bound)
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
@@ -134,8 +134,8 @@ CALL (now, excluded) {
     WHERE (r.rating IS NULL OR r.rating >= $minRating) AND coalesce(r.polarity, 1) > 0
     WITH i AS rec, sum(0.5 ^ (toFloat(now - r.timestamp) / ($halfLifeDays * 86400.0))) AS pop
     WHERE pop > 0
-      AND ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
       AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
       AND NOT coalesce(rec.hidden, false)
@@ -156,8 +156,8 @@ CALL (now, excluded) {
     WITH entry, excluded
     WHERE NOT entry[0] IN excluded
     MATCH (rec:Item {itemId: entry[0]})
-    WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+    WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
       AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
       AND NOT coalesce(rec.hidden, false)
@@ -174,8 +174,8 @@ CALL (now, excluded) {
     UNWIND CASE WHEN size(recent) < $k THEN [true] ELSE [] END AS thin
     MATCH (i:Item)
     WHERE NOT i.itemId IN excluded AND NOT i IN [r IN recent | r.rec]
-      AND ($includeGenres[0] = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-      AND ($excludeGenres[0] = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+      AND (coalesce($includeGenres[0], '') = '' OR EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+      AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (i)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
       AND ($yearMin[0] IS NULL OR i.year >= $yearMin[0])
       AND ($yearMax[0] IS NULL OR i.year <= $yearMax[0])
       AND NOT coalesce(i.hidden, false)

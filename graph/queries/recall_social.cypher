@@ -10,7 +10,7 @@
 //          when null, the query reads it from the user's interactions itself (as pasted in the Browser).
 // Parameters: $userId: string; $seenIds: list of strings or null; $k: int; $minRating, $hopDecay: float; $maxFollowees, $maxFolloweesPerFollowee,
 //             $maxPeople, $maxItemsScannedPerPerson, $maxItemsPerPerson, $maxPaths: int; $excludeItems,
-//             $includeGenres, $excludeGenres: padded lists of strings (no filter: first entry ''); $yearMin,
+//             $includeGenres, $excludeGenres: padded lists of strings (off when empty or led by ''); $yearMin,
 //             $yearMax: [int or null] (null = no bound)
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
@@ -71,8 +71,8 @@ CALL (people, excluded) {
     RETURN rec, pref
   }
   WITH rec, sum(pe.weight * pref) AS score, collect({c: pe.weight * pref, rank: rank}) AS contributions
-  WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
     AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)

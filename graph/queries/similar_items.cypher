@@ -13,7 +13,7 @@
 // Parameters: $itemId: string; $k, $maxCoRaters, $maxItemsPerUser, $maxItemTags, $maxTraitDegree,
 //             $maxItemsPerTrait, $maxPaths: int; $minRating, $coShrinkage, $coWeight, $traitWeight, $directorWeight,
 //             $actorWeight, $tagWeight, $genreWeight: float; $excludeItems, $includeGenres, $excludeGenres: padded
-//             lists of strings (no filter: first entry ''); $yearMin, $yearMax: [int or null] (null = no bound)
+//             lists of strings (off when empty or led by ''); $yearMin, $yearMax: [int or null] (null = no bound)
 //             $now: [int or null] (epoch seconds; null = the server's clock): hidden items and items outside
 //             their availability window (availableFrom <= now < availableUntil) are never returned
 // Returns: item_id, title, score, paths (list of {reason: 'similar_co_interaction' | 'similar_trait', nodes, rels};
@@ -110,8 +110,8 @@ CALL (co, kg, coMax, kgMax) {
   UNWIND [c IN co WHERE coMax > 0 | {rec: c.rec, s: $coWeight * c.score / coMax, co: c}]
        + [c IN kg WHERE kgMax > 0 | {rec: c.rec, s: $traitWeight * c.score / kgMax, kg: c}] AS c
   WITH c.rec AS rec, sum(c.s) AS score, collect(c.co)[0] AS coPart, collect(c.kg)[0] AS kgPart
-  WHERE ($includeGenres[0] = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
-    AND ($excludeGenres[0] = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
+  WHERE (coalesce($includeGenres[0], '') = '' OR EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $includeGenres })
+    AND (coalesce($excludeGenres[0], '') = '' OR NOT EXISTS { (rec)-[:IN_GENRE]->(g:Genre) WHERE g.name IN $excludeGenres })
     AND ($yearMin[0] IS NULL OR rec.year >= $yearMin[0])
     AND ($yearMax[0] IS NULL OR rec.year <= $yearMax[0])
     AND NOT coalesce(rec.hidden, false)
