@@ -69,8 +69,8 @@ class RecallFilters(BaseModel):
     def to_params(self) -> dict[str, Any]:
         """Query parameters (camelCase) of these filters, each of one parameter type whatever is set, so that a
         query keeps one plan in Neo4j's cache (graph/query.py): the id and genre lists padded with the empty string
-        (``typed_ids``: a genre filter is off when its first entry is ``''``), the year bounds and the clock as a list
-        of one that holds null when unset (``boxed``: ``$yearMin[0]``)."""
+        (``typed_ids``: a genre filter is off when its list is empty or led by ``''``), the year bounds and the clock
+        as a list of one that holds null when unset (``boxed``: ``$yearMin[0]``)."""
         return {
             "excludeItems": typed_ids(self.exclude_items),
             "includeGenres": typed_ids(self.include_genres),
