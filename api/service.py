@@ -83,6 +83,7 @@ from graph.reads import (
     user_fingerprint,
 )
 from graph.recall import Candidate, RecallFilters
+from graph.writers import warm_interaction_writes
 from schema.errors import DatabaseUnavailableError, KgrecError
 
 log = logging.getLogger(__name__)
@@ -1043,6 +1044,10 @@ class Recommender:
         try:
             if self.impressions is not None and not self.impressions.prepared:  # before /ready, once
                 self.impressions.prepare()
+            try:  # the posts' statement planned before /ready, not by the first posts (graph/query.py)
+                warm_interaction_writes(self.driver, self.database)
+            except KgrecError as exc:
+                log.warning("the interaction statement was not planned before /ready: %s", exc)
             return self._warm(limit, stop, limit if ready_after is None else ready_after)
         finally:
             self.warmed.set()

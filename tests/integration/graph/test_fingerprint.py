@@ -13,6 +13,8 @@ from graph.reads import HeldHistory, InteractionColumns, user_context, user_fing
 from graph.writers import (
     BatchWriter,
     create_user,
+    read_graph_counts,
+    warm_interaction_writes,
     write_feedback,
     write_interaction_groups,
     write_interactions,
@@ -21,6 +23,7 @@ from graph.writers import (
 )
 from schema.kinds import DEFAULT_FEEDBACK_KINDS
 from schema.rows import InteractionRow, ItemRow, UserRow
+from tests.fixtures.plans import plans_after
 
 
 def _rows(*specs: tuple[str, float | None, int | None]) -> list[InteractionRow]:
@@ -208,3 +211,21 @@ def test_a_write_brings_a_held_history_to_what_a_read_gives(clean_db: Driver) ->
     rows, second_before, second_after = post(("d", 2.0, 400))
     assert second_before == first_after != (held.interactions, held.rev)
     assert user_context(clean_db, "me", held=held).history is not held  # what was held is read again
+
+
+def test_warm_interaction_writes_plans_the_posts_statement_and_writes_nothing(clean_db: Driver) -> None:
+    """The API plans the statement of a post before /ready: after the warm-up, a real post needs no plan of its own,
+    and the warm-up itself leaves the graph as it was."""
+    writer = BatchWriter(clean_db)
+    write_users(writer, [UserRow(user_id="me")])
+    write_items(writer, [ItemRow(item_id="a", title="A")])
+    before = read_graph_counts(clean_db)
+    warmed = plans_after(clean_db, lambda: warm_interaction_writes(clean_db))
+    assert read_graph_counts(clean_db) == before
+
+    def warm_then_post() -> None:
+        warm_interaction_writes(clean_db)
+        write_interaction_groups(writer, [(0, InteractionRow(user_id="me", item_id="a", rating=4.0))])
+
+    assert warmed >= 1 and plans_after(clean_db, warm_then_post) == warmed
+    assert user_fingerprint(clean_db, "me")[0] == 1
