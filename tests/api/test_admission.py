@@ -236,7 +236,8 @@ def test_a_miss_explains_only_the_items_it_shows_and_a_pathless_pick_is_answered
     """One explain query per request, of the shown items only. A picked item the graph cannot explain leaves MMR's
     pool and MMR picks again, asking only about the new picks: the list is the one the same request gets with those
     items excluded, and, when no pick needed that, the one of explaining every candidate."""
-    app, client = app_with(response_cache_size=0, fatigue_half_life=0)  # lists comparable across requests
+    # lists comparable across requests; no budget: one client sends dozens of misses a second here
+    app, client = app_with(response_cache_size=0, fatigue_half_life=0, miss_cost_rate=0.0)
     recommender = app.state.recommender
     calls, pathless = _asking(recommender)
     requests = [(user, {"k": k, **f}) for user in ("u3", "u11", "u21", "u50") for k in (5, 20) for f in FILTERS]
@@ -278,7 +279,8 @@ def test_a_miss_explains_only_the_items_it_shows_and_a_pathless_pick_is_answered
 def test_a_picked_item_the_graph_drops_is_answered_as_if_the_request_had_excluded_it(
     app_with,  # noqa: ANN001
 ) -> None:
-    app, client = app_with(response_cache_size=0, fatigue_half_life=0)  # lists comparable across requests
+    # lists comparable across requests; no budget: one client sends dozens of misses a second here
+    app, client = app_with(response_cache_size=0, fatigue_half_life=0, miss_cost_rate=0.0)
     recommender = app.state.recommender
     users = ("u3", "u11", "u21", "u50")
     best = {u: client.get(f"/users/{u}/recommendations", params={"k": 5}).json()["items"][0]["item_id"] for u in users}
