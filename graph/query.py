@@ -63,9 +63,10 @@ def typed_ids(ids: Sequence[str]) -> list[str]:
 
     Neo4j caches a query's plan per query string and parameter *types*, and by default a list's type includes the
     power-of-ten bucket of its length: an empty list, a list of one, of 2–10 and of 11–100 ids are four types, and a
-    query sent with each is planned once for each combination. Planning the explanation query costs Neo4j 1–3 s of
-    CPU, during which every other query waits for the cores (docs/benchmarks.md §5). The server kgrec starts leaves
-    lengths out of the cache key (``KgrecNeo4j.java``); padded lists give one plan on any other server too."""
+    query sent with each is planned once for each combination. Planning the explanation query costs Neo4j about a
+    second of CPU on an idle machine and up to 6 s on the loaded one, during which every other query waits for the
+    cores (docs/benchmarks.md §5). The server kgrec starts leaves lengths out of the cache key (``KgrecNeo4j.java``);
+    padded lists give one plan on any other server too."""
     return [*ids, *[NO_ID] * (ONE_BUCKET - len(ids))]
 
 

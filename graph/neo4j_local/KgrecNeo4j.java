@@ -91,7 +91,7 @@ public final class KgrecNeo4j {
         // Cypher keys its plan cache on each list and string parameter's size bucket (0, 1, 2-10, 11-100, ...) as
         // well as its type, so one query sent with lists of varying length is planned once per combination of
         // buckets. The explanation query has five such lists: on the 3M-interaction world it met 11 combinations in
-        // 600 requests, each planned for 1-3 s of CPU while other queries waited (docs/benchmarks.md section 5).
+        // 600 requests, each planned for 1-3 s while other queries waited (docs/benchmarks.md section 5).
         // kgrec's queries bound their lists themselves, so one plan per query and parameter types serves them all.
         config.put(GraphDatabaseInternalSettings.cypher_size_hint_parameters, false);
         builder.setConfig(config);

@@ -1,7 +1,5 @@
 """Recall options: caps, filters and argument checks that fail before any query runs (no database)."""
 
-import math
-
 import pytest
 from pydantic import ValidationError
 
@@ -9,6 +7,7 @@ from graph import recall
 from graph.query import NO_ID
 from graph.recall import CollaborativeCaps, PopularityCaps, RecallFilters, SimilarCaps
 from schema.errors import ConfigError
+from tests.fixtures.plans import size_bucket
 
 
 def test_caps_become_camel_case_parameters() -> None:
@@ -30,8 +29,7 @@ def _neo4j_type(value: object) -> tuple:
     """The part of a parameter's value that Neo4j 5 keys a cached plan on: its type and, for a list, whether it holds
     strings and the power-of-ten bucket of its length (exact for 0 and 1)."""
     if isinstance(value, list):
-        bucket = len(value) if len(value) <= 1 else 10 ** math.ceil(math.log10(len(value)))
-        return ("list", bool(value) and all(isinstance(v, str) for v in value), bucket)
+        return ("list", bool(value) and all(isinstance(v, str) for v in value), size_bucket(len(value)))
     return (type(value).__name__,)
 
 
